@@ -1,0 +1,77 @@
+//! # `future`: a future and a promise with CPython's `concurrent.futures` semantics
+//!
+//! A [`Future<T>`] is a handle to the outcome of a task that runs somewhere
+//! else: a thread pool worker, a process pool worker, any thread. It starts
+//! *pending*, may be *cancelled* before it runs, goes *running* when an
+//! executor picks it up, and ends *finished* with a value or a [`TaskError`].
+//! The executor completes it through the matching [`Promise<T>`], exactly
+//! once. This is Python's `concurrent.futures.Future` with its two roles split
+//! in two types, so that readers can never complete a future by mistake.
+//!
+//! ## How it works
+//!
+//! * One mutex and one condition variable per future guard a small state
+//!   machine ([`State`]; the diagram is in the `state` module and in
+//!   `docs/future.md`). Readers block on the condvar with a deadline and loop
+//!   on spurious wake-ups; completion broadcasts only if someone is blocked.
+//! * [`wait`] and [`as_completed`] install one *waiter* (a tiny mailbox with
+//!   its own condvar) into each future; a future posts its index to every
+//!   installed waiter when it becomes done. No polling, no sleeping loops, no
+//!   thread per future.
+//! * Done-callbacks run on the completing thread after the lock is released;
+//!   a panicking callback is caught and reported, and the others still run.
+//! * A [`Promise`] dropped before it completes finishes its future with
+//!   [`TaskError::BrokenPromise`]: no reader can hang on a task that vanished.
+//! * Unlike CPython, `cancel()` wakes `wait` and `as_completed` at once
+//!   (CPython leaves a hand-cancelled future "not done" for them: gh-92001).
+//!
+//! ## Example
+//!
+//! ```
+//! use std::thread;
+//! use std::time::Duration;
+//! use future::{as_completed, promise, FutureError};
+//!
+//! let (promise_a, a) = promise::<u64>();
+//! let (promise_b, b) = promise::<u64>();
+//!
+//! // An "executor": a thread that runs two tasks and completes the promises.
+//! let worker = thread::spawn(move || {
+//!     assert!(promise_b.set_running_or_notify_cancel().unwrap());
+//!     promise_b.set_result(2).unwrap();
+//!     assert!(promise_a.set_running_or_notify_cancel().unwrap());
+//!     promise_a.set_result(1).unwrap();
+//! });
+//!
+//! // Results in completion order.
+//! let mut seen = Vec::new();
+//! for done in as_completed([&a, &b], Some(Duration::from_secs(10))) {
+//!     seen.push(done.unwrap().result().unwrap());
+//! }
+//! worker.join().unwrap();
+//! assert_eq!(seen, [2, 1]);
+//!
+//! // A future that is cancelled before it runs stays cancelled.
+//! let (promise_c, c) = promise::<u64>();
+//! assert!(c.cancel());
+//! assert!(!promise_c.set_running_or_notify_cancel().unwrap()); // the executor skips it
+//! assert!(matches!(c.result(), Err(FutureError::Cancelled)));
+//! ```
+
+#![warn(missing_docs)]
+
+mod as_completed;
+mod error;
+mod future;
+mod report;
+mod state;
+mod sync;
+mod wait;
+mod waiter;
+
+pub use as_completed::{as_completed, AsCompleted};
+pub use error::{panic_message, DynError, FutureError, InvalidStateError, TaskError, TimeoutError};
+pub use future::{promise, Future, Promise};
+pub use report::{reset_callback_panic_hook, set_callback_panic_hook, CallbackPanic};
+pub use state::State;
+pub use wait::{wait, DoneAndNotDone, ReturnWhen};

@@ -1,0 +1,1 @@
+//! ProcessPoolExecutor on fork() and pipes (work in progress).

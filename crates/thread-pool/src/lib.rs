@@ -1,0 +1,1 @@
+//! ThreadPoolExecutor on raw threads (work in progress).

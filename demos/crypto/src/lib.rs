@@ -1,0 +1,1 @@
+//! AES-CTR crypto workloads on our executors (work in progress).

@@ -1,0 +1,1 @@
+//! The loiter demo of Executor.map (work in progress).

@@ -1,0 +1,1 @@
+//! The flag downloaders and their flag server (work in progress).
