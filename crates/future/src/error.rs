@@ -133,9 +133,9 @@ impl fmt::Display for TaskError {
             TaskError::Panicked(msg) => write!(f, "task panicked: {msg}"),
             TaskError::BrokenExecutor(msg) => write!(f, "executor is broken: {msg}"),
             TaskError::Executor(e) => write!(f, "{e}"),
-            TaskError::BrokenPromise => f.write_str(
-                "broken promise: the task's promise was dropped before it completed",
-            ),
+            TaskError::BrokenPromise => {
+                f.write_str("broken promise: the task's promise was dropped before it completed")
+            }
         }
     }
 }
@@ -219,7 +219,11 @@ pub struct TimeoutError {
 
 impl fmt::Display for TimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (of {}) futures unfinished", self.unfinished, self.total)
+        write!(
+            f,
+            "{} (of {}) futures unfinished",
+            self.unfinished, self.total
+        )
     }
 }
 
@@ -287,6 +291,9 @@ mod tests {
         let p = std::panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err();
         assert_eq!(panic_message(&*p), "boom 7");
         let p = std::panic::catch_unwind(|| panic!("static")).unwrap_err();
-        assert_eq!(TaskError::from_panic(p).to_string(), "task panicked: static");
+        assert_eq!(
+            TaskError::from_panic(p).to_string(),
+            "task panicked: static"
+        );
     }
 }

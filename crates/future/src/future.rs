@@ -309,7 +309,10 @@ impl<T> Future<T> {
         self.exception_within(Some(timeout))
     }
 
-    fn exception_within(&self, timeout: Option<Duration>) -> Result<Option<TaskError>, FutureError> {
+    fn exception_within(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<Option<TaskError>, FutureError> {
         let slot = self.inner.lock_done(timeout)?;
         match &slot.phase {
             Phase::Finished(Ok(_)) => Ok(None),
@@ -486,9 +489,11 @@ impl<T> Drop for Promise<T> {
         if slot.state().is_done() {
             return;
         }
-        let callbacks =
-            self.inner
-                .finish_locked(&mut slot, Phase::Finished(Err(TaskError::BrokenPromise)), true);
+        let callbacks = self.inner.finish_locked(
+            &mut slot,
+            Phase::Finished(Err(TaskError::BrokenPromise)),
+            true,
+        );
         drop(slot);
         if !callbacks.is_empty() {
             run_callbacks(&self.future(), callbacks);

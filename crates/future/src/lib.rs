@@ -72,6 +72,8 @@ mod waiter;
 pub use as_completed::{as_completed, AsCompleted};
 pub use error::{panic_message, DynError, FutureError, InvalidStateError, TaskError, TimeoutError};
 pub use future::{promise, Future, Promise};
-pub use report::{reset_callback_panic_hook, set_callback_panic_hook, CallbackPanic};
+pub use report::{
+    reset_callback_panic_hook, set_callback_panic_hook, CallbackPanic, CallbackPanicHook,
+};
 pub use state::State;
 pub use wait::{wait, DoneAndNotDone, ReturnWhen};

@@ -18,16 +18,17 @@ pub struct CallbackPanic {
     pub message: String,
 }
 
-type Hook = Box<dyn Fn(&CallbackPanic) + Send + Sync + 'static>;
+/// A reporter of panicking done-callbacks.
+pub type CallbackPanicHook = Box<dyn Fn(&CallbackPanic) + Send + Sync + 'static>;
 
 // Not part of the state machine (and not modelled by loom): a plain std lock.
-static HOOK: RwLock<Option<Hook>> = RwLock::new(None);
+static HOOK: RwLock<Option<CallbackPanicHook>> = RwLock::new(None);
 
 /// Replaces the reporter of panicking done-callbacks for the whole process;
 /// returns the previous one (`None`: the default, a line on stderr).
 pub fn set_callback_panic_hook(
     hook: impl Fn(&CallbackPanic) + Send + Sync + 'static,
-) -> Option<Box<dyn Fn(&CallbackPanic) + Send + Sync + 'static>> {
+) -> Option<CallbackPanicHook> {
     let mut slot = HOOK.write().unwrap_or_else(|p| p.into_inner());
     slot.replace(Box::new(hook))
 }

@@ -19,7 +19,9 @@ use std::time::Instant;
 /// run after the guard is dropped), so a poisoned lock can only come from an
 /// allocation failure; the data is still consistent and we keep going.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Blocks on `cond` until woken or until `deadline` passes (`None`: forever).
@@ -34,7 +36,8 @@ pub(crate) fn wait_until<'a, T>(
 ) -> (MutexGuard<'a, T>, bool) {
     match deadline {
         None => (
-            cond.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner()),
+            cond.wait(guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
             true,
         ),
         Some(deadline) => {

@@ -66,7 +66,11 @@ where
 /// assert_eq!(split.done, vec![f1]);
 /// assert_eq!(split.not_done, vec![f2]);
 /// ```
-pub fn wait<T, I>(futures: I, timeout: Option<Duration>, return_when: ReturnWhen) -> DoneAndNotDone<T>
+pub fn wait<T, I>(
+    futures: I,
+    timeout: Option<Duration>,
+    return_when: ReturnWhen,
+) -> DoneAndNotDone<T>
 where
     I: IntoIterator,
     I::Item: std::borrow::Borrow<Future<T>>,
