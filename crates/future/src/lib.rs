@@ -35,6 +35,9 @@
 //! let (promise_a, a) = promise::<u64>();
 //! let (promise_b, b) = promise::<u64>();
 //!
+//! // Install the waiter first: from here on, completions are seen in order.
+//! let completions = as_completed([&a, &b], Some(Duration::from_secs(10)));
+//!
 //! // An "executor": a thread that runs two tasks and completes the promises.
 //! let worker = thread::spawn(move || {
 //!     assert!(promise_b.set_running_or_notify_cancel().unwrap());
@@ -43,11 +46,8 @@
 //!     promise_a.set_result(1).unwrap();
 //! });
 //!
-//! // Results in completion order.
-//! let mut seen = Vec::new();
-//! for done in as_completed([&a, &b], Some(Duration::from_secs(10))) {
-//!     seen.push(done.unwrap().result().unwrap());
-//! }
+//! // Results in completion order: b finished first.
+//! let seen: Vec<u64> = completions.map(|done| done.unwrap().result().unwrap()).collect();
 //! worker.join().unwrap();
 //! assert_eq!(seen, [2, 1]);
 //!
