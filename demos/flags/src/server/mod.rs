@@ -1,0 +1,475 @@
+//! The flag server: serves `/flags/<cc>/<cc>.gif` for the 194 countries,
+//! with an optional delay and error rate, like the book's nginx + Vaurien
+//! (1e) or `slow_server.py` (2e) set-ups, but in-process and safe to expose.
+//!
+//! ## How it works
+//!
+//! * One thread accepts connections. Each admitted connection becomes one
+//!   task on a [`Runner`](runner::Runner) (our thread pool) sized to the
+//!   connection limit; past the limit a client gets `503 Service Unavailable`
+//!   at once instead of waiting in the dark.
+//! * A connection task reads requests with [`http`] (httparse plus size and
+//!   time limits), validates the target with [`route`], waits the configured
+//!   delay, rolls for an error (`418 I'm a Teapot`), and answers from the
+//!   [`store`]. It keeps the connection alive for clients that ask (HTTP/1.1
+//!   by default) until the idle timeout.
+//! * Delays sleep on a condition variable that shutdown signals, so stopping
+//!   the server never waits for a delay to run out; shutdown also closes every
+//!   open socket, so no worker stays blocked in a read.
+//!
+//! ## Safety rules
+//!
+//! Binds 127.0.0.1 unless told otherwise; serves only validated two-letter
+//! codes from memory (no path from a request reaches the file system);
+//! refuses traversal (`..`, `%2e%2e`), odd or absolute targets, request
+//! bodies, methods other than GET and HEAD, over-long request lines and
+//! headers; times out idle and slow clients; bounds concurrent connections.
+
+pub mod gif;
+pub mod http;
+pub mod rng;
+pub mod route;
+pub mod runner;
+pub mod store;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use self::http::{Connection, Incoming, Limits, Response};
+use self::rng::SharedRng;
+use self::route::Route;
+use self::runner::Runner;
+use self::store::{DirError, FlagStore};
+
+/// How a flag server behaves.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The address to bind (default 127.0.0.1).
+    pub bind: IpAddr,
+    /// The port (0: any free port; see [`FlagServer::addr`]).
+    pub port: u16,
+    /// The delay before each (delayed) response.
+    pub delay: Duration,
+    /// With a value above `delay`, each delay is drawn uniformly from
+    /// `delay..=delay_max` (the 2e's `slow_server.py` draws from 0.5 to 5 s).
+    pub delay_max: Option<Duration>,
+    /// The share of responses that are delayed (1.0: all; Vaurien's ERROR
+    /// proxy delays half).
+    pub delay_rate: f64,
+    /// The share of requests answered `418 I'm a Teapot`.
+    pub error_rate: f64,
+    /// Serve this directory (the book's layout) instead of generated flags.
+    pub dir: Option<PathBuf>,
+    /// The most connections served at once; more get a 503.
+    pub max_connections: usize,
+    /// Size and time limits on clients.
+    pub limits: Limits,
+    /// Log one line per response on stderr.
+    pub log: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            delay: Duration::ZERO,
+            delay_max: None,
+            delay_rate: 1.0,
+            error_rate: 0.0,
+            dir: None,
+            max_connections: 256,
+            limits: Limits::default(),
+            log: false,
+        }
+    }
+}
+
+/// Why a server could not start.
+#[derive(Debug)]
+pub enum ServerError {
+    /// Binding the address failed (in use, not allowed...).
+    Bind {
+        /// The address we tried.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The `--dir` directory is unusable.
+    Dir(DirError),
+    /// A setting is out of range.
+    Config(String),
+    /// Starting a thread failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            ServerError::Dir(e) => write!(f, "{e}"),
+            ServerError::Config(msg) => write!(f, "bad server setting: {msg}"),
+            ServerError::Io(e) => write!(f, "cannot start the server: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerError::Bind { source, .. } => Some(source),
+            ServerError::Dir(e) => Some(e),
+            ServerError::Io(e) => Some(e),
+            ServerError::Config(_) => None,
+        }
+    }
+}
+
+/// What the accept thread and the connection tasks share.
+struct Shared {
+    config: ServerConfig,
+    store: FlagStore,
+    rng: SharedRng,
+    /// Set once by shutdown. SeqCst everywhere: rare, and simplest to reason about.
+    stopping: AtomicBool,
+    /// Signalled by shutdown, to cut delays short.
+    stop_lock: Mutex<()>,
+    stop_signal: Condvar,
+    /// Open connections, by id, so shutdown can close them.
+    open: Mutex<HashMap<u64, TcpStream>>,
+    /// Signalled when `open` becomes empty.
+    all_closed: Condvar,
+    next_id: AtomicU64,
+    /// Connections admitted and not yet finished (checked against the limit).
+    active: AtomicUsize,
+}
+
+/// A running flag server. Dropping it shuts it down.
+pub struct FlagServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<Runner>>,
+}
+
+impl fmt::Debug for FlagServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlagServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FlagServer {
+    /// Binds, loads the flags and starts serving in background threads.
+    pub fn start(config: ServerConfig) -> Result<FlagServer, ServerError> {
+        check(&config)?;
+        let store = match &config.dir {
+            Some(dir) => FlagStore::from_dir(dir).map_err(ServerError::Dir)?,
+            None => FlagStore::generated(),
+        };
+        let addr = SocketAddr::new(config.bind, config.port);
+        let listener =
+            TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(ServerError::Io)?;
+        let runner = Runner::new(config.max_connections).map_err(ServerError::Io)?;
+        let shared = Arc::new(Shared {
+            config,
+            store,
+            rng: SharedRng::from_clock(),
+            stopping: AtomicBool::new(false),
+            stop_lock: Mutex::new(()),
+            stop_signal: Condvar::new(),
+            open: Mutex::new(HashMap::new()),
+            all_closed: Condvar::new(),
+            next_id: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+        });
+        let accept_shared = shared.clone();
+        let accept = std::thread::Builder::new()
+            .name("flag-accept".into())
+            .spawn(move || accept_loop(listener, accept_shared, runner))
+            .map_err(ServerError::Io)?;
+        Ok(FlagServer {
+            addr,
+            shared,
+            accept: Some(accept),
+        })
+    }
+
+    /// The address the server listens on (with the real port when 0 was asked).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL of the flags, e.g. `http://127.0.0.1:8001/flags`. An
+    /// unspecified bind address (0.0.0.0, ::) is shown as the loopback.
+    pub fn base_url(&self) -> String {
+        let ip = match self.addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}/flags", SocketAddr::new(ip, self.addr.port()))
+    }
+
+    /// How many flags it serves.
+    pub fn flag_count(&self) -> usize {
+        self.shared.store.len()
+    }
+
+    /// Stops accepting, cuts delays short, closes every connection and waits
+    /// for the workers.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(accept) = self.accept.take() else {
+            return;
+        };
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        {
+            let _guard = self
+                .shared
+                .stop_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            self.shared.stop_signal.notify_all();
+        }
+        // Wake the accept thread with a connection of our own.
+        let wake = SocketAddr::new(
+            match self.addr.ip() {
+                IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                ip => ip,
+            },
+            self.addr.port(),
+        );
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        let runner = accept.join().ok();
+        // Close every open connection: blocked reads return at once.
+        let mut open = self.shared.open.lock().unwrap_or_else(|p| p.into_inner());
+        for stream in open.values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        // Wait (bounded) for the tasks to deregister.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !open.is_empty() {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            open = self
+                .shared
+                .all_closed
+                .wait_timeout(open, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        drop(open);
+        if let Some(runner) = runner {
+            runner.shutdown();
+        }
+    }
+}
+
+impl Drop for FlagServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn check(config: &ServerConfig) -> Result<(), ServerError> {
+    let rate_ok = |r: f64| (0.0..=1.0).contains(&r);
+    if !rate_ok(config.error_rate) {
+        return Err(ServerError::Config(format!(
+            "error rate {} is not between 0 and 1",
+            config.error_rate
+        )));
+    }
+    if !rate_ok(config.delay_rate) {
+        return Err(ServerError::Config(format!(
+            "delay rate {} is not between 0 and 1",
+            config.delay_rate
+        )));
+    }
+    if let Some(max) = config.delay_max {
+        if max < config.delay {
+            return Err(ServerError::Config(format!(
+                "delay-max {:?} is shorter than delay {:?}",
+                max, config.delay
+            )));
+        }
+    }
+    if config.max_connections == 0 {
+        return Err(ServerError::Config(
+            "max connections must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>, runner: Runner) -> Runner {
+    for stream in listener.incoming() {
+        if shared.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = stream else {
+            // EMFILE and friends: back off a little instead of spinning.
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        if shared.active.load(Ordering::SeqCst) >= shared.config.max_connections {
+            refuse_busy(stream);
+            continue;
+        }
+        shared.active.fetch_add(1, Ordering::SeqCst);
+        let task_shared = shared.clone();
+        let job = move || {
+            serve_connection(stream, &task_shared);
+            task_shared.active.fetch_sub(1, Ordering::SeqCst);
+        };
+        if runner.run(job).is_err() {
+            // The job (and its stream) was dropped: the client sees a close.
+            shared.active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    runner
+}
+
+/// Past the connection limit: a quick 503 and close, from the accept thread
+/// (a few bytes into a fresh socket buffer never block).
+fn refuse_busy(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    let body = "503 Service Unavailable\n";
+    let _ = write!(
+        stream,
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// Registers a connection for shutdown; deregisters it when dropped.
+struct Registered<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut open = self.shared.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.remove(&self.id);
+        if open.is_empty() {
+            self.shared.all_closed.notify_all();
+        }
+    }
+}
+
+fn serve_connection(stream: TcpStream, shared: &Shared) {
+    let limits = &shared.config.limits;
+    let Ok(mut conn) = Connection::new(stream, limits) else {
+        return;
+    };
+    let Ok(handle) = conn.try_clone_stream() else {
+        return;
+    };
+    // Relaxed: ids only need to be distinct.
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut open = shared.open.lock().unwrap_or_else(|p| p.into_inner());
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        open.insert(id, handle);
+    }
+    let _registered = Registered { shared, id };
+    loop {
+        let request = match conn.read_request(limits) {
+            Incoming::Request(r) => r,
+            Incoming::Closed => return,
+            Incoming::Reject(status) => {
+                let _ = conn.respond(&Response::error(status), true, false);
+                return;
+            }
+        };
+        let (response, keep_alive) = answer(&request, shared);
+        let head_only = request.method == "HEAD";
+        if shared.config.log {
+            eprintln!(
+                "{} {} -> {} ({} bytes)",
+                request.method,
+                request.target,
+                response.status,
+                response.body.len()
+            );
+        }
+        if conn.respond(&response, !head_only, keep_alive).is_err() || !keep_alive {
+            return;
+        }
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+/// The response to one request, and whether to keep the connection.
+fn answer(request: &http::Request, shared: &Shared) -> (Response, bool) {
+    if request.method != "GET" && request.method != "HEAD" {
+        return (Response::error(405), false);
+    }
+    let route = match route::route(&request.target) {
+        Ok(route) => route,
+        Err(_) => return (Response::error(400), false),
+    };
+    if !delay(shared) {
+        return (Response::error(503), false); // shutting down
+    }
+    let config = &shared.config;
+    if config.error_rate > 0.0 && shared.rng.unit() < config.error_rate {
+        return (Response::error(418), request.keep_alive);
+    }
+    let response = match route {
+        Route::Flag(cc) => match shared.store.get(cc) {
+            Some(image) => Response::gif(image),
+            None => Response::error(404),
+        },
+        Route::NotFound => Response::error(404),
+    };
+    (response, request.keep_alive)
+}
+
+/// Waits the configured delay; false if the server is stopping.
+fn delay(shared: &Shared) -> bool {
+    let config = &shared.config;
+    if config.delay_rate < 1.0 && shared.rng.unit() >= config.delay_rate {
+        return true;
+    }
+    let mut wait = config.delay;
+    if let Some(max) = config.delay_max {
+        wait += (max - config.delay).mul_f64(shared.rng.unit());
+    }
+    if wait.is_zero() {
+        return true;
+    }
+    let deadline = Instant::now() + wait;
+    let mut guard = shared.stop_lock.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return false;
+        }
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return true;
+        };
+        guard = shared
+            .stop_signal
+            .wait_timeout(guard, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
