@@ -1,1 +1,100 @@
-//! ThreadPoolExecutor on raw threads (work in progress).
+//! # `thread-pool`: Python's `ThreadPoolExecutor`, on raw threads
+//!
+//! A pool of named worker threads that runs closures and hands back a
+//! [`future::Future`] for each, with the semantics of CPython's
+//! `concurrent.futures.ThreadPoolExecutor`: lazily started workers that are
+//! reused when idle, `submit`, an ordered `map`, `shutdown(wait,
+//! cancel_futures)`, an initializer whose failure breaks the pool. Beyond
+//! Python: a lazy `map` with a bounded window of tasks in flight, a bounded
+//! queue with back-pressure (`try_submit` hands the task back), an idle
+//! timeout, scoped tasks that borrow from the stack, and [`Stats`].
+//!
+//! ## How it works
+//!
+//! * **One queue.** Submitters push boxed tasks into one lock-free FIFO
+//!   (crossbeam's `Injector`); workers pop from it (`queue.rs`).
+//! * **Workers on demand.** A submit starts a worker only when no worker is
+//!   idle and fewer than `max_workers` run; an idle one is always reused
+//!   first (`pool.rs`). A worker counts itself idle *before* it publishes a
+//!   result, so sequential submit-then-wait keeps a single thread.
+//! * **Spin, then park.** A worker that finds the queue empty spins and
+//!   yields for a few tens of microseconds, then parks on a condition
+//!   variable. Submitters skip the wake-up while any worker is searching;
+//!   otherwise they post a wake-up token. A fence-and-recheck protocol
+//!   guarantees no wake-up is lost (`sleep.rs`, argued in full there and in
+//!   `docs/thread-pool.md`). No polling loops, no sleeps.
+//! * **Panics stay in their task.** A task runs under `catch_unwind`; a
+//!   panic finishes its future with [`TaskError::Panicked`] and the worker
+//!   goes on.
+//! * **Shutdown** closes a gate that every submit passes through, so no
+//!   task can slip in after it; workers drain the queue (or the queued
+//!   futures are cancelled) and exit, and `shutdown(wait = true)` joins them.
+//!
+//! ## Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use future::{wait, ReturnWhen, TaskError, FutureError};
+//! use thread_pool::ThreadPoolExecutor;
+//!
+//! let pool = ThreadPoolExecutor::builder()
+//!     .max_workers(4)
+//!     .thread_name_prefix("demo")
+//!     .build()
+//!     .unwrap();
+//!
+//! // submit: one future per task.
+//! let square = pool.submit(|| 7 * 7).unwrap();
+//! assert_eq!(square.result().unwrap(), 49);
+//!
+//! // A task that fails, and one that panics, each fail only their own future.
+//! let parsed = pool.submit_fallible(|| "x".parse::<u32>()).unwrap();
+//! let panicked = pool.submit(|| -> u32 { panic!("boom") }).unwrap();
+//! let done = wait([&parsed, &panicked], Some(Duration::from_secs(10)), ReturnWhen::AllCompleted);
+//! assert_eq!(done.done.len(), 2);
+//! assert!(matches!(parsed.result(), Err(FutureError::Task(TaskError::Failed(_)))));
+//! assert!(matches!(panicked.result(), Err(FutureError::Task(TaskError::Panicked(m))) if m == "boom"));
+//!
+//! // map: results in input order, lazily, a bounded number in flight.
+//! let lengths: Vec<usize> = pool
+//!     .map(|word: &str| word.len(), ["a", "bb", "ccc"])
+//!     .unwrap()
+//!     .map(Result::unwrap)
+//!     .collect();
+//! assert_eq!(lengths, [1, 2, 3]);
+//!
+//! // scope: tasks may borrow from the stack.
+//! let data = vec![1, 2, 3, 4];
+//! let sum: i32 = pool.scope(|s| {
+//!     let halves = data.chunks(2).map(|c| s.submit(move || c.iter().sum::<i32>()).unwrap());
+//!     halves.collect::<Vec<_>>().into_iter().map(|f| f.into_result().unwrap()).sum()
+//! });
+//! assert_eq!(sum, 10);
+//!
+//! pool.shutdown(true, false);
+//! assert!(pool.submit(|| ()).is_err());
+//! ```
+
+#![warn(missing_docs)]
+
+mod builder;
+mod error;
+mod executor;
+mod job;
+mod map;
+mod pool;
+mod queue;
+mod scope;
+mod sleep;
+mod stats;
+mod worker;
+
+pub use builder::{default_max_workers, Builder};
+pub use error::{BuildError, SubmitError, TrySubmitError};
+pub use executor::ThreadPoolExecutor;
+pub use map::{Map, MapOptions};
+pub use scope::Scope;
+pub use stats::Stats;
+
+#[doc(no_inline)]
+pub use future::{Future, FutureError, TaskError};

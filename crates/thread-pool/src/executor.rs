@@ -1,0 +1,225 @@
+//! [`ThreadPoolExecutor`]: the handle users hold.
+//!
+//! Every method is a thin layer over `pool.rs`: build the task's promise
+//! and job, get a [`Ticket`](crate::pool::Ticket) from the gate, push.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+
+use future::{promise, Future, TaskError};
+
+use crate::builder::{default_max_workers, Builder};
+use crate::error::{SubmitError, TrySubmitError};
+use crate::job::PromiseJob;
+use crate::map::{Map, MapOptions};
+use crate::pool::{Refusal, Shared};
+use crate::scope::{self, Scope};
+use crate::stats::Stats;
+
+/// A pool of worker threads that runs closures and hands out a
+/// [`Future`] for each, with the semantics of Python's
+/// `concurrent.futures.ThreadPoolExecutor`.
+///
+/// Dropping the pool is `shutdown(wait = true, cancel_futures = false)`:
+/// queued tasks still run, and every worker thread is joined.
+///
+/// The handle is `Send + Sync`: share it by reference (or in an `Arc`)
+/// between threads that submit work.
+pub struct ThreadPoolExecutor {
+    shared: Arc<Shared>,
+}
+
+impl ThreadPoolExecutor {
+    /// A pool of at most `max_workers` threads (0 counts as 1; use
+    /// [`builder`](Self::builder) to have 0 refused) with the other settings
+    /// at Python's defaults.
+    pub fn new(max_workers: usize) -> Self {
+        Builder::new()
+            .max_workers(max_workers.max(1))
+            .build()
+            .expect("a positive max_workers and default settings are always valid")
+    }
+
+    /// A builder for the settings `new` does not take.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        ThreadPoolExecutor { shared }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Schedules `f` and returns the future of its value. A panic in `f`
+    /// finishes the future with [`TaskError::Panicked`] (the worker
+    /// survives).
+    ///
+    /// With a bounded queue, waits for room. Errs if the pool is shut down
+    /// or broken.
+    pub fn submit<F, T>(&self, f: F) -> Result<Future<T>, SubmitError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_outcome(move || Ok(f()))
+    }
+
+    /// Like [`submit`](Self::submit) for a task that can fail: an `Err(e)`
+    /// finishes the future with [`TaskError::Failed`] wrapping `e` (Python's
+    /// "the call raised"), which `wait(.., FirstException)` counts as an
+    /// exception.
+    pub fn submit_fallible<F, T, E>(&self, f: F) -> Result<Future<T>, SubmitError>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Error + Send + Sync + 'static,
+    {
+        self.submit_outcome(move || f().map_err(TaskError::failed))
+    }
+
+    /// Like [`submit`](Self::submit) for a task that builds its own
+    /// [`TaskError`] (for errors that are not `std::error::Error`, use
+    /// `TaskError::Failed(DynError::from_parts(..))`).
+    pub fn submit_outcome<F, T>(&self, f: F) -> Result<Future<T>, SubmitError>
+    where
+        F: FnOnce() -> Result<T, TaskError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let ticket = self
+            .shared
+            .enter(true)
+            .map_err(Refusal::into_submit_error)?;
+        let (promise, future) = promise();
+        ticket.push(Box::new(PromiseJob::new(f, promise)));
+        Ok(future)
+    }
+
+    /// Like [`submit`](Self::submit), but never waits: if the bounded queue
+    /// is full (or the pool is closed) the closure comes back in the error.
+    pub fn try_submit<F, T>(&self, f: F) -> Result<Future<T>, TrySubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let ticket = match self.shared.enter(false) {
+            Ok(ticket) => ticket,
+            Err(Refusal::Full) => return Err(TrySubmitError::Full(f)),
+            Err(Refusal::Shutdown) => return Err(TrySubmitError::Shutdown(f)),
+            Err(Refusal::Broken(msg)) => return Err(TrySubmitError::Broken(f, msg)),
+        };
+        let (promise, future) = promise();
+        ticket.push(Box::new(PromiseJob::new(move || Ok(f()), promise)));
+        Ok(future)
+    }
+
+    /// Applies `f` to every item, in the pool, and yields the results in
+    /// input order, lazily, with at most the pool's map window (default
+    /// `4 * max_workers`) of tasks in flight. See [`Map`] for the details:
+    /// a failing item yields its own `Err` and the iteration goes on
+    /// (CPython's main branch, gh-108518); dropping the iterator cancels
+    /// what it queued.
+    ///
+    /// The first window is submitted before `map` returns. Errs if the pool
+    /// is shut down or broken at that moment.
+    pub fn map<F, I, T>(&self, f: F, items: I) -> Result<Map<I::IntoIter, F, T>, SubmitError>
+    where
+        F: Fn(I::Item) -> T + Send + Sync + 'static,
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        T: Send + 'static,
+    {
+        self.map_with(f, items, MapOptions::new())
+    }
+
+    /// [`map`](Self::map) with a window and a timeout of your choice.
+    pub fn map_with<F, I, T>(
+        &self,
+        f: F,
+        items: I,
+        options: MapOptions,
+    ) -> Result<Map<I::IntoIter, F, T>, SubmitError>
+    where
+        F: Fn(I::Item) -> T + Send + Sync + 'static,
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        T: Send + 'static,
+    {
+        Map::start(self.shared.clone(), f, items.into_iter(), options)
+    }
+
+    /// Runs `f` with a [`Scope`] whose tasks may borrow from the caller's
+    /// stack, and returns once every task submitted through the scope has
+    /// ended (like `std::thread::scope`). A task's panic goes to its
+    /// future; a panic in `f` itself is resumed after the tasks end.
+    ///
+    /// Do not call this from a task of the same pool whose workers may all
+    /// be busy in scopes: like any blocking wait inside a pool, that can
+    /// deadlock.
+    pub fn scope<'env, F, R>(&self, f: F) -> R
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
+    {
+        scope::run(self, f)
+    }
+
+    /// Stops taking new tasks. Queued tasks still run unless
+    /// `cancel_futures`, which cancels every task that has not started. With
+    /// `wait`, returns once every queued task has ended and every worker
+    /// thread has been joined. Idempotent; a later `shutdown(true, ..)` joins
+    /// what an earlier `shutdown(false, ..)` left running.
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        self.shared.shutdown(wait, cancel_futures);
+    }
+
+    /// A snapshot of the workers and the task counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// The most workers this pool runs.
+    pub fn max_workers(&self) -> usize {
+        self.shared.config.max_workers
+    }
+
+    /// The prefix of the worker threads' names.
+    pub fn thread_name_prefix(&self) -> &str {
+        &self.shared.config.thread_name_prefix
+    }
+
+    /// True once `shutdown` was called (or the pool is being dropped).
+    pub fn is_shutdown(&self) -> bool {
+        self.shared.is_shutdown()
+    }
+
+    /// The broken-pool message, if an initializer failed.
+    pub fn broken(&self) -> Option<String> {
+        self.shared.broken()
+    }
+}
+
+impl Default for ThreadPoolExecutor {
+    /// A pool of Python's default size, `min(32, cpus + 4)`.
+    fn default() -> Self {
+        Self::new(default_max_workers())
+    }
+}
+
+impl Drop for ThreadPoolExecutor {
+    fn drop(&mut self) {
+        self.shared.shutdown(true, false);
+    }
+}
+
+impl fmt::Debug for ThreadPoolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPoolExecutor")
+            .field("max_workers", &self.max_workers())
+            .field("thread_name_prefix", &self.thread_name_prefix())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

@@ -1,0 +1,235 @@
+//! Idle workers: who is looking for work, who is parked, and how a
+//! submitter wakes a parked worker without ever losing the wake-up.
+//!
+//! ## The counters
+//!
+//! One atomic word, `idle`, holds two counts, so that a submitter learns
+//! both with a single load and a worker moves between them with a single
+//! read-modify-write:
+//!
+//! | bits  | count       | meaning                                                  |
+//! |-------|-------------|----------------------------------------------------------|
+//! | 0-31  | `searching` | awake and not running a task: will look at the queue again before it parks |
+//! | 32-63 | `sleeping`  | announced it will park, or parked                        |
+//!
+//! ## The protocol
+//!
+//! A **submitter**, after pushing its task, executes a SeqCst fence and loads
+//! `idle`:
+//!
+//! * some worker is `searching`: do nothing, that worker will find the task;
+//! * else some worker is `sleeping`: wake one ([`Sleep::wake_one`]);
+//! * else every worker is busy: start a new one if below `max_workers`.
+//!
+//! A **worker** that found the queue empty spins a little (see `worker.rs`),
+//! then parks through [`Sleep::sleep`], which, under the `beds` mutex:
+//!
+//! 1. moves itself from `searching` to `sleeping` (one SeqCst RMW),
+//! 2. executes a SeqCst fence and looks at the queue one last time; if there
+//!    is work (or the pool is closing) it moves back and returns,
+//! 3. otherwise counts itself in `beds.waiting` and waits on the condition
+//!    variable until a *token* is posted (`beds.tokens`).
+//!
+//! ## Why no wake-up is lost
+//!
+//! The submitter does `push; fence; load idle`; the worker does
+//! `RMW idle; fence; load queue`. The two SeqCst fences are ordered one way
+//! or the other in the single total order of SeqCst operations:
+//!
+//! * submitter's fence first: the worker's last look (after its own fence)
+//!   sees the pushed task, so it does not park;
+//! * worker's fence first: the submitter's load of `idle` (after its fence)
+//!   sees the worker as `sleeping` and posts a token.
+//!
+//! Posting a token takes the `beds` mutex. The worker held that mutex from
+//! before its announcement until the condition variable's wait released it,
+//! so the submitter either finds it already waiting (and its `notify_one`
+//! reaches it), or finds that it backed out in step 2 (then `waiting` was not
+//! incremented and no token is posted). Tokens are capped at the number of
+//! waiting workers, so a token never piles up for a worker that is not
+//! there; a stray token (its worker was woken by a spurious wake-up or by
+//! shutdown) at worst makes a later sleeper look at the queue once more.
+//!
+//! The same argument covers a submitter that saw a `searching` worker and
+//! did nothing: that worker's move to `sleeping` is later in the counter's
+//! modification order than the value the submitter read, so its fence comes
+//! after the submitter's fence, and its last look sees the task. A searching
+//! worker that instead takes *another* task will look at the queue again
+//! when that task ends; and a worker that takes a task while more are queued
+//! and no one else is searching wakes or starts a helper (the "chain rule"
+//! in `pool.rs`), so a burst of submits fans out over the workers.
+//!
+//! Shutdown sets the pool's closing flag *before* taking the mutex and
+//! broadcasting, and a parking worker checks the flag under the mutex, so
+//! shutdown cannot slip between a worker's check and its wait either.
+
+use std::sync::atomic::{fence, AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+/// One worker in the `searching` count.
+pub(crate) const SEARCHING: u64 = 1;
+/// One worker in the `sleeping` count.
+pub(crate) const SLEEPING: u64 = 1 << 32;
+
+/// The `searching` count of a value of `idle`.
+pub(crate) fn searching(idle: u64) -> u64 {
+    idle & (SLEEPING - 1)
+}
+
+/// The `sleeping` count of a value of `idle`.
+pub(crate) fn sleeping(idle: u64) -> u64 {
+    idle >> 32
+}
+
+/// What a parking worker needs to know about its pool.
+pub(crate) trait Watch {
+    /// True if the queue holds a task (a SeqCst read of the queue).
+    fn has_work(&self) -> bool;
+    /// True once the pool is shut down or broken: workers drain and leave.
+    fn closing(&self) -> bool;
+    /// The idle timeout passed: try to leave the pool. Called with the worker
+    /// already removed from `idle`; returns false if the worker must stay
+    /// (it then counts as `searching` again).
+    fn retire(&self) -> bool;
+}
+
+/// How [`Sleep::sleep`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Did not park: work appeared, or the pool is closing. Look again.
+    Recheck,
+    /// A submitter posted a token.
+    Woken,
+    /// The pool is closing.
+    Closing,
+    /// The idle timeout passed and the worker left the pool.
+    Retired,
+}
+
+#[derive(Default)]
+struct Beds {
+    /// Workers waiting on `bell`.
+    waiting: usize,
+    /// Wake-ups posted and not yet taken; never more than `waiting`.
+    tokens: usize,
+}
+
+/// The idle-worker registry of one pool. See the module docs.
+pub(crate) struct Sleep {
+    idle: crossbeam_utils::CachePadded<AtomicU64>,
+    beds: Mutex<Beds>,
+    bell: Condvar,
+}
+
+impl Sleep {
+    pub(crate) fn new() -> Self {
+        Sleep {
+            idle: crossbeam_utils::CachePadded::new(AtomicU64::new(0)),
+            beds: Mutex::new(Beds::default()),
+            bell: Condvar::new(),
+        }
+    }
+
+    /// The packed counts (SeqCst: this load is the submitter's half of the
+    /// protocol, after its fence).
+    pub(crate) fn load(&self) -> u64 {
+        self.idle.load(SeqCst)
+    }
+
+    /// A worker is born, or finished a task and found the queue empty: it
+    /// counts as searching from now on.
+    pub(crate) fn start_searching(&self) {
+        self.idle.fetch_add(SEARCHING, SeqCst);
+    }
+
+    /// A searching worker took a task (or leaves the pool). Returns the new
+    /// value, and fences, so that the caller's next look at the queue is
+    /// ordered after this change (the chain rule relies on it).
+    pub(crate) fn stop_searching(&self) -> u64 {
+        let now = self.idle.fetch_sub(SEARCHING, SeqCst) - SEARCHING;
+        fence(SeqCst);
+        now
+    }
+
+    /// The submitter's half: called after a push and a SeqCst fence, when
+    /// `idle` showed a sleeper and no searcher. Posts one token if some
+    /// waiting worker has none yet. Returns false if every waiting worker
+    /// already has a token (they are on their way, but each will take only
+    /// one task, so the caller should look for another worker).
+    pub(crate) fn wake_one(&self) -> bool {
+        let mut beds = self.beds.lock();
+        if beds.tokens < beds.waiting {
+            beds.tokens += 1;
+            self.bell.notify_one();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Wakes every parked worker (shutdown, broken pool). The caller has set
+    /// the closing flag first.
+    pub(crate) fn wake_all(&self) {
+        let _beds = self.beds.lock();
+        self.bell.notify_all();
+    }
+
+    /// The worker's half: park until woken, the pool closes, or `timeout`
+    /// (the idle timeout) passes. The caller counts as searching on entry,
+    /// and again on return unless the result is [`Wake::Retired`].
+    pub(crate) fn sleep(&self, pool: &dyn Watch, timeout: Option<Duration>) -> Wake {
+        let mut beds = self.beds.lock();
+        // 1. Announce: searching -> sleeping, in one RMW.
+        self.idle.fetch_add(SLEEPING - SEARCHING, SeqCst);
+        // 2. The last look, ordered after the announcement.
+        fence(SeqCst);
+        if pool.has_work() || pool.closing() {
+            self.idle.fetch_sub(SLEEPING - SEARCHING, SeqCst);
+            return Wake::Recheck;
+        }
+        // 3. Wait for a token.
+        beds.waiting += 1;
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let wake = loop {
+            if beds.tokens > 0 {
+                beds.tokens -= 1;
+                break Wake::Woken;
+            }
+            if pool.closing() {
+                break Wake::Closing;
+            }
+            match deadline {
+                None => self.bell.wait(&mut beds),
+                Some(deadline) => {
+                    if self.bell.wait_until(&mut beds, deadline).timed_out()
+                        && beds.tokens == 0
+                        && !pool.closing()
+                    {
+                        break Wake::Retired;
+                    }
+                }
+            }
+        };
+        beds.waiting -= 1;
+        // Keep the invariant tokens <= waiting when leaving without a token.
+        beds.tokens = beds.tokens.min(beds.waiting);
+        if wake == Wake::Retired {
+            // Leave `idle` altogether, still under the mutex so that no token
+            // can be posted for us meanwhile, then let the pool decide: it
+            // re-checks the queue after its own fence (the same pattern as
+            // step 2) and may keep us.
+            self.idle.fetch_sub(SLEEPING, SeqCst);
+            fence(SeqCst);
+            if pool.retire() {
+                return Wake::Retired;
+            }
+            self.idle.fetch_add(SEARCHING, SeqCst);
+            return Wake::Recheck;
+        }
+        self.idle
+            .fetch_add(SEARCHING.wrapping_sub(SLEEPING), SeqCst);
+        wake
+    }
+}

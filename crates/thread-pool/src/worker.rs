@@ -1,0 +1,163 @@
+//! The worker thread: initialise, then take tasks until the pool closes.
+//!
+//! ## Lifecycle
+//!
+//! ```text
+//!            spawn (counted searching)
+//!                 |
+//!                 v
+//!           [initializer] --error/panic--> break the pool --> exit
+//!                 |
+//!                 v
+//!   +------> [searching] --pop a task--> [running] --task ends--+
+//!   |          |   ^  \                                         |
+//!   |   spins, |   |   `--pool closing and queue empty--> exit  |
+//!   |   yields |   | woken (token), or work seen at last look   |
+//!   |          v   |                                            |
+//!   |        [sleeping] --idle timeout, queue empty--> exit     |
+//!   |                                                           |
+//!   +-----------------------------------------------------------+
+//! ```
+//!
+//! A worker that finishes a task and sees an empty queue counts itself as
+//! searching *before* it publishes the task's outcome. A user who waits for
+//! a result and then submits again therefore always finds an idle worker, so
+//! a pool that only ever sees sequential submits keeps exactly one thread
+//! (CPython's test_idle_thread_reuse; CPython's own idle flag is set after
+//! the result is published and relies on GIL timing for this).
+//!
+//! ## Spin, then park
+//!
+//! An empty queue is often refilled within microseconds (a caller that waits
+//! for one result and submits the next). Parking and being woken costs two
+//! context switches and a futex call on each side, so a worker first looks
+//! again for a short while: a few rounds of exponentially longer
+//! `spin_loop` hints, then some `yield_now` rounds, and only then parks (see
+//! `sleep.rs`). Submitters skip the wake-up entirely while a worker is
+//! searching. The whole spin lasts tens of microseconds; an idle pool then
+//! costs nothing.
+
+use std::hint::spin_loop;
+use std::sync::Arc;
+use std::thread;
+
+use crate::job::{Ran, RunHooks};
+use crate::pool::{Counters, Shared};
+use crate::queue::BoxJob;
+use crate::sleep::{searching, Wake};
+
+/// Rounds of `spin_loop` hints (1, 2, 4, ... 64 per round) before yielding.
+const SPIN_ROUNDS: u32 = 7;
+/// Rounds of `yield_now` before parking.
+const YIELD_ROUNDS: u32 = 64;
+
+/// The body of every worker thread.
+pub(crate) fn run(shared: Arc<Shared>, counters: Counters) {
+    if let Err(message) = shared.run_initializer() {
+        shared.break_pool(message);
+        shared.worker_exit(&counters, true);
+        return;
+    }
+    let mut worker = Worker {
+        shared: &shared,
+        counters: &counters,
+        searching: true,
+    };
+    let mut retired = false;
+    loop {
+        match worker.find_work() {
+            Found::Job(job) => job.run(&mut worker),
+            Found::Closing => break,
+            Found::Retired => {
+                retired = true;
+                break;
+            }
+        }
+    }
+    shared.worker_exit(&counters, !retired);
+}
+
+enum Found {
+    Job(BoxJob),
+    /// The pool is closing and the queue is empty.
+    Closing,
+    /// The idle timeout passed; the worker already left the counts.
+    Retired,
+}
+
+struct Worker<'a> {
+    shared: &'a Arc<Shared>,
+    counters: &'a Counters,
+    /// Whether this worker is in the pool's `searching` count.
+    searching: bool,
+}
+
+impl Worker<'_> {
+    fn find_work(&mut self) -> Found {
+        let shared = self.shared;
+        let mut round = 0;
+        loop {
+            if let Some(job) = shared.queue.pop() {
+                if self.searching {
+                    self.searching = false;
+                    let idle = shared.sleep.stop_searching();
+                    if searching(idle) == 0 && !shared.queue.is_empty() {
+                        shared.chain();
+                    }
+                }
+                return Found::Job(job);
+            }
+            if !self.searching {
+                // Count ourselves as searching, then look once more.
+                shared.sleep.start_searching();
+                self.searching = true;
+                continue;
+            }
+            if shared.closing() {
+                // No task can be pushed once the pool is closing (pool.rs,
+                // "The gate"), so an empty queue now stays empty.
+                if shared.queue.is_empty() {
+                    return Found::Closing;
+                }
+                continue;
+            }
+            if round < SPIN_ROUNDS {
+                for _ in 0..1u32 << round {
+                    spin_loop();
+                }
+            } else if round < SPIN_ROUNDS + YIELD_ROUNDS {
+                thread::yield_now();
+            } else {
+                match shared.sleep.sleep(&**shared, shared.config.idle_timeout) {
+                    Wake::Retired => {
+                        self.searching = false;
+                        return Found::Retired;
+                    }
+                    Wake::Recheck | Wake::Woken | Wake::Closing => round = 0,
+                }
+                continue;
+            }
+            round += 1;
+        }
+    }
+}
+
+impl RunHooks for Worker<'_> {
+    fn started(&mut self) {
+        self.counters.set_running(true);
+    }
+
+    fn before_publish(&mut self, ran: Ran) {
+        self.counters.set_running(false);
+        match ran {
+            Ran::Completed => self.counters.completed(),
+            Ran::Failed => self.counters.failed(),
+            Ran::Cancelled => self.counters.cancelled(),
+        }
+        // Idle before the outcome is visible: see the module docs.
+        if !self.searching && self.shared.queue.is_empty() {
+            self.shared.sleep.start_searching();
+            self.searching = true;
+        }
+    }
+}

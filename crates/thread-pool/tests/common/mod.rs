@@ -1,0 +1,70 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// A generous upper bound for "this must not hang" (2 noisy cores).
+pub const LONG: Duration = Duration::from_secs(30);
+
+/// A gate tasks block on until the test opens it (Python's Event).
+#[derive(Clone, Default)]
+pub struct Event {
+    inner: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Event {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set(&self) {
+        *self.inner.0.lock().unwrap() = true;
+        self.inner.1.notify_all();
+    }
+
+    /// Waits until set, at most `LONG`; returns whether it was set.
+    pub fn wait(&self) -> bool {
+        let guard = self.inner.0.lock().unwrap();
+        let (guard, _) = self
+            .inner
+            .1
+            .wait_timeout_while(guard, LONG, |set| !*set)
+            .unwrap();
+        *guard
+    }
+
+    pub fn is_set(&self) -> bool {
+        *self.inner.0.lock().unwrap()
+    }
+}
+
+/// The OS names of this process's threads whose name starts with `prefix`
+/// (Linux shows at most 15 bytes of a name, so keep prefixes short).
+pub fn os_threads_named(prefix: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for entry in dir.flatten() {
+            if let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) {
+                let comm = comm.trim_end().to_string();
+                if comm.starts_with(prefix) {
+                    names.push(comm);
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Polls `cond` until true or `LONG` passes. For tests only, where the
+/// thing awaited has no completion signal of its own (thread exit).
+pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + LONG;
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
