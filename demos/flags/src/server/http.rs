@@ -217,6 +217,30 @@ impl Connection {
         self.stream.flush()
     }
 
+    /// Closes after an error response without losing it: stop sending, then
+    /// read and discard what the client still sends, for a short while.
+    /// Closing a socket with unread input makes the kernel send a reset,
+    /// which can destroy our response before the client reads it (the
+    /// "lingering close" of RFC 9112 section 9.6, as Apache and nginx do it).
+    pub fn close_gracefully(mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut sink = [0u8; 4096];
+        let mut drained = 0usize;
+        while drained < 256 * 1024 {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
+                return;
+            }
+            match self.stream.read(&mut sink) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    }
+
     /// A second handle on the socket, used to shut it down from outside.
     pub fn try_clone_stream(&self) -> io::Result<TcpStream> {
         self.stream.try_clone()

@@ -394,7 +394,9 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
             Incoming::Request(r) => r,
             Incoming::Closed => return,
             Incoming::Reject(status) => {
-                let _ = conn.respond(&Response::error(status), true, false);
+                if conn.respond(&Response::error(status), true, false).is_ok() {
+                    conn.close_gracefully();
+                }
                 return;
             }
         };
@@ -409,7 +411,11 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
                 response.body.len()
             );
         }
-        if conn.respond(&response, !head_only, keep_alive).is_err() || !keep_alive {
+        if conn.respond(&response, !head_only, keep_alive).is_err() {
+            return;
+        }
+        if !keep_alive {
+            conn.close_gracefully();
             return;
         }
         if shared.stopping.load(Ordering::SeqCst) {
