@@ -1,1 +1,110 @@
-//! ProcessPoolExecutor on fork() and pipes (work in progress).
+//! # `process-pool`: CPython's `ProcessPoolExecutor` on fork() and pipes
+//!
+//! A pool of worker *processes* that run plain functions and hand back
+//! [`future::Future`]s: CPU-bound work uses every core, and a task that
+//! crashes its process (a segfault, `abort`, `exit`, the OOM killer's
+//! SIGKILL) costs only that task: the pool fails its future with an error
+//! naming the signal or exit code, forks a replacement and goes on. (Python
+//! marks the whole pool broken instead; [`WorkerDeath::BreakPool`] offers
+//! that for parity.)
+//!
+//! ## How it works
+//!
+//! * **Fork server** ([`start_fork_server`], module `fork_server`): a
+//!   single-threaded helper process, forked while the program is still
+//!   single-threaded, forks every worker on request. No worker is ever
+//!   forked from a multi-threaded process, so none inherits a lock that
+//!   another thread held. It reaps every worker and reports its exit status.
+//! * **Tasks are `fn` pointers** (module `codec`): workers run the same
+//!   program image, so a function's address is valid in them. A task
+//!   travels as that address, the address of a trampoline monomorphised for
+//!   its types, and its argument encoded with serde + bincode.
+//! * **Frames** (module `frame`): length-prefixed messages on a pair of
+//!   pipes per worker; a malformed frame is an error naming the worker.
+//! * **One poll loop** (module `dispatcher`): one thread per pool owns all
+//!   pipe ends, non-blocking, and `poll()`s them with an eventfd doorbell, so
+//!   big arguments and big results flowing at once can never deadlock.
+//! * **Dead workers**: end-of-file on a worker's pipe plus its exit status
+//!   from the fork server fail the task it ran with [`WorkerDied`]; tasks it
+//!   had not started are re-queued; a new worker is forked on demand.
+//!
+//! The full design, with the fork-safety argument, is in
+//! `docs/process-pool.md`.
+//!
+//! ## Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use process_pool::{ProcessPoolExecutor, WorkerDied};
+//! use future::TaskError;
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn crash(_: ()) -> u64 {
+//!     std::process::abort()
+//! }
+//!
+//! fn parse(s: String) -> Result<u64, std::num::ParseIntError> {
+//!     s.parse()
+//! }
+//!
+//! // First thing, while the program is single-threaded.
+//! process_pool::start_fork_server();
+//!
+//! let pool = ProcessPoolExecutor::new(2).unwrap();
+//! let fut = pool.submit(square, 7).unwrap();
+//! assert_eq!(fut.result_timeout(Duration::from_secs(30)).unwrap(), 49);
+//!
+//! // A task's own error keeps its type name and message.
+//! let bad = pool.submit_fallible(parse, "x".to_string()).unwrap();
+//! let err = bad.exception_timeout(Duration::from_secs(30)).unwrap().unwrap();
+//! assert_eq!(err.name(), "ParseIntError");
+//!
+//! // A crash fails only its own task; the pool forks a new worker.
+//! let boom = pool.submit(crash, ()).unwrap();
+//! match boom.exception_timeout(Duration::from_secs(30)).unwrap() {
+//!     Some(TaskError::Executor(e)) => {
+//!         let died = e.downcast_ref::<WorkerDied>().unwrap();
+//!         assert_eq!(died.cause.signal_name(), Some("SIGABRT"));
+//!     }
+//!     other => panic!("unexpected outcome {other:?}"),
+//! }
+//!
+//! // map: ordered, lazy, chunked.
+//! let squares: Vec<u64> = pool
+//!     .map(square, 0..1000u64, 100)
+//!     .unwrap()
+//!     .map(|r| r.unwrap())
+//!     .collect();
+//! assert_eq!(squares[999], 999 * 999);
+//!
+//! pool.shutdown(true, false); // also what dropping the pool does
+//! ```
+
+#![warn(missing_docs)]
+
+mod codec;
+mod dispatcher;
+mod error;
+mod executor;
+mod fork_server;
+mod frame;
+mod map;
+mod stats;
+mod sys;
+mod task;
+mod worker;
+
+pub use dispatcher::WorkerDeath;
+pub use error::{
+    BuildError, CodecError, CodecStage, ExitCause, ForkServerError, ProtocolError, SpawnFailed,
+    SubmitError, TaskTimedOut, WorkerDied,
+};
+pub use executor::{Builder, ProcessPoolExecutor};
+pub use fork_server::{fork_server_info, start_fork_server, try_start_fork_server, ForkServerInfo};
+pub use frame::{FrameError, DEFAULT_MAX_FRAME};
+pub use map::Map;
+pub use stats::{Stats, WorkerExits};
+pub use sys::thread_count;

@@ -1,0 +1,805 @@
+//! The dispatcher: one thread per pool, one `poll()` over every pipe.
+//!
+//! # Why one poll loop
+//!
+//! A pool must never deadlock on big payloads: while it writes a 32 MiB task
+//! into a worker's pipe (64 KiB-1 MiB of buffer), that worker may be busy
+//! writing a 32 MiB result back, and each side waits for the other to read.
+//! Python avoids it with a feeder thread per queue and a manager thread; a
+//! reader thread per worker would work too. We use one thread that owns all
+//! pipe ends, makes every one non-blocking, and `poll()`s them all, together
+//! with an eventfd *doorbell* that `submit` rings. That thread never blocks
+//! anywhere but in `poll`, so it always drains results while writing tasks:
+//! no deadlock is possible, with no locks between reader and writer threads,
+//! no per-worker threads to start and join, and one place where every event
+//! (a result, a writable pipe, a worker's exit status, a deadline) is
+//! handled in order.
+//!
+//! # Per worker
+//!
+//! ```text
+//!             spawn (fork server)
+//!                    |
+//!                    v
+//!   +----------> ACCEPTING --- task pipe closed (shutdown,
+//!   |  result     |   |         max_tasks_per_child) ---> RETIRING
+//!   +-------------+   |                                      |
+//!                     | killed by us (timeout, bad frame)    | exits
+//!                     | or died by itself                    |
+//!                     v                                      v
+//!                  DYING: wait for EOF on the result pipe AND the exit
+//!                  status from the fork server's status pipe
+//!                     |
+//!                     v
+//!                  REAPED: fail the task it ran (WorkerDied names the
+//!                  signal or exit code), re-queue the tasks it had not
+//!                  started, count the reason, drop its fds; a new worker
+//!                  is forked on demand when work is queued.
+//! ```
+//!
+//! # Pipelining and cancellation
+//!
+//! A worker is given up to `tasks_per_worker` tasks at once (default 2), so
+//! it finds the next task already in its pipe when it finishes one; only
+//! when every worker is busy. A task is marked running (and so stops being
+//! cancellable) only when it is handed to a worker: everything else waits in
+//! the pool's queue, cancellable. Results come back in the order tasks were
+//! sent, so the task at the head of a worker's list is the one it is
+//! running: it starts when its frame is fully written and the previous result
+//! has arrived, which is when its timeout clock starts.
+//!
+//! # Doorbell protocol (no lost wake-ups)
+//!
+//! The queue's mutex guards a flag `dispatcher_waiting`. Before sleeping the
+//! dispatcher takes tasks while it has room, and sets the flag (under the
+//! lock) only if it stopped because the queue was empty. `submit` pushes
+//! under the same lock and rings the eventfd only if it finds the flag set,
+//! clearing it. So a task pushed into an empty queue always rings, and a
+//! flood of submits while the workers are full rings no bell at all: the
+//! dispatcher looks at the queue again after every result.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use future::{DynError, TaskError};
+
+use crate::codec;
+use crate::error::{CodecStage, ExitCause, ProtocolError, SpawnFailed, TaskTimedOut, WorkerDied};
+use crate::fork_server::{self, decode_status};
+use crate::frame::{self, BodyReader, FrameBuf, FrameError};
+use crate::stats::Counters;
+use crate::sys;
+use crate::task::{codec_error, Task};
+
+/// What to do when a worker dies unexpectedly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WorkerDeath {
+    /// Fail only the task it was running, re-queue the ones it had not
+    /// started, and fork a replacement (the default).
+    #[default]
+    Replace,
+    /// Python's behaviour: the pool is broken; every pending future fails
+    /// with `TaskError::BrokenExecutor` and `submit` refuses new work.
+    BreakPool,
+}
+
+/// A pool's settings (see `Builder`).
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub max_workers: usize,
+    pub initializer: Option<fn()>,
+    pub max_tasks_per_child: Option<u64>,
+    pub task_timeout: Option<Duration>,
+    pub on_worker_death: WorkerDeath,
+    pub tasks_per_worker: usize,
+    pub max_frame: usize,
+    pub pipe_size: usize,
+}
+
+/// The state shared by the pool's handle, `submit` callers and the dispatcher.
+pub(crate) struct Shared {
+    pub queue: Mutex<Queue>,
+    pub doorbell: OwnedFd,
+    pub config: Config,
+    pub counters: Counters,
+    pub next_id: AtomicU64,
+}
+
+/// Tasks not yet handed to a worker, and the pool's life flags.
+#[derive(Default)]
+pub(crate) struct Queue {
+    pub tasks: VecDeque<Task>,
+    pub shutdown: bool,
+    pub broken: Option<String>,
+    pub dispatcher_waiting: bool,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A panic while holding this lock would be our bug; the queue is
+        // still consistent (every operation on it is a single push/pop).
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn ring(&self) {
+        sys::ring(&self.doorbell);
+    }
+}
+
+/// Why the pool ended a worker itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    Timeout,
+    Protocol,
+    MaxTasks,
+    Shutdown,
+    Broken,
+}
+
+/// The dispatcher's view of one worker process.
+struct Worker {
+    pid: i32,
+    /// Pool -> worker; `None` once closed (the worker then exits).
+    task_w: Option<OwnedFd>,
+    result_r: OwnedFd,
+    /// Fork server -> pool; `None` once the exit status was read.
+    status_r: Option<OwnedFd>,
+    input: FrameBuf,
+    /// Tasks given to this worker, in the order sent. The head is running.
+    inflight: VecDeque<Task>,
+    /// How many of `inflight` are completely written.
+    sent: usize,
+    /// Bytes of `inflight[sent]` already written.
+    offset: usize,
+    /// Tasks ever given to it (for `max_tasks_per_child`).
+    assigned: u64,
+    /// When the head task started (fully written and first in line).
+    head_started: Option<Instant>,
+    ready: bool,
+    eof: bool,
+    write_failed: bool,
+    /// Ignore further frames (after a protocol error).
+    discard: bool,
+    cause: Option<ExitCause>,
+    fate: Option<Fate>,
+}
+
+impl Worker {
+    fn accepting(&self, config: &Config) -> bool {
+        self.task_w.is_some()
+            && self.fate.is_none()
+            && !self.write_failed
+            && config
+                .max_tasks_per_child
+                .map_or(true, |max| self.assigned < max)
+    }
+}
+
+/// Where the next queued task goes.
+enum Pick {
+    Worker(usize),
+    Spawn,
+    Full,
+}
+
+/// Which descriptor a `pollfd` entry stands for.
+#[derive(Clone, Copy)]
+enum Source {
+    Doorbell,
+    Result(usize),
+    Task(usize),
+    Status(usize),
+}
+
+pub(crate) struct Dispatcher {
+    shared: Arc<Shared>,
+    workers: Vec<Worker>,
+    /// No spawn attempts before this instant (after a failed spawn).
+    spawn_backoff: Option<Instant>,
+}
+
+impl Dispatcher {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Dispatcher {
+            shared,
+            workers: Vec::new(),
+            spawn_backoff: None,
+        }
+    }
+
+    /// The loop; returns when the pool is shut down (or broken) and every
+    /// worker has been reaped.
+    pub fn run(mut self) {
+        let mut pollfds: Vec<libc::pollfd> = Vec::new();
+        let mut sources: Vec<Source> = Vec::new();
+        loop {
+            if self.intake() {
+                break;
+            }
+            for i in 0..self.workers.len() {
+                self.write(i);
+            }
+            self.publish();
+
+            pollfds.clear();
+            sources.clear();
+            let mut add = |fd: i32, events: i16, s: Source| {
+                pollfds.push(libc::pollfd {
+                    fd,
+                    events,
+                    revents: 0,
+                });
+                sources.push(s);
+            };
+            add(
+                self.shared.doorbell.as_raw_fd(),
+                libc::POLLIN,
+                Source::Doorbell,
+            );
+            for (i, w) in self.workers.iter().enumerate() {
+                if !w.eof {
+                    add(w.result_r.as_raw_fd(), libc::POLLIN, Source::Result(i));
+                }
+                if let Some(fd) = &w.task_w {
+                    if w.sent < w.inflight.len() && !w.write_failed {
+                        add(fd.as_raw_fd(), libc::POLLOUT, Source::Task(i));
+                    }
+                }
+                if let Some(fd) = &w.status_r {
+                    add(fd.as_raw_fd(), libc::POLLIN, Source::Status(i));
+                }
+            }
+            let timeout = self.poll_timeout();
+            // SAFETY: `pollfds` is a valid, initialised array of its length.
+            let n =
+                unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout) };
+            if n > 0 {
+                for (p, s) in pollfds.iter().zip(&sources) {
+                    if p.revents == 0 {
+                        continue;
+                    }
+                    match *s {
+                        Source::Doorbell => sys::drain_doorbell(&self.shared.doorbell),
+                        Source::Result(i) => self.read(i),
+                        Source::Task(i) => self.write(i),
+                        Source::Status(i) => self.read_status(i),
+                    }
+                }
+            }
+            self.check_deadlines();
+            self.reap();
+        }
+        self.publish();
+    }
+
+    /// Moves queued tasks to workers (forking workers as needed). Returns
+    /// true when the dispatcher is done.
+    fn intake(&mut self) -> bool {
+        loop {
+            let pick = self.pick();
+            let mut q = self.shared.lock();
+            if let Some(msg) = q.broken.clone() {
+                let tasks: Vec<Task> = q.tasks.drain(..).collect();
+                q.dispatcher_waiting = true;
+                drop(q);
+                self.fail_all(tasks, &msg);
+                return self.workers.is_empty();
+            }
+            if matches!(pick, Pick::Full) || q.tasks.is_empty() {
+                q.dispatcher_waiting = !matches!(pick, Pick::Full);
+                let finishing = q.shutdown && q.tasks.is_empty();
+                drop(q);
+                if finishing {
+                    self.retire_idle(Fate::Shutdown);
+                    return self.workers.is_empty();
+                }
+                return false;
+            }
+            match pick {
+                Pick::Spawn => {
+                    drop(q);
+                    self.spawn();
+                }
+                Pick::Worker(i) => {
+                    let Some(mut task) = q.tasks.pop_front() else {
+                        continue;
+                    };
+                    drop(q);
+                    if !task.running {
+                        if !task.sink.set_running() {
+                            Counters::bump(&self.shared.counters.tasks_cancelled);
+                            continue;
+                        }
+                        task.running = true;
+                    }
+                    self.shared.counters.tasks_running.fetch_add(1, Relaxed);
+                    let w = &mut self.workers[i];
+                    w.inflight.push_back(task);
+                    w.assigned += 1;
+                }
+                Pick::Full => unreachable!("handled above"),
+            }
+        }
+    }
+
+    fn pick(&self) -> Pick {
+        let config = &self.shared.config;
+        let mut accepting = 0;
+        let mut best: Option<(usize, usize)> = None;
+        for (i, w) in self.workers.iter().enumerate() {
+            if !w.accepting(config) {
+                continue;
+            }
+            accepting += 1;
+            if w.inflight.is_empty() {
+                return Pick::Worker(i);
+            }
+            if w.inflight.len() < config.tasks_per_worker
+                && best.map_or(true, |(_, n)| w.inflight.len() < n)
+            {
+                best = Some((i, w.inflight.len()));
+            }
+        }
+        let may_spawn = self.spawn_backoff.map_or(true, |t| Instant::now() >= t);
+        if accepting < config.max_workers && may_spawn {
+            return Pick::Spawn;
+        }
+        match best {
+            Some((i, _)) => Pick::Worker(i),
+            None => Pick::Full,
+        }
+    }
+
+    /// Asks the fork server for one more worker.
+    fn spawn(&mut self) {
+        let config = &self.shared.config;
+        let spawned =
+            fork_server::server().and_then(|s| s.spawn(config.initializer, config.pipe_size));
+        let spawned = match spawned {
+            Ok(s) => s,
+            Err(e) => {
+                if self.workers.is_empty() {
+                    // Nothing can run the queued tasks: fail them (Python
+                    // gh-119592: "A replacement worker process could not be started").
+                    let msg = SpawnFailed {
+                        message: e.to_string(),
+                    }
+                    .to_string();
+                    self.break_pool(msg);
+                } else {
+                    self.spawn_backoff = Some(Instant::now() + Duration::from_millis(100));
+                }
+                return;
+            }
+        };
+        let _ = sys::set_nonblocking(&spawned.task);
+        let _ = sys::set_nonblocking(&spawned.result);
+        self.spawn_backoff = None;
+        Counters::bump(&self.shared.counters.workers_started);
+        self.workers.push(Worker {
+            pid: spawned.pid,
+            task_w: Some(spawned.task),
+            result_r: spawned.result,
+            status_r: Some(spawned.status),
+            input: FrameBuf::default(),
+            inflight: VecDeque::new(),
+            sent: 0,
+            offset: 0,
+            assigned: 0,
+            head_started: None,
+            ready: false,
+            eof: false,
+            write_failed: false,
+            discard: false,
+            cause: None,
+            fate: None,
+        });
+    }
+
+    /// Writes as much pending task data to worker `i` as its pipe takes.
+    fn write(&mut self, i: usize) {
+        let w = &mut self.workers[i];
+        let Some(fd) = w.task_w.as_ref().map(|f| f.as_raw_fd()) else {
+            return;
+        };
+        while w.sent < w.inflight.len() && !w.write_failed {
+            let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(16);
+            for (k, task) in w.inflight.iter().skip(w.sent).take(64).enumerate() {
+                let skip = if k == 0 { w.offset } else { 0 };
+                slices.push(IoSlice::new(&task.frame[skip..]));
+            }
+            match sys::writev(fd, &slices) {
+                Ok(mut n) => {
+                    drop(slices);
+                    while n > 0 {
+                        let left = w.inflight[w.sent].frame.len() - w.offset;
+                        if n >= left {
+                            n -= left;
+                            w.sent += 1;
+                            w.offset = 0;
+                            if w.sent == 1 {
+                                w.head_started = Some(Instant::now());
+                            }
+                        } else {
+                            w.offset += n;
+                            n = 0;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    // EPIPE: the worker is gone; EOF and its status follow.
+                    w.write_failed = true;
+                }
+            }
+        }
+        // Free what was written of tasks that cannot be needed again? No:
+        // frames stay until their result arrives, so that tasks a dead
+        // worker never started can be re-queued intact.
+    }
+
+    /// Reads whatever worker `i` sent and handles complete frames.
+    fn read(&mut self, i: usize) {
+        let max = self.shared.config.max_frame;
+        for _ in 0..16 {
+            let w = &mut self.workers[i];
+            if w.eof {
+                return;
+            }
+            let want = w.input.want(max);
+            match sys::read_into(w.result_r.as_raw_fd(), w.input.vec_mut(), want) {
+                Ok(0) => {
+                    w.eof = true;
+                    return;
+                }
+                Ok(n) => {
+                    self.handle_frames(i);
+                    if n < want {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    w.eof = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_frames(&mut self, i: usize) {
+        let max = self.shared.config.max_frame;
+        loop {
+            let w = &mut self.workers[i];
+            if w.discard {
+                w.input = FrameBuf::default();
+                return;
+            }
+            let f = match w.input.next_frame(max) {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => return self.protocol_fault(i, e),
+            };
+            let result = match f.kind {
+                frame::READY => {
+                    w.ready = true;
+                    Ok(())
+                }
+                frame::INIT_FAILED => {
+                    let msg = String::from_utf8_lossy(w.input.body(&f)).into_owned();
+                    let pid = w.pid;
+                    w.input.consume(&f);
+                    w.fate = Some(Fate::Broken);
+                    self.break_pool(format!(
+                        "the initializer panicked in worker process {pid}: {msg}"
+                    ));
+                    return;
+                }
+                frame::RESULT => self.handle_result(i, &f),
+                _ => Err(FrameError::UnknownKind(f.kind)),
+            };
+            if let Err(e) = result {
+                return self.protocol_fault(i, e);
+            }
+            self.workers[i].input.consume(&f);
+        }
+    }
+
+    /// Completes the head task of worker `i` with the outcome in `f`.
+    fn handle_result(&mut self, i: usize, f: &frame::Frame) -> Result<(), FrameError> {
+        let counters = &self.shared.counters;
+        let w = &mut self.workers[i];
+        let mut body = BodyReader::new(w.input.body(f));
+        let id = body.u64()?;
+        let tag = body.u8()?;
+        if w.sent == 0 || w.inflight.front().map(|t| t.id) != Some(id) {
+            return Err(FrameError::BadBody(
+                "a result for a task the worker was not running",
+            ));
+        }
+        let outcome: Result<&[u8], TaskError> = match tag {
+            codec::OK => Ok(body.rest()),
+            codec::FAILED => {
+                let type_name = body.string()?;
+                let message = body.string()?;
+                Err(TaskError::Failed(DynError::from_parts(type_name, message)))
+            }
+            codec::PANICKED => Err(TaskError::Panicked(body.string()?)),
+            codec::DECODE_ARGS => Err(codec_error(CodecStage::DecodeArgs, body.string()?)),
+            codec::ENCODE_RESULT => Err(codec_error(CodecStage::EncodeResult, body.string()?)),
+            _ => return Err(FrameError::BadBody("unknown outcome tag")),
+        };
+        let task = w.inflight.pop_front().expect("checked above");
+        w.sent -= 1;
+        w.head_started = (w.sent > 0).then(Instant::now);
+        counters.tasks_running.fetch_sub(1, Relaxed);
+        task.sink.complete(outcome, counters);
+        if w.inflight.is_empty()
+            && !w.accepting(&self.shared.config)
+            && w.fate.is_none()
+            && w.task_w.is_some()
+        {
+            // max_tasks_per_child reached: close its task pipe; it exits.
+            w.task_w = None;
+            w.fate = Some(Fate::MaxTasks);
+        }
+        Ok(())
+    }
+
+    /// Worker `i` sent garbage: kill it, fail its running task with an
+    /// error naming it, re-queue the rest.
+    fn protocol_fault(&mut self, i: usize, error: FrameError) {
+        let w = &mut self.workers[i];
+        let pid = w.pid;
+        w.discard = true;
+        w.input = FrameBuf::default();
+        let err = ProtocolError {
+            pid,
+            error,
+            cause: None,
+        };
+        self.end_worker(i, Fate::Protocol, TaskError::Executor(DynError::new(err)));
+    }
+
+    /// Kills worker `i` on purpose: its head task fails with `error`, the
+    /// tasks it had not started go back to the queue.
+    fn end_worker(&mut self, i: usize, fate: Fate, error: TaskError) {
+        let w = &mut self.workers[i];
+        w.fate = Some(fate);
+        w.task_w = None;
+        w.head_started = None;
+        let pid = w.pid;
+        let mut tasks: Vec<Task> = self
+            .shared
+            .counters
+            .take_running(w.inflight.drain(..).collect());
+        w.sent = 0;
+        w.offset = 0;
+        if let Ok(server) = fork_server::server() {
+            let _ = server.kill(pid);
+        }
+        if !tasks.is_empty() {
+            let head = tasks.remove(0);
+            head.sink.complete(Err(error), &self.shared.counters);
+        }
+        self.requeue(tasks);
+    }
+
+    /// Puts tasks a worker never started back at the front of the queue.
+    fn requeue(&mut self, tasks: Vec<Task>) {
+        if tasks.is_empty() {
+            return;
+        }
+        let mut q = self.shared.lock();
+        if let Some(msg) = q.broken.clone() {
+            drop(q);
+            return self.fail_all(tasks, &msg);
+        }
+        for t in tasks.into_iter().rev() {
+            q.tasks.push_front(t);
+        }
+    }
+
+    fn read_status(&mut self, i: usize) {
+        let w = &mut self.workers[i];
+        let Some(fd) = w.status_r.take() else { return };
+        let mut word = Vec::with_capacity(8);
+        let cause = match sys::read_into(fd.as_raw_fd(), &mut word, 8) {
+            Ok(8) => decode_status(&word),
+            // Anything else: the fork server died without reporting.
+            _ => ExitCause::Unknown,
+        };
+        w.cause = Some(cause);
+    }
+
+    /// Kills workers whose running task outran the timeout.
+    fn check_deadlines(&mut self) {
+        let Some(timeout) = self.shared.config.task_timeout else {
+            return;
+        };
+        let now = Instant::now();
+        for i in 0..self.workers.len() {
+            let w = &self.workers[i];
+            if w.fate.is_none() && w.head_started.is_some_and(|s| now >= s + timeout) {
+                let err = TaskTimedOut {
+                    pid: w.pid,
+                    timeout,
+                };
+                self.end_worker(i, Fate::Timeout, TaskError::Executor(DynError::new(err)));
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> libc::c_int {
+        let mut deadline: Option<Instant> = self.spawn_backoff;
+        if let Some(timeout) = self.shared.config.task_timeout {
+            for w in &self.workers {
+                if let (None, Some(s)) = (w.fate, w.head_started) {
+                    let d = s + timeout;
+                    deadline = Some(deadline.map_or(d, |x| x.min(d)));
+                }
+            }
+        }
+        match deadline {
+            None => -1,
+            Some(d) => {
+                let ms = d.saturating_duration_since(Instant::now()).as_millis() + 1;
+                ms.min(60_000) as libc::c_int
+            }
+        }
+    }
+
+    /// Removes workers that are gone (EOF on results and status known).
+    fn reap(&mut self) {
+        let mut i = 0;
+        while i < self.workers.len() {
+            let w = &self.workers[i];
+            if w.eof && w.cause.is_some() {
+                let w = self.workers.swap_remove(i);
+                self.bury(w);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Accounts for a worker that ended, and fails or re-queues its tasks.
+    fn bury(&mut self, mut w: Worker) {
+        let counters = &self.shared.counters;
+        let cause = w.cause.unwrap_or(ExitCause::Unknown);
+        let unexpected = match w.fate {
+            Some(Fate::Timeout) => {
+                Counters::bump(&counters.exit_timeout);
+                false
+            }
+            Some(Fate::Protocol) => {
+                Counters::bump(&counters.exit_protocol);
+                false
+            }
+            Some(Fate::MaxTasks) if cause == ExitCause::Exited(0) => {
+                Counters::bump(&counters.exit_max_tasks);
+                false
+            }
+            Some(Fate::Shutdown) | Some(Fate::Broken) if cause == ExitCause::Exited(0) => false,
+            Some(Fate::Broken) => false,
+            _ => {
+                match cause {
+                    ExitCause::Signaled(_) => Counters::bump(&counters.exit_signal),
+                    _ => Counters::bump(&counters.exit_code),
+                }
+                true
+            }
+        };
+        let mut tasks: Vec<Task> = self
+            .shared
+            .counters
+            .take_running(w.inflight.drain(..).collect());
+        if !unexpected {
+            // Tasks of a worker we ended were already failed or re-queued;
+            // anything left (none expected) goes back to the queue.
+            return self.requeue(tasks);
+        }
+        let config = &self.shared.config;
+        let init_failed = config.initializer.is_some() && !w.ready;
+        if init_failed || config.on_worker_death == WorkerDeath::BreakPool {
+            let msg = if init_failed {
+                format!(
+                    "the initializer of worker process {} failed: the worker {cause}",
+                    w.pid
+                )
+            } else {
+                format!(
+                    "a process in the process pool was terminated abruptly while the future was \
+                     running or pending (worker process {} {cause})",
+                    w.pid
+                )
+            };
+            self.fail_all(tasks, &msg);
+            return self.break_pool(msg);
+        }
+        if !tasks.is_empty() {
+            let head = tasks.remove(0);
+            let error = match w.input.leftover() {
+                Some(truncated) if !w.discard => DynError::new(ProtocolError {
+                    pid: w.pid,
+                    error: truncated,
+                    cause: Some(cause),
+                }),
+                _ => DynError::new(WorkerDied { pid: w.pid, cause }),
+            };
+            head.sink
+                .complete(Err(TaskError::Executor(error)), counters);
+        }
+        self.requeue(tasks);
+    }
+
+    /// Python's `_terminate_broken`: every pending future fails with
+    /// `BrokenExecutor(msg)`, every worker is killed, `submit` refuses.
+    fn break_pool(&mut self, msg: String) {
+        let queued: Vec<Task> = {
+            let mut q = self.shared.lock();
+            if q.broken.is_none() {
+                q.broken = Some(msg.clone());
+            }
+            q.tasks.drain(..).collect()
+        };
+        self.fail_all(queued, &msg);
+        for i in 0..self.workers.len() {
+            let w = &mut self.workers[i];
+            let tasks: Vec<Task> = self
+                .shared
+                .counters
+                .take_running(w.inflight.drain(..).collect());
+            w.sent = 0;
+            w.offset = 0;
+            w.head_started = None;
+            w.task_w = None;
+            if w.fate.is_none() {
+                w.fate = Some(Fate::Broken);
+            }
+            let pid = w.pid;
+            if let Ok(server) = fork_server::server() {
+                let _ = server.kill(pid);
+            }
+            self.fail_all(tasks, &msg);
+        }
+    }
+
+    fn fail_all(&self, tasks: Vec<Task>, msg: &str) {
+        for t in tasks {
+            t.sink.complete(
+                Err(TaskError::BrokenExecutor(msg.to_string())),
+                &self.shared.counters,
+            );
+        }
+    }
+
+    /// Closes the task pipe of every idle worker (it exits on end-of-file).
+    fn retire_idle(&mut self, fate: Fate) {
+        for w in &mut self.workers {
+            if w.inflight.is_empty() && w.task_w.is_some() {
+                w.task_w = None;
+                if w.fate.is_none() {
+                    w.fate = Some(fate);
+                }
+            }
+        }
+    }
+
+    /// Publishes the counters that describe the present.
+    fn publish(&self) {
+        let c = &self.shared.counters;
+        let config = &self.shared.config;
+        c.workers_alive.store(self.workers.len() as u64, Relaxed);
+        let idle = self
+            .workers
+            .iter()
+            .filter(|w| w.accepting(config) && w.inflight.is_empty())
+            .count();
+        c.workers_idle.store(idle as u64, Relaxed);
+    }
+}

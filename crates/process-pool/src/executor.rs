@@ -1,0 +1,362 @@
+//! `ProcessPoolExecutor`: the public handle, its builder, `submit`,
+//! `shutdown`.
+//!
+//! `submit` does the per-task work on the caller's thread: it creates the
+//! promise/future pair, encodes the argument straight into the task's frame
+//! (one allocation, no copy later), and pushes the task onto the queue. The
+//! dispatcher thread (see `dispatcher`) does everything that touches a
+//! worker.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use future::{panic_message, Future};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec::{self, Trampoline};
+use crate::dispatcher::{Config, Dispatcher, Queue, Shared, WorkerDeath};
+use crate::error::{BuildError, CodecStage, SubmitError};
+use crate::fork_server;
+use crate::frame::{self, DEFAULT_MAX_FRAME};
+use crate::map::Map;
+use crate::stats::{Counters, Stats};
+use crate::sys;
+use crate::task::{codec_error, Task, TypedSink};
+
+/// A pool of worker processes that run plain functions and hand back
+/// [`Future`]s. See the crate docs for the design.
+pub struct ProcessPoolExecutor {
+    shared: Arc<Shared>,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Settings for a [`ProcessPoolExecutor`].
+#[derive(Clone, Debug)]
+pub struct Builder {
+    config: Config,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            config: Config {
+                max_workers: thread::available_parallelism().map_or(1, |n| n.get()),
+                initializer: None,
+                max_tasks_per_child: None,
+                task_timeout: None,
+                on_worker_death: WorkerDeath::Replace,
+                tasks_per_worker: 2,
+                max_frame: DEFAULT_MAX_FRAME,
+                pipe_size: 1 << 20,
+            },
+        }
+    }
+}
+
+impl Builder {
+    /// Worker processes at most (default: the number of cores, like Python's
+    /// `os.process_cpu_count()`). Workers are forked on demand.
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.config.max_workers = n;
+        self
+    }
+
+    /// A function each worker runs once before its first task. If it panics,
+    /// the pool is broken (Python: `BrokenProcessPool`).
+    pub fn initializer(mut self, f: fn()) -> Self {
+        self.config.initializer = Some(f);
+        self
+    }
+
+    /// Retire a worker (and fork a fresh one) after it ran `n` tasks.
+    pub fn max_tasks_per_child(mut self, n: u64) -> Self {
+        self.config.max_tasks_per_child = Some(n);
+        self
+    }
+
+    /// Kill a worker whose task runs longer than `d`; the task's future
+    /// fails with `TaskTimedOut` and a new worker is forked.
+    pub fn task_timeout(mut self, d: Duration) -> Self {
+        self.config.task_timeout = Some(d);
+        self
+    }
+
+    /// What a worker's unexpected death does to the pool (default: replace it).
+    pub fn on_worker_death(mut self, policy: WorkerDeath) -> Self {
+        self.config.on_worker_death = policy;
+        self
+    }
+
+    /// How many tasks a busy worker may hold at once (default 2: the one it
+    /// runs and the next). Higher numbers help throughput of tiny tasks;
+    /// tasks handed to a worker can no longer be cancelled.
+    pub fn tasks_per_worker(mut self, n: usize) -> Self {
+        self.config.tasks_per_worker = n;
+        self
+    }
+
+    /// The largest frame (argument or result) in bytes (default 1 GiB).
+    pub fn max_frame_bytes(mut self, n: usize) -> Self {
+        self.config.max_frame = n.min(u32::MAX as usize);
+        self
+    }
+
+    /// The pipe buffer size asked of the kernel for each worker pipe
+    /// (default 1 MiB; 0 leaves the kernel's default).
+    pub fn pipe_size(mut self, n: usize) -> Self {
+        self.config.pipe_size = n;
+        self
+    }
+
+    /// Starts the pool (and the fork server, if it is not running yet).
+    pub fn build(self) -> Result<ProcessPoolExecutor, BuildError> {
+        let config = self.config;
+        if config.max_workers == 0 {
+            return Err(BuildError::ZeroWorkers);
+        }
+        if config.max_tasks_per_child == Some(0) {
+            return Err(BuildError::ZeroMaxTasksPerChild);
+        }
+        if config.tasks_per_worker == 0 {
+            return Err(BuildError::ZeroTasksPerWorker);
+        }
+        fork_server::server()?;
+        let doorbell = sys::eventfd().map_err(|e| BuildError::Io(format!("eventfd: {e}")))?;
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                dispatcher_waiting: true,
+                ..Queue::default()
+            }),
+            doorbell,
+            config,
+            counters: Counters::default(),
+            next_id: AtomicU64::new(1),
+        });
+        let dispatcher = Dispatcher::new(Arc::clone(&shared));
+        let handle = thread::Builder::new()
+            .name("process-pool".into())
+            .spawn(move || dispatcher.run())
+            .map_err(|e| BuildError::Io(format!("dispatcher thread: {e}")))?;
+        Ok(ProcessPoolExecutor {
+            shared,
+            dispatcher: Mutex::new(Some(handle)),
+        })
+    }
+}
+
+impl ProcessPoolExecutor {
+    /// A pool of at most `max_workers` processes, other settings default.
+    pub fn new(max_workers: usize) -> Result<Self, BuildError> {
+        Self::builder().max_workers(max_workers).build()
+    }
+
+    /// A builder for the other settings.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The most worker processes this pool runs at once.
+    pub fn max_workers(&self) -> usize {
+        self.shared.config.max_workers
+    }
+
+    /// Runs `f(arg)` in a worker process.
+    ///
+    /// `f` must be a plain function (not a closure): workers are forks of
+    /// this program, so its address is valid there. `arg` and the result
+    /// cross the pipe encoded with serde. Errors in encoding `arg` fail the
+    /// returned future (Python's `PicklingError`), not this call.
+    pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>, SubmitError>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.submit_raw(codec::run_plain::<A, R>, f as usize, &arg)
+    }
+
+    /// Runs a fallible `f(arg)` in a worker process; `Err(e)` fails the
+    /// future with `TaskError::Failed`, keeping `e`'s type name and message
+    /// (the error value itself stays in the worker).
+    pub fn submit_fallible<A, R, E>(
+        &self,
+        f: fn(A) -> Result<R, E>,
+        arg: A,
+    ) -> Result<Future<R>, SubmitError>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        self.submit_raw(codec::run_fallible::<A, R, E>, f as usize, &arg)
+    }
+
+    /// Applies `f` to every item in worker processes, `chunksize` items per
+    /// task, yielding results lazily and in input order. At most a few
+    /// chunks per worker are in flight, so memory stays bounded however
+    /// long `items` is. Python's `Executor.map` with `chunksize`.
+    pub fn map<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+        chunksize: usize,
+    ) -> Result<Map<'_, A, R, I::IntoIter>, SubmitError>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        if chunksize == 0 {
+            return Err(SubmitError::ZeroChunksize);
+        }
+        self.check_open()?;
+        let window = self.max_workers() * (self.shared.config.tasks_per_worker + 1);
+        Ok(Map::new(self, f, items.into_iter(), chunksize, window))
+    }
+
+    /// Submits a `map` chunk.
+    pub(crate) fn submit_chunk<A, R>(
+        &self,
+        f: fn(A) -> R,
+        chunk: &Vec<A>,
+    ) -> Result<Future<Vec<R>>, SubmitError>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.submit_raw(codec::run_chunk::<A, R>, f as usize, chunk)
+    }
+
+    fn check_open(&self) -> Result<(), SubmitError> {
+        let q = self.shared.lock();
+        if let Some(why) = &q.broken {
+            return Err(SubmitError::Broken(why.clone()));
+        }
+        if q.shutdown {
+            return Err(SubmitError::Shutdown);
+        }
+        Ok(())
+    }
+
+    /// Builds the task frame and queues it.
+    fn submit_raw<A, R>(
+        &self,
+        trampoline: Trampoline,
+        f: usize,
+        arg: &A,
+    ) -> Result<Future<R>, SubmitError>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned + Send + 'static,
+    {
+        let id = self.shared.next_id.fetch_add(1, Relaxed); // Relaxed: only uniqueness matters
+        let mut frame = Vec::with_capacity(64);
+        let start = frame::begin_frame(&mut frame, frame::TASK);
+        frame.extend_from_slice(&id.to_le_bytes());
+        frame.extend_from_slice(&(trampoline as usize as u64).to_le_bytes());
+        frame.extend_from_slice(&(f as u64).to_le_bytes());
+        let encoded = match catch_unwind(AssertUnwindSafe(|| codec::encode(arg, &mut frame))) {
+            Ok(Ok(())) => frame::finish_frame(&mut frame, start, self.shared.config.max_frame)
+                .map_err(|e| format!("the encoded argument is too big: {e}")),
+            Ok(Err(msg)) => Err(msg),
+            Err(p) => Err(format!("panicked while encoding: {}", panic_message(&*p))),
+        };
+        let (promise, future) = future::promise::<R>();
+        let mut q = self.shared.lock();
+        if let Some(why) = &q.broken {
+            return Err(SubmitError::Broken(why.clone()));
+        }
+        if q.shutdown {
+            return Err(SubmitError::Shutdown);
+        }
+        match encoded {
+            Ok(()) => {
+                q.tasks.push_back(Task {
+                    id,
+                    frame,
+                    sink: Box::new(TypedSink { promise }),
+                    running: false,
+                });
+                let ring = std::mem::take(&mut q.dispatcher_waiting);
+                drop(q);
+                if ring {
+                    self.shared.ring();
+                }
+            }
+            Err(msg) => {
+                drop(q);
+                Counters::bump(&self.shared.counters.tasks_failed);
+                let _ = promise.set_error(codec_error(CodecStage::EncodeArgs, msg));
+            }
+        }
+        Ok(future)
+    }
+
+    /// Stops the pool: no new tasks are accepted. With `cancel_futures`,
+    /// tasks still waiting in the queue are cancelled; tasks already handed
+    /// to a worker finish. With `wait`, returns when every task finished and
+    /// every worker process has exited and been reaped. Python's
+    /// `Executor.shutdown(wait, cancel_futures=...)`. Calling it again is
+    /// harmless.
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        let cancelled: Vec<Task> = {
+            let mut q = self.shared.lock();
+            q.shutdown = true;
+            if cancel_futures {
+                // Tasks re-queued after their worker died are already
+                // running and cannot be cancelled; they stay.
+                let (running, pending): (Vec<Task>, Vec<Task>) =
+                    q.tasks.drain(..).partition(|t| t.running);
+                q.tasks.extend(running);
+                pending
+            } else {
+                Vec::new()
+            }
+        };
+        for task in cancelled {
+            task.sink.cancel();
+            Counters::bump(&self.shared.counters.tasks_cancelled);
+        }
+        self.shared.ring();
+        if wait {
+            let handle = self
+                .dispatcher
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(handle) = handle {
+                if handle.thread().id() == thread::current().id() {
+                    // Called from a done-callback on the dispatcher thread:
+                    // joining ourselves would deadlock; the loop ends anyway.
+                    return;
+                }
+                let _ = handle.join();
+            }
+        }
+    }
+
+    /// A snapshot of the pool's counters.
+    pub fn stats(&self) -> Stats {
+        let queued = self.shared.lock().tasks.len() as u64;
+        self.shared.counters.snapshot(queued)
+    }
+}
+
+impl Drop for ProcessPoolExecutor {
+    /// `shutdown(wait = true, cancel_futures = false)`, as Python's `with` block.
+    fn drop(&mut self) {
+        self.shutdown(true, false);
+    }
+}
+
+impl std::fmt::Debug for ProcessPoolExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessPoolExecutor")
+            .field("max_workers", &self.shared.config.max_workers)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

@@ -1,0 +1,535 @@
+//! The fork server: a single-threaded process that forks every worker.
+//!
+//! # Why
+//!
+//! `fork()` copies only the calling thread. If another thread held a lock at
+//! that instant (the allocator's, stdout's, any `Mutex`), the child's copy of
+//! that lock stays locked forever, and the child deadlocks the first time it
+//! needs it. A pool has threads of its own (the dispatcher), and so do most
+//! programs that use one, so workers must never be forked from the pool's
+//! process once it runs threads. Instead, as early as possible - ideally the
+//! first line of `main`, see [`start_fork_server`] - we fork *one* helper
+//! process while the program is still single-threaded. That helper never
+//! starts a thread, so no lock in it is ever held by anyone but itself, and
+//! it is safe for it to `fork()` workers at any time, on request: the first
+//! workers and every replacement. This is Python's `forkserver` start method.
+//!
+//! # Protocol
+//!
+//! The pool talks to the fork server over a `SOCK_SEQPACKET` Unix socket
+//! pair (one message per request or reply, no framing needed):
+//!
+//! | request | reply |
+//! |---|---|
+//! | `SPAWN(initializer address, pipe size)` | `SPAWNED(pid)` + 3 fds by `SCM_RIGHTS`: task write end, result read end, status read end; or an errno |
+//! | `KILL(pid)` | `KILLED(found)`: SIGKILL sent if the pid is a live, unreaped worker |
+//!
+//! For each worker the fork server creates three pipes: *task* (pool ->
+//! worker), *result* (worker -> pool) and *status* (fork server -> pool). It
+//! keeps only the write end of the status pipe. When `waitpid` reaps the
+//! worker (on SIGCHLD, read from a `signalfd`), the fork server writes the
+//! 8-byte exit status to that pipe and closes it. So every worker is reaped
+//! (no zombies), and the pool learns exactly how each one ended.
+//!
+//! Killing goes through the fork server because only it knows whether a pid
+//! is still its unreaped child: a `kill()` from the pool could hit a recycled
+//! pid.
+//!
+//! # Lifetime
+//!
+//! The fork server exits when its socket reports end-of-file, i.e. when the
+//! pool's process is gone; it then SIGKILLs and reaps its workers. When it
+//! was started from the main thread it also asks for `PR_SET_PDEATHSIG`
+//! (SIGKILL when the parent dies). Workers ask for `PR_SET_PDEATHSIG` too
+//! (their parent is the fork server) and exit on end-of-file on their task
+//! pipe.
+
+use std::io::{self, IoSlice, IoSliceMut, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+
+use crate::error::{ExitCause, ForkServerError};
+use crate::sys;
+
+const OP_SPAWN: u8 = 1;
+const OP_KILL: u8 = 2;
+const REQUEST_LEN: usize = 24;
+const REPLY_LEN: usize = 16;
+
+/// Status words written to a worker's status pipe.
+const STATUS_EXITED: i32 = 1;
+const STATUS_SIGNALED: i32 = 2;
+
+/// True in the fork server and in workers: they must never start a pool.
+static IN_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// The process-wide fork server, started once.
+static SERVER: OnceLock<Result<ForkServer, ForkServerError>> = OnceLock::new();
+
+/// The pool side of the fork server.
+pub(crate) struct ForkServer {
+    /// The socket to the fork server; the mutex makes each request and its
+    /// reply one atomic exchange when several pools spawn at once.
+    socket: Mutex<OwnedFd>,
+    /// The fork server's pid (a child of this process).
+    pid: i32,
+    /// How many threads this process had when the fork server was forked.
+    threads_at_start: Option<usize>,
+}
+
+/// The descriptors and pid of a freshly forked worker.
+pub(crate) struct Spawned {
+    pub pid: i32,
+    /// Pool -> worker (frames of tasks).
+    pub task: OwnedFd,
+    /// Worker -> pool (frames of results).
+    pub result: OwnedFd,
+    /// Fork server -> pool: 8 bytes of exit status once the worker is reaped.
+    pub status: OwnedFd,
+}
+
+/// Starts the fork server now, if it is not running yet.
+///
+/// Call it first thing in `main`, while the program has a single thread:
+///
+/// ```
+/// // first line of main:
+/// process_pool::start_fork_server();
+/// // ... then start threads, build pools ...
+/// ```
+///
+/// A pool built without it starts the fork server lazily; if the process
+/// already runs several threads then, the fork server is forked from a
+/// multi-threaded process, which is only as safe as glibc's own `fork`
+/// handling (its allocator locks are reset in the child; no other lock is).
+/// The fork server itself takes no lock but the allocator's, so in practice
+/// this works, but the early start is the one with a proof. See
+/// [`fork_server_info`] to check what happened. Starting fails silently here;
+/// the error is returned by the first pool's constructor (or use
+/// [`try_start_fork_server`]).
+pub fn start_fork_server() {
+    let _ = try_start_fork_server();
+}
+
+/// Like [`start_fork_server`], returning the error if it could not start.
+pub fn try_start_fork_server() -> Result<(), ForkServerError> {
+    server().map(|_| ())
+}
+
+/// Facts about the running fork server (for diagnostics and tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForkServerInfo {
+    /// Its process id.
+    pub pid: i32,
+    /// Threads in this process when it was forked (1 = the safe, early start).
+    pub threads_at_start: Option<usize>,
+}
+
+/// The running fork server, if one was started.
+pub fn fork_server_info() -> Option<ForkServerInfo> {
+    match SERVER.get() {
+        Some(Ok(s)) => Some(ForkServerInfo {
+            pid: s.pid,
+            threads_at_start: s.threads_at_start,
+        }),
+        _ => None,
+    }
+}
+
+/// The process-wide fork server, started on first use.
+pub(crate) fn server() -> Result<&'static ForkServer, ForkServerError> {
+    if IN_CHILD.load(Ordering::Relaxed) {
+        // Relaxed: the flag is only ever set by this same (single) thread
+        // right after fork, before any code that could read it.
+        return Err(ForkServerError::InsideWorker);
+    }
+    SERVER.get_or_init(start).as_ref().map_err(Clone::clone)
+}
+
+fn start() -> Result<ForkServer, ForkServerError> {
+    let threads_at_start = sys::thread_count();
+    if threads_at_start.is_some_and(|n| n > 1) && std::env::var_os("PROCESS_POOL_DEBUG").is_some() {
+        eprintln!(
+            "process-pool: starting the fork server in a process with {} threads; \
+             call process_pool::start_fork_server() first thing in main",
+            threads_at_start.unwrap_or(0)
+        );
+    }
+    // Unflushed output would be copied into the children and written twice.
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    let (pool_end, server_end) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| ForkServerError::Io(format!("socketpair: {e}")))?;
+    let started_on_main_thread = sys::gettid() == sys::getpid();
+    // SAFETY: the child runs only `server_main`, which never returns, never
+    // starts a thread and takes no lock but the allocator's (see the module
+    // docs for why that is sound even when this process has other threads).
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            drop(pool_end);
+            server_main(server_end, started_on_main_thread)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(server_end);
+            Ok(ForkServer {
+                socket: Mutex::new(pool_end),
+                pid: child.as_raw(),
+                threads_at_start,
+            })
+        }
+        Err(e) => Err(ForkServerError::Io(format!("fork: {e}"))),
+    }
+}
+
+impl ForkServer {
+    /// Asks the fork server for a new worker.
+    pub(crate) fn spawn(
+        &self,
+        initializer: Option<fn()>,
+        pipe_size: usize,
+    ) -> Result<Spawned, ForkServerError> {
+        let mut request = [0u8; REQUEST_LEN];
+        request[0] = OP_SPAWN;
+        let init = initializer.map_or(0, |f| f as usize) as u64;
+        request[8..16].copy_from_slice(&init.to_le_bytes());
+        request[16..24].copy_from_slice(&(pipe_size as u64).to_le_bytes());
+        let (reply, fds) = self.exchange(&request)?;
+        let errno = i32::from_le_bytes(reply[4..8].try_into().unwrap_or_default());
+        let pid = i32::from_le_bytes(reply[8..12].try_into().unwrap_or_default());
+        if errno != 0 {
+            return Err(ForkServerError::Io(format!(
+                "spawning a worker: {}",
+                io::Error::from_raw_os_error(errno)
+            )));
+        }
+        let mut fds = fds.into_iter();
+        match (fds.next(), fds.next(), fds.next()) {
+            (Some(task), Some(result), Some(status)) => Ok(Spawned {
+                pid,
+                task,
+                result,
+                status,
+            }),
+            _ => Err(ForkServerError::Io(
+                "spawn reply without its 3 descriptors".into(),
+            )),
+        }
+    }
+
+    /// Asks the fork server to SIGKILL worker `pid` if it is still alive.
+    pub(crate) fn kill(&self, pid: i32) -> Result<bool, ForkServerError> {
+        let mut request = [0u8; REQUEST_LEN];
+        request[0] = OP_KILL;
+        request[8..16].copy_from_slice(&(pid as i64 as u64).to_le_bytes());
+        let (reply, _) = self.exchange(&request)?;
+        Ok(reply[8] == 1)
+    }
+
+    /// Sends one request and receives its reply (and any descriptors).
+    fn exchange(
+        &self,
+        request: &[u8; REQUEST_LEN],
+    ) -> Result<([u8; REPLY_LEN], Vec<OwnedFd>), ForkServerError> {
+        let socket = self.socket.lock().unwrap_or_else(|p| p.into_inner());
+        let fd = socket.as_raw_fd();
+        let io_err = |what: &str, e: nix::Error| {
+            if e == nix::Error::EPIPE || e == nix::Error::ECONNRESET {
+                ForkServerError::Gone
+            } else {
+                ForkServerError::Io(format!("{what}: {e}"))
+            }
+        };
+        loop {
+            match sendmsg::<()>(
+                fd,
+                &[IoSlice::new(request)],
+                &[],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => break,
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(io_err("send", e)),
+            }
+        }
+        let mut reply = [0u8; REPLY_LEN];
+        let mut cmsg = nix::cmsg_space!([RawFd; 3]);
+        loop {
+            let mut iov = [IoSliceMut::new(&mut reply)];
+            let msg = match recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
+            {
+                Ok(msg) => msg,
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(io_err("receive", e)),
+            };
+            if msg.bytes == 0 {
+                return Err(ForkServerError::Gone);
+            }
+            let mut fds = Vec::new();
+            if let Ok(cmsgs) = msg.cmsgs() {
+                for c in cmsgs {
+                    if let ControlMessageOwned::ScmRights(raw) = c {
+                        // SAFETY: SCM_RIGHTS installed these descriptors in
+                        // this process just now; nothing else owns them.
+                        fds.extend(raw.into_iter().map(|r| unsafe { OwnedFd::from_raw_fd(r) }));
+                    }
+                }
+            }
+            if msg.bytes != REPLY_LEN {
+                return Err(ForkServerError::Io(format!(
+                    "short reply of {} bytes",
+                    msg.bytes
+                )));
+            }
+            return Ok((reply, fds));
+        }
+    }
+}
+
+/// Decodes a status word pair written by the fork server.
+pub(crate) fn decode_status(bytes: &[u8]) -> ExitCause {
+    if bytes.len() != 8 {
+        return ExitCause::Unknown;
+    }
+    let kind = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let value = i32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    match kind {
+        STATUS_EXITED => ExitCause::Exited(value),
+        STATUS_SIGNALED => ExitCause::Signaled(value),
+        _ => ExitCause::Unknown,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Inside the fork server process. Single-threaded from here on.
+// ---------------------------------------------------------------------------
+
+/// A live worker, from the fork server's point of view.
+struct Child {
+    pid: Pid,
+    status_w: OwnedFd,
+}
+
+fn server_main(socket: OwnedFd, on_main_thread: bool) -> ! {
+    IN_CHILD.store(true, Ordering::Relaxed);
+    sys::close_all_except(&[socket.as_raw_fd()]);
+    if on_main_thread {
+        // PDEATHSIG fires when the *thread* that forked us exits, so it is
+        // only right when that thread was the main thread (whose exit ends
+        // the process). End-of-file on the socket covers every case.
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    }
+    // Ctrl-C goes to the whole process group: the pool's process decides
+    // what happens, the fork server must not die under it.
+    // SAFETY: setting a signal disposition to SIG_IGN runs no handler code.
+    unsafe {
+        let _ = nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn);
+    }
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    if chld.thread_block().is_err() {
+        exit_now(70);
+    }
+    let sigfd = match nix::sys::signalfd::SignalFd::with_flags(
+        &chld,
+        nix::sys::signalfd::SfdFlags::SFD_NONBLOCK | nix::sys::signalfd::SfdFlags::SFD_CLOEXEC,
+    ) {
+        Ok(fd) => fd,
+        Err(_) => exit_now(71),
+    };
+    let mut children: Vec<Child> = Vec::new();
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: socket.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sigfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `fds` is a valid array of two pollfd structs.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            continue; // EINTR
+        }
+        if fds[1].revents != 0 {
+            while let Ok(Some(_)) = sigfd.read_signal() {}
+            reap(&mut children);
+        }
+        if fds[0].revents != 0 && !serve_one(&socket, &mut children) {
+            break;
+        }
+    }
+    // The pool's process is gone: take the workers down with us.
+    for c in &children {
+        let _ = nix::sys::signal::kill(c.pid, Signal::SIGKILL);
+    }
+    for c in &children {
+        let _ = waitpid(c.pid, None);
+    }
+    exit_now(0)
+}
+
+/// Reaps every exited worker and reports its status.
+fn reap(children: &mut Vec<Child>) {
+    loop {
+        let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid, [STATUS_EXITED, code]),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, [STATUS_SIGNALED, sig as i32]),
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => continue, // stopped/continued: not an exit
+        };
+        if let Some(i) = children.iter().position(|c| c.pid == pid) {
+            let child = children.swap_remove(i);
+            let mut word = [0u8; 8];
+            word[..4].copy_from_slice(&status[0].to_le_bytes());
+            word[4..].copy_from_slice(&status[1].to_le_bytes());
+            // 8 bytes < PIPE_BUF: one atomic write. If the pool closed its
+            // end, EPIPE is fine (SIGPIPE is ignored, inherited from Rust's
+            // runtime, and we set it again in `spawn_worker`'s parent side).
+            let _ = sys::write_all(child.status_w.as_raw_fd(), &word);
+        }
+    }
+}
+
+/// Serves one request; false when the pool's end is closed.
+fn serve_one(socket: &OwnedFd, children: &mut Vec<Child>) -> bool {
+    let mut request = [0u8; REQUEST_LEN];
+    let n = {
+        let mut iov = [IoSliceMut::new(&mut request)];
+        match recvmsg::<()>(socket.as_raw_fd(), &mut iov, None, MsgFlags::empty()) {
+            Ok(msg) => msg.bytes,
+            Err(nix::Error::EINTR) | Err(nix::Error::EAGAIN) => return true,
+            Err(_) => return false,
+        }
+    };
+    if n == 0 {
+        return false;
+    }
+    let a = u64::from_le_bytes(request[8..16].try_into().unwrap_or_default());
+    let b = u64::from_le_bytes(request[16..24].try_into().unwrap_or_default());
+    let mut reply = [0u8; REPLY_LEN];
+    reply[0] = request[0];
+    let sent = match request[0] {
+        OP_SPAWN => match spawn_worker(socket, children, a as usize, b as usize) {
+            Ok((pid, fds)) => {
+                reply[8..12].copy_from_slice(&pid.to_le_bytes());
+                let raw = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
+                send_reply(socket, &reply, &raw)
+                // `fds` drop here: our copies close, the pool's stay open.
+            }
+            Err(errno) => {
+                reply[4..8].copy_from_slice(&(errno as i32).to_le_bytes());
+                send_reply(socket, &reply, &[])
+            }
+        },
+        OP_KILL => {
+            let pid = Pid::from_raw(a as i64 as i32);
+            // Reap first, so a pid that already exited is not "found".
+            reap(children);
+            let found = children.iter().any(|c| c.pid == pid);
+            if found {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            }
+            reply[8] = found as u8;
+            send_reply(socket, &reply, &[])
+        }
+        _ => send_reply(socket, &reply, &[]),
+    };
+    sent
+}
+
+fn send_reply(socket: &OwnedFd, reply: &[u8], fds: &[RawFd]) -> bool {
+    let cmsgs = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsgs };
+    loop {
+        match sendmsg::<()>(
+            socket.as_raw_fd(),
+            &[IoSlice::new(reply)],
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Ok(_) => return true,
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Forks one worker. Returns its pid and the pool's three pipe ends.
+fn spawn_worker(
+    socket: &OwnedFd,
+    children: &mut Vec<Child>,
+    initializer: usize,
+    pipe_size: usize,
+) -> Result<(i32, [OwnedFd; 3]), nix::Error> {
+    let errno = |e: io::Error| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let (task_r, task_w) = sys::pipe_cloexec().map_err(errno)?;
+    let (result_r, result_w) = sys::pipe_cloexec().map_err(errno)?;
+    let (status_r, status_w) = sys::pipe_cloexec().map_err(errno)?;
+    sys::set_pipe_size(&task_w, pipe_size);
+    sys::set_pipe_size(&result_w, pipe_size);
+    // SAFETY: this process is single-threaded (module docs), so the child
+    // inherits no lock held by another thread; it runs `worker::run`, which
+    // never returns.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            let keep = [task_r.as_raw_fd(), result_w.as_raw_fd()];
+            // Everything else - the socket, the other workers' status pipes,
+            // this worker's other pipe ends - is closed in one sweep.
+            sys::close_all_except(&keep);
+            std::mem::forget((socket, task_w, result_r, status_r, status_w));
+            std::mem::forget(std::mem::take(children));
+            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+            let mut chld = SigSet::empty();
+            chld.add(Signal::SIGCHLD);
+            let _ = chld.thread_unblock();
+            // SAFETY: restoring the default disposition runs no code.
+            unsafe {
+                let _ =
+                    nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigDfl);
+            }
+            crate::worker::run(task_r, result_w, initializer)
+        }
+        ForkResult::Parent { child } => {
+            drop(task_r);
+            drop(result_w);
+            children.push(Child {
+                pid: child,
+                status_w,
+            });
+            Ok((child.as_raw(), [task_w, result_r, status_r]))
+        }
+    }
+}
+
+/// Ends this process at once, without running destructors or atexit handlers
+/// that belong to the parent's image.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and always sound to call.
+    unsafe { libc::_exit(code) }
+}
+
+/// Marks this process as a pool child (used by workers after fork).
+pub(crate) fn mark_child() {
+    IN_CHILD.store(true, Ordering::Relaxed);
+}

@@ -1,0 +1,185 @@
+//! Thin, checked wrappers over the few system calls the pool makes in its hot
+//! paths and in freshly forked children.
+//!
+//! Everything else goes through `nix`. These helpers exist because the hot
+//! paths want raw `read`/`writev`/`poll` into buffers we manage ourselves, and
+//! because code that runs right after `fork()` should be short and obvious:
+//! each helper here is one system call plus its error check, with no locks
+//! and no allocation.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// `Err(last OS error)` when a libc call returned -1.
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Creates a pipe whose two ends are close-on-exec; `(read end, write end)`.
+pub(crate) fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a valid, writable array of two ints, as pipe2 requires.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Asks the kernel for a pipe buffer of `bytes` (Linux `F_SETPIPE_SZ`). A
+/// bigger buffer means fewer wake-ups per megabyte. Failure is harmless (the
+/// limit is `/proc/sys/fs/pipe-max-size`), so the error is ignored.
+pub(crate) fn set_pipe_size(fd: &OwnedFd, bytes: usize) {
+    if bytes == 0 {
+        return;
+    }
+    let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: fcntl on a descriptor we own; F_SETPIPE_SZ takes an int argument.
+    let _ = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes) };
+}
+
+/// Puts `fd` in non-blocking mode (the dispatcher never blocks on a worker).
+pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
+    let flags = check(unsafe { libc::fcntl(raw, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    Ok(())
+}
+
+/// An eventfd used as the dispatcher's doorbell: non-blocking, close-on-exec.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call with constant flags.
+    let fd = check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+    // SAFETY: eventfd succeeded; the descriptor is new and ours.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Rings an eventfd doorbell. The counter coalesces rings, and a full
+/// counter (EAGAIN) already means "ring pending", so errors are ignored:
+/// a doorbell can never block its caller (the lesson of CPython gh-105829).
+pub(crate) fn ring(fd: &OwnedFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a valid u64 to a descriptor we own.
+    let _ = unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+}
+
+/// Empties an eventfd doorbell.
+pub(crate) fn drain_doorbell(fd: &OwnedFd) {
+    let mut value: u64 = 0;
+    // SAFETY: reads at most 8 bytes into a valid u64.
+    let _ = unsafe { libc::read(fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+}
+
+/// One `read(2)` into the spare capacity of `buf`, growing `buf.len()` by the
+/// bytes read. Retries on EINTR. `Ok(0)` means end of file.
+pub(crate) fn read_into(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    if buf.capacity() - buf.len() < max {
+        buf.reserve(max);
+    }
+    let spare = buf.spare_capacity_mut();
+    let want = spare.len().min(max);
+    loop {
+        // SAFETY: `spare` points to at least `want` writable (uninitialised)
+        // bytes owned by `buf`; read(2) writes at most `want` of them.
+        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), want) };
+        if n >= 0 {
+            let n = n as usize;
+            // SAFETY: the kernel initialised exactly `n <= want` bytes past
+            // the old length, and `want` fits in the capacity.
+            unsafe { buf.set_len(buf.len() + n) };
+            return Ok(n);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// One `writev(2)` of `slices`, retrying on EINTR; returns the bytes written.
+pub(crate) fn writev(fd: RawFd, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let count = slices.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
+    loop {
+        // SAFETY: `IoSlice` is ABI-compatible with `struct iovec` on Unix
+        // (documented by std), and every slice is valid for reads.
+        let n = unsafe { libc::writev(fd, slices.as_ptr().cast(), count) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Writes all of `bytes` to a blocking descriptor (used by workers and the
+/// fork server, whose descriptors are blocking).
+pub(crate) fn write_all(fd: RawFd, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let n = writev(fd, &[io::IoSlice::new(bytes)])?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}
+
+/// Closes every descriptor of this process except 0, 1, 2 and `keep`.
+///
+/// Called first thing in the fork server and in each worker: a forked child
+/// inherits every descriptor of its parent, close-on-exec or not (there is no
+/// exec), and a stray copy of some other pipe's write end would keep that
+/// pipe from ever reporting end-of-file. Uses `close_range(2)` (Linux 5.9+)
+/// and falls back to a bounded loop.
+pub(crate) fn close_all_except(keep: &[RawFd]) {
+    let mut keep: Vec<RawFd> = keep.to_vec();
+    keep.sort_unstable();
+    let mut first: libc::c_uint = 3;
+    for &fd in keep.iter().filter(|&&fd| fd >= 3) {
+        let fd = fd as libc::c_uint;
+        if fd > first {
+            close_range(first, fd - 1);
+        }
+        first = fd + 1;
+    }
+    close_range(first, libc::c_uint::MAX);
+}
+
+fn close_range(first: libc::c_uint, last: libc::c_uint) {
+    // SAFETY: close_range only closes descriptors; in a freshly forked child
+    // nothing else refers to them (the kept ones are excluded by the caller).
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0 as libc::c_uint) };
+    if ret == 0 {
+        return;
+    }
+    // Old kernel: close one by one, up to a sane bound.
+    let last = last.min(65_535);
+    for fd in first..=last {
+        // SAFETY: as above; EBADF for unused numbers is expected and ignored.
+        unsafe { libc::close(fd as libc::c_int) };
+    }
+}
+
+/// How many threads this process has now (`/proc/self/task`), or `None` if
+/// it cannot be told.
+pub fn thread_count() -> Option<usize> {
+    std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
+}
+
+/// The calling thread's kernel id.
+pub(crate) fn gettid() -> libc::pid_t {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// This process's id.
+pub(crate) fn getpid() -> libc::pid_t {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}

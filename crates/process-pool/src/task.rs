@@ -1,0 +1,83 @@
+//! A task on its way through the pool: its encoded frame and the typed
+//! promise its outcome goes to.
+//!
+//! The dispatcher is not generic: it moves bytes. Each task carries a boxed
+//! [`Sink`] that knows the result type `R`, decodes the result bytes into it
+//! (under `catch_unwind`, since `Deserialize` impls are user code) and
+//! completes the promise.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use future::{panic_message, DynError, Promise, TaskError};
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::error::{CodecError, CodecStage};
+use crate::stats::Counters;
+
+/// One submitted task.
+pub(crate) struct Task {
+    /// Unique within the pool; echoed by the worker in its result.
+    pub id: u64,
+    /// The complete `TASK` frame, ready to write.
+    pub frame: Vec<u8>,
+    /// Where the outcome goes.
+    pub sink: Box<dyn Sink>,
+    /// Whether `set_running_or_notify_cancel` already returned true (a task
+    /// re-queued after its worker died before starting it).
+    pub running: bool,
+}
+
+/// The typed end of a task.
+pub(crate) trait Sink: Send {
+    /// `Promise::set_running_or_notify_cancel`: false if the future was cancelled.
+    fn set_running(&self) -> bool;
+    /// Cancels the future if it is still pending (shutdown with `cancel_futures`).
+    fn cancel(&self);
+    /// Completes the future with the encoded value or an error, counting
+    /// it as completed or failed in `counters` first (so that a reader who
+    /// sees the future done also sees the count).
+    fn complete(self: Box<Self>, outcome: Result<&[u8], TaskError>, counters: &Counters);
+}
+
+/// A [`Sink`] for results of type `R`.
+pub(crate) struct TypedSink<R> {
+    pub promise: Promise<R>,
+}
+
+impl<R: DeserializeOwned + Send + 'static> Sink for TypedSink<R> {
+    fn set_running(&self) -> bool {
+        // An Err means the future is already running or finished, which the
+        // pool never causes; treat it as "do not run".
+        self.promise.set_running_or_notify_cancel().unwrap_or(false)
+    }
+
+    fn cancel(&self) {
+        self.promise.future().cancel();
+    }
+
+    fn complete(self: Box<Self>, outcome: Result<&[u8], TaskError>, counters: &Counters) {
+        let outcome = outcome.and_then(|bytes| {
+            match catch_unwind(AssertUnwindSafe(|| codec::decode::<R>(bytes))) {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(message)) => Err(codec_error(CodecStage::DecodeResult, message)),
+                Err(p) => Err(codec_error(
+                    CodecStage::DecodeResult,
+                    format!("panicked while decoding: {}", panic_message(&*p)),
+                )),
+            }
+        });
+        Counters::bump(if outcome.is_ok() {
+            &counters.tasks_completed
+        } else {
+            &counters.tasks_failed
+        });
+        // Err: the future was already completed, e.g. cancelled; nothing to do.
+        let _ = self.promise.set_outcome(outcome);
+    }
+}
+
+/// `TaskError::Executor(CodecError { .. })`.
+pub(crate) fn codec_error(stage: CodecStage, message: String) -> TaskError {
+    TaskError::Executor(DynError::new(CodecError { stage, message }))
+}
