@@ -1,1 +1,51 @@
-//! AES-CTR crypto workloads on our executors (work in progress).
+//! # `crypto`: the book's CPU-bound lesson, rebuilt with AES on our executors
+//!
+//! Fluent Python's `arcfour_futures.py` spreads a dozen RC4 jobs over a
+//! `ProcessPoolExecutor` and gets about 2x with four workers on four cores
+//! (Table 17-1). This crate is its Rust twin: AES-128-CTR jobs that run
+//! sequentially, on our thread pool or on our process pool, a program that
+//! runs one batch (`crypto-futures`) and one that sweeps worker counts and
+//! rebuilds the table (`crypto-sweep`). What Rust changes: threads scale too
+//! (there is no GIL), and the process pool's price is what crosses the pipe.
+//!
+//! ## How it is built
+//!
+//! * [`ctr`]: AES-128 in counter mode, hand-built over the `aes` crate's block
+//!   cipher: the 128-bit big-endian counter, 8 blocks per AES-NI call, the XOR.
+//!   Random access into the stream, so jobs can work chunk by chunk.
+//! * [`jobs`]: a job = make data from a seed, encrypt, digest, decrypt, check;
+//!   only a spec and a result (a few bytes each) cross to a process.
+//! * [`executors`]: one batch on `seq`, `threads` or `procs`, results taken as
+//!   completed (the book's `submit` + `as_completed` loop).
+//! * [`sweep`] and [`plot`]: Table 17-1 as a Markdown table, a CSV file and an
+//!   SVG plot of the speedups.
+//! * [`cli`]: the two command lines and the programs, as testable functions.
+//!
+//! ## Example
+//!
+//! ```
+//! use crypto::executors::{run, ExecutorKind, RunConfig};
+//! use crypto::jobs::job_specs;
+//!
+//! // The book's 12 job sizes around 8 KiB, on a pool of two threads.
+//! let config = RunConfig {
+//!     executor: ExecutorKind::Threads,
+//!     workers: 2,
+//!     specs: job_specs(12, 8 * 1024, 2015),
+//!     ship_data: false,
+//! };
+//! let mut printed = Vec::new();
+//! let report = run(&config, |done| printed.push(crypto::jobs::format_kb(done.size))).unwrap();
+//! assert_eq!(report.results.len(), 12);
+//! assert!(printed.contains(&"12.0 KB".to_string())); // the largest job, 1.5x
+//! assert_eq!(report.workers, 2);
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod ctr;
+pub mod executors;
+pub mod jobs;
+pub mod plot;
+pub mod sweep;

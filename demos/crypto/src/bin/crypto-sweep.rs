@@ -1,0 +1,25 @@
+//! `crypto-sweep`: the book's Table 17-1 for sequential, thread-pool and
+//! process-pool runs of the crypto jobs with 1..N workers. Prints a Markdown
+//! table of median times and speedups, and writes `sweep.csv` and `speedup.svg`
+//! into `--out`. Progress goes to stderr.
+//!
+//! All the logic is in `crypto::cli::run_sweep`.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // Bad arguments: the error and the usage on stderr, exit status 2.
+    let args = crypto::cli::parse_sweep_args(std::env::args_os()).unwrap_or_else(|e| {
+        crypto::cli::exit_with(
+            e,
+            <crypto::cli::SweepArgs as clap::CommandFactory>::command(),
+        )
+    });
+    match crypto::cli::run_sweep(&args, &mut std::io::stdout().lock(), &mut std::io::stderr()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("crypto-sweep: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! The command lines of `crypto-futures` and `crypto-sweep`, and the programs
+//! themselves as functions that write to any `io::Write`, so the tests run the
+//! same code as the binaries (which only parse, call, and turn errors into exit
+//! codes).
+//!
+//! Exit codes: 0 on success; 2 for a usage error (clap's own errors, and our
+//! extra checks, which go through [`clap::Error`] so they print the usage line
+//! too); 1 when the run itself fails.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+
+use crate::executors::{self, default_workers, ExecutorKind, RunConfig, RunError, RunReport};
+use crate::jobs::{format_kb, job_specs};
+use crate::sweep::{self, SweepConfig};
+
+/// Job size that makes a sequential run of 12 jobs take about 2 s on our machine
+/// (AES-CTR both ways plus data generation and digest run at ~1.3 GB/s on one
+/// core there; 12 jobs of 0.58x..1.5x this size are ~2.5 GB in all).
+pub const DEFAULT_SIZE: u64 = 192 << 20;
+
+/// Jobs per batch, as in the book.
+pub const DEFAULT_JOBS: usize = 12;
+
+/// Seed of the first job's data (job `i` uses `seed + i`).
+pub const DEFAULT_SEED: u64 = 2015;
+
+/// `crypto-futures`: the twin of the book's `arcfour_futures.py`.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "crypto-futures",
+    about = "Encrypt and decrypt a dozen buffers with AES-128-CTR on an executor, \
+             printing each job as it completes and the elapsed time",
+    after_help = "Each job makes its data from a seed in the worker, encrypts it, decrypts it, \
+                  checks the round trip and returns its size and a digest."
+)]
+pub struct FuturesArgs {
+    /// Where the jobs run.
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Procs)]
+    pub executor: ExecutorKind,
+    /// Pool size [default: the number of cores]; not allowed with `--executor seq`.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+    /// Number of jobs.
+    #[arg(long, default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
+    pub jobs: usize,
+    /// Middle job size in bytes (K, M, G suffixes are powers of 2); the jobs range from
+    /// 0.58x to 1.5x of it.
+    #[arg(long, default_value = "192M", value_parser = parse_size)]
+    pub size: u64,
+    /// Make the data in the parent and send it to the workers (shows what IPC costs).
+    #[arg(long)]
+    pub ship_data: bool,
+    /// Seed of the data.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+/// `crypto-sweep`: the book's Table 17-1, for all three executors.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "crypto-sweep",
+    about = "Time the crypto jobs sequentially and on thread and process pools of 1..N workers, \
+             R runs each; print median times and speedups, write them as CSV and an SVG plot"
+)]
+pub struct SweepArgs {
+    /// Largest pool size tried [default: the number of cores].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_workers: Option<u16>,
+    /// Runs per configuration (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub runs: u16,
+    /// Directory for sweep.csv and speedup.svg (created if missing).
+    #[arg(long, default_value = "crypto-sweep")]
+    pub out: PathBuf,
+    /// Number of jobs per run.
+    #[arg(long, default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
+    pub jobs: usize,
+    /// Middle job size in bytes (K, M, G suffixes are powers of 2).
+    #[arg(long, default_value = "192M", value_parser = parse_size)]
+    pub size: u64,
+    /// Make the data in the parent and send it to the workers.
+    #[arg(long)]
+    pub ship_data: bool,
+}
+
+/// Exits after an argument error: help and version go to stdout with status 0;
+/// an error is printed with the usage line (clap leaves it out of value errors)
+/// and the status is 2.
+pub fn exit_with(error: clap::Error, mut command: clap::Command) -> ! {
+    if !error.use_stderr() {
+        error.exit();
+    }
+    let rendered = error.render().to_string();
+    eprint!("{rendered}");
+    if !rendered.contains("Usage:") {
+        eprintln!("\n{}", command.render_usage());
+    }
+    std::process::exit(2);
+}
+
+/// Parses a byte count: digits with an optional K, M or G (binary multiples).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 10),
+        Some((i, 'M' | 'm')) => (&text[..i], 20),
+        Some((i, 'G' | 'g')) => (&text[..i], 30),
+        _ => (text, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: use bytes, e.g. 4096, 512K, 192M or 1G"))?;
+    n.checked_mul(1 << shift)
+        .filter(|&bytes| bytes <= 1 << 40)
+        .ok_or_else(|| format!("`{text}` is too large: at most 1024G"))
+}
+
+/// Parses a job count between 1 and 10000.
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+        _ => Err(format!("`{text}` is not a job count between 1 and 10000")),
+    }
+}
+
+/// Parses `crypto-futures` arguments (`args[0]` is the program name), with our
+/// checks beyond clap's. The error prints usage and exits 2 with `.exit()`.
+pub fn parse_futures_args<I, T>(args: I) -> Result<FuturesArgs, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let parsed = FuturesArgs::try_parse_from(args)?;
+    if !executors::available(parsed.executor) {
+        return Err(FuturesArgs::command().error(
+            ErrorKind::InvalidValue,
+            format!(
+                "--executor {} is not available yet in this build",
+                parsed.executor
+            ),
+        ));
+    }
+    if parsed.executor == ExecutorKind::Seq && parsed.workers.is_some() {
+        return Err(FuturesArgs::command().error(
+            ErrorKind::ArgumentConflict,
+            "--workers does not apply to --executor seq (it always uses this one thread)",
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Parses `crypto-sweep` arguments; see [`parse_futures_args`].
+pub fn parse_sweep_args<I, T>(args: I) -> Result<SweepArgs, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let parsed = SweepArgs::try_parse_from(args)?;
+    if parsed.out.is_file() {
+        return Err(SweepArgs::command().error(
+            ErrorKind::ValueValidation,
+            format!("--out {} is a file; give a directory", parsed.out.display()),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Runs `crypto-futures`: prints each job as it completes (`384.0 KB`), then
+/// `2 workers, elapsed time: 1.04s`.
+pub fn run_futures(args: &FuturesArgs, out: &mut dyn Write) -> Result<RunReport, ProgramError> {
+    let workers = args.workers.map_or_else(default_workers, usize::from);
+    let config = RunConfig {
+        executor: args.executor,
+        workers,
+        specs: job_specs(args.jobs, to_usize(args.size)?, args.seed),
+        ship_data: args.ship_data,
+    };
+    let mut write_error = None;
+    let report = executors::run(&config, |result| {
+        if write_error.is_none() {
+            if let Err(e) = writeln!(out, "{}", format_kb(result.size)) {
+                write_error = Some(e);
+            }
+        }
+    })?;
+    if let Some(e) = write_error {
+        return Err(ProgramError::Io(e));
+    }
+    writeln!(
+        out,
+        "{}",
+        status_line(args.executor, report.workers, report.elapsed.as_secs_f64())
+    )?;
+    Ok(report)
+}
+
+/// The book's `STATUS = '{} workers, elapsed time: {:.2f}s'`, with the
+/// sequential run named as such.
+pub fn status_line(executor: ExecutorKind, workers: usize, seconds: f64) -> String {
+    match executor {
+        ExecutorKind::Seq => format!("sequential, elapsed time: {seconds:.2}s"),
+        _ => format!("{workers} workers, elapsed time: {seconds:.2}s"),
+    }
+}
+
+/// Runs `crypto-sweep`: the sweep, the table on `out`, progress on `progress`,
+/// and the CSV and SVG files in `args.out`.
+pub fn run_sweep(
+    args: &SweepArgs,
+    out: &mut dyn Write,
+    progress: &mut dyn Write,
+) -> Result<sweep::Sweep, ProgramError> {
+    let config = SweepConfig {
+        max_workers: args.max_workers.map_or_else(default_workers, usize::from),
+        runs: usize::from(args.runs),
+        jobs: args.jobs,
+        size: to_usize(args.size)?,
+        ship_data: args.ship_data,
+        seed: DEFAULT_SEED,
+    };
+    let result = sweep::sweep(&config, |line| {
+        // Progress is a courtesy: a closed stderr must not stop the sweep.
+        let _ = writeln!(progress, "{line}");
+    })?;
+    write!(out, "{}", result.table())?;
+    std::fs::create_dir_all(&args.out)?;
+    let csv_path = args.out.join("sweep.csv");
+    std::fs::write(&csv_path, result.csv())?;
+    let svg_path = args.out.join("speedup.svg");
+    std::fs::write(&svg_path, crate::plot::speedup_svg(&result)?)?;
+    writeln!(
+        out,
+        "wrote {} and {}",
+        csv_path.display(),
+        svg_path.display()
+    )?;
+    Ok(result)
+}
+
+fn to_usize(size: u64) -> Result<usize, ProgramError> {
+    usize::try_from(size).map_err(|_| ProgramError::TooLarge(size))
+}
+
+/// Why a program run failed (exit code 1).
+#[derive(Debug)]
+pub enum ProgramError {
+    /// The jobs failed.
+    Run(RunError),
+    /// Writing the output or the files failed.
+    Io(io::Error),
+    /// The plot could not be drawn.
+    Plot(String),
+    /// The size does not fit this machine's address space.
+    TooLarge(u64),
+}
+
+impl std::fmt::Display for ProgramError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProgramError::Run(e) => write!(f, "{e}"),
+            ProgramError::Io(e) => write!(f, "cannot write the output: {e}"),
+            ProgramError::Plot(e) => write!(f, "cannot draw the plot: {e}"),
+            ProgramError::TooLarge(n) => {
+                write!(f, "a size of {n} bytes does not fit in memory here")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProgramError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ProgramError::Run(e) => Some(e),
+            ProgramError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<RunError> for ProgramError {
+    fn from(e: RunError) -> Self {
+        ProgramError::Run(e)
+    }
+}
+
+impl From<io::Error> for ProgramError {
+    fn from(e: io::Error) -> Self {
+        ProgramError::Io(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_with_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("192M"), Ok(DEFAULT_SIZE));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("-5").is_err());
+        assert!(parse_size("2000G").is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_books() {
+        let args = FuturesArgs::try_parse_from(["crypto-futures"]).unwrap();
+        assert_eq!(args.jobs, 12);
+        assert_eq!(args.size, DEFAULT_SIZE);
+        assert_eq!(args.executor, ExecutorKind::Procs);
+        assert!(!args.ship_data);
+    }
+
+    #[test]
+    fn workers_with_seq_is_a_usage_error() {
+        let err = parse_futures_args(["crypto-futures", "--executor", "seq", "--workers", "2"])
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(
+            status_line(ExecutorKind::Procs, 2, 1.041),
+            "2 workers, elapsed time: 1.04s"
+        );
+        assert_eq!(
+            status_line(ExecutorKind::Seq, 1, 2.0),
+            "sequential, elapsed time: 2.00s"
+        );
+    }
+}

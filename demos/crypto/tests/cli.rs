@@ -1,0 +1,125 @@
+//! The built binaries: a tiny successful run, and bad arguments -> usage + exit 2.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const FUTURES: &str = env!("CARGO_BIN_EXE_crypto-futures");
+const SWEEP: &str = env!("CARGO_BIN_EXE_crypto-sweep");
+
+/// Runs a binary, killing it if it takes more than a minute (a test never hangs).
+fn run(bin: &str, args: &[&str]) -> Output {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // Polling a child's exit status is the only portable std way to bound it; 10 ms
+    // steps in a test helper, not in a primitive.
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("{bin} {args:?} did not finish within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn assert_usage_error(bin: &str, args: &[&str]) {
+    let out = run(bin, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.contains("Usage:"), "{args:?}: no usage in {stderr}");
+    assert!(out.stdout.is_empty(), "{args:?}: printed to stdout");
+}
+
+#[test]
+fn crypto_futures_sequential_run() {
+    let out = run(
+        FUTURES,
+        &["--executor", "seq", "--size", "4K", "--jobs", "3"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[..3], ["6.0 KB", "4.7 KB", "3.3 KB"], "{stdout}");
+    assert!(
+        lines[3].starts_with("sequential, elapsed time: "),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn crypto_futures_thread_pool_run() {
+    let out = run(
+        FUTURES,
+        &["--executor", "threads", "--workers", "2", "--size", "4K"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout.lines().filter(|l| l.ends_with(" KB")).count(),
+        12,
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("2 workers, elapsed time: "),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn crypto_futures_bad_arguments() {
+    for args in [
+        &["--executor", "fibers"][..],
+        &["--workers", "0"],
+        &["--workers", "many"],
+        &["--jobs", "0"],
+        &["--size", "12Q"],
+        &["--size", "-1"],
+        &["--executor", "seq", "--workers", "2"],
+        &["--frobnicate"],
+        &["extra"],
+    ] {
+        assert_usage_error(FUTURES, args);
+    }
+}
+
+#[test]
+fn crypto_sweep_bad_arguments() {
+    let file = std::env::temp_dir().join(format!("crypto-sweep-not-a-dir-{}", std::process::id()));
+    std::fs::write(&file, "x").unwrap();
+    for args in [
+        &["--runs", "0"][..],
+        &["--max-workers", "0"],
+        &["--max-workers", "two"],
+        &["--size", "1T"],
+        &["--out", file.to_str().unwrap()],
+    ] {
+        assert_usage_error(SWEEP, args);
+    }
+    std::fs::remove_file(&file).unwrap();
+}
+
+#[test]
+fn help_exits_zero() {
+    for bin in [FUTURES, SWEEP] {
+        let out = run(bin, &["--help"]);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"));
+    }
+}
