@@ -1,0 +1,235 @@
+//! `report`: run every benchmark and peer, then rewrite `docs/benchmarks.md`.
+//!
+//! ```sh
+//! cargo run --release -p benches --bin report [-- --quick | --long]
+//! cargo run --release -p benches --bin report -- --from-samples benches/tests/data --out /tmp/b.md
+//! ```
+//!
+//! This file only reads the arguments and calls the steps in order; the steps live in the
+//! `benches` library (see its docs for the design).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use benches::live::{self, Mode, Workspace};
+use benches::machine::Machine;
+use benches::markdown::REPRODUCE;
+use benches::page::{self, RunInfo};
+use benches::sources::{self, Sources};
+use benches::table::tally;
+
+const USAGE: &str = "\
+usage: report [--quick | --long] [--skip STEP]... [--out FILE] [--workspace DIR]
+       report --from-samples DIR [--out FILE]
+
+Runs the criterion benches of every package, the Python peers, the crypto sweep and the
+flag downloads, then rewrites docs/benchmarks.md and its SVG plots in docs/img/.
+
+  --quick              rough figures, fastest (criterion --quick, small peer runs)
+  --long               longer runs for stable figures
+  --skip STEP          skip a step: benches, peers, crypto, flags (repeatable)
+  --from-samples DIR   measure nothing: build the page from recorded outputs in DIR
+                       (DIR/criterion/, DIR/*.jsonl, DIR/crypto-sweep.csv)
+  --out FILE           where to write the page (default: <workspace>/docs/benchmarks.md;
+                       plots go to img/ beside it)
+  --workspace DIR      the workspace root (default: the one this binary was built from)
+  -h, --help           this text";
+
+/// The steps `--skip` accepts.
+const STEPS: [&str; 4] = ["benches", "peers", "crypto", "flags"];
+
+#[derive(Debug)]
+struct Args {
+    mode: Mode,
+    skip: Vec<String>,
+    samples: Option<PathBuf>,
+    out: Option<PathBuf>,
+    workspace: PathBuf,
+    /// The arguments as given, for the "command" line of the page.
+    raw: Vec<String>,
+}
+
+/// Parses the arguments; `Err` holds the message to print before the usage.
+fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
+    let default_root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut args = Args {
+        mode: Mode::Default,
+        skip: Vec::new(),
+        samples: None,
+        out: None,
+        workspace: default_root,
+        raw: raw.clone(),
+    };
+    let mut quick_or_long = None;
+    let mut it = raw.into_iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--quick" | "--long" => {
+                if quick_or_long.is_some_and(|m| m != arg) {
+                    return Err("--quick and --long exclude each other".into());
+                }
+                args.mode = if arg == "--quick" {
+                    Mode::Quick
+                } else {
+                    Mode::Long
+                };
+                quick_or_long = Some(arg);
+            }
+            "--skip" => {
+                let step = value("--skip")?;
+                if !STEPS.contains(&step.as_str()) {
+                    return Err(format!(
+                        "unknown step {step:?} for --skip (one of {STEPS:?})"
+                    ));
+                }
+                args.skip.push(step);
+            }
+            "--from-samples" => args.samples = Some(value("--from-samples")?.into()),
+            "--out" => args.out = Some(value("--out")?.into()),
+            "--workspace" => args.workspace = value("--workspace")?.into(),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Some(args))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1).collect()) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("report: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let ws = Workspace::at(&args.workspace);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| ws.root.join("docs/benchmarks.md"));
+    let command = if args.raw.is_empty() {
+        REPRODUCE.to_string()
+    } else {
+        format!("{REPRODUCE} -- {}", args.raw.join(" "))
+    };
+
+    let (sources, run) = match &args.samples {
+        Some(dir) => (
+            Sources::samples(dir),
+            RunInfo {
+                command,
+                mode: format!("recorded samples from {} (nothing measured)", dir.display()),
+                notes: Vec::new(),
+            },
+        ),
+        None => match measure(&ws, &args) {
+            Ok(pair) => {
+                let (sources, notes) = pair;
+                let run = RunInfo {
+                    command,
+                    mode: args.mode.describe().to_string(),
+                    notes,
+                };
+                (sources, run)
+            }
+            Err(message) => {
+                eprintln!("report: {message}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+
+    let loaded = sources::load(&sources);
+    let machine = Machine::detect();
+    match page::write(&loaded, &machine, &run, &out) {
+        Ok(written) => {
+            let t = tally(&written.rows);
+            println!(
+                "wrote {} and {} plot(s): {} targets met, {} missed, {} not measured",
+                written.page.display(),
+                written.plots.len(),
+                t.met,
+                t.missed,
+                t.not_measured
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the measuring steps; returns where their outputs are and the notes they left.
+fn measure(ws: &Workspace, args: &Args) -> Result<(Sources, Vec<String>), String> {
+    let started = SystemTime::now();
+    let results = live::prepare_results_dir(ws)
+        .map_err(|e| format!("cannot prepare {}: {e}", ws.results_dir().display()))?;
+    let skip = |step: &str| args.skip.iter().any(|s| s == step);
+    let mut notes = Vec::new();
+    if !skip("benches") {
+        notes.extend(live::run_benches(ws, args.mode));
+    }
+    if !skip("peers") {
+        notes.extend(live::run_peers(ws, args.mode, &results));
+    }
+    if !skip("crypto") {
+        notes.extend(live::run_crypto_sweep(ws, args.mode, &results));
+    }
+    if !skip("flags") {
+        notes.extend(live::run_flags(ws, args.mode, &results));
+    }
+    for step in &args.skip {
+        notes.push(format!("step `{step}` skipped (--skip {step})"));
+    }
+    let sources = Sources {
+        criterion_dir: ws.criterion_dir(),
+        results_dir: results,
+        // A skipped bench step keeps whatever criterion has from earlier runs.
+        since: (!skip("benches")).then_some(started),
+    };
+    Ok((sources, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Args>, String> {
+        parse_args(args.iter().map(|a| a.to_string()).collect())
+    }
+
+    #[test]
+    fn modes_and_options_are_read() {
+        let args = parse(&["--quick", "--skip", "flags", "--out", "/tmp/x.md"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(args.mode, Mode::Quick);
+        assert_eq!(args.skip, vec!["flags".to_string()]);
+        assert_eq!(args.out, Some(PathBuf::from("/tmp/x.md")));
+        assert_eq!(parse(&[]).unwrap().unwrap().mode, Mode::Default);
+        assert!(parse(&["--help"]).unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        assert!(parse(&["--quick", "--long"])
+            .unwrap_err()
+            .contains("exclude"));
+        assert!(parse(&["--skip", "lunch"])
+            .unwrap_err()
+            .contains("unknown step"));
+        assert!(parse(&["--out"]).unwrap_err().contains("needs a value"));
+        assert!(parse(&["--fast"]).unwrap_err().contains("unknown argument"));
+    }
+}

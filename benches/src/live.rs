@@ -1,0 +1,509 @@
+//! The live run: the steps that measure, each leaving its raw output in the results folder.
+//!
+//! Steps, in order: the criterion benches of every package (one `cargo bench` per bench
+//! target, so one broken bench cannot take the others down), the Python peers, the crypto
+//! worker sweep, and the flag downloads timed as whole commands. Each step returns notes
+//! instead of failing: a missing tool or bench becomes a line on the page and a "not
+//! measured" cell, never a crash.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::peers::{self, PeerError};
+use crate::run::{self, median};
+use crate::sources::SWEEP_CSV;
+use crate::targets::ops;
+
+/// How long and how often to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Rough figures fast: criterion `--quick`, small peer runs.
+    Quick,
+    /// The default: a few minutes on 2 cores.
+    Default,
+    /// Longer measurements for figures worth quoting.
+    Long,
+}
+
+impl Mode {
+    /// Arguments given to every criterion bench binary (after `cargo bench ... --`).
+    ///
+    /// A bench group's own `sample_size`/`measurement_time` win over these (criterion applies
+    /// group settings last); `--quick` always applies.
+    pub fn criterion_args(self) -> Vec<String> {
+        let args: &[&str] = match self {
+            Mode::Quick => &["--quick", "--noplot"],
+            Mode::Default => &["--warm-up-time", "1", "--measurement-time", "2", "--noplot"],
+            Mode::Long => &[
+                "--warm-up-time",
+                "3",
+                "--measurement-time",
+                "10",
+                "--sample-size",
+                "50",
+                "--noplot",
+            ],
+        };
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    /// Arguments for the Python peer scripts.
+    pub fn python_args(self) -> Vec<String> {
+        match self {
+            Mode::Quick => vec!["--quick".into()],
+            Mode::Default => vec![],
+            Mode::Long => vec!["--runs".into(), "9".into()],
+        }
+    }
+
+    /// How many times each timed command (and each sweep point) is run; the median is kept.
+    pub fn runs(self) -> u32 {
+        match self {
+            Mode::Quick => 1,
+            Mode::Default => 3,
+            Mode::Long => 7,
+        }
+    }
+
+    /// A sentence for the page.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Mode::Quick => "quick (criterion --quick, small peer runs): rough figures",
+            Mode::Default => {
+                "default (criterion 1 s warm-up, 2 s measurement unless a bench sets its own; \
+                 medians of 3 peer runs)"
+            }
+            Mode::Long => {
+                "long (criterion 3 s warm-up, 10 s measurement, 50 samples; medians of 7+ runs)"
+            }
+        }
+    }
+}
+
+/// Where the workspace and its build output are.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    /// The workspace root (with the root `Cargo.toml`).
+    pub root: PathBuf,
+    /// The cargo target folder (`$CARGO_TARGET_DIR` or `<root>/target`).
+    pub target_dir: PathBuf,
+}
+
+impl Workspace {
+    /// The workspace at `root`, with the target folder cargo would use.
+    pub fn at(root: &Path) -> Workspace {
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .map(|t| if t.is_absolute() { t } else { root.join(t) })
+            .unwrap_or_else(|| root.join("target"));
+        Workspace {
+            root: root.to_path_buf(),
+            target_dir,
+        }
+    }
+
+    /// criterion's output folder (we set `CRITERION_HOME` to it, so it is certain).
+    pub fn criterion_dir(&self) -> PathBuf {
+        self.target_dir.join("criterion")
+    }
+
+    /// The folder where the live run leaves its raw outputs.
+    pub fn results_dir(&self) -> PathBuf {
+        self.target_dir.join("bench-report")
+    }
+
+    /// A release binary built in this workspace.
+    pub fn release_bin(&self, name: &str) -> PathBuf {
+        self.target_dir.join("release").join(name)
+    }
+
+    fn cargo(&self) -> Command {
+        // Under `cargo run`, $CARGO is the cargo that started us: use the same toolchain.
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(&self.root);
+        cmd
+    }
+}
+
+/// A criterion bench target of some package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BenchTarget {
+    /// The package name (from its `Cargo.toml`).
+    pub package: String,
+    /// The bench target name (the file stem in `benches/`).
+    pub bench: String,
+}
+
+/// The `name` of the `[package]` section of a `Cargo.toml` text.
+pub fn package_name(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package {
+            if let Some((key, value)) = line.split_once('=') {
+                if key.trim() == "name" {
+                    return Some(value.trim().trim_matches('"').to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Every `benches/*.rs` of the packages under `crates/` and `demos/`, sorted.
+pub fn discover_benches(root: &Path) -> Vec<BenchTarget> {
+    let mut found = Vec::new();
+    for group in ["crates", "demos"] {
+        let Ok(packages) = fs::read_dir(root.join(group)) else {
+            continue;
+        };
+        for package_dir in packages.flatten().map(|e| e.path()) {
+            let Some(package) = fs::read_to_string(package_dir.join("Cargo.toml"))
+                .ok()
+                .and_then(|m| package_name(&m))
+            else {
+                continue;
+            };
+            let Ok(benches) = fs::read_dir(package_dir.join("benches")) else {
+                continue;
+            };
+            for file in benches.flatten().map(|e| e.path()) {
+                if file.extension().is_some_and(|e| e == "rs") {
+                    if let Some(stem) = file.file_stem() {
+                        found.push(BenchTarget {
+                            package: package.clone(),
+                            bench: stem.to_string_lossy().into_owned(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| (&a.package, &a.bench).cmp(&(&b.package, &b.bench)));
+    found
+}
+
+/// Prints a progress line on stderr (stdout stays free for the final summary).
+fn say(text: &str) {
+    eprintln!("report: {text}");
+}
+
+/// Empties the results folder of a previous run's outputs, so they cannot pose as new.
+pub fn prepare_results_dir(ws: &Workspace) -> std::io::Result<PathBuf> {
+    let dir = ws.results_dir();
+    fs::create_dir_all(&dir)?;
+    for entry in fs::read_dir(&dir)?.flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(dir)
+}
+
+/// Runs every discovered criterion bench; returns notes for the page.
+pub fn run_benches(ws: &Workspace, mode: Mode) -> Vec<String> {
+    let mut notes = Vec::new();
+    let targets = discover_benches(&ws.root);
+    if targets.is_empty() {
+        notes.push("no criterion benches found under crates/*/benches or demos/*/benches".into());
+    }
+    for target in targets {
+        let mut cmd = ws.cargo();
+        cmd.args([
+            "bench",
+            "-p",
+            &target.package,
+            "--bench",
+            &target.bench,
+            "--",
+        ])
+        .args(mode.criterion_args())
+        .env("CRITERION_HOME", ws.criterion_dir());
+        let line = run::describe(&cmd);
+        say(&format!("running {line}"));
+        let start = Instant::now();
+        // Generous: the first run compiles the package and its peers in release mode.
+        match run::timed(cmd, Duration::from_secs(30 * 60)) {
+            Ok((output, _)) => {
+                let log = ws.results_dir().join(format!(
+                    "cargo-bench-{}-{}.log",
+                    target.package, target.bench
+                ));
+                let mut text = output.stdout;
+                text.extend_from_slice(&output.stderr);
+                let _ = fs::write(log, text);
+                say(&format!("  done in {:.0?}", start.elapsed()));
+            }
+            Err(e) => {
+                say(&format!("  failed: {e}"));
+                notes.push(format!(
+                    "bench `{}` of package `{}` did not run: {e}",
+                    target.bench, target.package
+                ));
+            }
+        }
+    }
+    notes
+}
+
+/// Runs each Python peer script, saving its stdout as `python-<script>.jsonl`.
+pub fn run_peers(ws: &Workspace, mode: Mode, results: &Path) -> Vec<String> {
+    let mut notes = Vec::new();
+    for script in peers::SCRIPTS {
+        let path = ws.root.join("benches/peers").join(script);
+        say(&format!(
+            "running python3 {} {}",
+            path.display(),
+            mode.python_args().join(" ")
+        ));
+        let start = Instant::now();
+        match peers::run_script(&path, &mode.python_args(), Duration::from_secs(15 * 60)) {
+            Ok(stdout) => {
+                let stem = script.trim_end_matches(".py");
+                let _ = fs::write(results.join(format!("python-{stem}.jsonl")), stdout);
+                say(&format!("  done in {:.0?}", start.elapsed()));
+            }
+            Err(PeerError::PythonNotFound) => {
+                notes.push(PeerError::PythonNotFound.to_string());
+                say("python3 not found: skipping the Python peers");
+                return notes;
+            }
+            Err(e) => notes.push(format!("Python peer {script}: {e}")),
+        }
+    }
+    notes
+}
+
+/// Builds release binaries of `package`; `Err` carries a note.
+fn build_bins(ws: &Workspace, package: &str) -> Result<(), String> {
+    let mut cmd = ws.cargo();
+    cmd.args(["build", "--release", "-p", package, "--bins"]);
+    say(&format!("building {}", run::describe(&cmd)));
+    run::timed(cmd, Duration::from_secs(20 * 60))
+        .map(|_| ())
+        .map_err(|e| format!("could not build the {package} binaries: {e}"))
+}
+
+/// Runs the crypto sweep with 2 workers; copies its CSV to `results/crypto-sweep.csv`.
+pub fn run_crypto_sweep(ws: &Workspace, mode: Mode, results: &Path) -> Vec<String> {
+    if let Err(note) = build_bins(ws, "crypto") {
+        return vec![note];
+    }
+    let bin = ws.release_bin("crypto-sweep");
+    if !bin.exists() {
+        return vec![format!(
+            "crypto-sweep not measured: {} does not exist",
+            bin.display()
+        )];
+    }
+    let out_dir = results.join("crypto-sweep");
+    let _ = fs::remove_dir_all(&out_dir);
+    if let Err(e) = fs::create_dir_all(&out_dir) {
+        return vec![format!(
+            "crypto-sweep: cannot create {}: {e}",
+            out_dir.display()
+        )];
+    }
+    let mut cmd = Command::new(&bin);
+    cmd.args([
+        "--max-workers",
+        "2",
+        "--runs",
+        &mode.runs().to_string(),
+        "--out",
+    ])
+    .arg(&out_dir);
+    say(&format!("running {}", run::describe(&cmd)));
+    if let Err(e) = run::timed(cmd, Duration::from_secs(15 * 60)) {
+        return vec![format!("crypto-sweep failed: {e}")];
+    }
+    // The sweep names its own file; take the CSV it wrote.
+    let csv = fs::read_dir(&out_dir).ok().and_then(|entries| {
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "csv"))
+    });
+    match csv {
+        Some(csv) => match fs::copy(&csv, results.join(SWEEP_CSV)) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![format!("crypto-sweep: cannot copy {}: {e}", csv.display())],
+        },
+        None => vec![format!(
+            "crypto-sweep wrote no CSV in {}",
+            out_dir.display()
+        )],
+    }
+}
+
+/// One timed figure in the JSON-lines format of the peers.
+fn json_line(op: &str, who: &str, seconds: f64) -> String {
+    format!("{{\"op\": \"{op}\", \"who\": \"{who}\", \"value\": {seconds:.6}, \"unit\": \"s\"}}\n")
+}
+
+/// Times `make()` commands `runs` times and returns the median wall time in seconds.
+fn time_median(runs: u32, make: &dyn Fn() -> Command) -> Result<f64, String> {
+    let mut times = Vec::new();
+    for _ in 0..runs.max(1) {
+        let cmd = make();
+        let line = run::describe(&cmd);
+        match run::timed(cmd, Duration::from_secs(120)) {
+            Ok((_, elapsed)) => times.push(elapsed.as_secs_f64()),
+            Err(e) => return Err(format!("`{line}`: {e}")),
+        }
+    }
+    median(&times).ok_or_else(|| "no run finished".to_string())
+}
+
+/// Times the flag downloaders (ours, and the Python peer against our server) and writes
+/// `flags.jsonl`.
+pub fn run_flags(ws: &Workspace, mode: Mode, results: &Path) -> Vec<String> {
+    if let Err(note) = build_bins(ws, "flags") {
+        return vec![note];
+    }
+    let downloader = ws.release_bin("flags2-threadpool");
+    if !downloader.exists() {
+        return vec![format!(
+            "flag downloads not measured: {} does not exist",
+            downloader.display()
+        )];
+    }
+    let mut notes = Vec::new();
+    let mut lines = String::new();
+    let dest = results.join("flags-downloads");
+    let runs = mode.runs();
+    let ours: [(&str, &[&str]); 2] = [
+        (ops::FLAGS_DELAY_20, &["-s", "DELAY"]),
+        (ops::FLAGS_EVERY_LOCAL, &["-e", "-s", "LOCAL"]),
+    ];
+    for (op, args) in ours {
+        say(&format!("timing flags2-threadpool {}", args.join(" ")));
+        let make = || {
+            let _ = fs::remove_dir_all(&dest);
+            let _ = fs::create_dir_all(&dest);
+            let mut cmd = Command::new(&downloader);
+            cmd.args(args).current_dir(&dest);
+            cmd
+        };
+        match time_median(runs, &make) {
+            Ok(seconds) => lines.push_str(&json_line(op, "ours", seconds)),
+            Err(e) => notes.push(format!("flag download {op} not measured: {e}")),
+        }
+    }
+    notes.extend(run_python_flags(ws, mode, &mut lines));
+    if let Err(e) = fs::write(results.join("flags.jsonl"), lines) {
+        notes.push(format!("cannot write flags.jsonl: {e}"));
+    }
+    notes
+}
+
+/// The Python flag downloader against our flag server (started with a 0.5 s delay).
+fn run_python_flags(ws: &Workspace, mode: Mode, lines: &mut String) -> Vec<String> {
+    let server_bin = ws.release_bin("flag-server");
+    if !server_bin.exists() {
+        return vec![format!(
+            "Python flag download not measured: {} does not exist",
+            server_bin.display()
+        )];
+    }
+    if peers::python_version().is_none() {
+        return vec![];
+    }
+    let server = match crate::flag_server::FlagServer::start(&server_bin, 0.5) {
+        Ok(server) => server,
+        Err(e) => return vec![format!("Python flag download not measured: {e}")],
+    };
+    let script = ws.root.join("benches/peers").join(peers::FLAGS_SCRIPT);
+    let mut args = vec!["--url".to_string(), server.url().to_string()];
+    args.extend(mode.python_args());
+    say(&format!(
+        "running python3 {} {}",
+        script.display(),
+        args.join(" ")
+    ));
+    match peers::run_script(&script, &args, Duration::from_secs(10 * 60)) {
+        Ok(stdout) => {
+            lines.push_str(&stdout);
+            Vec::new()
+        }
+        Err(e) => vec![format!("Python flag download: {e}")],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_package_name_comes_from_the_package_section() {
+        let manifest = "[workspace]\nname = \"not-this\"\n\n[package]\nversion = \"0.1.0\"\n\
+                        name = \"thread-pool\"\n\n[dependencies]\nname = \"nor-this\"\n";
+        assert_eq!(package_name(manifest).as_deref(), Some("thread-pool"));
+        assert_eq!(package_name("[dependencies]\nname = \"x\"\n"), None);
+    }
+
+    #[test]
+    fn benches_are_discovered_in_crates_and_demos() {
+        let root = std::env::temp_dir().join(format!("benches-discover-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        for (dir, name, bench) in [
+            ("crates/tp", "thread-pool", Some("thread_pool.rs")),
+            ("demos/crypto", "crypto", Some("aes_ctr.rs")),
+            ("demos/flags", "flags", None),
+        ] {
+            let pkg = root.join(dir);
+            fs::create_dir_all(pkg.join("benches")).unwrap();
+            fs::write(
+                pkg.join("Cargo.toml"),
+                format!("[package]\nname = \"{name}\"\n"),
+            )
+            .unwrap();
+            if let Some(bench) = bench {
+                fs::write(pkg.join("benches").join(bench), "fn main() {}").unwrap();
+            }
+            fs::write(pkg.join("benches/README.md"), "not a bench").unwrap();
+        }
+        let found = discover_benches(&root);
+        fs::remove_dir_all(&root).unwrap();
+        assert_eq!(
+            found,
+            vec![
+                BenchTarget {
+                    package: "crypto".into(),
+                    bench: "aes_ctr".into()
+                },
+                BenchTarget {
+                    package: "thread-pool".into(),
+                    bench: "thread_pool".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn modes_give_criterion_valid_arguments() {
+        for mode in [Mode::Quick, Mode::Default, Mode::Long] {
+            let args = mode.criterion_args();
+            assert!(args.contains(&"--noplot".to_string()));
+            assert!(mode.runs() >= 1);
+        }
+        assert!(Mode::Quick
+            .criterion_args()
+            .contains(&"--quick".to_string()));
+    }
+
+    #[test]
+    fn timed_figures_use_the_peer_line_format() {
+        let line = json_line(ops::FLAGS_DELAY_20, "ours", 0.5312);
+        let parsed = peers::parse(&line);
+        assert!(parsed.notes.is_empty(), "{:?}", parsed.notes);
+        assert_eq!(parsed.figures[0].0, ops::FLAGS_DELAY_20);
+        assert_eq!(parsed.figures[0].1, "ours");
+        assert!((parsed.figures[0].2.value - 0.5312).abs() < 1e-9);
+    }
+}

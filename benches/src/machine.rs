@@ -1,0 +1,130 @@
+//! The machine the figures were measured on: cores, CPU model, compiler, Python, date.
+//!
+//! Benchmark figures mean nothing without the machine, so the page opens with it. Everything
+//! here is read from the system (`/proc/cpuinfo`, `rustc --version`, `python3 --version`, the
+//! clock); the parsing is split from the reading so it can be tested on recorded text.
+
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What the page says about the machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Machine {
+    /// Logical CPUs available to this process.
+    pub cores: usize,
+    /// `model name` from `/proc/cpuinfo`, or "unknown CPU".
+    pub cpu: String,
+    /// `rustc --version`.
+    pub rustc: String,
+    /// `python3 --version`, or "python3 not found".
+    pub python: String,
+    /// The date and time of the run, UTC.
+    pub date: String,
+}
+
+impl Machine {
+    /// Reads the machine this process runs on.
+    pub fn detect() -> Machine {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| cpu_model(&text))
+            .unwrap_or_else(|| "unknown CPU".to_string());
+        let rustc =
+            command_line("rustc", &["--version"]).unwrap_or_else(|| "rustc not found".to_string());
+        let python =
+            crate::peers::python_version().unwrap_or_else(|| "python3 not found".to_string());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Machine {
+            cores,
+            cpu,
+            rustc,
+            python,
+            date: utc_date(now),
+        }
+    }
+}
+
+/// The first line of a command's stdout, if it runs and succeeds.
+fn command_line(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().next().map(|l| l.trim().to_string())
+}
+
+/// The `model name` of the first CPU in `/proc/cpuinfo` text (x86); falls back to
+/// `Model`/`Hardware` lines that ARM kernels print.
+pub fn cpu_model(cpuinfo: &str) -> Option<String> {
+    for key in ["model name", "Model", "Hardware"] {
+        let found = cpuinfo.lines().find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            (k.trim() == key && !v.trim().is_empty()).then(|| v.trim().to_string())
+        });
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+/// Formats seconds since the Unix epoch as `YYYY-MM-DD HH:MM UTC`.
+///
+/// The calendar conversion is Howard Hinnant's `civil_from_days` (public domain algorithm):
+/// shift the epoch to 0000-03-01 so leap days fall at the end of each 400-year era's year.
+pub fn utc_date(unix_seconds: u64) -> String {
+    let days = (unix_seconds / 86_400) as i64;
+    let rem = unix_seconds % 86_400;
+    let (hour, minute) = (rem / 3600, rem % 3600 / 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // day of era, 0..=146096
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // year of era
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of (March-based) year
+    let mp = (5 * doy + 2) / 153; // March-based month, 0..=11
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_model_is_read_from_cpuinfo() {
+        let x86 = "processor\t: 0\nvendor_id\t: GenuineIntel\n\
+                   model name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\nprocessor\t: 1\n\
+                   model name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\n";
+        assert_eq!(
+            cpu_model(x86).as_deref(),
+            Some("Intel(R) Xeon(R) CPU @ 2.20GHz")
+        );
+        let arm = "processor : 0\nBogoMIPS : 108.00\nModel : Raspberry Pi 4 Model B\n";
+        assert_eq!(cpu_model(arm).as_deref(), Some("Raspberry Pi 4 Model B"));
+        assert_eq!(cpu_model("processor : 0\n"), None);
+    }
+
+    #[test]
+    fn dates_are_converted_in_utc() {
+        assert_eq!(utc_date(0), "1970-01-01 00:00 UTC");
+        // 2000-02-29 12:34 UTC: a leap day in a century leap year.
+        assert_eq!(utc_date(951_827_640), "2000-02-29 12:34 UTC");
+        // 2026-11-25 22:20 UTC.
+        assert_eq!(utc_date(1_795_645_200), "2026-11-25 22:20 UTC");
+    }
+
+    #[test]
+    fn detect_fills_every_field() {
+        let m = Machine::detect();
+        assert!(m.cores >= 1);
+        assert!(!m.cpu.is_empty());
+        assert!(m.rustc.starts_with("rustc"), "{}", m.rustc);
+        assert!(m.date.ends_with("UTC"));
+    }
+}

@@ -1,0 +1,108 @@
+//! Smoke test: the report, in its quickest mode (`--from-samples`, which measures nothing),
+//! builds the whole page from the recorded outputs in `tests/data/`, and every row of the
+//! table gets a figure.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use benches::sources::{self, Sources};
+use benches::table;
+use benches::targets::ROWS;
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("benches-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn every_row_and_every_peer_has_a_figure_from_the_samples() {
+    let loaded = sources::load(&Sources::samples(&samples()));
+    assert!(loaded.notes.is_empty(), "{:?}", loaded.notes);
+    let rows = table::build(ROWS, &loaded.figures);
+    assert_eq!(rows.len(), ROWS.len());
+    for row in &rows {
+        assert!(row.ours.is_some(), "no figure for {}", row.spec.title);
+        for peer in &row.peers {
+            assert!(
+                peer.figure.is_some(),
+                "no figure for peer {} of {}",
+                peer.label,
+                row.spec.title
+            );
+            assert!(peer.advantage.is_some());
+        }
+    }
+    let tally = table::tally(&rows);
+    assert_eq!(tally.not_measured, 0);
+    assert_eq!(tally.met + tally.missed, 10, "ten rows carry a target");
+}
+
+#[test]
+fn the_report_binary_writes_the_page_and_plots_from_the_samples() {
+    let dir = scratch("smoke");
+    let page = dir.join("benchmarks.md");
+    let out = Command::new(env!("CARGO_BIN_EXE_report"))
+        .arg("--from-samples")
+        .arg(samples())
+        .arg("--out")
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "report failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0 not measured"), "{stdout}");
+    let text = fs::read_to_string(&page).unwrap();
+    let table: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            ROWS.iter()
+                .any(|r| l.starts_with(&format!("| {}", r.title)))
+        })
+        .collect();
+    assert_eq!(table.len(), ROWS.len(), "one line per row");
+    for line in &table {
+        assert!(
+            !line.contains("not measured"),
+            "a cell without a figure: {line}"
+        );
+        let ours = line.split(" | ").nth(1).unwrap();
+        assert!(
+            ours.starts_with("**") && ours.len() > 4,
+            "no figure for ours: {line}"
+        );
+    }
+    for svg in [
+        "thread-pool-throughput.svg",
+        "process-pool-throughput.svg",
+        "crypto-speedup.svg",
+    ] {
+        let path = dir.join("img").join(svg);
+        let body = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{svg}: {e}"));
+        assert!(body.starts_with("<svg"), "{svg} is not an SVG");
+        assert!(text.contains(&format!("(img/{svg})")), "{svg} not embedded");
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_arguments_print_usage_and_exit_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_report"))
+        .arg("--sideways")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown argument"), "{stderr}");
+    assert!(stderr.contains("usage: report"), "{stderr}");
+}
