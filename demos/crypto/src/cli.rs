@@ -18,9 +18,9 @@ use crate::jobs::{format_kb, job_specs};
 use crate::sweep::{self, SweepConfig};
 
 /// Job size that makes a sequential run of 12 jobs take about 2 s on our machine
-/// (AES-CTR both ways plus data generation and digest run at ~1.3 GB/s on one
-/// core there; 12 jobs of 0.58x..1.5x this size are ~2.5 GB in all).
-pub const DEFAULT_SIZE: u64 = 192 << 20;
+/// (making the data, AES-CTR both ways, the digest and the comparison run at
+/// ~2.2 GB/s on one core there; 12 jobs of 0.58x..1.5x this size are ~4.2 GB).
+pub const DEFAULT_SIZE: u64 = 320 << 20;
 
 /// Jobs per batch, as in the book.
 pub const DEFAULT_JOBS: usize = 12;
@@ -49,7 +49,7 @@ pub struct FuturesArgs {
     pub jobs: usize,
     /// Middle job size in bytes (K, M, G suffixes are powers of 2); the jobs range from
     /// 0.58x to 1.5x of it.
-    #[arg(long, default_value = "192M", value_parser = parse_size)]
+    #[arg(long, default_value = "320M", value_parser = parse_size)]
     pub size: u64,
     /// Make the data in the parent and send it to the workers (shows what IPC costs).
     #[arg(long)]
@@ -80,7 +80,7 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
     pub jobs: usize,
     /// Middle job size in bytes (K, M, G suffixes are powers of 2).
-    #[arg(long, default_value = "192M", value_parser = parse_size)]
+    #[arg(long, default_value = "320M", value_parser = parse_size)]
     pub size: u64,
     /// Make the data in the parent and send it to the workers.
     #[arg(long)]
@@ -113,7 +113,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
     };
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("`{text}` is not a size: use bytes, e.g. 4096, 512K, 192M or 1G"))?;
+        .map_err(|_| format!("`{text}` is not a size: use bytes, e.g. 4096, 512K, 320M or 1G"))?;
     n.checked_mul(1 << shift)
         .filter(|&bytes| bytes <= 1 << 40)
         .ok_or_else(|| format!("`{text}` is too large: at most 1024G"))
@@ -135,15 +135,6 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let parsed = FuturesArgs::try_parse_from(args)?;
-    if !executors::available(parsed.executor) {
-        return Err(FuturesArgs::command().error(
-            ErrorKind::InvalidValue,
-            format!(
-                "--executor {} is not available yet in this build",
-                parsed.executor
-            ),
-        ));
-    }
     if parsed.executor == ExecutorKind::Seq && parsed.workers.is_some() {
         return Err(FuturesArgs::command().error(
             ErrorKind::ArgumentConflict,
@@ -301,7 +292,7 @@ mod tests {
     fn sizes_with_suffixes() {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert_eq!(parse_size("512K"), Ok(512 << 10));
-        assert_eq!(parse_size("192M"), Ok(DEFAULT_SIZE));
+        assert_eq!(parse_size("320M"), Ok(DEFAULT_SIZE));
         assert_eq!(parse_size("1g"), Ok(1 << 30));
         assert!(parse_size("").is_err());
         assert!(parse_size("12Q").is_err());
@@ -311,7 +302,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_books() {
-        let args = FuturesArgs::try_parse_from(["crypto-futures"]).unwrap();
+        let args = parse_futures_args(["crypto-futures"]).unwrap();
         assert_eq!(args.jobs, 12);
         assert_eq!(args.size, DEFAULT_SIZE);
         assert_eq!(args.executor, ExecutorKind::Procs);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use future::{as_completed, wait, Future, ReturnWhen};
 
-use crate::jobs::{make_data, run_job, run_job_on_data, JobError, JobResult, JobSpec};
+use crate::jobs::{run_job, run_job_on_data, JobError, JobResult, JobSpec, ShippedJob};
 
 /// What a job's future holds: the job's own outcome.
 pub type JobOutcome = Result<JobResult, JobError>;
@@ -93,8 +93,6 @@ pub enum RunError {
         /// What it said.
         message: String,
     },
-    /// This build has no such executor yet.
-    Unavailable(ExecutorKind),
 }
 
 impl std::fmt::Display for RunError {
@@ -103,9 +101,6 @@ impl std::fmt::Display for RunError {
             RunError::Job(e) => write!(f, "{e}"),
             RunError::Executor { executor, message } => {
                 write!(f, "the {executor} executor failed: {message}")
-            }
-            RunError::Unavailable(kind) => {
-                write!(f, "the {kind} executor is not available yet in this build")
             }
         }
     }
@@ -138,7 +133,7 @@ pub fn run(config: &RunConfig, mut on_done: impl FnMut(&JobResult)) -> Result<Ru
     let workers = match config.executor {
         ExecutorKind::Seq => run_sequential(config, &mut record)?,
         ExecutorKind::Threads => run_threads(config, &mut record)?,
-        ExecutorKind::Procs => return Err(RunError::Unavailable(ExecutorKind::Procs)),
+        ExecutorKind::Procs => run_procs(config, &mut record)?,
     };
     Ok(RunReport {
         workers,
@@ -154,21 +149,13 @@ fn run_sequential(
 ) -> Result<usize, RunError> {
     for &spec in &config.specs {
         let result = if config.ship_data {
-            run_job_on_data((spec, make_data(spec)))?
+            run_job_on_data(ShippedJob::new(spec))?
         } else {
             run_job(spec)?
         };
         record(result);
     }
     Ok(1)
-}
-
-/// Whether this build can run `kind` (the command lines check this up front).
-pub fn available(kind: ExecutorKind) -> bool {
-    match kind {
-        ExecutorKind::Seq | ExecutorKind::Threads => true,
-        ExecutorKind::Procs => false,
-    }
 }
 
 /// On our thread pool. A job is a closure that owns its spec (and, with
@@ -186,8 +173,8 @@ fn run_threads(config: &RunConfig, record: &mut impl FnMut(JobResult)) -> Result
     let workers = pool.max_workers();
     let submit = |spec: JobSpec| {
         let submitted = if config.ship_data {
-            let data = make_data(spec);
-            pool.submit(move || run_job_on_data((spec, data)))
+            let job = ShippedJob::new(spec);
+            pool.submit(move || run_job_on_data(job))
         } else {
             pool.submit(move || run_job(spec))
         };
@@ -201,6 +188,39 @@ fn run_threads(config: &RunConfig, record: &mut impl FnMut(JobResult)) -> Result
         record,
     )?;
     // Joining the workers is part of the measured time, as the book's `with` block.
+    pool.shutdown(true, false);
+    Ok(workers)
+}
+
+/// On our process pool. A job is a plain `fn` and its argument: the spec (24
+/// bytes) or, with `--ship-data`, the spec and the whole buffer, encoded into a
+/// frame and written down a pipe; the result (24 bytes) comes back the same way.
+///
+/// The program must have called `process_pool::start_fork_server()` first
+/// thing in `main` (our binaries and test binaries do).
+fn run_procs(config: &RunConfig, record: &mut impl FnMut(JobResult)) -> Result<usize, RunError> {
+    let failed = |message: String| RunError::Executor {
+        executor: ExecutorKind::Procs,
+        message,
+    };
+    let pool = process_pool::ProcessPoolExecutor::new(config.workers)
+        .map_err(|e| failed(e.to_string()))?;
+    let workers = pool.max_workers();
+    let submit = |spec: JobSpec| {
+        let submitted = if config.ship_data {
+            pool.submit(run_job_on_data, ShippedJob::new(spec))
+        } else {
+            pool.submit(run_job, spec)
+        };
+        submitted.map_err(|e| e.to_string())
+    };
+    drive(
+        &config.specs,
+        window(config),
+        submit,
+        ExecutorKind::Procs,
+        record,
+    )?;
     pool.shutdown(true, false);
     Ok(workers)
 }
@@ -283,11 +303,11 @@ mod tests {
     /// A stand-in executor for testing `drive`: one thread per job.
     fn spawn_job(spec: JobSpec, ship: bool) -> Result<Future<JobOutcome>, String> {
         let (promise, future) = future::promise();
-        let data = ship.then(|| make_data(spec));
+        let data = ship.then(|| ShippedJob::new(spec));
         std::thread::spawn(move || {
             if promise.set_running_or_notify_cancel() == Ok(true) {
                 let outcome = match data {
-                    Some(data) => run_job_on_data((spec, data)),
+                    Some(job) => run_job_on_data(job),
                     None => run_job(spec),
                 };
                 let _ = promise.set_result(outcome);

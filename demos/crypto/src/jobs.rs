@@ -144,9 +144,31 @@ pub fn run_job(spec: JobSpec) -> Result<JobResult, JobError> {
     round_trip(spec, |_offset, plain| rng.fill(plain))
 }
 
-/// Runs a job on data made by the parent (`--ship-data`). `data` must be
-/// [`make_data`]`(spec)` for the digest to match [`run_job`]'s.
-pub fn run_job_on_data((spec, data): (JobSpec, Vec<u8>)) -> Result<JobResult, JobError> {
+/// A job with its data, as the parent sends it with `--ship-data`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShippedJob {
+    /// The job.
+    pub spec: JobSpec,
+    /// Its plaintext: [`make_data`]`(spec)`, for the digest to match [`run_job`]'s.
+    /// (`serde_bytes`: encoded as one length-prefixed byte string, copied in bulk.)
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+impl ShippedJob {
+    /// The job with the data the parent makes for it.
+    pub fn new(spec: JobSpec) -> Self {
+        ShippedJob {
+            spec,
+            data: make_data(spec),
+        }
+    }
+}
+
+/// Runs a job on data made by the parent (`--ship-data`).
+///
+/// A plain `fn` item so it can be sent to a process pool worker.
+pub fn run_job_on_data(ShippedJob { spec, data }: ShippedJob) -> Result<JobResult, JobError> {
     if data.len() != spec.size {
         return Err(JobError::WrongLength {
             index: spec.index,
@@ -425,7 +447,7 @@ mod tests {
                 seed: 42,
             };
             let generated = run_job(spec).unwrap();
-            let shipped = run_job_on_data((spec, make_data(spec))).unwrap();
+            let shipped = run_job_on_data(ShippedJob::new(spec)).unwrap();
             assert_eq!(generated, shipped, "size {size}");
             assert_eq!(generated.size, size);
         }
@@ -455,7 +477,11 @@ mod tests {
             size: 10,
             seed: 0,
         };
-        let err = run_job_on_data((spec, vec![0; 9])).unwrap_err();
+        let err = run_job_on_data(ShippedJob {
+            spec,
+            data: vec![0; 9],
+        })
+        .unwrap_err();
         assert_eq!(
             err,
             JobError::WrongLength {

@@ -14,7 +14,7 @@
 
 use std::fmt::Write as _;
 
-use crate::executors::{available, run, ExecutorKind, RunConfig, RunError};
+use crate::executors::{run, ExecutorKind, RunConfig, RunError};
 use crate::jobs::{job_specs, JobResult};
 
 /// What to sweep.
@@ -66,11 +66,8 @@ pub fn sweep(config: &SweepConfig, mut progress: impl FnMut(&str)) -> Result<Swe
     let specs = job_specs(config.jobs, config.size, config.seed);
     let mut configurations = vec![(ExecutorKind::Seq, 1)];
     for workers in 1..=config.max_workers {
-        for pool in [ExecutorKind::Threads, ExecutorKind::Procs] {
-            if available(pool) {
-                configurations.push((pool, workers));
-            }
-        }
+        configurations.push((ExecutorKind::Threads, workers));
+        configurations.push((ExecutorKind::Procs, workers));
     }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); configurations.len()];
     let mut expected: Option<Vec<JobResult>> = None;

@@ -83,6 +83,41 @@ fn crypto_futures_thread_pool_run() {
 }
 
 #[test]
+fn crypto_futures_process_pool_run_with_shipped_data() {
+    let out = run(
+        FUTURES,
+        &[
+            "--executor",
+            "procs",
+            "--workers",
+            "2",
+            "--size",
+            "4K",
+            "--ship-data",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout.lines().filter(|l| l.ends_with(" KB")).count(),
+        12,
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("2 workers, elapsed time: "),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn crypto_futures_bad_arguments() {
     for args in [
         &["--executor", "fibers"][..],

@@ -8,6 +8,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // First, while the program is single-threaded: every process pool worker is
+    // forked from this fork server, never from a process with other threads.
+    process_pool::start_fork_server();
     // Bad arguments: the error and the usage on stderr, exit status 2.
     let args = crypto::cli::parse_sweep_args(std::env::args_os()).unwrap_or_else(|e| {
         crypto::cli::exit_with(
