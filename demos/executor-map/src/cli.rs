@@ -1,0 +1,58 @@
+//! The command line shared by `demo-executor-map` and `demo-executor-submit`.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::demos::DemoConfig;
+
+/// Options of both demos; the defaults are the book's.
+#[derive(Parser, Debug, Clone)]
+#[command(about = "The book's loiter demo: 3 workers, 5 tasks that sleep 0..4 time units")]
+pub struct DemoArgs {
+    /// Length of one time unit in milliseconds (the book's is one second).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub unit_ms: u64,
+    /// Worker threads.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub workers: u64,
+    /// Number of tasks, loiter(0) .. loiter(tasks - 1).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub tasks: u64,
+}
+
+impl DemoArgs {
+    /// The demo configuration these options ask for.
+    pub fn config(&self) -> DemoConfig {
+        DemoConfig {
+            workers: self.workers as usize,
+            tasks: self.tasks,
+            unit: Duration::from_millis(self.unit_ms),
+        }
+    }
+}
+
+/// Parses the arguments of the program named `name`. Help and version exit 0;
+/// an error prints the usage line too and exits 2 (clap omits the usage from
+/// some value errors, so we add it).
+pub fn parse_or_exit(name: &'static str) -> DemoArgs {
+    let command = <DemoArgs as clap::CommandFactory>::command().name(name);
+    let matches = command
+        .clone()
+        .try_get_matches()
+        .unwrap_or_else(|e| exit_with(e, command.clone()));
+    <DemoArgs as clap::FromArgMatches>::from_arg_matches(&matches)
+        .unwrap_or_else(|e| exit_with(e, command))
+}
+
+fn exit_with(error: clap::Error, mut command: clap::Command) -> ! {
+    if !error.use_stderr() {
+        error.exit();
+    }
+    let rendered = error.render().to_string();
+    eprint!("{rendered}");
+    if !rendered.contains("Usage:") {
+        eprintln!("\n{}", command.render_usage());
+    }
+    std::process::exit(2);
+}
