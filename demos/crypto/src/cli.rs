@@ -222,7 +222,10 @@ pub fn run_sweep(
     let csv_path = args.out.join("sweep.csv");
     std::fs::write(&csv_path, result.csv())?;
     let svg_path = args.out.join("speedup.svg");
-    std::fs::write(&svg_path, crate::plot::speedup_svg(&result)?)?;
+    std::fs::write(
+        &svg_path,
+        crate::plot::speedup_svg(&result, default_workers())?,
+    )?;
     writeln!(
         out,
         "wrote {} and {}",

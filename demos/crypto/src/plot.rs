@@ -1,6 +1,7 @@
 //! The sweep as a picture: speedup over the sequential run against the number
-//! of workers, one line per pool, and the ideal `speedup = workers` line for
-//! reference. Drawn with `plotters` into an SVG string (its SVG backend only: no
+//! of workers, one line per pool, and for reference the ideal
+//! `speedup = min(workers, cores)`: past one worker per core there is no more
+//! hardware to spread the work over. Drawn with `plotters` into an SVG string (its SVG backend only: no
 //! bitmap or font crates; the viewer renders the text).
 
 use plotters::prelude::*;
@@ -13,14 +14,15 @@ const THREADS: RGBColor = RGBColor(31, 119, 180);
 const PROCS: RGBColor = RGBColor(255, 127, 14);
 const IDEAL: RGBColor = RGBColor(170, 170, 170);
 
-/// Draws the speedup plot of `sweep` as an SVG document.
-pub fn speedup_svg(sweep: &Sweep) -> Result<String, crate::cli::ProgramError> {
+/// Draws the speedup plot of `sweep`, measured on a machine with `cores`
+/// cores, as an SVG document.
+pub fn speedup_svg(sweep: &Sweep, cores: usize) -> Result<String, crate::cli::ProgramError> {
     let mut svg = String::new();
-    draw(sweep, &mut svg).map_err(|e| crate::cli::ProgramError::Plot(e.to_string()))?;
+    draw(sweep, cores, &mut svg).map_err(|e| crate::cli::ProgramError::Plot(e.to_string()))?;
     Ok(svg)
 }
 
-fn draw(sweep: &Sweep, svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
+fn draw(sweep: &Sweep, cores: usize, svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
     let max_workers = sweep
         .rows
         .iter()
@@ -29,7 +31,8 @@ fn draw(sweep: &Sweep, svg: &mut String) -> Result<(), Box<dyn std::error::Error
         .unwrap_or(1)
         .max(1);
     let best = sweep.rows.iter().map(|r| r.speedup).fold(0.0, f64::max);
-    let y_max = (best.max(max_workers as f64) * 1.1).ceil();
+    let ideal_max = max_workers.min(cores.max(1)) as f64;
+    let y_max = (best.max(ideal_max) * 1.15).ceil();
 
     let root = SVGBackend::with_string(svg, (720, 480)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -44,14 +47,15 @@ fn draw(sweep: &Sweep, svg: &mut String) -> Result<(), Box<dyn std::error::Error
         .x_desc("workers")
         .y_desc("speedup (sequential median / median)")
         .x_labels(max_workers + 1)
+        .light_line_style(WHITE)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.1}x"))
         .draw()?;
 
-    let ideal = [(1.0, 1.0), (max_workers as f64, max_workers as f64)];
+    let ideal = (1..=max_workers).map(|w| (w as f64, w.min(cores.max(1)) as f64));
     chart
         .draw_series(LineSeries::new(ideal, IDEAL.stroke_width(1)))?
-        .label("ideal (one worker per core)")
+        .label(format!("ideal: min(workers, {cores} cores)"))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], IDEAL.stroke_width(1)));
 
     for (executor, colour, label) in [
