@@ -203,7 +203,16 @@ fn run_procs(config: &RunConfig, record: &mut impl FnMut(JobResult)) -> Result<u
         executor: ExecutorKind::Procs,
         message,
     };
-    let pool = process_pool::ProcessPoolExecutor::new(config.workers)
+    // A job takes hundreds of milliseconds: hand a worker its next job only when it
+    // is free (Python's shared call queue behaves so), so the last jobs go to
+    // whichever worker frees first and the two finish together. Shipped data is
+    // the exception: there the next buffer should already be on its way down the
+    // pipe while the worker computes, so we keep the pool's default look-ahead.
+    let look_ahead = if config.ship_data { 2 } else { 1 };
+    let pool = process_pool::ProcessPoolExecutor::builder()
+        .max_workers(config.workers)
+        .tasks_per_worker(look_ahead)
+        .build()
         .map_err(|e| failed(e.to_string()))?;
     let workers = pool.max_workers();
     let submit = |spec: JobSpec| {
