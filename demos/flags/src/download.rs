@@ -99,3 +99,13 @@ pub fn classify<E: fmt::Display>(cc: &str, outcome: Result<Status, E>, verbose: 
         }
     }
 }
+
+/// The message of a failed task, without the executor's wrapping: for a
+/// download that failed in a worker, `HTTP error 418 - I'm a Teapot` rather
+/// than `task failed: HTTP error 418 - I'm a Teapot`.
+pub fn task_message(error: &future::FutureError) -> String {
+    match error {
+        future::FutureError::Task(future::TaskError::Failed(e)) => e.to_string(),
+        other => other.to_string(),
+    }
+}

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::cli::FlagsArgs;
 use crate::client::{Client, ClientConfig};
+use crate::download::DownloadError;
 use crate::embedded::Site;
 use crate::save;
 
@@ -28,23 +29,31 @@ pub struct Context {
     pub dest: PathBuf,
 }
 
-/// A failure in a first-generation program: a message for the user.
+/// Whatever ends a first-generation program: a download that failed, or
+/// the executor that ran it.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 impl Context {
-    /// Fetches one flag (200 only; anything else is an error).
-    pub fn get_flag(&self, cc: &str) -> Result<Vec<u8>, Error> {
-        Ok(self.client.get_flag(&self.base_url, cc)?)
+    /// Fetches one flag (200 only; anything else, 404 included, is an error).
+    pub fn get_flag(&self, cc: &str) -> Result<Vec<u8>, DownloadError> {
+        self.client
+            .get_flag(&self.base_url, cc)
+            .map_err(DownloadError::Fetch)
     }
 
     /// Saves one flag as `dest/<cc>.gif`.
-    pub fn save_flag(&self, image: &[u8], cc: &str) -> Result<(), Error> {
-        save::save_flag(&self.dest, &save::flag_file_name(cc), image)?;
-        Ok(())
+    pub fn save_flag(&self, image: &[u8], cc: &str) -> Result<(), DownloadError> {
+        let name = save::flag_file_name(cc);
+        save::save_flag(&self.dest, &name, image)
+            .map(drop)
+            .map_err(|source| DownloadError::Save {
+                path: self.dest.join(name),
+                source,
+            })
     }
 
     /// The book's `download_one`: get, show, save; returns the code.
-    pub fn download_one(&self, cc: &str) -> Result<String, Error> {
+    pub fn download_one(&self, cc: &str) -> Result<String, DownloadError> {
         let image = self.get_flag(cc)?;
         show(cc);
         self.save_flag(&image, cc)?;
@@ -59,8 +68,8 @@ pub fn show(text: &str) {
     let _ = out.flush();
 }
 
-/// The book's `main(download_many)`: downloads the sorted `POP20_CC` and
-/// prints how long it took.
+/// The book's `main(download_many)`: downloads `POP20_CC` (each
+/// `download_many` sorts it, as in the book) and prints how long it took.
 pub fn main(
     bin: &'static str,
     download_many: impl FnOnce(&[String], Arc<Context>) -> Result<usize, Error>,
@@ -82,7 +91,10 @@ pub fn main(
         base_url: site.base_url.clone(),
         dest: args.dest,
     });
-    let codes = crate::codes::pop20_sorted();
+    let codes: Vec<String> = crate::codes::POP20_CC
+        .iter()
+        .map(|cc| cc.to_string())
+        .collect();
     let t0 = Instant::now();
     match download_many(&codes, context) {
         Ok(count) => {

@@ -12,6 +12,7 @@ use flags::codes;
 use flags::server::{FlagServer, ServerConfig};
 
 const SEQUENTIAL: &str = env!("CARGO_BIN_EXE_flags2-sequential");
+const THREADPOOL: &str = env!("CARGO_BIN_EXE_flags2-threadpool");
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn local() -> FlagServer {
@@ -20,7 +21,7 @@ fn local() -> FlagServer {
 
 /// The flags2 programs to check (more join as the executors land).
 fn flags2_programs() -> Vec<&'static str> {
-    vec![SEQUENTIAL]
+    vec![SEQUENTIAL, THREADPOOL]
 }
 
 fn flags2(exe: &str, server: &FlagServer, dest: &Scratch, args: &[&str]) -> common::Output {
@@ -246,5 +247,124 @@ fn ctrl_c_stops_cleanly_and_still_reports() {
             );
         }
         assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), ok);
+    }
+}
+
+#[test]
+fn threadpool_reports_its_concurrency_and_beats_the_delay() {
+    let server = FlagServer::start(ServerConfig {
+        delay: Duration::from_millis(200),
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let dest = Scratch::new("concurrency");
+    let out = flags2(THREADPOOL, &server, &dest, &["-a", "-l", "40", "-m", "40"]);
+    assert!(
+        out.stdout
+            .contains("\n40 concurrent connections will be used.\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(counts(&out.stdout), (40, 0, 0));
+    // 40 x 0.2 s one after the other would be 8 s; all at once about 0.2 s.
+    assert!(out.elapsed < Duration::from_secs(4), "{:?}", out.elapsed);
+    let seq = flags2(THREADPOOL, &server, &dest, &["-a", "-l", "5", "-m", "1"]);
+    assert!(
+        seq.stdout
+            .contains("\n1 concurrent connection will be used.\n"),
+        "{}",
+        seq.stdout
+    );
+}
+
+#[test]
+fn first_generation_thread_pool_programs() {
+    let server = local();
+    let url = server.base_url();
+    let dest = Scratch::new("flags1-pool");
+    let d = dest.path().to_str().unwrap();
+    let out = run(
+        env!("CARGO_BIN_EXE_flags-threadpool"),
+        &["--url", &url, "--dest", d],
+        LIMIT,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let mut lines = out.stdout.lines();
+    let mut got: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    got.sort();
+    assert_eq!(
+        got,
+        codes::pop20_sorted(),
+        "every code once, in completion order"
+    );
+    assert!(lines.next().unwrap().starts_with("20 flags downloaded in "));
+
+    let out = run(
+        env!("CARGO_BIN_EXE_flags-threadpool-ac"),
+        &["--url", &url, "--dest", d],
+        LIMIT,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let scheduled: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("Scheduled for "))
+        .collect();
+    assert_eq!(scheduled.len(), 5, "{}", out.stdout);
+    for (line, cc) in scheduled.iter().zip(["BR", "CN", "ID", "IN", "US"]) {
+        assert!(
+            line.starts_with(&format!("Scheduled for {cc}: <Future state=")),
+            "{line}"
+        );
+    }
+    let mut results: Vec<String> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once("<Future state=finished returned String> result: "))
+        .map(|(_, r)| r.to_string())
+        .collect();
+    results.sort();
+    assert_eq!(
+        results,
+        ["\"BR\"", "\"CN\"", "\"ID\"", "\"IN\"", "\"US\""],
+        "{}",
+        out.stdout
+    );
+    assert!(out
+        .stdout
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap()
+        .starts_with("5 flags downloaded in "));
+}
+
+#[test]
+fn first_generation_programs_stop_at_the_first_error() {
+    // The book's first scripts have no error handling: a 418 ends the run.
+    let server = FlagServer::start(ServerConfig {
+        error_rate: 1.0,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    let url = server.base_url();
+    let dest = Scratch::new("flags1-error");
+    for exe in [
+        env!("CARGO_BIN_EXE_flags"),
+        env!("CARGO_BIN_EXE_flags-threadpool"),
+        env!("CARGO_BIN_EXE_flags-threadpool-ac"),
+    ] {
+        let out = run(
+            exe,
+            &["--url", &url, "--dest", dest.path().to_str().unwrap()],
+            LIMIT,
+        );
+        assert_eq!(out.code, Some(1), "{exe}: {}", out.stdout);
+        assert!(
+            out.stderr.contains("HTTP error 418 - I'm a Teapot"),
+            "{exe}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("panicked"));
     }
 }

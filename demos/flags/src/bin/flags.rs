@@ -13,7 +13,9 @@ use std::sync::Arc;
 use flags::flags1::{self, Context, Error};
 
 fn download_many(cc_list: &[String], context: Arc<Context>) -> Result<usize, Error> {
-    for cc in cc_list {
+    let mut sorted = cc_list.to_vec();
+    sorted.sort();
+    for cc in &sorted {
         context.download_one(cc)?;
     }
     Ok(cc_list.len())

@@ -175,8 +175,7 @@ impl FlagServer {
             None => FlagStore::generated(),
         };
         let addr = SocketAddr::new(config.bind, config.port);
-        let listener =
-            TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let listener = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(ServerError::Io)?;
         let runner = Runner::new(config.max_connections).map_err(ServerError::Io)?;
         let shared = Arc::new(Shared {
@@ -285,6 +284,23 @@ impl Drop for FlagServer {
     }
 }
 
+/// The listen queue: std's `TcpListener::bind` asks for 128, which a
+/// client opening a few hundred connections at once overflows (the extra
+/// SYNs are dropped and retried a second later). We ask for 1024 (the
+/// kernel caps it at `net.core.somaxconn`).
+const BACKLOG: i32 = 1024;
+
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // Like std: a restarted server may bind a port whose old connections
+    // are still in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
 fn check(config: &ServerConfig) -> Result<(), ServerError> {
     let rate_ok = |r: f64| (0.0..=1.0).contains(&r);
     if !rate_ok(config.error_rate) {
@@ -329,18 +345,33 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, runner: Runner) -> Ru
             refuse_busy(stream);
             continue;
         }
-        shared.active.fetch_add(1, Ordering::SeqCst);
-        let task_shared = shared.clone();
+        let slot = Slot::take(shared.clone());
         let job = move || {
-            serve_connection(stream, &task_shared);
-            task_shared.active.fetch_sub(1, Ordering::SeqCst);
+            serve_connection(stream, &slot.0);
+            drop(slot);
         };
-        if runner.run(job).is_err() {
-            // The job (and its stream) was dropped: the client sees a close.
-            shared.active.fetch_sub(1, Ordering::SeqCst);
-        }
+        // If the pool refuses the job, dropping it closes the stream (the
+        // client sees a close) and frees the slot.
+        let _ = runner.run(job);
     }
     runner
+}
+
+/// One admitted connection, counted against the limit until dropped:
+/// whether its task ends, panics (the pool catches it) or never runs.
+struct Slot(Arc<Shared>);
+
+impl Slot {
+    fn take(shared: Arc<Shared>) -> Slot {
+        shared.active.fetch_add(1, Ordering::SeqCst);
+        Slot(shared)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Past the connection limit: a quick 503 and close, from the accept thread
@@ -425,6 +456,11 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
 }
 
 /// The response to one request, and whether to keep the connection.
+///
+/// A delay counts from the moment the request was read: the response is
+/// prepared (a flag drawn, the first time) while the delay runs, so a
+/// delayed server answers after the delay, not after the delay plus the
+/// work.
 fn answer(request: &http::Request, shared: &Shared) -> (Response, bool) {
     if request.method != "GET" && request.method != "HEAD" {
         return (Response::error(405), false);
@@ -433,37 +469,45 @@ fn answer(request: &http::Request, shared: &Shared) -> (Response, bool) {
         Ok(route) => route,
         Err(_) => return (Response::error(400), false),
     };
-    if !delay(shared) {
+    let send_at = Instant::now() + draw_delay(shared);
+    let config = &shared.config;
+    let response = if config.error_rate > 0.0 && shared.rng.unit() < config.error_rate {
+        Response::error(418)
+    } else {
+        match route {
+            Route::Flag(cc) => match shared.store.get(cc) {
+                Some(image) => Response::gif(image),
+                None => Response::error(404),
+            },
+            Route::NotFound => Response::error(404),
+        }
+    };
+    if !wait_until(shared, send_at) {
         return (Response::error(503), false); // shutting down
     }
-    let config = &shared.config;
-    if config.error_rate > 0.0 && shared.rng.unit() < config.error_rate {
-        return (Response::error(418), request.keep_alive);
-    }
-    let response = match route {
-        Route::Flag(cc) => match shared.store.get(cc) {
-            Some(image) => Response::gif(image),
-            None => Response::error(404),
-        },
-        Route::NotFound => Response::error(404),
-    };
     (response, request.keep_alive)
 }
 
-/// Waits the configured delay; false if the server is stopping.
-fn delay(shared: &Shared) -> bool {
+/// This response's delay: none, `delay`, or drawn up to `delay_max`; only
+/// for a `delay_rate` share of the responses.
+fn draw_delay(shared: &Shared) -> Duration {
     let config = &shared.config;
     if config.delay_rate < 1.0 && shared.rng.unit() >= config.delay_rate {
-        return true;
+        return Duration::ZERO;
     }
     let mut wait = config.delay;
     if let Some(max) = config.delay_max {
         wait += (max - config.delay).mul_f64(shared.rng.unit());
     }
-    if wait.is_zero() {
-        return true;
+    wait
+}
+
+/// Sleeps until `deadline`, on the condition variable that shutdown
+/// signals; false if the server is stopping.
+fn wait_until(shared: &Shared, deadline: Instant) -> bool {
+    if Instant::now() >= deadline {
+        return !shared.stopping.load(Ordering::SeqCst);
     }
-    let deadline = Instant::now() + wait;
     let mut guard = shared.stop_lock.lock().unwrap_or_else(|p| p.into_inner());
     loop {
         if shared.stopping.load(Ordering::SeqCst) {
@@ -472,6 +516,9 @@ fn delay(shared: &Shared) -> bool {
         let Some(left) = deadline.checked_duration_since(Instant::now()) else {
             return true;
         };
+        if left.is_zero() {
+            return true;
+        }
         guard = shared
             .stop_signal
             .wait_timeout(guard, left)

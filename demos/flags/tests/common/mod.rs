@@ -57,12 +57,15 @@ pub fn run(exe: &str, args: &[&str], limit: Duration) -> Output {
     wait_with_deadline(child, limit, None)
 }
 
+/// Something to do to a running child, by pid, after a while.
+pub type Action = (Duration, Box<dyn FnMut(u32)>);
+
 /// Waits for `child` (with piped stdout and stderr) up to `limit`; calls
 /// `at(pid)` once after `at_after` if given (e.g. to send a signal).
 pub fn wait_with_deadline(
     mut child: std::process::Child,
     limit: Duration,
-    mut at: Option<(Duration, Box<dyn FnMut(u32)>)>,
+    mut at: Option<Action>,
 ) -> Output {
     let t0 = Instant::now();
     let mut out_pipe = child.stdout.take().unwrap();
