@@ -183,6 +183,10 @@ where
         if self.finished {
             return None;
         }
+        if self.in_flight.is_empty() {
+            // Window 1: the previous call submitted nothing ahead.
+            self.fill(1);
+        }
         let Some(oldest) = self.in_flight.pop_front() else {
             self.finished = true;
             return self.stopped.take().map(Err);

@@ -1,0 +1,183 @@
+//! Worker lifecycle: idle timeout, shutdown joins every thread, shutdown
+//! from inside a task, stats.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{os_threads_named, Event, LONG};
+use thread_pool::{FutureError, SubmitError, ThreadPoolExecutor};
+
+#[test]
+fn idle_workers_exit_after_the_timeout_and_come_back_on_demand() {
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(2)
+        .thread_name_prefix("tpidt")
+        .idle_timeout(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    assert_eq!(pool.submit(|| 1).unwrap().result_timeout(LONG).unwrap(), 1);
+    assert!(common::eventually(|| pool.stats().workers_alive == 0));
+    assert!(common::eventually(|| os_threads_named("tpidt-").is_empty()));
+    // A new worker (the next number) takes the next task.
+    let name = pool
+        .submit(|| std::thread::current().name().unwrap().to_string())
+        .unwrap()
+        .result_timeout(LONG)
+        .unwrap();
+    assert_eq!(name, "tpidt-1");
+    assert_eq!(pool.stats().completed, 2);
+}
+
+#[test]
+fn retiring_workers_never_strand_a_task() {
+    // Submits that race with workers timing out: every task still runs.
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(2)
+        .idle_timeout(Duration::ZERO)
+        .build()
+        .unwrap();
+    for round in 0..200u64 {
+        let f = pool.submit(move || round).unwrap();
+        assert_eq!(f.result_timeout(LONG).unwrap(), round);
+        if round % 10 == 0 {
+            std::thread::sleep(Duration::from_micros(300));
+        }
+    }
+}
+
+#[test]
+fn no_thread_outlives_a_waited_shutdown() {
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(4)
+        .thread_name_prefix("tpgone")
+        .build()
+        .unwrap();
+    let gate = Event::new();
+    let futures: Vec<_> = (0..8)
+        .map(|_| {
+            let g = gate.clone();
+            pool.submit(move || g.wait()).unwrap()
+        })
+        .collect();
+    assert!(common::eventually(|| pool.stats().running == 4));
+    assert_eq!(os_threads_named("tpgone-").len(), 4);
+    gate.set();
+    pool.shutdown(true, false);
+    // Immediately after, without waiting: the threads are joined.
+    assert!(os_threads_named("tpgone-").is_empty());
+    assert!(futures.iter().all(|f| f.result().unwrap()));
+    assert_eq!(pool.stats().workers_alive, 0);
+}
+
+#[test]
+fn parked_workers_wake_up_for_shutdown() {
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(3)
+        .thread_name_prefix("tppark")
+        .build()
+        .unwrap();
+    let gate = Event::new();
+    let futures: Vec<_> = (0..3)
+        .map(|_| {
+            let g = gate.clone();
+            pool.submit(move || g.wait()).unwrap()
+        })
+        .collect();
+    assert!(common::eventually(|| pool.stats().running == 3));
+    gate.set();
+    for f in &futures {
+        f.wait(Some(LONG));
+    }
+    // Let them spin out and park.
+    std::thread::sleep(Duration::from_millis(50));
+    drop(pool);
+    assert!(os_threads_named("tppark-").is_empty());
+}
+
+#[test]
+fn shutdown_from_inside_a_task_does_not_deadlock() {
+    let pool = Arc::new(ThreadPoolExecutor::new(2));
+    let p = pool.clone();
+    let f = pool
+        .submit(move || {
+            p.shutdown(true, false);
+            p.submit(|| ()).err()
+        })
+        .unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), Some(SubmitError::Shutdown));
+    pool.shutdown(true, false);
+}
+
+#[test]
+fn shutdown_is_idempotent_and_a_later_wait_joins() {
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(2)
+        .thread_name_prefix("tptwice")
+        .build()
+        .unwrap();
+    let gate = Event::new();
+    let g = gate.clone();
+    let f = pool.submit(move || g.wait()).unwrap();
+    assert!(common::eventually(|| pool.stats().running == 1));
+    pool.shutdown(false, false);
+    pool.shutdown(false, true);
+    assert!(pool.is_shutdown());
+    gate.set();
+    pool.shutdown(true, false);
+    assert!(f.result().unwrap());
+    assert!(os_threads_named("tptwice-").is_empty());
+}
+
+#[test]
+fn cancel_futures_without_wait_cancels_the_queue() {
+    let pool = ThreadPoolExecutor::new(1);
+    let gate = Event::new();
+    let g = gate.clone();
+    let running = pool.submit(move || g.wait()).unwrap();
+    assert!(common::eventually(|| pool.stats().running == 1));
+    let queued: Vec<_> = (0..5).map(|i| pool.submit(move || i).unwrap()).collect();
+    pool.shutdown(false, true);
+    for f in &queued {
+        assert!(f.cancelled());
+        assert!(matches!(f.result(), Err(FutureError::Cancelled)));
+    }
+    // cancel() wakes `wait` at once (unlike CPython, gh-109934).
+    let done = future::wait(
+        &queued,
+        Some(Duration::ZERO),
+        future::ReturnWhen::AllCompleted,
+    );
+    assert_eq!(done.done.len(), 5);
+    gate.set();
+    assert!(running.result_timeout(LONG).unwrap());
+    pool.shutdown(true, false);
+    assert_eq!(pool.stats().cancelled, 5);
+}
+
+#[test]
+fn stats_count_every_outcome() {
+    let pool = ThreadPoolExecutor::new(1);
+    let gate = Event::new();
+    let g = gate.clone();
+    let blocker = pool.submit(move || g.wait()).unwrap();
+    assert!(common::eventually(|| pool.stats().running == 1));
+    let cancelled = pool.submit(|| 0).unwrap();
+    assert!(cancelled.cancel());
+    let failed = pool.submit(|| -> i32 { panic!("x") }).unwrap();
+    let ok = pool.submit(|| 1).unwrap();
+    let s = pool.stats();
+    assert_eq!((s.workers_alive, s.running, s.queued), (1, 1, 3), "{s}");
+    gate.set();
+    blocker.result_timeout(LONG).unwrap();
+    failed.wait(Some(LONG));
+    ok.result_timeout(LONG).unwrap();
+    let s = pool.stats();
+    assert_eq!(
+        (s.completed, s.failed, s.cancelled, s.running, s.queued),
+        (2, 1, 1, 0, 0),
+        "{s}"
+    );
+    assert!(s.to_string().contains("2 completed, 1 failed, 1 cancelled"));
+}

@@ -1,0 +1,242 @@
+//! `map`: input order whatever the completion order, laziness, a bounded
+//! number of tasks in flight, cancellation on drop, and the pool closing
+//! under it.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::{Event, LONG};
+use thread_pool::{FutureError, MapOptions, SubmitError, TaskError, ThreadPoolExecutor};
+
+#[test]
+fn results_come_in_input_order_when_tasks_finish_in_reverse() {
+    // Item i waits until item i+1 has finished, so the tasks complete in
+    // reverse input order; map must still yield 0, 1, 2, ...
+    const N: usize = 6;
+    let pool = ThreadPoolExecutor::new(N);
+    let done: Arc<Vec<Event>> = Arc::new((0..N).map(|_| Event::new()).collect());
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let (d, o) = (done.clone(), order.clone());
+    let results: Vec<usize> = pool
+        .map_with(
+            move |i: usize| {
+                if i + 1 < N {
+                    assert!(d[i + 1].wait());
+                }
+                o.lock().unwrap().push(i);
+                d[i].set();
+                i * 10
+            },
+            0..N,
+            MapOptions::new().window(N),
+        )
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(results, [0, 10, 20, 30, 40, 50]);
+    assert_eq!(*order.lock().unwrap(), [5, 4, 3, 2, 1, 0]);
+}
+
+#[test]
+fn map_is_lazy_on_an_infinite_input() {
+    let pool = ThreadPoolExecutor::new(2);
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let p = pulled.clone();
+    let input = (0u64..).inspect(move |_| {
+        p.fetch_add(1, Ordering::SeqCst);
+    });
+    let mut it = pool
+        .map_with(|x: u64| x.to_string(), input, MapOptions::new().window(3))
+        .unwrap();
+    // Exactly the window was taken from the input before iterating.
+    assert_eq!(pulled.load(Ordering::SeqCst), 3);
+    assert_eq!(it.next().unwrap().unwrap(), "0");
+    assert_eq!(it.next().unwrap().unwrap(), "1");
+    assert_eq!(it.next().unwrap().unwrap(), "2");
+    // Each next() tops the window up by one: 3 + 3.
+    assert_eq!(pulled.load(Ordering::SeqCst), 5);
+}
+
+#[test]
+fn tasks_in_flight_never_exceed_the_window() {
+    const WINDOW: usize = 8;
+    let pool = ThreadPoolExecutor::new(4);
+    let started = Arc::new(AtomicUsize::new(0));
+    let s = started.clone();
+    let mut consumed = 0;
+    let it = pool
+        .map_with(
+            move |x: u32| {
+                s.fetch_add(1, Ordering::SeqCst);
+                x
+            },
+            0..20_000u32,
+            MapOptions::new().window(WINDOW),
+        )
+        .unwrap();
+    for (i, r) in it.enumerate() {
+        assert_eq!(r.unwrap(), i as u32);
+        consumed += 1;
+        let started = started.load(Ordering::SeqCst);
+        // At most WINDOW submitted and not yet yielded (the one just
+        // yielded is already counted in `consumed`).
+        assert!(
+            started <= consumed + WINDOW - 1,
+            "{started} started, {consumed} consumed"
+        );
+        let queued = pool.stats().queued;
+        assert!(queued < WINDOW, "{queued} queued");
+    }
+    assert_eq!(consumed, 20_000);
+}
+
+#[test]
+fn default_window_is_four_per_worker() {
+    let pool = ThreadPoolExecutor::new(3);
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let p = pulled.clone();
+    let _it = pool
+        .map(
+            |x: u32| x,
+            (0u32..).inspect(move |_| {
+                p.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .unwrap();
+    assert_eq!(pulled.load(Ordering::SeqCst), 12);
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(2)
+        .map_window(5)
+        .build()
+        .unwrap();
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let p = pulled.clone();
+    let _it = pool
+        .map(
+            |x: u32| x,
+            (0u32..).inspect(move |_| {
+                p.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .unwrap();
+    assert_eq!(pulled.load(Ordering::SeqCst), 5);
+}
+
+#[test]
+fn dropping_the_iterator_cancels_what_it_queued() {
+    let pool = ThreadPoolExecutor::new(1);
+    let gate = Event::new();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (g, r) = (gate.clone(), ran.clone());
+    let it = pool
+        .map_with(
+            move |_: u32| {
+                g.wait();
+                r.fetch_add(1, Ordering::SeqCst);
+            },
+            0..100,
+            MapOptions::new().window(10),
+        )
+        .unwrap();
+    assert!(common::eventually(|| pool.stats().running == 1));
+    drop(it);
+    gate.set();
+    pool.shutdown(true, false);
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "only the running task ran");
+    assert_eq!(pool.stats().cancelled, 9);
+}
+
+#[test]
+fn window_one_runs_one_at_a_time() {
+    let pool = ThreadPoolExecutor::new(4);
+    let running = Arc::new(AtomicUsize::new(0));
+    let r = running.clone();
+    let out: Vec<u32> = pool
+        .map_with(
+            move |x: u32| {
+                assert_eq!(r.fetch_add(1, Ordering::SeqCst), 0);
+                r.fetch_sub(1, Ordering::SeqCst);
+                x + 1
+            },
+            0..50,
+            MapOptions::new().window(1),
+        )
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(out, (1..51).collect::<Vec<_>>());
+}
+
+#[test]
+fn empty_input_ends_at_once() {
+    let pool = ThreadPoolExecutor::new(2);
+    let mut it = pool.map(|x: u32| x, Vec::new()).unwrap();
+    assert!(it.next().is_none());
+    assert!(it.next().is_none());
+}
+
+#[test]
+fn map_after_shutdown_is_refused() {
+    let pool = ThreadPoolExecutor::new(2);
+    pool.shutdown(true, false);
+    assert!(matches!(
+        pool.map(|x: u32| x, 0..3),
+        Err(SubmitError::Shutdown)
+    ));
+}
+
+#[test]
+fn shutdown_during_map_yields_in_flight_then_one_error() {
+    let pool = ThreadPoolExecutor::new(2);
+    let mut it = pool
+        .map_with(|x: u32| x, 0..100, MapOptions::new().window(4))
+        .unwrap();
+    pool.shutdown(false, false);
+    let rest: Vec<_> = it.by_ref().collect();
+    // The 4 in flight complete (queued work still runs after a shutdown
+    // without cancel), then one error says why the input stopped.
+    assert_eq!(rest.len(), 5);
+    for (i, r) in rest[..4].iter().enumerate() {
+        assert_eq!(*r.as_ref().unwrap(), i as u32);
+    }
+    match &rest[4] {
+        Err(FutureError::Task(TaskError::Executor(e))) => {
+            assert_eq!(e.to_string(), "cannot schedule new futures after shutdown")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(it.next().is_none());
+}
+
+#[test]
+fn cancel_futures_during_map_yields_cancelled_items() {
+    let pool = ThreadPoolExecutor::new(1);
+    let gate = Event::new();
+    let g = gate.clone();
+    let mut it = pool
+        .map_with(
+            move |x: u32| {
+                if x == 0 {
+                    g.wait();
+                }
+                x
+            },
+            0..3,
+            MapOptions::new().window(3),
+        )
+        .unwrap();
+    assert!(common::eventually(|| pool.stats().running == 1));
+    let opener = std::thread::spawn({
+        let gate = gate.clone();
+        move || gate.set()
+    });
+    pool.shutdown(false, true);
+    opener.join().unwrap();
+    assert_eq!(it.next().unwrap().unwrap(), 0);
+    assert!(matches!(it.next(), Some(Err(FutureError::Cancelled))));
+    assert!(matches!(it.next(), Some(Err(FutureError::Cancelled))));
+    assert!(it.next().is_none());
+    let _ = LONG;
+}
