@@ -58,7 +58,7 @@ fn round_trip(c: &mut Criterion) {
     group.bench_function("threadpool_crate", |b| {
         b.iter(|| {
             let tx = tx.clone();
-            tp.execute(move || tx.send(black_box(())).unwrap());
+            tp.execute(move || tx.send(()).unwrap());
             rx.recv().unwrap()
         })
     });
