@@ -59,6 +59,21 @@ fn label(s: &str) -> Result<ServerLabel, String> {
         .map_err(|_| "must be one of DELAY, ERROR, LOCAL, REMOTE".to_string())
 }
 
+/// Reports a command-line error and exits: clap's message, then the usage
+/// (clap leaves it out of some messages), status 2. `--help` and
+/// `--version` print to stdout and exit 0.
+pub fn exit_with_usage(error: clap::Error, cmd: &mut clap::Command) -> ! {
+    if !error.use_stderr() {
+        error.exit();
+    }
+    let message = error.render().to_string();
+    eprint!("{message}");
+    if !message.contains("Usage:") {
+        eprintln!("\n{}", cmd.render_usage());
+    }
+    std::process::exit(2);
+}
+
 /// The flags2 command line.
 #[derive(Debug, Clone, Parser)]
 #[command(about = "Download flags for country codes. Default: top 20 countries by population.")]
@@ -144,8 +159,9 @@ impl Flags2Args {
     /// Parses the process's arguments; on error prints it with the usage and
     /// exits (status 2; 0 for `--help`).
     pub fn plan(bin: &'static str, default_concur: usize, max_concur: usize) -> Flags2Plan {
-        Flags2Args::plan_from(bin, default_concur, max_concur, std::env::args_os())
-            .unwrap_or_else(|e| e.exit())
+        Flags2Args::plan_from(bin, default_concur, max_concur, std::env::args_os()).unwrap_or_else(
+            |e| exit_with_usage(e, &mut Flags2Args::command_for(bin, default_concur)),
+        )
     }
 }
 
@@ -167,8 +183,22 @@ pub struct FlagsArgs {
 impl FlagsArgs {
     /// Parses the process's arguments for program `bin` (exit 2 on error).
     pub fn parse_for(bin: &'static str) -> FlagsArgs {
-        let matches = FlagsArgs::command().name(bin).bin_name(bin).get_matches();
-        FlagsArgs::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        let mut cmd = FlagsArgs::command().name(bin).bin_name(bin);
+        let parsed = cmd
+            .try_get_matches_from_mut(std::env::args_os())
+            .and_then(|m| FlagsArgs::from_arg_matches(&m));
+        parsed.unwrap_or_else(|e| exit_with_usage(e, &mut cmd))
+    }
+}
+
+impl ServerArgs {
+    /// Parses the process's arguments (exit 2 with usage on error).
+    pub fn parse_or_exit() -> ServerArgs {
+        let mut cmd = ServerArgs::command();
+        let parsed = cmd
+            .try_get_matches_from_mut(std::env::args_os())
+            .and_then(|m| ServerArgs::from_arg_matches(&m));
+        parsed.unwrap_or_else(|e| exit_with_usage(e, &mut cmd))
     }
 }
 

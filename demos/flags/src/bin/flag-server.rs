@@ -14,12 +14,11 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::mpsc;
 
-use clap::Parser;
 use flags::cli::ServerArgs;
 use flags::server::{FlagServer, ServerConfig};
 
 fn main() -> ExitCode {
-    let args = ServerArgs::parse();
+    let args = ServerArgs::parse_or_exit();
     let config = ServerConfig {
         bind: args.bind,
         port: args.port,
