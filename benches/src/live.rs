@@ -227,6 +227,7 @@ pub fn run_benches(ws: &Workspace, mode: Mode) -> Vec<String> {
         let line = run::describe(&cmd);
         say(&format!("running {line}"));
         let start = Instant::now();
+        let started = std::time::SystemTime::now();
         // Generous: the first run compiles the package and its peers in release mode.
         match run::timed(cmd, Duration::from_secs(30 * 60)) {
             Ok((output, _)) => {

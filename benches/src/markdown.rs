@@ -183,14 +183,19 @@ fn notes(out: &mut String, page: &Page<'_>) {
     }
 }
 
-/// A ratio with as many decimals as it deserves: `0.93x`, `14.0x`, `1020x`.
+/// A ratio with three significant digits (at least two decimals below 10): `0.93x`,
+/// `14.0x`, `1020x`, `0.000111x`.
 pub fn ratio(a: f64) -> String {
     if a >= 100.0 {
         format!("{a:.0}x")
     } else if a >= 10.0 {
         format!("{a:.1}x")
-    } else {
+    } else if a >= 0.1 || a <= 0.0 {
         format!("{a:.2}x")
+    } else {
+        // Decimals needed for three significant digits of a small ratio.
+        let decimals = (2.0 - a.log10().floor()) as usize;
+        format!("{a:.decimals$}x")
     }
 }
 
@@ -288,6 +293,8 @@ mod tests {
         assert_eq!(ratio(0.934), "0.93x");
         assert_eq!(ratio(14.04), "14.0x");
         assert_eq!(ratio(1020.27), "1020x");
+        assert_eq!(ratio(0.0001113), "0.000111x");
+        assert_eq!(ratio(0.05), "0.0500x");
     }
 
     #[test]

@@ -178,8 +178,10 @@ mod tests {
 
     #[test]
     fn the_recorded_peer_output_parses_completely() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/peers.jsonl");
-        let text = std::fs::read_to_string(path).unwrap();
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let text = ["python-thread_pool.jsonl", "python-process_pool.jsonl"]
+            .map(|f| std::fs::read_to_string(data.join(f)).unwrap())
+            .concat();
         let parsed = parse(&text);
         assert!(parsed.notes.is_empty(), "{:?}", parsed.notes);
         let ops: Vec<&str> = parsed
@@ -193,6 +195,7 @@ mod tests {
             "process_pool/round_trip",
             "process_pool/tiny_tasks",
             "process_pool/map_chunked",
+            "process_pool/map_chunked_large",
             "process_pool/payload_16mib",
         ] {
             assert!(ops.contains(&op), "{op} missing from {ops:?}");

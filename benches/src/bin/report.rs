@@ -189,6 +189,10 @@ fn measure(ws: &Workspace, args: &Args) -> Result<(Sources, Vec<String>), String
     if !skip("flags") {
         notes.extend(live::run_flags(ws, args.mode, &results));
     }
+    notes.push(format!(
+        "raw outputs and logs of this run: {}",
+        results.display()
+    ));
     for step in &args.skip {
         notes.push(format!("step `{step}` skipped (--skip {step})"));
     }
