@@ -237,8 +237,19 @@ pub fn run_benches(ws: &Workspace, mode: Mode) -> Vec<String> {
                 ));
                 let mut text = output.stdout;
                 text.extend_from_slice(&output.stderr);
-                let _ = fs::write(log, text);
+                let _ = fs::write(&log, text);
                 say(&format!("  done in {:.0?}", start.elapsed()));
+                // A bench that exits early "successfully" would otherwise vanish silently.
+                let fresh = crate::criterion::scan(&ws.criterion_dir(), Some(started))
+                    .map_or(0, |scan| scan.results.len());
+                if fresh == 0 {
+                    notes.push(format!(
+                        "bench `{}` of package `{}` ran but wrote no criterion results (see {})",
+                        target.bench,
+                        target.package,
+                        log.display()
+                    ));
+                }
             }
             Err(e) => {
                 say(&format!("  failed: {e}"));
