@@ -43,6 +43,8 @@ pub struct Job<'a> {
     pub concurrency: usize,
     /// The progress bar (hidden with `-v` or without a terminal).
     pub progress: &'a Progress,
+    /// `--timeout`, for workers that build their own client.
+    pub timeout: std::time::Duration,
 }
 
 /// Runs a flags2 program; returns its exit status.
@@ -96,9 +98,14 @@ pub fn run(
         downloader,
         concurrency,
         progress: &progress,
+        timeout: args.timeout,
     });
     let elapsed = t0.elapsed();
     progress.finish();
+    if interrupt::interrupted() {
+        // A worker process killed by Ctrl-C may have died between write and rename.
+        save::sweep_temporaries(&args.dest);
+    }
     print!("{}", final_report(&counter, elapsed));
     let _ = std::io::stdout().flush();
     drop(site); // stops an embedded server

@@ -14,8 +14,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// How one download ended (the book's `DownloadStatus`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How one download ended (the book's `DownloadStatus`). Serialisable, so
+/// that a process-pool worker can send it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Status {
     /// The flag was downloaded and saved.
     Ok,

@@ -49,6 +49,35 @@ pub fn save_flag(dest: &Path, file_name: &str, bytes: &[u8]) -> io::Result<PathB
     Ok(target)
 }
 
+/// Whether `name` is one of our temporary files (`.<name>.<pid>.<n>.tmp`).
+fn is_temporary(name: &str) -> bool {
+    let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+        return false;
+    };
+    let mut parts = inner.rsplitn(3, '.');
+    let (n, pid) = (parts.next(), parts.next());
+    let numeric =
+        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    numeric(n) && numeric(pid) && parts.next().is_some()
+}
+
+/// Removes temporary files left in `dest` by a writer that was killed
+/// between its write and its rename (a process-pool worker hit by Ctrl-C);
+/// returns how many. Completed flags are never touched.
+pub fn sweep_temporaries(dest: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dest) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_str().is_some_and(is_temporary) && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +103,22 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["br.gif"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sweeping_removes_only_our_temporaries() {
+        let dir = scratch("sweep");
+        save_flag(&dir, "br.gif", b"whole").unwrap();
+        fs::write(dir.join(".cn.gif.1234.7.tmp"), b"half").unwrap();
+        fs::write(dir.join(".notes.tmp"), b"not ours").unwrap();
+        assert_eq!(sweep_temporaries(&dir), 1);
+        let mut names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".notes.tmp", "br.gif"]);
         fs::remove_dir_all(&dir).unwrap();
     }
 

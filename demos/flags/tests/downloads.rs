@@ -13,6 +13,7 @@ use flags::server::{FlagServer, ServerConfig};
 
 const SEQUENTIAL: &str = env!("CARGO_BIN_EXE_flags2-sequential");
 const THREADPOOL: &str = env!("CARGO_BIN_EXE_flags2-threadpool");
+const PROCPOOL: &str = env!("CARGO_BIN_EXE_flags2-procpool");
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn local() -> FlagServer {
@@ -21,7 +22,7 @@ fn local() -> FlagServer {
 
 /// The flags2 programs to check (more join as the executors land).
 fn flags2_programs() -> Vec<&'static str> {
-    vec![SEQUENTIAL, THREADPOOL]
+    vec![SEQUENTIAL, THREADPOOL, PROCPOOL]
 }
 
 fn flags2(exe: &str, server: &FlagServer, dest: &Scratch, args: &[&str]) -> common::Output {
