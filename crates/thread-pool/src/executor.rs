@@ -14,6 +14,7 @@ use crate::error::{SubmitError, TrySubmitError};
 use crate::job::PromiseJob;
 use crate::map::{Map, MapOptions};
 use crate::pool::{Refusal, Shared};
+use crate::raw::RawJob;
 use crate::scope::{self, Scope};
 use crate::stats::Stats;
 
@@ -94,7 +95,7 @@ impl ThreadPoolExecutor {
             .enter(true)
             .map_err(Refusal::into_submit_error)?;
         let (promise, future) = promise();
-        ticket.push(Box::new(PromiseJob::new(f, promise)));
+        ticket.push(RawJob::new(PromiseJob::new(f, promise)));
         Ok(future)
     }
 
@@ -112,7 +113,7 @@ impl ThreadPoolExecutor {
             Err(Refusal::Broken(msg)) => return Err(TrySubmitError::Broken(f, msg)),
         };
         let (promise, future) = promise();
-        ticket.push(Box::new(PromiseJob::new(move || Ok(f()), promise)));
+        ticket.push(RawJob::new(PromiseJob::new(move || Ok(f()), promise)));
         Ok(future)
     }
 

@@ -1,8 +1,11 @@
 //! A queued task: the user's closure together with the promise that
 //! publishes its outcome.
 //!
-//! The queue holds `Box<dyn Job>`, one allocation per task. A job can end in
-//! exactly one of three ways, each consuming the box:
+//! The queue holds each job as a [`RawJob`](crate::raw::RawJob): the job
+//! with its type erased, kept inline in the queue slot when small (see
+//! `raw.rs`). A job ends in exactly one of three ways, each consuming it
+//! (or it is simply dropped, which completes its future with
+//! `BrokenPromise`):
 //!
 //! * [`Job::run`]: a worker runs it. The promise is first moved to Running
 //!   (or found cancelled, and the closure is dropped unrun), the closure runs
@@ -42,10 +45,10 @@ pub(crate) trait RunHooks {
 }
 
 /// A task in the queue. See the module docs.
-pub(crate) trait Job: Send {
-    fn run(self: Box<Self>, hooks: &mut dyn RunHooks);
-    fn cancel(self: Box<Self>);
-    fn fail(self: Box<Self>, error: TaskError);
+pub(crate) trait Job: Send + Sized {
+    fn run(self, hooks: &mut dyn RunHooks);
+    fn cancel(self);
+    fn fail(self, error: TaskError);
 }
 
 /// The one implementation: a closure producing `Result<T, TaskError>` and
@@ -70,8 +73,8 @@ where
     F: FnOnce() -> Result<T, TaskError> + Send,
     T: Send,
 {
-    fn run(self: Box<Self>, hooks: &mut dyn RunHooks) {
-        let PromiseJob { body, promise } = *self;
+    fn run(self, hooks: &mut dyn RunHooks) {
+        let PromiseJob { body, promise } = self;
         // Ok(false): cancelled while queued. Err: not pending, which only
         // our own code could cause (nobody else holds the promise); treat it
         // as "do not run" rather than run a task twice.
@@ -97,14 +100,14 @@ where
         let _ = promise.set_outcome(outcome);
     }
 
-    fn cancel(self: Box<Self>) {
+    fn cancel(self) {
         let future = self.promise.future();
         future.cancel();
         // Acknowledge, as a worker would when it dequeues a cancelled future.
         let _ = self.promise.set_running_or_notify_cancel();
     }
 
-    fn fail(self: Box<Self>, error: TaskError) {
+    fn fail(self, error: TaskError) {
         // Errs only if the user cancelled it meanwhile: then it stays cancelled.
         let _ = self.promise.set_error(error);
     }

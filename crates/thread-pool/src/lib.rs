@@ -84,6 +84,7 @@ mod job;
 mod map;
 mod pool;
 mod queue;
+mod raw;
 mod scope;
 mod sleep;
 mod stats;

@@ -48,6 +48,7 @@ use future::{promise, DynError, Future, FutureError, TaskError};
 use crate::error::SubmitError;
 use crate::job::PromiseJob;
 use crate::pool::{Refusal, Shared};
+use crate::raw::RawJob;
 
 /// Options of [`ThreadPoolExecutor::map_with`](crate::ThreadPoolExecutor::map_with).
 #[derive(Clone, Copy, Debug, Default)]
@@ -148,7 +149,7 @@ where
             };
             let f = self.f.clone();
             let (promise, future) = promise();
-            ticket.push(Box::new(PromiseJob::new(move || Ok(f(item)), promise)));
+            ticket.push(RawJob::new(PromiseJob::new(move || Ok(f(item)), promise)));
             self.in_flight.push_back(future);
         }
     }

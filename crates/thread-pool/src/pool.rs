@@ -41,7 +41,8 @@ use future::{panic_message, TaskError};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::error::SubmitError;
-use crate::queue::{BoxJob, Queue};
+use crate::queue::Queue;
+use crate::raw::RawJob;
 use crate::sleep::{searching, sleeping, Sleep, Watch};
 use crate::stats::{Stats, Totals, WorkerCounters};
 use crate::worker;
@@ -387,7 +388,7 @@ impl Watch for Shared {
 
 impl Ticket<'_> {
     /// Pushes the task and makes sure a worker will take it.
-    pub(crate) fn push(self, job: BoxJob) {
+    pub(crate) fn push(self, job: RawJob) {
         let Ticket { shared, gate } = self;
         shared.queue.push(job);
         // The submitter's fence of the park protocol (sleep.rs).

@@ -37,12 +37,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use crossbeam_deque::{Injector, Steal};
 use parking_lot::{Condvar, Mutex};
 
-use crate::job::Job;
-
-pub(crate) type BoxJob = Box<dyn Job>;
+use crate::raw::RawJob;
 
 pub(crate) struct Queue {
-    injector: Injector<BoxJob>,
+    injector: Injector<RawJob>,
     bound: Option<Bound>,
 }
 
@@ -114,12 +112,12 @@ impl Queue {
     }
 
     /// Pushes a task into a slot reserved with `reserve`/`try_reserve`.
-    pub(crate) fn push(&self, job: BoxJob) {
+    pub(crate) fn push(&self, job: RawJob) {
         self.injector.push(job);
     }
 
     /// Takes the oldest task, if any, and frees its slot.
-    pub(crate) fn pop(&self) -> Option<BoxJob> {
+    pub(crate) fn pop(&self) -> Option<RawJob> {
         loop {
             match self.injector.steal() {
                 Steal::Success(job) => {
@@ -135,7 +133,7 @@ impl Queue {
     }
 
     /// Takes every queued task (shutdown with `cancel_futures`, broken pool).
-    pub(crate) fn drain(&self) -> Vec<BoxJob> {
+    pub(crate) fn drain(&self) -> Vec<RawJob> {
         std::iter::from_fn(|| self.pop()).collect()
     }
 

@@ -1,16 +1,17 @@
 //! `pool.scope(|s| ...)`: tasks that borrow from the caller's stack.
 //!
-//! The pool's queue holds `Box<dyn Job>` with a `'static` bound, because
-//! workers outlive any one caller. A scoped task may borrow data that lives
-//! only for the scope (`'scope`), so its box is given a `'static` type with
-//! an unsafe lifetime cast, and the scope makes that cast sound by not
-//! returning until every such box has been consumed and dropped:
+//! The pool's queue holds type-erased jobs ([`RawJob`]) that carry no
+//! lifetime, because workers outlive any one caller; a safe `RawJob` can only
+//! be made from a `'static` job. A scoped task may borrow data that lives
+//! only for the scope (`'scope`), so it is erased with the unsafe
+//! `RawJob::new_unchecked`, and the scope makes that sound by not returning
+//! until every such job has been consumed and dropped:
 //!
 //! * each scoped job is wrapped in a [`ScopedJob`] whose `Drop` first drops
 //!   the inner job (closure, captures, promise) and only then decrements the
 //!   scope's `pending` count;
 //! * every way a job can leave the queue (run, cancelled by shutdown, failed
-//!   by a broken pool, refused at submit) consumes and drops the box, and
+//!   by a broken pool) consumes and drops it, and
 //!   the queue is never dropped while the pool is borrowed by the scope;
 //! * [`run`] waits for `pending == 0` after the scope's closure returns, and
 //!   also when it panics (the panic is resumed afterwards), as
@@ -31,6 +32,7 @@ use crate::error::SubmitError;
 use crate::executor::ThreadPoolExecutor;
 use crate::job::{Job, PromiseJob, RunHooks};
 use crate::pool::Refusal;
+use crate::raw::RawJob;
 
 /// A scope of tasks that may borrow from the stack; see
 /// [`ThreadPoolExecutor::scope`].
@@ -84,7 +86,7 @@ impl Pending {
 
 /// A scoped job, its lifetime erased, that reports its own drop.
 struct ScopedJob {
-    inner: Option<Box<dyn Job>>,
+    inner: Option<RawJob>,
     pending: Arc<Pending>,
 }
 
@@ -98,19 +100,19 @@ impl Drop for ScopedJob {
 }
 
 impl Job for ScopedJob {
-    fn run(mut self: Box<Self>, hooks: &mut dyn RunHooks) {
+    fn run(mut self, hooks: &mut dyn RunHooks) {
         if let Some(job) = self.inner.take() {
             job.run(hooks);
         }
     }
 
-    fn cancel(mut self: Box<Self>) {
+    fn cancel(mut self) {
         if let Some(job) = self.inner.take() {
             job.cancel();
         }
     }
 
-    fn fail(mut self: Box<Self>, error: TaskError) {
+    fn fail(mut self, error: TaskError) {
         if let Some(job) = self.inner.take() {
             job.fail(error);
         }
@@ -131,17 +133,15 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             .enter(true)
             .map_err(Refusal::into_submit_error)?;
         let (promise, future) = promise();
-        let job: Box<dyn Job + 'scope> = Box::new(PromiseJob::new(move || Ok(f()), promise));
-        // SAFETY: only the lifetime bound of the trait object changes (same
-        // layout, same vtable). The job is wrapped in a `ScopedJob`, which
-        // counts in `pending` until it is dropped, and `run` does not return
-        // before `pending` is zero; the pool cannot drop its queue while this
-        // scope borrows it. So the job, and every `'scope` borrow in it, is
-        // gone before `'scope` ends.
-        let job: Box<dyn Job + 'static> =
-            unsafe { std::mem::transmute::<Box<dyn Job + 'scope>, Box<dyn Job + 'static>>(job) };
+        // SAFETY: `new_unchecked` requires the job to be consumed before
+        // `'scope` ends. It is wrapped in a `ScopedJob`, which counts in
+        // `pending` until it is dropped (after the inner job), and `run` does
+        // not return before `pending` is zero; every path out of the queue
+        // consumes the job, and the pool cannot drop its queue while this
+        // scope borrows it.
+        let job = unsafe { RawJob::new_unchecked(PromiseJob::new(move || Ok(f()), promise)) };
         self.pending.add();
-        ticket.push(Box::new(ScopedJob {
+        ticket.push(RawJob::new(ScopedJob {
             inner: Some(job),
             pending: self.pending.clone(),
         }));

@@ -43,7 +43,7 @@ use std::thread;
 
 use crate::job::{Ran, RunHooks};
 use crate::pool::{Counters, Shared};
-use crate::queue::BoxJob;
+use crate::raw::RawJob;
 use crate::sleep::{searching, Wake};
 
 /// Rounds of `spin_loop` hints (1, 2, 4, ... 64 per round) before yielding.
@@ -78,7 +78,7 @@ pub(crate) fn run(shared: Arc<Shared>, counters: Counters) {
 }
 
 enum Found {
-    Job(BoxJob),
+    Job(RawJob),
     /// The pool is closing and the queue is empty.
     Closing,
     /// The idle timeout passed; the worker already left the counts.

@@ -4,7 +4,6 @@
 mod common;
 
 use std::cell::RefCell;
-use std::time::Duration;
 
 use common::{Event, LONG};
 use thread_pool::{FutureError, SubmitError, TaskError, ThreadPoolExecutor};
@@ -52,10 +51,11 @@ fn assert_broken(e: &TaskError, needle: &str) {
     }
 }
 
-fn check_failing_initializer(pool: ThreadPoolExecutor, needle: &str) {
-    // Submitted while the first worker is still in its initializer: the
-    // future fails with the broken-pool error.
+fn check_failing_initializer(pool: ThreadPoolExecutor, gate: Event, needle: &str) {
+    // Submitted while the first worker is still in its initializer (it waits
+    // for `gate`): the futures fail with the broken-pool error.
     let futures: Vec<_> = (0..5).map(|i| pool.submit(move || i).unwrap()).collect();
+    gate.set();
     for f in &futures {
         match f.result_timeout(LONG) {
             Err(FutureError::Task(e)) => assert_broken(&e, needle),
@@ -84,37 +84,52 @@ fn check_failing_initializer(pool: ThreadPoolExecutor, needle: &str) {
 
 #[test]
 fn test_failing_initializer_error() {
+    let gate = Event::new();
+    let g = gate.clone();
     let pool = ThreadPoolExecutor::builder()
         .max_workers(2)
-        .initializer(|| -> Result<(), String> {
-            std::thread::sleep(Duration::from_millis(100));
+        .initializer(move || -> Result<(), String> {
+            // CPython's version sleeps 0.1 s; a gate makes the order certain.
+            g.wait();
             Err("ValueError: error in initializer".to_string())
         })
         .build()
         .unwrap();
-    check_failing_initializer(pool, "ValueError: error in initializer");
+    check_failing_initializer(pool, gate, "ValueError: error in initializer");
 }
 
 #[test]
 fn test_failing_initializer_panic() {
+    let gate = Event::new();
+    let g = gate.clone();
     let pool = ThreadPoolExecutor::builder()
         .max_workers(2)
-        .initializer(|| -> Result<(), String> { panic!("init exploded") })
+        .initializer(move || -> Result<(), String> {
+            g.wait();
+            panic!("init exploded")
+        })
         .build()
         .unwrap();
-    check_failing_initializer(pool, "init exploded");
+    check_failing_initializer(pool, gate, "init exploded");
 }
 
 #[test]
 fn test_map_on_broken_pool_reports_the_break() {
+    let gate = Event::new();
+    let g = gate.clone();
     let pool = ThreadPoolExecutor::builder()
         .max_workers(1)
-        .initializer(|| Err::<(), _>("no database"))
+        .initializer(move || {
+            g.wait();
+            Err::<(), _>("no database")
+        })
         .build()
         .unwrap();
-    // The first window is submitted before the worker fails; each item
-    // then yields the broken-pool error, and no more is submitted.
-    let results: Vec<_> = pool.map(|x: u32| x, 0..3).unwrap().collect();
+    // The whole input fits the first window, submitted before the worker
+    // fails; each item then yields the broken-pool error.
+    let it = pool.map(|x: u32| x, 0..3).unwrap();
+    gate.set();
+    let results: Vec<_> = it.collect();
     assert_eq!(results.len(), 3);
     for r in results {
         match r {
