@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// A progress bar over `total` downloads, or nothing at all.
 #[derive(Debug, Clone)]
@@ -21,11 +21,19 @@ impl Progress {
             ProgressDrawTarget::hidden()
         };
         let bar = ProgressBar::with_draw_target(Some(total as u64), target);
+        // tqdm's look: ` 32%|██████▎      | 63/194 [00:01<00:03, 52.3/s]`.
         let style = ProgressStyle::with_template(
-            "{percent:>3}%|{wide_bar}| {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}]",
+            "{percent:>3}%|{wide_bar}| {pos}/{len} [{elapsed_precise}<{eta_precise}, {rate}]",
         )
-        .expect("the template is valid");
-        bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
+        .expect("the template is valid")
+        .with_key(
+            "rate",
+            |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1}/s", state.per_sec());
+            },
+        )
+        .progress_chars("█▉▊▋▌▍▎▏ ");
+        bar.set_style(style);
         Progress { bar }
     }
 
