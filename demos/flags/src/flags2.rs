@@ -64,6 +64,8 @@ pub fn run(
         codes,
         concurrency,
     } = plan;
+    // Early, so that a Ctrl-C at any point ends the run through the summary.
+    interrupt::install();
     let site = match Site::open(args.server, args.url.as_deref()) {
         Ok(site) => site,
         Err(e) => {
@@ -90,7 +92,6 @@ pub fn run(
         initial_report(site.label.name(), &site.base_url, &codes, concurrency)
     );
     let _ = std::io::stdout().flush();
-    interrupt::install();
     let progress = Progress::new(codes.len(), !args.verbose);
     let t0 = Instant::now();
     let counter = download_many(Job {

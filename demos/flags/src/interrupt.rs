@@ -62,3 +62,34 @@ fn trigger_actions() {
         action();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    #[test]
+    fn actions_run_once_on_interrupt_and_at_once_afterwards() {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let before = ran.clone();
+        on_interrupt(move || {
+            before.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        simulate();
+        assert!(interrupted());
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        simulate(); // a second time runs nothing again
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        let after = ran.clone();
+        on_interrupt(move || {
+            after.fetch_add(10, Ordering::SeqCst);
+        });
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            11,
+            "registered late: runs at once"
+        );
+    }
+}
