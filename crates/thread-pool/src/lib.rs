@@ -88,6 +88,7 @@ mod raw;
 mod scope;
 mod sleep;
 mod stats;
+mod sync;
 mod worker;
 
 pub use builder::{default_max_workers, Builder};

@@ -63,10 +63,10 @@
 //! broadcasting, and a parking worker checks the flag under the mutex, so
 //! shutdown cannot slip between a worker's check and its wait either.
 
-use std::sync::atomic::{fence, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{fence, AtomicU64, Condvar, Mutex};
 
 /// One worker in the `searching` count.
 pub(crate) const SEARCHING: u64 = 1;
@@ -231,5 +231,155 @@ impl Sleep {
         self.idle
             .fetch_add(SEARCHING.wrapping_sub(SLEEPING), SeqCst);
         wake
+    }
+}
+
+/// Exhaustive checks of the protocol with loom (see `sync.rs` for the
+/// command). The model keeps the protocol and replaces the rest: the queue
+/// is a counter, workers park at once instead of spinning first (spinning
+/// only delays parking, it adds no interleaving the model lacks), and a
+/// lost wake-up shows up as a deadlock, which loom reports.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::{AtomicBool, AtomicUsize};
+    use loom::sync::Arc;
+
+    struct Model {
+        queue: AtomicUsize,
+        taken: AtomicUsize,
+        closing: AtomicBool,
+        sleep: Sleep,
+    }
+
+    impl Watch for Model {
+        fn has_work(&self) -> bool {
+            self.queue.load(SeqCst) > 0
+        }
+        fn closing(&self) -> bool {
+            self.closing.load(SeqCst)
+        }
+        fn retire(&self) -> bool {
+            true
+        }
+    }
+
+    impl Model {
+        fn new(workers: u64) -> Arc<Self> {
+            let m = Arc::new(Model {
+                queue: AtomicUsize::new(0),
+                taken: AtomicUsize::new(0),
+                closing: AtomicBool::new(false),
+                sleep: Sleep::new(),
+            });
+            for _ in 0..workers {
+                m.sleep.start_searching(); // workers are born searching
+            }
+            m
+        }
+
+        fn pop(&self) -> bool {
+            let mut n = self.queue.load(SeqCst);
+            while n > 0 {
+                match self.queue.compare_exchange(n, n - 1, SeqCst, SeqCst) {
+                    Ok(_) => return true,
+                    Err(now) => n = now,
+                }
+            }
+            false
+        }
+
+        /// The submitter's half, as in `Ticket::push` + `ensure_worker`.
+        fn submit(&self) {
+            self.queue.fetch_add(1, SeqCst);
+            fence(SeqCst);
+            let idle = self.sleep.load();
+            if searching(idle) == 0 && sleeping(idle) > 0 {
+                self.sleep.wake_one();
+            }
+        }
+
+        /// The worker loop, as in `Worker::find_work`: take tasks until the
+        /// pool closes with an empty queue (or `until` tasks were taken).
+        fn work(&self, until: usize) {
+            let mut searching = true;
+            loop {
+                if self.pop() {
+                    if searching {
+                        self.sleep.stop_searching();
+                        searching = false;
+                    }
+                    self.taken.fetch_add(1, SeqCst);
+                    continue;
+                }
+                if !searching {
+                    self.sleep.start_searching();
+                    searching = true;
+                    continue;
+                }
+                if self.taken.load(SeqCst) >= until {
+                    break;
+                }
+                if self.closing() && !self.has_work() {
+                    break;
+                }
+                self.sleep.sleep(self, None);
+            }
+            if searching {
+                self.sleep.stop_searching();
+            }
+        }
+    }
+
+    #[test]
+    fn loom_a_submit_reaches_a_parking_worker() {
+        loom::model(|| {
+            let m = Model::new(1);
+            let w = {
+                let m = m.clone();
+                loom::thread::spawn(move || m.work(1))
+            };
+            m.submit();
+            w.join().unwrap();
+            assert_eq!(m.taken.load(SeqCst), 1);
+        });
+    }
+
+    #[test]
+    fn loom_two_submits_one_worker() {
+        loom::model(|| {
+            let m = Model::new(1);
+            let w = {
+                let m = m.clone();
+                loom::thread::spawn(move || m.work(2))
+            };
+            m.submit();
+            m.submit();
+            w.join().unwrap();
+            assert_eq!(m.taken.load(SeqCst), 2);
+        });
+    }
+
+    #[test]
+    fn loom_shutdown_reaches_parked_workers() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(|| {
+            let m = Model::new(2);
+            let workers: Vec<_> = (0..2)
+                .map(|_| {
+                    let m = m.clone();
+                    loom::thread::spawn(move || m.work(usize::MAX))
+                })
+                .collect();
+            m.submit();
+            m.closing.store(true, SeqCst);
+            m.sleep.wake_all();
+            for w in workers {
+                w.join().unwrap();
+            }
+            // Closing waits for the queue to drain: the task was taken.
+            assert_eq!(m.taken.load(SeqCst), 1);
+        });
     }
 }
