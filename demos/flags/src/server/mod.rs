@@ -35,7 +35,7 @@ pub mod store;
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -210,12 +210,7 @@ impl FlagServer {
     /// The base URL of the flags, e.g. `http://127.0.0.1:8001/flags`. An
     /// unspecified bind address (0.0.0.0, ::) is shown as the loopback.
     pub fn base_url(&self) -> String {
-        let ip = match self.addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        format!("http://{}/flags", SocketAddr::new(ip, self.addr.port()))
+        format!("http://{}/flags", reachable(self.addr))
     }
 
     /// How many flags it serves.
@@ -233,6 +228,8 @@ impl FlagServer {
         let Some(accept) = self.accept.take() else {
             return;
         };
+        // No lost wake-up: `stopping` is set before the lock is taken, and a
+        // delayed task checks it under that lock before each wait.
         self.shared.stopping.store(true, Ordering::SeqCst);
         {
             let _guard = self
@@ -243,15 +240,7 @@ impl FlagServer {
             self.shared.stop_signal.notify_all();
         }
         // Wake the accept thread with a connection of our own.
-        let wake = SocketAddr::new(
-            match self.addr.ip() {
-                IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-                ip => ip,
-            },
-            self.addr.port(),
-        );
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        let _ = TcpStream::connect_timeout(&reachable(self.addr), Duration::from_secs(1));
         let runner = accept.join().ok();
         // Close every open connection: blocked reads return at once.
         let mut open = self.shared.open.lock().unwrap_or_else(|p| p.into_inner());
@@ -276,6 +265,17 @@ impl FlagServer {
             runner.shutdown();
         }
     }
+}
+
+/// The address to connect to for a listener on `addr`: an unspecified bind
+/// address (0.0.0.0, ::) is reached through the loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
 }
 
 impl Drop for FlagServer {
