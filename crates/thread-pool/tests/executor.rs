@@ -158,7 +158,8 @@ fn test_map_close_ends_iteration() {
     drop(it);
     pool.shutdown(true, false);
     let ran = ran.load(Ordering::SeqCst);
-    assert!((1..=4).contains(&ran), "ran {ran} tasks; the window was 4");
+    // At most the one yielded plus a window of 4 were ever submitted.
+    assert!((1..=5).contains(&ran), "ran {ran} tasks; the window was 4");
     assert!(pool.stats().cancelled + pool.stats().completed >= 4);
 }
 

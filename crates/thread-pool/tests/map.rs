@@ -55,8 +55,8 @@ fn map_is_lazy_on_an_infinite_input() {
     assert_eq!(it.next().unwrap().unwrap(), "0");
     assert_eq!(it.next().unwrap().unwrap(), "1");
     assert_eq!(it.next().unwrap().unwrap(), "2");
-    // Each next() tops the window up by one: 3 + 3.
-    assert_eq!(pulled.load(Ordering::SeqCst), 5);
+    // Each yielded item is replaced, keeping 3 in flight: 3 yielded + 3.
+    assert_eq!(pulled.load(Ordering::SeqCst), 6);
 }
 
 #[test]
@@ -80,14 +80,13 @@ fn tasks_in_flight_never_exceed_the_window() {
         assert_eq!(r.unwrap(), i as u32);
         consumed += 1;
         let started = started.load(Ordering::SeqCst);
-        // At most WINDOW submitted and not yet yielded (the one just
-        // yielded is already counted in `consumed`).
+        // At most WINDOW submitted and not yet yielded.
         assert!(
-            started < consumed + WINDOW,
+            started <= consumed + WINDOW,
             "{started} started, {consumed} consumed"
         );
         let queued = pool.stats().queued;
-        assert!(queued < WINDOW, "{queued} queued");
+        assert!(queued <= WINDOW, "{queued} queued");
     }
     assert_eq!(consumed, 20_000);
 }
@@ -239,4 +238,67 @@ fn cancel_futures_during_map_yields_cancelled_items() {
     assert!(matches!(it.next(), Some(Err(FutureError::Cancelled))));
     assert!(it.next().is_none());
     let _ = LONG;
+}
+
+#[test]
+fn chunked_map_keeps_order_errors_and_the_window() {
+    let pool = ThreadPoolExecutor::new(3);
+    let started = Arc::new(AtomicUsize::new(0));
+    let s = started.clone();
+    let it = pool
+        .map_with(
+            move |x: u32| {
+                s.fetch_add(1, Ordering::SeqCst);
+                if x % 7 == 3 {
+                    panic!("bad item {x}");
+                }
+                x * 2
+            },
+            0..1000u32,
+            MapOptions::new().window(40).chunk_size(16),
+        )
+        .unwrap();
+    let mut consumed = 0;
+    for (i, r) in it.enumerate() {
+        let x = i as u32;
+        if x % 7 == 3 {
+            match r {
+                Err(FutureError::Task(TaskError::Panicked(m))) => {
+                    assert_eq!(m, format!("bad item {x}"))
+                }
+                other => panic!("{other:?}"),
+            }
+        } else {
+            assert_eq!(r.unwrap(), x * 2);
+        }
+        consumed += 1;
+        let started = started.load(Ordering::SeqCst);
+        assert!(
+            started <= consumed + 40,
+            "{started} started, {consumed} consumed"
+        );
+    }
+    assert_eq!(consumed, 1000);
+}
+
+#[test]
+fn dropping_a_chunked_map_cancels_its_chunks() {
+    let pool = ThreadPoolExecutor::new(1);
+    let gate = Event::new();
+    let g = gate.clone();
+    let blocker = pool.submit(move || g.wait()).unwrap();
+    assert!(common::eventually(|| pool.stats().running == 1));
+    let it = pool
+        .map_with(
+            |x: u32| x,
+            0..100,
+            MapOptions::new().window(20).chunk_size(5),
+        )
+        .unwrap();
+    assert_eq!(pool.stats().queued, 4);
+    drop(it);
+    gate.set();
+    blocker.result_timeout(LONG).unwrap();
+    pool.shutdown(true, false);
+    assert_eq!(pool.stats().cancelled, 4);
 }
