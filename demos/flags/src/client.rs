@@ -25,6 +25,10 @@ use ureq::Agent;
 /// megabyte leaves room for any honest server and stops a dishonest one.
 pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
 
+/// How many idle keep-alive connections the client keeps: the flags2
+/// programs' concurrency cap.
+const MAX_IDLE: usize = 1000;
+
 /// Timeouts and limits of a [`Client`].
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -151,6 +155,10 @@ impl Client {
             .timeout_per_call(Some(config.request_timeout))
             .timeout_per_read(Some(config.read_timeout))
             .user_agent("flags-rs/0.1")
+            // Keep every worker's connection for reuse (ureq keeps 3 per
+            // host by default; the flags2 programs run up to 1000 workers).
+            .max_idle_connections(MAX_IDLE)
+            .max_idle_connections_per_host(MAX_IDLE)
             .build()
             .into();
         Client {
