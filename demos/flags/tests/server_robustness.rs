@@ -183,6 +183,13 @@ fn keep_alive_and_pipelining_reuse_the_connection() {
     assert!(
         answer.contains("HTTP/1.1 200 OK\r\n") && answer.contains("HTTP/1.1 404 Not Found\r\n")
     );
+    // Our client reuses its connection: ten flags, one connection.
+    let client = Client::new(&ClientConfig::default());
+    let before = s.connections_served();
+    for cc in ["br", "cn", "in", "us", "id", "pk", "ng", "bd", "ru", "jp"] {
+        client.get_flag(&s.base_url(), cc).unwrap();
+    }
+    assert_eq!(s.connections_served() - before, 1);
     // HTTP/1.0 closes by default.
     let old = raw_exchange(s.addr(), b"GET /flags/br/br.gif HTTP/1.0\r\n\r\n", WAIT);
     assert!(old.contains("Connection: close\r\n"));

@@ -213,6 +213,13 @@ impl FlagServer {
         format!("http://{}/flags", reachable(self.addr))
     }
 
+    /// How many connections it has taken in so far (a client reusing a
+    /// kept-alive connection makes many requests on one).
+    pub fn connections_served(&self) -> u64 {
+        // Relaxed: a statistic, read on its own.
+        self.shared.next_id.load(Ordering::Relaxed)
+    }
+
     /// How many flags it serves.
     pub fn flag_count(&self) -> usize {
         self.shared.store.len()
