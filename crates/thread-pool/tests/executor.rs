@@ -318,7 +318,7 @@ fn test_context_manager_shutdown_drop_joins() {
         assert!(!names.is_empty());
     }
     assert_eq!(results, [5, 4, 3, 2, 1, 0, 1, 2, 3, 4]);
-    assert!(common::os_threads_named("tpcm-").is_empty());
+    assert!(common::threads_gone("tpcm-"));
 }
 
 #[test]
@@ -336,7 +336,7 @@ fn test_shutdown_no_wait_still_runs_everything() {
         assert_eq!(f.result_timeout(LONG).unwrap(), v.abs());
     }
     drop(pool);
-    assert!(common::os_threads_named("tpnw-").is_empty());
+    assert!(common::threads_gone("tpnw-"));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ fn idle_workers_exit_after_the_timeout_and_come_back_on_demand() {
         .unwrap();
     assert_eq!(pool.submit(|| 1).unwrap().result_timeout(LONG).unwrap(), 1);
     assert!(common::eventually(|| pool.stats().workers_alive == 0));
-    assert!(common::eventually(|| os_threads_named("tpidt-").is_empty()));
+    assert!(common::threads_gone("tpidt-"));
     // A new worker (the next number) takes the next task.
     let name = pool
         .submit(|| std::thread::current().name().unwrap().to_string())
@@ -49,9 +50,11 @@ fn retiring_workers_never_strand_a_task() {
 
 #[test]
 fn no_thread_outlives_a_waited_shutdown() {
+    let live = Arc::new(AtomicUsize::new(0));
     let pool = ThreadPoolExecutor::builder()
         .max_workers(4)
         .thread_name_prefix("tpgone")
+        .initializer(common::counting_initializer(live.clone()))
         .build()
         .unwrap();
     let gate = Event::new();
@@ -62,20 +65,25 @@ fn no_thread_outlives_a_waited_shutdown() {
         })
         .collect();
     assert!(common::eventually(|| pool.stats().running == 4));
+    assert_eq!(live.load(Ordering::SeqCst), 4);
     assert_eq!(os_threads_named("tpgone-").len(), 4);
     gate.set();
     pool.shutdown(true, false);
-    // Immediately after, without waiting: the threads are joined.
-    assert!(os_threads_named("tpgone-").is_empty());
+    // Exactly, at once: every worker ran its thread-local destructors,
+    // which happens before join returns.
+    assert_eq!(live.load(Ordering::SeqCst), 0);
     assert!(futures.iter().all(|f| f.result().unwrap()));
     assert_eq!(pool.stats().workers_alive, 0);
+    assert!(common::threads_gone("tpgone-"));
 }
 
 #[test]
 fn parked_workers_wake_up_for_shutdown() {
+    let live = Arc::new(AtomicUsize::new(0));
     let pool = ThreadPoolExecutor::builder()
         .max_workers(3)
         .thread_name_prefix("tppark")
+        .initializer(common::counting_initializer(live.clone()))
         .build()
         .unwrap();
     let gate = Event::new();
@@ -92,8 +100,10 @@ fn parked_workers_wake_up_for_shutdown() {
     }
     // Let them spin out and park.
     std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(live.load(Ordering::SeqCst), 3);
     drop(pool);
-    assert!(os_threads_named("tppark-").is_empty());
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+    assert!(common::threads_gone("tppark-"));
 }
 
 #[test]
@@ -127,7 +137,7 @@ fn shutdown_is_idempotent_and_a_later_wait_joins() {
     gate.set();
     pool.shutdown(true, false);
     assert!(f.result().unwrap());
-    assert!(os_threads_named("tptwice-").is_empty());
+    assert!(common::threads_gone("tptwice-"));
 }
 
 #[test]

@@ -64,7 +64,7 @@ fn test_saturation() {
     gate.set();
     pool.shutdown(true, false);
     assert!(futures.iter().all(|f| f.result().unwrap()));
-    assert_eq!(os_threads_named("tpsat-").len(), 0);
+    assert!(common::threads_gone("tpsat-"));
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn test_threads_terminate() {
     pool.shutdown(true, false);
     assert!(futures.iter().all(|f| f.done()));
     assert_eq!(pool.stats().workers_alive, 0);
-    assert!(os_threads_named("tpterm-").is_empty());
+    assert!(common::threads_gone("tpterm-"));
 }
 
 #[test]

@@ -68,3 +68,36 @@ pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// True once no OS thread named `prefix*` is left. A joined thread has
+/// finished its code and its thread-locals, but the kernel removes it from
+/// `/proc` a moment later, so this waits (at most `LONG`).
+pub fn threads_gone(prefix: &str) -> bool {
+    eventually(|| os_threads_named(prefix).is_empty())
+}
+
+thread_local! {
+    static LIVE_GUARD: std::cell::RefCell<Option<LiveGuard>> = const { std::cell::RefCell::new(None) };
+}
+
+struct LiveGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// An initializer that counts live worker threads in `live`: +1 when a
+/// worker starts, -1 from a thread-local destructor when it ends, which
+/// runs before `join` returns. So after `shutdown(wait = true)`, `live` is
+/// exactly 0 if no worker outlived it.
+pub fn counting_initializer(
+    live: Arc<std::sync::atomic::AtomicUsize>,
+) -> impl Fn() -> Result<(), String> + Send + Sync + 'static {
+    move || {
+        live.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        LIVE_GUARD.with(|g| *g.borrow_mut() = Some(LiveGuard(live.clone())));
+        Ok(())
+    }
+}
