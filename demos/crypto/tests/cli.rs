@@ -83,7 +83,7 @@ fn crypto_futures_thread_pool_run() {
 }
 
 #[test]
-fn crypto_futures_process_pool_run_with_shipped_data() {
+fn crypto_futures_process_pool_run_with_large_shipped_data() {
     let out = run(
         FUTURES,
         &[
@@ -92,7 +92,7 @@ fn crypto_futures_process_pool_run_with_shipped_data() {
             "--workers",
             "2",
             "--size",
-            "4K",
+            "1M", // jobs of 0.6-1.5 MiB: several chunks each, frames larger than a pipe buffer
             "--ship-data",
         ],
     );
