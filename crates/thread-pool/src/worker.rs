@@ -31,8 +31,8 @@
 //! An empty queue is often refilled within microseconds (a caller that waits
 //! for one result and submits the next). Parking and being woken costs two
 //! context switches and a futex call on each side, so a worker first looks
-//! again for a short while: a few rounds of exponentially longer
-//! `spin_loop` hints, then some `yield_now` rounds, and only then parks (see
+//! again for a short while: a few rounds of `spin_loop` hints (growing to
+//! 16 per round), then some `yield_now` rounds, and only then parks (see
 //! `sleep.rs`). Submitters skip the wake-up entirely while a worker is
 //! searching. The whole spin lasts tens of microseconds; an idle pool then
 //! costs nothing.
@@ -46,8 +46,12 @@ use crate::pool::{Counters, Shared};
 use crate::raw::RawJob;
 use crate::sleep::{searching, Wake};
 
-/// Rounds of `spin_loop` hints (1, 2, 4, ... 64 per round) before yielding.
-const SPIN_ROUNDS: u32 = 7;
+/// Rounds of `spin_loop` hints (1, 2, 4, 8, then 16 per round) before
+/// yielding. The queue is looked at between rounds, so a round is kept short
+/// (16 hints are well under a microsecond) to notice a new task quickly.
+const SPIN_ROUNDS: u32 = 12;
+/// The most `spin_loop` hints in one round, as a power of two.
+const MAX_SPIN_SHIFT: u32 = 4;
 /// Rounds of `yield_now` before parking.
 const YIELD_ROUNDS: u32 = 64;
 
@@ -122,7 +126,7 @@ impl Worker<'_> {
                 continue;
             }
             if round < SPIN_ROUNDS {
-                for _ in 0..1u32 << round {
+                for _ in 0..1u32 << round.min(MAX_SPIN_SHIFT) {
                     spin_loop();
                 }
             } else if round < SPIN_ROUNDS + YIELD_ROUNDS {
