@@ -101,8 +101,14 @@ impl Drop for RawChild {
     fn drop(&mut self) {
         // Closing our ends makes the child see end-of-file and exit.
         let (_, _) = (
-            std::mem::replace(&mut self.to_child, std::fs::File::open("/dev/null").unwrap()),
-            std::mem::replace(&mut self.from_child, std::fs::File::open("/dev/null").unwrap()),
+            std::mem::replace(
+                &mut self.to_child,
+                std::fs::File::open("/dev/null").unwrap(),
+            ),
+            std::mem::replace(
+                &mut self.from_child,
+                std::fs::File::open("/dev/null").unwrap(),
+            ),
         );
         let mut status = 0;
         // SAFETY: waiting for our own child.
@@ -130,7 +136,9 @@ fn main() {
     {
         let mut g = c.benchmark_group("process_pool/round_trip");
         g.throughput(Throughput::Elements(1));
-        g.bench_function("ours", |b| b.iter(|| pool.submit(add_one, 1).unwrap().result().unwrap()));
+        g.bench_function("ours", |b| {
+            b.iter(|| pool.submit(add_one, 1).unwrap().result().unwrap())
+        });
         g.bench_function("raw_pipe_ping_pong", |b| {
             let mut byte = [7u8; 1];
             b.iter(|| {
@@ -146,8 +154,12 @@ fn main() {
         g.throughput(Throughput::Elements(10_000));
         g.bench_function("ours", |b| {
             b.iter(|| {
-                let futs: Vec<_> = (0..10_000u64).map(|i| pool.submit(add_one, i).unwrap()).collect();
-                futs.into_iter().map(|f| f.into_result().unwrap()).sum::<u64>()
+                let futs: Vec<_> = (0..10_000u64)
+                    .map(|i| pool.submit(add_one, i).unwrap())
+                    .collect();
+                futs.into_iter()
+                    .map(|f| f.into_result().unwrap())
+                    .sum::<u64>()
             })
         });
         g.finish();
@@ -181,7 +193,10 @@ fn main() {
         g.bench_function("raw_pipe", |b| {
             let mut back = vec![0u8; PAYLOAD];
             b.iter(|| {
-                echoer.to_child.write_all(&(PAYLOAD as u64).to_le_bytes()).unwrap();
+                echoer
+                    .to_child
+                    .write_all(&(PAYLOAD as u64).to_le_bytes())
+                    .unwrap();
                 echoer.to_child.write_all(&data).unwrap();
                 echoer.from_child.read_exact(&mut back).unwrap();
             })

@@ -48,6 +48,24 @@
 //! running: it starts when its frame is fully written and the previous result
 //! has arrived, which is when its timeout clock starts.
 //!
+//! # Direct hand-off (one hop less on an idle pool)
+//!
+//! Waking the dispatcher costs a thread wake-up, and on an idle pool it is
+//! pure overhead: the task could go straight to an idle worker. So when the
+//! dispatcher goes to sleep with nothing queued, it *lends* the task pipe of
+//! each idle worker to submitters: a `Lane { pid, fd }` in the queue state.
+//! `submit` of a small frame (at most `PIPE_BUF` bytes, so the write into
+//! the idle worker's empty pipe is all-or-nothing) pops a lane, writes the
+//! frame itself, and records a `Handed` task, all under the queue lock. The
+//! dispatcher wakes up when the result arrives, and the first thing it does
+//! after every `poll` is to take the lanes back and adopt the handed tasks
+//! (under the same lock), before it touches any worker. So a lent descriptor
+//! is never closed while lent, a result never arrives for a task the
+//! dispatcher does not know (the hand-off record is pushed under the lock
+//! before the submitter releases it), and a worker never gets a second task
+//! through a lane. Lanes are not lent when a task timeout is configured
+//! (the sleeping dispatcher would not know a new deadline).
+//!
 //! # Doorbell protocol (no lost wake-ups)
 //!
 //! The queue's mutex guards a flag `dispatcher_waiting`. Before sleeping the
@@ -116,7 +134,29 @@ pub(crate) struct Queue {
     pub shutdown: bool,
     pub broken: Option<String>,
     pub dispatcher_waiting: bool,
+    /// Idle workers lent to `submit` while the dispatcher sleeps (see
+    /// "Direct hand-off" in the module docs).
+    pub lanes: Vec<Lane>,
+    /// Tasks `submit` wrote straight into a lent worker's pipe.
+    pub handed: Vec<Handed>,
 }
+
+/// An idle worker's task pipe, lent to `submit` for one task.
+pub(crate) struct Lane {
+    pub pid: i32,
+    pub fd: std::os::fd::RawFd,
+}
+
+/// A task written by `submit` through a [`Lane`].
+pub(crate) struct Handed {
+    pub pid: i32,
+    pub task: Task,
+    pub at: Instant,
+}
+
+/// Frames up to this size may take a lane: `PIPE_BUF`, so the non-blocking
+/// write into the (empty) pipe of an idle worker is all-or-nothing.
+pub(crate) const LANE_MAX_FRAME: usize = libc::PIPE_BUF;
 
 impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -257,6 +297,8 @@ impl Dispatcher {
             // SAFETY: `pollfds` is a valid, initialised array of its length.
             let n =
                 unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout) };
+            // Before touching any worker: take the lent pipes back.
+            self.reclaim_lanes();
             if n > 0 {
                 for (p, s) in pollfds.iter().zip(&sources) {
                     if p.revents == 0 {
@@ -292,6 +334,9 @@ impl Dispatcher {
             if matches!(pick, Pick::Full) || q.tasks.is_empty() {
                 q.dispatcher_waiting = !matches!(pick, Pick::Full);
                 let finishing = q.shutdown && q.tasks.is_empty();
+                if q.tasks.is_empty() && !finishing && self.shared.config.task_timeout.is_none() {
+                    self.lend_lanes(&mut q);
+                }
                 drop(q);
                 if finishing {
                     self.retire_idle(Fate::Shutdown);
@@ -322,6 +367,57 @@ impl Dispatcher {
                     w.assigned += 1;
                 }
                 Pick::Full => unreachable!("handled above"),
+            }
+        }
+    }
+
+    /// Lends the pipes of idle workers to `submit` (called with the queue
+    /// locked, just before the dispatcher sleeps).
+    fn lend_lanes(&self, q: &mut Queue) {
+        let config = &self.shared.config;
+        for w in &self.workers {
+            if w.accepting(config) && w.inflight.is_empty() {
+                if let Some(fd) = &w.task_w {
+                    q.lanes.push(Lane {
+                        pid: w.pid,
+                        fd: fd.as_raw_fd(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Takes lent pipes back and adopts the tasks written through them.
+    fn reclaim_lanes(&mut self) {
+        let handed = {
+            let mut q = self.shared.lock();
+            q.lanes.clear();
+            std::mem::take(&mut q.handed)
+        };
+        for h in handed {
+            match self.workers.iter_mut().find(|w| w.pid == h.pid) {
+                Some(w) => {
+                    // The worker was idle, so this task is its head and is
+                    // completely written.
+                    w.inflight.push_back(h.task);
+                    w.sent += 1;
+                    w.assigned += 1;
+                    if w.sent == 1 {
+                        w.head_started = Some(h.at);
+                    }
+                }
+                // Impossible (a lent worker is never removed), but never
+                // lose a task: its future fails instead of hanging.
+                None => {
+                    self.shared.counters.tasks_running.fetch_sub(1, Relaxed);
+                    let err = SpawnFailed {
+                        message: "internal error: a task was handed to an unknown worker".into(),
+                    };
+                    h.task.sink.complete(
+                        Err(TaskError::Executor(DynError::new(err))),
+                        &self.shared.counters,
+                    );
+                }
             }
         }
     }

@@ -215,3 +215,48 @@ fn a_map_dropped_early_cancels_its_queued_chunks() {
     drop(pool);
     c.check();
 }
+
+fn add_one_or_abort(x: u64) -> u64 {
+    if x % 50 == 49 {
+        std::process::abort();
+    }
+    x + 1
+}
+
+#[test]
+fn concurrent_submitters_racing_for_idle_workers() {
+    // Sequential submit+result from several threads exercises the direct
+    // hand-off to idle workers (lanes) racing with the queue, with workers
+    // dying on some of the handed-off tasks.
+    let c = clean();
+    let pool = Arc::new(ProcessPoolExecutor::new(2).unwrap());
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                for i in 0..200u64 {
+                    let x = t * 1000 + i;
+                    let r = pool.submit(add_one_or_abort, x).unwrap().result_timeout(T);
+                    if x % 50 == 49 {
+                        match r {
+                            Err(FutureError::Task(TaskError::Executor(e))) => {
+                                assert!(e.downcast_ref::<WorkerDied>().is_some(), "{e:?}")
+                            }
+                            other => panic!("{x}: {other:?}"),
+                        }
+                    } else {
+                        assert_eq!(r.unwrap(), x + 1);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let s = pool.stats();
+    assert_eq!(s.worker_exits.signal, 16, "{s:?}");
+    assert_eq!(s.tasks_completed, 800 - 16, "{s:?}");
+    drop(pool);
+    c.check();
+}
