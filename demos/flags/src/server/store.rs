@@ -22,8 +22,10 @@ fn slot(cc: [u8; 2]) -> usize {
 /// The images a server serves.
 pub enum FlagStore {
     /// Images drawn by [`gif::flag_gif`](super::gif::flag_gif) the first time
-    /// they are asked for, then kept; only the 194 real codes have one.
-    Generated(Box<[OnceLock<Arc<[u8]>>]>),
+    /// they are asked for, then kept for the life of the process (drawing is
+    /// deterministic, so every server in the process can share them); only
+    /// the 194 real codes have one.
+    Generated,
     /// Images read from a directory at start-up.
     Dir(Box<[Option<Arc<[u8]>>]>),
 }
@@ -31,7 +33,7 @@ pub enum FlagStore {
 impl fmt::Debug for FlagStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FlagStore::Generated(_) => f.write_str("FlagStore::Generated"),
+            FlagStore::Generated => f.write_str("FlagStore::Generated"),
             FlagStore::Dir(slots) => {
                 write!(
                     f,
@@ -68,7 +70,7 @@ impl std::error::Error for DirError {}
 impl FlagStore {
     /// A store of generated flags.
     pub fn generated() -> Self {
-        FlagStore::Generated((0..SLOTS).map(|_| OnceLock::new()).collect())
+        FlagStore::Generated
     }
 
     /// Reads every `<dir>/flags/<cc>/<cc>.gif` there is (any of the 676 codes).
@@ -113,12 +115,13 @@ impl FlagStore {
             return None;
         }
         match self {
-            FlagStore::Generated(slots) => {
+            FlagStore::Generated => {
+                static DRAWN: [OnceLock<Arc<[u8]>>; SLOTS] = [const { OnceLock::new() }; SLOTS];
                 let code = std::str::from_utf8(&cc).ok()?;
                 if !codes::has_flag(code) {
                     return None;
                 }
-                let image = slots[slot(cc)].get_or_init(|| super::gif::flag_gif(code).into());
+                let image = DRAWN[slot(cc)].get_or_init(|| super::gif::flag_gif(code).into());
                 Some(image.clone())
             }
             FlagStore::Dir(slots) => slots[slot(cc)].clone(),
@@ -128,7 +131,7 @@ impl FlagStore {
     /// How many flags this store can serve.
     pub fn len(&self) -> usize {
         match self {
-            FlagStore::Generated(_) => codes::all_codes().len(),
+            FlagStore::Generated => codes::all_codes().len(),
             FlagStore::Dir(slots) => slots.iter().flatten().count(),
         }
     }
