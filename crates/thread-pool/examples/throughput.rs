@@ -17,7 +17,24 @@ fn main() {
     for _ in 0..9 {
         let start = Instant::now();
         futures.extend((0..TASKS).map(|i| ours.submit(move || black_box(i)).unwrap()));
-        let sum: u64 = futures.drain(..).map(|f| f.into_result().unwrap()).sum();
+        let spin = std::env::var_os("SPIN_WAIT").is_some();
+        let sum: u64 = futures
+            .drain(..)
+            .map(|f| {
+                if spin {
+                    // Experiment: spin briefly before the future blocks.
+                    for i in 0..64 {
+                        if f.done() {
+                            break;
+                        }
+                        for _ in 0..1 << (i / 8) {
+                            std::hint::spin_loop();
+                        }
+                    }
+                }
+                f.into_result().unwrap()
+            })
+            .sum();
         a.push(TASKS as f64 / start.elapsed().as_secs_f64() / 1e6);
         black_box(sum);
 
