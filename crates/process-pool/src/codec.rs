@@ -43,7 +43,9 @@ use future::{panic_message, DynError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::frame::put_string;
+use std::io::{Read, Write};
+
+use crate::frame::{self, put_string};
 
 /// The task returned a value.
 pub(crate) const OK: u8 = 0;
@@ -57,8 +59,10 @@ pub(crate) const DECODE_ARGS: u8 = 3;
 pub(crate) const ENCODE_RESULT: u8 = 4;
 
 /// A monomorphised task runner, executed in the worker:
-/// `(address of the user's fn, encoded argument, output buffer)`. It appends
-/// one outcome (tag + data) to the buffer.
+/// `(address of the user's fn, the argument's bytes, their length, where the
+/// result goes)`.
+/// It reads the argument from the reader (exactly the argument's bytes are
+/// available) and writes exactly one result frame through the writer.
 ///
 /// # Safety
 ///
@@ -66,7 +70,7 @@ pub(crate) const ENCODE_RESULT: u8 = 4;
 /// one the trampoline was instantiated for (`fn(A) -> R` for `run_plain::<A,
 /// R>`), in this same program image. The pool guarantees it by building both
 /// addresses together, in `submit`, from typed `fn` pointers.
-pub(crate) type Trampoline = unsafe fn(usize, &[u8], &mut Vec<u8>);
+pub(crate) type Trampoline = unsafe fn(usize, &mut dyn Read, u64, &mut ResultWriter<'_>);
 
 /// Encodes `value` at the end of `out`.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
@@ -78,20 +82,171 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     bincode::deserialize(bytes).map_err(|e| e.to_string())
 }
 
+/// The same format as [`encode`]/[`decode`] (bincode's legacy defaults:
+/// fixed-width little-endian integers, trailing bytes allowed), plus a
+/// limit: no length prefix can make the decoder allocate more than the
+/// bytes the frame really holds.
+fn stream_options(limit: u64) -> impl bincode::Options {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
+        .with_limit(limit)
+}
+
+/// Decodes a `T` from a reader holding at most `limit` bytes. Big byte
+/// buffers (`serde_bytes::ByteBuf`, `Vec<u8>` via serde_bytes) are read by
+/// the kernel straight into their final allocation: no copy.
+pub(crate) fn decode_from<T: DeserializeOwned>(
+    input: &mut dyn Read,
+    limit: u64,
+) -> Result<T, String> {
+    use bincode::Options;
+    stream_options(limit)
+        .deserialize_from(input)
+        .map_err(|e| e.to_string())
+}
+
+/// Results up to this size are encoded into a buffer and written with one
+/// `write`; bigger ones are streamed to the pipe as they are encoded, so the
+/// bytes of a large buffer go from the value's own memory to the pipe.
+const STREAM_MIN: u64 = 256 * 1024;
+
+/// Writes one `RESULT` frame per task to the worker's result pipe.
+pub(crate) struct ResultWriter<'a> {
+    sink: &'a mut dyn Write,
+    buf: Vec<u8>,
+    id: u64,
+    /// Writing failed: the pool is gone.
+    pub broken: bool,
+    /// A streamed frame's header is out and its body is not complete.
+    committed: bool,
+}
+
+/// The outcome of [`ResultWriter::value`].
+pub(crate) enum Sent {
+    /// The frame was written (or the pipe is broken: see `broken`).
+    Done,
+    /// Encoding failed before anything was written: report it instead.
+    Refused(String),
+    /// Encoding failed half-way through a streamed frame. The stream is
+    /// now out of step; the worker must exit (the pool reports a truncated
+    /// frame and replaces it). Only a `Serialize` impl that fails on its
+    /// second run (after a successful size pass) can cause this.
+    Corrupted,
+}
+
+impl<'a> ResultWriter<'a> {
+    pub fn new(sink: &'a mut dyn Write) -> Self {
+        ResultWriter {
+            sink,
+            buf: Vec::new(),
+            id: 0,
+            broken: false,
+            committed: false,
+        }
+    }
+
+    /// Sets the id of the task whose result comes next.
+    pub fn begin(&mut self, id: u64) {
+        self.id = id;
+    }
+
+    fn start(&mut self, tag: u8, body_len: usize) {
+        self.buf.clear();
+        self.buf
+            .extend_from_slice(&((body_len + 9) as u32).to_le_bytes());
+        self.buf.push(frame::RESULT);
+        self.buf.extend_from_slice(&self.id.to_le_bytes());
+        self.buf.push(tag);
+    }
+
+    fn send(&mut self) {
+        if self.sink.write_all(&self.buf).is_err() {
+            self.broken = true;
+        }
+        if self.buf.capacity() > 1 << 20 {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// An outcome made of strings (errors, panics).
+    pub fn strings(&mut self, tag: u8, strings: &[&str]) {
+        let len = strings.iter().map(|s| 4 + s.len()).sum();
+        self.start(tag, len);
+        for s in strings {
+            put_string(&mut self.buf, s);
+        }
+        self.send();
+    }
+
+    /// The task's value.
+    pub fn value<R: Serialize>(&mut self, value: &R) -> Sent {
+        // A size pass first: it runs the Serialize impl once without
+        // writing, so that most failures are known before the header is.
+        let size = match bincode::serialized_size(value) {
+            Ok(size) => size,
+            Err(e) => return Sent::Refused(e.to_string()),
+        };
+        if size + 9 > u32::MAX as u64 {
+            return Sent::Refused(format!(
+                "the encoded result ({size} bytes) exceeds the 4 GiB frame limit"
+            ));
+        }
+        self.start(OK, size as usize);
+        if size <= STREAM_MIN {
+            if let Err(e) = encode(value, &mut self.buf) {
+                return Sent::Refused(e);
+            }
+            self.send();
+            return Sent::Done;
+        }
+        self.send();
+        if self.broken {
+            return Sent::Done;
+        }
+        self.committed = true;
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut *self.sink);
+        let sent = match bincode::serialize_into(&mut out, value) {
+            Ok(()) => {
+                if out.flush().is_err() {
+                    self.broken = true;
+                }
+                Sent::Done
+            }
+            Err(e) => match *e {
+                bincode::ErrorKind::Io(_) => {
+                    self.broken = true;
+                    Sent::Done
+                }
+                _ => Sent::Corrupted,
+            },
+        };
+        if !matches!(sent, Sent::Corrupted) {
+            self.committed = false;
+        }
+        sent
+    }
+}
+
 /// The trampoline for `fn(A) -> R`.
 ///
 /// # Safety
 ///
 /// `f` must be the address of a `fn(A) -> R` (see [`Trampoline`]).
-pub(crate) unsafe fn run_plain<A, R>(f: usize, input: &[u8], out: &mut Vec<u8>)
-where
+pub(crate) unsafe fn run_plain<A, R>(
+    f: usize,
+    input: &mut dyn Read,
+    len: u64,
+    out: &mut ResultWriter<'_>,
+) where
     A: DeserializeOwned,
     R: Serialize,
 {
     // SAFETY: the caller guarantees `f` is the address of a `fn(A) -> R`;
     // fn pointers and usize have the same size on every supported target.
     let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
-    run_task(input, out, |a: A| Ok(f(a)));
+    run_task(input, len, out, |a: A| Ok(f(a)));
 }
 
 /// The trampoline for `fn(A) -> Result<R, E>`: `Err(e)` travels as `e`'s type
@@ -100,8 +255,12 @@ where
 /// # Safety
 ///
 /// `f` must be the address of a `fn(A) -> Result<R, E>` (see [`Trampoline`]).
-pub(crate) unsafe fn run_fallible<A, R, E>(f: usize, input: &[u8], out: &mut Vec<u8>)
-where
+pub(crate) unsafe fn run_fallible<A, R, E>(
+    f: usize,
+    input: &mut dyn Read,
+    len: u64,
+    out: &mut ResultWriter<'_>,
+) where
     A: DeserializeOwned,
     R: Serialize,
     E: std::error::Error + Send + Sync + 'static,
@@ -109,7 +268,7 @@ where
     // SAFETY: as in `run_plain`, for the type `fn(A) -> Result<R, E>`.
     let f: fn(A) -> Result<R, E> =
         unsafe { std::mem::transmute::<usize, fn(A) -> Result<R, E>>(f) };
-    run_task(input, out, |a: A| {
+    run_task(input, len, out, |a: A| {
         f(a).map_err(|e| {
             let message = e.to_string();
             (DynError::new(e).type_name().to_string(), message)
@@ -124,73 +283,72 @@ where
 /// # Safety
 ///
 /// `f` must be the address of a `fn(A) -> R` (see [`Trampoline`]).
-pub(crate) unsafe fn run_chunk<A, R>(f: usize, input: &[u8], out: &mut Vec<u8>)
-where
+pub(crate) unsafe fn run_chunk<A, R>(
+    f: usize,
+    input: &mut dyn Read,
+    len: u64,
+    out: &mut ResultWriter<'_>,
+) where
     A: DeserializeOwned,
     R: Serialize,
 {
     // SAFETY: as in `run_plain`.
     let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
-    run_task(input, out, |items: Vec<A>| {
+    run_task(input, len, out, |items: Vec<A>| {
         Ok(items.into_iter().map(f).collect::<Vec<R>>())
     });
 }
 
-/// Decode, call, encode; every step under `catch_unwind`; exactly one outcome
-/// is appended to `out`.
-fn run_task<A, R, F>(input: &[u8], out: &mut Vec<u8>, call: F)
+/// Decode, call, encode; every step under `catch_unwind`; exactly one result
+/// frame is written (or the worker exits, see [`Sent::Corrupted`]).
+fn run_task<A, R, F>(input: &mut dyn Read, len: u64, out: &mut ResultWriter<'_>, call: F)
 where
     A: DeserializeOwned,
     R: Serialize,
     F: FnOnce(A) -> Result<R, (String, String)>,
 {
-    let mark = out.len();
-    let args = match catch_unwind(|| decode::<A>(input)) {
+    let args = match catch_unwind(AssertUnwindSafe(|| decode_from::<A>(input, len))) {
         Ok(Ok(args)) => args,
-        Ok(Err(msg)) => return put_error(out, DECODE_ARGS, &msg),
+        Ok(Err(msg)) => return out.strings(DECODE_ARGS, &[&msg]),
         Err(p) => {
             let msg = format!("panicked while decoding: {}", panic_message(&*p));
-            return put_error(out, DECODE_ARGS, &msg);
+            return out.strings(DECODE_ARGS, &[&msg]);
         }
     };
     let outcome = match catch_unwind(AssertUnwindSafe(move || call(args))) {
         Ok(outcome) => outcome,
-        Err(p) => return put_error(out, PANICKED, &panic_message(&*p)),
+        Err(p) => return out.strings(PANICKED, &[&panic_message(&*p)]),
     };
     match outcome {
         Ok(value) => {
-            out.push(OK);
             // Encoding and dropping the value run user code too.
-            let encoded = catch_unwind(AssertUnwindSafe(|| {
-                let r = encode(&value, out);
+            let sent = catch_unwind(AssertUnwindSafe(|| {
+                let sent = out.value(&value);
                 drop(value);
-                r
+                sent
             }));
-            let msg = match encoded {
-                Ok(Ok(())) => return,
-                Ok(Err(msg)) => msg,
-                Err(p) => format!("panicked while encoding: {}", panic_message(&*p)),
-            };
-            out.truncate(mark);
-            put_error(out, ENCODE_RESULT, &msg);
+            match sent {
+                Ok(Sent::Done) => {}
+                Ok(Sent::Refused(msg)) => out.strings(ENCODE_RESULT, &[&msg]),
+                Ok(Sent::Corrupted) => crate::fork_server::exit_now(crate::worker::EXIT_PROTOCOL),
+                // A panic in the middle of a streamed frame: as Corrupted.
+                Err(_) if out.committed => {
+                    crate::fork_server::exit_now(crate::worker::EXIT_PROTOCOL)
+                }
+                Err(p) => {
+                    let msg = format!("panicked while encoding: {}", panic_message(&*p));
+                    out.strings(ENCODE_RESULT, &[&msg]);
+                }
+            }
         }
-        Err((type_name, message)) => {
-            out.push(FAILED);
-            put_string(out, &type_name);
-            put_string(out, &message);
-        }
+        Err((type_name, message)) => out.strings(FAILED, &[&type_name, &message]),
     }
-}
-
-fn put_error(out: &mut Vec<u8>, tag: u8, msg: &str) {
-    out.push(tag);
-    put_string(out, msg);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::BodyReader;
+    use crate::frame::{BodyReader, FrameBuf};
 
     fn square(x: u64) -> u64 {
         x * x
@@ -204,11 +362,28 @@ mod tests {
         panic!("boom")
     }
 
+    fn echo(v: Vec<u8>) -> serde_bytes::ByteBuf {
+        serde_bytes::ByteBuf::from(v)
+    }
+
+    /// Runs a trampoline in-process; returns (tag, data after the tag).
     fn run(t: Trampoline, f: usize, input: &[u8]) -> (u8, Vec<u8>) {
-        let mut out = Vec::new();
+        let mut sink = Vec::new();
+        let mut out = ResultWriter::new(&mut sink);
+        out.begin(77);
+        let mut reader = input;
         // SAFETY: every call below pairs a trampoline with a fn of its type.
-        unsafe { t(f, input, &mut out) };
-        (out[0], out[1..].to_vec())
+        unsafe { t(f, &mut reader, input.len() as u64, &mut out) };
+        assert!(!out.broken);
+        let mut fb = FrameBuf::default();
+        fb.vec_mut().extend_from_slice(&sink);
+        let frame = fb.next_frame(usize::MAX).unwrap().expect("one whole frame");
+        assert_eq!(frame.kind, frame::RESULT);
+        assert_eq!(frame.body.end, sink.len(), "exactly one frame");
+        let mut body = BodyReader::new(fb.body(&frame));
+        assert_eq!(body.u64().unwrap(), 77);
+        let tag = body.u8().unwrap();
+        (tag, body.rest().to_vec())
     }
 
     #[test]
@@ -250,6 +425,39 @@ mod tests {
         );
         assert_eq!(tag, DECODE_ARGS);
         assert!(!BodyReader::new(&data).string().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_huge_length_prefix_is_refused_not_allocated() {
+        // A Vec<u8> claiming 2^60 bytes in a 16-byte argument.
+        let mut arg = (1u64 << 60).to_le_bytes().to_vec();
+        arg.extend_from_slice(&[0; 8]);
+        let f = echo as fn(Vec<u8>) -> serde_bytes::ByteBuf;
+        let mut sink = Vec::new();
+        let mut out = ResultWriter::new(&mut sink);
+        let mut reader = &arg[..];
+        let limit = arg.len() as u64;
+        let r = decode_from::<Vec<u8>>(&mut reader, limit);
+        assert!(r.is_err());
+        // SAFETY: `echo` has the trampoline's type.
+        unsafe {
+            run_plain::<Vec<u8>, serde_bytes::ByteBuf>(f as usize, &mut &arg[..], limit, &mut out)
+        };
+        assert!(!sink.is_empty());
+    }
+
+    #[test]
+    fn big_results_are_streamed_in_one_well_formed_frame() {
+        let mut arg = Vec::new();
+        let payload: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
+        encode(&payload, &mut arg).unwrap();
+        let f = echo as fn(Vec<u8>) -> serde_bytes::ByteBuf;
+        let (tag, data) = run(run_plain::<Vec<u8>, serde_bytes::ByteBuf>, f as usize, &arg);
+        assert_eq!(tag, OK);
+        assert_eq!(
+            decode::<serde_bytes::ByteBuf>(&data).unwrap().into_vec(),
+            payload
+        );
     }
 
     #[test]

@@ -125,6 +125,8 @@ pub(crate) struct Shared {
     pub config: Config,
     pub counters: Counters,
     pub next_id: AtomicU64,
+    /// Big frame buffers kept for reuse (see `recycle_buffer`).
+    pub spare: Mutex<Vec<Vec<u8>>>,
 }
 
 /// Tasks not yet handed to a worker, and the pool's life flags.
@@ -168,7 +170,34 @@ impl Shared {
     pub fn ring(&self) {
         sys::ring(&self.doorbell);
     }
+
+    /// An empty buffer for a task frame: a recycled big one if there is
+    /// one (already-mapped memory: no page faults when a 16 MiB argument is
+    /// encoded into it), else a small new one.
+    pub fn recycled_buffer(&self) -> Vec<u8> {
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        spare.pop().unwrap_or_else(|| Vec::with_capacity(64))
+    }
+
+    /// Keeps the buffer of a finished task frame for reuse, if it is big
+    /// (small ones are cheap to allocate) and the spare list has room.
+    pub fn recycle_buffer(&self, mut buf: Vec<u8>) {
+        if buf.capacity() < RECYCLE_MIN || buf.capacity() > RECYCLE_MAX {
+            return;
+        }
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < RECYCLE_COUNT {
+            buf.clear();
+            spare.push(buf);
+        }
+    }
 }
+
+/// Frame buffers between these capacities are recycled, at most
+/// `RECYCLE_COUNT` of them per pool: the memory a pool keeps is bounded.
+const RECYCLE_MIN: usize = 1 << 20;
+const RECYCLE_MAX: usize = 64 << 20;
+const RECYCLE_COUNT: usize = 2;
 
 /// Why the pool ended a worker itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -633,7 +662,9 @@ impl Dispatcher {
         w.sent -= 1;
         w.head_started = (w.sent > 0).then(Instant::now);
         counters.tasks_running.fetch_sub(1, Relaxed);
-        task.sink.complete(outcome, counters);
+        let Task { frame, sink, .. } = task;
+        sink.complete(outcome, counters);
+        self.shared.recycle_buffer(frame);
         if w.inflight.is_empty()
             && !w.accepting(&self.shared.config)
             && w.fate.is_none()

@@ -135,6 +135,7 @@ impl Builder {
             config,
             counters: Counters::default(),
             next_id: AtomicU64::new(1),
+            spare: Mutex::new(Vec::new()),
         });
         let dispatcher = Dispatcher::new(Arc::clone(&shared));
         let handle = thread::Builder::new()
@@ -253,7 +254,7 @@ impl ProcessPoolExecutor {
         R: DeserializeOwned + Send + 'static,
     {
         let id = self.shared.next_id.fetch_add(1, Relaxed); // Relaxed: only uniqueness matters
-        let mut frame = Vec::with_capacity(64);
+        let mut frame = self.shared.recycled_buffer();
         let start = frame::begin_frame(&mut frame, frame::TASK);
         frame.extend_from_slice(&id.to_le_bytes());
         frame.extend_from_slice(&(trampoline as usize as u64).to_le_bytes());

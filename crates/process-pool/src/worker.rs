@@ -18,14 +18,14 @@
 //! The pool counts tasks and enforces timeouts itself, so the worker stays
 //! this simple loop.
 
-use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::OwnedFd;
 use std::panic::catch_unwind;
 
-use crate::codec::Trampoline;
+use crate::codec::{ResultWriter, Trampoline};
 use crate::fork_server::{exit_now, mark_child};
-use crate::frame::{self, BodyReader, FrameBuf};
-use crate::sys;
+use crate::frame::{self, BodyReader};
 
 /// Exit code of a worker whose initializer panicked.
 pub(crate) const EXIT_INIT_FAILED: i32 = 3;
@@ -35,80 +35,87 @@ pub(crate) const EXIT_PROTOCOL: i32 = 4;
 /// The worker's main loop. Never returns.
 pub(crate) fn run(task: OwnedFd, result: OwnedFd, initializer: usize) -> ! {
     mark_child();
+    keep_freed_memory();
     // Panics are caught and sent back with their message; printing them
     // here too would only duplicate that on the terminal (Python's workers
     // are silent as well).
     std::panic::set_hook(Box::new(|_| {}));
-    let out_fd = result.as_raw_fd();
-    let mut out = Vec::new();
+    let mut result = File::from(result);
 
     if initializer != 0 {
         // SAFETY: the pool sent the address of a `fn()` it was given as the
         // initializer, in this same program image (see `codec`).
         let init: fn() = unsafe { std::mem::transmute::<usize, fn()>(initializer) };
         if let Err(p) = catch_unwind(init) {
+            let mut out = Vec::new();
             let start = frame::begin_frame(&mut out, frame::INIT_FAILED);
             out.extend_from_slice(future::panic_message(&*p).as_bytes());
             let _ = frame::finish_frame(&mut out, start, frame::DEFAULT_MAX_FRAME);
-            let _ = sys::write_all(out_fd, &out);
+            let _ = result.write_all(&out);
             exit_now(EXIT_INIT_FAILED);
         }
     }
-    let start = frame::begin_frame(&mut out, frame::READY);
-    let _ = frame::finish_frame(&mut out, start, 0);
-    if sys::write_all(out_fd, &out).is_err() {
+    let mut ready = Vec::new();
+    let start = frame::begin_frame(&mut ready, frame::READY);
+    let _ = frame::finish_frame(&mut ready, start, 0);
+    if result.write_all(&ready).is_err() {
         finish(0);
     }
 
-    let mut input = FrameBuf::default();
+    // Buffered, so that small pipelined tasks cost one read between them;
+    // big arguments bypass the buffer and land in their final allocation.
+    let mut input = BufReader::with_capacity(256 * 1024, File::from(task));
+    let mut out = ResultWriter::new(&mut result);
     loop {
-        let next = match input.next_frame(u32::MAX as usize) {
-            Ok(next) => next,
-            Err(_) => exit_now(EXIT_PROTOCOL),
-        };
-        let Some(f) = next else {
-            let want = input.want(u32::MAX as usize);
-            match sys::read_into(task.as_raw_fd(), input.vec_mut(), want) {
-                Ok(0) => finish(0),
-                Ok(_) => continue,
-                Err(_) => finish(0),
-            }
-        };
-        if f.kind != frame::TASK {
+        match input.fill_buf() {
+            Ok([]) | Err(_) => finish(0), // end-of-file: the pool closed our pipe
+            Ok(_) => {}
+        }
+        let mut header = [0u8; frame::HEADER_LEN + 24];
+        if input.read_exact(&mut header).is_err() {
             exit_now(EXIT_PROTOCOL);
         }
-        out.clear();
-        let start = frame::begin_frame(&mut out, frame::RESULT);
-        {
-            let mut body = BodyReader::new(input.body(&f));
-            let (Ok(id), Ok(trampoline), Ok(function)) = (body.u64(), body.u64(), body.u64())
-            else {
-                exit_now(EXIT_PROTOCOL);
-            };
-            out.extend_from_slice(&id.to_le_bytes());
-            // SAFETY: the pool wrote this address from a `Trampoline` fn
-            // pointer of this same program image (see `codec`).
-            let trampoline: Trampoline =
-                unsafe { std::mem::transmute::<usize, Trampoline>(trampoline as usize) };
-            // SAFETY: the pool built `function` together with `trampoline`
-            // from typed fn pointers, which is the trampoline's contract.
-            unsafe { trampoline(function as usize, body.rest(), &mut out) };
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as u64;
+        if header[4] != frame::TASK || len < 24 {
+            exit_now(EXIT_PROTOCOL);
         }
-        input.consume(&f);
-        if frame::finish_frame(&mut out, start, u32::MAX as usize).is_err() {
-            // A result over 4 GiB cannot be framed: report it as an encoding
-            // failure instead (the pool applies its own, lower, cap too).
-            out.truncate(start + frame::HEADER_LEN + 8);
-            out.push(crate::codec::ENCODE_RESULT);
-            frame::put_string(&mut out, "the encoded result exceeds 4 GiB");
-            let _ = frame::finish_frame(&mut out, start, u32::MAX as usize);
+        let mut fixed = BodyReader::new(&header[frame::HEADER_LEN..]);
+        let (Ok(id), Ok(trampoline), Ok(function)) = (fixed.u64(), fixed.u64(), fixed.u64()) else {
+            exit_now(EXIT_PROTOCOL);
+        };
+        let mut body = (&mut input).take(len - 24);
+        out.begin(id);
+        // SAFETY: the pool wrote this address from a `Trampoline` fn
+        // pointer of this same program image (see `codec`).
+        let trampoline: Trampoline =
+            unsafe { std::mem::transmute::<usize, Trampoline>(trampoline as usize) };
+        // SAFETY: the pool built `function` together with `trampoline`
+        // from typed fn pointers, which is the trampoline's contract.
+        unsafe { trampoline(function as usize, &mut body, len - 24, &mut out) };
+        // Skip what the decoder left of the argument (after a decoding
+        // error), to stay in step with the frames.
+        if std::io::copy(&mut body, &mut std::io::sink()).is_err() || body.limit() != 0 {
+            finish(0); // the pool closed the pipe mid-frame: it is gone
         }
-        if sys::write_all(out_fd, &out).is_err() {
+        if out.broken {
             finish(0); // the pool is gone
         }
-        if out.capacity() > 1 << 20 {
-            out = Vec::new(); // don't keep a huge buffer for tiny tasks
-        }
+    }
+}
+
+/// Tells glibc's allocator to keep freed memory instead of returning it to
+/// the kernel at once. A worker decodes each argument into a fresh buffer;
+/// with the defaults, a 16 MiB buffer is mapped and unmapped per task and
+/// every one of its 4096 pages faults again each time. The worker is our
+/// process, so tuning its allocator concerns no one else. (glibc-only; a
+/// no-op elsewhere.)
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; this process is
+    // single-threaded here.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
     }
 }
 
