@@ -188,10 +188,11 @@ where
         Ok(map)
     }
 
-    /// Submits tasks until `window` items are in flight or the input ends.
+    /// Submits tasks while a whole chunk fits in the window (so chunks stay
+    /// full-sized), until the input ends.
     fn fill(&mut self) {
-        while self.items < self.window {
-            let want = self.chunk_size.min(self.window - self.items);
+        while self.items + self.chunk_size <= self.window {
+            let want = self.chunk_size;
             let Some(input) = self.input.as_mut() else {
                 return;
             };
