@@ -67,6 +67,15 @@ impl Mode {
         }
     }
 
+    /// How long one `cargo bench` (compiling included) may run before it is killed as hung.
+    pub fn bench_limit(self) -> Duration {
+        Duration::from_secs(match self {
+            Mode::Quick => 6 * 60,
+            Mode::Default => 10 * 60,
+            Mode::Long => 40 * 60,
+        })
+    }
+
     /// A sentence for the page.
     pub fn describe(self) -> &'static str {
         match self {
@@ -205,8 +214,8 @@ pub fn prepare_results_dir(ws: &Workspace) -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Runs every discovered criterion bench; returns notes for the page.
-pub fn run_benches(ws: &Workspace, mode: Mode) -> Vec<String> {
+/// Runs every discovered criterion bench, each within `limit`; returns notes for the page.
+pub fn run_benches(ws: &Workspace, mode: Mode, limit: Duration) -> Vec<String> {
     let mut notes = Vec::new();
     let targets = discover_benches(&ws.root);
     if targets.is_empty() {
@@ -228,8 +237,7 @@ pub fn run_benches(ws: &Workspace, mode: Mode) -> Vec<String> {
         say(&format!("running {line}"));
         let start = Instant::now();
         let started = std::time::SystemTime::now();
-        // Generous: the first run compiles the package and its peers in release mode.
-        match run::timed(cmd, Duration::from_secs(30 * 60)) {
+        match run::timed(cmd, limit) {
             Ok((output, _)) => {
                 let log = ws.results_dir().join(format!(
                     "cargo-bench-{}-{}.log",

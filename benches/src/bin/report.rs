@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use benches::live::{self, Mode, Workspace};
 use benches::machine::Machine;
@@ -20,7 +20,8 @@ use benches::sources::{self, Sources};
 use benches::table::tally;
 
 const USAGE: &str = "\
-usage: report [--quick | --long] [--skip STEP]... [--out FILE] [--workspace DIR]
+usage: report [--quick | --long] [--skip STEP]... [--bench-timeout SECS] [--out FILE]
+              [--workspace DIR]
        report --from-samples DIR [--out FILE]
 
 Runs the criterion benches of every package, the Python peers, the crypto sweep and the
@@ -29,6 +30,8 @@ flag downloads, then rewrites docs/benchmarks.md and its SVG plots in docs/img/.
   --quick              rough figures, fastest (criterion --quick, small peer runs)
   --long               longer runs for stable figures
   --skip STEP          skip a step: benches, peers, crypto, flags (repeatable)
+  --bench-timeout SECS kill one `cargo bench` (compiling included) after SECS as hung
+                       (default: 360 quick, 600 default, 2400 long)
   --from-samples DIR   measure nothing: build the page from recorded outputs in DIR
                        (DIR/criterion/, DIR/*.jsonl, DIR/crypto-sweep.csv)
   --out FILE           where to write the page (default: <workspace>/docs/benchmarks.md;
@@ -43,6 +46,7 @@ const STEPS: [&str; 4] = ["benches", "peers", "crypto", "flags"];
 struct Args {
     mode: Mode,
     skip: Vec<String>,
+    bench_timeout: Option<Duration>,
     samples: Option<PathBuf>,
     out: Option<PathBuf>,
     workspace: PathBuf,
@@ -59,6 +63,7 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
     let mut args = Args {
         mode: Mode::Default,
         skip: Vec::new(),
+        bench_timeout: None,
         samples: None,
         out: None,
         workspace: default_root,
@@ -89,6 +94,13 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
                     ));
                 }
                 args.skip.push(step);
+            }
+            "--bench-timeout" => {
+                let text = value("--bench-timeout")?;
+                let secs: u64 = text.parse().ok().filter(|&s| s > 0).ok_or_else(|| {
+                    format!("--bench-timeout needs whole seconds > 0, not {text:?}")
+                })?;
+                args.bench_timeout = Some(Duration::from_secs(secs));
             }
             "--from-samples" => args.samples = Some(value("--from-samples")?.into()),
             "--out" => args.out = Some(value("--out")?.into()),
@@ -178,7 +190,8 @@ fn measure(ws: &Workspace, args: &Args) -> Result<(Sources, Vec<String>), String
     let skip = |step: &str| args.skip.iter().any(|s| s == step);
     let mut notes = Vec::new();
     if !skip("benches") {
-        notes.extend(live::run_benches(ws, args.mode));
+        let limit = args.bench_timeout.unwrap_or(args.mode.bench_limit());
+        notes.extend(live::run_benches(ws, args.mode, limit));
     }
     if !skip("peers") {
         notes.extend(live::run_peers(ws, args.mode, &results));
@@ -215,12 +228,21 @@ mod tests {
 
     #[test]
     fn modes_and_options_are_read() {
-        let args = parse(&["--quick", "--skip", "flags", "--out", "/tmp/x.md"])
-            .unwrap()
-            .unwrap();
+        let args = parse(&[
+            "--quick",
+            "--skip",
+            "flags",
+            "--out",
+            "/tmp/x.md",
+            "--bench-timeout",
+            "90",
+        ])
+        .unwrap()
+        .unwrap();
         assert_eq!(args.mode, Mode::Quick);
         assert_eq!(args.skip, vec!["flags".to_string()]);
         assert_eq!(args.out, Some(PathBuf::from("/tmp/x.md")));
+        assert_eq!(args.bench_timeout, Some(Duration::from_secs(90)));
         assert_eq!(parse(&[]).unwrap().unwrap().mode, Mode::Default);
         assert!(parse(&["--help"]).unwrap().is_none());
     }
@@ -235,5 +257,8 @@ mod tests {
             .contains("unknown step"));
         assert!(parse(&["--out"]).unwrap_err().contains("needs a value"));
         assert!(parse(&["--fast"]).unwrap_err().contains("unknown argument"));
+        assert!(parse(&["--bench-timeout", "0"])
+            .unwrap_err()
+            .contains("seconds"));
     }
 }
