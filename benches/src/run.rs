@@ -5,7 +5,7 @@
 //! blocks in `wait_with_output` and sends the result over a channel, and the caller blocks in
 //! `recv_timeout` (no polling). When the limit passes, the whole group is killed (`cargo bench`
 //! has the bench binary as a child, and that must die too), which makes the helper's wait
-//! return, so nothing is left behind.
+//! return.
 
 use std::fmt;
 use std::os::unix::process::CommandExt;
@@ -100,8 +100,10 @@ pub fn timed(mut cmd: Command, limit: Duration) -> Result<(Output, Duration), Ru
         Ok(output) => output,
         Err(_) => {
             kill_group(pid);
-            // The kill makes wait_with_output return; join so no thread outlives the call.
-            let _ = waiter.join();
+            // The kill makes the helper's wait return once every holder of the output pipes
+            // is gone. A grandchild that left the group (setsid) could keep them open, so
+            // the helper is not joined here: it ends by itself, and the report goes on.
+            drop(waiter);
             return Err(RunError::TimedOut { command, limit });
         }
     };
