@@ -199,6 +199,9 @@ pub enum ForkServerError {
     /// This process is itself a pool worker (or the fork server): pools
     /// cannot be nested.
     InsideWorker,
+    /// This process is a raw `fork()` of the process that started the fork
+    /// server; only that process may use it.
+    ForkedChild,
 }
 
 impl fmt::Display for ForkServerError {
@@ -210,6 +213,10 @@ impl fmt::Display for ForkServerError {
             ),
             ForkServerError::InsideWorker => f.write_str(
                 "cannot create a process pool inside a pool worker (process pools do not nest)",
+            ),
+            ForkServerError::ForkedChild => f.write_str(
+                "this process was fork()ed from the one that started the fork server; \
+                 process pools can only be used in that process",
             ),
         }
     }

@@ -84,6 +84,8 @@ pub(crate) struct ForkServer {
     pid: i32,
     /// How many threads this process had when the fork server was forked.
     threads_at_start: Option<usize>,
+    /// The process that started it (the only one allowed to talk to it).
+    owner: i32,
 }
 
 /// The descriptors and pid of a freshly forked worker.
@@ -152,7 +154,13 @@ pub(crate) fn server() -> Result<&'static ForkServer, ForkServerError> {
         // right after fork, before any code that could read it.
         return Err(ForkServerError::InsideWorker);
     }
-    SERVER.get_or_init(start).as_ref().map_err(Clone::clone)
+    let server = SERVER.get_or_init(start).as_ref().map_err(Clone::clone)?;
+    if server.owner != sys::getpid() {
+        // This process was fork()ed by the user from the one that started
+        // the fork server: sharing its socket would mix up replies.
+        return Err(ForkServerError::ForkedChild);
+    }
+    Ok(server)
 }
 
 fn start() -> Result<ForkServer, ForkServerError> {
@@ -189,6 +197,7 @@ fn start() -> Result<ForkServer, ForkServerError> {
                 socket: Mutex::new(pool_end),
                 pid: child.as_raw(),
                 threads_at_start,
+                owner: sys::getpid(),
             })
         }
         Err(e) => Err(ForkServerError::Io(format!("fork: {e}"))),
@@ -239,6 +248,12 @@ impl ForkServer {
         Ok(reply[8] == 1)
     }
 
+    /// The fork server died (killed from outside): it is our child, so reap
+    /// it, or it would stay a zombie for the rest of the program.
+    fn reap_self(&self) {
+        let _ = waitpid(Pid::from_raw(self.pid), Some(WaitPidFlag::WNOHANG));
+    }
+
     /// Sends one request and receives its reply (and any descriptors).
     fn exchange(
         &self,
@@ -248,6 +263,7 @@ impl ForkServer {
         let fd = socket.as_raw_fd();
         let io_err = |what: &str, e: nix::Error| {
             if e == nix::Error::EPIPE || e == nix::Error::ECONNRESET {
+                self.reap_self();
                 ForkServerError::Gone
             } else {
                 ForkServerError::Io(format!("{what}: {e}"))
@@ -277,6 +293,7 @@ impl ForkServer {
                 Err(e) => return Err(io_err("receive", e)),
             };
             if msg.bytes == 0 {
+                self.reap_self();
                 return Err(ForkServerError::Gone);
             }
             let mut fds = Vec::new();

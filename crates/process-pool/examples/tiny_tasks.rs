@@ -1,0 +1,25 @@
+//! Throughput of tiny tasks, one submit each (a profiling aid:
+//! `cargo run --release -p process-pool --example tiny_tasks`).
+
+use std::time::Instant;
+
+fn add_one(x: u64) -> u64 {
+    x + 1
+}
+
+fn main() {
+    process_pool::start_fork_server();
+    let pool = process_pool::ProcessPoolExecutor::new(2).expect("pool");
+    for round in 0..5 {
+        let start = Instant::now();
+        let futs: Vec<_> = (0..10_000u64)
+            .map(|i| pool.submit(add_one, i).expect("submit"))
+            .collect();
+        let sum: u64 = futs
+            .into_iter()
+            .map(|f| f.into_result().expect("result"))
+            .sum();
+        let rate = 10_000.0 / start.elapsed().as_secs_f64();
+        println!("round {round}: {rate:.0} tasks/s (sum {sum})");
+    }
+}
