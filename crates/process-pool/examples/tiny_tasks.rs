@@ -9,7 +9,16 @@ fn add_one(x: u64) -> u64 {
 
 fn main() {
     process_pool::start_fork_server();
-    let pool = process_pool::ProcessPoolExecutor::new(2).expect("pool");
+    // TASKS_PER_WORKER=n overrides the pipelining depth, to compare.
+    let depth = std::env::var("TASKS_PER_WORKER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let pool = process_pool::ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .tasks_per_worker(depth)
+        .build()
+        .expect("pool");
     for round in 0..5 {
         let start = Instant::now();
         let futs: Vec<_> = (0..10_000u64)

@@ -8,6 +8,8 @@
 //! worker.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+// Relaxed: task ids need only be unique, and the statistics counters are
+// independent diagnostics (see the `stats` module).
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};

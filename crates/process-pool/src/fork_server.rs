@@ -342,6 +342,7 @@ struct Child {
 }
 
 fn server_main(socket: OwnedFd, on_main_thread: bool) -> ! {
+    // Relaxed: this process has a single thread; no ordering to establish.
     IN_CHILD.store(true, Ordering::Relaxed);
     sys::close_all_except(&[socket.as_raw_fd()]);
     if on_main_thread {
@@ -548,5 +549,6 @@ pub(crate) fn exit_now(code: i32) -> ! {
 
 /// Marks this process as a pool child (used by workers after fork).
 pub(crate) fn mark_child() {
+    // Relaxed: a fresh worker has a single thread; no ordering to establish.
     IN_CHILD.store(true, Ordering::Relaxed);
 }

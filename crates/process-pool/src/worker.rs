@@ -17,6 +17,14 @@
 //!
 //! The pool counts tasks and enforces timeouts itself, so the worker stays
 //! this simple loop.
+//!
+//! Big payloads are *streamed*, not buffered: the argument is decoded
+//! straight from the (buffered) pipe reader, so the bytes of a large byte
+//! buffer are read by the kernel into their final allocation; a big result
+//! is encoded straight into the pipe (see `codec::ResultWriter`). A worker
+//! thus copies a 16 MiB payload zero times in user space, where "read the
+//! frame, then decode it" would copy it twice. Small tasks still cost one
+//! `read` for many pipelined frames and one `write` per result.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -10,6 +10,8 @@ use process_pool::{ProcessPoolExecutor, SubmitError, WorkerDied};
 
 const T: Duration = Duration::from_secs(30);
 
+// SAFETY (ctor's contract): this runs before main, single-threaded; it
+// only records a pid and forks the fork server, touching no other state.
 #[ctor::ctor]
 unsafe fn start_before_main() {
     process_pool::start_fork_server();

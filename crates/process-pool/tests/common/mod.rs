@@ -14,6 +14,8 @@ pub const T: Duration = Duration::from_secs(30);
 /// code running in a worker can tell it is in a worker.
 pub static PARENT_PID: OnceLock<u32> = OnceLock::new();
 
+// SAFETY (ctor's contract): this runs before main, single-threaded; it
+// only records a pid and forks the fork server, touching no other state.
 #[ctor::ctor]
 unsafe fn start_before_main() {
     // The test harness's main has not run yet: we are single-threaded.
