@@ -125,6 +125,7 @@ impl Builder {
         let thread_name_prefix = match self.thread_name_prefix {
             Some(p) if p.contains('\0') => return Err(BuildError::InvalidThreadName(p)),
             Some(p) => p,
+            // Relaxed: the counter only has to hand out distinct numbers.
             None => format!("ThreadPoolExecutor-{}", POOL_COUNTER.fetch_add(1, Relaxed)),
         };
         let config = Config {

@@ -11,8 +11,10 @@
 //!
 //! ## How it works
 //!
-//! * **One queue.** Submitters push boxed tasks into one lock-free FIFO
-//!   (crossbeam's `Injector`); workers pop from it (`queue.rs`).
+//! * **One queue.** Submitters push tasks into one lock-free FIFO (a
+//!   preallocated crossbeam ring, with an unbounded overflow); workers pop
+//!   from it (`queue.rs`). A small task is stored in its queue slot itself,
+//!   with no allocation of its own (`raw.rs`).
 //! * **Workers on demand.** A submit starts a worker only when no worker is
 //!   idle and fewer than `max_workers` run; an idle one is always reused
 //!   first (`pool.rs`). A worker counts itself idle *before* it publishes a

@@ -251,6 +251,8 @@ impl Shared {
         };
         self.sleep.wake_all();
         for job in drained {
+            // Relaxed: a statistics counter (see stats.rs); bumped before the
+            // future is failed, so whoever sees the failure sees the count.
             self.totals.failed.fetch_add(1, Relaxed);
             job.fail(TaskError::BrokenExecutor(message.clone()));
         }
@@ -270,6 +272,8 @@ impl Shared {
         };
         self.sleep.wake_all();
         for job in drained {
+            // Relaxed: a statistics counter, bumped before the cancel is
+            // visible (as above).
             self.totals.cancelled.fetch_add(1, Relaxed);
             job.cancel();
         }
