@@ -69,7 +69,10 @@
 //! dispatcher does not know (the hand-off record is pushed under the lock
 //! before the submitter releases it), and a worker never gets a second task
 //! through a lane. Lanes are not lent when a task timeout is configured
-//! (the sleeping dispatcher would not know a new deadline).
+//! (the sleeping dispatcher would not know a new deadline), nor when the
+//! program restored SIGPIPE's default action (a write on the caller's
+//! thread to a worker that just died must fail with EPIPE, not kill the
+//! program; the dispatcher's own thread blocks SIGPIPE).
 //!
 //! # Doorbell protocol (no lost wake-ups)
 //!
@@ -134,6 +137,10 @@ pub(crate) struct Shared {
     pub next_id: AtomicU64,
     /// Big frame buffers kept for reuse (see `recycle_buffer`).
     pub spare: Mutex<Vec<Vec<u8>>>,
+    /// Whether idle workers may be lent to `submit` (no task timeout, and
+    /// SIGPIPE ignored: `submit` writes on the caller's thread, where a
+    /// dead worker's pipe must give EPIPE, not a fatal signal).
+    pub lanes_allowed: bool,
 }
 
 /// Tasks not yet handed to a worker, and the pool's life flags.
@@ -324,6 +331,13 @@ impl Dispatcher {
     /// The loop; returns when the pool is shut down (or broken) and every
     /// worker has been reaped.
     pub fn run(mut self) {
+        // Writing to the pipe of a worker that just died raises SIGPIPE,
+        // whose default action kills the whole process. Rust programs
+        // ignore it by default, but a program may restore it; blocked in
+        // this thread, it stays pending and harmless, and write returns EPIPE.
+        let mut pipe = nix::sys::signal::SigSet::empty();
+        pipe.add(nix::sys::signal::Signal::SIGPIPE);
+        let _ = pipe.thread_block();
         let mut pollfds: Vec<libc::pollfd> = Vec::new();
         let mut sources: Vec<Source> = Vec::new();
         loop {
@@ -404,7 +418,7 @@ impl Dispatcher {
             if matches!(pick, Pick::Full) || q.tasks.is_empty() {
                 q.dispatcher_waiting = !matches!(pick, Pick::Full);
                 let finishing = q.shutdown && q.tasks.is_empty();
-                if q.tasks.is_empty() && !finishing && self.shared.config.task_timeout.is_none() {
+                if q.tasks.is_empty() && !finishing && self.shared.lanes_allowed {
                     self.lend_lanes(&mut q);
                 }
                 drop(q);

@@ -94,8 +94,9 @@ impl Builder {
     }
 
     /// How many tasks a busy worker may hold at once (default 2: the one it
-    /// runs and the next). Higher numbers help throughput of tiny tasks;
-    /// tasks handed to a worker can no longer be cancelled.
+    /// runs and the next). Workers whose tasks are short get more on their
+    /// own (as many as they run in ~2 ms, at most 32). Tasks handed to a
+    /// worker can no longer be cancelled.
     pub fn tasks_per_worker(mut self, n: usize) -> Self {
         self.config.tasks_per_worker = n;
         self
@@ -128,6 +129,7 @@ impl Builder {
         }
         fork_server::server()?;
         let doorbell = sys::eventfd().map_err(|e| BuildError::Io(format!("eventfd: {e}")))?;
+        let config_allows_lanes = config.task_timeout.is_none() && sys::sigpipe_ignored();
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 dispatcher_waiting: true,
@@ -138,6 +140,7 @@ impl Builder {
             counters: Counters::default(),
             next_id: AtomicU64::new(1),
             spare: Mutex::new(Vec::new()),
+            lanes_allowed: config_allows_lanes,
         });
         let dispatcher = Dispatcher::new(Arc::clone(&shared));
         let handle = thread::Builder::new()

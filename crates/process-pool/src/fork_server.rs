@@ -354,8 +354,10 @@ fn server_main(socket: OwnedFd, on_main_thread: bool) -> ! {
     // Ctrl-C goes to the whole process group: the pool's process decides
     // what happens, the fork server must not die under it.
     // SAFETY: setting a signal disposition to SIG_IGN runs no handler code.
+    // SIGPIPE too: writing a status to a pool that is gone must give EPIPE.
     unsafe {
         let _ = nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn);
+        let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
     }
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
@@ -421,8 +423,7 @@ fn reap(children: &mut Vec<Child>) {
             word[..4].copy_from_slice(&status[0].to_le_bytes());
             word[4..].copy_from_slice(&status[1].to_le_bytes());
             // 8 bytes < PIPE_BUF: one atomic write. If the pool closed its
-            // end, EPIPE is fine (SIGPIPE is ignored, inherited from Rust's
-            // runtime, and we set it again in `spawn_worker`'s parent side).
+            // end, EPIPE is fine (the fork server ignores SIGPIPE).
             let _ = sys::write_all(child.status_w.as_raw_fd(), &word);
         }
     }

@@ -183,3 +183,15 @@ pub(crate) fn getpid() -> libc::pid_t {
     // SAFETY: getpid has no preconditions.
     unsafe { libc::getpid() }
 }
+
+/// Whether SIGPIPE is ignored in this process (Rust's runtime sets that up
+/// before `main`; a program may restore the default).
+pub(crate) fn sigpipe_ignored() -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one
+    // into `old`, a valid, zeroed sigaction struct.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
