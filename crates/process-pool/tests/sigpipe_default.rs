@@ -12,16 +12,30 @@ use serde_bytes::ByteBuf;
 const T: Duration = Duration::from_secs(30);
 
 // SAFETY (ctor's contract): this runs before main, single-threaded; it only
-// changes one signal disposition and forks the fork server.
+// forks the fork server.
 #[ctor::ctor]
 unsafe fn start_before_main() {
-    // SAFETY: restoring a default disposition runs no handler code.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     process_pool::start_fork_server();
 }
 
-fn abort_at_once(_: ByteBuf) -> u64 {
-    std::process::abort()
+/// 32 MiB whose decoding (in the worker) aborts at once, while the pool is
+/// still writing the rest of them.
+struct AbortOnDecode(ByteBuf);
+
+impl serde::Serialize for AbortOnDecode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AbortOnDecode {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        std::process::abort()
+    }
+}
+
+fn abort_at_once(_: AbortOnDecode) -> u64 {
+    0
 }
 
 fn die(_: u64) -> u64 {
@@ -34,6 +48,10 @@ fn add_one(x: u64) -> u64 {
 
 #[test]
 fn workers_dying_mid_write_do_not_kill_the_program() {
+    // Rust's runtime ignores SIGPIPE before main (after constructors run);
+    // restore the default action here, as some programs do.
+    // SAFETY: restoring a default disposition runs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let pool = ProcessPoolExecutor::builder()
         .max_workers(1)
         .pipe_size(0)
@@ -42,7 +60,10 @@ fn workers_dying_mid_write_do_not_kill_the_program() {
     for round in 0..3u64 {
         // The worker aborts while the pool is still writing 32 MiB to it.
         let big = pool
-            .submit(abort_at_once, ByteBuf::from(vec![7u8; 32 << 20]))
+            .submit(
+                abort_at_once,
+                AbortOnDecode(ByteBuf::from(vec![7u8; 32 << 20])),
+            )
             .unwrap();
         match big.result_timeout(T) {
             Err(FutureError::Task(TaskError::Executor(e))) => {
