@@ -89,6 +89,7 @@ mod queue;
 mod raw;
 mod scope;
 mod sleep;
+mod slots;
 mod stats;
 mod sync;
 mod worker;

@@ -27,35 +27,14 @@
 //!
 //! ## Bounded mode (back-pressure)
 //!
-//! With a capacity, a submitter first *reserves a slot* (`used` counts queued
-//! tasks plus reservations), and a worker frees the slot when it pops the
-//! task. A submitter that finds no room either gives up (`try_submit`) or
-//! blocks on a condition variable until a worker frees a slot.
-//!
-//! No wake-up is lost between a blocking submitter and a freeing worker; it
-//! is the same store/load pattern ("Dekker") as the worker park protocol:
-//!
-//! ```text
-//! submitter (under `lock`)             worker
-//!   waiters += 1          (SeqCst)       used -= 1            (SeqCst)
-//!   try to reserve: load used (SeqCst)   load waiters         (SeqCst)
-//!   if none: wait (releases lock)        if > 0: lock, notify_one
-//! ```
-//!
-//! In the single total order of SeqCst operations, either the submitter's
-//! load of `used` comes after the worker's decrement (it reserves the slot
-//! and does not sleep), or the worker's load of `waiters` comes after the
-//! submitter's increment (it notifies; and since it must take `lock` to do
-//! so, the notification cannot slip in between the submitter's check and its
-//! wait, which happen under that lock).
-
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-
-use crossbeam_deque::{Injector, Steal};
-use crossbeam_queue::ArrayQueue;
-use parking_lot::{Condvar, Mutex};
+//! With a capacity, a submitter first reserves a slot from [`Slots`] (a
+//! counting semaphore, `slots.rs`) and a worker gives it back when it pops
+//! the task; `submit` waits for a slot, `try_submit` does not.
 
 use crate::raw::RawJob;
+use crate::slots::Slots;
+use crossbeam_deque::{Injector, Steal};
+use crossbeam_queue::ArrayQueue;
 
 /// Slots in the ring (about 40 KiB of `RawJob`s and stamps per pool).
 const RING_SLOTS: usize = 1024;
@@ -63,17 +42,8 @@ const RING_SLOTS: usize = 1024;
 pub(crate) struct Queue {
     ring: ArrayQueue<RawJob>,
     overflow: Injector<RawJob>,
-    bound: Option<Bound>,
-}
-
-struct Bound {
-    capacity: usize,
-    /// Queued tasks plus slots reserved by submitters about to push.
-    used: AtomicUsize,
-    /// Submitters blocked (or about to block) waiting for a slot.
-    waiters: AtomicUsize,
-    lock: Mutex<()>,
-    space: Condvar,
+    /// `Some` in bounded mode.
+    slots: Option<Slots>,
 }
 
 impl Queue {
@@ -81,56 +51,26 @@ impl Queue {
         Queue {
             ring: ArrayQueue::new(RING_SLOTS),
             overflow: Injector::new(),
-            bound: capacity.map(|capacity| Bound {
-                capacity,
-                used: AtomicUsize::new(0),
-                waiters: AtomicUsize::new(0),
-                lock: Mutex::new(()),
-                space: Condvar::new(),
-            }),
+            slots: capacity.map(Slots::new),
         }
     }
 
     /// Reserves room for one task without blocking. Always true when unbounded.
     pub(crate) fn try_reserve(&self) -> bool {
-        let Some(b) = &self.bound else { return true };
-        let mut used = b.used.load(SeqCst);
-        while used < b.capacity {
-            match b.used.compare_exchange_weak(used, used + 1, SeqCst, SeqCst) {
-                Ok(_) => return true,
-                Err(now) => used = now,
-            }
-        }
-        false
+        self.slots.as_ref().map_or(true, Slots::try_acquire)
     }
 
     /// Reserves room for one task, blocking until a worker frees a slot.
     pub(crate) fn reserve(&self) {
-        let Some(b) = &self.bound else { return };
-        if self.try_reserve() {
-            return;
-        }
-        let mut guard = b.lock.lock();
-        loop {
-            b.waiters.fetch_add(1, SeqCst);
-            let got = self.try_reserve();
-            if !got {
-                b.space.wait(&mut guard);
-            }
-            b.waiters.fetch_sub(1, SeqCst);
-            if got {
-                return;
-            }
+        if let Some(slots) = &self.slots {
+            slots.acquire();
         }
     }
 
     /// Gives back a slot: a task left the queue, or a reservation was not used.
     pub(crate) fn release(&self) {
-        let Some(b) = &self.bound else { return };
-        b.used.fetch_sub(1, SeqCst);
-        if b.waiters.load(SeqCst) > 0 {
-            let _guard = b.lock.lock();
-            b.space.notify_one();
+        if let Some(slots) = &self.slots {
+            slots.release();
         }
     }
 

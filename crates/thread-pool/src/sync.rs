@@ -1,6 +1,6 @@
-//! The primitives `sleep.rs` is built on, swapped for loom's model-checked
+//! The primitives `sleep.rs` and `slots.rs` are built on, swapped for loom's model-checked
 //! twins under `--cfg loom` so that the park/wake protocol can be checked
-//! exhaustively (see the loom tests at the end of `sleep.rs`):
+//! exhaustively (see the loom tests at the end of those files):
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p thread-pool --lib --release loom
@@ -13,10 +13,10 @@
 #[cfg(not(loom))]
 pub(crate) use parking_lot::{Condvar, Mutex};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicU64};
+pub(crate) use std::sync::atomic::{fence, AtomicU64, AtomicUsize};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicU64};
+pub(crate) use loom::sync::atomic::{fence, AtomicU64, AtomicUsize};
 #[cfg(loom)]
 pub(crate) use shim::{Condvar, Mutex};
 
