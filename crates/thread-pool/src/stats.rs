@@ -24,7 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub struct Stats {
     /// Worker threads started and not yet exited.
     pub workers_alive: usize,
-    /// Workers not running a task (looking for work, or parked).
+    /// Workers not running a task: starting (in the initializer), looking
+    /// for work, or parked.
     pub workers_idle: usize,
     /// Tasks waiting in the queue.
     pub queued: usize,
