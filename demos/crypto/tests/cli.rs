@@ -158,3 +158,34 @@ fn help_exits_zero() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"));
     }
 }
+
+#[test]
+fn crypto_sweep_that_cannot_write_its_files_exits_1() {
+    // /proc refuses new directories, even to root.
+    let out = run(
+        SWEEP,
+        &[
+            "--max-workers",
+            "1",
+            "--runs",
+            "1",
+            "--jobs",
+            "2",
+            "--size",
+            "1K",
+            "--out",
+            "/proc/crypto-sweep",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("crypto-sweep: error: cannot write the output"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Usage:"),
+        "a run failure is not a usage error: {stderr}"
+    );
+}
