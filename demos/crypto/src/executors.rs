@@ -180,15 +180,18 @@ fn run_threads(config: &RunConfig, record: &mut impl FnMut(JobResult)) -> Result
         };
         submitted.map_err(|e| e.to_string())
     };
-    drive(
+    let outcome = drive(
         &config.specs,
         window(config),
         submit,
         ExecutorKind::Threads,
         record,
-    )?;
-    // Joining the workers is part of the measured time, as the book's `with` block.
-    pool.shutdown(true, false);
+    );
+    // On success nothing is queued any more; on failure, cancel what is (the
+    // jobs already running end on their own). Waiting for the workers to exit
+    // is part of the measured time, as the book's `with` block.
+    pool.shutdown(true, outcome.is_err());
+    outcome?;
     Ok(workers)
 }
 
@@ -223,14 +226,18 @@ fn run_procs(config: &RunConfig, record: &mut impl FnMut(JobResult)) -> Result<u
         };
         submitted.map_err(|e| e.to_string())
     };
-    drive(
+    let outcome = drive(
         &config.specs,
         window(config),
         submit,
         ExecutorKind::Procs,
         record,
-    )?;
-    pool.shutdown(true, false);
+    );
+    // On success nothing is queued any more; on failure, cancel what is (the
+    // jobs already running end on their own). Waiting for the workers to exit
+    // is part of the measured time, as the book's `with` block.
+    pool.shutdown(true, outcome.is_err());
+    outcome?;
     Ok(workers)
 }
 
