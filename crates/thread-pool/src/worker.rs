@@ -34,7 +34,9 @@
 //! again for a short while: a few rounds of `spin_loop` hints (growing to
 //! 16 per round), then some `yield_now` rounds, and only then parks (see
 //! `sleep.rs`). Submitters skip the wake-up entirely while a worker is
-//! searching. The whole spin lasts tens of microseconds; an idle pool then
+//! searching. Only one worker spins at a time: a worker that finds another
+//! one already searching parks at once (after the protocol's last look), so
+//! idle workers do not take CPU from the threads doing real work. The whole spin lasts tens of microseconds; an idle pool then
 //! costs nothing.
 
 use std::hint::spin_loop;
@@ -123,6 +125,14 @@ impl Worker<'_> {
                 if shared.queue.is_empty() {
                     return Found::Closing;
                 }
+                continue;
+            }
+            if round == 0 && searching(shared.sleep.load()) > 1 {
+                // Another worker is already spinning: one is enough to catch
+                // the next task quickly, and a second would only take CPU
+                // from the threads doing real work. Park (after the
+                // protocol's last look) instead.
+                round = SPIN_ROUNDS + YIELD_ROUNDS;
                 continue;
             }
             if round < SPIN_ROUNDS {
