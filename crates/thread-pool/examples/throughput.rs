@@ -1,6 +1,7 @@
 //! Interleaved 200k-task throughput: ours (a future per task) against the
 //! threadpool crate (execute + an mpsc send per task), robust to a noisy
-//! machine: `cargo run --release --example throughput`.
+//! machine: `cargo run --release --example throughput`. With `OURS_ONLY=1`
+//! only our pool runs (for profiling).
 use std::hint::black_box;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -17,24 +18,7 @@ fn main() {
     for _ in 0..9 {
         let start = Instant::now();
         futures.extend((0..TASKS).map(|i| ours.submit(move || black_box(i)).unwrap()));
-        let spin = std::env::var_os("SPIN_WAIT").is_some();
-        let sum: u64 = futures
-            .drain(..)
-            .map(|f| {
-                if spin {
-                    // Experiment: spin briefly before the future blocks.
-                    for i in 0..64 {
-                        if f.done() {
-                            break;
-                        }
-                        for _ in 0..1 << (i / 8) {
-                            std::hint::spin_loop();
-                        }
-                    }
-                }
-                f.into_result().unwrap()
-            })
-            .sum();
+        let sum: u64 = futures.drain(..).map(|f| f.into_result().unwrap()).sum();
         a.push(TASKS as f64 / start.elapsed().as_secs_f64() / 1e6);
         black_box(sum);
 
