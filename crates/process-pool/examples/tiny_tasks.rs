@@ -9,16 +9,15 @@ fn add_one(x: u64) -> u64 {
 
 fn main() {
     process_pool::start_fork_server();
-    // TASKS_PER_WORKER=n overrides the pipelining depth, to compare.
-    let depth = std::env::var("TASKS_PER_WORKER")
+    // TASKS_PER_WORKER=n fixes the pipelining depth (default: adaptive), to compare.
+    let mut builder = process_pool::ProcessPoolExecutor::builder().max_workers(2);
+    if let Some(depth) = std::env::var("TASKS_PER_WORKER")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
-    let pool = process_pool::ProcessPoolExecutor::builder()
-        .max_workers(2)
-        .tasks_per_worker(depth)
-        .build()
-        .expect("pool");
+    {
+        builder = builder.tasks_per_worker(depth);
+    }
+    let pool = builder.build().expect("pool");
     for round in 0..5 {
         let start = Instant::now();
         let futs: Vec<_> = (0..10_000u64)

@@ -41,7 +41,8 @@
 //!
 //! A worker is given up to `tasks_per_worker` tasks at once (default 2), so
 //! it finds the next task already in its pipe when it finishes one; only
-//! when every worker is busy. Workers whose tasks are short get more: as
+//! when every worker is busy. Unless `tasks_per_worker` was set explicitly,
+//! workers whose tasks are short get more: as
 //! many as they finish in about [`PIPELINE_BUDGET`] (2 ms) by the running
 //! average of their recent task times, at most [`MAX_DEPTH`] (32). Tiny
 //! tasks then travel many to a `read` and a `poll`, which is what makes
@@ -124,6 +125,9 @@ pub(crate) struct Config {
     pub task_timeout: Option<Duration>,
     pub on_worker_death: WorkerDeath,
     pub tasks_per_worker: usize,
+    /// Whether short tasks may deepen the pipeline (unless the user set
+    /// `tasks_per_worker` explicitly).
+    pub adaptive_depth: bool,
     pub max_frame: usize,
     pub pipe_size: usize,
 }
@@ -261,7 +265,11 @@ pub(crate) const MAX_DEPTH: usize = 32;
 impl Worker {
     /// How many tasks this worker may hold at once (see "Pipelining").
     fn depth(&self, config: &Config) -> usize {
-        pipeline_depth(self.avg_task_nanos, config.tasks_per_worker)
+        if config.adaptive_depth {
+            pipeline_depth(self.avg_task_nanos, config.tasks_per_worker)
+        } else {
+            config.tasks_per_worker
+        }
     }
 
     fn accepting(&self, config: &Config) -> bool {

@@ -52,6 +52,7 @@ impl Default for Builder {
                 task_timeout: None,
                 on_worker_death: WorkerDeath::Replace,
                 tasks_per_worker: 2,
+                adaptive_depth: true,
                 max_frame: DEFAULT_MAX_FRAME,
                 pipe_size: 1 << 20,
             },
@@ -93,12 +94,17 @@ impl Builder {
         self
     }
 
-    /// How many tasks a busy worker may hold at once (default 2: the one it
-    /// runs and the next). Workers whose tasks are short get more on their
-    /// own (as many as they run in ~2 ms, at most 32). Tasks handed to a
-    /// worker can no longer be cancelled.
+    /// How many tasks a busy worker may hold at once: exactly `n`.
+    ///
+    /// By default a worker holds 2 (the one it runs and the next), and
+    /// workers whose tasks are short get more on their own: as many as they
+    /// run in about 2 ms, at most 32, which is what makes floods of tiny
+    /// tasks fast. Setting this turns that off: use 1 for long tasks of very
+    /// different lengths, so that each goes to whichever worker frees first.
+    /// Tasks handed to a worker can no longer be cancelled.
     pub fn tasks_per_worker(mut self, n: usize) -> Self {
         self.config.tasks_per_worker = n;
+        self.config.adaptive_depth = false;
         self
     }
 
