@@ -183,13 +183,14 @@ fn start() -> Result<ForkServer, ForkServerError> {
     )
     .map_err(|e| ForkServerError::Io(format!("socketpair: {e}")))?;
     let started_on_main_thread = sys::gettid() == sys::getpid();
+    let pool_pid = nix::unistd::getpid();
     // SAFETY: the child runs only `server_main`, which never returns, never
     // starts a thread and takes no lock but the allocator's (see the module
     // docs for why that is sound even when this process has other threads).
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
             drop(pool_end);
-            server_main(server_end, started_on_main_thread)
+            server_main(server_end, started_on_main_thread, pool_pid)
         }
         Ok(ForkResult::Parent { child }) => {
             drop(server_end);
@@ -341,7 +342,7 @@ struct Child {
     status_w: OwnedFd,
 }
 
-fn server_main(socket: OwnedFd, on_main_thread: bool) -> ! {
+fn server_main(socket: OwnedFd, on_main_thread: bool, pool_pid: Pid) -> ! {
     // Relaxed: this process has a single thread; no ordering to establish.
     IN_CHILD.store(true, Ordering::Relaxed);
     sys::close_all_except(&[socket.as_raw_fd()]);
@@ -350,6 +351,9 @@ fn server_main(socket: OwnedFd, on_main_thread: bool) -> ! {
         // only right when that thread was the main thread (whose exit ends
         // the process). End-of-file on the socket covers every case.
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+        if nix::unistd::getppid() != pool_pid {
+            exit_now(0); // the pool's process died before PDEATHSIG was armed
+        }
     }
     // Ctrl-C goes to the whole process group: the pool's process decides
     // what happens, the fork server must not die under it.
@@ -507,6 +511,7 @@ fn spawn_worker(
     let (status_r, status_w) = sys::pipe_cloexec().map_err(errno)?;
     sys::set_pipe_size(&task_w, pipe_size);
     sys::set_pipe_size(&result_w, pipe_size);
+    let server_pid = nix::unistd::getpid();
     // SAFETY: this process is single-threaded (module docs), so the child
     // inherits no lock held by another thread; it runs `worker::run`, which
     // never returns.
@@ -519,6 +524,10 @@ fn spawn_worker(
             std::mem::forget((socket, task_w, result_r, status_r, status_w));
             std::mem::forget(std::mem::take(children));
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+            if nix::unistd::getppid() != server_pid {
+                // The fork server died before PDEATHSIG was armed.
+                exit_now(0);
+            }
             let mut chld = SigSet::empty();
             chld.add(Signal::SIGCHLD);
             let _ = chld.thread_unblock();
