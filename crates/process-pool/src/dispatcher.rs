@@ -250,6 +250,10 @@ struct Worker {
     avg_task_nanos: u64,
     ready: bool,
     eof: bool,
+    /// When end-of-file was seen (see `check_silent_workers`).
+    eof_at: Option<Instant>,
+    /// A SIGKILL was requested because the worker closed its pipe but lived on.
+    eof_kill_sent: bool,
     write_failed: bool,
     /// Ignore further frames (after a protocol error).
     discard: bool,
@@ -303,6 +307,11 @@ fn fold_task_time(avg: &mut u64, took: Duration) {
         a => a - a / 8 + took / 8,
     };
 }
+
+/// How long a worker may stay alive after closing its result pipe.
+const EOF_GRACE: Duration = Duration::from_secs(1);
+/// How long to wait for the fork server's exit status after that.
+const STATUS_GRACE: Duration = Duration::from_secs(5);
 
 /// Where the next queued task goes.
 enum Pick {
@@ -582,6 +591,8 @@ impl Dispatcher {
             avg_task_nanos: 0,
             ready: false,
             eof: false,
+            eof_at: None,
+            eof_kill_sent: false,
             write_failed: false,
             discard: false,
             cause: None,
@@ -643,6 +654,7 @@ impl Dispatcher {
             match sys::read_into(w.result_r.as_raw_fd(), w.input.vec_mut(), want) {
                 Ok(0) => {
                     w.eof = true;
+                    w.eof_at = Some(Instant::now());
                     return;
                 }
                 Ok(n) => {
@@ -654,6 +666,7 @@ impl Dispatcher {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => {
                     w.eof = true;
+                    w.eof_at = Some(Instant::now());
                     return;
                 }
             }
@@ -813,6 +826,7 @@ impl Dispatcher {
 
     /// Kills workers whose running task outran the timeout.
     fn check_deadlines(&mut self) {
+        self.check_silent_workers();
         let Some(timeout) = self.shared.config.task_timeout else {
             return;
         };
@@ -829,8 +843,44 @@ impl Dispatcher {
         }
     }
 
+    /// A worker whose result pipe ended but whose exit status has not come:
+    /// normally the status follows within microseconds. After
+    /// `EOF_GRACE` the worker evidently closed its pipe and lives on (a task
+    /// that closed every descriptor): it is useless, so it is killed. After
+    /// `STATUS_GRACE` more, the fork server is not answering: the status is
+    /// taken as unknown, so that nothing waits forever.
+    fn check_silent_workers(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.workers.len() {
+            let w = &mut self.workers[i];
+            let Some(eof_at) = w.eof_at.filter(|_| w.cause.is_none()) else {
+                continue;
+            };
+            if now >= eof_at + EOF_GRACE + STATUS_GRACE {
+                w.cause = Some(ExitCause::Unknown);
+                w.status_r = None;
+            } else if now >= eof_at + EOF_GRACE && !w.eof_kill_sent {
+                w.eof_kill_sent = true;
+                let pid = w.pid;
+                if let Ok(server) = fork_server::server() {
+                    let _ = server.kill(pid);
+                }
+            }
+        }
+    }
+
     fn poll_timeout(&self) -> libc::c_int {
         let mut deadline: Option<Instant> = self.spawn_backoff;
+        for w in &self.workers {
+            if let (Some(eof_at), None) = (w.eof_at, w.cause) {
+                let d = if w.eof_kill_sent {
+                    eof_at + EOF_GRACE + STATUS_GRACE
+                } else {
+                    eof_at + EOF_GRACE
+                };
+                deadline = Some(deadline.map_or(d, |x| x.min(d)));
+            }
+        }
         if let Some(timeout) = self.shared.config.task_timeout {
             for w in &self.workers {
                 if let (None, Some(s)) = (w.fate, w.head_started) {

@@ -488,3 +488,35 @@ fn crash_with_big_data_in_flight_does_not_hang() {
     drop(pool);
     c.check();
 }
+
+fn close_result_pipe_and_hang(_: ()) -> u64 {
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        // SAFETY: closing this (worker) process's own descriptors, on purpose.
+        unsafe {
+            if fd >= 3 && libc::fcntl(fd, libc::F_GETFL) & libc::O_ACCMODE == libc::O_WRONLY {
+                libc::close(fd);
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_secs(60));
+    0
+}
+
+#[test]
+fn a_worker_that_closes_its_pipe_and_lives_on_is_killed() {
+    let started = Instant::now();
+    let e: WorkerDied = executor_error(run_between_good_tasks(|p| {
+        p.submit(close_result_pipe_and_hang, ())
+            .unwrap()
+            .result_timeout(T)
+    }));
+    assert_eq!(e.cause, ExitCause::Signaled(libc::SIGKILL));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
