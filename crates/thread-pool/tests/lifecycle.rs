@@ -191,3 +191,38 @@ fn stats_count_every_outcome() {
     );
     assert!(s.to_string().contains("2 completed, 1 failed, 1 cancelled"));
 }
+
+#[test]
+fn a_burst_wakes_every_parked_worker() {
+    // Four workers exist and are parked; four tasks that each wait until all
+    // four have started can only finish if the burst wakes all four (the
+    // submit wakes one, the chain rule the rest).
+    const N: usize = 4;
+    let pool = ThreadPoolExecutor::new(N);
+    for _ in 0..3 {
+        // A barrier that gives up after LONG, so a failure cannot hang.
+        let started = Arc::new(AtomicUsize::new(0));
+        let all_started = Event::new();
+        let futures: Vec<_> = (0..N)
+            .map(|_| {
+                let (started, all_started) = (started.clone(), all_started.clone());
+                pool.submit(move || {
+                    if started.fetch_add(1, Ordering::SeqCst) + 1 == N {
+                        all_started.set();
+                    }
+                    all_started.wait()
+                })
+                .unwrap()
+            })
+            .collect();
+        for f in &futures {
+            assert!(
+                f.result_timeout(LONG * 2).unwrap(),
+                "not every parked worker was woken"
+            );
+        }
+        assert_eq!(pool.stats().workers_alive, N);
+        // Long enough for every worker to stop spinning and park.
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
