@@ -13,14 +13,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use future::{panic_message, Future};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{self, Trampoline};
-use crate::dispatcher::{Config, Dispatcher, Handed, Queue, Shared, WorkerDeath, LANE_MAX_FRAME};
+use crate::dispatcher::{hand_off, Config, Dispatcher, Queue, Shared, WorkerDeath, LANE_MAX_FRAME};
 use crate::error::{BuildError, CodecStage, SubmitError};
 use crate::fork_server;
 use crate::frame::{self, DEFAULT_MAX_FRAME};
@@ -293,7 +293,7 @@ impl ProcessPoolExecutor {
                     running: false,
                 };
                 if q.tasks.is_empty() && task.frame.len() <= LANE_MAX_FRAME {
-                    task = match self.hand_off(&mut q, task) {
+                    task = match hand_off(&self.shared, &mut q, task) {
                         Ok(()) => return Ok(future),
                         Err(task) => task,
                     };
@@ -312,36 +312,6 @@ impl ProcessPoolExecutor {
             }
         }
         Ok(future)
-    }
-
-    /// Writes a small task straight into the pipe of an idle worker lent by
-    /// the sleeping dispatcher (see "Direct hand-off" in `dispatcher`).
-    /// Gives the task back if no lane is free or the write fails.
-    fn hand_off(&self, q: &mut Queue, mut task: Task) -> Result<(), Task> {
-        let Some(lane) = q.lanes.pop() else {
-            return Err(task);
-        };
-        // A fresh future: nobody else holds it yet, so it cannot be cancelled.
-        if !task.sink.set_running() {
-            return Err(task);
-        }
-        task.running = true;
-        // The lane's pipe is empty (its worker is idle) and the frame is at
-        // most PIPE_BUF bytes: the non-blocking write is all-or-nothing.
-        match sys::writev(lane.fd, &[std::io::IoSlice::new(&task.frame)]) {
-            Ok(n) if n == task.frame.len() => {
-                self.shared.counters.tasks_running.fetch_add(1, Relaxed);
-                q.handed.push(Handed {
-                    pid: lane.pid,
-                    task,
-                    at: Instant::now(),
-                });
-                Ok(())
-            }
-            // The worker died (EPIPE) or the pipe is unexpectedly full: the
-            // queue path handles the task (it is already marked running).
-            _ => Err(task),
-        }
     }
 
     /// Stops the pool: no new tasks are accepted. With `cancel_futures`,

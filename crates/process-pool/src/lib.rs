@@ -92,12 +92,12 @@ mod executor;
 mod fork_server;
 mod frame;
 mod map;
+mod shared;
 mod stats;
 mod sys;
 mod task;
 mod worker;
 
-pub use dispatcher::WorkerDeath;
 pub use error::{
     BuildError, CodecError, CodecStage, ExitCause, ForkServerError, ProtocolError, SpawnFailed,
     SubmitError, TaskTimedOut, WorkerDied,
@@ -106,5 +106,6 @@ pub use executor::{Builder, ProcessPoolExecutor};
 pub use fork_server::{fork_server_info, start_fork_server, try_start_fork_server, ForkServerInfo};
 pub use frame::{FrameError, DEFAULT_MAX_FRAME};
 pub use map::Map;
+pub use shared::WorkerDeath;
 pub use stats::{Stats, WorkerExits};
 pub use sys::thread_count;

@@ -1,0 +1,269 @@
+//! Killing, reaping, replacing and breaking: what happens when a worker ends.
+//!
+//! A worker ends because the pool ended it (a task timeout, a bad frame,
+//! `max_tasks_per_child`, shutdown, a broken pool: its `Fate`) or by itself
+//! (a crash, `exit`). Either way the pool waits for both end-of-file on its
+//! result pipe and its exit status from the fork server (`reap`), then
+//! accounts for it (`bury`): the task it was running fails with an error
+//! naming the signal or exit code, the tasks it had not started go back to
+//! the queue, and the reason is counted. With `WorkerDeath::BreakPool`, or
+//! when an initializer failed, the whole pool breaks instead (`break_pool`,
+//! Python's `_terminate_broken`).
+
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use future::{DynError, TaskError};
+
+use super::{Dispatcher, Fate, Worker, WorkerDeath};
+use crate::error::{ExitCause, ProtocolError, TaskTimedOut, WorkerDied};
+use crate::fork_server::{self, decode_status};
+use crate::frame::{FrameBuf, FrameError};
+use crate::stats::Counters;
+use crate::sys;
+use crate::task::Task;
+
+/// How long a worker may stay alive after closing its result pipe.
+pub(super) const EOF_GRACE: Duration = Duration::from_secs(1);
+/// How long to wait for the fork server's exit status after that.
+pub(super) const STATUS_GRACE: Duration = Duration::from_secs(5);
+
+impl Dispatcher {
+    /// Worker `i` sent garbage: kill it, fail its running task with an
+    /// error naming it, re-queue the rest.
+    pub(super) fn protocol_fault(&mut self, i: usize, error: FrameError) {
+        let w = &mut self.workers[i];
+        let pid = w.pid;
+        w.discard = true;
+        w.input = FrameBuf::default();
+        let err = ProtocolError {
+            pid,
+            error,
+            cause: None,
+        };
+        self.end_worker(i, Fate::Protocol, TaskError::Executor(DynError::new(err)));
+    }
+    /// Kills worker `i` on purpose: its head task fails with `error`, the
+    /// tasks it had not started go back to the queue.
+    pub(super) fn end_worker(&mut self, i: usize, fate: Fate, error: TaskError) {
+        let w = &mut self.workers[i];
+        w.fate = Some(fate);
+        w.task_w = None;
+        w.head_started = None;
+        let pid = w.pid;
+        let mut tasks: Vec<Task> = self
+            .shared
+            .counters
+            .take_running(w.inflight.drain(..).collect());
+        w.sent = 0;
+        w.offset = 0;
+        if let Ok(server) = fork_server::server() {
+            let _ = server.kill(pid);
+        }
+        if !tasks.is_empty() {
+            let head = tasks.remove(0);
+            head.sink.complete(Err(error), &self.shared.counters);
+        }
+        self.requeue(tasks);
+    }
+    /// Puts tasks a worker never started back at the front of the queue.
+    pub(super) fn requeue(&mut self, tasks: Vec<Task>) {
+        if tasks.is_empty() {
+            return;
+        }
+        let mut q = self.shared.lock();
+        if let Some(msg) = q.broken.clone() {
+            drop(q);
+            return self.fail_all(tasks, &msg);
+        }
+        for t in tasks.into_iter().rev() {
+            q.tasks.push_front(t);
+        }
+    }
+    pub(super) fn read_status(&mut self, i: usize) {
+        let w = &mut self.workers[i];
+        let Some(fd) = w.status_r.take() else { return };
+        let mut word = Vec::with_capacity(8);
+        let cause = match sys::read_into(fd.as_raw_fd(), &mut word, 8) {
+            Ok(8) => decode_status(&word),
+            // Anything else: the fork server died without reporting.
+            _ => ExitCause::Unknown,
+        };
+        w.cause = Some(cause);
+    }
+    /// Kills workers whose running task outran the timeout.
+    pub(super) fn check_deadlines(&mut self) {
+        self.check_silent_workers();
+        let Some(timeout) = self.shared.config.task_timeout else {
+            return;
+        };
+        let now = Instant::now();
+        for i in 0..self.workers.len() {
+            let w = &self.workers[i];
+            if w.fate.is_none() && w.head_started.is_some_and(|s| now >= s + timeout) {
+                let err = TaskTimedOut {
+                    pid: w.pid,
+                    timeout,
+                };
+                self.end_worker(i, Fate::Timeout, TaskError::Executor(DynError::new(err)));
+            }
+        }
+    }
+    /// A worker whose result pipe ended but whose exit status has not come:
+    /// normally the status follows within microseconds. After
+    /// `EOF_GRACE` the worker evidently closed its pipe and lives on (a task
+    /// that closed every descriptor): it is useless, so it is killed. After
+    /// `STATUS_GRACE` more, the fork server is not answering: the status is
+    /// taken as unknown, so that nothing waits forever.
+    pub(super) fn check_silent_workers(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.workers.len() {
+            let w = &mut self.workers[i];
+            let Some(eof_at) = w.eof_at.filter(|_| w.cause.is_none()) else {
+                continue;
+            };
+            if now >= eof_at + EOF_GRACE + STATUS_GRACE {
+                w.cause = Some(ExitCause::Unknown);
+                w.status_r = None;
+            } else if now >= eof_at + EOF_GRACE && !w.eof_kill_sent {
+                w.eof_kill_sent = true;
+                let pid = w.pid;
+                if let Ok(server) = fork_server::server() {
+                    let _ = server.kill(pid);
+                }
+            }
+        }
+    }
+    /// Removes workers that are gone (EOF on results and status known).
+    pub(super) fn reap(&mut self) {
+        let mut i = 0;
+        while i < self.workers.len() {
+            let w = &self.workers[i];
+            if w.eof && w.cause.is_some() {
+                let w = self.workers.swap_remove(i);
+                self.bury(w);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    /// Accounts for a worker that ended, and fails or re-queues its tasks.
+    pub(super) fn bury(&mut self, mut w: Worker) {
+        let counters = &self.shared.counters;
+        let cause = w.cause.unwrap_or(ExitCause::Unknown);
+        let unexpected = match w.fate {
+            Some(Fate::Timeout) => {
+                Counters::bump(&counters.exit_timeout);
+                false
+            }
+            Some(Fate::Protocol) => {
+                Counters::bump(&counters.exit_protocol);
+                false
+            }
+            Some(Fate::MaxTasks) if cause == ExitCause::Exited(0) => {
+                Counters::bump(&counters.exit_max_tasks);
+                false
+            }
+            Some(Fate::Shutdown) | Some(Fate::Broken) if cause == ExitCause::Exited(0) => false,
+            Some(Fate::Broken) => false,
+            _ => {
+                match cause {
+                    ExitCause::Signaled(_) => Counters::bump(&counters.exit_signal),
+                    _ => Counters::bump(&counters.exit_code),
+                }
+                true
+            }
+        };
+        let mut tasks: Vec<Task> = self
+            .shared
+            .counters
+            .take_running(w.inflight.drain(..).collect());
+        if !unexpected {
+            // Tasks of a worker we ended were already failed or re-queued;
+            // anything left (none expected) goes back to the queue.
+            return self.requeue(tasks);
+        }
+        let config = &self.shared.config;
+        let init_failed = config.initializer.is_some() && !w.ready;
+        if init_failed || config.on_worker_death == WorkerDeath::BreakPool {
+            let msg = if init_failed {
+                format!(
+                    "the initializer of worker process {} failed: the worker {cause}",
+                    w.pid
+                )
+            } else {
+                format!(
+                    "a process in the process pool was terminated abruptly while the future was \
+                     running or pending (worker process {} {cause})",
+                    w.pid
+                )
+            };
+            self.fail_all(tasks, &msg);
+            return self.break_pool(msg);
+        }
+        if !tasks.is_empty() {
+            let head = tasks.remove(0);
+            let error = match w.input.leftover() {
+                Some(truncated) if !w.discard => DynError::new(ProtocolError {
+                    pid: w.pid,
+                    error: truncated,
+                    cause: Some(cause),
+                }),
+                _ => DynError::new(WorkerDied { pid: w.pid, cause }),
+            };
+            head.sink
+                .complete(Err(TaskError::Executor(error)), counters);
+        }
+        self.requeue(tasks);
+    }
+    /// Python's `_terminate_broken`: every pending future fails with
+    /// `BrokenExecutor(msg)`, every worker is killed, `submit` refuses.
+    pub(super) fn break_pool(&mut self, msg: String) {
+        let queued: Vec<Task> = {
+            let mut q = self.shared.lock();
+            if q.broken.is_none() {
+                q.broken = Some(msg.clone());
+            }
+            q.tasks.drain(..).collect()
+        };
+        self.fail_all(queued, &msg);
+        for i in 0..self.workers.len() {
+            let w = &mut self.workers[i];
+            let tasks: Vec<Task> = self
+                .shared
+                .counters
+                .take_running(w.inflight.drain(..).collect());
+            w.sent = 0;
+            w.offset = 0;
+            w.head_started = None;
+            w.task_w = None;
+            if w.fate.is_none() {
+                w.fate = Some(Fate::Broken);
+            }
+            let pid = w.pid;
+            if let Ok(server) = fork_server::server() {
+                let _ = server.kill(pid);
+            }
+            self.fail_all(tasks, &msg);
+        }
+    }
+    pub(super) fn fail_all(&self, tasks: Vec<Task>, msg: &str) {
+        for t in tasks {
+            t.sink.complete(
+                Err(TaskError::BrokenExecutor(msg.to_string())),
+                &self.shared.counters,
+            );
+        }
+    }
+    /// Closes the task pipe of every idle worker (it exits on end-of-file).
+    pub(super) fn retire_idle(&mut self, fate: Fate) {
+        for w in &mut self.workers {
+            if w.inflight.is_empty() && w.task_w.is_some() {
+                w.task_w = None;
+                if w.fate.is_none() {
+                    w.fate = Some(fate);
+                }
+            }
+        }
+    }
+}

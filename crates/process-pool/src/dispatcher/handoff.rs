@@ -1,0 +1,135 @@
+//! Direct hand-off: idle workers lent to `submit` (one wake-up less on an
+//! idle pool).
+//!
+//! # How
+//!
+//! Waking the dispatcher costs a thread wake-up, and on an idle pool it is
+//! pure overhead: the task could go straight to an idle worker. So when the
+//! dispatcher goes to sleep with nothing queued, it *lends* the task pipe of
+//! each idle worker to submitters: a `Lane { pid, fd }` in the queue state.
+//! `submit` of a small frame (at most `PIPE_BUF` bytes, so the write into
+//! the idle worker's empty pipe is all-or-nothing) pops a lane, writes the
+//! frame itself, and records a `Handed` task, all under the queue lock. The
+//! dispatcher wakes up when the result arrives, and the first thing it does
+//! after every `poll` is to take the lanes back and adopt the handed tasks
+//! (under the same lock), before it touches any worker. So a lent descriptor
+//! is never closed while lent, a result never arrives for a task the
+//! dispatcher does not know (the hand-off record is pushed under the lock
+//! before the submitter releases it), and a worker never gets a second task
+//! through a lane. Lanes are not lent when a task timeout is configured
+//! (the sleeping dispatcher would not know a new deadline), nor when the
+//! program restored SIGPIPE's default action (a write on the caller's
+//! thread to a worker that just died must fail with EPIPE, not kill the
+//! program; the dispatcher's own thread blocks SIGPIPE).
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use future::{DynError, TaskError};
+
+use super::Dispatcher;
+use crate::error::SpawnFailed;
+use crate::shared::{Queue, Shared};
+use crate::sys;
+use crate::task::Task;
+
+/// An idle worker's task pipe, lent to `submit` for one task.
+pub(crate) struct Lane {
+    pub pid: i32,
+    pub fd: std::os::fd::RawFd,
+}
+
+/// A task written by `submit` through a [`Lane`].
+pub(crate) struct Handed {
+    pub pid: i32,
+    pub task: Task,
+    pub at: Instant,
+}
+
+/// Frames up to this size may take a lane: `PIPE_BUF`, so the non-blocking
+/// write into the (empty) pipe of an idle worker is all-or-nothing.
+pub(crate) const LANE_MAX_FRAME: usize = libc::PIPE_BUF;
+
+/// Writes a small task straight into the pipe of an idle worker lent by
+/// the sleeping dispatcher. Called by `submit` with the queue locked. Gives
+/// the task back if no lane is free or the write fails.
+pub(crate) fn hand_off(shared: &Shared, q: &mut Queue, mut task: Task) -> Result<(), Task> {
+    let Some(lane) = q.lanes.pop() else {
+        return Err(task);
+    };
+    // A fresh future: nobody else holds it yet, so it cannot be cancelled.
+    if !task.sink.set_running() {
+        return Err(task);
+    }
+    task.running = true;
+    // The lane's pipe is empty (its worker is idle) and the frame is at
+    // most PIPE_BUF bytes: the non-blocking write is all-or-nothing.
+    match sys::writev(lane.fd, &[std::io::IoSlice::new(&task.frame)]) {
+        Ok(n) if n == task.frame.len() => {
+            // Relaxed: a statistics counter (see `stats`).
+            shared.counters.tasks_running.fetch_add(1, Relaxed);
+            q.handed.push(Handed {
+                pid: lane.pid,
+                task,
+                at: Instant::now(),
+            });
+            Ok(())
+        }
+        // The worker died (EPIPE) or the pipe is unexpectedly full: the
+        // queue path handles the task (it is already marked running).
+        _ => Err(task),
+    }
+}
+
+impl Dispatcher {
+    /// Lends the pipes of idle workers to `submit` (called with the queue
+    /// locked, just before the dispatcher sleeps).
+    pub(super) fn lend_lanes(&self, q: &mut Queue) {
+        let config = &self.shared.config;
+        for w in &self.workers {
+            if w.accepting(config) && w.inflight.is_empty() {
+                if let Some(fd) = &w.task_w {
+                    q.lanes.push(Lane {
+                        pid: w.pid,
+                        fd: fd.as_raw_fd(),
+                    });
+                }
+            }
+        }
+    }
+    /// Takes lent pipes back and adopts the tasks written through them.
+    pub(super) fn reclaim_lanes(&mut self) {
+        let handed = {
+            let mut q = self.shared.lock();
+            q.lanes.clear();
+            std::mem::take(&mut q.handed)
+        };
+        for h in handed {
+            match self.workers.iter_mut().find(|w| w.pid == h.pid) {
+                Some(w) => {
+                    // The worker was idle, so this task is its head and is
+                    // completely written.
+                    w.inflight.push_back(h.task);
+                    w.sent += 1;
+                    w.assigned += 1;
+                    if w.sent == 1 {
+                        w.head_started = Some(h.at);
+                    }
+                }
+                // Impossible (a lent worker is never removed), but never
+                // lose a task: its future fails instead of hanging.
+                None => {
+                    self.shared.counters.tasks_running.fetch_sub(1, Relaxed);
+                    let err = SpawnFailed {
+                        message: "internal error: a task was handed to an unknown worker".into(),
+                    };
+                    h.task.sink.complete(
+                        Err(TaskError::Executor(DynError::new(err))),
+                        &self.shared.counters,
+                    );
+                }
+            }
+        }
+    }
+}
