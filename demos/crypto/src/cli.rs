@@ -213,11 +213,16 @@ pub fn run_sweep(
         ship_data: args.ship_data,
         seed: DEFAULT_SEED,
     };
+    let load_before = load_average();
     let result = sweep::sweep(&config, |line| {
         // Progress is a courtesy: a closed stderr must not stop the sweep.
         let _ = writeln!(progress, "{line}");
     })?;
     write!(out, "{}", result.table())?;
+    if let (Some(before), Some(after)) = (load_before, load_average()) {
+        // Other programs running at the same time show up in the timings: say so.
+        writeln!(out, "load average (1 min) before: {before}, after: {after}")?;
+    }
     std::fs::create_dir_all(&args.out)?;
     let csv_path = args.out.join("sweep.csv");
     std::fs::write(&csv_path, result.csv())?;
@@ -233,6 +238,12 @@ pub fn run_sweep(
         svg_path.display()
     )?;
     Ok(result)
+}
+
+/// The 1-minute load average from `/proc/loadavg`, if there is one.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next().map(str::to_owned)
 }
 
 fn to_usize(size: u64) -> Result<usize, ProgramError> {
