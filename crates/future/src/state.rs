@@ -25,15 +25,16 @@ use std::fmt;
 
 /// The public state of a future (see the module docs for the diagram).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum State {
     /// Created, not yet picked up by an executor. The only state `cancel()` can leave.
-    Pending,
+    Pending = 0,
     /// An executor is running the task.
-    Running,
+    Running = 1,
     /// Cancelled before it ran. Final.
-    Cancelled,
+    Cancelled = 2,
     /// Completed with a value or an error. Final.
-    Finished,
+    Finished = 3,
 }
 
 impl State {
@@ -44,6 +45,16 @@ impl State {
             State::Running => "running",
             State::Cancelled => "cancelled",
             State::Finished => "finished",
+        }
+    }
+
+    /// The inverse of `state as u8`, for the lock-free copy of the state.
+    pub(crate) fn from_u8(value: u8) -> State {
+        match value {
+            0 => State::Pending,
+            1 => State::Running,
+            2 => State::Cancelled,
+            _ => State::Finished,
         }
     }
 

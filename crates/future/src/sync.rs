@@ -1,15 +1,23 @@
 //! The synchronisation primitives the crate is built on, swapped for loom's
 //! model-checked twins under `--cfg loom`.
 //!
-//! Everything shared between threads in this crate lives behind a [`Mutex`]:
-//! there are no atomics and no `unsafe`, so every happens-before edge comes
-//! from a lock release followed by a lock acquire. That is what makes the
-//! state machine small enough to read in one screen, and what loom checks.
+//! Everything shared between threads in this crate lives behind a [`Mutex`],
+//! and there is no `unsafe`: every happens-before edge that carries data comes
+//! from a lock release followed by a lock acquire. The one atomic, a copy of
+//! each future's state for lock-free reads, is written only under the lock
+//! (see `Inner::state` in `future.rs`). That is what keeps the state machine
+//! small enough to read in one screen, and what loom checks.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+pub(crate) use loom::sync::{
+    atomic::{AtomicU8, Ordering},
+    Arc, Condvar, Mutex, MutexGuard,
+};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+pub(crate) use std::sync::{
+    atomic::{AtomicU8, Ordering},
+    Arc, Condvar, Mutex, MutexGuard,
+};
 
 use std::time::Instant;
 
