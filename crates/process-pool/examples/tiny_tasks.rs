@@ -30,4 +30,14 @@ fn main() {
         let rate = 10_000.0 / start.elapsed().as_secs_f64();
         println!("round {round}: {rate:.0} tasks/s (sum {sum})");
     }
+    for round in 0..3 {
+        let start = Instant::now();
+        let sum: u64 = pool
+            .map(add_one, 0..10_000u64, 1)
+            .expect("map")
+            .map(|r| r.expect("item"))
+            .sum();
+        let rate = 10_000.0 / start.elapsed().as_secs_f64();
+        println!("map, chunksize 1, round {round}: {rate:.0} items/s (sum {sum})");
+    }
 }

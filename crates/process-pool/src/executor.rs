@@ -225,7 +225,8 @@ impl ProcessPoolExecutor {
             return Err(SubmitError::ZeroChunksize);
         }
         self.check_open()?;
-        let window = self.max_workers() * (self.shared.config.tasks_per_worker + 1);
+        let config = &self.shared.config;
+        let window = map_window(config.max_workers, config.tasks_per_worker, chunksize);
         Ok(Map::new(self, f, items.into_iter(), chunksize, window))
     }
 
@@ -364,6 +365,17 @@ impl ProcessPoolExecutor {
     }
 }
 
+/// How many chunks a `map` keeps in flight: enough for every worker to hold
+/// its pipeline plus one more chunk, and at least `MAP_ITEMS_PER_WORKER`
+/// items per worker, so that small chunks (down to 1 item) still fill the
+/// workers' pipelines instead of paying a round trip each.
+fn map_window(workers: usize, tasks_per_worker: usize, chunksize: usize) -> usize {
+    const MAP_ITEMS_PER_WORKER: usize = 64;
+    let by_chunks = workers * (tasks_per_worker + 1);
+    let by_items = (workers * MAP_ITEMS_PER_WORKER).div_ceil(chunksize);
+    by_chunks.max(by_items)
+}
+
 impl Drop for ProcessPoolExecutor {
     /// `shutdown(wait = true, cancel_futures = false)`, as Python's `with` block.
     fn drop(&mut self) {
@@ -377,5 +389,17 @@ impl std::fmt::Debug for ProcessPoolExecutor {
             .field("max_workers", &self.shared.config.max_workers)
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::map_window;
+
+    #[test]
+    fn map_windows_cover_chunks_and_items() {
+        assert_eq!(map_window(2, 2, 100_000), 6); // big chunks: 3 per worker
+        assert_eq!(map_window(2, 2, 1), 128); // tiny chunks: 64 items per worker
+        assert_eq!(map_window(4, 1, 10), 26);
     }
 }

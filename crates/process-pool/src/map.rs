@@ -5,7 +5,8 @@
 //! instead of one per item) and flattens the result lists. We do the same,
 //! with two differences:
 //!
-//! * It is lazy: only `window` chunks (a few per worker) are in flight; the
+//! * It is lazy: only `window` chunks are in flight (three per worker, or
+//!   64 items per worker for small chunks, whichever is more); the
 //!   next chunk is cut from the input as an earlier one is consumed. A map
 //!   over ten million items holds a few chunks in memory, never the whole
 //!   input (Python 3.13 submits everything up front; 3.14's `buffersize`
