@@ -20,6 +20,9 @@ pub struct Machine {
     pub python: String,
     /// The date and time of the run, UTC.
     pub date: String,
+    /// The load averages (1, 5, 15 minutes) when the machine was read: above the core count,
+    /// other work was competing with the benchmarks.
+    pub load: String,
 }
 
 impl Machine {
@@ -37,12 +40,17 @@ impl Machine {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|text| load_average(&text))
+            .unwrap_or_else(|| "unknown".to_string());
         Machine {
             cores,
             cpu,
             rustc,
             python,
             date: utc_date(now),
+            load,
         }
     }
 }
@@ -70,6 +78,13 @@ pub fn cpu_model(cpuinfo: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The three load averages of `/proc/loadavg` text, as `6.42, 4.60, 4.38`.
+pub fn load_average(loadavg: &str) -> Option<String> {
+    let fields: Vec<&str> = loadavg.split_whitespace().take(3).collect();
+    let all_numbers = fields.iter().all(|f| f.parse::<f64>().is_ok());
+    (fields.len() == 3 && all_numbers).then(|| fields.join(", "))
 }
 
 /// Formats seconds since the Unix epoch as `YYYY-MM-DD HH:MM UTC`.
@@ -108,6 +123,14 @@ mod tests {
         let arm = "processor : 0\nBogoMIPS : 108.00\nModel : Raspberry Pi 4 Model B\n";
         assert_eq!(cpu_model(arm).as_deref(), Some("Raspberry Pi 4 Model B"));
         assert_eq!(cpu_model("processor : 0\n"), None);
+    }
+
+    #[test]
+    fn the_load_average_is_read_from_proc() {
+        let text = "6.42 4.60 4.38 3/812 12345\n";
+        assert_eq!(load_average(text).as_deref(), Some("6.42, 4.60, 4.38"));
+        assert_eq!(load_average("garbage"), None);
+        assert_eq!(load_average("1.0 x 2.0"), None);
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn header(out: &mut String) {
     );
     let _ = writeln!(
         out,
-        "```sh\n{REPRODUCE}            # about 5 minutes on 2 cores\n\
+        "```sh\n{REPRODUCE}            # about 5 minutes on 2 cores, once built\n\
          {REPRODUCE} -- --quick # a rough look in a minute or two\n\
          {REPRODUCE} -- --long  # longer runs, for numbers you want to quote\n```\n"
     );
@@ -84,7 +84,8 @@ fn header(out: &mut String) {
          A target is **met** or **missed** with the figure that decided it; a row whose figure \
          is absent says \"not measured\" and is never counted as met.\n\
          * The machine is small and shared (2 cores, other builds running at the same time): \
-         absolute figures move by tens of percent between runs. Trust ratios within one run \
+         absolute figures move by tens of percent between runs. The load average at the start \
+         of the run is in the table below: above the number of cores, other work was competing. Trust ratios within one run \
          more than any single number, and use `--long` before quoting one.\n\n",
     );
 }
@@ -95,6 +96,11 @@ fn machine(out: &mut String, page: &Page<'_>) {
     let _ = writeln!(out, "| | |\n|---|---|");
     let _ = writeln!(out, "| date | {} |", m.date);
     let _ = writeln!(out, "| cores | {} |", m.cores);
+    let _ = writeln!(
+        out,
+        "| load average (1, 5, 15 min) at the start | {} |",
+        escape(&m.load)
+    );
     let _ = writeln!(out, "| CPU | {} |", escape(&m.cpu));
     let _ = writeln!(out, "| Rust | {} |", escape(&m.rustc));
     let _ = writeln!(out, "| Python | {} |", escape(&m.python));
@@ -218,6 +224,7 @@ mod tests {
             rustc: "rustc 1.95.0".into(),
             python: "Python 3.11.7".into(),
             date: "2026-11-25 22:20 UTC".into(),
+            load: "0.50, 0.40, 0.30".into(),
         }
     }
 
@@ -245,6 +252,7 @@ mod tests {
         assert!(page.contains(REPRODUCE));
         assert!(page.contains("## How to read it"));
         assert!(page.contains("| CPU | Test CPU |"));
+        assert!(page.contains("| 0.50, 0.40, 0.30 |"));
         assert!(page.contains("| command | `report --quick` |"));
         assert!(page.contains("![Thread pool](img/thread-pool.svg)"));
         assert!(page.contains("* python3 not found"));

@@ -134,6 +134,8 @@ fn main() -> ExitCode {
         format!("{REPRODUCE} -- {}", args.raw.join(" "))
     };
 
+    // Read before measuring: the load average then shows what else was running.
+    let machine = Machine::detect();
     let (sources, run) = match &args.samples {
         Some(dir) => (
             Sources::samples(dir),
@@ -161,7 +163,6 @@ fn main() -> ExitCode {
     };
 
     let loaded = sources::load(&sources);
-    let machine = Machine::detect();
     match page::write(&loaded, &machine, &run, &out) {
         Ok(written) => {
             let t = tally(&written.rows);
@@ -202,9 +203,11 @@ fn measure(ws: &Workspace, args: &Args) -> Result<(Sources, Vec<String>), String
     if !skip("flags") {
         notes.extend(live::run_flags(ws, args.mode, &results));
     }
+    // Relative to the workspace when inside it: the page is committed, local paths are noise.
+    let shown = results.strip_prefix(&ws.root).unwrap_or(&results);
     notes.push(format!(
-        "raw outputs and logs of this run: {}",
-        results.display()
+        "raw outputs and logs of this run: `{}`",
+        shown.display()
     ));
     for step in &args.skip {
         notes.push(format!("step `{step}` skipped (--skip {step})"));
