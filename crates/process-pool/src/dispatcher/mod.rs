@@ -104,16 +104,21 @@ struct Worker {
     head_started: Option<Instant>,
     /// Running average of this worker's task times in ns (0: none yet).
     avg_task_nanos: u64,
+    /// It sent READY: its initializer (if any) succeeded.
     ready: bool,
+    /// Its result pipe reported end-of-file: it is exiting or gone.
     eof: bool,
     /// When end-of-file was seen (see `check_silent_workers`).
     eof_at: Option<Instant>,
     /// A SIGKILL was requested because the worker closed its pipe but lived on.
     eof_kill_sent: bool,
+    /// A write to its task pipe failed (EPIPE): it is gone.
     write_failed: bool,
     /// Ignore further frames (after a protocol error).
     discard: bool,
+    /// How it ended, from the fork server's status pipe.
     cause: Option<ExitCause>,
+    /// Why the pool ended it, if the pool did.
     fate: Option<Fate>,
 }
 
@@ -153,6 +158,7 @@ enum Source {
     Status(usize),
 }
 
+/// The dispatcher thread's state: it alone owns the workers.
 pub(crate) struct Dispatcher {
     shared: Arc<Shared>,
     workers: Vec<Worker>,
