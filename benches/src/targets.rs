@@ -211,11 +211,14 @@ pub const ROWS: &[RowSpec] = &[
         op: "thread_pool/map_1m",
         ours: "ours",
         kind: Kind::Rate,
-        peers: &[peer(
-            "rayon par_iter",
-            "thread_pool/map_1m",
-            "rayon_par_iter",
-        )],
+        peers: &[
+            peer("rayon par_iter", "thread_pool/map_1m", "rayon_par_iter"),
+            peer(
+                "Python concurrent.futures (200k items)",
+                "thread_pool/map_1m",
+                "python",
+            ),
+        ],
         target: "-",
         rule: Rule::None,
     },

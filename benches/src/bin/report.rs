@@ -22,7 +22,7 @@ use benches::table::tally;
 const USAGE: &str = "\
 usage: report [--quick | --long] [--skip STEP]... [--bench-timeout SECS] [--out FILE]
               [--workspace DIR]
-       report --from-samples DIR [--out FILE]
+       report --from-samples DIR [--criterion-dir DIR] [--out FILE]
 
 Runs the criterion benches of every package, the Python peers, the crypto sweep and the
 flag downloads, then rewrites docs/benchmarks.md and its SVG plots in docs/img/.
@@ -34,6 +34,8 @@ flag downloads, then rewrites docs/benchmarks.md and its SVG plots in docs/img/.
                        (default: 360 quick, 600 default, 2400 long)
   --from-samples DIR   measure nothing: build the page from recorded outputs in DIR
                        (DIR/criterion/, DIR/*.jsonl, DIR/crypto-sweep.csv)
+  --criterion-dir DIR  with --from-samples: read criterion results from DIR instead of
+                       DIR/criterion (e.g. target/criterion with target/bench-report)
   --out FILE           where to write the page (default: <workspace>/docs/benchmarks.md;
                        plots go to img/ beside it)
   --workspace DIR      the workspace root (default: the one this binary was built from)
@@ -48,6 +50,7 @@ struct Args {
     skip: Vec<String>,
     bench_timeout: Option<Duration>,
     samples: Option<PathBuf>,
+    criterion_dir: Option<PathBuf>,
     out: Option<PathBuf>,
     workspace: PathBuf,
     /// The arguments as given, for the "command" line of the page.
@@ -65,6 +68,7 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
         skip: Vec::new(),
         bench_timeout: None,
         samples: None,
+        criterion_dir: None,
         out: None,
         workspace: default_root,
         raw: raw.clone(),
@@ -103,10 +107,14 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
                 args.bench_timeout = Some(Duration::from_secs(secs));
             }
             "--from-samples" => args.samples = Some(value("--from-samples")?.into()),
+            "--criterion-dir" => args.criterion_dir = Some(value("--criterion-dir")?.into()),
             "--out" => args.out = Some(value("--out")?.into()),
             "--workspace" => args.workspace = value("--workspace")?.into(),
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if args.criterion_dir.is_some() && args.samples.is_none() {
+        return Err("--criterion-dir only goes with --from-samples".into());
     }
     Ok(Some(args))
 }
@@ -138,7 +146,13 @@ fn main() -> ExitCode {
     let machine = Machine::detect();
     let (sources, run) = match &args.samples {
         Some(dir) => (
-            Sources::samples(dir),
+            Sources {
+                criterion_dir: args
+                    .criterion_dir
+                    .clone()
+                    .unwrap_or_else(|| dir.join("criterion")),
+                ..Sources::samples(dir)
+            },
             RunInfo {
                 command,
                 mode: format!("recorded samples from {} (nothing measured)", dir.display()),
@@ -263,5 +277,8 @@ mod tests {
         assert!(parse(&["--bench-timeout", "0"])
             .unwrap_err()
             .contains("seconds"));
+        assert!(parse(&["--criterion-dir", "x"])
+            .unwrap_err()
+            .contains("--from-samples"));
     }
 }
