@@ -64,7 +64,7 @@ fn header(out: &mut String) {
     let _ = writeln!(
         out,
         "```sh\n{REPRODUCE}            # about 5 minutes on 2 cores, once built\n\
-         {REPRODUCE} -- --quick # a rough look in a minute or two\n\
+         {REPRODUCE} -- --quick # rough figures in about half the time\n\
          {REPRODUCE} -- --long  # longer runs, for numbers you want to quote\n```\n"
     );
     out.push_str(
