@@ -266,8 +266,8 @@ mod tests {
             .count();
         assert_eq!(table_lines, ROWS.len());
         assert!(
-            page.contains(&format!("{} not measured.", 10)),
-            "10 targets, none measured"
+            page.contains("11 not measured."),
+            "11 targets, none measured"
         );
     }
 

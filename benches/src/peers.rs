@@ -20,7 +20,7 @@ use crate::run::{self, RunError};
 pub const PYTHON: &str = "python";
 
 /// The peer scripts, in the order the report runs them.
-pub const SCRIPTS: [&str; 2] = ["thread_pool.py", "process_pool.py"];
+pub const SCRIPTS: [&str; 3] = ["future.py", "thread_pool.py", "process_pool.py"];
 
 /// The script that downloads flags from our server (run separately: it needs a server URL).
 pub const FLAGS_SCRIPT: &str = "flags.py";
@@ -179,9 +179,13 @@ mod tests {
     #[test]
     fn the_recorded_peer_output_parses_completely() {
         let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-        let text = ["python-thread_pool.jsonl", "python-process_pool.jsonl"]
-            .map(|f| std::fs::read_to_string(data.join(f)).unwrap())
-            .concat();
+        let text = [
+            "python-future.jsonl",
+            "python-thread_pool.jsonl",
+            "python-process_pool.jsonl",
+        ]
+        .map(|f| std::fs::read_to_string(data.join(f)).unwrap())
+        .concat();
         let parsed = parse(&text);
         assert!(parsed.notes.is_empty(), "{:?}", parsed.notes);
         let ops: Vec<&str> = parsed
@@ -190,6 +194,7 @@ mod tests {
             .map(|(op, _, _)| op.as_str())
             .collect();
         for op in [
+            "future/handoff",
             "thread_pool/round_trip",
             "thread_pool/throughput_200k",
             "process_pool/round_trip",

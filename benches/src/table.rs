@@ -168,15 +168,17 @@ mod tests {
             rule: Rule::None,
             ..round_trip_spec()
         };
+        // ROWS[0] (the future hand-off) has a target but nothing measured.
         let rows = build(&[round_trip_spec(), spec, ROWS[0]], &figures);
         assert!(matches!(rows[0].verdict, Verdict::Missed(_)));
         assert_eq!(rows[1].verdict, Verdict::NoTarget);
+        assert_eq!(rows[2].verdict, Verdict::NotMeasured);
         assert_eq!(
             tally(&rows),
             Tally {
                 met: 0,
                 missed: 1,
-                not_measured: 0
+                not_measured: 1
             }
         );
     }
