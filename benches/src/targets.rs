@@ -283,7 +283,7 @@ pub const ROWS: &[RowSpec] = &[
         }),
     },
     RowSpec {
-        title: "process pool: 16 MiB payload in and out",
+        title: "process pool: 16 MiB payload in and out (bytes moved both ways per second)",
         op: "process_pool/payload_16mib",
         ours: "ours",
         kind: Kind::Bandwidth,
