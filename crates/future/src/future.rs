@@ -6,13 +6,38 @@
 //! never be confused with a reader; users hold [`Future`]s, as many clones as
 //! they like, all looking at the same slot.
 //!
-//! Every transition happens under the slot's mutex; what must happen *after*
-//! a transition (waking blocked readers, posting to `wait`/`as_completed`
-//! waiters, running done-callbacks) is decided under the lock and done in
-//! this order: waiters are posted under the lock (so installation cannot miss
-//! them), blocked readers are notified, the lock is released, and only then
-//! do user callbacks run, so a callback may freely read or even wait on the
-//! future (or any other) without deadlocking.
+//! ## The state word and the lock
+//!
+//! The state lives in one atomic byte, `Inner::state`, which is the source
+//! of truth; the outcome, the listeners and the count of blocked readers live
+//! in the slot behind the mutex. Transitions are compare-and-swaps on the
+//! state word, and they come in two kinds:
+//!
+//! * **lock-free**, the two an executor makes once per task:
+//!   Pending -> Running and Cancelled -> CancelledAndNotified, both in
+//!   `Promise::set_running_or_notify_cancel`. Neither makes the future done
+//!   or undone, so nobody waiting for "done" needs to hear about them;
+//! * **under the lock**, every transition *to a done state* (cancel,
+//!   completion, a dropped promise). These must post to waiters, wake
+//!   blocked readers and hand over the callbacks, which all live under the
+//!   lock; each one CASes from the state it observed, so a lock-free
+//!   Pending -> Running racing with `cancel()` is decided by the CAS: exactly
+//!   one of them wins.
+//!
+//! So whether the future is *done* changes only under the lock, which is
+//! what keeps the readers', waiters' and callbacks' protocols as simple as
+//! if every transition were locked: whoever holds the lock and sees "not
+//! done" knows that the completer, who will drain the listeners, has not run
+//! yet. An executor pays one CAS to start a task instead of a lock and an
+//! unlock.
+//!
+//! What must happen *after* a transition to done (waking blocked readers,
+//! posting to `wait`/`as_completed` waiters, running done-callbacks) is
+//! decided under the lock and done in this order: waiters are posted under
+//! the lock (so installation cannot miss them), blocked readers are
+//! notified, the lock is released, and only then do user callbacks run, so a
+//! callback may freely read or even wait on the future (or any other)
+//! without deadlocking.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -29,21 +54,21 @@ use crate::waiter::Waiter;
 
 type Callback<T> = Box<dyn FnOnce(&Future<T>) + Send + 'static>;
 
-/// Where the state lives, with what a final state holds.
-enum Phase<T> {
-    Pending,
-    Running,
-    /// `acknowledged`: the executor has seen the cancellation through
-    /// `set_running_or_notify_cancel` (Python's CANCELLED_AND_NOTIFIED). It
-    /// only matters to make a second acknowledgement an error, as in Python.
-    Cancelled {
-        acknowledged: bool,
-    },
-    /// The outcome; `Ok(None)` once `into_result` has moved the value out.
-    /// The error is boxed: errors are rare, and a small slot keeps every
-    /// future's allocation small (see `Inner`).
-    Finished(Result<Option<T>, Box<TaskError>>),
-}
+/// What a finished future holds: the value (`None` once `into_result` has
+/// moved it out), or the error. The error is boxed: errors are rare, and a
+/// small slot keeps every future's allocation small (see `Inner`).
+type Outcome<T> = Result<Option<T>, Box<TaskError>>;
+
+/// The values of the state word. The first four are [`State`]'s own
+/// discriminants; `CANCELLED_AND_NOTIFIED` is Python's name for a
+/// cancellation the executor has seen (through
+/// `set_running_or_notify_cancel`), which reads as Cancelled from outside
+/// and only makes a second acknowledgement an error, as in Python.
+const PENDING: u8 = State::Pending as u8;
+const RUNNING: u8 = State::Running as u8;
+const CANCELLED: u8 = State::Cancelled as u8;
+const FINISHED: u8 = State::Finished as u8;
+const CANCELLED_AND_NOTIFIED: u8 = 4;
 
 /// Who to tell when the future is done. Most futures never get a callback
 /// or a waiter, so this lives behind an `Option<Box<..>>`: one word in the
@@ -57,7 +82,9 @@ struct Listeners<T> {
 }
 
 struct Slot<T> {
-    phase: Phase<T>,
+    /// `Some` once the state is Finished (set under the lock, before the
+    /// state word says so). A done future with no outcome was cancelled.
+    outcome: Option<Outcome<T>>,
     /// Drained on completion.
     listeners: Option<Box<Listeners<T>>>,
     /// Threads blocked in `result()` and friends. Completion only pays for a
@@ -66,40 +93,29 @@ struct Slot<T> {
 }
 
 impl<T> Slot<T> {
-    fn state(&self) -> State {
-        match self.phase {
-            Phase::Pending => State::Pending,
-            Phase::Running => State::Running,
-            Phase::Cancelled { .. } => State::Cancelled,
-            Phase::Finished(_) => State::Finished,
-        }
-    }
-
-    /// Python's repr, written from inside the lock.
-    fn repr(&self) -> String {
-        match &self.phase {
-            Phase::Finished(Ok(_)) => format!(
+    /// Python's repr, written from inside the lock (`state` read there).
+    fn repr(&self, state: State) -> String {
+        match &self.outcome {
+            Some(Ok(_)) => format!(
                 "<Future state=finished returned {}>",
                 short_type_name(std::any::type_name::<T>())
             ),
-            Phase::Finished(Err(e)) => format!("<Future state=finished raised {}>", e.name()),
-            _ => format!("<Future state={}>", self.state()),
+            Some(Err(e)) => format!("<Future state=finished raised {}>", e.name()),
+            None => format!("<Future state={state}>"),
         }
     }
 
     /// `FINISHED: <Future state=finished returned i32>`, as Python words it.
-    fn invalid_state(&self) -> InvalidStateError {
-        let word = match self.phase {
-            Phase::Pending => "PENDING",
-            Phase::Running => "RUNNING",
-            Phase::Cancelled {
-                acknowledged: false,
-            } => "CANCELLED",
-            Phase::Cancelled { acknowledged: true } => "CANCELLED_AND_NOTIFIED",
-            Phase::Finished(_) => "FINISHED",
+    fn invalid_state(&self, code: u8) -> InvalidStateError {
+        let word = match code {
+            PENDING => "PENDING",
+            RUNNING => "RUNNING",
+            CANCELLED => "CANCELLED",
+            CANCELLED_AND_NOTIFIED => "CANCELLED_AND_NOTIFIED",
+            _ => "FINISHED",
         };
         InvalidStateError {
-            message: format!("{word}: {}", self.repr()),
+            message: format!("{word}: {}", self.repr(state_of(code))),
         }
     }
 
@@ -110,6 +126,16 @@ impl<T> Slot<T> {
                 waiters: Vec::new(),
             })
         })
+    }
+}
+
+/// The public state a value of the state word stands for.
+fn state_of(code: u8) -> State {
+    match code {
+        PENDING => State::Pending,
+        RUNNING => State::Running,
+        CANCELLED | CANCELLED_AND_NOTIFIED => State::Cancelled,
+        _ => State::Finished,
     }
 }
 
@@ -127,13 +153,11 @@ pub(crate) struct Inner<T> {
     slot: Mutex<Slot<T>>,
     /// Signalled (broadcast) when the future becomes done.
     done: Condvar,
-    /// A copy of the slot's state, for reads that need no lock: `state()`,
-    /// `done()`, the spin before blocking, and `Promise::drop`. Written only
-    /// under the slot's lock (Release: whoever reads a final state with
-    /// Acquire also sees the outcome written before it); read with Acquire.
-    /// Final states never change, so a final state read here is the truth;
-    /// a non-final one may be stale, and every decision that depends on it
-    /// being non-final is re-checked under the lock.
+    /// The state (one of the `PENDING`.. constants): the source of truth,
+    /// changed only by compare-and-swap, and only to a done state under the
+    /// slot's lock (see the module docs). Read without the lock by
+    /// `state()`, `done()`, the spin before blocking and `Promise::drop`: a
+    /// done state is final, so a done state read anywhere is the truth.
     state: AtomicU8,
 }
 
@@ -166,12 +190,12 @@ pub struct Promise<T> {
 pub fn promise<T>() -> (Promise<T>, Future<T>) {
     let inner = Arc::new(Inner {
         slot: Mutex::new(Slot {
-            phase: Phase::Pending,
+            outcome: None,
             listeners: None,
             blocked_readers: 0,
         }),
         done: Condvar::new(),
-        state: AtomicU8::new(State::Pending as u8),
+        state: AtomicU8::new(PENDING),
     });
     (
         Promise {
@@ -186,17 +210,53 @@ impl<T> Inner<T> {
         lock(&self.slot)
     }
 
-    /// The state, read without the lock (see the `state` field).
-    fn state(&self) -> State {
-        State::from_u8(self.state.load(Ordering::Acquire))
+    /// The state word. Acquire: pairs with the Release half of the
+    /// transitions, so a thread that sees a done state also sees what the
+    /// transition's thread did before it (the outcome itself is read under
+    /// the lock, which orders it on its own; Acquire keeps lock-free
+    /// `done()` checks as strong as the lock for user code that relies on
+    /// them).
+    fn code(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
     }
 
-    /// Changes the phase and its lock-free copy; only ever called with the
-    /// slot locked.
-    fn set_phase(&self, slot: &mut Slot<T>, phase: Phase<T>) {
-        slot.phase = phase;
-        // Release: pairs with the Acquire loads in `state()`.
-        self.state.store(slot.state() as u8, Ordering::Release);
+    /// The public state, read without the lock.
+    fn state(&self) -> State {
+        state_of(self.code())
+    }
+
+    /// Moves the state word from Pending (observed under the lock) to the
+    /// done state `to`. Only called with the slot locked, so the one change
+    /// that can race with it is the lock-free Pending -> Running, and the
+    /// CAS decides: false if the task started first (the state is then
+    /// Running).
+    ///
+    /// AcqRel on success: Release publishes this thread's writes (the
+    /// outcome) to lock-free readers that Acquire the done state; Acquire
+    /// is not needed for data (nothing is read from the racing thread) but
+    /// costs nothing on an RMW. Acquire on failure: the fresh value only
+    /// feeds the next attempt.
+    fn done_from_pending(&self, to: u8) -> bool {
+        self.state
+            .compare_exchange(PENDING, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Moves the state word from `observed` (Pending or Running, read under
+    /// the lock) to Finished. Only called with the slot locked.
+    ///
+    /// From Running nobody else can move the state (the lock-free
+    /// transitions start from Pending or Cancelled, and every other one
+    /// takes the lock we hold), so a plain store does it, and the executor's
+    /// usual path (Running -> Finished) pays no extra read-modify-write.
+    /// Release: publishes the outcome written before it to lock-free readers
+    /// that Acquire a done state. From Pending the CAS decides a race with
+    /// the lock-free Pending -> Running; if that won, we finish from Running.
+    fn finish(&self, observed: u8) {
+        if observed == PENDING && self.done_from_pending(FINISHED) {
+            return;
+        }
+        self.state.store(FINISHED, Ordering::Release);
     }
 
     /// Spins briefly, without the lock, in case the future is about to be
@@ -224,7 +284,9 @@ impl<T> Inner<T> {
             self.spin_until_done();
         }
         let mut slot = self.lock();
-        if slot.state().is_done() {
+        // Done-ness only changes under the lock, so this read is stable
+        // while we hold it.
+        if self.state().is_done() {
             return Ok(slot);
         }
         let deadline = deadline_after(timeout);
@@ -233,7 +295,7 @@ impl<T> Inner<T> {
             let (guard, in_time) = wait_until(&self.done, slot, deadline);
             slot = guard;
             slot.blocked_readers -= 1;
-            if slot.state().is_done() {
+            if self.state().is_done() {
                 return Ok(slot);
             }
             if !in_time {
@@ -242,12 +304,11 @@ impl<T> Inner<T> {
         }
     }
 
-    /// Moves to a done state under the lock: posts to every installed waiter
-    /// (each hears once: a future becomes done once) and returns what is left
-    /// to do after unlocking. `failed` says whether FIRST_EXCEPTION waiters
-    /// should count it.
-    fn finish_locked(&self, slot: &mut Slot<T>, phase: Phase<T>, failed: bool) -> AfterFinish<T> {
-        self.set_phase(slot, phase);
+    /// Under the lock, right after the state became done: posts to every
+    /// installed waiter (each hears once: a future becomes done once) and
+    /// returns what is left to do after unlocking. `failed` says whether
+    /// FIRST_EXCEPTION waiters should count it.
+    fn finish_locked(&self, slot: &mut Slot<T>, failed: bool) -> AfterFinish<T> {
         let mut callbacks = Vec::new();
         if let Some(listeners) = slot.listeners.take() {
             for (waiter, index) in listeners.waiters {
@@ -322,18 +383,20 @@ impl<T> Future<T> {
     /// a hand-cancelled future counts as done right away (gh-92001).
     pub fn cancel(&self) -> bool {
         let mut slot = self.inner.lock();
-        match slot.phase {
-            Phase::Running | Phase::Finished(_) => false,
-            Phase::Cancelled { .. } => true,
-            Phase::Pending => {
-                let phase = Phase::Cancelled {
-                    acknowledged: false,
-                };
-                let after = self.inner.finish_locked(&mut slot, phase, false);
+        match self.inner.code() {
+            CANCELLED | CANCELLED_AND_NOTIFIED => true,
+            PENDING => {
+                // The CAS decides a race with an executor starting the task
+                // (lock-free, so possible even though we hold the lock).
+                if !self.inner.done_from_pending(CANCELLED) {
+                    return false; // it is Running now
+                }
+                let after = self.inner.finish_locked(&mut slot, false);
                 drop(slot);
                 self.inner.after_unlock(after, || self.clone());
                 true
             }
+            _ => false, // Running or Finished
         }
     }
 
@@ -365,11 +428,12 @@ impl<T> Future<T> {
         T: Clone,
     {
         let slot = self.inner.lock_done(timeout)?;
-        match &slot.phase {
-            Phase::Finished(Ok(Some(value))) => Ok(value.clone()),
-            Phase::Finished(Ok(None)) => Err(FutureError::ValueTaken),
-            Phase::Finished(Err(e)) => Err(FutureError::Task((**e).clone())),
-            _ => Err(FutureError::Cancelled),
+        // Done: an outcome, or none because it was cancelled.
+        match &slot.outcome {
+            Some(Ok(Some(value))) => Ok(value.clone()),
+            Some(Ok(None)) => Err(FutureError::ValueTaken),
+            Some(Err(e)) => Err(FutureError::Task((**e).clone())),
+            None => Err(FutureError::Cancelled),
         }
     }
 
@@ -384,10 +448,10 @@ impl<T> Future<T> {
 
     fn take_result(&self, timeout: Option<Duration>) -> Result<T, FutureError> {
         let mut slot = self.inner.lock_done(timeout)?;
-        match &mut slot.phase {
-            Phase::Finished(Ok(value)) => value.take().ok_or(FutureError::ValueTaken),
-            Phase::Finished(Err(e)) => Err(FutureError::Task((**e).clone())),
-            _ => Err(FutureError::Cancelled),
+        match &mut slot.outcome {
+            Some(Ok(value)) => value.take().ok_or(FutureError::ValueTaken),
+            Some(Err(e)) => Err(FutureError::Task((**e).clone())),
+            None => Err(FutureError::Cancelled),
         }
     }
 
@@ -407,10 +471,10 @@ impl<T> Future<T> {
         timeout: Option<Duration>,
     ) -> Result<Option<TaskError>, FutureError> {
         let slot = self.inner.lock_done(timeout)?;
-        match &slot.phase {
-            Phase::Finished(Ok(_)) => Ok(None),
-            Phase::Finished(Err(e)) => Ok(Some((**e).clone())),
-            _ => Err(FutureError::Cancelled),
+        match &slot.outcome {
+            Some(Ok(_)) => Ok(None),
+            Some(Err(e)) => Ok(Some((**e).clone())),
+            None => Err(FutureError::Cancelled),
         }
     }
 
@@ -424,7 +488,8 @@ impl<T> Future<T> {
         F: FnOnce(&Future<T>) + Send + 'static,
     {
         let mut slot = self.inner.lock();
-        if !slot.state().is_done() {
+        // Not done under the lock: the completer has not drained yet.
+        if !self.inner.state().is_done() {
             slot.listeners().callbacks.push(Box::new(callback));
             return;
         }
@@ -481,19 +546,13 @@ impl<T> Future<T> {
     /// if the future is already done. Returns true if a link was made.
     pub(crate) fn install_waiter(&self, waiter: &Arc<Waiter>, index: usize) -> bool {
         let mut slot = self.inner.lock();
-        match &slot.phase {
-            Phase::Finished(outcome) => {
-                waiter.post(index, outcome.is_err());
-                false
-            }
-            Phase::Cancelled { .. } => {
-                waiter.post(index, false);
-                false
-            }
-            Phase::Pending | Phase::Running => {
-                slot.listeners().waiters.push((waiter.clone(), index));
-                true
-            }
+        if self.inner.state().is_done() {
+            let failed = matches!(slot.outcome, Some(Err(_)));
+            waiter.post(index, failed);
+            false
+        } else {
+            slot.listeners().waiters.push((waiter.clone(), index));
+            true
         }
     }
 
@@ -520,22 +579,37 @@ impl<T> Promise<T> {
     /// was cancelled, skip the task. `Err`: it was not pending (already
     /// running, finished, or a cancellation already acknowledged): an
     /// executor bug, reported rather than ignored, as Python raises.
+    ///
+    /// Lock-free: one compare-and-swap (see the module docs). Neither
+    /// transition makes the future done or undone, so nobody needs waking.
     pub fn set_running_or_notify_cancel(&self) -> Result<bool, InvalidStateError> {
-        let mut slot = self.inner.lock();
-        match slot.phase {
-            Phase::Pending => {
-                self.inner.set_phase(&mut slot, Phase::Running);
-                Ok(true)
+        // Relaxed, success and failure: these two transitions carry no data
+        // (Running and the acknowledgement publish nothing, and the executor
+        // reads nothing a canceller wrote: a cancelled task is just skipped).
+        // A CAS is atomic whatever its ordering, so a racing `cancel()`'s CAS
+        // and this one are still ordered one way or the other: exactly one
+        // of them moves the state away from Pending.
+        let mut code = PENDING;
+        loop {
+            let next = match code {
+                PENDING => RUNNING,
+                CANCELLED => CANCELLED_AND_NOTIFIED,
+                _ => break,
+            };
+            match self.inner.state.compare_exchange(
+                code,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(next == RUNNING),
+                Err(now) => code = now,
             }
-            Phase::Cancelled {
-                acknowledged: false,
-            } => {
-                self.inner
-                    .set_phase(&mut slot, Phase::Cancelled { acknowledged: true });
-                Ok(false)
-            }
-            _ => Err(slot.invalid_state()),
         }
+        // Running, Finished or already acknowledged: an error, worded under
+        // the lock (a Finished outcome is only readable there).
+        let slot = self.inner.lock();
+        Err(slot.invalid_state(self.inner.code()))
     }
 
     /// Completes the future with a value. Errs, keeping the first outcome,
@@ -566,13 +640,16 @@ impl<T> Promise<T> {
         outcome: Result<Option<T>, Box<TaskError>>,
     ) -> Result<(), InvalidStateError> {
         let mut slot = self.inner.lock();
-        if slot.state().is_done() {
-            return Err(slot.invalid_state());
+        let code = self.inner.code();
+        if state_of(code).is_done() {
+            return Err(slot.invalid_state(code));
         }
         let failed = outcome.is_err();
-        let after = self
-            .inner
-            .finish_locked(&mut slot, Phase::Finished(outcome), failed);
+        // The outcome goes in first, then the state says Finished (with
+        // Release, for lock-free readers of the state).
+        slot.outcome = Some(outcome);
+        self.inner.finish(code);
+        let after = self.inner.finish_locked(&mut slot, failed);
         drop(slot);
         self.inner.after_unlock(after, || self.future());
         Ok(())
@@ -587,11 +664,13 @@ impl<T> Drop for Promise<T> {
             return;
         }
         let mut slot = self.inner.lock();
-        if slot.state().is_done() {
+        let code = self.inner.code();
+        if state_of(code).is_done() {
             return; // cancelled meanwhile
         }
-        let broken = Phase::Finished(Err(Box::new(TaskError::BrokenPromise)));
-        let after = self.inner.finish_locked(&mut slot, broken, true);
+        slot.outcome = Some(Err(Box::new(TaskError::BrokenPromise)));
+        self.inner.finish(code);
+        let after = self.inner.finish_locked(&mut slot, true);
         drop(slot);
         self.inner.after_unlock(after, || self.future());
     }
@@ -623,13 +702,15 @@ impl<T> Hash for Future<T> {
 /// `<Future state=finished raised TaskPanicked>`.
 impl<T> fmt::Debug for Future<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.inner.lock().repr())
+        let slot = self.inner.lock();
+        f.write_str(&slot.repr(self.inner.state()))
     }
 }
 
 impl<T> fmt::Debug for Promise<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Promise({})", self.inner.lock().repr())
+        let slot = self.inner.lock();
+        write!(f, "Promise({})", slot.repr(self.inner.state()))
     }
 }
 

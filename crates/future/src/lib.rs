@@ -10,10 +10,13 @@
 //!
 //! ## How it works
 //!
-//! * One mutex and one condition variable per future guard a small state
-//!   machine ([`State`]; the diagram is in the `state` module and in
-//!   `docs/future.md`). Readers block on the condvar with a deadline and loop
-//!   on spurious wake-ups; completion broadcasts only if someone is blocked.
+//! * Each future keeps its state ([`State`]; the diagram is in the `state`
+//!   module and in `docs/future.md`) in one atomic byte, and its outcome,
+//!   callbacks and waiters behind one mutex with one condition variable. An
+//!   executor starts a task with a single compare-and-swap; every move to a
+//!   done state (completion, cancel) takes the lock. Readers block on the
+//!   condvar with a deadline and loop on spurious wake-ups; completion
+//!   broadcasts only if someone is blocked.
 //! * [`wait`] and [`as_completed`] install one *waiter* (a tiny mailbox with
 //!   its own condvar) into each future; a future posts its index to every
 //!   installed waiter when it becomes done. No polling, no sleeping loops, no

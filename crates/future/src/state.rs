@@ -48,16 +48,6 @@ impl State {
         }
     }
 
-    /// The inverse of `state as u8`, for the lock-free copy of the state.
-    pub(crate) fn from_u8(value: u8) -> State {
-        match value {
-            0 => State::Pending,
-            1 => State::Running,
-            2 => State::Cancelled,
-            _ => State::Finished,
-        }
-    }
-
     /// True for the two final states.
     pub fn is_done(self) -> bool {
         matches!(self, State::Cancelled | State::Finished)

@@ -2,11 +2,13 @@
 //! model-checked twins under `--cfg loom`.
 //!
 //! Everything shared between threads in this crate lives behind a [`Mutex`],
-//! and there is no `unsafe`: every happens-before edge that carries data comes
-//! from a lock release followed by a lock acquire. The one atomic, a copy of
-//! each future's state for lock-free reads, is written only under the lock
-//! (see `Inner::state` in `future.rs`). That is what keeps the state machine
-//! small enough to read in one screen, and what loom checks.
+//! except each future's state word (`Inner::state` in `future.rs`), and
+//! there is no `unsafe`: every happens-before edge that carries data comes
+//! from a lock release followed by a lock acquire. The state word moves
+//! lock-free only between states that are not done (Pending -> Running) or
+//! between two done ones (the cancellation acknowledgement); becoming done
+//! happens under the lock. That is what keeps the state machine small
+//! enough to read in one screen, and what loom checks.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{

@@ -44,6 +44,61 @@ fn cancel_races_with_the_executor_starting_the_task() {
     });
 }
 
+/// The executor's whole path (lock-free start, locked completion) against a
+/// canceller and a blocked reader: exactly one of start and cancel wins, the
+/// loser's view agrees, and the reader always wakes to the final outcome.
+#[test]
+fn cancel_races_with_start_and_completion_and_a_blocked_reader() {
+    loom::model(|| {
+        let (p, f) = promise::<u8>();
+        let canceller = {
+            let f = f.clone();
+            thread::spawn(move || f.cancel())
+        };
+        let reader = {
+            let f = f.clone();
+            thread::spawn(move || f.result())
+        };
+        let started = p.set_running_or_notify_cancel().unwrap();
+        if started {
+            p.set_result(9).unwrap();
+        } else {
+            // A second acknowledgement is an error, as in Python.
+            assert!(p.set_running_or_notify_cancel().is_err());
+        }
+        let cancelled = canceller.join().unwrap();
+        assert_ne!(started, cancelled);
+        match reader.join().unwrap() {
+            Ok(9) => assert!(started),
+            Err(FutureError::Cancelled) => assert!(cancelled),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}
+
+/// Completing a future that was never started (allowed, as in Python) while
+/// another thread tries to start it: the CAS from Pending decides. Either the
+/// start wins (then the completion finishes from Running) or the completion
+/// does (then the start is refused); the value is never lost.
+#[test]
+fn completion_from_pending_races_with_start() {
+    loom::model(|| {
+        let (p, f) = promise::<u8>();
+        let p = Arc::new(p);
+        let starter = {
+            let p = p.clone();
+            thread::spawn(move || p.set_running_or_notify_cancel())
+        };
+        p.set_result(4).unwrap();
+        match starter.join().unwrap() {
+            Ok(true) | Err(_) => {}
+            Ok(false) => panic!("nobody cancelled"),
+        }
+        assert_eq!(f.state(), State::Finished);
+        assert_eq!(f.result().unwrap(), 4);
+    });
+}
+
 #[test]
 fn cancel_races_with_completion() {
     loom::model(|| {
