@@ -271,7 +271,7 @@ pub const ROWS: &[RowSpec] = &[
                 "python",
             ),
             peer(
-                "Python concurrent.futures (chunksize 100000)",
+                "Python concurrent.futures (large chunks)",
                 ops::MAP_CHUNKED_LARGE,
                 "python",
             ),
