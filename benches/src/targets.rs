@@ -271,7 +271,7 @@ pub const ROWS: &[RowSpec] = &[
                 "python",
             ),
             peer(
-                "Python concurrent.futures (large chunks)",
+                "Python concurrent.futures (chunksize 100000)",
                 ops::MAP_CHUNKED_LARGE,
                 "python",
             ),
