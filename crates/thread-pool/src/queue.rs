@@ -1,20 +1,33 @@
 //! The injection queue: one FIFO shared by every submitter and every worker,
 //! optionally bounded.
 //!
-//! Two lock-free crossbeam queues make one FIFO:
+//! Two queues make one FIFO:
 //!
-//! * a **ring**, crossbeam's [`ArrayQueue`] (a bounded MPMC ring, Vyukov's
-//!   design: one CAS on the tail to push, one on the head to pop, slots
-//!   allocated once), which holds the tasks in the common case;
-//! * an **overflow**, crossbeam's [`Injector`] (an unbounded segmented FIFO:
-//!   a linked list of 63-slot blocks), used only when the ring is full.
+//! * a **ring**, crossbeam's [`ArrayQueue`] (a bounded lock-free MPMC ring,
+//!   Vyukov's design: one CAS on the tail to push, one on the head to pop,
+//!   slots allocated once), which holds the tasks in the common case;
+//! * an **overflow** ([`Overflow`]), used only when the ring is full: two
+//!   `VecDeque`s behind two locks, one that submitters push to and one that
+//!   workers pop from, swapped when the workers' side runs dry.
 //!
-//! Why not the `Injector` alone (the first version, DESIGN.md's baseline):
-//! it allocates a block per 63 tasks on the submitting thread and frees it
-//! on a worker thread. Profiled on the 200k-task benchmark, those
-//! cross-thread frees were behind every futex call of the run: glibc's
-//! arena lock, taken by the worker's free and by the submitter's next
-//! allocation at once. The ring never allocates after creation.
+//! Why not a lock-free segmented queue for the overflow (crossbeam's
+//! `Injector`, DESIGN.md's baseline, which this crate used first): it
+//! allocates a block per 63 tasks on the submitting thread and frees it on a
+//! worker thread. Profiled on the 200k-task benchmark (a backlog of ~100k
+//! tasks, so nearly every task goes through the overflow), those blocks cost
+//! about a fifth of the run inside glibc: each block (2.5 KiB) is a "large"
+//! request, and every large request first consolidates all the small free
+//! chunks (the futures freed by the caller), so the next futures are carved
+//! out of big chunks on the slow path; and the worker's free of a block
+//! takes the submitter's arena lock. The two `VecDeque`s keep their
+//! capacity when swapped, so once a pool has seen its largest backlog the
+//! queue never allocates again.
+//!
+//! Why two locks and a swap rather than one `Mutex<VecDeque>`: the
+//! submitter and the workers then never wait for each other, except for
+//! the swap itself, which exchanges two pointers (O(1), whatever the
+//! backlog). Workers pop from their side one task at a time under its lock
+//! (held for a `pop_front`), contending only with each other.
 //!
 //! FIFO per submitter is kept: a submit goes to the ring only while the
 //! overflow is empty, and workers take from the ring first. So a task that
@@ -31,17 +44,78 @@
 //! counting semaphore, `slots.rs`) and a worker gives it back when it pops
 //! the task; `submit` waits for a slot, `try_submit` does not.
 
+use std::collections::VecDeque;
+use std::mem;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
+use parking_lot::Mutex;
+
 use crate::raw::RawJob;
 use crate::slots::Slots;
-use crossbeam_deque::{Injector, Steal};
-use crossbeam_queue::ArrayQueue;
 
 /// Slots in the ring (about 40 KiB of `RawJob`s and stamps per pool).
 const RING_SLOTS: usize = 1024;
 
+/// The unbounded FIFO behind the ring. See the module docs.
+struct Overflow {
+    /// Where submitters push (the newer tasks).
+    incoming: CachePadded<Mutex<VecDeque<RawJob>>>,
+    /// Where workers pop (the older tasks). When it is empty, a worker swaps
+    /// it with `incoming` while holding both locks (`outgoing` first, the
+    /// only order in which both are ever held).
+    outgoing: CachePadded<Mutex<VecDeque<RawJob>>>,
+    /// Tasks in either deque. Changed with SeqCst RMWs under the lock of the
+    /// deque that changed, read without a lock: `is_empty` is the queue half
+    /// of the park protocol (`sleep.rs`), which needs a push to be visible
+    /// to a SeqCst read ordered after it.
+    len: CachePadded<AtomicUsize>,
+}
+
+impl Overflow {
+    fn new() -> Self {
+        Overflow {
+            incoming: CachePadded::new(Mutex::new(VecDeque::new())),
+            outgoing: CachePadded::new(Mutex::new(VecDeque::new())),
+            len: CachePadded::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn push(&self, job: RawJob) {
+        let mut incoming = self.incoming.lock();
+        incoming.push_back(job);
+        self.len.fetch_add(1, SeqCst);
+    }
+
+    fn pop(&self) -> Option<RawJob> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut outgoing = self.outgoing.lock();
+        if outgoing.is_empty() {
+            // Every task in `incoming` is newer than every task popped so
+            // far, so taking them all keeps the order. The swap leaves our
+            // (empty, but allocated) deque to the submitters.
+            mem::swap(&mut *outgoing, &mut *self.incoming.lock());
+        }
+        let job = outgoing.pop_front()?;
+        self.len.fetch_sub(1, SeqCst);
+        Some(job)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len.load(SeqCst) == 0
+    }
+
+    fn len(&self) -> usize {
+        self.len.load(SeqCst)
+    }
+}
+
 pub(crate) struct Queue {
     ring: ArrayQueue<RawJob>,
-    overflow: Injector<RawJob>,
+    overflow: Overflow,
     /// `Some` in bounded mode.
     slots: Option<Slots>,
 }
@@ -50,7 +124,7 @@ impl Queue {
     pub(crate) fn new(capacity: Option<usize>) -> Self {
         Queue {
             ring: ArrayQueue::new(RING_SLOTS),
-            overflow: Injector::new(),
+            overflow: Overflow::new(),
             slots: capacity.map(Slots::new),
         }
     }
@@ -90,22 +164,9 @@ impl Queue {
 
     /// Takes the oldest task, if any, and frees its slot.
     pub(crate) fn pop(&self) -> Option<RawJob> {
-        if let Some(job) = self.ring.pop() {
-            self.release();
-            return Some(job);
-        }
-        loop {
-            match self.overflow.steal() {
-                Steal::Success(job) => {
-                    self.release();
-                    return Some(job);
-                }
-                Steal::Empty => return None,
-                // Another thread moved the head at the same moment: a
-                // lock-free retry, bounded by the progress of the others.
-                Steal::Retry => std::hint::spin_loop(),
-            }
-        }
+        let job = self.ring.pop().or_else(|| self.overflow.pop())?;
+        self.release();
+        Some(job)
     }
 
     /// Takes every queued task (shutdown with `cancel_futures`, broken pool).
@@ -113,9 +174,9 @@ impl Queue {
         std::iter::from_fn(|| self.pop()).collect()
     }
 
-    /// True if no task is queued. It reads the head and tail indices of both
-    /// queues (atomics that every push and pop writes), which the park
-    /// protocol relies on together with its fences.
+    /// True if no task is queued. It reads the ring's head and tail indices
+    /// and the overflow's count (atomics that every push and pop writes),
+    /// which the park protocol relies on together with its fences.
     pub(crate) fn is_empty(&self) -> bool {
         self.ring.is_empty() && self.overflow.is_empty()
     }
