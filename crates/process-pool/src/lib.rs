@@ -27,8 +27,7 @@
 //! * **Fast paths**: a small task on an idle pool is written straight into
 //!   an idle worker's pipe by `submit` (module `dispatcher::handoff`);
 //!   workers with short tasks hold several at once (`dispatcher::pipeline`);
-//!   big payloads are spliced into pipes and streamed in workers, with no
-//!   user-space copy there.
+//!   big payloads are streamed in workers, with no user-space copy there.
 //! * **Dead workers**: end-of-file on a worker's pipe plus its exit status
 //!   from the fork server fail the task it ran with [`WorkerDied`]; tasks it
 //!   had not started are re-queued; a new worker is forked on demand.

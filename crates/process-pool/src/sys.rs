@@ -117,40 +117,6 @@ pub(crate) fn writev(fd: RawFd, slices: &[io::IoSlice<'_>]) -> io::Result<usize>
     }
 }
 
-/// One non-blocking `vmsplice(2)` of `slices` into a pipe, retrying on
-/// EINTR; returns the bytes spliced.
-///
-/// Unlike `write`, the pipe does not copy the bytes: it keeps references to
-/// the pages, and the reader copies straight out of them. This saves one
-/// full copy of a big task frame, on the condition that the memory is not
-/// modified until the reader has consumed it. The dispatcher guarantees it:
-/// a task's frame is neither changed nor freed before the task's result
-/// arrives, and the worker reads the whole frame before it answers. (If the
-/// worker dies first, the pipe is closed and its references dropped; nobody
-/// reads them.)
-pub(crate) fn vmsplice(fd: RawFd, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {
-    loop {
-        // SAFETY: `IoSlice` is ABI-compatible with `struct iovec`; the
-        // slices are valid for reads, and the caller keeps them unmodified
-        // until the pipe's reader consumed them (see above).
-        let n = unsafe {
-            libc::vmsplice(
-                fd,
-                slices.as_ptr().cast(),
-                slices.len(),
-                libc::SPLICE_F_NONBLOCK,
-            )
-        };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
 /// Writes all of `bytes` to a blocking descriptor (used by workers and the
 /// fork server, whose descriptors are blocking).
 pub(crate) fn write_all(fd: RawFd, mut bytes: &[u8]) -> io::Result<()> {

@@ -70,9 +70,6 @@ use crate::stats::Counters;
 use crate::sys;
 use crate::task::{codec_error, Task};
 
-/// Frames from this size on are written with `vmsplice` instead of `writev`.
-const SPLICE_MIN: usize = 256 * 1024;
-
 /// Why the pool ended a worker itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fate {
@@ -391,14 +388,7 @@ impl Dispatcher {
                 let skip = if k == 0 { w.offset } else { 0 };
                 slices.push(IoSlice::new(&task.frame[skip..]));
             }
-            // Big frames are spliced: the pipe takes references to our
-            // pages instead of a copy (see `sys::vmsplice`).
-            let written = if slices[0].len() >= SPLICE_MIN {
-                sys::vmsplice(fd, &slices[..1])
-            } else {
-                sys::writev(fd, &slices)
-            };
-            match written {
+            match sys::writev(fd, &slices) {
                 Ok(mut n) => {
                     drop(slices);
                     while n > 0 {
@@ -423,9 +413,8 @@ impl Dispatcher {
                 }
             }
         }
-        // Frames stay (unmodified) until their result arrives: tasks a dead
-        // worker never started can be re-queued intact, and spliced pages
-        // are never changed while a pipe may still refer to them.
+        // Frames stay until their result arrives, so that tasks a dead
+        // worker never started can be re-queued intact.
     }
 
     /// Reads whatever worker `i` sent and handles complete frames.
