@@ -46,7 +46,7 @@
 
 use std::collections::VecDeque;
 use std::mem;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
@@ -66,11 +66,17 @@ struct Overflow {
     /// it with `incoming` while holding both locks (`outgoing` first, the
     /// only order in which both are ever held).
     outgoing: CachePadded<Mutex<VecDeque<RawJob>>>,
-    /// Tasks in either deque. Changed with SeqCst RMWs under the lock of the
-    /// deque that changed, read without a lock: `is_empty` is the queue half
-    /// of the park protocol (`sleep.rs`), which needs a push to be visible
-    /// to a SeqCst read ordered after it.
-    len: CachePadded<AtomicUsize>,
+    /// True while the overflow may hold a task; false means it holds none.
+    /// Set by a submitter, under `incoming`'s lock, before its push; cleared
+    /// by a worker that found both deques empty while holding both locks, so
+    /// no push can slip in between its look and the clear. Read without a
+    /// lock: by submitters (ring or overflow?) and by the park protocol's
+    /// look at the queue (`sleep.rs`), hence SeqCst. A flag rather than a
+    /// count: it changes once per burst instead of twice per task, so in a
+    /// long burst its cache line stays shared by every core and reading it
+    /// costs no miss (a count written by both sides on every task was the
+    /// hottest line of the benchmark).
+    in_use: CachePadded<AtomicBool>,
 }
 
 impl Overflow {
@@ -78,14 +84,16 @@ impl Overflow {
         Overflow {
             incoming: CachePadded::new(Mutex::new(VecDeque::new())),
             outgoing: CachePadded::new(Mutex::new(VecDeque::new())),
-            len: CachePadded::new(AtomicUsize::new(0)),
+            in_use: CachePadded::new(AtomicBool::new(false)),
         }
     }
 
     fn push(&self, job: RawJob) {
         let mut incoming = self.incoming.lock();
+        if !self.in_use.load(SeqCst) {
+            self.in_use.store(true, SeqCst);
+        }
         incoming.push_back(job);
-        self.len.fetch_add(1, SeqCst);
     }
 
     fn pop(&self) -> Option<RawJob> {
@@ -93,23 +101,32 @@ impl Overflow {
             return None;
         }
         let mut outgoing = self.outgoing.lock();
-        if outgoing.is_empty() {
-            // Every task in `incoming` is newer than every task popped so
-            // far, so taking them all keeps the order. The swap leaves our
-            // (empty, but allocated) deque to the submitters.
-            mem::swap(&mut *outgoing, &mut *self.incoming.lock());
+        if let Some(job) = outgoing.pop_front() {
+            return Some(job);
         }
-        let job = outgoing.pop_front()?;
-        self.len.fetch_sub(1, SeqCst);
-        Some(job)
+        // Every task in `incoming` is newer than every task popped so far,
+        // so taking them all keeps the order. The swap leaves our (empty,
+        // but allocated) deque to the submitters.
+        let mut incoming = self.incoming.lock();
+        mem::swap(&mut *outgoing, &mut *incoming);
+        let job = outgoing.pop_front();
+        if job.is_none() {
+            // Both empty, and both locked: nobody can push until we unlock.
+            self.in_use.store(false, SeqCst);
+        }
+        job
     }
 
+    /// A submitter's question (ring or overflow?), and the queue half of
+    /// the park protocol: false whenever a pushed task is still here.
     fn is_empty(&self) -> bool {
-        self.len.load(SeqCst) == 0
+        !self.in_use.load(SeqCst)
     }
 
+    /// How many tasks are here (for `stats()`: takes the locks).
     fn len(&self) -> usize {
-        self.len.load(SeqCst)
+        let outgoing = self.outgoing.lock();
+        outgoing.len() + self.incoming.lock().len()
     }
 }
 
