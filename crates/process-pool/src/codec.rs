@@ -43,9 +43,10 @@ use future::{panic_message, DynError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use crate::frame::{self, put_string};
+use crate::reader::ArgReader;
 
 /// The task returned a value.
 pub(crate) const OK: u8 = 0;
@@ -59,8 +60,7 @@ pub(crate) const DECODE_ARGS: u8 = 3;
 pub(crate) const ENCODE_RESULT: u8 = 4;
 
 /// A monomorphised task runner, executed in the worker:
-/// `(address of the user's fn, the argument's bytes, their length, where the
-/// result goes)`.
+/// `(address of the user's fn, the argument's bytes, where the result goes)`.
 /// It reads the argument from the reader (exactly the argument's bytes are
 /// available) and writes exactly one result frame through the writer.
 ///
@@ -70,7 +70,7 @@ pub(crate) const ENCODE_RESULT: u8 = 4;
 /// one the trampoline was instantiated for (`fn(A) -> R` for `run_plain::<A,
 /// R>`), in this same program image. The pool guarantees it by building both
 /// addresses together, in `submit`, from typed `fn` pointers.
-pub(crate) type Trampoline = unsafe fn(usize, &mut dyn Read, u64, &mut ResultWriter<'_>);
+pub(crate) type Trampoline = unsafe fn(usize, &mut ArgReader<'_>, &mut ResultWriter<'_>);
 
 /// Encodes `value` at the end of `out`.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
@@ -94,16 +94,14 @@ fn stream_options(limit: u64) -> impl bincode::Options {
         .with_limit(limit)
 }
 
-/// Decodes a `T` from a reader holding at most `limit` bytes. Big byte
-/// buffers (`serde_bytes::ByteBuf`, `Vec<u8>` via serde_bytes) are read by
-/// the kernel straight into their final allocation: no copy.
-pub(crate) fn decode_from<T: DeserializeOwned>(
-    input: &mut dyn Read,
-    limit: u64,
-) -> Result<T, String> {
+/// Decodes a `T` from the argument reader. The limit is the argument's
+/// length, so no length prefix can make the decoder allocate more than the
+/// bytes the frame really holds, and big byte buffers are read by the
+/// kernel straight into their final allocation (see `reader`).
+pub(crate) fn decode_from<T: DeserializeOwned>(input: &mut ArgReader<'_>) -> Result<T, String> {
     use bincode::Options;
-    stream_options(limit)
-        .deserialize_from(input)
+    stream_options(input.remaining())
+        .deserialize_from_custom(input)
         .map_err(|e| e.to_string())
 }
 
@@ -236,8 +234,7 @@ impl<'a> ResultWriter<'a> {
 /// `f` must be the address of a `fn(A) -> R` (see [`Trampoline`]).
 pub(crate) unsafe fn run_plain<A, R>(
     f: usize,
-    input: &mut dyn Read,
-    len: u64,
+    input: &mut ArgReader<'_>,
     out: &mut ResultWriter<'_>,
 ) where
     A: DeserializeOwned,
@@ -246,7 +243,7 @@ pub(crate) unsafe fn run_plain<A, R>(
     // SAFETY: the caller guarantees `f` is the address of a `fn(A) -> R`;
     // fn pointers and usize have the same size on every supported target.
     let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
-    run_task(input, len, out, |a: A| Ok(f(a)));
+    run_task(input, out, |a: A| Ok(f(a)));
 }
 
 /// The trampoline for `fn(A) -> Result<R, E>`: `Err(e)` travels as `e`'s type
@@ -257,8 +254,7 @@ pub(crate) unsafe fn run_plain<A, R>(
 /// `f` must be the address of a `fn(A) -> Result<R, E>` (see [`Trampoline`]).
 pub(crate) unsafe fn run_fallible<A, R, E>(
     f: usize,
-    input: &mut dyn Read,
-    len: u64,
+    input: &mut ArgReader<'_>,
     out: &mut ResultWriter<'_>,
 ) where
     A: DeserializeOwned,
@@ -268,7 +264,7 @@ pub(crate) unsafe fn run_fallible<A, R, E>(
     // SAFETY: as in `run_plain`, for the type `fn(A) -> Result<R, E>`.
     let f: fn(A) -> Result<R, E> =
         unsafe { std::mem::transmute::<usize, fn(A) -> Result<R, E>>(f) };
-    run_task(input, len, out, |a: A| {
+    run_task(input, out, |a: A| {
         f(a).map_err(|e| {
             let message = e.to_string();
             (DynError::new(e).type_name().to_string(), message)
@@ -285,8 +281,7 @@ pub(crate) unsafe fn run_fallible<A, R, E>(
 /// `f` must be the address of a `fn(A) -> R` (see [`Trampoline`]).
 pub(crate) unsafe fn run_chunk<A, R>(
     f: usize,
-    input: &mut dyn Read,
-    len: u64,
+    input: &mut ArgReader<'_>,
     out: &mut ResultWriter<'_>,
 ) where
     A: DeserializeOwned,
@@ -294,20 +289,20 @@ pub(crate) unsafe fn run_chunk<A, R>(
 {
     // SAFETY: as in `run_plain`.
     let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
-    run_task(input, len, out, |items: Vec<A>| {
+    run_task(input, out, |items: Vec<A>| {
         Ok(items.into_iter().map(f).collect::<Vec<R>>())
     });
 }
 
 /// Decode, call, encode; every step under `catch_unwind`; exactly one result
 /// frame is written (or the worker exits, see [`Sent::Corrupted`]).
-fn run_task<A, R, F>(input: &mut dyn Read, len: u64, out: &mut ResultWriter<'_>, call: F)
+fn run_task<A, R, F>(input: &mut ArgReader<'_>, out: &mut ResultWriter<'_>, call: F)
 where
     A: DeserializeOwned,
     R: Serialize,
     F: FnOnce(A) -> Result<R, (String, String)>,
 {
-    let args = match catch_unwind(AssertUnwindSafe(|| decode_from::<A>(input, len))) {
+    let args = match catch_unwind(AssertUnwindSafe(|| decode_from::<A>(input))) {
         Ok(Ok(args)) => args,
         Ok(Err(msg)) => return out.strings(DECODE_ARGS, &[&msg]),
         Err(p) => {
@@ -366,14 +361,25 @@ mod tests {
         serde_bytes::ByteBuf::from(v)
     }
 
+    /// A buffered reader over a pipe holding `bytes` (as a worker's task
+    /// pipe would), closed at the far end.
+    fn pipe_with(bytes: &[u8]) -> std::io::BufReader<std::fs::File> {
+        let (r, w) = crate::sys::pipe_cloexec().unwrap();
+        let mut w = std::fs::File::from(w);
+        std::io::Write::write_all(&mut w, bytes).unwrap();
+        std::io::BufReader::new(std::fs::File::from(r))
+    }
+
     /// Runs a trampoline in-process; returns (tag, data after the tag).
     fn run(t: Trampoline, f: usize, input: &[u8]) -> (u8, Vec<u8>) {
         let mut sink = Vec::new();
         let mut out = ResultWriter::new(&mut sink);
         out.begin(77);
-        let mut reader = input;
+        let mut pipe = pipe_with(input);
+        let mut arg = ArgReader::new(&mut pipe, input.len() as u64);
         // SAFETY: every call below pairs a trampoline with a fn of its type.
-        unsafe { t(f, &mut reader, input.len() as u64, &mut out) };
+        unsafe { t(f, &mut arg, &mut out) };
+        arg.skip_rest().unwrap();
         assert!(!out.broken);
         let mut fb = FrameBuf::default();
         fb.vec_mut().extend_from_slice(&sink);
@@ -433,30 +439,38 @@ mod tests {
         let mut arg = (1u64 << 60).to_le_bytes().to_vec();
         arg.extend_from_slice(&[0; 8]);
         let f = echo as fn(Vec<u8>) -> serde_bytes::ByteBuf;
-        let mut sink = Vec::new();
-        let mut out = ResultWriter::new(&mut sink);
-        let mut reader = &arg[..];
-        let limit = arg.len() as u64;
-        let r = decode_from::<Vec<u8>>(&mut reader, limit);
-        assert!(r.is_err());
-        // SAFETY: `echo` has the trampoline's type.
-        unsafe {
-            run_plain::<Vec<u8>, serde_bytes::ByteBuf>(f as usize, &mut &arg[..], limit, &mut out)
-        };
-        assert!(!sink.is_empty());
+        let (tag, _) = run(run_plain::<Vec<u8>, serde_bytes::ByteBuf>, f as usize, &arg);
+        assert_eq!(tag, DECODE_ARGS);
+    }
+
+    #[test]
+    fn byte_buffers_are_read_whole_past_the_reader_buffer() {
+        // Larger than the pipe's reader buffer, smaller than the pipe.
+        let payload: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let mut arg = Vec::new();
+        encode(&serde_bytes::ByteBuf::from(payload.clone()), &mut arg).unwrap();
+        let mut pipe = pipe_with(&arg);
+        let mut reader = ArgReader::new(&mut pipe, arg.len() as u64);
+        let got: serde_bytes::ByteBuf = decode_from(&mut reader).unwrap();
+        assert_eq!(got.into_vec(), payload);
+        assert_eq!(reader.remaining(), 0);
+    }
+
+    fn expand(n: u64) -> serde_bytes::ByteBuf {
+        serde_bytes::ByteBuf::from((0..n).map(|i| i as u8).collect::<Vec<u8>>())
     }
 
     #[test]
     fn big_results_are_streamed_in_one_well_formed_frame() {
+        // 1 MB: above STREAM_MIN, so encoded straight into the sink.
         let mut arg = Vec::new();
-        let payload: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
-        encode(&payload, &mut arg).unwrap();
-        let f = echo as fn(Vec<u8>) -> serde_bytes::ByteBuf;
-        let (tag, data) = run(run_plain::<Vec<u8>, serde_bytes::ByteBuf>, f as usize, &arg);
+        encode(&1_000_000u64, &mut arg).unwrap();
+        let f = expand as fn(u64) -> serde_bytes::ByteBuf;
+        let (tag, data) = run(run_plain::<u64, serde_bytes::ByteBuf>, f as usize, &arg);
         assert_eq!(tag, OK);
         assert_eq!(
-            decode::<serde_bytes::ByteBuf>(&data).unwrap().into_vec(),
-            payload
+            decode::<serde_bytes::ByteBuf>(&data).unwrap(),
+            expand(1_000_000)
         );
     }
 

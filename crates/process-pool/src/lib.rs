@@ -96,6 +96,7 @@ mod executor;
 mod fork_server;
 mod frame;
 mod map;
+mod reader;
 mod shared;
 mod stats;
 mod sys;

@@ -34,6 +34,7 @@ use std::panic::catch_unwind;
 use crate::codec::{ResultWriter, Trampoline};
 use crate::fork_server::{exit_now, mark_child};
 use crate::frame::{self, BodyReader};
+use crate::reader::ArgReader;
 
 /// Exit code of a worker whose initializer panicked.
 pub(crate) const EXIT_INIT_FAILED: i32 = 3;
@@ -91,7 +92,7 @@ pub(crate) fn run(task: OwnedFd, result: OwnedFd, initializer: usize) -> ! {
         let (Ok(id), Ok(trampoline), Ok(function)) = (fixed.u64(), fixed.u64(), fixed.u64()) else {
             exit_now(EXIT_PROTOCOL);
         };
-        let mut body = (&mut input).take(len - 24);
+        let mut arg = ArgReader::new(&mut input, len - 24);
         out.begin(id);
         // SAFETY: the pool wrote this address from a `Trampoline` fn
         // pointer of this same program image (see `codec`).
@@ -99,10 +100,10 @@ pub(crate) fn run(task: OwnedFd, result: OwnedFd, initializer: usize) -> ! {
             unsafe { std::mem::transmute::<usize, Trampoline>(trampoline as usize) };
         // SAFETY: the pool built `function` together with `trampoline`
         // from typed fn pointers, which is the trampoline's contract.
-        unsafe { trampoline(function as usize, &mut body, len - 24, &mut out) };
+        unsafe { trampoline(function as usize, &mut arg, &mut out) };
         // Skip what the decoder left of the argument (after a decoding
         // error), to stay in step with the frames.
-        if std::io::copy(&mut body, &mut std::io::sink()).is_err() || body.limit() != 0 {
+        if arg.skip_rest().is_err() {
             finish(0); // the pool closed the pipe mid-frame: it is gone
         }
         if out.broken {
