@@ -343,6 +343,15 @@ impl<T> Inner<T> {
 #[cfg(not(loom))]
 const SPIN_STEPS: u32 = 7;
 
+/// What a reader gets for a done future's outcome (`None`: cancelled).
+fn outcome_into_result<T>(outcome: Option<Outcome<T>>) -> Result<T, FutureError> {
+    match outcome {
+        Some(Ok(value)) => value.ok_or(FutureError::ValueTaken),
+        Some(Err(e)) => Err(FutureError::Task(*e)),
+        None => Err(FutureError::Cancelled),
+    }
+}
+
 /// Runs done-callbacks in order, outside any lock. A panicking callback is
 /// caught and reported, and the ones after it still run.
 fn run_callbacks<T>(future: &Future<T>, callbacks: Vec<Callback<T>>) {
@@ -443,6 +452,25 @@ impl<T> Future<T> {
     /// instead of the value (they still see its state, errors and
     /// cancellation as before).
     pub fn into_result(self) -> Result<T, FutureError> {
+        // The usual end of a pool task: the future is done and this is the
+        // last handle (the promise is gone, no clones). Nobody else can reach
+        // the slot then, so the value is moved out without locking:
+        // `try_unwrap` checks "last handle" atomically (one RMW, where the
+        // locked path costs a lock, an unlock and the reference count), and
+        // `into_inner` takes no lock. Done-ness is read first because a
+        // pending future's last handle must wait, which needs the condvar.
+        if self.inner.state().is_done() {
+            match Arc::try_unwrap(self.inner) {
+                Ok(inner) => {
+                    let slot = inner
+                        .slot
+                        .into_inner()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    return outcome_into_result(slot.outcome);
+                }
+                Err(inner) => return Future { inner }.take_result(None),
+            }
+        }
         self.take_result(None)
     }
 

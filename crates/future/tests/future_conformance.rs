@@ -383,6 +383,36 @@ fn into_result_moves_the_value_out() {
     assert!(other.exception().unwrap().is_none());
 }
 
+/// The last handle of a done future takes its outcome without the lock
+/// (`into_result`'s fast path): each kind of outcome comes out as with the
+/// locked path, and a handle that is not the last one still goes through it.
+#[test]
+fn into_result_on_the_last_handle_of_a_done_future() {
+    let (p, f) = promise::<String>();
+    p.set_result("v".to_string()).unwrap();
+    drop(p);
+    assert_eq!(f.into_result().unwrap(), "v");
+
+    let (p, f) = promise::<String>();
+    p.set_error(TaskError::Panicked("boom".into())).unwrap();
+    drop(p);
+    assert!(matches!(
+        f.into_result(),
+        Err(FutureError::Task(TaskError::Panicked(m))) if m == "boom"
+    ));
+
+    let (p, f) = promise::<String>();
+    assert!(f.cancel());
+    drop(p);
+    assert!(matches!(f.into_result(), Err(FutureError::Cancelled)));
+
+    // The promise is still alive: not the last handle, same answer.
+    let (p, f) = promise::<String>();
+    p.set_result("w".to_string()).unwrap();
+    assert_eq!(f.into_result().unwrap(), "w");
+    drop(p);
+}
+
 #[test]
 fn map_transforms_values_and_passes_errors_and_cancellation_through() {
     let (p, f) = promise::<i32>();

@@ -211,3 +211,19 @@ fn cancel_wakes_as_completed() {
         canceller.join().unwrap();
     });
 }
+
+/// `into_result`'s lock-free path (last handle of a done future) racing with
+/// the promise being completed and dropped: whichever way `try_unwrap` goes,
+/// the value comes out once.
+#[test]
+fn into_result_races_with_the_promise_being_dropped() {
+    loom::model(|| {
+        let (p, f) = promise::<u8>();
+        let completer = thread::spawn(move || {
+            p.set_result(6).unwrap();
+            drop(p);
+        });
+        assert_eq!(f.into_result().unwrap(), 6);
+        completer.join().unwrap();
+    });
+}
