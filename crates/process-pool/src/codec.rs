@@ -12,7 +12,9 @@
 //! * a *trampoline* `run_plain::<A, R>`, monomorphised for the task's types:
 //!   it knows how to decode an `A`, call `f`, and encode the outcome.
 //!
-//! The worker calls the trampoline with `f`'s address and the argument bytes.
+//! The worker calls the trampoline with `f`'s address and a reader over the
+//! argument's bytes (see `reader`); the trampoline writes the result frame
+//! through a [`ResultWriter`].
 //! Both addresses come from the parent, over a pipe only the parent can write
 //! to, and both were produced by casting real `fn` items: that is the whole
 //! safety argument (see [`Trampoline`]). Functions of a library loaded with
@@ -36,14 +38,18 @@
 //! Every step in the worker runs under `catch_unwind`, so a panicking
 //! `Deserialize` or `Serialize` impl is reported like any other failure and
 //! the worker lives on.
+//!
+//! In the worker, values are streamed: the argument is decoded straight off
+//! the pipe, and a result over 256 KiB is encoded straight into it after a
+//! size pass (see [`ResultWriter::value`]). The parent encodes into and
+//! decodes from whole frames.
 
+use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use future::{panic_message, DynError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-
-use std::io::Write;
 
 use crate::frame::{self, put_string};
 use crate::reader::ArgReader;
