@@ -2,7 +2,7 @@
 //!
 //! The argument is the rest of a `TASK` frame: `remaining` bytes of the
 //! pipe. bincode decodes it through this reader (a `BincodeRead`). Its one
-//! trick is [`ArgReader::get_byte_buffer`], which bincode calls for byte
+//! trick is its `BincodeRead::get_byte_buffer`, which bincode calls for byte
 //! buffers (`serde_bytes::ByteBuf`, `Vec<u8>` with `serde_bytes`): it
 //! allocates the buffer at its final size and has the kernel `read` the
 //! bytes straight into it, uninitialised. bincode's own reader zero-fills
