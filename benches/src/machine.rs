@@ -4,6 +4,7 @@
 //! here is read from the system (`/proc/cpuinfo`, `rustc --version`, `python3 --version`, the
 //! clock); the parsing is split from the reading so it can be tested on recorded text.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,11 +24,14 @@ pub struct Machine {
     /// The load averages (1, 5, 15 minutes) when the machine was read: above the core count,
     /// other work was competing with the benchmarks.
     pub load: String,
+    /// The commit measured, and the folders with uncommitted changes to tracked files (a
+    /// shared checkout may hold work in progress), or "unknown" outside git.
+    pub source: String,
 }
 
 impl Machine {
-    /// Reads the machine this process runs on.
-    pub fn detect() -> Machine {
+    /// Reads the machine this process runs on, and the state of the sources under `root`.
+    pub fn detect(root: &Path) -> Machine {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
@@ -44,6 +48,7 @@ impl Machine {
             .ok()
             .and_then(|text| load_average(&text))
             .unwrap_or_else(|| "unknown".to_string());
+        let source = source_state(root);
         Machine {
             cores,
             cpu,
@@ -51,6 +56,7 @@ impl Machine {
             python,
             date: utc_date(now),
             load,
+            source,
         }
     }
 }
@@ -78,6 +84,49 @@ pub fn cpu_model(cpuinfo: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// `<short commit>` plus the folders with uncommitted changes, from git in `root`.
+fn source_state(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return "unknown (not a git checkout)".to_string();
+    };
+    let status = git(&["status", "--porcelain", "--untracked-files=no"]).unwrap_or_default();
+    describe_source(commit.trim(), &status)
+}
+
+/// Formats a commit and `git status --porcelain` output: `abc1234`, or `abc1234 plus
+/// uncommitted changes in crates/thread-pool`. `Cargo.lock` alone does not count.
+pub fn describe_source(commit: &str, porcelain: &str) -> String {
+    let mut dirs: Vec<String> = porcelain
+        .lines()
+        .filter_map(|line| line.get(3..))
+        .map(|path| path.rsplit(" -> ").next().unwrap_or(path))
+        .filter(|path| *path != "Cargo.lock")
+        .map(|path| {
+            // Two levels (`crates/thread-pool`) say which package; a top-level file stays.
+            let parts: Vec<&str> = path.split('/').collect();
+            parts[..parts.len().min(2)].join("/")
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    if dirs.is_empty() {
+        commit.to_string()
+    } else {
+        format!("{commit} plus uncommitted changes in {}", dirs.join(", "))
+    }
 }
 
 /// The three load averages of `/proc/loadavg` text, as `6.42, 4.60, 4.38`.
@@ -126,6 +175,18 @@ mod tests {
     }
 
     #[test]
+    fn the_source_state_names_folders_with_uncommitted_changes() {
+        assert_eq!(describe_source("abc1234", ""), "abc1234");
+        assert_eq!(describe_source("abc1234", " M Cargo.lock\n"), "abc1234");
+        let porcelain = " M crates/thread-pool/src/pool.rs\n M crates/thread-pool/src/sleep.rs\n\
+                         M  README.md\nR  docs/a.md -> docs/b.md\n";
+        assert_eq!(
+            describe_source("abc1234", porcelain),
+            "abc1234 plus uncommitted changes in README.md, crates/thread-pool, docs/b.md"
+        );
+    }
+
+    #[test]
     fn the_load_average_is_read_from_proc() {
         let text = "6.42 4.60 4.38 3/812 12345\n";
         assert_eq!(load_average(text).as_deref(), Some("6.42, 4.60, 4.38"));
@@ -144,10 +205,11 @@ mod tests {
 
     #[test]
     fn detect_fills_every_field() {
-        let m = Machine::detect();
+        let m = Machine::detect(Path::new(env!("CARGO_MANIFEST_DIR")));
         assert!(m.cores >= 1);
         assert!(!m.cpu.is_empty());
         assert!(m.rustc.starts_with("rustc"), "{}", m.rustc);
         assert!(m.date.ends_with("UTC"));
+        assert!(!m.source.is_empty());
     }
 }

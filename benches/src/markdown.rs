@@ -104,6 +104,7 @@ fn machine(out: &mut String, page: &Page<'_>) {
     let _ = writeln!(out, "| CPU | {} |", escape(&m.cpu));
     let _ = writeln!(out, "| Rust | {} |", escape(&m.rustc));
     let _ = writeln!(out, "| Python | {} |", escape(&m.python));
+    let _ = writeln!(out, "| sources | {} |", escape(&m.source));
     let _ = writeln!(out, "| mode | {} |", escape(page.mode));
     let _ = writeln!(
         out,
@@ -225,6 +226,7 @@ mod tests {
             python: "Python 3.11.7".into(),
             date: "2026-11-25 22:20 UTC".into(),
             load: "0.50, 0.40, 0.30".into(),
+            source: "abc1234".into(),
         }
     }
 
@@ -253,6 +255,7 @@ mod tests {
         assert!(page.contains("## How to read it"));
         assert!(page.contains("| CPU | Test CPU |"));
         assert!(page.contains("| 0.50, 0.40, 0.30 |"));
+        assert!(page.contains("| sources | abc1234 |"));
         assert!(page.contains("| command | `report --quick` |"));
         assert!(page.contains("![Thread pool](img/thread-pool.svg)"));
         assert!(page.contains("* python3 not found"));

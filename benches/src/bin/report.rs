@@ -143,7 +143,7 @@ fn main() -> ExitCode {
     };
 
     // Read before measuring: the load average then shows what else was running.
-    let machine = Machine::detect();
+    let machine = Machine::detect(&ws.root);
     let (sources, run) = match &args.samples {
         Some(dir) => (
             Sources {
