@@ -20,8 +20,10 @@
 //! ## Starting workers
 //!
 //! After a push (see `sleep.rs` for why the fence and the load are enough):
-//! a searching worker will find the task; else wake a sleeper; else, if
-//! fewer than `max_workers` are alive, start one. A newly started worker
+//! if nobody sleeps and all `max_workers` are alive, there is nothing to do
+//! (the shortcut of a busy pool, read from two rarely written lines);
+//! otherwise a searching worker will find the task; else wake a sleeper;
+//! else, if fewer than `max_workers` are alive, start one. A newly started worker
 //! counts as searching from birth, so the next submit does not start
 //! another one while this one is still running its initializer.
 //!
@@ -176,6 +178,11 @@ impl Shared {
     /// After a push (and a SeqCst fence): make sure some worker will take the
     /// task. Errs only if a needed thread could not be started.
     fn ensure_worker(self: &Arc<Self>, gate: &Gate) -> io::Result<()> {
+        // The common case of a busy pool at full size: nobody to wake and no
+        // room to start anyone, learnt from two lines that rarely change.
+        if self.sleep.nobody_sleeping() && self.alive.load(SeqCst) >= self.config.max_workers {
+            return Ok(());
+        }
         let idle = self.sleep.load();
         if searching(idle) > 0 {
             return Ok(());

@@ -15,7 +15,9 @@
 //! ## The protocol
 //!
 //! A **submitter**, after pushing its task, executes a SeqCst fence and loads
-//! `idle`:
+//! `idle` (first, a shortcut: if the `parking` count says nobody sleeps and
+//! the pool has all its workers, there is nobody to wake or start, and
+//! `idle` is not read at all; see "The `parking` count" below):
 //!
 //! * some worker is `searching`: do nothing, that worker will find the task;
 //! * else some worker is `sleeping`: wake one ([`Sleep::wake_one`]);
@@ -58,6 +60,20 @@
 //! when that task ends; and a worker that takes a task while more are queued
 //! and no one else is searching wakes or starts a helper (the "chain rule"
 //! in `pool.rs`), so a burst of submits fans out over the workers.
+//!
+//! ## The `parking` count
+//!
+//! `idle` changes whenever a worker goes from idle to busy and back, which
+//! in a busy pool is every few tasks; every submit reading it then pays a
+//! cache miss. `parking` is a second count of sleepers, on its own cache
+//! line, that changes only when a worker parks or wakes: raised *before*
+//! the worker's announcement in `idle` (so before its fence), lowered after
+//! it is back, so it is never below the `sleeping` count. Reading zero there
+//! after the submitter's fence is as safe as reading `sleeping == 0` in
+//! `idle`: the same two-fence argument applies to this counter (the
+//! worker's increment comes before its fence). Measured on the 200k-task
+//! benchmark: the median ratio to the threadpool crate went from about 0.95
+//! to about 1.08 (two series of 15 interleaved runs).
 //!
 //! Shutdown sets the pool's closing flag *before* taking the mutex and
 //! broadcasting, and a parking worker checks the flag under the mutex, so
@@ -119,6 +135,14 @@ struct Beds {
 /// The idle-worker registry of one pool. See the module docs.
 pub(crate) struct Sleep {
     idle: crossbeam_utils::CachePadded<AtomicU64>,
+    /// A second count of the workers in `sleeping`, raised *before* a worker
+    /// announces itself in `idle` and lowered after it left, so it is never
+    /// below the real count. On its own cache line, which only changes when
+    /// a worker parks or wakes: a submitter that finds it zero learns
+    /// "nobody to wake" without reading `idle`, whose line every worker
+    /// writes whenever it goes from idle to busy and back (see
+    /// [`Sleep::nobody_sleeping`]).
+    parking: crossbeam_utils::CachePadded<AtomicU64>,
     beds: Mutex<Beds>,
     bell: Condvar,
 }
@@ -127,6 +151,7 @@ impl Sleep {
     pub(crate) fn new() -> Self {
         Sleep {
             idle: crossbeam_utils::CachePadded::new(AtomicU64::new(0)),
+            parking: crossbeam_utils::CachePadded::new(AtomicU64::new(0)),
             beds: Mutex::new(Beds::default()),
             bell: Condvar::new(),
         }
@@ -136,6 +161,16 @@ impl Sleep {
     /// protocol, after its fence).
     pub(crate) fn load(&self) -> u64 {
         self.idle.load(SeqCst)
+    }
+
+    /// True if no worker is sleeping (or about to). SeqCst: like
+    /// [`load`](Self::load), this is a submitter's read after its fence. A
+    /// zero here is as good as a zero `sleeping` count in `idle` for the
+    /// protocol: the worker raises `parking` before its own fence, so if
+    /// the submitter's fence came first the worker's last look sees the task,
+    /// and otherwise this load sees the raised count.
+    pub(crate) fn nobody_sleeping(&self) -> bool {
+        self.parking.load(SeqCst) == 0
     }
 
     /// A worker is born, or finished a task and found the queue empty: it
@@ -180,6 +215,14 @@ impl Sleep {
     /// (the idle timeout) passes. The caller counts as searching on entry,
     /// and again on return unless the result is [`Wake::Retired`].
     pub(crate) fn sleep(&self, pool: &dyn Watch, timeout: Option<Duration>) -> Wake {
+        self.parking.fetch_add(1, SeqCst);
+        let wake = self.sleep_counted(pool, timeout);
+        self.parking.fetch_sub(1, SeqCst);
+        wake
+    }
+
+    /// `sleep`, with the worker counted in `parking` throughout.
+    fn sleep_counted(&self, pool: &dyn Watch, timeout: Option<Duration>) -> Wake {
         let mut beds = self.beds.lock();
         // 1. Announce: searching -> sleeping, in one RMW.
         self.idle.fetch_add(SLEEPING - SEARCHING, SeqCst);
@@ -289,10 +332,15 @@ mod loom_tests {
             false
         }
 
-        /// The submitter's half, as in `Ticket::push` + `ensure_worker`.
+        /// The submitter's half, as in `Ticket::push` + `ensure_worker`
+        /// (the model's pool is always at full size, so "nobody sleeping"
+        /// ends the submit, as it does in a full pool).
         fn submit(&self) {
             self.queue.fetch_add(1, SeqCst);
             fence(SeqCst);
+            if self.sleep.nobody_sleeping() {
+                return;
+            }
             let idle = self.sleep.load();
             if searching(idle) == 0 && sleeping(idle) > 0 {
                 self.sleep.wake_one();
