@@ -11,10 +11,9 @@
 //!
 //! ## How it works
 //!
-//! * **One queue.** Submitters push tasks into one FIFO (a preallocated
-//!   lock-free crossbeam ring, with an unbounded overflow of two swapped
-//!   `VecDeque`s that never allocates once warm); workers pop from it
-//!   (`queue.rs`). A small task is stored in its queue slot itself,
+//! * **One queue.** Submitters push tasks into one lock-free FIFO (a
+//!   preallocated crossbeam ring, with an unbounded overflow); workers pop
+//!   from it (`queue.rs`). A small task is stored in its queue slot itself,
 //!   with no allocation of its own (`raw.rs`).
 //! * **Workers on demand.** A submit starts a worker only when no worker is
 //!   idle and fewer than `max_workers` run; an idle one is always reused
