@@ -39,49 +39,53 @@ fn futures_ping_pong(iters: u64) -> Duration {
     })
 }
 
-fn crossbeam_zero_ping_pong(iters: u64) -> Duration {
-    let (ping_tx, ping_rx) = crossbeam_channel::bounded::<u64>(0);
-    let (pong_tx, pong_rx) = crossbeam_channel::bounded::<u64>(0);
-    let barrier = Barrier::new(2);
-    thread::scope(|s| {
-        s.spawn(|| {
-            barrier.wait();
-            for _ in 0..iters {
-                let v = ping_rx.recv().unwrap();
-                pong_tx.send(v + 1).unwrap();
-            }
-        });
-        barrier.wait();
-        let start = Instant::now();
-        for i in 0..iters {
-            ping_tx.send(i).unwrap();
-            assert_eq!(pong_rx.recv().unwrap(), i + 1);
-        }
-        start.elapsed()
-    })
-}
-
-fn std_mpsc_ping_pong(iters: u64) -> Duration {
-    let (ping_tx, ping_rx) = mpsc::channel::<u64>();
-    let (pong_tx, pong_rx) = mpsc::channel::<u64>();
+/// Runs `iters` ping-pongs over a pair of channels of one kind: `send` and
+/// `recv` are that kind's operations, so both peers run the same loop.
+fn channel_ping_pong<Tx: Send, Rx: Send>(
+    iters: u64,
+    (ping_tx, ping_rx): (Tx, Rx),
+    (pong_tx, pong_rx): (Tx, Rx),
+    send: fn(&Tx, u64),
+    recv: fn(&Rx) -> u64,
+) -> Duration {
     let barrier = Barrier::new(2);
     thread::scope(|s| {
         let barrier = &barrier;
         s.spawn(move || {
             barrier.wait();
             for _ in 0..iters {
-                let v = ping_rx.recv().unwrap();
-                pong_tx.send(v + 1).unwrap();
+                let v = recv(&ping_rx);
+                send(&pong_tx, v + 1);
             }
         });
         barrier.wait();
         let start = Instant::now();
         for i in 0..iters {
-            ping_tx.send(i).unwrap();
-            assert_eq!(pong_rx.recv().unwrap(), i + 1);
+            send(&ping_tx, i);
+            assert_eq!(recv(&pong_rx), i + 1);
         }
         start.elapsed()
     })
+}
+
+fn crossbeam_zero_ping_pong(iters: u64) -> Duration {
+    channel_ping_pong(
+        iters,
+        crossbeam_channel::bounded::<u64>(0),
+        crossbeam_channel::bounded::<u64>(0),
+        |tx, v| tx.send(v).unwrap(),
+        |rx| rx.recv().unwrap(),
+    )
+}
+
+fn std_mpsc_ping_pong(iters: u64) -> Duration {
+    channel_ping_pong(
+        iters,
+        mpsc::channel::<u64>(),
+        mpsc::channel::<u64>(),
+        |tx, v| tx.send(v).unwrap(),
+        |rx| rx.recv().unwrap(),
+    )
 }
 
 fn handoff(c: &mut Criterion) {
