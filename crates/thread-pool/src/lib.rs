@@ -84,6 +84,7 @@ mod error;
 mod executor;
 mod job;
 mod map;
+mod pacing;
 mod pool;
 mod queue;
 mod raw;

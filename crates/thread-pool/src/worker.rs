@@ -31,25 +31,28 @@
 //! An empty queue is often refilled within microseconds (a caller that waits
 //! for one result and submits the next). Parking and being woken costs two
 //! context switches and a futex call on each side, so a worker first looks
-//! again for a short while: a few rounds of `spin_loop` hints (growing to
-//! 16 per round), then some `yield_now` rounds, and only then parks (see
-//! `sleep.rs`). Submitters skip the wake-up entirely while a worker is
-//! searching. Only one worker spins at a time: a worker that finds another
-//! one already searching parks at once (after the protocol's last look), so
-//! idle workers do not take CPU from the threads doing real work. The whole spin lasts tens of microseconds; an idle pool then
-//! costs nothing.
+//! again for a short while: a few rounds of `spin_loop` hints (the first
+//! round as long as the pacing gap of `pacing.rs`, one hint unless
+//! submitters are streaming; then 2, 4, 8 and 16 per round), then some
+//! `yield_now` rounds, and only then parks (see `sleep.rs`). Submitters skip
+//! the wake-up entirely while a worker is searching. Only one worker spins
+//! at a time: a worker that finds another one already searching parks at
+//! once (after the protocol's last look), so idle workers do not take CPU
+//! from the threads doing real work. The whole spin lasts tens of
+//! microseconds; an idle pool then costs nothing.
 
 use std::hint::spin_loop;
 use std::sync::Arc;
 use std::thread;
 
 use crate::job::{Ran, RunHooks};
+use crate::pacing::Pacing;
 use crate::pool::{Counters, Shared};
 use crate::raw::RawJob;
 use crate::sleep::{searching, Wake};
 
-/// Rounds of `spin_loop` hints (1, 2, 4, 8, then 16 per round) before
-/// yielding. The queue is looked at between rounds, so a round is kept short
+/// Rounds of `spin_loop` hints (the pacing gap, 2, 4, 8, then 16 per
+/// round) before yielding. The queue is looked at between rounds, so a round is kept short
 /// (16 hints are well under a microsecond) to notice a new task quickly.
 const SPIN_ROUNDS: u32 = 12;
 /// The most `spin_loop` hints in one round, as a power of two.
@@ -68,6 +71,7 @@ pub(crate) fn run(shared: Arc<Shared>, counters: Counters) {
         shared: &shared,
         counters: &counters,
         searching: true,
+        pacing: Pacing::new(),
     };
     let mut retired = false;
     loop {
@@ -96,14 +100,21 @@ struct Worker<'a> {
     counters: &'a Counters,
     /// Whether this worker is in the pool's `searching` count.
     searching: bool,
+    /// The wait before a second look at an empty queue.
+    pacing: Pacing,
 }
 
 impl Worker<'_> {
     fn find_work(&mut self) -> Found {
         let shared = self.shared;
         let mut round = 0;
+        // Whether this search has waited since its last empty look.
+        let mut waited = false;
         loop {
             if let Some(job) = shared.queue.pop() {
+                if waited {
+                    self.pacing.found(shared.queue.len() + 1);
+                }
                 if self.searching {
                     self.searching = false;
                     let idle = shared.sleep.stop_searching();
@@ -136,9 +147,17 @@ impl Worker<'_> {
                 continue;
             }
             if round < SPIN_ROUNDS {
-                for _ in 0..1u32 << round.min(MAX_SPIN_SHIFT) {
+                // The first wait is the pacing gap (pacing.rs), the later
+                // ones the usual back-off.
+                let pauses = if round == 0 {
+                    self.pacing.gap()
+                } else {
+                    1 << round.min(MAX_SPIN_SHIFT)
+                };
+                for _ in 0..pauses {
                     spin_loop();
                 }
+                waited = true;
             } else if round < SPIN_ROUNDS + YIELD_ROUNDS {
                 thread::yield_now();
             } else {
