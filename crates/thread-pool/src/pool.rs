@@ -106,6 +106,8 @@ pub(crate) struct Shared {
     closing: AtomicBool,
     gate: RwLock<Gate>,
     registry: Mutex<Registry>,
+    /// Held by an outside caller of `shutdown(wait = true)` while it joins.
+    joining: Mutex<()>,
     totals: Totals,
 }
 
@@ -125,6 +127,7 @@ impl Shared {
             closing: AtomicBool::new(false),
             gate: RwLock::new(Gate::default()),
             registry: Mutex::new(Registry::default()),
+            joining: Mutex::new(()),
             totals: Totals::default(),
         })
     }
@@ -291,8 +294,15 @@ impl Shared {
 
     /// Joins every worker thread started so far, except the calling thread
     /// (a task may shut down its own pool).
+    ///
+    /// Callers from outside the pool take turns (`joining`): the first one
+    /// takes every handle, so a second concurrent waited shutdown must not
+    /// return before the first one has joined them all. A worker does not
+    /// take a turn: an outside caller holding it may be joining that very
+    /// worker, which would then never exit.
     fn join_workers(&self) {
         let me = thread::current().id();
+        let _turn = (!worker::is_worker_of(self)).then(|| self.joining.lock());
         let handles = std::mem::take(&mut self.registry.lock().handles);
         let (own, others): (Vec<_>, Vec<_>) =
             handles.into_iter().partition(|h| h.thread().id() == me);

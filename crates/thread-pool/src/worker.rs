@@ -41,6 +41,7 @@
 //! from the threads doing real work. The whole spin lasts tens of
 //! microseconds; an idle pool then costs nothing.
 
+use std::cell::Cell;
 use std::hint::spin_loop;
 use std::sync::Arc;
 use std::thread;
@@ -60,8 +61,22 @@ const MAX_SPIN_SHIFT: u32 = 4;
 /// Rounds of `yield_now` before parking.
 const YIELD_ROUNDS: u32 = 64;
 
+thread_local! {
+    /// The address of the pool this thread works for, 0 on other threads.
+    static WORKER_OF: Cell<usize> = const { Cell::new(0) };
+}
+
+/// True if the calling thread is one of `shared`'s workers (a task of the
+/// pool is calling back into it).
+pub(crate) fn is_worker_of(shared: &Shared) -> bool {
+    WORKER_OF.with(|pool| pool.get() == shared as *const Shared as usize)
+}
+
 /// The body of every worker thread.
 pub(crate) fn run(shared: Arc<Shared>, counters: Counters) {
+    // The worker holds `shared` until it returns, so the address cannot be
+    // reused by another pool while it is recorded here.
+    WORKER_OF.with(|pool| pool.set(Arc::as_ptr(&shared) as usize));
     if let Err(message) = shared.run_initializer() {
         shared.break_pool(message);
         shared.worker_exit(&counters, true);

@@ -78,6 +78,49 @@ fn no_thread_outlives_a_waited_shutdown() {
 }
 
 #[test]
+fn concurrent_waited_shutdowns_both_return_after_every_worker() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let pool = Arc::new(
+        ThreadPoolExecutor::builder()
+            .max_workers(4)
+            .thread_name_prefix("tpboth")
+            .initializer(common::counting_initializer(live.clone()))
+            .build()
+            .unwrap(),
+    );
+    let gate = Event::new();
+    for _ in 0..4 {
+        let g = gate.clone();
+        pool.submit(move || g.wait()).unwrap();
+    }
+    assert!(common::eventually(|| pool.stats().running == 4));
+    // Two threads shut down and wait at once; each reports how many workers
+    // were still alive when its `shutdown` returned.
+    let callers: Vec<_> = (0..2)
+        .map(|_| {
+            let (pool, live) = (pool.clone(), live.clone());
+            std::thread::spawn(move || {
+                pool.shutdown(true, false);
+                live.load(Ordering::SeqCst)
+            })
+        })
+        .collect();
+    assert!(common::eventually(|| pool.is_shutdown()));
+    // Give the second caller time to reach its join (the workers are held
+    // by the gate meanwhile); if it is late, the test is merely weaker.
+    std::thread::sleep(Duration::from_millis(50));
+    gate.set();
+    for caller in callers {
+        assert_eq!(
+            caller.join().unwrap(),
+            0,
+            "a waited shutdown returned early"
+        );
+    }
+    assert!(common::threads_gone("tpboth-"));
+}
+
+#[test]
 fn parked_workers_wake_up_for_shutdown() {
     let live = Arc::new(AtomicUsize::new(0));
     let pool = ThreadPoolExecutor::builder()
@@ -118,6 +161,45 @@ fn shutdown_from_inside_a_task_does_not_deadlock() {
         .unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), Some(SubmitError::Shutdown));
     pool.shutdown(true, false);
+}
+
+#[test]
+fn a_task_shutting_down_while_an_outside_shutdown_joins_does_not_deadlock() {
+    let pool = Arc::new(
+        ThreadPoolExecutor::builder()
+            .max_workers(2)
+            .thread_name_prefix("tpinout")
+            .build()
+            .unwrap(),
+    );
+    let gate = Event::new();
+    let (p, g) = (pool.clone(), gate.clone());
+    let inside = pool
+        .submit(move || {
+            g.wait();
+            p.shutdown(true, false);
+        })
+        .unwrap();
+    let g = gate.clone();
+    pool.submit(move || g.wait()).unwrap();
+    assert!(common::eventually(|| pool.stats().running == 2));
+    // The outside shutdown starts joining both workers, one of which will
+    // itself call a waited shutdown.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let p = pool.clone();
+    let outside = std::thread::spawn(move || {
+        p.shutdown(true, false);
+        done_tx.send(()).unwrap();
+    });
+    assert!(common::eventually(|| pool.is_shutdown()));
+    gate.set();
+    assert!(
+        done_rx.recv_timeout(LONG).is_ok(),
+        "the two shutdowns deadlocked"
+    );
+    outside.join().unwrap();
+    assert!(inside.result_timeout(LONG).is_ok());
+    assert!(common::threads_gone("tpinout-"));
 }
 
 #[test]
