@@ -25,6 +25,11 @@
 //!   otherwise they post a wake-up token. A fence-and-recheck protocol
 //!   guarantees no wake-up is lost (`sleep.rs`, argued in full there and in
 //!   `docs/thread-pool.md`). No polling loops, no sleeps.
+//! * **Paced looks.** While submitters stream tasks faster than they wait
+//!   for them, a searching worker waits a little longer before looking at
+//!   an empty queue again, so it stops pulling the queue's cache lines away
+//!   from the submitter on every push (`pacing.rs`); a caller that waits
+//!   for each result keeps the shortest wait.
 //! * **Panics stay in their task.** A task runs under `catch_unwind`; a
 //!   panic finishes its future with [`TaskError::Panicked`] and the worker
 //!   goes on.
