@@ -209,7 +209,8 @@ impl ProcessPoolExecutor {
     /// Applies `f` to every item in worker processes, `chunksize` items per
     /// task, yielding results lazily and in input order. At most a few
     /// chunks per worker are in flight, so memory stays bounded however
-    /// long `items` is. Python's `Executor.map` with `chunksize`.
+    /// long `items` is. Python's `Executor.map` with `chunksize`; add
+    /// [`Map::timeout`](crate::Map::timeout) for its `timeout`.
     pub fn map<A, R, I>(
         &self,
         f: fn(A) -> R,

@@ -16,8 +16,18 @@
 //!   iteration goes on with the next chunk. Python raises once and stops.
 //!
 //! Dropping the iterator early cancels the chunks still queued.
+//!
+//! ## Timeout
+//!
+//! [`Map::timeout`] is Python's `timeout` argument: a deadline for the whole
+//! iteration, counted from the `map` call. When the chunk being waited for
+//! is not back in time, the item yields `Err(FutureError::Timeout)`, every
+//! chunk in flight is cancelled (the one waited for too, gh-95166; a chunk
+//! already running in a worker cannot be stopped and finishes unseen, as in
+//! Python), and the iterator is finished.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use future::{Future, FutureError, TaskError};
 use serde::de::DeserializeOwned;
@@ -43,6 +53,11 @@ pub struct Map<'a, A, R, I> {
     /// The error of the chunk being yielded, and how many items are left.
     failing: Option<(FutureError, usize)>,
     exhausted: bool,
+    /// When `map` was called: the timeout counts from here.
+    started: Instant,
+    timeout: Option<Duration>,
+    /// Set once the timeout fired: nothing more is yielded.
+    timed_out: bool,
 }
 
 impl<'a, A, R, I> Map<'a, A, R, I>
@@ -68,9 +83,21 @@ where
             current: Vec::new().into_iter(),
             failing: None,
             exhausted: false,
+            started: Instant::now(),
+            timeout: None,
+            timed_out: false,
         };
         map.fill();
         map
+    }
+
+    /// A deadline for the whole iteration, counted from the `map` call
+    /// (Python's `timeout`). See the module docs for what happens when it
+    /// passes.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// Submits chunks until the window is full or the input ends.
@@ -111,7 +138,20 @@ where
                 }
                 self.failing = None;
             }
+            if self.timed_out {
+                return None;
+            }
             let (fut, len) = self.inflight.pop_front()?;
+            if let (Ok(pending), Some(timeout)) = (&fut, self.timeout) {
+                let left = (self.started + timeout).saturating_duration_since(Instant::now());
+                if !pending.wait(Some(left)) {
+                    pending.cancel();
+                    self.cancel_inflight();
+                    self.exhausted = true;
+                    self.timed_out = true;
+                    return Some(Err(FutureError::Timeout(timeout)));
+                }
+            }
             // Keep the workers busy while we hand out this chunk.
             self.fill();
             match fut.and_then(Future::into_result) {
@@ -128,12 +168,19 @@ where
     }
 }
 
-impl<A, R, I> Drop for Map<'_, A, R, I> {
-    fn drop(&mut self) {
-        for (fut, _) in &self.inflight {
+impl<A, R, I> Map<'_, A, R, I> {
+    /// Cancels every chunk still in flight (those already running finish).
+    fn cancel_inflight(&mut self) {
+        for (fut, _) in self.inflight.drain(..) {
             if let Ok(fut) = fut {
                 fut.cancel();
             }
         }
+    }
+}
+
+impl<A, R, I> Drop for Map<'_, A, R, I> {
+    fn drop(&mut self) {
+        self.cancel_inflight();
     }
 }

@@ -145,6 +145,74 @@ fn map_is_lazy_and_yields_each_failed_chunks_error_per_item() {
     c.check();
 }
 
+/// Returns the item's number; an item with a path first waits (in the
+/// worker) until that file exists, so the test decides when it ends.
+fn held_until_file_exists(item: (u64, Option<String>)) -> u64 {
+    if let Some(path) = item.1 {
+        let deadline = std::time::Instant::now() + T;
+        while !std::path::Path::new(&path).exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    item.0
+}
+
+#[test]
+fn map_timeout_yields_a_timeout_then_ends_and_cancels_the_rest() {
+    // Python: map(sleep, [0, 0, 6], timeout=5) gives the results, then
+    // TimeoutError, and the pending calls are cancelled (gh-95166).
+    let c = clean();
+    // One task per worker at a time, as in Python: the rest stay queued,
+    // where a cancel reaches them.
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .tasks_per_worker(1)
+        .build()
+        .unwrap();
+    let release = std::env::temp_dir().join(format!("pp-map-timeout-{}", std::process::id()));
+    let _ = std::fs::remove_file(&release);
+    let held = Some(release.to_string_lossy().into_owned());
+    let mut items: Vec<(u64, Option<String>)> = (0..12).map(|i| (i, None)).collect();
+    items[2].1 = held;
+    let timeout = Duration::from_millis(300);
+    let mut it = pool
+        .map(held_until_file_exists, items, 1)
+        .unwrap()
+        .timeout(timeout);
+    let mut got = Vec::new();
+    loop {
+        match it.next() {
+            Some(Ok(v)) => got.push(v),
+            Some(Err(FutureError::Timeout(d))) => {
+                assert_eq!(d, timeout);
+                break;
+            }
+            other => panic!("after {got:?}: {other:?}"),
+        }
+    }
+    // On a loaded machine the timeout may even beat items 0 and 1, but the
+    // held item and those after it can never come before it.
+    assert!(got.iter().all(|&v| v < 2), "{got:?}");
+    assert!(it.next().is_none());
+    assert!(it.next().is_none());
+    std::fs::write(&release, b"").unwrap();
+    pool.shutdown(true, false);
+    let stats = pool.stats();
+    // Items 3..12 were still queued when the timeout fired: cancelled,
+    // never run. (With deeper pipelining a few would already be in the
+    // worker's pipe, out of a cancel's reach, as in Python's call queue.)
+    assert!(stats.tasks_cancelled >= 9, "{stats:?}");
+    assert_eq!(
+        stats.tasks_completed + stats.tasks_cancelled,
+        12,
+        "{stats:?}"
+    );
+    let _ = std::fs::remove_file(&release);
+    drop(it);
+    drop(pool);
+    c.check();
+}
+
 #[test]
 fn panics_and_errors_come_back_with_their_message_and_the_worker_survives() {
     let c = clean();
