@@ -8,7 +8,8 @@
 //! * Errors a *future* can end with, carried inside
 //!   `TaskError::Executor(DynError)`; downcast with
 //!   `dyn_error.downcast_ref::<WorkerDied>()` and friends: [`WorkerDied`],
-//!   [`TaskTimedOut`], [`ProtocolError`], [`CodecError`], [`SpawnFailed`].
+//!   [`TaskTimedOut`], [`WorkerTerminated`], [`ProtocolError`],
+//!   [`CodecError`], [`SpawnFailed`].
 //!   A task's own `Err(e)` arrives as `TaskError::Failed` (type name and
 //!   message), a panic as `TaskError::Panicked(message)`, and with the
 //!   `BreakPool` policy a dead worker fails every pending future with
@@ -81,6 +82,35 @@ impl fmt::Display for WorkerDied {
 }
 
 impl std::error::Error for WorkerDied {}
+
+/// `terminate_workers()` or `kill_workers()` signalled the worker that held
+/// this task before the task finished (it may have been running, or waiting
+/// in the worker's pipe). The pool is shut down; nothing was replaced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerTerminated {
+    /// The worker's process id.
+    pub pid: i32,
+    /// The signal sent: `"SIGTERM"` (`terminate_workers`) or `"SIGKILL"`
+    /// (`kill_workers`).
+    pub signal: &'static str,
+}
+
+impl fmt::Display for WorkerTerminated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let method = if self.signal == "SIGKILL" {
+            "kill_workers()"
+        } else {
+            "terminate_workers()"
+        };
+        write!(
+            f,
+            "worker process {} was stopped by {method} ({}) before the task finished",
+            self.pid, self.signal
+        )
+    }
+}
+
+impl std::error::Error for WorkerTerminated {}
 
 /// The task ran longer than the pool's per-task timeout; its worker was
 /// killed with SIGKILL and replaced.

@@ -16,6 +16,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use future::{panic_message, Future};
+use nix::sys::signal::Signal;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -357,6 +358,38 @@ impl ProcessPoolExecutor {
                 let _ = handle.join();
             }
         }
+    }
+
+    /// Stops the pool at once (Python 3.14's `terminate_workers`): shuts it
+    /// down with `cancel_futures`, then sends SIGTERM to every worker
+    /// process. Tasks the workers held (running, or waiting in their pipes)
+    /// fail with [`WorkerTerminated`](crate::WorkerTerminated); queued tasks
+    /// are cancelled; nothing is replaced, and later submits return
+    /// [`SubmitError::Shutdown`]. Returns without waiting (drop the pool or
+    /// call `shutdown(true, ..)` to wait until every worker is reaped). A
+    /// no-op beyond the shutdown if no worker was ever started; harmless on
+    /// a broken pool. A worker whose task ignores SIGTERM (it installed a
+    /// handler) keeps running; [`kill_workers`](Self::kill_workers) cannot
+    /// be ignored.
+    pub fn terminate_workers(&self) {
+        self.force_shutdown(Signal::SIGTERM);
+    }
+
+    /// Like [`terminate_workers`](Self::terminate_workers), with SIGKILL
+    /// (Python 3.14's `kill_workers`).
+    pub fn kill_workers(&self) {
+        self.force_shutdown(Signal::SIGKILL);
+    }
+
+    fn force_shutdown(&self, signal: Signal) {
+        {
+            // Both under one lock, so the dispatcher never sees the request
+            // on a pool that is still open (it could fork new workers).
+            let mut q = self.shared.lock();
+            q.shutdown = true;
+            q.force = Some(signal);
+        }
+        self.shutdown(false, true);
     }
 
     /// A snapshot of the pool's counters.

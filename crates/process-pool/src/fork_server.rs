@@ -22,7 +22,7 @@
 //! | request | reply |
 //! |---|---|
 //! | `SPAWN(initializer address, pipe size)` | `SPAWNED(pid)` + 3 fds by `SCM_RIGHTS`: task write end, result read end, status read end; or an errno |
-//! | `KILL(pid)` | `KILLED(found)`: SIGKILL sent if the pid is a live, unreaped worker |
+//! | `KILL(pid, signal)` | `KILLED(found)`: the signal (SIGKILL, or SIGTERM for `terminate_workers`) sent if the pid is a live, unreaped worker |
 //!
 //! For each worker the fork server creates three pipes: *task* (pool ->
 //! worker), *result* (worker -> pool) and *status* (fork server -> pool). It
@@ -242,9 +242,16 @@ impl ForkServer {
 
     /// Asks the fork server to SIGKILL worker `pid` if it is still alive.
     pub(crate) fn kill(&self, pid: i32) -> Result<bool, ForkServerError> {
+        self.signal(pid, Signal::SIGKILL)
+    }
+
+    /// Asks the fork server to send `signal` to worker `pid` if it is still
+    /// alive. Returns whether it was.
+    pub(crate) fn signal(&self, pid: i32, signal: Signal) -> Result<bool, ForkServerError> {
         let mut request = [0u8; REQUEST_LEN];
         request[0] = OP_KILL;
         request[8..16].copy_from_slice(&(pid as i64 as u64).to_le_bytes());
+        request[16..24].copy_from_slice(&(signal as i32 as u64).to_le_bytes());
         let (reply, _) = self.exchange(&request)?;
         Ok(reply[8] == 1)
     }
@@ -470,7 +477,13 @@ fn serve_one(socket: &OwnedFd, children: &mut Vec<Child>) -> bool {
             reap(children);
             let found = children.iter().any(|c| c.pid == pid);
             if found {
-                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                // Only the two signals the pool sends; anything else is a
+                // malformed request and kills, as the pool's default does.
+                let signal = match Signal::try_from(b as i32) {
+                    Ok(Signal::SIGTERM) => Signal::SIGTERM,
+                    _ => Signal::SIGKILL,
+                };
+                let _ = nix::sys::signal::kill(pid, signal);
             }
             reply[8] = found as u8;
             send_reply(socket, &reply, &[])

@@ -31,6 +31,9 @@
 //! * **Dead workers**: end-of-file on a worker's pipe plus its exit status
 //!   from the fork server fail the task it ran with [`WorkerDied`]; tasks it
 //!   had not started are re-queued; a new worker is forked on demand.
+//! * **Stopping at once**: `terminate_workers` / `kill_workers` (Python
+//!   3.14) shut the pool down and have the fork server signal every worker;
+//!   the tasks they held fail with [`WorkerTerminated`].
 //!
 //! The full design, with the fork-safety argument, is in
 //! `docs/process-pool.md`.
@@ -105,7 +108,7 @@ mod worker;
 
 pub use error::{
     BuildError, CodecError, CodecStage, ExitCause, ForkServerError, ProtocolError, SpawnFailed,
-    SubmitError, TaskTimedOut, WorkerDied,
+    SubmitError, TaskTimedOut, WorkerDied, WorkerTerminated,
 };
 pub use executor::{Builder, ProcessPoolExecutor};
 pub use fork_server::{fork_server_info, start_fork_server, try_start_fork_server, ForkServerInfo};

@@ -24,6 +24,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
+
 use crate::dispatcher::{Handed, Lane};
 use crate::stats::Counters;
 use crate::sys;
@@ -78,6 +80,9 @@ pub(crate) struct Queue {
     pub tasks: VecDeque<Task>,
     pub shutdown: bool,
     pub broken: Option<String>,
+    /// `terminate_workers` / `kill_workers` asked the dispatcher to send
+    /// this signal to every worker (taken by the dispatcher).
+    pub force: Option<Signal>,
     pub dispatcher_waiting: bool,
     /// Idle workers lent to `submit` while the dispatcher sleeps (see
     /// "Direct hand-off" in the module docs).

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use future::{DynError, TaskError};
 
 use super::{Dispatcher, Fate, Worker, WorkerDeath};
-use crate::error::{ExitCause, ProtocolError, TaskTimedOut, WorkerDied};
+use crate::error::{ExitCause, ProtocolError, TaskTimedOut, WorkerDied, WorkerTerminated};
 use crate::fork_server::{self, decode_status};
 use crate::frame::{FrameBuf, FrameError};
 use crate::stats::Counters;
@@ -164,6 +164,10 @@ impl Dispatcher {
                 Counters::bump(&counters.exit_max_tasks);
                 false
             }
+            Some(Fate::Terminated) => {
+                Counters::bump(&counters.exit_signal);
+                false
+            }
             Some(Fate::Shutdown) | Some(Fate::Broken) if cause == ExitCause::Exited(0) => false,
             Some(Fate::Broken) => false,
             _ => {
@@ -215,6 +219,66 @@ impl Dispatcher {
                 .complete(Err(TaskError::Executor(error)), counters);
         }
         self.requeue(tasks);
+    }
+    /// `terminate_workers` / `kill_workers`, if one was asked for (the pool
+    /// is already shut down): the queued tasks are cancelled, and every
+    /// worker that is not already being killed gets the signal. The tasks
+    /// it held fail with [`WorkerTerminated`]; whatever it still sends is
+    /// discarded. Nothing is replaced: the queue is left empty, so the loop
+    /// ends once the workers are reaped.
+    pub(super) fn apply_force(&mut self) {
+        let Some(signal) = self.shared.lock().force.take() else {
+            return;
+        };
+        // A task a submitter handed straight to a worker must be in that
+        // worker's list before the worker is signalled.
+        self.reclaim_lanes();
+        let counters = &self.shared.counters;
+        let queued: Vec<Task> = self.shared.lock().tasks.drain(..).collect();
+        for task in queued {
+            if task.running {
+                // Re-queued after an earlier worker death: already running,
+                // so it cannot be cancelled.
+                let msg = format!(
+                    "the pool's workers were stopped ({}) before this task was started again",
+                    signal.as_str()
+                );
+                task.sink
+                    .complete(Err(TaskError::BrokenExecutor(msg)), counters);
+            } else {
+                task.sink.cancel();
+                Counters::bump(&counters.tasks_cancelled);
+            }
+        }
+        let server = fork_server::server().ok();
+        for w in &mut self.workers {
+            if matches!(
+                w.fate,
+                Some(Fate::Timeout) | Some(Fate::Protocol) | Some(Fate::Broken)
+            ) {
+                continue; // already killed with SIGKILL
+            }
+            w.fate = Some(Fate::Terminated);
+            w.discard = true;
+            w.task_w = None;
+            w.head_started = None;
+            w.sent = 0;
+            w.offset = 0;
+            if let Some(server) = server {
+                let _ = server.signal(w.pid, signal);
+            }
+            let err = WorkerTerminated {
+                pid: w.pid,
+                signal: signal.as_str(),
+            };
+            let tasks = counters.take_running(w.inflight.drain(..).collect());
+            for task in tasks {
+                task.sink.complete(
+                    Err(TaskError::Executor(DynError::new(err.clone()))),
+                    counters,
+                );
+            }
+        }
     }
     /// Python's `_terminate_broken`: every pending future fails with
     /// `BrokenExecutor(msg)`, every worker is killed, `submit` refuses.

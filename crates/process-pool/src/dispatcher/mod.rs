@@ -78,6 +78,8 @@ enum Fate {
     MaxTasks,
     Shutdown,
     Broken,
+    /// `terminate_workers` / `kill_workers`.
+    Terminated,
 }
 
 /// The dispatcher's view of one worker process.
@@ -227,6 +229,7 @@ impl Dispatcher {
                 unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout) };
             // Before touching any worker: take the lent pipes back.
             self.reclaim_lanes();
+            self.apply_force();
             if n > 0 {
                 for (p, s) in pollfds.iter().zip(&sources) {
                     if p.revents == 0 {
