@@ -13,6 +13,8 @@
 //! * [`ctr`]: AES-128 in counter mode, hand-built over the `aes` crate's block
 //!   cipher: the 128-bit big-endian counter, 8 blocks per AES-NI call, the XOR.
 //!   Random access into the stream, so jobs can work chunk by chunk.
+//! * [`sha256`]: SHA-256 by hand (FIPS 180-4): constants, message schedule,
+//!   compression and padding, with a streaming `update`/`finalize` API.
 //! * [`jobs`]: a job = make data from a seed, encrypt, digest, decrypt, check;
 //!   only a spec and a result (a few bytes each) cross to a process.
 //! * [`executors`]: one batch on `seq`, `threads` or `procs`, results taken as
@@ -48,4 +50,5 @@ pub mod ctr;
 pub mod executors;
 pub mod jobs;
 pub mod plot;
+pub mod sha256;
 pub mod sweep;
