@@ -53,8 +53,9 @@ use crate::raw::RawJob;
 use crate::sleep::{searching, Wake};
 
 /// Rounds of `spin_loop` hints (the pacing gap, 2, 4, 8, then 16 per
-/// round) before yielding. The queue is looked at between rounds, so a round is kept short
-/// (16 hints are well under a microsecond) to notice a new task quickly.
+/// round) before yielding. The queue is looked at between rounds, so a
+/// round is kept short (16 hints are well under a microsecond) to notice a
+/// new task quickly.
 const SPIN_ROUNDS: u32 = 12;
 /// The most `spin_loop` hints in one round, as a power of two.
 const MAX_SPIN_SHIFT: u32 = 4;
@@ -123,7 +124,9 @@ impl Worker<'_> {
     fn find_work(&mut self) -> Found {
         let shared = self.shared;
         let mut round = 0;
-        // Whether this search has waited since its last empty look.
+        // Whether this search has spun since its last empty look: the pacing
+        // learns only from looks that follow its own waits (not from a
+        // wake-up after a park, whose wait was not the gap).
         let mut waited = false;
         loop {
             if let Some(job) = shared.queue.pop() {
@@ -181,7 +184,10 @@ impl Worker<'_> {
                         self.searching = false;
                         return Found::Retired;
                     }
-                    Wake::Recheck | Wake::Woken | Wake::Closing => round = 0,
+                    Wake::Recheck | Wake::Woken | Wake::Closing => {
+                        round = 0;
+                        waited = false;
+                    }
                 }
                 continue;
             }
