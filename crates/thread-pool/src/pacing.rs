@@ -22,9 +22,10 @@
 //!
 //! After finding the queue empty, the worker waits `gap` pause hints
 //! (`std::hint::spin_loop`) before its second look (later looks follow the
-//! usual short back-off in `worker.rs`). When a look after such a wait
+//! usual short back-off in `worker.rs`). When a look after such a spin
 //! finds a task, the worker counts what it found, the task plus those still
-//! queued, and adjusts `gap`:
+//! queued, and adjusts `gap` (a look after a park does not count: that wait
+//! was not the gap):
 //!
 //! * **a stream** (at least 2 tasks, and at least one per
 //!   [`PAUSES_PER_TASK`] pause hints waited): tasks arrive faster than the
