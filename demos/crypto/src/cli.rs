@@ -1,4 +1,4 @@
-//! The command lines of `crypto-futures` and `crypto-sweep`, and the programs
+//! The command lines of `crypto-futures`, `sha-futures` and `crypto-sweep`, and the programs
 //! themselves as functions that write to any `io::Write`, so the tests run the
 //! same code as the binaries (which only parse, call, and turn errors into exit
 //! codes).
@@ -11,10 +11,11 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
+use clap::{Args, CommandFactory, Parser};
 
 use crate::executors::{self, default_workers, ExecutorKind, RunConfig, RunError, RunReport};
-use crate::jobs::{format_kb, job_specs};
+use crate::jobs::{format_kb, job_specs, JobResult};
+use crate::sha_jobs::{run_sha, sha_specs, ShaResult};
 use crate::sweep::{self, SweepConfig};
 
 /// Job size that makes a sequential run of 12 jobs take about 2 s on our machine
@@ -22,11 +23,53 @@ use crate::sweep::{self, SweepConfig};
 /// ~2.2 GB/s on one core there; 12 jobs of 0.58x..1.5x this size are ~4.2 GB).
 pub const DEFAULT_SIZE: u64 = 320 << 20;
 
+/// Job size of `sha-futures` that makes a sequential run of 12 jobs take about
+/// 1.5 s on our machine (12 x 32 MiB = 384 MiB; making the data and our portable
+/// SHA-256 run at ~260 MB/s on one core there). The book's 1 MiB per job took
+/// CPython ~0.55 s, nearly all of it building the random bytes in a Python loop
+/// (the hash itself, in C, took under a millisecond); here a 1 MiB job takes
+/// 4 ms, so a run would measure little but the pool's start-up.
+pub const DEFAULT_SHA_SIZE: u64 = 32 << 20;
+
 /// Jobs per batch, as in the book.
 pub const DEFAULT_JOBS: usize = 12;
 
 /// Seed of the first job's data (job `i` uses `seed + i`).
 pub const DEFAULT_SEED: u64 = 2015;
+
+/// The options `crypto-futures` and `sha-futures` share: where the jobs run, and
+/// how many.
+#[derive(Args, Debug, Clone)]
+pub struct BatchArgs {
+    /// Where the jobs run.
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Procs)]
+    pub executor: ExecutorKind,
+    /// Pool size [default: the number of cores]; not allowed with `--executor seq`.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+    /// Number of jobs.
+    #[arg(long, default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
+    pub jobs: usize,
+}
+
+impl BatchArgs {
+    /// The pool size asked for, or one worker per core.
+    pub fn workers(&self) -> usize {
+        self.workers.map_or_else(default_workers, usize::from)
+    }
+
+    /// Our check beyond clap's: `--workers` is a pool size, a usage error with
+    /// `--executor seq`. `C` is the program, for the usage line.
+    fn check<C: CommandFactory>(&self) -> Result<(), clap::Error> {
+        if self.executor == ExecutorKind::Seq && self.workers.is_some() {
+            return Err(C::command().error(
+                ErrorKind::ArgumentConflict,
+                "--workers does not apply to --executor seq (it always uses this one thread)",
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// `crypto-futures`: the twin of the book's `arcfour_futures.py`.
 #[derive(Parser, Debug, Clone)]
@@ -38,15 +81,9 @@ pub const DEFAULT_SEED: u64 = 2015;
                   checks the round trip and returns its size and a digest."
 )]
 pub struct FuturesArgs {
-    /// Where the jobs run.
-    #[arg(long, value_enum, default_value_t = ExecutorKind::Procs)]
-    pub executor: ExecutorKind,
-    /// Pool size [default: the number of cores]; not allowed with `--executor seq`.
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub workers: Option<u16>,
-    /// Number of jobs.
-    #[arg(long, default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
-    pub jobs: usize,
+    /// Where and how many.
+    #[command(flatten)]
+    pub batch: BatchArgs,
     /// Middle job size in bytes (K, M, G suffixes are powers of 2); the jobs range from
     /// 0.58x to 1.5x of it.
     #[arg(long, default_value = "320M", value_parser = parse_size)]
@@ -54,6 +91,27 @@ pub struct FuturesArgs {
     /// Make the data in the parent and send it to the workers (shows what IPC costs).
     #[arg(long)]
     pub ship_data: bool,
+    /// Seed of the data.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+/// `sha-futures`: the twin of the book's `sha_futures.py`.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "sha-futures",
+    about = "Hash a dozen random buffers with SHA-256 on an executor, \
+             printing each hex digest as its job completes and the elapsed time",
+    after_help = "Each job makes its data from a seed in the worker (job i uses seed + i) \
+                  and returns the SHA-256 of it, as hex."
+)]
+pub struct ShaArgs {
+    /// Where and how many.
+    #[command(flatten)]
+    pub batch: BatchArgs,
+    /// Bytes hashed by each job (K, M, G suffixes are powers of 2).
+    #[arg(long, default_value = "32M", value_parser = parse_size)]
+    pub size: u64,
     /// Seed of the data.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
@@ -135,12 +193,18 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let parsed = FuturesArgs::try_parse_from(args)?;
-    if parsed.executor == ExecutorKind::Seq && parsed.workers.is_some() {
-        return Err(FuturesArgs::command().error(
-            ErrorKind::ArgumentConflict,
-            "--workers does not apply to --executor seq (it always uses this one thread)",
-        ));
-    }
+    parsed.batch.check::<FuturesArgs>()?;
+    Ok(parsed)
+}
+
+/// Parses `sha-futures` arguments; see [`parse_futures_args`].
+pub fn parse_sha_args<I, T>(args: I) -> Result<ShaArgs, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let parsed = ShaArgs::try_parse_from(args)?;
+    parsed.batch.check::<ShaArgs>()?;
     Ok(parsed)
 }
 
@@ -163,17 +227,49 @@ where
 /// Runs `crypto-futures`: prints each job as it completes (`384.0 KB`), then
 /// `2 workers, elapsed time: 1.04s`.
 pub fn run_futures(args: &FuturesArgs, out: &mut dyn Write) -> Result<RunReport, ProgramError> {
-    let workers = args.workers.map_or_else(default_workers, usize::from);
     let config = RunConfig {
-        executor: args.executor,
-        workers,
-        specs: job_specs(args.jobs, to_usize(args.size)?, args.seed),
+        executor: args.batch.executor,
+        workers: args.batch.workers(),
+        specs: job_specs(args.batch.jobs, to_usize(args.size)?, args.seed),
         ship_data: args.ship_data,
     };
+    print_run(
+        out,
+        args.batch.executor,
+        |result: &JobResult| format_kb(result.size),
+        |on_done| executors::run(&config, on_done),
+    )
+}
+
+/// Runs `sha-futures`: prints each job's hex digest as it completes, then
+/// `2 workers, elapsed time: 0.78s`.
+pub fn run_sha_futures(
+    args: &ShaArgs,
+    out: &mut dyn Write,
+) -> Result<RunReport<ShaResult>, ProgramError> {
+    let batch = &args.batch;
+    let specs = sha_specs(batch.jobs, to_usize(args.size)?, args.seed);
+    print_run(
+        out,
+        batch.executor,
+        |result: &ShaResult| result.hex_digest.clone(),
+        |on_done| run_sha(batch.executor, batch.workers(), &specs, on_done),
+    )
+}
+
+/// The programs' shared body: runs the batch (`run` gets the callback that
+/// prints a line per completed job, made by `line`), then prints the status
+/// line. A write error does not stop the batch; it is reported after it.
+fn print_run<R>(
+    out: &mut dyn Write,
+    executor: ExecutorKind,
+    line: impl Fn(&R) -> String,
+    run: impl FnOnce(&mut dyn FnMut(&R)) -> Result<RunReport<R>, RunError>,
+) -> Result<RunReport<R>, ProgramError> {
     let mut write_error = None;
-    let report = executors::run(&config, |result| {
+    let report = run(&mut |result: &R| {
         if write_error.is_none() {
-            if let Err(e) = writeln!(out, "{}", format_kb(result.size)) {
+            if let Err(e) = writeln!(out, "{}", line(result)) {
                 write_error = Some(e);
             }
         }
@@ -184,7 +280,7 @@ pub fn run_futures(args: &FuturesArgs, out: &mut dyn Write) -> Result<RunReport,
     writeln!(
         out,
         "{}",
-        status_line(args.executor, report.workers, report.elapsed.as_secs_f64())
+        status_line(executor, report.workers, report.elapsed.as_secs_f64())
     )?;
     Ok(report)
 }
@@ -317,10 +413,23 @@ mod tests {
     #[test]
     fn defaults_are_the_books() {
         let args = parse_futures_args(["crypto-futures"]).unwrap();
-        assert_eq!(args.jobs, 12);
+        assert_eq!(args.batch.jobs, 12);
         assert_eq!(args.size, DEFAULT_SIZE);
-        assert_eq!(args.executor, ExecutorKind::Procs);
+        assert_eq!(args.batch.executor, ExecutorKind::Procs);
         assert!(!args.ship_data);
+    }
+
+    #[test]
+    fn sha_defaults_are_the_books_shape() {
+        let args = parse_sha_args(["sha-futures"]).unwrap();
+        assert_eq!(args.batch.jobs, 12);
+        assert_eq!(
+            args.size, DEFAULT_SHA_SIZE,
+            "the --size default string and the constant agree"
+        );
+        assert_eq!(args.batch.executor, ExecutorKind::Procs);
+        assert_eq!(args.batch.workers, None);
+        assert_eq!(args.seed, DEFAULT_SEED);
     }
 
     #[test]
@@ -329,6 +438,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
         assert_eq!(err.exit_code(), 2);
+        let err =
+            parse_sha_args(["sha-futures", "--executor", "seq", "--workers", "2"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+        assert!(err.to_string().contains("sha-futures"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! thread pool, or on our process pool - the same submit / `as_completed` loop
 //! as the book's `arcfour_futures.py` for the two pools.
 //!
+//! [`run_batch`] runs any kind of job: a [`Batch`] names the specs, a function
+//! that makes a job's argument from its spec in the submitting thread, and the
+//! job itself (a plain `fn`, so a process can run it). [`run`] is the AES jobs
+//! on it (seeded, or with the data shipped); `sha_jobs::run_sha` the SHA jobs.
+//!
 //! The clock starts before the pool is created and stops after it has shut down,
 //! as in the book ("the timings include the time to actually spawn the worker
 //! processes"), so a pool's start-up and tear-down are part of its price.
@@ -9,6 +14,7 @@
 use std::time::{Duration, Instant};
 
 use future::{as_completed, wait, Future, ReturnWhen};
+use serde::{de::DeserializeOwned, Serialize};
 
 use crate::jobs::{run_job, run_job_on_data, JobError, JobResult, JobSpec, ShippedJob};
 
@@ -70,13 +76,14 @@ pub struct RunConfig {
     pub ship_data: bool,
 }
 
-/// What a batch did.
+/// What a batch did (`R`: what it kept of each job, the AES jobs' [`JobResult`]
+/// unless said otherwise).
 #[derive(Clone, Debug)]
-pub struct RunReport {
+pub struct RunReport<R = JobResult> {
     /// Workers that ran the jobs (1 for the sequential executor).
     pub workers: usize,
     /// The results in completion order.
-    pub results: Vec<JobResult>,
+    pub results: Vec<R>,
     /// Wall-clock time from before the pool started to after it shut down.
     pub elapsed: Duration,
 }
@@ -124,16 +131,104 @@ impl From<JobError> for RunError {
 /// Runs the batch, calling `on_done` with each result as it completes (the
 /// program prints it there), and reports the results and the elapsed time.
 pub fn run(config: &RunConfig, mut on_done: impl FnMut(&JobResult)) -> Result<RunReport, RunError> {
-    let start = Instant::now();
-    let mut results = Vec::with_capacity(config.specs.len());
-    let mut record = |result: JobResult| {
+    let accept = |outcome: JobOutcome| {
+        let result = outcome?;
         on_done(&result);
-        results.push(result);
+        Ok(result)
     };
-    let workers = match config.executor {
-        ExecutorKind::Seq => run_sequential(config, &mut record)?,
-        ExecutorKind::Threads => run_threads(config, &mut record)?,
-        ExecutorKind::Procs => run_procs(config, &mut record)?,
+    let (executor, workers, specs) = (config.executor, config.workers, &config.specs[..]);
+    if config.ship_data {
+        // The parent makes each job's data just before submitting it and keeps
+        // two jobs per worker in flight, so each worker has its next buffer ready
+        // and the parent holds a few buffers, not all of them. The next buffer
+        // should already be on its way down the pipe while the worker computes:
+        // the process pool keeps a look-ahead of 2.
+        let shipped = Batch {
+            window: 2 * workers.max(1),
+            look_ahead: 2,
+            ..Batch::new(executor, workers, specs, ShippedJob::new, run_job_on_data)
+        };
+        run_batch(&shipped, accept)
+    } else {
+        // The book submits everything up front; see [`Batch::new`].
+        run_batch(
+            &Batch::new(executor, workers, specs, |spec| spec, run_job),
+            accept,
+        )
+    }
+}
+
+/// A batch of jobs for [`run_batch`], whatever the job: the specs, and how a spec
+/// becomes a job on a worker.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a, S, A, T> {
+    /// Where the jobs run.
+    pub executor: ExecutorKind,
+    /// Pool size (ignored by [`ExecutorKind::Seq`]).
+    pub workers: usize,
+    /// The jobs, in submission order.
+    pub specs: &'a [S],
+    /// Makes a job's argument from its spec, in the submitting thread, just
+    /// before the job is submitted (`|spec| spec` when the worker needs only the spec).
+    pub prepare: fn(S) -> A,
+    /// The job. A plain `fn` item, so it can be sent to a process pool worker.
+    pub job: fn(A) -> T,
+    /// Jobs in flight at most; `usize::MAX` submits them all up front.
+    pub window: usize,
+    /// Jobs a process pool worker may hold at once (1: it gets its next job
+    /// only when it is free).
+    pub look_ahead: usize,
+}
+
+impl<'a, S, A, T> Batch<'a, S, A, T> {
+    /// A batch as the book runs it: every job submitted up front, and no
+    /// look-ahead. A job takes a good fraction of a second: a process pool
+    /// worker gets its next job only when it is free (Python's shared call
+    /// queue behaves so), so the last jobs go to whichever worker frees first
+    /// and the workers finish together.
+    pub fn new(
+        executor: ExecutorKind,
+        workers: usize,
+        specs: &'a [S],
+        prepare: fn(S) -> A,
+        job: fn(A) -> T,
+    ) -> Self {
+        Batch {
+            executor,
+            workers,
+            specs,
+            prepare,
+            job,
+            window: usize::MAX,
+            look_ahead: 1,
+        }
+    }
+}
+
+/// Runs a batch of any kind of job, calling `accept` with each job's output as
+/// it completes; `accept` checks it, prints it if it likes, and returns what
+/// the report keeps (an error stops the batch and cancels the jobs still queued).
+///
+/// The clock starts before the pool is created and stops after it shut down.
+pub fn run_batch<S, A, T, R>(
+    batch: &Batch<'_, S, A, T>,
+    mut accept: impl FnMut(T) -> Result<R, RunError>,
+) -> Result<RunReport<R>, RunError>
+where
+    S: Copy,
+    A: Serialize + DeserializeOwned + Send + 'static,
+    T: Serialize + DeserializeOwned + Clone + Send + 'static,
+{
+    let start = Instant::now();
+    let mut results = Vec::with_capacity(batch.specs.len());
+    let mut record = |output: T| -> Result<(), RunError> {
+        results.push(accept(output)?);
+        Ok(())
+    };
+    let workers = match batch.executor {
+        ExecutorKind::Seq => run_sequential(batch, &mut record)?,
+        ExecutorKind::Threads => run_threads(batch, &mut record)?,
+        ExecutorKind::Procs => run_procs(batch, &mut record)?,
     };
     Ok(RunReport {
         workers,
@@ -143,27 +238,30 @@ pub fn run(config: &RunConfig, mut on_done: impl FnMut(&JobResult)) -> Result<Ru
 }
 
 /// The baseline: each job in turn, in this thread.
-fn run_sequential(
-    config: &RunConfig,
-    record: &mut impl FnMut(JobResult),
+fn run_sequential<S: Copy, A, T>(
+    batch: &Batch<'_, S, A, T>,
+    record: &mut impl FnMut(T) -> Result<(), RunError>,
 ) -> Result<usize, RunError> {
-    for &spec in &config.specs {
-        let result = if config.ship_data {
-            run_job_on_data(ShippedJob::new(spec))?
-        } else {
-            run_job(spec)?
-        };
-        record(result);
+    for &spec in batch.specs {
+        record((batch.job)((batch.prepare)(spec)))?;
     }
     Ok(1)
 }
 
-/// On our thread pool. A job is a closure that owns its spec (and, with
-/// `--ship-data`, its data: moving a `Vec` into a closure costs nothing, which is
-/// the point of comparison with the process pool).
-fn run_threads(config: &RunConfig, record: &mut impl FnMut(JobResult)) -> Result<usize, RunError> {
+/// On our thread pool. A job is a closure that owns its argument (moving a
+/// `Vec` of shipped data into a closure costs nothing, which is the point of
+/// comparison with the process pool).
+fn run_threads<S, A, T>(
+    batch: &Batch<'_, S, A, T>,
+    record: &mut impl FnMut(T) -> Result<(), RunError>,
+) -> Result<usize, RunError>
+where
+    S: Copy,
+    A: Send + 'static,
+    T: Clone + Send + 'static,
+{
     let pool = thread_pool::ThreadPoolExecutor::builder()
-        .max_workers(config.workers)
+        .max_workers(batch.workers)
         .thread_name_prefix("crypto")
         .build()
         .map_err(|e| RunError::Executor {
@@ -171,18 +269,14 @@ fn run_threads(config: &RunConfig, record: &mut impl FnMut(JobResult)) -> Result
             message: e.to_string(),
         })?;
     let workers = pool.max_workers();
-    let submit = |spec: JobSpec| {
-        let submitted = if config.ship_data {
-            let job = ShippedJob::new(spec);
-            pool.submit(move || run_job_on_data(job))
-        } else {
-            pool.submit(move || run_job(spec))
-        };
-        submitted.map_err(|e| e.to_string())
+    let job = batch.job;
+    let submit = |spec: S| {
+        let arg = (batch.prepare)(spec);
+        pool.submit(move || job(arg)).map_err(|e| e.to_string())
     };
     let outcome = drive(
-        &config.specs,
-        window(config),
+        batch.specs,
+        batch.window,
         submit,
         ExecutorKind::Threads,
         record,
@@ -195,83 +289,64 @@ fn run_threads(config: &RunConfig, record: &mut impl FnMut(JobResult)) -> Result
     Ok(workers)
 }
 
-/// On our process pool. A job is a plain `fn` and its argument: the spec (24
-/// bytes) or, with `--ship-data`, the spec and the whole buffer, encoded into a
-/// frame and written down a pipe; the result (24 bytes) comes back the same way.
+/// On our process pool. A job is a plain `fn` and its argument (a spec of a
+/// few bytes, or a spec and a whole buffer), encoded into a frame and written
+/// down a pipe; the result comes back the same way.
 ///
 /// The program must have called `process_pool::start_fork_server()` first
 /// thing in `main` (our binaries and test binaries do).
-fn run_procs(config: &RunConfig, record: &mut impl FnMut(JobResult)) -> Result<usize, RunError> {
+fn run_procs<S, A, T>(
+    batch: &Batch<'_, S, A, T>,
+    record: &mut impl FnMut(T) -> Result<(), RunError>,
+) -> Result<usize, RunError>
+where
+    S: Copy,
+    A: Serialize + DeserializeOwned + Send + 'static,
+    T: Serialize + DeserializeOwned + Clone + Send + 'static,
+{
     let failed = |message: String| RunError::Executor {
         executor: ExecutorKind::Procs,
         message,
     };
-    // A job takes hundreds of milliseconds: hand a worker its next job only when it
-    // is free (Python's shared call queue behaves so), so the last jobs go to
-    // whichever worker frees first and the two finish together. Shipped data is
-    // the exception: there the next buffer should already be on its way down the
-    // pipe while the worker computes, so we keep the pool's default look-ahead.
-    let look_ahead = if config.ship_data { 2 } else { 1 };
     let pool = process_pool::ProcessPoolExecutor::builder()
-        .max_workers(config.workers)
-        .tasks_per_worker(look_ahead)
+        .max_workers(batch.workers)
+        .tasks_per_worker(batch.look_ahead)
         .build()
         .map_err(|e| failed(e.to_string()))?;
     let workers = pool.max_workers();
-    let submit = |spec: JobSpec| {
-        let submitted = if config.ship_data {
-            pool.submit(run_job_on_data, ShippedJob::new(spec))
-        } else {
-            pool.submit(run_job, spec)
-        };
-        submitted.map_err(|e| e.to_string())
+    let submit = |spec: S| {
+        pool.submit(batch.job, (batch.prepare)(spec))
+            .map_err(|e| e.to_string())
     };
     let outcome = drive(
-        &config.specs,
-        window(config),
+        batch.specs,
+        batch.window,
         submit,
         ExecutorKind::Procs,
         record,
     );
-    // On success nothing is queued any more; on failure, cancel what is (the
-    // jobs already running end on their own). Waiting for the workers to exit
-    // is part of the measured time, as the book's `with` block.
+    // As for the thread pool: cancel what is queued on failure; the shutdown
+    // is part of the measured time.
     pool.shutdown(true, outcome.is_err());
     outcome?;
     Ok(workers)
 }
 
-/// How many jobs may be in flight: all of them when the workers make their own
-/// data (the book submits everything up front), two per worker when the parent
-/// makes it (so each worker has the next buffer ready, and no more are held).
-fn window(config: &RunConfig) -> usize {
-    if config.ship_data {
-        2 * config.workers.max(1)
-    } else {
-        usize::MAX
-    }
-}
-
 /// Submits every job, then takes the results as they complete: the book's
 /// `to_do = [executor.submit(...) ...]; for future in as_completed(to_do)`.
 ///
-/// With `ship_data`, the parent makes each job's data just before submitting
-/// it, and keeps at most `window` jobs in flight (submitting the next as one
-/// completes), so the memory held is `window` buffers, not all of them.
-pub(crate) fn drive(
-    specs: &[JobSpec],
+/// With a `window` smaller than the batch, it keeps at most `window` jobs in
+/// flight, submitting the next as one completes (so shipped data is made just
+/// in time, and the memory held is `window` buffers, not all of them).
+pub(crate) fn drive<S: Copy, T: Clone>(
+    specs: &[S],
     window: usize,
-    mut submit: impl FnMut(JobSpec) -> Result<Future<JobOutcome>, String>,
+    mut submit: impl FnMut(S) -> Result<Future<T>, String>,
     executor: ExecutorKind,
-    record: &mut impl FnMut(JobResult),
+    record: &mut impl FnMut(T) -> Result<(), RunError>,
 ) -> Result<(), RunError> {
     let failed = |message: String| RunError::Executor { executor, message };
-    let take = |future: &Future<JobOutcome>| -> Result<JobResult, RunError> {
-        match future.result() {
-            Ok(outcome) => Ok(outcome?),
-            Err(e) => Err(failed(e.to_string())),
-        }
-    };
+    let take = |future: &Future<T>| future.result().map_err(|e| failed(e.to_string()));
 
     if window >= specs.len() {
         let futures = specs
@@ -281,13 +356,13 @@ pub(crate) fn drive(
             .map_err(failed)?;
         for done in as_completed(&futures, None) {
             let future = done.map_err(|e| failed(e.to_string()))?;
-            record(take(&future)?);
+            record(take(&future)?)?;
         }
         return Ok(());
     }
 
     let mut next = specs.iter().copied();
-    let mut in_flight: Vec<Future<JobOutcome>> = Vec::with_capacity(window);
+    let mut in_flight: Vec<Future<T>> = Vec::with_capacity(window);
     loop {
         while in_flight.len() < window.max(1) {
             match next.next() {
@@ -300,7 +375,7 @@ pub(crate) fn drive(
         }
         let outcome = wait(&in_flight, None, ReturnWhen::FirstCompleted);
         for future in &outcome.done {
-            record(take(future)?);
+            record(take(future)?)?;
         }
         in_flight = outcome.not_done;
     }
@@ -344,7 +419,10 @@ mod tests {
                 window,
                 |s| spawn_job(s, ship),
                 ExecutorKind::Threads,
-                &mut |r| got.push(r),
+                &mut |outcome: JobOutcome| {
+                    got.push(outcome?);
+                    Ok(())
+                },
             )
             .unwrap();
             got.sort_by_key(|r| r.index);
@@ -360,7 +438,7 @@ mod tests {
             usize::MAX,
             |_| Err("no".into()),
             ExecutorKind::Procs,
-            &mut |_| {},
+            &mut |_: JobOutcome| Ok(()),
         )
         .unwrap_err();
         assert!(
@@ -376,7 +454,7 @@ mod tests {
 
         // A promise dropped without a result: the future reports a broken promise.
         let broken = |_| Ok(future::promise::<JobOutcome>().1);
-        let err = drive(&specs, 2, broken, ExecutorKind::Threads, &mut |_| {}).unwrap_err();
+        let err = drive(&specs, 2, broken, ExecutorKind::Threads, &mut |_| Ok(())).unwrap_err();
         assert!(err.to_string().contains("threads executor failed"), "{err}");
     }
 

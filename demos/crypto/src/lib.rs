@@ -5,8 +5,10 @@
 //! (Table 17-1). This crate is its Rust twin: AES-128-CTR jobs that run
 //! sequentially, on our thread pool or on our process pool, a program that
 //! runs one batch (`crypto-futures`) and one that sweeps worker counts and
-//! rebuilds the table (`crypto-sweep`). What Rust changes: threads scale too
-//! (there is no GIL), and the process pool's price is what crosses the pipe.
+//! rebuilds the table (`crypto-sweep`); `sha-futures` does the same for the
+//! book's `sha_futures.py`, on a hand-built SHA-256. What Rust changes: threads
+//! scale too (there is no GIL), and the process pool's price is what crosses
+//! the pipe.
 //!
 //! ## How it is built
 //!
@@ -17,11 +19,13 @@
 //!   compression and padding, with a streaming `update`/`finalize` API.
 //! * [`jobs`]: a job = make data from a seed, encrypt, digest, decrypt, check;
 //!   only a spec and a result (a few bytes each) cross to a process.
+//! * [`sha_jobs`]: the twin of the book's `sha_futures.py`: a job makes its data
+//!   from a seed and returns its SHA-256 as hex.
 //! * [`executors`]: one batch on `seq`, `threads` or `procs`, results taken as
-//!   completed (the book's `submit` + `as_completed` loop).
+//!   completed (the book's `submit` + `as_completed` loop), for any kind of job.
 //! * [`sweep`] and [`plot`]: Table 17-1 as a Markdown table, a CSV file and an
 //!   SVG plot of the speedups.
-//! * [`cli`]: the two command lines and the programs, as testable functions.
+//! * [`cli`]: the three command lines and the programs, as testable functions.
 //!
 //! ## Example
 //!
@@ -51,4 +55,5 @@ pub mod executors;
 pub mod jobs;
 pub mod plot;
 pub mod sha256;
+pub mod sha_jobs;
 pub mod sweep;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 const FUTURES: &str = env!("CARGO_BIN_EXE_crypto-futures");
 const SWEEP: &str = env!("CARGO_BIN_EXE_crypto-sweep");
+const SHA: &str = env!("CARGO_BIN_EXE_sha-futures");
 
 /// Runs a binary, killing it if it takes more than a minute (a test never hangs).
 fn run(bin: &str, args: &[&str]) -> Output {
@@ -27,6 +28,17 @@ fn run(bin: &str, args: &[&str]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Runs a binary that must succeed, and returns its standard output.
+fn run_ok(bin: &str, args: &[&str]) -> String {
+    let out = run(bin, args);
+    assert!(
+        out.status.success(),
+        "{bin} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn assert_usage_error(bin: &str, args: &[&str]) {
     let out = run(bin, args);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -37,16 +49,10 @@ fn assert_usage_error(bin: &str, args: &[&str]) {
 
 #[test]
 fn crypto_futures_sequential_run() {
-    let out = run(
+    let stdout = run_ok(
         FUTURES,
         &["--executor", "seq", "--size", "4K", "--jobs", "3"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[..3], ["6.0 KB", "4.7 KB", "3.3 KB"], "{stdout}");
     assert!(
@@ -57,16 +63,10 @@ fn crypto_futures_sequential_run() {
 
 #[test]
 fn crypto_futures_thread_pool_run() {
-    let out = run(
+    let stdout = run_ok(
         FUTURES,
         &["--executor", "threads", "--workers", "2", "--size", "4K"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         stdout.lines().filter(|l| l.ends_with(" KB")).count(),
         12,
@@ -84,7 +84,7 @@ fn crypto_futures_thread_pool_run() {
 
 #[test]
 fn crypto_futures_process_pool_run_with_large_shipped_data() {
-    let out = run(
+    let stdout = run_ok(
         FUTURES,
         &[
             "--executor",
@@ -96,12 +96,6 @@ fn crypto_futures_process_pool_run_with_large_shipped_data() {
             "--ship-data",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         stdout.lines().filter(|l| l.ends_with(" KB")).count(),
         12,
@@ -117,20 +111,62 @@ fn crypto_futures_process_pool_run_with_large_shipped_data() {
     );
 }
 
+/// Bad values of the options `crypto-futures` and `sha-futures` share.
+const BAD_BATCH_ARGUMENTS: [&[&str]; 8] = [
+    &["--executor", "fibers"],
+    &["--workers", "0"],
+    &["--workers", "many"],
+    &["--jobs", "0"],
+    &["--size", "12Q"],
+    &["--size", "-1"],
+    &["--executor", "seq", "--workers", "2"],
+    &["extra"],
+];
+
 #[test]
 fn crypto_futures_bad_arguments() {
-    for args in [
-        &["--executor", "fibers"][..],
-        &["--workers", "0"],
-        &["--workers", "many"],
-        &["--jobs", "0"],
-        &["--size", "12Q"],
-        &["--size", "-1"],
-        &["--executor", "seq", "--workers", "2"],
-        &["--frobnicate"],
-        &["extra"],
-    ] {
+    for args in BAD_BATCH_ARGUMENTS
+        .into_iter()
+        .chain([&["--frobnicate"][..]])
+    {
         assert_usage_error(FUTURES, args);
+    }
+}
+
+#[test]
+fn sha_futures_process_pool_run() {
+    let stdout = run_ok(
+        SHA,
+        &["--workers", "2", "--jobs", "3", "--size", "100K"], // procs by default
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    // The digest of the first job (seed 2015, 100 KiB of SplitMix64 bytes),
+    // whichever order the jobs completed in.
+    let first = crypto::sha256::hex(&crypto::sha256::Sha256::digest(&crypto::jobs::make_data(
+        crypto::jobs::JobSpec {
+            index: 0,
+            size: 100 * 1024,
+            seed: 2015,
+        },
+    )));
+    assert!(lines[..3].contains(&first.as_str()), "{stdout}");
+    assert!(lines[..3].iter().all(|l| l.len() == 64), "{stdout}");
+    assert!(
+        lines[3].starts_with("2 workers, elapsed time: "),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn sha_futures_bad_arguments() {
+    let own: [&[&str]; 3] = [
+        &["--jobs", "10001"],
+        &["--seed", "-1"],
+        &["--ship-data"], // crypto-futures' option, not this one's
+    ];
+    for args in BAD_BATCH_ARGUMENTS.into_iter().chain(own) {
+        assert_usage_error(SHA, args);
     }
 }
 
@@ -152,7 +188,7 @@ fn crypto_sweep_bad_arguments() {
 
 #[test]
 fn help_exits_zero() {
-    for bin in [FUTURES, SWEEP] {
+    for bin in [FUTURES, SHA, SWEEP] {
         let out = run(bin, &["--help"]);
         assert_eq!(out.status.code(), Some(0));
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"));
