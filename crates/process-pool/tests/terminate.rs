@@ -167,3 +167,62 @@ fn terminate_on_a_broken_pool_does_not_fail() {
     drop(pool);
     c.check();
 }
+
+fn short(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_micros(200));
+    x
+}
+
+#[test]
+fn kill_workers_racing_with_submitters_leaves_no_future_hanging() {
+    // Submitters keep going while the workers are killed: every future
+    // must end (a value, cancelled, or WorkerTerminated), every later
+    // submit must be refused, and nothing may be left behind. Idle workers
+    // are lent to submitters here (no task timeout), so this also races
+    // the direct hand-off with the kill.
+    let c = clean();
+    let pool = ProcessPoolExecutor::new(2).unwrap();
+    let futures = std::sync::Mutex::new(Vec::new());
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let (pool, futures, refused) = (&pool, &futures, &refused);
+            s.spawn(move || {
+                // Until refused (the cap only bounds a broken test).
+                for i in 0..1_000_000u64 {
+                    match pool.submit(short, t * 10_000 + i) {
+                        Ok(f) => futures.lock().unwrap().push(f),
+                        Err(SubmitError::Shutdown) => {
+                            refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
+                        Err(e) => panic!("unexpected submit error: {e}"),
+                    }
+                }
+            });
+        }
+        // Let some tasks run, then kill while the submitters are busy.
+        while pool.stats().tasks_completed < 20 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        pool.kill_workers();
+    });
+    let futures = futures.into_inner().unwrap();
+    let (mut ok, mut cancelled, mut terminated_count) = (0, 0, 0);
+    for f in &futures {
+        match f.result_timeout(T) {
+            Ok(_) => ok += 1,
+            Err(FutureError::Cancelled) => cancelled += 1,
+            other => {
+                terminated(other);
+                terminated_count += 1;
+            }
+        }
+    }
+    assert!(ok >= 20, "ok {ok}");
+    assert_eq!(ok + cancelled + terminated_count, futures.len());
+    // Both submitters ran into the shutdown.
+    assert_eq!(refused.load(std::sync::atomic::Ordering::Relaxed), 2);
+    drop(pool);
+    c.check();
+}
