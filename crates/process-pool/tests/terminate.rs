@@ -38,11 +38,9 @@ fn busy_pool() -> (
         .build()
         .unwrap();
     let running: Vec<_> = (0..2).map(|_| pool.submit(block, ()).unwrap()).collect();
-    let deadline = std::time::Instant::now() + T;
-    while pool.stats().tasks_running < 2 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(pool.stats().tasks_running, 2, "{:?}", pool.stats());
+    common::wait_until("both blocking tasks to run", || {
+        pool.stats().tasks_running == 2
+    });
     let queued: Vec<_> = (0..3).map(|i| pool.submit(square, i).unwrap()).collect();
     (pool, running, queued)
 }
@@ -124,11 +122,9 @@ fn pipelined_tasks_fail_with_their_worker() {
         .unwrap();
     let first = pool.submit(block, ()).unwrap();
     let second = pool.submit(square, 3).unwrap();
-    let deadline = std::time::Instant::now() + T;
-    while pool.stats().tasks_running < 2 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(pool.stats().tasks_running, 2, "{:?}", pool.stats());
+    common::wait_until("both blocking tasks to run", || {
+        pool.stats().tasks_running == 2
+    });
     pool.kill_workers();
     assert_eq!(terminated(first.result_timeout(T)).signal, "SIGKILL");
     assert_eq!(terminated(second.result_timeout(T)).signal, "SIGKILL");
@@ -202,7 +198,10 @@ fn kill_workers_racing_with_submitters_leaves_no_future_hanging() {
             });
         }
         // Let some tasks run, then kill while the submitters are busy.
-        while pool.stats().tasks_completed < 20 {
+        // Bounded without a panic here: a panic inside the scope would wait
+        // for the submitters, which only stop once the pool is shut down.
+        let deadline = std::time::Instant::now() + T;
+        while pool.stats().tasks_completed < 20 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
         pool.kill_workers();
