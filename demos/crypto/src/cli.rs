@@ -145,21 +145,6 @@ pub struct SweepArgs {
     pub ship_data: bool,
 }
 
-/// Exits after an argument error: help and version go to stdout with status 0;
-/// an error is printed with the usage line (clap leaves it out of value errors)
-/// and the status is 2.
-pub fn exit_with(error: clap::Error, mut command: clap::Command) -> ! {
-    if !error.use_stderr() {
-        error.exit();
-    }
-    let rendered = error.render().to_string();
-    eprint!("{rendered}");
-    if !rendered.contains("Usage:") {
-        eprintln!("\n{}", command.render_usage());
-    }
-    std::process::exit(2);
-}
-
 /// Parses a byte count: digits with an optional K, M or G (binary multiples).
 fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();

@@ -61,12 +61,8 @@ fn crypto_futures_sequential_run() {
     );
 }
 
-#[test]
-fn crypto_futures_thread_pool_run() {
-    let stdout = run_ok(
-        FUTURES,
-        &["--executor", "threads", "--workers", "2", "--size", "4K"],
-    );
+/// `crypto-futures` output: one "... KB" line per job, then the status line.
+fn assert_twelve_jobs_on_two_workers(stdout: &str) {
     assert_eq!(
         stdout.lines().filter(|l| l.ends_with(" KB")).count(),
         12,
@@ -83,6 +79,15 @@ fn crypto_futures_thread_pool_run() {
 }
 
 #[test]
+fn crypto_futures_thread_pool_run() {
+    let stdout = run_ok(
+        FUTURES,
+        &["--executor", "threads", "--workers", "2", "--size", "4K"],
+    );
+    assert_twelve_jobs_on_two_workers(&stdout);
+}
+
+#[test]
 fn crypto_futures_process_pool_run_with_large_shipped_data() {
     let stdout = run_ok(
         FUTURES,
@@ -96,19 +101,7 @@ fn crypto_futures_process_pool_run_with_large_shipped_data() {
             "--ship-data",
         ],
     );
-    assert_eq!(
-        stdout.lines().filter(|l| l.ends_with(" KB")).count(),
-        12,
-        "{stdout}"
-    );
-    assert!(
-        stdout
-            .lines()
-            .last()
-            .unwrap()
-            .starts_with("2 workers, elapsed time: "),
-        "{stdout}"
-    );
+    assert_twelve_jobs_on_two_workers(&stdout);
 }
 
 /// Bad values of the options `crypto-futures` and `sha-futures` share.

@@ -36,23 +36,11 @@ impl DemoArgs {
 /// an error prints the usage line too and exits 2 (clap omits the usage from
 /// some value errors, so we add it).
 pub fn parse_or_exit(name: &'static str) -> DemoArgs {
-    let command = <DemoArgs as clap::CommandFactory>::command().name(name);
+    let mut command = <DemoArgs as clap::CommandFactory>::command().name(name);
     let matches = command
         .clone()
         .try_get_matches()
-        .unwrap_or_else(|e| exit_with(e, command.clone()));
+        .unwrap_or_else(|e| demo_cli::exit_with_usage(e, &mut command.clone()));
     <DemoArgs as clap::FromArgMatches>::from_arg_matches(&matches)
-        .unwrap_or_else(|e| exit_with(e, command))
-}
-
-fn exit_with(error: clap::Error, mut command: clap::Command) -> ! {
-    if !error.use_stderr() {
-        error.exit();
-    }
-    let rendered = error.render().to_string();
-    eprint!("{rendered}");
-    if !rendered.contains("Usage:") {
-        eprintln!("\n{}", command.render_usage());
-    }
-    std::process::exit(2);
+        .unwrap_or_else(|e| demo_cli::exit_with_usage(e, &mut command))
 }

@@ -59,20 +59,7 @@ fn label(s: &str) -> Result<ServerLabel, String> {
         .map_err(|_| "must be one of DELAY, ERROR, LOCAL, REMOTE".to_string())
 }
 
-/// Reports a command-line error and exits: clap's message, then the usage
-/// (clap leaves it out of some messages), status 2. `--help` and
-/// `--version` print to stdout and exit 0.
-pub fn exit_with_usage(error: clap::Error, cmd: &mut clap::Command) -> ! {
-    if !error.use_stderr() {
-        error.exit();
-    }
-    let message = error.render().to_string();
-    eprint!("{message}");
-    if !message.contains("Usage:") {
-        eprintln!("\n{}", cmd.render_usage());
-    }
-    std::process::exit(2);
-}
+pub use demo_cli::exit_with_usage;
 
 /// The flags2 command line.
 #[derive(Debug, Clone, Parser)]

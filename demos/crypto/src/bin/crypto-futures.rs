@@ -18,9 +18,9 @@ fn main() -> ExitCode {
     process_pool::start_fork_server();
     // Bad arguments: the error and the usage on stderr, exit status 2.
     let args = crypto::cli::parse_futures_args(std::env::args_os()).unwrap_or_else(|e| {
-        crypto::cli::exit_with(
+        demo_cli::exit_with_usage(
             e,
-            <crypto::cli::FuturesArgs as clap::CommandFactory>::command(),
+            &mut <crypto::cli::FuturesArgs as clap::CommandFactory>::command(),
         )
     });
     match crypto::cli::run_futures(&args, &mut std::io::stdout().lock()) {

@@ -19,7 +19,10 @@ fn main() -> ExitCode {
     process_pool::start_fork_server();
     // Bad arguments: the error and the usage on stderr, exit status 2.
     let args = crypto::cli::parse_sha_args(std::env::args_os()).unwrap_or_else(|e| {
-        crypto::cli::exit_with(e, <crypto::cli::ShaArgs as clap::CommandFactory>::command())
+        demo_cli::exit_with_usage(
+            e,
+            &mut <crypto::cli::ShaArgs as clap::CommandFactory>::command(),
+        )
     });
     match crypto::cli::run_sha_futures(&args, &mut std::io::stdout().lock()) {
         Ok(_) => ExitCode::SUCCESS,
