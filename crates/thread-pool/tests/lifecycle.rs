@@ -97,18 +97,24 @@ fn concurrent_waited_shutdowns_both_return_after_every_worker() {
     // Two threads shut down and wait at once; each reports how many workers
     // were still alive when its `shutdown` returned.
     let callers: Vec<_> = (0..2)
-        .map(|_| {
+        .map(|i| {
             let (pool, live) = (pool.clone(), live.clone());
-            std::thread::spawn(move || {
-                pool.shutdown(true, false);
-                live.load(Ordering::SeqCst)
-            })
+            std::thread::Builder::new()
+                .name(format!("tpbothc-{i}"))
+                .spawn(move || {
+                    pool.shutdown(true, false);
+                    live.load(Ordering::SeqCst)
+                })
+                .unwrap()
         })
         .collect();
-    assert!(common::eventually(|| pool.is_shutdown()));
-    // Give the second caller time to reach its join (the workers are held
-    // by the gate meanwhile); if it is late, the test is merely weaker.
-    std::thread::sleep(Duration::from_millis(50));
+    // The workers are held by the gate. Open it only once each caller is
+    // blocked in its shutdown (asleep in a join or waiting for its turn) or
+    // has already returned (the bug this test catches).
+    assert!(common::eventually(|| {
+        let states = common::os_thread_states("tpbothc-");
+        states.len() < 2 || states.iter().all(|&(_, state)| state == 'S')
+    }));
     gate.set();
     for caller in callers {
         assert_eq!(

@@ -56,6 +56,35 @@ pub fn os_threads_named(prefix: &str) -> Vec<String> {
     names
 }
 
+/// The OS names and scheduler states (`R` running, `S` sleeping, ...) of
+/// this process's threads whose name starts with `prefix`.
+pub fn os_thread_states(prefix: &str) -> Vec<(String, char)> {
+    let mut states = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for entry in dir.flatten() {
+            let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
+                continue;
+            };
+            let name = comm.trim_end().to_string();
+            if !name.starts_with(prefix) {
+                continue;
+            }
+            // `stat` is "tid (comm) state ...": the state follows the last ')'.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            if let Some(state) = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.trim().chars().next())
+            {
+                states.push((name, state));
+            }
+        }
+    }
+    states
+}
+
 /// Polls `cond` until true or `LONG` passes. For tests only, where the
 /// thing awaited has no completion signal of its own (thread exit).
 pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
