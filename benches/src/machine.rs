@@ -136,6 +136,19 @@ pub fn load_average(loadavg: &str) -> Option<String> {
     (fields.len() == 3 && all_numbers).then(|| fields.join(", "))
 }
 
+/// A warning when the 1-minute load average (the first of `load`, as [`load_average`] formats
+/// it) is above `cores`: other work was competing for the CPUs, so the figures are noise.
+pub fn overload_warning(load: &str, cores: usize) -> Option<String> {
+    let one_minute: f64 = load.split(',').next()?.trim().parse().ok()?;
+    (one_minute > cores as f64).then(|| {
+        format!(
+            "the machine is busy: load average {one_minute:.2} is above its {cores} core(s), so \
+             other work competed with the benchmarks and their figures are noise; run the report \
+             again on a quiet machine before quoting them"
+        )
+    })
+}
+
 /// Formats seconds since the Unix epoch as `YYYY-MM-DD HH:MM UTC`.
 ///
 /// The calendar conversion is Howard Hinnant's `civil_from_days` (public domain algorithm):
@@ -192,6 +205,20 @@ mod tests {
         assert_eq!(load_average(text).as_deref(), Some("6.42, 4.60, 4.38"));
         assert_eq!(load_average("garbage"), None);
         assert_eq!(load_average("1.0 x 2.0"), None);
+    }
+
+    #[test]
+    fn a_load_above_the_core_count_is_a_warning() {
+        assert_eq!(overload_warning("1.50, 3.00, 3.00", 2), None);
+        assert_eq!(
+            overload_warning("2.00, 0.10, 0.10", 2),
+            None,
+            "equal is not above"
+        );
+        let warning = overload_warning("6.42, 4.60, 4.38", 2).unwrap();
+        assert!(warning.contains("6.42"), "{warning}");
+        assert!(warning.contains("2 core"), "{warning}");
+        assert_eq!(overload_warning("unknown", 2), None);
     }
 
     #[test]

@@ -111,6 +111,9 @@ fn machine(out: &mut String, page: &Page<'_>) {
         "| command | `{}` |\n",
         page.command.replace('|', "\\|")
     );
+    if let Some(warning) = crate::machine::overload_warning(&m.load, m.cores) {
+        let _ = writeln!(out, "> **Warning: {}.**\n", escape(&warning));
+    }
     let t = tally(page.rows);
     let _ = writeln!(
         out,
@@ -271,6 +274,30 @@ mod tests {
         assert!(
             page.contains("11 not measured."),
             "11 targets, none measured"
+        );
+    }
+
+    #[test]
+    fn a_busy_machine_is_flagged_on_the_page() {
+        let quiet = render_with(&Figures::new(), &[]);
+        assert!(!quiet.contains("Warning"), "load 0.50 on 2 cores is quiet");
+        let rows = build(ROWS, &Figures::new());
+        let busy = Machine {
+            load: "5.10, 4.00, 3.00".into(),
+            ..machine()
+        };
+        let page = render(&Page {
+            machine: &busy,
+            command: "report",
+            mode: "quick",
+            rows: &rows,
+            plots: &[],
+            notes: &[],
+            unused: &[],
+        });
+        assert!(
+            page.contains("> **Warning: the machine is busy: load average 5.10"),
+            "{page}"
         );
     }
 

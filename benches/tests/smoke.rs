@@ -106,3 +106,46 @@ fn bad_arguments_print_usage_and_exit_2() {
     assert!(stderr.contains("unknown argument"), "{stderr}");
     assert!(stderr.contains("usage: report"), "{stderr}");
 }
+
+#[test]
+fn a_missing_samples_folder_is_a_usage_error_and_writes_nothing() {
+    let dir = scratch("missing");
+    let page = dir.join("benchmarks.md");
+    fs::write(&page, "the committed page").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_report"))
+        .args(["--from-samples", "/nonexistent/samples", "--out"])
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent/samples: no such folder"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("usage: report"), "{stderr}");
+    assert_eq!(fs::read_to_string(&page).unwrap(), "the committed page");
+    assert!(!dir.join("img").exists(), "no plots written either");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_samples_folder_without_figures_leaves_the_page_alone() {
+    let dir = scratch("empty");
+    let samples = dir.join("samples");
+    fs::create_dir_all(&samples).unwrap();
+    let page = dir.join("benchmarks.md");
+    fs::write(&page, "the committed page").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_report"))
+        .arg("--from-samples")
+        .arg(&samples)
+        .arg("--out")
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no figures found"), "{stderr}");
+    assert_eq!(fs::read_to_string(&page).unwrap(), "the committed page");
+    fs::remove_dir_all(&dir).unwrap();
+}

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use benches::live::{self, Mode, Workspace};
-use benches::machine::Machine;
+use benches::machine::{overload_warning, Machine};
 use benches::markdown::REPRODUCE;
 use benches::page::{self, RunInfo};
 use benches::sources::{self, Sources};
@@ -116,6 +116,17 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
     if args.criterion_dir.is_some() && args.samples.is_none() {
         return Err("--criterion-dir only goes with --from-samples".into());
     }
+    // A typo must not rewrite the committed page from an empty table.
+    for (flag, dir) in [
+        ("--from-samples", &args.samples),
+        ("--criterion-dir", &args.criterion_dir),
+    ] {
+        if let Some(dir) = dir {
+            if !dir.is_dir() {
+                return Err(format!("{flag} {}: no such folder", dir.display()));
+            }
+        }
+    }
     Ok(Some(args))
 }
 
@@ -144,6 +155,10 @@ fn main() -> ExitCode {
 
     // Read before measuring: the load average then shows what else was running.
     let machine = Machine::detect(&ws.root);
+    let overload = overload_warning(&machine.load, machine.cores);
+    if let Some(warning) = &overload {
+        shout(warning);
+    }
     let (sources, run) = match &args.samples {
         Some(dir) => (
             Sources {
@@ -177,6 +192,18 @@ fn main() -> ExitCode {
     };
 
     let loaded = sources::load(&sources);
+    if loaded.figures.is_empty() {
+        eprintln!(
+            "report: no figures found, so {} is left as it is:\n  {}",
+            out.display(),
+            loaded.notes.join("\n  ")
+        );
+        return ExitCode::FAILURE;
+    }
+    if let Some(warning) = &overload {
+        // Again, right before the page changes, where it cannot scroll away unseen.
+        shout(&format!("{warning}; rewriting {} anyway", out.display()));
+    }
     match page::write(&loaded, &machine, &run, &out) {
         Ok(written) => {
             let t = tally(&written.rows);
@@ -195,6 +222,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints a warning so that it cannot be missed in a scrolling log.
+fn shout(text: &str) {
+    let bar = "!".repeat(78);
+    eprintln!("{bar}\nreport: WARNING: {text}\n{bar}");
 }
 
 /// Runs the measuring steps; returns where their outputs are and the notes they left.
