@@ -10,7 +10,8 @@
 //! | `404`                               | [`FetchError::NotFound`]      | not found     |
 //! | any other status but `200`          | [`FetchError::Http`]          | error         |
 //! | body longer than the cap            | [`FetchError::TooLarge`]      | error         |
-//! | timeout, reset, refused, garbage    | [`FetchError::Transport`]     | error         |
+//! | a timeout (which one, how long)     | [`FetchError::Timeout`]       | error         |
+//! | reset, refused, garbage             | [`FetchError::Transport`]     | error         |
 //!
 //! Only a 404 is "not found", exactly as in the book. A server that hangs
 //! is cut off by the per-read and per-call timeouts; a server that streams
@@ -86,9 +87,29 @@ pub enum FetchError {
         /// The cap in bytes.
         limit: u64,
     },
-    /// The request did not complete: refused, reset, timed out, or the
-    /// server spoke something that is not HTTP.
+    /// One of the client's timeouts ran out.
+    Timeout {
+        /// The URL that was asked for.
+        url: String,
+        /// Which limit ran out.
+        stage: TimeoutStage,
+        /// That limit's length.
+        after: Duration,
+    },
+    /// The request did not complete: refused, reset, or the server spoke
+    /// something that is not HTTP.
     Transport(String),
+}
+
+/// Which of a [`ClientConfig`]'s timeouts ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutStage {
+    /// Resolving the host and connecting ([`ClientConfig::connect_timeout`]).
+    Connect,
+    /// The server sent nothing for a whole [`ClientConfig::read_timeout`].
+    Silence,
+    /// The whole exchange took longer than [`ClientConfig::request_timeout`].
+    Request,
 }
 
 impl fmt::Display for FetchError {
@@ -98,6 +119,16 @@ impl fmt::Display for FetchError {
             FetchError::Http { status, reason } => write!(f, "HTTP error {status} - {reason}"),
             FetchError::TooLarge { limit } => {
                 write!(f, "response body larger than {limit} bytes")
+            }
+            FetchError::Timeout { url, stage, after } => {
+                write!(f, "timed out after {after:?}: ")?;
+                match stage {
+                    TimeoutStage::Connect => write!(f, "could not connect for {url}"),
+                    TimeoutStage::Silence => write!(f, "the server went silent during {url}"),
+                    TimeoutStage::Request => {
+                        write!(f, "no complete response for {url} within the request limit")
+                    }
+                }
             }
             FetchError::Transport(msg) => f.write_str(msg),
         }
@@ -134,6 +165,7 @@ pub fn flag_url(base_url: &str, cc: &str) -> String {
 pub struct Client {
     agent: Agent,
     max_body: u64,
+    config: ClientConfig,
 }
 
 impl fmt::Debug for Client {
@@ -164,6 +196,25 @@ impl Client {
         Client {
             agent,
             max_body: config.max_body,
+            config: config.clone(),
+        }
+    }
+
+    /// Sorts a `ureq` error: a timeout names its limit, the rest is transport.
+    fn failure(&self, url: &str, error: ureq::Error) -> FetchError {
+        use ureq::Timeout as T;
+        let ureq::Error::Timeout(which) = error else {
+            return FetchError::Transport(error.to_string());
+        };
+        let (stage, after) = match which {
+            T::Resolve | T::Connect => (TimeoutStage::Connect, self.config.connect_timeout),
+            T::PerRead => (TimeoutStage::Silence, self.config.read_timeout),
+            _ => (TimeoutStage::Request, self.config.request_timeout),
+        };
+        FetchError::Timeout {
+            url: url.to_string(),
+            stage,
+            after,
         }
     }
 
@@ -173,7 +224,7 @@ impl Client {
             .agent
             .get(url)
             .call()
-            .map_err(|e| FetchError::Transport(e.to_string()))?;
+            .map_err(|e| self.failure(url, e))?;
         let status = response.status().as_u16();
         if status == 404 {
             return Err(FetchError::NotFound {
@@ -193,7 +244,7 @@ impl Client {
             .read_to_vec()
             .map_err(|e| match e {
                 ureq::Error::BodyExceedsLimit(limit) => FetchError::TooLarge { limit },
-                other => FetchError::Transport(other.to_string()),
+                other => self.failure(url, other),
             })
     }
 

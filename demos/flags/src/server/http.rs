@@ -14,6 +14,10 @@
 //!   so a client dribbling one byte a second ("slowloris") is cut off too.
 //! * **Bodies**: GET and HEAD need none; a request announcing one is refused
 //!   with 400 (the body would otherwise be read as the next request).
+//! * **Host**: an HTTP/1.1 request without a `Host` header, or any request
+//!   with more than one, gets 400 (RFC 9112 section 3.2).
+//!
+//! Every response carries a `Date` header (RFC 9110 section 6.6.1).
 //!
 //! Bytes after a complete head stay in the buffer: they are the start of
 //! the next pipelined request.
@@ -163,7 +167,11 @@ impl Connection {
         };
         let mut connection_close = version == 0; // HTTP/1.0 closes unless asked
         let mut has_body = false;
+        let mut hosts = 0;
         for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("host") {
+                hosts += 1;
+            }
             let value = String::from_utf8_lossy(h.value).to_ascii_lowercase();
             if h.name.eq_ignore_ascii_case("connection") {
                 if value.split(',').any(|t| t.trim() == "close") {
@@ -177,7 +185,9 @@ impl Connection {
                 has_body = true;
             }
         }
-        if has_body {
+        // RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request
+        // without Host, and to any request with more than one.
+        if has_body || hosts > 1 || (version == 1 && hosts == 0) {
             return Parsed::Done(Incoming::Reject(400));
         }
         let request = Request {
@@ -198,9 +208,10 @@ impl Connection {
         keep_alive: bool,
     ) -> io::Result<()> {
         let mut head = format!(
-            "HTTP/1.1 {} {}\r\nServer: flag-server\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
+            "HTTP/1.1 {} {}\r\nDate: {}\r\nServer: flag-server\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
             response.status,
             status_reason(response.status),
+            super::date::http_date_now(),
             response.content_type,
             response.body.len(),
             if keep_alive { "keep-alive" } else { "close" },

@@ -25,6 +25,7 @@
 //! bodies, methods other than GET and HEAD, over-long request lines and
 //! headers; times out idle and slow clients; bounds concurrent connections.
 
+pub mod date;
 pub mod gif;
 pub mod http;
 pub mod rng;
@@ -149,6 +150,8 @@ struct Shared {
     next_id: AtomicU64,
     /// Connections admitted and not yet finished (checked against the limit).
     active: AtomicUsize,
+    /// Responses waiting out their delay right now.
+    delaying: AtomicUsize,
 }
 
 /// A running flag server. Dropping it shuts it down.
@@ -189,6 +192,7 @@ impl FlagServer {
             all_closed: Condvar::new(),
             next_id: AtomicU64::new(0),
             active: AtomicUsize::new(0),
+            delaying: AtomicUsize::new(0),
         });
         let accept_shared = shared.clone();
         let accept = std::thread::Builder::new()
@@ -218,6 +222,12 @@ impl FlagServer {
     pub fn connections_served(&self) -> u64 {
         // Relaxed: a statistic, read on its own.
         self.shared.next_id.load(Ordering::Relaxed)
+    }
+
+    /// How many responses are waiting out their delay at this moment: with
+    /// many clients, proof that delays overlap instead of queueing.
+    pub fn delayed_now(&self) -> usize {
+        self.shared.delaying.load(Ordering::SeqCst)
     }
 
     /// How many flags it serves.
@@ -388,7 +398,8 @@ fn refuse_busy(mut stream: TcpStream) {
     let body = "503 Service Unavailable\n";
     let _ = write!(
         stream,
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{body}",
+        "HTTP/1.1 503 Service Unavailable\r\nDate: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{body}",
+        date::http_date_now(),
         body.len()
     );
 }
@@ -489,7 +500,10 @@ fn answer(request: &http::Request, shared: &Shared) -> (Response, bool) {
             Route::NotFound => Response::error(404),
         }
     };
-    if !wait_until(shared, send_at) {
+    let delayed = Delaying::enter(shared, send_at);
+    let in_time = wait_until(shared, send_at);
+    drop(delayed);
+    if !in_time {
         return (Response::error(503), false); // shutting down
     }
     (response, request.keep_alive)
@@ -507,6 +521,27 @@ fn draw_delay(shared: &Shared) -> Duration {
         wait += (max - config.delay).mul_f64(shared.rng.unit());
     }
     wait
+}
+
+/// Counts a response in [`FlagServer::delayed_now`] while it waits.
+struct Delaying<'a>(Option<&'a Shared>);
+
+impl<'a> Delaying<'a> {
+    fn enter(shared: &'a Shared, send_at: Instant) -> Self {
+        if send_at <= Instant::now() {
+            return Delaying(None);
+        }
+        shared.delaying.fetch_add(1, Ordering::SeqCst);
+        Delaying(Some(shared))
+    }
+}
+
+impl Drop for Delaying<'_> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0 {
+            shared.delaying.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Sleeps until `deadline`, on the condition variable that shutdown

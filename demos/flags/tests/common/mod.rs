@@ -57,11 +57,13 @@ pub fn run(exe: &str, args: &[&str], limit: Duration) -> Output {
     wait_with_deadline(child, limit, None)
 }
 
-/// Something to do to a running child, by pid, after a while.
-pub type Action = (Duration, Box<dyn FnMut(u32)>);
+/// Something to do to a running child, by pid, once a condition holds:
+/// called on every poll until it returns true (it did its thing).
+pub type Action = Box<dyn FnMut(u32) -> bool>;
 
-/// Waits for `child` (with piped stdout and stderr) up to `limit`; calls
-/// `at(pid)` once after `at_after` if given (e.g. to send a signal).
+/// Waits for `child` (with piped stdout and stderr) up to `limit`; polls
+/// `at(pid)` until it returns true, if given (e.g. to send a signal once
+/// the program has reached some point).
 pub fn wait_with_deadline(
     mut child: std::process::Child,
     limit: Duration,
@@ -84,9 +86,8 @@ pub fn wait_with_deadline(
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        if let Some((after, f)) = at.as_mut() {
-            if t0.elapsed() >= *after {
-                f(child.id());
+        if let Some(f) = at.as_mut() {
+            if f(child.id()) {
                 at = None;
             }
         }
