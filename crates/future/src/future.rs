@@ -42,6 +42,7 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::task::Waker;
 use std::time::Duration;
 
 use crate::error::{short_type_name, FutureError, InvalidStateError, TaskError};
@@ -79,6 +80,13 @@ struct Listeners<T> {
     /// `wait`/`as_completed` waiters to post to on completion, each with the
     /// index this future has in that waiter's list.
     waiters: Vec<(Arc<Waiter>, usize)>,
+    /// Async tasks awaiting this future (see `awaiting.rs`), each under the
+    /// key its `Awaiting` was given at its first pending poll. One entry per
+    /// `Awaiting`: a re-poll replaces the waker, a drop removes the entry.
+    wakers: Vec<(u64, Waker)>,
+    /// The next key to hand out (unique while this box lives, and it lives
+    /// until the future is done, after which nothing registers).
+    next_waker_key: u64,
 }
 
 struct Slot<T> {
@@ -124,6 +132,8 @@ impl<T> Slot<T> {
             Box::new(Listeners {
                 callbacks: Vec::new(),
                 waiters: Vec::new(),
+                wakers: Vec::new(),
+                next_waker_key: 0,
             })
         })
     }
@@ -143,6 +153,9 @@ fn state_of(code: u8) -> State {
 #[must_use]
 struct AfterFinish<T> {
     callbacks: Vec<Callback<T>>,
+    /// Awaiting tasks, and `as_completed_stream` tasks whose waiter was
+    /// posted: woken after unlocking, since a waker may run arbitrary code.
+    wakers: Vec<Waker>,
     wake_readers: bool,
 }
 
@@ -310,20 +323,23 @@ impl<T> Inner<T> {
     /// FIRST_EXCEPTION waiters should count it.
     fn finish_locked(&self, slot: &mut Slot<T>, failed: bool) -> AfterFinish<T> {
         let mut callbacks = Vec::new();
+        let mut wakers = Vec::new();
         if let Some(listeners) = slot.listeners.take() {
+            wakers = listeners.wakers.into_iter().map(|(_, w)| w).collect();
             for (waiter, index) in listeners.waiters {
-                waiter.post(index, failed);
+                wakers.extend(waiter.post(index, failed));
             }
             callbacks = listeners.callbacks;
         }
         AfterFinish {
             callbacks,
+            wakers,
             wake_readers: slot.blocked_readers > 0,
         }
     }
 
     /// Finishes a transition once the slot's lock is released: wakes blocked
-    /// readers, then runs the callbacks on this thread.
+    /// readers and awaiting tasks, then runs the callbacks on this thread.
     ///
     /// Waking after unlocking spares the woken reader from bumping into the
     /// lock we still held. No wake-up is lost: `wake_readers` was read under
@@ -332,6 +348,9 @@ impl<T> Inner<T> {
     fn after_unlock(&self, after: AfterFinish<T>, future: impl FnOnce() -> Future<T>) {
         if after.wake_readers {
             self.done.notify_all();
+        }
+        for waker in after.wakers {
+            waker.wake();
         }
         if !after.callbacks.is_empty() {
             run_callbacks(&future(), after.callbacks);
@@ -576,7 +595,11 @@ impl<T> Future<T> {
         let mut slot = self.inner.lock();
         if self.inner.state().is_done() {
             let failed = matches!(slot.outcome, Some(Err(_)));
-            waiter.post(index, failed);
+            let waker = waiter.post(index, failed);
+            drop(slot);
+            if let Some(waker) = waker {
+                waker.wake();
+            }
             false
         } else {
             slot.listeners().waiters.push((waiter.clone(), index));
@@ -590,6 +613,54 @@ impl<T> Future<T> {
         if let Some(listeners) = &mut slot.listeners {
             listeners.waiters.retain(|(w, _)| !Arc::ptr_eq(w, waiter));
         }
+    }
+
+    /// Registers an awaiting task's `waker`, under the lock, unless the
+    /// future is already done: returns true if it is done (then nothing is
+    /// registered and the caller reads the outcome).
+    ///
+    /// `key` is the caller's registration: `None` before its first
+    /// registration, then the key it was given. A re-poll with the same key
+    /// replaces the stored waker (unless it would wake the same task), so an
+    /// `Awaiting` never has more than one entry. This is the waiter
+    /// protocol again: "done?" and "link" happen under the lock that
+    /// completion takes to drain the links, so either this call sees the
+    /// future done, or completion sees the waker and wakes it.
+    pub(crate) fn register_waker(&self, key: &mut Option<u64>, waker: &Waker) -> bool {
+        let mut slot = self.inner.lock();
+        if self.inner.state().is_done() {
+            return true;
+        }
+        let listeners = slot.listeners();
+        if let Some(key) = *key {
+            if let Some((_, stored)) = listeners.wakers.iter_mut().find(|(k, _)| *k == key) {
+                if !stored.will_wake(waker) {
+                    stored.clone_from(waker);
+                }
+                return false;
+            }
+        }
+        let new_key = listeners.next_waker_key;
+        listeners.next_waker_key += 1;
+        listeners.wakers.push((new_key, waker.clone()));
+        *key = Some(new_key);
+        false
+    }
+
+    /// Removes the waker registered under `key`, if it is still there (it is
+    /// not once the future is done: completion drained it).
+    pub(crate) fn unregister_waker(&self, key: u64) {
+        let mut slot = self.inner.lock();
+        if let Some(listeners) = &mut slot.listeners {
+            listeners.wakers.retain(|(k, _)| *k != key);
+        }
+    }
+
+    /// How many awaiting tasks are registered (tests and docs use it to show
+    /// that dropped or re-polled awaits leave nothing behind).
+    pub fn registered_wakers(&self) -> usize {
+        let slot = self.inner.lock();
+        slot.listeners.as_ref().map_or(0, |l| l.wakers.len())
     }
 }
 

@@ -27,6 +27,11 @@
 //!   [`TaskError::BrokenPromise`]: no reader can hang on a task that vanished.
 //! * Unlike CPython, `cancel()` wakes `wait` and `as_completed` at once
 //!   (CPython leaves a hand-cancelled future "not done" for them: gh-92001).
+//! * Async code awaits a future on any runtime: `future.await` moves the
+//!   value out (`(&future).await` clones it), and [`as_completed_stream`] is
+//!   a `futures_core::Stream` in completion order. The task's waker is kept
+//!   with the other listeners, under the future's lock: no thread, no
+//!   polling, no runtime dependency (see [`Awaiting`]).
 //!
 //! ## Example
 //!
@@ -65,6 +70,8 @@
 #![forbid(unsafe_code)]
 
 mod as_completed;
+mod as_completed_stream;
+mod awaiting;
 mod error;
 mod future;
 mod report;
@@ -74,6 +81,8 @@ mod wait;
 mod waiter;
 
 pub use as_completed::{as_completed, AsCompleted};
+pub use as_completed_stream::{as_completed_stream, AsCompletedStream};
+pub use awaiting::Awaiting;
 pub use error::{panic_message, DynError, FutureError, InvalidStateError, TaskError, TimeoutError};
 pub use future::{promise, Future, Promise};
 pub use report::{

@@ -1,9 +1,12 @@
-//! The waiter that `wait()` and `as_completed()` install into each future.
+//! The waiter that `wait()`, `as_completed()` and `as_completed_stream()`
+//! install into each future.
 //!
 //! This is CPython's `_Waiter`, reduced to one type. A waiter is a small
-//! mailbox owned by one waiting thread: every future it was installed into
-//! posts its own index there, exactly once, when it becomes done (finished or
-//! cancelled), and wakes the owner. The owner decides from the mailbox alone
+//! mailbox owned by one waiting thread (or one async task): every future it
+//! was installed into posts its own index there, exactly once, when it
+//! becomes done (finished or cancelled), and wakes the owner: a thread
+//! through the condition variable, a task through the `Waker` it left in
+//! the mailbox at its last pending poll. The owner decides from the mailbox alone
 //! whether its condition (first completed, first exception, all completed) is
 //! met. No polling, no thread per future: one condition variable per call.
 //!
@@ -23,6 +26,7 @@
 //! or completion sees the link (and posts it). Never neither, never both.
 
 use std::collections::VecDeque;
+use std::task::Waker;
 
 use crate::sync::{lock, Condvar, Mutex, MutexGuard};
 
@@ -44,11 +48,19 @@ pub(crate) struct Mailbox {
     pub(crate) failed: usize,
     /// How many notices have been posted in all (never decreases).
     pub(crate) posted: usize,
+    /// The async owner's waker (`as_completed_stream`), left here by its
+    /// last pending poll and taken by the next post.
+    pub(crate) waker: Option<Waker>,
 }
 
 impl Waiter {
     /// Called by a future, under its own lock, when it becomes done.
-    pub(crate) fn post(&self, index: usize, failed: bool) {
+    ///
+    /// Returns the async owner's waker, if one is waiting: the caller wakes
+    /// it once it has released the future's lock (a waker may run arbitrary
+    /// code, which must not run under our locks).
+    #[must_use]
+    pub(crate) fn post(&self, index: usize, failed: bool) -> Option<Waker> {
         let mut mailbox = lock(&self.mailbox);
         mailbox.done.push_back(index);
         mailbox.posted += 1;
@@ -57,6 +69,7 @@ impl Waiter {
         }
         // Only the waiter's owner ever sleeps on `posted`.
         self.posted.notify_one();
+        mailbox.waker.take()
     }
 
     pub(crate) fn mailbox(&self) -> MutexGuard<'_, Mailbox> {

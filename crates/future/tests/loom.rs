@@ -13,6 +13,7 @@
 
 #![cfg(loom)]
 
+use std::future::{Future as _, IntoFuture};
 use std::time::Duration;
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -224,6 +225,115 @@ fn into_result_races_with_the_promise_being_dropped() {
             drop(p);
         });
         assert_eq!(f.into_result().unwrap(), 6);
+        completer.join().unwrap();
+    });
+}
+
+// ---- Awaiting: the waker protocol (see `awaiting.rs`) ----
+
+/// A waker that does nothing (`Waker::noop` needs Rust 1.85; our MSRV is 1.80).
+fn noop_waker() -> std::task::Waker {
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    std::task::Waker::from(std::sync::Arc::new(Noop))
+}
+//
+// `loom::future::block_on` polls, then parks on loom's own notifier until the
+// waker is called: a lost wake-up leaves it parked forever, which loom
+// reports as a deadlock.
+
+/// Completion against a task registering its waker: the task always wakes
+/// to the value.
+#[test]
+fn an_await_is_woken_by_completion() {
+    loom::model(|| {
+        let (p, f) = promise::<u8>();
+        let completer = thread::spawn(move || p.set_result(5).unwrap());
+        assert_eq!(loom::future::block_on(f.into_future()).unwrap(), 5);
+        completer.join().unwrap();
+    });
+}
+
+/// `cancel()` against a registering task: the await ends with `Cancelled`.
+#[test]
+fn an_await_is_woken_by_cancel() {
+    loom::model(|| {
+        let (_p, f) = promise::<u8>();
+        let canceller = {
+            let f = f.clone();
+            thread::spawn(move || assert!(f.cancel()))
+        };
+        assert!(matches!(
+            loom::future::block_on((&f).into_future()),
+            Err(FutureError::Cancelled)
+        ));
+        canceller.join().unwrap();
+    });
+}
+
+/// A task re-polled with a new waker (it moved to another worker) while the
+/// future completes: the replacement never drops the wake-up on the floor.
+#[test]
+fn a_repoll_with_a_new_waker_races_with_completion() {
+    loom::model(|| {
+        let (p, f) = promise::<u8>();
+        let mut awaiting = f.clone().into_future();
+        let first = noop_waker();
+        let polled =
+            std::pin::Pin::new(&mut awaiting).poll(&mut std::task::Context::from_waker(&first));
+        assert!(polled.is_pending());
+        let completer = thread::spawn(move || p.set_result(8).unwrap());
+        // block_on polls with its own waker: a replacement racing completion.
+        assert_eq!(loom::future::block_on(awaiting).unwrap(), 8);
+        completer.join().unwrap();
+        assert_eq!(f.registered_wakers(), 0);
+    });
+}
+
+/// Dropping a registered await while the future completes: whichever goes
+/// first, nothing stays registered and the outcome is intact.
+#[test]
+fn dropping_an_await_races_with_completion() {
+    loom::model(|| {
+        let (p, f) = promise::<u8>();
+        let mut awaiting = (&f).into_future();
+        let polled = std::pin::Pin::new(&mut awaiting)
+            .poll(&mut std::task::Context::from_waker(&noop_waker()));
+        assert!(polled.is_pending());
+        let completer = thread::spawn(move || p.set_result(2).unwrap());
+        drop(awaiting);
+        completer.join().unwrap();
+        assert_eq!(f.registered_wakers(), 0);
+        assert_eq!(f.result().unwrap(), 2);
+    });
+}
+
+/// `as_completed_stream` against two completions on another thread: the
+/// task parks between items and is always woken for the next one.
+#[test]
+fn the_stream_is_woken_for_every_completion() {
+    loom::model(|| {
+        let (p1, f1) = promise::<u8>();
+        let (p2, f2) = promise::<u8>();
+        let mut stream = future::as_completed_stream([&f1, &f2]);
+        let completer = thread::spawn(move || {
+            p2.set_result(2).unwrap();
+            p1.set_result(1).unwrap();
+        });
+        let seen = loom::future::block_on(async {
+            let mut seen = Vec::new();
+            while let Some(f) = std::future::poll_fn(|cx| {
+                futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)
+            })
+            .await
+            {
+                seen.push(f.result().unwrap());
+            }
+            seen
+        });
+        assert_eq!(seen, [2, 1]);
         completer.join().unwrap();
     });
 }
