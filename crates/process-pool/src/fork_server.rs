@@ -362,19 +362,22 @@ fn server_main(socket: OwnedFd, on_main_thread: bool, pool_pid: Pid) -> ! {
             exit_now(0); // the pool's process died before PDEATHSIG was armed
         }
     }
+    // Our own signal state, whatever the parent's: default dispositions
+    // (a parent that ignores SIGCHLD would have the kernel reap workers
+    // before we can read their status), and only SIGCHLD blocked (it is
+    // read from the signalfd below; a parent's blocked SIGTERM must not
+    // reach the workers). Then two deliberate exceptions:
     // Ctrl-C goes to the whole process group: the pool's process decides
-    // what happens, the fork server must not die under it.
-    // SAFETY: setting a signal disposition to SIG_IGN runs no handler code.
-    // SIGPIPE too: writing a status to a pool that is gone must give EPIPE.
-    unsafe {
-        let _ = nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn);
-        let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
+    // what happens, the fork server must not die under it. SIGPIPE too:
+    // writing a status to a pool that is gone must give EPIPE.
+    sys::reset_signal_dispositions();
+    sys::set_disposition(libc::SIGINT, libc::SIG_IGN);
+    sys::set_disposition(libc::SIGPIPE, libc::SIG_IGN);
+    if sys::set_signal_mask(&[libc::SIGCHLD]).is_err() {
+        exit_now(70);
     }
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
-    if chld.thread_block().is_err() {
-        exit_now(70);
-    }
     let sigfd = match nix::sys::signalfd::SignalFd::with_flags(
         &chld,
         nix::sys::signalfd::SfdFlags::SFD_NONBLOCK | nix::sys::signalfd::SfdFlags::SFD_CLOEXEC,
@@ -541,14 +544,13 @@ fn spawn_worker(
                 // The fork server died before PDEATHSIG was armed.
                 exit_now(0);
             }
-            let mut chld = SigSet::empty();
-            chld.add(Signal::SIGCHLD);
-            let _ = chld.thread_unblock();
-            // SAFETY: restoring the default disposition runs no code.
-            unsafe {
-                let _ =
-                    nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigDfl);
+            // The fork server's state minus its two exceptions: nothing
+            // blocked, Ctrl-C kills. SIGPIPE stays ignored, as in any Rust
+            // program: a write to a pool that is gone gives EPIPE.
+            if sys::set_signal_mask(&[]).is_err() {
+                exit_now(70);
             }
+            sys::set_disposition(libc::SIGINT, libc::SIG_DFL);
             crate::worker::run(task_r, result_w, initializer)
         }
         ForkResult::Parent { child } => {

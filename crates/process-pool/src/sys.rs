@@ -195,3 +195,60 @@ pub(crate) fn sigpipe_ignored() -> bool {
             && old.sa_sigaction == libc::SIG_IGN
     }
 }
+
+/// Sets every signal's disposition to the default, except SIGSEGV and
+/// SIGBUS, and clears `SA_NOCLDWAIT`.
+///
+/// Called first thing in the fork server: a fork inherits the parent's
+/// dispositions, and a parent that ignores SIGCHLD (or sets `SA_NOCLDWAIT`)
+/// would have the kernel reap our workers behind our back, while one that
+/// ignores SIGTERM would make `terminate_workers` a no-op. Handlers are
+/// dropped too: they belong to the parent's program, not to ours. SIGSEGV
+/// and SIGBUS keep theirs, which is normally Rust's own stack-overflow
+/// report (a crash still ends the worker, with a message first).
+/// `sigaction` is async-signal-safe; failures (SIGKILL, SIGSTOP, the C
+/// library's reserved real-time signals) are expected and ignored.
+pub(crate) fn reset_signal_dispositions() {
+    for signal in 1..=libc::SIGRTMAX() {
+        if signal == libc::SIGSEGV || signal == libc::SIGBUS {
+            continue;
+        }
+        set_disposition(signal, libc::SIG_DFL);
+    }
+}
+
+/// Sets the disposition of `signal` to `handler` (`SIG_DFL` or `SIG_IGN`),
+/// with no flags and an empty handler mask.
+pub(crate) fn set_disposition(signal: libc::c_int, handler: libc::sighandler_t) {
+    // SAFETY: a zeroed sigaction is a valid value; we set a plain
+    // disposition (no handler code runs) and pass no old-action pointer.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(signal, &action, std::ptr::null_mut());
+    }
+}
+
+/// Replaces the calling thread's signal mask by exactly `blocked`.
+///
+/// A fork inherits the mask of the forking thread: a parent that blocks
+/// SIGTERM (the `sigwait` idiom) would otherwise hand a worker that cannot
+/// be terminated.
+pub(crate) fn set_signal_mask(blocked: &[libc::c_int]) -> io::Result<()> {
+    // SAFETY: `set` is a valid sigset_t, initialised by sigemptyset before
+    // use; pthread_sigmask only reads it.
+    let ret = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in blocked {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut())
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(ret))
+    }
+}
