@@ -714,18 +714,47 @@ impl<T> Promise<T> {
     /// Completes the future with a value. Errs, keeping the first outcome,
     /// if the future is already finished or cancelled.
     pub fn set_result(&self, value: T) -> Result<(), InvalidStateError> {
-        self.complete(Ok(Some(value)))
+        self.complete(Ok(Some(value)), || ())
     }
 
     /// Completes the future with an error. Errs, keeping the first outcome,
     /// if the future is already finished or cancelled.
     pub fn set_error(&self, error: TaskError) -> Result<(), InvalidStateError> {
-        self.complete(Err(Box::new(error)))
+        self.complete(Err(Box::new(error)), || ())
     }
 
     /// Completes the future with `outcome`: the value, or the error.
     pub fn set_outcome(&self, outcome: Result<T, TaskError>) -> Result<(), InvalidStateError> {
-        self.complete(outcome.map(Some).map_err(Box::new))
+        self.complete(outcome.map(Some).map_err(Box::new), || ())
+    }
+
+    /// [`set_outcome`](Self::set_outcome) for executors that count their
+    /// threads: `before_callbacks` runs on this thread once the outcome is
+    /// published and blocked readers are woken, right before the first
+    /// done-callback, and only if there is one. A thread pool uses it to
+    /// stop counting its worker as idle while user callbacks run on it (a
+    /// callback may submit to the same pool and wait).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let (promise, future) = future::promise::<u8>();
+    /// let l = log.clone();
+    /// future.add_done_callback(move |_| l.lock().unwrap().push("callback"));
+    /// let l = log.clone();
+    /// promise.set_outcome_with_hook(Ok(1), move || l.lock().unwrap().push("hook")).unwrap();
+    /// assert_eq!(*log.lock().unwrap(), ["hook", "callback"]);
+    ///
+    /// // No callback, no hook.
+    /// let (promise, _future) = future::promise::<u8>();
+    /// promise.set_outcome_with_hook(Ok(1), || unreachable!()).unwrap();
+    /// ```
+    pub fn set_outcome_with_hook(
+        &self,
+        outcome: Result<T, TaskError>,
+        before_callbacks: impl FnOnce(),
+    ) -> Result<(), InvalidStateError> {
+        self.complete(outcome.map(Some).map_err(Box::new), before_callbacks)
     }
 
     /// True if the future was cancelled: an executor may skip work it has
@@ -737,6 +766,7 @@ impl<T> Promise<T> {
     fn complete(
         &self,
         outcome: Result<Option<T>, Box<TaskError>>,
+        before_callbacks: impl FnOnce(),
     ) -> Result<(), InvalidStateError> {
         let mut slot = self.inner.lock();
         let code = self.inner.code();
@@ -750,7 +780,12 @@ impl<T> Promise<T> {
         self.inner.finish(code);
         let after = self.inner.finish_locked(&mut slot, failed);
         drop(slot);
-        self.inner.after_unlock(after, || self.future());
+        // `after_unlock` asks for the future only when it has callbacks to
+        // run, right before running them: that is the hook's moment.
+        self.inner.after_unlock(after, || {
+            before_callbacks();
+            self.future()
+        });
         Ok(())
     }
 }

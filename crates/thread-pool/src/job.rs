@@ -42,6 +42,10 @@ pub(crate) trait RunHooks {
     fn started(&mut self);
     /// The closure ended (or was skipped); its outcome is not published yet.
     fn before_publish(&mut self, ran: Ran);
+    /// The outcome is published and the future has done-callbacks, which
+    /// are about to run on this thread: user code, so this thread is busy
+    /// again, not idle (issue 11: a callback may submit to the pool and wait).
+    fn before_callbacks(&mut self) {}
 }
 
 /// A task in the queue. See the module docs.
@@ -97,7 +101,7 @@ where
         });
         // A running future cannot be cancelled or completed by anyone else,
         // so this cannot fail; if it ever did, the first outcome stands.
-        let _ = promise.set_outcome(outcome);
+        let _ = promise.set_outcome_with_hook(outcome, || hooks.before_callbacks());
     }
 
     fn cancel(self) {

@@ -26,6 +26,25 @@
 //! (CPython's test_idle_thread_reuse; CPython's own idle flag is set after
 //! the result is published and relies on GIL timing for this).
 //!
+//! ## Done-callbacks
+//!
+//! Publishing the outcome runs the future's done-callbacks (and
+//! `Future::map` closures) on this thread. That is user code, which may
+//! block, submit to this pool, or wait for a result of it, so the worker
+//! must not be counted idle meanwhile: a submitter that saw it searching
+//! would count on it and start nobody (a callback that submitted and waited
+//! deadlocked, issue 11). The future calls the `before_callbacks` hook only
+//! when it has callbacks, right before the first one runs; the worker then
+//! leaves the searching count, and if a task was queued in between (by a
+//! submitter that counted on it) it applies the chain rule, which wakes or
+//! starts another worker for it. The leave is the same RMW-and-fence as
+//! taking a task, so the argument of `sleep.rs` (case 3: a submitter that
+//! saw a searching worker) covers it: the worker's look after its fence
+//! sees any task pushed by a submitter that saw it searching. After the
+//! callbacks the worker counts itself searching again and looks at the
+//! queue, as after any task. Futures without callbacks (the common case)
+//! skip the hook, so submit-then-wait still keeps a single thread.
+//!
 //! ## Spin, then park
 //!
 //! An empty queue is often refilled within microseconds (a caller that waits
@@ -212,6 +231,17 @@ impl RunHooks for Worker<'_> {
         if !self.searching && self.shared.queue.is_empty() {
             self.shared.sleep.start_searching();
             self.searching = true;
+        }
+    }
+
+    fn before_callbacks(&mut self) {
+        // Busy again: see the module docs, "Done-callbacks".
+        if self.searching {
+            self.searching = false;
+            self.shared.sleep.stop_searching();
+            if !self.shared.queue.is_empty() {
+                self.shared.chain();
+            }
         }
     }
 }
