@@ -32,7 +32,13 @@
 //!   for each result keeps the shortest wait.
 //! * **Panics stay in their task.** A task runs under `catch_unwind`; a
 //!   panic finishes its future with [`TaskError::Panicked`] and the worker
-//!   goes on.
+//!   goes on. A panic that escapes a task's bookkeeping (a panicking drop of
+//!   a cancelled closure or of a result nobody holds, a panicking
+//!   callback-panic hook) is caught too and reported on stderr; the worker
+//!   keeps its thread and its place in the counts (`contain.rs`).
+//! * **Callbacks are user code.** A worker running a future's
+//!   done-callbacks counts as busy, so a callback may submit to the pool
+//!   and wait for the result.
 //! * **Shutdown** closes a gate that every submit passes through, so no
 //!   task can slip in after it; workers drain the queue (or the queued
 //!   futures are cancelled) and exit, and `shutdown(wait = true)` joins them.
@@ -85,6 +91,7 @@
 #![warn(missing_docs)]
 
 mod builder;
+mod contain;
 mod error;
 mod executor;
 mod job;

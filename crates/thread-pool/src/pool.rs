@@ -42,6 +42,7 @@ use crossbeam_utils::CachePadded;
 use future::{panic_message, TaskError};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
+use crate::contain::contain;
 use crate::error::SubmitError;
 use crate::queue::Queue;
 use crate::raw::RawJob;
@@ -264,7 +265,10 @@ impl Shared {
             // Relaxed: a statistics counter (see stats.rs); bumped before the
             // future is failed, so whoever sees the failure sees the count.
             self.totals.failed.fetch_add(1, Relaxed);
-            job.fail(TaskError::BrokenExecutor(message.clone()));
+            let error = TaskError::BrokenExecutor(message.clone());
+            contain("the drop of a task failed by a broken pool", || {
+                job.fail(error)
+            });
         }
     }
 
@@ -285,7 +289,7 @@ impl Shared {
             // Relaxed: a statistics counter, bumped before the cancel is
             // visible (as above).
             self.totals.cancelled.fetch_add(1, Relaxed);
-            job.cancel();
+            contain("the drop of a task cancelled by shutdown", || job.cancel());
         }
         if wait {
             self.join_workers();

@@ -93,9 +93,16 @@ struct ScopedJob {
 impl Drop for ScopedJob {
     fn drop(&mut self) {
         // The inner job (and everything it borrows) goes first; only then may
-        // the scope learn that this job is gone.
+        // the scope learn that this job is gone, even if that drop panics
+        // (the guard also runs while unwinding).
+        struct Done<'a>(&'a Pending);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.done();
+            }
+        }
+        let _done = Done(&self.pending);
         drop(self.inner.take());
-        self.pending.done();
     }
 }
 

@@ -65,6 +65,7 @@ use std::hint::spin_loop;
 use std::sync::Arc;
 use std::thread;
 
+use crate::contain::contain;
 use crate::job::{Ran, RunHooks};
 use crate::pacing::Pacing;
 use crate::pool::{Counters, Shared};
@@ -111,7 +112,14 @@ pub(crate) fn run(shared: Arc<Shared>, counters: Counters) {
     let mut retired = false;
     loop {
         match worker.find_work() {
-            Found::Job(job) => job.run(&mut worker),
+            Found::Job(job) => {
+                let what = "a task's clean-up (a drop, or a callback-panic hook)";
+                if !contain(what, || job.run(&mut worker)) {
+                    // Every step that can panic here comes after the
+                    // task's bookkeeping (contain.rs); this is for safety.
+                    worker.counters.set_running(false);
+                }
+            }
             Found::Closing => break,
             Found::Retired => {
                 retired = true;
