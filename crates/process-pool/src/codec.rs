@@ -34,6 +34,7 @@
 //! | `PANICKED` (2) | the task panicked | the panic message |
 //! | `DECODE_ARGS` (3) | the argument did not decode in the worker | the decoder's message |
 //! | `ENCODE_RESULT` (4) | the result did not encode in the worker | the encoder's message |
+//! | `OK_STREAMED` (5) | the task returned a big value, streamed | the encoded `R`, then a status byte and the length really written (u64) |
 //!
 //! Every step in the worker runs under `catch_unwind`, so a panicking
 //! `Deserialize` or `Serialize` impl is reported like any other failure and
@@ -41,7 +42,8 @@
 //!
 //! In the worker, values are streamed: the argument is decoded straight off
 //! the pipe, and a result over 256 KiB is encoded straight into it after a
-//! size pass (see [`ResultWriter::value`]). The parent encodes into and
+//! size pass, with a trailer that says whether the two runs of its
+//! `Serialize` agreed (see [`ResultWriter`]). The parent encodes into and
 //! decodes from whole frames.
 
 use std::io::Write;
@@ -64,6 +66,9 @@ pub(crate) const PANICKED: u8 = 2;
 pub(crate) const DECODE_ARGS: u8 = 3;
 /// The result could not be encoded in the worker.
 pub(crate) const ENCODE_RESULT: u8 = 4;
+/// The task returned a value, streamed: the encoded `R`, then a trailer
+/// (see [`ResultWriter`]).
+pub(crate) const OK_STREAMED: u8 = 5;
 
 /// A monomorphised task runner, executed in the worker:
 /// `(address of the user's fn, the argument's bytes, where the result goes)`.
@@ -116,15 +121,39 @@ pub(crate) fn decode_from<T: DeserializeOwned>(input: &mut ArgReader<'_>) -> Res
 /// bytes of a large buffer go from the value's own memory to the pipe.
 const STREAM_MIN: u64 = 256 * 1024;
 
+/// The trailer of a streamed result: a status byte and the number of bytes
+/// the encoder really produced (u64 LE).
+pub(crate) const TRAILER_LEN: usize = 9;
+/// Trailer status: the body is exactly the value, as announced.
+pub(crate) const STREAM_OK: u8 = 0;
+/// Trailer status: the encoder wrote a different length than its size pass
+/// said (the body was padded or cut to the announced length).
+pub(crate) const STREAM_MISMATCH: u8 = 1;
+/// Trailer status: the encoder failed or panicked part-way (after a
+/// successful size pass); the body was padded to the announced length.
+pub(crate) const STREAM_FAILED: u8 = 2;
+
 /// Writes one `RESULT` frame per task to the worker's result pipe.
+///
+/// # The length sent is the length written
+///
+/// A frame's header carries its body length, so a result must be sized
+/// before it is sent. A small result is encoded into a buffer first and
+/// the header is patched from what was really written. A big one is
+/// streamed: its size comes from a size pass and the body from a second
+/// run of the `Serialize` impl, which is user code and may produce a
+/// different length. So a streamed body goes through a [`Bounded`] writer
+/// that stops it at the announced length and pads it if it falls short,
+/// and a trailer after it says whether the two runs agreed ([`STREAM_OK`],
+/// [`STREAM_MISMATCH`], [`STREAM_FAILED`]). The frame is always exactly as
+/// long as announced, the stream stays in step, and the pool fails that one
+/// task (a `ProtocolError` naming the worker for a mismatch).
 pub(crate) struct ResultWriter<'a> {
     sink: &'a mut dyn Write,
     buf: Vec<u8>,
     id: u64,
     /// Writing failed: the pool is gone.
     pub broken: bool,
-    /// A streamed frame's header is out and its body is not complete.
-    committed: bool,
 }
 
 /// The outcome of [`ResultWriter::value`].
@@ -133,11 +162,43 @@ pub(crate) enum Sent {
     Done,
     /// Encoding failed before anything was written: report it instead.
     Refused(String),
-    /// Encoding failed half-way through a streamed frame. The stream is
-    /// now out of step; the worker must exit (the pool reports a truncated
-    /// frame and replaces it). Only a `Serialize` impl that fails on its
-    /// second run (after a successful size pass) can cause this.
-    Corrupted,
+}
+
+/// A writer that passes at most `left` bytes on and counts what it was given.
+struct Bounded<W: Write> {
+    inner: W,
+    left: u64,
+    /// Bytes the encoder produced (counting one past the limit, at most).
+    written: u64,
+    /// The encoder tried to write past the announced length.
+    overflow: bool,
+    /// The pipe itself failed.
+    io_failed: bool,
+}
+
+impl<W: Write> Write for Bounded<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if data.len() as u64 > self.left {
+            self.overflow = true;
+            self.written += self.left + 1;
+            return Err(std::io::Error::other("past the announced length"));
+        }
+        match self.inner.write_all(data) {
+            Ok(()) => {
+                self.left -= data.len() as u64;
+                self.written += data.len() as u64;
+                Ok(data.len())
+            }
+            Err(e) => {
+                self.io_failed = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|_| self.io_failed = true)
+    }
 }
 
 impl<'a> ResultWriter<'a> {
@@ -147,7 +208,6 @@ impl<'a> ResultWriter<'a> {
             buf: Vec::new(),
             id: 0,
             broken: false,
-            committed: false,
         }
     }
 
@@ -187,49 +247,84 @@ impl<'a> ResultWriter<'a> {
     /// The task's value.
     pub fn value<R: Serialize>(&mut self, value: &R) -> Sent {
         // A size pass first: it runs the Serialize impl once without
-        // writing, so that most failures are known before the header is.
+        // writing, so that most failures are known before the header is,
+        // and it picks buffered or streamed.
         let size = match bincode::serialized_size(value) {
             Ok(size) => size,
             Err(e) => return Sent::Refused(e.to_string()),
         };
-        if size + 9 > u32::MAX as u64 {
+        let limit = u32::MAX as u64 - (9 + TRAILER_LEN) as u64;
+        if size > limit {
             return Sent::Refused(format!(
                 "the encoded result ({size} bytes) exceeds the 4 GiB frame limit"
             ));
         }
-        self.start(OK, size as usize);
         if size <= STREAM_MIN {
+            self.start(OK, 0);
             if let Err(e) = encode(value, &mut self.buf) {
                 return Sent::Refused(e);
             }
+            // The header says what was written, whatever the size pass said.
+            let body = self.buf.len() - frame::HEADER_LEN;
+            if body as u64 > u32::MAX as u64 {
+                return Sent::Refused(format!(
+                    "the encoded result ({body} bytes) exceeds the 4 GiB frame limit"
+                ));
+            }
+            self.buf[..4].copy_from_slice(&(body as u32).to_le_bytes());
             self.send();
             return Sent::Done;
         }
+        self.stream(value, size);
+        Sent::Done
+    }
+
+    /// Streams a big value as an `OK_STREAMED` frame of exactly `size`
+    /// body bytes plus the trailer (see the type's docs).
+    fn stream<R: Serialize>(&mut self, value: &R, size: u64) {
+        self.start(OK_STREAMED, size as usize + TRAILER_LEN);
         self.send();
         if self.broken {
-            return Sent::Done;
+            return;
         }
-        self.committed = true;
-        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut *self.sink);
-        let sent = match bincode::serialize_into(&mut out, value) {
-            Ok(()) => {
-                if out.flush().is_err() {
-                    self.broken = true;
-                }
-                Sent::Done
-            }
-            Err(e) => match *e {
-                bincode::ErrorKind::Io(_) => {
-                    self.broken = true;
-                    Sent::Done
-                }
-                _ => Sent::Corrupted,
-            },
+        let mut out = Bounded {
+            inner: std::io::BufWriter::with_capacity(64 * 1024, &mut *self.sink),
+            left: size,
+            written: 0,
+            overflow: false,
+            io_failed: false,
         };
-        if !matches!(sent, Sent::Corrupted) {
-            self.committed = false;
+        // The encoder runs user code: a panic part-way is reported like an
+        // error, after the frame is completed.
+        let encoded = catch_unwind(AssertUnwindSafe(|| {
+            bincode::serialize_into(&mut out, value)
+        }));
+        let status = match encoded {
+            Ok(Ok(())) if out.written == size => STREAM_OK,
+            Ok(Ok(())) => STREAM_MISMATCH,
+            Ok(Err(_)) if out.overflow => STREAM_MISMATCH,
+            Ok(Err(_)) | Err(_) => STREAM_FAILED,
+        };
+        if out.io_failed {
+            self.broken = true;
+            return;
         }
-        sent
+        // Pad to the announced length, then the trailer.
+        let zeros = [0u8; 4096];
+        while out.left > 0 {
+            let n = out.left.min(zeros.len() as u64) as usize;
+            if out.inner.write_all(&zeros[..n]).is_err() {
+                self.broken = true;
+                return;
+            }
+            out.left -= n as u64;
+        }
+        let mut trailer = [0u8; TRAILER_LEN];
+        trailer[0] = status;
+        trailer[1..].copy_from_slice(&out.written.to_le_bytes());
+        if out.inner.write_all(&trailer).is_err() || out.inner.flush().is_err() {
+            self.broken = true;
+        }
     }
 }
 
@@ -301,7 +396,7 @@ pub(crate) unsafe fn run_chunk<A, R>(
 }
 
 /// Decode, call, encode; every step under `catch_unwind`; exactly one result
-/// frame is written (or the worker exits, see [`Sent::Corrupted`]).
+/// frame is written.
 fn run_task<A, R, F>(input: &mut ArgReader<'_>, out: &mut ResultWriter<'_>, call: F)
 where
     A: DeserializeOwned,
@@ -331,11 +426,7 @@ where
             match sent {
                 Ok(Sent::Done) => {}
                 Ok(Sent::Refused(msg)) => out.strings(ENCODE_RESULT, &[&msg]),
-                Ok(Sent::Corrupted) => crate::fork_server::exit_now(crate::worker::EXIT_PROTOCOL),
-                // A panic in the middle of a streamed frame: as Corrupted.
-                Err(_) if out.committed => {
-                    crate::fork_server::exit_now(crate::worker::EXIT_PROTOCOL)
-                }
+                // Not part-way through a frame: `stream` catches its own.
                 Err(p) => {
                     let msg = format!("panicked while encoding: {}", panic_message(&*p));
                     out.strings(ENCODE_RESULT, &[&msg]);
@@ -473,11 +564,56 @@ mod tests {
         encode(&1_000_000u64, &mut arg).unwrap();
         let f = expand as fn(u64) -> serde_bytes::ByteBuf;
         let (tag, data) = run(run_plain::<u64, serde_bytes::ByteBuf>, f as usize, &arg);
-        assert_eq!(tag, OK);
+        assert_eq!(tag, OK_STREAMED);
+        let (value, trailer) = data.split_at(data.len() - TRAILER_LEN);
+        assert_eq!(trailer[0], STREAM_OK);
         assert_eq!(
-            decode::<serde_bytes::ByteBuf>(&data).unwrap(),
+            u64::from_le_bytes(trailer[1..].try_into().unwrap()),
+            value.len() as u64
+        );
+        assert_eq!(
+            decode::<serde_bytes::ByteBuf>(value).unwrap(),
             expand(1_000_000)
         );
+    }
+
+    /// Fails on its second run, part-way through the bytes.
+    struct FailsLate(std::cell::Cell<u32>);
+
+    impl Serialize for FailsLate {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeTuple;
+            let run = self.0.get();
+            self.0.set(run + 1);
+            let mut t = s.serialize_tuple(2)?;
+            t.serialize_element(&serde_bytes::ByteBuf::from(vec![1u8; 300_000]))?;
+            if run > 0 {
+                return Err(serde::ser::Error::custom("second run"));
+            }
+            t.serialize_element(&serde_bytes::ByteBuf::from(vec![2u8; 300_000]))?;
+            t.end()
+        }
+    }
+
+    #[test]
+    fn a_streamed_result_that_fails_part_way_is_padded_and_flagged() {
+        let mut sink = Vec::new();
+        let mut out = ResultWriter::new(&mut sink);
+        out.begin(5);
+        assert!(matches!(
+            out.value(&FailsLate(Default::default())),
+            Sent::Done
+        ));
+        assert!(!out.broken);
+        let mut fb = FrameBuf::default();
+        fb.vec_mut().extend_from_slice(&sink);
+        let frame = fb.next_frame(usize::MAX).unwrap().expect("one whole frame");
+        assert_eq!(frame.body.end, sink.len(), "exactly as long as announced");
+        let mut body = BodyReader::new(fb.body(&frame));
+        assert_eq!(body.u64().unwrap(), 5);
+        assert_eq!(body.u8().unwrap(), OK_STREAMED);
+        let rest = body.rest();
+        assert_eq!(rest[rest.len() - TRAILER_LEN], STREAM_FAILED);
     }
 
     #[test]

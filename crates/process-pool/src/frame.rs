@@ -61,6 +61,16 @@ pub enum FrameError {
     },
     /// The body is too short or inconsistent for its kind.
     BadBody(&'static str),
+    /// A streamed result's body was not the length its header announced:
+    /// the result's `Serialize` impl wrote a different number of bytes than
+    /// in its size pass (or failed part-way). Only that task fails.
+    LengthMismatch {
+        /// The body length the header announced.
+        announced: u64,
+        /// What the encoder really produced (up to one byte past the
+        /// announced length, where the worker stopped it).
+        written: u64,
+    },
 }
 
 impl fmt::Display for FrameError {
@@ -75,6 +85,11 @@ impl fmt::Display for FrameError {
                 "stream ended inside a frame ({have} of at least {need} bytes arrived)"
             ),
             FrameError::BadBody(what) => write!(f, "malformed frame body: {what}"),
+            FrameError::LengthMismatch { announced, written } => write!(
+                f,
+                "result length mismatch: the header announced {announced} bytes, \
+                 the encoder wrote {written} (a Serialize impl whose output changes between runs)"
+            ),
         }
     }
 }

@@ -503,6 +503,34 @@ impl Dispatcher {
         }
         let outcome: Result<&[u8], TaskError> = match tag {
             codec::OK => Ok(body.rest()),
+            codec::OK_STREAMED => {
+                let rest = body.rest();
+                let Some(at) = rest.len().checked_sub(codec::TRAILER_LEN) else {
+                    return Err(FrameError::BadBody("a streamed result without its trailer"));
+                };
+                let (value, trailer) = rest.split_at(at);
+                let mut written = [0u8; 8];
+                written.copy_from_slice(&trailer[1..]);
+                let written = u64::from_le_bytes(written);
+                match trailer[0] {
+                    codec::STREAM_OK => Ok(value),
+                    codec::STREAM_MISMATCH => {
+                        return Err(FrameError::LengthMismatch {
+                            announced: value.len() as u64,
+                            written,
+                        })
+                    }
+                    codec::STREAM_FAILED => Err(codec_error(
+                        CodecStage::EncodeResult,
+                        format!(
+                            "the result's Serialize failed or panicked after {written} of \
+                             {} bytes, on its second run (its size pass had succeeded)",
+                            value.len()
+                        ),
+                    )),
+                    _ => return Err(FrameError::BadBody("unknown streamed-result status")),
+                }
+            }
             codec::FAILED => {
                 let type_name = body.string()?;
                 let message = body.string()?;
