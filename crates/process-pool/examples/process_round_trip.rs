@@ -1,5 +1,5 @@
 //! Times round trips of one tiny task on an idle pool (a profiling aid:
-//! `cargo run --release -p process-pool --example round_trip`).
+//! `cargo run --release -p process-pool --example process_round_trip`).
 
 use std::time::Instant;
 

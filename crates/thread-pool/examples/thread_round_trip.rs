@@ -1,5 +1,5 @@
 //! Interleaved round-trip comparison (ours vs rayon's install), robust to
-//! a noisy machine: `cargo run --release --example round_trip`.
+//! a noisy machine: `cargo run --release -p thread-pool --example thread_round_trip`.
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
