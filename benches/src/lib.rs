@@ -18,7 +18,7 @@
 //!    commands; the raw outputs stay in plain files;
 //! 2. loads those files into one store of figures ([`sources`], [`criterion`], [`sweep`],
 //!    [`figure`]);
-//! 3. builds one row per operation of DESIGN.md section 6 with ours, each peer, the ratio and
+//! 3. builds one row per operation of docs/design.md section 3 with ours, each peer, the ratio and
 //!    the verdict of the target ([`targets`], [`table`]);
 //! 4. draws the SVG plots ([`plot`]) and writes the Markdown page ([`markdown`], [`page`]),
 //!    headed by the machine it ran on ([`machine`]).

@@ -79,7 +79,7 @@ fn header(out: &mut String) {
          * **ours vs peer** is always \"how many times better we are\", whichever way better \
          points: for a time it is peer time / our time, for a rate or a bandwidth our figure / \
          the peer's. `2.00x` means we are twice as good; `0.50x` means the peer is twice as good.\n\
-         * **Target** is the goal from the design (section 6 of DESIGN.md). Targets against a \
+         * **Target** is the goal from the design (docs/design.md, section 3). Targets against a \
          peer compare with that peer *in the same run*, which is what survives a noisy machine. \
          A target is **met** or **missed** with the figure that decided it; a row whose figure \
          is absent says \"not measured\" and is never counted as met.\n\

@@ -1,4 +1,4 @@
-//! The operations the report shows, their peers, and the targets of DESIGN.md section 6
+//! The operations the report shows, their peers, and the targets of docs/design.md section 3
 //! (plus the future hand-off, whose target is stated in its bench rather than in the design).
 //!
 //! Each [`RowSpec`] names where its figures live in the store (the criterion group id and
@@ -114,7 +114,7 @@ pub struct RowSpec {
     pub kind: Kind,
     /// The peers, in the order they are shown.
     pub peers: &'static [PeerSpec],
-    /// The target as DESIGN.md words it.
+    /// The target as docs/design.md words it.
     pub target: &'static str,
     /// How the target is decided.
     pub rule: Rule,
@@ -140,7 +140,7 @@ pub mod ops {
     pub const MAP_CHUNKED_LARGE: &str = "process_pool/map_chunked_large";
 }
 
-/// The table, in the order of DESIGN.md section 6, then the rows without a target.
+/// The table, in the order of docs/design.md section 3, then the rows without a target.
 pub const ROWS: &[RowSpec] = &[
     RowSpec {
         title: "future hand-off ping-pong: value set on one thread, read by a blocked waiter",
@@ -156,7 +156,7 @@ pub const ROWS: &[RowSpec] = &[
             peer("std mpsc channel", "future/handoff", "std_mpsc"),
             python("future/handoff"),
         ],
-        // Not in DESIGN.md section 6: the target the bench itself states.
+        // Not in docs/design.md section 3: the target the bench itself states.
         target: "<= crossbeam zero channel (the bench's own target)",
         rule: Rule::RelativeTo {
             peer: "crossbeam_zero",

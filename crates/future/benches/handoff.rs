@@ -4,7 +4,7 @@
 //!
 //! Peers in the same group: a crossbeam zero-capacity channel (a rendezvous,
 //! the closest channel to a one-shot hand-off) and `std::sync::mpsc`.
-//! Target (DESIGN.md section 6): no slower than the crossbeam channel.
+//! Target (docs/design.md section 3): no slower than the crossbeam channel.
 
 use std::sync::{mpsc, Barrier};
 use std::thread;

@@ -1,5 +1,5 @@
 //! Process pool benchmarks, each beside its physical limit measured in the
-//! same run (DESIGN.md section 6):
+//! same run (docs/design.md section 3):
 //!
 //! * `process_pool/round_trip`: one tiny task on an idle pool (`ours`)
 //!   against a one-byte ping-pong over two pipes between two processes

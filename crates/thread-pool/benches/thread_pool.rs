@@ -1,5 +1,5 @@
 //! Side-by-side benchmarks of our pool against rayon and the `threadpool`
-//! crate (DESIGN.md section 6). Every pool has 2 workers (the machine has 2
+//! crate (docs/design.md section 3). Every pool has 2 workers (the machine has 2
 //! cores). Run: `cargo bench -p thread-pool --bench thread_pool`.
 //!
 //! * `thread_pool/round_trip`: submit one empty task on an idle pool and wait

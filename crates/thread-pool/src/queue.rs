@@ -9,7 +9,7 @@
 //! * an **overflow**, crossbeam's [`Injector`] (an unbounded segmented FIFO:
 //!   a linked list of 63-slot blocks), used only when the ring is full.
 //!
-//! Why not the `Injector` alone (the first version, DESIGN.md's baseline):
+//! Why not the `Injector` alone (the first version, the baseline of `docs/design.md`):
 //! it allocates a block per 63 tasks on the submitting thread and frees it
 //! on a worker thread. Profiled on the 200k-task benchmark, those
 //! cross-thread frees were behind every futex call of the run: glibc's
@@ -22,7 +22,7 @@
 //! the ring, and every later task of the same submitter goes to the overflow
 //! too until it has drained.
 //!
-//! DESIGN.md asks to measure before adding per-worker deques with work
+//! `docs/design.md` asks to measure before adding per-worker deques with work
 //! stealing; see `docs/thread-pool.md` ("The queue") for the measurement.
 //!
 //! ## Bounded mode (back-pressure)
