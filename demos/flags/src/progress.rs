@@ -43,8 +43,19 @@ impl Progress {
     }
 
     /// Leaves the finished bar on screen and moves below it.
+    ///
+    /// indicatif leaves the cursor at the end of the last frame. When the
+    /// bar fills the screen's width the terminal wraps before the next
+    /// character, but when it is narrower (a terminal that reports fewer
+    /// columns than it shows, a resized window) the summary would be glued
+    /// to it: so the line is ended here. After a full-width line the cursor
+    /// waits in the last column, and `\n` (a CR LF on a terminal) lands on
+    /// the next line without a blank one.
     pub fn finish(&self) {
         self.bar.finish();
+        if !self.bar.is_hidden() {
+            eprintln!();
+        }
     }
 
     /// Whether anything is drawn.

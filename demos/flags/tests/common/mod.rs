@@ -106,6 +106,23 @@ pub fn wait_with_deadline(
     }
 }
 
+/// Waits for `child` (its output not piped here) up to `limit`, then kills
+/// it and fails the test; returns its exit code.
+pub fn wait_with_deadline_status(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the program did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The counts of a flags2 final report: (downloaded, not found, errors).
 pub fn counts(stdout: &str) -> (usize, usize, usize) {
     let mut c = (0, 0, 0);
