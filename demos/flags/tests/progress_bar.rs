@@ -79,6 +79,6 @@ fn the_last_frame_ends_its_line() {
     assert!(
         after[end_of_frame..].contains('\n'),
         "the last frame is not ended: {:?}",
-        &after[..]
+        after
     );
 }
