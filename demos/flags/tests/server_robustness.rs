@@ -323,7 +323,10 @@ fn shutdown_does_not_wait_for_delays_or_idle_clients() {
     done_rx
         .recv_timeout(HANG_GUARD)
         .expect("shutdown waited for a delay or an idle client");
-    assert_eq!(status_of(&read_until_closed(&mut waiting)), 503);
+    // The delayed request ends at once: a 503, or just the close when the
+    // shutdown's closing of every socket wins the race with that answer.
+    let answer = read_until_closed(&mut waiting);
+    assert!(answer.is_empty() || status_of(&answer) == 503, "{answer}");
     assert!(
         TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err(),
         "no longer listening"
