@@ -204,7 +204,11 @@ impl fmt::Display for CodecError {
 
 impl std::error::Error for CodecError {}
 
-/// No worker could be started for the task (the fork server failed).
+/// No worker could be started for the task, and none was left to run it: the
+/// fork server could not fork or create pipes, or this process could not
+/// receive the worker's descriptors (at its open-file limit). The pool stays
+/// usable; the next `submit` tries again. (If the fork server itself is gone,
+/// the pool breaks instead: `TaskError::BrokenExecutor`.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpawnFailed {
     /// Why.

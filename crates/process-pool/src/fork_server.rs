@@ -45,14 +45,13 @@
 //! pipe.
 
 use std::io::{self, IoSlice, IoSliceMut, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
 };
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
@@ -182,6 +181,9 @@ fn start() -> Result<ForkServer, ForkServerError> {
         SockFlag::SOCK_CLOEXEC,
     )
     .map_err(|e| ForkServerError::Io(format!("socketpair: {e}")))?;
+    // Never on 0-2, in either process (closed standard descriptors).
+    let off_stdio = |fd| sys::off_stdio(fd).map_err(|e| ForkServerError::Io(format!("fcntl: {e}")));
+    let (pool_end, server_end) = (off_stdio(pool_end)?, off_stdio(server_end)?);
     let started_on_main_thread = sys::gettid() == sys::getpid();
     let pool_pid = nix::unistd::getpid();
     // SAFETY: the child runs only `server_main`, which never returns, never
@@ -217,26 +219,38 @@ impl ForkServer {
         let init = initializer.map_or(0, |f| f as usize) as u64;
         request[8..16].copy_from_slice(&init.to_le_bytes());
         request[16..24].copy_from_slice(&(pipe_size as u64).to_le_bytes());
-        let (reply, fds) = self.exchange(&request)?;
-        let errno = i32::from_le_bytes(reply[4..8].try_into().unwrap_or_default());
-        let pid = i32::from_le_bytes(reply[8..12].try_into().unwrap_or_default());
+        let reply = self.exchange(&request)?;
+        let errno = i32::from_le_bytes(reply.bytes[4..8].try_into().unwrap_or_default());
+        let pid = i32::from_le_bytes(reply.bytes[8..12].try_into().unwrap_or_default());
         if errno != 0 {
             return Err(ForkServerError::Io(format!(
                 "spawning a worker: {}",
                 io::Error::from_raw_os_error(errno)
             )));
         }
-        let mut fds = fds.into_iter();
-        match (fds.next(), fds.next(), fds.next()) {
-            (Some(task), Some(result), Some(status)) => Ok(Spawned {
+        let count = reply.fds.len();
+        match (reply.fd_problem, <[OwnedFd; 3]>::try_from(reply.fds)) {
+            (None, Ok([task, result, status])) => Ok(Spawned {
                 pid,
                 task,
                 result,
                 status,
             }),
-            _ => Err(ForkServerError::Io(
-                "spawn reply without its 3 descriptors".into(),
-            )),
+            (problem, received) => {
+                // Every descriptor that did arrive closes here: a kept
+                // task-pipe write end would keep the worker alive forever.
+                drop(received);
+                // The half-made worker would exit by itself (end-of-file on
+                // its task pipe); killing it also covers an initializer
+                // that never reads its pipe.
+                let _ = self.kill(pid);
+                let why =
+                    problem.unwrap_or_else(|| format!("{count} of its 3 descriptors arrived"));
+                Err(ForkServerError::Io(format!(
+                    "worker {pid} was forked but its pipes could not be received ({why}); \
+                     it was killed"
+                )))
+            }
         }
     }
 
@@ -252,8 +266,8 @@ impl ForkServer {
         request[0] = OP_KILL;
         request[8..16].copy_from_slice(&(pid as i64 as u64).to_le_bytes());
         request[16..24].copy_from_slice(&(signal as i32 as u64).to_le_bytes());
-        let (reply, _) = self.exchange(&request)?;
-        Ok(reply[8] == 1)
+        let reply = self.exchange(&request)?;
+        Ok(reply.bytes[8] == 1)
     }
 
     /// The fork server died (killed from outside): it is our child, so reap
@@ -263,20 +277,11 @@ impl ForkServer {
     }
 
     /// Sends one request and receives its reply (and any descriptors).
-    fn exchange(
-        &self,
-        request: &[u8; REQUEST_LEN],
-    ) -> Result<([u8; REPLY_LEN], Vec<OwnedFd>), ForkServerError> {
+    fn exchange(&self, request: &[u8; REQUEST_LEN]) -> Result<Reply, ForkServerError> {
         let socket = self.socket.lock().unwrap_or_else(|p| p.into_inner());
         let fd = socket.as_raw_fd();
-        let io_err = |what: &str, e: nix::Error| {
-            if e == nix::Error::EPIPE || e == nix::Error::ECONNRESET {
-                self.reap_self();
-                ForkServerError::Gone
-            } else {
-                ForkServerError::Io(format!("{what}: {e}"))
-            }
-        };
+        let gone =
+            |e: &io::Error| matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET));
         loop {
             match sendmsg::<()>(
                 fd,
@@ -287,42 +292,63 @@ impl ForkServer {
             ) {
                 Ok(_) => break,
                 Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(io_err("send", e)),
+                Err(e) if e == nix::Error::EPIPE || e == nix::Error::ECONNRESET => {
+                    self.reap_self();
+                    return Err(ForkServerError::Gone);
+                }
+                Err(e) => return Err(ForkServerError::Io(format!("send: {e}"))),
             }
         }
-        let mut reply = [0u8; REPLY_LEN];
-        let mut cmsg = nix::cmsg_space!([RawFd; 3]);
-        loop {
-            let mut iov = [IoSliceMut::new(&mut reply)];
-            let msg = match recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-            {
-                Ok(msg) => msg,
-                Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(io_err("receive", e)),
-            };
-            if msg.bytes == 0 {
+        let mut bytes = [0u8; REPLY_LEN];
+        let received = match sys::recv_with_fds(fd, &mut bytes) {
+            Ok(r) => r,
+            Err(e) if gone(&e) => {
                 self.reap_self();
                 return Err(ForkServerError::Gone);
             }
-            let mut fds = Vec::new();
-            if let Ok(cmsgs) = msg.cmsgs() {
-                for c in cmsgs {
-                    if let ControlMessageOwned::ScmRights(raw) = c {
-                        // SAFETY: SCM_RIGHTS installed these descriptors in
-                        // this process just now; nothing else owns them.
-                        fds.extend(raw.into_iter().map(|r| unsafe { OwnedFd::from_raw_fd(r) }));
-                    }
-                }
-            }
-            if msg.bytes != REPLY_LEN {
-                return Err(ForkServerError::Io(format!(
-                    "short reply of {} bytes",
-                    msg.bytes
-                )));
-            }
-            return Ok((reply, fds));
+            Err(e) => return Err(ForkServerError::Io(format!("receive: {e}"))),
+        };
+        if received.bytes == 0 {
+            self.reap_self();
+            return Err(ForkServerError::Gone);
         }
+        if received.bytes != REPLY_LEN {
+            // `received.fds` close here.
+            return Err(ForkServerError::Io(format!(
+                "short reply of {} bytes",
+                received.bytes
+            )));
+        }
+        // Every descriptor is moved off 0-2 (closed standard descriptors).
+        // One that cannot be (no free number) closes, and the reply is
+        // marked, so that the caller closes the rest too.
+        let mut fd_problem = received.truncated.then(|| {
+            "the kernel truncated the descriptors (MSG_CTRUNC): this process is at its \
+             open-file limit, RLIMIT_NOFILE"
+                .to_string()
+        });
+        let mut fds = Vec::with_capacity(received.fds.len());
+        for fd in received.fds {
+            match sys::off_stdio(fd) {
+                Ok(fd) => fds.push(fd),
+                Err(e) => fd_problem = Some(format!("moving a descriptor off 0-2: {e}")),
+            }
+        }
+        Ok(Reply {
+            bytes,
+            fds,
+            fd_problem,
+        })
     }
+}
+
+/// One reply of the fork server, with the descriptors that came with it.
+struct Reply {
+    bytes: [u8; REPLY_LEN],
+    /// Every descriptor received (owned: they close when dropped).
+    fds: Vec<OwnedFd>,
+    /// Why the descriptors are incomplete, if they are.
+    fd_problem: Option<String>,
 }
 
 /// Decodes a status word pair written by the fork server.
@@ -353,6 +379,9 @@ fn server_main(socket: OwnedFd, on_main_thread: bool, pool_pid: Pid) -> ! {
     // Relaxed: this process has a single thread; no ordering to establish.
     IN_CHILD.store(true, Ordering::Relaxed);
     sys::close_all_except(&[socket.as_raw_fd()]);
+    // Take 0-2 if they are closed, so that nothing of ours lands there and
+    // a worker's prints go to /dev/null, not into a pipe or socket.
+    sys::reserve_stdio();
     if on_main_thread {
         // PDEATHSIG fires when the *thread* that forked us exits, so it is
         // only right when that thread was the main thread (whose exit ends

@@ -50,12 +50,133 @@ pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-/// An eventfd used as the dispatcher's doorbell: non-blocking, close-on-exec.
+/// An eventfd used as the dispatcher's doorbell: non-blocking, close-on-exec,
+/// and never on 0-2 (see [`off_stdio`]).
 pub(crate) fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: plain system call with constant flags.
     let fd = check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
     // SAFETY: eventfd succeeded; the descriptor is new and ours.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    off_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// What [`recv_with_fds`] received.
+pub(crate) struct Received {
+    /// Bytes of the message (0: the peer closed the socket).
+    pub bytes: usize,
+    /// Every descriptor the kernel installed, owned: they close on drop.
+    pub fds: Vec<OwnedFd>,
+    /// The kernel could not deliver all the descriptors or bytes sent
+    /// (`MSG_CTRUNC` / `MSG_TRUNC`): typically this process is at its
+    /// open-file limit. `fds` then holds the ones that did arrive.
+    pub truncated: bool,
+}
+
+/// One `recvmsg(2)` into `buf` with `SCM_RIGHTS` descriptors (close-on-exec),
+/// retrying on EINTR.
+///
+/// Written on libc rather than nix because nix's control-message iterator
+/// refuses a truncated buffer, and a truncated one is exactly when the kernel
+/// may have installed *some* of the descriptors, which must then be closed.
+/// Here every installed descriptor is owned before anything else is looked at.
+pub(crate) fn recv_with_fds(socket: RawFd, buf: &mut [u8]) -> io::Result<Received> {
+    // Room for a few SCM_RIGHTS descriptors; u64 for cmsghdr's alignment.
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: a zeroed msghdr is valid (null name, no iovecs, no control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    let bytes = loop {
+        // SAFETY: `msg` points to `iov` (valid for `buf.len()` bytes) and to
+        // `control` (valid for its size), both alive for the call.
+        let n = unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: `msg` was filled by recvmsg; CMSG_FIRSTHDR/CMSG_NXTHDR only
+    // walk headers within `msg_controllen` bytes of `control`, and return
+    // null at the end.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !cmsg.is_null() {
+        // SAFETY: a non-null header from CMSG_FIRSTHDR/NXTHDR lies inside
+        // `control`, aligned for cmsghdr.
+        let header = unsafe { &*cmsg };
+        if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_RIGHTS {
+            // SAFETY: CMSG_LEN(0) is a constant computation.
+            let payload = header.cmsg_len as usize - unsafe { libc::CMSG_LEN(0) } as usize;
+            // SAFETY: CMSG_DATA points at the header's payload, inside `control`.
+            let data = unsafe { libc::CMSG_DATA(cmsg) }.cast::<libc::c_int>();
+            for k in 0..payload / std::mem::size_of::<libc::c_int>() {
+                // SAFETY: `k` indexes within the payload; the data may be
+                // unaligned for c_int, hence read_unaligned. The kernel
+                // installed this descriptor in this process just now, and
+                // nothing else owns it.
+                fds.push(unsafe { OwnedFd::from_raw_fd(data.add(k).read_unaligned()) });
+            }
+        }
+        // SAFETY: as for CMSG_FIRSTHDR above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+    }
+    Ok(Received {
+        bytes,
+        fds,
+        truncated: msg.msg_flags & (libc::MSG_CTRUNC | libc::MSG_TRUNC) != 0,
+    })
+}
+
+/// Moves a private descriptor that landed on 0, 1 or 2 to the lowest free
+/// number from 3 (close-on-exec), closing the original.
+///
+/// The kernel gives out the lowest free number, so in a process whose
+/// standard descriptors are closed (daemons, some supervisors) a socket or
+/// pipe would become "stdout", and anything printed would be written into
+/// the pool's protocol.
+pub(crate) fn off_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own returns a new one.
+    let moved = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: fcntl succeeded: `moved` is a new descriptor owned by nobody
+    // else. The original closes when `fd` drops.
+    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+}
+
+/// Opens `/dev/null` on each of 0, 1 and 2 that is closed.
+///
+/// Called in the fork server right after it closed what it does not use:
+/// with its standard descriptors taken, every descriptor it creates later
+/// (its signalfd, the worker pipes) lands above 2, and a worker that prints
+/// writes to `/dev/null` (or to the terminal the program had), never into a
+/// pipe or socket of the pool. `fcntl` and `open` are async-signal-safe.
+pub(crate) fn reserve_stdio() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries the descriptor's flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1 {
+            continue;
+        }
+        // SAFETY: a constant, NUL-terminated path; the lower standard
+        // numbers are all open by now, so the lowest free one is `fd`.
+        let got = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if got >= 0 && got != fd {
+            // SAFETY: plain descriptor moves on descriptors we own.
+            unsafe {
+                libc::dup2(got, fd);
+                libc::close(got);
+            }
+        }
+    }
 }
 
 /// Rings an eventfd doorbell. The counter coalesces rings, and a full

@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 use future::{DynError, TaskError};
 
 use super::{Dispatcher, Fate, Worker, WorkerDeath};
-use crate::error::{ExitCause, ProtocolError, TaskTimedOut, WorkerDied, WorkerTerminated};
+use crate::error::{
+    ExitCause, ForkServerError, ProtocolError, SpawnFailed, TaskTimedOut, WorkerDied,
+    WorkerTerminated,
+};
 use crate::fork_server::{self, decode_status};
 use crate::frame::{FrameBuf, FrameError};
 use crate::stats::Counters;
@@ -278,6 +281,28 @@ impl Dispatcher {
                     counters,
                 );
             }
+        }
+    }
+    /// No worker could be started and none is left to run the queue.
+    ///
+    /// If the fork server is gone (or unusable from this process), nothing
+    /// will ever run: the pool breaks, as Python's does. Any other failure
+    /// (no free descriptor, no memory, a process limit: `ForkServerError::Io`)
+    /// may pass: the queued tasks fail with [`SpawnFailed`], and the pool
+    /// stays usable, so the next `submit` tries again.
+    pub(super) fn spawn_failed(&mut self, e: ForkServerError) {
+        let err = SpawnFailed {
+            message: e.to_string(),
+        };
+        if !matches!(e, ForkServerError::Io(_)) {
+            return self.break_pool(err.to_string());
+        }
+        let queued: Vec<Task> = self.shared.lock().tasks.drain(..).collect();
+        for task in queued {
+            task.sink.complete(
+                Err(TaskError::Executor(DynError::new(err.clone()))),
+                &self.shared.counters,
+            );
         }
     }
     /// Python's `_terminate_broken`: every pending future fails with

@@ -63,7 +63,7 @@ use std::time::{Duration, Instant};
 use future::{DynError, TaskError};
 
 use crate::codec;
-use crate::error::{CodecStage, ExitCause, SpawnFailed};
+use crate::error::{CodecStage, ExitCause};
 use crate::fork_server;
 use crate::frame::{self, BodyReader, FrameBuf, FrameError};
 use crate::stats::Counters;
@@ -341,11 +341,7 @@ impl Dispatcher {
                 if self.workers.is_empty() {
                     // Nothing can run the queued tasks: fail them (Python
                     // gh-119592: "A replacement worker process could not be started").
-                    let msg = SpawnFailed {
-                        message: e.to_string(),
-                    }
-                    .to_string();
-                    self.break_pool(msg);
+                    self.spawn_failed(e);
                 } else {
                     self.spawn_backoff = Some(Instant::now() + Duration::from_millis(100));
                 }
