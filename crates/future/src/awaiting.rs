@@ -56,6 +56,10 @@ type Read<T> = fn(Future<T>) -> Result<T, FutureError>;
 /// example `tokio::time::timeout`), which drops the `Awaiting` and so
 /// unregisters it.
 ///
+/// `Awaiting` is `Unpin` and `Send` (for `T: Send`). Like every
+/// `std::future::Future`, it must not be polled again after it returned
+/// `Ready`: it panics then, naming the mistake.
+///
 /// ```
 /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// #     // A minimal executor for the example; use your runtime's.

@@ -471,3 +471,10 @@ fn the_stream_sees_every_concurrent_completion_once() {
     run(|f| tokio_rt().block_on(f));
     run(smol::block_on);
 }
+
+#[test]
+fn awaiting_is_send_and_unpin_so_any_runtime_can_spawn_it() {
+    fn spawnable<F: std::future::Future + Send + Unpin + 'static>(_: &F) {}
+    let (_p, f) = promise::<Vec<u8>>();
+    spawnable(&f.into_future());
+}
