@@ -1,0 +1,139 @@
+//! `celery-worker`: a Rust Celery worker for the built-in `rust.*` tasks.
+//!
+//! Users with their own tasks write a three-line `main` around
+//! `celery::Worker` instead (see the crate docs).
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use celery::{tasks, Worker, WorkerConfig};
+
+const USAGE: &str = "\
+usage: celery-worker [--broker URL] [--backend URL] [-Q QUEUE[,QUEUE...]] [-c N]
+                     [--visibility-timeout SECS] [--restore-interval SECS]
+                     [--result-expires SECS] [--list]
+
+Consumes Celery task messages (protocol 2, JSON) from Redis and runs the
+built-in rust.* tasks on a thread pool, acking late.
+
+  --broker URL                 redis://host:port/db   (default redis://127.0.0.1:6379/0)
+  --backend URL                result backend          (default: the broker)
+  -Q, --queues LIST            queues to consume       (default celery)
+  -c, --concurrency N          tasks at once           (default: cores)
+  --visibility-timeout SECS    restore unacked messages older than this (default 3600)
+  --restore-interval SECS      how often to look for them               (default 100)
+  --result-expires SECS        result lifetime                          (default 86400)
+  --list                       print the task names and exit
+SIGINT/SIGTERM: stop fetching, finish the running tasks, exit.";
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("celery-worker: {msg}\n{USAGE}");
+    ExitCode::from(2)
+}
+
+fn secs(v: Option<String>, flag: &str) -> Result<Duration, String> {
+    let v = v.ok_or(format!("{flag} needs a value"))?;
+    let s: f64 = v
+        .parse()
+        .map_err(|_| format!("{flag}: {v:?} is not a number"))?;
+    if !(s.is_finite() && s > 0.0) {
+        return Err(format!("{flag}: must be positive"));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn main() -> ExitCode {
+    let mut config = WorkerConfig::new("redis://127.0.0.1:6379/0");
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let r: Result<(), String> = (|| {
+            match a.as_str() {
+                "-h" | "--help" => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                "--list" => {
+                    for n in tasks::builtin().names() {
+                        println!("{n}");
+                    }
+                    std::process::exit(0);
+                }
+                "--broker" => config.broker = args.next().ok_or("--broker needs a URL")?,
+                "--backend" => config.backend = Some(args.next().ok_or("--backend needs a URL")?),
+                "-Q" | "--queues" => {
+                    let v = args.next().ok_or("-Q needs a queue name")?;
+                    config.queues = v
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect();
+                    if config.queues.is_empty() {
+                        return Err("-Q: no queue named".to_string());
+                    }
+                }
+                "-c" | "--concurrency" => {
+                    let v = args.next().ok_or("-c needs a number")?;
+                    config.concurrency = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or(format!("-c: {v:?} is not a positive number"))?;
+                }
+                "--visibility-timeout" => config.visibility_timeout = secs(args.next(), &a)?,
+                "--restore-interval" => config.restore_interval = secs(args.next(), &a)?,
+                "--result-expires" => config.result_expires = secs(args.next(), &a)?,
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            return usage_error(&e);
+        }
+    }
+    if let Err(e) = celery::RedisUrl::parse(&config.broker) {
+        return usage_error(&e.to_string());
+    }
+    // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let worker = Worker::new(config.clone(), tasks::builtin());
+    let stop = worker.stop_flag();
+    std::thread::spawn(move || loop {
+        if STOP.load(Ordering::SeqCst) {
+            stop.store(true, Ordering::SeqCst);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    });
+    eprintln!(
+        "celery-worker {} ready: queues {:?} on {}, concurrency {}",
+        std::process::id(),
+        config.queues,
+        config.broker,
+        config.concurrency
+    );
+    match worker.run() {
+        Ok(()) => {
+            let s = worker.stats();
+            eprintln!(
+                "celery-worker: stopped ({} ran, {} revoked, {} restored)",
+                s.ran, s.revoked, s.restored
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("celery-worker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Errors of the Celery executor and worker.
+
+use std::fmt;
+
+/// What went wrong talking to Redis or reading a Celery message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CeleryError {
+    /// The URL is not a `redis://host:port/db` URL: (url, why).
+    BadUrl(String, String),
+    /// Could not connect: (url, OS error). Is `redis-server` running there?
+    Connect(String, String),
+    /// The connection broke or a read/write failed.
+    Io(String),
+    /// Redis answered with an error reply.
+    Redis(String),
+    /// A message or result on the wire is not what Celery writes.
+    Protocol(String),
+    /// Arguments or a result could not be turned into or out of JSON.
+    Json(String),
+    /// The executor was shut down; no new tasks.
+    Shutdown,
+    /// The broker stayed unreachable longer than the reconnect deadline
+    /// (pending futures fail with this error instead of hanging).
+    BrokerLost(String),
+    /// No task with this name is registered (submit of an unregistered `fn`).
+    NotRegistered(String),
+}
+
+impl CeleryError {
+    pub(crate) fn io(e: std::io::Error) -> CeleryError {
+        CeleryError::Io(e.to_string())
+    }
+
+    /// True for errors after which the connection must be reopened.
+    pub fn is_connection(&self) -> bool {
+        matches!(self, CeleryError::Io(_) | CeleryError::Connect(..))
+    }
+}
+
+impl fmt::Display for CeleryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CeleryError::BadUrl(u, why) => write!(f, "bad Redis URL {u:?}: {why}"),
+            CeleryError::Connect(u, e) => write!(
+                f,
+                "cannot connect to Redis at {u}: {e} (is redis-server running there?)"
+            ),
+            CeleryError::Io(e) => write!(f, "Redis connection failed: {e}"),
+            CeleryError::Redis(e) => write!(f, "Redis error: {e}"),
+            CeleryError::Protocol(e) => write!(f, "not a Celery message: {e}"),
+            CeleryError::Json(e) => write!(f, "JSON: {e}"),
+            CeleryError::Shutdown => f.write_str("the Celery executor has been shut down"),
+            CeleryError::BrokerLost(e) => write!(
+                f,
+                "lost the Redis broker and could not reconnect in time; the task's result is unknown: {e}"
+            ),
+            CeleryError::NotRegistered(n) => write!(
+                f,
+                "no task is registered for {n}: register the fn under a Celery task name first"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CeleryError {}
+
+impl From<serde_json::Error> for CeleryError {
+    fn from(e: serde_json::Error) -> Self {
+        CeleryError::Json(e.to_string())
+    }
+}

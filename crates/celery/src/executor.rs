@@ -1,0 +1,543 @@
+//! The client: [`CeleryExecutor`] sends task messages and completes futures
+//! from the result backend.
+//!
+//! ```text
+//! submit ──► pending[id] = promise ──► SUBSCRIBE celery-task-meta-<id> (listener's socket)
+//!        └─► LPUSH <queue> <message>                         (broker pool)
+//! listener ◄─ "subscribe" confirmation ──► GET celery-task-meta-<id>  (catches a result
+//!          │                                 stored before the subscription took effect)
+//!          ◄─ "message" (the worker's PUBLISH) ──► complete the promise, UNSUBSCRIBE
+//! ```
+//!
+//! One listener thread per executor owns the subscribed connection; it ends
+//! when the executor is dropped (its socket is shut down, the blocked read
+//! returns). If the backend connection breaks, the listener reconnects,
+//! subscribes again to every pending id and GETs each once, so no result
+//! stored in the meantime is missed; if it cannot reconnect within
+//! `reconnect_timeout`, every pending future fails with
+//! [`CeleryError::BrokerLost`] instead of hanging.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use future::{promise, DynError, Future, TaskError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::CeleryError;
+use crate::message::{TaskMessage, SEP};
+use crate::meta::{parse_final, result_key, Outcome};
+use crate::pool::Pool;
+use crate::registry::Registry;
+use crate::resp::{encode, Connection, Reply};
+use crate::url::RedisUrl;
+
+type Completer = Box<dyn FnOnce(Result<Value, TaskError>) + Send>;
+
+/// A task whose result has not come yet.
+struct Pending {
+    complete: Completer,
+    /// Cancels the user's future (for `shutdown(cancel_futures = true)`).
+    cancel: Box<dyn FnOnce() -> bool + Send>,
+}
+
+/// Settings of a [`CeleryExecutor`]; see [`CeleryExecutor::builder`].
+#[derive(Clone)]
+pub struct Builder {
+    broker: String,
+    backend: Option<String>,
+    queue: String,
+    result_expires: Duration,
+    pool_size: usize,
+    reconnect_timeout: Duration,
+    registry: Registry,
+}
+
+impl Builder {
+    /// The result backend's URL (default: the broker's).
+    pub fn backend(mut self, url: &str) -> Self {
+        self.backend = Some(url.to_string());
+        self
+    }
+
+    /// The queue tasks go to (default `celery`, Celery's default).
+    pub fn queue(mut self, name: &str) -> Self {
+        self.queue = name.to_string();
+        self
+    }
+
+    /// How long results this client writes (revocations) live (default 1 day, Celery's).
+    pub fn result_expires(mut self, d: Duration) -> Self {
+        self.result_expires = d;
+        self
+    }
+
+    /// How many idle broker connections to keep for concurrent submitters (default 4).
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+
+    /// How long the listener keeps trying to reconnect before pending futures
+    /// fail with [`CeleryError::BrokerLost`] (default 30 s).
+    pub fn reconnect_timeout(mut self, d: Duration) -> Self {
+        self.reconnect_timeout = d;
+        self
+    }
+
+    /// The tasks `submit` can name (by `fn` address).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Connects (failing now if Redis is unreachable) and starts the listener.
+    pub fn connect(self) -> Result<CeleryExecutor, CeleryError> {
+        let broker = RedisUrl::parse(&self.broker)?;
+        let backend = match &self.backend {
+            Some(b) => RedisUrl::parse(b)?,
+            None => broker.clone(),
+        };
+        let broker = Pool::new(broker, self.pool_size);
+        // Declare the queue as kombu does, so Python tools see its binding.
+        let binding = format!("{q}{SEP}{SEP}{q}", q = self.queue);
+        let key = format!("_kombu.binding.{}", self.queue);
+        broker.with(|c| {
+            c.command(&[b"SADD", key.as_bytes(), binding.as_bytes()])?
+                .ok()
+        })?;
+        let shared = Arc::new(Shared {
+            broker,
+            backend: Pool::new(backend.clone(), 2),
+            queue: self.queue,
+            result_expires: self.result_expires,
+            reconnect_timeout: self.reconnect_timeout,
+            registry: self.registry,
+            pending: Mutex::new(HashMap::new()),
+            sub_writer: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        });
+        let first = Connection::open(&backend)?;
+        *lock(&shared.sub_writer) = Some(first.writer()?);
+        let weak = Arc::downgrade(&shared);
+        let listener = std::thread::Builder::new()
+            .name("celery-listener".to_string())
+            .spawn(move || listen(weak, backend, first))
+            .map_err(CeleryError::io)?;
+        Ok(CeleryExecutor {
+            shared,
+            listener: Mutex::new(Some(listener)),
+        })
+    }
+}
+
+struct Shared {
+    broker: Pool,
+    backend: Pool,
+    queue: String,
+    result_expires: Duration,
+    reconnect_timeout: Duration,
+    registry: Registry,
+    pending: Mutex<HashMap<String, Pending>>,
+    /// Write side of the listener's subscribed socket (`None` while it reconnects).
+    sub_writer: Mutex<Option<TcpStream>>,
+    closed: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An executor whose workers are Celery workers (Python's or ours) behind a Redis.
+pub struct CeleryExecutor {
+    shared: Arc<Shared>,
+    listener: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl CeleryExecutor {
+    /// Connects to `redis://host:port/db` with the default settings.
+    pub fn connect(broker: &str) -> Result<CeleryExecutor, CeleryError> {
+        Self::builder(broker).connect()
+    }
+
+    /// Settings, starting from Celery's defaults.
+    pub fn builder(broker: &str) -> Builder {
+        Builder {
+            broker: broker.to_string(),
+            backend: None,
+            queue: "celery".to_string(),
+            result_expires: Duration::from_secs(86_400),
+            pool_size: 4,
+            reconnect_timeout: Duration::from_secs(30),
+            registry: Registry::new(),
+        }
+    }
+
+    /// The queue tasks are sent to.
+    pub fn queue(&self) -> &str {
+        &self.shared.queue
+    }
+
+    /// Submits the registered `fn` `f` with `arg` (sent as `args = [arg]`).
+    pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>, CeleryError>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Send + 'static,
+    {
+        let name = self
+            .shared
+            .registry
+            .name_of(f)
+            .ok_or_else(|| CeleryError::NotRegistered(std::any::type_name_of_val(&f).to_string()))?
+            .to_string();
+        self.submit_named(&name, (arg,))
+    }
+
+    /// Submits the registered fallible `fn` `f`: the future gets the `Ok`
+    /// value, or fails with the error's type name and message.
+    pub fn submit_fallible<A, R, E>(
+        &self,
+        f: fn(A) -> Result<R, E>,
+        arg: A,
+    ) -> Result<Future<R>, CeleryError>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Send + 'static,
+    {
+        let name = self
+            .shared
+            .registry
+            .name_of(f)
+            .ok_or_else(|| CeleryError::NotRegistered(std::any::type_name_of_val(&f).to_string()))?
+            .to_string();
+        self.submit_named(&name, (arg,))
+    }
+
+    /// Sends task `name` (a Python task or ours) with positional `args`,
+    /// which must serialize to a JSON array (a tuple: `(1, 2)`, `(x,)`, `()`).
+    pub fn submit_named<Args, R>(&self, name: &str, args: Args) -> Result<Future<R>, CeleryError>
+    where
+        Args: Serialize,
+        R: DeserializeOwned + Send + 'static,
+    {
+        let args = match serde_json::to_value(args)? {
+            Value::Null => Value::Array(Vec::new()), // `()`: no arguments
+            v => v,
+        };
+        if !args.is_array() {
+            return Err(CeleryError::Json(format!(
+                "positional arguments must be a tuple or array, not {args}"
+            )));
+        }
+        self.send(TaskMessage::new(name, args, &self.shared.queue))
+    }
+
+    /// Sends a ready-made message (its queue and kwargs as set).
+    pub fn send<R>(&self, msg: TaskMessage) -> Result<Future<R>, CeleryError>
+    where
+        R: DeserializeOwned + Send + 'static,
+    {
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::SeqCst) {
+            return Err(CeleryError::Shutdown);
+        }
+        let (promise, future) = promise::<R>();
+        let completer: Completer = Box::new(move |outcome: Result<Value, TaskError>| {
+            let outcome = outcome.and_then(|v| {
+                serde_json::from_value::<R>(v).map_err(|e| {
+                    TaskError::Failed(DynError::new(CeleryError::Json(format!(
+                        "the task's result does not read as {}: {e}",
+                        std::any::type_name::<R>()
+                    ))))
+                })
+            });
+            // Err: the user cancelled it meanwhile; the first outcome stands.
+            let _ = promise.set_outcome(outcome);
+        });
+        let id = msg.id.clone();
+        let key = result_key(&id);
+        let handle = future.clone();
+        let cancel = Box::new(move || handle.cancel());
+        lock(&shared.pending).insert(
+            id.clone(),
+            Pending {
+                complete: completer,
+                cancel,
+            },
+        );
+        shared.subscribe(&[key.as_str()]);
+        let body = msg.to_json();
+        let queue = msg.queue.clone();
+        if let Err(e) = shared.broker.with(|c| {
+            c.command(&[b"LPUSH", queue.as_bytes(), body.as_bytes()])?
+                .ok()
+        }) {
+            lock(&shared.pending).remove(&id);
+            shared.unsubscribe(&key);
+            return Err(e);
+        }
+        let weak = Arc::downgrade(shared);
+        future.add_done_callback(move |f| {
+            if f.cancelled() {
+                if let Some(shared) = weak.upgrade() {
+                    shared.revoke(&id);
+                }
+            }
+        });
+        Ok(future)
+    }
+
+    /// Python's `Executor.shutdown`: no new tasks; with `cancel_futures`,
+    /// pending tasks are revoked and their futures cancelled; with `wait`,
+    /// blocks until every submitted future is done. Without `wait` the
+    /// listener still completes the pending futures, then ends.
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        if cancel_futures {
+            let all: Vec<(String, Pending)> = lock(&self.shared.pending).drain().collect();
+            for (id, p) in all {
+                // The future's done-callback revokes the task.
+                let _ = id;
+                (p.cancel)();
+            }
+        }
+        self.shared.wake_listener_if_idle();
+        if wait {
+            if let Some(h) = lock(&self.listener).take() {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// How many submitted tasks have no result yet.
+    pub fn pending(&self) -> usize {
+        lock(&self.shared.pending).len()
+    }
+}
+
+/// Dropping the executor detaches it: no more submits, the futures still
+/// pending fail with [`CeleryError::Shutdown`] (their tasks may still run
+/// on a worker: the executor just stops listening), and the listener thread
+/// ends before `drop` returns. Call `shutdown(true, false)` first to wait
+/// for the results instead: a remote result may never come, so waiting is
+/// not the default here.
+impl Drop for CeleryExecutor {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.fail_all(CeleryError::Shutdown);
+        self.shared.stop_listener();
+        if let Some(h) = lock(&self.listener).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Shared {
+    fn subscribe(&self, keys: &[&str]) {
+        let mut out = Vec::new();
+        let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE"];
+        args.extend(keys.iter().map(|k| k.as_bytes()));
+        encode(&mut out, &args);
+        let mut w = lock(&self.sub_writer);
+        if let Some(s) = w.as_mut() {
+            if s.write_all(&out).is_err() {
+                // The listener will see the error, reconnect and resubscribe
+                // every pending id (ours is already in `pending`).
+                *w = None;
+            }
+        }
+    }
+
+    fn unsubscribe(&self, key: &str) {
+        let mut out = Vec::new();
+        encode(&mut out, &[b"UNSUBSCRIBE", key.as_bytes()]);
+        if let Some(s) = lock(&self.sub_writer).as_mut() {
+            let _ = s.write_all(&out);
+        }
+    }
+
+    fn complete(&self, id: &str, outcome: Result<Value, TaskError>) {
+        let pending = lock(&self.pending).remove(id);
+        if let Some(p) = pending {
+            self.unsubscribe(&result_key(id));
+            (p.complete)(outcome);
+        }
+        self.wake_listener_if_idle();
+    }
+
+    /// Stores REVOKED for `id` (so a worker that was offline when the revoke
+    /// was broadcast still skips it) and broadcasts Celery's revoke command.
+    fn revoke(&self, id: &str) {
+        lock(&self.pending).remove(id);
+        self.unsubscribe(&result_key(id));
+        let record = Outcome::Revoked.to_json(id);
+        let key = result_key(id);
+        let ttl = self.result_expires.as_secs().max(1).to_string();
+        let _ = self.backend.with(|c| {
+            c.command(&[b"SETEX", key.as_bytes(), ttl.as_bytes(), record.as_bytes()])?
+                .ok()
+        });
+        let channel = format!("/{}.celery.pidbox", self.broker.url().db);
+        let cmd = crate::control::revoke_message(id);
+        let _ = self.broker.with(|c| {
+            c.command(&[b"PUBLISH", channel.as_bytes(), cmd.as_bytes()])?
+                .ok()
+        });
+        self.wake_listener_if_idle();
+    }
+
+    /// After shutdown, the listener stops once nothing is pending.
+    fn wake_listener_if_idle(&self) {
+        if self.closed.load(Ordering::SeqCst) && lock(&self.pending).is_empty() {
+            self.stop_listener();
+        }
+    }
+
+    fn stop_listener(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        if let Some(s) = lock(&self.sub_writer).as_ref() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn fail_all(&self, error: CeleryError) {
+        let all: Vec<(String, Pending)> = lock(&self.pending).drain().collect();
+        for (_, p) in all {
+            (p.complete)(Err(TaskError::Executor(DynError::new(error.clone()))));
+        }
+    }
+}
+
+/// The listener thread: reads the subscribed connection until the executor
+/// is gone or shut down with nothing pending.
+fn listen(weak: Weak<Shared>, backend: RedisUrl, first: Connection) {
+    let mut conn = Some(first);
+    let mut lost_since: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(shared) = weak.upgrade() else { return };
+        if shared.closed.load(Ordering::SeqCst) && lock(&shared.pending).is_empty() {
+            return;
+        }
+        let mut c = match conn.take() {
+            Some(c) => c,
+            None => match reconnect(&shared, &backend) {
+                Ok(c) => c,
+                Err(e) => {
+                    let since = *lost_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= shared.reconnect_timeout {
+                        shared.fail_all(CeleryError::BrokerLost(e.to_string()));
+                        if shared.closed.load(Ordering::SeqCst) {
+                            return;
+                        }
+                    }
+                    drop(shared);
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        lost_since = None;
+        backoff = Duration::from_millis(50);
+        drop(shared);
+        if read_loop(&weak, &mut c).is_err() {
+            let Some(shared) = weak.upgrade() else { return };
+            *lock(&shared.sub_writer) = None;
+            if shared.closed.load(Ordering::SeqCst) && lock(&shared.pending).is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+/// Opens a new subscribed connection and subscribes to every pending id.
+fn reconnect(shared: &Shared, backend: &RedisUrl) -> Result<Connection, CeleryError> {
+    let c = Connection::open(backend)?;
+    let mut w = lock(&shared.sub_writer);
+    *w = Some(c.writer()?);
+    let keys: Vec<String> = lock(&shared.pending)
+        .keys()
+        .map(|id| result_key(id))
+        .collect();
+    drop(w);
+    if !keys.is_empty() {
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        for chunk in refs.chunks(512) {
+            shared.subscribe(chunk);
+        }
+    }
+    Ok(c)
+}
+
+fn read_loop(weak: &Weak<Shared>, conn: &mut Connection) -> Result<(), CeleryError> {
+    let mut to_get: Vec<String> = Vec::new();
+    loop {
+        let reply = conn.read_reply()?;
+        let Some(shared) = weak.upgrade() else {
+            return Ok(());
+        };
+        let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
+        let kind = parts.next().flatten().unwrap_or_default();
+        let channel = parts.next().flatten().unwrap_or_default();
+        let channel = String::from_utf8_lossy(&channel).into_owned();
+        match kind.as_slice() {
+            b"subscribe" => to_get.push(channel),
+            b"message" => {
+                let data = parts.next().flatten().unwrap_or_default();
+                deliver(&shared, &channel, &data);
+            }
+            _ => {}
+        }
+        if !conn.has_buffered() && !to_get.is_empty() {
+            get_once(&shared, std::mem::take(&mut to_get));
+        }
+        if shared.closed.load(Ordering::SeqCst) && lock(&shared.pending).is_empty() {
+            return Ok(());
+        }
+    }
+}
+
+fn deliver(shared: &Shared, channel: &str, data: &[u8]) {
+    let Some(id) = channel.strip_prefix("celery-task-meta-") else {
+        return;
+    };
+    match parse_final(data) {
+        Ok(Some(outcome)) => shared.complete(id, outcome),
+        Ok(None) => {} // STARTED, RETRY: wait for the final state
+        Err(e) => shared.complete(id, Err(TaskError::Executor(DynError::new(e)))),
+    }
+}
+
+/// GETs the results of newly subscribed channels (one MGET), for results
+/// stored before the subscription took effect.
+fn get_once(shared: &Shared, channels: Vec<String>) {
+    let channels: Vec<String> = {
+        let pending = lock(&shared.pending);
+        channels
+            .into_iter()
+            .filter(|c| {
+                c.strip_prefix("celery-task-meta-")
+                    .is_some_and(|id| pending.contains_key(id))
+            })
+            .collect()
+    };
+    if channels.is_empty() {
+        return;
+    }
+    let mut args: Vec<&[u8]> = vec![b"MGET"];
+    args.extend(channels.iter().map(|c| c.as_bytes()));
+    if let Ok(reply) = shared.backend.with(|c| c.command(&args)?.ok()) {
+        for (channel, value) in channels.iter().zip(reply.into_array()) {
+            if let Some(data) = value.into_bytes() {
+                deliver(shared, channel, &data);
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! A Celery executor: Python's Celery task protocol (version 2) over a real
+//! Redis, so that Rust code can submit tasks to Python or Rust workers and
+//! Python code can submit tasks to Rust workers, with results in Celery's
+//! Redis result backend.
+//!
+//! * [`CeleryExecutor`] is the client: `submit`/`submit_named` push a task
+//!   message on a queue and return the same [`future::Future`] our thread
+//!   and process pools return, completed by one listener thread per
+//!   executor when the worker PUBLISHes the result.
+//! * [`Worker`] (and the `celery-worker` binary) consumes queues and runs
+//!   the tasks of a [`Registry`] on a thread pool, acking late.
+//!
+//! Everything speaks RESP over `std::net::TcpStream` ([`resp`]): no async
+//! runtime, no Redis client crate. `docs/cluster.md` says why, and how to
+//! run workers on several machines.
+//!
+//! ```no_run
+//! use celery::{CeleryExecutor, Registry};
+//!
+//! fn add((a, b): (i64, i64)) -> i64 { a + b }
+//!
+//! let mut tasks = Registry::new();
+//! tasks.register("rust.add", add);
+//! let ex = CeleryExecutor::builder("redis://127.0.0.1:6379/0").registry(tasks).connect()?;
+//! let sum = ex.submit(add, (2, 3))?;                       // a Rust worker runs it
+//! let py = ex.submit_named::<_, i64>("tasks.add", (2, 3))?; // a Python worker runs it
+//! assert_eq!(sum.result()? + py.result()?, 10);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod base64;
+pub mod control;
+mod error;
+mod executor;
+pub mod id;
+pub mod message;
+pub mod meta;
+pub mod pool;
+mod registry;
+pub mod resp;
+pub mod tasks;
+pub mod testing;
+mod url;
+mod worker;
+
+pub use error::CeleryError;
+pub use executor::{Builder, CeleryExecutor};
+pub use message::TaskMessage;
+pub use registry::{decode_args, Handler, Registry, TypeError};
+pub use url::RedisUrl;
+pub use worker::{restore_unacked, Worker, WorkerConfig, WorkerStats};

@@ -1,0 +1,214 @@
+//! The result backend's record, `celery-task-meta-<id>`.
+//!
+//! `{"status", "result", "traceback", "children", "date_done", "task_id"}`:
+//! a SUCCESS holds the return value; a FAILURE or REVOKED holds
+//! `{"exc_type", "exc_message", "exc_module"}`, from which a Python client
+//! rebuilds the exception (a class it cannot import is created on the fly
+//! under that name, so a Rust panic arrives in Python as `TaskPanicked`).
+
+use future::{DynError, TaskError};
+use serde_json::{json, Value};
+
+use crate::error::CeleryError;
+
+/// The key (and the PUBLISH channel) of a task's result.
+pub fn result_key(task_id: &str) -> String {
+    format!("celery-task-meta-{task_id}")
+}
+
+/// What a worker stores for a task.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The task returned this value.
+    Success(Value),
+    /// The task raised, returned an error or panicked.
+    Failure {
+        /// Exception class name (`ValueError`, `TaskPanicked`).
+        exc_type: String,
+        /// Exception module, or `None` for a class Python should create.
+        exc_module: Option<String>,
+        /// The message.
+        message: String,
+        /// A traceback text, if there is one.
+        traceback: Option<String>,
+    },
+    /// The task was revoked before it ran.
+    Revoked,
+}
+
+impl Outcome {
+    /// The failure a Rust task's error or panic is stored as.
+    pub fn from_task_error(e: &TaskError) -> Outcome {
+        let (exc_type, message) = match e {
+            TaskError::Failed(d) => (d.type_name().to_string(), d.to_string()),
+            TaskError::Panicked(m) => ("TaskPanicked".to_string(), m.clone()),
+            other => (other.name().to_string(), other.to_string()),
+        };
+        Outcome::Failure {
+            exc_type,
+            exc_module: None,
+            message,
+            traceback: None,
+        }
+    }
+
+    /// The status word Celery uses.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Outcome::Success(_) => "SUCCESS",
+            Outcome::Failure { .. } => "FAILURE",
+            Outcome::Revoked => "REVOKED",
+        }
+    }
+
+    /// The JSON record, as a Python worker writes it.
+    pub fn to_json(&self, task_id: &str) -> String {
+        let (result, traceback) = match self {
+            Outcome::Success(v) => (v.clone(), Value::Null),
+            Outcome::Failure {
+                exc_type,
+                exc_module,
+                message,
+                traceback,
+            } => (
+                json!({"exc_type": exc_type, "exc_message": [message], "exc_module": exc_module}),
+                json!(traceback),
+            ),
+            Outcome::Revoked => (
+                json!({"exc_type": "TaskRevokedError", "exc_message": ["revoked"],
+                       "exc_module": "celery.exceptions"}),
+                Value::Null,
+            ),
+        };
+        json!({
+            "status": self.status(),
+            "result": result,
+            "traceback": traceback,
+            "children": [],
+            "date_done": iso_now(),
+            "task_id": task_id,
+        })
+        .to_string()
+    }
+}
+
+/// A stored record as the client reads it: `Ok(None)` for a state that is
+/// not final (PENDING, STARTED, RETRY).
+pub fn parse_final(raw: &[u8]) -> Result<Option<Result<Value, TaskError>>, CeleryError> {
+    let v: Value = serde_json::from_slice(raw)?;
+    let status = v.get("status").and_then(Value::as_str).unwrap_or("");
+    let result = v.get("result").cloned().unwrap_or(Value::Null);
+    Ok(match status {
+        "SUCCESS" => Some(Ok(result)),
+        "FAILURE" | "REVOKED" => Some(Err(failure_error(&result, status))),
+        _ => None,
+    })
+}
+
+fn failure_error(result: &Value, status: &str) -> TaskError {
+    let exc_type =
+        result
+            .get("exc_type")
+            .and_then(Value::as_str)
+            .unwrap_or(if status == "REVOKED" {
+                "TaskRevokedError"
+            } else {
+                "Exception"
+            });
+    let message = match result.get("exc_message") {
+        Some(Value::Array(parts)) if parts.len() == 1 => match &parts[0] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        },
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    if exc_type == "TaskPanicked" {
+        return TaskError::Panicked(message);
+    }
+    TaskError::Failed(DynError::from_parts(
+        exc_type,
+        format!("{exc_type}: {message}"),
+    ))
+}
+
+/// Now as Python's `datetime.now(timezone.utc).isoformat()`.
+pub fn iso_now() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    iso_utc(d.as_secs() as i64, d.subsec_micros())
+}
+
+/// `2026-12-02T17:20:01.123456+00:00` for a Unix time.
+pub fn iso_utc(secs: i64, micros: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}+00:00",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_dates_like_python() {
+        assert_eq!(iso_utc(0, 0), "1970-01-01T00:00:00.000000+00:00");
+        // datetime.fromtimestamp(1796231201.5, timezone.utc).isoformat()
+        assert_eq!(
+            iso_utc(1_796_231_201, 500_000),
+            "2026-12-02T17:06:41.500000+00:00"
+        );
+        assert_eq!(iso_utc(951_782_400, 1), "2000-02-29T00:00:00.000001+00:00");
+    }
+
+    #[test]
+    fn reads_python_workers_records() {
+        let ok = br#"{"status": "SUCCESS", "result": 3, "traceback": null, "children": [], "date_done": "x", "task_id": "i"}"#;
+        assert_eq!(parse_final(ok).unwrap().unwrap().unwrap(), json!(3));
+        let fail = br#"{"status": "FAILURE", "result": {"exc_type": "ValueError", "exc_message": ["boom"], "exc_module": "builtins"}, "traceback": "Traceback...", "children": [], "date_done": "x", "task_id": "i"}"#;
+        let e = parse_final(fail).unwrap().unwrap().unwrap_err();
+        assert_eq!(e.name(), "ValueError");
+        assert_eq!(e.to_string(), "task failed: ValueError: boom");
+        let pending = br#"{"status": "STARTED", "result": null}"#;
+        assert!(parse_final(pending).unwrap().is_none());
+    }
+
+    #[test]
+    fn writes_records_that_read_back() {
+        let rec = Outcome::Success(json!([1, "a"])).to_json("id1");
+        let v: Value = serde_json::from_str(&rec).unwrap();
+        assert_eq!(v["task_id"], "id1");
+        assert_eq!(
+            parse_final(rec.as_bytes()).unwrap().unwrap().unwrap(),
+            json!([1, "a"])
+        );
+        let panic = Outcome::from_task_error(&TaskError::Panicked("oh no".into()));
+        let e = parse_final(panic.to_json("i").as_bytes())
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, TaskError::Panicked(m) if m == "oh no"));
+        let e = parse_final(Outcome::Revoked.to_json("i").as_bytes())
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.name(), "TaskRevokedError");
+    }
+}

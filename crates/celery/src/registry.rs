@@ -1,0 +1,190 @@
+//! Task names to plain functions.
+//!
+//! Celery names every task (`tasks.add`); a Rust task is a plain `fn(A) -> R`
+//! (or `fn(A) -> Result<R, E>`) registered under a name. The worker looks up
+//! a message's task by name; the executor looks up a submitted `fn` by its
+//! address to find the name to put in the message.
+//!
+//! Arguments: Celery sends positional arguments as a JSON array. A message
+//! with one argument `[a]` is read as `A` from `a`; otherwise the whole
+//! array is read as `A` (so a tuple `A = (i64, i64)` takes Python's
+//! `args=(1, 2)`). The executor sends its argument as `[a]`.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::sync::Arc;
+
+use future::{DynError, TaskError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+/// A task body: arguments in, JSON result or error out.
+pub type Handler = Arc<dyn Fn(Value) -> Result<Value, TaskError> + Send + Sync>;
+
+/// The tasks a worker can run and an executor can name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    by_name: HashMap<String, Handler>,
+    by_fn: HashMap<usize, String>,
+}
+
+/// A JSON conversion failed: reported to Python as `TypeError`, like a call
+/// with the wrong arguments.
+#[derive(Debug)]
+pub struct TypeError(pub String);
+
+impl Display for TypeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TypeError {}
+
+fn short_type_name<E>() -> String {
+    let full = std::any::type_name::<E>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base).to_string()
+}
+
+/// Reads Celery's args array as `A` (see the module docs).
+pub fn decode_args<A: DeserializeOwned>(args: Value) -> Result<A, TaskError> {
+    if args.as_array().is_some_and(Vec::is_empty) {
+        if let Ok(a) = serde_json::from_value(Value::Null) {
+            return Ok(a);
+        }
+    }
+    let one = match &args {
+        Value::Array(items) if items.len() == 1 => Some(items[0].clone()),
+        _ => None,
+    };
+    if let Some(one) = one {
+        if let Ok(a) = serde_json::from_value(one) {
+            return Ok(a);
+        }
+    }
+    serde_json::from_value(args.clone()).map_err(|e| {
+        TaskError::Failed(DynError::new(TypeError(format!(
+            "cannot read the arguments {args} as {}: {e}",
+            std::any::type_name::<A>()
+        ))))
+    })
+}
+
+fn encode_result<R: Serialize>(r: R) -> Result<Value, TaskError> {
+    serde_json::to_value(r).map_err(|e| {
+        TaskError::Failed(DynError::new(TypeError(format!(
+            "cannot write the result as JSON: {e}"
+        ))))
+    })
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Registers `f` under `name` (a panic in `f` fails the task with its message).
+    pub fn register<A, R>(&mut self, name: &str, f: fn(A) -> R) -> &mut Self
+    where
+        A: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+    {
+        self.by_fn.insert(f as usize, name.to_string());
+        self.insert(
+            name,
+            Arc::new(move |args| encode_result(f(decode_args(args)?))),
+        )
+    }
+
+    /// Registers a fallible `f`: its `Err` fails the task, named by the
+    /// error's type (a Python client gets an exception of that name).
+    pub fn register_fallible<A, R, E>(&mut self, name: &str, f: fn(A) -> Result<R, E>) -> &mut Self
+    where
+        A: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+        E: Display + 'static,
+    {
+        self.by_fn.insert(f as usize, name.to_string());
+        self.insert(
+            name,
+            Arc::new(move |args| match f(decode_args(args)?) {
+                Ok(r) => encode_result(r),
+                Err(e) => Err(TaskError::Failed(DynError::from_parts(
+                    short_type_name::<E>(),
+                    e.to_string(),
+                ))),
+            }),
+        )
+    }
+
+    /// Registers a handler that works on the JSON directly.
+    pub fn insert(&mut self, name: &str, handler: Handler) -> &mut Self {
+        self.by_name.insert(name.to_string(), handler);
+        self
+    }
+
+    /// The handler for `name`.
+    pub fn get(&self, name: &str) -> Option<&Handler> {
+        self.by_name.get(name)
+    }
+
+    /// The name `f` was registered under.
+    pub fn name_of<A, R>(&self, f: fn(A) -> R) -> Option<&str> {
+        self.by_fn.get(&(f as usize)).map(String::as_str)
+    }
+
+    /// Every registered name, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Runs task `name` on `args`, catching a panic.
+    pub fn run(&self, name: &str, args: Value) -> Result<Value, TaskError> {
+        let handler = self.get(name).ok_or_else(|| {
+            TaskError::Failed(DynError::from_parts(
+                "NotRegistered",
+                format!("'{name}' is not registered with this Rust worker"),
+            ))
+        })?;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(args)))
+            .unwrap_or_else(|p| Err(TaskError::from_panic(p)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn add((a, b): (i64, i64)) -> i64 {
+        a + b
+    }
+    fn double(n: u64) -> u64 {
+        n * 2
+    }
+    fn parse(s: String) -> Result<i64, std::num::ParseIntError> {
+        s.parse()
+    }
+
+    #[test]
+    fn runs_by_name_with_python_and_rust_argument_shapes() {
+        let mut r = Registry::new();
+        r.register("t.add", add).register("t.double", double);
+        r.register_fallible("t.parse", parse);
+        assert_eq!(r.run("t.add", json!([1, 2])).unwrap(), json!(3)); // Python args=(1, 2)
+        assert_eq!(r.run("t.add", json!([[1, 2]])).unwrap(), json!(3)); // our submit
+        assert_eq!(r.run("t.double", json!([21])).unwrap(), json!(42));
+        assert_eq!(r.name_of(add as fn((i64, i64)) -> i64), Some("t.add"));
+        let e = r.run("t.parse", json!(["x"])).unwrap_err();
+        assert_eq!(e.name(), "ParseIntError");
+        let e = r.run("t.double", json!(["x"])).unwrap_err();
+        assert_eq!(e.name(), "TypeError");
+        let e = r.run("t.nope", json!([])).unwrap_err();
+        assert_eq!(e.name(), "NotRegistered");
+    }
+}

@@ -1,0 +1,434 @@
+//! The worker: consumes Celery queues, runs tasks, stores results.
+//!
+//! Per message (kombu's Redis transport, late ack emulated as kombu does):
+//!
+//! 1. `BRPOP q q\x06\x163 q\x06\x166 q\x06\x169 1` fetches a message (only
+//!    when a runner is free: no prefetch beyond `concurrency`).
+//! 2. One transaction records it as unacknowledged (`ZADD unacked_index
+//!    <now> <tag>`, `HSET unacked <tag> [message, exchange, routing key]`)
+//!    and the same round trip GETs its result record: a REVOKED record (or
+//!    a revoke broadcast seen on the pidbox) means skip it.
+//! 3. The task runs on the thread pool; a panic or `Err` becomes FAILURE.
+//! 4. One transaction stores the result (SETEX + PUBLISH) and acks
+//!    (`ZREM`, `HDEL`): a crash before it leaves the message unacked.
+//! 5. Any worker restores unacked messages older than the visibility
+//!    timeout to their queue (under the `unacked_mutex` lock), so a task
+//!    whose worker died runs again elsewhere: at least once, not exactly once.
+
+use std::collections::HashSet;
+use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::control::revoked_ids;
+use crate::error::CeleryError;
+use crate::id::new_task_id;
+use crate::message::{mark_redelivered, TaskMessage, SEP};
+use crate::meta::{result_key, Outcome};
+use crate::pool::Pool;
+use crate::registry::Registry;
+use crate::resp::{Connection, Reply};
+use crate::url::RedisUrl;
+
+/// How a worker is set up; see [`Worker::new`].
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Broker URL (`redis://host:port/db`).
+    pub broker: String,
+    /// Result backend URL (default: the broker's).
+    pub backend: Option<String>,
+    /// Queues to consume, in priority order (default `["celery"]`).
+    pub queues: Vec<String>,
+    /// Tasks run at once (default: the number of cores).
+    pub concurrency: usize,
+    /// Unacked messages older than this are restored to their queue (default 3600 s, kombu's).
+    pub visibility_timeout: Duration,
+    /// How often to look for such messages (default 100 s, kombu's).
+    pub restore_interval: Duration,
+    /// Result record lifetime (default 1 day).
+    pub result_expires: Duration,
+}
+
+impl WorkerConfig {
+    /// Celery's defaults, on `broker`.
+    pub fn new(broker: &str) -> WorkerConfig {
+        WorkerConfig {
+            broker: broker.to_string(),
+            backend: None,
+            queues: vec!["celery".to_string()],
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            visibility_timeout: Duration::from_secs(3600),
+            restore_interval: Duration::from_secs(100),
+            result_expires: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// A running worker's counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Tasks run to a result (success or failure).
+    pub ran: u64,
+    /// Messages skipped as revoked.
+    pub revoked: u64,
+    /// Unacked messages this worker put back on their queue.
+    pub restored: u64,
+}
+
+/// A Celery worker for the tasks in a [`Registry`].
+pub struct Worker {
+    config: WorkerConfig,
+    registry: Arc<Registry>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Mutex<WorkerStats>>,
+}
+
+impl Worker {
+    /// A worker for `registry`'s tasks.
+    pub fn new(config: WorkerConfig, registry: Registry) -> Worker {
+        Worker {
+            config,
+            registry: Arc::new(registry),
+            stop: Arc::new(AtomicBool::new(false)),
+            stats: Arc::default(),
+        }
+    }
+
+    /// A flag that makes [`run`](Self::run) return (after the running tasks
+    /// finish) within about a second of being set.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> WorkerStats {
+        *lock(&self.stats)
+    }
+
+    /// Consumes until the stop flag is set. Errors only if Redis is
+    /// unreachable at start; later connection losses are retried.
+    pub fn run(&self) -> Result<(), CeleryError> {
+        let broker_url = RedisUrl::parse(&self.config.broker)?;
+        let backend_url = match &self.config.backend {
+            Some(b) => RedisUrl::parse(b)?,
+            None => broker_url.clone(),
+        };
+        let mut fetch = Connection::open(&broker_url)?;
+        let broker = Arc::new(Pool::new(broker_url.clone(), self.config.concurrency + 1));
+        let backend = Arc::new(Pool::new(backend_url, self.config.concurrency + 1));
+        for q in &self.config.queues {
+            let key = format!("_kombu.binding.{q}");
+            let member = format!("{q}{SEP}{SEP}{q}");
+            fetch
+                .command(&[b"SADD", key.as_bytes(), member.as_bytes()])?
+                .ok()?;
+        }
+        let revoked = Arc::new(Mutex::new(HashSet::<String>::new()));
+        let pidbox = self.start_pidbox(&broker_url, revoked.clone())?;
+        let restorer = self.start_restorer(broker.clone());
+        let pool = thread_pool::ThreadPoolExecutor::builder()
+            .max_workers(self.config.concurrency.max(1))
+            .thread_name_prefix("celery-task")
+            .build()
+            .map_err(|e| CeleryError::Io(e.to_string()))?;
+        let slots = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let mut brpop: Vec<Vec<u8>> = vec![b"BRPOP".to_vec()];
+        for q in &self.config.queues {
+            brpop.push(q.as_bytes().to_vec());
+            for p in ["3", "6", "9"] {
+                brpop.push(format!("{q}{SEP}{p}").into_bytes());
+            }
+        }
+        brpop.push(b"1".to_vec());
+        let brpop: Vec<&[u8]> = brpop.iter().map(Vec::as_slice).collect();
+        while !self.stop.load(Ordering::SeqCst) {
+            // Wait for a free runner (with a timeout, to see the stop flag).
+            {
+                let (count, cv) = &*slots;
+                let mut n = lock(count);
+                while *n >= self.config.concurrency.max(1) && !self.stop.load(Ordering::SeqCst) {
+                    n = cv
+                        .wait_timeout(n, Duration::from_millis(500))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                if self.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+            }
+            let reply = match fetch.command(&brpop) {
+                Ok(r) => r,
+                Err(e) if e.is_connection() => {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if let Ok(c) = Connection::open(&broker_url) {
+                        fetch = c;
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
+            let (Some(Some(queue)), Some(Some(raw))) = (parts.next(), parts.next()) else {
+                continue; // timeout
+            };
+            let queue = String::from_utf8_lossy(&queue).into_owned();
+            let queue = queue.split(SEP).next().unwrap_or(&queue).to_string();
+            let Some(job) = self.accept(&broker, &backend, &queue, raw, &revoked) else {
+                continue;
+            };
+            *lock(&slots.0) += 1;
+            let (registry, backend, slots2, stats) = (
+                self.registry.clone(),
+                backend.clone(),
+                slots.clone(),
+                self.stats.clone(),
+            );
+            let expires = self.config.result_expires;
+            let submitted = pool.submit(move || {
+                let outcome = match registry.run(&job.msg.task, job.msg.args.clone()) {
+                    Ok(v) => Outcome::Success(v),
+                    Err(e) => Outcome::from_task_error(&e),
+                };
+                store_and_ack(&backend, &job, &outcome, expires);
+                lock(&stats).ran += 1;
+                let (count, cv) = &*slots2;
+                *lock(count) -= 1;
+                cv.notify_all();
+            });
+            if submitted.is_err() {
+                break;
+            }
+        }
+        pool.shutdown(true, false);
+        self.stop.store(true, Ordering::SeqCst);
+        pidbox.stop();
+        let _ = restorer.join();
+        Ok(())
+    }
+
+    /// Records the message as unacked and decides whether to run it.
+    fn accept(
+        &self,
+        broker: &Pool,
+        backend: &Pool,
+        queue: &str,
+        raw: Vec<u8>,
+        revoked: &Mutex<HashSet<String>>,
+    ) -> Option<Job> {
+        let msg = match TaskMessage::parse(&raw) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("celery-worker: dropping a message from {queue}: {e}");
+                return None;
+            }
+        };
+        let tag = new_task_id();
+        let entry = format!(
+            "[{}, \"\", {}]",
+            String::from_utf8_lossy(&raw),
+            Value::String(queue.to_string())
+        );
+        let now = unix_now().to_string();
+        let key = result_key(&msg.id);
+        let recorded = broker.with(|c| {
+            c.queue(&[b"MULTI"]);
+            c.queue(&[b"ZADD", b"unacked_index", now.as_bytes(), tag.as_bytes()]);
+            c.queue(&[b"HSET", b"unacked", tag.as_bytes(), entry.as_bytes()]);
+            c.queue(&[b"EXEC"]);
+            c.flush()?;
+            for _ in 0..4 {
+                c.read_reply()?.ok()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = recorded {
+            eprintln!(
+                "celery-worker: could not record task {} as unacked: {e}",
+                msg.id
+            );
+        }
+        let stored = backend
+            .with(|c| c.command(&[b"GET", key.as_bytes()]))
+            .ok()
+            .and_then(Reply::into_bytes);
+        let is_revoked = lock(revoked).contains(&msg.id)
+            || stored.is_some_and(|s| {
+                serde_json::from_slice::<Value>(&s)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("status")
+                            .and_then(Value::as_str)
+                            .map(|s| s == "REVOKED")
+                    })
+                    .unwrap_or(false)
+            });
+        let job = Job { msg, tag };
+        if is_revoked {
+            store_and_ack(backend, &job, &Outcome::Revoked, self.config.result_expires);
+            lock(&self.stats).revoked += 1;
+            return None;
+        }
+        Some(job)
+    }
+
+    fn start_pidbox(
+        &self,
+        url: &RedisUrl,
+        revoked: Arc<Mutex<HashSet<String>>>,
+    ) -> Result<Pidbox, CeleryError> {
+        let mut conn = Connection::open(url)?;
+        let channel = format!("/{}.celery.pidbox", url.db);
+        conn.command(&[b"SUBSCRIBE", channel.as_bytes()])?.ok()?;
+        let socket = conn.writer()?;
+        let handle = std::thread::Builder::new()
+            .name("celery-pidbox".to_string())
+            .spawn(move || {
+                while let Ok(reply) = conn.read_reply() {
+                    let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
+                    if parts.next().flatten().as_deref() == Some(b"message") {
+                        let data = parts.nth(1).flatten().unwrap_or_default();
+                        lock(&revoked).extend(revoked_ids(&data));
+                    }
+                }
+            })
+            .map_err(CeleryError::io)?;
+        Ok(Pidbox { socket, handle })
+    }
+
+    fn start_restorer(&self, broker: Arc<Pool>) -> std::thread::JoinHandle<()> {
+        let (stop, stats) = (self.stop.clone(), self.stats.clone());
+        let (visibility, interval) = (self.config.visibility_timeout, self.config.restore_interval);
+        std::thread::Builder::new()
+            .name("celery-restore".to_string())
+            .spawn(move || {
+                let mut next = Instant::now();
+                while !stop.load(Ordering::SeqCst) {
+                    if Instant::now() >= next {
+                        match restore_unacked(&broker, visibility) {
+                            Ok(n) => lock(&stats).restored += n,
+                            Err(e) => eprintln!("celery-worker: restoring unacked messages: {e}"),
+                        }
+                        next = Instant::now() + interval;
+                    }
+                    std::thread::sleep(interval.min(Duration::from_millis(200)));
+                }
+            })
+            .expect("spawn the restore thread")
+    }
+}
+
+struct Pidbox {
+    socket: std::net::TcpStream,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Pidbox {
+    fn stop(self) {
+        let _ = self.socket.shutdown(Shutdown::Both);
+        let _ = self.handle.join();
+    }
+}
+
+struct Job {
+    msg: TaskMessage,
+    tag: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// Stores the outcome (SETEX + PUBLISH) and acks the message, in one transaction.
+fn store_and_ack(backend: &Pool, job: &Job, outcome: &Outcome, expires: Duration) {
+    let key = result_key(&job.msg.id);
+    let record = outcome.to_json(&job.msg.id);
+    let ttl = expires.as_secs().max(1).to_string();
+    let r = backend.with(|c| {
+        c.queue(&[b"MULTI"]);
+        c.queue(&[b"SETEX", key.as_bytes(), ttl.as_bytes(), record.as_bytes()]);
+        c.queue(&[b"PUBLISH", key.as_bytes(), record.as_bytes()]);
+        c.queue(&[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
+        c.queue(&[b"HDEL", b"unacked", job.tag.as_bytes()]);
+        c.queue(&[b"EXEC"]);
+        c.flush()?;
+        for _ in 0..6 {
+            c.read_reply()?.ok()?;
+        }
+        Ok(())
+    });
+    if let Err(e) = r {
+        eprintln!(
+            "celery-worker: could not store the result of task {}: {e}",
+            job.msg.id
+        );
+    }
+}
+
+/// Puts unacked messages older than `visibility` back on their queues, as
+/// kombu's `restore_visible` does, under the `unacked_mutex` lock. Returns
+/// how many it restored.
+pub fn restore_unacked(broker: &Pool, visibility: Duration) -> Result<u64, CeleryError> {
+    let token = new_task_id();
+    let got = broker.with(|c| {
+        c.command(&[
+            b"SET",
+            b"unacked_mutex",
+            token.as_bytes(),
+            b"NX",
+            b"PX",
+            b"300000",
+        ])?
+        .ok()
+    })?;
+    if got == Reply::Bulk(None) {
+        return Ok(0); // another worker is restoring
+    }
+    let ceiling = (unix_now() - visibility.as_secs_f64()).to_string();
+    let result = broker.with(|c| {
+        let tags = c
+            .command(&[
+                b"ZRANGEBYSCORE",
+                b"unacked_index",
+                b"-inf",
+                ceiling.as_bytes(),
+            ])?
+            .ok()?
+            .into_array();
+        let mut n = 0;
+        for tag in tags.into_iter().filter_map(Reply::into_bytes) {
+            let entry = c.command(&[b"HGET", b"unacked", &tag])?.ok()?.into_bytes();
+            if let Some(entry) = entry {
+                let parsed = serde_json::from_slice::<Value>(&entry).ok();
+                let parts = parsed.as_ref().and_then(Value::as_array);
+                if let Some(message) = parts.and_then(|p| p.first()) {
+                    let queue = parts
+                        .and_then(|p| p.get(2))
+                        .and_then(Value::as_str)
+                        .unwrap_or("celery");
+                    let raw = serde_json::to_vec(message)?;
+                    let raw = mark_redelivered(&raw)?;
+                    c.command(&[b"RPUSH", queue.as_bytes(), &raw])?.ok()?;
+                    n += 1;
+                }
+            }
+            c.queue(&[b"ZREM", b"unacked_index", &tag]);
+            c.queue(&[b"HDEL", b"unacked", &tag]);
+            c.flush()?;
+            c.read_reply()?.ok()?;
+            c.read_reply()?.ok()?;
+        }
+        Ok(n)
+    });
+    let _ = broker.with(|c| c.command(&[b"DEL", b"unacked_mutex"]));
+    result
+}

@@ -1,0 +1,137 @@
+//! Shared by the Celery integration tests: workers as child processes.
+#![allow(dead_code, unused_imports)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub use celery::testing::{celery_venv, wait_until, RedisServer};
+use celery::{Worker, WorkerConfig};
+
+/// Hang guard for anything a test waits on.
+pub const LONG: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A child process killed and reaped on drop.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Our `celery-worker` binary on `broker` with extra arguments.
+pub fn rust_worker(broker: &str, args: &[&str]) -> ChildGuard {
+    let child = Command::new(env!("CARGO_BIN_EXE_celery-worker"))
+        .args(["--broker", broker])
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start celery-worker");
+    ChildGuard(child)
+}
+
+/// An in-process worker on a thread, stopped and joined on drop.
+pub struct ThreadWorker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl ThreadWorker {
+    pub fn start(broker: &str, queues: &[&str], concurrency: usize) -> ThreadWorker {
+        let mut config = WorkerConfig::new(broker);
+        config.queues = queues.iter().map(|q| q.to_string()).collect();
+        config.concurrency = concurrency;
+        let worker = Worker::new(config, celery::tasks::builtin());
+        let stop = worker.stop_flag();
+        let handle = std::thread::spawn(move || worker.run().expect("worker runs"));
+        ThreadWorker {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for ThreadWorker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn python_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python")
+}
+
+/// A Python `celery worker` (solo pool) on `broker`, consuming `queue`.
+pub fn python_worker(broker: &str, queue: &str) -> ChildGuard {
+    let venv = celery_venv();
+    let child = Command::new(venv.join("bin/celery"))
+        .args([
+            "-A",
+            "tasks",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+        ])
+        .args([
+            "-Q",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ])
+        .current_dir(python_dir())
+        .env("CELERY_TEST_BROKER", broker)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the Python celery worker");
+    ChildGuard(child)
+}
+
+/// Runs a Python snippet with the test app importable; returns its output.
+pub fn python(broker: &str, code: &str) -> Output {
+    let venv = celery_venv();
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", code])
+        .current_dir(python_dir())
+        .env("CELERY_TEST_BROKER", broker)
+        .output()
+        .expect("run python");
+    if !out.status.success() {
+        panic!(
+            "python failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// Threads of this process whose name starts with `prefix` (from /proc).
+pub fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim().starts_with(prefix))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}

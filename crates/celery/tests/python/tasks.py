@@ -1,0 +1,24 @@
+"""Python Celery tasks for the interop tests (run from scripts/test's virtualenv)."""
+import os
+
+from celery import Celery
+
+url = os.environ["CELERY_TEST_BROKER"]
+app = Celery("tasks", broker=url, backend=url)
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+)
+
+
+@app.task(name="tasks.add")
+def add(x, y):
+    return x + y
+
+
+@app.task(name="tasks.fail")
+def fail(message):
+    raise ValueError(message)

@@ -1,0 +1,65 @@
+//! At-least-once delivery: a worker killed with SIGKILL mid-task leaves its
+//! message unacked; another worker restores it after the visibility timeout
+//! and runs it again.
+
+mod common;
+
+use celery::{tasks, CeleryExecutor};
+use common::*;
+
+#[test]
+fn a_task_whose_worker_is_killed_mid_run_is_redelivered_to_another_worker() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let marker =
+        std::env::temp_dir().join(format!("celery-redeliver-{}", celery::id::new_task_id()));
+    let ex = CeleryExecutor::builder(&url)
+        .registry(tasks::builtin())
+        .connect()
+        .unwrap();
+    // Worker A: default visibility timeout (an hour), so it restores nothing.
+    let mut a = rust_worker(&url, &["-c", "1"]);
+    let f = ex
+        .submit(
+            tasks::block_first_run,
+            marker.to_string_lossy().into_owned(),
+        )
+        .unwrap();
+    // The first run creates the marker, then blocks: A is mid-task.
+    wait_until(LONG, "worker A to start the task", || marker.exists());
+    let mut c = redis.connect();
+    let unacked = c.command(&[b"HLEN", b"unacked"]).unwrap();
+    assert_eq!(
+        unacked,
+        celery::resp::Reply::Integer(1),
+        "the running task is recorded as unacked"
+    );
+    let a_pid = a.pid();
+    // SAFETY: kill(2) on our own child's pid, which `a` has not reaped yet.
+    assert_eq!(unsafe { libc::kill(a_pid, libc::SIGKILL) }, 0);
+    let status = a.0.wait().unwrap();
+    assert!(status.code().is_none(), "killed by a signal: {status}");
+    // Worker B restores messages unacked for more than 1 s, every 0.2 s.
+    let b = rust_worker(
+        &url,
+        &[
+            "-c",
+            "1",
+            "--visibility-timeout",
+            "1",
+            "--restore-interval",
+            "0.2",
+        ],
+    );
+    let pid = f.result_timeout(LONG).unwrap();
+    assert_eq!(
+        pid,
+        b.pid() as u32,
+        "the redelivered run happened on worker B"
+    );
+    assert_ne!(pid, a_pid as u32);
+    wait_until(LONG, "the ack to clear the unacked record", || {
+        c.command(&[b"HLEN", b"unacked"]).unwrap() == celery::resp::Reply::Integer(0)
+    });
+    let _ = std::fs::remove_file(&marker);
+}
