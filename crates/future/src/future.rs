@@ -757,6 +757,54 @@ impl<T> Promise<T> {
         self.complete(outcome.map(Some).map_err(Box::new), before_callbacks)
     }
 
+    /// [`set_outcome`](Self::set_outcome) for an executor whose completing
+    /// thread must not run user code (a process pool's dispatcher thread,
+    /// which a callback that submits to the same pool and waits would
+    /// block). Blocked readers, waiters and awaiting tasks are woken here as
+    /// usual; the done-callbacks, if there are any, are not run: `defer`
+    /// receives a job that runs them (in order, each under `catch_unwind`,
+    /// exactly as they would have run here), and must see that it runs,
+    /// on another thread. With no callback, `defer` is not called.
+    ///
+    /// ```
+    /// let (promise, future) = future::promise::<u8>();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// future.add_done_callback(move |f| tx.send(f.result().unwrap()).unwrap());
+    /// promise
+    ///     .set_outcome_deferred(Ok(7), |job| {
+    ///         std::thread::spawn(job);
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(rx.recv().unwrap(), 7);
+    /// ```
+    pub fn set_outcome_deferred(
+        &self,
+        outcome: Result<T, TaskError>,
+        defer: impl FnOnce(Box<dyn FnOnce() + Send>),
+    ) -> Result<(), InvalidStateError>
+    where
+        T: Send + 'static,
+    {
+        let mut slot = self.inner.lock();
+        let code = self.inner.code();
+        if state_of(code).is_done() {
+            return Err(slot.invalid_state(code));
+        }
+        let failed = outcome.is_err();
+        slot.outcome = Some(outcome.map(Some).map_err(Box::new));
+        self.inner.finish(code);
+        let mut after = self.inner.finish_locked(&mut slot, failed);
+        drop(slot);
+        let callbacks = std::mem::take(&mut after.callbacks);
+        // No callbacks are left in `after`, so it never asks for the future.
+        self.inner.after_unlock(after, || self.future());
+        if !callbacks.is_empty() {
+            let future = self.future();
+            defer(Box::new(move || run_callbacks(&future, callbacks)));
+        }
+        Ok(())
+    }
+
     /// True if the future was cancelled: an executor may skip work it has
     /// not started yet.
     pub fn is_cancelled(&self) -> bool {

@@ -34,7 +34,10 @@ use crate::task::{codec_error, Task, TypedSink};
 /// [`Future`]s. See the crate docs for the design.
 pub struct ProcessPoolExecutor {
     shared: Arc<Shared>,
+    /// The dispatcher thread, until a waited shutdown joined it. The lock is
+    /// held while joining, so every other waited shutdown waits for that.
     dispatcher: Mutex<Option<JoinHandle<()>>>,
+    dispatcher_id: thread::ThreadId,
 }
 
 /// Settings for a [`ProcessPoolExecutor`].
@@ -148,6 +151,7 @@ impl Builder {
             next_id: AtomicU64::new(1),
             spare: Mutex::new(Vec::new()),
             lanes_allowed: config_allows_lanes,
+            callbacks: Arc::default(),
         });
         let dispatcher = Dispatcher::new(Arc::clone(&shared));
         let handle = thread::Builder::new()
@@ -156,6 +160,7 @@ impl Builder {
             .map_err(|e| BuildError::Io(format!("dispatcher thread: {e}")))?;
         Ok(ProcessPoolExecutor {
             shared,
+            dispatcher_id: handle.thread().id(),
             dispatcher: Mutex::new(Some(handle)),
         })
     }
@@ -292,7 +297,10 @@ impl ProcessPoolExecutor {
                 let mut task = Task {
                     id,
                     frame,
-                    sink: Box::new(TypedSink { promise }),
+                    sink: Box::new(TypedSink {
+                        promise,
+                        callbacks: Arc::clone(&self.shared.callbacks),
+                    }),
                     running: false,
                 };
                 if q.tasks.is_empty() && task.frame.len() <= LANE_MAX_FRAME {
@@ -320,9 +328,11 @@ impl ProcessPoolExecutor {
     /// Stops the pool: no new tasks are accepted. With `cancel_futures`,
     /// tasks still waiting in the queue are cancelled; tasks already handed
     /// to a worker finish. With `wait`, returns when every task finished and
-    /// every worker process has exited and been reaped. Python's
-    /// `Executor.shutdown(wait, cancel_futures=...)`. Calling it again is
-    /// harmless.
+    /// every worker process has exited and been reaped, and the done-callbacks
+    /// of every completed task have run; every waited call does, not only
+    /// the first. Python's `Executor.shutdown(wait, cancel_futures=...)`.
+    /// Calling it again is harmless, and a done-callback may call it on its
+    /// own pool (it does not wait for itself).
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
         let cancelled: Vec<Task> = {
             let mut q = self.shared.lock();
@@ -343,21 +353,22 @@ impl ProcessPoolExecutor {
             Counters::bump(&self.shared.counters.tasks_cancelled);
         }
         self.shared.ring();
-        if wait {
-            let handle = self
-                .dispatcher
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            if let Some(handle) = handle {
-                if handle.thread().id() == thread::current().id() {
-                    // Called from a done-callback on the dispatcher thread:
-                    // joining ourselves would deadlock; the loop ends anyway.
-                    return;
-                }
-                let _ = handle.join();
-            }
+        if !wait || thread::current().id() == self.dispatcher_id {
+            // (The dispatcher thread runs no callbacks, but a result's
+            // Deserialize impl is user code: joining itself would deadlock.)
+            return;
         }
+        // Held while joining: a concurrent waited shutdown blocks here
+        // until the dispatcher is gone, then finds `None` (issue 11 item 10).
+        let mut dispatcher = self.dispatcher.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(handle) = dispatcher.take() {
+            let _ = handle.join();
+        }
+        drop(dispatcher);
+        // No completion can come after the dispatcher ended: let the
+        // callback threads finish what they hold, and join them (all but
+        // this one, when a callback shuts its own pool down).
+        self.shared.callbacks.close_and_join();
     }
 
     /// Stops the pool at once (Python 3.14's `terminate_workers`): shuts it

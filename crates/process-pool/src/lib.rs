@@ -92,6 +92,7 @@
 
 #![warn(missing_docs)]
 
+mod callbacks;
 mod codec;
 mod dispatcher;
 mod error;

@@ -21,11 +21,12 @@
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use crate::callbacks::CallbackRunner;
 use crate::dispatcher::{Handed, Lane};
 use crate::stats::Counters;
 use crate::sys;
@@ -72,6 +73,8 @@ pub(crate) struct Shared {
     /// SIGPIPE ignored: `submit` writes on the caller's thread, where a
     /// dead worker's pipe must give EPIPE, not a fatal signal).
     pub lanes_allowed: bool,
+    /// Where done-callbacks run (never on the dispatcher thread).
+    pub callbacks: Arc<CallbackRunner>,
 }
 
 /// Tasks not yet handed to a worker, and the pool's life flags.

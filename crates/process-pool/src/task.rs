@@ -7,10 +7,12 @@
 //! completes the promise.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use future::{panic_message, DynError, Promise, TaskError};
 use serde::de::DeserializeOwned;
 
+use crate::callbacks::CallbackRunner;
 use crate::codec;
 use crate::error::{CodecError, CodecStage};
 use crate::stats::Counters;
@@ -43,6 +45,9 @@ pub(crate) trait Sink: Send {
 /// A [`Sink`] for results of type `R`.
 pub(crate) struct TypedSink<R> {
     pub promise: Promise<R>,
+    /// The future's done-callbacks run there, not on the completing
+    /// (dispatcher) thread.
+    pub callbacks: Arc<CallbackRunner>,
 }
 
 impl<R: DeserializeOwned + Send + 'static> Sink for TypedSink<R> {
@@ -73,7 +78,9 @@ impl<R: DeserializeOwned + Send + 'static> Sink for TypedSink<R> {
             &counters.tasks_failed
         });
         // Err: the future was already completed, e.g. cancelled; nothing to do.
-        let _ = self.promise.set_outcome(outcome);
+        let _ = self
+            .promise
+            .set_outcome_deferred(outcome, |job| self.callbacks.run(job));
     }
 }
 
