@@ -112,6 +112,8 @@ impl Builder {
             c.command(&[b"SADD", key.as_bytes(), binding.as_bytes()])?
                 .ok()
         })?;
+        let marker = format!("celery-rs-client-{}", crate::id::new_task_id());
+        set_marker(&broker, &marker)?;
         let shared = Arc::new(Shared {
             broker,
             backend: Pool::new(backend.clone(), 2),
@@ -122,6 +124,7 @@ impl Builder {
             pending: Mutex::new(HashMap::new()),
             sub_writer: Mutex::new(None),
             closed: AtomicBool::new(false),
+            marker,
         });
         let first = Connection::open(&backend)?;
         *lock(&shared.sub_writer) = Some(first.writer()?);
@@ -148,6 +151,20 @@ struct Shared {
     /// Write side of the listener's subscribed socket (`None` while it reconnects).
     sub_writer: Mutex<Option<TcpStream>>,
     closed: AtomicBool,
+    /// A key this client sets in the broker: gone after a reconnect means
+    /// the server came back without its data (and without our messages).
+    marker: String,
+}
+
+/// Marker keys live 30 days (refreshed at every reconnect), so a client that
+/// crashed leaves no key forever.
+fn set_marker(broker: &Pool, marker: &str) -> Result<(), CeleryError> {
+    broker
+        .with(|c| {
+            c.command(&[b"SET", marker.as_bytes(), b"1", b"EX", b"2592000"])?
+                .ok()
+        })
+        .map(drop)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -331,6 +348,8 @@ impl Drop for CeleryExecutor {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::SeqCst);
         self.shared.fail_all(CeleryError::Shutdown);
+        let marker = self.shared.marker.as_bytes();
+        let _ = self.shared.broker.with(|c| c.command(&[b"DEL", marker]));
         self.shared.stop_listener();
         if let Some(h) = lock(&self.listener).take() {
             let _ = h.join();
@@ -460,6 +479,22 @@ fn listen(weak: Weak<Shared>, backend: RedisUrl, first: Connection) {
 /// Opens a new subscribed connection and subscribes to every pending id.
 fn reconnect(shared: &Shared, backend: &RedisUrl) -> Result<Connection, CeleryError> {
     let c = Connection::open(backend)?;
+    let kept = shared
+        .broker
+        .with(|b| b.command(&[b"EXISTS", shared.marker.as_bytes()])?.ok())?;
+    if kept == Reply::Integer(0) {
+        set_marker(&shared.broker, &shared.marker)?;
+        let binding = format!("{q}{SEP}{SEP}{q}", q = shared.queue);
+        let key = format!("_kombu.binding.{}", shared.queue);
+        let _ = shared
+            .broker
+            .with(|b| b.command(&[b"SADD", key.as_bytes(), binding.as_bytes()]));
+        shared.fail_all(CeleryError::BrokerLost(
+            "the Redis server came back without its data (restarted with persistence off?): \
+             the task messages sent before are gone; submit them again"
+                .to_string(),
+        ));
+    }
     let mut w = lock(&shared.sub_writer);
     *w = Some(c.writer()?);
     let keys: Vec<String> = lock(&shared.pending)

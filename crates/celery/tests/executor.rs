@@ -161,3 +161,20 @@ fn a_broker_that_stays_down_fails_pending_futures_with_a_clear_error() {
     let e = ex.submit(tasks::add, (1, 1)).unwrap_err();
     assert!(e.to_string().contains("cannot connect"), "{e}");
 }
+
+#[test]
+fn a_broker_restarting_without_its_data_fails_pending_futures_instead_of_hanging() {
+    let mut redis = RedisServer::start(); // persistence off: a restart loses everything
+    let ex = executor(&redis);
+    let lost = ex.submit(tasks::add, (1, 1)).unwrap();
+    redis.restart();
+    let err = lost.result_timeout(LONG).unwrap_err();
+    assert!(
+        err.to_string().contains("came back without its data"),
+        "{err}"
+    );
+    // The executor goes on working on the new server.
+    let _w = ThreadWorker::start(&redis.url(0), &["celery"], 1);
+    let f = ex.submit(tasks::add, (2, 2)).unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 4);
+}
