@@ -221,6 +221,19 @@ pub(crate) fn read_into(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<
     }
 }
 
+/// Whether a read on `fd` would not block now (data, end-of-file or an
+/// error are waiting): one `poll(2)` with a zero timeout.
+pub(crate) fn readable_now(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero timeout never blocks.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents != 0
+}
+
 /// One `writev(2)` of `slices`, retrying on EINTR; returns the bytes written.
 pub(crate) fn writev(fd: RawFd, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {
     let count = slices.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;

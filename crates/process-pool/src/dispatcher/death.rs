@@ -2,9 +2,10 @@
 //!
 //! A worker ends because the pool ended it (a task timeout, a bad frame,
 //! `max_tasks_per_child`, shutdown, a broken pool: its `Fate`) or by itself
-//! (a crash, `exit`). Either way the pool waits for both end-of-file on its
-//! result pipe and its exit status from the fork server (`reap`), then
-//! accounts for it (`bury`): the task it was running fails with an error
+//! (a crash, `exit`). Either way the pool waits for its exit status from the
+//! fork server, reads what the worker left in its result pipe (end-of-file
+//! may never come while a process the task forked holds the pipe: see
+//! `drain_after_exit`), and then accounts for it (`bury`): the task it was running fails with an error
 //! naming the signal or exit code, the tasks it had not started go back to
 //! the queue, and the reason is counted. With `WorkerDeath::BreakPool`, or
 //! when an initializer failed, the whole pool breaks instead (`break_pool`,
@@ -93,6 +94,31 @@ impl Dispatcher {
             _ => ExitCause::Unknown,
         };
         w.cause = Some(cause);
+        self.drain_after_exit(i);
+    }
+    /// Worker `i` is gone: its exit status came. Everything it wrote is in
+    /// its result pipe by now, so read what is there and take that as the
+    /// end. Waiting for end-of-file instead would wait for any process the
+    /// task forked without `exec`: such a helper inherits the pipe's write
+    /// end and may keep it open for as long as it lives, and the pool would
+    /// notice the death (and finish a waited shutdown) only then. Whatever
+    /// such a helper writes is not the worker's, and is not read.
+    fn drain_after_exit(&mut self, i: usize) {
+        // A bound, in reads of up to 16 chunks each, against a helper that
+        // writes without end; a dead worker's pipe holds at most its size.
+        const MAX_READS: usize = 4096;
+        for _ in 0..MAX_READS {
+            let w = &self.workers[i];
+            if w.eof || !sys::readable_now(w.result_r.as_raw_fd()) {
+                break;
+            }
+            self.read(i);
+        }
+        let w = &mut self.workers[i];
+        if !w.eof {
+            w.eof = true;
+            w.eof_at = Some(Instant::now());
+        }
     }
     /// Kills workers whose running task outran the timeout.
     pub(super) fn check_deadlines(&mut self) {

@@ -27,8 +27,9 @@
 //!                     | killed by us (timeout, bad frame)    | exits
 //!                     | or died by itself                    |
 //!                     v                                      v
-//!                  DYING: wait for EOF on the result pipe AND the exit
-//!                  status from the fork server's status pipe
+//!                  DYING: wait for the exit status from the fork server's
+//!                  status pipe, then read what is left in the result pipe
+//!                  (EOF may never come: see `death::drain_after_exit`)
 //!                     |
 //!                     v
 //!                  REAPED: fail the task it ran (WorkerDied names the
