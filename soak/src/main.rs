@@ -158,8 +158,11 @@ fn run(args: &Args, seed: u64) -> i32 {
         }
         if !problems.is_empty() {
             eprintln!("soak: round {round} ({pool}) of seed {seed} FAILED:");
-            for p in &problems {
+            for p in problems.iter().take(10) {
                 eprintln!("  - {p}");
+            }
+            if problems.len() > 10 {
+                eprintln!("  ... and {} more", problems.len() - 10);
             }
             eprintln!("replay it with: soak --seed {seed} --round {round} --seconds 0");
             return 1;

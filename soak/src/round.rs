@@ -29,6 +29,8 @@ pub struct Round {
     pub mapped: Arc<AtomicBool>,
     /// Map results that were errors, to judge once the round's ending is known.
     map_errors: Arc<Mutex<Vec<String>>>,
+    /// Done-callbacks blocked right now in a wait on their own pool.
+    pub waiting_callbacks: Arc<AtomicU64>,
     /// Map items read.
     pub map_items: Arc<AtomicU64>,
 }

@@ -87,15 +87,25 @@ pub fn round(rng: &mut Rng) -> Outcome {
 }
 
 /// Waits until every recorded future is done (the pool may still be
-/// finishing them on its own after a non-waiting ending).
+/// finishing them on its own after a non-waiting ending). A done-callback
+/// may record a new future while this waits, so wait again until the
+/// ledger stops growing.
 pub fn wait_all(round: &Round) {
-    let futures = round.ledger.futures();
-    let split = wait(futures.iter(), Some(HANG), ReturnWhen::AllCompleted);
-    if !split.not_done.is_empty() {
-        round.problem(format!(
-            "{} futures still not done {HANG:?} after the pool was let go",
-            split.not_done.len()
-        ));
+    let mut waited = 0;
+    loop {
+        let futures = round.ledger.futures();
+        if futures.len() == waited {
+            return;
+        }
+        waited = futures.len();
+        let split = wait(futures.iter(), Some(HANG), ReturnWhen::AllCompleted);
+        if !split.not_done.is_empty() {
+            round.problem(format!(
+                "{} futures still not done {HANG:?} after the pool was let go",
+                split.not_done.len()
+            ));
+            return;
+        }
     }
 }
 
@@ -179,12 +189,39 @@ fn callback_that_submits_and_waits(pool: &Arc<ThreadPoolExecutor>, round: &Round
         Ok(g) => {
             round2.accepted.fetch_add(1, SeqCst);
             round2.ledger.record(&g, Expect::Value(x + 7));
+            // Wait only while a worker slot stays free for `g`: a callback
+            // runs on a worker, and if every worker blocks in a wait, no pool
+            // can run what they wait for (CPython's neither).
+            let Some(_slot) = WaitSlot::take(&round2, pool2.max_workers()) else {
+                return;
+            };
             if let Err(FutureError::Timeout(_)) = g.result_timeout(HANG) {
                 round2.problem("a task submitted by a done-callback never ran".into());
             }
         }
         Err(e) => round2.refused("a callback's submit", &e),
     });
+}
+
+/// One of the `max_workers - 1` places for a callback that blocks in a
+/// wait on its own pool; given back on drop.
+struct WaitSlot<'a>(&'a Round);
+
+impl<'a> WaitSlot<'a> {
+    fn take(round: &'a Round, max_workers: usize) -> Option<Self> {
+        let limit = max_workers.saturating_sub(1) as u64;
+        round
+            .waiting_callbacks
+            .fetch_update(SeqCst, SeqCst, |n| (n < limit).then_some(n + 1))
+            .ok()
+            .map(|_| WaitSlot(round))
+    }
+}
+
+impl Drop for WaitSlot<'_> {
+    fn drop(&mut self) {
+        self.0.waiting_callbacks.fetch_sub(1, SeqCst);
+    }
 }
 
 fn times_five(x: u64) -> u64 {
