@@ -105,8 +105,11 @@ impl Builder {
         self
     }
 
-    /// The default number of tasks a [`map`](ThreadPoolExecutor::map) keeps
-    /// in flight (default `4 * max_workers`; 0 counts as 1).
+    /// Makes this pool's [`map`](ThreadPoolExecutor::map) windowed by
+    /// default: at most `n` items submitted and not yet yielded, the rest of
+    /// the input taken lazily (Python 3.14's `buffersize`; 0 counts as 1).
+    /// Default: none, every item is submitted when `map` is called, as in
+    /// Python. [`MapOptions::window`](crate::MapOptions::window) sets it per call.
     pub fn map_window(mut self, n: usize) -> Self {
         self.map_window = Some(n);
         self
@@ -134,7 +137,7 @@ impl Builder {
             initializer: self.initializer,
             idle_timeout: self.idle_timeout,
             queue_capacity: self.queue_capacity,
-            map_window: self.map_window.unwrap_or(4 * max_workers).max(1),
+            map_window: self.map_window.map(|n| n.max(1)),
         };
         Ok(ThreadPoolExecutor::from_shared(Shared::new(config)))
     }

@@ -6,6 +6,8 @@
 //!   or `BrokenThreadPool` from `submit`).
 //! * [`TrySubmitError`]: like `SubmitError`, plus "the queue is full", and it
 //!   hands the refused closure back so that nothing is lost.
+//! * [`MapShutDown`]: a windowed `map` could not submit the rest of its
+//!   input because the pool was shut down (an item error, yielded once).
 
 use std::error::Error;
 use std::fmt;
@@ -115,3 +117,27 @@ impl<F> fmt::Display for TrySubmitError<F> {
 }
 
 impl<F> Error for TrySubmitError<F> {}
+
+/// The item error a windowed [`map`](crate::ThreadPoolExecutor::map_with)
+/// yields, once, after the items it had submitted, when the pool was shut
+/// down before the rest of its input was submitted: those items were never
+/// run. It arrives as `FutureError::Task(TaskError::Executor(e))`, with
+/// `e.downcast_ref::<MapShutDown>()` giving this. (A broken pool gives
+/// `TaskError::BrokenExecutor` instead.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapShutDown {
+    /// Items this map submitted (and yielded before this error).
+    pub submitted: usize,
+}
+
+impl fmt::Display for MapShutDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the pool was shut down while this windowed map had input left: the {} items submitted before it were yielded, the rest were never submitted",
+            self.submitted
+        )
+    }
+}
+
+impl Error for MapShutDown {}

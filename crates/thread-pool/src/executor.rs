@@ -118,14 +118,17 @@ impl ThreadPoolExecutor {
     }
 
     /// Applies `f` to every item, in the pool, and yields the results in
-    /// input order, lazily, with at most the pool's map window (default
-    /// `4 * max_workers`) of tasks in flight. See [`Map`] for the details:
-    /// a failing item yields its own `Err` and the iteration goes on
-    /// (CPython's main branch, gh-108518); dropping the iterator cancels
-    /// what it queued.
+    /// input order: Python 3.14's `Executor.map`. Every item is submitted
+    /// before `map` returns (so a shutdown or a drop of the pool never loses
+    /// one); for a lazy map with a bounded number in flight (3.14's
+    /// `buffersize`), use [`map_with`](Self::map_with) and
+    /// [`MapOptions::window`]. A failing item yields its own `Err` and the
+    /// iteration goes on (CPython's main branch, gh-108518). Dropping the
+    /// iterator after a `next()` cancels the tasks not yet yielded and not
+    /// started; dropping it unadvanced cancels nothing (as closing CPython's
+    /// unstarted `result_iterator`). See [`Map`] for every rule.
     ///
-    /// The first window is submitted before `map` returns. Errs if the pool
-    /// is shut down or broken at that moment.
+    /// Errs if the pool is shut down or broken at that moment.
     pub fn map<F, I, T>(&self, f: F, items: I) -> Result<Map<I::IntoIter, F, T>, SubmitError>
     where
         F: Fn(I::Item) -> T + Send + Sync + 'static,
@@ -136,7 +139,8 @@ impl ThreadPoolExecutor {
         self.map_with(f, items, MapOptions::new())
     }
 
-    /// [`map`](Self::map) with a window and a timeout of your choice.
+    /// [`map`](Self::map) with options: a window (the lazy mode), a
+    /// timeout, a chunk size.
     pub fn map_with<F, I, T>(
         &self,
         f: F,

@@ -3,9 +3,11 @@
 //! A pool of named worker threads that runs closures and hands back a
 //! [`future::Future`] for each, with the semantics of CPython's
 //! `concurrent.futures.ThreadPoolExecutor`: lazily started workers that are
-//! reused when idle, `submit`, an ordered `map`, `shutdown(wait,
-//! cancel_futures)`, an initializer whose failure breaks the pool. Beyond
-//! Python: a lazy `map` with a bounded window of tasks in flight, a bounded
+//! reused when idle, `submit`, `shutdown(wait,
+//! cancel_futures)`, an initializer whose failure breaks the pool, `map`
+//! in input order with 3.14's rules (eager by default, a bounded window on
+//! request). Beyond
+//! Python: real chunks for `map`, a bounded
 //! queue with back-pressure (`try_submit` hands the task back), an idle
 //! timeout, scoped tasks that borrow from the stack, and [`Stats`].
 //!
@@ -68,7 +70,8 @@
 //! assert!(matches!(parsed.result(), Err(FutureError::Task(TaskError::Failed(_)))));
 //! assert!(matches!(panicked.result(), Err(FutureError::Task(TaskError::Panicked(m))) if m == "boom"));
 //!
-//! // map: results in input order, lazily, a bounded number in flight.
+//! // map: every item submitted at the call (Python 3.14), results in input
+//! // order; `map_with(.., MapOptions::new().window(n))` is the lazy mode.
 //! let lengths: Vec<usize> = pool
 //!     .map(|word: &str| word.len(), ["a", "bb", "ccc"])
 //!     .unwrap()
@@ -108,7 +111,7 @@ mod sync;
 mod worker;
 
 pub use builder::{default_max_workers, Builder};
-pub use error::{BuildError, SubmitError, TrySubmitError};
+pub use error::{BuildError, MapShutDown, SubmitError, TrySubmitError};
 pub use executor::ThreadPoolExecutor;
 pub use map::{Map, MapOptions};
 pub use scope::Scope;

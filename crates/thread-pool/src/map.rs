@@ -1,41 +1,53 @@
-//! `map`: ordered, lazy, with a bounded window of tasks in flight.
+//! `map`: ordered, with Python 3.14's submission rules, and an opt-in
+//! bounded window of tasks in flight.
 //!
-//! CPython 3.13's `Executor.map` submits *every* item before returning, so
-//! `map` over a huge or infinite input never returns and holds one future per
-//! item (gh-74028). 3.14 added `buffersize`. Here the window is always on:
-//! at most `window` items are submitted and not yet yielded, so a map over
-//! ten million items holds `window` futures at a time, whatever the input.
+//! ## When items are submitted (Python 3.14's `Executor.map`)
 //!
-//! ## How it works
+//! * **By default every item is submitted when `map` is called**, as
+//!   CPython does (`fs = [self.submit(fn, *args) for args in ...]`). So the
+//!   work is the pool's from then on: a shutdown without `cancel_futures`
+//!   runs all of it, and dropping the pool (a waited shutdown) runs all of it
+//!   before the iterator yields it. The price is Python's too: the input is
+//!   consumed at the call (an infinite input never returns) and one future
+//!   per task is held until yielded.
+//! * **With a window** ([`MapOptions::window`], or the pool's
+//!   [`Builder::map_window`](crate::Builder::map_window); 3.14's
+//!   `buffersize`) the first `n` items are submitted at the call and one more
+//!   each time one is yielded: at most `n` items are submitted and not yet
+//!   yielded at any moment, waiting included (CPython submits the next one
+//!   before it waits and briefly has `n + 1`, gh-131466; we submit after).
+//!   So a map over ten million items, or an infinite iterator, holds `n`
+//!   futures. Items not yet submitted when the pool is shut down are never
+//!   run: after the submitted ones, the iterator yields one
+//!   [`MapShutDown`] error that says so, and ends (a broken pool: one
+//!   `BrokenExecutor` error). CPython instead raises the shutdown's
+//!   `RuntimeError` at the next `next()` and cancels what was still queued.
 //!
-//! `map` submits the first `window` items before returning (so that, as in
-//! Python, work starts without iterating). Each `next()` waits for the
-//! oldest task, moves its value out, and submits one more item before
-//! returning, so exactly `window` items are in flight between calls and
-//! while waiting (the task being waited on counts; CPython main submits
-//! before popping and briefly has `window + 1`, gh-131466). Results
-//! therefore come in input order, whatever order the tasks finish in.
-
+//! ## What dropping the iterator cancels
+//!
+//! Exactly what closing CPython's `result_iterator` generator cancels:
+//!
+//! * **never advanced** (no `next()` yet): nothing. CPython's generator has
+//!   not started, so its `finally` does not run; the submitted items run.
+//!   In windowed mode the rest of the input is simply never submitted;
+//! * **advanced and not finished**: every submitted, not yet yielded task
+//!   that has not started (a running task cannot be cancelled; its result is
+//!   discarded). In windowed mode the rest of the input is not submitted;
+//! * **finished** (exhausted, or ended by its timeout): nothing is left.
+//!
 //! ## Errors: one `Result` per item, and the iteration goes on
 //!
 //! A failing item (the closure panicked) yields its own `Err` and the
 //! following items are still yielded: the behaviour of CPython's main branch
 //! (gh-108518, "make Executor.map consistent with the built-in map"), which
-//! is what users asked for; 3.13 instead stops at the first error and
+//! is what users asked for; 3.14 instead stops at the first error and
 //! cancels the rest. In Rust, an item that can fail returns a `Result` from
 //! the closure, which arrives as `Ok(Err(e))`.
 //!
-//! Two things do end the iteration early:
-//!
-//! * the optional timeout, counted from the `map` call as in Python: the
-//!   item being waited on yields `Err(FutureError::Timeout)`, that item and
-//!   every other one in flight are cancelled, and the iterator is finished;
-//! * the pool closing (shut down, or broken) while input remains: the items
-//!   already in flight are yielded, then one `Err` saying why the rest of the
-//!   input was not submitted, then the iterator is finished.
-//!
-//! Dropping the iterator cancels every task it submitted that has not
-//! started (CPython does the same when its generator is closed).
+//! The optional timeout is counted from the `map` call, as in Python: the
+//! item being waited on yields `Err(FutureError::Timeout)`, that item and
+//! every other one in flight are cancelled (gh-95166), and the iterator is
+//! finished.
 //!
 //! ## Chunks
 //!
@@ -43,7 +55,7 @@
 //! consecutive items (each under its own `catch_unwind`, so a panic still
 //! fails only its item) and the iterator yields them one by one. That cuts
 //! the per-item cost of a task and its future, which dominates when `f` is
-//! cheap. The window still counts items. Python's thread pool ignores its
+//! cheap. A window still counts items. Python's thread pool ignores its
 //! `chunksize`; its process pool uses it the same way.
 
 use std::collections::VecDeque;
@@ -55,7 +67,7 @@ use std::time::{Duration, Instant};
 
 use future::{promise, DynError, Future, FutureError, TaskError};
 
-use crate::error::SubmitError;
+use crate::error::{MapShutDown, SubmitError};
 use crate::job::PromiseJob;
 use crate::pool::{Refusal, Shared};
 use crate::raw::RawJob;
@@ -70,13 +82,16 @@ pub struct MapOptions {
 }
 
 impl MapOptions {
-    /// The pool's defaults: its map window, no timeout, one item per task.
+    /// The pool's defaults: every item submitted at the call (unless the
+    /// pool has a default map window), no timeout, one item per task.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// At most `n` items in flight (submitted and not yet yielded); 0 counts
-    /// as 1. Python 3.14's `buffersize`.
+    /// The lazy mode, Python 3.14's `buffersize`: at most `n` items in
+    /// flight (submitted and not yet yielded, the one being waited for
+    /// included), the rest of the input taken as results are yielded; 0
+    /// counts as 1. See the module docs for what a shutdown then does.
     pub fn window(mut self, n: usize) -> Self {
         self.window = Some(n.max(1));
         self
@@ -88,8 +103,8 @@ impl MapOptions {
         self
     }
 
-    /// Items per task (default 1; 0 counts as 1; at most the window). See
-    /// the module docs, "Chunks".
+    /// Items per task (default 1; 0 counts as 1; at most the window, if
+    /// any). See the module docs, "Chunks".
     pub fn chunk_size(mut self, n: usize) -> Self {
         self.chunk_size = Some(n.max(1));
         self
@@ -137,12 +152,18 @@ pub struct Map<I, F, T> {
     ready: VecDeque<Result<T, FutureError>>,
     /// Items submitted and not yet yielded (in `in_flight` or `ready`).
     items: usize,
+    /// Items submitted so far.
+    submitted: usize,
+    /// At most this many items submitted and not yet yielded; `usize::MAX`
+    /// when every item is submitted at the call.
     window: usize,
     chunk_size: usize,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
     /// Why the rest of the input was not submitted; yielded last.
     stopped: Option<FutureError>,
+    /// `next()` was called: from then on a drop cancels (module docs).
+    advanced: bool,
     finished: bool,
 }
 
@@ -159,7 +180,10 @@ where
         input: I,
         options: MapOptions,
     ) -> Result<Self, SubmitError> {
-        let window = options.window.unwrap_or(shared.config.map_window);
+        let window = options
+            .window
+            .or(shared.config.map_window)
+            .unwrap_or(usize::MAX);
         let chunk_size = options.chunk_size.unwrap_or(1).min(window);
         let mut map = Map {
             shared,
@@ -168,11 +192,13 @@ where
             in_flight: VecDeque::new(),
             ready: VecDeque::new(),
             items: 0,
+            submitted: 0,
             window,
             chunk_size,
             timeout: options.timeout,
             deadline: options.timeout.and_then(|t| Instant::now().checked_add(t)),
             stopped: None,
+            advanced: false,
             finished: false,
         };
         map.fill();
@@ -189,9 +215,9 @@ where
     }
 
     /// Submits tasks while a whole chunk fits in the window (so chunks stay
-    /// full-sized), until the input ends.
+    /// full-sized), until the input ends; without a window, all of them.
     fn fill(&mut self) {
-        while self.items + self.chunk_size <= self.window {
+        while self.items.saturating_add(self.chunk_size) <= self.window {
             let want = self.chunk_size;
             let Some(input) = self.input.as_mut() else {
                 return;
@@ -205,7 +231,7 @@ where
                 Ok(ticket) => ticket,
                 Err(refusal) => {
                     self.input = None;
-                    self.stopped = Some(refusal_error(refusal));
+                    self.stopped = Some(refusal_error(refusal, self.submitted));
                     return;
                 }
             };
@@ -223,6 +249,7 @@ where
                 Pending::Chunk(future, n)
             };
             self.items += n;
+            self.submitted += n;
             self.in_flight.push_back(pending);
         }
     }
@@ -253,10 +280,10 @@ impl<I, F, T> Map<I, F, T> {
 }
 
 /// Why `map` could not submit the rest of its input, as an item error.
-fn refusal_error(refusal: Refusal) -> FutureError {
+fn refusal_error(refusal: Refusal, submitted: usize) -> FutureError {
     FutureError::Task(match refusal.into_submit_error() {
         SubmitError::Broken(msg) => TaskError::BrokenExecutor(msg),
-        other => TaskError::Executor(DynError::new(other)),
+        SubmitError::Shutdown => TaskError::Executor(DynError::new(MapShutDown { submitted })),
     })
 }
 
@@ -273,11 +300,12 @@ where
         if self.finished {
             return None;
         }
+        self.advanced = true;
         if let Some(result) = self.yield_ready() {
             return Some(result);
         }
-        // The window is full again before we wait (the oldest task still
-        // counts as in flight while we wait for it).
+        // Top the window up before waiting: the oldest task still counts as
+        // in flight while we wait for it, so this never exceeds the window.
         self.fill();
         let Some(oldest) = self.in_flight.pop_front() else {
             self.finished = true;
@@ -298,9 +326,12 @@ where
         let n = oldest.len();
         match oldest {
             Pending::One(future) => {
+                // Wait first, then submit the replacement: never more than
+                // the window in flight, waiting included (issue 11).
+                let result = future.into_result();
                 self.items -= 1;
                 self.fill();
-                Some(future.into_result())
+                Some(result)
             }
             Pending::Chunk(future, _) => {
                 match future.into_result() {
@@ -326,8 +357,13 @@ where
 }
 
 impl<I, F, T> Drop for Map<I, F, T> {
+    /// Cancels what closing CPython's `result_iterator` cancels: nothing if
+    /// `next()` was never called, else every task not yet yielded and not
+    /// started (module docs).
     fn drop(&mut self) {
-        self.cancel_in_flight();
+        if self.advanced {
+            self.cancel_in_flight();
+        }
     }
 }
 
@@ -335,7 +371,11 @@ impl<I, F, T> fmt::Debug for Map<I, F, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Map")
             .field("in_flight_items", &self.items)
-            .field("window", &self.window)
+            .field("submitted", &self.submitted)
+            .field(
+                "window",
+                &(self.window != usize::MAX).then_some(self.window),
+            )
             .field("chunk_size", &self.chunk_size)
             .field("input_left", &self.input.is_some())
             .field("finished", &self.finished)

@@ -60,7 +60,8 @@ pub(crate) struct Config {
     pub(crate) initializer: Option<Initializer>,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) queue_capacity: Option<usize>,
-    pub(crate) map_window: usize,
+    /// `map`'s default window; `None`: every item submitted at the call.
+    pub(crate) map_window: Option<usize>,
 }
 
 #[derive(Default)]

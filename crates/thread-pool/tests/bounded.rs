@@ -5,7 +5,6 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
 
 use common::{Event, LONG};
 use thread_pool::{BuildError, SubmitError, ThreadPoolExecutor, TrySubmitError};
@@ -70,18 +69,24 @@ fn submit_waits_for_room() {
     let (tx, rx) = mpsc::channel();
     let submitter = {
         let (pool, returned) = (pool.clone(), returned.clone());
-        std::thread::spawn(move || {
-            tx.send(()).unwrap();
-            let f = pool.submit(|| 7).unwrap();
-            returned.store(true, Ordering::SeqCst);
-            f.result_timeout(LONG).unwrap()
-        })
+        std::thread::Builder::new()
+            .name("tpbpwaiter".into())
+            .spawn(move || {
+                tx.send(()).unwrap();
+                let f = pool.submit(|| 7).unwrap();
+                returned.store(true, Ordering::SeqCst);
+                f.result_timeout(LONG).unwrap()
+            })
+            .unwrap()
     };
     rx.recv().unwrap();
     // While the worker is blocked the queue stays full: the submitter cannot
-    // have returned (if back-pressure were broken it would have by now, and
-    // the queue would hold 2).
-    std::thread::sleep(Duration::from_millis(50));
+    // return. Once it sleeps (its /proc state), it is blocked in submit (if
+    // back-pressure were broken it would have returned, and the queue would
+    // hold 2).
+    assert!(common::eventually(|| {
+        common::os_thread_states("tpbpwaiter") == [("tpbpwaiter".to_string(), 'S')]
+    }));
     assert!(!returned.load(Ordering::SeqCst));
     assert!(pool.stats().queued <= 1);
     gate.set();
@@ -144,13 +149,19 @@ fn shutdown_releases_blocked_submitters() {
     let (tx, rx) = mpsc::channel();
     let submitter = {
         let pool = pool.clone();
-        std::thread::spawn(move || {
-            tx.send(()).unwrap();
-            pool.submit(|| ()).map(drop)
-        })
+        std::thread::Builder::new()
+            .name("tpbpblocked".into())
+            .spawn(move || {
+                tx.send(()).unwrap();
+                pool.submit(|| ()).map(drop)
+            })
+            .unwrap()
     };
     rx.recv().unwrap();
-    std::thread::sleep(Duration::from_millis(20));
+    // The submitter is blocked waiting for room (its /proc state).
+    assert!(common::eventually(|| {
+        common::os_thread_states("tpbpblocked") == [("tpbpblocked".to_string(), 'S')]
+    }));
     // Cancelling the queued task frees the slot; the blocked submitter then
     // sees the shutdown.
     pool.shutdown(false, true);

@@ -253,7 +253,7 @@ fn test_hang_issue12364_shutdown_runs_all_pending() {
 
 #[test]
 fn test_cancel_futures() {
-    let pool = pool(2);
+    let pool = std::sync::Arc::new(pool(2));
     let gate = Event::new();
     let futures: Vec<_> = (0..50)
         .map(|_| {
@@ -266,10 +266,12 @@ fn test_cancel_futures() {
         .collect();
     // Wait until both workers hold a task, so exactly 48 are queued.
     assert!(common::eventually(|| pool.stats().running == 2));
+    // The gate opens once the shutdown has cancelled the queue (so the
+    // workers cannot take more), whatever the machine's load.
     let opener = {
-        let g = gate.clone();
+        let (g, p) = (gate.clone(), pool.clone());
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
+            assert!(common::eventually(|| p.stats().cancelled == 48));
             g.set();
         })
     };

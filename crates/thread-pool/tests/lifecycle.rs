@@ -147,8 +147,11 @@ fn parked_workers_wake_up_for_shutdown() {
     for f in &futures {
         f.wait(Some(LONG));
     }
-    // Let them spin out and park.
-    std::thread::sleep(Duration::from_millis(50));
+    // Let them spin out and park (all three asleep, per /proc).
+    assert!(common::eventually(|| {
+        let states = common::os_thread_states("tppark-");
+        states.len() == 3 && states.iter().all(|(_, state)| *state == 'S')
+    }));
     assert_eq!(live.load(Ordering::SeqCst), 3);
     drop(pool);
     assert_eq!(live.load(Ordering::SeqCst), 0);
@@ -286,7 +289,11 @@ fn a_burst_wakes_every_parked_worker() {
     // four have started can only finish if the burst wakes all four (the
     // submit wakes one, the chain rule the rest).
     const N: usize = 4;
-    let pool = ThreadPoolExecutor::new(N);
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(N)
+        .thread_name_prefix("tpburst")
+        .build()
+        .unwrap();
     for _ in 0..3 {
         // A barrier that gives up after LONG, so a failure cannot hang.
         let started = Arc::new(AtomicUsize::new(0));
@@ -310,7 +317,10 @@ fn a_burst_wakes_every_parked_worker() {
             );
         }
         assert_eq!(pool.stats().workers_alive, N);
-        // Long enough for every worker to stop spinning and park.
-        std::thread::sleep(Duration::from_millis(30));
+        // Every worker stops spinning and parks (its /proc state).
+        assert!(common::eventually(|| {
+            let states = common::os_thread_states("tpburst-");
+            states.len() == N && states.iter().all(|(_, state)| *state == 'S')
+        }));
     }
 }

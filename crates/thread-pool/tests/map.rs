@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::{Event, LONG};
-use thread_pool::{FutureError, MapOptions, SubmitError, TaskError, ThreadPoolExecutor};
+use thread_pool::{
+    FutureError, MapOptions, MapShutDown, SubmitError, TaskError, ThreadPoolExecutor,
+};
 
 #[test]
 fn results_come_in_input_order_when_tasks_finish_in_reverse() {
@@ -92,19 +94,24 @@ fn tasks_in_flight_never_exceed_the_window() {
 }
 
 #[test]
-fn default_window_is_four_per_worker() {
+fn by_default_every_item_is_submitted_at_the_call() {
     let pool = ThreadPoolExecutor::new(3);
     let pulled = Arc::new(AtomicUsize::new(0));
     let p = pulled.clone();
-    let _it = pool
+    let it = pool
         .map(
             |x: u32| x,
-            (0u32..).inspect(move |_| {
+            (0u32..1000).inspect(move |_| {
                 p.fetch_add(1, Ordering::SeqCst);
             }),
         )
         .unwrap();
-    assert_eq!(pulled.load(Ordering::SeqCst), 12);
+    assert_eq!(pulled.load(Ordering::SeqCst), 1000);
+    assert_eq!(
+        it.map(Result::unwrap).collect::<Vec<_>>(),
+        (0..1000).collect::<Vec<_>>()
+    );
+    // A pool's default window makes its maps lazy.
     let pool = ThreadPoolExecutor::builder()
         .max_workers(2)
         .map_window(5)
@@ -124,27 +131,135 @@ fn default_window_is_four_per_worker() {
 }
 
 #[test]
-fn dropping_the_iterator_cancels_what_it_queued() {
-    let pool = ThreadPoolExecutor::new(1);
+fn shutdown_right_after_a_default_map_loses_nothing() {
+    // The issue 11 repro: 20 values, then "broken", before the fix.
+    let pool = ThreadPoolExecutor::new(2);
+    let r = pool.map(|x: u32| x * 2, 0..100).unwrap();
+    pool.shutdown(false, false);
+    let out: Vec<u32> = r.map(Result::unwrap).collect();
+    assert_eq!(out, (0..100).map(|x| x * 2).collect::<Vec<_>>());
+}
+
+#[test]
+fn dropping_the_pool_after_a_default_map_loses_nothing() {
+    let pool = ThreadPoolExecutor::new(2);
+    let r = pool.map(|x: u32| x + 1, 0..100).unwrap();
+    drop(pool);
+    let out: Vec<u32> = r.map(Result::unwrap).collect();
+    assert_eq!(out, (1..101).collect::<Vec<_>>());
+}
+
+#[test]
+fn dropping_an_unadvanced_map_cancels_nothing() {
+    // CPython: closing a generator that never started skips its `finally`.
+    for window in [None, Some(4)] {
+        let pool = ThreadPoolExecutor::new(1);
+        let gate = Event::new();
+        let g = gate.clone();
+        let blocker = pool.submit(move || g.wait()).unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let f = move |_: u32| {
+            r.fetch_add(1, Ordering::SeqCst);
+        };
+        let it = match window {
+            None => pool.map(f, 0..10).unwrap(),
+            Some(n) => pool
+                .map_with(f, 0..10, MapOptions::new().window(n))
+                .unwrap(),
+        };
+        drop(it);
+        gate.set();
+        blocker.result_timeout(LONG).unwrap();
+        pool.shutdown(true, false);
+        // Everything submitted ran: all 10, or the window's 4.
+        assert_eq!(ran.load(Ordering::SeqCst), window.unwrap_or(10));
+        assert_eq!(pool.stats().cancelled, 0);
+    }
+}
+
+#[test]
+fn dropping_an_advanced_map_cancels_what_has_not_started() {
+    for window in [None, Some(10)] {
+        let pool = ThreadPoolExecutor::new(1);
+        let gate = Event::new();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (g, r) = (gate.clone(), ran.clone());
+        let f = move |x: u32| {
+            if x == 1 {
+                g.wait();
+            }
+            r.fetch_add(1, Ordering::SeqCst);
+        };
+        let mut it = match window {
+            None => pool.map(f, 0..100).unwrap(),
+            Some(n) => pool
+                .map_with(f, 0..100, MapOptions::new().window(n))
+                .unwrap(),
+        };
+        it.next().unwrap().unwrap();
+        assert!(common::eventually(|| pool.stats().running == 1));
+        drop(it);
+        gate.set();
+        pool.shutdown(true, false);
+        assert_eq!(ran.load(Ordering::SeqCst), 2, "only items 0 and 1 ran");
+        // Eager: items 2..100; windowed: the 9 queued behind item 1.
+        let expected = match window {
+            None => 98,
+            Some(n) => n as u64 - 1,
+        };
+        assert_eq!(pool.stats().cancelled, expected);
+    }
+}
+
+#[test]
+fn a_windowed_map_never_has_more_than_its_window_submitted() {
+    // Item 0 blocks; the consumer waits for it inside next(). While it
+    // waits, only the window's 3 items may have been taken from the input
+    // (before the fix, next() submitted the 4th before waiting).
+    let pool = ThreadPoolExecutor::new(8);
     let gate = Event::new();
-    let ran = Arc::new(AtomicUsize::new(0));
-    let (g, r) = (gate.clone(), ran.clone());
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let (g, p) = (gate.clone(), pulled.clone());
     let it = pool
         .map_with(
-            move |_: u32| {
-                g.wait();
-                r.fetch_add(1, Ordering::SeqCst);
+            move |x: u32| {
+                if x == 0 {
+                    g.wait();
+                }
+                x
             },
-            0..100,
-            MapOptions::new().window(10),
+            (0u32..50).inspect(move |_| {
+                p.fetch_add(1, Ordering::SeqCst);
+            }),
+            MapOptions::new().window(3),
         )
         .unwrap();
-    assert!(common::eventually(|| pool.stats().running == 1));
-    drop(it);
+    let consumer = std::thread::Builder::new()
+        .name("tpwinconsumer".into())
+        .spawn(move || {
+            let mut it = it;
+            let first = it.next().unwrap().unwrap();
+            (first, it)
+        })
+        .unwrap();
+    // The consumer is blocked in next(), waiting for item 0.
+    assert!(common::eventually(|| {
+        common::os_thread_states("tpwinconsumer") == [("tpwinconsumer".to_string(), 'S')]
+    }));
+    assert_eq!(pulled.load(Ordering::SeqCst), 3);
     gate.set();
-    pool.shutdown(true, false);
-    assert_eq!(ran.load(Ordering::SeqCst), 1, "only the running task ran");
-    assert_eq!(pool.stats().cancelled, 9);
+    let (first, mut it) = consumer.join().unwrap();
+    assert_eq!(first, 0);
+    // One yielded, one submitted in its place.
+    assert_eq!(pulled.load(Ordering::SeqCst), 4);
+    let mut yielded = 1;
+    for r in it.by_ref() {
+        assert_eq!(r.unwrap(), yielded);
+        yielded += 1;
+        assert!(pulled.load(Ordering::SeqCst) <= yielded as usize + 3);
+    }
+    assert_eq!(yielded, 50);
 }
 
 #[test]
@@ -202,7 +317,13 @@ fn shutdown_during_map_yields_in_flight_then_one_error() {
     }
     match &rest[4] {
         Err(FutureError::Task(TaskError::Executor(e))) => {
-            assert_eq!(e.to_string(), "cannot schedule new futures after shutdown")
+            let text = e.to_string();
+            assert!(text.contains("shut down"), "{text}");
+            assert!(!text.contains("broken"), "{text}");
+            assert_eq!(
+                e.downcast_ref::<MapShutDown>(),
+                Some(&MapShutDown { submitted: 4 })
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -282,23 +403,30 @@ fn chunked_map_keeps_order_errors_and_the_window() {
 }
 
 #[test]
-fn dropping_a_chunked_map_cancels_its_chunks() {
+fn dropping_a_chunked_map_cancels_its_unstarted_chunks() {
     let pool = ThreadPoolExecutor::new(1);
     let gate = Event::new();
-    let g = gate.clone();
-    let blocker = pool.submit(move || g.wait()).unwrap();
-    assert!(common::eventually(|| pool.stats().running == 1));
-    let it = pool
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (g, r) = (gate.clone(), ran.clone());
+    let mut it = pool
         .map_with(
-            |x: u32| x,
+            move |x: u32| {
+                if x == 5 {
+                    g.wait();
+                }
+                r.fetch_add(1, Ordering::SeqCst);
+                x
+            },
             0..100,
             MapOptions::new().window(20).chunk_size(5),
         )
         .unwrap();
-    assert_eq!(pool.stats().queued, 4);
+    // Chunk 0 is yielded from; chunk 1 blocks on item 5; chunks 2 and 3 wait.
+    assert_eq!(it.next().unwrap().unwrap(), 0);
+    assert!(common::eventually(|| pool.stats().running == 1));
     drop(it);
     gate.set();
-    blocker.result_timeout(LONG).unwrap();
     pool.shutdown(true, false);
-    assert_eq!(pool.stats().cancelled, 4);
+    assert_eq!(pool.stats().cancelled, 2);
+    assert_eq!(ran.load(Ordering::SeqCst), 10, "chunks 0 and 1 ran");
 }

@@ -62,8 +62,8 @@ pub fn map_demo(config: &DemoConfig, display: &Display) -> Result<Vec<u64>, Demo
     let pool = ThreadPoolExecutor::new(config.workers);
     let unit = config.unit;
     let worker_display = display.clone();
-    // `map` submits before it returns (up to its window, 4 per worker here, so
-    // all five) and hands back a lazy iterator: Python's generator.
+    // `map` submits every item before it returns (as Python does) and hands
+    // back an iterator that yields them in order: Python's generator.
     let results = pool
         .map(move |n| loiter(n, unit, &worker_display), 0..config.tasks)
         .map_err(DemoError::Submit)?;
