@@ -31,6 +31,11 @@ pub const DEFAULT_SIZE: u64 = 320 << 20;
 /// 4 ms, so a run would measure little but the pool's start-up.
 pub const DEFAULT_SHA_SIZE: u64 = 32 << 20;
 
+/// Where `crypto-sweep` writes `sweep.csv` and `speedup.svg` unless told: under
+/// cargo's `target/` (git-ignored), relative to the current folder, so a sweep run
+/// from the workspace does not leave files among the sources.
+pub const DEFAULT_SWEEP_OUT: &str = "target/crypto-sweep";
+
 /// Jobs per batch, as in the book.
 pub const DEFAULT_JOBS: usize = 12;
 
@@ -131,8 +136,9 @@ pub struct SweepArgs {
     /// Runs per configuration (the median is reported).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub runs: u16,
-    /// Directory for sweep.csv and speedup.svg (created if missing).
-    #[arg(long, default_value = "crypto-sweep")]
+    /// Directory for sweep.csv and speedup.svg (created if missing); the default sits
+    /// under the build folder, which git ignores.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_SWEEP_OUT)]
     pub out: PathBuf,
     /// Number of jobs per run.
     #[arg(long, default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
@@ -402,6 +408,12 @@ mod tests {
         assert_eq!(args.size, DEFAULT_SIZE);
         assert_eq!(args.batch.executor, ExecutorKind::Procs);
         assert!(!args.ship_data);
+    }
+
+    #[test]
+    fn the_sweep_writes_under_target_by_default() {
+        let args = parse_sweep_args(["crypto-sweep"]).unwrap();
+        assert_eq!(args.out, PathBuf::from("target/crypto-sweep"));
     }
 
     #[test]
