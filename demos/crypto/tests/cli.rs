@@ -43,7 +43,10 @@ fn assert_usage_error(bin: &str, args: &[&str]) {
     let out = run(bin, args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert!(stderr.contains("Usage:"), "{args:?}: no usage in {stderr}");
+    let name = bin.rsplit('/').next().unwrap();
+    if let Err(e) = demo_cli::check_usage_error(name, &stderr) {
+        panic!("{args:?}: {e}");
+    }
     assert!(out.stdout.is_empty(), "{args:?}: printed to stdout");
 }
 

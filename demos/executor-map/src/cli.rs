@@ -32,11 +32,29 @@ impl DemoArgs {
     }
 }
 
+/// What each demo shows, for the first line of its `--help`.
+pub fn about(name: &str) -> &'static str {
+    match name {
+        "demo-executor-map" => {
+            "The book's loiter demo with Executor.map: 3 workers, 5 tasks that sleep 0..4 time \
+             units; the results come back in input order while the tasks finish out of order \
+             (demo_executor_map.py)."
+        }
+        "demo-executor-submit" => {
+            "The loiter demo with submit: the same 5 tasks, printing each future's done() flag \
+             before and after waiting, then the results (the book's attic demo_executor_submit.py)."
+        }
+        _ => "The book's loiter demo: 3 workers, 5 tasks that sleep 0..4 time units.",
+    }
+}
+
 /// Parses the arguments of the program named `name`. Help and version exit 0;
 /// an error prints the usage line too and exits 2 (clap omits the usage from
 /// some value errors, so we add it).
 pub fn parse_or_exit(name: &'static str) -> DemoArgs {
-    let mut command = <DemoArgs as clap::CommandFactory>::command().name(name);
+    let mut command = <DemoArgs as clap::CommandFactory>::command()
+        .name(name)
+        .about(about(name));
     let matches = command
         .clone()
         .try_get_matches()

@@ -61,6 +61,44 @@ fn label(s: &str) -> Result<ServerLabel, String> {
 
 pub use demo_cli::exit_with_usage;
 
+/// What each downloader is, for the first line of its `--help`: the programs
+/// share their options, not their purpose.
+pub fn about(bin: &str) -> &'static str {
+    match bin {
+        "flags" => {
+            "Download the flags of the 20 most populous countries one after the other: \
+             the sequential baseline (the book's flags.py)."
+        }
+        "flags-threadpool" => {
+            "Download the flags of the 20 most populous countries on a thread pool with map \
+             (the book's flags_threadpool.py)."
+        }
+        "flags-threadpool-ac" => {
+            "Download five flags on a thread pool with submit and as_completed, printing each \
+             future as it completes (the book's flags_threadpool_ac.py)."
+        }
+        "flags-procpool" => {
+            "Download the flags of the 20 most populous countries on a process pool with map \
+             (the book's flags_processpool.py)."
+        }
+        "flags2-sequential" => {
+            "Download flags for country codes one request at a time, with a progress bar and \
+             error counts (the book's flags2_sequential.py). Default: top 20 countries by \
+             population."
+        }
+        "flags2-threadpool" => {
+            "Download flags for country codes with concurrent requests on a thread pool, \
+             counting outcomes with as_completed (the book's flags2_threadpool.py). Default: top \
+             20 countries by population."
+        }
+        "flags2-procpool" => {
+            "Download flags for country codes with concurrent requests on a process pool, \
+             counting outcomes with as_completed. Default: top 20 countries by population."
+        }
+        _ => "Download flags for country codes. Default: top 20 countries by population.",
+    }
+}
+
 /// The flags2 command line.
 #[derive(Debug, Clone, Parser)]
 #[command(about = "Download flags for country codes. Default: top 20 countries by population.")]
@@ -80,13 +118,15 @@ pub struct Flags2Args {
     /// maximum concurrent requests
     #[arg(short = 'm', long = "max_req", visible_alias = "max-req", value_name = "CONCURRENT", value_parser = at_least_one)]
     pub max_req: Option<usize>,
-    /// Server to hit; one of DELAY, ERROR, LOCAL, REMOTE (default=LOCAL)
+    /// Server to hit; one of DELAY, ERROR, LOCAL, REMOTE (default=LOCAL). LOCAL, DELAY and
+    /// ERROR start a built-in server on 127.0.0.1 (DELAY: every response 0.5 s late; ERROR: 25%
+    /// of responses fail, half are 0.5 s late); REMOTE is the book's public site
     #[arg(short, long, value_name = "LABEL", default_value = "LOCAL", value_parser = label, hide_default_value = true)]
     pub server: ServerLabel,
     /// output detailed progress info
     #[arg(short, long)]
     pub verbose: bool,
-    /// download from this base URL instead of the LABEL's server
+    /// download from this base URL instead (no built-in server; -s is then ignored)
     #[arg(long, value_name = "BASE")]
     pub url: Option<String>,
     /// download directory, created if missing
@@ -114,6 +154,7 @@ impl Flags2Args {
         Flags2Args::command()
             .name(bin)
             .bin_name(bin)
+            .about(about(bin))
             .mut_arg("max_req", |a| {
                 a.help(format!(
                     "maximum concurrent requests (default={default_concur})"
@@ -156,10 +197,12 @@ impl Flags2Args {
 #[derive(Debug, Clone, Parser)]
 #[command(about = "Download the flags of the 20 most populous countries.")]
 pub struct FlagsArgs {
-    /// Server to hit; one of DELAY, ERROR, LOCAL, REMOTE (default=LOCAL)
+    /// Server to hit; one of DELAY, ERROR, LOCAL, REMOTE (default=LOCAL). LOCAL, DELAY and
+    /// ERROR start a built-in server on 127.0.0.1 (DELAY: every response 0.5 s late; ERROR: 25%
+    /// of responses fail, half are 0.5 s late); REMOTE is the book's public site
     #[arg(short, long, value_name = "LABEL", default_value = "LOCAL", value_parser = label, hide_default_value = true)]
     pub server: ServerLabel,
-    /// download from this base URL instead of the LABEL's server
+    /// download from this base URL instead (no built-in server; -s is then ignored)
     #[arg(long, value_name = "BASE")]
     pub url: Option<String>,
     /// download directory, created if missing
@@ -170,7 +213,10 @@ pub struct FlagsArgs {
 impl FlagsArgs {
     /// Parses the process's arguments for program `bin` (exit 2 on error).
     pub fn parse_for(bin: &'static str) -> FlagsArgs {
-        let mut cmd = FlagsArgs::command().name(bin).bin_name(bin);
+        let mut cmd = FlagsArgs::command()
+            .name(bin)
+            .bin_name(bin)
+            .about(about(bin));
         let parsed = cmd
             .try_get_matches_from_mut(std::env::args_os())
             .and_then(|m| FlagsArgs::from_arg_matches(&m));
@@ -179,13 +225,32 @@ impl FlagsArgs {
 }
 
 impl ServerArgs {
+    /// Parses `argv`, with the checks that take two options together.
+    pub fn parse_from_args(
+        argv: impl IntoIterator<Item = std::ffi::OsString>,
+    ) -> Result<ServerArgs, clap::Error> {
+        let mut cmd = ServerArgs::command();
+        let matches = cmd.try_get_matches_from_mut(argv)?;
+        let args = ServerArgs::from_arg_matches(&matches)?;
+        if let Some(max) = args.delay_max {
+            if max < args.delay {
+                return Err(cmd.error(
+                    ErrorKind::ArgumentConflict,
+                    format!(
+                        "--delay-max {} is shorter than --delay {}: give a range from the shorter to the longer",
+                        max.as_secs_f64(),
+                        args.delay.as_secs_f64()
+                    ),
+                ));
+            }
+        }
+        Ok(args)
+    }
+
     /// Parses the process's arguments (exit 2 with usage on error).
     pub fn parse_or_exit() -> ServerArgs {
-        let mut cmd = ServerArgs::command();
-        let parsed = cmd
-            .try_get_matches_from_mut(std::env::args_os())
-            .and_then(|m| ServerArgs::from_arg_matches(&m));
-        parsed.unwrap_or_else(|e| exit_with_usage(e, &mut cmd))
+        ServerArgs::parse_from_args(std::env::args_os())
+            .unwrap_or_else(|e| exit_with_usage(e, &mut ServerArgs::command()))
     }
 }
 

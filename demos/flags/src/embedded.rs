@@ -111,6 +111,8 @@ pub struct Site {
     pub label: ServerLabel,
     /// The base URL, e.g. `http://127.0.0.1:40123/flags`.
     pub base_url: String,
+    /// Whether the base URL came from `--url` (the label then played no part).
+    pub from_url: bool,
     server: Option<FlagServer>,
 }
 
@@ -122,6 +124,7 @@ impl Site {
             return Ok(Site {
                 label,
                 base_url: url.trim_end_matches('/').to_string(),
+                from_url: true,
                 server: None,
             });
         }
@@ -129,6 +132,7 @@ impl Site {
             None => Ok(Site {
                 label,
                 base_url: REMOTE_URL.to_string(),
+                from_url: false,
                 server: None,
             }),
             Some(config) => {
@@ -136,9 +140,20 @@ impl Site {
                 Ok(Site {
                     label,
                     base_url: server.base_url(),
+                    from_url: false,
                     server: Some(server),
                 })
             }
+        }
+    }
+
+    /// What the report's first line calls this site: the label (`DELAY site:
+    /// ...`, as the book prints it), or `URL` when `--url` chose the server.
+    pub fn banner_name(&self) -> &'static str {
+        if self.from_url {
+            "URL"
+        } else {
+            self.label.name()
         }
     }
 
@@ -165,8 +180,14 @@ mod tests {
         let site = Site::open(ServerLabel::Delay, Some("http://example.invalid/flags/")).unwrap();
         assert_eq!(site.base_url, "http://example.invalid/flags");
         assert!(!site.is_embedded());
+        assert_eq!(
+            site.banner_name(),
+            "URL",
+            "not DELAY: the label played no part"
+        );
         let local = Site::open(ServerLabel::Local, None).unwrap();
         assert!(local.is_embedded());
         assert!(local.base_url.starts_with("http://127.0.0.1:"));
+        assert_eq!(local.banner_name(), "LOCAL");
     }
 }

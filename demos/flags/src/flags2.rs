@@ -89,7 +89,7 @@ pub fn run(
     });
     print!(
         "{}",
-        initial_report(site.label.name(), &site.base_url, &codes, concurrency)
+        initial_report(site.banner_name(), &site.base_url, &codes, concurrency)
     );
     let _ = std::io::stdout().flush();
     let progress = Progress::new(codes.len(), !args.verbose);

@@ -150,7 +150,7 @@ fn default_run_is_pop20_and_reports_like_the_book() {
     let dest = Scratch::new("pop20");
     let out = flags2(SEQUENTIAL, &server, &dest, &[]);
     let expected_head = format!(
-        "LOCAL site: {}\nSearching for 20 flags: from BD to VN\n1 concurrent connection will be used.\n--------------------\n20 flags downloaded.\nElapsed time: ",
+        "URL site: {}\nSearching for 20 flags: from BD to VN\n1 concurrent connection will be used.\n--------------------\n20 flags downloaded.\nElapsed time: ",
         server.base_url()
     );
     assert!(out.stdout.starts_with(&expected_head), "{}", out.stdout);
