@@ -272,8 +272,19 @@ impl ForkServer {
 
     /// The fork server died (killed from outside): it is our child, so reap
     /// it, or it would stay a zombie for the rest of the program.
+    ///
+    /// Blocking: its end of the socket is closed, so it is exiting, but it
+    /// may not be a zombie yet (a process closes its descriptors before it
+    /// becomes one), and a `WNOHANG` wait at that instant would leave it
+    /// unreaped for good. The fork server closes its socket only on its way
+    /// out (after SIGKILLing and reaping its workers), so this wait is short.
     fn reap_self(&self) {
-        let _ = waitpid(Pid::from_raw(self.pid), Some(WaitPidFlag::WNOHANG));
+        loop {
+            match waitpid(Pid::from_raw(self.pid), None) {
+                Err(nix::Error::EINTR) => continue,
+                _ => return,
+            }
+        }
     }
 
     /// Sends one request and receives its reply (and any descriptors).
