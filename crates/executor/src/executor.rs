@@ -1,0 +1,118 @@
+//! The [`Executor`] trait: what every executor can do, with bounds every
+//! executor can meet.
+
+use std::error::Error;
+
+use future::{Future, FutureError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::ExecutorError;
+use crate::map::Map;
+
+/// A value that can cross to any executor: a task's argument or result.
+///
+/// The bounds are the intersection of what the executors need: a process
+/// pool sends values through a pipe and a Celery executor through a broker,
+/// so they must be `Serialize + DeserializeOwned`; a thread pool moves them
+/// to another thread, so `Send + 'static`. Implemented for every type that
+/// meets them; you never implement it yourself.
+pub trait Payload: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Payload for T {}
+
+/// An executor: something that runs a task somewhere and hands back a
+/// [`Future`] of its result. Python's `concurrent.futures.Executor`.
+///
+/// Implemented by [`InlineExecutor`](crate::InlineExecutor) (in the
+/// caller's thread), [`ThreadPoolExecutor`](crate::ThreadPoolExecutor) and
+/// [`ProcessPoolExecutor`](crate::ProcessPoolExecutor) here, and by the
+/// Celery executor in its own crate. Code written against this trait runs
+/// unchanged on each: switching from threads to processes is a one-line
+/// change, as in Python.
+///
+/// # What a task is
+///
+/// A plain `fn(A) -> R` and one argument: not a closure, because a process
+/// pool runs the function in another process (where only a function's
+/// address is meaningful) and a Celery executor on another machine (where
+/// only its registered name is). Several arguments travel as a tuple. `A`
+/// and `R` are [`Payload`]s. Each executor keeps its richer API as inherent
+/// methods: closures and `scope` on the thread pool, chunked `map`,
+/// `task_timeout` and `terminate_workers` on the process pool.
+///
+/// # Calling it on a concrete pool
+///
+/// The pools have inherent methods of the same names (the thread pool's
+/// `submit` takes a closure), and Rust picks an inherent method over a
+/// trait method. Generic code (`fn run<E: Executor>(e: &E)`) always calls
+/// the trait's; on a concrete pool, write `Executor::submit(&pool, f, x)`.
+///
+/// # Drop
+///
+/// Dropping an executor is `shutdown(wait = true, cancel_futures = false)`:
+/// every task already submitted runs to its end, and the drop returns once
+/// it has (Python's `with` block). Each implementation says so in its docs.
+pub trait Executor {
+    /// Schedules `f(arg)` and returns the future of its result (Python's
+    /// `submit(fn, /, *args)`). A panic in `f` finishes the future with
+    /// [`TaskError::Panicked`](future::TaskError::Panicked), keeping its
+    /// message; the executor goes on.
+    ///
+    /// Errs, without running anything, if the executor is shut down or
+    /// broken.
+    fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>, ExecutorError>
+    where
+        A: Payload,
+        R: Payload;
+
+    /// Like [`submit`](Self::submit) for a task that can fail: `Err(e)`
+    /// finishes the future with
+    /// [`TaskError::Failed`](future::TaskError::Failed), keeping `e`'s type
+    /// name and message (Python: the call raised). Whether `e` itself can be
+    /// downcast depends on the executor: the value stays in the process
+    /// that ran the task.
+    fn submit_fallible<A, R, E>(
+        &self,
+        f: fn(A) -> Result<R, E>,
+        arg: A,
+    ) -> Result<Future<R>, ExecutorError>
+    where
+        A: Payload,
+        R: Payload,
+        E: Error + Send + Sync + 'static;
+
+    /// Applies `f` to every item and yields one `Result` per item, in input
+    /// order (Python 3.14's `map(fn, iterable)`).
+    ///
+    /// * Every item is submitted before `map` returns, so a `shutdown` or a
+    ///   drop of the executor afterwards loses none of them.
+    /// * A failing item yields its own `Err` and the items after it are
+    ///   still yielded.
+    /// * Dropping the iterator before its end cancels every item not yet
+    ///   yielded that has not started (CPython's `result_iterator` does the
+    ///   same when it is closed); items already running finish unseen.
+    /// * Errs if the executor refuses an item; the items submitted before it
+    ///   are left to run, as in CPython.
+    ///
+    /// The default submits each item with [`submit`](Self::submit); an
+    /// executor with a faster `map` of the same meaning overrides it.
+    fn map<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+    ) -> Result<impl Iterator<Item = Result<R, FutureError>>, ExecutorError>
+    where
+        A: Payload,
+        R: Payload,
+        I: IntoIterator<Item = A>,
+    {
+        Map::submit_all(items.into_iter().map(|item| self.submit(f, item)))
+    }
+
+    /// Stops taking new tasks (Python's `shutdown(wait, *, cancel_futures)`).
+    /// With `cancel_futures`, every task that has not started is cancelled;
+    /// with `wait`, returns once every task that was not cancelled has
+    /// ended. Calling it again is harmless.
+    fn shutdown(&self, wait: bool, cancel_futures: bool);
+}

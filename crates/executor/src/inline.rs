@@ -1,0 +1,115 @@
+//! [`InlineExecutor`]: each task runs in the caller's thread, inside `submit`.
+
+use std::error::Error;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use future::{promise, Future, TaskError};
+
+use crate::error::{ErrorKind, ExecutorError};
+use crate::executor::{Executor, Payload};
+
+/// The name in [`ExecutorError`] messages.
+pub(crate) const INLINE: &str = "inline executor";
+
+/// An executor that runs each task in the calling thread, before `submit`
+/// returns: the book's sequential baseline, and what a test reaches for when
+/// it wants the executor out of the picture.
+///
+/// The future `submit` returns is already finished, so `result()` never
+/// blocks and a done-callback added to it runs at once. A panic in the task
+/// is caught and finishes the future with `TaskError::Panicked`, as on the
+/// pools. Arguments and results are moved, never serialised: the
+/// [`Payload`] bounds are the trait's, but this executor does not exercise
+/// them.
+///
+/// `map` runs every item before it returns (Python 3.14 submits every item
+/// at the call, and here submitting is running), so dropping its iterator
+/// cancels nothing.
+///
+/// `shutdown` refuses later submits. It has nothing to cancel and nothing
+/// to wait for in its own thread; a task another thread is running at that
+/// moment is that thread's `submit` call, which finishes on its own.
+/// Dropping it is `shutdown(true, false)`, which therefore does nothing
+/// more.
+#[derive(Default)]
+pub struct InlineExecutor {
+    shut_down: AtomicBool,
+}
+
+impl InlineExecutor {
+    /// A new inline executor.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `shutdown` was called.
+    pub fn is_shutdown(&self) -> bool {
+        self.shut_down.load(Ordering::SeqCst)
+    }
+
+    /// Runs `task` now, in this thread, and returns its finished future.
+    fn run<R>(
+        &self,
+        task: impl FnOnce() -> Result<R, TaskError>,
+    ) -> Result<Future<R>, ExecutorError> {
+        if self.is_shutdown() {
+            return Err(ExecutorError::new(
+                ErrorKind::Shutdown,
+                INLINE,
+                "cannot schedule new futures after shutdown",
+            ));
+        }
+        let (promise, future) = promise();
+        // A fresh future: nobody can have cancelled it yet.
+        if promise.set_running_or_notify_cancel() == Ok(true) {
+            let outcome = catch_unwind(AssertUnwindSafe(task))
+                .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)));
+            // The only completion of a fresh promise cannot be refused.
+            let _ = promise.set_outcome(outcome);
+        }
+        Ok(future)
+    }
+}
+
+impl Executor for InlineExecutor {
+    fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>, ExecutorError>
+    where
+        A: Payload,
+        R: Payload,
+    {
+        self.run(move || Ok(f(arg)))
+    }
+
+    fn submit_fallible<A, R, E>(
+        &self,
+        f: fn(A) -> Result<R, E>,
+        arg: A,
+    ) -> Result<Future<R>, ExecutorError>
+    where
+        A: Payload,
+        R: Payload,
+        E: Error + Send + Sync + 'static,
+    {
+        self.run(move || f(arg).map_err(TaskError::failed))
+    }
+
+    fn shutdown(&self, _wait: bool, _cancel_futures: bool) {
+        self.shut_down.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for InlineExecutor {
+    fn drop(&mut self) {
+        Executor::shutdown(self, true, false);
+    }
+}
+
+impl fmt::Debug for InlineExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InlineExecutor")
+            .field("shut_down", &self.is_shutdown())
+            .finish()
+    }
+}

@@ -1,0 +1,75 @@
+//! The trait on the two pools: each method calls the pool's own public API.
+
+use std::error::Error;
+
+use future::Future;
+use process_pool::ProcessPoolExecutor;
+use thread_pool::ThreadPoolExecutor;
+
+use crate::error::ExecutorError;
+use crate::executor::{Executor, Payload};
+
+/// The names in [`ExecutorError`] messages.
+pub(crate) const THREAD_POOL: &str = "thread pool";
+pub(crate) const PROCESS_POOL: &str = "process pool";
+
+/// A thread pool runs `f(arg)` as a closure on one of its threads; `arg` and
+/// the result are moved, never serialised. Dropping the pool is
+/// `shutdown(true, false)` (its own `Drop`).
+impl Executor for ThreadPoolExecutor {
+    fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>, ExecutorError>
+    where
+        A: Payload,
+        R: Payload,
+    {
+        Ok(ThreadPoolExecutor::submit(self, move || f(arg))?)
+    }
+
+    fn submit_fallible<A, R, E>(
+        &self,
+        f: fn(A) -> Result<R, E>,
+        arg: A,
+    ) -> Result<Future<R>, ExecutorError>
+    where
+        A: Payload,
+        R: Payload,
+        E: Error + Send + Sync + 'static,
+    {
+        Ok(ThreadPoolExecutor::submit_fallible(self, move || f(arg))?)
+    }
+
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        ThreadPoolExecutor::shutdown(self, wait, cancel_futures);
+    }
+}
+
+/// A process pool runs `f(arg)` in a worker process; `arg` and the result
+/// cross the pipe through serde. Dropping the pool is `shutdown(true,
+/// false)` (its own `Drop`). The program must start the fork server early
+/// (`process_pool::start_fork_server()` first thing in `main`).
+impl Executor for ProcessPoolExecutor {
+    fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>, ExecutorError>
+    where
+        A: Payload,
+        R: Payload,
+    {
+        Ok(ProcessPoolExecutor::submit(self, f, arg)?)
+    }
+
+    fn submit_fallible<A, R, E>(
+        &self,
+        f: fn(A) -> Result<R, E>,
+        arg: A,
+    ) -> Result<Future<R>, ExecutorError>
+    where
+        A: Payload,
+        R: Payload,
+        E: Error + Send + Sync + 'static,
+    {
+        Ok(ProcessPoolExecutor::submit_fallible(self, f, arg)?)
+    }
+
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        ProcessPoolExecutor::shutdown(self, wait, cancel_futures);
+    }
+}
