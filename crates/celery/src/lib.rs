@@ -29,6 +29,7 @@
 //! ```
 
 pub mod base64;
+pub mod bench;
 pub mod control;
 mod error;
 mod executor;

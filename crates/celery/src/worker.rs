@@ -180,8 +180,9 @@ impl Worker {
                 continue;
             };
             *lock(&slots.0) += 1;
-            let (registry, backend, slots2, stats) = (
+            let (registry, broker2, backend, slots2, stats) = (
                 self.registry.clone(),
+                broker.clone(),
                 backend.clone(),
                 slots.clone(),
                 self.stats.clone(),
@@ -192,7 +193,7 @@ impl Worker {
                     Ok(v) => Outcome::Success(v),
                     Err(e) => Outcome::from_task_error(&e),
                 };
-                store_and_ack(&backend, &job, &outcome, expires);
+                store_and_ack(&broker2, &backend, &job, &outcome, expires);
                 lock(&stats).ran += 1;
                 let (count, cv) = &*slots2;
                 *lock(count) -= 1;
@@ -233,14 +234,24 @@ impl Worker {
         );
         let now = unix_now().to_string();
         let key = result_key(&msg.id);
+        // One round trip when the backend is the broker's server: record
+        // the message as unacked and read its result record together.
+        let same = same_server(broker, backend);
+        let mut stored = None;
         let recorded = broker.with(|c| {
             c.queue(&[b"MULTI"]);
             c.queue(&[b"ZADD", b"unacked_index", now.as_bytes(), tag.as_bytes()]);
             c.queue(&[b"HSET", b"unacked", tag.as_bytes(), entry.as_bytes()]);
             c.queue(&[b"EXEC"]);
+            if same {
+                c.queue(&[b"GET", key.as_bytes()]);
+            }
             c.flush()?;
             for _ in 0..4 {
                 c.read_reply()?.ok()?;
+            }
+            if same {
+                stored = c.read_reply()?.into_bytes();
             }
             Ok(())
         });
@@ -250,10 +261,12 @@ impl Worker {
                 msg.id
             );
         }
-        let stored = backend
-            .with(|c| c.command(&[b"GET", key.as_bytes()]))
-            .ok()
-            .and_then(Reply::into_bytes);
+        if !same {
+            stored = backend
+                .with(|c| c.command(&[b"GET", key.as_bytes()]))
+                .ok()
+                .and_then(Reply::into_bytes);
+        }
         let is_revoked = lock(revoked).contains(&msg.id)
             || stored.is_some_and(|s| {
                 serde_json::from_slice::<Value>(&s)
@@ -267,7 +280,13 @@ impl Worker {
             });
         let job = Job { msg, tag };
         if is_revoked {
-            store_and_ack(backend, &job, &Outcome::Revoked, self.config.result_expires);
+            store_and_ack(
+                broker,
+                backend,
+                &job,
+                &Outcome::Revoked,
+                self.config.result_expires,
+            );
             lock(&self.stats).revoked += 1;
             return None;
         }
@@ -348,20 +367,28 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-/// Stores the outcome (SETEX + PUBLISH) and acks the message, in one transaction.
-fn store_and_ack(backend: &Pool, job: &Job, outcome: &Outcome, expires: Duration) {
+fn same_server(a: &Pool, b: &Pool) -> bool {
+    a.url() == b.url()
+}
+
+/// Stores the outcome (SETEX + PUBLISH) and acks the message (ZREM + HDEL):
+/// one transaction when the backend is the broker's server.
+fn store_and_ack(broker: &Pool, backend: &Pool, job: &Job, outcome: &Outcome, expires: Duration) {
     let key = result_key(&job.msg.id);
     let record = outcome.to_json(&job.msg.id);
     let ttl = expires.as_secs().max(1).to_string();
+    let same = same_server(broker, backend);
     let r = backend.with(|c| {
         c.queue(&[b"MULTI"]);
         c.queue(&[b"SETEX", key.as_bytes(), ttl.as_bytes(), record.as_bytes()]);
         c.queue(&[b"PUBLISH", key.as_bytes(), record.as_bytes()]);
-        c.queue(&[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
-        c.queue(&[b"HDEL", b"unacked", job.tag.as_bytes()]);
+        if same {
+            c.queue(&[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
+            c.queue(&[b"HDEL", b"unacked", job.tag.as_bytes()]);
+        }
         c.queue(&[b"EXEC"]);
         c.flush()?;
-        for _ in 0..6 {
+        for _ in 0..if same { 6 } else { 4 } {
             c.read_reply()?.ok()?;
         }
         Ok(())
@@ -371,6 +398,19 @@ fn store_and_ack(backend: &Pool, job: &Job, outcome: &Outcome, expires: Duration
             "celery-worker: could not store the result of task {}: {e}",
             job.msg.id
         );
+        return; // not acked: it will be restored and run again
+    }
+    if !same {
+        let acked = broker.with(|c| {
+            c.queue(&[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
+            c.queue(&[b"HDEL", b"unacked", job.tag.as_bytes()]);
+            c.flush()?;
+            c.read_reply()?.ok()?;
+            c.read_reply()?.ok()
+        });
+        if let Err(e) = acked {
+            eprintln!("celery-worker: could not ack task {}: {e}", job.msg.id);
+        }
     }
 }
 
