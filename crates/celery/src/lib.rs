@@ -7,6 +7,8 @@
 //!   message on a queue and return the same [`future::Future`] our thread
 //!   and process pools return, completed by one listener thread per
 //!   executor when the worker PUBLISHes the result.
+//! * It implements [`executor::Executor`], so generic code written for our
+//!   pools runs on Celery workers unchanged (tasks must be registered).
 //! * [`Worker`] (and the `celery-worker` binary) consumes queues and runs
 //!   the tasks of a [`Registry`] on a thread pool, acking late.
 //!
@@ -33,6 +35,7 @@ pub mod bench;
 pub mod control;
 mod error;
 mod executor;
+mod executor_trait;
 pub mod id;
 pub mod message;
 pub mod meta;
