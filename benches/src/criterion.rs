@@ -1,12 +1,14 @@
 //! Finding and reading criterion's results.
 //!
-//! For each benchmark, criterion 0.5 writes a folder `<criterion dir>/<dir>/new/` with (among
-//! others) two JSON files this module reads:
+//! For each benchmark, criterion (0.5 to 0.8) writes a folder `<criterion dir>/<dir>/new/`
+//! with (among others) the JSON files this module reads:
 //!
 //! * `benchmark.json`: the ids as the bench wrote them (`group_id`, `function_id`, an optional
 //!   `value_str` parameter) and the group's `throughput` (`{"Elements": n}` or `{"Bytes": n}`).
 //! * `estimates.json`: statistics of the time of *one iteration*, in nanoseconds; we take the
 //!   median's point estimate (robust against the outliers two shared cores produce).
+//! * `sample.json` (optional): the iteration counts and times of every sample, which say what
+//!   really ran (the page prints it beside each group's settings).
 //!
 //! The folder name is criterion's sanitised id (`thread_pool/round_trip` becomes
 //! `thread_pool_round_trip/...`, long ids are cut), so we never build paths from ids: we walk
@@ -22,7 +24,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use crate::figure::{Figures, Sample, Throughput};
+use crate::figure::{Figures, Origin, Sample, Throughput};
 
 /// The parts of `benchmark.json` the report needs.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -82,6 +84,35 @@ struct Estimates {
     median: Estimate,
 }
 
+/// What criterion really measured for one benchmark (from `sample.json`): the settings a
+/// group asked for are one thing, the samples taken another.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    /// Number of samples.
+    pub samples: usize,
+    /// Iterations over all samples.
+    pub iterations: f64,
+    /// Measured time over all samples, in seconds (warm-up not included).
+    pub seconds: f64,
+}
+
+/// The parts of `sample.json` the report needs.
+#[derive(Debug, Clone, Deserialize)]
+struct SampleJson {
+    iters: Vec<f64>,
+    times: Vec<f64>,
+}
+
+/// Reads `sample.json` text.
+pub fn parse_sample(text: &str) -> Result<Measured, String> {
+    let sample: SampleJson = serde_json::from_str(text).map_err(|e| format!("sample.json: {e}"))?;
+    Ok(Measured {
+        samples: sample.iters.len(),
+        iterations: sample.iters.iter().sum(),
+        seconds: sample.times.iter().sum::<f64>() * 1e-9,
+    })
+}
+
 /// One benchmark's result: its ids and its median iteration time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchResult {
@@ -89,6 +120,8 @@ pub struct BenchResult {
     pub id: BenchmarkId,
     /// Median time of one iteration, in seconds.
     pub seconds_per_iter: f64,
+    /// What was measured, if `sample.json` was there.
+    pub measured: Option<Measured>,
 }
 
 impl BenchResult {
@@ -116,6 +149,7 @@ pub fn parse_pair(benchmark_json: &str, estimates_json: &str) -> Result<BenchRes
     Ok(BenchResult {
         id,
         seconds_per_iter: ns * 1e-9,
+        measured: None,
     })
 }
 
@@ -131,10 +165,17 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// Files every fresh result into `figures` under (group id, who).
-    pub fn add_to(&self, figures: &mut Figures) {
+    /// Files every fresh result into `figures` under (group id + `suffix`, who), as `round`
+    /// with `origin`.
+    pub fn add_to(&self, figures: &mut Figures, suffix: &str, round: u32, origin: Option<&Origin>) {
         for result in &self.results {
-            figures.insert(&result.id.group_id, &result.id.who(), result.sample());
+            figures.insert_round(
+                &format!("{}{suffix}", result.id.group_id),
+                &result.id.who(),
+                round,
+                result.sample(),
+                origin.cloned(),
+            );
         }
     }
 }
@@ -227,7 +268,13 @@ fn read_one(new_dir: &Path, since: Option<SystemTime>, scan: &mut Scan) {
         .and_then(|b| read(&estimates_path).map(|e| (b, e)))
         .and_then(|(b, e)| parse_pair(&b, &e));
     match pair {
-        Ok(result) => scan.results.push(result),
+        Ok(mut result) => {
+            // Optional: recorded samples may keep only the two files above.
+            result.measured = fs::read_to_string(new_dir.join("sample.json"))
+                .ok()
+                .and_then(|t| parse_sample(&t).ok());
+            scan.results.push(result)
+        }
         Err(e) => scan.errors.push(format!("{}: {e}", new_dir.display())),
     }
 }
@@ -246,7 +293,7 @@ mod tests {
         "upper_bound":2.0},"point_estimate":40000000.0,"standard_error":0.1}}"#;
 
     fn data_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/criterion")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/legacy/criterion")
     }
 
     #[test]
@@ -265,6 +312,18 @@ mod tests {
         let r = parse_pair(json, ESTIMATES).unwrap();
         assert_eq!(r.id.who(), "ours/4");
         assert_eq!(r.id.throughput, None);
+    }
+
+    #[test]
+    fn sample_json_gives_what_was_really_measured() {
+        let m = parse_sample(
+            r#"{"sampling_mode":"Flat","iters":[100.0,100.0],"times":[2000000.0,3000000.0]}"#,
+        )
+        .unwrap();
+        assert_eq!(m.samples, 2);
+        assert_eq!(m.iterations, 200.0);
+        assert!((m.seconds - 0.005).abs() < 1e-12);
+        assert!(parse_sample("{}").is_err());
     }
 
     #[test]

@@ -234,10 +234,44 @@ impl Key {
     }
 }
 
-/// Every sample of one report run. Later inserts replace earlier ones under the same key.
+/// Where a figure came from: the sources it measured and when (the report writes a stamp
+/// next to each round's results; a figure without one is never judged).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The commit measured, as the page's "sources" line prints it (`abc1234`, or with
+    /// "plus uncommitted changes in ...").
+    pub commit: String,
+    /// When it was measured (`YYYY-MM-DD HH:MM UTC`).
+    pub time: String,
+}
+
+/// One round's sample and its origin.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundSample {
+    /// The sample.
+    pub sample: Sample,
+    /// Where it came from, if recorded.
+    pub origin: Option<Origin>,
+}
+
+/// The ratio of ours to a peer over the rounds where both were measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ratio {
+    /// The median of the per-round advantages (above 1.0: ours is better).
+    pub median: f64,
+    /// The lowest per-round advantage.
+    pub low: f64,
+    /// The highest per-round advantage.
+    pub high: f64,
+    /// How many rounds had both figures.
+    pub rounds: usize,
+}
+
+/// Every sample of one report run, per round: under each key, round number -> sample.
+/// A later insert for the same key and round replaces the earlier one.
 #[derive(Clone, Debug, Default)]
 pub struct Figures {
-    samples: BTreeMap<Key, Sample>,
+    samples: BTreeMap<Key, BTreeMap<u32, RoundSample>>,
 }
 
 impl Figures {
@@ -246,17 +280,112 @@ impl Figures {
         Self::default()
     }
 
-    /// Files `sample` under (`op`, `who`).
+    /// Files `sample` under (`op`, `who`) as round 1, with no origin.
     pub fn insert(&mut self, op: &str, who: &str, sample: Sample) {
-        self.samples.insert(Key::new(op, who), sample);
+        self.insert_round(op, who, 1, sample, None);
     }
 
-    /// The sample under (`op`, `who`) as a figure of `kind`, if measured and convertible.
+    /// Files `sample` under (`op`, `who`) for `round`, with its origin.
+    pub fn insert_round(
+        &mut self,
+        op: &str,
+        who: &str,
+        round: u32,
+        sample: Sample,
+        origin: Option<Origin>,
+    ) {
+        self.samples
+            .entry(Key::new(op, who))
+            .or_default()
+            .insert(round, RoundSample { sample, origin });
+    }
+
+    /// Gives `origin` to every sample that has none (figures read from files the run
+    /// stamped as a whole).
+    pub fn stamp_unstamped(&mut self, origin: &Origin) {
+        for rounds in self.samples.values_mut() {
+            for round in rounds.values_mut() {
+                if round.origin.is_none() {
+                    round.origin = Some(origin.clone());
+                }
+            }
+        }
+    }
+
+    /// Moves every sample of `other` in (replacing same key and round).
+    pub fn merge(&mut self, other: Figures) {
+        for (key, rounds) in other.samples {
+            self.samples.entry(key).or_default().extend(rounds);
+        }
+    }
+
+    /// Each round's figure of (`op`, `who`) as `kind`.
+    pub fn rounds(&self, op: &str, who: &str, kind: Kind) -> BTreeMap<u32, Figure> {
+        self.samples
+            .get(&Key::new(op, who))
+            .map(|rounds| {
+                rounds
+                    .iter()
+                    .filter_map(|(r, s)| Some((*r, s.sample.as_kind(kind)?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The median over the rounds of (`op`, `who`) as a figure of `kind`, if measured and
+    /// convertible.
     pub fn get(&self, op: &str, who: &str, kind: Kind) -> Option<Figure> {
-        self.samples.get(&Key::new(op, who))?.as_kind(kind)
+        let values: Vec<f64> = self
+            .rounds(op, who, kind)
+            .values()
+            .map(|f| f.value)
+            .collect();
+        Some(Figure::new(median(&values)?, kind))
     }
 
-    /// Number of samples held.
+    /// The origins of every round of (`op`, `who`), in round order.
+    pub fn origins(&self, op: &str, who: &str) -> Vec<Option<&Origin>> {
+        self.samples
+            .get(&Key::new(op, who))
+            .map(|rounds| rounds.values().map(|s| s.origin.as_ref()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The advantage of `ours` over `peer` (each an (op, who)) round by round, over the
+    /// rounds where both were measured. Two figures measured once each (round 1, as the
+    /// Python peers are) give a one-round ratio.
+    pub fn ratio(&self, ours: (&str, &str), peer: (&str, &str), kind: Kind) -> Option<Ratio> {
+        let mine = self.rounds(ours.0, ours.1, kind);
+        let theirs = self.rounds(peer.0, peer.1, kind);
+        let mut advantages: Vec<f64> = mine
+            .iter()
+            .filter_map(|(r, f)| f.advantage_over(*theirs.get(r)?))
+            .collect();
+        if advantages.is_empty() {
+            // Measured in different rounds (a peer run once): compare the medians.
+            let a = self.get(ours.0, ours.1, kind)?;
+            let b = self.get(peer.0, peer.1, kind)?;
+            advantages.push(a.advantage_over(b)?);
+        }
+        let low = advantages.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = advantages.iter().copied().fold(0.0, f64::max);
+        Some(Ratio {
+            median: median(&advantages)?,
+            low,
+            high,
+            rounds: advantages.len(),
+        })
+    }
+
+    /// Every round's sample of (`op`, `who`), in round order.
+    pub fn samples(&self, op: &str, who: &str) -> Vec<(u32, Sample)> {
+        self.samples
+            .get(&Key::new(op, who))
+            .map(|rounds| rounds.iter().map(|(r, s)| (*r, s.sample)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Number of keys held.
     pub fn len(&self) -> usize {
         self.samples.len()
     }
@@ -270,6 +399,21 @@ impl Figures {
     pub fn keys(&self) -> impl Iterator<Item = &Key> {
         self.samples.keys()
     }
+}
+
+/// The median of `values` (the mean of the middle two for an even count); `None` if empty.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let mid = sorted.len() / 2;
+    Some(if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    })
 }
 
 #[cfg(test)]
@@ -356,5 +500,48 @@ mod tests {
         assert_eq!(figures.get("op", "python", Kind::Speedup), None);
         assert_eq!(figures.get("op", "ours", Kind::Time), None);
         assert_eq!(figures.len(), 1);
+    }
+
+    fn time(us: f64) -> Sample {
+        Sample::Direct(Figure::new(us * 1e-6, Kind::Time))
+    }
+
+    #[test]
+    fn rounds_give_a_median_figure_and_a_ratio_with_its_range() {
+        let mut figures = Figures::new();
+        let origin = Origin {
+            commit: "abc".into(),
+            time: "t".into(),
+        };
+        for (round, ours, peer) in [(1, 10.0, 20.0), (2, 10.0, 15.0), (3, 20.0, 20.0)] {
+            figures.insert_round("op", "ours", round, time(ours), Some(origin.clone()));
+            figures.insert_round("op", "peer", round, time(peer), None);
+        }
+        // A round only ours has is not paired.
+        figures.insert_round("op", "ours", 4, time(1.0), None);
+        let peer = figures.get("op", "peer", Kind::Time).unwrap();
+        assert!(
+            (peer.value - 20e-6).abs() < 1e-15,
+            "median of 20, 15, 20 us: {peer}"
+        );
+        let ratio = figures
+            .ratio(("op", "ours"), ("op", "peer"), Kind::Time)
+            .unwrap();
+        assert_eq!(ratio.rounds, 3);
+        assert!((ratio.median - 1.5).abs() < 1e-9, "{ratio:?}");
+        assert!((ratio.low - 1.0).abs() < 1e-9);
+        assert!((ratio.high - 2.0).abs() < 1e-9);
+        assert_eq!(figures.origins("op", "ours")[0], Some(&origin));
+        assert_eq!(figures.origins("op", "peer")[0], None);
+        figures.stamp_unstamped(&origin);
+        assert!(figures.origins("op", "peer").iter().all(|o| o.is_some()));
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[f64::NAN, 5.0]), Some(5.0));
     }
 }

@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::peers::{self, PeerError};
+use crate::provenance::{self, Stamp, ROUNDS_DIR, ROUND_STAMP};
 use crate::run::{self, median};
 use crate::sources::SWEEP_CSV;
 use crate::targets::ops;
@@ -28,25 +29,44 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Arguments given to every criterion bench binary (after `cargo bench ... --`).
-    ///
-    /// A bench group's own `sample_size`/`measurement_time` win over these (criterion applies
-    /// group settings last); `--quick` always applies.
+    /// Arguments given to every criterion bench binary (after `cargo bench ... --`). The
+    /// settings go through the environment instead ([`Mode::bench_env`]): a group's own
+    /// settings override criterion's flags, so the benches apply ours themselves.
     pub fn criterion_args(self) -> Vec<String> {
-        let args: &[&str] = match self {
-            Mode::Quick => &["--quick", "--noplot"],
-            Mode::Default => &["--warm-up-time", "1", "--measurement-time", "2", "--noplot"],
-            Mode::Long => &[
-                "--warm-up-time",
-                "3",
-                "--measurement-time",
-                "10",
-                "--sample-size",
-                "50",
-                "--noplot",
-            ],
-        };
-        args.iter().map(|a| a.to_string()).collect()
+        vec!["--noplot".to_string()]
+    }
+
+    /// (warm-up ms, measurement ms, samples, bootstrap resamples) of every criterion group.
+    pub fn bench_settings(self) -> (u64, u64, u64, u64) {
+        match self {
+            Mode::Quick => (150, 400, 10, 2_000),
+            Mode::Default => (500, 1_500, 20, 10_000),
+            Mode::Long => (2_000, 5_000, 50, 100_000),
+        }
+    }
+
+    /// The environment that passes the settings to the benches (`benches/support/harness.rs`).
+    pub fn bench_env(self) -> Vec<(&'static str, String)> {
+        let (warm, measure, samples, resamples) = self.bench_settings();
+        vec![
+            ("BENCH_WARM_UP_MS", warm.to_string()),
+            ("BENCH_MEASURE_MS", measure.to_string()),
+            ("BENCH_SAMPLES", samples.to_string()),
+            ("BENCH_RESAMPLES", resamples.to_string()),
+        ]
+    }
+
+    /// Rounds of every bench on a quiet machine (ratios are judged over these).
+    pub fn rounds(self) -> u32 {
+        match self {
+            Mode::Quick | Mode::Default => 3,
+            Mode::Long => 5,
+        }
+    }
+
+    /// Rounds of the key rows with two busy loops beside them.
+    pub fn busy_rounds(self) -> u32 {
+        3
     }
 
     /// Arguments for the Python peer scripts.
@@ -77,16 +97,62 @@ impl Mode {
     }
 
     /// A sentence for the page.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Mode::Quick => "quick (criterion --quick, small peer runs): rough figures",
-            Mode::Default => {
-                "default (criterion 1 s warm-up, 2 s measurement unless a bench sets its own; \
-                 medians of 3 peer runs)"
-            }
-            Mode::Long => {
-                "long (criterion 3 s warm-up, 10 s measurement, 50 samples; medians of 7+ runs)"
-            }
+    pub fn describe(self) -> String {
+        let name = match self {
+            Mode::Quick => "quick",
+            Mode::Default => "default",
+            Mode::Long => "long",
+        };
+        let (warm, measure, samples, _) = self.bench_settings();
+        format!(
+            "{name}: {} quiet rounds and {} busy rounds of the benches, every group with \
+             {:.2} s warm-up, {:.2} s measurement, {samples} samples (flat sampling; the idle \
+             round trips a tenth of those times); Python peers and timed commands: median of {} \
+             run(s)",
+            self.rounds(),
+            self.busy_rounds(),
+            warm as f64 / 1000.0,
+            measure as f64 / 1000.0,
+            self.runs()
+        )
+    }
+}
+
+/// Two (or more) shell loops that keep CPUs busy while the busy rounds run; stopped (killed
+/// and reaped) when dropped.
+#[derive(Debug)]
+pub struct BusyLoops {
+    children: Vec<std::process::Child>,
+}
+
+impl BusyLoops {
+    /// Starts `n` loops.
+    pub fn start(n: usize) -> std::io::Result<BusyLoops> {
+        let mut loops = BusyLoops {
+            children: Vec::new(),
+        };
+        for _ in 0..n {
+            let child = Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()?;
+            loops.children.push(child);
+        }
+        Ok(loops)
+    }
+
+    /// The loops' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(|c| c.id()).collect()
+    }
+}
+
+impl Drop for BusyLoops {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
@@ -111,11 +177,6 @@ impl Workspace {
             root: root.to_path_buf(),
             target_dir,
         }
-    }
-
-    /// criterion's output folder (we set `CRITERION_HOME` to it, so it is certain).
-    pub fn criterion_dir(&self) -> PathBuf {
-        self.target_dir.join("criterion")
     }
 
     /// The folder where the live run leaves its raw outputs.
@@ -201,26 +262,135 @@ fn say(text: &str) {
     eprintln!("report: {text}");
 }
 
-/// Empties the results folder of a previous run's outputs, so they cannot pose as new.
-pub fn prepare_results_dir(ws: &Workspace) -> std::io::Result<PathBuf> {
+/// Empties the results folder of a previous run's outputs, so they cannot pose as new. With
+/// `keep_rounds` (the benches are skipped) the earlier rounds stay: their stamps then say which
+/// commit they measured, and the page judges them only if it is this one.
+pub fn prepare_results_dir(ws: &Workspace, keep_rounds: bool) -> std::io::Result<PathBuf> {
     let dir = ws.results_dir();
     fs::create_dir_all(&dir)?;
     for entry in fs::read_dir(&dir)?.flatten() {
         let path = entry.path();
         if path.is_file() {
             fs::remove_file(&path)?;
+        } else if !keep_rounds && path.file_name().is_some_and(|n| n == ROUNDS_DIR) {
+            fs::remove_dir_all(&path)?;
         }
     }
     Ok(dir)
 }
 
-/// Runs every discovered criterion bench, each within `limit`; returns notes for the page.
-pub fn run_benches(ws: &Workspace, mode: Mode, limit: Duration) -> Vec<String> {
+/// Where and how a round runs.
+struct Round<'a> {
+    condition: &'a str,
+    number: u32,
+    commit: &'a str,
+    /// Only these criterion groups (busy rounds).
+    groups: Option<&'a [&'a str]>,
+}
+
+/// The bench targets with a group in `groups` (a group id starts with the package name,
+/// dashes as underscores: `thread_pool/...` lives in package `thread-pool`).
+pub fn targets_for<'t>(targets: &'t [BenchTarget], groups: &[&str]) -> Vec<&'t BenchTarget> {
+    targets
+        .iter()
+        .filter(|t| {
+            let prefix = format!("{}/", t.package.replace('-', "_"));
+            groups.iter().any(|g| g.starts_with(&prefix))
+        })
+        .collect()
+}
+
+/// Runs every discovered criterion bench in rounds: [`Mode::rounds`] quiet rounds of all of
+/// them, then [`Mode::busy_rounds`] rounds of the `busy_groups` with two busy loops beside.
+/// Each round goes to `results/rounds/<condition>-<n>/` with a stamp. Returns notes for the
+/// page.
+pub fn run_benches(
+    ws: &Workspace,
+    mode: Mode,
+    limit: Duration,
+    results: &Path,
+    commit: &str,
+    busy_groups: &[&str],
+) -> Vec<String> {
     let mut notes = Vec::new();
     let targets = discover_benches(&ws.root);
     if targets.is_empty() {
         notes.push("no criterion benches found under crates/*/benches or demos/*/benches".into());
+        return notes;
     }
+    for number in 1..=mode.rounds() {
+        let round = Round {
+            condition: "quiet",
+            number,
+            commit,
+            groups: None,
+        };
+        let all: Vec<&BenchTarget> = targets.iter().collect();
+        notes.extend(run_round(ws, mode, limit, results, &round, &all));
+    }
+    let busy_targets = targets_for(&targets, busy_groups);
+    if mode.busy_rounds() == 0 || busy_targets.is_empty() {
+        return notes;
+    }
+    let loops = match BusyLoops::start(2) {
+        Ok(loops) => loops,
+        Err(e) => {
+            notes.push(format!(
+                "busy rounds not run: cannot start the busy loops: {e}"
+            ));
+            return notes;
+        }
+    };
+    say(&format!("busy loops started (pids {:?})", loops.pids()));
+    for number in 1..=mode.busy_rounds() {
+        let round = Round {
+            condition: "busy",
+            number,
+            commit,
+            groups: Some(busy_groups),
+        };
+        notes.extend(run_round(ws, mode, limit, results, &round, &busy_targets));
+    }
+    drop(loops);
+    say("busy loops stopped");
+    notes
+}
+
+fn now_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    crate::machine::utc_date(secs)
+}
+
+/// Runs `targets` once as `round`; returns notes.
+fn run_round(
+    ws: &Workspace,
+    mode: Mode,
+    limit: Duration,
+    results: &Path,
+    round: &Round<'_>,
+    targets: &[&BenchTarget],
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let name = provenance::round_dir_name(round.condition, round.number);
+    let dir = results.join(ROUNDS_DIR).join(&name);
+    let _ = fs::remove_dir_all(&dir);
+    if let Err(e) = fs::create_dir_all(&dir) {
+        return vec![format!(
+            "round {name}: cannot create {}: {e}",
+            dir.display()
+        )];
+    }
+    let mut stamp = Stamp {
+        commit: round.commit.to_string(),
+        started: now_utc(),
+        finished: None,
+        condition: round.condition.to_string(),
+        round: round.number,
+    };
+    let _ = provenance::write(&dir, ROUND_STAMP, &stamp);
+    say(&format!("round {name}"));
     for target in targets {
         let mut cmd = ws.cargo();
         cmd.args([
@@ -232,27 +402,34 @@ pub fn run_benches(ws: &Workspace, mode: Mode, limit: Duration) -> Vec<String> {
             "--",
         ])
         .args(mode.criterion_args())
-        .env("CRITERION_HOME", ws.criterion_dir());
+        .envs(mode.bench_env())
+        .env("CRITERION_HOME", dir.join("criterion"))
+        .env("BENCH_ROUND", round.number.to_string())
+        .env("BENCH_SIDE_DIR", &dir);
+        if let Some(groups) = round.groups {
+            cmd.env("BENCH_GROUPS", groups.join(","));
+        }
         let line = run::describe(&cmd);
-        say(&format!("running {line}"));
+        say(&format!("  running {line}"));
         let start = Instant::now();
         let started = std::time::SystemTime::now();
         match run::timed(cmd, limit) {
             Ok((output, _)) => {
-                let log = ws.results_dir().join(format!(
-                    "cargo-bench-{}-{}.log",
+                let log = results.join(format!(
+                    "cargo-bench-{}-{}-{name}.log",
                     target.package, target.bench
                 ));
                 let mut text = output.stdout;
                 text.extend_from_slice(&output.stderr);
                 let _ = fs::write(&log, text);
-                say(&format!("  done in {:.0?}", start.elapsed()));
+                say(&format!("    done in {:.0?}", start.elapsed()));
                 // A bench that exits early "successfully" would otherwise vanish silently.
-                let fresh = crate::criterion::scan(&ws.criterion_dir(), Some(started))
+                let fresh = crate::criterion::scan(&dir.join("criterion"), Some(started))
                     .map_or(0, |scan| scan.results.len());
                 if fresh == 0 {
                     notes.push(format!(
-                        "bench `{}` of package `{}` ran but wrote no criterion results (see {})",
+                        "round {name}: bench `{}` of package `{}` ran but wrote no criterion \
+                         results (see {})",
                         target.bench,
                         target.package,
                         log.display()
@@ -260,14 +437,16 @@ pub fn run_benches(ws: &Workspace, mode: Mode, limit: Duration) -> Vec<String> {
                 }
             }
             Err(e) => {
-                say(&format!("  failed: {e}"));
+                say(&format!("    failed: {e}"));
                 notes.push(format!(
-                    "bench `{}` of package `{}` did not run: {e}",
+                    "round {name}: bench `{}` of package `{}` did not run: {e}",
                     target.bench, target.package
                 ));
             }
         }
     }
+    stamp.finished = Some(now_utc());
+    let _ = provenance::write(&dir, ROUND_STAMP, &stamp);
     notes
 }
 
@@ -506,15 +685,54 @@ mod tests {
     }
 
     #[test]
-    fn modes_give_criterion_valid_arguments() {
+    fn modes_pass_their_settings_to_the_benches() {
         for mode in [Mode::Quick, Mode::Default, Mode::Long] {
-            let args = mode.criterion_args();
-            assert!(args.contains(&"--noplot".to_string()));
+            assert_eq!(mode.criterion_args(), vec!["--noplot".to_string()]);
             assert!(mode.runs() >= 1);
+            assert!(mode.rounds() >= crate::targets::MIN_ROUNDS as u32);
+            assert!(mode.busy_rounds() >= crate::targets::MIN_ROUNDS as u32);
+            let env = mode.bench_env();
+            let samples = env.iter().find(|(k, _)| *k == "BENCH_SAMPLES").unwrap();
+            assert!(
+                samples.1.parse::<u64>().unwrap() >= 10,
+                "criterion's minimum"
+            );
+            assert!(mode.describe().contains("quiet rounds"));
         }
-        assert!(Mode::Quick
-            .criterion_args()
-            .contains(&"--quick".to_string()));
+    }
+
+    #[test]
+    fn busy_rounds_run_only_the_packages_of_their_groups() {
+        let targets = [
+            BenchTarget {
+                package: "future".into(),
+                bench: "handoff".into(),
+            },
+            BenchTarget {
+                package: "thread-pool".into(),
+                bench: "thread_pool".into(),
+            },
+        ];
+        let picked = targets_for(&targets, &["thread_pool/throughput_200k"]);
+        assert_eq!(picked, vec![&targets[1]]);
+    }
+
+    #[test]
+    fn busy_loops_run_until_dropped_and_are_reaped() {
+        let loops = BusyLoops::start(2).unwrap();
+        let pids = loops.pids();
+        assert_eq!(pids.len(), 2);
+        for pid in &pids {
+            assert!(Path::new(&format!("/proc/{pid}")).exists());
+        }
+        drop(loops);
+        // Killed and waited for: no process, not even a zombie, is left.
+        for pid in &pids {
+            assert!(
+                !Path::new(&format!("/proc/{pid}")).exists(),
+                "{pid} still there"
+            );
+        }
     }
 
     #[test]

@@ -7,10 +7,11 @@
 
 use std::fmt::Write as _;
 
-use crate::figure::Key;
+use crate::figure::{Key, Ratio};
 use crate::machine::Machine;
+use crate::sources::{FunctionRun, GroupSettings, RoundInfo};
 use crate::table::{tally, Row};
-use crate::targets::Verdict;
+use crate::targets::{ratio_text, Verdict, BUSY, MIN_ROUNDS};
 
 /// A plot to embed: its title and its path relative to the page.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +39,14 @@ pub struct Page<'a> {
     pub notes: &'a [String],
     /// Figures measured but shown in no row.
     pub unused: &'a [&'a Key],
+    /// The key rows measured with two busy loops beside them.
+    pub busy_rows: &'a [Row],
+    /// The rounds the figures came from.
+    pub rounds: &'a [RoundInfo],
+    /// Each group's settings as the benches applied them.
+    pub settings: &'a [GroupSettings],
+    /// What criterion measured per function and round.
+    pub runs: &'a [FunctionRun],
 }
 
 /// The command a reader types to regenerate the page.
@@ -49,6 +58,10 @@ pub fn render(page: &Page<'_>) -> String {
     header(&mut out);
     machine(&mut out, page);
     table(&mut out, page.rows);
+    row_notes(&mut out, page.rows);
+    busy_table(&mut out, page.busy_rows, page.rows);
+    provenance(&mut out, page.rounds);
+    settings(&mut out, page.settings, page.runs);
     plots(&mut out, page.plots);
     notes(&mut out, page);
     out
@@ -63,30 +76,39 @@ fn header(out: &mut String) {
     );
     let _ = writeln!(
         out,
-        "```sh\n{REPRODUCE}            # about 5 minutes on 2 cores, once built\n\
-         {REPRODUCE} -- --quick # rough figures in about half the time\n\
+        "```sh\n{REPRODUCE}            # about 20 minutes on 2 cores, once built\n\
+         {REPRODUCE} -- --quick # at most about 10 minutes on 2 cores, once built\n\
          {REPRODUCE} -- --long  # longer runs, for numbers you want to quote\n```\n"
     );
-    out.push_str(
-        "One command runs the criterion benches of every package (ours and the Rust peers in the \
-         same bench group), the Python `concurrent.futures` peers in `benches/peers/`, the crypto \
-         worker sweep and the timed flag downloads, then rewrites this page and its plots in \
-         `docs/img/`. A bench that is missing or fails shows as \"not measured\"; it never stops \
-         the report.\n\n\
+    out.push_str(&
+        "One command runs the criterion benches of every package in rounds (ours and the Rust \
+         peers in the same bench group, their order reversed every other round), then the key \
+         rows again with two busy loops beside them, the Python `concurrent.futures` peers in \
+         `benches/peers/`, the crypto worker sweep and the timed flag downloads, then rewrites \
+         this page and its plots in `docs/img/`. A bench that is missing or fails shows as \
+         \"not measured\"; it never stops the report.\n\n\
          ## How to read it\n\n\
-         * Figures are medians: criterion's median per iteration for the Rust benches, the \
-         median of several runs for the Python peers and the timed commands.\n\
+         * Figures are medians: criterion's median per iteration in each round, then the median \
+         over the rounds; the median of several runs for the Python peers and the timed \
+         commands.\n\
+         * A ratio is the median of the per-round ratios (ours and the peer ran one after the \
+         other in each round), with their range and the number of rounds: `1.25x (1.10-1.40x, \
+         3 rounds)`.\n\
          * **ours vs peer** is always \"how many times better we are\", whichever way better \
          points: for a time it is peer time / our time, for a rate or a bandwidth our figure / \
          the peer's. `2.00x` means we are twice as good; `0.50x` means the peer is twice as good.\n\
-         * **Target** is the goal from the design (docs/design.md, section 3). Targets against a \
-         peer compare with that peer *in the same run*, which is what survives a noisy machine. \
-         A target is **met** or **missed** with the figure that decided it; a row whose figure \
-         is absent says \"not measured\" and is never counted as met.\n\
+         * **Target** is the project's performance goal for the row (docs/design.md, section 3; \
+         judged here against the peer that does the same work). A target against a peer is \
+         judged on the median per-round ratio over at least MIN_ROUNDS_TEXT rounds, which is \
+         what survives a noisy machine. A target is **met** or **missed** with the figures that \
+         decided it; a row whose figure is absent says \"not measured\", and a row whose \
+         figures come from another commit (or carry none) says \"not judged\": neither is \
+         ever counted as met.\n\
          * The machine is small and shared (2 cores, other builds running at the same time): \
          absolute figures move by tens of percent between runs. The load average at the start \
          of the run is in the table below: above the number of cores, other work was competing. Trust ratios within one run \
-         more than any single number, and use `--long` before quoting one.\n\n",
+         more than any single number, and use `--long` before quoting one.\n\n"
+        .replace("MIN_ROUNDS_TEXT", &MIN_ROUNDS.to_string()),
     );
 }
 
@@ -114,11 +136,13 @@ fn machine(out: &mut String, page: &Page<'_>) {
     if let Some(warning) = crate::machine::overload_warning(&m.load, m.cores) {
         let _ = writeln!(out, "> **Warning: {}.**\n", escape(&warning));
     }
-    let t = tally(page.rows);
+    let mut all = page.rows.to_vec();
+    all.extend(page.busy_rows.iter().cloned());
+    let t = tally(&all);
     let _ = writeln!(
         out,
-        "Targets: **{} met**, **{} missed**, {} not measured.\n",
-        t.met, t.missed, t.not_measured
+        "Targets: **{} met**, **{} missed**, {} not measured, {} not judged.\n",
+        t.met, t.missed, t.not_measured, t.not_judged
     );
 }
 
@@ -127,28 +151,9 @@ fn table(out: &mut String, rows: &[Row]) {
     out.push_str("| operation | ours | peers (figure, ours vs peer) | target | result |\n");
     out.push_str("|---|---|---|---|---|\n");
     for row in rows {
-        let ours = row
-            .ours
-            .map_or_else(|| "not measured".to_string(), |f| format!("**{f}**"));
-        let peers = if row.peers.is_empty() {
-            "-".to_string()
-        } else {
-            row.peers
-                .iter()
-                .map(|p| match (p.figure, p.advantage) {
-                    (Some(f), Some(a)) => format!("{}: {f} ({})", p.label, ratio(a)),
-                    (Some(f), None) => format!("{}: {f}", p.label),
-                    (None, _) => format!("{}: not measured", p.label),
-                })
-                .collect::<Vec<_>>()
-                .join("<br>")
-        };
-        let result = match &row.verdict {
-            Verdict::Met(text) => format!("met: {text}"),
-            Verdict::Missed(text) => format!("**missed**: {text}"),
-            Verdict::NotMeasured => "not measured".to_string(),
-            Verdict::NoTarget => "-".to_string(),
-        };
+        let ours = ours_cell(row);
+        let peers = peers_cell(row);
+        let result = verdict_cell(&row.verdict);
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} |",
@@ -157,6 +162,213 @@ fn table(out: &mut String, rows: &[Row]) {
             escape(&peers),
             escape(row.spec.target),
             escape(&result)
+        );
+    }
+    out.push('\n');
+}
+
+fn ours_cell(row: &Row) -> String {
+    match row.ours {
+        None => "not measured".to_string(),
+        Some(f) if row.rounds > 1 => format!("**{f}** ({} rounds)", row.rounds),
+        Some(f) => format!("**{f}**"),
+    }
+}
+
+fn peers_cell(row: &Row) -> String {
+    if row.peers.is_empty() {
+        return "-".to_string();
+    }
+    row.peers
+        .iter()
+        .map(|p| match (p.figure, p.ratio) {
+            (Some(f), Some(r)) => format!("{}: {f} ({})", p.label, ratio_range(r)),
+            (Some(f), None) => format!("{}: {f}", p.label),
+            (None, _) => format!("{}: not measured", p.label),
+        })
+        .collect::<Vec<_>>()
+        .join("<br>")
+}
+
+fn verdict_cell(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Met(text) => format!("met: {text}"),
+        Verdict::Missed(text) => format!("**missed**: {text}"),
+        Verdict::NotMeasured => "not measured".to_string(),
+        Verdict::NotJudged(why) => format!("not judged: {why}"),
+        Verdict::NoTarget => "-".to_string(),
+    }
+}
+
+/// `1.25x (1.10-1.40x, 3 rounds)`, or `1.25x` for a single pairing.
+pub fn ratio_range(r: Ratio) -> String {
+    if r.rounds > 1 {
+        format!(
+            "{} ({}-{}, {} rounds)",
+            ratio(r.median),
+            ratio(r.low),
+            ratio(r.high),
+            r.rounds
+        )
+    } else {
+        ratio(r.median)
+    }
+}
+
+fn row_notes(out: &mut String, rows: &[Row]) {
+    let noted: Vec<&Row> = rows.iter().filter(|r| !r.spec.note.is_empty()).collect();
+    if noted.is_empty() {
+        return;
+    }
+    out.push_str("What some rows measure:\n\n");
+    for row in noted {
+        let _ = writeln!(out, "* *{}*: {}", row.spec.title, row.spec.note);
+    }
+    out.push('\n');
+}
+
+fn busy_table(out: &mut String, busy: &[Row], quiet: &[Row]) {
+    if busy.iter().all(|r| r.ours.is_none()) {
+        return;
+    }
+    out.push_str(
+        "## Quiet and busy\n\n\
+         The key rows again, each with two busy loops (`while :; do :; done`) the report starts \
+         before and stops after the busy rounds, beside the quiet figures of the table above. \
+         *busy / quiet* is ours with the loops against ours without (above 1.00x: no loss).\n\n\
+         | operation | quiet: ours, vs peers | busy: ours, vs peers | ours busy / quiet | target (busy) | result |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for row in busy {
+        let quiet_op = row.spec.op.trim_end_matches(BUSY);
+        let twin = quiet
+            .iter()
+            .find(|q| q.spec.op == quiet_op && q.spec.ours == row.spec.ours);
+        let quiet_cell = twin.map_or_else(
+            || "not measured".to_string(),
+            |q| format!("{}<br>{}", ours_cell(q), quiet_peers(q, row)),
+        );
+        let loss = match (row.ours, twin.and_then(|q| q.ours)) {
+            (Some(busy), Some(quiet)) => busy.advantage_over(quiet).map_or("-".into(), ratio),
+            _ => "-".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {}<br>{} | {} | {} | {} |",
+            escape(row.spec.title),
+            escape(&quiet_cell),
+            ours_cell(row),
+            escape(&peers_cell(row)),
+            loss,
+            escape(row.spec.target),
+            escape(&verdict_cell(&row.verdict))
+        );
+    }
+    out.push('\n');
+}
+
+/// The quiet row's peers that the busy row also shows, for a like-for-like column.
+fn quiet_peers(quiet: &Row, busy: &Row) -> String {
+    let labels: Vec<&str> = busy.peers.iter().map(|p| p.label).collect();
+    let kept = Row {
+        peers: quiet
+            .peers
+            .iter()
+            .filter(|p| labels.iter().any(|l| p.label.starts_with(l)))
+            .cloned()
+            .collect(),
+        ..quiet.clone()
+    };
+    peers_cell(&kept)
+}
+
+fn provenance(out: &mut String, rounds: &[RoundInfo]) {
+    if rounds.is_empty() {
+        return;
+    }
+    out.push_str(
+        "## Where the figures come from\n\n\
+         Every criterion figure above comes from one of these rounds; a round whose commit is \
+         not this page's (the \"sources\" line) is not judged.\n\n\
+         | round | commit | started | finished | criterion results |\n|---|---|---|---|---|\n",
+    );
+    for r in rounds {
+        let (commit, started, finished) = match &r.stamp {
+            Some(s) => (
+                s.commit.as_str(),
+                s.started.as_str(),
+                s.finished.as_deref().unwrap_or("-"),
+            ),
+            None => ("not recorded", "-", "-"),
+        };
+        let _ = writeln!(
+            out,
+            "| {}-{} | {} | {} | {} | {} |",
+            r.condition,
+            r.round,
+            escape(commit),
+            started,
+            finished,
+            r.results
+        );
+    }
+    out.push('\n');
+}
+
+fn settings(out: &mut String, settings: &[GroupSettings], runs: &[FunctionRun]) {
+    if settings.is_empty() && runs.is_empty() {
+        return;
+    }
+    out.push_str(
+        "## Settings as run\n\n\
+         What each criterion group was set to (by the bench itself, from the report's mode: no \
+         group setting overrides it) and what criterion then measured, per function and round \
+         (from criterion's `sample.json`; warm-up not included).\n\n\
+         | group | warm-up | measurement | samples | sampling | measured per function and round |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    let mut groups: Vec<&str> = settings.iter().map(|s| s.group.as_str()).collect();
+    groups.extend(runs.iter().map(|r| r.group.as_str()));
+    groups.sort();
+    groups.dedup();
+    for group in groups {
+        let set: Vec<&GroupSettings> = settings.iter().filter(|s| s.group == group).collect();
+        let join = |f: &dyn Fn(&GroupSettings) -> String| {
+            let mut v: Vec<String> = set.iter().map(|s| f(s)).collect();
+            v.dedup();
+            if v.is_empty() {
+                "not recorded".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        let measured: Vec<&FunctionRun> = runs.iter().filter(|r| r.group == group).collect();
+        let span = if measured.is_empty() {
+            "-".to_string()
+        } else {
+            let secs = measured.iter().map(|r| r.measured.seconds);
+            let lo = secs.clone().fold(f64::INFINITY, f64::min);
+            let hi = secs.fold(0.0, f64::max);
+            let iters = measured.iter().map(|r| r.measured.iterations);
+            let ilo = iters.clone().fold(f64::INFINITY, f64::min);
+            let ihi = iters.fold(0.0, f64::max);
+            let samples = measured
+                .iter()
+                .map(|r| r.measured.samples)
+                .max()
+                .unwrap_or(0);
+            format!(
+                "{samples} samples, {ilo:.0}-{ihi:.0} iterations in {lo:.2}-{hi:.2} s ({} runs)",
+                measured.len()
+            )
+        };
+        let _ = writeln!(
+            out,
+            "| `{group}` | {} | {} | {} | {} | {span} |",
+            join(&|s| format!("{:.2} s", s.warm_up_s)),
+            join(&|s| format!("{:.2} s", s.measurement_s)),
+            join(&|s| s.samples.to_string()),
+            join(&|s| s.sampling.clone()),
         );
     }
     out.push('\n');
@@ -193,20 +405,9 @@ fn notes(out: &mut String, page: &Page<'_>) {
     }
 }
 
-/// A ratio with three significant digits (at least two decimals below 10): `0.93x`,
-/// `14.0x`, `1020x`, `0.000111x`.
+/// A ratio with three significant digits (see [`ratio_text`]).
 pub fn ratio(a: f64) -> String {
-    if a >= 100.0 {
-        format!("{a:.0}x")
-    } else if a >= 10.0 {
-        format!("{a:.1}x")
-    } else if a >= 0.1 || a <= 0.0 {
-        format!("{a:.2}x")
-    } else {
-        // Decimals needed for three significant digits of a small ratio.
-        let decimals = (2.0 - a.log10().floor()) as usize;
-        format!("{a:.decimals$}x")
-    }
+    ratio_text(a)
 }
 
 /// Makes text safe inside a table cell (a `|` would start a new column).
@@ -218,8 +419,10 @@ fn escape(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::figure::{Figure, Figures, Kind, Sample};
-    use crate::table::build;
+    use crate::table::{build, Judging};
     use crate::targets::ROWS;
+
+    const HERE: Judging<'static> = Judging { commit: "abc1234" };
 
     fn machine() -> Machine {
         Machine {
@@ -233,20 +436,32 @@ mod tests {
         }
     }
 
-    fn render_with(figures: &Figures, notes: &[String]) -> String {
-        let rows = build(ROWS, figures);
-        let m = machine();
-        render(&Page {
-            machine: &m,
+    fn page<'a>(m: &'a Machine, rows: &'a [Row], notes: &'a [String]) -> Page<'a> {
+        Page {
+            machine: m,
             command: "report --quick",
             mode: "quick",
-            rows: &rows,
-            plots: &[PlotRef {
-                title: "Thread pool".into(),
-                path: "img/thread-pool.svg".into(),
-            }],
+            rows,
+            plots: &[],
             notes,
             unused: &[],
+            busy_rows: &[],
+            rounds: &[],
+            settings: &[],
+            runs: &[],
+        }
+    }
+
+    fn render_with(figures: &Figures, notes: &[String]) -> String {
+        let rows = build(ROWS, figures, HERE);
+        let m = machine();
+        let plots = [PlotRef {
+            title: "Thread pool".into(),
+            path: "img/thread-pool.svg".into(),
+        }];
+        render(&Page {
+            plots: &plots,
+            ..page(&m, &rows, notes)
         })
     }
 
@@ -271,30 +486,28 @@ mod tests {
             })
             .count();
         assert_eq!(table_lines, ROWS.len());
+        let targets = ROWS
+            .iter()
+            .filter(|r| r.rule != crate::targets::Rule::None)
+            .count();
         assert!(
-            page.contains("11 not measured."),
-            "11 targets, none measured"
+            page.contains(&format!("{targets} not measured, 0 not judged.")),
+            "every target, none measured"
         );
+        // The dispatcher sentence is on the page.
+        assert!(page.contains("the pool's dispatcher thread"));
     }
 
     #[test]
     fn a_busy_machine_is_flagged_on_the_page() {
         let quiet = render_with(&Figures::new(), &[]);
         assert!(!quiet.contains("Warning"), "load 0.50 on 2 cores is quiet");
-        let rows = build(ROWS, &Figures::new());
+        let rows = build(ROWS, &Figures::new(), HERE);
         let busy = Machine {
             load: "5.10, 4.00, 3.00".into(),
             ..machine()
         };
-        let page = render(&Page {
-            machine: &busy,
-            command: "report",
-            mode: "quick",
-            rows: &rows,
-            plots: &[],
-            notes: &[],
-            unused: &[],
-        });
+        let page = render(&page(&busy, &rows, &[]));
         assert!(
             page.contains("> **Warning: the machine is busy: load average 5.10"),
             "{page}"
@@ -304,10 +517,15 @@ mod tests {
     #[test]
     fn a_missed_target_says_missed_with_the_figure() {
         let mut figures = Figures::new();
-        figures.insert(
+        figures.insert_round(
             "process_pool/tiny_tasks",
             "ours",
+            1,
             Sample::Direct(Figure::new(42e3, Kind::Rate)),
+            Some(crate::figure::Origin {
+                commit: "abc1234".into(),
+                time: "2026-12-02 17:00 UTC".into(),
+            }),
         );
         let page = render_with(&figures, &[]);
         let line = page
@@ -327,12 +545,15 @@ mod tests {
     }
 
     #[test]
-    fn ratios_keep_three_significant_digits() {
-        assert_eq!(ratio(0.934), "0.93x");
-        assert_eq!(ratio(14.04), "14.0x");
-        assert_eq!(ratio(1020.27), "1020x");
-        assert_eq!(ratio(0.0001113), "0.000111x");
-        assert_eq!(ratio(0.05), "0.0500x");
+    fn a_ratio_shows_its_range_and_rounds() {
+        let r = Ratio {
+            median: 1.25,
+            low: 1.1,
+            high: 1.4,
+            rounds: 3,
+        };
+        assert_eq!(ratio_range(r), "1.25x (1.10x-1.40x, 3 rounds)");
+        assert_eq!(ratio_range(Ratio { rounds: 1, ..r }), "1.25x");
     }
 
     #[test]

@@ -13,8 +13,8 @@ use crate::machine::Machine;
 use crate::markdown::{self, Page, PlotRef};
 use crate::plot::{self, Bar, PlotError};
 use crate::sources::Loaded;
-use crate::table::{self, Row};
-use crate::targets::{RowSpec, ROWS};
+use crate::table::{self, Judging, Row};
+use crate::targets::{RowSpec, BUSY_ROWS, ROWS};
 
 /// Folder for the SVGs, relative to the page.
 pub const IMG_DIR: &str = "img";
@@ -24,7 +24,7 @@ const BAR_PLOTS: [(&str, &str, &[&str]); 2] = [
     (
         "thread-pool-throughput.svg",
         "Thread pool throughput",
-        &["thread_pool/throughput_200k", "thread_pool/map_1m"],
+        &["thread_pool/throughput_200k"],
     ),
     (
         "process-pool-throughput.svg",
@@ -50,7 +50,7 @@ pub struct RunInfo {
 /// What was written.
 #[derive(Debug)]
 pub struct Written {
-    /// The rows of the table.
+    /// The rows of the table, then the busy rows.
     pub rows: Vec<Row>,
     /// The page file.
     pub page: PathBuf,
@@ -130,7 +130,11 @@ pub fn write(
     run: &RunInfo,
     page_path: &Path,
 ) -> Result<Written, PageError> {
-    let rows = table::build(ROWS, &loaded.figures);
+    let judging = Judging {
+        commit: &machine.source,
+    };
+    let rows = table::build(ROWS, &loaded.figures, judging);
+    let busy_rows = table::build(BUSY_ROWS, &loaded.figures, judging);
     let docs = page_path.parent().unwrap_or(Path::new("."));
     let img = docs.join(IMG_DIR);
     let io_err = |path: &Path| {
@@ -166,7 +170,8 @@ pub fn write(
 
     let mut notes = run.notes.clone();
     notes.extend(loaded.notes.iter().cloned());
-    let unused = table::unused(ROWS, &loaded.figures);
+    let all_specs: Vec<RowSpec> = ROWS.iter().chain(BUSY_ROWS).copied().collect();
+    let unused = table::unused(&all_specs, &loaded.figures);
     let text = markdown::render(&Page {
         machine,
         command: &run.command,
@@ -175,8 +180,14 @@ pub fn write(
         plots: &plot_refs,
         notes: &notes,
         unused: &unused,
+        busy_rows: &busy_rows,
+        rounds: &loaded.rounds,
+        settings: &loaded.settings,
+        runs: &loaded.runs,
     });
     fs::write(page_path, text).map_err(io_err(page_path))?;
+    let mut rows = rows;
+    rows.extend(busy_rows);
     Ok(Written {
         rows,
         page: page_path.to_path_buf(),

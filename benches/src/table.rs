@@ -3,20 +3,32 @@
 //! This is the one place where figures meet targets. Each cell keeps an `Option<Figure>` so
 //! the renderer can write "not measured" where a bench or a peer is missing, and the ratio of
 //! each peer is always "ours against the peer, as a speed": above 1.00x we are faster (less
-//! time, or more per second), below it the peer is.
+//! time, or more per second), below it the peer is. A ratio is the median of the per-round
+//! ratios (ours and the peer ran interleaved in each round), with its range.
+//!
+//! Before a target is judged, the origin of its figures is checked: every round of ours (and
+//! of the reference peer) must carry the commit this page is for. A figure from another
+//! commit, or without a recorded commit, is "not judged", whatever it says.
 
-use crate::figure::{Figure, Figures, Key};
-use crate::targets::{RowSpec, Verdict};
+use crate::figure::{Figure, Figures, Key, Origin, Ratio};
+use crate::targets::{RowSpec, Rule, Verdict};
 
 /// One peer's cell.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeerCell {
     /// The peer's label.
     pub label: &'static str,
-    /// Its figure, if measured.
+    /// Its figure (median over its rounds), if measured.
     pub figure: Option<Figure>,
-    /// How many times better ours is (above 1.0: ours wins), if both were measured.
-    pub advantage: Option<f64>,
+    /// Ours against the peer over the rounds both ran, if both were measured.
+    pub ratio: Option<Ratio>,
+}
+
+impl PeerCell {
+    /// How many times better ours is (the median ratio), if both were measured.
+    pub fn advantage(&self) -> Option<f64> {
+        self.ratio.map(|r| r.median)
+    }
 }
 
 /// One built row.
@@ -24,45 +36,84 @@ pub struct PeerCell {
 pub struct Row {
     /// The spec it was built from.
     pub spec: RowSpec,
-    /// Our figure, if measured.
+    /// Our figure (median over the rounds), if measured.
     pub ours: Option<Figure>,
+    /// How many rounds measured ours.
+    pub rounds: usize,
     /// The peers, in spec order.
     pub peers: Vec<PeerCell>,
-    /// Met, missed, not measured, or no target.
+    /// Met, missed, not measured, not judged, or no target.
     pub verdict: Verdict,
 }
 
-/// Builds one row per spec from the measured figures.
-pub fn build(specs: &[RowSpec], figures: &Figures) -> Vec<Row> {
-    specs.iter().map(|spec| build_row(*spec, figures)).collect()
+/// What the figures must come from to be judged.
+#[derive(Clone, Copy, Debug)]
+pub struct Judging<'a> {
+    /// The commit this page is for (the "sources" line).
+    pub commit: &'a str,
 }
 
-fn build_row(spec: RowSpec, figures: &Figures) -> Row {
+/// Builds one row per spec from the measured figures.
+pub fn build(specs: &[RowSpec], figures: &Figures, judging: Judging<'_>) -> Vec<Row> {
+    specs
+        .iter()
+        .map(|spec| build_row(*spec, figures, judging))
+        .collect()
+}
+
+/// Why the figures of (op, who) cannot be judged for `commit`, if they cannot.
+fn stale(figures: &Figures, op: &str, who: &str, commit: &str) -> Option<String> {
+    let origins = figures.origins(op, who);
+    if origins.iter().any(Option::is_none) {
+        return Some(format!("`{who}`: no commit recorded with its figures"));
+    }
+    origins
+        .into_iter()
+        .flatten()
+        .find(|o: &&Origin| o.commit != commit)
+        .map(|o| {
+            format!(
+                "`{who}` was measured on {} at {}, not on {commit}",
+                o.commit, o.time
+            )
+        })
+}
+
+fn build_row(spec: RowSpec, figures: &Figures, judging: Judging<'_>) -> Row {
     let ours = figures.get(spec.op, spec.ours, spec.kind);
+    let rounds = figures.rounds(spec.op, spec.ours, spec.kind).len();
     let peers: Vec<PeerCell> = spec
         .peers
         .iter()
-        .map(|p| {
-            let figure = figures.get(p.op, p.who, spec.kind);
-            let advantage = match (ours, figure) {
-                (Some(o), Some(f)) => o.advantage_over(f),
-                _ => None,
-            };
-            PeerCell {
-                label: p.label,
-                figure,
-                advantage,
-            }
+        .map(|p| PeerCell {
+            label: p.label,
+            figure: figures.get(p.op, p.who, spec.kind),
+            ratio: figures.ratio((spec.op, spec.ours), (p.op, p.who), spec.kind),
         })
         .collect();
-    let reference = spec
-        .rule
-        .reference_peer()
-        .and_then(|who| figures.get(spec.op, who, spec.kind));
-    let verdict = spec.rule.judge(ours, reference);
+    let reference = spec.rule.reference_peer();
+    let ratio = reference.and_then(|who| {
+        spec.peers
+            .iter()
+            .zip(&peers)
+            .find(|(p, _)| p.who == who && p.op == spec.op)
+            .and_then(|(_, cell)| cell.ratio)
+    });
+    let measured = ours.is_some() && (reference.is_none() || ratio.is_some());
+    let staleness = if measured && spec.rule != Rule::None {
+        stale(figures, spec.op, spec.ours, judging.commit)
+            .or_else(|| reference.and_then(|who| stale(figures, spec.op, who, judging.commit)))
+    } else {
+        None
+    };
+    let verdict = match staleness {
+        Some(why) => Verdict::NotJudged(why),
+        None => spec.rule.judge(ours, ratio),
+    };
     Row {
         spec,
         ours,
+        rounds,
         peers,
         verdict,
     }
@@ -75,8 +126,10 @@ pub struct Tally {
     pub met: usize,
     /// Targets missed.
     pub missed: usize,
-    /// Targets that could not be judged.
+    /// Targets without figures.
     pub not_measured: usize,
+    /// Targets whose figures could not decide (stale, too few rounds).
+    pub not_judged: usize,
 }
 
 /// Counts the verdicts of `rows` (rows without a target are not counted).
@@ -87,6 +140,7 @@ pub fn tally(rows: &[Row]) -> Tally {
             Verdict::Met(_) => tally.met += 1,
             Verdict::Missed(_) => tally.missed += 1,
             Verdict::NotMeasured => tally.not_measured += 1,
+            Verdict::NotJudged(_) => tally.not_judged += 1,
             Verdict::NoTarget => {}
         }
     }
@@ -116,11 +170,10 @@ mod tests {
     use crate::figure::{Kind, Sample, Throughput};
     use crate::targets::{Rule, ROWS};
 
-    fn round_trip_spec() -> RowSpec {
-        *ROWS
-            .iter()
-            .find(|r| r.op == "thread_pool/round_trip")
-            .unwrap()
+    const HERE: Judging<'static> = Judging { commit: "abc1234" };
+
+    fn spec(op: &str) -> RowSpec {
+        *ROWS.iter().find(|r| r.op == op).unwrap()
     }
 
     fn criterion(seconds: f64) -> Sample {
@@ -130,46 +183,82 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_row_gets_figures_ratios_and_a_verdict() {
+    fn origin(commit: &str) -> Option<Origin> {
+        Some(Origin {
+            commit: commit.into(),
+            time: "2026-12-02 17:00 UTC".into(),
+        })
+    }
+
+    /// Ours and rayon install in three rounds of the idle round trip.
+    fn idle_rounds(ours: [f64; 3], rayon: [f64; 3], commit: &str) -> Figures {
         let mut figures = Figures::new();
-        figures.insert("thread_pool/round_trip", "ours", criterion(20e-6));
-        figures.insert("thread_pool/round_trip", "rayon_install", criterion(25e-6));
-        figures.insert(
-            "thread_pool/round_trip",
-            "python",
-            Sample::Direct(Figure::new(280e-6, Kind::Time)),
-        );
-        let rows = build(&[round_trip_spec()], &figures);
+        for round in 0..3 {
+            let r = round as u32 + 1;
+            let op = "thread_pool/round_trip_idle";
+            figures.insert_round(op, "ours", r, criterion(ours[round]), origin(commit));
+            figures.insert_round(
+                op,
+                "rayon_install",
+                r,
+                criterion(rayon[round]),
+                origin(commit),
+            );
+        }
+        figures
+    }
+
+    #[test]
+    fn a_row_gets_median_figures_ratios_and_a_verdict() {
+        let figures = idle_rounds([20e-6, 22e-6, 40e-6], [25e-6, 22e-6, 60e-6], "abc1234");
+        let rows = build(&[spec("thread_pool/round_trip_idle")], &figures, HERE);
         let row = &rows[0];
-        assert_eq!(row.ours, Some(Figure::new(20e-6, Kind::Time)));
+        assert_eq!(row.ours, Some(Figure::new(22e-6, Kind::Time)));
+        assert_eq!(row.rounds, 3);
         let rayon = &row.peers[0];
         assert_eq!(rayon.label, "rayon install");
-        assert!((rayon.advantage.unwrap() - 1.25).abs() < 1e-9);
-        let threadpool = &row.peers[1];
-        assert_eq!(threadpool.figure, None, "not in the store");
-        assert_eq!(threadpool.advantage, None);
-        let py = row
-            .peers
-            .iter()
-            .find(|p| p.label.contains("Python"))
-            .unwrap();
-        assert!((py.advantage.unwrap() - 14.0).abs() < 1e-9);
+        let ratio = rayon.ratio.unwrap();
+        // Per round: 1.25, 1.00, 1.50.
+        assert!((ratio.median - 1.25).abs() < 1e-9, "{ratio:?}");
+        assert!((ratio.low - 1.0).abs() < 1e-9);
+        assert!((ratio.high - 1.5).abs() < 1e-9);
+        assert_eq!(row.peers[1].figure, None, "not in the store");
         assert!(matches!(row.verdict, Verdict::Met(_)), "{:?}", row.verdict);
     }
 
     #[test]
+    fn figures_from_another_commit_are_not_judged() {
+        let figures = idle_rounds([20e-6; 3], [25e-6; 3], "0ld0ld0");
+        let rows = build(&[spec("thread_pool/round_trip_idle")], &figures, HERE);
+        let Verdict::NotJudged(why) = &rows[0].verdict else {
+            panic!("{:?}", rows[0].verdict);
+        };
+        assert!(why.contains("measured on 0ld0ld0"), "{why}");
+        assert!(why.contains("not on abc1234"), "{why}");
+        let mut unstamped = Figures::new();
+        unstamped.insert("process_pool/tiny_tasks", "ours", criterion(1e-6));
+        let rows = build(&[spec("process_pool/tiny_tasks")], &unstamped, HERE);
+        assert!(
+            matches!(&rows[0].verdict, Verdict::NotJudged(w) if w.contains("no commit")),
+            "{:?}",
+            rows[0].verdict
+        );
+        assert_eq!(tally(&rows).not_judged, 1);
+    }
+
+    #[test]
     fn a_slower_ours_misses_and_the_tally_counts_it() {
-        let mut figures = Figures::new();
-        figures.insert("thread_pool/round_trip", "ours", criterion(30e-6));
-        figures.insert("thread_pool/round_trip", "rayon_install", criterion(25e-6));
-        let spec = RowSpec {
+        let figures = idle_rounds([30e-6; 3], [25e-6; 3], "abc1234");
+        let no_target = RowSpec {
             title: "no target",
             rule: Rule::None,
-            ..round_trip_spec()
+            ..spec("thread_pool/round_trip_idle")
         };
-        // ROWS[0] (the future hand-off) has a target but nothing measured.
-        let rows = build(&[round_trip_spec(), spec, ROWS[0]], &figures);
+        let rows = build(
+            &[spec("thread_pool/round_trip_idle"), no_target, ROWS[0]],
+            &figures,
+            HERE,
+        );
         assert!(matches!(rows[0].verdict, Verdict::Missed(_)));
         assert_eq!(rows[1].verdict, Verdict::NoTarget);
         assert_eq!(rows[2].verdict, Verdict::NotMeasured);
@@ -178,7 +267,8 @@ mod tests {
             Tally {
                 met: 0,
                 missed: 1,
-                not_measured: 1
+                not_measured: 1,
+                not_judged: 0
             }
         );
     }
@@ -186,12 +276,12 @@ mod tests {
     #[test]
     fn samples_no_row_shows_are_listed() {
         let mut figures = Figures::new();
-        figures.insert("thread_pool/round_trip", "ours", criterion(30e-6));
-        figures.insert("thread_pool/round_trip", "new_peer", criterion(30e-6));
+        figures.insert("thread_pool/round_trip_hot", "ours", criterion(30e-6));
+        figures.insert("thread_pool/round_trip_hot", "new_peer", criterion(30e-6));
         let unused = unused(ROWS, &figures);
         assert_eq!(
             unused,
-            vec![&Key::new("thread_pool/round_trip", "new_peer")]
+            vec![&Key::new("thread_pool/round_trip_hot", "new_peer")]
         );
     }
 }

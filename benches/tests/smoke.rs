@@ -1,14 +1,16 @@
 //! Smoke test: the report, in its quickest mode (`--from-samples`, which measures nothing),
-//! builds the whole page from the recorded outputs in `tests/data/`, and every row of the
-//! table gets a figure.
+//! builds the whole page from the recorded outputs of a real run in `tests/data/`, and every
+//! row of the table gets a figure; judged for the commit that recorded them, and "not
+//! judged" for any other.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use benches::provenance::{self, RUN_STAMP};
 use benches::sources::{self, Sources};
-use benches::table;
-use benches::targets::ROWS;
+use benches::table::{self, Judging};
+use benches::targets::{Rule, BUSY_ROWS, ROWS};
 
 fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
@@ -21,12 +23,19 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+fn targets(rows: &[benches::targets::RowSpec]) -> usize {
+    rows.iter().filter(|r| r.rule != Rule::None).count()
+}
+
 #[test]
 fn every_row_and_every_peer_has_a_figure_from_the_samples() {
     let loaded = sources::load(&Sources::samples(&samples()));
     assert!(loaded.notes.is_empty(), "{:?}", loaded.notes);
-    let rows = table::build(ROWS, &loaded.figures);
-    assert_eq!(rows.len(), ROWS.len());
+    let recorded = provenance::read(&samples(), RUN_STAMP).unwrap().commit;
+    let judging = Judging { commit: &recorded };
+    let mut rows = table::build(ROWS, &loaded.figures, judging);
+    rows.extend(table::build(BUSY_ROWS, &loaded.figures, judging));
+    assert_eq!(rows.len(), ROWS.len() + BUSY_ROWS.len());
     for row in &rows {
         assert!(row.ours.is_some(), "no figure for {}", row.spec.title);
         for peer in &row.peers {
@@ -36,12 +45,47 @@ fn every_row_and_every_peer_has_a_figure_from_the_samples() {
                 peer.label,
                 row.spec.title
             );
-            assert!(peer.advantage.is_some());
+            assert!(peer.advantage().is_some());
         }
     }
     let tally = table::tally(&rows);
     assert_eq!(tally.not_measured, 0);
-    assert_eq!(tally.met + tally.missed, 11, "eleven rows carry a target");
+    assert_eq!(tally.not_judged, 0, "{rows:#?}");
+    assert_eq!(
+        tally.met + tally.missed,
+        targets(ROWS) + targets(BUSY_ROWS),
+        "every target judged"
+    );
+}
+
+#[test]
+fn figures_of_another_commit_are_never_judged() {
+    let loaded = sources::load(&Sources::samples(&samples()));
+    let judging = Judging {
+        commit: "not-the-recording-commit",
+    };
+    let rows = table::build(ROWS, &loaded.figures, judging);
+    let tally = table::tally(&rows);
+    assert_eq!(tally.met + tally.missed, 0);
+    assert_eq!(tally.not_judged, targets(ROWS));
+}
+
+#[test]
+fn the_older_layout_loads_unstamped_and_unjudged() {
+    let legacy = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/legacy");
+    let loaded = sources::load(&Sources::samples(&legacy));
+    assert!(!loaded.figures.is_empty());
+    assert!(
+        loaded.notes.iter().any(|n| n.contains("unstamped")),
+        "{:?}",
+        loaded.notes
+    );
+    let rows = table::build(ROWS, &loaded.figures, Judging { commit: "any" });
+    assert_eq!(
+        table::tally(&rows).met,
+        0,
+        "nothing without a commit is met"
+    );
 }
 
 #[test]
@@ -60,9 +104,17 @@ fn the_report_binary_writes_the_page_and_plots_from_the_samples() {
         "report failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The samples were recorded on another commit than this checkout's: shown, not judged.
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("0 not measured"), "{stdout}");
+    assert!(
+        stdout.contains("0 targets met, 0 missed, 0 not measured"),
+        "{stdout}"
+    );
     let text = fs::read_to_string(&page).unwrap();
+    assert!(text.contains("## Quiet and busy"), "busy table");
+    assert!(text.contains("## Where the figures come from"), "rounds");
+    assert!(text.contains("## Settings as run"), "settings");
+    assert!(text.contains("| quiet-3 |"), "three quiet rounds listed");
     let table: Vec<&str> = text
         .lines()
         .filter(|l| {
@@ -70,7 +122,7 @@ fn the_report_binary_writes_the_page_and_plots_from_the_samples() {
                 .any(|r| l.starts_with(&format!("| {}", r.title)))
         })
         .collect();
-    assert_eq!(table.len(), ROWS.len(), "one line per row");
+    assert!(table.len() >= ROWS.len(), "one line per row");
     for line in &table {
         assert!(
             !line.contains("not measured"),
@@ -82,6 +134,7 @@ fn the_report_binary_writes_the_page_and_plots_from_the_samples() {
             "no figure for ours: {line}"
         );
     }
+    assert!(text.contains("not judged: `"), "stale figures say why");
     for svg in [
         "thread-pool-throughput.svg",
         "process-pool-throughput.svg",

@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
+use benches::machine::utc_date;
+use benches::provenance::{self, Stamp, RUN_STAMP};
+use benches::targets::busy_groups;
+
 use benches::live::{self, Mode, Workspace};
 use benches::machine::{overload_warning, Machine};
 use benches::markdown::REPRODUCE;
@@ -24,18 +28,20 @@ usage: report [--quick | --long] [--skip STEP]... [--bench-timeout SECS] [--out 
               [--workspace DIR]
        report --from-samples DIR [--criterion-dir DIR] [--out FILE]
 
-Runs the criterion benches of every package, the Python peers, the crypto sweep and the
-flag downloads, then rewrites docs/benchmarks.md and its SVG plots in docs/img/.
+Runs the criterion benches of every package in rounds (then the key rows again with two
+busy loops beside them), the Python peers, the crypto sweep and the flag downloads, then
+rewrites docs/benchmarks.md and its SVG plots in docs/img/.
 
-  --quick              rough figures, fastest (criterion --quick, small peer runs)
-  --long               longer runs for stable figures
+  --quick              short settings: at most about 10 minutes on 2 cores once built
+  --long               longer runs and more rounds, for stable figures
   --skip STEP          skip a step: benches, peers, crypto, flags (repeatable)
   --bench-timeout SECS kill one `cargo bench` (compiling included) after SECS as hung
                        (default: 360 quick, 600 default, 2400 long)
   --from-samples DIR   measure nothing: build the page from recorded outputs in DIR
-                       (DIR/criterion/, DIR/*.jsonl, DIR/crypto-sweep.csv)
-  --criterion-dir DIR  with --from-samples: read criterion results from DIR instead of
-                       DIR/criterion (e.g. target/criterion with target/bench-report)
+                       (DIR/rounds/*/, DIR/*.jsonl, DIR/crypto-sweep.csv, DIR/run.json),
+                       e.g. target/bench-report after a run
+  --criterion-dir DIR  with --from-samples: also read a bare criterion folder (the older
+                       layout: one unstamped round, shown but never judged)
   --out FILE           where to write the page (default: <workspace>/docs/benchmarks.md;
                        plots go to img/ beside it)
   --workspace DIR      the workspace root (default: the one this binary was built from)
@@ -165,7 +171,7 @@ fn main() -> ExitCode {
                 criterion_dir: args
                     .criterion_dir
                     .clone()
-                    .unwrap_or_else(|| dir.join("criterion")),
+                    .or(Sources::samples(dir).criterion_dir),
                 ..Sources::samples(dir)
             },
             RunInfo {
@@ -174,12 +180,12 @@ fn main() -> ExitCode {
                 notes: Vec::new(),
             },
         ),
-        None => match measure(&ws, &args) {
+        None => match measure(&ws, &args, &machine.source) {
             Ok(pair) => {
                 let (sources, notes) = pair;
                 let run = RunInfo {
                     command,
-                    mode: args.mode.describe().to_string(),
+                    mode: args.mode.describe(),
                     notes,
                 };
                 (sources, run)
@@ -208,12 +214,14 @@ fn main() -> ExitCode {
         Ok(written) => {
             let t = tally(&written.rows);
             println!(
-                "wrote {} and {} plot(s): {} targets met, {} missed, {} not measured",
+                "wrote {} and {} plot(s): {} targets met, {} missed, {} not measured, {} not \
+                 judged",
                 written.page.display(),
                 written.plots.len(),
                 t.met,
                 t.missed,
-                t.not_measured
+                t.not_measured,
+                t.not_judged
             );
             ExitCode::SUCCESS
         }
@@ -231,15 +239,34 @@ fn shout(text: &str) {
 }
 
 /// Runs the measuring steps; returns where their outputs are and the notes they left.
-fn measure(ws: &Workspace, args: &Args) -> Result<(Sources, Vec<String>), String> {
-    let started = SystemTime::now();
-    let results = live::prepare_results_dir(ws)
-        .map_err(|e| format!("cannot prepare {}: {e}", ws.results_dir().display()))?;
+/// `commit` is the sources line every output is stamped with.
+fn measure(ws: &Workspace, args: &Args, commit: &str) -> Result<(Sources, Vec<String>), String> {
     let skip = |step: &str| args.skip.iter().any(|s| s == step);
+    let results = live::prepare_results_dir(ws, skip("benches"))
+        .map_err(|e| format!("cannot prepare {}: {e}", ws.results_dir().display()))?;
+    let started = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let stamp = Stamp {
+        commit: commit.to_string(),
+        started: utc_date(started),
+        finished: None,
+        condition: "run".into(),
+        round: 0,
+    };
+    provenance::write(&results, RUN_STAMP, &stamp)
+        .map_err(|e| format!("cannot write the run's stamp in {}: {e}", results.display()))?;
     let mut notes = Vec::new();
     if !skip("benches") {
         let limit = args.bench_timeout.unwrap_or(args.mode.bench_limit());
-        notes.extend(live::run_benches(ws, args.mode, limit));
+        notes.extend(live::run_benches(
+            ws,
+            args.mode,
+            limit,
+            &results,
+            commit,
+            &busy_groups(),
+        ));
     }
     if !skip("peers") {
         notes.extend(live::run_peers(ws, args.mode, &results));
@@ -260,10 +287,8 @@ fn measure(ws: &Workspace, args: &Args) -> Result<(Sources, Vec<String>), String
         notes.push(format!("step `{step}` skipped (--skip {step})"));
     }
     let sources = Sources {
-        criterion_dir: ws.criterion_dir(),
         results_dir: results,
-        // A skipped bench step keeps whatever criterion has from earlier runs.
-        since: (!skip("benches")).then_some(started),
+        criterion_dir: None,
     };
     Ok((sources, notes))
 }
