@@ -50,6 +50,20 @@ pub struct WorkerConfig {
     pub restore_interval: Duration,
     /// Result record lifetime (default 1 day).
     pub result_expires: Duration,
+    /// Where tasks run (default: the thread pool).
+    pub pool: PoolKind,
+}
+
+/// Where a worker runs its tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    /// On threads of this process (`thread_pool::ThreadPoolExecutor`).
+    Threads,
+    /// In worker processes (`process_pool::ProcessPoolExecutor`): a crash
+    /// or a runaway task kills only its process. Needs
+    /// [`install_process_registry`](crate::install_process_registry) before
+    /// the fork server starts.
+    Processes,
 }
 
 impl WorkerConfig {
@@ -63,6 +77,7 @@ impl WorkerConfig {
             visibility_timeout: Duration::from_secs(3600),
             restore_interval: Duration::from_secs(100),
             result_expires: Duration::from_secs(86_400),
+            pool: PoolKind::Threads,
         }
     }
 }
@@ -134,6 +149,24 @@ impl Worker {
             .thread_name_prefix("celery-task")
             .build()
             .map_err(|e| CeleryError::Io(e.to_string()))?;
+        let procs = match self.config.pool {
+            PoolKind::Threads => None,
+            PoolKind::Processes => {
+                if crate::procs::process_registry().is_none() {
+                    return Err(CeleryError::Protocol(
+                        "the process pool needs install_process_registry() before start_fork_server()".to_string(),
+                    ));
+                }
+                Some(Arc::new(
+                    process_pool::ProcessPoolExecutor::builder()
+                        .max_workers(self.config.concurrency.max(1))
+                        .build()
+                        .map_err(|e| {
+                            CeleryError::Io(format!("cannot start the process pool: {e}"))
+                        })?,
+                ))
+            }
+        };
         let slots = Arc::new((Mutex::new(0usize), Condvar::new()));
         let mut brpop: Vec<Vec<u8>> = vec![b"BRPOP".to_vec()];
         for q in &self.config.queues {
@@ -188,10 +221,14 @@ impl Worker {
                 self.stats.clone(),
             );
             let expires = self.config.result_expires;
+            let procs2 = procs.clone();
             let submitted = pool.submit(move || {
-                let outcome = match registry.run(&job.msg.task, job.msg.args.clone()) {
-                    Ok(v) => Outcome::Success(v),
-                    Err(e) => Outcome::from_task_error(&e),
+                let outcome = match &procs2 {
+                    None => match registry.run(&job.msg.task, job.msg.args.clone()) {
+                        Ok(v) => Outcome::Success(v),
+                        Err(e) => Outcome::from_task_error(&e),
+                    },
+                    Some(procs) => run_in_process(procs, &job),
                 };
                 store_and_ack(&broker2, &backend, &job, &outcome, expires);
                 lock(&stats).ran += 1;
@@ -204,6 +241,9 @@ impl Worker {
             }
         }
         pool.shutdown(true, false);
+        if let Some(p) = procs {
+            p.shutdown(true, false);
+        }
         self.stop.store(true, Ordering::SeqCst);
         pidbox.stop();
         let _ = restorer.join();
@@ -365,6 +405,30 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
+}
+
+/// Runs the job in a worker process and waits for it (on the runner thread).
+fn run_in_process(procs: &process_pool::ProcessPoolExecutor, job: &Job) -> Outcome {
+    let arg = (job.msg.task.clone(), job.msg.args.to_string());
+    let failure = |exc_type: &str, message: String| Outcome::Failure {
+        exc_type: exc_type.to_string(),
+        exc_module: None,
+        message,
+        traceback: None,
+    };
+    let future = match procs.submit(crate::procs::dispatch, arg) {
+        Ok(f) => f,
+        Err(e) => return failure("WorkerLostError", e.to_string()),
+    };
+    match future.into_result() {
+        Ok(Ok(json)) => match serde_json::from_str(&json) {
+            Ok(v) => Outcome::Success(v),
+            Err(e) => failure("TypeError", format!("the result is not JSON: {e}")),
+        },
+        Ok(Err((exc_type, message))) => failure(&exc_type, message),
+        // The worker process died (killed, aborted) or the pipe broke.
+        Err(e) => failure("WorkerLostError", e.to_string()),
+    }
 }
 
 fn same_server(a: &Pool, b: &Pool) -> bool {

@@ -59,7 +59,7 @@ fn python_and_rust_workers_on_their_own_queues_each_take_only_their_tasks() {
     let redis = RedisServer::start();
     let url = redis.url(0);
     let _py = python_worker(&url, "py");
-    let _rs = rust_worker(&url, &["-Q", "rs", "-c", "2"]);
+    let _rs = rust_worker(&url, &["-Q", "rs", "-c", "2", "--pool", "threads"]);
     let to_py = CeleryExecutor::builder(&url).queue("py").connect().unwrap();
     let to_rs = CeleryExecutor::builder(&url)
         .queue("rs")

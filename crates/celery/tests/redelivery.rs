@@ -17,8 +17,9 @@ fn a_task_whose_worker_is_killed_mid_run_is_redelivered_to_another_worker() {
         .registry(tasks::builtin())
         .connect()
         .unwrap();
-    // Worker A: default visibility timeout (an hour), so it restores nothing.
-    let mut a = rust_worker(&url, &["-c", "1"]);
+    // Worker A (tasks in worker processes): default visibility timeout (an
+    // hour), so it restores nothing.
+    let mut a = rust_worker(&url, &["-c", "1", "--pool", "processes"]);
     let f = ex
         .submit(
             tasks::block_first_run,
@@ -39,12 +40,15 @@ fn a_task_whose_worker_is_killed_mid_run_is_redelivered_to_another_worker() {
     assert_eq!(unsafe { libc::kill(a_pid, libc::SIGKILL) }, 0);
     let status = a.0.wait().unwrap();
     assert!(status.code().is_none(), "killed by a signal: {status}");
-    // Worker B restores messages unacked for more than 1 s, every 0.2 s.
+    // Worker B (tasks on threads: rust.block_first_run returns B's own pid)
+    // restores messages unacked for more than 1 s, every 0.2 s.
     let b = rust_worker(
         &url,
         &[
             "-c",
             "1",
+            "--pool",
+            "threads",
             "--visibility-timeout",
             "1",
             "--restore-interval",

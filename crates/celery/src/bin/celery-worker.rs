@@ -7,15 +7,15 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use celery::{tasks, Worker, WorkerConfig};
+use celery::{tasks, PoolKind, Worker, WorkerConfig};
 
 const USAGE: &str = "\
 usage: celery-worker [--broker URL] [--backend URL] [-Q QUEUE[,QUEUE...]] [-c N]
                      [--visibility-timeout SECS] [--restore-interval SECS]
-                     [--result-expires SECS] [--list]
+                     [--result-expires SECS] [--pool processes|threads] [--list]
 
 Consumes Celery task messages (protocol 2, JSON) from Redis and runs the
-built-in rust.* tasks on a thread pool, acking late.
+built-in rust.* tasks in worker processes (or threads), acking late.
 
   --broker URL                 redis://host:port/db   (default redis://127.0.0.1:6379/0)
   --backend URL                result backend          (default: the broker)
@@ -24,6 +24,7 @@ built-in rust.* tasks on a thread pool, acking late.
   --visibility-timeout SECS    restore unacked messages older than this (default 3600)
   --restore-interval SECS      how often to look for them               (default 100)
   --result-expires SECS        result lifetime                          (default 86400)
+  --pool processes|threads     where tasks run          (default processes)
   --list                       print the task names and exit
 SIGINT/SIGTERM: stop fetching, finish the running tasks, exit.";
 
@@ -51,7 +52,12 @@ fn secs(v: Option<String>, flag: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
+    // First, while single-threaded: worker processes are forked from the fork
+    // server, and inherit the task registry installed before it starts.
+    celery::install_process_registry(tasks::builtin());
+    process_pool::start_fork_server();
     let mut config = WorkerConfig::new("redis://127.0.0.1:6379/0");
+    config.pool = PoolKind::Processes;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let r: Result<(), String> = (|| {
@@ -90,6 +96,15 @@ fn main() -> ExitCode {
                 "--visibility-timeout" => config.visibility_timeout = secs(args.next(), &a)?,
                 "--restore-interval" => config.restore_interval = secs(args.next(), &a)?,
                 "--result-expires" => config.result_expires = secs(args.next(), &a)?,
+                "--pool" => {
+                    config.pool = match args.next().as_deref() {
+                        Some("processes") => PoolKind::Processes,
+                        Some("threads") => PoolKind::Threads,
+                        other => {
+                            return Err(format!("--pool: {other:?} is not processes or threads"))
+                        }
+                    }
+                }
                 other => return Err(format!("unknown argument {other:?}")),
             }
             Ok(())
@@ -116,11 +131,12 @@ fn main() -> ExitCode {
         std::thread::sleep(Duration::from_millis(100));
     });
     eprintln!(
-        "celery-worker {} ready: queues {:?} on {}, concurrency {}",
+        "celery-worker {} ready: queues {:?} on {}, concurrency {} ({:?})",
         std::process::id(),
         config.queues,
         config.broker,
-        config.concurrency
+        config.concurrency,
+        config.pool
     );
     match worker.run() {
         Ok(()) => {
