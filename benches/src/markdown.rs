@@ -76,9 +76,10 @@ fn header(out: &mut String) {
     );
     let _ = writeln!(
         out,
-        "```sh\n{REPRODUCE}            # about 20 minutes on 2 cores, once built\n\
-         {REPRODUCE} -- --quick # at most about 10 minutes on 2 cores, once built\n\
-         {REPRODUCE} -- --long  # longer runs, for numbers you want to quote\n```\n"
+        "```sh\n{REPRODUCE} -- --quick # short settings, meant to finish in about 10 minutes on 2 cores\n\
+         {REPRODUCE}            # longer settings, about three times --quick\n\
+         {REPRODUCE} -- --long  # longer still and 5 rounds, for numbers you want to quote\n```\n\n\
+         The first run also builds the benches in release mode, which takes minutes more.\n"
     );
     out.push_str(&
         "One command runs the criterion benches of every package in rounds (ours and the Rust \
