@@ -1,6 +1,7 @@
 //! Running a batch of jobs on one of three executors: in this thread, on our
-//! thread pool, or on our process pool - the same submit / `as_completed` loop
-//! as the book's `arcfour_futures.py` for the two pools.
+//! thread pool, or on our process pool - one submit / `as_completed` loop, the
+//! book's `arcfour_futures.py`, written once over the `executor::Executor`
+//! trait (the sequential baseline is its `InlineExecutor`).
 //!
 //! [`run_batch`] runs any kind of job: a [`Batch`] names the specs, a function
 //! that makes a job's argument from its spec in the submitting thread, and the
@@ -13,8 +14,8 @@
 
 use std::time::{Duration, Instant};
 
+use executor::{Executor, InlineExecutor, Payload, ProcessPoolExecutor, ThreadPoolExecutor};
 use future::{as_completed, wait, Future, ReturnWhen};
-use serde::{de::DeserializeOwned, Serialize};
 
 use crate::jobs::{run_job, run_job_on_data, JobError, JobResult, JobSpec, ShippedJob};
 
@@ -216,8 +217,8 @@ pub fn run_batch<S, A, T, R>(
 ) -> Result<RunReport<R>, RunError>
 where
     S: Copy,
-    A: Serialize + DeserializeOwned + Send + 'static,
-    T: Serialize + DeserializeOwned + Clone + Send + 'static,
+    A: Payload,
+    T: Payload + Clone,
 {
     let start = Instant::now();
     let mut results = Vec::with_capacity(batch.specs.len());
@@ -226,9 +227,36 @@ where
         Ok(())
     };
     let workers = match batch.executor {
-        ExecutorKind::Seq => run_sequential(batch, &mut record)?,
-        ExecutorKind::Threads => run_threads(batch, &mut record)?,
-        ExecutorKind::Procs => run_procs(batch, &mut record)?,
+        // The inline executor runs each job inside `submit`: one in flight at
+        // a time, so each result is taken (and printed) before the next job
+        // runs, as in the book's sequential script.
+        ExecutorKind::Seq => {
+            let sequential = Batch {
+                window: 1,
+                ..*batch
+            };
+            run_on(InlineExecutor::new(), 1, &sequential, &mut record)?
+        }
+        ExecutorKind::Threads => {
+            let pool = ThreadPoolExecutor::builder()
+                .max_workers(batch.workers)
+                .thread_name_prefix("crypto")
+                .build()
+                .map_err(|e| executor_failed(ExecutorKind::Threads, e.to_string()))?;
+            let workers = pool.max_workers();
+            run_on(pool, workers, batch, &mut record)?
+        }
+        // The program must have called `process_pool::start_fork_server()`
+        // first thing in `main` (our binaries and test binaries do).
+        ExecutorKind::Procs => {
+            let pool = ProcessPoolExecutor::builder()
+                .max_workers(batch.workers)
+                .tasks_per_worker(batch.look_ahead)
+                .build()
+                .map_err(|e| executor_failed(ExecutorKind::Procs, e.to_string()))?;
+            let workers = pool.max_workers();
+            run_on(pool, workers, batch, &mut record)?
+        }
     };
     Ok(RunReport {
         workers,
@@ -237,97 +265,37 @@ where
     })
 }
 
-/// The baseline: each job in turn, in this thread.
-fn run_sequential<S: Copy, A, T>(
-    batch: &Batch<'_, S, A, T>,
-    record: &mut impl FnMut(T) -> Result<(), RunError>,
-) -> Result<usize, RunError> {
-    for &spec in batch.specs {
-        record((batch.job)((batch.prepare)(spec)))?;
-    }
-    Ok(1)
+fn executor_failed(executor: ExecutorKind, message: String) -> RunError {
+    RunError::Executor { executor, message }
 }
 
-/// On our thread pool. A job is a closure that owns its argument (moving a
-/// `Vec` of shipped data into a closure costs nothing, which is the point of
-/// comparison with the process pool).
-fn run_threads<S, A, T>(
+/// Runs the batch on any executor and shuts it down; returns `workers`.
+///
+/// On the thread pool a job is a closure that owns its argument (moving a
+/// `Vec` of shipped data costs nothing, which is the point of comparison);
+/// on the process pool it is the `fn` and its argument encoded into a frame
+/// and written down a pipe, the result coming back the same way.
+fn run_on<E: Executor, S, A, T>(
+    executor: E,
+    workers: usize,
     batch: &Batch<'_, S, A, T>,
     record: &mut impl FnMut(T) -> Result<(), RunError>,
 ) -> Result<usize, RunError>
 where
     S: Copy,
-    A: Send + 'static,
-    T: Clone + Send + 'static,
+    A: Payload,
+    T: Payload + Clone,
 {
-    let pool = thread_pool::ThreadPoolExecutor::builder()
-        .max_workers(batch.workers)
-        .thread_name_prefix("crypto")
-        .build()
-        .map_err(|e| RunError::Executor {
-            executor: ExecutorKind::Threads,
-            message: e.to_string(),
-        })?;
-    let workers = pool.max_workers();
-    let job = batch.job;
     let submit = |spec: S| {
-        let arg = (batch.prepare)(spec);
-        pool.submit(move || job(arg)).map_err(|e| e.to_string())
+        executor
+            .submit(batch.job, (batch.prepare)(spec))
+            .map_err(|e| e.to_string())
     };
-    let outcome = drive(
-        batch.specs,
-        batch.window,
-        submit,
-        ExecutorKind::Threads,
-        record,
-    );
+    let outcome = drive(batch.specs, batch.window, submit, batch.executor, record);
     // On success nothing is queued any more; on failure, cancel what is (the
     // jobs already running end on their own). Waiting for the workers to exit
     // is part of the measured time, as the book's `with` block.
-    pool.shutdown(true, outcome.is_err());
-    outcome?;
-    Ok(workers)
-}
-
-/// On our process pool. A job is a plain `fn` and its argument (a spec of a
-/// few bytes, or a spec and a whole buffer), encoded into a frame and written
-/// down a pipe; the result comes back the same way.
-///
-/// The program must have called `process_pool::start_fork_server()` first
-/// thing in `main` (our binaries and test binaries do).
-fn run_procs<S, A, T>(
-    batch: &Batch<'_, S, A, T>,
-    record: &mut impl FnMut(T) -> Result<(), RunError>,
-) -> Result<usize, RunError>
-where
-    S: Copy,
-    A: Serialize + DeserializeOwned + Send + 'static,
-    T: Serialize + DeserializeOwned + Clone + Send + 'static,
-{
-    let failed = |message: String| RunError::Executor {
-        executor: ExecutorKind::Procs,
-        message,
-    };
-    let pool = process_pool::ProcessPoolExecutor::builder()
-        .max_workers(batch.workers)
-        .tasks_per_worker(batch.look_ahead)
-        .build()
-        .map_err(|e| failed(e.to_string()))?;
-    let workers = pool.max_workers();
-    let submit = |spec: S| {
-        pool.submit(batch.job, (batch.prepare)(spec))
-            .map_err(|e| e.to_string())
-    };
-    let outcome = drive(
-        batch.specs,
-        batch.window,
-        submit,
-        ExecutorKind::Procs,
-        record,
-    );
-    // As for the thread pool: cancel what is queued on failure; the shutdown
-    // is part of the measured time.
-    pool.shutdown(true, outcome.is_err());
+    executor.shutdown(true, outcome.is_err());
     outcome?;
     Ok(workers)
 }
