@@ -32,6 +32,7 @@
 
 pub mod base64;
 pub mod bench;
+mod cli;
 pub mod control;
 mod error;
 mod executor;
@@ -48,6 +49,7 @@ pub mod testing;
 mod url;
 mod worker;
 
+pub use cli::worker_main;
 pub use error::CeleryError;
 pub use executor::{Builder, CeleryExecutor};
 pub use message::TaskMessage;

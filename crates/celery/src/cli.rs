@@ -1,0 +1,170 @@
+//! The command line of a worker binary: `celery-worker` is
+//! `worker_main("celery-worker", tasks::builtin())`, and a program with its
+//! own tasks is the same one line with its own registry:
+//!
+//! ```no_run
+//! fn square(x: u64) -> u64 { x * x }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let mut tasks = celery::tasks::builtin();
+//!     tasks.register("my.square", square);
+//!     celery::worker_main("my-worker", tasks)
+//! }
+//! ```
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::registry::Registry;
+use crate::{PoolKind, RedisUrl, Worker, WorkerConfig};
+
+const USAGE: &str = "\
+usage: NAME [--broker URL] [--backend URL] [-Q QUEUE[,QUEUE...]] [-c N]
+                     [--visibility-timeout SECS] [--restore-interval SECS]
+                     [--result-expires SECS] [--pool processes|threads] [--list]
+
+Consumes Celery task messages (protocol 2, JSON) from Redis and runs the
+registered tasks in worker processes (or threads), acking late.
+
+  --broker URL                 redis://host:port/db   (default redis://127.0.0.1:6379/0)
+  --backend URL                result backend          (default: the broker)
+  -Q, --queues LIST            queues to consume       (default celery)
+  -c, --concurrency N          tasks at once           (default: cores)
+  --visibility-timeout SECS    restore unacked messages older than this (default 3600)
+  --restore-interval SECS      how often to look for them               (default 100)
+  --result-expires SECS        result lifetime                          (default 86400)
+  --pool processes|threads     where tasks run          (default processes)
+  --list                       print the task names and exit
+SIGINT/SIGTERM: stop fetching, finish the running tasks, exit.";
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn usage_error(name: &str, msg: &str) -> ExitCode {
+    eprintln!("{name}: error: {msg}\n\n{}", USAGE.replace("NAME", name));
+    ExitCode::from(2)
+}
+
+fn secs(v: Option<String>, flag: &str) -> Result<Duration, String> {
+    let v = v.ok_or(format!("{flag} needs a value"))?;
+    let s: f64 = v
+        .parse()
+        .map_err(|_| format!("{flag}: {v:?} is not a number"))?;
+    if !(s.is_finite() && s > 0.0) {
+        return Err(format!("{flag}: must be positive"));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+/// Runs a worker with `registry`'s tasks from the command line (`--help`
+/// for the flags): the whole `main` of a worker binary. Call it first thing
+/// in `main`, while the program is single-threaded: it installs the registry
+/// for worker processes and starts the process pool's fork server. Exits 2
+/// with the usage on bad arguments.
+pub fn worker_main(name: &str, registry: Registry) -> ExitCode {
+    // First, while single-threaded: worker processes are forked from the fork
+    // server, and inherit the task registry installed before it starts.
+    crate::install_process_registry(registry.clone());
+    process_pool::start_fork_server();
+    let mut config = WorkerConfig::new("redis://127.0.0.1:6379/0");
+    config.pool = PoolKind::Processes;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let r: Result<(), String> = (|| {
+            match a.as_str() {
+                "-h" | "--help" => {
+                    println!("{}", USAGE.replace("NAME", name));
+                    std::process::exit(0);
+                }
+                "--list" => {
+                    for n in registry.names() {
+                        println!("{n}");
+                    }
+                    std::process::exit(0);
+                }
+                "--broker" => config.broker = args.next().ok_or("--broker needs a URL")?,
+                "--backend" => config.backend = Some(args.next().ok_or("--backend needs a URL")?),
+                "-Q" | "--queues" => {
+                    let v = args.next().ok_or("-Q needs a queue name")?;
+                    config.queues = v
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect();
+                    if config.queues.is_empty() {
+                        return Err("-Q: no queue named".to_string());
+                    }
+                }
+                "-c" | "--concurrency" => {
+                    let v = args.next().ok_or("-c needs a number")?;
+                    config.concurrency = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or(format!("-c: {v:?} is not a positive number"))?;
+                }
+                "--visibility-timeout" => config.visibility_timeout = secs(args.next(), &a)?,
+                "--restore-interval" => config.restore_interval = secs(args.next(), &a)?,
+                "--result-expires" => config.result_expires = secs(args.next(), &a)?,
+                "--pool" => {
+                    config.pool = match args.next().as_deref() {
+                        Some("processes") => PoolKind::Processes,
+                        Some("threads") => PoolKind::Threads,
+                        other => {
+                            return Err(format!("--pool: {other:?} is not processes or threads"))
+                        }
+                    }
+                }
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            return usage_error(name, &e);
+        }
+    }
+    if let Err(e) = RedisUrl::parse(&config.broker) {
+        return usage_error(name, &e.to_string());
+    }
+    // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let worker = Worker::new(config.clone(), registry);
+    let stop = worker.stop_flag();
+    std::thread::spawn(move || loop {
+        if STOP.load(Ordering::SeqCst) {
+            stop.store(true, Ordering::SeqCst);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    });
+    eprintln!(
+        "{name} {} ready: queues {:?} on {}, concurrency {} ({:?})",
+        std::process::id(),
+        config.queues,
+        config.broker,
+        config.concurrency,
+        config.pool
+    );
+    match worker.run() {
+        Ok(()) => {
+            let s = worker.stats();
+            eprintln!(
+                "{name}: stopped ({} ran, {} revoked, {} restored)",
+                s.ran, s.revoked, s.restored
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
