@@ -41,20 +41,29 @@ pub struct Settings {
 }
 
 fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok()?.trim().parse().ok()
+    number(std::env::var(name).ok())
+}
+
+fn number(text: Option<String>) -> Option<u64> {
+    text?.trim().parse().ok()
 }
 
 impl Settings {
     /// The settings from the environment, with defaults for a plain `cargo bench`.
     pub fn from_env() -> Settings {
-        let ms = |name, default| Duration::from_millis(env_number(name).unwrap_or(default));
+        Settings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The settings from `lookup` (a variable's name to its value), with defaults for what
+    /// is missing or unreadable; criterion's minimum of 10 samples is kept.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Settings {
+        let get = |name| number(lookup(name));
+        let ms = |name, default| Duration::from_millis(get(name).unwrap_or(default));
         Settings {
             warm_up: ms("BENCH_WARM_UP_MS", 1000),
             measurement: ms("BENCH_MEASURE_MS", 3000),
-            samples: env_number("BENCH_SAMPLES")
-                .map_or(20, |n| n as usize)
-                .max(10),
-            resamples: env_number("BENCH_RESAMPLES")
+            samples: get("BENCH_SAMPLES").map_or(20, |n| n as usize).max(10),
+            resamples: get("BENCH_RESAMPLES")
                 .map_or(10_000, |n| n as usize)
                 .max(100),
         }
@@ -79,10 +88,21 @@ pub fn round() -> u64 {
 
 /// Whether group `id` runs in this invocation (`BENCH_GROUPS`).
 pub fn wanted(id: &str) -> bool {
-    match std::env::var("BENCH_GROUPS") {
-        Ok(list) if !list.trim().is_empty() => list.split(',').any(|g| g.trim() == id),
+    wanted_in(std::env::var("BENCH_GROUPS").ok().as_deref(), id)
+}
+
+/// Whether group `id` is in `list` (comma-separated group ids); no list or an empty one
+/// runs every group.
+pub fn wanted_in(list: Option<&str>, id: &str) -> bool {
+    match list {
+        Some(list) if !list.trim().is_empty() => list.split(',').any(|g| g.trim() == id),
         _ => true,
     }
+}
+
+/// Whether round `n` runs a group's functions in reverse order (even rounds do).
+pub fn reversed(n: u64) -> bool {
+    n % 2 == 0
 }
 
 /// A group with `settings` applied (flat sampling: every sample the same iteration count, so
@@ -124,7 +144,7 @@ pub type Entry<'a> = (&'a str, Box<dyn FnMut(&mut Bencher) + 'a>);
 /// Runs `entries` in the group's order in odd rounds and reversed in even rounds. Each entry
 /// is dropped right after it ran, so a pool it owns is gone before the next one starts.
 pub fn run_in_round_order(group: &mut BenchmarkGroup<'_, WallTime>, mut entries: Vec<Entry<'_>>) {
-    if round() % 2 == 0 {
+    if reversed(round()) {
         entries.reverse();
     }
     for (id, mut body) in entries {
