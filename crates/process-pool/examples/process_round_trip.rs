@@ -35,5 +35,8 @@ fn main() {
     }
     let each = start.elapsed() / n as u32;
     let what = if callback { "to a callback" } else { "" };
-    println!("round trip{}{what}: {each:?}", if callback { " " } else { "" });
+    println!(
+        "round trip{}{what}: {each:?}",
+        if callback { " " } else { "" }
+    );
 }

@@ -320,6 +320,28 @@ impl fmt::Display for SubmitError {
 
 impl std::error::Error for SubmitError {}
 
+/// The error a windowed `map` ([`map_windowed`](crate::ProcessPoolExecutor::map_windowed))
+/// yields once, last, when the pool was shut down before the whole input
+/// was submitted: the rest was never run. (The pool is not broken.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapShutDown {
+    /// Items this map submitted (and yielded before this error).
+    pub submitted: usize,
+}
+
+impl fmt::Display for MapShutDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the pool was shut down while this windowed map had input left: the {} items \
+             submitted before it were yielded, the rest were never submitted",
+            self.submitted
+        )
+    }
+}
+
+impl std::error::Error for MapShutDown {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

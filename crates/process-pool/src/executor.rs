@@ -213,10 +213,14 @@ impl ProcessPoolExecutor {
     }
 
     /// Applies `f` to every item in worker processes, `chunksize` items per
-    /// task, yielding results lazily and in input order. At most a few
-    /// chunks per worker are in flight, so memory stays bounded however
-    /// long `items` is. Python's `Executor.map` with `chunksize`; add
-    /// [`Map::timeout`](crate::Map::timeout) for its `timeout`.
+    /// task, yielding results in input order. Python 3.14's
+    /// `Executor.map(fn, items, chunksize=)`: every chunk is submitted
+    /// before this returns, so a later `shutdown` (waited or not, without
+    /// `cancel_futures`) runs all of them and the iterator yields every
+    /// result. The input is consumed here: for a long or endless input use
+    /// [`map_windowed`](Self::map_windowed). Add
+    /// [`Map::timeout`](crate::Map::timeout) for Python's `timeout`. What a
+    /// dropped iterator cancels: see [`Map`](crate::Map)'s module docs.
     pub fn map<A, R, I>(
         &self,
         f: fn(A) -> R,
@@ -232,9 +236,34 @@ impl ProcessPoolExecutor {
             return Err(SubmitError::ZeroChunksize);
         }
         self.check_open()?;
-        let config = &self.shared.config;
-        let window = map_window(config.max_workers, config.tasks_per_worker, chunksize);
-        Ok(Map::new(self, f, items.into_iter(), chunksize, window))
+        Map::new(self, f, items.into_iter(), chunksize, None)
+    }
+
+    /// [`map`](Self::map) with a bounded window, Python 3.14's
+    /// `buffersize`: at most `window` chunks (0 counts as 1) are submitted
+    /// and not yet taken by the iterator, so memory stays bounded however
+    /// long `items` is (an endless iterator works). The first `window`
+    /// chunks are submitted here, the next one each time a chunk has been
+    /// waited for. Chunks not submitted when the pool is shut down never
+    /// run: the iterator yields the submitted ones, then one
+    /// [`MapShutDown`](crate::MapShutDown) error, then ends.
+    pub fn map_windowed<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+        chunksize: usize,
+        window: usize,
+    ) -> Result<Map<'_, A, R, I::IntoIter>, SubmitError>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        if chunksize == 0 {
+            return Err(SubmitError::ZeroChunksize);
+        }
+        self.check_open()?;
+        Map::new(self, f, items.into_iter(), chunksize, Some(window))
     }
 
     /// Submits a `map` chunk.
@@ -410,17 +439,6 @@ impl ProcessPoolExecutor {
     }
 }
 
-/// How many chunks a `map` keeps in flight: enough for every worker to hold
-/// its pipeline plus one more chunk, and at least `MAP_ITEMS_PER_WORKER`
-/// items per worker, so that small chunks (down to 1 item) still fill the
-/// workers' pipelines instead of paying a round trip each.
-fn map_window(workers: usize, tasks_per_worker: usize, chunksize: usize) -> usize {
-    const MAP_ITEMS_PER_WORKER: usize = 64;
-    let by_chunks = workers * (tasks_per_worker + 1);
-    let by_items = (workers * MAP_ITEMS_PER_WORKER).div_ceil(chunksize);
-    by_chunks.max(by_items)
-}
-
 impl Drop for ProcessPoolExecutor {
     /// `shutdown(wait = true, cancel_futures = false)`, as Python's `with` block.
     fn drop(&mut self) {
@@ -434,17 +452,5 @@ impl std::fmt::Debug for ProcessPoolExecutor {
             .field("max_workers", &self.shared.config.max_workers)
             .field("stats", &self.stats())
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::map_window;
-
-    #[test]
-    fn map_windows_cover_chunks_and_items() {
-        assert_eq!(map_window(2, 2, 100_000), 6); // big chunks: 3 per worker
-        assert_eq!(map_window(2, 2, 1), 128); // tiny chunks: 64 items per worker
-        assert_eq!(map_window(4, 1, 10), 26);
     }
 }

@@ -79,7 +79,8 @@
 //!     other => panic!("unexpected outcome {other:?}"),
 //! }
 //!
-//! // map: ordered, lazy, chunked.
+//! // map: ordered, chunked; every chunk is submitted at the call (Python
+//! // 3.14); map_windowed(f, items, chunksize, window) is the lazy mode.
 //! let squares: Vec<u64> = pool
 //!     .map(square, 0..1000u64, 100)
 //!     .unwrap()
@@ -108,8 +109,8 @@ mod task;
 mod worker;
 
 pub use error::{
-    BuildError, CodecError, CodecStage, ExitCause, ForkServerError, ProtocolError, SpawnFailed,
-    SubmitError, TaskTimedOut, WorkerDied, WorkerTerminated,
+    BuildError, CodecError, CodecStage, ExitCause, ForkServerError, MapShutDown, ProtocolError,
+    SpawnFailed, SubmitError, TaskTimedOut, WorkerDied, WorkerTerminated,
 };
 pub use executor::{Builder, ProcessPoolExecutor};
 pub use fork_server::{fork_server_info, start_fork_server, try_start_fork_server, ForkServerInfo};
