@@ -505,6 +505,26 @@ pub const ROWS: &[RowSpec] = &[
         relative("raw_pipe_pipelined", 0.8),
     ),
     row(
+        "process pool: 256 MiB argument and result, shared memory (mapped, not copied)",
+        "process_pool/payload_256mib",
+        "ours_shared",
+        Kind::Bandwidth,
+        &[
+            peer(
+                "raw pipe, pipelined",
+                "process_pool/payload_256mib",
+                "raw_pipe_pipelined",
+            ),
+            peer(
+                "ours through the pipes (a byte buffer argument)",
+                "process_pool/payload_256mib",
+                "ours",
+            ),
+        ],
+        ">= 5x pipelined raw pipe",
+        relative("raw_pipe_pipelined", 5.0),
+    ),
+    row(
         "AES-128-CTR, one core",
         "crypto/aes_ctr",
         "ours",

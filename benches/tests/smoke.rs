@@ -23,6 +23,10 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Rows whose bench group came after the samples were recorded (the 256 MiB row also waits
+/// for the zero-copy argument type's `ours_shared` function).
+const NOT_IN_SAMPLES: &[&str] = &["process_pool/payload_256mib"];
+
 fn targets(rows: &[benches::targets::RowSpec]) -> usize {
     rows.iter().filter(|r| r.rule != Rule::None).count()
 }
@@ -37,6 +41,14 @@ fn every_row_and_every_peer_has_a_figure_from_the_samples() {
     rows.extend(table::build(BUSY_ROWS, &loaded.figures, judging));
     assert_eq!(rows.len(), ROWS.len() + BUSY_ROWS.len());
     for row in &rows {
+        if NOT_IN_SAMPLES.contains(&row.spec.op) {
+            assert!(
+                row.ours.is_none(),
+                "re-record the samples: {}",
+                row.spec.title
+            );
+            continue;
+        }
         assert!(row.ours.is_some(), "no figure for {}", row.spec.title);
         for peer in &row.peers {
             assert!(
@@ -49,12 +61,12 @@ fn every_row_and_every_peer_has_a_figure_from_the_samples() {
         }
     }
     let tally = table::tally(&rows);
-    assert_eq!(tally.not_measured, 0);
+    assert_eq!(tally.not_measured, NOT_IN_SAMPLES.len());
     assert_eq!(tally.not_judged, 0, "{rows:#?}");
     assert_eq!(
         tally.met + tally.missed,
-        targets(ROWS) + targets(BUSY_ROWS),
-        "every target judged"
+        targets(ROWS) + targets(BUSY_ROWS) - NOT_IN_SAMPLES.len(),
+        "every other target judged"
     );
 }
 
@@ -67,7 +79,7 @@ fn figures_of_another_commit_are_never_judged() {
     let rows = table::build(ROWS, &loaded.figures, judging);
     let tally = table::tally(&rows);
     assert_eq!(tally.met + tally.missed, 0);
-    assert_eq!(tally.not_judged, targets(ROWS));
+    assert_eq!(tally.not_judged, targets(ROWS) - NOT_IN_SAMPLES.len());
 }
 
 #[test]
@@ -107,7 +119,7 @@ fn the_report_binary_writes_the_page_and_plots_from_the_samples() {
     // The samples were recorded on another commit than this checkout's: shown, not judged.
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("0 targets met, 0 missed, 0 not measured"),
+        stdout.contains("0 targets met, 0 missed, 1 not measured"),
         "{stdout}"
     );
     let text = fs::read_to_string(&page).unwrap();
@@ -123,7 +135,15 @@ fn the_report_binary_writes_the_page_and_plots_from_the_samples() {
         })
         .collect();
     assert!(table.len() >= ROWS.len(), "one line per row");
-    for line in &table {
+    let awaited: Vec<&str> = ROWS
+        .iter()
+        .filter(|r| NOT_IN_SAMPLES.contains(&r.op))
+        .map(|r| r.title)
+        .collect();
+    for line in table
+        .iter()
+        .filter(|l| !awaited.iter().any(|t| l.starts_with(&format!("| {t}"))))
+    {
         assert!(
             !line.contains("not measured"),
             "a cell without a figure: {line}"
