@@ -718,6 +718,29 @@ mod tests {
     }
 
     #[test]
+    fn a_new_run_clears_old_outputs_and_keeps_rounds_only_when_benches_are_skipped() {
+        let root = std::env::temp_dir().join(format!("benches-prepare-{}", std::process::id()));
+        let ws = Workspace {
+            root: root.clone(),
+            target_dir: root.join("target"),
+        };
+        let make_old = || {
+            let round = ws.results_dir().join(ROUNDS_DIR).join("quiet-1");
+            fs::create_dir_all(&round).unwrap();
+            fs::write(round.join(ROUND_STAMP), "{}").unwrap();
+            fs::write(ws.results_dir().join("python-future.jsonl"), "old").unwrap();
+        };
+        make_old();
+        let dir = prepare_results_dir(&ws, true).unwrap();
+        assert!(!dir.join("python-future.jsonl").exists(), "old outputs go");
+        assert!(dir.join(ROUNDS_DIR).join("quiet-1").join(ROUND_STAMP).exists());
+        make_old();
+        prepare_results_dir(&ws, false).unwrap();
+        assert!(!dir.join(ROUNDS_DIR).exists(), "a measuring run starts without rounds");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn busy_loops_run_until_dropped_and_are_reaped() {
         let loops = BusyLoops::start(2).unwrap();
         let pids = loops.pids();
