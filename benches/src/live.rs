@@ -733,10 +733,17 @@ mod tests {
         make_old();
         let dir = prepare_results_dir(&ws, true).unwrap();
         assert!(!dir.join("python-future.jsonl").exists(), "old outputs go");
-        assert!(dir.join(ROUNDS_DIR).join("quiet-1").join(ROUND_STAMP).exists());
+        assert!(dir
+            .join(ROUNDS_DIR)
+            .join("quiet-1")
+            .join(ROUND_STAMP)
+            .exists());
         make_old();
         prepare_results_dir(&ws, false).unwrap();
-        assert!(!dir.join(ROUNDS_DIR).exists(), "a measuring run starts without rounds");
+        assert!(
+            !dir.join(ROUNDS_DIR).exists(),
+            "a measuring run starts without rounds"
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 
