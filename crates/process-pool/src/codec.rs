@@ -419,7 +419,9 @@ where
         Ok(value) => {
             // Encoding and dropping the value run user code too.
             let sent = catch_unwind(AssertUnwindSafe(|| {
-                let sent = out.value(&value);
+                // SharedBytes in the value attach their descriptors to
+                // the frame (see `fd_side`; only here, not in the task).
+                let sent = crate::fd_side::collecting(|| out.value(&value));
                 drop(value);
                 sent
             }));

@@ -23,6 +23,7 @@ use serde::Serialize;
 use crate::codec::{self, Trampoline};
 use crate::dispatcher::{hand_off, Config, Dispatcher, Queue, Shared, WorkerDeath, LANE_MAX_FRAME};
 use crate::error::{BuildError, CodecStage, SubmitError};
+use crate::fd_side;
 use crate::fork_server;
 use crate::frame::{self, DEFAULT_MAX_FRAME};
 use crate::map::Map;
@@ -307,7 +308,14 @@ impl ProcessPoolExecutor {
         frame.extend_from_slice(&id.to_le_bytes());
         frame.extend_from_slice(&(trampoline as usize as u64).to_le_bytes());
         frame.extend_from_slice(&(f as u64).to_le_bytes());
-        let encoded = match catch_unwind(AssertUnwindSafe(|| codec::encode(arg, &mut frame))) {
+        // SharedBytes in the argument attach their descriptors (`fd_side`).
+        let (encoded, fds) =
+            fd_side::collect(|| catch_unwind(AssertUnwindSafe(|| codec::encode(arg, &mut frame))));
+        if !fds.is_empty() {
+            let at = start + frame::HEADER_LEN;
+            frame[at..at + 8].copy_from_slice(&(id | fd_side::FDS_BIT).to_le_bytes());
+        }
+        let encoded = match encoded {
             Ok(Ok(())) => frame::finish_frame(&mut frame, start, self.shared.config.max_frame)
                 .map_err(|e| format!("the encoded argument is too big: {e}")),
             Ok(Err(msg)) => Err(msg),
@@ -331,8 +339,9 @@ impl ProcessPoolExecutor {
                         callbacks: Arc::clone(&self.shared.callbacks),
                     }),
                     running: false,
+                    fds,
                 };
-                if q.tasks.is_empty() && task.frame.len() <= LANE_MAX_FRAME {
+                if q.tasks.is_empty() && task.frame.len() <= LANE_MAX_FRAME && task.fds.is_empty() {
                     task = match hand_off(&self.shared, &mut q, task) {
                         Ok(()) => return Ok(future),
                         Err(task) => task,

@@ -21,7 +21,7 @@
 //!
 //! | request | reply |
 //! |---|---|
-//! | `SPAWN(initializer address, pipe size)` | `SPAWNED(pid)` + 3 fds by `SCM_RIGHTS`: task write end, result read end, status read end; or an errno |
+//! | `SPAWN(initializer address, pipe size)` | `SPAWNED(pid)` + 4 fds by `SCM_RIGHTS`: task write end, result read end, status read end, the pool's end of the worker's descriptor socket (`fd_side`); or an errno |
 //! | `KILL(pid, signal)` | `KILLED(found)`: the signal (SIGKILL, or SIGTERM for `terminate_workers`) sent if the pid is a live, unreaped worker |
 //!
 //! For each worker the fork server creates three pipes: *task* (pool ->
@@ -96,6 +96,8 @@ pub(crate) struct Spawned {
     pub result: OwnedFd,
     /// Fork server -> pool: 8 bytes of exit status once the worker is reaped.
     pub status: OwnedFd,
+    /// The pool's end of the worker's descriptor socket (see `fd_side`).
+    pub fds: OwnedFd,
 }
 
 /// Starts the fork server now, if it is not running yet.
@@ -229,12 +231,13 @@ impl ForkServer {
             )));
         }
         let count = reply.fds.len();
-        match (reply.fd_problem, <[OwnedFd; 3]>::try_from(reply.fds)) {
-            (None, Ok([task, result, status])) => Ok(Spawned {
+        match (reply.fd_problem, <[OwnedFd; 4]>::try_from(reply.fds)) {
+            (None, Ok([task, result, status, fds])) => Ok(Spawned {
                 pid,
                 task,
                 result,
                 status,
+                fds,
             }),
             (problem, received) => {
                 // Every descriptor that did arrive closes here: a kept
@@ -245,7 +248,7 @@ impl ForkServer {
                 // that never reads its pipe.
                 let _ = self.kill(pid);
                 let why =
-                    problem.unwrap_or_else(|| format!("{count} of its 3 descriptors arrived"));
+                    problem.unwrap_or_else(|| format!("{count} of its 4 descriptors arrived"));
                 Err(ForkServerError::Io(format!(
                     "worker {pid} was forked but its pipes could not be received ({why}); \
                      it was killed"
@@ -505,7 +508,12 @@ fn serve_one(socket: &OwnedFd, children: &mut Vec<Child>) -> bool {
         OP_SPAWN => match spawn_worker(socket, children, a as usize, b as usize) {
             Ok((pid, fds)) => {
                 reply[8..12].copy_from_slice(&pid.to_le_bytes());
-                let raw = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
+                let raw = [
+                    fds[0].as_raw_fd(),
+                    fds[1].as_raw_fd(),
+                    fds[2].as_raw_fd(),
+                    fds[3].as_raw_fd(),
+                ];
                 send_reply(socket, &reply, &raw)
                 // `fds` drop here: our copies close, the pool's stay open.
             }
@@ -560,11 +568,18 @@ fn spawn_worker(
     children: &mut Vec<Child>,
     initializer: usize,
     pipe_size: usize,
-) -> Result<(i32, [OwnedFd; 3]), nix::Error> {
+) -> Result<(i32, [OwnedFd; 4]), nix::Error> {
     let errno = |e: io::Error| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
     let (task_r, task_w) = sys::pipe_cloexec().map_err(errno)?;
     let (result_r, result_w) = sys::pipe_cloexec().map_err(errno)?;
     let (status_r, status_w) = sys::pipe_cloexec().map_err(errno)?;
+    // The descriptor socket (SharedBytes travel there, see `fd_side`).
+    let (fds_pool, fds_worker) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
     sys::set_pipe_size(&task_w, pipe_size);
     sys::set_pipe_size(&result_w, pipe_size);
     let server_pid = nix::unistd::getpid();
@@ -573,11 +588,15 @@ fn spawn_worker(
     // never returns.
     match unsafe { fork() }? {
         ForkResult::Child => {
-            let keep = [task_r.as_raw_fd(), result_w.as_raw_fd()];
+            let keep = [
+                task_r.as_raw_fd(),
+                result_w.as_raw_fd(),
+                fds_worker.as_raw_fd(),
+            ];
             // Everything else - the socket, the other workers' status pipes,
             // this worker's other pipe ends - is closed in one sweep.
             sys::close_all_except(&keep);
-            std::mem::forget((socket, task_w, result_r, status_r, status_w));
+            std::mem::forget((socket, task_w, result_r, status_r, status_w, fds_pool));
             std::mem::forget(std::mem::take(children));
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
             if nix::unistd::getppid() != server_pid {
@@ -591,16 +610,17 @@ fn spawn_worker(
                 exit_now(70);
             }
             sys::set_disposition(libc::SIGINT, libc::SIG_DFL);
-            crate::worker::run(task_r, result_w, initializer)
+            crate::worker::run(task_r, result_w, fds_worker, initializer)
         }
         ForkResult::Parent { child } => {
             drop(task_r);
             drop(result_w);
+            drop(fds_worker);
             children.push(Child {
                 pid: child,
                 status_w,
             });
-            Ok((child.as_raw(), [task_w, result_r, status_r]))
+            Ok((child.as_raw(), [task_w, result_r, status_r, fds_pool]))
         }
     }
 }

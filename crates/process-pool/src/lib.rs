@@ -28,6 +28,10 @@
 //!   an idle worker's pipe by `submit` (module `dispatcher::handoff`);
 //!   workers with short tasks hold several at once (`dispatcher::pipeline`);
 //!   big payloads are streamed in workers, with no user-space copy there.
+//! * **Zero-copy payloads** ([`SharedBytes`], modules `shared_bytes`,
+//!   `fd_side`): an immutable buffer in a sealed memfd crosses as a file
+//!   descriptor over a per-worker socket beside the pipes, and is mapped,
+//!   not copied.
 //! * **Dead workers**: end-of-file on a worker's pipe plus its exit status
 //!   from the fork server fail the task it ran with [`WorkerDied`]; tasks it
 //!   had not started are re-queued; a new worker is forked on demand.
@@ -98,11 +102,13 @@ mod codec;
 mod dispatcher;
 mod error;
 mod executor;
+mod fd_side;
 mod fork_server;
 mod frame;
 mod map;
 mod reader;
 mod shared;
+mod shared_bytes;
 mod stats;
 mod sys;
 mod task;
@@ -117,5 +123,6 @@ pub use fork_server::{fork_server_info, start_fork_server, try_start_fork_server
 pub use frame::{FrameError, DEFAULT_MAX_FRAME};
 pub use map::Map;
 pub use shared::WorkerDeath;
+pub use shared_bytes::SharedBytes;
 pub use stats::{Stats, WorkerExits};
 pub use sys::thread_count;

@@ -25,6 +25,10 @@ pub(crate) struct Task {
     pub frame: Vec<u8>,
     /// Where the outcome goes.
     pub sink: Box<dyn Sink>,
+    /// The `SharedBytes` of the argument, whose descriptors go to the
+    /// worker before the frame (see `fd_side`); kept until the task ends,
+    /// so that a re-queued task can send them again.
+    pub fds: Vec<crate::SharedBytes>,
     /// Whether `set_running_or_notify_cancel` already returned true (a task
     /// re-queued after its worker died before starting it).
     pub running: bool,

@@ -28,10 +28,11 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::catch_unwind;
 
 use crate::codec::{ResultWriter, Trampoline};
+use crate::fd_side;
 use crate::fork_server::{exit_now, mark_child};
 use crate::frame::{self, BodyReader};
 use crate::reader::ArgReader;
@@ -42,7 +43,7 @@ pub(crate) const EXIT_INIT_FAILED: i32 = 3;
 pub(crate) const EXIT_PROTOCOL: i32 = 4;
 
 /// The worker's main loop. Never returns.
-pub(crate) fn run(task: OwnedFd, result: OwnedFd, initializer: usize) -> ! {
+pub(crate) fn run(task: OwnedFd, result: OwnedFd, fds: OwnedFd, initializer: usize) -> ! {
     mark_child();
     keep_freed_memory();
     // Panics are caught and sent back with their message; printing them
@@ -74,7 +75,13 @@ pub(crate) fn run(task: OwnedFd, result: OwnedFd, initializer: usize) -> ! {
     // Buffered, so that small pipelined tasks cost one read between them;
     // big arguments bypass the buffer and land in their final allocation.
     let mut input = BufReader::with_capacity(256 * 1024, File::from(task));
-    let mut out = ResultWriter::new(&mut result);
+    let fds_socket = fds.as_raw_fd();
+    let mut sink = ResultSink {
+        file: result,
+        fds,
+        frame_left: 0,
+    };
+    let mut out = ResultWriter::new(&mut sink);
     loop {
         match input.fill_buf() {
             Ok([]) | Err(_) => finish(0), // end-of-file: the pool closed our pipe
@@ -92,15 +99,36 @@ pub(crate) fn run(task: OwnedFd, result: OwnedFd, initializer: usize) -> ! {
         let (Ok(id), Ok(trampoline), Ok(function)) = (fixed.u64(), fixed.u64(), fixed.u64()) else {
             exit_now(EXIT_PROTOCOL);
         };
+        // SharedBytes in the argument: their descriptors are waiting on the
+        // descriptor socket (sent before this frame; see `fd_side`).
+        let (id, received) = if id & fd_side::FDS_BIT != 0 {
+            let id = id & !fd_side::FDS_BIT;
+            match fd_side::recv(fds_socket, id) {
+                Ok(r) => (id, r),
+                Err(_) => exit_now(EXIT_PROTOCOL),
+            }
+        } else {
+            (
+                id,
+                fd_side::Received {
+                    fds: Vec::new(),
+                    truncated: false,
+                },
+            )
+        };
         let mut arg = ArgReader::new(&mut input, len - 24);
         out.begin(id);
         // SAFETY: the pool wrote this address from a `Trampoline` fn
         // pointer of this same program image (see `codec`).
         let trampoline: Trampoline =
             unsafe { std::mem::transmute::<usize, Trampoline>(trampoline as usize) };
-        // SAFETY: the pool built `function` together with `trampoline`
-        // from typed fn pointers, which is the trampoline's contract.
-        unsafe { trampoline(function as usize, &mut arg, &mut out) };
+        // The argument decodes with its descriptors installed; those it did
+        // not use close when the scope ends.
+        fd_side::with_incoming(received.fds, received.truncated, || {
+            // SAFETY: the pool built `function` together with `trampoline`
+            // from typed fn pointers, which is the trampoline's contract.
+            unsafe { trampoline(function as usize, &mut arg, &mut out) }
+        });
         // Skip what the decoder left of the argument (after a decoding
         // error), to stay in step with the frames.
         if arg.skip_rest().is_err() {
@@ -134,4 +162,53 @@ fn finish(code: i32) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     exit_now(code)
+}
+
+/// The worker's result pipe, with the descriptor socket beside it.
+///
+/// It sees the frames go by (it counts each frame's bytes from its header).
+/// When a frame starts while the result's encoder has attached
+/// `SharedBytes` (`fd_side::collecting`, around the encoding in
+/// `codec::run_task`), it first sends their descriptors on the descriptor
+/// socket, then writes the frame's first 13 bytes (header and task id) with
+/// `fd_side::FDS_BIT` set in the id. `ResultWriter` writes a frame's header
+/// and id in its first write, so the first write of a frame holds them.
+/// The send blocks if the socket is full; it cannot deadlock, because every
+/// message queued there belongs to a frame already in the result pipe,
+/// which the pool always drains.
+struct ResultSink {
+    file: File,
+    fds: OwnedFd,
+    /// Bytes of the current frame still to come (0: the next write starts a frame).
+    frame_left: u64,
+}
+
+impl Write for ResultSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        const PREFIX: usize = frame::HEADER_LEN + 8;
+        if self.frame_left == 0 && data.len() >= PREFIX {
+            let len = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as u64;
+            self.frame_left = frame::HEADER_LEN as u64 + len;
+            let attached = fd_side::take_outgoing();
+            if !attached.is_empty() {
+                let mut prefix = [0u8; PREFIX];
+                prefix.copy_from_slice(&data[..PREFIX]);
+                let id =
+                    u64::from_le_bytes(prefix[frame::HEADER_LEN..].try_into().unwrap_or_default());
+                fd_side::send(self.fds.as_raw_fd(), id, &attached, false)?;
+                prefix[frame::HEADER_LEN..].copy_from_slice(&(id | fd_side::FDS_BIT).to_le_bytes());
+                drop(attached); // our references go; the message holds the files
+                self.file.write_all(&prefix)?;
+                self.frame_left -= PREFIX as u64;
+                return Ok(PREFIX);
+            }
+        }
+        let n = self.file.write(data)?;
+        self.frame_left = self.frame_left.saturating_sub(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }

@@ -65,6 +65,7 @@ use future::{DynError, TaskError};
 
 use crate::codec;
 use crate::error::{CodecStage, ExitCause};
+use crate::fd_side;
 use crate::fork_server;
 use crate::frame::{self, BodyReader, FrameBuf, FrameError};
 use crate::stats::Counters;
@@ -91,6 +92,10 @@ struct Worker {
     result_r: OwnedFd,
     /// Fork server -> pool; `None` once the exit status was read.
     status_r: Option<OwnedFd>,
+    /// The descriptor socket (SharedBytes, see `fd_side`), non-blocking.
+    fds: OwnedFd,
+    /// The descriptors of `inflight[sent]` were sent.
+    fds_sent: bool,
     input: FrameBuf,
     /// Tasks given to this worker, in the order sent. The head is running.
     inflight: VecDeque<Task>,
@@ -295,6 +300,14 @@ impl Dispatcher {
                     }
                     self.shared.counters.tasks_running.fetch_add(1, Relaxed);
                     let w = &mut self.workers[i];
+                    if !task.fds.is_empty() && !w.inflight.is_empty() {
+                        // A task with descriptors goes to an idle worker
+                        // only (see `fd_side`): it waits for one.
+                        let mut q = self.shared.lock();
+                        q.tasks.push_front(task);
+                        q.dispatcher_waiting = false;
+                        return false;
+                    }
                     w.inflight.push_back(task);
                     w.assigned += 1;
                 }
@@ -351,6 +364,7 @@ impl Dispatcher {
         };
         let _ = sys::set_nonblocking(&spawned.task);
         let _ = sys::set_nonblocking(&spawned.result);
+        let _ = sys::set_nonblocking(&spawned.fds);
         self.spawn_backoff = None;
         Counters::bump(&self.shared.counters.workers_started);
         self.workers.push(Worker {
@@ -358,6 +372,8 @@ impl Dispatcher {
             task_w: Some(spawned.task),
             result_r: spawned.result,
             status_r: Some(spawned.status),
+            fds: spawned.fds,
+            fds_sent: false,
             input: FrameBuf::default(),
             inflight: VecDeque::new(),
             sent: 0,
@@ -383,8 +399,28 @@ impl Dispatcher {
             return;
         };
         while w.sent < w.inflight.len() && !w.write_failed {
+            if !w.fds_sent && w.offset == 0 && !w.inflight[w.sent].fds.is_empty() {
+                // SharedBytes: the descriptors go before the frame's first byte.
+                let task = &w.inflight[w.sent];
+                if let Err(e) = fd_side::send(w.fds.as_raw_fd(), task.id, &task.fds, true) {
+                    let task = w.inflight.remove(w.sent).expect("checked above");
+                    let counters = &self.shared.counters;
+                    counters.tasks_running.fetch_sub(1, Relaxed);
+                    let message = format!(
+                        "could not pass the argument's SharedBytes descriptors to worker {}: {e}",
+                        w.pid
+                    );
+                    task.sink
+                        .complete(Err(codec_error(CodecStage::EncodeArgs, message)), counters);
+                    continue;
+                }
+                w.fds_sent = true;
+            }
             let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(16);
             for (k, task) in w.inflight.iter().skip(w.sent).take(64).enumerate() {
+                if k > 0 && !task.fds.is_empty() {
+                    break; // its descriptors go first, on the next round
+                }
                 let skip = if k == 0 { w.offset } else { 0 };
                 slices.push(IoSlice::new(&task.frame[skip..]));
             }
@@ -397,6 +433,7 @@ impl Dispatcher {
                             n -= left;
                             w.sent += 1;
                             w.offset = 0;
+                            w.fds_sent = false;
                             if w.sent == 1 {
                                 w.head_started = Some(Instant::now());
                             }
@@ -492,6 +529,8 @@ impl Dispatcher {
         let w = &mut self.workers[i];
         let mut body = BodyReader::new(w.input.body(f));
         let id = body.u64()?;
+        let has_fds = id & fd_side::FDS_BIT != 0;
+        let id = id & !fd_side::FDS_BIT;
         let tag = body.u8()?;
         if w.sent == 0 || w.inflight.front().map(|t| t.id) != Some(id) {
             return Err(FrameError::BadBody(
@@ -538,6 +577,18 @@ impl Dispatcher {
             codec::ENCODE_RESULT => Err(codec_error(CodecStage::EncodeResult, body.string()?)),
             _ => return Err(FrameError::BadBody("unknown outcome tag")),
         };
+        // SharedBytes in the result: their descriptors were sent before
+        // the frame (see `fd_side`), so they are there now.
+        let received = if has_fds {
+            fd_side::recv(w.fds.as_raw_fd(), id).map_err(|_| {
+                FrameError::BadBody("a result announced descriptors that did not arrive")
+            })?
+        } else {
+            fd_side::Received {
+                fds: Vec::new(),
+                truncated: false,
+            }
+        };
         let task = w.inflight.pop_front().expect("checked above");
         w.sent -= 1;
         let now = Instant::now();
@@ -547,7 +598,11 @@ impl Dispatcher {
         w.head_started = (w.sent > 0).then_some(now);
         counters.tasks_running.fetch_sub(1, Relaxed);
         let Task { frame, sink, .. } = task;
-        sink.complete(outcome, counters);
+        // The result decodes with its descriptors installed; unused ones
+        // close at the end of the scope.
+        fd_side::with_incoming(received.fds, received.truncated, || {
+            sink.complete(outcome, counters)
+        });
         self.shared.recycle_buffer(frame);
         if w.inflight.is_empty()
             && !w.accepting(&self.shared.config)

@@ -1,0 +1,279 @@
+//! The descriptor side channel: how [`SharedBytes`] values cross between the
+//! pool and a worker as file descriptors, beside the frames on the pipes.
+//!
+//! # Protocol
+//!
+//! Each worker has, besides its task and result pipes, one `SOCK_SEQPACKET`
+//! socket pair (created by the fork server with the pipes): the *descriptor
+//! socket*. Pipes cannot carry descriptors; this socket carries nothing
+//! else. A frame whose value holds `SharedBytes` is announced by bit 63 of
+//! its task id ([`FDS_BIT`]; ids are counters and never get there):
+//!
+//! 1. While the sender encodes the value, each `SharedBytes` serialises as
+//!    `Fd(i)`, `i` its index in the frame's descriptor list ([`attach`],
+//!    active only inside [`collect`] / [`collecting`]).
+//! 2. *Before the first byte of the frame* is written, the sender sends one
+//!    message on the descriptor socket: the task id (u64 LE), with the list
+//!    as `SCM_RIGHTS`.
+//! 3. The receiver, reading a frame with the bit set, takes one message off
+//!    its descriptor socket without blocking. It is already there (step 2
+//!    happened before the frame's first byte was written, and a Unix socket
+//!    send is complete when it returns). Its id must be the frame's id.
+//! 4. The value is decoded with the received descriptors installed
+//!    ([`with_incoming`]): `Fd(i)` maps descriptor `i` ([`take`]), after
+//!    checking its seals. Descriptors the decoder did not use close when
+//!    the scope ends.
+//!
+//! A list holds at most [`MAX_FDS`] descriptors (the kernel's limit per
+//! message); further `SharedBytes` in the same value fall back to the
+//! `Bytes` form (copied through the pipe), so no value is refused.
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+
+use crate::shared_bytes::SharedBytes;
+
+/// Bit 63 of a frame's task id: a descriptor message goes with this frame.
+pub(crate) const FDS_BIT: u64 = 1 << 63;
+/// Most descriptors in one message (Linux `SCM_MAX_FD`).
+pub(crate) const MAX_FDS: usize = 253;
+
+/// Descriptors received for the frame being decoded.
+struct Incoming {
+    slots: Vec<Slot>,
+    /// The kernel could not install all of them (`MSG_CTRUNC`).
+    truncated: bool,
+}
+
+enum Slot {
+    Fd(OwnedFd),
+    Mapped(SharedBytes),
+    Gone,
+}
+
+thread_local! {
+    /// The descriptor list of the frame being encoded on this thread.
+    static OUTGOING: RefCell<Option<Vec<SharedBytes>>> = const { RefCell::new(None) };
+    /// The descriptors of the frame being decoded on this thread.
+    static INCOMING: RefCell<Option<Incoming>> = const { RefCell::new(None) };
+}
+
+/// Called by `SharedBytes::serialize`: its index in the current frame's
+/// list, or `None` outside a frame (or when the list is full).
+pub(crate) fn attach(bytes: &SharedBytes) -> Option<u32> {
+    OUTGOING.with(|o| {
+        let mut o = o.borrow_mut();
+        let list = o.as_mut()?;
+        // The same buffer twice (or the same value serialised twice: a
+        // size pass, then the real one) gets the same index.
+        if let Some(i) = list.iter().position(|b| SharedBytes::ptr_eq(b, bytes)) {
+            return Some(i as u32);
+        }
+        if list.len() >= MAX_FDS {
+            return None;
+        }
+        list.push(bytes.clone());
+        Some((list.len() - 1) as u32)
+    })
+}
+
+/// Restores the previous collector when dropped (also on unwind).
+struct Restore(Option<Vec<SharedBytes>>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let prev = self.0.take();
+        OUTGOING.with(|o| *o.borrow_mut() = prev);
+    }
+}
+
+/// Runs `encode` with a fresh descriptor list, and returns what it
+/// attached with its result.
+pub(crate) fn collect<T>(encode: impl FnOnce() -> T) -> (T, Vec<SharedBytes>) {
+    let prev = OUTGOING.with(|o| o.borrow_mut().replace(Vec::new()));
+    let restore = Restore(prev);
+    let value = encode();
+    let list = OUTGOING.with(|o| o.borrow_mut().take()).unwrap_or_default();
+    drop(restore);
+    (value, list)
+}
+
+/// Runs `encode` with a fresh descriptor list that [`take_outgoing`] (the
+/// worker's result sink) sends when the frame is written; what is left at
+/// the end is dropped.
+pub(crate) fn collecting<T>(encode: impl FnOnce() -> T) -> T {
+    collect(encode).0
+}
+
+/// Takes the current frame's descriptor list, leaving an empty one (a
+/// later encoding pass of the same value finds the same indices).
+pub(crate) fn take_outgoing() -> Vec<SharedBytes> {
+    OUTGOING.with(|o| {
+        o.borrow_mut()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
+}
+
+/// Runs `decode` with `fds` as the current frame's descriptors; the unused
+/// ones close afterwards.
+pub(crate) fn with_incoming<T>(
+    fds: Vec<OwnedFd>,
+    truncated: bool,
+    decode: impl FnOnce() -> T,
+) -> T {
+    struct Clear(Option<Incoming>);
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            INCOMING.with(|i| *i.borrow_mut() = prev);
+        }
+    }
+    let incoming = Incoming {
+        slots: fds.into_iter().map(Slot::Fd).collect(),
+        truncated,
+    };
+    let prev = INCOMING.with(|i| i.borrow_mut().replace(incoming));
+    let _clear = Clear(prev);
+    decode()
+}
+
+/// Called by `SharedBytes::deserialize` for `Fd(index)`: maps descriptor
+/// `index` of the current frame (the same index twice gives one buffer).
+pub(crate) fn take(index: u32) -> Result<SharedBytes, String> {
+    INCOMING.with(|i| {
+        let mut i = i.borrow_mut();
+        let Some(incoming) = i.as_mut() else {
+            return Err("a SharedBytes descriptor index outside a process-pool frame".into());
+        };
+        let truncated = incoming.truncated;
+        let Some(slot) = incoming.slots.get_mut(index as usize) else {
+            return Err(if truncated {
+                format!(
+                    "SharedBytes descriptor {index} did not arrive: the kernel truncated the \
+                     descriptors (MSG_CTRUNC), this process is at its open-file limit, RLIMIT_NOFILE"
+                )
+            } else {
+                format!("SharedBytes descriptor {index} is missing from its frame")
+            });
+        };
+        match std::mem::replace(slot, Slot::Gone) {
+            Slot::Fd(fd) => {
+                let bytes = SharedBytes::from_sealed_fd(fd)
+                    .map_err(|e| format!("mapping SharedBytes descriptor {index}: {e}"))?;
+                *slot = Slot::Mapped(bytes.clone());
+                Ok(bytes)
+            }
+            Slot::Mapped(bytes) => {
+                *slot = Slot::Mapped(bytes.clone());
+                Ok(bytes)
+            }
+            Slot::Gone => Err(format!("SharedBytes descriptor {index} could not be mapped")),
+        }
+    })
+}
+
+/// Sends the descriptor message for frame `id` (see the protocol above).
+pub(crate) fn send(
+    socket: RawFd,
+    id: u64,
+    fds: &[SharedBytes],
+    nonblocking: bool,
+) -> io::Result<()> {
+    let raw: Vec<RawFd> = fds
+        .iter()
+        .map(|b| std::os::fd::AsFd::as_fd(b).as_raw_fd())
+        .collect();
+    let cmsgs = [ControlMessage::ScmRights(&raw)];
+    let id = id.to_le_bytes();
+    let mut flags = MsgFlags::MSG_NOSIGNAL;
+    if nonblocking {
+        flags |= MsgFlags::MSG_DONTWAIT;
+    }
+    loop {
+        match sendmsg::<()>(socket, &[IoSlice::new(&id)], &cmsgs, flags, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+}
+
+/// What [`recv`] got.
+pub(crate) struct Received {
+    pub fds: Vec<OwnedFd>,
+    pub truncated: bool,
+}
+
+/// Takes the descriptor message of frame `id` off `socket`, without
+/// blocking. An error if none is there or it belongs to another frame.
+pub(crate) fn recv(socket: RawFd, id: u64) -> io::Result<Received> {
+    let mut buf = [0u8; 8];
+    // Room for MAX_FDS descriptors: CMSG_SPACE(253 * 4) = 1032 bytes;
+    // u64 for cmsghdr's alignment.
+    let mut control = [0u64; 132];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: a zeroed msghdr is valid (null name, no iovecs, no control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    let n = loop {
+        // SAFETY: `msg` points to `iov` (valid for 8 bytes) and `control`
+        // (valid for its size), both alive for the call.
+        let n = unsafe {
+            libc::recvmsg(
+                socket,
+                &mut msg,
+                libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            break n as usize;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: `msg` was filled by recvmsg; the CMSG macros only walk headers
+    // within `msg_controllen` bytes of `control` and return null at the end.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !cmsg.is_null() {
+        // SAFETY: a non-null header lies inside `control`, aligned.
+        let header = unsafe { &*cmsg };
+        if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_RIGHTS {
+            // SAFETY: CMSG_LEN(0) is a constant computation.
+            let payload = header.cmsg_len as usize - unsafe { libc::CMSG_LEN(0) } as usize;
+            // SAFETY: CMSG_DATA points at the header's payload, in `control`.
+            let data = unsafe { libc::CMSG_DATA(cmsg) }.cast::<libc::c_int>();
+            for k in 0..payload / std::mem::size_of::<libc::c_int>() {
+                // SAFETY: within the payload (read unaligned); the kernel
+                // just installed this descriptor here and nobody owns it.
+                fds.push(unsafe { OwnedFd::from_raw_fd(data.add(k).read_unaligned()) });
+            }
+        }
+        // SAFETY: as for CMSG_FIRSTHDR.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+    }
+    if n != 8 || u64::from_le_bytes(buf) != id {
+        // `fds` close here.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the descriptor message is not the one for task {id}"),
+        ));
+    }
+    Ok(Received {
+        fds,
+        truncated: msg.msg_flags & (libc::MSG_CTRUNC | libc::MSG_TRUNC) != 0,
+    })
+}
