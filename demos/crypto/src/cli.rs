@@ -55,6 +55,10 @@ pub struct BatchArgs {
     /// Number of jobs.
     #[arg(long, default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
     pub jobs: usize,
+    /// Redis broker for `--executor celery` (redis://host:port/db); `--workers` local
+    /// crypto-celery-worker processes are started on it for the run.
+    #[arg(long, value_name = "URL")]
+    pub broker: Option<String>,
 }
 
 impl BatchArgs {
@@ -71,6 +75,17 @@ impl BatchArgs {
                 ErrorKind::ArgumentConflict,
                 "--workers does not apply to --executor seq (it always uses this one thread)",
             ));
+        }
+        if self.executor == ExecutorKind::Celery && self.broker.is_none() {
+            return Err(C::command().error(
+                ErrorKind::MissingRequiredArgument,
+                "--executor celery needs --broker redis://host:port/db",
+            ));
+        }
+        if let Some(url) = &self.broker {
+            celery::RedisUrl::parse(url)
+                .map_err(|e| C::command().error(ErrorKind::ValueValidation, e.to_string()))?;
+            crate::celery_jobs::set_broker(url);
         }
         Ok(())
     }
@@ -149,6 +164,10 @@ pub struct SweepArgs {
     /// Make the data in the parent and send it to the workers.
     #[arg(long)]
     pub ship_data: bool,
+    /// Also time 1..N local Celery workers (crypto-celery-worker processes) on this
+    /// Redis broker (redis://host:port/db).
+    #[arg(long, value_name = "URL")]
+    pub broker: Option<String>,
 }
 
 /// Parses a byte count: digits with an optional K, M or G (binary multiples).
@@ -206,6 +225,11 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let parsed = SweepArgs::try_parse_from(args)?;
+    if let Some(url) = &parsed.broker {
+        celery::RedisUrl::parse(url)
+            .map_err(|e| SweepArgs::command().error(ErrorKind::ValueValidation, e.to_string()))?;
+        crate::celery_jobs::set_broker(url);
+    }
     if parsed.out.is_file() {
         return Err(SweepArgs::command().error(
             ErrorKind::ValueValidation,

@@ -31,6 +31,11 @@ pub enum ExecutorKind {
     Threads,
     /// On a `process_pool::ProcessPoolExecutor` (forked workers, data over pipes).
     Procs,
+    /// On Celery workers behind a Redis (`celery::CeleryExecutor`): `workers`
+    /// local `crypto-celery-worker` processes are started for the batch, and
+    /// any other worker on the same queue joins in. Needs a broker
+    /// (`--broker`); not in [`ALL`](Self::ALL), which needs nothing.
+    Celery,
 }
 
 impl ExecutorKind {
@@ -47,6 +52,7 @@ impl ExecutorKind {
             ExecutorKind::Seq => "seq",
             ExecutorKind::Threads => "threads",
             ExecutorKind::Procs => "procs",
+            ExecutorKind::Celery => "celery",
         }
     }
 
@@ -54,6 +60,7 @@ impl ExecutorKind {
     pub fn from_name(name: &str) -> Option<ExecutorKind> {
         ExecutorKind::ALL
             .into_iter()
+            .chain([ExecutorKind::Celery])
             .find(|kind| kind.name() == name)
     }
 }
@@ -256,6 +263,20 @@ where
                 .map_err(|e| executor_failed(ExecutorKind::Procs, e.to_string()))?;
             let workers = pool.max_workers();
             run_on(pool, workers, batch, &mut record)?
+        }
+        ExecutorKind::Celery => {
+            let failed = |e: String| executor_failed(ExecutorKind::Celery, e);
+            let broker = crate::celery_jobs::broker().ok_or_else(|| {
+                failed("--executor celery needs --broker redis://host:port/db".into())
+            })?;
+            let workers = batch.workers.max(1);
+            let _local =
+                crate::celery_jobs::LocalWorkers::start(workers, &broker).map_err(failed)?;
+            let executor = celery::CeleryExecutor::builder(&broker)
+                .registry(crate::celery_jobs::registry())
+                .connect()
+                .map_err(|e| failed(e.to_string()))?;
+            run_on(executor, workers, batch, &mut record)?
         }
     };
     Ok(RunReport {

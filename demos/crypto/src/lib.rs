@@ -49,6 +49,7 @@
 
 #![warn(missing_docs)]
 
+pub mod celery_jobs;
 pub mod cli;
 pub mod ctr;
 pub mod executors;

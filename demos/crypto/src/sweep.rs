@@ -68,6 +68,9 @@ pub fn sweep(config: &SweepConfig, mut progress: impl FnMut(&str)) -> Result<Swe
     for workers in 1..=config.max_workers {
         configurations.push((ExecutorKind::Threads, workers));
         configurations.push((ExecutorKind::Procs, workers));
+        if crate::celery_jobs::broker().is_some() {
+            configurations.push((ExecutorKind::Celery, workers));
+        }
     }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); configurations.len()];
     let mut expected: Option<Vec<JobResult>> = None;
