@@ -16,6 +16,8 @@
 //! * [`report`], [`progress`]: the book's report lines and tqdm-like bar.
 //! * [`flags1`], [`flags2`]: the `main` functions of `flags.py` and
 //!   `flags2_common.py`; each binary passes its own `download_many`.
+//! * [`pooled`]: the pool twins' `download_many`, written once over the
+//!   `executor::Executor` trait; each twin only builds its pool.
 //! * [`embedded`]: `-s LOCAL|DELAY|ERROR` start a [`server::FlagServer`] on
 //!   127.0.0.1 port 0; `REMOTE` is the book's site.
 //! * [`interrupt`]: Ctrl-C stops cleanly and the summary is still printed.
@@ -48,6 +50,7 @@ pub mod embedded;
 pub mod flags1;
 pub mod flags2;
 pub mod interrupt;
+pub mod pooled;
 pub mod progress;
 pub mod report;
 pub mod save;

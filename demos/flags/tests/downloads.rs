@@ -360,6 +360,27 @@ fn first_generation_thread_pool_programs() {
         .starts_with("5 flags downloaded in "));
 }
 
+/// `flags-procpool`, the process-pool twin of `flags-threadpool` (the same
+/// `download_many`, `flags::pooled::map_downloads`): every code once.
+#[test]
+fn first_generation_process_pool_program() {
+    let server = local();
+    let url = server.base_url();
+    let dest = Scratch::new("flags1-procpool");
+    let out = run(
+        env!("CARGO_BIN_EXE_flags-procpool"),
+        &["--url", &url, "--dest", dest.path().to_str().unwrap()],
+        LIMIT,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let mut lines = out.stdout.lines();
+    let mut got: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    got.sort();
+    assert_eq!(got, codes::pop20_sorted(), "every code once");
+    assert!(lines.next().unwrap().starts_with("20 flags downloaded in "));
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 20);
+}
+
 #[test]
 fn first_generation_programs_stop_at_the_first_error() {
     // The book's first scripts have no error handling: a 418 ends the run.
@@ -374,6 +395,7 @@ fn first_generation_programs_stop_at_the_first_error() {
         env!("CARGO_BIN_EXE_flags"),
         env!("CARGO_BIN_EXE_flags-threadpool"),
         env!("CARGO_BIN_EXE_flags-threadpool-ac"),
+        env!("CARGO_BIN_EXE_flags-procpool"),
     ] {
         let out = run(
             exe,

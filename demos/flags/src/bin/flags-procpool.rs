@@ -8,51 +8,23 @@
 //! 20 flags downloaded in 5.03s
 //! ```
 //!
-//! Each download runs in a worker process: the task is a plain `fn` whose
-//! argument (base URL, destination, code) and result cross a pipe with
-//! serde. With as many workers as cores, I/O-bound downloads wait in line:
+//! Each download runs in a worker process: `download_many` is the one in
+//! `flags::pooled`, shared with `flags-threadpool`, whose task is a plain
+//! `fn` whose argument (base URL, destination, code) and result cross a
+//! pipe with serde. With as many workers as cores, I/O-bound downloads wait in line:
 //! processes are the tool for CPU-bound work, threads for I/O.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use flags::client::{Client, ClientConfig};
 use flags::flags1::{self, Context, Error};
+use flags::pooled;
 use process_pool::ProcessPoolExecutor;
-
-/// What a worker needs for one flag: (base URL, destination, code).
-type Task = (String, PathBuf, String);
-
-/// Runs in a worker process: one client per worker, made on first use.
-fn download_one(task: Task) -> Result<String, String> {
-    static CLIENT: OnceLock<Client> = OnceLock::new();
-    let (base_url, dest, cc) = task;
-    let context = Context {
-        client: CLIENT
-            .get_or_init(|| Client::new(&ClientConfig::default()))
-            .clone(),
-        base_url,
-        dest,
-    };
-    context.download_one(&cc).map_err(|e| e.to_string())
-}
 
 fn download_many(cc_list: &[String], context: Arc<Context>) -> Result<usize, Error> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let executor = ProcessPoolExecutor::new(workers.min(cc_list.len()).max(1))?;
-    let mut sorted = cc_list.to_vec();
-    sorted.sort();
-    let tasks = sorted
-        .into_iter()
-        .map(|cc| (context.base_url.clone(), context.dest.clone(), cc));
-    let mut count = 0;
-    for outcome in executor.map(download_one, tasks, 1)? {
-        outcome??; // the first failure ends the run, as in the book
-        count += 1;
-    }
-    executor.shutdown(true, false);
-    Ok(count)
+    pooled::map_downloads(&executor, cc_list, &context)
 }
 
 fn main() -> ExitCode {

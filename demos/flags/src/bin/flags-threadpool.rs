@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use flags::flags1::{self, Context, Error};
+use flags::pooled;
 use thread_pool::ThreadPoolExecutor;
 
 /// The 1e's `MAX_WORKERS`.
@@ -23,17 +24,7 @@ fn download_many(cc_list: &[String], context: Arc<Context>) -> Result<usize, Err
         .max_workers(workers)
         .thread_name_prefix("flags")
         .build()?;
-    let mut sorted = cc_list.to_vec();
-    sorted.sort();
-    let res = executor.map(move |cc: String| context.download_one(&cc), sorted)?;
-    // Like the book's `len(list(res))`: the first failure ends the run.
-    let mut count = 0;
-    for outcome in res {
-        outcome??;
-        count += 1;
-    }
-    executor.shutdown(true, false);
-    Ok(count)
+    pooled::map_downloads(&executor, cc_list, &context)
 }
 
 fn main() -> ExitCode {

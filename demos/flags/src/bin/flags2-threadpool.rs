@@ -1,6 +1,8 @@
 //! `flags2-threadpool`: the book's `flags2_threadpool.py` (Example 17-12 /
 //! 20-14): `submit` every download, keep a map from each future to its
-//! country code, and count the outcomes with `as_completed`.
+//! country code, and count the outcomes with `as_completed`. That
+//! `download_many` is written once, in `flags::pooled`, for this program
+//! and its twin `flags2-procpool`: only the pool differs.
 //!
 //! ```text
 //! $ flags2-threadpool -s DELAY a b c
@@ -16,14 +18,11 @@
 //! The pool's size *is* the concurrency limit (`-m`, default 30, at most
 //! 1000): with fewer workers than codes, the downloads go in waves of 30.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 
-use flags::download::{classify, task_message};
 use flags::flags2::{self, Job, Program};
-use flags::interrupt;
-use flags::report::{Counter, Status};
-use future::{as_completed, Future, FutureError};
+use flags::pooled;
+use flags::report::Counter;
 use thread_pool::ThreadPoolExecutor;
 
 const PROGRAM: Program = Program {
@@ -33,7 +32,6 @@ const PROGRAM: Program = Program {
 };
 
 fn download_many(job: Job<'_>) -> Counter {
-    let mut counter = Counter::default();
     let executor = match ThreadPoolExecutor::builder()
         .max_workers(job.concurrency)
         .thread_name_prefix("flags2")
@@ -42,47 +40,10 @@ fn download_many(job: Job<'_>) -> Counter {
         Ok(executor) => executor,
         Err(e) => {
             eprintln!("{}: cannot start the thread pool: {e}", PROGRAM.name);
-            return counter;
+            return Counter::default();
         }
     };
-    let verbose = job.downloader.verbose;
-    // Future -> country code: the book's `to_do_map`, so that an error can be
-    // reported with its code.
-    let mut to_do_map: HashMap<Future<Status>, String> = HashMap::new();
-    for cc in job.codes {
-        let downloader = job.downloader.clone();
-        let task_cc = cc.clone();
-        match executor.submit_fallible(move || downloader.download_one(&task_cc)) {
-            Ok(future) => {
-                to_do_map.insert(future, cc.clone());
-            }
-            Err(e) => {
-                counter.add(classify(cc, Err::<Status, _>(e), verbose));
-                job.progress.inc();
-            }
-        }
-    }
-    // Ctrl-C cancels every download that has not started; as_completed then
-    // hands the cancelled futures back at once.
-    let all: Vec<Future<Status>> = to_do_map.keys().cloned().collect();
-    interrupt::on_interrupt(move || {
-        for future in &all {
-            future.cancel();
-        }
-    });
-    for done in as_completed(to_do_map.keys(), None) {
-        let Ok(future) = done else { break }; // no timeout given: never happens
-        let cc = &to_do_map[&future];
-        let outcome = match future.result() {
-            Err(FutureError::Cancelled) => continue, // interrupted: not tried
-            Ok(status) => Ok(status),
-            Err(e) => Err(task_message(&e)),
-        };
-        counter.add(classify(cc, outcome, verbose));
-        job.progress.inc();
-    }
-    executor.shutdown(true, true);
-    counter
+    pooled::submit_downloads(&executor, job)
 }
 
 fn main() -> ExitCode {
