@@ -318,6 +318,7 @@ pub fn run_benches(
         notes.push("no criterion benches found under crates/*/benches or demos/*/benches".into());
         return notes;
     }
+    notes.extend(build_benches(ws, &targets));
     for number in 1..=mode.rounds() {
         let round = Round {
             condition: "quiet",
@@ -354,6 +355,26 @@ pub fn run_benches(
     drop(loops);
     say("busy loops stopped");
     notes
+}
+
+/// Builds every bench target before the first round, so that no round (and no per-bench time
+/// limit) pays for compiling. A failure is a note; the rounds then try anyway.
+fn build_benches(ws: &Workspace, targets: &[BenchTarget]) -> Vec<String> {
+    let mut cmd = ws.cargo();
+    cmd.args(["bench", "--no-run"]);
+    let mut packages: Vec<&str> = targets.iter().map(|t| t.package.as_str()).collect();
+    packages.dedup();
+    for package in packages {
+        cmd.args(["-p", package]);
+    }
+    say(&format!("building {}", run::describe(&cmd)));
+    match run::timed(cmd, Duration::from_secs(40 * 60)) {
+        Ok((_, took)) => {
+            say(&format!("  built in {took:.0?}"));
+            Vec::new()
+        }
+        Err(e) => vec![format!("building the benches failed: {e}")],
+    }
 }
 
 fn now_utc() -> String {
