@@ -236,6 +236,16 @@ pub enum ForkServerError {
     /// This process is a raw `fork()` of the process that started the fork
     /// server; only that process may use it.
     ForkedChild,
+    /// The fork server was not started early, and this process already
+    /// runs `threads` threads: forking it now would copy into it, and into
+    /// every worker, whatever lock another thread holds at that instant,
+    /// held forever. Call [`start_fork_server`](crate::start_fork_server)
+    /// first thing in `main`, or accept the risk with
+    /// [`start_fork_server_late`](crate::start_fork_server_late).
+    LateStart {
+        /// Threads in this process at the attempt.
+        threads: usize,
+    },
 }
 
 impl fmt::Display for ForkServerError {
@@ -251,6 +261,16 @@ impl fmt::Display for ForkServerError {
             ForkServerError::ForkedChild => f.write_str(
                 "this process was fork()ed from the one that started the fork server; \
                  process pools can only be used in that process",
+            ),
+            ForkServerError::LateStart { threads } => write!(
+                f,
+                "refusing to start the fork server in a process that already runs {threads} \
+                 threads: a lock another thread holds at that instant (the stdout lock, the \
+                 environment lock, any Mutex) would stay locked in every worker, and a task \
+                 that needs it would hang forever. Call process_pool::start_fork_server() \
+                 first thing in main, before any thread starts (in a test binary: from a \
+                 constructor that runs before main), or accept the risk with \
+                 process_pool::start_fork_server_late()"
             ),
         }
     }

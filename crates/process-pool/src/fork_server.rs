@@ -110,22 +110,50 @@ pub(crate) struct Spawned {
 /// // ... then start threads, build pools ...
 /// ```
 ///
-/// A pool built without it starts the fork server lazily; if the process
-/// already runs several threads then, the fork server is forked from a
-/// multi-threaded process, which is only as safe as glibc's own `fork`
-/// handling (its allocator locks are reset in the child; no other lock is).
-/// The fork server itself takes no lock but the allocator's, so in practice
-/// this works, but the early start is the one with a proof. See
-/// [`fork_server_info`] to check what happened. Starting fails silently here;
-/// the error is returned by the first pool's constructor (or use
-/// [`try_start_fork_server`]).
+/// A pool built without it starts the fork server itself, but only while
+/// the process still has a single thread. Once other threads exist, that
+/// start is refused with [`ForkServerError::LateStart`] (returned by the
+/// pool's constructor): see [`start_fork_server_late`] for why, and for the
+/// opt-in. For a test binary, whose `main` belongs to the test harness, call
+/// this from a constructor that runs before `main` (e.g. `#[ctor::ctor]`).
+/// Starting fails silently here; the error is returned by the first pool's
+/// constructor (or use [`try_start_fork_server`]).
 pub fn start_fork_server() {
     let _ = try_start_fork_server();
 }
 
-/// Like [`start_fork_server`], returning the error if it could not start.
+/// Like [`start_fork_server`], returning the error if it could not start
+/// (including [`ForkServerError::LateStart`]).
 pub fn try_start_fork_server() -> Result<(), ForkServerError> {
     server().map(|_| ())
+}
+
+/// Starts the fork server now even though this process may already run
+/// other threads: the explicit opt-in to a late start.
+///
+/// # What can go wrong
+///
+/// `fork()` copies only the calling thread, and every lock in memory as it
+/// is. A lock that another thread holds at the instant of the fork is
+/// copied *held*, and nobody in the fork server will ever release it. The
+/// fork server itself takes no such lock, so it runs; but every worker is a
+/// fork of it and inherits the same held lock, replacements included. A task
+/// that needs it hangs forever (or until the pool's `task_timeout` kills its
+/// worker, and then the next worker hangs the same way). Which locks: any
+/// `Mutex`/`RwLock` of the program (a static, a `lazy_static`, a logger's),
+/// the standard output lock (another thread inside `println!`), the
+/// environment lock (another thread in `std::env::set_var`), a C library's
+/// internal locks (glibc resets its allocator locks at fork; most others are
+/// not reset). Nothing reports it: the task simply never finishes.
+/// `tests/lazy_start.rs` shows it with a `Mutex` held by another thread.
+///
+/// Use it only when no other thread can hold a lock that tasks need at this
+/// moment (e.g. the other threads are parked in a known state). Otherwise
+/// call [`start_fork_server`] first thing in `main`. With
+/// `PROCESS_POOL_DEBUG=1` a late start prints a warning on stderr;
+/// [`fork_server_info`] tells how many threads there were.
+pub fn start_fork_server_late() -> Result<(), ForkServerError> {
+    started(true).map(|_| ())
 }
 
 /// Facts about the running fork server (for diagnostics and tests).
@@ -150,10 +178,22 @@ pub fn fork_server_info() -> Option<ForkServerInfo> {
 
 /// The process-wide fork server, started on first use.
 pub(crate) fn server() -> Result<&'static ForkServer, ForkServerError> {
+    started(false)
+}
+
+/// The fork server, started now if needed; a start in a multi-threaded
+/// process only if `late_ok` (see [`start_fork_server_late`]).
+fn started(late_ok: bool) -> Result<&'static ForkServer, ForkServerError> {
     if IN_CHILD.load(Ordering::Relaxed) {
         // Relaxed: the flag is only ever set by this same (single) thread
         // right after fork, before any code that could read it.
         return Err(ForkServerError::InsideWorker);
+    }
+    if SERVER.get().is_none() && !late_ok {
+        // An unknown count (no /proc) is let through: it cannot be told.
+        if let Some(threads) = sys::thread_count().filter(|&n| n > 1) {
+            return Err(ForkServerError::LateStart { threads });
+        }
     }
     let server = SERVER.get_or_init(start).as_ref().map_err(Clone::clone)?;
     if server.owner != sys::getpid() {
@@ -168,8 +208,8 @@ fn start() -> Result<ForkServer, ForkServerError> {
     let threads_at_start = sys::thread_count();
     if threads_at_start.is_some_and(|n| n > 1) && std::env::var_os("PROCESS_POOL_DEBUG").is_some() {
         eprintln!(
-            "process-pool: starting the fork server in a process with {} threads; \
-             call process_pool::start_fork_server() first thing in main",
+            "process-pool: starting the fork server late (start_fork_server_late), in a \
+             process with {} threads: locks other threads hold now stay held in every worker",
             threads_at_start.unwrap_or(0)
         );
     }

@@ -119,7 +119,10 @@ pub use error::{
     SpawnFailed, SubmitError, TaskTimedOut, WorkerDied, WorkerTerminated,
 };
 pub use executor::{Builder, ProcessPoolExecutor};
-pub use fork_server::{fork_server_info, start_fork_server, try_start_fork_server, ForkServerInfo};
+pub use fork_server::{
+    fork_server_info, start_fork_server, start_fork_server_late, try_start_fork_server,
+    ForkServerInfo,
+};
 pub use frame::{FrameError, DEFAULT_MAX_FRAME};
 pub use map::Map;
 pub use shared::WorkerDeath;
