@@ -93,6 +93,7 @@
 
 #![warn(missing_docs)]
 
+mod adaptive;
 mod builder;
 mod contain;
 mod error;

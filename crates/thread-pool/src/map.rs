@@ -51,6 +51,12 @@
 //!
 //! ## Chunks
 //!
+//! The default map (no window, no chunk size) runs its items in *adaptive
+//! claims*, sized from the measured cost per item: one item at first, then
+//! about 50 us of work per claim, shrinking at once when items turn slow
+//! (`adaptive.rs`, and `docs/thread-pool.md`). A dropped iterator then cancels
+//! the items no claim has started.
+//!
 //! With [`MapOptions::chunk_size`]`(n)`, each task applies `f` to `n`
 //! consecutive items (each under its own `catch_unwind`, so a panic still
 //! fails only its item) and the iterator yields them one by one. That cuts
@@ -67,6 +73,7 @@ use std::time::{Duration, Instant};
 
 use future::{promise, DynError, Future, FutureError, TaskError};
 
+use crate::adaptive::Adaptive;
 use crate::error::{MapShutDown, SubmitError};
 use crate::job::PromiseJob;
 use crate::pool::{Refusal, Shared};
@@ -162,6 +169,9 @@ pub struct Map<I, F, T> {
     deadline: Option<Instant>,
     /// Why the rest of the input was not submitted; yielded last.
     stopped: Option<FutureError>,
+    /// The default mode: adaptive chunks (`adaptive.rs`); the fields above
+    /// are then unused.
+    adaptive: Option<Adaptive<T>>,
     /// `next()` was called: from then on a drop cancels (module docs).
     advanced: bool,
     finished: bool,
@@ -185,10 +195,18 @@ where
             .or(shared.config.map_window)
             .unwrap_or(usize::MAX);
         let chunk_size = options.chunk_size.unwrap_or(1).min(window);
+        let f = Arc::new(f);
+        let (adaptive, input) = if window == usize::MAX && options.chunk_size.is_none() {
+            let adaptive = Adaptive::start(shared.clone(), f.clone(), input)
+                .map_err(Refusal::into_submit_error)?;
+            (Some(adaptive), None)
+        } else {
+            (None, Some(input))
+        };
         let mut map = Map {
             shared,
-            f: Arc::new(f),
-            input: Some(input),
+            f,
+            input,
             in_flight: VecDeque::new(),
             ready: VecDeque::new(),
             items: 0,
@@ -198,6 +216,7 @@ where
             timeout: options.timeout,
             deadline: options.timeout.and_then(|t| Instant::now().checked_add(t)),
             stopped: None,
+            adaptive,
             advanced: false,
             finished: false,
         };
@@ -301,6 +320,21 @@ where
             return None;
         }
         self.advanced = true;
+        if let Some(adaptive) = &mut self.adaptive {
+            return match adaptive.next(self.deadline) {
+                None => {
+                    self.finished = true;
+                    None
+                }
+                Some(Ok(result)) => Some(result),
+                Some(Err(())) => {
+                    // The map's timeout: nothing more starts (gh-95166).
+                    adaptive.cancel();
+                    self.finished = true;
+                    Some(Err(FutureError::Timeout(self.timeout.unwrap_or_default())))
+                }
+            };
+        }
         if let Some(result) = self.yield_ready() {
             return Some(result);
         }
@@ -362,6 +396,9 @@ impl<I, F, T> Drop for Map<I, F, T> {
     /// started (module docs).
     fn drop(&mut self) {
         if self.advanced {
+            if let Some(adaptive) = &mut self.adaptive {
+                adaptive.cancel();
+            }
             self.cancel_in_flight();
         }
     }
@@ -370,7 +407,11 @@ impl<I, F, T> Drop for Map<I, F, T> {
 impl<I, F, T> fmt::Debug for Map<I, F, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Map")
-            .field("in_flight_items", &self.items)
+            .field("adaptive", &self.adaptive.is_some())
+            .field(
+                "in_flight_items",
+                &self.adaptive.as_ref().map_or(self.items, Adaptive::left),
+            )
             .field("submitted", &self.submitted)
             .field(
                 "window",
