@@ -315,7 +315,27 @@ where
 {
     type Item = Result<T, FutureError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        // The default map's per-item path, small enough to inline into the
+        // caller's loop: a value of the current claim.
+        if let Some(value) = self.adaptive.as_mut().and_then(Adaptive::next_ready) {
+            return Some(Ok(value));
+        }
+        self.next_slow()
+    }
+}
+
+impl<I, F, T> Map<I, F, T>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> T + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    /// Everything but the default map's per-item path.
+    #[inline(never)]
+    fn next_slow(&mut self) -> Option<Result<T, FutureError>> {
         if self.finished {
             return None;
         }
