@@ -23,9 +23,10 @@
 //!
 //! # Values
 //!
-//! Arguments and results are encoded with serde and `bincode` 1.3 (fixed-width
-//! little-endian integers, length-prefixed sequences): compact, fast, and the
-//! same code on both ends. An outcome travels as a tag byte and its data:
+//! Arguments and results are encoded with serde and `postcard` 1 (varint
+//! integers and lengths, a documented, stable wire format; `bincode` 1.3,
+//! used before, is unmaintained: RUSTSEC-2025-0141). The same code runs on
+//! both ends. An outcome travels as a tag byte and its data:
 //!
 //! | tag | meaning | data |
 //! |---|---|---|
@@ -40,9 +41,9 @@
 //! `Deserialize` or `Serialize` impl is reported like any other failure and
 //! the worker lives on.
 //!
-//! In the worker, values are streamed: the argument is decoded straight off
-//! the pipe, and a result over 256 KiB is encoded straight into it after a
-//! size pass, with a trailer that says whether the two runs of its
+//! In the worker, the argument is read whole into a reused buffer (the
+//! kernel writes it there directly) and decoded from it; a result over
+//! 256 KiB is encoded straight into the pipe after a size pass, with a trailer that says whether the two runs of its
 //! `Serialize` agreed (see [`ResultWriter`]). The parent encodes into and
 //! decodes from whole frames.
 
@@ -85,34 +86,28 @@ pub(crate) type Trampoline = unsafe fn(usize, &mut ArgReader<'_>, &mut ResultWri
 
 /// Encodes `value` at the end of `out`.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
-    bincode::serialize_into(out, value).map_err(|e| e.to_string())
+    postcard::to_io(value, out)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
-/// Decodes a `T` from `bytes`.
+/// Decodes a `T` from `bytes` (trailing bytes are ignored). A length
+/// prefix longer than the bytes left is an error, never an allocation.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    bincode::deserialize(bytes).map_err(|e| e.to_string())
+    postcard::from_bytes(bytes).map_err(|e| e.to_string())
 }
 
-/// The same format as [`encode`]/[`decode`] (bincode's legacy defaults:
-/// fixed-width little-endian integers, trailing bytes allowed), plus a
-/// limit: no length prefix can make the decoder allocate more than the
-/// bytes the frame really holds.
-fn stream_options(limit: u64) -> impl bincode::Options {
-    use bincode::Options;
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .allow_trailing_bytes()
-        .with_limit(limit)
-}
-
-/// Decodes a `T` from the argument reader. The limit is the argument's
-/// length, so no length prefix can make the decoder allocate more than the
-/// bytes the frame really holds, and big byte buffers are read by the
-/// kernel straight into their final allocation (see `reader`).
+/// Decodes a `T` from the argument reader: the argument is read whole into
+/// the reader's buffer (the kernel writes it there directly), then decoded.
 pub(crate) fn decode_from<T: DeserializeOwned>(input: &mut ArgReader<'_>) -> Result<T, String> {
-    use bincode::Options;
-    stream_options(input.remaining())
-        .deserialize_from_custom(input)
+    let bytes = input.read_all().map_err(|e| e.to_string())?;
+    decode(bytes)
+}
+
+/// The encoded size of `value`: a pass of its `Serialize` that writes nothing.
+fn encoded_size<T: Serialize + ?Sized>(value: &T) -> Result<u64, String> {
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .map(|n: usize| n as u64)
         .map_err(|e| e.to_string())
 }
 
@@ -249,9 +244,9 @@ impl<'a> ResultWriter<'a> {
         // A size pass first: it runs the Serialize impl once without
         // writing, so that most failures are known before the header is,
         // and it picks buffered or streamed.
-        let size = match bincode::serialized_size(value) {
+        let size = match encoded_size(value) {
             Ok(size) => size,
-            Err(e) => return Sent::Refused(e.to_string()),
+            Err(e) => return Sent::Refused(e),
         };
         let limit = u32::MAX as u64 - (9 + TRAILER_LEN) as u64;
         if size > limit {
@@ -297,7 +292,7 @@ impl<'a> ResultWriter<'a> {
         // The encoder runs user code: a panic part-way is reported like an
         // error, after the frame is completed.
         let encoded = catch_unwind(AssertUnwindSafe(|| {
-            bincode::serialize_into(&mut out, value)
+            postcard::to_io(value, &mut out).map(|_| ())
         }));
         let status = match encoded {
             Ok(Ok(())) if out.written == size => STREAM_OK,
@@ -475,7 +470,8 @@ mod tests {
         let mut out = ResultWriter::new(&mut sink);
         out.begin(77);
         let mut pipe = pipe_with(input);
-        let mut arg = ArgReader::new(&mut pipe, input.len() as u64);
+        let mut buf = Vec::new();
+        let mut arg = ArgReader::new(&mut pipe, input.len() as u64, &mut buf);
         // SAFETY: every call below pairs a trampoline with a fn of its type.
         unsafe { t(f, &mut arg, &mut out) };
         arg.skip_rest().unwrap();
@@ -526,7 +522,7 @@ mod tests {
         let (tag, data) = run(
             run_plain::<u64, u64>,
             square as fn(u64) -> u64 as usize,
-            &[1, 2],
+            &[0xff, 0xff], // a varint that never ends
         );
         assert_eq!(tag, DECODE_ARGS);
         assert!(!BodyReader::new(&data).string().unwrap().is_empty());
@@ -534,8 +530,9 @@ mod tests {
 
     #[test]
     fn a_huge_length_prefix_is_refused_not_allocated() {
-        // A Vec<u8> claiming 2^60 bytes in a 16-byte argument.
-        let mut arg = (1u64 << 60).to_le_bytes().to_vec();
+        // A Vec<u8> claiming 2^60 bytes in a 17-byte argument.
+        let mut arg = Vec::new();
+        encode(&(1u64 << 60), &mut arg).unwrap();
         arg.extend_from_slice(&[0; 8]);
         let f = echo as fn(Vec<u8>) -> serde_bytes::ByteBuf;
         let (tag, _) = run(run_plain::<Vec<u8>, serde_bytes::ByteBuf>, f as usize, &arg);
@@ -549,7 +546,8 @@ mod tests {
         let mut arg = Vec::new();
         encode(&serde_bytes::ByteBuf::from(payload.clone()), &mut arg).unwrap();
         let mut pipe = pipe_with(&arg);
-        let mut reader = ArgReader::new(&mut pipe, arg.len() as u64);
+        let mut buf = Vec::new();
+        let mut reader = ArgReader::new(&mut pipe, arg.len() as u64, &mut buf);
         let got: serde_bytes::ByteBuf = decode_from(&mut reader).unwrap();
         assert_eq!(got.into_vec(), payload);
         assert_eq!(reader.remaining(), 0);

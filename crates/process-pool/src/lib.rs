@@ -18,7 +18,7 @@
 //! * **Tasks are `fn` pointers** (module `codec`): workers run the same
 //!   program image, so a function's address is valid in them. A task
 //!   travels as that address, the address of a trampoline monomorphised for
-//!   its types, and its argument encoded with serde + bincode.
+//!   its types, and its argument encoded with serde + postcard.
 //! * **Frames** (module `frame`): length-prefixed messages on a pair of
 //!   pipes per worker; a malformed frame is an error naming the worker.
 //! * **One poll loop** (module `dispatcher`): one thread per pool owns all
@@ -27,7 +27,7 @@
 //! * **Fast paths**: a small task on an idle pool is written straight into
 //!   an idle worker's pipe by `submit` (module `dispatcher::handoff`);
 //!   workers with short tasks hold several at once (`dispatcher::pipeline`);
-//!   big payloads are streamed in workers, with no user-space copy there.
+//!   big results are streamed into the pipe by workers, with no extra copy.
 //! * **Zero-copy payloads** ([`SharedBytes`], modules `shared_bytes`,
 //!   `fd_side`): an immutable buffer in a sealed memfd crosses as a file
 //!   descriptor over a per-worker socket beside the pipes, and is mapped,

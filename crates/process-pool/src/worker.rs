@@ -18,13 +18,11 @@
 //! The pool counts tasks and enforces timeouts itself, so the worker stays
 //! this simple loop.
 //!
-//! Big payloads are *streamed*, not buffered: the argument is decoded
-//! straight from the (buffered) pipe reader, so the bytes of a large byte
-//! buffer are read by the kernel into their final allocation; a big result
-//! is encoded straight into the pipe (see `codec::ResultWriter`). A worker
-//! thus copies a 16 MiB payload zero times in user space, where "read the
-//! frame, then decode it" would copy it twice. Small tasks still cost one
-//! `read` for many pipelined frames and one `write` per result.
+//! Big payloads cost one user-space copy in the worker: the argument is
+//! read by the kernel straight into a buffer kept between tasks and decoded
+//! from there (the decoder copies a byte buffer out of it); a big result is
+//! encoded straight into the pipe (see `codec::ResultWriter`). Small tasks
+//! cost one `read` for many pipelined frames and one `write` per result.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -82,6 +80,8 @@ pub(crate) fn run(task: OwnedFd, result: OwnedFd, fds: OwnedFd, initializer: usi
         frame_left: 0,
     };
     let mut out = ResultWriter::new(&mut sink);
+    // Each argument is read whole into this buffer, kept between tasks.
+    let mut arg_buf = Vec::new();
     loop {
         match input.fill_buf() {
             Ok([]) | Err(_) => finish(0), // end-of-file: the pool closed our pipe
@@ -116,7 +116,7 @@ pub(crate) fn run(task: OwnedFd, result: OwnedFd, fds: OwnedFd, initializer: usi
                 },
             )
         };
-        let mut arg = ArgReader::new(&mut input, len - 24);
+        let mut arg = ArgReader::new(&mut input, len - 24, &mut arg_buf);
         out.begin(id);
         // SAFETY: the pool wrote this address from a `Trampoline` fn
         // pointer of this same program image (see `codec`).
