@@ -73,6 +73,7 @@ impl RedisServer {
                 Err(e) => last_err = e,
             }
         }
+        let _ = std::fs::remove_dir_all(&dir);
         panic!("could not start redis-server: {last_err}");
     }
 
