@@ -67,21 +67,24 @@ fn late_start_is_refused_unless_opted_in_and_the_opt_in_copies_held_locks() {
     assert!(info.threads_at_start.unwrap() > 2, "{info:?}");
 
     // Tasks that need no inherited lock work...
-    let pool = ProcessPoolExecutor::builder()
-        .max_workers(2)
-        .task_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
+    let pool = ProcessPoolExecutor::new(2).unwrap();
     let futs: Vec<_> = (0..10u64)
         .map(|i| pool.submit(square, i).unwrap())
         .collect();
     for (i, f) in futs.iter().enumerate() {
         assert_eq!(f.result_timeout(T).unwrap(), (i * i) as u64);
     }
+    drop(pool);
     // ...but the lock the holder released in this process is still held
     // in every worker: the task can only hang, until the pool's timeout
-    // kills it. (In this process the lock is free.)
+    // kills it. (In this process the lock is free.) The timeout is only a
+    // lower bound here: nothing else runs in this pool.
     assert_eq!(*HELD.lock().unwrap(), 0);
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .task_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
     match pool
         .submit(take_the_held_lock, 1)
         .unwrap()
