@@ -222,3 +222,39 @@ fn a_samples_folder_without_figures_leaves_the_page_alone() {
     assert_eq!(fs::read_to_string(&page).unwrap(), "the committed page");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_live_run_whose_benches_all_fail_leaves_the_page_alone() {
+    // A workspace whose only bench cannot build: no Cargo workspace around it at all.
+    let dir = scratch("failing");
+    let package = dir.join("crates/broken");
+    fs::create_dir_all(package.join("benches")).unwrap();
+    fs::write(package.join("Cargo.toml"), "[package]\nname = \"broken\"\n").unwrap();
+    fs::write(package.join("benches/b.rs"), "fn main() {}").unwrap();
+    // A peer that does print a figure, so the table would not be empty.
+    fs::create_dir_all(dir.join("benches/peers")).unwrap();
+    fs::write(
+        dir.join("benches/peers/future.py"),
+        "print('{\"op\": \"future/handoff\", \"value\": 50, \"unit\": \"us\"}')\n",
+    )
+    .unwrap();
+    let page = dir.join("benchmarks.md");
+    fs::write(&page, "the committed page").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_report"))
+        .args(["--quick", "--skip", "crypto", "--skip", "flags"])
+        .arg("--workspace")
+        .arg(&dir)
+        .arg("--out")
+        .arg(&page)
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no criterion bench produced a result"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_to_string(&page).unwrap(), "the committed page");
+    fs::remove_dir_all(&dir).unwrap();
+}

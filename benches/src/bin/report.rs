@@ -206,6 +206,17 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    let measured_benches = args.samples.is_none() && !args.skip.iter().any(|s| s == "benches");
+    if measured_benches && loaded.rounds.iter().all(|r| r.results == 0) {
+        // Every bench failed (a full disk, a broken build): a page of "not measured" rows
+        // would only hide the last good one.
+        eprintln!(
+            "report: no criterion bench produced a result, so {} is left as it is:\n  {}",
+            out.display(),
+            run.notes.join("\n  ")
+        );
+        return ExitCode::FAILURE;
+    }
     if let Some(warning) = &overload {
         // Again, right before the page changes, where it cannot scroll away unseen.
         shout(&format!("{warning}; rewriting {} anyway", out.display()));
