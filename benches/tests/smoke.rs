@@ -251,10 +251,14 @@ fn a_live_run_whose_benches_all_fail_leaves_the_page_alone() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("no criterion bench produced a result"),
-        "{stderr}"
-    );
+    // Without python3 the peer prints nothing either, and the run has no figure at all.
+    let reason = if benches::peers::python_version().is_some() {
+        "no criterion bench produced a result"
+    } else {
+        "no figures found"
+    };
+    assert!(stderr.contains(reason), "{stderr}");
+    assert!(stderr.contains("is left as it is"), "{stderr}");
     assert_eq!(fs::read_to_string(&page).unwrap(), "the committed page");
     fs::remove_dir_all(&dir).unwrap();
 }
