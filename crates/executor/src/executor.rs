@@ -89,14 +89,18 @@ pub trait Executor {
     ///   drop of the executor afterwards loses none of them.
     /// * A failing item yields its own `Err` and the items after it are
     ///   still yielded.
-    /// * Dropping the iterator before its end cancels every item not yet
-    ///   yielded that has not started (CPython's `result_iterator` does the
-    ///   same when it is closed); items already running finish unseen.
-    /// * Errs if the executor refuses an item; the items submitted before it
-    ///   are left to run, as in CPython.
+    /// * Dropping the iterator does what closing CPython's `result_iterator`
+    ///   does: if it was never advanced, nothing (every item runs); if it
+    ///   was, it cancels every item not yet yielded that has not started
+    ///   (items already running finish unseen).
+    /// * Errs if the executor refuses the work (shut down, broken); with the
+    ///   default below, the items submitted before a refusal are left to
+    ///   run, as in CPython.
     ///
-    /// The default submits each item with [`submit`](Self::submit); an
-    /// executor with a faster `map` of the same meaning overrides it.
+    /// The default submits each item with [`submit`](Self::submit); the two
+    /// pools override it with their own `map` (chunked on the process pool),
+    /// which has the same meaning. Python's `timeout`, `chunksize` and
+    /// `buffersize` are on the pools' inherent `map`s.
     fn map<A, R, I>(
         &self,
         f: fn(A) -> R,

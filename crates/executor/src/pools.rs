@@ -2,7 +2,7 @@
 
 use std::error::Error;
 
-use future::Future;
+use future::{Future, FutureError};
 use process_pool::ProcessPoolExecutor;
 use thread_pool::ThreadPoolExecutor;
 
@@ -38,6 +38,22 @@ impl Executor for ThreadPoolExecutor {
         Ok(ThreadPoolExecutor::submit_fallible(self, move || f(arg))?)
     }
 
+    /// The pool's own `map` with its default options: every item submitted
+    /// at the call, unless the pool was built with `Builder::map_window`
+    /// (then lazy, as Python's `buffersize`).
+    fn map<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+    ) -> Result<impl Iterator<Item = Result<R, FutureError>>, ExecutorError>
+    where
+        A: Payload,
+        R: Payload,
+        I: IntoIterator<Item = A>,
+    {
+        Ok(ThreadPoolExecutor::map(self, f, items)?)
+    }
+
     fn shutdown(&self, wait: bool, cancel_futures: bool) {
         ThreadPoolExecutor::shutdown(self, wait, cancel_futures);
     }
@@ -67,6 +83,22 @@ impl Executor for ProcessPoolExecutor {
         E: Error + Send + Sync + 'static,
     {
         Ok(ProcessPoolExecutor::submit_fallible(self, f, arg)?)
+    }
+
+    /// The pool's own `map` with Python's default `chunksize` of 1: every
+    /// item submitted at the call. For cheap items, call the inherent
+    /// `map(f, items, chunksize)` with a larger chunk.
+    fn map<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+    ) -> Result<impl Iterator<Item = Result<R, FutureError>>, ExecutorError>
+    where
+        A: Payload,
+        R: Payload,
+        I: IntoIterator<Item = A>,
+    {
+        Ok(ProcessPoolExecutor::map(self, f, items, 1)?)
     }
 
     fn shutdown(&self, wait: bool, cancel_futures: bool) {
