@@ -300,12 +300,12 @@ fn dropped_advanced_map_iterator_on_the_inline_executor_has_run_everything() {
 
 /// `shutdown(wait, cancel_futures = true)` cancels the queued tasks; the
 /// running one finishes; later submits are refused with `Shutdown`.
-fn shutdown_cancels_queued_and_refuses_later(e: &impl Executor, dir: &PathBuf) {
+fn shutdown_cancels_queued_and_refuses_later(e: &impl Executor, dir: &std::path::Path) {
     let fifo = make_fifo(dir);
     let blocker = e.submit(block_on_fifo, fifo.clone()).unwrap();
     let running = hold_running(&fifo);
     let queued: Vec<_> = (0..5)
-        .map(|n| e.submit(mark, (dir.clone(), n)).unwrap())
+        .map(|n| e.submit(mark, (dir.to_path_buf(), n)).unwrap())
         .collect();
     e.shutdown(false, true);
     for f in &queued {
