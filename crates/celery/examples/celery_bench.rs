@@ -32,7 +32,7 @@ fn main() {
         .unwrap()
         .join("celery-worker");
     let mut worker = Command::new(&worker_bin)
-        .args(["--broker", &url, "-c", "2"])
+        .args(["--broker", &url, "-c", "2", "--pool", "threads"])
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| {
@@ -56,11 +56,11 @@ fn main() {
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     ours_tput.sort_by(f64::total_cmp);
     println!(
-        "raw LPUSH/BRPOP ping-pong      median {:8.0} us",
+        "raw LPUSH/BRPOP ping-pong          median {:8.0} us",
         us(median(&mut raw))
     );
     println!(
-        "our client -> our worker       median {:8.0} us   throughput {:8.0} tasks/s",
+        "our client -> our worker (threads) median {:8.0} us   throughput {:8.0} tasks/s",
         us(median(&mut ours)),
         ours_tput[1]
     );
@@ -103,7 +103,7 @@ fn main() {
                     .unwrap_or(f64::NAN)
             };
             println!(
-                "Python client -> Python worker median {:8.0} us   throughput {:8.0} tasks/s (solo pool)",
+                "Python client -> Python worker     median {:8.0} us   throughput {:8.0} tasks/s (solo pool)",
                 get("round_trip_us"),
                 get("throughput")
             );
