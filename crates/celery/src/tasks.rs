@@ -50,8 +50,9 @@ pub fn touch(path: String) -> Result<(), RustTaskError> {
 }
 
 /// `rust.block_first_run`: the first run (no file at `path`) creates the
-/// file and blocks forever, the way a task stuck in a dying worker would;
-/// a later run (a redelivery) returns its worker's pid.
+/// file, writes its process id to `<path>.pid` (atomically, by rename) and
+/// blocks forever, the way a task stuck in a dying worker would; a later run
+/// (a redelivery) returns its worker's pid.
 pub fn block_first_run(path: String) -> u32 {
     if std::fs::OpenOptions::new()
         .write(true)
@@ -59,6 +60,10 @@ pub fn block_first_run(path: String) -> u32 {
         .open(&path)
         .is_ok()
     {
+        let tmp = format!("{path}.pid.tmp");
+        if std::fs::write(&tmp, std::process::id().to_string()).is_ok() {
+            let _ = std::fs::rename(&tmp, format!("{path}.pid"));
+        }
         loop {
             std::thread::park();
         }

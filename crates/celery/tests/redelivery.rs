@@ -66,4 +66,56 @@ fn a_task_whose_worker_is_killed_mid_run_is_redelivered_to_another_worker() {
         c.command(&[b"HLEN", b"unacked"]).unwrap() == celery::resp::Reply::Integer(0)
     });
     let _ = std::fs::remove_file(&marker);
+    let _ = std::fs::remove_file(marker.with_extension("pid"));
+}
+
+#[test]
+fn a_worker_process_killed_mid_task_fails_the_task_with_worker_lost_as_celery_does() {
+    // Celery's default (task_reject_on_worker_lost = False): a task whose
+    // pool process died is stored as FAILURE WorkerLostError and acked, not
+    // redelivered. Our worker does the same with its process pool.
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let name = format!("celery-lost-{}", celery::id::new_task_id());
+    let marker = std::env::temp_dir().join(&name);
+    let pid_file = std::env::temp_dir().join(format!("{name}.pid"));
+    let _w = rust_worker(&url, &["-c", "1", "--pool", "processes"]);
+    let ex = CeleryExecutor::builder(&url)
+        .registry(tasks::builtin())
+        .connect()
+        .unwrap();
+    let f = ex
+        .submit(
+            tasks::block_first_run,
+            marker.to_string_lossy().into_owned(),
+        )
+        .unwrap();
+    wait_until(LONG, "the task to start in a worker process", || {
+        pid_file.exists()
+    });
+    let child: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(
+        child,
+        _w.pid(),
+        "the task runs in a pool process, not the worker itself"
+    );
+    // SAFETY: kill(2) on a pid read from the task; it is alive and blocked
+    // (it wrote the file and parks forever).
+    assert_eq!(unsafe { libc::kill(child, libc::SIGKILL) }, 0);
+    match f.result_timeout(LONG) {
+        Err(future::FutureError::Task(e)) => {
+            assert_eq!(e.name(), "WorkerLostError");
+            assert!(e.to_string().contains("SIGKILL"), "{e}");
+        }
+        other => panic!("expected WorkerLostError, got {other:?}"),
+    }
+    // The worker goes on with a fresh pool process.
+    let g = ex.submit(tasks::add, (1, 2)).unwrap();
+    assert_eq!(g.result_timeout(LONG).unwrap(), 3);
+    let _ = std::fs::remove_file(&marker);
+    let _ = std::fs::remove_file(&pid_file);
 }
