@@ -117,6 +117,28 @@ impl Ledger {
         entries.iter().map(|e| e.future.clone()).collect()
     }
 
+    /// Waits (at most `HANG`) until every done future's callback has run.
+    /// A future is done before its callbacks run, on whichever thread runs
+    /// them (CPython too): the process pool runs them on its callback
+    /// threads, which nothing waits for when the pool's last handle was
+    /// dropped inside a callback. Polls without holding the ledger's lock,
+    /// which a callback may need to record the futures it makes.
+    fn settle_callbacks(&self) {
+        let deadline = std::time::Instant::now() + crate::round::HANG;
+        loop {
+            let pending = {
+                let entries = self.entries.lock().unwrap();
+                entries
+                    .iter()
+                    .any(|e| e.future.done() && e.callbacks.load(SeqCst) == 0)
+            };
+            if !pending || std::time::Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// Futures recorded so far.
     pub fn len(&self) -> usize {
         self.entries.lock().unwrap().len()
@@ -125,6 +147,7 @@ impl Ledger {
     /// Checks every future once the pool is down: ended exactly once, and
     /// in a way its task and the round's ending allow. Returns the problems.
     pub fn check(&self, allow: Allowances) -> Vec<String> {
+        self.settle_callbacks();
         let entries = self.entries.lock().unwrap();
         let mut problems = Vec::new();
         for (i, e) in entries.iter().enumerate() {
