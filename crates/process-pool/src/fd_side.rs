@@ -35,6 +35,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 use crate::shared_bytes::SharedBytes;
+use crate::sys;
 
 /// Bit 63 of a frame's task id: a descriptor message goes with this frame.
 pub(crate) const FDS_BIT: u64 = 1 << 63;
@@ -273,7 +274,10 @@ pub(crate) fn recv(socket: RawFd, id: u64) -> io::Result<Received> {
         ));
     }
     Ok(Received {
-        fds,
+        // Never on 0-2 (closed standard descriptors): a mapped SharedBytes
+        // keeps its descriptor open, and a `println!` of this process must
+        // not reach it.
+        fds: fds.into_iter().map(sys::off_stdio_or_keep).collect(),
         truncated: msg.msg_flags & (libc::MSG_CTRUNC | libc::MSG_TRUNC) != 0,
     })
 }

@@ -153,6 +153,23 @@ pub(crate) fn off_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(moved) })
 }
 
+/// Like [`off_stdio`], but keeps the descriptor where it is if it cannot be
+/// moved (no free number): for received descriptors whose position in their
+/// message matters more than their number.
+pub(crate) fn off_stdio_or_keep(fd: OwnedFd) -> OwnedFd {
+    if fd.as_raw_fd() > 2 {
+        return fd;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own returns a new one.
+    let moved = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if moved < 0 {
+        return fd;
+    }
+    // SAFETY: fcntl succeeded: `moved` is new and owned by nobody else; the
+    // original closes when `fd` drops.
+    unsafe { OwnedFd::from_raw_fd(moved) }
+}
+
 /// Opens `/dev/null` on each of 0, 1 and 2 that is closed.
 ///
 /// Called in the fork server right after it closed what it does not use:

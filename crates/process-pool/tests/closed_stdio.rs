@@ -15,7 +15,7 @@
 mod common;
 
 use common::{clean, T};
-use process_pool::ProcessPoolExecutor;
+use process_pool::{ProcessPoolExecutor, SharedBytes};
 
 // SAFETY (ctor's contract): runs before main, single-threaded; it only
 // moves this process's standard descriptors around and forks the fork
@@ -101,6 +101,37 @@ fn pool_descriptors_never_take_a_closed_standard_number() {
     }
     let me = std::process::id();
     assert_eq!(link(me, 0), "<No such file or directory (os error 2)>");
+    drop(pool);
+    // SAFETY: gives stdin back (on /dev/null, the lowest free number: 0).
+    assert_eq!(
+        unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) },
+        0
+    );
+    clean.check();
+}
+
+/// A result that crosses as a descriptor (a sealed memfd), kept open by the
+/// `SharedBytes` that maps it.
+fn shared(len: usize) -> SharedBytes {
+    SharedBytes::from_slice(&vec![7u8; len]).unwrap()
+}
+
+#[test]
+fn a_shared_bytes_result_never_takes_a_closed_standard_number() {
+    let clean = clean();
+    // SAFETY: closing our own stdin; nothing in this test binary reads it.
+    unsafe { libc::close(0) };
+    let pool = ProcessPoolExecutor::new(1).unwrap();
+    let result = pool
+        .submit(shared, 1 << 16)
+        .unwrap()
+        .result_timeout(T)
+        .unwrap();
+    assert_eq!(result.len(), 1 << 16);
+    let me = std::process::id();
+    // The memfd it holds open is not on 0.
+    assert_eq!(link(me, 0), "<No such file or directory (os error 2)>");
+    drop(result);
     drop(pool);
     // SAFETY: gives stdin back (on /dev/null, the lowest free number: 0).
     assert_eq!(
