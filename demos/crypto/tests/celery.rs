@@ -55,14 +55,28 @@ fn executor_celery_without_a_broker_is_a_usage_error() {
     assert!(err.to_string().contains("--broker"), "{err}");
 }
 
+/// A child killed and reaped on drop, panic or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn a_python_client_runs_crypto_aes_job_on_our_worker() {
     let redis = RedisServer::start();
     let url = redis.url(0);
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_crypto-celery-worker"))
-        .args(["--broker", &url, "-c", "1"])
-        .spawn()
-        .unwrap();
+    // Before the worker starts: a missing venv must not leave a worker behind.
+    let python = celery_venv().join("bin/python");
+    let _worker = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_crypto-celery-worker"))
+            .args(["--broker", &url, "-c", "1"])
+            .spawn()
+            .unwrap(),
+    );
     let expected = crypto::jobs::run_job(crypto::jobs::JobSpec {
         index: 0,
         size: 65536,
@@ -77,12 +91,7 @@ r = app.send_task("crypto.aes_job", args=({{"index": 0, "size": 65536, "seed": 7
 print("digest", r.get(timeout=120)["Ok"]["digest"])
 "#
     );
-    let out = Command::new(celery_venv().join("bin/python"))
-        .args(["-c", &code])
-        .output()
-        .unwrap();
-    let _ = worker.kill();
-    let _ = worker.wait();
+    let out = Command::new(python).args(["-c", &code]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
