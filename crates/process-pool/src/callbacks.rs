@@ -111,7 +111,9 @@ impl CallbackRunner {
     /// they have; every caller waits, not only the first. On a runner
     /// thread (a callback shutting a pool down) it does not wait: that
     /// thread cannot exit while it is here, and two such callbacks would
-    /// wait for each other.
+    /// wait for each other. The mark is per thread, not per pool: a
+    /// callback of one pool shutting down another does not wait for the
+    /// other's callbacks either (no deadlock; a weaker guarantee).
     pub fn close_and_join(&self) {
         let mut s = self.inner.lock();
         s.closed = true;
