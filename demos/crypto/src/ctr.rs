@@ -21,35 +21,40 @@
 //!
 //! One AES-NI round instruction has a latency of several cycles but the CPU can
 //! start a new one every cycle, so one block at a time leaves the pipeline mostly
-//! idle. The `aes` crate's AES-NI backend therefore encrypts a group of 8
-//! independent blocks in an interleaved loop (its `ParBlocksSize`). CTR blocks
-//! *are* independent: we fill a group with 8 consecutive counter blocks, have the
-//! backend encrypt the group in place, and XOR the 8 keystream blocks into the
-//! data as `u128`s.
+//! idle. The `aes` crate's backends therefore encrypt a group of independent
+//! blocks in an interleaved loop (their `ParBlocksSize`: 8 blocks with AES-NI,
+//! 64 with VAES-512, which `aes` 0.9 picks when the CPU has it). CTR blocks *are*
+//! independent: we fill a group with consecutive counter blocks, have the backend
+//! encrypt the group in place, and XOR the keystream blocks into the data as
+//! `u128`s. The group size is the backend's, read from its type, so the loop fits
+//! whichever backend the CPU gets.
 //!
 //! We reach the backend through the block cipher's "rank-2 closure" interface
-//! ([`BlockEncrypt::encrypt_with_backend`] with our [`BlockClosure`]): the crate
-//! checks the CPU features once, then runs our whole loop inside a function
-//! compiled with `target_feature(enable = "aes")`, so the 8-block AES-NI routine
-//! inlines into it. The simpler `encrypt_blocks(&mut [Block])` per batch works
-//! too, but pays the feature check and a call per batch: it measured 0.62x of
-//! the `ctr` crate with 8-block batches and 0.84-0.88x with 32-64, against
-//! 0.97x for this loop (docs/crypto.md has the table).
+//! ([`BlockCipherEncrypt::encrypt_with_backend`] with our
+//! [`BlockCipherEncClosure`]): the crate checks the CPU features once, then runs
+//! our whole loop inside a function compiled with the backend's
+//! `target_feature`s, so the group routine inlines into it. The simpler
+//! `encrypt_blocks(&mut [Block])` per batch works too, but pays the feature
+//! check and a call per batch: with `aes` 0.8 it measured 0.62x of the `ctr`
+//! crate with 8-block batches and 0.84-0.88x with 32-64, against 0.97x for this
+//! loop (docs/crypto.md has the table and the figures on `aes` 0.9).
 //!
 //! The counter wraps modulo 2^128 like the `ctr` crate's `Ctr128BE` flavour, so
 //! both produce the same stream for every IV (tests/ctr_vectors.rs checks this).
 
 use aes::cipher::consts::U16;
-use aes::cipher::generic_array::GenericArray;
 use aes::cipher::typenum::Unsigned;
-use aes::cipher::{BlockBackend, BlockClosure, BlockEncrypt, BlockSizeUser, KeyInit, ParBlocks};
+use aes::cipher::{
+    Array, BlockCipherEncBackend, BlockCipherEncClosure, BlockCipherEncrypt, BlockSizeUser,
+    KeyInit, ParBlocks,
+};
 use aes::Aes128;
 
 /// The AES block size in bytes.
 pub const BLOCK_LEN: usize = 16;
 
 /// One AES block as the `aes` crate wants it.
-type Block = GenericArray<u8, U16>;
+type Block = Array<u8, U16>;
 
 /// AES-128-CTR with a fixed key and initial counter block.
 ///
@@ -145,12 +150,12 @@ impl BlockSizeUser for KeystreamXor<'_> {
     type BlockSize = U16;
 }
 
-impl BlockClosure for KeystreamXor<'_> {
-    // `inline(always)`: the cipher calls this from inside its AES-NI-enabled function;
-    // inlined there, the 8-block routine inlines into our loop (without it we measured
-    // 0.67x of the `ctr` crate).
+impl BlockCipherEncClosure for KeystreamXor<'_> {
+    // `inline(always)`: the cipher calls this from inside its AES-enabled function;
+    // inlined there, the group routine inlines into our loop (without it we measured
+    // 0.67x of the `ctr` crate, on `aes` 0.8).
     #[inline(always)]
-    fn call<B: BlockBackend<BlockSize = U16>>(self, backend: &mut B) {
+    fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
         let mut counter = self.counter;
         let mut next_counter = || {
             let block = Block::from(counter.to_be_bytes());
@@ -158,7 +163,8 @@ impl BlockClosure for KeystreamXor<'_> {
             block
         };
 
-        // Groups of ParBlocksSize blocks (8 with AES-NI), encrypted interleaved.
+        // Groups of ParBlocksSize blocks (8 with AES-NI, 64 with VAES-512), encrypted
+        // interleaved.
         let group_len = B::ParBlocksSize::USIZE * BLOCK_LEN;
         let mut keystream = ParBlocks::<B>::default();
         let mut groups = self.data.chunks_exact_mut(group_len);
@@ -166,7 +172,7 @@ impl BlockClosure for KeystreamXor<'_> {
             for block in keystream.iter_mut() {
                 *block = next_counter();
             }
-            backend.proc_par_blocks_inplace(&mut keystream);
+            backend.encrypt_par_blocks_inplace(&mut keystream);
             for (chunk, ks) in group.chunks_exact_mut(BLOCK_LEN).zip(keystream.iter()) {
                 xor_block(chunk, ks);
             }
@@ -175,7 +181,7 @@ impl BlockClosure for KeystreamXor<'_> {
         // The tail: fewer than a group, the last block maybe short.
         for chunk in groups.into_remainder().chunks_mut(BLOCK_LEN) {
             let mut ks = next_counter();
-            backend.proc_block_inplace(&mut ks);
+            backend.encrypt_block_inplace(&mut ks);
             if chunk.len() == BLOCK_LEN {
                 xor_block(chunk, &ks);
             } else {
