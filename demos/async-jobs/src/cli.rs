@@ -10,10 +10,20 @@ use crate::jobs::{every_code, Job, POP20_CC};
 /// Which pool runs the jobs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ExecutorKind {
-    /// Worker processes (`process_pool::ProcessPoolExecutor`).
+    /// Worker processes (`executor::ProcessPoolExecutor`).
     Procs,
-    /// Worker threads (`thread_pool::ThreadPoolExecutor`).
+    /// Worker threads (`executor::ThreadPoolExecutor`).
     Threads,
+}
+
+impl ExecutorKind {
+    /// What runs the jobs, for the first line: "2 worker processes".
+    pub fn describe(self, workers: usize) -> String {
+        match self {
+            ExecutorKind::Procs => format!("{workers} worker processes"),
+            ExecutorKind::Threads => format!("{workers} worker threads"),
+        }
+    }
 }
 
 /// Render country flags on a pool from an async loop that keeps printing

@@ -13,38 +13,11 @@ use std::io::{self, Write};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use executor::Executor;
 use future::{as_completed_stream, Future, FutureError, State};
 use futures_core::Stream;
-use process_pool::ProcessPoolExecutor;
-use thread_pool::ThreadPoolExecutor;
 
 use crate::jobs::{render_flag, Job, Rendered};
-
-/// Either pool; both hand out `future::Future`s.
-pub enum Pool {
-    Procs(ProcessPoolExecutor),
-    Threads(ThreadPoolExecutor),
-}
-
-impl Pool {
-    fn submit(&self, job: Job) -> Result<Future<Rendered>, String> {
-        match self {
-            Pool::Procs(pool) => pool
-                .submit_fallible(render_flag, job)
-                .map_err(|e| e.to_string()),
-            Pool::Threads(pool) => pool
-                .submit_fallible(move || render_flag(job))
-                .map_err(|e| e.to_string()),
-        }
-    }
-
-    fn describe(&self, workers: usize) -> String {
-        match self {
-            Pool::Procs(_) => format!("{workers} worker processes"),
-            Pool::Threads(_) => format!("{workers} worker threads"),
-        }
-    }
-}
 
 /// What a run counted.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -55,10 +28,13 @@ pub struct Counts {
     pub ticks: usize,
 }
 
-/// Runs every job on `pool` from an async loop, printing to `out`.
-pub async fn supervise(
-    pool: &Pool,
-    workers: usize,
+/// Runs every job on `executor` from an async loop, printing to `out`.
+///
+/// Any [`Executor`] will do: the loop only submits and awaits. `pool_name`
+/// says what runs the jobs in the first line ("2 worker processes").
+pub async fn supervise<E: Executor>(
+    executor: &E,
+    pool_name: &str,
     jobs: Vec<Job>,
     tick: Duration,
     verbose: bool,
@@ -69,10 +45,8 @@ pub async fn supervise(
     if let (Some(first), Some(last)) = (jobs.first(), jobs.last()) {
         writeln!(
             out,
-            "Rendering {total} flags on {}: from {} to {}",
-            pool.describe(workers),
-            first.cc,
-            last.cc
+            "Rendering {total} flags on {pool_name}: from {} to {}",
+            first.cc, last.cc
         )?;
     }
     // Future -> country code, the book's `to_do_map` (futures hash by identity).
@@ -80,7 +54,9 @@ pub async fn supervise(
     let mut futures = Vec::with_capacity(total);
     for job in jobs {
         let cc = job.cc.clone();
-        let future = pool.submit(job).map_err(io::Error::other)?;
+        let future = executor
+            .submit_fallible(render_flag, job)
+            .map_err(io::Error::other)?;
         to_do_map.insert(future.clone(), cc);
         futures.push(future);
     }
@@ -165,5 +141,57 @@ fn describe_error(error: &FutureError) -> String {
     match error {
         FutureError::Task(task) => task.to_string(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use executor::InlineExecutor;
+
+    fn job(cc: &str, fail: bool) -> Job {
+        Job {
+            cc: cc.to_string(),
+            width: 30,
+            passes: 1,
+            fail,
+        }
+    }
+
+    /// The loop is written against the trait: the inline executor (not one
+    /// of the two the program offers) runs it too, with the same report.
+    #[test]
+    fn any_executor_runs_the_loop() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let jobs = vec![job("BR", false), job("JP", true), job("NG", false)];
+        let mut out = Vec::new();
+        let counts = runtime
+            .block_on(supervise(
+                &InlineExecutor::new(),
+                "this thread",
+                jobs,
+                Duration::from_secs(3600),
+                true,
+                &mut out,
+            ))
+            .unwrap();
+        assert_eq!((counts.rendered, counts.errors), (2, 1));
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.starts_with("Rendering 3 flags on this thread: from BR to NG\n"),
+            "{out}"
+        );
+        for line in [
+            "BR rendered: ",
+            "NG rendered: ",
+            "JP error: ",
+            "2 flags rendered.",
+            "1 errors.",
+        ] {
+            assert!(out.contains(line), "{line:?} missing from {out}");
+        }
     }
 }

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use async_jobs::cli::{Args, ExecutorKind};
-use async_jobs::supervisor::{supervise, Pool};
+use async_jobs::supervisor::supervise;
+use executor::{Executor, ProcessPoolExecutor, ThreadPoolExecutor};
 
 fn main() -> ExitCode {
     // First, while the program is single-threaded: every process pool worker
@@ -14,16 +15,22 @@ fn main() -> ExitCode {
         demo_cli::exit_with_usage(e, &mut <Args as clap::CommandFactory>::command())
     });
     let workers = usize::from(args.workers);
-    let pool = match args.executor {
-        ExecutorKind::Procs => match process_pool::ProcessPoolExecutor::new(workers) {
-            Ok(pool) => Pool::Procs(pool),
+    // The one place that names a pool: from here on the program is generic
+    // over the `Executor` trait.
+    match args.executor {
+        ExecutorKind::Procs => match ProcessPoolExecutor::new(workers) {
+            Ok(pool) => run(&pool, &args),
             Err(e) => {
                 eprintln!("async-jobs: cannot start the process pool: {e}");
-                return ExitCode::FAILURE;
+                ExitCode::FAILURE
             }
         },
-        ExecutorKind::Threads => Pool::Threads(thread_pool::ThreadPoolExecutor::new(workers)),
-    };
+        ExecutorKind::Threads => run(&ThreadPoolExecutor::new(workers), &args),
+    }
+}
+
+/// Runs the jobs on `executor` from a single-threaded event loop.
+fn run(executor: &impl Executor, args: &Args) -> ExitCode {
     // One thread, one event loop: asyncio's model.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -35,10 +42,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let pool_name = args.executor.describe(usize::from(args.workers));
     let mut stdout = std::io::stdout().lock();
     let run = supervise(
-        &pool,
-        workers,
+        executor,
+        &pool_name,
         args.jobs(),
         args.tick(),
         args.verbose,
