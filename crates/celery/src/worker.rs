@@ -8,7 +8,10 @@
 //!    <now> <tag>`, `HSET unacked <tag> [message, exchange, routing key]`)
 //!    and the same round trip GETs its result record: a REVOKED record (or
 //!    a revoke broadcast seen on the pidbox) means skip it.
-//! 3. The task runs on the thread pool; a panic or `Err` becomes FAILURE.
+//! 3. The runner thread that fetched it runs it (or hands it to a worker
+//!    process and waits); a panic or `Err` becomes FAILURE. `concurrency`
+//!    runner threads take turns at the fetch connection (leader/followers),
+//!    so a fetched task starts without a thread hand-off.
 //! 4. One transaction stores the result (SETEX + PUBLISH) and acks
 //!    (`ZREM`, `HDEL`): a crash before it leaves the message unacked.
 //! 5. Any worker restores unacked messages older than the visibility
@@ -18,7 +21,7 @@
 use std::collections::HashSet;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -144,11 +147,6 @@ impl Worker {
         let revoked = Arc::new(Mutex::new(HashSet::<String>::new()));
         let pidbox = self.start_pidbox(&broker_url, revoked.clone())?;
         let restorer = self.start_restorer(broker.clone());
-        let pool = thread_pool::ThreadPoolExecutor::builder()
-            .max_workers(self.config.concurrency.max(1))
-            .thread_name_prefix("celery-task")
-            .build()
-            .map_err(|e| CeleryError::Io(e.to_string()))?;
         let procs = match self.config.pool {
             PoolKind::Threads => None,
             PoolKind::Processes => {
@@ -157,17 +155,16 @@ impl Worker {
                         "the process pool needs install_process_registry() before start_fork_server()".to_string(),
                     ));
                 }
-                Some(Arc::new(
+                Some(
                     process_pool::ProcessPoolExecutor::builder()
                         .max_workers(self.config.concurrency.max(1))
                         .build()
                         .map_err(|e| {
                             CeleryError::Io(format!("cannot start the process pool: {e}"))
                         })?,
-                ))
+                )
             }
         };
-        let slots = Arc::new((Mutex::new(0usize), Condvar::new()));
         let mut brpop: Vec<Vec<u8>> = vec![b"BRPOP".to_vec()];
         for q in &self.config.queues {
             brpop.push(q.as_bytes().to_vec());
@@ -177,77 +174,105 @@ impl Worker {
         }
         brpop.push(b"1".to_vec());
         let brpop: Vec<&[u8]> = brpop.iter().map(Vec::as_slice).collect();
-        while !self.stop.load(Ordering::SeqCst) {
-            // Wait for a free runner (with a timeout, to see the stop flag).
-            {
-                let (count, cv) = &*slots;
-                let mut n = lock(count);
-                while *n >= self.config.concurrency.max(1) && !self.stop.load(Ordering::SeqCst) {
-                    n = cv
-                        .wait_timeout(n, Duration::from_millis(500))
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
-                }
-                if self.stop.load(Ordering::SeqCst) {
-                    break;
-                }
+        // Leader/followers: `concurrency` runner threads; the one holding the
+        // fetch connection (the leader) BRPOPs, hands the connection to the
+        // next idle runner by unlocking it, then runs the task itself. No
+        // hand-off between fetching and running, and a runner fetches only
+        // when it is free: no prefetch beyond `concurrency`.
+        let fetch = Mutex::new(fetch);
+        let fatal = Mutex::new(None);
+        std::thread::scope(|scope| {
+            for i in 0..self.config.concurrency.max(1) {
+                let (fetch, brpop, revoked, broker_url) = (&fetch, &brpop, &revoked, &broker_url);
+                let fatal = &fatal;
+                let (broker, backend, procs) = (&broker, &backend, &procs);
+                std::thread::Builder::new()
+                    .name(format!("celery-task-{i}"))
+                    .spawn_scoped(scope, move || {
+                        while let Some(job) =
+                            self.next_job(fetch, brpop, broker_url, broker, backend, revoked, fatal)
+                        {
+                            let outcome = match procs {
+                                None => {
+                                    match self.registry.run(&job.msg.task, job.msg.args.clone()) {
+                                        Ok(v) => Outcome::Success(v),
+                                        Err(e) => Outcome::from_task_error(&e),
+                                    }
+                                }
+                                Some(procs) => run_in_process(procs, &job),
+                            };
+                            store_and_ack(
+                                broker,
+                                backend,
+                                &job,
+                                &outcome,
+                                self.config.result_expires,
+                            );
+                            lock(&self.stats).ran += 1;
+                        }
+                    })
+                    .expect("spawn a runner thread");
             }
-            let reply = match fetch.command(&brpop) {
-                Ok(r) => r,
-                Err(e) if e.is_connection() => {
-                    std::thread::sleep(Duration::from_millis(200));
-                    if let Ok(c) = Connection::open(&broker_url) {
-                        fetch = c;
-                    }
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
-            let (Some(Some(queue)), Some(Some(raw))) = (parts.next(), parts.next()) else {
-                continue; // timeout
-            };
-            let queue = String::from_utf8_lossy(&queue).into_owned();
-            let queue = queue.split(SEP).next().unwrap_or(&queue).to_string();
-            let Some(job) = self.accept(&broker, &backend, &queue, raw, &revoked) else {
-                continue;
-            };
-            *lock(&slots.0) += 1;
-            let (registry, broker2, backend, slots2, stats) = (
-                self.registry.clone(),
-                broker.clone(),
-                backend.clone(),
-                slots.clone(),
-                self.stats.clone(),
-            );
-            let expires = self.config.result_expires;
-            let procs2 = procs.clone();
-            let submitted = pool.submit(move || {
-                let outcome = match &procs2 {
-                    None => match registry.run(&job.msg.task, job.msg.args.clone()) {
-                        Ok(v) => Outcome::Success(v),
-                        Err(e) => Outcome::from_task_error(&e),
-                    },
-                    Some(procs) => run_in_process(procs, &job),
-                };
-                store_and_ack(&broker2, &backend, &job, &outcome, expires);
-                lock(&stats).ran += 1;
-                let (count, cv) = &*slots2;
-                *lock(count) -= 1;
-                cv.notify_all();
-            });
-            if submitted.is_err() {
-                break;
-            }
-        }
-        pool.shutdown(true, false);
+        });
         if let Some(p) = procs {
             p.shutdown(true, false);
         }
         self.stop.store(true, Ordering::SeqCst);
         pidbox.stop();
         let _ = restorer.join();
-        Ok(())
+        let fatal = lock(&fatal).take();
+        match fatal {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// As the leader (holding `fetch`), waits for a message to run and
+    /// records it as unacked; `None` once the stop flag is set.
+    fn next_job(
+        &self,
+        fetch: &Mutex<Connection>,
+        brpop: &[&[u8]],
+        broker_url: &RedisUrl,
+        broker: &Pool,
+        backend: &Pool,
+        revoked: &Mutex<HashSet<String>>,
+        fatal: &Mutex<Option<CeleryError>>,
+    ) -> Option<Job> {
+        loop {
+            let (queue, raw) = {
+                let mut conn = lock(fetch);
+                if self.stop.load(Ordering::SeqCst) {
+                    return None;
+                }
+                let reply = match conn.command(brpop) {
+                    Ok(r) => r,
+                    Err(e) if !e.is_connection() => {
+                        // Not a broken connection: stop the worker with it.
+                        self.stop.store(true, Ordering::SeqCst);
+                        *lock(fatal) = Some(e);
+                        return None;
+                    }
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(200));
+                        if let Ok(c) = Connection::open(broker_url) {
+                            *conn = c;
+                        }
+                        continue;
+                    }
+                };
+                let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
+                let (Some(Some(queue)), Some(Some(raw))) = (parts.next(), parts.next()) else {
+                    continue; // timeout
+                };
+                (queue, raw)
+            }; // unlocked: the next idle runner fetches while this one runs
+            let queue = String::from_utf8_lossy(&queue).into_owned();
+            let queue = queue.split(SEP).next().unwrap_or(&queue).to_string();
+            if let Some(job) = self.accept(broker, backend, &queue, raw, revoked) {
+                return Some(job);
+            }
+        }
     }
 
     /// Records the message as unacked and decides whether to run it.
