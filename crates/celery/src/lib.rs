@@ -10,7 +10,7 @@
 //! * It implements [`executor::Executor`], so generic code written for our
 //!   pools runs on Celery workers unchanged (tasks must be registered).
 //! * [`Worker`] (and the `celery-worker` binary) consumes queues and runs
-//!   the tasks of a [`Registry`] on a thread pool, acking late.
+//!   the tasks of a [`Registry`] on its own runner threads or in worker processes, acking late.
 //!
 //! Everything speaks RESP over `std::net::TcpStream` ([`resp`]): no async
 //! runtime, no Redis client crate. `docs/cluster.md` says why, and how to

@@ -53,14 +53,14 @@ pub struct WorkerConfig {
     pub restore_interval: Duration,
     /// Result record lifetime (default 1 day).
     pub result_expires: Duration,
-    /// Where tasks run (default: the thread pool).
+    /// Where tasks run (default: the runner threads).
     pub pool: PoolKind,
 }
 
 /// Where a worker runs its tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolKind {
-    /// On threads of this process (`thread_pool::ThreadPoolExecutor`).
+    /// On the worker's own runner threads (`concurrency` of them).
     Threads,
     /// In worker processes (`process_pool::ProcessPoolExecutor`): a crash
     /// or a runaway task kills only its process. Needs
