@@ -178,3 +178,24 @@ fn a_broker_restarting_without_its_data_fails_pending_futures_instead_of_hanging
     let f = ex.submit(tasks::add, (2, 2)).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 4);
 }
+
+/// A result stored before the client's subscription took effect (its PUBLISH
+/// went to nobody) is still found: the listener GETs the record when no
+/// PUBLISH follows the subscription. No worker runs here: the record is
+/// written by hand, without a PUBLISH, before the task is even sent.
+#[test]
+fn a_result_stored_before_the_subscription_is_found_without_its_publish() {
+    let redis = RedisServer::start();
+    let ex = executor(&redis);
+    let msg = celery::TaskMessage::new("rust.add", serde_json::json!([1, 2]), "celery");
+    let record = celery::meta::Outcome::Success(serde_json::json!(3)).to_json(&msg.id);
+    let key = format!("celery-task-meta-{}", msg.id);
+    let mut c = redis.connect();
+    c.command(&[b"SET", key.as_bytes(), record.as_bytes()])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let f = ex.send::<i64>(msg).unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 3);
+    assert_eq!(ex.pending(), 0);
+}
