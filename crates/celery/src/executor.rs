@@ -384,8 +384,9 @@ impl Shared {
     fn complete(&self, id: &str, outcome: Result<Value, TaskError>) {
         let pending = lock(&self.pending).remove(id);
         if let Some(p) = pending {
-            self.unsubscribe(&result_key(id));
+            // Wake the waiter first; the UNSUBSCRIBE write can follow.
             (p.complete)(outcome);
+            self.unsubscribe(&result_key(id));
         }
         self.wake_listener_if_idle();
     }
