@@ -179,19 +179,20 @@ impl Worker {
         // next idle runner by unlocking it, then runs the task itself. No
         // hand-off between fetching and running, and a runner fetches only
         // when it is free: no prefetch beyond `concurrency`.
-        let fetch = Mutex::new(fetch);
-        let fatal = Mutex::new(None);
+        let fetch = Fetch {
+            conn: Mutex::new(fetch),
+            brpop: &brpop,
+            url: &broker_url,
+            fatal: Mutex::new(None),
+        };
         std::thread::scope(|scope| {
             for i in 0..self.config.concurrency.max(1) {
-                let (fetch, brpop, revoked, broker_url) = (&fetch, &brpop, &revoked, &broker_url);
-                let fatal = &fatal;
+                let (fetch, revoked) = (&fetch, &revoked);
                 let (broker, backend, procs) = (&broker, &backend, &procs);
                 std::thread::Builder::new()
                     .name(format!("celery-task-{i}"))
                     .spawn_scoped(scope, move || {
-                        while let Some(job) =
-                            self.next_job(fetch, brpop, broker_url, broker, backend, revoked, fatal)
-                        {
+                        while let Some(job) = self.next_job(fetch, broker, backend, revoked) {
                             let outcome = match procs {
                                 None => {
                                     match self.registry.run(&job.msg.task, job.msg.args.clone()) {
@@ -220,7 +221,7 @@ impl Worker {
         self.stop.store(true, Ordering::SeqCst);
         pidbox.stop();
         let _ = restorer.join();
-        let fatal = lock(&fatal).take();
+        let fatal = lock(&fetch.fatal).take();
         match fatal {
             Some(e) => Err(e),
             None => Ok(()),
@@ -231,31 +232,28 @@ impl Worker {
     /// records it as unacked; `None` once the stop flag is set.
     fn next_job(
         &self,
-        fetch: &Mutex<Connection>,
-        brpop: &[&[u8]],
-        broker_url: &RedisUrl,
+        fetch: &Fetch,
         broker: &Pool,
         backend: &Pool,
         revoked: &Mutex<HashSet<String>>,
-        fatal: &Mutex<Option<CeleryError>>,
     ) -> Option<Job> {
         loop {
             let (queue, raw) = {
-                let mut conn = lock(fetch);
+                let mut conn = lock(&fetch.conn);
                 if self.stop.load(Ordering::SeqCst) {
                     return None;
                 }
-                let reply = match conn.command(brpop) {
+                let reply = match conn.command(fetch.brpop) {
                     Ok(r) => r,
                     Err(e) if !e.is_connection() => {
                         // Not a broken connection: stop the worker with it.
                         self.stop.store(true, Ordering::SeqCst);
-                        *lock(fatal) = Some(e);
+                        *lock(&fetch.fatal) = Some(e);
                         return None;
                     }
                     Err(_) => {
                         std::thread::sleep(Duration::from_millis(200));
-                        if let Ok(c) = Connection::open(broker_url) {
+                        if let Ok(c) = Connection::open(fetch.url) {
                             *conn = c;
                         }
                         continue;
@@ -402,6 +400,16 @@ impl Worker {
             })
             .expect("spawn the restore thread")
     }
+}
+
+/// The fetch connection the runner threads take turns at, and what they
+/// need to use it.
+struct Fetch<'a> {
+    conn: Mutex<Connection>,
+    brpop: &'a [&'a [u8]],
+    url: &'a RedisUrl,
+    /// The error that stopped the worker, if not a broken connection.
+    fatal: Mutex<Option<CeleryError>>,
 }
 
 struct Pidbox {
