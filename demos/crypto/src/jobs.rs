@@ -6,8 +6,10 @@
 //! checks that it got the plaintext back and returns a [`JobResult`]: the size and
 //! a 64-bit digest of the ciphertext. So only a few bytes cross the pipe to a
 //! process pool worker in each direction. With `--ship-data` the parent makes the
-//! data instead ([`make_data`]) and sends it, which is what costs IPC
-//! ([`run_job_on_data`]). Both paths produce the same bytes, hence the same digest:
+//! data instead ([`make_data`]) and sends it ([`run_job_on_data`]), as a
+//! [`SharedBytes`]: a sealed memfd that crosses to a process pool worker as a
+//! file descriptor and is mapped there, so the bytes are never copied through
+//! the pipe. Both paths produce the same bytes, hence the same digest:
 //! the tests compare them across executors.
 //!
 //! # Chunked, so the cores are not fighting over memory
@@ -26,6 +28,7 @@
 //! `SIZE + int(SIZE / JOBS * (i - JOBS / 2))` bytes: from 1.5x down to 0.58x of
 //! `SIZE`, largest first. [`job_sizes`] is that formula.
 
+use process_pool::SharedBytes;
 use serde::{Deserialize, Serialize};
 
 use crate::ctr::Aes128Ctr;
@@ -150,18 +153,27 @@ pub struct ShippedJob {
     /// The job.
     pub spec: JobSpec,
     /// Its plaintext: [`make_data`]`(spec)`, for the digest to match [`run_job`]'s.
-    /// (`serde_bytes`: encoded as one length-prefixed byte string, copied in bulk.)
-    #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
+    /// A [`SharedBytes`]: a process pool worker maps it, nothing is copied.
+    pub data: SharedBytes,
 }
 
 impl ShippedJob {
-    /// The job with the data the parent makes for it.
+    /// The job with the data the parent makes for it, written straight into
+    /// the shared buffer.
+    ///
+    /// # Panics
+    ///
+    /// If the kernel refuses a memfd of `spec.size` bytes (out of memory, or
+    /// at the open-file limit): the message says which.
     pub fn new(spec: JobSpec) -> Self {
-        ShippedJob {
-            spec,
-            data: make_data(spec),
-        }
+        let data = SharedBytes::with_len(spec.size, |buf| SplitMix64::new(spec.seed).fill(buf))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "could not make the {} bytes of job {} in a memfd: {e}",
+                    spec.size, spec.index
+                )
+            });
+        ShippedJob { spec, data }
     }
 }
 
@@ -479,7 +491,7 @@ mod tests {
         };
         let err = run_job_on_data(ShippedJob {
             spec,
-            data: vec![0; 9],
+            data: SharedBytes::from_slice(&[0; 9]).unwrap(),
         })
         .unwrap_err();
         assert_eq!(
