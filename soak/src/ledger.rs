@@ -123,7 +123,7 @@ impl Ledger {
     /// threads, which nothing waits for when the pool's last handle was
     /// dropped inside a callback. Polls without holding the ledger's lock,
     /// which a callback may need to record the futures it makes.
-    fn settle_callbacks(&self) {
+    pub fn settle_callbacks(&self) {
         let deadline = std::time::Instant::now() + crate::round::HANG;
         loop {
             let pending = {

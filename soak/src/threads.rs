@@ -89,7 +89,7 @@ pub fn round(rng: &mut Rng) -> Outcome {
 /// Waits until every recorded future is done (the pool may still be
 /// finishing them on its own after a non-waiting ending). A done-callback
 /// may record a new future while this waits, so wait again until the
-/// ledger stops growing.
+/// ledger stops growing (a callback runs after its future is done).
 pub fn wait_all(round: &Round) {
     let mut waited = 0;
     loop {
@@ -106,6 +106,8 @@ pub fn wait_all(round: &Round) {
             ));
             return;
         }
+        // Their callbacks run after they are done, and may record more.
+        round.ledger.settle_callbacks();
     }
 }
 
