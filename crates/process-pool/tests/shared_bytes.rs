@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 
 const MIB: usize = 1 << 20;
 
+/// The hang guard for tasks that walk tens of MiB byte by byte: in a debug
+/// build on a loaded 2-core machine one such pass took more than `T` (30 s).
+const BIG: std::time::Duration = std::time::Duration::from_secs(180);
+
 /// The memfds of `SharedBytes` this process holds open, by inode.
 fn memfd_fds() -> Vec<u64> {
     let mut out = Vec::new();
@@ -82,7 +86,7 @@ fn a_64_mib_argument_and_result_round_trip_as_the_same_file() {
     let (ino, out) = pool
         .submit(inode_and_increment, arg.clone())
         .unwrap()
-        .result_timeout(T)
+        .result_timeout(BIG)
         .unwrap();
     assert_eq!(ino, inode(&arg), "the worker mapped our memfd, not a copy");
     assert_eq!(out.len(), bytes.len());
@@ -94,7 +98,7 @@ fn a_64_mib_argument_and_result_round_trip_as_the_same_file() {
     let back = pool
         .submit(echo, arg.clone())
         .unwrap()
-        .result_timeout(T)
+        .result_timeout(BIG)
         .unwrap();
     assert_eq!(inode(&back), inode(&arg));
     assert_eq!(back, arg);
@@ -125,7 +129,7 @@ fn a_worker_that_dies_holding_a_mapping_leaks_nothing() {
     let err = pool
         .submit(map_then_abort, arg.clone())
         .unwrap()
-        .exception_timeout(T)
+        .exception_timeout(BIG)
         .unwrap()
         .expect("the worker died");
     match err {
