@@ -30,7 +30,13 @@ fn state_of(pid: i32) -> Option<char> {
 #[test]
 fn killing_the_fork_server_fails_tasks_instead_of_hanging() {
     let fs = process_pool::fork_server_info().unwrap().pid;
-    let pool = ProcessPoolExecutor::new(1).unwrap();
+    // One task per worker, so the second task stays in the pool's queue
+    // instead of being pipelined to the worker that is about to die.
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .tasks_per_worker(1)
+        .build()
+        .unwrap();
     assert_eq!(
         pool.submit(sleep_ms, 1).unwrap().result_timeout(T).unwrap(),
         1
@@ -41,7 +47,6 @@ fn killing_the_fork_server_fails_tasks_instead_of_hanging() {
         assert!(std::time::Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(5));
     }
-    std::thread::sleep(Duration::from_millis(50));
     let queued = pool.submit(sleep_ms, 1).unwrap();
     // SAFETY: kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(fs, libc::SIGKILL) }, 0);
