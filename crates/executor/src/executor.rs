@@ -98,8 +98,9 @@ pub trait Executor {
     ///   run, as in CPython.
     ///
     /// The default submits each item with [`submit`](Self::submit); the two
-    /// pools override it with their own `map` (chunked on the process pool),
-    /// which has the same meaning. Python's `timeout`, `chunksize` and
+    /// pools override it with their own `map` (chunked on the process pool,
+    /// where a failing item fails its whole chunk, as with Python's
+    /// `chunksize`), which has the same meaning otherwise. Python's `timeout`, `chunksize` and
     /// `buffersize` are on the pools' inherent `map`s.
     fn map<A, R, I>(
         &self,

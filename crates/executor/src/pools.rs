@@ -85,9 +85,10 @@ impl Executor for ProcessPoolExecutor {
         Ok(ProcessPoolExecutor::submit_fallible(self, f, arg)?)
     }
 
-    /// The pool's own `map` with Python's default `chunksize` of 1: every
-    /// item submitted at the call. For cheap items, call the inherent
-    /// `map(f, items, chunksize)` with a larger chunk.
+    /// The pool's own [`map_auto`](ProcessPoolExecutor::map_auto): every
+    /// item submitted at the call, in chunks sized from the number of items
+    /// and workers (about 4 per worker, 1 to 65,536 items). For Python's
+    /// exact `chunksize`, call the inherent `map(f, items, chunksize)`.
     fn map<A, R, I>(
         &self,
         f: fn(A) -> R,
@@ -98,7 +99,7 @@ impl Executor for ProcessPoolExecutor {
         R: Payload,
         I: IntoIterator<Item = A>,
     {
-        Ok(ProcessPoolExecutor::map(self, f, items, 1)?)
+        Ok(ProcessPoolExecutor::map_auto(self, f, items)?)
     }
 
     fn shutdown(&self, wait: bool, cancel_futures: bool) {

@@ -248,15 +248,19 @@ fn dropped_fresh_map_iterator_cancels_nothing_on_every_executor() {
 }
 
 /// Dropping a result iterator that was advanced cancels the items not yet
-/// yielded that have not started: with the only worker busy on item 1, items
-/// 2.. never run.
+/// yielded that have not started: with the only worker busy on item 3, items
+/// 4.. never run. On the process pool `map` runs in chunks (`map_auto`: 3
+/// items each for 10 items on 1 worker): item 3 opens the second chunk, so
+/// the first one (0-2) is done when item 0 is yielded, the rest of item 3's
+/// chunk (4, 5) runs after it, and the chunks after it are cancelled.
 fn dropped_advanced_map_iterator_cancels_items_not_started(
     e: &impl Executor,
     dir: &std::path::Path,
+    ran: &[u64],
 ) {
     let fifo = make_fifo(dir);
     let items: Vec<(PathBuf, u64, bool)> =
-        (0..10).map(|n| (dir.to_path_buf(), n, n == 1)).collect();
+        (0..10).map(|n| (dir.to_path_buf(), n, n == 3)).collect();
     let mut results = e.map(mark_then_block, items).unwrap();
     assert_eq!(results.next().unwrap().unwrap(), 0);
     let running = hold_running(&fifo);
@@ -265,7 +269,7 @@ fn dropped_advanced_map_iterator_cancels_items_not_started(
     e.shutdown(true, false);
     assert_eq!(
         traces(dir),
-        [0, 1].into(),
+        ran.iter().copied().collect(),
         "items ran after the iterator was dropped"
     );
 }
@@ -273,16 +277,23 @@ fn dropped_advanced_map_iterator_cancels_items_not_started(
 #[test]
 fn dropped_advanced_map_iterator_cancels_items_not_started_on_the_pools() {
     let dir = scratch_dir("drop-threads");
-    dropped_advanced_map_iterator_cancels_items_not_started(&ThreadPoolExecutor::new(1), &dir);
+    dropped_advanced_map_iterator_cancels_items_not_started(
+        &ThreadPoolExecutor::new(1),
+        &dir,
+        &[0, 1, 2, 3],
+    );
     fs::remove_dir_all(dir).unwrap();
 
+    // Item 3 must open a chunk (see above), or the test would wait forever.
+    assert_eq!(process_pool::auto_chunksize(10, 1), 3);
     let dir = scratch_dir("drop-procs");
     let pool = ProcessPoolExecutor::builder()
         .max_workers(1)
         .tasks_per_worker(1)
         .build()
         .unwrap();
-    dropped_advanced_map_iterator_cancels_items_not_started(&pool, &dir);
+    // Items 4 and 5 share item 3's chunk: they run after it.
+    dropped_advanced_map_iterator_cancels_items_not_started(&pool, &dir, &[0, 1, 2, 3, 4, 5]);
     fs::remove_dir_all(dir).unwrap();
 }
 

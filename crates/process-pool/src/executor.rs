@@ -240,6 +240,29 @@ impl ProcessPoolExecutor {
         Map::new(self, f, items.into_iter(), chunksize, None)
     }
 
+    /// [`map`](Self::map) with the chunk size picked for the caller:
+    /// [`auto_chunksize`](crate::auto_chunksize)`(items, max_workers)`,
+    /// about 4 chunks per worker, between 1 and 65,536 items. Cheap items
+    /// travel many to a task; slow ones (as few as `4 * max_workers`) one
+    /// to a task, so they all run at once. Python 3.14's rules as `map`:
+    /// the input is counted and every chunk submitted before this returns.
+    /// The policy and its argument: `docs/process-pool.md`, "`map_auto`".
+    pub fn map_auto<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+    ) -> Result<Map<'_, A, R, std::vec::IntoIter<A>>, SubmitError>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.check_open()?;
+        let items: Vec<A> = items.into_iter().collect();
+        let chunksize = crate::auto_chunksize(items.len(), self.max_workers());
+        Map::new(self, f, items.into_iter(), chunksize, None)
+    }
+
     /// [`map`](Self::map) with a bounded window, Python 3.14's
     /// `buffersize`: at most `window` chunks (0 counts as 1) are submitted
     /// and not yet taken by the iterator, so memory stays bounded however

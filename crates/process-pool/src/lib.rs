@@ -85,8 +85,9 @@
 //!
 //! // map: ordered, chunked; every chunk is submitted at the call (Python
 //! // 3.14); map_windowed(f, items, chunksize, window) is the lazy mode.
+//! // map_auto picks the chunk size from the number of items and workers.
 //! let squares: Vec<u64> = pool
-//!     .map(square, 0..1000u64, 100)
+//!     .map_auto(square, 0..1000u64)
 //!     .unwrap()
 //!     .map(|r| r.unwrap())
 //!     .collect();
@@ -97,6 +98,7 @@
 
 #![warn(missing_docs)]
 
+mod auto_chunk;
 mod callbacks;
 mod codec;
 mod dispatcher;
@@ -114,6 +116,7 @@ mod sys;
 mod task;
 mod worker;
 
+pub use auto_chunk::{auto_chunksize, AUTO_CHUNKS_PER_WORKER, AUTO_MAX_CHUNK};
 pub use error::{
     BuildError, CodecError, CodecStage, ExitCause, ForkServerError, MapShutDown, ProtocolError,
     SpawnFailed, SubmitError, TaskTimedOut, WorkerDied, WorkerTerminated,
