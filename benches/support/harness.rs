@@ -102,7 +102,7 @@ pub fn wanted_in(list: Option<&str>, id: &str) -> bool {
 
 /// Whether round `n` runs a group's functions in reverse order (even rounds do).
 pub fn reversed(n: u64) -> bool {
-    n % 2 == 0
+    n.is_multiple_of(2)
 }
 
 /// A group with `settings` applied (flat sampling: every sample the same iteration count, so

@@ -30,7 +30,7 @@ impl Rng {
 
     /// True once in `n` draws on average.
     pub fn one_in(&mut self, n: u64) -> bool {
-        self.next() % n == 0
+        self.next().is_multiple_of(n)
     }
 
     /// A fresh generator for a worker thread of this round.

@@ -61,7 +61,7 @@ fn future_times_out_after_yielding_the_finished_ones() {
 #[test]
 fn duplicate_futures_are_yielded_once() {
     let (f, t) = spawn_after(Duration::from_millis(10), || Ok(1));
-    let got: Vec<_> = as_completed(std::iter::repeat(&f).take(3), Some(LONG)).collect();
+    let got: Vec<_> = as_completed(std::iter::repeat_n(&f, 3), Some(LONG)).collect();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].as_ref().unwrap(), &f);
     t.join().unwrap();

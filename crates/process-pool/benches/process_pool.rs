@@ -164,7 +164,7 @@ fn set_affinity(tid: libc::pid_t, cpu: Option<usize>) {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for c in 0..cpus {
-        if cpu.map_or(true, |only| only == c) {
+        if cpu.is_none_or(|only| only == c) {
             // SAFETY: `c` is below the machine's CPU count, within cpu_set_t.
             unsafe { libc::CPU_SET(c, &mut set) };
         }

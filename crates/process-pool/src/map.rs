@@ -143,7 +143,7 @@ where
 
     /// Submits chunks until the window is full or the input ends.
     fn fill(&mut self) -> Result<(), SubmitError> {
-        while !self.exhausted && self.window.map_or(true, |w| self.inflight.len() < w) {
+        while !self.exhausted && self.window.is_none_or(|w| self.inflight.len() < w) {
             let chunk: Vec<A> = self.items.by_ref().take(self.chunksize).collect();
             if chunk.is_empty() {
                 self.exhausted = true;

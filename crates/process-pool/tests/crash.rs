@@ -536,7 +536,7 @@ impl Serialize for Shifty {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         // SeqCst: a plain counter, no ordering subtleties wanted.
         let pass = SHIFTY_PASSES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let len = match (pass % 2 == 0, self.grow) {
+        let len = match (pass.is_multiple_of(2), self.grow) {
             (true, _) => 400_000,
             (false, true) => 450_000,
             (false, false) => 350_000,

@@ -98,7 +98,7 @@ fn oversized_arguments_fail_their_future_only() {
 }
 
 fn maybe_crash(i: u64) -> u64 {
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         std::process::abort();
     }
     i * 3
@@ -125,7 +125,7 @@ fn replacements_fork_safely_while_eight_threads_print_allocate_and_lock() {
                         v.clear();
                     }
                     drop(v);
-                    if n % 64 == 0 {
+                    if n.is_multiple_of(64) {
                         println!("busy thread {t} at {n}");
                         eprintln!("busy thread {t} at {n}");
                     }

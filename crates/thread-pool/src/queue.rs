@@ -57,7 +57,7 @@ impl Queue {
 
     /// Reserves room for one task without blocking. Always true when unbounded.
     pub(crate) fn try_reserve(&self) -> bool {
-        self.slots.as_ref().map_or(true, Slots::try_acquire)
+        self.slots.as_ref().is_none_or(Slots::try_acquire)
     }
 
     /// Reserves room for one task, blocking until a worker frees a slot.

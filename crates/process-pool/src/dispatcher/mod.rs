@@ -143,7 +143,7 @@ impl Worker {
             && !self.write_failed
             && config
                 .max_tasks_per_child
-                .map_or(true, |max| self.assigned < max)
+                .is_none_or(|max| self.assigned < max)
     }
 }
 
@@ -328,13 +328,12 @@ impl Dispatcher {
             if w.inflight.is_empty() {
                 return Pick::Worker(i);
             }
-            if w.inflight.len() < w.depth(config)
-                && best.map_or(true, |(_, n)| w.inflight.len() < n)
+            if w.inflight.len() < w.depth(config) && best.is_none_or(|(_, n)| w.inflight.len() < n)
             {
                 best = Some((i, w.inflight.len()));
             }
         }
-        let may_spawn = self.spawn_backoff.map_or(true, |t| Instant::now() >= t);
+        let may_spawn = self.spawn_backoff.is_none_or(|t| Instant::now() >= t);
         if accepting < config.max_workers && may_spawn {
             return Pick::Spawn;
         }
