@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::peers::{self, PeerError};
 use crate::provenance::{self, Stamp, ROUNDS_DIR, ROUND_STAMP};
 use crate::run::{self, median};
-use crate::sources::SWEEP_CSV;
+use crate::sources::{CELERY_FIGURES, SWEEP_CSV};
 use crate::targets::ops;
 
 /// How long and how often to measure.
@@ -471,6 +471,118 @@ fn run_round(
     notes
 }
 
+/// (round trips, tasks, Python round trips, Python tasks) of one Celery round.
+fn celery_counts(mode: Mode) -> [usize; 4] {
+    match mode {
+        Mode::Quick => [200, 1_000, 50, 300],
+        Mode::Default => [500, 2_000, 100, 600],
+        Mode::Long => [1_000, 4_000, 200, 1_000],
+    }
+}
+
+/// The Celery rows: builds `celery-worker` and the `celery_rounds` example in release and runs
+/// it for [`Mode::rounds`] rounds on its own redis-server (see that example). Round `n`'s
+/// figures go to `rounds/quiet-<n>/celery.jsonl`, judged with that round's stamp (a round
+/// folder that does not exist yet, as after `--skip benches` on a fresh tree, gets a stamp of
+/// `commit`). What could not be measured (no redis-server, no virtualenv) becomes a note.
+pub fn run_celery(ws: &Workspace, mode: Mode, results: &Path, commit: &str) -> Vec<String> {
+    let mut build = ws.cargo();
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "celery",
+        "--bin",
+        "celery-worker",
+        "--example",
+        "celery_rounds",
+    ]);
+    say(&format!("building {}", run::describe(&build)));
+    if let Err(e) = run::timed(build, Duration::from_secs(20 * 60)) {
+        return vec![format!(
+            "Celery rows not measured: could not build them: {e}"
+        )];
+    }
+    let rounds = mode.rounds();
+    let [rt, tasks, py_rt, py_tasks] = celery_counts(mode);
+    let mut cmd = Command::new(ws.target_dir.join("release/examples/celery_rounds"));
+    cmd.current_dir(&ws.root)
+        .args([rounds as usize, rt, tasks, py_rt, py_tasks].map(|n| n.to_string()));
+    say(&format!("running {}", run::describe(&cmd)));
+    let start = Instant::now();
+    let text = match run::output(cmd, Duration::from_secs(10 * 60)) {
+        Ok(text) => text,
+        Err(e) => return vec![format!("Celery rows not measured: {e}")],
+    };
+    say(&format!("  done in {:.0?}", start.elapsed()));
+    let _ = fs::write(results.join("celery-rounds.log"), &text);
+    let (per_round, mut notes) = split_celery_rounds(&text);
+    for (round, lines) in per_round {
+        let dir = results
+            .join(ROUNDS_DIR)
+            .join(provenance::round_dir_name("quiet", round));
+        if !dir.join(ROUND_STAMP).is_file() {
+            let stamp = Stamp {
+                commit: commit.to_string(),
+                started: now_utc(),
+                finished: Some(now_utc()),
+                condition: "quiet".into(),
+                round,
+            };
+            if let Err(e) = fs::create_dir_all(&dir)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    provenance::write(&dir, ROUND_STAMP, &stamp).map_err(|e| e.to_string())
+                })
+            {
+                notes.push(format!(
+                    "Celery round {round}: cannot write {}: {e}",
+                    dir.display()
+                ));
+                continue;
+            }
+        }
+        if let Err(e) = fs::write(dir.join(CELERY_FIGURES), lines) {
+            notes.push(format!("Celery round {round}: {e}"));
+        }
+    }
+    notes
+}
+
+/// The `celery_rounds` output split by round: (round, its JSON lines) and the notes it printed.
+pub fn split_celery_rounds(text: &str) -> (Vec<(u32, String)>, Vec<String>) {
+    let mut rounds: Vec<(u32, String)> = Vec::new();
+    let mut notes = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let value: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) => {
+                notes.push(format!("celery_rounds printed a stray line: {line}"));
+                continue;
+            }
+        };
+        if let Some(note) = value.get("note").and_then(|n| n.as_str()) {
+            notes.push(note.to_string());
+            continue;
+        }
+        let Some(round) = value.get("round").and_then(|r| r.as_u64()) else {
+            notes.push(format!(
+                "celery_rounds printed a line without a round: {line}"
+            ));
+            continue;
+        };
+        let round = round as u32;
+        match rounds.iter_mut().find(|(r, _)| *r == round) {
+            Some((_, lines)) => {
+                lines.push_str(line);
+                lines.push('\n');
+            }
+            None => rounds.push((round, format!("{line}\n"))),
+        }
+    }
+    (rounds, notes)
+}
+
 /// Runs each Python peer script, saving its stdout as `python-<script>.jsonl`.
 pub fn run_peers(ws: &Workspace, mode: Mode, results: &Path) -> Vec<String> {
     let mut notes = Vec::new();
@@ -658,6 +770,77 @@ fn run_python_flags(ws: &Workspace, mode: Mode, lines: &mut String) -> Vec<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `celery_rounds` prints, filed by round as `run_celery` does, is loaded with each
+    /// round's stamp and judges both Celery rows over three rounds.
+    #[test]
+    fn celery_rounds_are_filed_by_round_and_judge_both_rows() {
+        use crate::sources::{self, Sources};
+        use crate::table::{self, Judging};
+        use crate::targets::{ops, Verdict, ROWS};
+        let mut out = String::from("{\"note\": \"Python Celery not measured: no venv\"}\n");
+        for round in 1..=3 {
+            for (op, who, value, unit) in [
+                (ops::CELERY_ROUND_TRIP, "raw_ping_pong", 100.0, "us"),
+                (
+                    ops::CELERY_ROUND_TRIP,
+                    "ours",
+                    150.0 + f64::from(round),
+                    "us",
+                ),
+                (ops::CELERY_THROUGHPUT, "ours", 4000.0, "tasks/s"),
+                (ops::CELERY_THROUGHPUT, "python", 1000.0, "tasks/s"),
+            ] {
+                out.push_str(&format!(
+                    "{{\"round\": {round}, \"op\": \"{op}\", \"who\": \"{who}\", \
+                     \"value\": {value}, \"unit\": \"{unit}\"}}\n"
+                ));
+            }
+        }
+        out.push_str("stray\n");
+        let (rounds, notes) = split_celery_rounds(&out);
+        assert_eq!(rounds.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("no venv"), "{notes:?}");
+
+        let dir = std::env::temp_dir().join(format!("benches-celery-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        for (round, lines) in &rounds {
+            let rd = dir
+                .join(ROUNDS_DIR)
+                .join(provenance::round_dir_name("quiet", *round));
+            fs::create_dir_all(&rd).unwrap();
+            let stamp = Stamp {
+                commit: "abc".into(),
+                started: now_utc(),
+                finished: None,
+                condition: "quiet".into(),
+                round: *round,
+            };
+            provenance::write(&rd, ROUND_STAMP, &stamp).unwrap();
+            fs::write(rd.join(CELERY_FIGURES), lines).unwrap();
+        }
+        let loaded = sources::load(&Sources::samples(&dir));
+        fs::remove_dir_all(&dir).unwrap();
+        let rows = table::build(ROWS, &loaded.figures, Judging { commit: "abc" });
+        let verdict = |op: &str| {
+            rows.iter()
+                .find(|r| r.spec.op == op)
+                .map(|r| r.verdict.clone())
+                .unwrap()
+        };
+        // 151-153 us against a 100 us floor: within 2x; 4x Python's throughput: short of 5x.
+        let rt = verdict(ops::CELERY_ROUND_TRIP);
+        assert!(
+            matches!(&rt, Verdict::Met(t) if t.contains("over 3 rounds")),
+            "{rt:?}"
+        );
+        let tput = verdict(ops::CELERY_THROUGHPUT);
+        assert!(
+            matches!(&tput, Verdict::Missed(t) if t.contains("over 3 rounds")),
+            "{tput:?}"
+        );
+    }
 
     #[test]
     fn the_package_name_comes_from_the_package_section() {

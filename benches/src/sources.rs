@@ -34,6 +34,8 @@ use crate::targets::BUSY;
 pub const SWEEP_CSV: &str = "crypto-sweep.csv";
 /// The benches' side figures inside a round folder.
 pub const SIDE_FIGURES: &str = "side-figures.jsonl";
+/// The Celery rows' figures of one round (written by `live::run_celery`, same format).
+pub const CELERY_FIGURES: &str = "celery.jsonl";
 /// The groups' settings inside a round folder.
 pub const SETTINGS: &str = "settings.jsonl";
 
@@ -255,8 +257,10 @@ fn load_round(loaded: &mut Loaded, condition: &str, round: u32, path: &Path, is_
         Err(e) => loaded.notes.push(format!("round {name}: {e}")),
     }
     // Side figures (CPU time per operation), with the round's stamp.
-    let side = path.join(SIDE_FIGURES);
-    if side.is_file() {
+    for side in [path.join(SIDE_FIGURES), path.join(CELERY_FIGURES)] {
+        if !side.is_file() {
+            continue;
+        }
         let mut figures = Figures::new();
         read_jsonl(&side, &mut figures, &mut loaded.notes);
         for key in figures.keys().cloned().collect::<Vec<_>>() {

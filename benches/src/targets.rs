@@ -182,6 +182,11 @@ const fn python(op: &'static str) -> PeerSpec {
 
 /// Ops that are not criterion groups: the crypto sweep and the timed flag downloads.
 pub mod ops {
+    /// `celery_rounds` (crates/celery/examples): round trips of `rust.add` / `tasks.add`;
+    /// who = `ours`, `raw_ping_pong` or `python`. One figure per quiet round.
+    pub const CELERY_ROUND_TRIP: &str = "celery/round_trip";
+    /// `celery_rounds`: tiny tasks submitted at once, tasks/s; who = `ours` or `python`.
+    pub const CELERY_THROUGHPUT: &str = "celery/throughput";
     /// Crypto jobs with 2 workers on 2 cores; who = `threads` or `processes`.
     pub const CRYPTO_SPEEDUP_2: &str = "crypto/speedup_2_workers";
     /// `flags2-threadpool -s DELAY`: 20 flags from a server with a 0.5 s delay.
@@ -523,6 +528,39 @@ pub const ROWS: &[RowSpec] = &[
         ],
         ">= 5x pipelined raw pipe",
         relative("raw_pipe_pipelined", 5.0),
+    ),
+    row(
+        "Celery: one tiny task's round trip (our client -> our worker, one redis-server)",
+        ops::CELERY_ROUND_TRIP,
+        "ours",
+        Kind::Time,
+        &[
+            peer(
+                "raw LPUSH/BRPOP ping-pong (the floor)",
+                ops::CELERY_ROUND_TRIP,
+                "raw_ping_pong",
+            ),
+            peer(
+                "Python Celery client -> Python Celery worker (solo pool)",
+                ops::CELERY_ROUND_TRIP,
+                "python",
+            ),
+        ],
+        "<= 2x the raw ping-pong",
+        relative("raw_ping_pong", 2.0),
+    ),
+    row(
+        "Celery: tiny tasks submitted at once, throughput (our client -> our worker)",
+        ops::CELERY_THROUGHPUT,
+        "ours",
+        Kind::Rate,
+        &[peer(
+            "Python Celery client -> Python Celery worker (solo pool)",
+            ops::CELERY_THROUGHPUT,
+            "python",
+        )],
+        ">= 5x Python Celery",
+        relative("python", 5.0),
     ),
     row(
         "AES-128-CTR, one core",

@@ -29,12 +29,13 @@ usage: report [--quick | --long] [--skip STEP]... [--bench-timeout SECS] [--out 
        report --from-samples DIR [--criterion-dir DIR] [--out FILE]
 
 Runs the criterion benches of every package in rounds (then the key rows again with two
-busy loops beside them), the Python peers, the crypto sweep and the flag downloads, then
+busy loops beside them), the Celery rounds (own redis-server), the Python peers, the crypto
+sweep and the flag downloads, then
 rewrites docs/benchmarks.md and its SVG plots in docs/img/.
 
   --quick              short settings: at most about 10 minutes on 2 cores once built
   --long               longer runs and more rounds, for stable figures
-  --skip STEP          skip a step: benches, peers, crypto, flags (repeatable)
+  --skip STEP          skip a step: benches, celery, peers, crypto, flags (repeatable)
   --bench-timeout SECS kill one `cargo bench` (compiling included) after SECS as hung
                        (default: 360 quick, 600 default, 2400 long)
   --from-samples DIR   measure nothing: build the page from recorded outputs in DIR
@@ -48,7 +49,7 @@ rewrites docs/benchmarks.md and its SVG plots in docs/img/.
   -h, --help           this text";
 
 /// The steps `--skip` accepts.
-const STEPS: [&str; 4] = ["benches", "peers", "crypto", "flags"];
+const STEPS: [&str; 5] = ["benches", "celery", "peers", "crypto", "flags"];
 
 #[derive(Debug)]
 struct Args {
@@ -278,6 +279,9 @@ fn measure(ws: &Workspace, args: &Args, commit: &str) -> Result<(Sources, Vec<St
             commit,
             &busy_groups(),
         ));
+    }
+    if !skip("celery") {
+        notes.extend(live::run_celery(ws, args.mode, &results, commit));
     }
     if !skip("peers") {
         notes.extend(live::run_peers(ws, args.mode, &results));
