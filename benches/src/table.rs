@@ -99,10 +99,31 @@ fn build_row(spec: RowSpec, figures: &Figures, judging: Judging<'_>) -> Row {
             .find(|(p, _)| p.who == who && p.op == spec.op)
             .and_then(|(_, cell)| cell.ratio)
     });
+    // Best of several peers: the smallest advantage of ours is over the best peer.
+    let best = match spec.rule {
+        Rule::RelativeToBest { peers: best, .. } => best
+            .iter()
+            .filter_map(|&(op, who)| {
+                // Ours' median over its rounds against the peer's one figure (never paired
+                // with one round of ours: a once-per-report figure belongs to no round).
+                let advantage = ours?.advantage_over(figures.get(op, who, spec.kind)?)?;
+                let r = crate::figure::Ratio {
+                    median: advantage,
+                    low: advantage,
+                    high: advantage,
+                    rounds: 1,
+                };
+                Some(((op, who), r))
+            })
+            .min_by(|a, b| a.1.median.total_cmp(&b.1.median)),
+        _ => None,
+    };
+    let ratio = ratio.or(best.map(|(_, r)| r));
     let measured = ours.is_some() && (reference.is_none() || ratio.is_some());
     let staleness = if measured && spec.rule != Rule::None {
         stale(figures, spec.op, spec.ours, judging.commit)
             .or_else(|| reference.and_then(|who| stale(figures, spec.op, who, judging.commit)))
+            .or_else(|| best.and_then(|((op, who), _)| stale(figures, op, who, judging.commit)))
     } else {
         None
     };
@@ -206,6 +227,59 @@ mod tests {
             );
         }
         figures
+    }
+
+    /// `map_auto` against the better of Python's two chunk sizes, each run once per report.
+    fn auto_map(ours_per_item: f64, python: [f64; 2]) -> (RowSpec, Figures) {
+        let spec = *ROWS
+            .iter()
+            .find(|r| r.ours == "ours_auto")
+            .expect("the map_auto row");
+        let mut figures = Figures::new();
+        for r in 1..=3 {
+            figures.insert_round(
+                spec.op,
+                "ours_auto",
+                r,
+                criterion(ours_per_item),
+                origin("abc1234"),
+            );
+        }
+        for (op, rate) in [
+            ("process_pool/map_chunked", python[0]),
+            (crate::targets::ops::MAP_CHUNKED_LARGE, python[1]),
+        ] {
+            figures.insert_round(
+                op,
+                "python",
+                1,
+                Sample::Direct(Figure::new(rate, Kind::Rate)),
+                origin("abc1234"),
+            );
+        }
+        (spec, figures)
+    }
+
+    #[test]
+    fn a_best_of_peers_rule_judges_against_the_best_peer() {
+        // Ours: 10M items/s. Python: 0.5M/s and 1.5M/s: 10x the best (1.5M) is missed,
+        // although ours is 20x the other.
+        let (spec, figures) = auto_map(1e-7, [0.5e6, 1.5e6]);
+        let row = &build(&[spec], &figures, HERE)[0];
+        let Verdict::Missed(text) = &row.verdict else {
+            panic!("{:?}", row.verdict);
+        };
+        assert!(text.contains("6.67x") || text.contains("6.7x"), "{text}");
+        let (spec, figures) = auto_map(1e-7, [0.5e6, 0.9e6]);
+        let row = &build(&[spec], &figures, HERE)[0];
+        assert!(matches!(row.verdict, Verdict::Met(_)), "{:?}", row.verdict);
+        // Another commit's Python figure: not judged.
+        let row = &build(&[spec], &figures, Judging { commit: "other" })[0];
+        assert!(
+            matches!(row.verdict, Verdict::NotJudged(_)),
+            "{:?}",
+            row.verdict
+        );
     }
 
     #[test]

@@ -33,6 +33,16 @@ pub enum Rule {
         /// The allowed factor (1.0: at least as good; 1.5: at most 1.5x the time).
         factor: f64,
     },
+    /// Ours against `factor` times the best of several peers (op, who) that ran once per
+    /// report (the Python peers: each figure is the median of the script's own runs, so there
+    /// are no rounds to pair): ours is the median of its rounds, the peer figure the best
+    /// of `peers`; judged from one paired figure, and the cell says so.
+    RelativeToBest {
+        /// The candidate peers as (op, who); the best of them is the reference.
+        peers: &'static [(&'static str, &'static str)],
+        /// The factor ours must reach against the best (10.0: at least 10x its rate).
+        factor: f64,
+    },
     /// Ours against a fixed figure.
     Absolute(Figure),
 }
@@ -82,6 +92,27 @@ impl Rule {
                     Verdict::Missed(text)
                 }
             }
+            Rule::RelativeToBest { factor, .. } => {
+                let Some(ratio) = ratio else {
+                    return Verdict::NotMeasured;
+                };
+                let needed = if ours.kind.higher_is_better() {
+                    factor
+                } else {
+                    1.0 / factor
+                };
+                let text = format!(
+                    "{} vs {factor}x the best peer, which needs {} (the peer ran once per \
+                     report, median of its own runs; ours is the median of its rounds)",
+                    ratio_text(ratio.median),
+                    ratio_text(needed)
+                );
+                if ratio.median >= needed {
+                    Verdict::Met(text)
+                } else {
+                    Verdict::Missed(text)
+                }
+            }
             Rule::RelativeTo { peer, factor } => {
                 let Some(ratio) = ratio else {
                     return Verdict::NotMeasured;
@@ -119,6 +150,7 @@ impl Rule {
     pub fn reference_peer(&self) -> Option<&'static str> {
         match self {
             Rule::RelativeTo { peer, .. } => Some(peer),
+            Rule::RelativeToBest { .. } => None,
             _ => None,
         }
     }
@@ -487,6 +519,32 @@ pub const ROWS: &[RowSpec] = &[
         ],
         ">= 10M/s",
         at_least(10e6, Kind::Rate),
+    ),
+    row(
+        "process pool map, default chunks (map_auto picks them; u64 -> u64)",
+        "process_pool/map_chunked",
+        "ours_auto",
+        Kind::Rate,
+        &[
+            peer(
+                "Python concurrent.futures (chunksize 1000)",
+                "process_pool/map_chunked",
+                "python",
+            ),
+            peer(
+                "Python concurrent.futures (chunksize 100000)",
+                ops::MAP_CHUNKED_LARGE,
+                "python",
+            ),
+        ],
+        ">= 10x Python's best chunksize",
+        Rule::RelativeToBest {
+            peers: &[
+                ("process_pool/map_chunked", "python"),
+                (ops::MAP_CHUNKED_LARGE, "python"),
+            ],
+            factor: 10.0,
+        },
     ),
     row(
         "process pool: 16 MiB payload in and out (bytes moved both ways per second)",

@@ -15,7 +15,9 @@
 //! * `process_pool/tiny_tasks`: 10,000 submits, then wait for all. Target:
 //!   >= 100,000 tasks/s.
 //! * `process_pool/map_chunked`: `map` of u64 -> u64 over 10,000,000 items in
-//!   chunks of 100,000. Target: >= 10 M items/s.
+//!   chunks of 100,000. Target: >= 10 M items/s. `ours_auto`: the same
+//!   items through `map_auto` (chunk size picked from items and workers);
+//!   target: >= 10x Python's best chunksize (1000 or 100,000).
 //! * `process_pool/payload_16mib`: 16 MiB in and 16 MiB out (`ours`) against
 //!   the same bytes through raw pipes to a child and back, pipelined
 //!   (`raw_pipe_pipelined`: a writer thread sends while the caller reads the
@@ -412,6 +414,14 @@ fn main() {
         g.bench_function("ours", |b| {
             b.iter(|| {
                 pool.map(add_one, 0..10_000_000u64, 100_000)
+                    .unwrap()
+                    .map(|r| r.unwrap())
+                    .sum::<u64>()
+            })
+        });
+        g.bench_function("ours_auto", |b| {
+            b.iter(|| {
+                pool.map_auto(add_one, 0..10_000_000u64)
                     .unwrap()
                     .map(|r| r.unwrap())
                     .sum::<u64>()
