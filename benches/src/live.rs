@@ -504,6 +504,14 @@ pub fn run_celery(ws: &Workspace, mode: Mode, results: &Path, commit: &str) -> V
         )];
     }
     let rounds = mode.rounds();
+    // No figure of an earlier run may survive this one's failure.
+    for round in 1..=rounds.max(5) {
+        let old = results
+            .join(ROUNDS_DIR)
+            .join(provenance::round_dir_name("quiet", round))
+            .join(CELERY_FIGURES);
+        let _ = fs::remove_file(old);
+    }
     let [rt, tasks, py_rt, py_tasks] = celery_counts(mode);
     let mut cmd = Command::new(ws.target_dir.join("release/examples/celery_rounds"));
     cmd.current_dir(&ws.root)

@@ -82,9 +82,20 @@ fn main() {
     let tasks = number(args.next(), "TASKS");
     let py_rt = number(args.next(), "PY_RT");
     let py_tasks = number(args.next(), "PY_TASKS");
-    if let Err(e) = celery::testing::redis_server_binary() {
-        note(&format!("Celery rows not measured: {e}"));
-        return;
+    match celery::testing::redis_server_binary() {
+        Ok(path) if path.is_file() => {}
+        Ok(path) => {
+            note(&format!(
+                "Celery rows not measured: redis-server: {} does not exist (install redis-server, \
+                 e.g. `apt-get install redis-server`, or unset REDIS_SERVER)",
+                path.display()
+            ));
+            return;
+        }
+        Err(e) => {
+            note(&format!("Celery rows not measured: {e}"));
+            return;
+        }
     }
     let redis = RedisServer::start();
     let url = redis.url(0);
