@@ -30,7 +30,7 @@
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
@@ -214,58 +214,10 @@ pub(crate) struct Received {
 /// blocking. An error if none is there or it belongs to another frame.
 pub(crate) fn recv(socket: RawFd, id: u64) -> io::Result<Received> {
     let mut buf = [0u8; 8];
-    // Room for MAX_FDS descriptors: CMSG_SPACE(253 * 4) = 1032 bytes;
-    // u64 for cmsghdr's alignment.
+    // Room for MAX_FDS descriptors: CMSG_SPACE(253 * 4) = 1032 bytes.
     let mut control = [0u64; 132];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: a zeroed msghdr is valid (null name, no iovecs, no control).
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    let n = loop {
-        // SAFETY: `msg` points to `iov` (valid for 8 bytes) and `control`
-        // (valid for its size), both alive for the call.
-        let n = unsafe {
-            libc::recvmsg(
-                socket,
-                &mut msg,
-                libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            break n as usize;
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    };
-    let mut fds = Vec::new();
-    // SAFETY: `msg` was filled by recvmsg; the CMSG macros only walk headers
-    // within `msg_controllen` bytes of `control` and return null at the end.
-    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    while !cmsg.is_null() {
-        // SAFETY: a non-null header lies inside `control`, aligned.
-        let header = unsafe { &*cmsg };
-        if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_RIGHTS {
-            // SAFETY: CMSG_LEN(0) is a constant computation.
-            let payload = header.cmsg_len as usize - unsafe { libc::CMSG_LEN(0) } as usize;
-            // SAFETY: CMSG_DATA points at the header's payload, in `control`.
-            let data = unsafe { libc::CMSG_DATA(cmsg) }.cast::<libc::c_int>();
-            for k in 0..payload / std::mem::size_of::<libc::c_int>() {
-                // SAFETY: within the payload (read unaligned); the kernel
-                // just installed this descriptor here and nobody owns it.
-                fds.push(unsafe { OwnedFd::from_raw_fd(data.add(k).read_unaligned()) });
-            }
-        }
-        // SAFETY: as for CMSG_FIRSTHDR.
-        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
-    }
+    let got = sys::recv_with_fds(socket, &mut buf, &mut control, libc::MSG_DONTWAIT)?;
+    let (n, fds) = (got.bytes, got.fds);
     if n != 8 || u64::from_le_bytes(buf) != id {
         // `fds` close here.
         return Err(io::Error::new(
@@ -278,6 +230,6 @@ pub(crate) fn recv(socket: RawFd, id: u64) -> io::Result<Received> {
         // keeps its descriptor open, and a `println!` of this process must
         // not reach it.
         fds: fds.into_iter().map(sys::off_stdio_or_keep).collect(),
-        truncated: msg.msg_flags & (libc::MSG_CTRUNC | libc::MSG_TRUNC) != 0,
+        truncated: got.truncated,
     })
 }

@@ -354,7 +354,9 @@ impl ForkServer {
             }
         }
         let mut bytes = [0u8; REPLY_LEN];
-        let received = match sys::recv_with_fds(fd, &mut bytes) {
+        // Room for the three descriptors of a new worker and then some.
+        let mut control = [0u64; 8];
+        let received = match sys::recv_with_fds(fd, &mut bytes, &mut control, 0) {
             Ok(r) => r,
             Err(e) if gone(&e) => {
                 self.reap_self();

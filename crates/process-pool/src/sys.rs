@@ -72,15 +72,21 @@ pub(crate) struct Received {
 }
 
 /// One `recvmsg(2)` into `buf` with `SCM_RIGHTS` descriptors (close-on-exec),
-/// retrying on EINTR.
+/// retrying on EINTR. `control` is the room for the descriptors (u64s for
+/// cmsghdr's alignment; `CMSG_SPACE(n * 4)` bytes for `n` of them), and
+/// `flags` are added to `MSG_CMSG_CLOEXEC` (e.g. `MSG_DONTWAIT`). The fork
+/// server's replies and the shared-bytes side channel both receive here.
 ///
 /// Written on libc rather than nix because nix's control-message iterator
 /// refuses a truncated buffer, and a truncated one is exactly when the kernel
 /// may have installed *some* of the descriptors, which must then be closed.
 /// Here every installed descriptor is owned before anything else is looked at.
-pub(crate) fn recv_with_fds(socket: RawFd, buf: &mut [u8]) -> io::Result<Received> {
-    // Room for a few SCM_RIGHTS descriptors; u64 for cmsghdr's alignment.
-    let mut control = [0u64; 8];
+pub(crate) fn recv_with_fds(
+    socket: RawFd,
+    buf: &mut [u8],
+    control: &mut [u64],
+    flags: libc::c_int,
+) -> io::Result<Received> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -90,11 +96,11 @@ pub(crate) fn recv_with_fds(socket: RawFd, buf: &mut [u8]) -> io::Result<Receive
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    msg.msg_controllen = std::mem::size_of_val(control) as _;
     let bytes = loop {
         // SAFETY: `msg` points to `iov` (valid for `buf.len()` bytes) and to
         // `control` (valid for its size), both alive for the call.
-        let n = unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        let n = unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC | flags) };
         if n >= 0 {
             break n as usize;
         }
