@@ -9,7 +9,7 @@ use process_pool::ProcessPoolExecutor;
 
 use crate::ledger::{Allowances, Expect};
 use crate::rng::Rng;
-use crate::round::{Round, HANG};
+use crate::round::{run_submitters, Round, HANG};
 use crate::threads::wait_all;
 use crate::Outcome;
 
@@ -72,23 +72,22 @@ pub fn round(rng: &mut Rng) -> Outcome {
     };
     let early = rng.one_in(5);
 
-    let submitters: Vec<_> = (0..rng.range(1, 3))
-        .map(|_| {
-            let (pool, round, mut rng) = (pool.clone(), round.clone(), rng.split());
-            std::thread::spawn(move || submitter(&pool, &round, &mut rng, timeouts))
-        })
-        .collect();
-    if early {
-        round.shut.store(true, SeqCst);
-        pool.shutdown(false, false);
-    }
-    for s in submitters {
-        if s.join().is_err() {
-            round.problem("a submitter thread panicked".into());
-        }
-    }
+    let threads = rng.range(1, 3);
+    let submitter = if timeouts {
+        submitter_with_timeouts
+    } else {
+        submitter_without_timeouts
+    };
+    run_submitters(
+        &pool,
+        &round,
+        rng,
+        threads,
+        early,
+        |p| p.shutdown(false, false),
+        submitter,
+    );
 
-    round.shut.store(true, SeqCst);
     let allow = Allowances {
         cancel_any: !matches!(ending, Ending::Wait { cancel: false } | Ending::Drop),
         terminated: matches!(ending, Ending::Terminate | Ending::Kill),
@@ -149,6 +148,14 @@ fn submit_unit(pool: &ProcessPoolExecutor, round: &Round, f: fn(()) -> u64, expe
         }
         Err(e) => round.refused("submit", &e),
     }
+}
+
+fn submitter_with_timeouts(pool: &Arc<ProcessPoolExecutor>, round: &Round, rng: &mut Rng) {
+    submitter(pool, round, rng, true)
+}
+
+fn submitter_without_timeouts(pool: &Arc<ProcessPoolExecutor>, round: &Round, rng: &mut Rng) {
+    submitter(pool, round, rng, false)
 }
 
 fn submitter(pool: &Arc<ProcessPoolExecutor>, round: &Round, rng: &mut Rng, timeouts: bool) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use future::FutureError;
 
 use crate::ledger::{Allowances, Ledger};
+use crate::rng::Rng;
 
 /// How long any single wait in a round may take before the soak calls it a
 /// hang. Generous: a loaded 2-core machine must never trip it.
@@ -81,4 +82,34 @@ impl Round {
         all.extend(self.ledger.check(allow));
         all
     }
+}
+
+/// Runs `threads` submitter threads, each with its own generator, and joins
+/// them; with `early`, calls `shut_down` (a shutdown that does not wait)
+/// while they are still at work. Afterwards the round counts as shut.
+pub fn run_submitters<P: Send + Sync + 'static>(
+    pool: &Arc<P>,
+    round: &Round,
+    rng: &mut Rng,
+    threads: u64,
+    early: bool,
+    shut_down: impl FnOnce(&P),
+    submitter: fn(&Arc<P>, &Round, &mut Rng),
+) {
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (pool, round, mut rng) = (pool.clone(), round.clone(), rng.split());
+            std::thread::spawn(move || submitter(&pool, &round, &mut rng))
+        })
+        .collect();
+    if early {
+        round.shut.store(true, SeqCst);
+        shut_down(pool);
+    }
+    for h in handles {
+        if h.join().is_err() {
+            round.problem("a submitter thread panicked".into());
+        }
+    }
+    round.shut.store(true, SeqCst);
 }

@@ -8,7 +8,7 @@ use thread_pool::{MapOptions, ThreadPoolExecutor};
 
 use crate::ledger::{Allowances, Expect};
 use crate::rng::Rng;
-use crate::round::{Round, HANG};
+use crate::round::{run_submitters, Round, HANG};
 use crate::Outcome;
 
 /// How a round ends.
@@ -44,23 +44,17 @@ pub fn round(rng: &mut Rng) -> Outcome {
     // Sometimes shut down while the submitters are still at work.
     let early = rng.one_in(4);
 
-    let submitters: Vec<_> = (0..rng.range(1, 4))
-        .map(|_| {
-            let (pool, round, mut rng) = (pool.clone(), round.clone(), rng.split());
-            std::thread::spawn(move || submitter(&pool, &round, &mut rng))
-        })
-        .collect();
-    if early {
-        round.shut.store(true, SeqCst);
-        pool.shutdown(false, false);
-    }
-    for s in submitters {
-        if s.join().is_err() {
-            round.problem("a submitter thread panicked".into());
-        }
-    }
+    let threads = rng.range(1, 4);
+    run_submitters(
+        &pool,
+        &round,
+        rng,
+        threads,
+        early,
+        |p| p.shutdown(false, false),
+        submitter,
+    );
 
-    round.shut.store(true, SeqCst);
     let allow = Allowances {
         cancel_any: matches!(
             ending,
