@@ -415,7 +415,7 @@ pub const ROWS: &[RowSpec] = &[
         relative("threadpool_crate", 1.2),
     ),
     row(
-        "thread pool map over 1M cheap items, defaults (one task per item) vs rayon par_iter",
+        "thread pool map over 1M cheap items, defaults (adaptive claims) vs rayon par_iter",
         "thread_pool/map_1m",
         "ours_default",
         Kind::Rate,
@@ -440,7 +440,7 @@ pub const ROWS: &[RowSpec] = &[
         Rule::None,
     ),
     row(
-        "thread pool map over 1M items, like with like: one task (job) per item",
+        "thread pool map over 1M items: our default (adaptive claims) vs rayon with one job per item",
         "thread_pool/map_1m",
         "ours_default",
         Kind::Rate,

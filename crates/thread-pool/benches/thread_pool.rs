@@ -19,9 +19,9 @@
 //! * `thread_pool/throughput_200k`: 200,000 tiny tasks, each with its own way back (our
 //!   future; the threadpool crate's mpsc send; rayon's scope has none), submitted, then all
 //!   awaited.
-//! * `thread_pool/map_1m`: an ordered map over 1,000,000 integers, like with like: ours with
-//!   a chunk size against rayon's `par_iter` (which splits adaptively), and ours with one
-//!   task per item (the default) against rayon with one job per item (`with_max_len(1)`).
+//! * `thread_pool/map_1m`: an ordered map over 1,000,000 integers: ours with a fixed chunk
+//!   size, and our default (adaptive claims, `src/adaptive.rs`), against rayon's `par_iter`
+//!   (which splits adaptively) and rayon with one job per item (`with_max_len(1)`).
 
 #[path = "../../../benches/support/harness.rs"]
 mod harness;
