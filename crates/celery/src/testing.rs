@@ -1,6 +1,6 @@
 //! Helpers for tests, examples and benchmarks: a private `redis-server` on a
-//! free loopback port, and the Python Celery virtualenv made by
-//! `scripts/test`.
+//! free loopback port, a fault-injecting [`Proxy`] in front of it, and the
+//! Python Celery virtualenv made by `scripts/test`.
 //!
 //! Missing tools are errors that say what to install, never silent skips.
 
@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::resp::Connection;
 use crate::url::RedisUrl;
+
+pub mod proxy;
+pub use proxy::{Proxy, ProxyStats};
 
 const INSTALL_HINT: &str = "run the tests through `scripts/test cargo test --workspace` \
     (it installs Debian's redis-server and the pinned Celery virtualenv), \
