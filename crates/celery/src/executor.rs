@@ -112,8 +112,7 @@ impl Builder {
             c.command(&[b"SADD", key.as_bytes(), binding.as_bytes()])?
                 .ok()
         })?;
-        let marker = format!("celery-rs-client-{}", crate::id::new_task_id());
-        set_marker(&broker, &marker)?;
+        let epoch = broker_epoch(&broker)?;
         let shared = Arc::new(Shared {
             broker,
             backend: Pool::new(backend.clone(), 2),
@@ -124,7 +123,7 @@ impl Builder {
             pending: Mutex::new(HashMap::new()),
             sub_writer: Mutex::new(None),
             closed: AtomicBool::new(false),
-            marker,
+            epoch: Mutex::new(epoch),
         });
         let first = Connection::open(&backend)?;
         *lock(&shared.sub_writer) = Some(first.writer()?);
@@ -151,20 +150,54 @@ struct Shared {
     /// Write side of the listener's subscribed socket (`None` while it reconnects).
     sub_writer: Mutex<Option<TcpStream>>,
     closed: AtomicBool,
-    /// A key this client sets in the broker: gone after a reconnect means
-    /// the server came back without its data (and without our messages).
-    marker: String,
+    /// The broker database's epoch as this client last read it: a
+    /// different one after a reconnect means the server came back without
+    /// its data (and without our messages). See [`EPOCH_KEY`].
+    epoch: Mutex<Vec<u8>>,
 }
 
-/// Marker keys live 30 days (refreshed at every reconnect), so a client that
-/// crashed leaves no key forever.
-fn set_marker(broker: &Pool, marker: &str) -> Result<(), CeleryError> {
-    broker
-        .with(|c| {
-            c.command(&[b"SET", marker.as_bytes(), b"1", b"EX", b"2592000"])?
-                .ok()
-        })
-        .map(drop)
+/// Tells a connection blip from a server that came back without its data.
+///
+/// The first client to connect to a database stores a random value under
+/// this key; every client remembers the value it read and compares it after
+/// each reconnect. A server that lost its data has no key (the first client
+/// back stores a new value, the others then read one they do not know);
+/// a server that kept its data, or a blip, shows the same value.
+///
+/// The key has no TTL and no client deletes it: whatever decides "lost"
+/// must not change with time alone (a TTL, refreshed or not, expires during
+/// some uptime, and a blip after it would fail every pending future while
+/// its message is still queued). One key per database, shared by every
+/// client, so a crashed client leaves nothing behind. It is lost only with
+/// the data: a restart without persistence, `FLUSHDB`, or an eviction
+/// policy that evicts keys without a TTL (`allkeys-*`), which would evict
+/// queued messages too.
+const EPOCH_KEY: &[u8] = b"celery-rs-broker-epoch";
+
+/// Reads the broker database's epoch, first storing a fresh one if it has
+/// none (atomically: clients racing at the first connect read one value).
+fn broker_epoch(broker: &Pool) -> Result<Vec<u8>, CeleryError> {
+    let fresh = crate::id::new_task_id();
+    broker.with(|c| {
+        c.queue(&[b"MULTI"]);
+        c.queue(&[b"SET", EPOCH_KEY, fresh.as_bytes(), b"NX"]);
+        c.queue(&[b"GET", EPOCH_KEY]);
+        c.queue(&[b"EXEC"]);
+        c.flush()?;
+        for _ in 0..3 {
+            c.read_reply()?.ok()?; // OK, QUEUED, QUEUED
+        }
+        let exec = c.read_reply()?.ok()?.into_array();
+        exec.into_iter()
+            .nth(1)
+            .and_then(Reply::into_bytes)
+            .ok_or_else(|| {
+                CeleryError::Protocol(
+                    "the broker did not return its epoch key in the transaction that set it"
+                        .to_string(),
+                )
+            })
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -348,8 +381,6 @@ impl Drop for CeleryExecutor {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::SeqCst);
         self.shared.fail_all(CeleryError::Shutdown);
-        let marker = self.shared.marker.as_bytes();
-        let _ = self.shared.broker.with(|c| c.command(&[b"DEL", marker]));
         self.shared.stop_listener();
         if let Some(h) = lock(&self.listener).take() {
             let _ = h.join();
@@ -480,11 +511,14 @@ fn listen(weak: Weak<Shared>, backend: RedisUrl, first: Connection) {
 /// Opens a new subscribed connection and subscribes to every pending id.
 fn reconnect(shared: &Shared, backend: &RedisUrl) -> Result<Connection, CeleryError> {
     let c = Connection::open(backend)?;
-    let kept = shared
-        .broker
-        .with(|b| b.command(&[b"EXISTS", shared.marker.as_bytes()])?.ok())?;
-    if kept == Reply::Integer(0) {
-        set_marker(&shared.broker, &shared.marker)?;
+    let epoch = broker_epoch(&shared.broker)?;
+    let lost = {
+        let mut known = lock(&shared.epoch);
+        let lost = *known != epoch;
+        *known = epoch;
+        lost
+    };
+    if lost {
         let binding = format!("{q}{SEP}{SEP}{q}", q = shared.queue);
         let key = format!("_kombu.binding.{}", shared.queue);
         let _ = shared
