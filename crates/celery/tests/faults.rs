@@ -11,8 +11,10 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use celery::resp::{Connection, Reply};
+use celery::testing::Proxy;
 use celery::{tasks, CeleryExecutor, Worker, WorkerConfig, WorkerStats};
 use common::*;
 
@@ -118,4 +120,150 @@ fn a_connection_blip_after_a_long_uptime_is_not_taken_for_a_lost_broker() {
     let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
     assert_eq!(f.result_timeout(LONG).unwrap(), 42);
     assert_each_ran_once(&worker, 1, &mut c);
+}
+
+/// `INFO` field `name` (for example `blocked_clients`) as a number.
+fn info_field(c: &mut Connection, section: &str, name: &str) -> u64 {
+    let info = c.command(&[b"INFO", section.as_bytes()]).unwrap();
+    let text = String::from_utf8(info.into_bytes().unwrap()).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map_or(0, |v| v.split(',').next().unwrap().trim().parse().unwrap())
+}
+
+/// How many times the server ran `command` (from `INFO commandstats`).
+fn calls(c: &mut Connection, command: &str) -> u64 {
+    let info = c.command(&[b"INFO", b"commandstats"]).unwrap();
+    let text = String::from_utf8(info.into_bytes().unwrap()).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .map_or(0, |v| v.split(',').next().unwrap().parse().unwrap())
+}
+
+/// Waits until a worker is blocked in its BRPOP (it is fetching again).
+fn wait_for_a_fetch(c: &mut Connection) {
+    wait_until(LONG, "a worker blocked in BRPOP", || {
+        info_field(c, "clients", "blocked_clients") >= 1
+    });
+}
+
+/// Failure table: the reply that carries the result to the waiting
+/// executor (the PUBLISH pushed to its listener) is cut mid-way. The
+/// listener reconnects, subscribes again and GETs the stored result.
+#[test]
+fn a_result_push_cut_mid_reply_still_completes_the_future() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = executor(&link.url(0));
+    let mut c = redis.connect();
+    let f = ex.submit(tasks::add, (2, 3)).unwrap();
+    // The listener has subscribed and GOT nothing yet: from now on the
+    // result can come only as the push.
+    wait_until(LONG, "the listener's first MGET", || {
+        calls(&mut c, "mget") >= 1
+    });
+    link.drop_mid_reply(b"SUCCESS", 40);
+    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    assert_eq!(f.result_timeout(LONG).unwrap(), 5);
+    assert_eq!(link.stats().cut_mid_reply, 1, "the fault fired");
+    assert_each_ran_once(&worker, 1, &mut c);
+}
+
+/// Failure table: the GET of a result stored before the subscription took
+/// effect is cut mid-reply. The pool retries it on a new connection.
+#[test]
+fn a_result_get_cut_mid_reply_still_completes_the_future() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = executor(&link.url(0));
+    let msg = celery::TaskMessage::new("rust.add", serde_json::json!([1, 2]), "celery");
+    let record = celery::meta::Outcome::Success(serde_json::json!(3)).to_json(&msg.id);
+    let key = format!("celery-task-meta-{}", msg.id);
+    let mut c = redis.connect();
+    c.command(&[b"SET", key.as_bytes(), record.as_bytes()])
+        .unwrap()
+        .ok()
+        .unwrap();
+    link.drop_mid_reply(b"SUCCESS", 20);
+    let f = ex.send::<i64>(msg).unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 3);
+    assert_eq!(link.stats().cut_mid_reply, 1, "the fault fired");
+}
+
+/// Failure table: the link between the executor and Redis is cut while
+/// results are stored; submits during the cut fail at once with a
+/// connection error and queue nothing; once the link is back every pending
+/// future completes, each task having run once.
+#[test]
+fn the_executors_link_cut_for_a_while_loses_no_result() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = executor(&link.url(0));
+    let mut c = redis.connect();
+    let futures: Vec<_> = (0..5i64)
+        .map(|i| ex.submit(tasks::add, (i, 10)).unwrap())
+        .collect();
+    link.cut();
+    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 2);
+    wait_until(LONG, "the results to be stored", || worker.stats().ran >= 5);
+    let refused = link.stats().refused;
+    wait_until(LONG, "the executor to try to reconnect", || {
+        link.stats().refused >= refused + 2
+    });
+    let err = ex.submit(tasks::add, (0, 0)).unwrap_err();
+    assert!(err.is_connection(), "{err}");
+    link.restore();
+    for (i, f) in futures.iter().enumerate() {
+        assert_eq!(f.result_timeout(LONG).unwrap(), i as i64 + 10);
+    }
+    assert_each_ran_once(&worker, 5, &mut c);
+}
+
+/// Failure table: the link between an idle worker and Redis is cut; tasks
+/// sent meanwhile wait in the queue and run once each when it is back.
+#[test]
+fn a_workers_link_cut_while_idle_runs_each_task_once_when_it_is_back() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let mut c = redis.connect();
+    let worker = InProcessWorker::start(&link.url(0), &["celery"], 1);
+    wait_for_a_fetch(&mut c);
+    link.cut();
+    // Redis has dropped the cut BRPOP: no message can go to a dead fetch.
+    wait_until(LONG, "the server to drop the cut fetch", || {
+        info_field(&mut c, "clients", "blocked_clients") == 0
+    });
+    let ex = executor(&redis.url(0));
+    let futures: Vec<_> = (0..5i64)
+        .map(|i| ex.submit(tasks::add, (i, 20)).unwrap())
+        .collect();
+    let refused = link.stats().refused;
+    wait_until(LONG, "the worker to try to reconnect", || {
+        link.stats().refused >= refused + 2
+    });
+    link.restore();
+    for (i, f) in futures.iter().enumerate() {
+        assert_eq!(f.result_timeout(LONG).unwrap(), i as i64 + 20);
+    }
+    assert_each_ran_once(&worker, 5, &mut c);
+}
+
+/// Failure table: a slow broker (every reply late, on both sides) slows
+/// things down and changes nothing else.
+#[test]
+fn a_slow_broker_completes_every_task_once() {
+    let redis = RedisServer::start();
+    let (client_link, worker_link) = (Proxy::start(redis.port()), Proxy::start(redis.port()));
+    let ex = executor(&client_link.url(0));
+    let worker = InProcessWorker::start(&worker_link.url(0), &["celery"], 2);
+    client_link.set_delay(Duration::from_millis(150));
+    worker_link.set_delay(Duration::from_millis(150));
+    let futures: Vec<_> = (0..4i64)
+        .map(|i| ex.submit(tasks::add, (i, 30)).unwrap())
+        .collect();
+    for (i, f) in futures.iter().enumerate() {
+        assert_eq!(f.result_timeout(LONG).unwrap(), i as i64 + 30);
+    }
+    let mut c = redis.connect();
+    assert_each_ran_once(&worker, 4, &mut c);
 }

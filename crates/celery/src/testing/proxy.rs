@@ -37,10 +37,13 @@ pub struct ProxyStats {
     pub cut_by_link: u64,
 }
 
-/// The next reply that contains `needle` is forwarded only up to `after`
-/// bytes, then its connection is cut.
+/// Which replies a mid-reply cut fires on.
+type ReplyMatch = Box<dyn Fn(&[u8]) -> bool + Send>;
+
+/// The next reply that `matches` is forwarded only up to `after` bytes,
+/// then its connection is cut.
 struct MidReplyCut {
-    needle: Vec<u8>,
+    matches: ReplyMatch,
     after: usize,
 }
 
@@ -117,8 +120,20 @@ impl Proxy {
     /// off, the server sees its client go away. An empty `needle` matches
     /// any reply.
     pub fn drop_mid_reply(&self, needle: &[u8], after: usize) {
+        let needle = needle.to_vec();
+        self.drop_mid_reply_if(move |reply| contains(reply, &needle), after);
+    }
+
+    /// Like [`drop_mid_reply`](Self::drop_mid_reply), for the next reply
+    /// (its whole RESP bytes) that `matches` says yes to: for example
+    /// `|r| r == b":1\r\n"`, the reply to the first `LPUSH` on an empty list.
+    pub fn drop_mid_reply_if(
+        &self,
+        matches: impl Fn(&[u8]) -> bool + Send + 'static,
+        after: usize,
+    ) {
         lock(&self.shared.state).cuts.push(MidReplyCut {
-            needle: needle.to_vec(),
+            matches: Box::new(matches),
             after,
         });
     }
@@ -282,7 +297,7 @@ fn replies(shared: &Shared, mut from: TcpStream, mut to: TcpStream) {
 fn forward(shared: &Shared, reply: &[u8], to: &mut TcpStream) -> bool {
     let (delay, cut) = {
         let mut state = lock(&shared.state);
-        let hit = state.cuts.iter().position(|c| contains(reply, &c.needle));
+        let hit = state.cuts.iter().position(|c| (c.matches)(reply));
         let cut = hit.map(|i| state.cuts.remove(i));
         if cut.is_some() {
             state.stats.cut_mid_reply += 1;
