@@ -25,6 +25,9 @@ pub enum CeleryError {
     BrokerLost(String),
     /// No task with this name is registered (submit of an unregistered `fn`).
     NotRegistered(String),
+    /// The connection broke after the task message was sent and before
+    /// Redis confirmed it: (task id, why). The task may be queued and run.
+    Unconfirmed(String, String),
 }
 
 impl CeleryError {
@@ -54,6 +57,12 @@ impl fmt::Display for CeleryError {
             CeleryError::BrokerLost(e) => write!(
                 f,
                 "lost the Redis broker and could not reconnect in time; the task's result is unknown: {e}"
+            ),
+            CeleryError::Unconfirmed(id, e) => write!(
+                f,
+                "the connection to Redis broke after task {id} was sent and before Redis \
+                 confirmed it ({e}): the task may be queued and may run, but this executor \
+                 will not see its result; submitting it again may run it twice"
             ),
             CeleryError::NotRegistered(n) => write!(
                 f,

@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -204,6 +205,55 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// LPUSHes the message at most once. The pool retries a command whose
+/// connection failed, which rides over a stale pooled connection, but an
+/// LPUSH written whole and then unanswered may have been queued: pushing it
+/// again would run the task twice, unsaid. So a connection that the server
+/// has already closed is found before writing (and the pool retries on a
+/// fresh one), and a failure after the write is reported, not retried.
+fn push_once(broker: &Pool, msg: &TaskMessage) -> Result<(), CeleryError> {
+    let body = msg.to_json();
+    let mut unanswered: Option<String> = None;
+    broker
+        .with(|c| {
+            // A retry after a whole write: never a second LPUSH.
+            if let Some(why) = &unanswered {
+                return Err(CeleryError::Unconfirmed(msg.id.clone(), why.clone()));
+            }
+            if peer_closed(c) {
+                return Err(CeleryError::Io(
+                    "the server closed this pooled connection".to_string(),
+                ));
+            }
+            c.queue(&[b"LPUSH", msg.queue.as_bytes(), body.as_bytes()]);
+            c.flush()?; // an error here: not written whole, never queued
+            c.read_reply()
+                .inspect_err(|e| unanswered = Some(e.to_string()))?
+                .ok()
+        })
+        .map(drop)
+}
+
+/// True if the server has closed `c` (a restart, an idle timeout): the
+/// closed end reads as end-of-file at once. Looks without blocking and
+/// without taking any byte.
+fn peer_closed(c: &Connection) -> bool {
+    let Ok(socket) = c.writer() else { return true };
+    let mut byte = [0u8; 1];
+    // SAFETY: `socket` is an open descriptor we own for this call; recv(2)
+    // writes at most 1 byte into `byte`, which lives across the call.
+    // MSG_PEEK leaves any byte in the socket, MSG_DONTWAIT never blocks.
+    let n = unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            byte.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n == 0
+}
+
 /// An executor whose workers are Celery workers (Python's or ours) behind a Redis.
 pub struct CeleryExecutor {
     shared: Arc<Shared>,
@@ -322,12 +372,7 @@ impl CeleryExecutor {
             },
         );
         shared.subscribe(&[key.as_str()]);
-        let body = msg.to_json();
-        let queue = msg.queue.clone();
-        if let Err(e) = shared.broker.with(|c| {
-            c.command(&[b"LPUSH", queue.as_bytes(), body.as_bytes()])?
-                .ok()
-        }) {
+        if let Err(e) = push_once(&shared.broker, &msg) {
             lock(&shared.pending).remove(&id);
             shared.unsubscribe(&key);
             return Err(e);

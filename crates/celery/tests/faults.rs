@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use celery::resp::{Connection, Reply};
 use celery::testing::Proxy;
-use celery::{tasks, CeleryExecutor, Worker, WorkerConfig, WorkerStats};
+use celery::{tasks, CeleryError, CeleryExecutor, Worker, WorkerConfig, WorkerStats};
 use common::*;
 
 /// A worker on threads of this process, with its counters in reach;
@@ -191,9 +191,10 @@ fn a_result_get_cut_mid_reply_still_completes_the_future() {
 }
 
 /// Failure table: the link between the executor and Redis is cut while
-/// results are stored; submits during the cut fail at once with a
-/// connection error and queue nothing; once the link is back every pending
-/// future completes, each task having run once.
+/// results are stored; a submit during the cut fails at once with a
+/// connection error (or, its LPUSH written to a socket the proxy then
+/// closed, says the task may run) and queues nothing; once the link is back
+/// every pending future completes, each task having run once.
 #[test]
 fn the_executors_link_cut_for_a_while_loses_no_result() {
     let redis = RedisServer::start();
@@ -211,7 +212,10 @@ fn the_executors_link_cut_for_a_while_loses_no_result() {
         link.stats().refused >= refused + 2
     });
     let err = ex.submit(tasks::add, (0, 0)).unwrap_err();
-    assert!(err.is_connection(), "{err}");
+    assert!(
+        err.is_connection() || matches!(err, CeleryError::Unconfirmed(..)),
+        "{err}"
+    );
     link.restore();
     for (i, f) in futures.iter().enumerate() {
         assert_eq!(f.result_timeout(LONG).unwrap(), i as i64 + 10);
@@ -266,4 +270,34 @@ fn a_slow_broker_completes_every_task_once() {
     }
     let mut c = redis.connect();
     assert_each_ran_once(&worker, 4, &mut c);
+}
+
+/// Failure table: the reply to the LPUSH that queues a task is cut. Redis
+/// has queued the message; the client cannot know. Sending it again would
+/// queue it twice and run it twice without anyone saying so: `submit` must
+/// queue it at most once, and if it cannot tell, say that the task may run.
+#[test]
+fn a_send_whose_reply_is_cut_queues_the_task_at_most_once_and_says_so() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = executor(&link.url(0));
+    let mut c = redis.connect();
+    // `:1` is the LPUSH's reply on an empty queue (the subscription's
+    // confirmation is an array, the epoch's transaction too).
+    link.drop_mid_reply_if(|reply| reply == b":1\r\n", 0);
+    let sent = ex.submit(tasks::add, (1, 2));
+    assert_eq!(link.stats().cut_mid_reply, 1, "the fault fired");
+    assert_eq!(
+        c.command(&[b"LLEN", b"celery"]).unwrap(),
+        Reply::Integer(1),
+        "queued once"
+    );
+    let err = sent.expect_err("the send was not confirmed");
+    let text = err.to_string();
+    assert!(text.contains("may") && text.contains("run"), "{text}");
+    // The executor goes on; the unconfirmed task runs once.
+    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    let f = ex.submit(tasks::add, (2, 2)).unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 4);
+    assert_each_ran_once(&worker, 2, &mut c);
 }
