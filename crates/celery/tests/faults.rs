@@ -301,3 +301,125 @@ fn a_send_whose_reply_is_cut_queues_the_task_at_most_once_and_says_so() {
     assert_eq!(f.result_timeout(LONG).unwrap(), 4);
     assert_each_ran_once(&worker, 2, &mut c);
 }
+
+/// `test.wait_for_file`: creates `<path>.started`, waits until `path`
+/// exists (a gate the test opens), returns 7.
+fn wait_for_file(path: String) -> u32 {
+    std::fs::write(format!("{path}.started"), b"").unwrap();
+    while !std::path::Path::new(&path).exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    7
+}
+
+/// Where the message of a task is: (queued, unacked, result stored).
+fn whereabouts(c: &mut Connection, id: &str) -> (i64, i64, i64) {
+    let int = |r: Reply| match r {
+        Reply::Integer(n) => n,
+        other => panic!("expected an integer, got {other:?}"),
+    };
+    let key = format!("celery-task-meta-{id}");
+    (
+        int(c.command(&[b"LLEN", b"celery"]).unwrap()),
+        int(c.command(&[b"HLEN", b"unacked"]).unwrap()),
+        int(c.command(&[b"EXISTS", key.as_bytes()]).unwrap()),
+    )
+}
+
+/// Failure table, KNOWN DEFECT (the fix belongs to the worker loop,
+/// `worker.rs`): the reply that hands a message to a worker (its BRPOP's) is
+/// cut mid-way. Redis has popped the message and the worker never got it:
+/// it is in no queue, not unacked, never runs, and its future waits for
+/// ever. kombu's BRPOP has the same window.
+///
+/// This test pins what the code does today, so that the table in
+/// `docs/cluster.md` says no more than the code; it fails once the worker
+/// stops losing the message. Then replace the pinned assertion with the
+/// rule (ADVERSARY.md class 4):
+///
+/// ```text
+/// assert!(queued + unacked + stored >= 1 || worker.stats().ran >= 1, "lost");
+/// assert_eq!(f.result_timeout(LONG).unwrap(), 7);
+/// ```
+#[test]
+fn known_defect_a_fetch_cut_mid_reply_on_the_worker_loses_the_task() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let mut c = redis.connect();
+    let worker = InProcessWorker::start(&link.url(0), &["celery"], 1);
+    wait_for_a_fetch(&mut c);
+    let ex = executor(&redis.url(0));
+    let msg = celery::TaskMessage::new("rust.add", serde_json::json!([3, 4]), "celery");
+    let id = msg.id.clone();
+    link.drop_mid_reply(id.as_bytes(), 64);
+    let accepted = link.stats().accepted;
+    let f = ex.send::<i64>(msg).unwrap();
+    wait_until(LONG, "the fetch to be cut", || {
+        link.stats().cut_mid_reply == 1
+    });
+    wait_until(LONG, "the worker to fetch again", || {
+        link.stats().accepted > accepted && info_field(&mut c, "clients", "blocked_clients") >= 1
+    });
+    let (queued, unacked, stored) = whereabouts(&mut c, &id);
+    assert_eq!(
+        (queued, unacked, stored, worker.stats().ran, f.done()),
+        (0, 0, 0, 0, false),
+        "pinned defect changed: the message is no longer lost? \
+         Replace this assertion with the rule (see the comment above)"
+    );
+}
+
+/// Failure table, KNOWN DEFECT (the fix belongs to the worker loop,
+/// `worker.rs`): the worker's link is cut while its task runs, so its
+/// result-and-ack transaction fails. The worker tries once more on a new
+/// connection, gives up, and logs "could not store the result": the result
+/// is dropped, the message stays unacked, the future waits for the
+/// visibility timeout (an hour by default), then the task runs again.
+///
+/// This test pins what the code does today; it fails once the worker keeps
+/// the result until the link is back. Then replace the pinned assertion
+/// with the rule (ADVERSARY.md class 4):
+///
+/// ```text
+/// assert_eq!(f.result_timeout(LONG).unwrap(), 7);
+/// assert_each_ran_once(&worker, 1, &mut c);
+/// ```
+#[test]
+fn known_defect_a_result_stored_while_the_workers_link_is_cut_is_dropped() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let mut c = redis.connect();
+    let mut registry = tasks::builtin();
+    registry.register("test.wait_for_file", wait_for_file);
+    let worker = InProcessWorker::with_registry(&link.url(0), &["celery"], 1, registry);
+    let ex = executor(&redis.url(0));
+    let gate = std::env::temp_dir().join(format!("celery-gate-{}", celery::id::new_task_id()));
+    let gate_path = gate.to_string_lossy().into_owned();
+    let msg = celery::TaskMessage::new(
+        "test.wait_for_file",
+        serde_json::json!([gate_path.clone()]),
+        "celery",
+    );
+    let id = msg.id.clone();
+    let f = ex.send::<u32>(msg).unwrap();
+    let started = format!("{gate_path}.started");
+    wait_until(LONG, "the task to start", || {
+        std::path::Path::new(&started).exists()
+    });
+    link.cut();
+    std::fs::write(&gate, b"").unwrap(); // the task returns during the cut
+    wait_until(LONG, "the worker to finish the task", || {
+        worker.stats().ran >= 1
+    });
+    link.restore();
+    wait_for_a_fetch(&mut c);
+    let (_, unacked, stored) = whereabouts(&mut c, &id);
+    let _ = std::fs::remove_file(&gate);
+    let _ = std::fs::remove_file(&started);
+    assert_eq!(
+        (unacked, stored, f.done()),
+        (1, 0, false),
+        "pinned defect changed: the result is no longer dropped? \
+         Replace this assertion with the rule (see the comment above)"
+    );
+}
