@@ -423,3 +423,75 @@ fn known_defect_a_result_stored_while_the_workers_link_is_cut_is_dropped() {
          Replace this assertion with the rule (see the comment above)"
     );
 }
+
+/// Failure table: a worker's pidbox connection breaks (a link cut). The
+/// worker no longer hears revoke broadcasts, but the REVOKED record still
+/// stops a cancelled task it fetches later.
+#[test]
+fn a_worker_that_lost_its_pidbox_still_skips_a_cancelled_task() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let mut c = redis.connect();
+    let mut registry = tasks::builtin();
+    registry.register("test.wait_for_file", wait_for_file);
+    let worker = InProcessWorker::with_registry(&link.url(0), &["celery"], 1, registry);
+    wait_for_a_fetch(&mut c);
+    let numsub = |c: &mut Connection| {
+        c.command(&[b"PUBSUB", b"NUMSUB", b"/0.celery.pidbox"])
+            .unwrap()
+            .into_array()
+            .pop()
+            .unwrap()
+    };
+    assert_eq!(
+        numsub(&mut c),
+        Reply::Integer(1),
+        "the worker listens for broadcasts"
+    );
+    link.cut();
+    let refused = link.stats().refused;
+    wait_until(LONG, "the worker to try to reconnect", || {
+        link.stats().refused > refused
+    });
+    link.restore();
+    wait_for_a_fetch(&mut c);
+    assert_eq!(
+        numsub(&mut c),
+        Reply::Integer(0),
+        "the pidbox subscription is gone for good (docs/cluster.md says so: if the \
+         worker now subscribes again, update that row and this check)"
+    );
+    // Keep the worker's only runner busy, so the next task waits in the
+    // queue while it is cancelled.
+    let ex = executor(&redis.url(0));
+    let gate = std::env::temp_dir().join(format!("celery-gate-{}", celery::id::new_task_id()));
+    let gate_path = gate.to_string_lossy().into_owned();
+    let busy = ex
+        .submit_named::<_, u32>("test.wait_for_file", (gate_path.clone(),))
+        .unwrap();
+    let started = format!("{gate_path}.started");
+    wait_until(LONG, "the busy task to start", || {
+        std::path::Path::new(&started).exists()
+    });
+    let touched = format!("{gate_path}.touched");
+    let msg = celery::TaskMessage::new("rust.touch", serde_json::json!([touched]), "celery");
+    let id = msg.id.clone();
+    let cancelled = ex.send::<()>(msg).unwrap();
+    assert!(cancelled.cancel());
+    wait_until(LONG, "the REVOKED record", || {
+        whereabouts(&mut c, &id).2 == 1
+    });
+    std::fs::write(&gate, b"").unwrap();
+    assert_eq!(busy.result_timeout(LONG).unwrap(), 7);
+    wait_until(LONG, "the worker to skip the revoked task", || {
+        worker.stats().revoked >= 1
+    });
+    assert!(
+        !std::path::Path::new(&touched).exists(),
+        "the cancelled task ran"
+    );
+    assert_eq!(worker.stats().ran, 1);
+    for f in [&gate_path, &started] {
+        let _ = std::fs::remove_file(f);
+    }
+}
