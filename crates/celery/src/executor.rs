@@ -15,7 +15,9 @@
 //! subscribes again to every pending id and GETs each once, so no result
 //! stored in the meantime is missed; if it cannot reconnect within
 //! `reconnect_timeout`, every pending future fails with
-//! [`CeleryError::BrokerLost`] instead of hanging.
+//! [`CeleryError::BrokerLost`] instead of hanging. A server that came back
+//! without its data (its epoch key, [`EPOCH_KEY`], gone or changed) fails
+//! them with `BrokerLost` too: their messages are gone.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -339,6 +341,10 @@ impl CeleryExecutor {
     }
 
     /// Sends a ready-made message (its queue and kwargs as set).
+    ///
+    /// A connection that breaks after the message was written and before
+    /// Redis confirmed it gives [`CeleryError::Unconfirmed`]: the task may
+    /// run, and it was not sent twice.
     pub fn send<R>(&self, msg: TaskMessage) -> Result<Future<R>, CeleryError>
     where
         R: DeserializeOwned + Send + 'static,
