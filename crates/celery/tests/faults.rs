@@ -495,3 +495,34 @@ fn a_worker_that_lost_its_pidbox_still_skips_a_cancelled_task() {
         let _ = std::fs::remove_file(f);
     }
 }
+
+/// Failure table: the executor's link goes silent (packets dropped, no FIN,
+/// no RST) while the result is published. Nothing is lost or run twice:
+/// when the link speaks again the held push arrives and the future
+/// completes. While it is silent nothing notices (no read timeout, no TCP
+/// keepalive): the table says so.
+#[test]
+fn a_silent_link_to_the_executor_delays_the_result_and_loses_nothing() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = executor(&link.url(0));
+    let mut c = redis.connect();
+    let f = ex.submit(tasks::add, (5, 6)).unwrap();
+    wait_until(LONG, "the listener's first MGET", || {
+        calls(&mut c, "mget") >= 1
+    });
+    link.stall();
+    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    wait_until(LONG, "the task to run", || worker.stats().ran >= 1);
+    wait_until(LONG, "the result's push to be held", || {
+        link.stats().held >= 1
+    });
+    assert!(
+        !f.done(),
+        "held in the proxy, the result cannot have arrived"
+    );
+    link.restore();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 11);
+    assert_eq!(link.stats().cut_by_link, 0, "nothing was closed");
+    assert_each_ran_once(&worker, 1, &mut c);
+}

@@ -7,6 +7,8 @@
 //!            · delayed by `set_delay`
 //!            · cut after N bytes by `drop_mid_reply`
 //!            · every link cut by `cut` until `restore`
+//!            · every link silent (nothing forwarded, nothing closed)
+//!              by `stall` until `restore`
 //! ```
 //!
 //! Requests pass through as they come. Replies are framed (the proxy reads
@@ -20,7 +22,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -35,6 +37,8 @@ pub struct ProxyStats {
     pub cut_mid_reply: u64,
     /// Connections cut by [`Proxy::cut`].
     pub cut_by_link: u64,
+    /// Replies and requests held back by [`Proxy::stall`].
+    pub held: u64,
 }
 
 /// Which replies a mid-reply cut fires on.
@@ -51,6 +55,8 @@ struct MidReplyCut {
 struct State {
     /// While true, new connections are accepted and closed at once.
     link_cut: bool,
+    /// While true, nothing is forwarded and nothing is closed.
+    stalled: bool,
     /// How long each reply is held before it is forwarded.
     delay: Duration,
     /// Armed mid-reply cuts, each fires once.
@@ -63,6 +69,8 @@ struct State {
 struct Shared {
     upstream: SocketAddr,
     state: Mutex<State>,
+    /// Wakes the pumps held by a stall (on `restore`, `cut` and drop).
+    unstalled: Condvar,
     stop: AtomicBool,
     /// Connection ids; only unique, so Relaxed.
     next_id: AtomicU64,
@@ -89,6 +97,7 @@ impl Proxy {
         let shared = Arc::new(Shared {
             upstream: SocketAddr::from(([127, 0, 0, 1], upstream_port)),
             state: Mutex::new(State::default()),
+            unstalled: Condvar::new(),
             stop: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
         });
@@ -160,11 +169,26 @@ impl Proxy {
         for s in open.iter().flatten() {
             let _ = s.shutdown(Shutdown::Both);
         }
+        drop(state);
+        self.shared.unstalled.notify_all();
     }
 
-    /// Ends a [`cut`](Self::cut): new connections reach the server again.
+    /// Makes the link silent, as a network that drops packets without a
+    /// FIN or RST: open connections stay open, new ones are accepted, and
+    /// no byte is forwarded either way until [`restore`](Self::restore)
+    /// (then everything held goes on, in order).
+    pub fn stall(&self) {
+        lock(&self.shared.state).stalled = true;
+    }
+
+    /// Ends a [`cut`](Self::cut) or a [`stall`](Self::stall): the link
+    /// works again.
     pub fn restore(&self) {
-        lock(&self.shared.state).link_cut = false;
+        let mut state = lock(&self.shared.state);
+        state.link_cut = false;
+        state.stalled = false;
+        drop(state);
+        self.shared.unstalled.notify_all();
     }
 
     /// Cuts the link now and restores it after `d`, from a thread of its own.
@@ -235,9 +259,10 @@ fn join(shared: &Arc<Shared>, client: TcpStream, server: TcpStream) -> std::io::
         state.stats.accepted += 1;
     }
     let (c_read, s_write) = (client.try_clone()?, server.try_clone()?);
+    let s = shared.clone();
     std::thread::Builder::new()
         .name("redis-proxy-up".to_string())
-        .spawn(move || requests(c_read, s_write))?;
+        .spawn(move || requests(&s, c_read, s_write))?;
     let s = shared.clone();
     std::thread::Builder::new()
         .name("redis-proxy-down".to_string())
@@ -252,11 +277,15 @@ fn join(shared: &Arc<Shared>, client: TcpStream, server: TcpStream) -> std::io::
     Ok(())
 }
 
-/// Client to server: bytes as they come.
-fn requests(mut from: TcpStream, mut to: TcpStream) {
+/// Client to server: bytes as they come (held while stalled).
+fn requests(shared: &Shared, mut from: TcpStream, mut to: TcpStream) {
     let mut buf = [0u8; 16 * 1024];
     while let Ok(n) = from.read(&mut buf) {
-        if n == 0 || to.write_all(&buf[..n]).is_err() {
+        if n == 0 {
+            break;
+        }
+        drop(wait_while_stalled(shared));
+        if to.write_all(&buf[..n]).is_err() {
             break;
         }
     }
@@ -302,6 +331,8 @@ fn forward(shared: &Shared, reply: &[u8], to: &mut TcpStream) -> bool {
         if cut.is_some() {
             state.stats.cut_mid_reply += 1;
         }
+        drop(state);
+        let state = wait_while_stalled(shared);
         (state.delay, cut)
     };
     if !delay.is_zero() {
@@ -314,6 +345,22 @@ fn forward(shared: &Shared, reply: &[u8], to: &mut TcpStream) -> bool {
         }
         None => to.write_all(reply).is_ok(),
     }
+}
+
+/// Blocks while the link is stalled (counting what it holds back); returns
+/// the state, locked.
+fn wait_while_stalled(shared: &Shared) -> std::sync::MutexGuard<'_, State> {
+    let mut state = lock(&shared.state);
+    if state.stalled {
+        state.stats.held += 1;
+    }
+    while state.stalled && !shared.stop.load(Ordering::SeqCst) {
+        state = shared
+            .unstalled
+            .wait(state)
+            .unwrap_or_else(|p| p.into_inner());
+    }
+    state
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -418,6 +465,24 @@ mod tests {
             after.command(&[b"PING"]).unwrap(),
             Reply::Status("PONG".to_string())
         );
+    }
+
+    #[test]
+    fn a_stall_holds_traffic_without_closing_and_restore_lets_it_through() {
+        let redis = RedisServer::start();
+        let proxy = Proxy::start(redis.port());
+        let mut c = open(&proxy).unwrap();
+        proxy.stall();
+        let ping = std::thread::spawn(move || c.command(&[b"PING"]));
+        crate::testing::wait_until(Duration::from_secs(60), "the PING to be held", || {
+            proxy.stats().held >= 1
+        });
+        // Held in the proxy, the PING cannot have reached the server.
+        assert!(!ping.is_finished());
+        assert_eq!(proxy.stats().cut_by_link, 0);
+        proxy.restore();
+        let pong = ping.join().unwrap().unwrap();
+        assert_eq!(pong, Reply::Status("PONG".to_string()));
     }
 
     #[test]
