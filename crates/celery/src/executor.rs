@@ -17,7 +17,8 @@
 //! `reconnect_timeout`, every pending future fails with
 //! [`CeleryError::BrokerLost`] instead of hanging. A server that came back
 //! without its data (its epoch key, [`EPOCH_KEY`], gone or changed) fails
-//! them with `BrokerLost` too: their messages are gone.
+//! them with `BrokerLost` too: their messages are gone. When the broker is
+//! a server of its own, a second thread watches it ([`watch_broker`]).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -127,9 +128,14 @@ impl Builder {
             sub_writer: Mutex::new(None),
             closed: AtomicBool::new(false),
             epoch: Mutex::new(epoch),
+            broker_watch: Mutex::new(None),
         });
         let first = Connection::open(&backend)?;
         *lock(&shared.sub_writer) = Some(first.writer()?);
+        let watcher = match same_server(shared.broker.url(), &backend) {
+            true => None,
+            false => Some(start_broker_watch(&shared)?),
+        };
         let weak = Arc::downgrade(&shared);
         let listener = std::thread::Builder::new()
             .name("celery-listener".to_string())
@@ -138,6 +144,7 @@ impl Builder {
         Ok(CeleryExecutor {
             shared,
             listener: Mutex::new(Some(listener)),
+            watcher: Mutex::new(watcher),
         })
     }
 }
@@ -157,6 +164,9 @@ struct Shared {
     /// different one after a reconnect means the server came back without
     /// its data (and without our messages). See [`EPOCH_KEY`].
     epoch: Mutex<Vec<u8>>,
+    /// The broker watcher's socket, when the broker is not the backend's
+    /// server (see [`watch_broker`]); `None` while it reconnects.
+    broker_watch: Mutex<Option<TcpStream>>,
 }
 
 /// Tells a connection blip from a server that came back without its data.
@@ -260,6 +270,8 @@ fn peer_closed(c: &Connection) -> bool {
 pub struct CeleryExecutor {
     shared: Arc<Shared>,
     listener: Mutex<Option<JoinHandle<()>>>,
+    /// The broker watcher, if the broker has a server of its own.
+    watcher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl CeleryExecutor {
@@ -436,6 +448,9 @@ impl Drop for CeleryExecutor {
         if let Some(h) = lock(&self.listener).take() {
             let _ = h.join();
         }
+        if let Some(h) = lock(&self.watcher).take() {
+            let _ = h.join();
+        }
     }
 }
 
@@ -506,6 +521,10 @@ impl Shared {
         if let Some(s) = lock(&self.sub_writer).as_ref() {
             let _ = s.shutdown(Shutdown::Both);
         }
+        // The broker watcher ends with the listener.
+        if let Some(s) = lock(&self.broker_watch).as_ref() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
     }
 
     fn fail_all(&self, error: CeleryError) {
@@ -562,6 +581,28 @@ fn listen(weak: Weak<Shared>, backend: RedisUrl, first: Connection) {
 /// Opens a new subscribed connection and subscribes to every pending id.
 fn reconnect(shared: &Shared, backend: &RedisUrl) -> Result<Connection, CeleryError> {
     let c = Connection::open(backend)?;
+    check_epoch(shared)?;
+    let mut w = lock(&shared.sub_writer);
+    *w = Some(c.writer()?);
+    let keys: Vec<String> = lock(&shared.pending)
+        .keys()
+        .map(|id| result_key(id))
+        .collect();
+    drop(w);
+    if !keys.is_empty() {
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        for chunk in refs.chunks(512) {
+            shared.subscribe(chunk);
+        }
+    }
+    Ok(c)
+}
+
+/// After a reconnect: reads the broker's epoch and, if it is not the one
+/// this client knew, fails every pending future (their messages are gone)
+/// and declares the queue again. Compare-and-update under one lock, so of
+/// the listener and the broker watcher only one fails them.
+fn check_epoch(shared: &Shared) -> Result<(), CeleryError> {
     let epoch = broker_epoch(&shared.broker)?;
     let lost = {
         let mut known = lock(&shared.epoch);
@@ -581,20 +622,91 @@ fn reconnect(shared: &Shared, backend: &RedisUrl) -> Result<Connection, CeleryEr
                 .to_string(),
         ));
     }
-    let mut w = lock(&shared.sub_writer);
+    Ok(())
+}
+
+/// True if both URLs name one Redis server (databases may differ: a
+/// restart takes all of them, and breaks the listener's connection).
+fn same_server(a: &RedisUrl, b: &RedisUrl) -> bool {
+    a.host == b.host && a.port == b.port
+}
+
+/// A channel nobody publishes on: the broker watcher subscribes to it only
+/// so that its connection is exempt from the server's idle `timeout`.
+const WATCH_CHANNEL: &[u8] = b"celery-rs-broker-watch";
+
+/// Opens the broker watcher's connection, subscribed and registered for
+/// `stop_listener`. Refused once the executor is closed with nothing
+/// pending: `stop_listener` runs only after that holds, and it holds for
+/// good (no submits after closing), so checking it under the lock
+/// `stop_listener` takes means no socket is registered after it looked.
+fn open_broker_watch(shared: &Shared) -> Result<Connection, CeleryError> {
+    let mut c = Connection::open(shared.broker.url())?;
+    c.command(&[b"SUBSCRIBE", WATCH_CHANNEL])?.ok()?;
+    let mut w = lock(&shared.broker_watch);
+    if shared.closed.load(Ordering::SeqCst) && lock(&shared.pending).is_empty() {
+        return Err(CeleryError::Shutdown);
+    }
     *w = Some(c.writer()?);
-    let keys: Vec<String> = lock(&shared.pending)
-        .keys()
-        .map(|id| result_key(id))
-        .collect();
-    drop(w);
-    if !keys.is_empty() {
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        for chunk in refs.chunks(512) {
-            shared.subscribe(chunk);
+    Ok(c)
+}
+
+fn start_broker_watch(shared: &Arc<Shared>) -> Result<JoinHandle<()>, CeleryError> {
+    let first = open_broker_watch(shared)?;
+    let weak = Arc::downgrade(shared);
+    std::thread::Builder::new()
+        .name("celery-broker-watch".to_string())
+        .spawn(move || watch_broker(weak, first))
+        .map_err(CeleryError::io)
+}
+
+/// The broker watcher, run when the broker is not the backend's server.
+/// Then nothing else reads from the broker, and a broker that restarted
+/// without its data (the queued messages of the pending futures gone)
+/// would go unnoticed: the futures would wait for ever. This thread holds
+/// a subscribed connection to the broker only to see it break; then it
+/// reconnects (50 ms .. 1 s backoff) and checks the epoch, as the listener
+/// does for its own connection. A broker away longer than
+/// `reconnect_timeout` fails the pending futures with `BrokerLost`, as the
+/// listener does.
+fn watch_broker(weak: Weak<Shared>, first: Connection) {
+    let mut conn = Some(first);
+    let mut lost_since: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(shared) = weak.upgrade() else { return };
+        if shared.closed.load(Ordering::SeqCst) && lock(&shared.pending).is_empty() {
+            return;
+        }
+        let mut c = match conn.take() {
+            Some(c) => c,
+            None => match open_broker_watch(&shared).and_then(|c| {
+                check_epoch(&shared)?;
+                Ok(c)
+            }) {
+                Ok(c) => c,
+                Err(e) => {
+                    let since = *lost_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= shared.reconnect_timeout {
+                        shared.fail_all(CeleryError::BrokerLost(e.to_string()));
+                    }
+                    drop(shared);
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        lost_since = None;
+        backoff = Duration::from_millis(50);
+        drop(shared);
+        // Nothing is published here: this returns when the connection
+        // breaks, or when `stop_listener` shuts it down.
+        while c.read_reply().is_ok() {}
+        if let Some(shared) = weak.upgrade() {
+            *lock(&shared.broker_watch) = None;
         }
     }
-    Ok(c)
 }
 
 fn read_loop(weak: &Weak<Shared>, conn: &mut Connection) -> Result<(), CeleryError> {

@@ -39,6 +39,10 @@ impl InProcessWorker {
         let mut config = WorkerConfig::new(broker);
         config.queues = queues.iter().map(|q| q.to_string()).collect();
         config.concurrency = concurrency;
+        Self::with_config(config, registry)
+    }
+
+    fn with_config(config: WorkerConfig, registry: celery::Registry) -> InProcessWorker {
         let worker = Arc::new(Worker::new(config, registry));
         let w = worker.clone();
         let handle = std::thread::spawn(move || w.run().expect("worker runs"));
@@ -582,4 +586,42 @@ fn an_executor_ending_leaves_the_others_able_to_tell_a_blip() {
     let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
     assert_eq!(f.result_timeout(LONG).unwrap(), 3);
     assert_each_ran_once(&worker, 1, &mut c);
+}
+
+/// Failure table: the broker is a Redis server of its own (not the result
+/// backend's) and restarts without its data. The listener's connection (to
+/// the backend) does not break, so something else must notice that the
+/// messages of the pending futures are gone.
+#[test]
+fn a_separate_broker_restarting_without_its_data_fails_pending_futures() {
+    let mut broker = RedisServer::start(); // persistence off
+    let backend = RedisServer::start();
+    let ex = CeleryExecutor::builder(&broker.url(0))
+        .backend(&backend.url(0))
+        .registry(tasks::builtin())
+        .reconnect_timeout(LONG)
+        .connect()
+        .unwrap();
+    let lost = ex.submit(tasks::add, (1, 1)).unwrap();
+    broker.restart();
+    let err = lost.result_timeout(LONG).unwrap_err();
+    assert!(
+        err.to_string().contains("came back without its data"),
+        "{err}"
+    );
+    // The executor goes on working with the new broker.
+    let mut config = WorkerConfig::new(&broker.url(0));
+    config.backend = Some(backend.url(0));
+    config.concurrency = 1;
+    let worker = InProcessWorker::with_config(config, tasks::builtin());
+    let f = ex.submit(tasks::add, (2, 2)).unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 4);
+    let mut c = broker.connect();
+    assert_each_ran_once(&worker, 1, &mut c);
+    // The thread that watches the broker ends with the executor (the only
+    // one in this test binary: no other test has a broker of its own).
+    let watchers = || threads_named("celery-broker-w"); // comm: 15 bytes
+    assert_eq!(watchers(), 1);
+    drop(ex);
+    assert_eq!(watchers(), 0, "the broker watcher outlived its executor");
 }
