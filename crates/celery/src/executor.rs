@@ -583,6 +583,13 @@ fn reconnect(shared: &Shared, backend: &RedisUrl) -> Result<Connection, CeleryEr
     let c = Connection::open(backend)?;
     check_epoch(shared)?;
     let mut w = lock(&shared.sub_writer);
+    // `stop_listener` shuts the socket it finds here, and runs only once the
+    // executor is closed with nothing pending, which then holds for good:
+    // checked under its lock, no socket is registered after it looked (one
+    // would be read for ever, and `Drop` would wait on that for ever).
+    if shared.closed.load(Ordering::SeqCst) && lock(&shared.pending).is_empty() {
+        return Err(CeleryError::Shutdown);
+    }
     *w = Some(c.writer()?);
     let keys: Vec<String> = lock(&shared.pending)
         .keys()

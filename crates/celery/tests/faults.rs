@@ -625,3 +625,57 @@ fn a_separate_broker_restarting_without_its_data_fails_pending_futures() {
     drop(ex);
     assert_eq!(watchers(), 0, "the broker watcher outlived its executor");
 }
+
+/// The state and current system call of thread `tid` of this process.
+fn thread_state(tid: i32) -> (char, Option<i64>) {
+    let dir = format!("/proc/self/task/{tid}");
+    let stat = std::fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
+    // The state follows the parenthesised name, which may hold spaces.
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+        .unwrap_or('?');
+    let syscall = std::fs::read_to_string(format!("{dir}/syscall"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok());
+    (state, syscall)
+}
+
+/// Dropping the executor while its listener is reconnecting: `Drop` shuts
+/// the listener's socket and joins it, but a listener that registers its
+/// new socket after that would block on it for ever, and `drop` with it.
+#[test]
+fn dropping_the_executor_while_its_listener_reconnects_returns() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = executor(&link.url(0));
+    let _pending = ex.submit(tasks::add, (1, 1)).unwrap();
+    let mut c = redis.connect();
+    wait_until(LONG, "the listener's first MGET", || {
+        calls(&mut c, "mget") >= 1
+    });
+    // The listener loses its connection and reconnects into a silent link:
+    // it blocks in the middle of its reconnect (reading the epoch).
+    link.stall();
+    let killed = c
+        .command(&[b"CLIENT", b"KILL", b"TYPE", b"pubsub"])
+        .unwrap();
+    assert_eq!(killed, Reply::Integer(1), "the listener's connection");
+    wait_until(LONG, "the reconnect to be held", || link.stats().held >= 1);
+    let tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let t = tid.clone();
+    let dropper = std::thread::spawn(move || {
+        // SAFETY: gettid(2) takes no arguments and cannot fail.
+        t.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+        drop(ex);
+    });
+    // `Drop` has nothing else to wait for: a dropper asleep in futex(2) is
+    // in the join, past the shutting of the listener's socket.
+    wait_until(LONG, "drop to wait for the listener", || {
+        let tid = tid.load(Ordering::SeqCst);
+        tid != 0 && thread_state(tid) == ('S', Some(libc::SYS_futex))
+    });
+    link.restore();
+    wait_until(LONG, "drop to return", || dropper.is_finished());
+    dropper.join().unwrap();
+}
