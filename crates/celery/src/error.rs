@@ -20,8 +20,10 @@ pub enum CeleryError {
     Json(String),
     /// The executor was shut down; no new tasks.
     Shutdown,
-    /// The broker stayed unreachable longer than the reconnect deadline
-    /// (pending futures fail with this error instead of hanging).
+    /// The broker stayed unreachable longer than the reconnect deadline,
+    /// or came back without its data (pending futures fail with this error
+    /// instead of hanging); the text says which, and whether the task may
+    /// still run.
     BrokerLost(String),
     /// No task with this name is registered (submit of an unregistered `fn`).
     NotRegistered(String),
@@ -56,7 +58,7 @@ impl fmt::Display for CeleryError {
             CeleryError::Shutdown => f.write_str("the Celery executor has been shut down"),
             CeleryError::BrokerLost(e) => write!(
                 f,
-                "lost the Redis broker and could not reconnect in time; the task's result is unknown: {e}"
+                "lost the Redis broker; the task's result is unknown: {e}"
             ),
             CeleryError::Unconfirmed(id, e) => write!(
                 f,

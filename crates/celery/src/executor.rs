@@ -553,7 +553,7 @@ fn listen(weak: Weak<Shared>, backend: RedisUrl, first: Connection) {
                 Err(e) => {
                     let since = *lost_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= shared.reconnect_timeout {
-                        shared.fail_all(CeleryError::BrokerLost(e.to_string()));
+                        shared.fail_all(gave_up(shared.reconnect_timeout, &e));
                         if shared.closed.load(Ordering::SeqCst) {
                             return;
                         }
@@ -603,6 +603,17 @@ fn reconnect(shared: &Shared, backend: &RedisUrl) -> Result<Connection, CeleryEr
         }
     }
     Ok(c)
+}
+
+/// The error for the pending futures when the broker stayed away past
+/// `reconnect_timeout`. Their messages may still be queued (a broker that
+/// keeps its data runs them when it is back), so it says so: a caller who
+/// submits again would otherwise run each task twice unawares.
+fn gave_up(timeout: Duration, e: &CeleryError) -> CeleryError {
+    CeleryError::BrokerLost(format!(
+        "could not reconnect within {timeout:?} ({e}); the task may still run once the \
+         broker is back (its message may still be queued): submitting it again may run it twice"
+    ))
 }
 
 /// After a reconnect: reads the broker's epoch and, if it is not the one
@@ -695,7 +706,7 @@ fn watch_broker(weak: Weak<Shared>, first: Connection) {
                 Err(e) => {
                     let since = *lost_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= shared.reconnect_timeout {
-                        shared.fail_all(CeleryError::BrokerLost(e.to_string()));
+                        shared.fail_all(gave_up(shared.reconnect_timeout, &e));
                     }
                     drop(shared);
                     std::thread::sleep(backoff);

@@ -679,3 +679,26 @@ fn dropping_the_executor_while_its_listener_reconnects_returns() {
     wait_until(LONG, "drop to return", || dropper.is_finished());
     dropper.join().unwrap();
 }
+
+/// Failure table: the broker is down longer than `reconnect_timeout`, with
+/// its data kept. The pending futures fail, but their messages are still
+/// queued and run once the broker is back: the error must say so, or a
+/// caller who submits again runs each task twice unawares.
+#[test]
+fn a_broker_down_past_the_reconnect_timeout_says_its_tasks_may_still_run() {
+    let mut redis = RedisServer::start_with(true);
+    let ex = CeleryExecutor::builder(&redis.url(0))
+        .registry(tasks::builtin())
+        .reconnect_timeout(Duration::from_millis(300))
+        .connect()
+        .unwrap();
+    let f = ex.submit(tasks::add, (1, 2)).unwrap();
+    redis.stop();
+    let err = f.result_timeout(LONG).unwrap_err().to_string();
+    assert!(err.contains("could not reconnect"), "{err}");
+    assert!(err.contains("may still run"), "{err}");
+    redis.restart();
+    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    let mut c = redis.connect();
+    assert_each_ran_once(&worker, 1, &mut c);
+}
