@@ -247,8 +247,8 @@ fn push_once(broker: &Pool, msg: &TaskMessage) -> Result<(), CeleryError> {
 }
 
 /// True if the server has closed `c` (a restart, an idle timeout): the
-/// closed end reads as end-of-file at once. Looks without blocking and
-/// without taking any byte.
+/// closed end reads as end-of-file (or a reset) at once, a live idle one
+/// would block. Looks without blocking and without taking any byte.
 fn peer_closed(c: &Connection) -> bool {
     let Ok(socket) = c.writer() else { return true };
     let mut byte = [0u8; 1];
@@ -263,7 +263,14 @@ fn peer_closed(c: &Connection) -> bool {
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
         )
     };
-    n == 0
+    match n {
+        0 => true,
+        n if n > 0 => false, // bytes waiting: not ours to judge here
+        _ => !matches!(
+            std::io::Error::last_os_error().kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+        ),
+    }
 }
 
 /// An executor whose workers are Celery workers (Python's or ours) behind a Redis.
