@@ -55,14 +55,26 @@
 //! Every item is in the bag when `map` returns, and the runners are queued
 //! tasks, so a shutdown without `cancel_futures` still runs all of it.
 //! Cancelling is what closing CPython's `result_iterator` does: a dropped
-//! (advanced) iterator empties the bag, so no item not yet started runs;
-//! claims already running finish. If every runner is gone while items are
-//! left in the bag (`shutdown(cancel_futures)` cancelled the queued
-//! runners, or the pool broke), those items yield `Cancelled` (or the broken
-//! pool's error) in order.
+//! (advanced) iterator empties the bag and stops the runners (below), so no
+//! item that had not started runs; the items running finish. If every
+//! runner is gone while items are left in the bag (`shutdown(cancel_futures)`
+//! cancelled the queued runners, or the pool broke), those items yield
+//! `Cancelled` (or the broken pool's error) in order.
+//!
+//! ## Stopping
+//!
+//! A claim is items taken out of the bag, not started ones, so emptying
+//! the bag is not enough: a claim of 25,000 cheap items (or of a few slow
+//! ones) would run to its end. So a runner looks at the bag's `stop` flag
+//! **before every item**, and once it is raised puts the item and the rest
+//! of its claim back (where the cancelled bag drops them), delivers what it
+//! did and ends. The look is one relaxed load of a line the runner already
+//! has in its cache (`Bag::must_stop` says why relaxed is enough), so the
+//! per-item path of a cheap map keeps its cost.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -127,12 +139,33 @@ struct State<X, T> {
 /// What the runners and the iterator share.
 struct Bag<X, T> {
     state: Mutex<State<X, T>>,
+    /// `state.cancelled`, readable without the lock: the runners look at it
+    /// before every item (module docs, "Stopping").
+    stop: AtomicBool,
     /// Signalled when a piece is delivered or a runner leaves.
     changed: Condvar,
     runners: usize,
 }
 
 impl<X, T> Bag<X, T> {
+    /// Must a runner start no more items? The iterator was dropped or timed
+    /// out.
+    ///
+    /// A relaxed load of a flag written once, on a line that stays in the
+    /// runner's cache until then, so the look costs next to nothing per item.
+    /// Relaxed is enough: the flag publishes no data (the items a runner runs
+    /// were moved to it under the lock), it only says "start nothing more".
+    /// A cancel that happens before the look, in the happens-before order
+    /// (say, the caller then opens a gate the running item waits on), is
+    /// seen by coherence: a load cannot return a value older than a store
+    /// that happens before it. A look concurrent with the cancel may miss
+    /// it, and its item starts: it started before the cancel reached it, as
+    /// a task a worker popped just before the queue was drained.
+    #[inline]
+    fn must_stop(&self) -> bool {
+        self.stop.load(Relaxed)
+    }
+
     /// Takes up to `want` items from the front (guided cap applied), in
     /// reverse: the claim's first item is its last element.
     fn claim(&self, want: usize) -> Option<(usize, Vec<X>)> {
@@ -154,12 +187,18 @@ impl<X, T> Bag<X, T> {
         Some((start, items))
     }
 
-    /// Puts the unstarted rest of a claim (still reversed) back in front.
+    /// Puts the unstarted rest of a claim (still reversed) back in front,
+    /// or drops it if the map was cancelled.
     fn give_back(&self, start: usize, reversed: Vec<X>) {
         let mut state = self.state.lock();
         if state.cancelled || reversed.is_empty() {
             drop(state);
-            drop(reversed);
+            // User `Drop` code, outside the lock and contained: this runs
+            // on a worker.
+            contain(
+                "the drop of map items cancelled with their iterator",
+                || drop(reversed),
+            );
             return;
         }
         state.remaining += reversed.len();
@@ -190,7 +229,8 @@ impl<X, T> Drop for RunnerToken<X, T> {
     }
 }
 
-/// A runner: claims until the bag is empty (module docs, the policy).
+/// A runner: claims until the bag is empty (module docs, the policy), or
+/// until it is told to stop (module docs, "Stopping").
 fn run<X, T>(bag: &Bag<X, T>, f: &(impl Fn(X) -> T + ?Sized)) {
     let mut want = 1;
     while let Some((start, items)) = bag.claim(want) {
@@ -202,7 +242,16 @@ fn run<X, T>(bag: &Bag<X, T>, f: &(impl Fn(X) -> T + ?Sized)) {
         let mut items = items; // reversed: pop gives them in order
         let began = Instant::now();
         let mut done = 0;
+        let mut stopped = false;
         while let Some(x) = items.pop() {
+            if bag.must_stop() {
+                // Not started: it goes back with the rest (the bag drops
+                // them, or they yield `Cancelled`).
+                items.push(x);
+                stopped = true;
+                bag.give_back(start + done, items);
+                break;
+            }
             match catch_unwind(AssertUnwindSafe(|| f(x))) {
                 Ok(value) => values.push(value),
                 Err(payload) => failures.push_back((start + done, TaskError::from_panic(payload))),
@@ -219,12 +268,17 @@ fn run<X, T>(bag: &Bag<X, T>, f: &(impl Fn(X) -> T + ?Sized)) {
             }
         }
         let took = began.elapsed();
-        bag.deliver(Piece {
-            start,
-            len: done,
-            values,
-            failures,
-        });
+        if done > 0 {
+            bag.deliver(Piece {
+                start,
+                len: done,
+                values,
+                failures,
+            });
+        }
+        if stopped {
+            return;
+        }
         want = next_claim(done, took);
     }
 }
@@ -286,6 +340,9 @@ impl<X: Send, T: Send> Source<T> for Bag<X, T> {
     }
 
     fn cancel(&self) {
+        // Before the lock: a runner inside an item sees it at its next look.
+        // Relaxed: see `must_stop`.
+        self.stop.store(true, Relaxed);
         let dropped = {
             let mut state = self.state.lock();
             state.cancelled = true;
@@ -325,6 +382,7 @@ impl<T: Send + 'static> Adaptive<T> {
                 cancelled: false,
                 given_back: 0,
             }),
+            stop: AtomicBool::new(false),
             changed: Condvar::new(),
             runners,
         });
@@ -474,6 +532,7 @@ mod tests {
                 cancelled: false,
                 given_back: 0,
             }),
+            stop: AtomicBool::new(false),
             changed: Condvar::new(),
             runners,
         }

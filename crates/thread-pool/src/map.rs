@@ -55,7 +55,8 @@
 //! claims*, sized from the measured cost per item: one item at first, then
 //! about 50 us of work per claim, shrinking at once when items turn slow
 //! (`adaptive.rs`, and `docs/thread-pool.md`). A dropped iterator then cancels
-//! the items no claim has started.
+//! every item that has not started, the unstarted rest of a running claim
+//! included: the runners look before every item.
 //!
 //! With [`MapOptions::chunk_size`]`(n)`, each task applies `f` to `n`
 //! consecutive items (each under its own `catch_unwind`, so a panic still

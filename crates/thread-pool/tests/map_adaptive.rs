@@ -154,3 +154,47 @@ fn cancel_futures_cancels_the_items_no_runner_started() {
     );
     assert_eq!(ran.load(SeqCst), 0);
 }
+
+/// A map item that counts itself and blocks on `gate` if it is `hold`,
+/// saying so on `started` first.
+fn counted_holding(
+    ran: &Arc<AtomicUsize>,
+    hold: u32,
+    started: &Event,
+    gate: &Event,
+) -> impl Fn(u32) -> u32 + Send + Sync + 'static {
+    let (ran, started, gate) = (ran.clone(), started.clone(), gate.clone());
+    move |x| {
+        ran.fetch_add(1, SeqCst);
+        if x == hold {
+            started.set();
+            assert!(gate.wait(), "the test never opened the gate");
+        }
+        x
+    }
+}
+
+#[test]
+fn dropping_an_advanced_map_starts_nothing_more_of_the_running_claim() {
+    // Issue 17, item 8. Cheap items let the claims grow (1, 2, 4, 8, ...),
+    // so item 40 runs inside a claim of many items. Dropping the iterator
+    // while it runs must start no other item, the rest of its claim
+    // included: exactly items 0..=40 run.
+    const HOLD: u32 = 40;
+    let pool = ThreadPoolExecutor::new(1);
+    let (ran, started, gate) = (Arc::new(AtomicUsize::new(0)), Event::new(), Event::new());
+    let mut it = pool
+        .map(counted_holding(&ran, HOLD, &started, &gate), 0..1000)
+        .unwrap();
+    assert_eq!(it.next().unwrap().unwrap(), 0);
+    assert!(started.wait(), "item {HOLD} never started");
+    drop(it);
+    gate.set();
+    pool.shutdown(true, false);
+    let ran = ran.load(SeqCst);
+    assert_eq!(
+        ran,
+        HOLD as usize + 1,
+        "{ran} items ran: some after the drop"
+    );
+}
