@@ -56,21 +56,27 @@
 //! tasks, so a shutdown without `cancel_futures` still runs all of it.
 //! Cancelling is what closing CPython's `result_iterator` does: a dropped
 //! (advanced) iterator empties the bag and stops the runners (below), so no
-//! item that had not started runs; the items running finish. If every
-//! runner is gone while items are left in the bag (`shutdown(cancel_futures)`
-//! cancelled the queued runners, or the pool broke), those items yield
-//! `Cancelled` (or the broken pool's error) in order.
+//! item that had not started runs; the items running finish. The items are
+//! the map's queued work, so `shutdown(cancel_futures)` cancels them, as
+//! Python 3.14 cancels the map's pending futures: it cancels the queued
+//! runners and stops the running ones (below); a broken pool fails them the
+//! same way. The items no runner ran then yield `Cancelled` (or the broken
+//! pool's error), in order.
 //!
 //! ## Stopping
 //!
 //! A claim is items taken out of the bag, not started ones, so emptying
 //! the bag is not enough: a claim of 25,000 cheap items (or of a few slow
-//! ones) would run to its end. So a runner looks at the bag's `stop` flag
-//! **before every item**, and once it is raised puts the item and the rest
-//! of its claim back (where the cancelled bag drops them), delivers what it
-//! did and ends. The look is one relaxed load of a line the runner already
-//! has in its cache (`Bag::must_stop` says why relaxed is enough), so the
-//! per-item path of a cheap map keeps its cost.
+//! ones) would run to its end. So a runner looks at two flags **before
+//! every item**: the bag's `stop` (the iterator was dropped or timed out)
+//! and the pool's `queued_cancelled` (`shutdown(cancel_futures)`, or a
+//! broken pool: the pool dropped its queued work, and these items are
+//! queued work the queue does not hold). Once one is raised, the runner
+//! puts the item and the rest of its claim back (a cancelled bag drops
+//! them; otherwise the iterator reports them), delivers what it did and
+//! ends. The look is two relaxed loads of lines the runner already has in
+//! its cache (`Bag::must_stop` says why relaxed is enough), so the per-item
+//! path of a cheap map keeps its cost.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -142,6 +148,9 @@ struct Bag<X, T> {
     /// `state.cancelled`, readable without the lock: the runners look at it
     /// before every item (module docs, "Stopping").
     stop: AtomicBool,
+    /// The pool's `Shared::queued_cancelled`: `shutdown(cancel_futures)` or
+    /// a broken pool dropped the queued work, this map's items included.
+    pool_cancelled: Arc<AtomicBool>,
     /// Signalled when a piece is delivered or a runner leaves.
     changed: Condvar,
     runners: usize,
@@ -149,12 +158,13 @@ struct Bag<X, T> {
 
 impl<X, T> Bag<X, T> {
     /// Must a runner start no more items? The iterator was dropped or timed
-    /// out.
+    /// out, or the pool dropped its queued work (`shutdown(cancel_futures)`,
+    /// a broken pool), which includes this map's unstarted items.
     ///
-    /// A relaxed load of a flag written once, on a line that stays in the
+    /// Two relaxed loads of flags written once, on lines that stay in the
     /// runner's cache until then, so the look costs next to nothing per item.
-    /// Relaxed is enough: the flag publishes no data (the items a runner runs
-    /// were moved to it under the lock), it only says "start nothing more".
+    /// Relaxed is enough: the flags publish no data (the items a runner runs
+    /// were moved to it under the lock), they only say "start nothing more".
     /// A cancel that happens before the look, in the happens-before order
     /// (say, the caller then opens a gate the running item waits on), is
     /// seen by coherence: a load cannot return a value older than a store
@@ -163,7 +173,7 @@ impl<X, T> Bag<X, T> {
     /// a task a worker popped just before the queue was drained.
     #[inline]
     fn must_stop(&self) -> bool {
-        self.stop.load(Relaxed)
+        self.stop.load(Relaxed) || self.pool_cancelled.load(Relaxed)
     }
 
     /// Takes up to `want` items from the front (guided cap applied), in
@@ -383,6 +393,7 @@ impl<T: Send + 'static> Adaptive<T> {
                 given_back: 0,
             }),
             stop: AtomicBool::new(false),
+            pool_cancelled: shared.queued_cancelled_flag(),
             changed: Condvar::new(),
             runners,
         });
@@ -533,6 +544,7 @@ mod tests {
                 given_back: 0,
             }),
             stop: AtomicBool::new(false),
+            pool_cancelled: Arc::new(AtomicBool::new(false)),
             changed: Condvar::new(),
             runners,
         }
