@@ -61,7 +61,9 @@
 //! Python 3.14 cancels the map's pending futures: it cancels the queued
 //! runners and stops the running ones (below); a broken pool fails them the
 //! same way. The items no runner ran then yield `Cancelled` (or the broken
-//! pool's error), in order.
+//! pool's error), in order, between the results of the items that ran:
+//! each index looks for its piece first, since a runner that stopped
+//! leaves a gap before the pieces another runner delivered.
 //!
 //! ## Stopping
 //!
@@ -307,7 +309,8 @@ pub(crate) struct Adaptive<T> {
     failures: VecDeque<(usize, TaskError)>,
     /// The index of the current piece's next failure (`usize::MAX`: none).
     next_failure: usize,
-    /// Every runner is gone with items unrun: they yield this error.
+    /// Every runner is gone with items unrun: those yield this error (the
+    /// pieces of the items that ran are still yielded).
     orphaned: Option<FutureError>,
 }
 
@@ -460,10 +463,6 @@ impl<T> Adaptive<T> {
         if self.next >= self.total {
             return None;
         }
-        if let Some(error) = &self.orphaned {
-            self.next += 1;
-            return Some(Ok(Err(error.clone())));
-        }
         if self.next < self.piece_end {
             // The current piece's next item failed.
             let (_, error) = self.failures.pop_front().expect("a failure at this index");
@@ -481,16 +480,30 @@ impl<T> Adaptive<T> {
             }
             Wait::TimedOut => Some(Err(())),
             Wait::Orphaned => {
-                let error = match self.shared.broken() {
-                    Some(msg) => FutureError::Task(TaskError::BrokenExecutor(msg)),
-                    None => FutureError::Cancelled,
-                };
-                self.source.cancel();
-                self.orphaned = Some(error.clone());
+                // This item never ran. Later ones may have: a runner that
+                // stopped leaves a gap before another runner's piece. So
+                // every index still looks for its piece first.
+                let error = self.orphaned_error();
                 self.next += 1;
                 Some(Ok(Err(error)))
             }
         }
+    }
+
+    /// The error of the items no runner will run: the broken pool's, or
+    /// `Cancelled`. Decided once, at the first such item; the bag's
+    /// unclaimed items are dropped then.
+    fn orphaned_error(&mut self) -> FutureError {
+        if let Some(error) = &self.orphaned {
+            return error.clone();
+        }
+        let error = match self.shared.broken() {
+            Some(msg) => FutureError::Task(TaskError::BrokenExecutor(msg)),
+            None => FutureError::Cancelled,
+        };
+        self.source.cancel();
+        self.orphaned = Some(error.clone());
+        error
     }
 
     /// Items not yet yielded.

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 use common::{Event, LONG};
@@ -362,4 +362,53 @@ fn a_pool_that_breaks_during_a_map_fails_its_unstarted_items() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+#[test]
+fn a_cancel_that_stops_two_claims_yields_each_item_as_it_ran() {
+    // Two runners each stop inside a claim, at their first item from K on.
+    // The lower claim's unstarted rest is a gap, and the other runner's
+    // items after it did run: each item must yield its value if it ran and
+    // `Cancelled` if it did not, whatever ran after a gap.
+    const N: usize = 100_000;
+    const K: usize = 50_000;
+    let pool = ThreadPoolExecutor::new(2);
+    let ran: Arc<Vec<AtomicBool>> = Arc::new((0..N).map(|_| AtomicBool::new(false)).collect());
+    let both_held = Rendezvous::new(2);
+    let gate = Event::new();
+    let (r, meet, g) = (ran.clone(), both_held.clone(), gate.clone());
+    let it = pool
+        .map(
+            move |x: u32| {
+                r[x as usize].store(true, SeqCst);
+                if x as usize >= K {
+                    meet.arrive_and_wait();
+                    assert!(g.wait(), "the test never opened the gate");
+                }
+                x
+            },
+            0..N as u32,
+        )
+        .unwrap();
+    assert!(both_held.all_here.wait(), "the two runners never reached K");
+    pool.shutdown(false, true);
+    gate.set();
+    let out: Vec<_> = it.collect();
+    assert_eq!(out.len(), N);
+    let mut held = Vec::new();
+    for (i, r) in out.into_iter().enumerate() {
+        let did_run = ran[i].load(SeqCst);
+        match r {
+            Ok(v) if did_run => assert_eq!(v as usize, i),
+            Err(FutureError::Cancelled) if !did_run => {}
+            other => panic!("item {i} (ran: {did_run}) yielded {other:?}"),
+        }
+        if did_run && i >= K {
+            held.push(i);
+        }
+    }
+    // Everything before K ran (claims are taken in order); from K on, only
+    // the two items the runners were held in.
+    assert!((0..K).all(|i| ran[i].load(SeqCst)));
+    assert_eq!(held.len(), 2, "items from K on that ran: {held:?}");
 }
