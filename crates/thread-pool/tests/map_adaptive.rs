@@ -410,5 +410,69 @@ fn a_cancel_that_stops_two_claims_yields_each_item_as_it_ran() {
     // Everything before K ran (claims are taken in order); from K on, only
     // the two items the runners were held in.
     assert!((0..K).all(|i| ran[i].load(SeqCst)));
-    assert_eq!(held.len(), 2, "items from K on that ran: {held:?}");
+    assert_eq!(
+        held.len(),
+        2,
+        "{} items from K on ran, the first: {:?}",
+        held.len(),
+        &held[..held.len().min(5)]
+    );
+}
+
+#[test]
+fn a_timeout_during_a_claim_starts_nothing_more_of_it() {
+    // ADVERSARY class 6, the map's timeout: gh-95166 cancels what is in
+    // flight, so the rest of the claim item 40 runs in must not start. The
+    // iteration begins once item 40 is held, long after the 1 ms deadline:
+    // the pieces already delivered are yielded, then the timeout.
+    const HOLD: u32 = 40;
+    let pool = ThreadPoolExecutor::new(1);
+    let (ran, started, gate) = (Arc::new(AtomicUsize::new(0)), Event::new(), Event::new());
+    let it = pool
+        .map_with(
+            counted_holding(&ran, HOLD, &started, &gate),
+            0..1000,
+            thread_pool::MapOptions::new().timeout(std::time::Duration::from_millis(1)),
+        )
+        .unwrap();
+    assert!(started.wait(), "item {HOLD} never started");
+    let out: Vec<_> = it.collect();
+    let (last, values) = out.split_last().expect("at least the timeout");
+    assert!(matches!(last, Err(FutureError::Timeout(_))), "{last:?}");
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(*v.as_ref().unwrap(), i as u32);
+    }
+    assert!(values.len() <= HOLD as usize);
+    gate.set();
+    pool.shutdown(true, false);
+    let ran = ran.load(SeqCst);
+    assert_eq!(
+        ran,
+        HOLD as usize + 1,
+        "{ran} items ran: some after the timeout"
+    );
+}
+
+#[test]
+fn cancel_futures_after_a_plain_shutdown_still_stops_a_running_map() {
+    // Python: a second shutdown(cancel_futures=True) after a plain one
+    // cancels what is still pending. The map keeps running after the first
+    // (its items are the pool's work) and stops at the second.
+    let pool = ThreadPoolExecutor::new(1);
+    let (ran, started, gate) = (Arc::new(AtomicUsize::new(0)), Event::new(), Event::new());
+    let it = pool
+        .map(counted_holding(&ran, 1, &started, &gate), 0..100)
+        .unwrap();
+    assert!(started.wait(), "item 1 never started");
+    pool.shutdown(false, false);
+    pool.shutdown(false, true);
+    gate.set();
+    let (values, cancelled) = split(it.collect());
+    let ran = ran.load(SeqCst);
+    assert_eq!(
+        ran, 2,
+        "{ran} items ran: some after shutdown(cancel_futures)"
+    );
+    assert_eq!(values, [0, 1]);
+    assert_eq!(cancelled, (2..100).collect::<Vec<_>>());
 }
