@@ -116,9 +116,9 @@ pub(crate) struct Shared {
     /// `gate.shutdown || gate.broken`, readable without the lock.
     closing: AtomicBool,
     /// The queued tasks were dropped (cancelled, or failed by a broken pool):
-    /// a running `map` starts no more items (module docs). Set once, with
-    /// the gate held exclusively; never cleared.
-    /// Shared with every running `map`'s bag, which reads it directly.
+    /// a running `map` starts no more items (module docs). Set with the gate
+    /// held exclusively, never cleared; in an `Arc` because every running
+    /// `map`'s bag holds it and reads it directly.
     queued_cancelled: Arc<AtomicBool>,
     gate: RwLock<Gate>,
     registry: Mutex<Registry>,
