@@ -50,13 +50,21 @@ fn usage_error(name: &str, msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The seconds flags accept 1 ms to 100 years: below that a restore loop
+/// would spin, above it `Instant` arithmetic and Redis's `SETEX` overflow.
+const MIN_SECS: f64 = 0.001;
+const MAX_SECS: f64 = 100.0 * 365.0 * 86_400.0;
+
 fn secs(v: Option<String>, flag: &str) -> Result<Duration, String> {
     let v = v.ok_or(format!("{flag} needs a value"))?;
     let s: f64 = v
         .parse()
         .map_err(|_| format!("{flag}: {v:?} is not a number"))?;
-    if !(s.is_finite() && s > 0.0) {
-        return Err(format!("{flag}: must be positive"));
+    if !(MIN_SECS..=MAX_SECS).contains(&s) {
+        // Also catches NaN, which no range contains.
+        return Err(format!(
+            "{flag}: {v} is out of range (from {MIN_SECS} to {MAX_SECS} seconds, 100 years)"
+        ));
     }
     Ok(Duration::from_secs_f64(s))
 }
