@@ -566,6 +566,62 @@ pub fn restore_unacked(broker: &Pool, visibility: Duration) -> Result<u64, Celer
         }
         Ok(n)
     });
-    let _ = broker.with(|c| c.command(&[b"DEL", b"unacked_mutex"]));
+    release_restore_lock(broker, &token);
     result
+}
+
+/// Deletes `KEYS[1]` only if it still holds `ARGV[1]` (one atomic step).
+const DELETE_IF_OURS: &[u8] =
+    b"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+/// Releases the `unacked_mutex` lock taken with `token`, only if it is still
+/// ours: a restore that outlived the lock's 300 s expiry must not delete the
+/// lock another worker took since (kombu checks its token the same way).
+fn release_restore_lock(broker: &Pool, token: &str) {
+    let released = broker.with(|c| {
+        c.command(&[
+            b"EVAL",
+            DELETE_IF_OURS,
+            b"1",
+            b"unacked_mutex",
+            token.as_bytes(),
+        ])?
+        .ok()
+    });
+    if let Err(e) = released {
+        // It expires on its own within 300 s.
+        eprintln!("celery-worker: releasing the restore lock: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::RedisServer;
+
+    fn get(redis: &RedisServer, key: &[u8]) -> Option<Vec<u8>> {
+        redis
+            .connect()
+            .command(&[b"GET", key])
+            .unwrap()
+            .into_bytes()
+    }
+
+    #[test]
+    fn the_restore_lock_is_released_only_by_its_holder() {
+        let redis = RedisServer::start();
+        let pool = Pool::new(RedisUrl::parse(&redis.url(0)).unwrap(), 1);
+        // Our lock expired during a long restore and another worker took it:
+        // our release must leave theirs alone, as kombu's token check does.
+        let mut c = redis.connect();
+        c.command(&[b"SET", b"unacked_mutex", b"theirs"]).unwrap();
+        release_restore_lock(&pool, "ours");
+        assert_eq!(
+            get(&redis, b"unacked_mutex").as_deref(),
+            Some(&b"theirs"[..]),
+            "another worker's restore lock was deleted"
+        );
+        release_restore_lock(&pool, "theirs");
+        assert_eq!(get(&redis, b"unacked_mutex"), None);
+    }
 }
