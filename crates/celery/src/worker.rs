@@ -18,7 +18,6 @@
 //!    timeout to their queue (under the `unacked_mutex` lock), so a task
 //!    whose worker died runs again elsewhere: at least once, not exactly once.
 
-use std::collections::HashSet;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::control::revoked_ids;
+use crate::control::{revoked_ids, RevokedSet};
 use crate::error::CeleryError;
 use crate::id::new_task_id;
 use crate::message::{mark_redelivered, TaskMessage, SEP};
@@ -144,7 +143,7 @@ impl Worker {
                 .command(&[b"SADD", key.as_bytes(), member.as_bytes()])?
                 .ok()?;
         }
-        let revoked = Arc::new(Mutex::new(HashSet::<String>::new()));
+        let revoked = Arc::new(Mutex::new(RevokedSet::default()));
         let pidbox = self.start_pidbox(&broker_url, revoked.clone())?;
         let restorer = self.start_restorer(broker.clone());
         let procs = match self.config.pool {
@@ -235,7 +234,7 @@ impl Worker {
         fetch: &Fetch,
         broker: &Pool,
         backend: &Pool,
-        revoked: &Mutex<HashSet<String>>,
+        revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
         loop {
             let (queue, raw) = {
@@ -280,7 +279,7 @@ impl Worker {
         backend: &Pool,
         queue: &str,
         raw: Vec<u8>,
-        revoked: &Mutex<HashSet<String>>,
+        revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
         let msg = match TaskMessage::parse(&raw) {
             Ok(m) => m,
@@ -330,7 +329,7 @@ impl Worker {
                 .ok()
                 .and_then(Reply::into_bytes);
         }
-        let is_revoked = lock(revoked).contains(&msg.id)
+        let is_revoked = lock(revoked).contains(&msg.id, Instant::now())
             || stored.is_some_and(|s| {
                 serde_json::from_slice::<Value>(&s)
                     .ok()
@@ -359,7 +358,7 @@ impl Worker {
     fn start_pidbox(
         &self,
         url: &RedisUrl,
-        revoked: Arc<Mutex<HashSet<String>>>,
+        revoked: Arc<Mutex<RevokedSet>>,
     ) -> Result<Pidbox, CeleryError> {
         let mut conn = Connection::open(url)?;
         let channel = format!("/{}.celery.pidbox", url.db);
@@ -372,7 +371,11 @@ impl Worker {
                     let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
                     if parts.next().flatten().as_deref() == Some(b"message") {
                         let data = parts.nth(1).flatten().unwrap_or_default();
-                        lock(&revoked).extend(revoked_ids(&data));
+                        let now = Instant::now();
+                        let mut revoked = lock(&revoked);
+                        for id in revoked_ids(&data) {
+                            revoked.insert(id, now);
+                        }
                     }
                 }
             })
