@@ -183,6 +183,7 @@ impl Worker {
             brpop: &brpop,
             url: &broker_url,
             fatal: Mutex::new(None),
+            pause: Mutex::new(Duration::ZERO),
         };
         std::thread::scope(|scope| {
             for i in 0..self.config.concurrency.max(1) {
@@ -258,6 +259,15 @@ impl Worker {
                         continue;
                     }
                 };
+                if let Reply::Error(e) = &reply {
+                    // Not the connection's fault (Redis loading its data,
+                    // out of memory, a key of the wrong type): say so and
+                    // pause before asking again, longer each time.
+                    let pause = fetch.error_pause(e);
+                    std::thread::sleep(pause);
+                    continue;
+                }
+                fetch.error_cleared();
                 let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
                 let (Some(Some(queue)), Some(Some(raw))) = (parts.next(), parts.next()) else {
                     continue; // timeout
@@ -413,6 +423,34 @@ struct Fetch<'a> {
     url: &'a RedisUrl,
     /// The error that stopped the worker, if not a broken connection.
     fatal: Mutex<Option<CeleryError>>,
+    /// The pause after the last error reply to BRPOP (zero: none since the
+    /// last good reply).
+    pause: Mutex<Duration>,
+}
+
+impl Fetch<'_> {
+    /// The first pause after an error reply; it doubles up to the last.
+    const FIRST_PAUSE: Duration = Duration::from_millis(100);
+    /// At most a second, so that the stop flag is still seen within one.
+    const LAST_PAUSE: Duration = Duration::from_secs(1);
+
+    /// Records an error reply to BRPOP; returns how long to wait before the
+    /// next one. The first of a run is reported.
+    fn error_pause(&self, error: &str) -> Duration {
+        let mut pause = lock(&self.pause);
+        if pause.is_zero() {
+            eprintln!("celery-worker: the broker answered BRPOP with an error, retrying: {error}");
+            *pause = Self::FIRST_PAUSE;
+        } else {
+            *pause = (*pause * 2).min(Self::LAST_PAUSE);
+        }
+        *pause
+    }
+
+    /// A good reply: the next error starts a new run.
+    fn error_cleared(&self) {
+        *lock(&self.pause) = Duration::ZERO;
+    }
 }
 
 struct Pidbox {
