@@ -33,6 +33,21 @@ pub fn process_registry() -> Option<&'static Registry> {
     PROCESS_REGISTRY.get()
 }
 
+/// The worker processes' initializer: ignore SIGINT, as Celery's prefork
+/// children do. Ctrl-C in a terminal sends SIGINT to the whole process
+/// group; it is the worker's to handle (the first is a warm shutdown, in
+/// which the running tasks finish), so it must not kill the tasks.
+///
+/// Done here rather than left to the fork server: the pool's own choice for
+/// its workers is "Ctrl-C kills", which suits a plain pool but not a worker
+/// whose Ctrl-C means "finish what you are doing".
+pub fn ignore_interrupts() {
+    // SAFETY: installs a plain disposition (SIG_IGN: no handler code runs).
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+}
+
 /// A task's failure as it crosses the pipe: (type name, message).
 pub type WireFailure = (String, String);
 

@@ -20,7 +20,8 @@
 
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -101,6 +102,7 @@ pub struct Worker {
     registry: Arc<Registry>,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<WorkerStats>>,
+    running: Arc<Running>,
 }
 
 impl Worker {
@@ -111,6 +113,15 @@ impl Worker {
             registry: Arc::new(registry),
             stop: Arc::new(AtomicBool::new(false)),
             stats: Arc::default(),
+            running: Arc::default(),
+        }
+    }
+
+    /// A handle for a cold shutdown (the second Ctrl-C): see [`ColdShutdown`].
+    pub fn cold_shutdown_handle(&self) -> ColdShutdown {
+        ColdShutdown {
+            running: self.running.clone(),
+            broker: self.config.broker.clone(),
         }
     }
 
@@ -157,6 +168,7 @@ impl Worker {
                 Some(
                     process_pool::ProcessPoolExecutor::builder()
                         .max_workers(self.config.concurrency.max(1))
+                        .initializer(crate::procs::ignore_interrupts)
                         .build()
                         .map_err(|e| {
                             CeleryError::Io(format!("cannot start the process pool: {e}"))
@@ -193,23 +205,7 @@ impl Worker {
                     .name(format!("celery-task-{i}"))
                     .spawn_scoped(scope, move || {
                         while let Some(job) = self.next_job(fetch, broker, backend, revoked) {
-                            let outcome = match procs {
-                                None => {
-                                    match self.registry.run(&job.msg.task, job.msg.args.clone()) {
-                                        Ok(v) => Outcome::Success(v),
-                                        Err(e) => Outcome::from_task_error(&e),
-                                    }
-                                }
-                                Some(procs) => run_in_process(procs, &job),
-                            };
-                            store_and_ack(
-                                broker,
-                                backend,
-                                &job,
-                                &outcome,
-                                self.config.result_expires,
-                            );
-                            lock(&self.stats).ran += 1;
+                            self.serve(broker, backend, procs.as_ref(), job);
                         }
                     })
                     .expect("spawn a runner thread");
@@ -226,6 +222,35 @@ impl Worker {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Runs one fetched task and stores its result, unless a cold shutdown
+    /// came first.
+    fn serve(
+        &self,
+        broker: &Pool,
+        backend: &Pool,
+        procs: Option<&process_pool::ProcessPoolExecutor>,
+        job: Job,
+    ) {
+        if !self.running.start(&job.tag) {
+            return; // a cold shutdown is returning the message to its queue
+        }
+        let outcome = match procs {
+            None => match self.registry.run(&job.msg.task, job.msg.args.clone()) {
+                Ok(v) => Outcome::Success(v),
+                Err(e) => Outcome::from_task_error(&e),
+            },
+            Some(procs) => run_in_process(procs, &job),
+        };
+        if !self.running.finish(&job.tag) {
+            // A cold shutdown returned the message to its queue: storing
+            // the result now would report a run that will happen again.
+            return;
+        }
+        store_and_ack(broker, backend, &job, &outcome, self.config.result_expires);
+        self.running.stored();
+        lock(&self.stats).ran += 1;
     }
 
     /// As the leader (holding `fetch`), waits for a message to run and
@@ -470,6 +495,111 @@ struct Job {
     tag: String,
 }
 
+/// The tasks this worker's runners hold, so that a cold shutdown can return
+/// their messages to their queues and be sure no runner acks one after.
+#[derive(Default)]
+struct Running {
+    state: Mutex<RunningState>,
+    /// Rung when a result has been stored (`storing` went down).
+    stored: Condvar,
+}
+
+#[derive(Default)]
+struct RunningState {
+    /// Delivery tags of the tasks running now.
+    tags: HashSet<String>,
+    /// Results being stored (and their messages acked) right now.
+    storing: usize,
+    /// Set by a cold shutdown: from then on no runner stores or acks.
+    cold: bool,
+}
+
+impl Running {
+    /// A runner starts the task `tag`; false after a cold shutdown.
+    fn start(&self, tag: &str) -> bool {
+        let mut state = lock(&self.state);
+        if state.cold {
+            return false;
+        }
+        state.tags.insert(tag.to_string());
+        true
+    }
+
+    /// The task `tag` ended: may its runner store the result and ack it?
+    /// False once a cold shutdown has taken the message back.
+    fn finish(&self, tag: &str) -> bool {
+        let mut state = lock(&self.state);
+        if state.cold {
+            return false;
+        }
+        state.tags.remove(tag);
+        state.storing += 1;
+        true
+    }
+
+    /// A result [`finish`](Self::finish) allowed has been stored.
+    fn stored(&self) {
+        lock(&self.state).storing -= 1;
+        self.stored.notify_all();
+    }
+
+    /// Stops every later store and ack, waits for the ones under way (at
+    /// most `limit`: a broker that does not answer must not hold up the
+    /// shutdown), and returns the tags of the tasks still running.
+    fn go_cold(&self, limit: Duration) -> Vec<String> {
+        let mut state = lock(&self.state);
+        state.cold = true;
+        let deadline = Instant::now() + limit;
+        while state.storing > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .stored
+                .wait_timeout(state, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        state.tags.drain().collect()
+    }
+}
+
+/// The cold shutdown of a running [`Worker`] (Celery's second Ctrl-C): the
+/// running tasks are not acked; their messages go back to their queues at
+/// once, where another worker takes them. Get it with
+/// [`Worker::cold_shutdown_handle`] before [`Worker::run`].
+pub struct ColdShutdown {
+    running: Arc<Running>,
+    broker: String,
+}
+
+impl ColdShutdown {
+    /// How long [`now`](Self::now) waits for results already being stored.
+    const STORING_LIMIT: Duration = Duration::from_secs(10);
+
+    /// Returns the running tasks' messages to their queues; from this call
+    /// on, no result of this worker is stored and nothing is acked. The
+    /// caller then exits the process (the tasks are still running). Returns
+    /// how many messages went back.
+    pub fn now(&self) -> Result<usize, CeleryError> {
+        let tags = self.running.go_cold(Self::STORING_LIMIT);
+        if tags.is_empty() {
+            return Ok(0);
+        }
+        let mut c = Connection::open(&RedisUrl::parse(&self.broker)?)?;
+        let mut n = 0;
+        for tag in tags {
+            // A message the visibility timeout already restored is gone
+            // from `unacked`: nothing to return.
+            if restore_one(&mut c, tag.as_bytes())? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -584,31 +714,41 @@ pub fn restore_unacked(broker: &Pool, visibility: Duration) -> Result<u64, Celer
             .into_array();
         let mut n = 0;
         for tag in tags.into_iter().filter_map(Reply::into_bytes) {
-            let entry = c.command(&[b"HGET", b"unacked", &tag])?.ok()?.into_bytes();
-            if let Some(entry) = entry {
-                let parsed = serde_json::from_slice::<Value>(&entry).ok();
-                let parts = parsed.as_ref().and_then(Value::as_array);
-                if let Some(message) = parts.and_then(|p| p.first()) {
-                    let queue = parts
-                        .and_then(|p| p.get(2))
-                        .and_then(Value::as_str)
-                        .unwrap_or("celery");
-                    let raw = serde_json::to_vec(message)?;
-                    let raw = mark_redelivered(&raw)?;
-                    c.command(&[b"RPUSH", queue.as_bytes(), &raw])?.ok()?;
-                    n += 1;
-                }
+            if restore_one(c, &tag)? {
+                n += 1;
             }
-            c.queue(&[b"ZREM", b"unacked_index", &tag]);
-            c.queue(&[b"HDEL", b"unacked", &tag]);
-            c.flush()?;
-            c.read_reply()?.ok()?;
-            c.read_reply()?.ok()?;
         }
         Ok(n)
     });
     release_restore_lock(broker, &token);
     result
+}
+
+/// Puts the unacked message `tag` back on its queue (marked redelivered, as
+/// kombu does) and forgets it; false if there was no such message.
+fn restore_one(c: &mut Connection, tag: &[u8]) -> Result<bool, CeleryError> {
+    let mut restored = false;
+    let entry = c.command(&[b"HGET", b"unacked", tag])?.ok()?.into_bytes();
+    if let Some(entry) = entry {
+        let parsed = serde_json::from_slice::<Value>(&entry).ok();
+        let parts = parsed.as_ref().and_then(Value::as_array);
+        if let Some(message) = parts.and_then(|p| p.first()) {
+            let queue = parts
+                .and_then(|p| p.get(2))
+                .and_then(Value::as_str)
+                .unwrap_or("celery");
+            let raw = serde_json::to_vec(message)?;
+            let raw = mark_redelivered(&raw)?;
+            c.command(&[b"RPUSH", queue.as_bytes(), &raw])?.ok()?;
+            restored = true;
+        }
+    }
+    c.queue(&[b"ZREM", b"unacked_index", tag]);
+    c.queue(&[b"HDEL", b"unacked", tag]);
+    c.flush()?;
+    c.read_reply()?.ok()?;
+    c.read_reply()?.ok()?;
+    Ok(restored)
 }
 
 /// Deletes `KEYS[1]` only if it still holds `ARGV[1]` (one atomic step).
