@@ -32,6 +32,7 @@ use crate::id::new_task_id;
 use crate::message::{mark_redelivered, TaskMessage, SEP};
 use crate::meta::{result_key, Outcome};
 use crate::pool::Pool;
+use crate::procs::{NotStarted, Procs};
 use crate::registry::Registry;
 use crate::resp::{Connection, Reply};
 use crate::url::RedisUrl;
@@ -165,15 +166,9 @@ impl Worker {
                         "the process pool needs install_process_registry() before start_fork_server()".to_string(),
                     ));
                 }
-                Some(
-                    process_pool::ProcessPoolExecutor::builder()
-                        .max_workers(self.config.concurrency.max(1))
-                        .initializer(crate::procs::ignore_interrupts)
-                        .build()
-                        .map_err(|e| {
-                            CeleryError::Io(format!("cannot start the process pool: {e}"))
-                        })?,
-                )
+                Some(Procs::start(self.config.concurrency).map_err(|e| {
+                    CeleryError::Io(format!("cannot start the process pool: {e}"))
+                })?)
             }
         };
         let mut brpop: Vec<Vec<u8>> = vec![b"BRPOP".to_vec()];
@@ -211,12 +206,16 @@ impl Worker {
                     .expect("spawn a runner thread");
             }
         });
+        let broken = procs.as_ref().and_then(Procs::broken);
         if let Some(p) = procs {
-            p.shutdown(true, false);
+            p.shutdown();
         }
         self.stop.store(true, Ordering::SeqCst);
         pidbox.stop();
         let _ = restorer.join();
+        if let Some(why) = broken {
+            return Err(CeleryError::PoolBroken(why));
+        }
         let fatal = lock(&fetch.fatal).take();
         match fatal {
             Some(e) => Err(e),
@@ -230,7 +229,7 @@ impl Worker {
         &self,
         broker: &Pool,
         backend: &Pool,
-        procs: Option<&process_pool::ProcessPoolExecutor>,
+        procs: Option<&Procs>,
         job: Job,
     ) {
         if !self.running.start(&job.tag) {
@@ -241,7 +240,17 @@ impl Worker {
                 Ok(v) => Outcome::Success(v),
                 Err(e) => Outcome::from_task_error(&e),
             },
-            Some(procs) => run_in_process(procs, &job),
+            Some(procs) => match procs.run(&job.msg.task, &job.msg.args) {
+                Ok(outcome) => outcome,
+                Err(NotStarted(why)) => {
+                    self.return_unstarted(broker, &job, &why);
+                    if procs.broken().is_some() {
+                        // Stop fetching: `run` returns the reason.
+                        self.stop.store(true, Ordering::SeqCst);
+                    }
+                    return;
+                }
+            },
         };
         if !self.running.finish(&job.tag) {
             // A cold shutdown returned the message to its queue: storing
@@ -251,6 +260,25 @@ impl Worker {
         store_and_ack(broker, backend, &job, &outcome, self.config.result_expires);
         self.running.stored();
         lock(&self.stats).ran += 1;
+    }
+
+    /// A task the pool could not start never ran: its message goes back to
+    /// its queue (for a healthy worker), not acked with a failure.
+    fn return_unstarted(&self, broker: &Pool, job: &Job, why: &str) {
+        if !self.running.abandon(&job.tag) {
+            return; // a cold shutdown returns it
+        }
+        match broker.with(|c| restore_one(c, job.tag.as_bytes())) {
+            Ok(_) => eprintln!(
+                "celery-worker: task {} could not start ({why}): returned to its queue",
+                job.msg.id
+            ),
+            Err(e) => eprintln!(
+                "celery-worker: task {} could not start ({why}) nor go back to its queue \
+                 ({e}): it is restored after the visibility timeout",
+                job.msg.id
+            ),
+        }
     }
 
     /// As the leader (holding `fetch`), waits for a message to run and
@@ -537,6 +565,12 @@ impl Running {
         true
     }
 
+    /// The task `tag` did not run; false once a cold shutdown has taken it.
+    fn abandon(&self, tag: &str) -> bool {
+        let mut state = lock(&self.state);
+        !state.cold && state.tags.remove(tag)
+    }
+
     /// A result [`finish`](Self::finish) allowed has been stored.
     fn stored(&self) {
         lock(&self.state).storing -= 1;
@@ -609,30 +643,6 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
-}
-
-/// Runs the job in a worker process and waits for it (on the runner thread).
-fn run_in_process(procs: &process_pool::ProcessPoolExecutor, job: &Job) -> Outcome {
-    let arg = (job.msg.task.clone(), job.msg.args.to_string());
-    let failure = |exc_type: &str, message: String| Outcome::Failure {
-        exc_type: exc_type.to_string(),
-        exc_module: None,
-        message,
-        traceback: None,
-    };
-    let future = match procs.submit(crate::procs::dispatch, arg) {
-        Ok(f) => f,
-        Err(e) => return failure("WorkerLostError", e.to_string()),
-    };
-    match future.into_result() {
-        Ok(Ok(json)) => match serde_json::from_str(&json) {
-            Ok(v) => Outcome::Success(v),
-            Err(e) => failure("TypeError", format!("the result is not JSON: {e}")),
-        },
-        Ok(Err((exc_type, message))) => failure(&exc_type, message),
-        // The worker process died (killed, aborted) or the pipe broke.
-        Err(e) => failure("WorkerLostError", e.to_string()),
-    }
 }
 
 fn same_server(a: &Pool, b: &Pool) -> bool {

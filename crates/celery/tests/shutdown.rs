@@ -13,11 +13,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 
 use celery::resp::Reply;
 use celery::{tasks, CeleryExecutor};
@@ -113,73 +109,6 @@ fn low_nofile() {
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
 }
 
-/// A worker in its own process group, so a test can play the terminal's
-/// Ctrl-C; its stderr is collected (unless the environment closed it).
-struct Spawned {
-    child: ChildGuard,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Spawned {
-    fn start(url: &str, env: &Env, args: &[&str]) -> Spawned {
-        let setup = env.setup;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_celery-worker"));
-        cmd.args(["--broker", url])
-            .args(args)
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped());
-        // SAFETY: each `setup` makes only async-signal-safe calls (see them).
-        unsafe {
-            cmd.pre_exec(move || {
-                setup();
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().expect("start celery-worker");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
-        let collected = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                eprintln!("[worker] {line}");
-                let mut all = collected.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        Spawned {
-            child: ChildGuard(child),
-            stderr,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.pid()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Sends `signal` to the worker's whole process group, as a terminal does.
-    fn signal_group(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on the process group our child leads (it is not
-        // reaped yet, so the group exists).
-        assert_eq!(unsafe { libc::kill(-self.pid(), signal) }, 0);
-    }
-
-    /// Waits (hang guard only) for the worker to exit; its exit code.
-    fn wait_exit(&mut self) -> Option<i32> {
-        let mut status = None;
-        wait_until(LONG, "the worker to exit", || {
-            status = self.child.0.try_wait().unwrap();
-            status.is_some()
-        });
-        status.unwrap().code()
-    }
-}
-
 fn gate_path() -> PathBuf {
     std::env::temp_dir().join(format!("celery-gate-{}", celery::id::new_task_id()))
 }
@@ -205,7 +134,7 @@ fn key_cases(env: &Env) {
         .registry(tasks::builtin())
         .connect()
         .unwrap();
-    let mut w = Spawned::start(&url, env, &["-c", "1", "--pool", "processes"]);
+    let mut w = Spawned::start(&url, env.setup, &["-c", "1", "--pool", "processes"]);
     // A task runs and its result is stored.
     let sum = ex.submit(tasks::add, (1, 2)).unwrap();
     assert_eq!(sum.result_timeout(LONG).unwrap(), 3);
@@ -267,7 +196,7 @@ fn a_second_ctrl_c_is_a_cold_shutdown_that_returns_the_running_task_to_its_queue
         .connect()
         .unwrap();
     let marker = gate_path();
-    let mut w = Spawned::start(&url, &ENVIRONMENTS[0], &["-c", "1", "--pool", "processes"]);
+    let mut w = Spawned::start(&url, || {}, &["-c", "1", "--pool", "processes"]);
     // Its first run blocks for ever: the task is running when Ctrl-C comes.
     let f = ex
         .submit(
