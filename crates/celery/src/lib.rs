@@ -32,6 +32,7 @@
 
 pub mod base64;
 pub mod bench;
+pub mod canvas;
 mod cli;
 pub mod control;
 mod error;

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use crate::canvas::{self, Embed, FollowUps};
 use crate::control::{revoked_ids, RevokedSet};
 use crate::error::CeleryError;
 use crate::id::new_task_id;
@@ -235,31 +236,54 @@ impl Worker {
         if !self.running.start(&job.tag) {
             return; // a cold shutdown is returning the message to its queue
         }
-        let outcome = match procs {
-            None => match self.registry.run(&job.msg.task, job.msg.args.clone()) {
-                Ok(v) => Outcome::Success(v),
-                Err(e) => Outcome::from_task_error(&e),
-            },
-            Some(procs) => match procs.run(&job.msg.task, &job.msg.args) {
-                Ok(outcome) => outcome,
-                Err(NotStarted(why)) => {
-                    self.return_unstarted(broker, &job, &why);
-                    if procs.broken().is_some() {
-                        // Stop fetching: `run` returns the reason.
-                        self.stop.store(true, Ordering::SeqCst);
-                    }
-                    return;
-                }
-            },
+        let (outcome, follow) = match Embed::parse(&job.msg.embed) {
+            // Refused before it runs: a task never half-runs.
+            Err(why) => (
+                canvas::refused(&job.msg, &why),
+                FollowUps {
+                    messages: Vec::new(),
+                    same_result: canvas::chain_task_ids(&job.msg.embed),
+                },
+            ),
+            Ok(embed) => {
+                let Some(outcome) = self.run_task(broker, procs, &job) else {
+                    return; // it could not start: back on its queue
+                };
+                let follow = embed.follow_ups(&job.msg, &outcome);
+                (outcome, follow)
+            }
         };
         if !self.running.finish(&job.tag) {
             // A cold shutdown returned the message to its queue: storing
             // the result now would report a run that will happen again.
             return;
         }
-        store_and_ack(broker, backend, &job, &outcome, self.config.result_expires);
+        let expires = self.config.result_expires;
+        store_and_ack(broker, backend, &job, &outcome, &follow, expires);
         self.running.stored();
         lock(&self.stats).ran += 1;
+    }
+
+    /// Runs the task on this thread or in a worker process; `None` if the
+    /// process pool could not start it (its message went back to its queue).
+    fn run_task(&self, broker: &Pool, procs: Option<&Procs>, job: &Job) -> Option<Outcome> {
+        match procs {
+            None => Some(match self.registry.run(&job.msg.task, job.msg.args.clone()) {
+                Ok(v) => Outcome::Success(v),
+                Err(e) => Outcome::from_task_error(&e),
+            }),
+            Some(procs) => match procs.run(&job.msg.task, &job.msg.args) {
+                Ok(outcome) => Some(outcome),
+                Err(NotStarted(why)) => {
+                    self.return_unstarted(broker, job, &why);
+                    if procs.broken().is_some() {
+                        // Stop fetching: `run` returns the reason.
+                        self.stop.store(true, Ordering::SeqCst);
+                    }
+                    None
+                }
+            },
+        }
     }
 
     /// A task the pool could not start never ran: its message goes back to
@@ -410,6 +434,7 @@ impl Worker {
                 backend,
                 &job,
                 &Outcome::Revoked,
+                &FollowUps::default(),
                 self.config.result_expires,
             );
             lock(&self.stats).revoked += 1;
@@ -649,24 +674,73 @@ fn same_server(a: &Pool, b: &Pool) -> bool {
     a.url() == b.url()
 }
 
-/// Stores the outcome (SETEX + PUBLISH) and acks the message (ZREM + HDEL):
-/// one transaction when the backend is the broker's server.
-fn store_and_ack(broker: &Pool, backend: &Pool, job: &Job, outcome: &Outcome, expires: Duration) {
-    let key = result_key(&job.msg.id);
-    let record = outcome.to_json(&job.msg.id);
+/// Sends the follow-up messages (LPUSH), stores the outcome (SETEX +
+/// PUBLISH, also under the ids in `follow.same_result`) and acks the
+/// message (ZREM + HDEL): one transaction when the backend is the broker's
+/// server, else in that order, so that a crash in between leaves the
+/// message unacked (run again: at least once, follow-ups included).
+fn store_and_ack(
+    broker: &Pool,
+    backend: &Pool,
+    job: &Job,
+    outcome: &Outcome,
+    follow: &FollowUps,
+    expires: Duration,
+) {
     let ttl = expires.as_secs().max(1).to_string();
+    let records: Vec<(String, String)> = std::iter::once(&job.msg.id)
+        .chain(&follow.same_result)
+        .map(|id| (result_key(id), outcome.to_json(id)))
+        .collect();
+    let messages: Vec<(&str, String)> = follow
+        .messages
+        .iter()
+        .map(|m| (m.queue.as_str(), m.to_json()))
+        .collect();
     let same = same_server(broker, backend);
-    let r = backend.with(|c| {
-        c.queue(&[b"MULTI"]);
-        c.queue(&[b"SETEX", key.as_bytes(), ttl.as_bytes(), record.as_bytes()]);
-        c.queue(&[b"PUBLISH", key.as_bytes(), record.as_bytes()]);
-        if same {
-            c.queue(&[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
-            c.queue(&[b"HDEL", b"unacked", job.tag.as_bytes()]);
+    if !same && !messages.is_empty() {
+        let sent = broker.with(|c| {
+            for (queue, body) in &messages {
+                c.queue(&[b"LPUSH", queue.as_bytes(), body.as_bytes()]);
+            }
+            c.flush()?;
+            for _ in &messages {
+                c.read_reply()?.ok()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = sent {
+            eprintln!(
+                "celery-worker: could not send what follows task {}: {e}",
+                job.msg.id
+            );
+            return; // not acked: it will be restored and run again
         }
-        c.queue(&[b"EXEC"]);
+    }
+    let r = backend.with(|c| {
+        // Every queued command has one reply (+QUEUED, or +OK for MULTI).
+        let mut replies = 0;
+        let mut send = |c: &mut Connection, args: &[&[u8]]| {
+            c.queue(args);
+            replies += 1;
+        };
+        send(c, &[b"MULTI"]);
+        if same {
+            for (queue, body) in &messages {
+                send(c, &[b"LPUSH", queue.as_bytes(), body.as_bytes()]);
+            }
+        }
+        for (key, record) in &records {
+            send(c, &[b"SETEX", key.as_bytes(), ttl.as_bytes(), record.as_bytes()]);
+            send(c, &[b"PUBLISH", key.as_bytes(), record.as_bytes()]);
+        }
+        if same {
+            send(c, &[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
+            send(c, &[b"HDEL", b"unacked", job.tag.as_bytes()]);
+        }
+        send(c, &[b"EXEC"]);
         c.flush()?;
-        for _ in 0..if same { 6 } else { 4 } {
+        for _ in 0..replies {
             c.read_reply()?.ok()?;
         }
         Ok(())

@@ -174,9 +174,15 @@ pub fn python_worker(broker: &str, queue: &str) -> ChildGuard {
 
 /// Runs a Python snippet with the test app importable; returns its output.
 pub fn python(broker: &str, code: &str) -> Output {
+    python_with_args(broker, code, &[])
+}
+
+/// [`python`] with `sys.argv[1:]` set to `args`.
+pub fn python_with_args(broker: &str, code: &str, args: &[&str]) -> Output {
     let venv = celery_venv();
     let out = Command::new(venv.join("bin/python"))
         .args(["-c", code])
+        .args(args)
         .current_dir(python_dir())
         .env("CELERY_TEST_BROKER", broker)
         .output()
