@@ -477,14 +477,16 @@ impl Worker {
         std::thread::Builder::new()
             .name("celery-restore".to_string())
             .spawn(move || {
-                let mut next = Instant::now();
+                // `None`: the next round is further away than any clock
+                // reaches (an interval of `Duration::MAX`): no more rounds.
+                let mut next = Some(Instant::now());
                 while !stop.load(Ordering::SeqCst) {
-                    if Instant::now() >= next {
+                    if next.is_some_and(|n| Instant::now() >= n) {
                         match restore_unacked(&broker, visibility) {
                             Ok(n) => lock(&stats).restored += n,
                             Err(e) => eprintln!("celery-worker: restoring unacked messages: {e}"),
                         }
-                        next = Instant::now() + interval;
+                        next = Instant::now().checked_add(interval);
                     }
                     std::thread::sleep(interval.min(Duration::from_millis(200)));
                 }
@@ -674,6 +676,9 @@ fn same_server(a: &Pool, b: &Pool) -> bool {
     a.url() == b.url()
 }
 
+/// The longest a result record is kept: 100 years (the CLI's limit too).
+const MAX_RESULT_TTL: u64 = 100 * 365 * 86_400;
+
 /// Sends the follow-up messages (LPUSH), stores the outcome (SETEX +
 /// PUBLISH, also under the ids in `follow.same_result`) and acks the
 /// message (ZREM + HDEL): one transaction when the backend is the broker's
@@ -687,7 +692,9 @@ fn store_and_ack(
     follow: &FollowUps,
     expires: Duration,
 ) {
-    let ttl = expires.as_secs().max(1).to_string();
+    // Redis refuses an expiry past about 292 million years (milliseconds in
+    // an i64); a FAILED SETEX inside MULTI would not stop the ack.
+    let ttl = expires.as_secs().clamp(1, MAX_RESULT_TTL).to_string();
     let records: Vec<(String, String)> = std::iter::once(&job.msg.id)
         .chain(&follow.same_result)
         .map(|id| (result_key(id), outcome.to_json(id)))
@@ -740,8 +747,19 @@ fn store_and_ack(
         }
         send(c, &[b"EXEC"]);
         c.flush()?;
+        let mut last = Reply::Bulk(None);
         for _ in 0..replies {
-            c.read_reply()?.ok()?;
+            last = c.read_reply()?.ok()?;
+        }
+        // EXEC's array holds each command's reply: one may be an error
+        // (a queue key of the wrong type) while the others took effect.
+        for reply in last.into_array() {
+            if let Reply::Error(e) = reply {
+                eprintln!(
+                    "celery-worker: storing the result of task {}: a command failed: {e}",
+                    job.msg.id
+                );
+            }
         }
         Ok(())
     });
