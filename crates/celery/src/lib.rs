@@ -54,7 +54,9 @@ pub use cli::worker_main;
 pub use error::CeleryError;
 pub use executor::{Builder, CeleryExecutor};
 pub use message::TaskMessage;
-pub use procs::{dispatch, ignore_interrupts, install_process_registry, process_registry, WireFailure};
+pub use procs::{
+    dispatch, ignore_interrupts, install_process_registry, process_registry, WireFailure,
+};
 pub use registry::{decode_args, Handler, Registry, TypeError};
 pub use url::RedisUrl;
 pub use worker::{restore_unacked, ColdShutdown, PoolKind, Worker, WorkerConfig, WorkerStats};

@@ -18,9 +18,9 @@
 //!    timeout to their queue (under the `unacked_mutex` lock), so a task
 //!    whose worker died runs again elsewhere: at least once, not exactly once.
 
+use std::collections::HashSet;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -167,9 +167,11 @@ impl Worker {
                         "the process pool needs install_process_registry() before start_fork_server()".to_string(),
                     ));
                 }
-                Some(Procs::start(self.config.concurrency).map_err(|e| {
-                    CeleryError::Io(format!("cannot start the process pool: {e}"))
-                })?)
+                Some(
+                    Procs::start(self.config.concurrency).map_err(|e| {
+                        CeleryError::Io(format!("cannot start the process pool: {e}"))
+                    })?,
+                )
             }
         };
         let mut brpop: Vec<Vec<u8>> = vec![b"BRPOP".to_vec()];
@@ -226,13 +228,7 @@ impl Worker {
 
     /// Runs one fetched task and stores its result, unless a cold shutdown
     /// came first.
-    fn serve(
-        &self,
-        broker: &Pool,
-        backend: &Pool,
-        procs: Option<&Procs>,
-        job: Job,
-    ) {
+    fn serve(&self, broker: &Pool, backend: &Pool, procs: Option<&Procs>, job: Job) {
         if !self.running.start(&job.tag) {
             return; // a cold shutdown is returning the message to its queue
         }
@@ -268,10 +264,12 @@ impl Worker {
     /// process pool could not start it (its message went back to its queue).
     fn run_task(&self, broker: &Pool, procs: Option<&Procs>, job: &Job) -> Option<Outcome> {
         match procs {
-            None => Some(match self.registry.run(&job.msg.task, job.msg.args.clone()) {
-                Ok(v) => Outcome::Success(v),
-                Err(e) => Outcome::from_task_error(&e),
-            }),
+            None => Some(
+                match self.registry.run(&job.msg.task, job.msg.args.clone()) {
+                    Ok(v) => Outcome::Success(v),
+                    Err(e) => Outcome::from_task_error(&e),
+                },
+            ),
             Some(procs) => match procs.run(&job.msg.task, &job.msg.args) {
                 Ok(outcome) => Some(outcome),
                 Err(NotStarted(why)) => {
@@ -738,7 +736,10 @@ fn store_and_ack(
             }
         }
         for (key, record) in &records {
-            send(c, &[b"SETEX", key.as_bytes(), ttl.as_bytes(), record.as_bytes()]);
+            send(
+                c,
+                &[b"SETEX", key.as_bytes(), ttl.as_bytes(), record.as_bytes()],
+            );
             send(c, &[b"PUBLISH", key.as_bytes(), record.as_bytes()]);
         }
         if same {

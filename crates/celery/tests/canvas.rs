@@ -57,9 +57,15 @@ except Exception as e:
     assert!(out.contains("chain 113"), "{out}");
     assert!(out.contains("link 3 8"), "{out}");
     assert!(out.contains("failed RustTaskError boom"), "{out}");
-    assert!(out.contains("errback got the failed task's id True"), "{out}");
+    assert!(
+        out.contains("errback got the failed task's id True"),
+        "{out}"
+    );
     assert!(out.contains("chain failed RustTaskError first"), "{out}");
     assert!(out.contains("unsupported NotImplementedError"), "{out}");
     assert!(out.contains("group"), "the failure says why: {out}");
-    assert!(!marker.exists(), "a task the worker cannot honour must not run");
+    assert!(
+        !marker.exists(),
+        "a task the worker cannot honour must not run"
+    );
 }
