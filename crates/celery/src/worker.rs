@@ -123,6 +123,7 @@ impl Worker {
     pub fn cold_shutdown_handle(&self) -> ColdShutdown {
         ColdShutdown {
             running: self.running.clone(),
+            stop: self.stop.clone(),
             broker: self.config.broker.clone(),
         }
     }
@@ -230,7 +231,10 @@ impl Worker {
     /// came first.
     fn serve(&self, broker: &Pool, backend: &Pool, procs: Option<&Procs>, job: Job) {
         if !self.running.start(&job.tag) {
-            return; // a cold shutdown is returning the message to its queue
+            // Fetched after a cold shutdown took the list of running tasks:
+            // this runner returns the message itself.
+            let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
+            return;
         }
         let (outcome, follow) = match Embed::parse(&job.msg.embed) {
             // Refused before it runs: a task never half-runs.
@@ -630,6 +634,7 @@ impl Running {
 /// [`Worker::cold_shutdown_handle`] before [`Worker::run`].
 pub struct ColdShutdown {
     running: Arc<Running>,
+    stop: Arc<AtomicBool>,
     broker: String,
 }
 
@@ -638,10 +643,12 @@ impl ColdShutdown {
     const STORING_LIMIT: Duration = Duration::from_secs(10);
 
     /// Returns the running tasks' messages to their queues; from this call
-    /// on, no result of this worker is stored and nothing is acked. The
-    /// caller then exits the process (the tasks are still running). Returns
-    /// how many messages went back.
+    /// on, the worker fetches nothing, stores no result and acks nothing.
+    /// The caller then exits the process: the tasks are still running, and
+    /// [`Worker::run`] returns only once they end. Returns how many
+    /// messages went back.
     pub fn now(&self) -> Result<usize, CeleryError> {
+        self.stop.store(true, Ordering::SeqCst); // no more fetching
         let tags = self.running.go_cold(Self::STORING_LIMIT);
         if tags.is_empty() {
             return Ok(0);
