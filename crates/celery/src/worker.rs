@@ -11,12 +11,21 @@
 //! 3. The runner thread that fetched it runs it (or hands it to a worker
 //!    process and waits); a panic or `Err` becomes FAILURE. `concurrency`
 //!    runner threads take turns at the fetch connection (leader/followers),
-//!    so a fetched task starts without a thread hand-off.
-//! 4. One transaction stores the result (SETEX + PUBLISH) and acks
-//!    (`ZREM`, `HDEL`): a crash before it leaves the message unacked.
+//!    so a fetched task starts without a thread hand-off. A message whose
+//!    `embed` asks for what this worker cannot do (a group, a chord) is not
+//!    run: FAILURE saying why ([`crate::canvas`]).
+//! 4. One transaction sends what follows the task (the chain's next task,
+//!    `link` callbacks or `link_error` errbacks: LPUSH), stores the result
+//!    (SETEX + PUBLISH) and acks (`ZREM`, `HDEL`): a crash before it leaves
+//!    the message unacked.
 //! 5. Any worker restores unacked messages older than the visibility
 //!    timeout to their queue (under the `unacked_mutex` lock), so a task
 //!    whose worker died runs again elsewhere: at least once, not exactly once.
+//!
+//! Nothing is acked that did not run: a task the process pool could not
+//! start goes back to its queue (and a worker whose pool cannot be rebuilt
+//! stops), and a cold shutdown ([`ColdShutdown`]) returns the running
+//! tasks' messages instead of acking them.
 
 use std::collections::HashSet;
 use std::net::Shutdown;
