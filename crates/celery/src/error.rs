@@ -25,6 +25,9 @@ pub enum CeleryError {
     BrokerLost(String),
     /// No task with this name is registered (submit of an unregistered `fn`).
     NotRegistered(String),
+    /// The worker's process pool cannot start tasks and no new pool could
+    /// (its fork server is gone, say): the worker stopped.
+    PoolBroken(String),
 }
 
 impl CeleryError {
@@ -58,6 +61,11 @@ impl fmt::Display for CeleryError {
             CeleryError::NotRegistered(n) => write!(
                 f,
                 "no task is registered for {n}: register the fn under a Celery task name first"
+            ),
+            CeleryError::PoolBroken(why) => write!(
+                f,
+                "the process pool cannot start tasks and could not be rebuilt ({why}); \
+                 the tasks this worker fetched went back to their queues: restart the worker"
             ),
         }
     }
