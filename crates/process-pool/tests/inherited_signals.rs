@@ -239,9 +239,7 @@ fn with_sighup_ignored_a_hangup_kills_neither_the_fork_server_nor_a_running_task
     let gate = gate_path("sighup");
     let _ = std::fs::remove_file(&gate);
     let pool = ManuallyDrop::new(ProcessPoolExecutor::new(1).unwrap());
-    let fut = pool
-        .submit(until_gate, gate.display().to_string())
-        .unwrap();
+    let fut = pool.submit(until_gate, gate.display().to_string()).unwrap();
     wait_until("the gated task to be running", || {
         pool.stats().tasks_running == 1
     });
@@ -257,8 +255,15 @@ fn with_sighup_ignored_a_hangup_kills_neither_the_fork_server_nor_a_running_task
     std::fs::write(&gate, b"open").unwrap();
     let ran_in = fut.result_timeout(T);
     let _ = std::fs::remove_file(&gate);
-    assert_eq!(ran_in.unwrap(), workers[0] as u32, "the task finished in its worker");
-    assert_eq!(pool.submit(square, 9).unwrap().result_timeout(T).unwrap(), 81);
+    assert_eq!(
+        ran_in.unwrap(),
+        workers[0] as u32,
+        "the task finished in its worker"
+    );
+    assert_eq!(
+        pool.submit(square, 9).unwrap().result_timeout(T).unwrap(),
+        81
+    );
     let stats = pool.stats();
     assert_eq!(stats.worker_exits.signal, 0, "{stats:?}");
     assert_eq!(stats.workers_started, 1, "{stats:?}");
