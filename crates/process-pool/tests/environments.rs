@@ -118,13 +118,34 @@ fn main() {
     }
 }
 
+/// The lines the command line selects, as libtest would: `--list` lists
+/// them, and words that are not options keep the lines whose names contain
+/// one of them (`cargo test --test environments -- nohup`).
+fn selected() -> Vec<Environment> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let lines: Vec<Environment> = ENVIRONMENTS
+        .iter()
+        .copied()
+        .filter(|e| filters.is_empty() || filters.iter().any(|f| e.name().contains(f.as_str())))
+        .collect();
+    if args.iter().any(|a| a == "--list") {
+        for e in &lines {
+            println!("{}: test", e.name());
+        }
+        std::process::exit(0);
+    }
+    lines
+}
+
 // ---------------------------------------------------------------------------
 // The parent: one child per line, then a table.
 // ---------------------------------------------------------------------------
 
 fn parent() {
+    let lines = selected();
     let mut failed = 0;
-    for &env in ENVIRONMENTS {
+    for &env in &lines {
         let verdict = run_line(env);
         match &verdict {
             Ok(()) => println!("environment {:<15} ok", env.name()),
@@ -135,13 +156,14 @@ fn parent() {
         }
     }
     if failed > 0 {
-        println!(
-            "environments: {failed} of {} lines failed",
-            ENVIRONMENTS.len()
-        );
+        println!("environments: {failed} of {} lines failed", lines.len());
         std::process::exit(1);
     }
-    println!("environments: all {} lines ok", ENVIRONMENTS.len());
+    println!(
+        "environments: every line ok ({} of {} lines selected)",
+        lines.len(),
+        ENVIRONMENTS.len()
+    );
 }
 
 /// Runs one line in a child and judges how it ended.
