@@ -27,6 +27,8 @@ pub enum Env {
     Nohup,
     /// SIGINT ignored (a job started in the background by a script).
     SigintIgnored,
+    /// SIGCHLD ignored (the kernel reaps children by itself; some daemons).
+    SigchldIgnored,
     /// A SIGINT handler without `SA_RESTART`, and SIGINT (Ctrl-C) sent to the
     /// process group all along: every blocking call may see EINTR.
     CtrlC,
@@ -84,6 +86,9 @@ pub fn set_up(env: Env) -> Result<SetUp, String> {
         },
         Env::SigintIgnored => unsafe {
             libc::signal(libc::SIGINT, libc::SIG_IGN);
+        },
+        Env::SigchldIgnored => unsafe {
+            libc::signal(libc::SIGCHLD, libc::SIG_IGN);
         },
         Env::CtrlC => unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();

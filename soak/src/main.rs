@@ -30,7 +30,7 @@
 //! ```
 //!
 //! `--env` runs it in a process environment nobody expected (see `env.rs`):
-//! SIGHUP ignored with hangups sent all along, SIGINT ignored, a SIGINT
+//! SIGHUP ignored with hangups sent all along, SIGINT or SIGCHLD ignored, a SIGINT
 //! handler with Ctrl-Cs sent all along, every signal blocked, standard
 //! descriptors closed, a low `RLIMIT_NOFILE`.
 

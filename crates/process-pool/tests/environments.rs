@@ -7,6 +7,7 @@
 //! | `plain` | nothing changed (the reference line) | - |
 //! | `nohup` | SIGHUP ignored | SIGHUP to the whole process group (a terminal hangup) |
 //! | `sigint-ignored` | SIGINT ignored | SIGINT to the whole process group |
+//! | `sigchld-ignored` | SIGCHLD ignored (the kernel reaps children by itself) | - |
 //! | `ctrl-c-handled` | a SIGINT handler (no `SA_RESTART`) | SIGINT to the whole process group (Ctrl-C) |
 //! | `blocked-mask` | every signal that can be blocked is blocked | - |
 //! | `closed-stdio` | 0, 1 and 2 closed (stderr given back afterwards, for the report) | - |
@@ -49,6 +50,7 @@ const ENVIRONMENTS: &[Environment] = &[
     Environment::Plain,
     Environment::Nohup,
     Environment::SigintIgnored,
+    Environment::SigchldIgnored,
     Environment::CtrlCHandled,
     Environment::BlockedMask,
     Environment::ClosedStdio,
@@ -68,6 +70,7 @@ enum Environment {
     Plain,
     Nohup,
     SigintIgnored,
+    SigchldIgnored,
     CtrlCHandled,
     BlockedMask,
     ClosedStdio,
@@ -81,6 +84,7 @@ impl Environment {
             Environment::Plain => "plain",
             Environment::Nohup => "nohup",
             Environment::SigintIgnored => "sigint-ignored",
+            Environment::SigchldIgnored => "sigchld-ignored",
             Environment::CtrlCHandled => "ctrl-c-handled",
             Environment::BlockedMask => "blocked-mask",
             Environment::ClosedStdio => "closed-stdio",
@@ -314,6 +318,9 @@ fn set_up(env: Environment) -> Option<libc::c_int> {
         },
         Environment::SigintIgnored => unsafe {
             libc::signal(libc::SIGINT, libc::SIG_IGN);
+        },
+        Environment::SigchldIgnored => unsafe {
+            libc::signal(libc::SIGCHLD, libc::SIG_IGN);
         },
         Environment::CtrlCHandled => unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
