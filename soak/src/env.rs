@@ -1,6 +1,7 @@
 //! `--env`: the soak in a process environment nobody expected (the
-//! adversary's class 2; the same lines as the process pool's
-//! `tests/environments.rs`).
+//! adversary's class 2; the lines of the process pool's
+//! `tests/environments.rs` but its last, in which the program dies of its
+//! Ctrl-C).
 //!
 //! The environment is set up first thing in `main`, while the program is
 //! single-threaded and before the fork server starts, so the fork server
