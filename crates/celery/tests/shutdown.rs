@@ -40,14 +40,13 @@ const ENVIRONMENTS: &[Env] = &[
         sigint_ignored: false,
         hangup: false,
     },
-    // The hangup itself is not delivered yet: the process pool's fork
-    // server resets an ignored SIGHUP to its default and dies of it (issue
-    // 17 item 9, fixed in the process pool). With that fix, set `hangup`.
+    // The hangup is delivered too: the process pool keeps an ignored SIGHUP
+    // ignored in its fork server and workers, so neither dies of it.
     Env {
-        name: "SIGHUP ignored (nohup)",
+        name: "SIGHUP ignored (nohup), a hangup to the process group",
         setup: || ignore(libc::SIGHUP),
         sigint_ignored: false,
-        hangup: false,
+        hangup: true,
     },
     Env {
         name: "SIGINT ignored (background job): Ctrl-C ignored, SIGTERM stops",
