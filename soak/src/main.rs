@@ -26,8 +26,15 @@
 //! ```text
 //! cargo run --release -p soak -- --seconds 60            # what CI runs
 //! cargo run --release -p soak -- --seconds 3600 --seed 7  # an hour
+//! cargo run --release -p soak -- --seconds 60 --env ctrl-c  # Ctrl-C all along
 //! ```
+//!
+//! `--env` runs it in a process environment nobody expected (see `env.rs`):
+//! SIGHUP ignored with hangups sent all along, SIGINT or SIGCHLD ignored, a SIGINT
+//! handler with Ctrl-Cs sent all along, every signal blocked, standard
+//! descriptors closed, a low `RLIMIT_NOFILE`.
 
+mod env;
 mod ledger;
 mod process;
 mod procs;
@@ -35,6 +42,7 @@ mod rng;
 mod round;
 mod threads;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -67,6 +75,10 @@ struct Args {
     /// Print one line per round.
     #[arg(long, short)]
     verbose: bool,
+    /// The process environment to run in (set up before the fork server
+    /// starts; see soak/src/env.rs).
+    #[arg(long, value_enum, default_value_t = env::Env::Plain)]
+    env: env::Env,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -94,11 +106,17 @@ fn main() {
             default_hook(info);
         }
     }));
-    // First thing, while the program is single-threaded.
-    process_pool::start_fork_server();
-
+    // Parsing starts no thread: the program is still single-threaded.
     let args =
         Args::try_parse().unwrap_or_else(|e| demo_cli::exit_with_usage(e, &mut Args::command()));
+    let set_up = env::set_up(args.env).unwrap_or_else(|e| {
+        eprintln!("soak: could not set up --env {}: {e}", args.env.name());
+        std::process::exit(1)
+    });
+    // First thing after that, while the program is single-threaded.
+    process_pool::start_fork_server();
+    let signals_sent = set_up.after_fork_server();
+
     if !(args.seconds.is_finite() && args.seconds >= 0.0) {
         let error = Args::command().error(
             clap::error::ErrorKind::ValueValidation,
@@ -114,13 +132,15 @@ fn main() {
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     });
-    std::process::exit(run(&args, seed));
+    std::process::exit(run(&args, seed, signals_sent));
 }
 
-fn run(args: &Args, seed: u64) -> i32 {
+fn run(args: &Args, seed: u64, signals_sent: &AtomicU64) -> i32 {
     println!(
-        "soak: seed {seed}, {} s, pools {:?}",
-        args.seconds, args.pools
+        "soak: seed {seed}, {} s, pools {:?}, env {}",
+        args.seconds,
+        args.pools,
+        args.env.name()
     );
     let watchdog = watchdog(Duration::from_secs(args.round_timeout), seed);
     let baseline = Baseline::now();
@@ -164,7 +184,10 @@ fn run(args: &Args, seed: u64) -> i32 {
             if problems.len() > 10 {
                 eprintln!("  ... and {} more", problems.len() - 10);
             }
-            eprintln!("replay it with: soak --seed {seed} --round {round} --seconds 0");
+            eprintln!(
+                "replay it with: soak --seed {seed} --round {round} --seconds 0 --env {}",
+                args.env.name()
+            );
             return 1;
         }
         if args.round.is_some() || Instant::now() >= end {
@@ -180,6 +203,10 @@ fn run(args: &Args, seed: u64) -> i32 {
         rounds[1],
         start.elapsed().as_secs_f64()
     );
+    // Relaxed: the signalling thread's own counter, read once for the report.
+    if let Some(line) = env::report(args.env, signals_sent.load(Ordering::Relaxed)) {
+        println!("soak: --env {}: {line}", args.env.name());
+    }
     0
 }
 

@@ -13,7 +13,7 @@
 //! ```
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::registry::Registry;
@@ -36,13 +36,88 @@ registered tasks in worker processes (or threads), acking late.
   --result-expires SECS        result lifetime                          (default 86400)
   --pool processes|threads     where tasks run          (default processes)
   --list                       print the task names and exit
-SIGINT/SIGTERM: stop fetching, finish the running tasks, exit.";
+Ctrl-C (SIGINT) or SIGTERM: warm shutdown: stop fetching, finish the running
+tasks, store their results, exit 0. A second one: cold shutdown: the running
+tasks are not acked, their messages go back to their queues for another
+worker, exit 130. A signal ignored when the worker starts stays ignored.";
 
-static STOP: AtomicBool = AtomicBool::new(false);
+/// Stop requests (SIGINT or SIGTERM) received so far.
+static STOPS: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn on_signal(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    STOP.store(true, Ordering::SeqCst);
+    // Only an atomic add: async-signal-safe.
+    STOPS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The exit code of a cold shutdown: 128 + SIGINT, as a shell reports a
+/// program Ctrl-C ended.
+const COLD_EXIT: i32 = 130;
+
+/// Takes SIGINT and SIGTERM as stop requests, except one the worker was
+/// started with ignored (`nohup`-style or a background job): that choice is
+/// kept, as CPython keeps it. Both are unblocked (a parent may have blocked
+/// them): call this before any thread starts, so every thread inherits it.
+fn catch_stop_signals() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `old` is a valid sigaction to write to; a null new action
+        // only reads the current disposition.
+        let ignored = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(signal, std::ptr::null(), &mut old);
+            old.sa_sigaction == libc::SIG_IGN
+        };
+        if ignored {
+            continue;
+        }
+        // SAFETY: `on_signal` only adds to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(signal, on_signal as *const () as libc::sighandler_t);
+        }
+    }
+    // SAFETY: `set` is initialised by sigemptyset before use;
+    // pthread_sigmask only reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Watches the stop requests: the first sets the worker's stop flag (warm
+/// shutdown), the second returns the running tasks' messages to their
+/// queues and exits (cold shutdown).
+fn watch_stop_signals(name: String, worker: &Worker) {
+    let stop = worker.stop_flag();
+    let cold = worker.cold_shutdown_handle();
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        loop {
+            let stops = STOPS.load(Ordering::SeqCst);
+            if stops >= 2 {
+                match cold.now() {
+                    Ok(n) => eprintln!(
+                        "{name}: cold shutdown: {n} running task(s) returned to their queue"
+                    ),
+                    Err(e) => eprintln!(
+                        "{name}: cold shutdown: could not return the running tasks to their \
+                         queue ({e}); another worker restores them after the visibility timeout"
+                    ),
+                }
+                std::process::exit(COLD_EXIT);
+            }
+            if stops == 1 && seen == 0 {
+                seen = 1;
+                eprintln!(
+                    "{name}: warm shutdown: finishing the running tasks \
+                     (Ctrl-C again for a cold shutdown: they go back to their queue)"
+                );
+                stop.store(true, Ordering::SeqCst);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
 }
 
 fn usage_error(name: &str, msg: &str) -> ExitCode {
@@ -50,13 +125,21 @@ fn usage_error(name: &str, msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The seconds flags accept 1 ms to 100 years: below that a restore loop
+/// would spin, above it `Instant` arithmetic and Redis's `SETEX` overflow.
+const MIN_SECS: f64 = 0.001;
+const MAX_SECS: f64 = 100.0 * 365.0 * 86_400.0;
+
 fn secs(v: Option<String>, flag: &str) -> Result<Duration, String> {
     let v = v.ok_or(format!("{flag} needs a value"))?;
     let s: f64 = v
         .parse()
         .map_err(|_| format!("{flag}: {v:?} is not a number"))?;
-    if !(s.is_finite() && s > 0.0) {
-        return Err(format!("{flag}: must be positive"));
+    if !(MIN_SECS..=MAX_SECS).contains(&s) {
+        // Also catches NaN, which no range contains.
+        return Err(format!(
+            "{flag}: {v} is out of range (from {MIN_SECS} to {MAX_SECS} seconds, 100 years)"
+        ));
     }
     Ok(Duration::from_secs_f64(s))
 }
@@ -69,6 +152,8 @@ fn secs(v: Option<String>, flag: &str) -> Result<Duration, String> {
 pub fn worker_main(name: &str, registry: Registry) -> ExitCode {
     // First, while single-threaded: worker processes are forked from the fork
     // server, and inherit the task registry installed before it starts.
+    // The signal set-up too, so that every thread inherits the mask.
+    catch_stop_signals();
     crate::install_process_registry(registry.clone());
     process_pool::start_fork_server();
     let mut config = WorkerConfig::new("redis://127.0.0.1:6379/0");
@@ -131,20 +216,8 @@ pub fn worker_main(name: &str, registry: Registry) -> ExitCode {
     if let Err(e) = RedisUrl::parse(&config.broker) {
         return usage_error(name, &e.to_string());
     }
-    // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
     let worker = Worker::new(config.clone(), registry);
-    let stop = worker.stop_flag();
-    std::thread::spawn(move || loop {
-        if STOP.load(Ordering::SeqCst) {
-            stop.store(true, Ordering::SeqCst);
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    });
+    watch_stop_signals(name.to_string(), &worker);
     eprintln!(
         "{name} {} ready: queues {:?} on {}, concurrency {} ({:?})",
         std::process::id(),

@@ -7,6 +7,9 @@
 //! memory only), which is why the executor also stores REVOKED in the
 //! result backend and our worker checks that record before it runs a task.
 
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
 use serde_json::{json, Value};
 
 use crate::base64;
@@ -68,9 +71,83 @@ pub fn revoked_ids(raw: &[u8]) -> Vec<String> {
     }
 }
 
+/// How many revoked ids a worker keeps (Celery's `REVOKES_MAX`).
+pub const REVOKES_MAX: usize = 50_000;
+/// How long a worker keeps a revoked id (Celery's `REVOKE_EXPIRES`, 3 hours).
+pub const REVOKE_EXPIRES: Duration = Duration::from_secs(3 * 3600);
+
+/// The ids a worker was told to revoke: at most [`REVOKES_MAX`], each for
+/// [`REVOKE_EXPIRES`], as Celery's `LimitedSet` keeps them. A revoke is
+/// also stored as a REVOKED result record, which the worker reads before it
+/// runs a task, so forgetting an old id here loses nothing the record keeps.
+#[derive(Debug, Default)]
+pub struct RevokedSet {
+    /// When each id was revoked.
+    ids: HashMap<String, Instant>,
+    /// The same ids, oldest first (each id once: a repeated revoke keeps
+    /// its first time, so this never holds stale entries).
+    order: VecDeque<(Instant, String)>,
+}
+
+impl RevokedSet {
+    /// Records `id` as revoked at `now`, then forgets the expired ids and,
+    /// past [`REVOKES_MAX`], the oldest ones.
+    pub fn insert(&mut self, id: String, now: Instant) {
+        if !self.ids.contains_key(&id) {
+            self.ids.insert(id.clone(), now);
+            self.order.push_back((now, id));
+        }
+        while let Some((at, _)) = self.order.front() {
+            let expired = now.saturating_duration_since(*at) > REVOKE_EXPIRES;
+            if !expired && self.order.len() <= REVOKES_MAX {
+                break;
+            }
+            if let Some((_, old)) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+    }
+
+    /// Whether `id` was revoked less than [`REVOKE_EXPIRES`] before `now`.
+    pub fn contains(&self, id: &str, now: Instant) -> bool {
+        self.ids
+            .get(id)
+            .is_some_and(|at| now.saturating_duration_since(*at) <= REVOKE_EXPIRES)
+    }
+
+    /// How many ids are kept.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True if no id is kept.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_revoked_set_keeps_the_newest_50_000_ids_for_3_hours() {
+        let t0 = Instant::now();
+        let mut set = RevokedSet::default();
+        for i in 0..=50_000 {
+            set.insert(format!("id-{i}"), t0);
+        }
+        assert_eq!(set.len(), 50_000, "the set must stay bounded");
+        assert!(!set.contains("id-0", t0), "the oldest id goes first");
+        assert!(set.contains("id-50000", t0));
+        assert!(set.contains("id-1", t0));
+        // Three hours on, every id has expired, whether or not new ones come.
+        let later = t0 + Duration::from_secs(3 * 3600 + 1);
+        assert!(!set.contains("id-50000", later));
+        set.insert("new".to_string(), later);
+        assert_eq!(set.len(), 1);
+        assert!(set.contains("new", later));
+    }
 
     /// Captured from Celery 5.7's `app.control.revoke('abc-123')`.
     const PYTHON_REVOKE: &str = r#"{"body": "eyJtZXRob2QiOiAicmV2b2tlIiwgImFyZ3VtZW50cyI6IHsidGFza19pZCI6ICJhYmMtMTIzIiwgInRlcm1pbmF0ZSI6IGZhbHNlLCAic2lnbmFsIjogIlNJR1RFUk0ifSwgImRlc3RpbmF0aW9uIjogbnVsbCwgInBhdHRlcm4iOiBudWxsLCAibWF0Y2hlciI6IG51bGx9", "content-encoding": "utf-8", "content-type": "application/json", "headers": {"clock": 1, "expires": 1796231339.32631}, "properties": {"delivery_mode": 2, "delivery_info": {"exchange": "celery.pidbox", "routing_key": ""}, "priority": 0, "body_encoding": "base64", "delivery_tag": "73639bf8-981f-40a4-a4e0-fd27045bee44"}}"#;

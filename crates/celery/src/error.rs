@@ -30,6 +30,9 @@ pub enum CeleryError {
     /// The connection broke after the task message was sent and before
     /// Redis confirmed it: (task id, why). The task may be queued and run.
     Unconfirmed(String, String),
+    /// The worker's process pool cannot start tasks and no new pool could
+    /// (its fork server is gone, say): the worker stopped.
+    PoolBroken(String),
 }
 
 impl CeleryError {
@@ -69,6 +72,11 @@ impl fmt::Display for CeleryError {
             CeleryError::NotRegistered(n) => write!(
                 f,
                 "no task is registered for {n}: register the fn under a Celery task name first"
+            ),
+            CeleryError::PoolBroken(why) => write!(
+                f,
+                "the process pool cannot start tasks and could not be rebuilt ({why}); \
+                 the tasks this worker fetched went back to their queues: restart the worker"
             ),
         }
     }

@@ -32,6 +32,7 @@
 
 pub mod base64;
 pub mod bench;
+pub mod canvas;
 mod cli;
 pub mod control;
 mod error;
@@ -53,7 +54,9 @@ pub use cli::worker_main;
 pub use error::CeleryError;
 pub use executor::{Builder, CeleryExecutor};
 pub use message::TaskMessage;
-pub use procs::{dispatch, install_process_registry, process_registry, WireFailure};
+pub use procs::{
+    dispatch, ignore_interrupts, install_process_registry, process_registry, WireFailure,
+};
 pub use registry::{decode_args, Handler, Registry, TypeError};
 pub use url::RedisUrl;
-pub use worker::{restore_unacked, PoolKind, Worker, WorkerConfig, WorkerStats};
+pub use worker::{restore_unacked, ColdShutdown, PoolKind, Worker, WorkerConfig, WorkerStats};

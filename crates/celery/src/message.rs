@@ -32,6 +32,14 @@ pub struct TaskMessage {
     pub queue: String,
     /// True when the broker handed this message out before (restored).
     pub redelivered: bool,
+    /// Protocol 2's `embed` (the body's third part): `{"callbacks",
+    /// "errbacks", "chain", "chord"}`, what to send when the task ends
+    /// (see [`crate::canvas`]); all four `null` when there is nothing to send.
+    pub embed: Value,
+    /// The task whose chain or callback sent this one, if any.
+    pub parent_id: Option<String>,
+    /// The first task of the workflow this one belongs to (`None`: itself).
+    pub root_id: Option<String>,
 }
 
 impl TaskMessage {
@@ -44,16 +52,19 @@ impl TaskMessage {
             kwargs: Value::Object(Map::new()),
             queue: queue.to_string(),
             redelivered: false,
+            embed: no_embed(),
+            parent_id: None,
+            root_id: None,
         }
     }
 
     /// The JSON envelope a Python client would LPUSH.
     pub fn to_json(&self) -> String {
-        let body = json!([
-            self.args,
-            self.kwargs,
-            {"callbacks": null, "errbacks": null, "chain": null, "chord": null}
-        ]);
+        let embed = match &self.embed {
+            Value::Object(_) => self.embed.clone(),
+            _ => no_embed(),
+        };
+        let body = json!([self.args, self.kwargs, embed]);
         let argsrepr = repr_args(&self.args);
         let envelope = json!({
             "body": base64::encode(body.to_string().as_bytes()),
@@ -70,8 +81,8 @@ impl TaskMessage {
                 "group_index": null,
                 "retries": 0,
                 "timelimit": [null, null],
-                "root_id": self.id,
-                "parent_id": null,
+                "root_id": self.root_id.as_deref().unwrap_or(&self.id),
+                "parent_id": self.parent_id,
                 "argsrepr": argsrepr,
                 "kwargsrepr": self.kwargs.to_string(),
                 "origin": origin(),
@@ -123,13 +134,16 @@ impl TaskMessage {
             _ => body.as_bytes().to_vec(),
         };
         let body: Value = serde_json::from_slice(&body)?;
-        let (args, kwargs) = match body {
-            Value::Array(mut parts) if parts.len() >= 2 => {
-                let kwargs = parts.swap_remove(1);
-                (parts.swap_remove(0), kwargs)
+        let (args, kwargs, embed) = match body {
+            Value::Array(parts) if parts.len() >= 2 => {
+                let mut parts = parts.into_iter();
+                let args = parts.next().unwrap_or_default();
+                let kwargs = parts.next().unwrap_or_default();
+                (args, kwargs, parts.next().unwrap_or_default())
             }
             _ => return Err(bad("body is not [args, kwargs, embed]")),
         };
+        let header = |name: &str| headers.get(name).and_then(Value::as_str).map(String::from);
         let queue = props
             .pointer("/delivery_info/routing_key")
             .and_then(Value::as_str)
@@ -150,8 +164,17 @@ impl TaskMessage {
             kwargs,
             queue,
             redelivered,
+            embed,
+            parent_id: header("parent_id"),
+            // Our own messages name themselves; keep `None` for "itself".
+            root_id: header("root_id").filter(|r| r != id),
         })
     }
+}
+
+/// The `embed` of a message with nothing to send after it.
+pub fn no_embed() -> Value {
+    json!({"callbacks": null, "errbacks": null, "chain": null, "chord": null})
 }
 
 /// Python's repr of an args tuple, close enough for `argsrepr` (only shown

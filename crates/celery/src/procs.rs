@@ -13,11 +13,13 @@
 //! process_pool::start_fork_server(); // then threads, pools, the worker
 //! ```
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use future::TaskError;
+use future::{FutureError, TaskError};
+use process_pool::ProcessPoolExecutor;
 use serde_json::Value;
 
+use crate::meta::Outcome;
 use crate::registry::Registry;
 
 static PROCESS_REGISTRY: OnceLock<Registry> = OnceLock::new();
@@ -31,6 +33,21 @@ pub fn install_process_registry(registry: Registry) {
 /// The installed registry, if any.
 pub fn process_registry() -> Option<&'static Registry> {
     PROCESS_REGISTRY.get()
+}
+
+/// The worker processes' initializer: ignore SIGINT, as Celery's prefork
+/// children do. Ctrl-C in a terminal sends SIGINT to the whole process
+/// group; it is the worker's to handle (the first is a warm shutdown, in
+/// which the running tasks finish), so it must not kill the tasks.
+///
+/// Done here rather than left to the fork server: the pool's own choice for
+/// its workers is "Ctrl-C kills", which suits a plain pool but not a worker
+/// whose Ctrl-C means "finish what you are doing".
+pub fn ignore_interrupts() {
+    // SAFETY: installs a plain disposition (SIG_IGN: no handler code runs).
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
 }
 
 /// A task's failure as it crosses the pipe: (type name, message).
@@ -63,4 +80,122 @@ fn error_message(e: &TaskError) -> String {
         TaskError::Failed(d) => d.to_string(),
         other => other.to_string(),
     }
+}
+
+/// A task the process pool could not start: it never ran (the reason says why).
+pub(crate) struct NotStarted(pub String);
+
+/// The worker's process pool, replaced by a new one when it breaks.
+///
+/// A pool is broken when it cannot start a task at all (its fork server is
+/// gone, say): the task never ran, so the worker must not store a failure
+/// and ack it. A task whose pool process died while running it did run, and
+/// is a `WorkerLostError` as in Celery.
+pub(crate) struct Procs {
+    size: usize,
+    pool: Mutex<Arc<ProcessPoolExecutor>>,
+    /// Why the pool broke for good: a new pool could not run a task either.
+    broken: Mutex<Option<String>>,
+}
+
+impl Procs {
+    /// A pool of `size` worker processes.
+    pub(crate) fn start(size: usize) -> Result<Procs, String> {
+        Ok(Procs {
+            size,
+            pool: Mutex::new(Arc::new(Self::build(size)?)),
+            broken: Mutex::new(None),
+        })
+    }
+
+    fn build(size: usize) -> Result<ProcessPoolExecutor, String> {
+        ProcessPoolExecutor::builder()
+            .max_workers(size.max(1))
+            .initializer(ignore_interrupts)
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs task `name` on `args` in a worker process and waits for it.
+    /// If the pool cannot start it, tries once to replace the pool (for the
+    /// next tasks) and returns [`NotStarted`].
+    pub(crate) fn run(&self, name: &str, args: &Value) -> Result<Outcome, NotStarted> {
+        let pool = lock(&self.pool).clone();
+        let failure = |exc_type: &str, message: String| Outcome::Failure {
+            exc_type: exc_type.to_string(),
+            exc_module: None,
+            message,
+            traceback: None,
+        };
+        let started = pool
+            .submit(dispatch, (name.to_string(), args.to_string()))
+            .map_err(|e| e.to_string())
+            .and_then(|future| match future.into_result() {
+                // Broken before the task reached a worker process.
+                Err(FutureError::Task(TaskError::BrokenExecutor(why))) => Err(why),
+                other => Ok(other),
+            });
+        match started {
+            Ok(Ok(Ok(json))) => Ok(match serde_json::from_str(&json) {
+                Ok(v) => Outcome::Success(v),
+                Err(e) => failure("TypeError", format!("the result is not JSON: {e}")),
+            }),
+            Ok(Ok(Err((exc_type, message)))) => Ok(failure(&exc_type, message)),
+            // The worker process died (killed, aborted) or its pipe broke
+            // while it held the task.
+            Ok(Err(e)) => Ok(failure("WorkerLostError", e.to_string())),
+            Err(why) => {
+                self.replace(&pool, &why);
+                Err(NotStarted(why))
+            }
+        }
+    }
+
+    /// Replaces `broken` by a new pool that runs a probe task, unless
+    /// another runner did already; records the pool as broken for good if
+    /// the new one cannot run it either.
+    fn replace(&self, broken: &Arc<ProcessPoolExecutor>, why: &str) {
+        let mut pool = lock(&self.pool);
+        if !Arc::ptr_eq(&pool, broken) || lock(&self.broken).is_some() {
+            return; // replaced already, or known to be beyond repair
+        }
+        broken.shutdown(false, true);
+        let fresh = Self::build(self.size).and_then(|p| {
+            match p.submit(probe, ()).map(|f| f.into_result()) {
+                Ok(Ok(_)) => Ok(p),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        match fresh {
+            Ok(p) => *pool = Arc::new(p),
+            Err(e) => {
+                let also = if e.contains(why) {
+                    "a new pool could not start a task either".to_string()
+                } else {
+                    format!("a new pool could not start a task either: {e}")
+                };
+                *lock(&self.broken) = Some(format!("{why}; {also}"));
+            }
+        }
+    }
+
+    /// Why the pool is broken for good, if it is.
+    pub(crate) fn broken(&self) -> Option<String> {
+        lock(&self.broken).clone()
+    }
+
+    /// Waits for the running tasks, then stops the worker processes.
+    pub(crate) fn shutdown(&self) {
+        lock(&self.pool).shutdown(true, false);
+    }
+}
+
+/// The task a new pool runs to show it can run tasks.
+fn probe(_: ()) -> u32 {
+    std::process::id()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -71,6 +71,20 @@ pub fn block_first_run(path: String) -> u32 {
     std::process::id()
 }
 
+/// `rust.wait_for`: writes its process id to `<path>.started` (atomically,
+/// by rename), then waits until the file `path` exists and returns its
+/// process id: a task a test holds running until it opens the gate.
+pub fn wait_for(path: String) -> u32 {
+    let tmp = format!("{path}.started.tmp");
+    if std::fs::write(&tmp, std::process::id().to_string()).is_ok() {
+        let _ = std::fs::rename(&tmp, format!("{path}.started"));
+    }
+    while !std::path::Path::new(&path).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::process::id()
+}
+
 /// `rust.echo`: returns its argument (any JSON).
 pub fn echo(v: serde_json::Value) -> serde_json::Value {
     v
@@ -84,6 +98,7 @@ pub fn builtin() -> Registry {
         .register("rust.sleep_ms", sleep_ms)
         .register("rust.pid", pid)
         .register("rust.block_first_run", block_first_run)
+        .register("rust.wait_for", wait_for)
         .register("rust.echo", echo);
     r.register_fallible("rust.fail", fail)
         .register_fallible("rust.touch", touch);

@@ -109,7 +109,10 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(mut c) = Connection::open(&self.redis_url()) {
-                if c.command(&[b"PING"]).is_ok() {
+                // PONG, not `-LOADING`: a persistent server answers that
+                // while it reads its append-only file, and refuses the
+                // clients' commands until it is done.
+                if c.command(&[b"PING"]) == Ok(crate::resp::Reply::Status("PONG".to_string())) {
                     return Ok(());
                 }
             }

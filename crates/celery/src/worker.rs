@@ -11,27 +11,38 @@
 //! 3. The runner thread that fetched it runs it (or hands it to a worker
 //!    process and waits); a panic or `Err` becomes FAILURE. `concurrency`
 //!    runner threads take turns at the fetch connection (leader/followers),
-//!    so a fetched task starts without a thread hand-off.
-//! 4. One transaction stores the result (SETEX + PUBLISH) and acks
-//!    (`ZREM`, `HDEL`): a crash before it leaves the message unacked.
+//!    so a fetched task starts without a thread hand-off. A message whose
+//!    `embed` asks for what this worker cannot do (a group, a chord) is not
+//!    run: FAILURE saying why ([`crate::canvas`]).
+//! 4. One transaction sends what follows the task (the chain's next task,
+//!    `link` callbacks or `link_error` errbacks: LPUSH), stores the result
+//!    (SETEX + PUBLISH) and acks (`ZREM`, `HDEL`): a crash before it leaves
+//!    the message unacked.
 //! 5. Any worker restores unacked messages older than the visibility
 //!    timeout to their queue (under the `unacked_mutex` lock), so a task
 //!    whose worker died runs again elsewhere: at least once, not exactly once.
+//!
+//! Nothing is acked that did not run: a task the process pool could not
+//! start goes back to its queue (and a worker whose pool cannot be rebuilt
+//! stops), and a cold shutdown ([`ColdShutdown`]) returns the running
+//! tasks' messages instead of acking them.
 
 use std::collections::HashSet;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::control::revoked_ids;
+use crate::canvas::{self, Embed, FollowUps};
+use crate::control::{revoked_ids, RevokedSet};
 use crate::error::CeleryError;
 use crate::id::new_task_id;
 use crate::message::{mark_redelivered, TaskMessage, SEP};
 use crate::meta::{result_key, Outcome};
 use crate::pool::Pool;
+use crate::procs::{NotStarted, Procs};
 use crate::registry::Registry;
 use crate::resp::{Connection, Reply};
 use crate::url::RedisUrl;
@@ -102,6 +113,7 @@ pub struct Worker {
     registry: Arc<Registry>,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<WorkerStats>>,
+    running: Arc<Running>,
 }
 
 impl Worker {
@@ -112,6 +124,16 @@ impl Worker {
             registry: Arc::new(registry),
             stop: Arc::new(AtomicBool::new(false)),
             stats: Arc::default(),
+            running: Arc::default(),
+        }
+    }
+
+    /// A handle for a cold shutdown (the second Ctrl-C): see [`ColdShutdown`].
+    pub fn cold_shutdown_handle(&self) -> ColdShutdown {
+        ColdShutdown {
+            running: self.running.clone(),
+            stop: self.stop.clone(),
+            broker: self.config.broker.clone(),
         }
     }
 
@@ -144,7 +166,7 @@ impl Worker {
                 .command(&[b"SADD", key.as_bytes(), member.as_bytes()])?
                 .ok()?;
         }
-        let revoked = Arc::new(Mutex::new(HashSet::<String>::new()));
+        let revoked = Arc::new(Mutex::new(RevokedSet::default()));
         let pidbox = self.start_pidbox(&broker_url, revoked.clone())?;
         let restorer = self.start_restorer(broker.clone());
         let procs = match self.config.pool {
@@ -156,12 +178,9 @@ impl Worker {
                     ));
                 }
                 Some(
-                    process_pool::ProcessPoolExecutor::builder()
-                        .max_workers(self.config.concurrency.max(1))
-                        .build()
-                        .map_err(|e| {
-                            CeleryError::Io(format!("cannot start the process pool: {e}"))
-                        })?,
+                    Procs::start(self.config.concurrency).map_err(|e| {
+                        CeleryError::Io(format!("cannot start the process pool: {e}"))
+                    })?,
                 )
             }
         };
@@ -184,6 +203,7 @@ impl Worker {
             brpop: &brpop,
             url: &broker_url,
             fatal: Mutex::new(None),
+            pause: Mutex::new(Duration::ZERO),
         };
         std::thread::scope(|scope| {
             for i in 0..self.config.concurrency.max(1) {
@@ -193,38 +213,106 @@ impl Worker {
                     .name(format!("celery-task-{i}"))
                     .spawn_scoped(scope, move || {
                         while let Some(job) = self.next_job(fetch, broker, backend, revoked) {
-                            let outcome = match procs {
-                                None => {
-                                    match self.registry.run(&job.msg.task, job.msg.args.clone()) {
-                                        Ok(v) => Outcome::Success(v),
-                                        Err(e) => Outcome::from_task_error(&e),
-                                    }
-                                }
-                                Some(procs) => run_in_process(procs, &job),
-                            };
-                            store_and_ack(
-                                broker,
-                                backend,
-                                &job,
-                                &outcome,
-                                self.config.result_expires,
-                            );
-                            lock(&self.stats).ran += 1;
+                            self.serve(broker, backend, procs.as_ref(), job);
                         }
                     })
                     .expect("spawn a runner thread");
             }
         });
+        let broken = procs.as_ref().and_then(Procs::broken);
         if let Some(p) = procs {
-            p.shutdown(true, false);
+            p.shutdown();
         }
         self.stop.store(true, Ordering::SeqCst);
         pidbox.stop();
         let _ = restorer.join();
+        if let Some(why) = broken {
+            return Err(CeleryError::PoolBroken(why));
+        }
         let fatal = lock(&fetch.fatal).take();
         match fatal {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+
+    /// Runs one fetched task and stores its result, unless a cold shutdown
+    /// came first.
+    fn serve(&self, broker: &Pool, backend: &Pool, procs: Option<&Procs>, job: Job) {
+        if !self.running.start(&job.tag) {
+            // Fetched after a cold shutdown took the list of running tasks:
+            // this runner returns the message itself.
+            let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
+            return;
+        }
+        let (outcome, follow) = match Embed::parse(&job.msg.embed) {
+            // Refused before it runs: a task never half-runs.
+            Err(why) => (
+                canvas::refused(&job.msg, &why),
+                FollowUps {
+                    messages: Vec::new(),
+                    same_result: canvas::chain_task_ids(&job.msg.embed),
+                },
+            ),
+            Ok(embed) => {
+                let Some(outcome) = self.run_task(broker, procs, &job) else {
+                    return; // it could not start: back on its queue
+                };
+                let follow = embed.follow_ups(&job.msg, &outcome);
+                (outcome, follow)
+            }
+        };
+        if !self.running.finish(&job.tag) {
+            // A cold shutdown returned the message to its queue: storing
+            // the result now would report a run that will happen again.
+            return;
+        }
+        let expires = self.config.result_expires;
+        store_and_ack(broker, backend, &job, &outcome, &follow, expires);
+        self.running.stored();
+        lock(&self.stats).ran += 1;
+    }
+
+    /// Runs the task on this thread or in a worker process; `None` if the
+    /// process pool could not start it (its message went back to its queue).
+    fn run_task(&self, broker: &Pool, procs: Option<&Procs>, job: &Job) -> Option<Outcome> {
+        match procs {
+            None => Some(
+                match self.registry.run(&job.msg.task, job.msg.args.clone()) {
+                    Ok(v) => Outcome::Success(v),
+                    Err(e) => Outcome::from_task_error(&e),
+                },
+            ),
+            Some(procs) => match procs.run(&job.msg.task, &job.msg.args) {
+                Ok(outcome) => Some(outcome),
+                Err(NotStarted(why)) => {
+                    self.return_unstarted(broker, job, &why);
+                    if procs.broken().is_some() {
+                        // Stop fetching: `run` returns the reason.
+                        self.stop.store(true, Ordering::SeqCst);
+                    }
+                    None
+                }
+            },
+        }
+    }
+
+    /// A task the pool could not start never ran: its message goes back to
+    /// its queue (for a healthy worker), not acked with a failure.
+    fn return_unstarted(&self, broker: &Pool, job: &Job, why: &str) {
+        if !self.running.abandon(&job.tag) {
+            return; // a cold shutdown returns it
+        }
+        match broker.with(|c| restore_one(c, job.tag.as_bytes())) {
+            Ok(_) => eprintln!(
+                "celery-worker: task {} could not start ({why}): returned to its queue",
+                job.msg.id
+            ),
+            Err(e) => eprintln!(
+                "celery-worker: task {} could not start ({why}) nor go back to its queue \
+                 ({e}): it is restored after the visibility timeout",
+                job.msg.id
+            ),
         }
     }
 
@@ -235,7 +323,7 @@ impl Worker {
         fetch: &Fetch,
         broker: &Pool,
         backend: &Pool,
-        revoked: &Mutex<HashSet<String>>,
+        revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
         loop {
             let (queue, raw) = {
@@ -259,6 +347,15 @@ impl Worker {
                         continue;
                     }
                 };
+                if let Reply::Error(e) = &reply {
+                    // Not the connection's fault (Redis loading its data,
+                    // out of memory, a key of the wrong type): say so and
+                    // pause before asking again, longer each time.
+                    let pause = fetch.error_pause(e);
+                    std::thread::sleep(pause);
+                    continue;
+                }
+                fetch.error_cleared();
                 let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
                 let (Some(Some(queue)), Some(Some(raw))) = (parts.next(), parts.next()) else {
                     continue; // timeout
@@ -280,7 +377,7 @@ impl Worker {
         backend: &Pool,
         queue: &str,
         raw: Vec<u8>,
-        revoked: &Mutex<HashSet<String>>,
+        revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
         let msg = match TaskMessage::parse(&raw) {
             Ok(m) => m,
@@ -330,7 +427,7 @@ impl Worker {
                 .ok()
                 .and_then(Reply::into_bytes);
         }
-        let is_revoked = lock(revoked).contains(&msg.id)
+        let is_revoked = lock(revoked).contains(&msg.id, Instant::now())
             || stored.is_some_and(|s| {
                 serde_json::from_slice::<Value>(&s)
                     .ok()
@@ -348,6 +445,7 @@ impl Worker {
                 backend,
                 &job,
                 &Outcome::Revoked,
+                &FollowUps::default(),
                 self.config.result_expires,
             );
             lock(&self.stats).revoked += 1;
@@ -359,7 +457,7 @@ impl Worker {
     fn start_pidbox(
         &self,
         url: &RedisUrl,
-        revoked: Arc<Mutex<HashSet<String>>>,
+        revoked: Arc<Mutex<RevokedSet>>,
     ) -> Result<Pidbox, CeleryError> {
         let mut conn = Connection::open(url)?;
         let channel = format!("/{}.celery.pidbox", url.db);
@@ -372,7 +470,11 @@ impl Worker {
                     let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
                     if parts.next().flatten().as_deref() == Some(b"message") {
                         let data = parts.nth(1).flatten().unwrap_or_default();
-                        lock(&revoked).extend(revoked_ids(&data));
+                        let now = Instant::now();
+                        let mut revoked = lock(&revoked);
+                        for id in revoked_ids(&data) {
+                            revoked.insert(id, now);
+                        }
                     }
                 }
             })
@@ -386,14 +488,16 @@ impl Worker {
         std::thread::Builder::new()
             .name("celery-restore".to_string())
             .spawn(move || {
-                let mut next = Instant::now();
+                // `None`: the next round is further away than any clock
+                // reaches (an interval of `Duration::MAX`): no more rounds.
+                let mut next = Some(Instant::now());
                 while !stop.load(Ordering::SeqCst) {
-                    if Instant::now() >= next {
+                    if next.is_some_and(|n| Instant::now() >= n) {
                         match restore_unacked(&broker, visibility) {
                             Ok(n) => lock(&stats).restored += n,
                             Err(e) => eprintln!("celery-worker: restoring unacked messages: {e}"),
                         }
-                        next = Instant::now() + interval;
+                        next = Instant::now().checked_add(interval);
                     }
                     std::thread::sleep(interval.min(Duration::from_millis(200)));
                 }
@@ -410,6 +514,34 @@ struct Fetch<'a> {
     url: &'a RedisUrl,
     /// The error that stopped the worker, if not a broken connection.
     fatal: Mutex<Option<CeleryError>>,
+    /// The pause after the last error reply to BRPOP (zero: none since the
+    /// last good reply).
+    pause: Mutex<Duration>,
+}
+
+impl Fetch<'_> {
+    /// The first pause after an error reply; it doubles up to the last.
+    const FIRST_PAUSE: Duration = Duration::from_millis(100);
+    /// At most a second, so that the stop flag is still seen within one.
+    const LAST_PAUSE: Duration = Duration::from_secs(1);
+
+    /// Records an error reply to BRPOP; returns how long to wait before the
+    /// next one. The first of a run is reported.
+    fn error_pause(&self, error: &str) -> Duration {
+        let mut pause = lock(&self.pause);
+        if pause.is_zero() {
+            eprintln!("celery-worker: the broker answered BRPOP with an error, retrying: {error}");
+            *pause = Self::FIRST_PAUSE;
+        } else {
+            *pause = (*pause * 2).min(Self::LAST_PAUSE);
+        }
+        *pause
+    }
+
+    /// A good reply: the next error starts a new run.
+    fn error_cleared(&self) {
+        *lock(&self.pause) = Duration::ZERO;
+    }
 }
 
 struct Pidbox {
@@ -429,6 +561,120 @@ struct Job {
     tag: String,
 }
 
+/// The tasks this worker's runners hold, so that a cold shutdown can return
+/// their messages to their queues and be sure no runner acks one after.
+#[derive(Default)]
+struct Running {
+    state: Mutex<RunningState>,
+    /// Rung when a result has been stored (`storing` went down).
+    stored: Condvar,
+}
+
+#[derive(Default)]
+struct RunningState {
+    /// Delivery tags of the tasks running now.
+    tags: HashSet<String>,
+    /// Results being stored (and their messages acked) right now.
+    storing: usize,
+    /// Set by a cold shutdown: from then on no runner stores or acks.
+    cold: bool,
+}
+
+impl Running {
+    /// A runner starts the task `tag`; false after a cold shutdown.
+    fn start(&self, tag: &str) -> bool {
+        let mut state = lock(&self.state);
+        if state.cold {
+            return false;
+        }
+        state.tags.insert(tag.to_string());
+        true
+    }
+
+    /// The task `tag` ended: may its runner store the result and ack it?
+    /// False once a cold shutdown has taken the message back.
+    fn finish(&self, tag: &str) -> bool {
+        let mut state = lock(&self.state);
+        if state.cold {
+            return false;
+        }
+        state.tags.remove(tag);
+        state.storing += 1;
+        true
+    }
+
+    /// The task `tag` did not run; false once a cold shutdown has taken it.
+    fn abandon(&self, tag: &str) -> bool {
+        let mut state = lock(&self.state);
+        !state.cold && state.tags.remove(tag)
+    }
+
+    /// A result [`finish`](Self::finish) allowed has been stored.
+    fn stored(&self) {
+        lock(&self.state).storing -= 1;
+        self.stored.notify_all();
+    }
+
+    /// Stops every later store and ack, waits for the ones under way (at
+    /// most `limit`: a broker that does not answer must not hold up the
+    /// shutdown), and returns the tags of the tasks still running.
+    fn go_cold(&self, limit: Duration) -> Vec<String> {
+        let mut state = lock(&self.state);
+        state.cold = true;
+        let deadline = Instant::now() + limit;
+        while state.storing > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .stored
+                .wait_timeout(state, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        state.tags.drain().collect()
+    }
+}
+
+/// The cold shutdown of a running [`Worker`] (Celery's second Ctrl-C): the
+/// running tasks are not acked; their messages go back to their queues at
+/// once, where another worker takes them. Get it with
+/// [`Worker::cold_shutdown_handle`] before [`Worker::run`].
+pub struct ColdShutdown {
+    running: Arc<Running>,
+    stop: Arc<AtomicBool>,
+    broker: String,
+}
+
+impl ColdShutdown {
+    /// How long [`now`](Self::now) waits for results already being stored.
+    const STORING_LIMIT: Duration = Duration::from_secs(10);
+
+    /// Returns the running tasks' messages to their queues; from this call
+    /// on, the worker fetches nothing, stores no result and acks nothing.
+    /// The caller then exits the process: the tasks are still running, and
+    /// [`Worker::run`] returns only once they end. Returns how many
+    /// messages went back.
+    pub fn now(&self) -> Result<usize, CeleryError> {
+        self.stop.store(true, Ordering::SeqCst); // no more fetching
+        let tags = self.running.go_cold(Self::STORING_LIMIT);
+        if tags.is_empty() {
+            return Ok(0);
+        }
+        let mut c = Connection::open(&RedisUrl::parse(&self.broker)?)?;
+        let mut n = 0;
+        for tag in tags {
+            // A message the visibility timeout already restored is gone
+            // from `unacked`: nothing to return.
+            if restore_one(&mut c, tag.as_bytes())? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -440,53 +686,97 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-/// Runs the job in a worker process and waits for it (on the runner thread).
-fn run_in_process(procs: &process_pool::ProcessPoolExecutor, job: &Job) -> Outcome {
-    let arg = (job.msg.task.clone(), job.msg.args.to_string());
-    let failure = |exc_type: &str, message: String| Outcome::Failure {
-        exc_type: exc_type.to_string(),
-        exc_module: None,
-        message,
-        traceback: None,
-    };
-    let future = match procs.submit(crate::procs::dispatch, arg) {
-        Ok(f) => f,
-        Err(e) => return failure("WorkerLostError", e.to_string()),
-    };
-    match future.into_result() {
-        Ok(Ok(json)) => match serde_json::from_str(&json) {
-            Ok(v) => Outcome::Success(v),
-            Err(e) => failure("TypeError", format!("the result is not JSON: {e}")),
-        },
-        Ok(Err((exc_type, message))) => failure(&exc_type, message),
-        // The worker process died (killed, aborted) or the pipe broke.
-        Err(e) => failure("WorkerLostError", e.to_string()),
-    }
-}
-
 fn same_server(a: &Pool, b: &Pool) -> bool {
     a.url() == b.url()
 }
 
-/// Stores the outcome (SETEX + PUBLISH) and acks the message (ZREM + HDEL):
-/// one transaction when the backend is the broker's server.
-fn store_and_ack(broker: &Pool, backend: &Pool, job: &Job, outcome: &Outcome, expires: Duration) {
-    let key = result_key(&job.msg.id);
-    let record = outcome.to_json(&job.msg.id);
-    let ttl = expires.as_secs().max(1).to_string();
+/// The longest a result record is kept: 100 years (the CLI's limit too).
+const MAX_RESULT_TTL: u64 = 100 * 365 * 86_400;
+
+/// Sends the follow-up messages (LPUSH), stores the outcome (SETEX +
+/// PUBLISH, also under the ids in `follow.same_result`) and acks the
+/// message (ZREM + HDEL): one transaction when the backend is the broker's
+/// server, else in that order, so that a crash in between leaves the
+/// message unacked (run again: at least once, follow-ups included).
+fn store_and_ack(
+    broker: &Pool,
+    backend: &Pool,
+    job: &Job,
+    outcome: &Outcome,
+    follow: &FollowUps,
+    expires: Duration,
+) {
+    // Redis refuses an expiry past about 292 million years (milliseconds in
+    // an i64); a FAILED SETEX inside MULTI would not stop the ack.
+    let ttl = expires.as_secs().clamp(1, MAX_RESULT_TTL).to_string();
+    let records: Vec<(String, String)> = std::iter::once(&job.msg.id)
+        .chain(&follow.same_result)
+        .map(|id| (result_key(id), outcome.to_json(id)))
+        .collect();
+    let messages: Vec<(&str, String)> = follow
+        .messages
+        .iter()
+        .map(|m| (m.queue.as_str(), m.to_json()))
+        .collect();
     let same = same_server(broker, backend);
-    let r = backend.with(|c| {
-        c.queue(&[b"MULTI"]);
-        c.queue(&[b"SETEX", key.as_bytes(), ttl.as_bytes(), record.as_bytes()]);
-        c.queue(&[b"PUBLISH", key.as_bytes(), record.as_bytes()]);
-        if same {
-            c.queue(&[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
-            c.queue(&[b"HDEL", b"unacked", job.tag.as_bytes()]);
+    if !same && !messages.is_empty() {
+        let sent = broker.with(|c| {
+            for (queue, body) in &messages {
+                c.queue(&[b"LPUSH", queue.as_bytes(), body.as_bytes()]);
+            }
+            c.flush()?;
+            for _ in &messages {
+                c.read_reply()?.ok()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = sent {
+            eprintln!(
+                "celery-worker: could not send what follows task {}: {e}",
+                job.msg.id
+            );
+            return; // not acked: it will be restored and run again
         }
-        c.queue(&[b"EXEC"]);
+    }
+    let r = backend.with(|c| {
+        // Every queued command has one reply (+QUEUED, or +OK for MULTI).
+        let mut replies = 0;
+        let mut send = |c: &mut Connection, args: &[&[u8]]| {
+            c.queue(args);
+            replies += 1;
+        };
+        send(c, &[b"MULTI"]);
+        if same {
+            for (queue, body) in &messages {
+                send(c, &[b"LPUSH", queue.as_bytes(), body.as_bytes()]);
+            }
+        }
+        for (key, record) in &records {
+            send(
+                c,
+                &[b"SETEX", key.as_bytes(), ttl.as_bytes(), record.as_bytes()],
+            );
+            send(c, &[b"PUBLISH", key.as_bytes(), record.as_bytes()]);
+        }
+        if same {
+            send(c, &[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
+            send(c, &[b"HDEL", b"unacked", job.tag.as_bytes()]);
+        }
+        send(c, &[b"EXEC"]);
         c.flush()?;
-        for _ in 0..if same { 6 } else { 4 } {
-            c.read_reply()?.ok()?;
+        let mut last = Reply::Bulk(None);
+        for _ in 0..replies {
+            last = c.read_reply()?.ok()?;
+        }
+        // EXEC's array holds each command's reply: one may be an error
+        // (a queue key of the wrong type) while the others took effect.
+        for reply in last.into_array() {
+            if let Reply::Error(e) = reply {
+                eprintln!(
+                    "celery-worker: storing the result of task {}: a command failed: {e}",
+                    job.msg.id
+                );
+            }
         }
         Ok(())
     });
@@ -543,29 +833,95 @@ pub fn restore_unacked(broker: &Pool, visibility: Duration) -> Result<u64, Celer
             .into_array();
         let mut n = 0;
         for tag in tags.into_iter().filter_map(Reply::into_bytes) {
-            let entry = c.command(&[b"HGET", b"unacked", &tag])?.ok()?.into_bytes();
-            if let Some(entry) = entry {
-                let parsed = serde_json::from_slice::<Value>(&entry).ok();
-                let parts = parsed.as_ref().and_then(Value::as_array);
-                if let Some(message) = parts.and_then(|p| p.first()) {
-                    let queue = parts
-                        .and_then(|p| p.get(2))
-                        .and_then(Value::as_str)
-                        .unwrap_or("celery");
-                    let raw = serde_json::to_vec(message)?;
-                    let raw = mark_redelivered(&raw)?;
-                    c.command(&[b"RPUSH", queue.as_bytes(), &raw])?.ok()?;
-                    n += 1;
-                }
+            if restore_one(c, &tag)? {
+                n += 1;
             }
-            c.queue(&[b"ZREM", b"unacked_index", &tag]);
-            c.queue(&[b"HDEL", b"unacked", &tag]);
-            c.flush()?;
-            c.read_reply()?.ok()?;
-            c.read_reply()?.ok()?;
         }
         Ok(n)
     });
-    let _ = broker.with(|c| c.command(&[b"DEL", b"unacked_mutex"]));
+    release_restore_lock(broker, &token);
     result
+}
+
+/// Puts the unacked message `tag` back on its queue (marked redelivered, as
+/// kombu does) and forgets it; false if there was no such message.
+fn restore_one(c: &mut Connection, tag: &[u8]) -> Result<bool, CeleryError> {
+    let mut restored = false;
+    let entry = c.command(&[b"HGET", b"unacked", tag])?.ok()?.into_bytes();
+    if let Some(entry) = entry {
+        let parsed = serde_json::from_slice::<Value>(&entry).ok();
+        let parts = parsed.as_ref().and_then(Value::as_array);
+        if let Some(message) = parts.and_then(|p| p.first()) {
+            let queue = parts
+                .and_then(|p| p.get(2))
+                .and_then(Value::as_str)
+                .unwrap_or("celery");
+            let raw = serde_json::to_vec(message)?;
+            let raw = mark_redelivered(&raw)?;
+            c.command(&[b"RPUSH", queue.as_bytes(), &raw])?.ok()?;
+            restored = true;
+        }
+    }
+    c.queue(&[b"ZREM", b"unacked_index", tag]);
+    c.queue(&[b"HDEL", b"unacked", tag]);
+    c.flush()?;
+    c.read_reply()?.ok()?;
+    c.read_reply()?.ok()?;
+    Ok(restored)
+}
+
+/// Deletes `KEYS[1]` only if it still holds `ARGV[1]` (one atomic step).
+const DELETE_IF_OURS: &[u8] =
+    b"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+/// Releases the `unacked_mutex` lock taken with `token`, only if it is still
+/// ours: a restore that outlived the lock's 300 s expiry must not delete the
+/// lock another worker took since (kombu checks its token the same way).
+fn release_restore_lock(broker: &Pool, token: &str) {
+    let released = broker.with(|c| {
+        c.command(&[
+            b"EVAL",
+            DELETE_IF_OURS,
+            b"1",
+            b"unacked_mutex",
+            token.as_bytes(),
+        ])?
+        .ok()
+    });
+    if let Err(e) = released {
+        // It expires on its own within 300 s.
+        eprintln!("celery-worker: releasing the restore lock: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::RedisServer;
+
+    fn get(redis: &RedisServer, key: &[u8]) -> Option<Vec<u8>> {
+        redis
+            .connect()
+            .command(&[b"GET", key])
+            .unwrap()
+            .into_bytes()
+    }
+
+    #[test]
+    fn the_restore_lock_is_released_only_by_its_holder() {
+        let redis = RedisServer::start();
+        let pool = Pool::new(RedisUrl::parse(&redis.url(0)).unwrap(), 1);
+        // Our lock expired during a long restore and another worker took it:
+        // our release must leave theirs alone, as kombu's token check does.
+        let mut c = redis.connect();
+        c.command(&[b"SET", b"unacked_mutex", b"theirs"]).unwrap();
+        release_restore_lock(&pool, "ours");
+        assert_eq!(
+            get(&redis, b"unacked_mutex").as_deref(),
+            Some(&b"theirs"[..]),
+            "another worker's restore lock was deleted"
+        );
+        release_restore_lock(&pool, "theirs");
+        assert_eq!(get(&redis, b"unacked_mutex"), None);
+    }
 }

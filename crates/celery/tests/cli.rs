@@ -16,6 +16,14 @@ fn bad_arguments_print_the_usage_and_exit_2() {
         &["-c", "zero"],
         &["--broker", "http://x"],
         &["--pool", "fibers"],
+        // Seconds that no Duration holds, or too small to mean anything:
+        // a usage error, not a panic.
+        &["--visibility-timeout", "1e30"],
+        &["--restore-interval", "1e300"],
+        &["--result-expires", "18446744073709551616"],
+        &["--restore-interval", "1e-12"],
+        &["--visibility-timeout", "NaN"],
+        &["--result-expires", "-1"],
     ] {
         let out = worker(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

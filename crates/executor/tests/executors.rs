@@ -309,6 +309,67 @@ fn dropped_advanced_map_iterator_on_the_inline_executor_has_run_everything() {
     fs::remove_dir_all(dir).unwrap();
 }
 
+/// `shutdown(cancel_futures = true)` during a `map` cancels the map's items
+/// that have not started, as Python 3.14 cancels its pending futures: with
+/// the only worker busy on item 3, the items after it yield `Cancelled` and
+/// never run, and item 3 itself finishes. On the process pool the unit is
+/// `map_auto`'s chunk (3 items here, see the drop test above): items 4 and 5
+/// share item 3's chunk and run after it.
+fn shutdown_cancel_futures_cancels_a_running_maps_unstarted_items(
+    e: &impl Executor,
+    dir: &std::path::Path,
+    ran: &[u64],
+) {
+    let fifo = make_fifo(dir);
+    let items: Vec<(PathBuf, u64, bool)> =
+        (0..10).map(|n| (dir.to_path_buf(), n, n == 3)).collect();
+    let mut results = e.map(mark_then_block, items).unwrap();
+    assert_eq!(results.next().unwrap().unwrap(), 0);
+    let running = hold_running(&fifo);
+    e.shutdown(false, true);
+    drop(running);
+    let rest: Vec<Result<u64, FutureError>> = results.collect();
+    e.shutdown(true, false);
+    assert_eq!(
+        traces(dir),
+        ran.iter().copied().collect(),
+        "items ran after shutdown(cancel_futures)"
+    );
+    assert_eq!(rest.len(), 9);
+    for (n, result) in (1u64..).zip(rest) {
+        match result {
+            Ok(v) if ran.contains(&n) => assert_eq!(v, n),
+            Err(FutureError::Cancelled) if !ran.contains(&n) => {}
+            other => panic!("item {n}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn shutdown_cancel_futures_cancels_a_running_maps_unstarted_items_on_the_pools() {
+    let dir = scratch_dir("cancel-map-threads");
+    shutdown_cancel_futures_cancels_a_running_maps_unstarted_items(
+        &ThreadPoolExecutor::new(1),
+        &dir,
+        &[0, 1, 2, 3],
+    );
+    fs::remove_dir_all(dir).unwrap();
+
+    assert_eq!(process_pool::auto_chunksize(10, 1), 3);
+    let dir = scratch_dir("cancel-map-procs");
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .tasks_per_worker(1)
+        .build()
+        .unwrap();
+    shutdown_cancel_futures_cancels_a_running_maps_unstarted_items(
+        &pool,
+        &dir,
+        &[0, 1, 2, 3, 4, 5],
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
+
 /// `shutdown(wait, cancel_futures = true)` cancels the queued tasks; the
 /// running one finishes; later submits are refused with `Shutdown`.
 fn shutdown_cancels_queued_and_refuses_later(e: &impl Executor, dir: &std::path::Path) {

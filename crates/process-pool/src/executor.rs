@@ -440,9 +440,10 @@ impl ProcessPoolExecutor {
     /// [`SubmitError::Shutdown`]. Returns without waiting (drop the pool or
     /// call `shutdown(true, ..)` to wait until every worker is reaped). A
     /// no-op beyond the shutdown if no worker was ever started; harmless on
-    /// a broken pool. A worker whose task ignores SIGTERM (it installed a
-    /// handler) keeps running; [`kill_workers`](Self::kill_workers) cannot
-    /// be ignored.
+    /// a broken pool. Workers start with SIGTERM at its default and
+    /// unblocked even when the pool's process ignores or blocks it, but a
+    /// worker whose task ignores SIGTERM (it installed a handler) keeps
+    /// running; [`kill_workers`](Self::kill_workers) cannot be ignored.
     pub fn terminate_workers(&self) {
         self.force_shutdown(Signal::SIGTERM);
     }

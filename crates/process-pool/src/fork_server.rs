@@ -57,7 +57,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
 use crate::error::{ExitCause, ForkServerError};
-use crate::sys;
+use crate::sys::{self, SignalSet};
 
 const OP_SPAWN: u8 = 1;
 const OP_KILL: u8 = 2;
@@ -447,15 +447,19 @@ fn server_main(socket: OwnedFd, on_main_thread: bool, pool_pid: Pid) -> ! {
             exit_now(0); // the pool's process died before PDEATHSIG was armed
         }
     }
-    // Our own signal state, whatever the parent's: default dispositions
-    // (a parent that ignores SIGCHLD would have the kernel reap workers
-    // before we can read their status), and only SIGCHLD blocked (it is
-    // read from the signalfd below; a parent's blocked SIGTERM must not
-    // reach the workers). Then two deliberate exceptions:
-    // Ctrl-C goes to the whole process group: the pool's process decides
-    // what happens, the fork server must not die under it. SIGPIPE too:
-    // writing a status to a pool that is gone must give EPIPE.
-    sys::reset_signal_dispositions();
+    // Our own signal state, built from the parent's. Handlers go; what the
+    // user ignored stays ignored (`nohup`: a hangup must not kill us or
+    // the workers). Two dispositions the fork server needs for itself:
+    // SIGCHLD at its default (a parent that ignores it, or sets
+    // `SA_NOCLDWAIT`, would have the kernel reap workers before we can read
+    // their status), and SIGINT and SIGPIPE ignored. Ctrl-C goes to the
+    // whole process group: the pool's process decides what happens, the
+    // fork server must not die under it; and writing a status to a pool
+    // that is gone must give EPIPE. Only SIGCHLD is blocked (it is read
+    // from the signalfd below; a parent's blocked SIGTERM must not reach
+    // the workers).
+    let user_ignored = sys::reset_signal_handlers();
+    sys::set_disposition(libc::SIGCHLD, libc::SIG_DFL);
     sys::set_disposition(libc::SIGINT, libc::SIG_IGN);
     sys::set_disposition(libc::SIGPIPE, libc::SIG_IGN);
     if sys::set_signal_mask(&[libc::SIGCHLD]).is_err() {
@@ -493,7 +497,7 @@ fn server_main(socket: OwnedFd, on_main_thread: bool, pool_pid: Pid) -> ! {
             while let Ok(Some(_)) = sigfd.read_signal() {}
             reap(&mut children);
         }
-        if fds[0].revents != 0 && !serve_one(&socket, &mut children) {
+        if fds[0].revents != 0 && !serve_one(&socket, &mut children, user_ignored) {
             break;
         }
     }
@@ -529,7 +533,7 @@ fn reap(children: &mut Vec<Child>) {
 }
 
 /// Serves one request; false when the pool's end is closed.
-fn serve_one(socket: &OwnedFd, children: &mut Vec<Child>) -> bool {
+fn serve_one(socket: &OwnedFd, children: &mut Vec<Child>, user_ignored: SignalSet) -> bool {
     let mut request = [0u8; REQUEST_LEN];
     let n = {
         let mut iov = [IoSliceMut::new(&mut request)];
@@ -547,7 +551,7 @@ fn serve_one(socket: &OwnedFd, children: &mut Vec<Child>) -> bool {
     let mut reply = [0u8; REPLY_LEN];
     reply[0] = request[0];
     let sent = match request[0] {
-        OP_SPAWN => match spawn_worker(socket, children, a as usize, b as usize) {
+        OP_SPAWN => match spawn_worker(socket, children, a as usize, b as usize, user_ignored) {
             Ok((pid, fds)) => {
                 reply[8..12].copy_from_slice(&pid.to_le_bytes());
                 let raw = [
@@ -610,6 +614,7 @@ fn spawn_worker(
     children: &mut Vec<Child>,
     initializer: usize,
     pipe_size: usize,
+    user_ignored: SignalSet,
 ) -> Result<(i32, [OwnedFd; 4]), nix::Error> {
     let errno = |e: io::Error| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
     let (task_r, task_w) = sys::pipe_cloexec().map_err(errno)?;
@@ -645,13 +650,10 @@ fn spawn_worker(
                 // The fork server died before PDEATHSIG was armed.
                 exit_now(0);
             }
-            // The fork server's state minus its two exceptions: nothing
-            // blocked, Ctrl-C kills. SIGPIPE stays ignored, as in any Rust
-            // program: a write to a pool that is gone gives EPIPE.
             if sys::set_signal_mask(&[]).is_err() {
                 exit_now(70);
             }
-            sys::set_disposition(libc::SIGINT, libc::SIG_DFL);
+            worker_signals(user_ignored);
             crate::worker::run(task_r, result_w, fds_worker, initializer)
         }
         ForkResult::Parent { child } => {
@@ -665,6 +667,31 @@ fn spawn_worker(
             Ok((child.as_raw(), [task_w, result_r, status_r, fds_pool]))
         }
     }
+}
+
+/// A new worker's signal state, from the fork server's: nothing blocked
+/// (done by the caller), the user's ignored signals still ignored, and:
+///
+/// * SIGCHLD as the user had it (the fork server needed the default for
+///   itself): a task that starts processes sees what the pool's process
+///   would see;
+/// * SIGTERM at its default even if the user ignored it, because it is how
+///   `terminate_workers` ends a running task;
+/// * SIGINT ignored, as in the fork server, whatever the user had: Ctrl-C
+///   reaches the whole process group, and it is the pool's process that
+///   decides what it means. If that process dies of it, the fork server
+///   sees end-of-file and SIGKILLs the workers (and `PR_SET_PDEATHSIG`
+///   backs that up); if it handles it (say, by shutting the pool down),
+///   running tasks finish and deliver their results instead of dying
+///   half-way. (CPython's workers raise `KeyboardInterrupt`, which fails
+///   a running task and kills an idle worker, breaking the pool.)
+/// * SIGPIPE ignored, as in any Rust program: a write to a pool that is
+///   gone gives EPIPE.
+fn worker_signals(user_ignored: SignalSet) {
+    if user_ignored.contains(libc::SIGCHLD) {
+        sys::set_disposition(libc::SIGCHLD, libc::SIG_IGN);
+    }
+    sys::set_disposition(libc::SIGTERM, libc::SIG_DFL);
 }
 
 /// Ends this process at once, without running destructors or atexit handlers

@@ -155,7 +155,13 @@ fn map_sealed(fd: OwnedFd) -> io::Result<SharedBytes> {
             }),
         });
     }
-    // SAFETY: a fresh read-only shared mapping of `len` bytes of a file we
+    // Private, not shared: kernels before 6.7 refuse any `MAP_SHARED`
+    // mapping of an `F_SEAL_WRITE` file with EPERM, read-only or not (they
+    // counted every shared mapping as one that could become writable). A
+    // read-only private mapping of a file nobody can write shows the same
+    // bytes from the same page cache (no copy: pages are copied only on a
+    // write, and there is none), and every kernel allows it.
+    // SAFETY: a fresh read-only private mapping of `len` bytes of a file we
     // hold open; the kernel picks the address. The seals (checked above)
     // guarantee the file keeps exactly `len` bytes, so no access faults.
     let ptr = unsafe {
@@ -163,7 +169,7 @@ fn map_sealed(fd: OwnedFd) -> io::Result<SharedBytes> {
             std::ptr::null_mut(),
             len,
             libc::PROT_READ,
-            libc::MAP_SHARED,
+            libc::MAP_PRIVATE,
             fd.as_raw_fd(),
             0,
         )
@@ -436,6 +442,32 @@ mod tests {
         let back: SharedBytes = crate::codec::decode(&bytes).unwrap();
         assert_eq!(back, a);
         assert!(!SharedBytes::ptr_eq(&a, &back));
+    }
+
+    /// The permission field ("r--p") of the `/proc/self/maps` line that
+    /// starts at `addr`.
+    fn map_permissions(addr: *const u8) -> String {
+        let start = format!("{:x}-", addr as usize);
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let line = maps
+            .lines()
+            .find(|l| l.starts_with(&start))
+            .unwrap_or_else(|| panic!("no mapping starts at {start} in:\n{maps}"));
+        line.split(' ').nth(1).unwrap().to_string()
+    }
+
+    /// Kernels before 6.7 refuse a `MAP_SHARED` mapping of a file sealed
+    /// with `F_SEAL_WRITE` with EPERM, even a read-only one (they counted
+    /// every shared mapping as writable). This kernel may be newer, so the
+    /// test checks the mapping's kind itself: private ('p'), not shared
+    /// ('s'), which every kernel allows for a sealed file.
+    #[test]
+    fn the_mapping_is_private_so_kernels_before_6_7_can_make_it() {
+        let a = SharedBytes::from_slice(&[5u8; 10_000]).unwrap();
+        assert_eq!(map_permissions(a.as_ptr()), "r--p");
+        let b = SharedBytes::with_len(10_000, |buf| buf.fill(6)).unwrap();
+        assert_eq!(map_permissions(b.as_ptr()), "r--p");
+        assert!(b.iter().all(|&x| x == 6));
     }
 
     #[test]

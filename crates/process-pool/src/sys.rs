@@ -353,25 +353,59 @@ pub(crate) fn sigpipe_ignored() -> bool {
     }
 }
 
-/// Sets every signal's disposition to the default, except SIGSEGV and
-/// SIGBUS, and clears `SA_NOCLDWAIT`.
+/// A set of signal numbers (1 to 64, Linux's `SIGRTMAX`), as a bit mask.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SignalSet(u64);
+
+impl SignalSet {
+    pub(crate) fn contains(self, signal: libc::c_int) -> bool {
+        (1..=64).contains(&signal) && self.0 & (1 << (signal - 1)) != 0
+    }
+
+    fn insert(&mut self, signal: libc::c_int) {
+        if (1..=64).contains(&signal) {
+            self.0 |= 1 << (signal - 1);
+        }
+    }
+}
+
+/// Whether `signal` is ignored (`SIG_IGN`) in this process.
+fn is_ignored(signal: libc::c_int) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one
+    // into `old`, a valid, zeroed sigaction struct.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// Resets every signal *handler* to the default disposition, keeps every
+/// signal the user chose to ignore ignored, and returns those.
 ///
-/// Called first thing in the fork server: a fork inherits the parent's
-/// dispositions, and a parent that ignores SIGCHLD (or sets `SA_NOCLDWAIT`)
-/// would have the kernel reap our workers behind our back, while one that
-/// ignores SIGTERM would make `terminate_workers` a no-op. Handlers are
-/// dropped too: they belong to the parent's program, not to ours. SIGSEGV
-/// and SIGBUS keep theirs, which is normally Rust's own stack-overflow
-/// report (a crash still ends the worker, with a message first).
+/// Called first thing in the fork server. A fork inherits the parent's
+/// dispositions. Handlers belong to the parent's program, not to ours, so
+/// they go (SIGSEGV and SIGBUS excepted: normally Rust's own stack-overflow
+/// report, which a crashing worker should still print). An ignored signal
+/// is the user's choice and stays, as it does in CPython's workers: under
+/// `nohup` (SIGHUP ignored) a terminal hangup must not kill the fork server
+/// and the running tasks. The caller then overrides the few dispositions
+/// the pool itself depends on (SIGCHLD, and SIGTERM in workers).
 /// `sigaction` is async-signal-safe; failures (SIGKILL, SIGSTOP, the C
 /// library's reserved real-time signals) are expected and ignored.
-pub(crate) fn reset_signal_dispositions() {
+pub(crate) fn reset_signal_handlers() -> SignalSet {
+    let mut ignored = SignalSet::default();
     for signal in 1..=libc::SIGRTMAX() {
         if signal == libc::SIGSEGV || signal == libc::SIGBUS {
             continue;
         }
-        set_disposition(signal, libc::SIG_DFL);
+        if is_ignored(signal) {
+            ignored.insert(signal);
+        } else {
+            set_disposition(signal, libc::SIG_DFL);
+        }
     }
+    ignored
 }
 
 /// Sets the disposition of `signal` to `handler` (`SIG_DFL` or `SIG_IGN`),

@@ -1,16 +1,23 @@
-//! A parent with unusual signal settings must not hand them to the fork
-//! server and the workers (issue 11, items 5 and 9).
+//! A parent with unusual signal settings (issue 11, items 5 and 9; issue 17,
+//! item 9).
 //!
 //! Before `main` (and before the fork server starts) this binary does what
-//! daemons and `sigwait`-style programs do: it ignores SIGCHLD (the kernel
-//! then reaps children by itself), blocks SIGTERM, ignores SIGUSR1 and
-//! catches SIGUSR2. The fork server and every worker must start from their
-//! own, known signal state regardless:
+//! daemons, `nohup` and `sigwait`-style programs do: it ignores SIGCHLD (the
+//! kernel then reaps children by itself), SIGHUP, SIGTERM and SIGUSR1,
+//! blocks SIGTERM and catches SIGUSR2. The rule (as in CPython): what the
+//! user ignored stays ignored in the fork server and the workers, handlers
+//! are reset, and the pool overrides only what it depends on:
 //!
-//! * with SIGCHLD ignored, a worker's death is still reported with its real
-//!   status (not `Unknown` after a grace period), and the fork server keeps
-//!   no stale pid or status pipe for it;
-//! * with SIGTERM blocked, `terminate_workers` still ends a running task.
+//! * SIGCHLD at its default in the fork server, so that with SIGCHLD
+//!   ignored a worker's death is still reported with its real status (not
+//!   `Unknown` after a grace period) and the fork server keeps no stale pid
+//!   or status pipe for it (the workers get the user's SIGCHLD back);
+//! * SIGTERM at its default and unblocked in workers, so that
+//!   `terminate_workers` still ends a running task;
+//! * SIGINT and SIGPIPE ignored in both (Ctrl-C is for the pool's process
+//!   to handle; a write to a pool that is gone gives EPIPE);
+//! * with SIGHUP ignored, a hangup kills neither the fork server nor a
+//!   running task.
 
 #[path = "common/checks.rs"]
 mod common;
@@ -34,7 +41,10 @@ unsafe fn odd_signal_settings_before_main() {
     // (it does nothing).
     unsafe {
         libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+        // `nohup`: a terminal hangup must not kill what the user protected.
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::signal(libc::SIGUSR1, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
         libc::signal(libc::SIGUSR2, on_usr2 as *const () as libc::sighandler_t);
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -117,9 +127,17 @@ fn fork_server_and_workers_start_from_their_own_signal_state() {
         bits(&[libc::SIGCHLD]),
         "fork server mask"
     );
+    // The user's ignored signals (SIGCHLD excepted: the fork server reaps
+    // its workers itself), and its own two.
     assert_eq!(
         mask(server, "SigIgn"),
-        bits(&[libc::SIGINT, libc::SIGPIPE]),
+        bits(&[
+            libc::SIGHUP,
+            libc::SIGTERM,
+            libc::SIGUSR1,
+            libc::SIGINT,
+            libc::SIGPIPE
+        ]),
         "fork server ignores"
     );
     assert_eq!(
@@ -128,9 +146,17 @@ fn fork_server_and_workers_start_from_their_own_signal_state() {
         "fork server catches"
     );
     assert_eq!(mask(worker, "SigBlk"), 0, "worker mask");
+    // The user's ignored signals (SIGCHLD back, SIGTERM not: it is how
+    // `terminate_workers` ends a task), SIGINT and SIGPIPE.
     assert_eq!(
         mask(worker, "SigIgn"),
-        bits(&[libc::SIGPIPE]),
+        bits(&[
+            libc::SIGHUP,
+            libc::SIGCHLD,
+            libc::SIGUSR1,
+            libc::SIGINT,
+            libc::SIGPIPE
+        ]),
         "worker ignores"
     );
     assert_eq!(mask(worker, "SigCgt") & !rust_handlers, 0, "worker catches");
@@ -169,7 +195,7 @@ fn with_sigchld_ignored_deaths_are_reported_with_their_status() {
 }
 
 #[test]
-fn with_sigterm_blocked_terminate_workers_still_ends_the_task() {
+fn with_sigterm_blocked_and_ignored_terminate_workers_still_ends_the_task() {
     let clean = clean();
     // If the worker kept running, dropping the pool would wait forever:
     // keep it out of the unwinding path so a failure fails, not hangs.
@@ -190,6 +216,58 @@ fn with_sigterm_blocked_terminate_workers_still_ends_the_task() {
     wait_until("the terminated worker to exit", || {
         common::workers().is_empty()
     });
+    ManuallyDrop::into_inner(pool).shutdown(true, false);
+    clean.check();
+}
+
+/// Waits until the file `gate` exists (the test creates it), then returns
+/// this worker's pid. Only a signal can end it before that.
+fn until_gate(gate: String) -> u32 {
+    while !std::path::Path::new(&gate).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    std::process::id()
+}
+
+fn gate_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("pp-signals-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn with_sighup_ignored_a_hangup_kills_neither_the_fork_server_nor_a_running_task() {
+    let clean = clean();
+    let gate = gate_path("sighup");
+    let _ = std::fs::remove_file(&gate);
+    let pool = ManuallyDrop::new(ProcessPoolExecutor::new(1).unwrap());
+    let fut = pool.submit(until_gate, gate.display().to_string()).unwrap();
+    wait_until("the gated task to be running", || {
+        pool.stats().tasks_running == 1
+    });
+    // The hangup a terminal sends (here to each process by pid: the test
+    // harness shares its process group with cargo).
+    let server = fork_server_pid();
+    let workers = common::workers();
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    for pid in workers.iter().copied().chain([server as i32]) {
+        // SAFETY: kill() on a pid of our fork server or one of its children.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    }
+    std::fs::write(&gate, b"open").unwrap();
+    let ran_in = fut.result_timeout(T);
+    let _ = std::fs::remove_file(&gate);
+    assert_eq!(
+        ran_in.unwrap(),
+        workers[0] as u32,
+        "the task finished in its worker"
+    );
+    assert_eq!(
+        pool.submit(square, 9).unwrap().result_timeout(T).unwrap(),
+        81
+    );
+    let stats = pool.stats();
+    assert_eq!(stats.worker_exits.signal, 0, "{stats:?}");
+    assert_eq!(stats.workers_started, 1, "{stats:?}");
+    assert_eq!(fork_server_pid(), server);
     ManuallyDrop::into_inner(pool).shutdown(true, false);
     clean.check();
 }

@@ -55,14 +55,34 @@
 //! Every item is in the bag when `map` returns, and the runners are queued
 //! tasks, so a shutdown without `cancel_futures` still runs all of it.
 //! Cancelling is what closing CPython's `result_iterator` does: a dropped
-//! (advanced) iterator empties the bag, so no item not yet started runs;
-//! claims already running finish. If every runner is gone while items are
-//! left in the bag (`shutdown(cancel_futures)` cancelled the queued
-//! runners, or the pool broke), those items yield `Cancelled` (or the broken
-//! pool's error) in order.
+//! (advanced) iterator empties the bag and stops the runners (below), so no
+//! item that had not started runs; the items running finish. The items are
+//! the map's queued work, so `shutdown(cancel_futures)` cancels them, as
+//! Python 3.14 cancels the map's pending futures: it cancels the queued
+//! runners and stops the running ones (below); a broken pool fails them the
+//! same way. The items no runner ran then yield `Cancelled` (or the broken
+//! pool's error), in order, between the results of the items that ran:
+//! each index looks for its piece first, since a runner that stopped
+//! leaves a gap before the pieces another runner delivered.
+//!
+//! ## Stopping
+//!
+//! A claim is items taken out of the bag, not started ones, so emptying
+//! the bag is not enough: a claim of 25,000 cheap items (or of a few slow
+//! ones) would run to its end. So a runner looks at two flags **before
+//! every item**: the bag's `stop` (the iterator was dropped or timed out)
+//! and the pool's `queued_cancelled` (`shutdown(cancel_futures)`, or a
+//! broken pool: the pool dropped its queued work, and these items are
+//! queued work the queue does not hold). Once one is raised, the runner
+//! puts the item and the rest of its claim back (a cancelled bag drops
+//! them; otherwise the iterator reports them), delivers what it did and
+//! ends. The look is two relaxed loads of lines the runner already has in
+//! its cache (`Bag::must_stop` says why relaxed is enough), so the per-item
+//! path of a cheap map keeps its cost.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -127,12 +147,37 @@ struct State<X, T> {
 /// What the runners and the iterator share.
 struct Bag<X, T> {
     state: Mutex<State<X, T>>,
+    /// `state.cancelled`, readable without the lock: the runners look at it
+    /// before every item (module docs, "Stopping").
+    stop: AtomicBool,
+    /// The pool's `Shared::queued_cancelled`: `shutdown(cancel_futures)` or
+    /// a broken pool dropped the queued work, this map's items included.
+    pool_cancelled: Arc<AtomicBool>,
     /// Signalled when a piece is delivered or a runner leaves.
     changed: Condvar,
     runners: usize,
 }
 
 impl<X, T> Bag<X, T> {
+    /// Must a runner start no more items? The iterator was dropped or timed
+    /// out, or the pool dropped its queued work (`shutdown(cancel_futures)`,
+    /// a broken pool), which includes this map's unstarted items.
+    ///
+    /// Two relaxed loads of flags written once, on lines that stay in the
+    /// runner's cache until then, so the look costs next to nothing per item.
+    /// Relaxed is enough: the flags publish no data (the items a runner runs
+    /// were moved to it under the lock), they only say "start nothing more".
+    /// A cancel that happens before the look, in the happens-before order
+    /// (say, the caller then opens a gate the running item waits on), is
+    /// seen by coherence: a load cannot return a value older than a store
+    /// that happens before it. A look concurrent with the cancel may miss
+    /// it, and its item starts: it started before the cancel reached it, as
+    /// a task a worker popped just before the queue was drained.
+    #[inline]
+    fn must_stop(&self) -> bool {
+        self.stop.load(Relaxed) || self.pool_cancelled.load(Relaxed)
+    }
+
     /// Takes up to `want` items from the front (guided cap applied), in
     /// reverse: the claim's first item is its last element.
     fn claim(&self, want: usize) -> Option<(usize, Vec<X>)> {
@@ -154,12 +199,18 @@ impl<X, T> Bag<X, T> {
         Some((start, items))
     }
 
-    /// Puts the unstarted rest of a claim (still reversed) back in front.
+    /// Puts the unstarted rest of a claim (still reversed) back in front,
+    /// or drops it if the map was cancelled.
     fn give_back(&self, start: usize, reversed: Vec<X>) {
         let mut state = self.state.lock();
         if state.cancelled || reversed.is_empty() {
             drop(state);
-            drop(reversed);
+            // User `Drop` code, outside the lock and contained: this runs
+            // on a worker.
+            contain(
+                "the drop of map items cancelled with their iterator",
+                || drop(reversed),
+            );
             return;
         }
         state.remaining += reversed.len();
@@ -190,7 +241,8 @@ impl<X, T> Drop for RunnerToken<X, T> {
     }
 }
 
-/// A runner: claims until the bag is empty (module docs, the policy).
+/// A runner: claims until the bag is empty (module docs, the policy), or
+/// until it is told to stop (module docs, "Stopping").
 fn run<X, T>(bag: &Bag<X, T>, f: &(impl Fn(X) -> T + ?Sized)) {
     let mut want = 1;
     while let Some((start, items)) = bag.claim(want) {
@@ -202,7 +254,16 @@ fn run<X, T>(bag: &Bag<X, T>, f: &(impl Fn(X) -> T + ?Sized)) {
         let mut items = items; // reversed: pop gives them in order
         let began = Instant::now();
         let mut done = 0;
+        let mut stopped = false;
         while let Some(x) = items.pop() {
+            if bag.must_stop() {
+                // Not started: it goes back with the rest (the bag drops
+                // them, or they yield `Cancelled`).
+                items.push(x);
+                stopped = true;
+                bag.give_back(start + done, items);
+                break;
+            }
             match catch_unwind(AssertUnwindSafe(|| f(x))) {
                 Ok(value) => values.push(value),
                 Err(payload) => failures.push_back((start + done, TaskError::from_panic(payload))),
@@ -219,12 +280,17 @@ fn run<X, T>(bag: &Bag<X, T>, f: &(impl Fn(X) -> T + ?Sized)) {
             }
         }
         let took = began.elapsed();
-        bag.deliver(Piece {
-            start,
-            len: done,
-            values,
-            failures,
-        });
+        if done > 0 {
+            bag.deliver(Piece {
+                start,
+                len: done,
+                values,
+                failures,
+            });
+        }
+        if stopped {
+            return;
+        }
         want = next_claim(done, took);
     }
 }
@@ -243,7 +309,8 @@ pub(crate) struct Adaptive<T> {
     failures: VecDeque<(usize, TaskError)>,
     /// The index of the current piece's next failure (`usize::MAX`: none).
     next_failure: usize,
-    /// Every runner is gone with items unrun: they yield this error.
+    /// Every runner is gone with items unrun: those yield this error (the
+    /// pieces of the items that ran are still yielded).
     orphaned: Option<FutureError>,
 }
 
@@ -286,6 +353,9 @@ impl<X: Send, T: Send> Source<T> for Bag<X, T> {
     }
 
     fn cancel(&self) {
+        // Before the lock: a runner inside an item sees it at its next look.
+        // Relaxed: see `must_stop`.
+        self.stop.store(true, Relaxed);
         let dropped = {
             let mut state = self.state.lock();
             state.cancelled = true;
@@ -325,6 +395,8 @@ impl<T: Send + 'static> Adaptive<T> {
                 cancelled: false,
                 given_back: 0,
             }),
+            stop: AtomicBool::new(false),
+            pool_cancelled: shared.queued_cancelled_flag(),
             changed: Condvar::new(),
             runners,
         });
@@ -391,10 +463,6 @@ impl<T> Adaptive<T> {
         if self.next >= self.total {
             return None;
         }
-        if let Some(error) = &self.orphaned {
-            self.next += 1;
-            return Some(Ok(Err(error.clone())));
-        }
         if self.next < self.piece_end {
             // The current piece's next item failed.
             let (_, error) = self.failures.pop_front().expect("a failure at this index");
@@ -412,16 +480,30 @@ impl<T> Adaptive<T> {
             }
             Wait::TimedOut => Some(Err(())),
             Wait::Orphaned => {
-                let error = match self.shared.broken() {
-                    Some(msg) => FutureError::Task(TaskError::BrokenExecutor(msg)),
-                    None => FutureError::Cancelled,
-                };
-                self.source.cancel();
-                self.orphaned = Some(error.clone());
+                // This item never ran. Later ones may have: a runner that
+                // stopped leaves a gap before another runner's piece. So
+                // every index still looks for its piece first.
+                let error = self.orphaned_error();
                 self.next += 1;
                 Some(Ok(Err(error)))
             }
         }
+    }
+
+    /// The error of the items no runner will run: the broken pool's, or
+    /// `Cancelled`. Decided once, at the first such item; the bag's
+    /// unclaimed items are dropped then.
+    fn orphaned_error(&mut self) -> FutureError {
+        if let Some(error) = &self.orphaned {
+            return error.clone();
+        }
+        let error = match self.shared.broken() {
+            Some(msg) => FutureError::Task(TaskError::BrokenExecutor(msg)),
+            None => FutureError::Cancelled,
+        };
+        self.source.cancel();
+        self.orphaned = Some(error.clone());
+        error
     }
 
     /// Items not yet yielded.
@@ -474,6 +556,8 @@ mod tests {
                 cancelled: false,
                 given_back: 0,
             }),
+            stop: AtomicBool::new(false),
+            pool_cancelled: Arc::new(AtomicBool::new(false)),
             changed: Condvar::new(),
             runners,
         }

@@ -124,9 +124,10 @@ impl ThreadPoolExecutor {
     /// `buffersize`), use [`map_with`](Self::map_with) and
     /// [`MapOptions::window`]. A failing item yields its own `Err` and the
     /// iteration goes on (CPython's main branch, gh-108518). Dropping the
-    /// iterator after a `next()` cancels the tasks not yet yielded and not
+    /// iterator after a `next()` cancels the items not yet yielded and not
     /// started; dropping it unadvanced cancels nothing (as closing CPython's
-    /// unstarted `result_iterator`). See [`Map`] for every rule.
+    /// unstarted `result_iterator`); `shutdown(_, true)` cancels the items not
+    /// started. See [`Map`] for every rule.
     ///
     /// Errs if the pool is shut down or broken at that moment.
     pub fn map<F, I, T>(&self, f: F, items: I) -> Result<Map<I::IntoIter, F, T>, SubmitError>
@@ -172,7 +173,8 @@ impl ThreadPoolExecutor {
     }
 
     /// Stops taking new tasks. Queued tasks still run unless
-    /// `cancel_futures`, which cancels every task that has not started. With
+    /// `cancel_futures`, which cancels every task that has not started, and
+    /// every item of a running [`map`](Self::map) that has not started. With
     /// `wait`, returns once every queued task has ended and every worker
     /// thread has been joined. Idempotent; a later `shutdown(true, ..)` joins
     /// what an earlier `shutdown(false, ..)` left running.

@@ -55,7 +55,10 @@
 //! claims*, sized from the measured cost per item: one item at first, then
 //! about 50 us of work per claim, shrinking at once when items turn slow
 //! (`adaptive.rs`, and `docs/thread-pool.md`). A dropped iterator then cancels
-//! the items no claim has started.
+//! every item that has not started, the unstarted rest of a running claim
+//! included: the runners look before every item. `shutdown(cancel_futures)`
+//! (or a broken pool) stops them the same way, and the items no runner
+//! started yield `Cancelled` (or the broken pool's error).
 //!
 //! With [`MapOptions::chunk_size`]`(n)`, each task applies `f` to `n`
 //! consecutive items (each under its own `catch_unwind`, so a panic still

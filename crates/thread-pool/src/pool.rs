@@ -17,6 +17,15 @@
 //! The gate is never held while user code runs: tasks drained on shutdown
 //! are cancelled, and their done-callbacks run, after it is released.
 //!
+//! ## Queued work that is not in the queue
+//!
+//! A running default `map` holds queued work of its own: the items in its
+//! bag and the unstarted rest of its runners' claims (`adaptive.rs`).
+//! Draining the queue does not reach them, so the two places that drain it
+//! (`shutdown` with `cancel_futures`, and `break_pool`) also raise
+//! `queued_cancelled`, which those runners read before every item and stop
+//! at. The items they leave yield `Cancelled` (or the broken pool's error).
+//!
 //! ## Starting workers
 //!
 //! After a push (see `sleep.rs` for why the fence and the load are enough):
@@ -106,6 +115,11 @@ pub(crate) struct Shared {
     alive: CachePadded<AtomicUsize>,
     /// `gate.shutdown || gate.broken`, readable without the lock.
     closing: AtomicBool,
+    /// The queued tasks were dropped (cancelled, or failed by a broken pool):
+    /// a running `map` starts no more items (module docs). Set with the gate
+    /// held exclusively, never cleared; in an `Arc` because every running
+    /// `map`'s bag holds it and reads it directly.
+    queued_cancelled: Arc<AtomicBool>,
     gate: RwLock<Gate>,
     registry: Mutex<Registry>,
     /// Held by an outside caller of `shutdown(wait = true)` while it joins.
@@ -127,6 +141,7 @@ impl Shared {
             sleep: Sleep::new(),
             alive: CachePadded::new(AtomicUsize::new(0)),
             closing: AtomicBool::new(false),
+            queued_cancelled: Arc::new(AtomicBool::new(false)),
             gate: RwLock::new(Gate::default()),
             registry: Mutex::new(Registry::default()),
             joining: Mutex::new(()),
@@ -168,6 +183,13 @@ impl Shared {
     /// True once the pool is shut down or broken.
     pub(crate) fn closing(&self) -> bool {
         self.closing.load(SeqCst)
+    }
+
+    /// The flag raised once the queued tasks were cancelled or failed
+    /// (module docs), for a `map`'s runners to read before each item
+    /// (`adaptive.rs` says why a relaxed load of it is enough).
+    pub(crate) fn queued_cancelled_flag(&self) -> Arc<AtomicBool> {
+        self.queued_cancelled.clone()
     }
 
     /// The broken-pool message, if the pool is broken.
@@ -259,6 +281,7 @@ impl Shared {
             let mut gate = self.gate.write();
             let message = gate.broken.get_or_insert(message).clone();
             self.closing.store(true, SeqCst);
+            self.queued_cancelled.store(true, SeqCst);
             (message, self.queue.drain())
         };
         self.sleep.wake_all();
@@ -280,6 +303,7 @@ impl Shared {
             gate.shutdown = true;
             self.closing.store(true, SeqCst);
             if cancel_futures {
+                self.queued_cancelled.store(true, SeqCst);
                 self.queue.drain()
             } else {
                 Vec::new()

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 use common::{Event, LONG};
@@ -153,4 +153,326 @@ fn cancel_futures_cancels_the_items_no_runner_started() {
         "{out:?}"
     );
     assert_eq!(ran.load(SeqCst), 0);
+}
+
+/// What a map over `0..n` yielded, split: the values in order, then the
+/// items that yielded `Cancelled`, then anything else (which fails the test).
+fn split(out: Vec<Result<u32, FutureError>>) -> (Vec<u32>, Vec<usize>) {
+    let mut values = Vec::new();
+    let mut cancelled = Vec::new();
+    for (i, r) in out.into_iter().enumerate() {
+        match r {
+            Ok(v) => values.push(v),
+            Err(FutureError::Cancelled) => cancelled.push(i),
+            other => panic!("item {i}: {other:?}"),
+        }
+    }
+    (values, cancelled)
+}
+
+/// A map item that counts itself and blocks on `gate` if it is `hold`,
+/// saying so on `started` first.
+fn counted_holding(
+    ran: &Arc<AtomicUsize>,
+    hold: u32,
+    started: &Event,
+    gate: &Event,
+) -> impl Fn(u32) -> u32 + Send + Sync + 'static {
+    let (ran, started, gate) = (ran.clone(), started.clone(), gate.clone());
+    move |x| {
+        ran.fetch_add(1, SeqCst);
+        if x == hold {
+            started.set();
+            assert!(gate.wait(), "the test never opened the gate");
+        }
+        x
+    }
+}
+
+#[test]
+fn dropping_an_advanced_map_starts_nothing_more_of_the_running_claim() {
+    // Issue 17, item 8. Cheap items let the claims grow (1, 2, 4, 8, ...),
+    // so item 40 runs inside a claim of many items. Dropping the iterator
+    // while it runs must start no other item, the rest of its claim
+    // included: exactly items 0..=40 run.
+    const HOLD: u32 = 40;
+    let pool = ThreadPoolExecutor::new(1);
+    let (ran, started, gate) = (Arc::new(AtomicUsize::new(0)), Event::new(), Event::new());
+    let mut it = pool
+        .map(counted_holding(&ran, HOLD, &started, &gate), 0..1000)
+        .unwrap();
+    assert_eq!(it.next().unwrap().unwrap(), 0);
+    assert!(started.wait(), "item {HOLD} never started");
+    drop(it);
+    gate.set();
+    pool.shutdown(true, false);
+    let ran = ran.load(SeqCst);
+    assert_eq!(
+        ran,
+        HOLD as usize + 1,
+        "{ran} items ran: some after the drop"
+    );
+}
+
+#[test]
+fn cancel_futures_cancels_the_unstarted_items_of_a_running_map() {
+    // Issue 17, item 7. The only runner is inside item 1 when the pool is
+    // shut down with cancel_futures: item 1 finishes (a running task cannot
+    // be cancelled), and no item after it starts (they are the map's queued
+    // work, which Python 3.14 and the windowed map cancel).
+    let pool = ThreadPoolExecutor::new(1);
+    let (ran, started, gate) = (Arc::new(AtomicUsize::new(0)), Event::new(), Event::new());
+    let mut it = pool
+        .map(counted_holding(&ran, 1, &started, &gate), 0..100)
+        .unwrap();
+    let first = it.next().unwrap();
+    assert!(started.wait(), "item 1 never started");
+    pool.shutdown(false, true);
+    gate.set();
+    let (values, cancelled) = split(std::iter::once(first).chain(it).collect());
+    let ran = ran.load(SeqCst);
+    assert_eq!(
+        ran, 2,
+        "{ran} items ran: some after shutdown(cancel_futures)"
+    );
+    assert_eq!(values, [0, 1]);
+    assert_eq!(cancelled, (2..100).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_waited_cancel_futures_shutdown_waits_only_for_the_running_items() {
+    // Issue 17, item 7, with wait: two runners, each inside its first item
+    // (a runner's first claim is one item), while another thread waits for
+    // the results. shutdown(wait = true, cancel_futures = true) returns once
+    // those two items end; it does not run the other 998.
+    let pool = ThreadPoolExecutor::new(2);
+    let gate = Event::new();
+    let running = Rendezvous::new(2);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (g, meet, r) = (gate.clone(), running.clone(), ran.clone());
+    let it = pool
+        .map(
+            move |x: u32| {
+                if r.fetch_add(1, SeqCst) < 2 {
+                    meet.arrive_and_wait();
+                    assert!(g.wait(), "the test never opened the gate");
+                }
+                x
+            },
+            0..1000,
+        )
+        .unwrap();
+    let consumer = std::thread::spawn(move || it.collect::<Vec<_>>());
+    assert!(running.all_here.wait(), "the two runners never started");
+    std::thread::scope(|s| {
+        // The gate opens once the shutdown has begun, so the two items end
+        // after the cancel, never before it.
+        s.spawn(|| {
+            assert!(common::eventually(|| pool.is_shutdown()));
+            gate.set();
+        });
+        pool.shutdown(true, true);
+    });
+    let (values, cancelled) = split(consumer.join().unwrap());
+    let ran = ran.load(SeqCst);
+    assert_eq!(
+        ran, 2,
+        "{ran} items ran: some after shutdown(cancel_futures)"
+    );
+    assert_eq!(values, [0, 1]);
+    assert_eq!(cancelled, (2..1000).collect::<Vec<_>>());
+}
+
+#[test]
+fn shutdown_with_cancel_futures_from_inside_an_item_cancels_the_rest() {
+    // ADVERSARY class 1 and 6: user code shuts its own pool down from inside
+    // a map item, waiting (from a worker, which must not join itself). Its
+    // own item finishes and is yielded; nothing after it starts.
+    const STOP: u32 = 30;
+    let pool = Arc::new(ThreadPoolExecutor::new(1));
+    let handle = Arc::new(std::sync::OnceLock::<std::sync::Weak<ThreadPoolExecutor>>::new());
+    handle.set(Arc::downgrade(&pool)).unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (h, r) = (handle.clone(), ran.clone());
+    let it = pool
+        .map(
+            move |x: u32| {
+                r.fetch_add(1, SeqCst);
+                if x == STOP {
+                    let pool = h.get().and_then(std::sync::Weak::upgrade);
+                    pool.expect("the test set the handle").shutdown(true, true);
+                }
+                x
+            },
+            0..1000,
+        )
+        .unwrap();
+    let (values, cancelled) = split(it.collect());
+    let ran = ran.load(SeqCst);
+    assert_eq!(
+        ran,
+        STOP as usize + 1,
+        "{ran} items ran: some after the shutdown"
+    );
+    assert_eq!(values, (0..=STOP).collect::<Vec<_>>());
+    assert_eq!(cancelled, (STOP as usize + 1..1000).collect::<Vec<_>>());
+    pool.shutdown(true, false);
+}
+
+#[test]
+fn a_pool_that_breaks_during_a_map_fails_its_unstarted_items() {
+    // Python: a broken thread pool fails every queued work item with
+    // BrokenThreadPool, and lets the running ones finish. The map's runner
+    // is inside item 1 on the first worker when the second worker's
+    // initializer fails: item 1 finishes, the items after it yield the
+    // broken pool's error and never run.
+    let inits = Arc::new(AtomicUsize::new(0));
+    let (started, gate) = (Event::new(), Event::new());
+    let (i, s) = (inits.clone(), started.clone());
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(2)
+        .initializer(move || -> Result<(), String> {
+            if i.fetch_add(1, SeqCst) == 0 {
+                return Ok(());
+            }
+            // The second worker fails once item 1 runs on the first.
+            assert!(s.wait(), "item 1 never started");
+            Err("no second worker today".to_string())
+        })
+        .build()
+        .unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let mut it = pool
+        .map(counted_holding(&ran, 1, &started, &gate), 0..100)
+        .unwrap();
+    assert_eq!(it.next().unwrap().unwrap(), 0);
+    assert!(started.wait(), "item 1 never started");
+    assert!(common::eventually(|| pool.broken().is_some()));
+    gate.set();
+    assert_eq!(it.next().unwrap().unwrap(), 1);
+    let rest: Vec<_> = it.collect();
+    let ran = ran.load(SeqCst);
+    assert_eq!(ran, 2, "{ran} items ran: some after the pool broke");
+    assert_eq!(rest.len(), 98);
+    for r in rest {
+        match r {
+            Err(FutureError::Task(TaskError::BrokenExecutor(m))) => {
+                assert!(m.contains("no second worker today"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_cancel_that_stops_two_claims_yields_each_item_as_it_ran() {
+    // Two runners each stop inside a claim, at their first item from K on.
+    // The lower claim's unstarted rest is a gap, and the other runner's
+    // items after it did run: each item must yield its value if it ran and
+    // `Cancelled` if it did not, whatever ran after a gap.
+    const N: usize = 100_000;
+    const K: usize = 50_000;
+    let pool = ThreadPoolExecutor::new(2);
+    let ran: Arc<Vec<AtomicBool>> = Arc::new((0..N).map(|_| AtomicBool::new(false)).collect());
+    let both_held = Rendezvous::new(2);
+    let gate = Event::new();
+    let (r, meet, g) = (ran.clone(), both_held.clone(), gate.clone());
+    let it = pool
+        .map(
+            move |x: u32| {
+                r[x as usize].store(true, SeqCst);
+                if x as usize >= K {
+                    meet.arrive_and_wait();
+                    assert!(g.wait(), "the test never opened the gate");
+                }
+                x
+            },
+            0..N as u32,
+        )
+        .unwrap();
+    assert!(both_held.all_here.wait(), "the two runners never reached K");
+    pool.shutdown(false, true);
+    gate.set();
+    let out: Vec<_> = it.collect();
+    assert_eq!(out.len(), N);
+    let mut held = Vec::new();
+    for (i, r) in out.into_iter().enumerate() {
+        let did_run = ran[i].load(SeqCst);
+        match r {
+            Ok(v) if did_run => assert_eq!(v as usize, i),
+            Err(FutureError::Cancelled) if !did_run => {}
+            other => panic!("item {i} (ran: {did_run}) yielded {other:?}"),
+        }
+        if did_run && i >= K {
+            held.push(i);
+        }
+    }
+    // Everything before K ran (claims are taken in order); from K on, only
+    // the two items the runners were held in.
+    assert!((0..K).all(|i| ran[i].load(SeqCst)));
+    assert_eq!(
+        held.len(),
+        2,
+        "{} items from K on ran, the first: {:?}",
+        held.len(),
+        &held[..held.len().min(5)]
+    );
+}
+
+#[test]
+fn a_timeout_during_a_claim_starts_nothing_more_of_it() {
+    // ADVERSARY class 6, the map's timeout: gh-95166 cancels what is in
+    // flight, so the rest of the claim item 40 runs in must not start. The
+    // iteration begins once item 40 is held, long after the 1 ms deadline:
+    // the pieces already delivered are yielded, then the timeout.
+    const HOLD: u32 = 40;
+    let pool = ThreadPoolExecutor::new(1);
+    let (ran, started, gate) = (Arc::new(AtomicUsize::new(0)), Event::new(), Event::new());
+    let it = pool
+        .map_with(
+            counted_holding(&ran, HOLD, &started, &gate),
+            0..1000,
+            thread_pool::MapOptions::new().timeout(std::time::Duration::from_millis(1)),
+        )
+        .unwrap();
+    assert!(started.wait(), "item {HOLD} never started");
+    let out: Vec<_> = it.collect();
+    let (last, values) = out.split_last().expect("at least the timeout");
+    assert!(matches!(last, Err(FutureError::Timeout(_))), "{last:?}");
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(*v.as_ref().unwrap(), i as u32);
+    }
+    assert!(values.len() <= HOLD as usize);
+    gate.set();
+    pool.shutdown(true, false);
+    let ran = ran.load(SeqCst);
+    assert_eq!(
+        ran,
+        HOLD as usize + 1,
+        "{ran} items ran: some after the timeout"
+    );
+}
+
+#[test]
+fn cancel_futures_after_a_plain_shutdown_still_stops_a_running_map() {
+    // Python: a second shutdown(cancel_futures=True) after a plain one
+    // cancels what is still pending. The map keeps running after the first
+    // (its items are the pool's work) and stops at the second.
+    let pool = ThreadPoolExecutor::new(1);
+    let (ran, started, gate) = (Arc::new(AtomicUsize::new(0)), Event::new(), Event::new());
+    let it = pool
+        .map(counted_holding(&ran, 1, &started, &gate), 0..100)
+        .unwrap();
+    assert!(started.wait(), "item 1 never started");
+    pool.shutdown(false, false);
+    pool.shutdown(false, true);
+    gate.set();
+    let (values, cancelled) = split(it.collect());
+    let ran = ran.load(SeqCst);
+    assert_eq!(
+        ran, 2,
+        "{ran} items ran: some after shutdown(cancel_futures)"
+    );
+    assert_eq!(values, [0, 1]);
+    assert_eq!(cancelled, (2..100).collect::<Vec<_>>());
 }

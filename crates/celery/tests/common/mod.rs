@@ -1,10 +1,12 @@
 //! Shared by the Celery integration tests: workers as child processes.
 #![allow(dead_code, unused_imports)]
 
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use celery::testing::{celery_venv, wait_until, RedisServer};
@@ -38,6 +40,74 @@ pub fn rust_worker(broker: &str, args: &[&str]) -> ChildGuard {
         .spawn()
         .expect("start celery-worker");
     ChildGuard(child)
+}
+
+/// A worker in its own process group, so a test can play the terminal's
+/// Ctrl-C; its stderr is collected (unless the environment closed it).
+pub struct Spawned {
+    pub child: ChildGuard,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Spawned {
+    /// Starts `celery-worker` on `url` with `args`; `setup` runs in the
+    /// child between fork and exec (only async-signal-safe calls).
+    pub fn start(url: &str, setup: fn(), args: &[&str]) -> Spawned {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_celery-worker"));
+        cmd.args(["--broker", url])
+            .args(args)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: each `setup` makes only async-signal-safe calls (see them).
+        unsafe {
+            cmd.pre_exec(move || {
+                setup();
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("start celery-worker");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let collected = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                eprintln!("[worker] {line}");
+                let mut all = collected.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        Spawned {
+            child: ChildGuard(child),
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.pid()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends `signal` to the worker's whole process group, as a terminal does.
+    pub fn signal_group(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on the process group our child leads (it is not
+        // reaped yet, so the group exists).
+        assert_eq!(unsafe { libc::kill(-self.pid(), signal) }, 0);
+    }
+
+    /// Waits (hang guard only) for the worker to exit; its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let mut status = None;
+        wait_until(LONG, "the worker to exit", || {
+            status = self.child.0.try_wait().unwrap();
+            status.is_some()
+        });
+        status.unwrap().code()
+    }
 }
 
 /// An in-process worker on a thread, stopped and joined on drop.
@@ -104,9 +174,15 @@ pub fn python_worker(broker: &str, queue: &str) -> ChildGuard {
 
 /// Runs a Python snippet with the test app importable; returns its output.
 pub fn python(broker: &str, code: &str) -> Output {
+    python_with_args(broker, code, &[])
+}
+
+/// [`python`] with `sys.argv[1:]` set to `args`.
+pub fn python_with_args(broker: &str, code: &str, args: &[&str]) -> Output {
     let venv = celery_venv();
     let out = Command::new(venv.join("bin/python"))
         .args(["-c", code])
+        .args(args)
         .current_dir(python_dir())
         .env("CELERY_TEST_BROKER", broker)
         .output()
