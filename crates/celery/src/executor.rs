@@ -51,6 +51,9 @@ struct Pending {
     cancel: Box<dyn FnOnce() -> bool + Send>,
 }
 
+/// The longest a result record is kept: 100 years (the worker's limit too).
+const MAX_RESULT_EXPIRES: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// Settings of a [`CeleryExecutor`]; see [`CeleryExecutor::builder`].
 #[derive(Clone)]
 pub struct Builder {
@@ -76,9 +79,12 @@ impl Builder {
         self
     }
 
-    /// How long results this client writes (revocations) live (default 1 day, Celery's).
+    /// How long results this client writes (revocations) live (default 1
+    /// day, Celery's), from 1 s to 100 years as the worker keeps them:
+    /// Redis refuses an expiry past about 292 million years, and a refused
+    /// REVOKED record would let a cancelled task run.
     pub fn result_expires(mut self, d: Duration) -> Self {
-        self.result_expires = d;
+        self.result_expires = d.clamp(Duration::from_secs(1), MAX_RESULT_EXPIRES);
         self
     }
 

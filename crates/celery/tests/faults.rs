@@ -702,3 +702,36 @@ fn a_broker_down_past_the_reconnect_timeout_says_its_tasks_may_still_run() {
     let mut c = redis.connect();
     assert_each_ran_once(&worker, 1, &mut c);
 }
+
+/// Class 5: a huge `result_expires` (here `Duration::MAX`). Redis refuses
+/// an expiry past about 292 million years, so the REVOKED record that
+/// stops a cancelled task on a worker that missed the broadcast must still
+/// be stored, with the longest lifetime the worker also uses.
+#[test]
+fn a_huge_result_lifetime_still_stores_the_revoked_record() {
+    let redis = RedisServer::start();
+    let ex = CeleryExecutor::builder(&redis.url(0))
+        .registry(tasks::builtin())
+        .result_expires(Duration::MAX)
+        .connect()
+        .unwrap();
+    let touched = std::env::temp_dir().join(format!("celery-huge-{}", celery::id::new_task_id()));
+    let msg = celery::TaskMessage::new(
+        "rust.touch",
+        serde_json::json!([touched.to_string_lossy()]),
+        "celery",
+    );
+    let id = msg.id.clone();
+    let f = ex.send::<()>(msg).unwrap();
+    assert!(f.cancel());
+    let mut c = redis.connect();
+    wait_until(LONG, "the REVOKED record", || {
+        whereabouts(&mut c, &id).2 == 1
+    });
+    // A worker started after the broadcast skips it by that record.
+    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    wait_until(LONG, "the worker to skip the revoked task", || {
+        worker.stats().revoked >= 1
+    });
+    assert!(!touched.exists(), "the cancelled task ran");
+}
