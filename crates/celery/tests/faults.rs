@@ -4,7 +4,9 @@
 //!
 //! Time is played by expiring keys by hand; the network by
 //! [`celery::testing::Proxy`], which cuts a connection at a chosen byte of a
-//! chosen reply, delays replies, or cuts the link until told otherwise.
+//! chosen reply, delays replies, cuts the link or makes it silent until
+//! told otherwise. The tests wait on the proxy's counters and on the
+//! server's state (`INFO`, `/proc`), never on time.
 
 mod common;
 
@@ -76,18 +78,15 @@ fn executor(url: &str) -> CeleryExecutor {
 
 /// What any amount of time does to a Redis database: every key that has a
 /// TTL is gone; keys without one (queues, bindings) stay.
-fn expire_every_key_with_a_ttl(c: &mut Connection) -> usize {
+fn expire_every_key_with_a_ttl(c: &mut Connection) {
     let keys = c.command(&[b"KEYS", b"*"]).unwrap().into_array();
-    let mut expired = 0;
     for key in keys.into_iter().filter_map(Reply::into_bytes) {
         if let Reply::Integer(ttl) = c.command(&[b"TTL", &key]).unwrap() {
             if ttl >= 0 {
                 c.command(&[b"DEL", &key]).unwrap();
-                expired += 1;
             }
         }
     }
-    expired
 }
 
 /// Nothing run twice, nothing left behind: the worker ran `n` tasks (its
@@ -103,27 +102,6 @@ fn assert_each_ran_once(worker: &InProcessWorker, n: u64, c: &mut Connection) {
         c.command(&[b"HLEN", b"unacked"]).unwrap(),
         Reply::Integer(0)
     );
-}
-
-/// Item 12: a connection blip after a long uptime is a blip, not a broker
-/// that lost its data. The message is still queued, so failing the future
-/// with `BrokerLost` (whose advice is "submit them again") would run the
-/// task twice.
-#[test]
-fn a_connection_blip_after_a_long_uptime_is_not_taken_for_a_lost_broker() {
-    let redis = RedisServer::start();
-    let ex = executor(&redis.url(0));
-    let f = ex.submit(tasks::add, (40, 2)).unwrap();
-    let mut c = redis.connect();
-    expire_every_key_with_a_ttl(&mut c);
-    // The blip: the server drops the listener's (subscribed) connection.
-    let killed = c
-        .command(&[b"CLIENT", b"KILL", b"TYPE", b"pubsub"])
-        .unwrap();
-    assert_eq!(killed, Reply::Integer(1), "the listener's connection");
-    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
-    assert_eq!(f.result_timeout(LONG).unwrap(), 42);
-    assert_each_ran_once(&worker, 1, &mut c);
 }
 
 /// `INFO` field `name` (for example `blocked_clients`) as a number.
@@ -149,6 +127,72 @@ fn wait_for_a_fetch(c: &mut Connection) {
     wait_until(LONG, "a worker blocked in BRPOP", || {
         info_field(c, "clients", "blocked_clients") >= 1
     });
+}
+
+/// `test.wait_for_file`: creates `<path>.started`, waits until `path`
+/// exists (a gate the test opens), returns 7. Gives up after the hang guard
+/// (returning 0), so a test that failed before opening its gate still ends:
+/// dropping the worker joins the runner that waits here.
+fn wait_for_file(path: String) -> u32 {
+    std::fs::write(format!("{path}.started"), b"").unwrap();
+    let deadline = std::time::Instant::now() + LONG;
+    while !std::path::Path::new(&path).exists() {
+        if std::time::Instant::now() > deadline {
+            return 0;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    7
+}
+
+/// Where the message of a task is: (queued, unacked, result stored).
+fn whereabouts(c: &mut Connection, id: &str) -> (i64, i64, i64) {
+    let int = |r: Reply| match r {
+        Reply::Integer(n) => n,
+        other => panic!("expected an integer, got {other:?}"),
+    };
+    let key = format!("celery-task-meta-{id}");
+    (
+        int(c.command(&[b"LLEN", b"celery"]).unwrap()),
+        int(c.command(&[b"HLEN", b"unacked"]).unwrap()),
+        int(c.command(&[b"EXISTS", key.as_bytes()]).unwrap()),
+    )
+}
+
+/// The state and current system call of thread `tid` of this process.
+fn thread_state(tid: i32) -> (char, Option<i64>) {
+    let dir = format!("/proc/self/task/{tid}");
+    let stat = std::fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
+    // The state follows the parenthesised name, which may hold spaces.
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+        .unwrap_or('?');
+    let syscall = std::fs::read_to_string(format!("{dir}/syscall"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok());
+    (state, syscall)
+}
+
+/// Item 12: a connection blip after a long uptime is a blip, not a broker
+/// that lost its data. The message is still queued, so failing the future
+/// with `BrokerLost` (whose advice is "submit them again") would run the
+/// task twice.
+#[test]
+fn a_connection_blip_after_a_long_uptime_is_not_taken_for_a_lost_broker() {
+    let redis = RedisServer::start();
+    let ex = executor(&redis.url(0));
+    let f = ex.submit(tasks::add, (40, 2)).unwrap();
+    let mut c = redis.connect();
+    expire_every_key_with_a_ttl(&mut c);
+    // The blip: the server drops the listener's (subscribed) connection.
+    let killed = c
+        .command(&[b"CLIENT", b"KILL", b"TYPE", b"pubsub"])
+        .unwrap();
+    assert_eq!(killed, Reply::Integer(1), "the listener's connection");
+    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    assert_eq!(f.result_timeout(LONG).unwrap(), 42);
+    assert_each_ran_once(&worker, 1, &mut c);
 }
 
 /// Failure table: the reply that carries the result to the waiting
@@ -304,30 +348,6 @@ fn a_send_whose_reply_is_cut_queues_the_task_at_most_once_and_says_so() {
     let f = ex.submit(tasks::add, (2, 2)).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 4);
     assert_each_ran_once(&worker, 2, &mut c);
-}
-
-/// `test.wait_for_file`: creates `<path>.started`, waits until `path`
-/// exists (a gate the test opens), returns 7.
-fn wait_for_file(path: String) -> u32 {
-    std::fs::write(format!("{path}.started"), b"").unwrap();
-    while !std::path::Path::new(&path).exists() {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    7
-}
-
-/// Where the message of a task is: (queued, unacked, result stored).
-fn whereabouts(c: &mut Connection, id: &str) -> (i64, i64, i64) {
-    let int = |r: Reply| match r {
-        Reply::Integer(n) => n,
-        other => panic!("expected an integer, got {other:?}"),
-    };
-    let key = format!("celery-task-meta-{id}");
-    (
-        int(c.command(&[b"LLEN", b"celery"]).unwrap()),
-        int(c.command(&[b"HLEN", b"unacked"]).unwrap()),
-        int(c.command(&[b"EXISTS", key.as_bytes()]).unwrap()),
-    )
 }
 
 /// Failure table, KNOWN DEFECT (the fix belongs to the worker loop,
@@ -624,21 +644,6 @@ fn a_separate_broker_restarting_without_its_data_fails_pending_futures() {
     assert_eq!(watchers(), 1);
     drop(ex);
     assert_eq!(watchers(), 0, "the broker watcher outlived its executor");
-}
-
-/// The state and current system call of thread `tid` of this process.
-fn thread_state(tid: i32) -> (char, Option<i64>) {
-    let dir = format!("/proc/self/task/{tid}");
-    let stat = std::fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
-    // The state follows the parenthesised name, which may hold spaces.
-    let state = stat
-        .rsplit_once(") ")
-        .and_then(|(_, rest)| rest.chars().next())
-        .unwrap_or('?');
-    let syscall = std::fs::read_to_string(format!("{dir}/syscall"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok());
-    (state, syscall)
 }
 
 /// Dropping the executor while its listener is reconnecting: `Drop` shuts
