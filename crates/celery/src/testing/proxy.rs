@@ -160,7 +160,8 @@ impl Proxy {
     }
 
     /// Cuts the link: every open connection is closed on both sides, and
-    /// new ones are accepted and closed at once until [`restore`](Self::restore).
+    /// new ones are accepted and closed at once until [`restore`](Self::restore)
+    /// (which also ends a [`stall`](Self::stall): a cut does not).
     pub fn cut(&self) {
         let mut state = lock(&self.shared.state);
         state.link_cut = true;
