@@ -72,6 +72,7 @@
 mod as_completed;
 mod as_completed_stream;
 mod awaiting;
+mod contain;
 mod error;
 mod future;
 mod report;
@@ -83,6 +84,7 @@ mod waiter;
 pub use as_completed::{as_completed, AsCompleted};
 pub use as_completed_stream::{as_completed_stream, AsCompletedStream};
 pub use awaiting::Awaiting;
+pub use contain::contain;
 pub use error::{panic_message, DynError, FutureError, InvalidStateError, TaskError, TimeoutError};
 pub use future::{promise, Future, Promise};
 pub use report::{

@@ -14,6 +14,7 @@ use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::RwLock;
 
+use crate::contain::drop_payload;
 use crate::error::panic_message;
 
 /// A done-callback panicked: which future, and the panic's message.
@@ -88,13 +89,5 @@ fn report(future: &str, message: String) {
             panic_message(&*payload)
         );
         drop_payload(payload);
-    }
-}
-
-/// Drops a panic payload, whose own `Drop` may panic too; such a payload is
-/// leaked instead (once, by the second catch).
-fn drop_payload(payload: Box<dyn Any + Send>) {
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        std::mem::forget(again);
     }
 }
