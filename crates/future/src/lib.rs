@@ -76,6 +76,7 @@ mod contain;
 mod error;
 mod future;
 mod report;
+mod runner;
 mod state;
 mod sync;
 mod wait;
@@ -90,5 +91,6 @@ pub use future::{promise, Future, Promise};
 pub use report::{
     reset_callback_panic_hook, set_callback_panic_hook, CallbackPanic, CallbackPanicHook,
 };
+pub use runner::{on_runner_thread, CallbackJob, CallbackRunner};
 pub use state::State;
 pub use wait::{wait, DoneAndNotDone, ReturnWhen};

@@ -99,7 +99,6 @@
 #![warn(missing_docs)]
 
 mod auto_chunk;
-mod callbacks;
 mod codec;
 mod dispatcher;
 mod error;

@@ -9,10 +9,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use future::{panic_message, DynError, Promise, TaskError};
+use future::{panic_message, CallbackRunner, DynError, Promise, TaskError};
 use serde::de::DeserializeOwned;
 
-use crate::callbacks::CallbackRunner;
 use crate::codec;
 use crate::error::{CodecError, CodecStage};
 use crate::stats::Counters;

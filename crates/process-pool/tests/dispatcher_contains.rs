@@ -6,6 +6,7 @@
 mod common;
 
 use std::future::{Future as _, IntoFuture};
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -61,10 +62,12 @@ impl Wake for SendingWaker {
 }
 
 /// Drops the pool on another thread and fails if that does not return.
-fn drop_returns(pool: ProcessPoolExecutor) {
+/// The pool is a `ManuallyDrop` so that a failed assertion before this
+/// leaks it on unwind instead of hanging in its drop.
+fn drop_returns(pool: ManuallyDrop<ProcessPoolExecutor>) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        drop(pool);
+        drop(ManuallyDrop::into_inner(pool));
         tx.send(()).unwrap();
     });
     rx.recv_timeout(LONG)
@@ -85,7 +88,7 @@ fn still_runs_tasks(pool: &ProcessPoolExecutor) {
 #[test]
 fn a_panicking_waker_does_not_kill_the_dispatcher_or_the_other_wakers() {
     let c = common::clean();
-    let pool = ProcessPoolExecutor::new(1).unwrap();
+    let pool = ManuallyDrop::new(ProcessPoolExecutor::new(1).unwrap());
     let gate = gate_path("waker");
     let held = pool.submit(held_until_file_exists, gate.clone()).unwrap();
     let bad = Waker::from(Arc::new(PanickingWaker));
@@ -132,7 +135,7 @@ fn held_then_panics_on_drop(path: String) -> PanicsOnDrop {
 fn a_result_whose_drop_panics_does_not_kill_the_dispatcher() {
     let c = common::clean();
     // One worker: the later tasks' results come after the dropped one.
-    let pool = ProcessPoolExecutor::new(1).unwrap();
+    let pool = ManuallyDrop::new(ProcessPoolExecutor::new(1).unwrap());
     let gate = gate_path("drop");
     let unheld = pool.submit(held_then_panics_on_drop, gate.clone()).unwrap();
     // Nobody holds the future when the result comes: the dispatcher drops
