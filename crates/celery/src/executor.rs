@@ -16,16 +16,24 @@
 //! stored in the meantime is missed; if it cannot reconnect within
 //! `reconnect_timeout`, every pending future fails with
 //! [`CeleryError::BrokerLost`] instead of hanging.
+//!
+//! The listener is the only thread that delivers results, so it runs no
+//! user code it can avoid: done-callbacks go to a [`CallbackRunner`] (a
+//! callback may submit to this executor and wait, or drop its last handle),
+//! and what it cannot avoid (a result's `Deserialize`, wakers, the `Drop` of
+//! a result nobody holds) runs contained, so a panic there costs that one
+//! result, never the listener.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
-use future::{promise, DynError, Future, TaskError};
+use future::{contain, panic_message, promise, CallbackRunner, DynError, Future, TaskError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -38,7 +46,9 @@ use crate::registry::Registry;
 use crate::resp::{encode, Connection, Reply};
 use crate::url::RedisUrl;
 
-type Completer = Box<dyn FnOnce(Result<Value, TaskError>) + Send>;
+/// Completes one future: decodes the result and hands the future's
+/// callbacks to the runner.
+type Completer = Box<dyn FnOnce(Result<Value, TaskError>, &CallbackRunner) + Send>;
 
 /// A task whose result has not come yet.
 struct Pending {
@@ -125,6 +135,7 @@ impl Builder {
             sub_writer: Mutex::new(None),
             closed: AtomicBool::new(false),
             marker,
+            callbacks: CallbackRunner::new("celery-callbacks"),
         });
         let first = Connection::open(&backend)?;
         *lock(&shared.sub_writer) = Some(first.writer()?);
@@ -135,6 +146,7 @@ impl Builder {
             .map_err(CeleryError::io)?;
         Ok(CeleryExecutor {
             shared,
+            listener_id: listener.thread().id(),
             listener: Mutex::new(Some(listener)),
         })
     }
@@ -154,6 +166,8 @@ struct Shared {
     /// A key this client sets in the broker: gone after a reconnect means
     /// the server came back without its data (and without our messages).
     marker: String,
+    /// Where the futures' done-callbacks run: never on the listener.
+    callbacks: CallbackRunner,
 }
 
 /// Marker keys live 30 days (refreshed at every reconnect), so a client that
@@ -175,6 +189,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct CeleryExecutor {
     shared: Arc<Shared>,
     listener: Mutex<Option<JoinHandle<()>>>,
+    /// So that a drop or a waited shutdown on the listener itself (user code
+    /// there: a result's `Drop`) does not join the listener from itself.
+    listener_id: ThreadId,
 }
 
 impl CeleryExecutor {
@@ -265,17 +282,10 @@ impl CeleryExecutor {
             return Err(CeleryError::Shutdown);
         }
         let (promise, future) = promise::<R>();
-        let completer: Completer = Box::new(move |outcome: Result<Value, TaskError>| {
-            let outcome = outcome.and_then(|v| {
-                serde_json::from_value::<R>(v).map_err(|e| {
-                    TaskError::Failed(DynError::new(CeleryError::Json(format!(
-                        "the task's result does not read as {}: {e}",
-                        std::any::type_name::<R>()
-                    ))))
-                })
-            });
+        let completer: Completer = Box::new(move |outcome, callbacks| {
+            let outcome = outcome.and_then(decode_result::<R>);
             // Err: the user cancelled it meanwhile; the first outcome stands.
-            let _ = promise.set_outcome(outcome);
+            let _ = promise.set_outcome_deferred(outcome, |job| callbacks.run(job));
         });
         let id = msg.id.clone();
         let key = result_key(&id);
@@ -326,9 +336,22 @@ impl CeleryExecutor {
         }
         self.shared.wake_listener_if_idle();
         if wait {
-            if let Some(h) = lock(&self.listener).take() {
-                let _ = h.join();
-            }
+            self.join_listener();
+            // No result can come after the listener ended: let the callback
+            // threads finish and join them (all but this one, when a
+            // callback shuts its own executor down).
+            self.shared.callbacks.close_and_join();
+        }
+    }
+
+    /// Joins the listener, unless this is the listener (then it ends by
+    /// itself once it is back in its loop).
+    fn join_listener(&self) {
+        if std::thread::current().id() == self.listener_id {
+            return;
+        }
+        if let Some(h) = lock(&self.listener).take() {
+            let _ = h.join();
         }
     }
 
@@ -351,9 +374,8 @@ impl Drop for CeleryExecutor {
         let marker = self.shared.marker.as_bytes();
         let _ = self.shared.broker.with(|c| c.command(&[b"DEL", marker]));
         self.shared.stop_listener();
-        if let Some(h) = lock(&self.listener).take() {
-            let _ = h.join();
-        }
+        self.join_listener();
+        self.shared.callbacks.close_and_join();
     }
 }
 
@@ -385,7 +407,7 @@ impl Shared {
         let pending = lock(&self.pending).remove(id);
         if let Some(p) = pending {
             // Wake the waiter first; the UNSUBSCRIBE write can follow.
-            (p.complete)(outcome);
+            self.run_completer(p.complete, outcome);
             self.unsubscribe(&result_key(id));
         }
         self.wake_listener_if_idle();
@@ -429,8 +451,37 @@ impl Shared {
     fn fail_all(&self, error: CeleryError) {
         let all: Vec<(String, Pending)> = lock(&self.pending).drain().collect();
         for (_, p) in all {
-            (p.complete)(Err(TaskError::Executor(DynError::new(error.clone()))));
+            let error = TaskError::Executor(DynError::new(error.clone()));
+            self.run_completer(p.complete, Err(error));
         }
+    }
+
+    /// Runs a completer, contained: it runs user code (a waker, the `Drop`
+    /// of a result nobody holds), here often on the listener, the one
+    /// thread that delivers every result.
+    fn run_completer(&self, complete: Completer, outcome: Result<Value, TaskError>) {
+        contain("celery executor", "the completion of a task", || {
+            complete(outcome, &self.callbacks)
+        });
+    }
+}
+
+/// Reads a task's JSON result as `R`. `R`'s `Deserialize` is user code: its
+/// error or its panic fails this task with its message, nothing more.
+fn decode_result<R: DeserializeOwned>(value: Value) -> Result<R, TaskError> {
+    let read = |e: String| {
+        TaskError::Failed(DynError::new(CeleryError::Json(format!(
+            "the task's result does not read as {}: {e}",
+            std::any::type_name::<R>()
+        ))))
+    };
+    match catch_unwind(AssertUnwindSafe(|| serde_json::from_value::<R>(value))) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(read(e.to_string())),
+        Err(payload) => Err(read(format!(
+            "its Deserialize panicked: {}",
+            panic_message(&*payload)
+        ))),
     }
 }
 
