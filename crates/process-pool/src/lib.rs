@@ -106,6 +106,7 @@ mod executor;
 mod fd_side;
 mod fork_server;
 mod frame;
+mod keep_message;
 mod map;
 mod reader;
 mod shared;
