@@ -73,17 +73,13 @@ impl<R: DeserializeOwned + Send + 'static> Sink for TypedSink<R> {
         future::contain(
             "process-pool dispatcher",
             "the completion of a task",
-            move || self.complete_uncontained(outcome, counters),
+            move || (*self).complete_uncontained(outcome, counters),
         );
     }
 }
 
 impl<R: DeserializeOwned + Send + 'static> TypedSink<R> {
-    fn complete_uncontained(
-        self: Box<Self>,
-        outcome: Result<&[u8], TaskError>,
-        counters: &Counters,
-    ) {
+    fn complete_uncontained(self, outcome: Result<&[u8], TaskError>, counters: &Counters) {
         let outcome = outcome.and_then(|bytes| {
             match catch_unwind(AssertUnwindSafe(|| codec::decode::<R>(bytes))) {
                 Ok(Ok(value)) => Ok(value),
