@@ -22,7 +22,11 @@
 //!   installed waiter when it becomes done. No polling, no sleeping loops, no
 //!   thread per future.
 //! * Done-callbacks run on the completing thread after the lock is released;
-//!   a panicking callback is caught and reported, and the others still run.
+//!   a panicking callback (or waker, or callback-panic hook) is caught and
+//!   reported, and the other listeners are still served. An executor whose
+//!   completing thread must not run user code hands the callbacks to a
+//!   [`CallbackRunner`] instead, and wraps what user code is left there
+//!   (a result's `Drop`) in [`contain`].
 //! * A [`Promise`] dropped before it completes finishes its future with
 //!   [`TaskError::BrokenPromise`]: no reader can hang on a task that vanished.
 //! * Unlike CPython, `cancel()` wakes `wait` and `as_completed` at once
