@@ -19,17 +19,25 @@
 //! without its data (its epoch key, [`EPOCH_KEY`], gone or changed) fails
 //! them with `BrokerLost` too: their messages are gone. When the broker is
 //! a server of its own, a second thread watches it ([`watch_broker`]).
+//!
+//! The listener is the only thread that delivers results, so it runs no
+//! user code it can avoid: done-callbacks go to a [`CallbackRunner`] (a
+//! callback may submit to this executor and wait, or drop its last handle),
+//! and what it cannot avoid (a result's `Deserialize`, wakers, the `Drop` of
+//! a result nobody holds) runs contained, so a panic there costs that one
+//! result, never the listener.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
-use future::{promise, DynError, Future, TaskError};
+use future::{contain, panic_message, promise, CallbackRunner, DynError, Future, TaskError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -42,7 +50,9 @@ use crate::registry::Registry;
 use crate::resp::{encode, Connection, Reply};
 use crate::url::RedisUrl;
 
-type Completer = Box<dyn FnOnce(Result<Value, TaskError>) + Send>;
+/// Completes one future: decodes the result and hands the future's
+/// callbacks to the runner.
+type Completer = Box<dyn FnOnce(Result<Value, TaskError>, &CallbackRunner) + Send>;
 
 /// A task whose result has not come yet.
 struct Pending {
@@ -135,6 +145,7 @@ impl Builder {
             closed: AtomicBool::new(false),
             epoch: Mutex::new(epoch),
             broker_watch: Mutex::new(None),
+            callbacks: CallbackRunner::new("celery-callbacks"),
         });
         let first = Connection::open(&backend)?;
         *lock(&shared.sub_writer) = Some(first.writer()?);
@@ -149,6 +160,7 @@ impl Builder {
             .map_err(CeleryError::io)?;
         Ok(CeleryExecutor {
             shared,
+            listener_id: listener.thread().id(),
             listener: Mutex::new(Some(listener)),
             watcher: Mutex::new(watcher),
         })
@@ -173,6 +185,8 @@ struct Shared {
     /// The broker watcher's socket, when the broker is not the backend's
     /// server (see [`watch_broker`]); `None` while it reconnects.
     broker_watch: Mutex<Option<TcpStream>>,
+    /// Where the futures' done-callbacks run: never on the listener.
+    callbacks: CallbackRunner,
 }
 
 /// Tells a connection blip from a server that came back without its data.
@@ -285,6 +299,9 @@ pub struct CeleryExecutor {
     listener: Mutex<Option<JoinHandle<()>>>,
     /// The broker watcher, if the broker has a server of its own.
     watcher: Mutex<Option<JoinHandle<()>>>,
+    /// So that a drop or a waited shutdown on the listener itself (user code
+    /// there: a result's `Drop`) does not join the listener from itself.
+    listener_id: ThreadId,
 }
 
 impl CeleryExecutor {
@@ -379,17 +396,10 @@ impl CeleryExecutor {
             return Err(CeleryError::Shutdown);
         }
         let (promise, future) = promise::<R>();
-        let completer: Completer = Box::new(move |outcome: Result<Value, TaskError>| {
-            let outcome = outcome.and_then(|v| {
-                serde_json::from_value::<R>(v).map_err(|e| {
-                    TaskError::Failed(DynError::new(CeleryError::Json(format!(
-                        "the task's result does not read as {}: {e}",
-                        std::any::type_name::<R>()
-                    ))))
-                })
-            });
+        let completer: Completer = Box::new(move |outcome, callbacks| {
+            let outcome = outcome.and_then(decode_result::<R>);
             // Err: the user cancelled it meanwhile; the first outcome stands.
-            let _ = promise.set_outcome(outcome);
+            let _ = promise.set_outcome_deferred(outcome, |job| callbacks.run(job));
         });
         let id = msg.id.clone();
         let key = result_key(&id);
@@ -435,9 +445,22 @@ impl CeleryExecutor {
         }
         self.shared.wake_listener_if_idle();
         if wait {
-            if let Some(h) = lock(&self.listener).take() {
-                let _ = h.join();
-            }
+            self.join_listener();
+            // No result can come after the listener ended: let the callback
+            // threads finish and join them (all but this one, when a
+            // callback shuts its own executor down).
+            self.shared.callbacks.close_and_join();
+        }
+    }
+
+    /// Joins the listener, unless this is the listener (then it ends by
+    /// itself once it is back in its loop).
+    fn join_listener(&self) {
+        if std::thread::current().id() == self.listener_id {
+            return;
+        }
+        if let Some(h) = lock(&self.listener).take() {
+            let _ = h.join();
         }
     }
 
@@ -458,12 +481,11 @@ impl Drop for CeleryExecutor {
         self.shared.closed.store(true, Ordering::SeqCst);
         self.shared.fail_all(CeleryError::Shutdown);
         self.shared.stop_listener();
-        if let Some(h) = lock(&self.listener).take() {
-            let _ = h.join();
-        }
+        self.join_listener();
         if let Some(h) = lock(&self.watcher).take() {
             let _ = h.join();
         }
+        self.shared.callbacks.close_and_join();
     }
 }
 
@@ -495,7 +517,7 @@ impl Shared {
         let pending = lock(&self.pending).remove(id);
         if let Some(p) = pending {
             // Wake the waiter first; the UNSUBSCRIBE write can follow.
-            (p.complete)(outcome);
+            self.run_completer(p.complete, outcome);
             self.unsubscribe(&result_key(id));
         }
         self.wake_listener_if_idle();
@@ -543,8 +565,37 @@ impl Shared {
     fn fail_all(&self, error: CeleryError) {
         let all: Vec<(String, Pending)> = lock(&self.pending).drain().collect();
         for (_, p) in all {
-            (p.complete)(Err(TaskError::Executor(DynError::new(error.clone()))));
+            let error = TaskError::Executor(DynError::new(error.clone()));
+            self.run_completer(p.complete, Err(error));
         }
+    }
+
+    /// Runs a completer, contained: it runs user code (a waker, the `Drop`
+    /// of a result nobody holds), here often on the listener, the one
+    /// thread that delivers every result.
+    fn run_completer(&self, complete: Completer, outcome: Result<Value, TaskError>) {
+        contain("celery executor", "the completion of a task", || {
+            complete(outcome, &self.callbacks)
+        });
+    }
+}
+
+/// Reads a task's JSON result as `R`. `R`'s `Deserialize` is user code: its
+/// error or its panic fails this task with its message, nothing more.
+fn decode_result<R: DeserializeOwned>(value: Value) -> Result<R, TaskError> {
+    let read = |e: String| {
+        TaskError::Failed(DynError::new(CeleryError::Json(format!(
+            "the task's result does not read as {}: {e}",
+            std::any::type_name::<R>()
+        ))))
+    };
+    match catch_unwind(AssertUnwindSafe(|| serde_json::from_value::<R>(value))) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(read(e.to_string())),
+        Err(payload) => Err(read(format!(
+            "its Deserialize panicked: {}",
+            panic_message(&*payload)
+        ))),
     }
 }
 

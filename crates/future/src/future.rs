@@ -46,7 +46,7 @@ use std::task::Waker;
 use std::time::Duration;
 
 use crate::error::{short_type_name, FutureError, InvalidStateError, TaskError};
-use crate::report::report_callback_panic;
+use crate::report::{report_callback_panic, report_waker_panic};
 use crate::state::State;
 use crate::sync::{
     deadline_after, lock, wait_until, Arc, AtomicU8, Condvar, Mutex, MutexGuard, Ordering,
@@ -345,16 +345,30 @@ impl<T> Inner<T> {
     /// lock we still held. No wake-up is lost: `wake_readers` was read under
     /// the lock, and a reader counted there is already inside `Condvar::wait`
     /// (which released the lock atomically), so this notify reaches it.
+    ///
+    /// Wakers and callbacks are user code, and each one is contained: a
+    /// panic in one is reported and the others still run, so no listener
+    /// depends on another one behaving, and nothing escapes into the
+    /// completer (an executor's worker, dispatcher or listener thread).
     fn after_unlock(&self, after: AfterFinish<T>, future: impl FnOnce() -> Future<T>) {
         if after.wake_readers {
             self.done.notify_all();
         }
         for waker in after.wakers {
-            waker.wake();
+            // `wake` consumes the waker, so its drop is inside the catch too.
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+                report_waker_panic(&self.repr(), payload);
+            }
         }
         if !after.callbacks.is_empty() {
             run_callbacks(&future(), after.callbacks);
         }
+    }
+
+    /// Python's repr of this future, read under the lock.
+    fn repr(&self) -> String {
+        let slot = self.lock();
+        slot.repr(self.state())
     }
 }
 
@@ -372,11 +386,12 @@ fn outcome_into_result<T>(outcome: Option<Outcome<T>>) -> Result<T, FutureError>
 }
 
 /// Runs done-callbacks in order, outside any lock. A panicking callback is
-/// caught and reported, and the ones after it still run.
+/// caught and reported, and the ones after it still run (the report itself
+/// cannot panic: see `report.rs`).
 fn run_callbacks<T>(future: &Future<T>, callbacks: Vec<Callback<T>>) {
     for callback in callbacks {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| callback(future))) {
-            report_callback_panic(&format!("{future:?}"), &*payload);
+            report_callback_panic(&format!("{future:?}"), payload);
         }
     }
 }

@@ -22,7 +22,11 @@
 //!   installed waiter when it becomes done. No polling, no sleeping loops, no
 //!   thread per future.
 //! * Done-callbacks run on the completing thread after the lock is released;
-//!   a panicking callback is caught and reported, and the others still run.
+//!   a panicking callback (or waker, or callback-panic hook) is caught and
+//!   reported, and the other listeners are still served. An executor whose
+//!   completing thread must not run user code hands the callbacks to a
+//!   [`CallbackRunner`] instead, and wraps what user code is left there
+//!   (a result's `Drop`) in [`contain`].
 //! * A [`Promise`] dropped before it completes finishes its future with
 //!   [`TaskError::BrokenPromise`]: no reader can hang on a task that vanished.
 //! * Unlike CPython, `cancel()` wakes `wait` and `as_completed` at once
@@ -72,9 +76,11 @@
 mod as_completed;
 mod as_completed_stream;
 mod awaiting;
+mod contain;
 mod error;
 mod future;
 mod report;
+mod runner;
 mod state;
 mod sync;
 mod wait;
@@ -83,10 +89,12 @@ mod waiter;
 pub use as_completed::{as_completed, AsCompleted};
 pub use as_completed_stream::{as_completed_stream, AsCompletedStream};
 pub use awaiting::Awaiting;
+pub use contain::contain;
 pub use error::{panic_message, DynError, FutureError, InvalidStateError, TaskError, TimeoutError};
 pub use future::{promise, Future, Promise};
 pub use report::{
     reset_callback_panic_hook, set_callback_panic_hook, CallbackPanic, CallbackPanicHook,
 };
+pub use runner::{on_runner_thread, CallbackJob, CallbackRunner};
 pub use state::State;
 pub use wait::{wait, DoneAndNotDone, ReturnWhen};

@@ -4,9 +4,17 @@
 //! on with the next one. Here the report goes to a hook: by default a line on
 //! stderr, `exception calling callback for <Future ...>: <message>`; a program
 //! or a test can install its own with [`set_callback_panic_hook`].
+//!
+//! A panicking `Waker::wake` is reported here too (its message starts with
+//! "a waker panicked"), and nothing here unwinds: a hook that panics is
+//! caught and printed, so the thread that completed the future (a pool's
+//! worker or dispatcher, a listener) goes on.
 
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::RwLock;
 
+use crate::contain::drop_payload;
 use crate::error::panic_message;
 
 /// A done-callback panicked: which future, and the panic's message.
@@ -39,17 +47,47 @@ pub fn reset_callback_panic_hook() {
     *slot = None;
 }
 
-pub(crate) fn report_callback_panic(future: &str, payload: &(dyn std::any::Any + Send)) {
+/// Reports a done-callback's panic through the hook, then drops its payload.
+pub(crate) fn report_callback_panic(future: &str, payload: Box<dyn Any + Send>) {
+    report(future, panic_message(&*payload));
+    drop_payload(payload);
+}
+
+/// Reports a panicking `Waker::wake` (an awaiting task's runtime, or a
+/// hand-written waker) the same way: it is user code run by the completer,
+/// exactly like a callback.
+pub(crate) fn report_waker_panic(future: &str, payload: Box<dyn Any + Send>) {
+    report(
+        future,
+        format!("a waker panicked: {}", panic_message(&*payload)),
+    );
+    drop_payload(payload);
+}
+
+/// Hands the report to the hook, or prints it. The hook is user code too,
+/// and it runs on the completing thread (a pool's worker or dispatcher, a
+/// listener): a hook that panics is caught here and its panic printed, so a
+/// report never unwinds into the thread that made it.
+fn report(future: &str, message: String) {
     let report = CallbackPanic {
         future: future.to_string(),
-        message: panic_message(payload),
+        message,
     };
     let hook = HOOK.read().unwrap_or_else(|p| p.into_inner());
-    match &*hook {
-        Some(hook) => hook(&report),
-        None => eprintln!(
+    let Some(hook) = &*hook else {
+        eprintln!(
             "exception calling callback for {}: {}",
             report.future, report.message
-        ),
+        );
+        return;
+    };
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| hook(&report))) {
+        eprintln!(
+            "exception calling callback for {}: {} (and the callback-panic hook panicked: {})",
+            report.future,
+            report.message,
+            panic_message(&*payload)
+        );
+        drop_payload(payload);
     }
 }

@@ -1,7 +1,7 @@
 //! Times round trips of one tiny task on an idle pool (a profiling aid:
 //! `cargo run --release -p process-pool --example process_round_trip`).
 //! `CALLBACK=1` times the trip to a done-callback instead of to `result()`
-//! (the callback runs on the pool's callback thread, see `src/callbacks.rs`).
+//! (the callback runs on the pool's callback thread, see `future::CallbackRunner`, `crates/future/src/runner.rs`).
 
 use std::sync::mpsc;
 use std::time::Instant;

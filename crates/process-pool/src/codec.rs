@@ -48,13 +48,15 @@
 //! decodes from whole frames.
 
 use std::io::Write;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use future::{panic_message, DynError};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::Serialize;
 
 use crate::frame::{self, put_string};
+use crate::keep_message::{capture, Seed, Val};
 use crate::reader::ArgReader;
 
 /// The task returned a value.
@@ -84,17 +86,32 @@ pub(crate) const OK_STREAMED: u8 = 5;
 /// addresses together, in `submit`, from typed `fn` pointers.
 pub(crate) type Trampoline = unsafe fn(usize, &mut ArgReader<'_>, &mut ResultWriter<'_>);
 
-/// Encodes `value` at the end of `out`.
+/// Encodes `value` at the end of `out`. A failing `Serialize` impl's error
+/// is its own message (see `keep_message`).
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
-    postcard::to_io(value, out)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let (encoded, custom) = capture(|| postcard::to_io(&Val(value), out).map(|_| ()));
+    encoded.map_err(|e| message(e, custom))
 }
 
 /// Decodes a `T` from `bytes` (trailing bytes are ignored). A length
-/// prefix longer than the bytes left is an error, never an allocation.
+/// prefix longer than the bytes left is an error, never an allocation. A
+/// failing `Deserialize` impl's error is its own message.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    postcard::from_bytes(bytes).map_err(|e| e.to_string())
+    let (decoded, custom) = capture(|| {
+        let mut de = postcard::Deserializer::from_bytes(bytes);
+        Seed(PhantomData::<T>).deserialize(&mut de)
+    });
+    decoded.map_err(|e| message(e, custom))
+}
+
+/// The text of a codec error: a user's impl's own message when it raised a
+/// custom error (postcard's own text for that is only "Serde
+/// (De)Serialization Error"), else postcard's.
+fn message(error: postcard::Error, custom: Option<String>) -> String {
+    match (error, custom) {
+        (postcard::Error::SerdeSerCustom | postcard::Error::SerdeDeCustom, Some(m)) => m,
+        (error, _) => error.to_string(),
+    }
 }
 
 /// Decodes a `T` from the argument reader: the argument is read whole into
@@ -106,9 +123,11 @@ pub(crate) fn decode_from<T: DeserializeOwned>(input: &mut ArgReader<'_>) -> Res
 
 /// The encoded size of `value`: a pass of its `Serialize` that writes nothing.
 fn encoded_size<T: Serialize + ?Sized>(value: &T) -> Result<u64, String> {
-    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
-        .map(|n: usize| n as u64)
-        .map_err(|e| e.to_string())
+    let (size, custom) = capture(|| {
+        postcard::serialize_with_flavor(&Val(value), postcard::ser_flavors::Size::default())
+    });
+    size.map(|n: usize| n as u64)
+        .map_err(|e| message(e, custom))
 }
 
 /// Results up to this size are encoded into a buffer and written with one
@@ -292,7 +311,7 @@ impl<'a> ResultWriter<'a> {
         // The encoder runs user code: a panic part-way is reported like an
         // error, after the frame is completed.
         let encoded = catch_unwind(AssertUnwindSafe(|| {
-            postcard::to_io(value, &mut out).map(|_| ())
+            postcard::to_io(&Val(value), &mut out).map(|_| ())
         }));
         let status = match encoded {
             Ok(Ok(())) if out.written == size => STREAM_OK,

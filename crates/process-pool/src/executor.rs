@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use future::{panic_message, Future};
+use future::{panic_message, CallbackRunner, Future};
 use nix::sys::signal::Signal;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -152,7 +152,7 @@ impl Builder {
             next_id: AtomicU64::new(1),
             spare: Mutex::new(Vec::new()),
             lanes_allowed: config_allows_lanes,
-            callbacks: Arc::default(),
+            callbacks: Arc::new(CallbackRunner::new("process-pool-callbacks")),
         });
         let dispatcher = Dispatcher::new(Arc::clone(&shared));
         let handle = thread::Builder::new()

@@ -99,7 +99,6 @@
 #![warn(missing_docs)]
 
 mod auto_chunk;
-mod callbacks;
 mod codec;
 mod dispatcher;
 mod error;
@@ -107,6 +106,7 @@ mod executor;
 mod fd_side;
 mod fork_server;
 mod frame;
+mod keep_message;
 mod map;
 mod reader;
 mod shared;

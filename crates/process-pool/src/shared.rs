@@ -26,11 +26,11 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::callbacks::CallbackRunner;
 use crate::dispatcher::{Handed, Lane};
 use crate::stats::Counters;
 use crate::sys;
 use crate::task::Task;
+use future::CallbackRunner;
 
 /// What to do when a worker dies unexpectedly.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

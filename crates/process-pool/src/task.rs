@@ -9,10 +9,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use future::{panic_message, DynError, Promise, TaskError};
+use future::{panic_message, CallbackRunner, DynError, Promise, TaskError};
 use serde::de::DeserializeOwned;
 
-use crate::callbacks::CallbackRunner;
 use crate::codec;
 use crate::error::{CodecError, CodecStage};
 use crate::stats::Counters;
@@ -66,6 +65,21 @@ impl<R: DeserializeOwned + Send + 'static> Sink for TypedSink<R> {
     }
 
     fn complete(self: Box<Self>, outcome: Result<&[u8], TaskError>, counters: &Counters) {
+        // User code runs in here on the dispatcher thread: the result's
+        // `Deserialize` (caught below, to fail the task with its message),
+        // and the `Drop` of a result nobody holds any more (the user dropped
+        // the future, or cancelled it), which happens when the promise and
+        // the value go. Contained, so the dispatcher survives it.
+        future::contain(
+            "process-pool dispatcher",
+            "the completion of a task",
+            move || (*self).complete_uncontained(outcome, counters),
+        );
+    }
+}
+
+impl<R: DeserializeOwned + Send + 'static> TypedSink<R> {
+    fn complete_uncontained(self, outcome: Result<&[u8], TaskError>, counters: &Counters) {
         let outcome = outcome.and_then(|bytes| {
             match catch_unwind(AssertUnwindSafe(|| codec::decode::<R>(bytes))) {
                 Ok(Ok(value)) => Ok(value),

@@ -4,7 +4,9 @@
 //! done-callback is caught by the future crate. A few panics can still come
 //! out of a job: the drop of a cancelled task's closure (it is dropped
 //! unrun), the drop of a result nobody holds (dropped with the task's
-//! promise, on the worker), a callback-panic hook that panics itself. Left
+//! promise, on the worker), and, before issue 17, a callback-panic hook
+//! that panicked itself (the future crate now catches that one where it
+//! reports, see `future/src/report.rs`). Left
 //! alone, any of them unwound through the worker loop and killed the thread
 //! without leaving the pool's counts, so the pool believed in a worker that
 //! did not exist: later submits counted on it and never ran (issue 11).
