@@ -213,16 +213,18 @@ pub fn worker_main(name: &str, registry: Registry) -> ExitCode {
             return usage_error(name, &e);
         }
     }
-    if let Err(e) = RedisUrl::parse(&config.broker) {
-        return usage_error(name, &e.to_string());
-    }
+    // Shown parsed: its `Display` masks the password (`redis://:**@host`).
+    let broker = match RedisUrl::parse(&config.broker) {
+        Ok(url) => url,
+        Err(e) => return usage_error(name, &e.to_string()),
+    };
     let worker = Worker::new(config.clone(), registry);
     watch_stop_signals(name.to_string(), &worker);
     eprintln!(
         "{name} {} ready: queues {:?} on {}, concurrency {} ({:?})",
         std::process::id(),
         config.queues,
-        config.broker,
+        broker,
         config.concurrency,
         config.pool
     );

@@ -6,7 +6,7 @@
 //! stream of pushed arrays, read with [`Connection::read_reply`]).
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::error::CeleryError;
@@ -62,10 +62,12 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects, then `SELECT`s the URL's database (and `AUTH`s if it has a password).
+    /// Connects (within the URL's `connect_timeout`, if it has one), then
+    /// `AUTH`s if the URL has a password (`AUTH user password` with a user)
+    /// and `SELECT`s its database.
     pub fn open(url: &RedisUrl) -> Result<Connection, CeleryError> {
-        let stream = TcpStream::connect((url.host.as_str(), url.port))
-            .map_err(|e| CeleryError::Connect(url.to_string(), e.to_string()))?;
+        let stream =
+            connect_tcp(url).map_err(|e| CeleryError::Connect(url.to_string(), e.to_string()))?;
         stream.set_nodelay(true).ok();
         let writer = stream.try_clone().map_err(CeleryError::io)?;
         let mut conn = Connection {
@@ -74,11 +76,22 @@ impl Connection {
             out: Vec::with_capacity(1024),
         };
         if let Some(password) = &url.password {
-            conn.command(&[b"AUTH", password.as_bytes()])?.ok()?;
+            let reply = match &url.username {
+                Some(user) => conn.command(&[b"AUTH", user.as_bytes(), password.as_bytes()])?,
+                None => conn.command(&[b"AUTH", password.as_bytes()])?,
+            };
+            if let Reply::Error(e) = reply {
+                return Err(CeleryError::Auth(url.to_string(), e));
+            }
         }
         if url.db != 0 {
-            conn.command(&[b"SELECT", url.db.to_string().as_bytes()])?
-                .ok()?;
+            match conn.command(&[b"SELECT", url.db.to_string().as_bytes()])? {
+                // A server with a password, a URL without one.
+                Reply::Error(e) if e.starts_with("NOAUTH") => {
+                    return Err(CeleryError::Auth(url.to_string(), e))
+                }
+                r => r.ok()?,
+            };
         }
         Ok(conn)
     }
@@ -123,6 +136,22 @@ impl Connection {
     pub fn has_buffered(&self) -> bool {
         !self.reader.buffer().is_empty()
     }
+}
+
+/// A TCP connection to the URL's host, tried address by address (a name
+/// may resolve to IPv6 and IPv4), each within the URL's connect timeout.
+fn connect_tcp(url: &RedisUrl) -> io::Result<TcpStream> {
+    let Some(limit) = url.connect_timeout else {
+        return TcpStream::connect((url.host.as_str(), url.port));
+    };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
+    for addr in (url.host.as_str(), url.port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, limit) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Appends `args` as a RESP array of bulk strings.
