@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::canvas::{self, Embed, FollowUps};
-use crate::control::{revoked_ids, RevokedSet};
+use crate::control::{Active, Remote, RevokedSet};
 use crate::error::CeleryError;
 use crate::id::new_task_id;
 use crate::message::{mark_redelivered, TaskMessage, SEP};
@@ -66,6 +66,9 @@ pub struct WorkerConfig {
     pub result_expires: Duration,
     /// Where tasks run (default: the runner threads).
     pub pool: PoolKind,
+    /// The node name remote control knows the worker by (default
+    /// `celery@<host>`, Celery's): `inspect(destination=[...])` names it.
+    pub hostname: String,
 }
 
 /// Where a worker runs its tasks.
@@ -92,6 +95,7 @@ impl WorkerConfig {
             restore_interval: Duration::from_secs(100),
             result_expires: Duration::from_secs(86_400),
             pool: PoolKind::Threads,
+            hostname: format!("celery@{}", crate::message::hostname()),
         }
     }
 }
@@ -114,6 +118,8 @@ pub struct Worker {
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<WorkerStats>>,
     running: Arc<Running>,
+    /// What `inspect().active()` reports.
+    active: Arc<Active>,
 }
 
 impl Worker {
@@ -125,6 +131,7 @@ impl Worker {
             stop: Arc::new(AtomicBool::new(false)),
             stats: Arc::default(),
             running: Arc::default(),
+            active: Arc::default(),
         }
     }
 
@@ -167,7 +174,26 @@ impl Worker {
                 .ok()?;
         }
         let revoked = Arc::new(Mutex::new(RevokedSet::default()));
-        let pidbox = self.start_pidbox(&broker_url, revoked.clone())?;
+        let remote = Remote {
+            node: self.config.hostname.clone(),
+            revoked: revoked.clone(),
+            active: self.active.clone(),
+            stop: self.stop.clone(),
+            broker: broker.clone(),
+            registered: self
+                .registry
+                .names()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            pool: match self.config.pool {
+                PoolKind::Threads => "threads",
+                PoolKind::Processes => "processes",
+            },
+            concurrency: self.config.concurrency,
+            started: Instant::now(),
+        };
+        let pidbox = self.start_pidbox(&broker_url, remote)?;
         let restorer = self.start_restorer(broker.clone());
         let procs = match self.config.pool {
             PoolKind::Threads => None,
@@ -245,6 +271,8 @@ impl Worker {
             let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
             return;
         }
+        // Listed by `inspect().active()` until this function returns.
+        let _active = self.active.begin(&job.tag, &job.msg, &self.config.hostname);
         let (outcome, follow) = match Embed::parse(&job.msg.embed) {
             // Refused before it runs: a task never half-runs.
             Err(why) => (
@@ -454,11 +482,7 @@ impl Worker {
         Some(job)
     }
 
-    fn start_pidbox(
-        &self,
-        url: &RedisUrl,
-        revoked: Arc<Mutex<RevokedSet>>,
-    ) -> Result<Pidbox, CeleryError> {
+    fn start_pidbox(&self, url: &RedisUrl, remote: Remote) -> Result<Pidbox, CeleryError> {
         let mut conn = Connection::open(url)?;
         let channel = format!("/{}.celery.pidbox", url.db);
         conn.command(&[b"SUBSCRIBE", channel.as_bytes()])?.ok()?;
@@ -470,11 +494,7 @@ impl Worker {
                     let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
                     if parts.next().flatten().as_deref() == Some(b"message") {
                         let data = parts.nth(1).flatten().unwrap_or_default();
-                        let now = Instant::now();
-                        let mut revoked = lock(&revoked);
-                        for id in revoked_ids(&data) {
-                            revoked.insert(id, now);
-                        }
+                        remote.handle(&data);
                     }
                 }
             })
