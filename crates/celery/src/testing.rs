@@ -14,6 +14,7 @@ use crate::resp::Connection;
 use crate::url::RedisUrl;
 
 pub mod proxy;
+pub mod tasks;
 pub use proxy::{Proxy, ProxyStats};
 
 const INSTALL_HINT: &str = "run the tests through `scripts/test cargo test --workspace` \
