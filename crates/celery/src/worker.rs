@@ -47,8 +47,9 @@ use crate::registry::Registry;
 use crate::resp::{Connection, Reply};
 use crate::url::RedisUrl;
 
-/// How a worker is set up; see [`Worker::new`].
-#[derive(Clone, Debug)]
+/// How a worker is set up; see [`Worker::new`]. Its `Debug` masks the
+/// URLs' passwords.
+#[derive(Clone)]
 pub struct WorkerConfig {
     /// Broker URL (`redis://host:port/db`).
     pub broker: String,
@@ -69,6 +70,20 @@ pub struct WorkerConfig {
     /// The node name remote control knows the worker by (default
     /// `celery@<host>`, Celery's): `inspect(destination=[...])` names it.
     pub hostname: String,
+}
+
+impl std::fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::url::mask_password;
+        f.debug_struct("WorkerConfig")
+            .field("broker", &mask_password(&self.broker))
+            .field("backend", &self.backend.as_deref().map(mask_password))
+            .field("queues", &self.queues)
+            .field("concurrency", &self.concurrency)
+            .field("pool", &self.pool)
+            .field("hostname", &self.hostname)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a worker runs its tasks.
@@ -925,6 +940,19 @@ mod tests {
             .command(&[b"GET", key])
             .unwrap()
             .into_bytes()
+    }
+
+    #[test]
+    fn a_worker_configs_debug_masks_the_passwords() {
+        let mut config = WorkerConfig::new("redis://:s3cret@h:1/0");
+        config.backend = Some("redis://alice:0ther@h:2/1".to_string());
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("0ther"),
+            "{shown}"
+        );
+        assert!(shown.contains("redis://:**@h:1/0"), "{shown}");
+        assert!(shown.contains("redis://alice:**@h:2/1"), "{shown}");
     }
 
     #[test]
