@@ -77,11 +77,7 @@ impl RedisUrl {
         };
         let mut connect_timeout = None;
         let mut socket_timeout = None;
-        for (key, value) in query
-            .into_iter()
-            .flat_map(|q| q.split('&'))
-            .filter_map(|kv| (!kv.is_empty()).then(|| kv.split_once('=').unwrap_or((kv, ""))))
-        {
+        for (key, value) in query_pairs(query.unwrap_or("")) {
             match key {
                 "socket_connect_timeout" => {
                     connect_timeout = Some(parse_timeout(key, value).map_err(|why| bad(&why))?)
@@ -131,6 +127,14 @@ fn strip_scheme(url: &str) -> Result<&str, String> {
             .to_string(),
         _ => "it must start with redis://".to_string(),
     })
+}
+
+/// The `key=value` pairs of a query (`key` alone is `key=`).
+fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
 }
 
 /// `user:password` or `:password` (each percent-encoded); a user needs a password.
