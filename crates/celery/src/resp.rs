@@ -5,8 +5,10 @@
 //! read several replies), and pub/sub (a subscribed connection is just a
 //! stream of pushed arrays, read with [`Connection::read_reply`]).
 
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use crate::error::CeleryError;
@@ -54,10 +56,80 @@ impl Reply {
     }
 }
 
+/// The socket under a [`Connection`]: TCP, or a unix socket for
+/// `redis+socket://` and `unix://` URLs.
+#[derive(Debug)]
+pub enum Stream {
+    /// `redis://host:port`.
+    Tcp(TcpStream),
+    /// `redis+socket:///path` or `unix:///path`.
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// A second handle on the same socket.
+    pub fn try_clone(&self) -> io::Result<Stream> {
+        match self {
+            Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
+            Stream::Unix(s) => s.try_clone().map(Stream::Unix),
+        }
+    }
+
+    /// Shuts the socket down (a thread blocked reading it returns).
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+        }
+    }
+
+    /// Sets the read timeout (`None`: block forever).
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(t),
+            Stream::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
+        }
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
 /// One connection to a Redis server.
 pub struct Connection {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Stream>,
+    writer: Stream,
     out: Vec<u8>,
 }
 
@@ -66,9 +138,14 @@ impl Connection {
     /// `AUTH`s if the URL has a password (`AUTH user password` with a user)
     /// and `SELECT`s its database.
     pub fn open(url: &RedisUrl) -> Result<Connection, CeleryError> {
-        let stream =
-            connect_tcp(url).map_err(|e| CeleryError::Connect(url.to_string(), e.to_string()))?;
-        stream.set_nodelay(true).ok();
+        let stream = match &url.unix_socket {
+            Some(path) => UnixStream::connect(path).map(Stream::Unix),
+            None => connect_tcp(url).map(|s| {
+                s.set_nodelay(true).ok();
+                Stream::Tcp(s)
+            }),
+        }
+        .map_err(|e| CeleryError::Connect(url.to_string(), e.to_string()))?;
         let writer = stream.try_clone().map_err(CeleryError::io)?;
         let mut conn = Connection {
             reader: BufReader::with_capacity(64 * 1024, stream),
@@ -98,7 +175,7 @@ impl Connection {
 
     /// A second handle on the socket, for writing while another thread reads
     /// (a subscribed connection's owner reads; submitters add subscriptions).
-    pub fn writer(&self) -> Result<TcpStream, CeleryError> {
+    pub fn writer(&self) -> Result<Stream, CeleryError> {
         self.writer.try_clone().map_err(CeleryError::io)
     }
 

@@ -1,6 +1,8 @@
 //! Redis URLs as Celery users write them (redis-py's and kombu's spelling):
 //!
 //! `redis://[[user]:password@]host[:port][/db][?option=value&...]`
+//! `redis+socket://[[user]:password@]/path/to/redis.sock[?option=value&...]`
+//! (kombu's unix socket; redis-py's `unix://` the same)
 //!
 //! * `user` and `password` may be percent-encoded (`p%40ss` is `p@ss`);
 //!   with a user the connection says `AUTH user password` (a Redis 6 ACL
@@ -8,12 +10,13 @@
 //! * `host` is a name, an IPv4 address or a bracketed IPv6 literal
 //!   (`[::1]`); `port` defaults to 6379, `db` to 0.
 //! * Options: `socket_connect_timeout=SECS` and `socket_timeout=SECS`
-//!   (both bound how long connecting may take, see [`RedisUrl::connect_timeout`])
-//!   and `db=N` (when the path names no database). Any other option is
-//!   refused, so that nothing a user wrote is silently ignored.
-//! * Refused with an error that says why: `rediss://` (TLS) and
-//!   `redis+socket://` / `unix://` (unix sockets): our client speaks plain
-//!   TCP only.
+//!   (both bound how long a TCP connect may take, see
+//!   [`RedisUrl::connect_timeout`]; a unix socket connects at once) and
+//!   `db=N` or `virtual_host=N` (kombu's name; when the path names no
+//!   database). Any other option is refused, so that nothing a user wrote
+//!   is silently ignored.
+//! * Refused with an error that says why: `rediss://` (TLS): our client
+//!   speaks plain TCP and unix sockets only.
 //!
 //! A password never appears in what this module prints: [`RedisUrl`]'s
 //! `Display` and `Debug`, and the URL in every [`CeleryError::BadUrl`], show
@@ -27,9 +30,10 @@ use crate::error::CeleryError;
 /// A parsed Redis URL.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl {
-    /// Host name or address (an IPv6 address without its brackets).
+    /// Host name or address (an IPv6 address without its brackets); for a
+    /// unix socket, its path.
     pub host: String,
-    /// TCP port (default 6379).
+    /// TCP port (default 6379; 0 for a unix socket).
     pub port: u16,
     /// Database number (default 0).
     pub db: u32,
@@ -40,6 +44,8 @@ pub struct RedisUrl {
     /// The longest a connection attempt may take (`socket_connect_timeout`,
     /// else `socket_timeout`); `None`: the operating system's limit.
     pub connect_timeout: Option<Duration>,
+    /// The unix socket's path (`redis+socket:///path`), if it is one.
+    pub unix_socket: Option<String>,
 }
 
 /// The longest timeout an option may give: a day is already far past any
@@ -51,7 +57,7 @@ impl RedisUrl {
     /// wrong, with the password masked.
     pub fn parse(url: &str) -> Result<RedisUrl, CeleryError> {
         let bad = |why: &str| CeleryError::BadUrl(mask_password(url), why.to_string());
-        let rest = strip_scheme(url).map_err(|why| bad(&why))?;
+        let (unix, rest) = strip_scheme(url).map_err(|why| bad(&why))?;
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, Some(q)),
             None => (rest, None),
@@ -66,14 +72,24 @@ impl RedisUrl {
             None => (None, None),
             Some(u) => parse_userinfo(u).map_err(|why| bad(&why))?,
         };
-        let (hostport, path) = match rest.split_once('/') {
-            Some((h, p)) => (h, p),
-            None => (rest, ""),
-        };
-        let (host, port) = parse_host_port(hostport).map_err(|why| bad(&why))?;
-        let mut db = match path {
-            "" => None,
-            d => Some(parse_db(d).map_err(|why| bad(&why))?),
+        let (host, port, mut db) = if unix {
+            if !rest.starts_with('/') {
+                return Err(bad(
+                    "a unix socket needs an absolute path (redis+socket:///path)",
+                ));
+            }
+            (rest.to_string(), 0, None)
+        } else {
+            let (hostport, path) = match rest.split_once('/') {
+                Some((h, p)) => (h, p),
+                None => (rest, ""),
+            };
+            let (host, port) = parse_host_port(hostport).map_err(|why| bad(&why))?;
+            let db = match path {
+                "" => None,
+                d => Some(parse_db(d).map_err(|why| bad(&why))?),
+            };
+            (host, port, db)
         };
         let mut connect_timeout = None;
         let mut socket_timeout = None;
@@ -85,7 +101,7 @@ impl RedisUrl {
                 "socket_timeout" => {
                     socket_timeout = Some(parse_timeout(key, value).map_err(|why| bad(&why))?)
                 }
-                "db" => {
+                "db" | "virtual_host" => {
                     let n = parse_db(value).map_err(|why| bad(&why))?;
                     if db.is_some_and(|d| d != n) {
                         return Err(bad("the path and the db option name different databases"));
@@ -95,38 +111,37 @@ impl RedisUrl {
                 other => {
                     return Err(bad(&format!(
                         "the option {other:?} is not supported (supported: \
-                         socket_connect_timeout, socket_timeout, db)"
+                         socket_connect_timeout, socket_timeout, db, virtual_host)"
                     )))
                 }
             }
         }
         Ok(RedisUrl {
-            host,
             port,
             db: db.unwrap_or(0),
             username,
             password,
             connect_timeout: connect_timeout.or(socket_timeout),
+            unix_socket: unix.then(|| host.clone()),
+            host,
         })
     }
 }
 
-/// The part after `redis://`, or why the scheme is refused.
-fn strip_scheme(url: &str) -> Result<&str, String> {
-    if let Some(rest) = url.strip_prefix("redis://") {
-        return Ok(rest);
-    }
-    let scheme = url.split_once("://").map(|(s, _)| s);
-    Err(match scheme {
-        Some("rediss") => "TLS (rediss://) is not supported: this client speaks plain TCP; \
+/// Whether the URL names a unix socket, and the part after its scheme;
+/// or why the scheme is refused.
+fn strip_scheme(url: &str) -> Result<(bool, &str), String> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    match scheme {
+        "redis" => Ok((false, rest)),
+        "redis+socket" | "unix" | "socket" => Ok((true, rest)),
+        "rediss" => Err(
+            "TLS (rediss://) is not supported: this client speaks plain TCP; \
             reach a TLS-only Redis through a local TLS tunnel (stunnel, spiped) and use redis://"
-            .to_string(),
-        Some("redis+socket" | "unix" | "socket") => "unix sockets are not supported: \
-            this client connects over TCP; let redis-server listen on a loopback port \
-            (`port 6379`, `bind 127.0.0.1`) and use redis://127.0.0.1:6379/0"
-            .to_string(),
-        _ => "it must start with redis://".to_string(),
-    })
+                .to_string(),
+        ),
+        _ => Err("it must start with redis:// (or redis+socket:// for a unix socket)".to_string()),
+    }
 }
 
 /// The `key=value` pairs of a query (`key` alone is `key=`).
@@ -249,9 +264,16 @@ pub(crate) fn mask_password(url: &str) -> String {
 impl fmt::Display for RedisUrl {
     /// `redis://[user]:**@host:port/db` with a password, else `redis://host:port/db`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("redis://")?;
+        let scheme = match self.unix_socket {
+            Some(_) => "redis+socket://",
+            None => "redis://",
+        };
+        f.write_str(scheme)?;
         if self.password.is_some() {
             write!(f, "{}:**@", self.username.as_deref().unwrap_or(""))?;
+        }
+        if let Some(path) = &self.unix_socket {
+            return write!(f, "{path}?virtual_host={}", self.db);
         }
         if self.host.contains(':') {
             write!(f, "[{}]", self.host)?;
@@ -326,6 +348,18 @@ mod tests {
         let u = RedisUrl::parse("redis://[::1]:6379/0").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 6379));
         assert_eq!(u.to_string(), "redis://[::1]:6379/0");
+        let u = RedisUrl::parse("redis+socket://:p%40ss@/run/redis.sock?virtual_host=3").unwrap();
+        assert_eq!(u.unix_socket.as_deref(), Some("/run/redis.sock"));
+        assert_eq!((u.password.as_deref(), u.db), (Some("p@ss"), 3));
+        assert_eq!(
+            u.to_string(),
+            "redis+socket://:**@/run/redis.sock?virtual_host=3"
+        );
+        let u = RedisUrl::parse("unix:///run/redis.sock?db=1").unwrap();
+        assert_eq!(
+            (u.unix_socket.as_deref(), u.db),
+            (Some("/run/redis.sock"), 1)
+        );
         let u = RedisUrl::parse("redis://[::1]").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 6379));
     }
@@ -338,13 +372,7 @@ mod tests {
             "{}",
             why("rediss://h")
         );
-        for unix in ["redis+socket:///tmp/r.sock", "unix:///tmp/r.sock"] {
-            assert!(
-                why(unix).contains("unix sockets are not supported"),
-                "{}",
-                why(unix)
-            );
-        }
+        assert!(why("redis+socket://tmp/r.sock").contains("absolute path"));
         assert!(
             why("redis://h/0?ssl_cert_reqs=none").contains("\"ssl_cert_reqs\" is not supported")
         );

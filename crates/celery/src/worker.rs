@@ -580,7 +580,7 @@ impl Fetch<'_> {
 }
 
 struct Pidbox {
-    socket: std::net::TcpStream,
+    socket: crate::resp::Stream,
     handle: std::thread::JoinHandle<()>,
 }
 
