@@ -22,7 +22,8 @@ use crate::{PoolKind, RedisUrl, Worker, WorkerConfig};
 const USAGE: &str = "\
 usage: NAME [--broker URL] [--backend URL] [-Q QUEUE[,QUEUE...]] [-c N]
                      [--visibility-timeout SECS] [--restore-interval SECS]
-                     [--result-expires SECS] [--pool processes|threads] [--list]
+                     [--result-expires SECS] [--pool processes|threads]
+                     [-n NODENAME] [--list]
 
 Consumes Celery task messages (protocol 2, JSON) from Redis and runs the
 registered tasks in worker processes (or threads), acking late.
@@ -35,6 +36,8 @@ registered tasks in worker processes (or threads), acking late.
   --restore-interval SECS      how often to look for them               (default 100)
   --result-expires SECS        result lifetime                          (default 86400)
   --pool processes|threads     where tasks run          (default processes)
+  -n, --hostname NODENAME      the name remote control uses (default celery@%h;
+                               %h is this machine's host name)
   --list                       print the task names and exit
 Ctrl-C (SIGINT) or SIGTERM: warm shutdown: stop fetching, finish the running
 tasks, store their results, exit 0. A second one: cold shutdown: the running
@@ -205,6 +208,13 @@ pub fn worker_main(name: &str, registry: Registry) -> ExitCode {
                         }
                     }
                 }
+                "-n" | "--hostname" => {
+                    let v = args.next().ok_or("-n needs a node name")?;
+                    if v.is_empty() {
+                        return Err("-n: the node name is empty".to_string());
+                    }
+                    config.hostname = v.replace("%h", &crate::message::hostname());
+                }
                 other => return Err(format!("unknown argument {other:?}")),
             }
             Ok(())
@@ -213,16 +223,19 @@ pub fn worker_main(name: &str, registry: Registry) -> ExitCode {
             return usage_error(name, &e);
         }
     }
-    if let Err(e) = RedisUrl::parse(&config.broker) {
-        return usage_error(name, &e.to_string());
-    }
+    // Shown parsed: its `Display` masks the password (`redis://:**@host`).
+    let broker = match RedisUrl::parse(&config.broker) {
+        Ok(url) => url,
+        Err(e) => return usage_error(name, &e.to_string()),
+    };
     let worker = Worker::new(config.clone(), registry);
     watch_stop_signals(name.to_string(), &worker);
     eprintln!(
-        "{name} {} ready: queues {:?} on {}, concurrency {} ({:?})",
+        "{name} {} ready as {}: queues {:?} on {}, concurrency {} ({:?})",
         std::process::id(),
+        config.hostname,
         config.queues,
-        config.broker,
+        broker,
         config.concurrency,
         config.pool
     );

@@ -6,10 +6,14 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CeleryError {
-    /// The URL is not a `redis://host:port/db` URL: (url, why).
+    /// The URL is not a Redis URL we can use: (url with its password
+    /// masked, why).
     BadUrl(String, String),
     /// Could not connect: (url, OS error). Is `redis-server` running there?
     Connect(String, String),
+    /// Redis refused the URL's user or password, or wants one the URL
+    /// lacks: (url, masked; Redis's reply).
+    Auth(String, String),
     /// The connection broke or a read/write failed.
     Io(String),
     /// Redis answered with an error reply.
@@ -54,7 +58,17 @@ impl fmt::Display for CeleryError {
                 f,
                 "cannot connect to Redis at {u}: {e} (is redis-server running there?)"
             ),
+            CeleryError::Auth(u, e) => write!(
+                f,
+                "Redis at {u} refused to log in ({e}): check the user and password in the \
+                 URL (redis://:PASSWORD@host or redis://USER:PASSWORD@host, percent-encoded)"
+            ),
             CeleryError::Io(e) => write!(f, "Redis connection failed: {e}"),
+            CeleryError::Redis(e) if e.starts_with("NOAUTH") => write!(
+                f,
+                "Redis error: {e} (the server wants a password: put it in the URL, \
+                 redis://:PASSWORD@host or redis://USER:PASSWORD@host)"
+            ),
             CeleryError::Redis(e) => write!(f, "Redis error: {e}"),
             CeleryError::Protocol(e) => write!(f, "not a Celery message: {e}"),
             CeleryError::Json(e) => write!(f, "JSON: {e}"),

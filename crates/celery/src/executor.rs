@@ -29,7 +29,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,7 +47,7 @@ use crate::message::{TaskMessage, SEP};
 use crate::meta::{parse_final, result_key, Outcome};
 use crate::pool::Pool;
 use crate::registry::Registry;
-use crate::resp::{encode, Connection, Reply};
+use crate::resp::{encode, Connection, Reply, Stream};
 use crate::url::RedisUrl;
 
 /// Completes one future: decodes the result and hands the future's
@@ -176,7 +176,7 @@ struct Shared {
     registry: Registry,
     pending: Mutex<HashMap<String, Pending>>,
     /// Write side of the listener's subscribed socket (`None` while it reconnects).
-    sub_writer: Mutex<Option<TcpStream>>,
+    sub_writer: Mutex<Option<Stream>>,
     closed: AtomicBool,
     /// The broker database's epoch as this client last read it: a
     /// different one after a reconnect means the server came back without
@@ -184,7 +184,7 @@ struct Shared {
     epoch: Mutex<Vec<u8>>,
     /// The broker watcher's socket, when the broker is not the backend's
     /// server (see [`watch_broker`]); `None` while it reconnects.
-    broker_watch: Mutex<Option<TcpStream>>,
+    broker_watch: Mutex<Option<Stream>>,
     /// Where the futures' done-callbacks run: never on the listener.
     callbacks: CallbackRunner,
 }

@@ -5,8 +5,10 @@
 //! read several replies), and pub/sub (a subscribed connection is just a
 //! stream of pushed arrays, read with [`Connection::read_reply`]).
 
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use crate::error::CeleryError;
@@ -54,19 +56,96 @@ impl Reply {
     }
 }
 
+/// The socket under a [`Connection`]: TCP, or a unix socket for
+/// `redis+socket://` and `unix://` URLs.
+#[derive(Debug)]
+pub enum Stream {
+    /// `redis://host:port`.
+    Tcp(TcpStream),
+    /// `redis+socket:///path` or `unix:///path`.
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// A second handle on the same socket.
+    pub fn try_clone(&self) -> io::Result<Stream> {
+        match self {
+            Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
+            Stream::Unix(s) => s.try_clone().map(Stream::Unix),
+        }
+    }
+
+    /// Shuts the socket down (a thread blocked reading it returns).
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+        }
+    }
+
+    /// Sets the read timeout (`None`: block forever).
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(t),
+            Stream::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
+        }
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
 /// One connection to a Redis server.
 pub struct Connection {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Stream>,
+    writer: Stream,
     out: Vec<u8>,
 }
 
 impl Connection {
-    /// Connects, then `SELECT`s the URL's database (and `AUTH`s if it has a password).
+    /// Connects (within the URL's `connect_timeout`, if it has one), then
+    /// `AUTH`s if the URL has a password (`AUTH user password` with a user)
+    /// and `SELECT`s its database.
     pub fn open(url: &RedisUrl) -> Result<Connection, CeleryError> {
-        let stream = TcpStream::connect((url.host.as_str(), url.port))
-            .map_err(|e| CeleryError::Connect(url.to_string(), e.to_string()))?;
-        stream.set_nodelay(true).ok();
+        let stream = match &url.unix_socket {
+            Some(path) => UnixStream::connect(path).map(Stream::Unix),
+            None => connect_tcp(url).map(|s| {
+                s.set_nodelay(true).ok();
+                Stream::Tcp(s)
+            }),
+        }
+        .map_err(|e| CeleryError::Connect(url.to_string(), e.to_string()))?;
         let writer = stream.try_clone().map_err(CeleryError::io)?;
         let mut conn = Connection {
             reader: BufReader::with_capacity(64 * 1024, stream),
@@ -74,18 +153,29 @@ impl Connection {
             out: Vec::with_capacity(1024),
         };
         if let Some(password) = &url.password {
-            conn.command(&[b"AUTH", password.as_bytes()])?.ok()?;
+            let reply = match &url.username {
+                Some(user) => conn.command(&[b"AUTH", user.as_bytes(), password.as_bytes()])?,
+                None => conn.command(&[b"AUTH", password.as_bytes()])?,
+            };
+            if let Reply::Error(e) = reply {
+                return Err(CeleryError::Auth(url.to_string(), e));
+            }
         }
         if url.db != 0 {
-            conn.command(&[b"SELECT", url.db.to_string().as_bytes()])?
-                .ok()?;
+            match conn.command(&[b"SELECT", url.db.to_string().as_bytes()])? {
+                // A server with a password, a URL without one.
+                Reply::Error(e) if e.starts_with("NOAUTH") => {
+                    return Err(CeleryError::Auth(url.to_string(), e))
+                }
+                r => r.ok()?,
+            };
         }
         Ok(conn)
     }
 
     /// A second handle on the socket, for writing while another thread reads
     /// (a subscribed connection's owner reads; submitters add subscriptions).
-    pub fn writer(&self) -> Result<TcpStream, CeleryError> {
+    pub fn writer(&self) -> Result<Stream, CeleryError> {
         self.writer.try_clone().map_err(CeleryError::io)
     }
 
@@ -123,6 +213,22 @@ impl Connection {
     pub fn has_buffered(&self) -> bool {
         !self.reader.buffer().is_empty()
     }
+}
+
+/// A TCP connection to the URL's host, tried address by address (a name
+/// may resolve to IPv6 and IPv4), each within the URL's connect timeout.
+fn connect_tcp(url: &RedisUrl) -> io::Result<TcpStream> {
+    let Some(limit) = url.connect_timeout else {
+        return TcpStream::connect((url.host.as_str(), url.port));
+    };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
+    for addr in (url.host.as_str(), url.port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, limit) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Appends `args` as a RESP array of bulk strings.

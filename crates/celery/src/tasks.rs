@@ -1,5 +1,9 @@
-//! The tasks the `celery-worker` binary serves: small ones for tests,
-//! demos and benchmarks, under the `rust.` prefix.
+//! The tasks the `celery-worker` binary serves: small, harmless ones for
+//! demos, benchmarks and a Python client trying the worker out, under the
+//! `rust.` prefix. Nothing here touches the file system or holds a thread
+//! for ever: anyone who can push to the queue can call these. The tests'
+//! own tasks (which do) are in [`crate::testing::tasks`], served only by
+//! the test worker.
 
 use std::fmt;
 
@@ -43,48 +47,6 @@ pub fn pid(_: ()) -> u32 {
     std::process::id()
 }
 
-/// `rust.touch`: creates the file `path` (proof that a task ran).
-pub fn touch(path: String) -> Result<(), RustTaskError> {
-    std::fs::write(&path, std::process::id().to_string())
-        .map_err(|e| RustTaskError(format!("{path}: {e}")))
-}
-
-/// `rust.block_first_run`: the first run (no file at `path`) creates the
-/// file, writes its process id to `<path>.pid` (atomically, by rename) and
-/// blocks forever, the way a task stuck in a dying worker would; a later run
-/// (a redelivery) returns its worker's pid.
-pub fn block_first_run(path: String) -> u32 {
-    if std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .is_ok()
-    {
-        let tmp = format!("{path}.pid.tmp");
-        if std::fs::write(&tmp, std::process::id().to_string()).is_ok() {
-            let _ = std::fs::rename(&tmp, format!("{path}.pid"));
-        }
-        loop {
-            std::thread::park();
-        }
-    }
-    std::process::id()
-}
-
-/// `rust.wait_for`: writes its process id to `<path>.started` (atomically,
-/// by rename), then waits until the file `path` exists and returns its
-/// process id: a task a test holds running until it opens the gate.
-pub fn wait_for(path: String) -> u32 {
-    let tmp = format!("{path}.started.tmp");
-    if std::fs::write(&tmp, std::process::id().to_string()).is_ok() {
-        let _ = std::fs::rename(&tmp, format!("{path}.started"));
-    }
-    while !std::path::Path::new(&path).exists() {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    std::process::id()
-}
-
 /// `rust.echo`: returns its argument (any JSON).
 pub fn echo(v: serde_json::Value) -> serde_json::Value {
     v
@@ -97,10 +59,7 @@ pub fn builtin() -> Registry {
         .register("rust.panic", panic)
         .register("rust.sleep_ms", sleep_ms)
         .register("rust.pid", pid)
-        .register("rust.block_first_run", block_first_run)
-        .register("rust.wait_for", wait_for)
         .register("rust.echo", echo);
-    r.register_fallible("rust.fail", fail)
-        .register_fallible("rust.touch", touch);
+    r.register_fallible("rust.fail", fail);
     r
 }

@@ -14,6 +14,7 @@ use crate::resp::Connection;
 use crate::url::RedisUrl;
 
 pub mod proxy;
+pub mod tasks;
 pub use proxy::{Proxy, ProxyStats};
 
 const INSTALL_HINT: &str = "run the tests through `scripts/test cargo test --workspace` \
@@ -26,6 +27,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     persistent: bool,
+    /// Further `redis-server` arguments (`--requirepass`, `--bind`, ...).
+    extra: Vec<String>,
 }
 
 /// The `redis-server` binary: `$REDIS_SERVER`, then `PATH`, then Debian's path.
@@ -57,6 +60,18 @@ impl RedisServer {
     /// Starts a server; `persistent` turns the append-only file on (in a
     /// private directory), so data survives [`restart`](Self::restart).
     pub fn start_with(persistent: bool) -> RedisServer {
+        Self::start_full(persistent, &[])
+    }
+
+    /// Starts a server with persistence off and further `redis-server`
+    /// arguments, such as `["--requirepass", "s3cret"]` or
+    /// `["--bind", "127.0.0.1", "::1"]` (replacing the default bind); each
+    /// word its own argument, as on redis-server's command line.
+    pub fn start_args(extra: &[&str]) -> RedisServer {
+        Self::start_full(false, extra)
+    }
+
+    fn start_full(persistent: bool, extra: &[&str]) -> RedisServer {
         let dir = std::env::temp_dir().join(format!(
             "celery-test-redis-{}-{}",
             std::process::id(),
@@ -70,6 +85,7 @@ impl RedisServer {
                 port: free_port(),
                 dir: dir.clone(),
                 persistent,
+                extra: extra.iter().map(|a| a.to_string()).collect(),
             };
             match s.spawn() {
                 Ok(()) => return s,
@@ -100,6 +116,7 @@ impl RedisServer {
             .arg("--dir")
             .arg(&self.dir)
             .args(["--daemonize", "no", "--loglevel", "warning"])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
@@ -112,8 +129,11 @@ impl RedisServer {
                 // PONG, not `-LOADING`: a persistent server answers that
                 // while it reads its append-only file, and refuses the
                 // clients' commands until it is done.
-                if c.command(&[b"PING"]) == Ok(crate::resp::Reply::Status("PONG".to_string())) {
-                    return Ok(());
+                // NOAUTH: a server started with a password is up too.
+                match c.command(&[b"PING"]) {
+                    Ok(crate::resp::Reply::Status(s)) if s == "PONG" => return Ok(()),
+                    Ok(crate::resp::Reply::Error(e)) if e.starts_with("NOAUTH") => return Ok(()),
+                    _ => {}
                 }
             }
             if let Some(status) = self

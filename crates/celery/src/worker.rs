@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::canvas::{self, Embed, FollowUps};
-use crate::control::{revoked_ids, RevokedSet};
+use crate::control::{Active, Remote, RevokedSet};
 use crate::error::CeleryError;
 use crate::id::new_task_id;
 use crate::message::{mark_redelivered, TaskMessage, SEP};
@@ -47,8 +47,9 @@ use crate::registry::Registry;
 use crate::resp::{Connection, Reply};
 use crate::url::RedisUrl;
 
-/// How a worker is set up; see [`Worker::new`].
-#[derive(Clone, Debug)]
+/// How a worker is set up; see [`Worker::new`]. Its `Debug` masks the
+/// URLs' passwords.
+#[derive(Clone)]
 pub struct WorkerConfig {
     /// Broker URL (`redis://host:port/db`).
     pub broker: String,
@@ -66,6 +67,23 @@ pub struct WorkerConfig {
     pub result_expires: Duration,
     /// Where tasks run (default: the runner threads).
     pub pool: PoolKind,
+    /// The node name remote control knows the worker by (default
+    /// `celery@<host>`, Celery's): `inspect(destination=[...])` names it.
+    pub hostname: String,
+}
+
+impl std::fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::url::mask_password;
+        f.debug_struct("WorkerConfig")
+            .field("broker", &mask_password(&self.broker))
+            .field("backend", &self.backend.as_deref().map(mask_password))
+            .field("queues", &self.queues)
+            .field("concurrency", &self.concurrency)
+            .field("pool", &self.pool)
+            .field("hostname", &self.hostname)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a worker runs its tasks.
@@ -92,6 +110,7 @@ impl WorkerConfig {
             restore_interval: Duration::from_secs(100),
             result_expires: Duration::from_secs(86_400),
             pool: PoolKind::Threads,
+            hostname: format!("celery@{}", crate::message::hostname()),
         }
     }
 }
@@ -114,6 +133,8 @@ pub struct Worker {
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<WorkerStats>>,
     running: Arc<Running>,
+    /// What `inspect().active()` reports.
+    active: Arc<Active>,
 }
 
 impl Worker {
@@ -125,6 +146,7 @@ impl Worker {
             stop: Arc::new(AtomicBool::new(false)),
             stats: Arc::default(),
             running: Arc::default(),
+            active: Arc::default(),
         }
     }
 
@@ -167,7 +189,26 @@ impl Worker {
                 .ok()?;
         }
         let revoked = Arc::new(Mutex::new(RevokedSet::default()));
-        let pidbox = self.start_pidbox(&broker_url, revoked.clone())?;
+        let remote = Remote {
+            node: self.config.hostname.clone(),
+            revoked: revoked.clone(),
+            active: self.active.clone(),
+            stop: self.stop.clone(),
+            broker: broker.clone(),
+            registered: self
+                .registry
+                .names()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            pool: match self.config.pool {
+                PoolKind::Threads => "threads",
+                PoolKind::Processes => "processes",
+            },
+            concurrency: self.config.concurrency,
+            started: Instant::now(),
+        };
+        let pidbox = self.start_pidbox(&broker_url, remote)?;
         let restorer = self.start_restorer(broker.clone());
         let procs = match self.config.pool {
             PoolKind::Threads => None,
@@ -245,6 +286,8 @@ impl Worker {
             let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
             return;
         }
+        // Listed by `inspect().active()` until this function returns.
+        let _active = self.active.begin(&job.tag, &job.msg, &self.config.hostname);
         let (outcome, follow) = match Embed::parse(&job.msg.embed) {
             // Refused before it runs: a task never half-runs.
             Err(why) => (
@@ -454,11 +497,7 @@ impl Worker {
         Some(job)
     }
 
-    fn start_pidbox(
-        &self,
-        url: &RedisUrl,
-        revoked: Arc<Mutex<RevokedSet>>,
-    ) -> Result<Pidbox, CeleryError> {
+    fn start_pidbox(&self, url: &RedisUrl, remote: Remote) -> Result<Pidbox, CeleryError> {
         let mut conn = Connection::open(url)?;
         let channel = format!("/{}.celery.pidbox", url.db);
         conn.command(&[b"SUBSCRIBE", channel.as_bytes()])?.ok()?;
@@ -470,11 +509,7 @@ impl Worker {
                     let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
                     if parts.next().flatten().as_deref() == Some(b"message") {
                         let data = parts.nth(1).flatten().unwrap_or_default();
-                        let now = Instant::now();
-                        let mut revoked = lock(&revoked);
-                        for id in revoked_ids(&data) {
-                            revoked.insert(id, now);
-                        }
+                        remote.handle(&data);
                     }
                 }
             })
@@ -545,7 +580,7 @@ impl Fetch<'_> {
 }
 
 struct Pidbox {
-    socket: std::net::TcpStream,
+    socket: crate::resp::Stream,
     handle: std::thread::JoinHandle<()>,
 }
 
@@ -905,6 +940,19 @@ mod tests {
             .command(&[b"GET", key])
             .unwrap()
             .into_bytes()
+    }
+
+    #[test]
+    fn a_worker_configs_debug_masks_the_passwords() {
+        let mut config = WorkerConfig::new("redis://:s3cret@h:1/0");
+        config.backend = Some("redis://alice:0ther@h:2/1".to_string());
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("0ther"),
+            "{shown}"
+        );
+        assert!(shown.contains("redis://:**@h:1/0"), "{shown}");
+        assert!(shown.contains("redis://alice:**@h:2/1"), "{shown}");
     }
 
     #[test]

@@ -4,13 +4,14 @@ mod common;
 
 use std::time::Duration;
 
+use celery::testing::tasks as test_tasks;
 use celery::{tasks, CeleryExecutor};
 use common::*;
 use future::{as_completed, FutureError, TaskError};
 
 fn executor(redis: &RedisServer) -> CeleryExecutor {
     CeleryExecutor::builder(&redis.url(0))
-        .registry(tasks::builtin())
+        .registry(test_tasks::registry())
         .connect()
         .expect("connect")
 }
@@ -91,7 +92,7 @@ fn cancel_before_start_revokes_the_task_and_it_never_runs() {
     let _ = std::fs::remove_file(&marker);
     let ex = executor(&redis);
     let f = ex
-        .submit_fallible(tasks::touch, marker.to_string_lossy().into_owned())
+        .submit_fallible(test_tasks::touch, marker.to_string_lossy().into_owned())
         .unwrap();
     assert!(f.cancel());
     assert!(f.cancelled());
@@ -124,7 +125,7 @@ fn shutdown_with_wait_waits_for_pending_results_then_refuses_submits() {
 fn the_broker_restarting_mid_run_loses_no_result_and_nothing_hangs() {
     let mut redis = RedisServer::start_with(true);
     let ex = CeleryExecutor::builder(&redis.url(0))
-        .registry(tasks::builtin())
+        .registry(test_tasks::registry())
         .reconnect_timeout(Duration::from_secs(60))
         .connect()
         .unwrap();
@@ -150,7 +151,7 @@ fn the_broker_restarting_mid_run_loses_no_result_and_nothing_hangs() {
 fn a_broker_that_stays_down_fails_pending_futures_with_a_clear_error() {
     let mut redis = RedisServer::start();
     let ex = CeleryExecutor::builder(&redis.url(0))
-        .registry(tasks::builtin())
+        .registry(test_tasks::registry())
         .reconnect_timeout(Duration::from_millis(500))
         .connect()
         .unwrap();

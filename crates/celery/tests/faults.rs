@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use celery::resp::{Connection, Reply};
+use celery::testing::tasks as test_tasks;
 use celery::testing::Proxy;
 use celery::{tasks, CeleryError, CeleryExecutor, Worker, WorkerConfig, WorkerStats};
 use common::*;
@@ -29,7 +30,7 @@ struct InProcessWorker {
 
 impl InProcessWorker {
     fn start(broker: &str, queues: &[&str], concurrency: usize) -> InProcessWorker {
-        Self::with_registry(broker, queues, concurrency, tasks::builtin())
+        Self::with_registry(broker, queues, concurrency, test_tasks::registry())
     }
 
     fn with_registry(
@@ -70,7 +71,7 @@ impl Drop for InProcessWorker {
 
 fn executor(url: &str) -> CeleryExecutor {
     CeleryExecutor::builder(url)
-        .registry(tasks::builtin())
+        .registry(test_tasks::registry())
         .reconnect_timeout(LONG)
         .connect()
         .expect("connect")
@@ -413,7 +414,7 @@ fn known_defect_a_result_stored_while_the_workers_link_is_cut_is_dropped() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let mut c = redis.connect();
-    let mut registry = tasks::builtin();
+    let mut registry = test_tasks::registry();
     registry.register("test.wait_for_file", wait_for_file);
     let worker = InProcessWorker::with_registry(&link.url(0), &["celery"], 1, registry);
     let ex = executor(&redis.url(0));
@@ -456,7 +457,7 @@ fn a_worker_that_lost_its_pidbox_still_skips_a_cancelled_task() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let mut c = redis.connect();
-    let mut registry = tasks::builtin();
+    let mut registry = test_tasks::registry();
     registry.register("test.wait_for_file", wait_for_file);
     let worker = InProcessWorker::with_registry(&link.url(0), &["celery"], 1, registry);
     wait_for_a_fetch(&mut c);
@@ -618,7 +619,7 @@ fn a_separate_broker_restarting_without_its_data_fails_pending_futures() {
     let backend = RedisServer::start();
     let ex = CeleryExecutor::builder(&broker.url(0))
         .backend(&backend.url(0))
-        .registry(tasks::builtin())
+        .registry(test_tasks::registry())
         .reconnect_timeout(LONG)
         .connect()
         .unwrap();
@@ -633,7 +634,7 @@ fn a_separate_broker_restarting_without_its_data_fails_pending_futures() {
     let mut config = WorkerConfig::new(&broker.url(0));
     config.backend = Some(backend.url(0));
     config.concurrency = 1;
-    let worker = InProcessWorker::with_config(config, tasks::builtin());
+    let worker = InProcessWorker::with_config(config, test_tasks::registry());
     let f = ex.submit(tasks::add, (2, 2)).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 4);
     let mut c = broker.connect();
@@ -693,7 +694,7 @@ fn dropping_the_executor_while_its_listener_reconnects_returns() {
 fn a_broker_down_past_the_reconnect_timeout_says_its_tasks_may_still_run() {
     let mut redis = RedisServer::start_with(true);
     let ex = CeleryExecutor::builder(&redis.url(0))
-        .registry(tasks::builtin())
+        .registry(test_tasks::registry())
         .reconnect_timeout(Duration::from_millis(300))
         .connect()
         .unwrap();
@@ -716,7 +717,7 @@ fn a_broker_down_past_the_reconnect_timeout_says_its_tasks_may_still_run() {
 fn a_huge_result_lifetime_still_stores_the_revoked_record() {
     let redis = RedisServer::start();
     let ex = CeleryExecutor::builder(&redis.url(0))
-        .registry(tasks::builtin())
+        .registry(test_tasks::registry())
         .result_expires(Duration::MAX)
         .connect()
         .unwrap();

@@ -3,6 +3,7 @@
 
 mod common;
 
+use celery::testing::tasks as test_tasks;
 use celery::{tasks, CeleryExecutor};
 use common::*;
 
@@ -11,7 +12,7 @@ fn one_listener_per_executor_and_dropping_the_executor_ends_it() {
     let redis = RedisServer::start();
     let before = threads_named("celery-listen");
     let ex = CeleryExecutor::builder(&redis.url(0))
-        .registry(tasks::builtin())
+        .registry(test_tasks::registry())
         .connect()
         .expect("connect");
     let _w = ThreadWorker::start(&redis.url(0), &["celery"], 2);
@@ -23,7 +24,7 @@ fn one_listener_per_executor_and_dropping_the_executor_ends_it() {
     }
     assert_eq!(threads_named("celery-listen"), before + 1);
     drop(_w); // no worker: the next task stays pending
-    let pending = ex.submit(tasks::block_first_run, blocker()).unwrap();
+    let pending = ex.submit(test_tasks::block_first_run, blocker()).unwrap();
     drop(ex);
     assert_eq!(threads_named("celery-listen"), before);
     let err = pending.result_timeout(LONG).unwrap_err();

@@ -4,6 +4,7 @@
 
 mod common;
 
+use celery::testing::tasks as test_tasks;
 use celery::{tasks, CeleryExecutor};
 use common::*;
 
@@ -14,7 +15,7 @@ fn a_task_whose_worker_is_killed_mid_run_is_redelivered_to_another_worker() {
     let marker =
         std::env::temp_dir().join(format!("celery-redeliver-{}", celery::id::new_task_id()));
     let ex = CeleryExecutor::builder(&url)
-        .registry(tasks::builtin())
+        .registry(test_tasks::registry())
         .connect()
         .unwrap();
     // Worker A (tasks in worker processes): default visibility timeout (an
@@ -22,7 +23,7 @@ fn a_task_whose_worker_is_killed_mid_run_is_redelivered_to_another_worker() {
     let mut a = rust_worker(&url, &["-c", "1", "--pool", "processes"]);
     let f = ex
         .submit(
-            tasks::block_first_run,
+            test_tasks::block_first_run,
             marker.to_string_lossy().into_owned(),
         )
         .unwrap();
@@ -81,12 +82,12 @@ fn a_worker_process_killed_mid_task_fails_the_task_with_worker_lost_as_celery_do
     let pid_file = std::env::temp_dir().join(format!("{name}.pid"));
     let _w = rust_worker(&url, &["-c", "1", "--pool", "processes"]);
     let ex = CeleryExecutor::builder(&url)
-        .registry(tasks::builtin())
+        .registry(test_tasks::registry())
         .connect()
         .unwrap();
     let f = ex
         .submit(
-            tasks::block_first_run,
+            test_tasks::block_first_run,
             marker.to_string_lossy().into_owned(),
         )
         .unwrap();

@@ -16,6 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use celery::resp::Reply;
+use celery::testing::tasks as test_tasks;
 use celery::{tasks, CeleryExecutor};
 use common::*;
 
@@ -130,7 +131,7 @@ fn key_cases(env: &Env) {
     let redis = RedisServer::start();
     let url = redis.url(0);
     let ex = CeleryExecutor::builder(&url)
-        .registry(tasks::builtin())
+        .registry(test_tasks::registry())
         .connect()
         .unwrap();
     let mut w = Spawned::start(&url, env.setup, &["-c", "1", "--pool", "processes"]);
@@ -140,7 +141,7 @@ fn key_cases(env: &Env) {
     // Ctrl-C while a task runs in a pool process.
     let gate = gate_path();
     let running = ex
-        .submit(tasks::wait_for, gate.to_string_lossy().into_owned())
+        .submit(test_tasks::wait_for, gate.to_string_lossy().into_owned())
         .unwrap();
     wait_until(LONG, "the task to start", || started(&gate).exists());
     if env.hangup {
@@ -191,7 +192,7 @@ fn a_second_ctrl_c_is_a_cold_shutdown_that_returns_the_running_task_to_its_queue
     let redis = RedisServer::start();
     let url = redis.url(0);
     let ex = CeleryExecutor::builder(&url)
-        .registry(tasks::builtin())
+        .registry(test_tasks::registry())
         .connect()
         .unwrap();
     let marker = gate_path();
@@ -199,7 +200,7 @@ fn a_second_ctrl_c_is_a_cold_shutdown_that_returns_the_running_task_to_its_queue
     // Its first run blocks for ever: the task is running when Ctrl-C comes.
     let f = ex
         .submit(
-            tasks::block_first_run,
+            test_tasks::block_first_run,
             marker.to_string_lossy().into_owned(),
         )
         .unwrap();

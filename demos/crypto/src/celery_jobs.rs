@@ -1,7 +1,7 @@
 //! The crypto jobs as Celery tasks, for `--executor celery`: the book's
 //! Table 17-1 continued past one machine.
 //!
-//! `crypto-celery-worker` serves these tasks (plus the `rust.*` test tasks)
+//! `crypto-celery-worker` serves these tasks (plus the `rust.*` demo tasks)
 //! from a Redis queue; `crypto-futures --executor celery --broker URL
 //! --workers N` starts N such workers on this machine, each running one job
 //! at a time, and submits the jobs through a `celery::CeleryExecutor`.

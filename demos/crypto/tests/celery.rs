@@ -103,3 +103,19 @@ print("digest", r.get(timeout=120)["Ok"]["digest"])
         "{text}"
     );
 }
+
+/// Issue 20, item 18: the shipped crypto worker serves the crypto jobs and
+/// harmless demo tasks, never the tests' tasks that write files or park a
+/// thread for ever.
+#[test]
+fn the_crypto_worker_lists_no_test_task() {
+    let out = Command::new(env!("CARGO_BIN_EXE_crypto-celery-worker"))
+        .arg("--list")
+        .output()
+        .expect("run crypto-celery-worker --list");
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.lines().any(|l| l == "crypto.aes_job"), "{list}");
+    for name in ["rust.touch", "rust.block_first_run", "rust.wait_for"] {
+        assert!(!list.lines().any(|l| l == name), "it lists {name}:\n{list}");
+    }
+}

@@ -31,14 +31,15 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Our `celery-worker` binary on `broker` with extra arguments.
+/// Our test worker (`celery-worker` plus the test tasks of
+/// `celery::testing::tasks`) on `broker` with extra arguments.
 pub fn rust_worker(broker: &str, args: &[&str]) -> ChildGuard {
-    let child = Command::new(env!("CARGO_BIN_EXE_celery-worker"))
+    let child = Command::new(env!("CARGO_BIN_EXE_celery-test-worker"))
         .args(["--broker", broker])
         .args(args)
         .stdin(Stdio::null())
         .spawn()
-        .expect("start celery-worker");
+        .expect("start celery-test-worker");
     ChildGuard(child)
 }
 
@@ -53,7 +54,7 @@ impl Spawned {
     /// Starts `celery-worker` on `url` with `args`; `setup` runs in the
     /// child between fork and exec (only async-signal-safe calls).
     pub fn start(url: &str, setup: fn(), args: &[&str]) -> Spawned {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_celery-worker"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_celery-test-worker"));
         cmd.args(["--broker", url])
             .args(args)
             .process_group(0)
@@ -66,7 +67,7 @@ impl Spawned {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().expect("start celery-worker");
+        let mut child = cmd.spawn().expect("start celery-test-worker");
         let stderr = Arc::new(Mutex::new(String::new()));
         let pipe = child.stderr.take().unwrap();
         let collected = stderr.clone();
@@ -121,7 +122,7 @@ impl ThreadWorker {
         let mut config = WorkerConfig::new(broker);
         config.queues = queues.iter().map(|q| q.to_string()).collect();
         config.concurrency = concurrency;
-        let worker = Worker::new(config, celery::tasks::builtin());
+        let worker = Worker::new(config, celery::testing::tasks::registry());
         let stop = worker.stop_flag();
         let handle = std::thread::spawn(move || worker.run().expect("worker runs"));
         ThreadWorker {
