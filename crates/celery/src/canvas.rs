@@ -105,27 +105,30 @@ impl Embed {
                     out.messages.push(errback.message(&prepend, &[], msg));
                 }
             }
-            Outcome::Revoked => {}
+            Outcome::Revoked | Outcome::Expired => {}
         }
         out
     }
 }
 
-/// The task ids of a raw `embed`'s chain, read leniently: for an `embed`
-/// [`Embed::parse`] refused, so that the chain's waiters still get the
-/// failure.
+/// The task ids of a raw `embed`'s chain and of its chord's body, read
+/// leniently: for an `embed` [`Embed::parse`] refused, so that those who
+/// wait for the chain's last task or the chord's body (a client polling
+/// its state) still get the failure.
 pub fn chain_task_ids(embed: &Value) -> Vec<String> {
-    embed
-        .get("chain")
-        .and_then(Value::as_array)
-        .map(|chain| {
-            chain
-                .iter()
-                .filter_map(|s| s.pointer("/options/task_id").and_then(Value::as_str))
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
+    let id = |s: &Value| {
+        s.pointer("/options/task_id")
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    let chain = embed.get("chain").and_then(Value::as_array);
+    let chord_body = embed.get("chord").and_then(id);
+    chain
+        .into_iter()
+        .flatten()
+        .filter_map(id)
+        .chain(chord_body)
+        .collect()
 }
 
 /// The failure stored for a task whose `embed` this worker cannot honour.
@@ -241,6 +244,8 @@ impl Signature {
             }),
             parent_id: Some(parent.id.clone()),
             root_id: Some(parent.root_id.clone().unwrap_or_else(|| parent.id.clone())),
+            timing: Default::default(),
+            limits: Default::default(),
         }
     }
 

@@ -7,13 +7,16 @@
 //! 2. One transaction records it as unacknowledged (`ZADD unacked_index
 //!    <now> <tag>`, `HSET unacked <tag> [message, exchange, routing key]`)
 //!    and the same round trip GETs its result record: a REVOKED record (or
-//!    a revoke broadcast seen on the pidbox) means skip it.
+//!    a revoke broadcast seen on the pidbox) means skip it. A message whose
+//!    `eta` is ahead is held, unacked, until due ([`crate::schedule`]);
+//!    one whose `expires` has passed is stored REVOKED `expired`.
 //! 3. The runner thread that fetched it runs it (or hands it to a worker
 //!    process and waits); a panic or `Err` becomes FAILURE. `concurrency`
 //!    runner threads take turns at the fetch connection (leader/followers),
 //!    so a fetched task starts without a thread hand-off. A message whose
 //!    `embed` asks for what this worker cannot do (a group, a chord) is not
-//!    run: FAILURE saying why ([`crate::canvas`]).
+//!    run: FAILURE saying why ([`crate::canvas`]); so is a hard time limit
+//!    on the runner threads, which cannot be killed ([`crate::limits`]).
 //! 4. One transaction sends what follows the task (the chain's next task,
 //!    `link` callbacks or `link_error` errbacks: LPUSH), stores the result
 //!    (SETEX + PUBLISH) and acks (`ZREM`, `HDEL`): a crash before it leaves
@@ -39,12 +42,14 @@ use crate::canvas::{self, Embed, FollowUps};
 use crate::control::{revoked_ids, RevokedSet};
 use crate::error::CeleryError;
 use crate::id::new_task_id;
-use crate::message::{mark_redelivered, TaskMessage, SEP};
-use crate::meta::{result_key, Outcome};
+use crate::limits;
+use crate::message::{hostname, mark_redelivered, TaskMessage, SEP};
+use crate::meta::{result_key, started_record, Outcome};
 use crate::pool::Pool;
 use crate::procs::{NotStarted, Procs};
 use crate::registry::Registry;
 use crate::resp::{Connection, Reply};
+use crate::schedule::{self, Held};
 use crate::url::RedisUrl;
 
 /// How a worker is set up; see [`Worker::new`].
@@ -66,6 +71,9 @@ pub struct WorkerConfig {
     pub result_expires: Duration,
     /// Where tasks run (default: the runner threads).
     pub pool: PoolKind,
+    /// Store STARTED when a task starts (Celery's `task_track_started`,
+    /// a worker setting a client cannot send; default false, as Celery's).
+    pub track_started: bool,
 }
 
 /// Where a worker runs its tasks.
@@ -92,6 +100,7 @@ impl WorkerConfig {
             restore_interval: Duration::from_secs(100),
             result_expires: Duration::from_secs(86_400),
             pool: PoolKind::Threads,
+            track_started: false,
         }
     }
 }
@@ -114,6 +123,8 @@ pub struct Worker {
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<WorkerStats>>,
     running: Arc<Running>,
+    /// Messages fetched before their eta, held (unacked) until due.
+    held: Held<Job>,
 }
 
 impl Worker {
@@ -125,6 +136,7 @@ impl Worker {
             stop: Arc::new(AtomicBool::new(false)),
             stats: Arc::default(),
             running: Arc::default(),
+            held: Held::default(),
         }
     }
 
@@ -219,6 +231,7 @@ impl Worker {
                     .expect("spawn a runner thread");
             }
         });
+        self.return_held(&broker);
         let broken = procs.as_ref().and_then(Procs::broken);
         if let Some(p) = procs {
             p.shutdown();
@@ -239,22 +252,32 @@ impl Worker {
     /// Runs one fetched task and stores its result, unless a cold shutdown
     /// came first.
     fn serve(&self, broker: &Pool, backend: &Pool, procs: Option<&Procs>, job: Job) {
-        if !self.running.start(&job.tag) {
+        // A held job became running when it was taken (`take_held`).
+        if !job.was_held && !self.running.start(&job.tag) {
             // Fetched after a cold shutdown took the list of running tasks:
             // this runner returns the message itself.
             let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
             return;
         }
-        let (outcome, follow) = match Embed::parse(&job.msg.embed) {
+        let refused =
+            schedule::refusal(&job.msg).or_else(|| limits::refusal(&job.msg, procs.is_none()));
+        let embed = match refused {
+            Some(outcome) => Err(outcome),
+            None => Embed::parse(&job.msg.embed).map_err(|why| canvas::refused(&job.msg, &why)),
+        };
+        let (outcome, follow) = match embed {
+            // As Celery's worker, checked when received and when due.
+            _ if job.msg.timing.expired(unix_now()) => (Outcome::Expired, FollowUps::default()),
             // Refused before it runs: a task never half-runs.
             Err(why) => (
-                canvas::refused(&job.msg, &why),
+                why,
                 FollowUps {
                     messages: Vec::new(),
                     same_result: canvas::chain_task_ids(&job.msg.embed),
                 },
             ),
             Ok(embed) => {
+                self.mark_started(backend, &job);
                 let Some(outcome) = self.run_task(broker, procs, &job) else {
                     return; // it could not start: back on its queue
                 };
@@ -278,12 +301,15 @@ impl Worker {
     fn run_task(&self, broker: &Pool, procs: Option<&Procs>, job: &Job) -> Option<Outcome> {
         match procs {
             None => Some(
-                match self.registry.run(&job.msg.task, job.msg.args.clone()) {
-                    Ok(v) => Outcome::Success(v),
-                    Err(e) => Outcome::from_task_error(&e),
-                },
+                limits::with_soft_limit(job.msg.limits.soft, || {
+                    match self.registry.run(&job.msg.task, job.msg.args.clone()) {
+                        Ok(v) => Outcome::Success(v),
+                        Err(e) => Outcome::from_task_error(&e),
+                    }
+                })
+                .unwrap_or_else(limits::soft_exceeded),
             ),
-            Some(procs) => match procs.run(&job.msg.task, &job.msg.args) {
+            Some(procs) => match procs.run(&job.msg.task, &job.msg.args, &job.msg.limits) {
                 Ok(outcome) => Some(outcome),
                 Err(NotStarted(why)) => {
                     self.return_unstarted(broker, job, &why);
@@ -294,6 +320,86 @@ impl Worker {
                     None
                 }
             },
+        }
+    }
+
+    /// Stores STARTED for `job` if the worker tracks it (`track_started`),
+    /// with what Celery's worker stores: the pid and node name of the
+    /// worker (the pool process is not known before the task runs).
+    fn mark_started(&self, backend: &Pool, job: &Job) {
+        if !self.config.track_started {
+            return;
+        }
+        let key = result_key(&job.msg.id);
+        let record = started_record(&job.msg.id, std::process::id(), &node_name());
+        let ttl = self
+            .config
+            .result_expires
+            .as_secs()
+            .clamp(1, MAX_RESULT_TTL);
+        let stored = backend.with(|c| {
+            c.queue(&[
+                b"SETEX",
+                key.as_bytes(),
+                ttl.to_string().as_bytes(),
+                record.as_bytes(),
+            ]);
+            c.queue(&[b"PUBLISH", key.as_bytes(), record.as_bytes()]);
+            c.flush()?;
+            c.read_reply()?.ok()?;
+            c.read_reply()?.ok()
+        });
+        if let Err(e) = stored {
+            // Only a progress report: the task runs, its result is stored.
+            eprintln!(
+                "celery-worker: could not store STARTED for task {}: {e}",
+                job.msg.id
+            );
+        }
+    }
+
+    /// Holds `job` if its eta is ahead (unacked, until due: see
+    /// [`crate::schedule`]); otherwise gives it back to be run now.
+    fn hold_until_due(&self, broker: &Pool, job: Job) -> Option<Job> {
+        let now = unix_now();
+        let wait = job.msg.timing.wait(now);
+        let Some(wait) = wait.filter(|_| !job.msg.timing.expired(now)) else {
+            return Some(job);
+        };
+        if self.running.hold(&job.tag) {
+            self.held.hold(job, wait);
+        } else {
+            // A cold shutdown came first and could not know of it.
+            let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
+        }
+        None
+    }
+
+    /// A held job that is due, now counted as running; `None` if none is.
+    fn take_due(&self) -> Option<Job> {
+        while let Some(mut job) = self.held.take_due() {
+            // False: a cold shutdown returned it to its queue already.
+            if self.running.take_held(&job.tag) {
+                job.was_held = true;
+                return Some(job);
+            }
+        }
+        None
+    }
+
+    /// Warm shutdown: the held messages go back to their queues at once.
+    fn return_held(&self, broker: &Pool) {
+        for job in self.held.drain() {
+            if !self.running.release_held(&job.tag) {
+                continue; // a cold shutdown returned it
+            }
+            if let Err(e) = broker.with(|c| restore_one(c, job.tag.as_bytes())) {
+                eprintln!(
+                    "celery-worker: could not return held task {} to its queue ({e}): it is \
+                     restored after its eta and the visibility timeout",
+                    job.msg.id
+                );
+            }
         }
     }
 
@@ -331,6 +437,10 @@ impl Worker {
                 if self.stop.load(Ordering::SeqCst) {
                     return None;
                 }
+                // Held jobs fall due within a BRPOP's second.
+                if let Some(job) = self.take_due() {
+                    return Some(job);
+                }
                 let reply = match conn.command(fetch.brpop) {
                     Ok(r) => r,
                     Err(e) if !e.is_connection() => {
@@ -364,7 +474,8 @@ impl Worker {
             }; // unlocked: the next idle runner fetches while this one runs
             let queue = String::from_utf8_lossy(&queue).into_owned();
             let queue = queue.split(SEP).next().unwrap_or(&queue).to_string();
-            if let Some(job) = self.accept(broker, backend, &queue, raw, revoked) {
+            let job = self.accept(broker, backend, &queue, raw, revoked);
+            if let Some(job) = job.and_then(|job| self.hold_until_due(broker, job)) {
                 return Some(job);
             }
         }
@@ -392,7 +503,8 @@ impl Worker {
             String::from_utf8_lossy(&raw),
             Value::String(queue.to_string())
         );
-        let now = unix_now().to_string();
+        // An eta task's visibility timeout counts from its eta.
+        let now = msg.timing.unacked_score(unix_now()).to_string();
         let key = result_key(&msg.id);
         // One round trip when the backend is the broker's server: record
         // the message as unacked and read its result record together.
@@ -438,7 +550,11 @@ impl Worker {
                     })
                     .unwrap_or(false)
             });
-        let job = Job { msg, tag };
+        let job = Job {
+            msg,
+            tag,
+            was_held: false,
+        };
         if is_revoked {
             store_and_ack(
                 broker,
@@ -559,6 +675,8 @@ impl Pidbox {
 struct Job {
     msg: TaskMessage,
     tag: String,
+    /// Held until its eta, then taken: already counted as running.
+    was_held: bool,
 }
 
 /// The tasks this worker's runners hold, so that a cold shutdown can return
@@ -574,6 +692,8 @@ struct Running {
 struct RunningState {
     /// Delivery tags of the tasks running now.
     tags: HashSet<String>,
+    /// Delivery tags of the messages held until their eta.
+    held: HashSet<String>,
     /// Results being stored (and their messages acked) right now.
     storing: usize,
     /// Set by a cold shutdown: from then on no runner stores or acks.
@@ -601,6 +721,34 @@ impl Running {
         state.tags.remove(tag);
         state.storing += 1;
         true
+    }
+
+    /// The message `tag` is held until its eta; false after a cold shutdown.
+    fn hold(&self, tag: &str) -> bool {
+        let mut state = lock(&self.state);
+        if state.cold {
+            return false;
+        }
+        state.held.insert(tag.to_string());
+        true
+    }
+
+    /// The held message `tag` fell due and runs now; false once a cold
+    /// shutdown has taken it back.
+    fn take_held(&self, tag: &str) -> bool {
+        let mut state = lock(&self.state);
+        if state.cold || !state.held.remove(tag) {
+            return false;
+        }
+        state.tags.insert(tag.to_string());
+        true
+    }
+
+    /// The held message `tag` is given up (warm shutdown); false once a
+    /// cold shutdown has taken it back.
+    fn release_held(&self, tag: &str) -> bool {
+        let mut state = lock(&self.state);
+        !state.cold && state.held.remove(tag)
     }
 
     /// The task `tag` did not run; false once a cold shutdown has taken it.
@@ -633,7 +781,8 @@ impl Running {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        state.tags.drain().collect()
+        let held: Vec<String> = state.held.drain().collect();
+        state.tags.drain().chain(held).collect()
     }
 }
 
@@ -684,6 +833,11 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
+}
+
+/// The name Celery's worker gives itself by default: `celery@<host>`.
+fn node_name() -> String {
+    format!("celery@{}", hostname())
 }
 
 fn same_server(a: &Pool, b: &Pool) -> bool {
