@@ -376,8 +376,16 @@ impl Worker {
     }
 
     /// A held job that is due, now counted as running; `None` if none is.
-    fn take_due(&self) -> Option<Job> {
+    /// One revoked while it was held is skipped (REVOKED, acked), as
+    /// Celery's worker checks for a revoke when an eta task falls due.
+    fn take_due(&self, broker: &Pool, backend: &Pool, revoked: &Mutex<RevokedSet>) -> Option<Job> {
         while let Some(mut job) = self.held.take_due() {
+            if self.is_revoked(backend, revoked, &job.msg.id) {
+                if self.running.release_held(&job.tag) {
+                    self.skip_revoked(broker, backend, &job);
+                }
+                continue;
+            }
             // False: a cold shutdown returned it to its queue already.
             if self.running.take_held(&job.tag) {
                 job.was_held = true;
@@ -385,6 +393,27 @@ impl Worker {
             }
         }
         None
+    }
+
+    /// Whether task `id` was revoked: a broadcast heard on the pidbox, or
+    /// a REVOKED record in the backend.
+    fn is_revoked(&self, backend: &Pool, revoked: &Mutex<RevokedSet>, id: &str) -> bool {
+        if lock(revoked).contains(id, Instant::now()) {
+            return true;
+        }
+        let key = result_key(id);
+        let stored = backend
+            .with(|c| c.command(&[b"GET", key.as_bytes()]))
+            .ok()
+            .and_then(Reply::into_bytes);
+        stored.is_some_and(|s| is_revoked_record(&s))
+    }
+
+    /// Stores REVOKED for a job that will not run, and acks it.
+    fn skip_revoked(&self, broker: &Pool, backend: &Pool, job: &Job) {
+        let (none, expires) = (FollowUps::default(), self.config.result_expires);
+        store_and_ack(broker, backend, job, &Outcome::Revoked, &none, expires);
+        lock(&self.stats).revoked += 1;
     }
 
     /// Warm shutdown: the held messages go back to their queues at once.
@@ -438,7 +467,7 @@ impl Worker {
                     return None;
                 }
                 // Held jobs fall due within a BRPOP's second.
-                if let Some(job) = self.take_due() {
+                if let Some(job) = self.take_due(broker, backend, revoked) {
                     return Some(job);
                 }
                 let reply = match conn.command(fetch.brpop) {
@@ -540,31 +569,14 @@ impl Worker {
                 .and_then(Reply::into_bytes);
         }
         let is_revoked = lock(revoked).contains(&msg.id, Instant::now())
-            || stored.is_some_and(|s| {
-                serde_json::from_slice::<Value>(&s)
-                    .ok()
-                    .and_then(|v| {
-                        v.get("status")
-                            .and_then(Value::as_str)
-                            .map(|s| s == "REVOKED")
-                    })
-                    .unwrap_or(false)
-            });
+            || stored.is_some_and(|s| is_revoked_record(&s));
         let job = Job {
             msg,
             tag,
             was_held: false,
         };
         if is_revoked {
-            store_and_ack(
-                broker,
-                backend,
-                &job,
-                &Outcome::Revoked,
-                &FollowUps::default(),
-                self.config.result_expires,
-            );
-            lock(&self.stats).revoked += 1;
+            self.skip_revoked(broker, backend, &job);
             return None;
         }
         Some(job)
@@ -833,6 +845,18 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
+}
+
+/// Whether a stored result record is REVOKED.
+fn is_revoked_record(record: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(record)
+        .ok()
+        .and_then(|v| {
+            v.get("status")
+                .and_then(Value::as_str)
+                .map(|s| s == "REVOKED")
+        })
+        .unwrap_or(false)
 }
 
 /// The name Celery's worker gives itself by default: `celery@<host>`.

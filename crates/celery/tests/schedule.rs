@@ -165,6 +165,42 @@ fn a_killed_workers_held_message_is_restored_and_held_by_the_next_worker() {
 }
 
 #[test]
+fn a_held_task_revoked_before_its_eta_does_not_run_as_with_celerys_worker() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let _w = rust_worker(&url, &["-c", "1", "--pool", "threads"]);
+    // Long enough that the revoke below comes before the eta even on a
+    // loaded machine; the Python side checks that it did.
+    let id = python_line(
+        &url,
+        "from tasks import app\nprint('id', app.send_task('rust.add', args=(1, 2), countdown=20).id)",
+        &[],
+        "id ",
+    );
+    wait_until(LONG, "the worker to hold the task", || {
+        llen(&redis, "celery") == 0 && hlen_unacked(&redis) == 1
+    });
+    let out = python_line(
+        &url,
+        r#"
+import sys
+from tasks import app
+r = app.AsyncResult(sys.argv[1])
+app.control.revoke(r.id)  # a broadcast only, as Python's client sends
+print("before the eta", r.state)
+try:
+    print("result", "ran", r.get(timeout=120))
+except Exception as e:
+    print("result", r.state, type(e).__name__, e)
+"#,
+        &[&id],
+        "result ",
+    );
+    assert_eq!(out, "REVOKED TaskRevokedError revoked");
+    assert_eq!(hlen_unacked(&redis), 0, "the revoked message is acked");
+}
+
+#[test]
 fn countdown_and_eta_tasks_run_no_earlier_than_their_eta() {
     let redis = RedisServer::start();
     let url = redis.url(0);
