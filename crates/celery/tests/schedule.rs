@@ -395,6 +395,45 @@ outcome("soft", app.send_task("rust.sleep_ms", args=(3000,), soft_time_limit=1))
     );
 }
 
+/// A task that stops at its soft time limit: it handles it, as a Python
+/// task that catches `SoftTimeLimitExceeded`.
+fn sleep_until_soft_limit(ms: u64) -> String {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_millis(ms) {
+        if celery::soft_time_limit_exceeded() {
+            return "stopped at the soft limit".to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    "ran to the end".to_string()
+}
+
+#[test]
+fn a_task_that_checks_its_soft_time_limit_handles_it_and_its_own_result_is_stored() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let mut tasks = celery::tasks::builtin();
+    tasks.register("test.sleep_until_soft_limit", sleep_until_soft_limit);
+    let mut config = celery::WorkerConfig::new(&url);
+    config.concurrency = 1;
+    let worker = celery::Worker::new(config, tasks);
+    let stop = worker.stop_flag();
+    let running = std::thread::spawn(move || worker.run().expect("the worker runs"));
+    let out = python_line(
+        &url,
+        r#"
+from tasks import app
+r = app.send_task("test.sleep_until_soft_limit", args=(600000,), soft_time_limit=1)
+print("result", r.get(timeout=120))
+"#,
+        &[],
+        "result ",
+    );
+    assert_eq!(out, "stopped at the soft limit");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    running.join().unwrap();
+}
+
 /// Starts `rust.wait_for(gate)`, waits for it to run, prints its state
 /// and stored record, opens the gate and prints its result.
 const TRACK_STARTED: &str = r#"
