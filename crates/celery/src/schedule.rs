@@ -293,6 +293,36 @@ mod tests {
     }
 
     #[test]
+    fn any_string_is_a_date_or_an_error_never_a_panic() {
+        // Mutations of a good date (every byte replaced by a few
+        // troublemakers, truncations), and xorshift noise over the same
+        // alphabet: a parser fed by the network must not panic.
+        let good = "2026-12-07T17:30:00.123456+01:00";
+        let odd = ['0', '9', '-', ':', '+', 'T', '.', 'Z', ' ', 'é', '\u{ff10}'];
+        for i in 0..good.len() {
+            for c in odd {
+                let mut s: Vec<char> = good.chars().collect();
+                s[i] = c;
+                let _ = parse_iso8601(&s.iter().collect::<String>());
+            }
+            let _ = parse_iso8601(&good[..i]);
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let len = (x % 42) as usize;
+            let s: String = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    odd[(x % odd.len() as u64) as usize]
+                })
+                .collect();
+            let _ = parse_iso8601(&s);
+        }
+    }
+
+    #[test]
     fn held_jobs_come_out_when_due_soonest_first() {
         let held = Held::default();
         held.hold("later", Duration::from_secs(3600));
