@@ -33,6 +33,7 @@
 pub mod base64;
 pub mod bench;
 pub mod canvas;
+pub mod chord;
 mod cli;
 pub mod control;
 mod error;

@@ -11,6 +11,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::base64;
+use crate::chord::GroupPart;
 use crate::error::CeleryError;
 use crate::id::new_task_id;
 use crate::limits::Limits;
@@ -46,6 +47,9 @@ pub struct TaskMessage {
     pub timing: Timing,
     /// The `timelimit` header's hard and soft limits ([`crate::limits`]).
     pub limits: Limits,
+    /// The `group` and `group_index` headers: a chord's header task
+    /// ([`crate::chord`]).
+    pub group: Option<GroupPart>,
 }
 
 impl TaskMessage {
@@ -63,6 +67,7 @@ impl TaskMessage {
             root_id: None,
             timing: Timing::default(),
             limits: Limits::default(),
+            group: None,
         }
     }
 
@@ -178,6 +183,7 @@ impl TaskMessage {
             root_id: header("root_id").filter(|r| r != id),
             timing: Timing::from_headers(headers),
             limits: Limits::from_headers(headers),
+            group: GroupPart::from_headers(headers),
         })
     }
 }

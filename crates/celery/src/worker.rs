@@ -39,6 +39,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::canvas::{self, Embed, FollowUps};
+use crate::chord;
 use crate::control::{revoked_ids, RevokedSet};
 use crate::error::CeleryError;
 use crate::id::new_task_id;
@@ -265,6 +266,7 @@ impl Worker {
             Some(outcome) => Err(outcome),
             None => Embed::parse(&job.msg.embed).map_err(|why| canvas::refused(&job.msg, &why)),
         };
+        let chord_body = embed.as_ref().ok().and_then(|e| e.chord.clone());
         let (outcome, follow) = match embed {
             // As Celery's worker, checked when received and when due.
             _ if job.msg.timing.expired(unix_now()) => (Outcome::Expired, FollowUps::default()),
@@ -291,6 +293,21 @@ impl Worker {
             return;
         }
         let expires = self.config.result_expires;
+        if let Some(body) = &chord_body {
+            // Before the ack: a worker that dies in between runs the task
+            // again, and its second report is a no-op (see `chord`).
+            let ttl = expires.as_secs().clamp(1, MAX_RESULT_TTL);
+            let reported = chord::part_return(broker, backend, &job.msg, body, &outcome, ttl);
+            if let Err(e) = reported {
+                eprintln!(
+                    "celery-worker: could not report task {} to its chord ({e}): not acked, \
+                     it runs again after the visibility timeout",
+                    job.msg.id
+                );
+                self.running.stored();
+                return;
+            }
+        }
         store_and_ack(broker, backend, &job, &outcome, &follow, expires);
         self.running.stored();
         lock(&self.stats).ran += 1;
@@ -409,9 +426,24 @@ impl Worker {
         stored.is_some_and(|s| is_revoked_record(&s))
     }
 
-    /// Stores REVOKED for a job that will not run, and acks it.
+    /// Stores REVOKED for a job that will not run, and acks it; a chord's
+    /// header task reports it to its chord first, as Celery's
+    /// `mark_as_revoked` does, so that the body fails instead of waiting.
     fn skip_revoked(&self, broker: &Pool, backend: &Pool, job: &Job) {
         let (none, expires) = (FollowUps::default(), self.config.result_expires);
+        let chord_body = Embed::parse(&job.msg.embed).ok().and_then(|e| e.chord);
+        if let Some(body) = chord_body {
+            let ttl = expires.as_secs().clamp(1, MAX_RESULT_TTL);
+            let outcome = Outcome::Revoked;
+            if let Err(e) = chord::part_return(broker, backend, &job.msg, &body, &outcome, ttl) {
+                eprintln!(
+                    "celery-worker: could not report revoked task {} to its chord ({e}): \
+                     not acked, it is seen again after the visibility timeout",
+                    job.msg.id
+                );
+                return;
+            }
+        }
         store_and_ack(broker, backend, job, &Outcome::Revoked, &none, expires);
         lock(&self.stats).revoked += 1;
     }
