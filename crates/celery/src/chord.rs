@@ -25,7 +25,9 @@
 //! The worker runs this *before* it stores the header task's result and
 //! acks it: a worker that dies in between has its message redelivered, the
 //! task runs again, and the script's `.d` set and done marker make the
-//! second report a no-op. Not supported (refused before the header task
+//! second report a no-op. One window is Celery's too: a worker that dies
+//! after sending the body but before the cleanup leaves the claim to
+//! expire (10 s), after which the rerun header task sends the body again. Not supported (refused before the header task
 //! runs, see [`crate::canvas`]): a body that is a chain or a chord,
 //! a header saved as a nested `GroupResult`, and the body's `link_error`
 //! on a chord error (Celery calls it; we store the body's failure only).

@@ -124,7 +124,7 @@ pub fn hard_exceeded(limit: f64) -> Outcome {
 }
 
 /// The failure of a task that ran past its soft limit without asking
-/// [`soft_time_limit_exceeded`]; `message` from [`with_soft_limit`].
+/// [`soft_time_limit_exceeded`]; `message` says which limit.
 pub fn soft_exceeded(message: String) -> Outcome {
     Outcome::Failure {
         exc_type: SOFT_NAME.to_string(),

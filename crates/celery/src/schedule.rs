@@ -11,7 +11,7 @@
 //! * does not run a task whose `expires` has passed, when it is received
 //!   or when it falls due, and stores REVOKED with the reason `expired`.
 //!
-//! Our worker does the same ([`Held`] is the holding), with two choices:
+//! Our worker does the same (`Held` is the holding), with two choices:
 //!
 //! * The due time is turned into a delay on the monotonic clock when the
 //!   message arrives: a wall clock that jumps later moves nothing.

@@ -14,10 +14,13 @@
 //!    process and waits); a panic or `Err` becomes FAILURE. `concurrency`
 //!    runner threads take turns at the fetch connection (leader/followers),
 //!    so a fetched task starts without a thread hand-off. A message whose
-//!    `embed` asks for what this worker cannot do (a group, a chord) is not
-//!    run: FAILURE saying why ([`crate::canvas`]); so is a hard time limit
-//!    on the runner threads, which cannot be killed ([`crate::limits`]).
-//! 4. One transaction sends what follows the task (the chain's next task,
+//!    `embed` asks for what this worker cannot do (a group in `link`, a
+//!    chord whose body is a chain) is not run: FAILURE saying why
+//!    ([`crate::canvas`]); so is a hard time limit on the runner threads,
+//!    which cannot be killed ([`crate::limits`]).
+//! 4. A chord's header task reports its outcome to Celery's Redis chord
+//!    counter; the last one sends the body ([`crate::chord`]). Then one
+//!    transaction sends what follows the task (the chain's next task,
 //!    `link` callbacks or `link_error` errbacks: LPUSH), stores the result
 //!    (SETEX + PUBLISH) and acks (`ZREM`, `HDEL`): a crash before it leaves
 //!    the message unacked.
