@@ -201,6 +201,37 @@ except Exception as e:
 }
 
 #[test]
+fn two_hundred_held_tasks_each_run_once_after_their_eta() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let mut w = Spawned::start(&url, || {}, &["-c", "2", "--pool", "threads"]);
+    let out = python_line(
+        &url,
+        r#"
+import datetime
+from tasks import app
+utc = datetime.timezone.utc
+sent = []
+for i in range(200):
+    t0 = datetime.datetime.now(utc)
+    sent.append((i, t0, app.send_task("rust.add", args=(i, 1), countdown=1 + i % 3)))
+ok = all(r.get(timeout=120) == i + 1 and
+         r.date_done >= t0 + datetime.timedelta(seconds=1 + i % 3) for i, t0, r in sent)
+print("all", ok)
+"#,
+        &[],
+        "all ",
+    );
+    assert_eq!(out, "True", "every result right, none before its eta");
+    // SAFETY: kill(2) on our unreaped child.
+    assert_eq!(unsafe { libc::kill(w.pid(), libc::SIGTERM) }, 0);
+    assert_eq!(w.wait_exit(), Some(0));
+    assert!(w.stderr().contains("(200 ran, 0 revoked"), "{}", w.stderr());
+    assert_eq!(hlen_unacked(&redis), 0);
+    assert_eq!(llen(&redis, "celery"), 0);
+}
+
+#[test]
 fn countdown_and_eta_tasks_run_no_earlier_than_their_eta() {
     let redis = RedisServer::start();
     let url = redis.url(0);
