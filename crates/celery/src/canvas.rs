@@ -22,12 +22,18 @@
 //! Its options may name the new task's id (`task_id`), its `queue`, and
 //! its own `link` / `link_error`.
 //!
-//! Groups and chords are not supported: [`Embed::parse`] refuses them, and
-//! the worker then stores a FAILURE that says why *without running the
-//! task*, so nothing half-runs.
+//! * `chord`: this task is a header task of a chord whose body this is;
+//!   the worker reports its result to Celery's Redis chord counter
+//!   ([`crate::chord`]), and the last one sends the body.
+//!
+//! A group or chain where a single signature is expected (a group in
+//! `link`, a chord whose body is a group) is not supported:
+//! [`Embed::parse`] refuses it, and the worker then stores a FAILURE that
+//! says why *without running the task*, so nothing half-runs.
 
 use serde_json::{json, Map, Value};
 
+use crate::chord::ChordBody;
 use crate::id::new_task_id;
 use crate::message::TaskMessage;
 use crate::meta::Outcome;
@@ -52,6 +58,9 @@ pub struct Embed {
     errbacks: Vec<Signature>,
     /// The rest of the chain; the last element is the next task.
     chain: Vec<Signature>,
+    /// The body of the chord this task is a header task of
+    /// ([`crate::chord`]).
+    pub(crate) chord: Option<ChordBody>,
 }
 
 /// What the worker sends and stores after a task, besides its own result.
@@ -74,13 +83,15 @@ impl Embed {
                 _ => Err("the message's embed is not an object".to_string()),
             };
         };
-        if !embed.get("chord").is_none_or(Value::is_null) {
-            return Err(unsupported("chord"));
-        }
+        let chord = match embed.get("chord") {
+            None | Some(Value::Null) => None,
+            Some(body) => Some(ChordBody::parse(body)?),
+        };
         Ok(Embed {
             callbacks: signatures(embed.get("callbacks"), 0)?,
             errbacks: signatures(embed.get("errbacks"), 0)?,
             chain: signatures(embed.get("chain"), 0)?,
+            chord,
         })
     }
 
@@ -105,27 +116,35 @@ impl Embed {
                     out.messages.push(errback.message(&prepend, &[], msg));
                 }
             }
-            Outcome::Revoked => {}
+            Outcome::Revoked | Outcome::Expired => {}
         }
         out
     }
 }
 
-/// The task ids of a raw `embed`'s chain, read leniently: for an `embed`
-/// [`Embed::parse`] refused, so that the chain's waiters still get the
-/// failure.
+/// The task ids of a raw `embed`'s chain and of its chord's body, read
+/// leniently: for an `embed` [`Embed::parse`] refused, so that those who
+/// wait for the chain's last task or the chord's body (a client polling
+/// its state) still get the failure.
 pub fn chain_task_ids(embed: &Value) -> Vec<String> {
-    embed
-        .get("chain")
-        .and_then(Value::as_array)
-        .map(|chain| {
-            chain
-                .iter()
-                .filter_map(|s| s.pointer("/options/task_id").and_then(Value::as_str))
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
+    let id = |s: &Value| {
+        s.pointer("/options/task_id")
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    let chain = embed.get("chain").and_then(Value::as_array);
+    let chord_body = embed.get("chord");
+    // A group body's own tasks are what its client waits on.
+    let group_tasks = chord_body
+        .and_then(|b| b.pointer("/kwargs/tasks"))
+        .and_then(Value::as_array);
+    chain
+        .into_iter()
+        .flatten()
+        .chain(chord_body)
+        .chain(group_tasks.into_iter().flatten())
+        .filter_map(id)
+        .collect()
 }
 
 /// The failure stored for a task whose `embed` this worker cannot honour.
@@ -135,7 +154,8 @@ pub fn refused(msg: &TaskMessage, why: &str) -> Outcome {
         exc_module: Some("builtins".to_string()),
         message: format!(
             "task {} ({}) did not run: {why}; this Rust worker supports chains, \
-             link and link_error of single tasks only",
+             link and link_error of single tasks, and chords whose body is a single \
+             task or a group of single tasks",
             msg.task, msg.id
         ),
         traceback: None,
@@ -157,7 +177,7 @@ fn signatures(v: Option<&Value>, depth: usize) -> Result<Vec<Signature>, String>
 }
 
 impl Signature {
-    fn parse(v: &Value, depth: usize) -> Result<Signature, String> {
+    pub(crate) fn parse(v: &Value, depth: usize) -> Result<Signature, String> {
         if depth > MAX_DEPTH {
             return Err(format!("links nest deeper than {MAX_DEPTH}"));
         }
@@ -203,7 +223,7 @@ impl Signature {
         })
     }
 
-    fn task_id(&self) -> Option<String> {
+    pub(crate) fn task_id(&self) -> Option<String> {
         self.options
             .get("task_id")
             .and_then(Value::as_str)
@@ -212,7 +232,12 @@ impl Signature {
 
     /// The message that applies this signature after `parent`: `prepend`
     /// before its args (unless immutable), `chain` as the rest of the chain.
-    fn message(&self, prepend: &[Value], chain: &[Signature], parent: &TaskMessage) -> TaskMessage {
+    pub(crate) fn message(
+        &self,
+        prepend: &[Value],
+        chain: &[Signature],
+        parent: &TaskMessage,
+    ) -> TaskMessage {
         let mut args = if self.immutable {
             Vec::new()
         } else {
@@ -241,6 +266,9 @@ impl Signature {
             }),
             parent_id: Some(parent.id.clone()),
             root_id: Some(parent.root_id.clone().unwrap_or_else(|| parent.id.clone())),
+            timing: Default::default(),
+            limits: Default::default(),
+            group: None,
         }
     }
 
@@ -303,7 +331,8 @@ mod tests {
     #[test]
     fn groups_chords_and_malformed_embeds_are_refused() {
         for bad in [
-            json!({"chord": {"task": "x"}}),
+            json!({"chord": {"task": "x", "subtask_type": "chain"}}),
+            json!({"chord": {"task": "celery.group", "subtask_type": "group"}}),
             json!({"callbacks": [{"task": "x", "subtask_type": "group"}]}),
             json!({"chain": [{"task": "x", "options": {"chord": {"task": "y"}}}]}),
             json!({"callbacks": [{"args": []}]}),

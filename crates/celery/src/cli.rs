@@ -23,7 +23,7 @@ const USAGE: &str = "\
 usage: NAME [--broker URL] [--backend URL] [-Q QUEUE[,QUEUE...]] [-c N]
                      [--visibility-timeout SECS] [--restore-interval SECS]
                      [--result-expires SECS] [--pool processes|threads]
-                     [-n NODENAME] [--list]
+                     [-n NODENAME] [--track-started] [--list]
 
 Consumes Celery task messages (protocol 2, JSON) from Redis and runs the
 registered tasks in worker processes (or threads), acking late.
@@ -38,10 +38,13 @@ registered tasks in worker processes (or threads), acking late.
   --pool processes|threads     where tasks run          (default processes)
   -n, --hostname NODENAME      the name remote control uses (default celery@%h;
                                %h is this machine's host name)
+  --track-started              store STARTED when a task starts (Celery's
+                               task_track_started; default off, as Celery's)
   --list                       print the task names and exit
 Ctrl-C (SIGINT) or SIGTERM: warm shutdown: stop fetching, finish the running
-tasks, store their results, exit 0. A second one: cold shutdown: the running
-tasks are not acked, their messages go back to their queues for another
+tasks, store their results, return the tasks held for their eta to their
+queues, exit 0. A second one: cold shutdown: the running tasks are not acked,
+their messages (and the held ones) go back to their queues for another
 worker, exit 130. A signal ignored when the worker starts stays ignored.";
 
 /// Stop requests (SIGINT or SIGTERM) received so far.
@@ -199,6 +202,7 @@ pub fn worker_main(name: &str, registry: Registry) -> ExitCode {
                 "--visibility-timeout" => config.visibility_timeout = secs(args.next(), &a)?,
                 "--restore-interval" => config.restore_interval = secs(args.next(), &a)?,
                 "--result-expires" => config.result_expires = secs(args.next(), &a)?,
+                "--track-started" => config.track_started = true,
                 "--pool" => {
                     config.pool = match args.next().as_deref() {
                         Some("processes") => PoolKind::Processes,

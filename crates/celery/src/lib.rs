@@ -33,18 +33,21 @@
 pub mod base64;
 pub mod bench;
 pub mod canvas;
+pub mod chord;
 mod cli;
 pub mod control;
 mod error;
 mod executor;
 mod executor_trait;
 pub mod id;
+pub mod limits;
 pub mod message;
 pub mod meta;
 pub mod pool;
 mod procs;
 mod registry;
 pub mod resp;
+pub mod schedule;
 pub mod tasks;
 pub mod testing;
 mod url;
@@ -53,6 +56,7 @@ mod worker;
 pub use cli::worker_main;
 pub use error::CeleryError;
 pub use executor::{Builder, CeleryExecutor};
+pub use limits::soft_time_limit_exceeded;
 pub use message::TaskMessage;
 pub use procs::{
     dispatch, ignore_interrupts, install_process_registry, process_registry, WireFailure,

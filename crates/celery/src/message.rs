@@ -11,8 +11,11 @@
 use serde_json::{json, Map, Value};
 
 use crate::base64;
+use crate::chord::GroupPart;
 use crate::error::CeleryError;
 use crate::id::new_task_id;
+use crate::limits::Limits;
+use crate::schedule::Timing;
 
 /// Kombu's separator inside binding entries and priority queue names.
 pub const SEP: &str = "\x06\x16";
@@ -40,6 +43,13 @@ pub struct TaskMessage {
     pub parent_id: Option<String>,
     /// The first task of the workflow this one belongs to (`None`: itself).
     pub root_id: Option<String>,
+    /// When it may run: the `eta` and `expires` headers ([`crate::schedule`]).
+    pub timing: Timing,
+    /// The `timelimit` header's hard and soft limits ([`crate::limits`]).
+    pub limits: Limits,
+    /// The `group` and `group_index` headers: a chord's header task
+    /// ([`crate::chord`]).
+    pub group: Option<GroupPart>,
 }
 
 impl TaskMessage {
@@ -55,6 +65,9 @@ impl TaskMessage {
             embed: no_embed(),
             parent_id: None,
             root_id: None,
+            timing: Timing::default(),
+            limits: Limits::default(),
+            group: None,
         }
     }
 
@@ -168,6 +181,9 @@ impl TaskMessage {
             parent_id: header("parent_id"),
             // Our own messages name themselves; keep `None` for "itself".
             root_id: header("root_id").filter(|r| r != id),
+            timing: Timing::from_headers(headers),
+            limits: Limits::from_headers(headers),
+            group: GroupPart::from_headers(headers),
         })
     }
 }

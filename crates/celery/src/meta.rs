@@ -34,6 +34,9 @@ pub enum Outcome {
     },
     /// The task was revoked before it ran.
     Revoked,
+    /// The task's `expires` passed before it ran: REVOKED with Celery's
+    /// reason `expired` ([`crate::schedule`]).
+    Expired,
 }
 
 impl Outcome {
@@ -57,7 +60,7 @@ impl Outcome {
         match self {
             Outcome::Success(_) => "SUCCESS",
             Outcome::Failure { .. } => "FAILURE",
-            Outcome::Revoked => "REVOKED",
+            Outcome::Revoked | Outcome::Expired => "REVOKED",
         }
     }
 
@@ -74,11 +77,8 @@ impl Outcome {
                 json!({"exc_type": exc_type, "exc_message": [message], "exc_module": exc_module}),
                 json!(traceback),
             ),
-            Outcome::Revoked => (
-                json!({"exc_type": "TaskRevokedError", "exc_message": ["revoked"],
-                       "exc_module": "celery.exceptions"}),
-                Value::Null,
-            ),
+            Outcome::Revoked => (revoked("revoked"), Value::Null),
+            Outcome::Expired => (revoked("expired"), Value::Null),
         };
         json!({
             "status": self.status(),
@@ -90,6 +90,27 @@ impl Outcome {
         })
         .to_string()
     }
+}
+
+/// The STARTED record Celery's worker stores when `task_track_started` is
+/// on: the process running the task and the worker's node name, no
+/// `date_done` (the task is not done).
+pub fn started_record(task_id: &str, pid: u32, hostname: &str) -> String {
+    json!({
+        "status": "STARTED",
+        "result": {"pid": pid, "hostname": hostname},
+        "traceback": null,
+        "children": [],
+        "date_done": null,
+        "task_id": task_id,
+    })
+    .to_string()
+}
+
+/// The result of a REVOKED record: Celery's `TaskRevokedError(reason)`.
+fn revoked(reason: &str) -> Value {
+    json!({"exc_type": "TaskRevokedError", "exc_message": [reason],
+           "exc_module": "celery.exceptions"})
 }
 
 /// A stored record as the client reads it: `Ok(None)` for a state that is

@@ -16,9 +16,10 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use future::{FutureError, TaskError};
-use process_pool::ProcessPoolExecutor;
+use process_pool::{ExitCause, ProcessPoolExecutor, WorkerDied};
 use serde_json::Value;
 
+use crate::limits::{self, Limits};
 use crate::meta::Outcome;
 use crate::registry::Registry;
 
@@ -75,6 +76,19 @@ pub fn dispatch((name, args): (String, String)) -> Result<String, WireFailure> {
     }
 }
 
+/// What [`dispatch_limited`] takes: task name, JSON args, and the hard and
+/// soft time limits in seconds ([`crate::limits`]).
+pub type LimitedCall = (String, String, Option<f64>, Option<f64>);
+
+/// [`dispatch`] under the task's time limits, in the worker process that
+/// runs it: the hard one kills this process at the limit (SIGALRM), the
+/// soft one is the cooperative [`crate::soft_time_limit_exceeded`].
+pub fn dispatch_limited((name, args, hard, soft): LimitedCall) -> Result<String, WireFailure> {
+    let _alarm = hard.map(limits::Alarm::arm);
+    limits::with_soft_limit(soft, || dispatch((name, args)))
+        .unwrap_or_else(|why| Err((limits::SOFT_NAME.to_string(), why)))
+}
+
 fn error_message(e: &TaskError) -> String {
     match e {
         TaskError::Failed(d) => d.to_string(),
@@ -116,19 +130,25 @@ impl Procs {
             .map_err(|e| e.to_string())
     }
 
-    /// Runs task `name` on `args` in a worker process and waits for it.
-    /// If the pool cannot start it, tries once to replace the pool (for the
-    /// next tasks) and returns [`NotStarted`].
-    pub(crate) fn run(&self, name: &str, args: &Value) -> Result<Outcome, NotStarted> {
+    /// Runs task `name` on `args` in a worker process, under `limits`, and
+    /// waits for it. If the pool cannot start it, tries once to replace the
+    /// pool (for the next tasks) and returns [`NotStarted`].
+    pub(crate) fn run(
+        &self,
+        name: &str,
+        args: &Value,
+        limits: &Limits,
+    ) -> Result<Outcome, NotStarted> {
         let pool = lock(&self.pool).clone();
         let failure = |exc_type: &str, message: String| Outcome::Failure {
             exc_type: exc_type.to_string(),
-            exc_module: None,
+            exc_module: limits::module_of(exc_type),
             message,
             traceback: None,
         };
+        let call = (name.to_string(), args.to_string(), limits.hard, limits.soft);
         let started = pool
-            .submit(dispatch, (name.to_string(), args.to_string()))
+            .submit(dispatch_limited, call)
             .map_err(|e| e.to_string())
             .and_then(|future| match future.into_result() {
                 // Broken before the task reached a worker process.
@@ -141,6 +161,10 @@ impl Procs {
                 Err(e) => failure("TypeError", format!("the result is not JSON: {e}")),
             }),
             Ok(Ok(Err((exc_type, message)))) => Ok(failure(&exc_type, message)),
+            // Its process ended at the hard time limit's SIGALRM.
+            Ok(Err(e)) if limits.hard.is_some() && killed_by_alarm(&e) => {
+                Ok(limits::hard_exceeded(limits.hard.unwrap_or_default()))
+            }
             // The worker process died (killed, aborted) or its pipe broke
             // while it held the task.
             Ok(Err(e)) => Ok(failure("WorkerLostError", e.to_string())),
@@ -189,6 +213,15 @@ impl Procs {
     pub(crate) fn shutdown(&self) {
         lock(&self.pool).shutdown(true, false);
     }
+}
+
+/// Whether the pool says the task's process was killed by SIGALRM.
+fn killed_by_alarm(e: &FutureError) -> bool {
+    let FutureError::Task(TaskError::Executor(d)) = e else {
+        return false;
+    };
+    d.downcast_ref::<WorkerDied>()
+        .is_some_and(|died| died.cause == ExitCause::Signaled(libc::SIGALRM))
 }
 
 /// The task a new pool runs to show it can run tasks.

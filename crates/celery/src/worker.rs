@@ -7,14 +7,20 @@
 //! 2. One transaction records it as unacknowledged (`ZADD unacked_index
 //!    <now> <tag>`, `HSET unacked <tag> [message, exchange, routing key]`)
 //!    and the same round trip GETs its result record: a REVOKED record (or
-//!    a revoke broadcast seen on the pidbox) means skip it.
+//!    a revoke broadcast seen on the pidbox) means skip it. A message whose
+//!    `eta` is ahead is held, unacked, until due ([`crate::schedule`]);
+//!    one whose `expires` has passed is stored REVOKED `expired`.
 //! 3. The runner thread that fetched it runs it (or hands it to a worker
 //!    process and waits); a panic or `Err` becomes FAILURE. `concurrency`
 //!    runner threads take turns at the fetch connection (leader/followers),
 //!    so a fetched task starts without a thread hand-off. A message whose
-//!    `embed` asks for what this worker cannot do (a group, a chord) is not
-//!    run: FAILURE saying why ([`crate::canvas`]).
-//! 4. One transaction sends what follows the task (the chain's next task,
+//!    `embed` asks for what this worker cannot do (a group in `link`, a
+//!    chord whose body is a chain) is not run: FAILURE saying why
+//!    ([`crate::canvas`]); so is a hard time limit on the runner threads,
+//!    which cannot be killed ([`crate::limits`]).
+//! 4. A chord's header task reports its outcome to Celery's Redis chord
+//!    counter; the last one sends the body ([`crate::chord`]). Then one
+//!    transaction sends what follows the task (the chain's next task,
 //!    `link` callbacks or `link_error` errbacks: LPUSH), stores the result
 //!    (SETEX + PUBLISH) and acks (`ZREM`, `HDEL`): a crash before it leaves
 //!    the message unacked.
@@ -36,15 +42,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::canvas::{self, Embed, FollowUps};
+use crate::chord;
 use crate::control::{Active, Remote, RevokedSet};
 use crate::error::CeleryError;
 use crate::id::new_task_id;
-use crate::message::{mark_redelivered, TaskMessage, SEP};
-use crate::meta::{result_key, Outcome};
+use crate::limits;
+use crate::message::{hostname, mark_redelivered, TaskMessage, SEP};
+use crate::meta::{result_key, started_record, Outcome};
 use crate::pool::Pool;
 use crate::procs::{NotStarted, Procs};
 use crate::registry::Registry;
 use crate::resp::{Connection, Reply};
+use crate::schedule::{self, Held};
 use crate::url::RedisUrl;
 
 /// How a worker is set up; see [`Worker::new`]. Its `Debug` masks the
@@ -70,6 +79,9 @@ pub struct WorkerConfig {
     /// The node name remote control knows the worker by (default
     /// `celery@<host>`, Celery's): `inspect(destination=[...])` names it.
     pub hostname: String,
+    /// Store STARTED when a task starts (Celery's `task_track_started`,
+    /// a worker setting a client cannot send; default false, as Celery's).
+    pub track_started: bool,
 }
 
 impl std::fmt::Debug for WorkerConfig {
@@ -82,6 +94,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("concurrency", &self.concurrency)
             .field("pool", &self.pool)
             .field("hostname", &self.hostname)
+            .field("track_started", &self.track_started)
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +124,7 @@ impl WorkerConfig {
             result_expires: Duration::from_secs(86_400),
             pool: PoolKind::Threads,
             hostname: format!("celery@{}", crate::message::hostname()),
+            track_started: false,
         }
     }
 }
@@ -135,6 +149,8 @@ pub struct Worker {
     running: Arc<Running>,
     /// What `inspect().active()` reports.
     active: Arc<Active>,
+    /// Messages fetched before their eta, held (unacked) until due.
+    held: Held<Job>,
 }
 
 impl Worker {
@@ -147,6 +163,7 @@ impl Worker {
             stats: Arc::default(),
             running: Arc::default(),
             active: Arc::default(),
+            held: Held::default(),
         }
     }
 
@@ -260,6 +277,7 @@ impl Worker {
                     .expect("spawn a runner thread");
             }
         });
+        self.return_held(&broker);
         let broken = procs.as_ref().and_then(Procs::broken);
         if let Some(p) = procs {
             p.shutdown();
@@ -280,7 +298,8 @@ impl Worker {
     /// Runs one fetched task and stores its result, unless a cold shutdown
     /// came first.
     fn serve(&self, broker: &Pool, backend: &Pool, procs: Option<&Procs>, job: Job) {
-        if !self.running.start(&job.tag) {
+        // A held job became running when it was taken (`take_held`).
+        if !job.was_held && !self.running.start(&job.tag) {
             // Fetched after a cold shutdown took the list of running tasks:
             // this runner returns the message itself.
             let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
@@ -288,16 +307,26 @@ impl Worker {
         }
         // Listed by `inspect().active()` until this function returns.
         let _active = self.active.begin(&job.tag, &job.msg, &self.config.hostname);
-        let (outcome, follow) = match Embed::parse(&job.msg.embed) {
+        let refused =
+            schedule::refusal(&job.msg).or_else(|| limits::refusal(&job.msg, procs.is_none()));
+        let embed = match refused {
+            Some(outcome) => Err(outcome),
+            None => Embed::parse(&job.msg.embed).map_err(|why| canvas::refused(&job.msg, &why)),
+        };
+        let chord_body = embed.as_ref().ok().and_then(|e| e.chord.clone());
+        let (outcome, follow) = match embed {
+            // As Celery's worker, checked when received and when due.
+            _ if job.msg.timing.expired(unix_now()) => (Outcome::Expired, FollowUps::default()),
             // Refused before it runs: a task never half-runs.
             Err(why) => (
-                canvas::refused(&job.msg, &why),
+                why,
                 FollowUps {
                     messages: Vec::new(),
                     same_result: canvas::chain_task_ids(&job.msg.embed),
                 },
             ),
             Ok(embed) => {
+                self.mark_started(backend, &job);
                 let Some(outcome) = self.run_task(broker, procs, &job) else {
                     return; // it could not start: back on its queue
                 };
@@ -311,6 +340,21 @@ impl Worker {
             return;
         }
         let expires = self.config.result_expires;
+        if let Some(body) = &chord_body {
+            // Before the ack: a worker that dies in between runs the task
+            // again, and its second report is a no-op (see `chord`).
+            let ttl = expires.as_secs().clamp(1, MAX_RESULT_TTL);
+            let reported = chord::part_return(broker, backend, &job.msg, body, &outcome, ttl);
+            if let Err(e) = reported {
+                eprintln!(
+                    "celery-worker: could not report task {} to its chord ({e}): not acked, \
+                     it runs again after the visibility timeout",
+                    job.msg.id
+                );
+                self.running.stored();
+                return;
+            }
+        }
         store_and_ack(broker, backend, &job, &outcome, &follow, expires);
         self.running.stored();
         lock(&self.stats).ran += 1;
@@ -321,12 +365,15 @@ impl Worker {
     fn run_task(&self, broker: &Pool, procs: Option<&Procs>, job: &Job) -> Option<Outcome> {
         match procs {
             None => Some(
-                match self.registry.run(&job.msg.task, job.msg.args.clone()) {
-                    Ok(v) => Outcome::Success(v),
-                    Err(e) => Outcome::from_task_error(&e),
-                },
+                limits::with_soft_limit(job.msg.limits.soft, || {
+                    match self.registry.run(&job.msg.task, job.msg.args.clone()) {
+                        Ok(v) => Outcome::Success(v),
+                        Err(e) => Outcome::from_task_error(&e),
+                    }
+                })
+                .unwrap_or_else(limits::soft_exceeded),
             ),
-            Some(procs) => match procs.run(&job.msg.task, &job.msg.args) {
+            Some(procs) => match procs.run(&job.msg.task, &job.msg.args, &job.msg.limits) {
                 Ok(outcome) => Some(outcome),
                 Err(NotStarted(why)) => {
                     self.return_unstarted(broker, job, &why);
@@ -337,6 +384,130 @@ impl Worker {
                     None
                 }
             },
+        }
+    }
+
+    /// Stores STARTED for `job` if the worker tracks it (`track_started`),
+    /// with what Celery's worker stores: the pid and node name of the
+    /// worker (the pool process is not known before the task runs).
+    fn mark_started(&self, backend: &Pool, job: &Job) {
+        if !self.config.track_started {
+            return;
+        }
+        let key = result_key(&job.msg.id);
+        let record = started_record(&job.msg.id, std::process::id(), &node_name());
+        let ttl = self
+            .config
+            .result_expires
+            .as_secs()
+            .clamp(1, MAX_RESULT_TTL);
+        let stored = backend.with(|c| {
+            c.queue(&[
+                b"SETEX",
+                key.as_bytes(),
+                ttl.to_string().as_bytes(),
+                record.as_bytes(),
+            ]);
+            c.queue(&[b"PUBLISH", key.as_bytes(), record.as_bytes()]);
+            c.flush()?;
+            c.read_reply()?.ok()?;
+            c.read_reply()?.ok()
+        });
+        if let Err(e) = stored {
+            // Only a progress report: the task runs, its result is stored.
+            eprintln!(
+                "celery-worker: could not store STARTED for task {}: {e}",
+                job.msg.id
+            );
+        }
+    }
+
+    /// Holds `job` if its eta is ahead (unacked, until due: see
+    /// [`crate::schedule`]); otherwise gives it back to be run now.
+    fn hold_until_due(&self, broker: &Pool, job: Job) -> Option<Job> {
+        let now = unix_now();
+        let wait = job.msg.timing.wait(now);
+        let Some(wait) = wait.filter(|_| !job.msg.timing.expired(now)) else {
+            return Some(job);
+        };
+        if self.running.hold(&job.tag) {
+            self.held.hold(job, wait);
+        } else {
+            // A cold shutdown came first and could not know of it.
+            let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
+        }
+        None
+    }
+
+    /// A held job that is due, now counted as running; `None` if none is.
+    /// One revoked while it was held is skipped (REVOKED, acked), as
+    /// Celery's worker checks for a revoke when an eta task falls due.
+    fn take_due(&self, broker: &Pool, backend: &Pool, revoked: &Mutex<RevokedSet>) -> Option<Job> {
+        while let Some(mut job) = self.held.take_due() {
+            if self.is_revoked(backend, revoked, &job.msg.id) {
+                if self.running.release_held(&job.tag) {
+                    self.skip_revoked(broker, backend, &job);
+                }
+                continue;
+            }
+            // False: a cold shutdown returned it to its queue already.
+            if self.running.take_held(&job.tag) {
+                job.was_held = true;
+                return Some(job);
+            }
+        }
+        None
+    }
+
+    /// Whether task `id` was revoked: a broadcast heard on the pidbox, or
+    /// a REVOKED record in the backend.
+    fn is_revoked(&self, backend: &Pool, revoked: &Mutex<RevokedSet>, id: &str) -> bool {
+        if lock(revoked).contains(id, Instant::now()) {
+            return true;
+        }
+        let key = result_key(id);
+        let stored = backend
+            .with(|c| c.command(&[b"GET", key.as_bytes()]))
+            .ok()
+            .and_then(Reply::into_bytes);
+        stored.is_some_and(|s| is_revoked_record(&s))
+    }
+
+    /// Stores REVOKED for a job that will not run, and acks it; a chord's
+    /// header task reports it to its chord first, as Celery's
+    /// `mark_as_revoked` does, so that the body fails instead of waiting.
+    fn skip_revoked(&self, broker: &Pool, backend: &Pool, job: &Job) {
+        let (none, expires) = (FollowUps::default(), self.config.result_expires);
+        let chord_body = Embed::parse(&job.msg.embed).ok().and_then(|e| e.chord);
+        if let Some(body) = chord_body {
+            let ttl = expires.as_secs().clamp(1, MAX_RESULT_TTL);
+            let outcome = Outcome::Revoked;
+            if let Err(e) = chord::part_return(broker, backend, &job.msg, &body, &outcome, ttl) {
+                eprintln!(
+                    "celery-worker: could not report revoked task {} to its chord ({e}): \
+                     not acked, it is seen again after the visibility timeout",
+                    job.msg.id
+                );
+                return;
+            }
+        }
+        store_and_ack(broker, backend, job, &Outcome::Revoked, &none, expires);
+        lock(&self.stats).revoked += 1;
+    }
+
+    /// Warm shutdown: the held messages go back to their queues at once.
+    fn return_held(&self, broker: &Pool) {
+        for job in self.held.drain() {
+            if !self.running.release_held(&job.tag) {
+                continue; // a cold shutdown returned it
+            }
+            if let Err(e) = broker.with(|c| restore_one(c, job.tag.as_bytes())) {
+                eprintln!(
+                    "celery-worker: could not return held task {} to its queue ({e}): it is \
+                     restored after its eta and the visibility timeout",
+                    job.msg.id
+                );
+            }
         }
     }
 
@@ -374,6 +545,10 @@ impl Worker {
                 if self.stop.load(Ordering::SeqCst) {
                     return None;
                 }
+                // Held jobs fall due within a BRPOP's second.
+                if let Some(job) = self.take_due(broker, backend, revoked) {
+                    return Some(job);
+                }
                 let reply = match conn.command(fetch.brpop) {
                     Ok(r) => r,
                     Err(e) if !e.is_connection() => {
@@ -407,7 +582,8 @@ impl Worker {
             }; // unlocked: the next idle runner fetches while this one runs
             let queue = String::from_utf8_lossy(&queue).into_owned();
             let queue = queue.split(SEP).next().unwrap_or(&queue).to_string();
-            if let Some(job) = self.accept(broker, backend, &queue, raw, revoked) {
+            let job = self.accept(broker, backend, &queue, raw, revoked);
+            if let Some(job) = job.and_then(|job| self.hold_until_due(broker, job)) {
                 return Some(job);
             }
         }
@@ -435,7 +611,8 @@ impl Worker {
             String::from_utf8_lossy(&raw),
             Value::String(queue.to_string())
         );
-        let now = unix_now().to_string();
+        // An eta task's visibility timeout counts from its eta.
+        let now = msg.timing.unacked_score(unix_now()).to_string();
         let key = result_key(&msg.id);
         // One round trip when the backend is the broker's server: record
         // the message as unacked and read its result record together.
@@ -471,27 +648,14 @@ impl Worker {
                 .and_then(Reply::into_bytes);
         }
         let is_revoked = lock(revoked).contains(&msg.id, Instant::now())
-            || stored.is_some_and(|s| {
-                serde_json::from_slice::<Value>(&s)
-                    .ok()
-                    .and_then(|v| {
-                        v.get("status")
-                            .and_then(Value::as_str)
-                            .map(|s| s == "REVOKED")
-                    })
-                    .unwrap_or(false)
-            });
-        let job = Job { msg, tag };
+            || stored.is_some_and(|s| is_revoked_record(&s));
+        let job = Job {
+            msg,
+            tag,
+            was_held: false,
+        };
         if is_revoked {
-            store_and_ack(
-                broker,
-                backend,
-                &job,
-                &Outcome::Revoked,
-                &FollowUps::default(),
-                self.config.result_expires,
-            );
-            lock(&self.stats).revoked += 1;
+            self.skip_revoked(broker, backend, &job);
             return None;
         }
         Some(job)
@@ -594,6 +758,8 @@ impl Pidbox {
 struct Job {
     msg: TaskMessage,
     tag: String,
+    /// Held until its eta, then taken: already counted as running.
+    was_held: bool,
 }
 
 /// The tasks this worker's runners hold, so that a cold shutdown can return
@@ -609,6 +775,8 @@ struct Running {
 struct RunningState {
     /// Delivery tags of the tasks running now.
     tags: HashSet<String>,
+    /// Delivery tags of the messages held until their eta.
+    held: HashSet<String>,
     /// Results being stored (and their messages acked) right now.
     storing: usize,
     /// Set by a cold shutdown: from then on no runner stores or acks.
@@ -636,6 +804,34 @@ impl Running {
         state.tags.remove(tag);
         state.storing += 1;
         true
+    }
+
+    /// The message `tag` is held until its eta; false after a cold shutdown.
+    fn hold(&self, tag: &str) -> bool {
+        let mut state = lock(&self.state);
+        if state.cold {
+            return false;
+        }
+        state.held.insert(tag.to_string());
+        true
+    }
+
+    /// The held message `tag` fell due and runs now; false once a cold
+    /// shutdown has taken it back.
+    fn take_held(&self, tag: &str) -> bool {
+        let mut state = lock(&self.state);
+        if state.cold || !state.held.remove(tag) {
+            return false;
+        }
+        state.tags.insert(tag.to_string());
+        true
+    }
+
+    /// The held message `tag` is given up (warm shutdown); false once a
+    /// cold shutdown has taken it back.
+    fn release_held(&self, tag: &str) -> bool {
+        let mut state = lock(&self.state);
+        !state.cold && state.held.remove(tag)
     }
 
     /// The task `tag` did not run; false once a cold shutdown has taken it.
@@ -668,7 +864,8 @@ impl Running {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        state.tags.drain().collect()
+        let held: Vec<String> = state.held.drain().collect();
+        state.tags.drain().chain(held).collect()
     }
 }
 
@@ -719,6 +916,23 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
+}
+
+/// Whether a stored result record is REVOKED.
+fn is_revoked_record(record: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(record)
+        .ok()
+        .and_then(|v| {
+            v.get("status")
+                .and_then(Value::as_str)
+                .map(|s| s == "REVOKED")
+        })
+        .unwrap_or(false)
+}
+
+/// The name Celery's worker gives itself by default: `celery@<host>`.
+fn node_name() -> String {
+    format!("celery@{}", hostname())
 }
 
 fn same_server(a: &Pool, b: &Pool) -> bool {
