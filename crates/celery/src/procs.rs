@@ -121,12 +121,7 @@ impl Procs {
     /// next tasks) and returns [`NotStarted`].
     pub(crate) fn run(&self, name: &str, args: &Value) -> Result<Outcome, NotStarted> {
         let pool = lock(&self.pool).clone();
-        let failure = |exc_type: &str, message: String| Outcome::Failure {
-            exc_type: exc_type.to_string(),
-            exc_module: None,
-            message,
-            traceback: None,
-        };
+        let failure = Outcome::failure;
         let started = pool
             .submit(dispatch, (name.to_string(), args.to_string()))
             .map_err(|e| e.to_string())

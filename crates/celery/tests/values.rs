@@ -1,5 +1,6 @@
 //! Values a Python Celery client sends arrive exactly at our worker (issue
-//! 20, items 1 and 2). Each test drives a real Celery 5 client from the test
+//! 20, items 1 and 2), and a Rust error arrives as the Python exception of
+//! that name (item 6). Each test drives a real Celery 5 client from the test
 //! virtualenv (`CELERY_VENV`) against the `celery-worker` binary; the
 //! client's `get(timeout=120)` is the hang guard, never a bound on speed.
 
@@ -78,4 +79,32 @@ except Exception as e:
         out.contains("1180591620717411303424"),
         "the TypeError names the value: {out}"
     );
+}
+
+#[test]
+fn rust_errors_arrive_as_python_builtins_and_add_does_not_wrap() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let _w = worker(&url);
+    let out = client(
+        &url,
+        r#"
+from tasks import app
+try:
+    app.send_task("rust.sleep_ms", args=("soon",)).get(timeout=120)
+except TypeError as e:
+    print("caught TypeError", type(e).__module__)
+except Exception as e:
+    print("missed", type(e).__module__, type(e).__name__)
+try:
+    print("add", app.send_task("rust.add", args=(2**63 - 1, 1)).get(timeout=120))
+except OverflowError as e:
+    print("caught OverflowError", e)
+except Exception as e:
+    print("missed", type(e).__module__, type(e).__name__, e)
+"#,
+    );
+    assert!(out.contains("caught TypeError builtins"), "{out}");
+    assert!(out.contains("caught OverflowError"), "{out}");
+    assert!(!out.contains("add -9223372036854775808"), "{out}");
 }
