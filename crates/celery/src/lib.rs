@@ -39,6 +39,7 @@ mod error;
 mod executor;
 mod executor_trait;
 pub mod id;
+pub mod json;
 pub mod message;
 pub mod meta;
 pub mod pool;

@@ -62,7 +62,7 @@ pub fn dispatch((name, args): (String, String)) -> Result<String, WireFailure> {
             "no task registry in this worker process: call install_process_registry before start_fork_server".to_string(),
         ));
     };
-    let args: Value = serde_json::from_str(&args).map_err(|e| {
+    let args: Value = crate::json::parse_python(args.as_bytes()).map_err(|e| {
         (
             "TypeError".to_string(),
             format!("arguments are not JSON: {e}"),
@@ -131,7 +131,7 @@ impl Procs {
                 other => Ok(other),
             });
         match started {
-            Ok(Ok(Ok(json))) => Ok(match serde_json::from_str(&json) {
+            Ok(Ok(Ok(json))) => Ok(match crate::json::parse_python(json.as_bytes()) {
                 Ok(v) => Outcome::Success(v),
                 Err(e) => failure("TypeError", format!("the result is not JSON: {e}")),
             }),

@@ -117,5 +117,11 @@ pub fn builtin() -> Registry {
     r.register_fallible("rust.add", add)
         .register_fallible("rust.fail", fail)
         .register_fallible("rust.touch", touch);
+    // Keyword arguments from a Python client map onto these names.
+    r.params("rust.add", &["x", "y"])
+        .params("rust.echo", &["value"])
+        .params("rust.fail", &["message"])
+        .params("rust.panic", &["message"])
+        .params("rust.sleep_ms", &["ms"]);
     r
 }

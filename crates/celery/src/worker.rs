@@ -379,10 +379,18 @@ impl Worker {
         raw: Vec<u8>,
         revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
-        let msg = match TaskMessage::parse(&raw) {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("celery-worker: dropping a message from {queue}: {e}");
+        let msg = match TaskMessage::read(&raw) {
+            Ok(m) => self.bind_kwargs(backend, queue, m)?,
+            Err(r) => {
+                let (module, class) = r.exception;
+                let outcome = Outcome::Failure {
+                    exc_type: class.to_string(),
+                    exc_module: Some(module.to_string()),
+                    message: r.error.to_string(),
+                    traceback: None,
+                };
+                let who = (r.id.as_deref(), r.task.as_deref().unwrap_or("?"));
+                self.refuse(backend, queue, who, &[], &outcome);
                 return None;
             }
         };
@@ -452,6 +460,94 @@ impl Worker {
             return None;
         }
         Some(job)
+    }
+
+    /// Puts the message's keyword arguments at their parameters' positions
+    /// ([`Registry::bind`]); a task the registry does not know is logged as
+    /// Celery logs it (running it stores `NotRegistered`). `None`: refused.
+    fn bind_kwargs(
+        &self,
+        backend: &Pool,
+        queue: &str,
+        mut msg: TaskMessage,
+    ) -> Option<TaskMessage> {
+        if self.registry.get(&msg.task).is_none() {
+            eprintln!(
+                "celery-worker: Received unregistered task of type '{}' (id {}): a NotRegistered \
+                 failure is stored for it. Is it registered with this worker under that name?",
+                msg.task, msg.id
+            );
+            return Some(msg);
+        }
+        let (args, kwargs) = (msg.args.take(), msg.kwargs.take());
+        match self.registry.bind(&msg.task, args, kwargs) {
+            Ok(args) => {
+                msg.args = args;
+                msg.kwargs = Value::Object(serde_json::Map::new());
+                Some(msg)
+            }
+            Err(e) => {
+                // A chain after it fails too, as after a task that failed.
+                let chain = canvas::chain_task_ids(&msg.embed);
+                let who = (Some(msg.id.as_str()), msg.task.as_str());
+                self.refuse(backend, queue, who, &chain, &Outcome::from_task_error(&e));
+                None
+            }
+        }
+    }
+
+    /// A message that will not run: logs who it was for and why, and
+    /// stores `outcome` under its id (and `more` ids) when it has one, so
+    /// that the client does not wait for ever. The message was never
+    /// recorded as unacked: it is gone from its queue either way.
+    fn refuse(
+        &self,
+        backend: &Pool,
+        queue: &str,
+        (id, task): (Option<&str>, &str),
+        more: &[String],
+        outcome: &Outcome,
+    ) {
+        let why = match outcome {
+            Outcome::Failure {
+                exc_type, message, ..
+            } => format!("{exc_type}: {message}"),
+            other => other.status().to_string(),
+        };
+        let Some(id) = id else {
+            eprintln!(
+                "celery-worker: dropped a message from {queue} (task {task}, no readable task id: \
+                 nothing stored): {why}"
+            );
+            return;
+        };
+        let ttl = self
+            .config
+            .result_expires
+            .as_secs()
+            .clamp(1, MAX_RESULT_TTL)
+            .to_string();
+        let stored = backend.with(|c| {
+            for id in std::iter::once(id).chain(more.iter().map(String::as_str)) {
+                let (key, record) = (result_key(id), outcome.to_json(id));
+                c.queue(&[b"SETEX", key.as_bytes(), ttl.as_bytes(), record.as_bytes()]);
+                c.queue(&[b"PUBLISH", key.as_bytes(), record.as_bytes()]);
+            }
+            c.flush()?;
+            for _ in 0..2 * (1 + more.len()) {
+                c.read_reply()?.ok()?;
+            }
+            Ok(())
+        });
+        match stored {
+            Ok(()) => eprintln!(
+                "celery-worker: refused task {id} ({task}) from {queue}, FAILURE stored: {why}"
+            ),
+            Err(e) => eprintln!(
+                "celery-worker: refused task {id} ({task}) from {queue}: {why}; \
+                 storing its FAILURE failed too ({e}): the client is not told"
+            ),
+        }
     }
 
     fn start_pidbox(

@@ -1,6 +1,6 @@
-//! Values a Python Celery client sends arrive exactly at our worker (issue
-//! 20, items 1 and 2), and a Rust error arrives as the Python exception of
-//! that name (item 6). Each test drives a real Celery 5 client from the test
+//! Values a Python Celery client sends arrive exactly at our worker, and a
+//! message with a readable task id always gets a result (issue 20, items
+//! 1-6 and 20). Each test drives a real Celery 5 client from the test
 //! virtualenv (`CELERY_VENV`) against the `celery-worker` binary; the
 //! client's `get(timeout=120)` is the hang guard, never a bound on speed.
 
@@ -78,6 +78,166 @@ except Exception as e:
     assert!(
         out.contains("1180591620717411303424"),
         "the TypeError names the value: {out}"
+    );
+}
+
+#[test]
+fn nan_infinity_lone_surrogates_and_deep_arguments_always_get_a_result() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let w = worker(&url);
+    let out = client(
+        &url,
+        r#"
+from tasks import app
+deep = 0
+for _ in range(200):
+    deep = [deep]
+cases = {
+    "nan": float("nan"),
+    "inf": float("inf"),
+    "-inf": float("-inf"),
+    "surrogate": "\ud800",
+    "deep": deep,
+}
+# Sent first, then awaited: every result is waited for at once.
+sent = {name: app.send_task("rust.echo", args=(v,)) for name, v in cases.items()}
+for name, r in sent.items():
+    try:
+        v = r.get(timeout=120)
+        print(name, "SUCCESS", v == cases[name])
+    except Exception as e:
+        print(name, "FAILURE", type(e).__name__, e)
+"#,
+    );
+    assert!(out.contains("deep SUCCESS True"), "{out}");
+    for case in ["nan", "inf", "-inf"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{case} ")))
+            .unwrap_or_default();
+        assert!(line.contains("FAILURE DecodeError"), "{out}");
+        assert!(line.contains("NaN or Infinity"), "says why: {out}");
+    }
+    assert!(
+        out.contains("surrogate FAILURE DecodeError") && out.contains("lone surrogate"),
+        "{out}"
+    );
+    let log = w.stderr();
+    assert!(
+        log.contains("rust.echo"),
+        "the refusals name the task: {log}"
+    );
+}
+
+#[test]
+fn keyword_arguments_map_onto_declared_parameters_and_bad_ones_raise_type_error() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let _w = worker(&url);
+    let out = client(
+        &url,
+        r#"
+from tasks import app
+print("kw", app.send_task("rust.add", kwargs={"x": 2, "y": 3}).get(timeout=120))
+print("mixed", app.send_task("rust.add", args=(2,), kwargs={"y": 3}).get(timeout=120))
+for name, args, kwargs in [
+    ("unexpected", (1,), {"x": 2}),
+    ("twice", (2,), {"x": 3}),
+    ("unknown", (2,), {"z": 3}),
+    ("missing", (), {"y": 3}),
+]:
+    task = "rust.echo" if name == "unexpected" else "rust.add"
+    try:
+        print(name, "SUCCESS", app.send_task(task, args=args, kwargs=kwargs).get(timeout=120))
+    except TypeError as e:
+        print(name, "TypeError", e)
+    except Exception as e:
+        print(name, "other", type(e).__name__, e)
+"#,
+    );
+    assert!(out.contains("kw 5"), "{out}");
+    assert!(out.contains("mixed 5"), "{out}");
+    assert!(
+        out.contains("unexpected TypeError") && out.contains("unexpected keyword argument 'x'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("twice TypeError") && out.contains("multiple values for argument 'x'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("unknown TypeError") && out.contains("unexpected keyword argument 'z'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("missing TypeError") && out.contains("missing") && out.contains("'x'"),
+        "{out}"
+    );
+}
+
+#[test]
+fn every_refused_message_with_a_readable_id_gets_a_failure_and_a_log_line() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let w = worker(&url);
+    let out = client(
+        &url,
+        r#"
+from celery import Celery
+from tasks import app, url
+app.conf.accept_content = ["json", "pickle"]
+old = Celery("old", broker=url, backend=url)
+old.conf.task_protocol = 1
+sent = {
+    "zlib": app.send_task("rust.add", args=(2, 3), compression="zlib"),
+    "gzip": app.send_task("rust.add", args=(2, 3), compression="gzip"),
+    "bzip2": app.send_task("rust.add", args=(2, 3), compression="bzip2"),
+    "pickle": app.send_task("rust.add", args=(2, 3), serializer="pickle"),
+    "protocol1": old.send_task("rust.add", args=(2, 3)),
+    "unregistered": app.send_task("rust.nope", args=(1,)),
+}
+for name, r in sent.items():
+    print(name, "id", r.id)
+for name, r in sent.items():
+    try:
+        print(name, "SUCCESS", r.get(timeout=120))
+    except Exception as e:
+        print(name, "FAILURE", type(e).__module__, type(e).__name__, e)
+"#,
+    );
+    assert!(out.contains("zlib SUCCESS 5"), "{out}");
+    assert!(out.contains("gzip SUCCESS 5"), "{out}");
+    assert!(
+        out.contains("bzip2 FAILURE kombu.exceptions ContentDisallowed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pickle FAILURE kombu.exceptions ContentDisallowed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("protocol1 FAILURE celery.exceptions InvalidTaskError"),
+        "{out}"
+    );
+    assert!(
+        out.contains("unregistered FAILURE celery.exceptions NotRegistered"),
+        "{out}"
+    );
+    let log = w.stderr();
+    for name in ["bzip2", "pickle", "protocol1", "unregistered"] {
+        let id = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} id ")))
+            .expect("the client printed the id");
+        assert!(
+            log.lines().any(|l| l.contains(id)),
+            "{name}: the log names task {id}:\n{log}"
+        );
+    }
+    assert!(
+        log.contains("Received unregistered task of type 'rust.nope'"),
+        "{log}"
     );
 }
 
