@@ -115,12 +115,12 @@ impl TaskMessage {
     /// [`parse`](Self::parse), and on refusal the task id and name when they
     /// are readable, so that the worker can store a FAILURE for that id
     /// (the client would otherwise wait for ever) and log who it was for.
-    pub fn read(raw: &[u8]) -> Result<TaskMessage, Refusal> {
+    pub fn read(raw: &[u8]) -> Result<TaskMessage, Box<Refusal>> {
         // The headers quote the arguments (`argsrepr`): a lone surrogate
         // there must not hide the task id. The body is read strictly below.
         let v: Value = serde_json::from_slice(raw)
             .or_else(|e| serde_json::from_slice(&json::without_surrogates(raw)).map_err(|_| e))
-            .map_err(|e| Refusal::unreadable(e.into()))?;
+            .map_err(|e| Box::new(Refusal::unreadable(e.into())))?;
         let headers = v.get("headers").unwrap_or(&Value::Null);
         let mut who = Refusal::of(headers);
         let props = v
@@ -219,6 +219,14 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// Why, for the stored FAILURE (without [`CeleryError`]'s prefix).
+    pub fn why(&self) -> String {
+        match &self.error {
+            CeleryError::Protocol(why) => why.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// Not even the envelope could be read: nobody to tell.
     fn unreadable(error: CeleryError) -> Refusal {
         Refusal {
@@ -246,12 +254,12 @@ impl Refusal {
     }
 
     /// This refusal, for `why`.
-    fn refuse(&self, exception: (&'static str, &'static str), why: &str) -> Refusal {
-        Refusal {
+    fn refuse(&self, exception: (&'static str, &'static str), why: &str) -> Box<Refusal> {
+        Box::new(Refusal {
             exception,
             error: CeleryError::Protocol(why.to_string()),
             ..self.clone()
-        }
+        })
     }
 }
 

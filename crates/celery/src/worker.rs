@@ -386,7 +386,7 @@ impl Worker {
                 let outcome = Outcome::Failure {
                     exc_type: class.to_string(),
                     exc_module: Some(module.to_string()),
-                    message: r.error.to_string(),
+                    message: r.why(),
                     traceback: None,
                 };
                 let who = (r.id.as_deref(), r.task.as_deref().unwrap_or("?"));
