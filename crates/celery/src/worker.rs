@@ -448,6 +448,11 @@ impl Worker {
             });
         let job = Job { msg, tag };
         if is_revoked {
+            // Celery's words, so that a log search finds both workers' lines.
+            eprintln!(
+                "celery-worker: Discarding revoked task: {}[{}]",
+                job.msg.task, job.msg.id
+            );
             store_and_ack(
                 broker,
                 backend,

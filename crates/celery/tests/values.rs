@@ -268,3 +268,22 @@ except Exception as e:
     assert!(out.contains("caught OverflowError"), "{out}");
     assert!(!out.contains("add -9223372036854775808"), "{out}");
 }
+
+#[test]
+fn a_revoked_task_skipped_by_the_worker_is_logged_as_celery_logs_it() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let ex = celery::CeleryExecutor::builder(&url)
+        .registry(celery::tasks::builtin())
+        .connect()
+        .unwrap();
+    let revoked = ex.submit_fallible(celery::tasks::add, (1, 2)).unwrap();
+    assert!(revoked.cancel());
+    // Started after the revoke: the REVOKED record makes it skip the task.
+    let w = worker(&url);
+    let after = ex.submit_fallible(celery::tasks::add, (2, 3)).unwrap();
+    assert_eq!(after.result_timeout(LONG).unwrap(), 5);
+    wait_until(LONG, "the worker to log the revoked task", || {
+        w.stderr().contains("Discarding revoked task: rust.add[")
+    });
+}
