@@ -11,9 +11,15 @@ use common::*;
 /// The worker's setup between fork and exec: nothing.
 fn plain() {}
 
-/// Our worker on `url`, its stderr collected.
+/// Our worker on `url` (runner threads), its stderr collected.
 fn worker(url: &str) -> Spawned {
     Spawned::start(url, plain, &["-c", "2", "--pool", "threads"])
+}
+
+/// Our worker with its default pool, worker processes: the arguments and
+/// the result cross the pool's pipe as JSON text, read again on each side.
+fn process_worker(url: &str) -> Spawned {
+    Spawned::start(url, plain, &["-c", "2"])
 }
 
 /// Runs `code` with the test app importable; its stdout.
@@ -28,7 +34,7 @@ fn client(url: &str, code: &str) -> String {
 fn random_doubles_subnormals_and_extremes_come_back_bit_exact() {
     let redis = RedisServer::start();
     let url = redis.url(0);
-    let _w = worker(&url);
+    let _w = process_worker(&url);
     let out = client(
         &url,
         r#"
@@ -59,7 +65,7 @@ print("differing", len(bad), bad[:3])
 fn integers_past_64_bits_arrive_exactly_or_fail_with_a_type_error() {
     let redis = RedisServer::start();
     let url = redis.url(0);
-    let _w = worker(&url);
+    let _w = process_worker(&url);
     let out = client(
         &url,
         r#"
