@@ -270,31 +270,40 @@ pub const MAX_BODY: u64 = 512 << 20;
 
 /// The body without its compression (kombu's `compression` header): zlib
 /// (what Celery's `compression='zlib'` and `'gzip'` both send, as
-/// `application/x-gzip`); any other is refused with the reason.
+/// `application/x-gzip`) and bzip2 (`application/x-bz2`); any other
+/// (`lzma`, `brotli`, `zstd`) is refused with the reason.
 fn decompress(headers: &Value, body: Vec<u8>) -> Result<Vec<u8>, String> {
-    use std::io::Read;
     let Some(kind) = headers.get("compression").filter(|c| !c.is_null()) else {
         return Ok(body);
     };
     match kind.as_str() {
         Some("application/x-gzip" | "application/zlib" | "zlib" | "gzip") => {
-            let mut out = Vec::new();
-            flate2::read::ZlibDecoder::new(body.as_slice())
-                .take(MAX_BODY + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| format!("the zlib-compressed body does not decompress: {e}"))?;
-            if out.len() as u64 > MAX_BODY {
-                return Err(format!(
-                    "the body decompresses to more than {MAX_BODY} bytes"
-                ));
-            }
-            Ok(out)
+            read_bounded(flate2::read::ZlibDecoder::new(body.as_slice()), "zlib")
+        }
+        Some("application/x-bz2" | "bzip2" | "bzip") => {
+            read_bounded(bzip2::read::BzDecoder::new(body.as_slice()), "bzip2")
         }
         _ => Err(format!(
-            "compression {kind}: this worker reads zlib and gzip only \
-             (compression='zlib' or 'gzip', or none)"
+            "compression {kind}: this worker reads zlib, gzip and bzip2 only \
+             (compression='zlib', 'gzip' or 'bzip2', or none)"
         )),
     }
+}
+
+/// All of `decoder`'s output, refused past [`MAX_BODY`] bytes.
+fn read_bounded(decoder: impl std::io::Read, what: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    decoder
+        .take(MAX_BODY + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("the {what}-compressed body does not decompress: {e}"))?;
+    if out.len() as u64 > MAX_BODY {
+        return Err(format!(
+            "the body decompresses to more than {MAX_BODY} bytes"
+        ));
+    }
+    Ok(out)
 }
 
 /// The `embed` of a message with nothing to send after it.
@@ -444,13 +453,33 @@ mod tests {
     }
 
     #[test]
+    fn reads_bzip2_compressed_bodies() {
+        use std::io::Write;
+        let body = br#"[[1, 2], {}, {}]"#;
+        let mut z = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        z.write_all(body).unwrap();
+        let raw = with_body(
+            &z.finish().unwrap(),
+            &[("compression", json!("application/x-bz2"))],
+        );
+        assert_eq!(TaskMessage::parse(&raw).unwrap().args, json!([1, 2]));
+        let garbage = with_body(b"BZh9", &[("compression", json!("application/x-bz2"))]);
+        let r = TaskMessage::read(&garbage).unwrap_err();
+        assert!(
+            r.error.to_string().contains("bzip2-compressed"),
+            "{:?}",
+            r.error
+        );
+    }
+
+    #[test]
     fn a_refusal_names_the_task_and_celerys_exception() {
-        let bz2 = with_body(b"BZh9", &[("compression", json!("application/x-bz2"))]);
-        let r = TaskMessage::read(&bz2).unwrap_err();
+        let lzma = with_body(b"x", &[("compression", json!("application/x-lzma"))]);
+        let r = TaskMessage::read(&lzma).unwrap_err();
         assert_eq!(r.exception, CONTENT_DISALLOWED);
         assert_eq!(r.task.as_deref(), Some("tasks.add"));
         assert!(
-            r.error.to_string().contains("zlib and gzip only"),
+            r.error.to_string().contains("zlib, gzip and bzip2 only"),
             "{:?}",
             r.error
         );

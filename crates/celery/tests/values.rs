@@ -199,6 +199,7 @@ sent = {
     "zlib": app.send_task("rust.add", args=(2, 3), compression="zlib"),
     "gzip": app.send_task("rust.add", args=(2, 3), compression="gzip"),
     "bzip2": app.send_task("rust.add", args=(2, 3), compression="bzip2"),
+    "lzma": app.send_task("rust.add", args=(2, 3), compression="lzma"),
     "pickle": app.send_task("rust.add", args=(2, 3), serializer="pickle"),
     "protocol1": old.send_task("rust.add", args=(2, 3)),
     "unregistered": app.send_task("rust.nope", args=(1,)),
@@ -214,8 +215,9 @@ for name, r in sent.items():
     );
     assert!(out.contains("zlib SUCCESS 5"), "{out}");
     assert!(out.contains("gzip SUCCESS 5"), "{out}");
+    assert!(out.contains("bzip2 SUCCESS 5"), "{out}");
     assert!(
-        out.contains("bzip2 FAILURE kombu.exceptions ContentDisallowed"),
+        out.contains("lzma FAILURE kombu.exceptions ContentDisallowed"),
         "{out}"
     );
     assert!(
@@ -231,7 +233,7 @@ for name, r in sent.items():
         "{out}"
     );
     let log = w.stderr();
-    for name in ["bzip2", "pickle", "protocol1", "unregistered"] {
+    for name in ["lzma", "pickle", "protocol1", "unregistered"] {
         let id = out
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{name} id ")))
