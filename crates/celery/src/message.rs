@@ -116,11 +116,7 @@ impl TaskMessage {
     /// are readable, so that the worker can store a FAILURE for that id
     /// (the client would otherwise wait for ever) and log who it was for.
     pub fn read(raw: &[u8]) -> Result<TaskMessage, Box<Refusal>> {
-        // The headers quote the arguments (`argsrepr`): a lone surrogate
-        // there must not hide the task id. The body is read strictly below.
-        let v: Value = serde_json::from_slice(raw)
-            .or_else(|e| serde_json::from_slice(&json::without_surrogates(raw)).map_err(|_| e))
-            .map_err(|e| Box::new(Refusal::unreadable(e.into())))?;
+        let v = read_envelope(raw).map_err(|e| Box::new(Refusal::unreadable(e)))?;
         let headers = v.get("headers").unwrap_or(&Value::Null);
         let mut who = Refusal::of(headers);
         let props = v
@@ -336,10 +332,20 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".to_string())
 }
 
+/// The JSON envelope of a message. Its headers quote the arguments
+/// (`argsrepr`, `kwargsrepr`): a lone surrogate there, which serde_json
+/// refuses, is read as U+FFFD so that it hides neither the task id nor the
+/// message from a restore; the body (base64) is read strictly, later.
+pub fn read_envelope(raw: &[u8]) -> Result<Value, CeleryError> {
+    serde_json::from_slice(raw)
+        .or_else(|e| serde_json::from_slice(&json::without_surrogates(raw)).map_err(|_| e))
+        .map_err(CeleryError::from)
+}
+
 /// Sets `redelivered: true` in a raw envelope's properties (what kombu does
 /// when it restores an unacked message).
 pub fn mark_redelivered(raw: &[u8]) -> Result<Vec<u8>, CeleryError> {
-    let mut v: Value = serde_json::from_slice(raw)?;
+    let mut v = read_envelope(raw)?;
     if let Some(props) = v.get_mut("properties").and_then(Value::as_object_mut) {
         props.insert("redelivered".to_string(), Value::Bool(true));
     }
@@ -450,6 +456,21 @@ mod tests {
             "{:?}",
             r.error
         );
+    }
+
+    #[test]
+    fn a_lone_surrogate_in_the_headers_hides_nothing_and_survives_a_restore() {
+        // The headers quote the arguments; the body here has none.
+        let raw = with_body(b"[[], {}, {}]", &[("argsrepr", json!("x"))]);
+        let raw = String::from_utf8(raw)
+            .unwrap()
+            .replace(r#""argsrepr":"x""#, r#""argsrepr":"('\ud800',)""#);
+        assert!(raw.contains(r"\ud800"), "{raw}");
+        let m = TaskMessage::parse(raw.as_bytes()).unwrap();
+        assert_eq!(m.id, "baf6cbc9-702c-4261-8df7-bd2a5ec92b0e");
+        // A restore marks it redelivered: it must stay readable.
+        let marked = mark_redelivered(raw.as_bytes()).unwrap();
+        assert!(TaskMessage::parse(&marked).unwrap().redelivered);
     }
 
     #[test]

@@ -950,7 +950,8 @@ fn restore_one(c: &mut Connection, tag: &[u8]) -> Result<bool, CeleryError> {
     let mut restored = false;
     let entry = c.command(&[b"HGET", b"unacked", tag])?.ok()?.into_bytes();
     if let Some(entry) = entry {
-        let parsed = serde_json::from_slice::<Value>(&entry).ok();
+        // Leniently: a lone surrogate in its headers must not lose it.
+        let parsed = crate::message::read_envelope(&entry).ok();
         let parts = parsed.as_ref().and_then(Value::as_array);
         if let Some(message) = parts.and_then(|p| p.first()) {
             let queue = parts
@@ -1006,6 +1007,24 @@ mod tests {
             .command(&[b"GET", key])
             .unwrap()
             .into_bytes()
+    }
+
+    #[test]
+    fn a_message_quoting_a_lone_surrogate_in_its_headers_is_restored() {
+        let redis = RedisServer::start();
+        let mut c = redis.connect();
+        // As a Python client writes `argsrepr` for a str argument '\ud800'.
+        let raw = TaskMessage::new("rust.echo", serde_json::json!([]), "celery")
+            .to_json()
+            .replace(r#""argsrepr":"()""#, r#""argsrepr":"('\ud800',)""#);
+        assert!(raw.contains(r"\ud800"), "{raw}");
+        let entry = format!("[{raw}, \"\", \"celery\"]");
+        c.command(&[b"HSET", b"unacked", b"tag1", entry.as_bytes()])
+            .unwrap();
+        assert!(restore_one(&mut c, b"tag1").unwrap(), "not restored");
+        let back = c.command(&[b"RPOP", b"celery"]).unwrap().into_bytes();
+        let back = TaskMessage::parse(&back.expect("back on its queue")).unwrap();
+        assert!(back.redelivered);
     }
 
     #[test]
