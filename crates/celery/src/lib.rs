@@ -40,6 +40,7 @@ mod error;
 mod executor;
 mod executor_trait;
 pub mod id;
+pub mod json;
 pub mod limits;
 pub mod message;
 pub mod meta;

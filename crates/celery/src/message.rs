@@ -14,6 +14,7 @@ use crate::base64;
 use crate::chord::GroupPart;
 use crate::error::CeleryError;
 use crate::id::new_task_id;
+use crate::json;
 use crate::limits::Limits;
 use crate::schedule::Timing;
 
@@ -118,35 +119,55 @@ impl TaskMessage {
     }
 
     /// Reads an envelope from the queue. Protocol 1 messages (task name in the
-    /// body) and non-JSON bodies are refused with the reason.
+    /// body), other content types and unknown compressions are refused with
+    /// the reason (see [`TaskMessage::read`] for who they were for).
     pub fn parse(raw: &[u8]) -> Result<TaskMessage, CeleryError> {
-        let bad = |why: &str| CeleryError::Protocol(why.to_string());
-        let v: Value = serde_json::from_slice(raw)?;
-        let headers = v.get("headers").ok_or_else(|| bad("no headers"))?;
-        let props = v.get("properties").ok_or_else(|| bad("no properties"))?;
-        let task = headers
-            .get("task")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("no task name in the headers (protocol 1 is not supported)"))?;
-        let id = headers
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("no task id in the headers"))?;
-        let ctype = v.get("content-type").and_then(Value::as_str).unwrap_or("");
-        if ctype != "application/json" {
-            return Err(CeleryError::Protocol(format!(
-                "content-type {ctype:?}: only application/json is supported (set task_serializer='json')"
-            )));
-        }
+        TaskMessage::read(raw).map_err(|r| r.error)
+    }
+
+    /// [`parse`](Self::parse), and on refusal the task id and name when they
+    /// are readable, so that the worker can store a FAILURE for that id
+    /// (the client would otherwise wait for ever) and log who it was for.
+    pub fn read(raw: &[u8]) -> Result<TaskMessage, Box<Refusal>> {
+        let v = read_envelope(raw).map_err(|e| Box::new(Refusal::unreadable(e)))?;
+        let headers = v.get("headers").unwrap_or(&Value::Null);
+        let mut who = Refusal::of(headers);
+        let props = v
+            .get("properties")
+            .ok_or_else(|| who.refuse(DECODE_ERROR, "no properties"))?;
         let body = v
             .get("body")
             .and_then(Value::as_str)
-            .ok_or_else(|| bad("no body"))?;
+            .ok_or_else(|| who.refuse(DECODE_ERROR, "no body"))?;
         let body = match props.get("body_encoding").and_then(Value::as_str) {
-            Some("base64") => base64::decode(body).ok_or_else(|| bad("body is not base64"))?,
+            Some("base64") => base64::decode(body)
+                .ok_or_else(|| who.refuse(DECODE_ERROR, "the body is not base64"))?,
             _ => body.as_bytes().to_vec(),
         };
-        let body: Value = serde_json::from_slice(&body)?;
+        let body = decompress(headers, body).map_err(|why| who.refuse(CONTENT_DISALLOWED, &why))?;
+        if who.task.is_none() {
+            // Protocol 1 keeps the task's name and id in the body.
+            who = Refusal::of_protocol_1(&body);
+            return Err(who.refuse(
+                INVALID_TASK,
+                "protocol 1 message (the task name is in the body, not the headers): \
+                 this worker reads protocol 2 only (Celery's default; set task_protocol=2)",
+            ));
+        }
+        let ctype = v.get("content-type").and_then(Value::as_str).unwrap_or("");
+        if ctype != "application/json" {
+            return Err(who.refuse(
+                CONTENT_DISALLOWED,
+                &format!(
+                    "content-type {ctype:?}: only application/json is supported \
+                     (set task_serializer='json')"
+                ),
+            ));
+        }
+        let (Some(task), Some(id)) = (who.task.clone(), who.id.clone()) else {
+            return Err(who.refuse(INVALID_TASK, "no task id in the headers"));
+        };
+        let body = json::parse_python(&body).map_err(|why| who.refuse(DECODE_ERROR, &why))?;
         let (args, kwargs, embed) = match body {
             Value::Array(parts) if parts.len() >= 2 => {
                 let mut parts = parts.into_iter();
@@ -154,7 +175,7 @@ impl TaskMessage {
                 let kwargs = parts.next().unwrap_or_default();
                 (args, kwargs, parts.next().unwrap_or_default())
             }
-            _ => return Err(bad("body is not [args, kwargs, embed]")),
+            _ => return Err(who.refuse(DECODE_ERROR, "the body is not [args, kwargs, embed]")),
         };
         let header = |name: &str| headers.get(name).and_then(Value::as_str).map(String::from);
         let queue = props
@@ -171,21 +192,130 @@ impl TaskMessage {
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
         Ok(TaskMessage {
-            task: task.to_string(),
-            id: id.to_string(),
+            parent_id: header("parent_id"),
+            // Our own messages name themselves; keep `None` for "itself".
+            root_id: header("root_id").filter(|r| *r != id),
+            task,
+            id,
             args,
             kwargs,
             queue,
             redelivered,
             embed,
-            parent_id: header("parent_id"),
-            // Our own messages name themselves; keep `None` for "itself".
-            root_id: header("root_id").filter(|r| r != id),
             timing: Timing::from_headers(headers),
             limits: Limits::from_headers(headers),
             group: GroupPart::from_headers(headers),
         })
     }
+}
+
+/// Celery's exception for a message it cannot decode (kombu's).
+pub const DECODE_ERROR: (&str, &str) = ("kombu.exceptions", "DecodeError");
+/// Celery's exception for a content type or compression it does not accept.
+pub const CONTENT_DISALLOWED: (&str, &str) = ("kombu.exceptions", "ContentDisallowed");
+/// Celery's exception for a message that is not a task it can run.
+pub const INVALID_TASK: (&str, &str) = ("celery.exceptions", "InvalidTaskError");
+
+/// A message the worker will not run: why, and for which task when the
+/// message says so.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    /// The task id, if readable: the worker stores a FAILURE under it.
+    pub id: Option<String>,
+    /// The task's name, if readable (for the log).
+    pub task: Option<String>,
+    /// The Python exception the FAILURE names: (module, class).
+    pub exception: (&'static str, &'static str),
+    /// Why, as the error [`TaskMessage::parse`] returns.
+    pub error: CeleryError,
+}
+
+impl Refusal {
+    /// Why, for the stored FAILURE (without [`CeleryError`]'s prefix).
+    pub fn why(&self) -> String {
+        match &self.error {
+            CeleryError::Protocol(why) => why.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Not even the envelope could be read: nobody to tell.
+    fn unreadable(error: CeleryError) -> Refusal {
+        Refusal {
+            id: None,
+            task: None,
+            exception: DECODE_ERROR,
+            error,
+        }
+    }
+
+    /// Who a protocol 2 message is for (its headers' `id` and `task`).
+    fn of(headers: &Value) -> Refusal {
+        let text = |name: &str| headers.get(name).and_then(Value::as_str).map(String::from);
+        Refusal {
+            id: text("id"),
+            task: text("task"),
+            ..Refusal::unreadable(CeleryError::Protocol(String::new()))
+        }
+    }
+
+    /// Who a protocol 1 message is for (its body's `id` and `task`).
+    fn of_protocol_1(body: &[u8]) -> Refusal {
+        let body: Value = serde_json::from_slice(body).unwrap_or_default();
+        Refusal::of(&body)
+    }
+
+    /// This refusal, for `why`.
+    fn refuse(&self, exception: (&'static str, &'static str), why: &str) -> Box<Refusal> {
+        Box::new(Refusal {
+            exception,
+            error: CeleryError::Protocol(why.to_string()),
+            ..self.clone()
+        })
+    }
+}
+
+/// The most a compressed body may grow to: Redis' own limit on one value
+/// (`proto-max-bulk-len`, 512 MiB), so that a small message cannot make the
+/// worker allocate without bound.
+pub const MAX_BODY: u64 = 512 << 20;
+
+/// The body without its compression (kombu's `compression` header): zlib
+/// (what Celery's `compression='zlib'` and `'gzip'` both send, as
+/// `application/x-gzip`) and bzip2 (`application/x-bz2`); any other
+/// (`lzma`, `brotli`, `zstd`) is refused with the reason.
+fn decompress(headers: &Value, body: Vec<u8>) -> Result<Vec<u8>, String> {
+    let Some(kind) = headers.get("compression").filter(|c| !c.is_null()) else {
+        return Ok(body);
+    };
+    match kind.as_str() {
+        Some("application/x-gzip" | "application/zlib" | "zlib" | "gzip") => {
+            read_bounded(flate2::read::ZlibDecoder::new(body.as_slice()), "zlib")
+        }
+        Some("application/x-bz2" | "bzip2" | "bzip") => {
+            read_bounded(bzip2::read::BzDecoder::new(body.as_slice()), "bzip2")
+        }
+        _ => Err(format!(
+            "compression {kind}: this worker reads zlib, gzip and bzip2 only \
+             (compression='zlib', 'gzip' or 'bzip2', or none)"
+        )),
+    }
+}
+
+/// All of `decoder`'s output, refused past [`MAX_BODY`] bytes.
+fn read_bounded(decoder: impl std::io::Read, what: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    decoder
+        .take(MAX_BODY + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("the {what}-compressed body does not decompress: {e}"))?;
+    if out.len() as u64 > MAX_BODY {
+        return Err(format!(
+            "the body decompresses to more than {MAX_BODY} bytes"
+        ));
+    }
+    Ok(out)
 }
 
 /// The `embed` of a message with nothing to send after it.
@@ -218,10 +348,20 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".to_string())
 }
 
+/// The JSON envelope of a message. Its headers quote the arguments
+/// (`argsrepr`, `kwargsrepr`): a lone surrogate there, which serde_json
+/// refuses, is read as U+FFFD so that it hides neither the task id nor the
+/// message from a restore; the body (base64) is read strictly, later.
+pub fn read_envelope(raw: &[u8]) -> Result<Value, CeleryError> {
+    serde_json::from_slice(raw)
+        .or_else(|e| serde_json::from_slice(&json::without_surrogates(raw)).map_err(|_| e))
+        .map_err(CeleryError::from)
+}
+
 /// Sets `redelivered: true` in a raw envelope's properties (what kombu does
 /// when it restores an unacked message).
 pub fn mark_redelivered(raw: &[u8]) -> Result<Vec<u8>, CeleryError> {
-    let mut v: Value = serde_json::from_slice(raw)?;
+    let mut v = read_envelope(raw)?;
     if let Some(props) = v.get_mut("properties").and_then(Value::as_object_mut) {
         props.insert("redelivered".to_string(), Value::Bool(true));
     }
@@ -299,5 +439,98 @@ mod tests {
         assert!(e.to_string().contains("only application/json"), "{e}");
         let redelivered = mark_redelivered(PYTHON_ADD.as_bytes()).unwrap();
         assert!(TaskMessage::parse(&redelivered).unwrap().redelivered);
+    }
+
+    /// PYTHON_ADD with `body` (base64 of these bytes) and extra headers.
+    fn with_body(body: &[u8], headers: &[(&str, Value)]) -> Vec<u8> {
+        let mut v: Value = serde_json::from_str(PYTHON_ADD).unwrap();
+        v["body"] = Value::String(base64::encode(body));
+        for (k, h) in headers {
+            v["headers"][k] = h.clone();
+        }
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn reads_zlib_compressed_bodies_as_celery_sends_them() {
+        use std::io::Write;
+        let body =
+            br#"[[1, 2], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]"#;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(body).unwrap();
+        let zipped = z.finish().unwrap();
+        let raw = with_body(&zipped, &[("compression", json!("application/x-gzip"))]);
+        assert_eq!(TaskMessage::parse(&raw).unwrap().args, json!([1, 2]));
+        let garbage = with_body(b"not zlib", &[("compression", json!("application/x-gzip"))]);
+        let r = TaskMessage::read(&garbage).unwrap_err();
+        assert_eq!(
+            r.id.as_deref(),
+            Some("baf6cbc9-702c-4261-8df7-bd2a5ec92b0e")
+        );
+        assert!(
+            r.error.to_string().contains("does not decompress"),
+            "{:?}",
+            r.error
+        );
+    }
+
+    #[test]
+    fn a_lone_surrogate_in_the_headers_hides_nothing_and_survives_a_restore() {
+        // The headers quote the arguments; the body here has none.
+        let raw = with_body(b"[[], {}, {}]", &[("argsrepr", json!("x"))]);
+        let raw = String::from_utf8(raw)
+            .unwrap()
+            .replace(r#""argsrepr":"x""#, r#""argsrepr":"('\ud800',)""#);
+        assert!(raw.contains(r"\ud800"), "{raw}");
+        let m = TaskMessage::parse(raw.as_bytes()).unwrap();
+        assert_eq!(m.id, "baf6cbc9-702c-4261-8df7-bd2a5ec92b0e");
+        // A restore marks it redelivered: it must stay readable.
+        let marked = mark_redelivered(raw.as_bytes()).unwrap();
+        assert!(TaskMessage::parse(&marked).unwrap().redelivered);
+    }
+
+    #[test]
+    fn reads_bzip2_compressed_bodies() {
+        use std::io::Write;
+        let body = br#"[[1, 2], {}, {}]"#;
+        let mut z = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        z.write_all(body).unwrap();
+        let raw = with_body(
+            &z.finish().unwrap(),
+            &[("compression", json!("application/x-bz2"))],
+        );
+        assert_eq!(TaskMessage::parse(&raw).unwrap().args, json!([1, 2]));
+        let garbage = with_body(b"BZh9", &[("compression", json!("application/x-bz2"))]);
+        let r = TaskMessage::read(&garbage).unwrap_err();
+        assert!(
+            r.error.to_string().contains("bzip2-compressed"),
+            "{:?}",
+            r.error
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_the_task_and_celerys_exception() {
+        let lzma = with_body(b"x", &[("compression", json!("application/x-lzma"))]);
+        let r = TaskMessage::read(&lzma).unwrap_err();
+        assert_eq!(r.exception, CONTENT_DISALLOWED);
+        assert_eq!(r.task.as_deref(), Some("tasks.add"));
+        assert!(
+            r.error.to_string().contains("zlib, gzip and bzip2 only"),
+            "{:?}",
+            r.error
+        );
+        // Protocol 1: the task's name and id are in the body.
+        let body = br#"{"task": "tasks.add", "id": "p1-id", "args": [1, 2], "kwargs": {}}"#;
+        let old = with_body(body, &[("task", Value::Null), ("id", Value::Null)]);
+        let r = TaskMessage::read(&old).unwrap_err();
+        assert_eq!(
+            (r.id.as_deref(), r.exception),
+            (Some("p1-id"), INVALID_TASK)
+        );
+        // NaN in the arguments: refused, for this id.
+        let r = TaskMessage::read(&with_body(b"[[NaN], {}, {}]", &[])).unwrap_err();
+        assert_eq!((r.id.is_some(), r.exception), (true, DECODE_ERROR));
+        assert!(TaskMessage::read(b"[").unwrap_err().id.is_none());
     }
 }

@@ -5,6 +5,10 @@
 //! `{"exc_type", "exc_message", "exc_module"}`, from which a Python client
 //! rebuilds the exception (a class it cannot import is created on the fly
 //! under that name, so a Rust panic arrives in Python as `TaskPanicked`).
+//! A failure named as one of Python's built-in exceptions (`TypeError`,
+//! `ValueError`, ...) is stored with `exc_module: "builtins"`, so that
+//! `except TypeError` catches it; without a module Celery would create a
+//! look-alike class that it does not.
 
 use future::{DynError, TaskError};
 use serde_json::{json, Value};
@@ -47,9 +51,15 @@ impl Outcome {
             TaskError::Panicked(m) => ("TaskPanicked".to_string(), m.clone()),
             other => (other.name().to_string(), other.to_string()),
         };
+        Outcome::failure(&exc_type, message)
+    }
+
+    /// A failure named `exc_type`, with the module Python finds it in
+    /// ([`python_module`]).
+    pub fn failure(exc_type: &str, message: String) -> Outcome {
         Outcome::Failure {
-            exc_type,
-            exc_module: None,
+            exc_type: exc_type.to_string(),
+            exc_module: python_module(exc_type).map(String::from),
             message,
             traceback: None,
         }
@@ -111,6 +121,61 @@ pub fn started_record(task_id: &str, pid: u32, hostname: &str) -> String {
 fn revoked(reason: &str) -> Value {
     json!({"exc_type": "TaskRevokedError", "exc_message": [reason],
            "exc_module": "celery.exceptions"})
+}
+
+/// Python's built-in exceptions a Rust task's error may be named as.
+const BUILTINS: &[&str] = &[
+    "ArithmeticError",
+    "AssertionError",
+    "AttributeError",
+    "EOFError",
+    "Exception",
+    "FileExistsError",
+    "FileNotFoundError",
+    "IndexError",
+    "KeyError",
+    "LookupError",
+    "MemoryError",
+    "NotImplementedError",
+    "OSError",
+    "OverflowError",
+    "PermissionError",
+    "RecursionError",
+    "RuntimeError",
+    "TimeoutError",
+    "TypeError",
+    "UnicodeDecodeError",
+    "UnicodeEncodeError",
+    "ValueError",
+    "ZeroDivisionError",
+];
+
+/// Celery's exceptions this worker stores (`celery.exceptions`).
+const CELERY_EXCEPTIONS: &[&str] = &["InvalidTaskError", "NotRegistered"];
+
+/// Celery's exceptions that are billiard's classes (`celery.exceptions`
+/// re-exports them; their `__module__`, which the Python worker stores, is
+/// `billiard.exceptions`).
+const BILLIARD_EXCEPTIONS: &[&str] = &[
+    "SoftTimeLimitExceeded",
+    "TimeLimitExceeded",
+    "WorkerLostError",
+];
+
+/// The module Python imports exception `exc_type` from: `builtins` for a
+/// built-in one, `celery.exceptions` or `billiard.exceptions` for Celery's
+/// own this worker stores;
+/// `None` for any other name (Python creates a class of that name).
+pub fn python_module(exc_type: &str) -> Option<&'static str> {
+    if BUILTINS.contains(&exc_type) {
+        Some("builtins")
+    } else if CELERY_EXCEPTIONS.contains(&exc_type) {
+        Some("celery.exceptions")
+    } else if BILLIARD_EXCEPTIONS.contains(&exc_type) {
+        Some("billiard.exceptions")
+    } else {
+        None
+    }
 }
 
 /// A stored record as the client reads it: `Ok(None)` for a state that is
@@ -209,6 +274,21 @@ mod tests {
         assert_eq!(e.to_string(), "task failed: ValueError: boom");
         let pending = br#"{"status": "STARTED", "result": null}"#;
         assert!(parse_final(pending).unwrap().is_none());
+    }
+
+    #[test]
+    fn python_builtin_names_are_stored_with_their_module() {
+        let record = |name: &str| -> Value {
+            let e = TaskError::Failed(DynError::from_parts(name, "x"));
+            serde_json::from_str(&Outcome::from_task_error(&e).to_json("i")).unwrap()
+        };
+        assert_eq!(record("TypeError")["result"]["exc_module"], "builtins");
+        assert_eq!(record("KeyError")["result"]["exc_module"], "builtins");
+        assert_eq!(
+            record("NotRegistered")["result"]["exc_module"],
+            "celery.exceptions"
+        );
+        assert_eq!(record("ParseIntError")["result"]["exc_module"], Value::Null);
     }
 
     #[test]

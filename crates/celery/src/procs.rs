@@ -63,7 +63,7 @@ pub fn dispatch((name, args): (String, String)) -> Result<String, WireFailure> {
             "no task registry in this worker process: call install_process_registry before start_fork_server".to_string(),
         ));
     };
-    let args: Value = serde_json::from_str(&args).map_err(|e| {
+    let args: Value = crate::json::parse_python(args.as_bytes()).map_err(|e| {
         (
             "TypeError".to_string(),
             format!("arguments are not JSON: {e}"),
@@ -140,12 +140,7 @@ impl Procs {
         limits: &Limits,
     ) -> Result<Outcome, NotStarted> {
         let pool = lock(&self.pool).clone();
-        let failure = |exc_type: &str, message: String| Outcome::Failure {
-            exc_type: exc_type.to_string(),
-            exc_module: limits::module_of(exc_type),
-            message,
-            traceback: None,
-        };
+        let failure = Outcome::failure;
         let call = (name.to_string(), args.to_string(), limits.hard, limits.soft);
         let started = pool
             .submit(dispatch_limited, call)
@@ -156,7 +151,7 @@ impl Procs {
                 other => Ok(other),
             });
         match started {
-            Ok(Ok(Ok(json))) => Ok(match serde_json::from_str(&json) {
+            Ok(Ok(Ok(json))) => Ok(match crate::json::parse_python(json.as_bytes()) {
                 Ok(v) => Outcome::Success(v),
                 Err(e) => failure("TypeError", format!("the result is not JSON: {e}")),
             }),

@@ -9,6 +9,12 @@
 //! with one argument `[a]` is read as `A` from `a`; otherwise the whole
 //! array is read as `A` (so a tuple `A = (i64, i64)` takes Python's
 //! `args=(1, 2)`). The executor sends its argument as `[a]`.
+//!
+//! Keyword arguments: a task whose parameter names are declared
+//! ([`Registry::params`]) takes Celery's kwargs too: [`Registry::bind`] puts
+//! each one at its parameter's position, as Python's call does, and refuses
+//! an unknown, duplicate or missing one with a `TypeError` worded as
+//! Python's. A task without declared names takes no keyword arguments.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -27,6 +33,7 @@ pub type Handler = Arc<dyn Fn(Value) -> Result<Value, TaskError> + Send + Sync>;
 pub struct Registry {
     by_name: HashMap<String, Handler>,
     by_fn: HashMap<usize, String>,
+    params: HashMap<String, Vec<String>>,
 }
 
 /// A JSON conversion failed: reported to Python as `TypeError`, like a call
@@ -70,6 +77,10 @@ pub fn decode_args<A: DeserializeOwned>(args: Value) -> Result<A, TaskError> {
             std::any::type_name::<A>()
         ))))
     })
+}
+
+fn type_error(message: String) -> TaskError {
+    TaskError::Failed(DynError::new(TypeError(message)))
 }
 
 fn encode_result<R: Serialize>(r: R) -> Result<Value, TaskError> {
@@ -118,6 +129,76 @@ impl Registry {
                 ))),
             }),
         )
+    }
+
+    /// Declares the parameter names of task `name`, in order, so that a
+    /// Python client's keyword arguments map onto them (`add.delay(2, y=3)`
+    /// for `params("add", &["x", "y"])`).
+    pub fn params(&mut self, name: &str, names: &[&str]) -> &mut Self {
+        let names = names.iter().map(|n| n.to_string()).collect();
+        self.params.insert(name.to_string(), names);
+        self
+    }
+
+    /// Celery's positional `args` and keyword `kwargs` as the one args array
+    /// task `name` reads: each keyword at its declared parameter's position.
+    /// A `TypeError`, worded as Python's, for a keyword the task does not
+    /// declare, a parameter given twice or one left out before a given one.
+    pub fn bind(&self, name: &str, args: Value, kwargs: Value) -> Result<Value, TaskError> {
+        let kwargs = match kwargs {
+            Value::Null => return Ok(args),
+            Value::Object(map) if map.is_empty() => return Ok(args),
+            Value::Object(map) => map,
+            other => {
+                return Err(type_error(format!(
+                    "{name}() got kwargs {other}, not a dict"
+                )))
+            }
+        };
+        let Value::Array(mut args) = args else {
+            return Err(type_error(format!("{name}() got args {args}, not a list")));
+        };
+        let names = self.params.get(name).map(Vec::as_slice).unwrap_or_default();
+        if args.len() > names.len() {
+            return Err(type_error(format!(
+                "{name}() takes {} positional arguments but {} were given (with keyword \
+                 arguments, a Rust task reads only its declared parameters)",
+                names.len(),
+                args.len()
+            )));
+        }
+        let mut slots: Vec<Option<Value>> = args.drain(..).map(Some).collect();
+        slots.resize(names.len(), None);
+        for (key, value) in kwargs {
+            let Some(at) = names.iter().position(|n| *n == key) else {
+                let hint = if names.is_empty() {
+                    " (this Rust task declares no parameter names: Registry::params)"
+                } else {
+                    ""
+                };
+                return Err(type_error(format!(
+                    "{name}() got an unexpected keyword argument '{key}'{hint}"
+                )));
+            };
+            if slots[at].is_some() {
+                return Err(type_error(format!(
+                    "{name}() got multiple values for argument '{key}'"
+                )));
+            }
+            slots[at] = Some(value);
+        }
+        // Trailing parameters may be left out (a task with an `Option` or
+        // a default reads fewer); a gap before a given one may not.
+        let given = slots.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+        slots.truncate(given);
+        slots
+            .into_iter()
+            .zip(names)
+            .map(|(slot, n)| {
+                slot.ok_or_else(|| type_error(format!("{name}() missing required argument '{n}'")))
+            })
+            .collect::<Result<Vec<Value>, TaskError>>()
+            .map(Value::Array)
     }
 
     /// Registers a handler that works on the JSON directly.
@@ -186,5 +267,44 @@ mod tests {
         assert_eq!(e.name(), "TypeError");
         let e = r.run("t.nope", json!([])).unwrap_err();
         assert_eq!(e.name(), "NotRegistered");
+    }
+
+    #[test]
+    fn binds_keyword_arguments_as_python_does() {
+        let mut r = Registry::new();
+        r.register("t.add", add).params("t.add", &["x", "y"]);
+        r.register("t.double", double);
+        let bind = |name: &str, args: Value, kwargs: Value| r.bind(name, args, kwargs);
+        assert_eq!(
+            bind("t.add", json!([]), json!({"y": 3, "x": 2})).unwrap(),
+            json!([2, 3])
+        );
+        assert_eq!(
+            bind("t.add", json!([2]), json!({"y": 3})).unwrap(),
+            json!([2, 3])
+        );
+        assert_eq!(
+            bind("t.add", json!([2, 3]), json!({})).unwrap(),
+            json!([2, 3])
+        );
+        assert_eq!(
+            bind("t.double", json!([4]), Value::Null).unwrap(),
+            json!([4])
+        );
+        let message = |name: &str, args: Value, kwargs: Value| {
+            let e = bind(name, args, kwargs).unwrap_err();
+            assert_eq!(e.name(), "TypeError");
+            e.to_string()
+        };
+        let m = message("t.add", json!([2]), json!({"x": 3}));
+        assert!(m.contains("multiple values for argument 'x'"), "{m}");
+        let m = message("t.add", json!([2]), json!({"z": 3}));
+        assert!(m.contains("unexpected keyword argument 'z'"), "{m}");
+        let m = message("t.add", json!([]), json!({"y": 3}));
+        assert!(m.contains("missing required argument 'x'"), "{m}");
+        let m = message("t.double", json!([]), json!({"n": 3}));
+        assert!(m.contains("declares no parameter names"), "{m}");
+        let m = message("t.add", json!([1, 2, 3]), json!({"x": 3}));
+        assert!(m.contains("takes 2 positional arguments but 3"), "{m}");
     }
 }

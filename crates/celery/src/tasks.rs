@@ -21,9 +21,24 @@ impl fmt::Display for RustTaskError {
 
 impl std::error::Error for RustTaskError {}
 
-/// `rust.add`: `add(2, 3) == 5`.
-pub fn add((a, b): (i64, i64)) -> i64 {
-    a + b
+/// The error `rust.add` returns when the sum does not fit an `i64`: Python
+/// sees its built-in `OverflowError` (a Python int would not overflow; a
+/// wrapped sum would be a wrong answer).
+#[derive(Debug)]
+pub struct OverflowError(pub String);
+
+impl fmt::Display for OverflowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OverflowError {}
+
+/// `rust.add(x, y)`: `add(2, 3) == 5`; a sum past `i64` is an `OverflowError`.
+pub fn add((a, b): (i64, i64)) -> Result<i64, OverflowError> {
+    a.checked_add(b)
+        .ok_or_else(|| OverflowError(format!("{a} + {b} does not fit a 64-bit integer")))
 }
 
 /// `rust.fail`: returns an error with `message`.
@@ -55,11 +70,17 @@ pub fn echo(v: serde_json::Value) -> serde_json::Value {
 /// Every task above, by name.
 pub fn builtin() -> Registry {
     let mut r = Registry::new();
-    r.register("rust.add", add)
-        .register("rust.panic", panic)
+    r.register("rust.panic", panic)
         .register("rust.sleep_ms", sleep_ms)
         .register("rust.pid", pid)
         .register("rust.echo", echo);
-    r.register_fallible("rust.fail", fail);
+    r.register_fallible("rust.add", add)
+        .register_fallible("rust.fail", fail);
+    // Keyword arguments from a Python client map onto these names.
+    r.params("rust.add", &["x", "y"])
+        .params("rust.echo", &["value"])
+        .params("rust.fail", &["message"])
+        .params("rust.panic", &["message"])
+        .params("rust.sleep_ms", &["ms"]);
     r
 }

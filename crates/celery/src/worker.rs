@@ -477,6 +477,11 @@ impl Worker {
     /// header task reports it to its chord first, as Celery's
     /// `mark_as_revoked` does, so that the body fails instead of waiting.
     fn skip_revoked(&self, broker: &Pool, backend: &Pool, job: &Job) {
+        // Celery's words, so that a log search finds both workers' lines.
+        eprintln!(
+            "celery-worker: Discarding revoked task: {}[{}]",
+            job.msg.task, job.msg.id
+        );
         let (none, expires) = (FollowUps::default(), self.config.result_expires);
         let chord_body = Embed::parse(&job.msg.embed).ok().and_then(|e| e.chord);
         if let Some(body) = chord_body {
@@ -598,10 +603,18 @@ impl Worker {
         raw: Vec<u8>,
         revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
-        let msg = match TaskMessage::parse(&raw) {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("celery-worker: dropping a message from {queue}: {e}");
+        let msg = match TaskMessage::read(&raw) {
+            Ok(m) => self.bind_kwargs(backend, queue, m)?,
+            Err(r) => {
+                let (module, class) = r.exception;
+                let outcome = Outcome::Failure {
+                    exc_type: class.to_string(),
+                    exc_module: Some(module.to_string()),
+                    message: r.why(),
+                    traceback: None,
+                };
+                let who = (r.id.as_deref(), r.task.as_deref().unwrap_or("?"));
+                self.refuse(backend, queue, who, &[], &outcome);
                 return None;
             }
         };
@@ -659,6 +672,94 @@ impl Worker {
             return None;
         }
         Some(job)
+    }
+
+    /// Puts the message's keyword arguments at their parameters' positions
+    /// ([`Registry::bind`]); a task the registry does not know is logged as
+    /// Celery logs it (running it stores `NotRegistered`). `None`: refused.
+    fn bind_kwargs(
+        &self,
+        backend: &Pool,
+        queue: &str,
+        mut msg: TaskMessage,
+    ) -> Option<TaskMessage> {
+        if self.registry.get(&msg.task).is_none() {
+            eprintln!(
+                "celery-worker: Received unregistered task of type '{}' (id {}): a NotRegistered \
+                 failure is stored for it. Is it registered with this worker under that name?",
+                msg.task, msg.id
+            );
+            return Some(msg);
+        }
+        let (args, kwargs) = (msg.args.take(), msg.kwargs.take());
+        match self.registry.bind(&msg.task, args, kwargs) {
+            Ok(args) => {
+                msg.args = args;
+                msg.kwargs = Value::Object(serde_json::Map::new());
+                Some(msg)
+            }
+            Err(e) => {
+                // A chain after it fails too, as after a task that failed.
+                let chain = canvas::chain_task_ids(&msg.embed);
+                let who = (Some(msg.id.as_str()), msg.task.as_str());
+                self.refuse(backend, queue, who, &chain, &Outcome::from_task_error(&e));
+                None
+            }
+        }
+    }
+
+    /// A message that will not run: logs who it was for and why, and
+    /// stores `outcome` under its id (and `more` ids) when it has one, so
+    /// that the client does not wait for ever. The message was never
+    /// recorded as unacked: it is gone from its queue either way.
+    fn refuse(
+        &self,
+        backend: &Pool,
+        queue: &str,
+        (id, task): (Option<&str>, &str),
+        more: &[String],
+        outcome: &Outcome,
+    ) {
+        let why = match outcome {
+            Outcome::Failure {
+                exc_type, message, ..
+            } => format!("{exc_type}: {message}"),
+            other => other.status().to_string(),
+        };
+        let Some(id) = id else {
+            eprintln!(
+                "celery-worker: dropped a message from {queue} (task {task}, no readable task id: \
+                 nothing stored): {why}"
+            );
+            return;
+        };
+        let ttl = self
+            .config
+            .result_expires
+            .as_secs()
+            .clamp(1, MAX_RESULT_TTL)
+            .to_string();
+        let stored = backend.with(|c| {
+            for id in std::iter::once(id).chain(more.iter().map(String::as_str)) {
+                let (key, record) = (result_key(id), outcome.to_json(id));
+                c.queue(&[b"SETEX", key.as_bytes(), ttl.as_bytes(), record.as_bytes()]);
+                c.queue(&[b"PUBLISH", key.as_bytes(), record.as_bytes()]);
+            }
+            c.flush()?;
+            for _ in 0..2 * (1 + more.len()) {
+                c.read_reply()?.ok()?;
+            }
+            Ok(())
+        });
+        match stored {
+            Ok(()) => eprintln!(
+                "celery-worker: refused task {id} ({task}) from {queue}, FAILURE stored: {why}"
+            ),
+            Err(e) => eprintln!(
+                "celery-worker: refused task {id} ({task}) from {queue}: {why}; \
+                 storing its FAILURE failed too ({e}): the client is not told"
+            ),
+        }
     }
 
     fn start_pidbox(&self, url: &RedisUrl, remote: Remote) -> Result<Pidbox, CeleryError> {
@@ -1098,7 +1199,8 @@ fn restore_one(c: &mut Connection, tag: &[u8]) -> Result<bool, CeleryError> {
     let mut restored = false;
     let entry = c.command(&[b"HGET", b"unacked", tag])?.ok()?.into_bytes();
     if let Some(entry) = entry {
-        let parsed = serde_json::from_slice::<Value>(&entry).ok();
+        // Leniently: a lone surrogate in its headers must not lose it.
+        let parsed = crate::message::read_envelope(&entry).ok();
         let parts = parsed.as_ref().and_then(Value::as_array);
         if let Some(message) = parts.and_then(|p| p.first()) {
             let queue = parts
@@ -1167,6 +1269,24 @@ mod tests {
         );
         assert!(shown.contains("redis://:**@h:1/0"), "{shown}");
         assert!(shown.contains("redis://alice:**@h:2/1"), "{shown}");
+    }
+
+    #[test]
+    fn a_message_quoting_a_lone_surrogate_in_its_headers_is_restored() {
+        let redis = RedisServer::start();
+        let mut c = redis.connect();
+        // As a Python client writes `argsrepr` for a str argument '\ud800'.
+        let raw = TaskMessage::new("rust.echo", serde_json::json!([]), "celery")
+            .to_json()
+            .replace(r#""argsrepr":"()""#, r#""argsrepr":"('\ud800',)""#);
+        assert!(raw.contains(r"\ud800"), "{raw}");
+        let entry = format!("[{raw}, \"\", \"celery\"]");
+        c.command(&[b"HSET", b"unacked", b"tag1", entry.as_bytes()])
+            .unwrap();
+        assert!(restore_one(&mut c, b"tag1").unwrap(), "not restored");
+        let back = c.command(&[b"RPOP", b"celery"]).unwrap().into_bytes();
+        let back = TaskMessage::parse(&back.expect("back on its queue")).unwrap();
+        assert!(back.redelivered);
     }
 
     #[test]

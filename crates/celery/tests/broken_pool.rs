@@ -45,7 +45,7 @@ fn a_worker_with_a_broken_pool_returns_its_tasks_to_the_queue_and_exits_non_zero
         .connect()
         .unwrap();
     let sums: Vec<_> = (0..5i64)
-        .map(|i| ex.submit(tasks::add, (i, 100)).unwrap())
+        .map(|i| ex.submit_fallible(tasks::add, (i, 100)).unwrap())
         .collect();
     let code = a.wait_exit();
     assert!(

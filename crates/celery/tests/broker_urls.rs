@@ -15,7 +15,7 @@ fn round_trip(url: &str) {
         .registry(tasks::builtin())
         .connect()
         .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-    let f = ex.submit(tasks::add, (2, 3)).unwrap();
+    let f = ex.submit_fallible(tasks::add, (2, 3)).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 5);
 }
 

@@ -21,7 +21,7 @@ fn submit_runs_on_a_rust_worker_and_the_future_gets_the_value() {
     let redis = RedisServer::start();
     let _w = ThreadWorker::start(&redis.url(0), &["celery"], 2);
     let ex = executor(&redis);
-    let f = ex.submit(tasks::add, (2, 3)).unwrap();
+    let f = ex.submit_fallible(tasks::add, (2, 3)).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 5);
     let g = ex.submit_named::<_, i64>("rust.add", (40, 2)).unwrap();
     assert_eq!(g.result_timeout(LONG).unwrap(), 42);
@@ -34,7 +34,7 @@ fn many_futures_complete_through_one_listener_in_as_completed() {
     let _w = ThreadWorker::start(&redis.url(0), &["celery"], 4);
     let ex = executor(&redis);
     let futures: Vec<_> = (0..200i64)
-        .map(|i| ex.submit(tasks::add, (i, i)).unwrap())
+        .map(|i| ex.submit_fallible(tasks::add, (i, i)).unwrap())
         .collect();
     let mut sum = 0;
     for f in as_completed(futures.clone(), Some(LONG)) {
@@ -72,7 +72,7 @@ fn a_panic_and_an_error_reach_the_future_with_their_messages() {
 fn result_timeout_leaves_the_future_pending_and_it_completes_later() {
     let redis = RedisServer::start();
     let ex = executor(&redis);
-    let f = ex.submit(tasks::add, (1, 1)).unwrap();
+    let f = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
     // No worker yet: the wait times out and the future is untouched.
     assert!(matches!(
         f.result_timeout(Duration::from_millis(200)),
@@ -99,7 +99,7 @@ fn cancel_before_start_revokes_the_task_and_it_never_runs() {
     // The worker starts after the revoke broadcast (it missed it) and still
     // skips the task: the REVOKED record in the backend tells it.
     let _w = ThreadWorker::start(&redis.url(0), &["celery"], 1);
-    let after = ex.submit(tasks::add, (1, 2)).unwrap();
+    let after = ex.submit_fallible(tasks::add, (1, 2)).unwrap();
     assert_eq!(after.result_timeout(LONG).unwrap(), 3); // FIFO: the revoked one was fetched first
     assert!(!marker.exists(), "the revoked task ran");
     let _ = std::fs::remove_dir_all(&dir);
@@ -116,7 +116,7 @@ fn shutdown_with_wait_waits_for_pending_results_then_refuses_submits() {
     ex.shutdown(true, false);
     assert!(futures.iter().all(|f| f.done()));
     assert!(matches!(
-        ex.submit(tasks::add, (1, 1)),
+        ex.submit_fallible(tasks::add, (1, 1)),
         Err(celery::CeleryError::Shutdown)
     ));
 }
@@ -130,14 +130,14 @@ fn the_broker_restarting_mid_run_loses_no_result_and_nothing_hangs() {
         .connect()
         .unwrap();
     let first: Vec<_> = (0..10i64)
-        .map(|i| ex.submit(tasks::add, (i, 1)).unwrap())
+        .map(|i| ex.submit_fallible(tasks::add, (i, 1)).unwrap())
         .collect();
     redis.restart();
     // Submitted before the restart, run after it: the messages survived in
     // the append-only file; the listener resubscribed and GETs them.
     let _w = ThreadWorker::start(&redis.url(0), &["celery"], 2);
     let second: Vec<_> = (0..10i64)
-        .map(|i| ex.submit(tasks::add, (i, 2)).unwrap())
+        .map(|i| ex.submit_fallible(tasks::add, (i, 2)).unwrap())
         .collect();
     for (i, f) in first.iter().enumerate() {
         assert_eq!(f.result_timeout(LONG).unwrap(), i as i64 + 1);
@@ -155,11 +155,11 @@ fn a_broker_that_stays_down_fails_pending_futures_with_a_clear_error() {
         .reconnect_timeout(Duration::from_millis(500))
         .connect()
         .unwrap();
-    let f = ex.submit(tasks::add, (1, 1)).unwrap();
+    let f = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
     redis.stop();
     let err = f.result_timeout(LONG).unwrap_err();
     assert!(err.to_string().contains("lost the Redis broker"), "{err}");
-    let e = ex.submit(tasks::add, (1, 1)).unwrap_err();
+    let e = ex.submit_fallible(tasks::add, (1, 1)).unwrap_err();
     assert!(e.to_string().contains("cannot connect"), "{e}");
 }
 
@@ -167,7 +167,7 @@ fn a_broker_that_stays_down_fails_pending_futures_with_a_clear_error() {
 fn a_broker_restarting_without_its_data_fails_pending_futures_instead_of_hanging() {
     let mut redis = RedisServer::start(); // persistence off: a restart loses everything
     let ex = executor(&redis);
-    let lost = ex.submit(tasks::add, (1, 1)).unwrap();
+    let lost = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
     redis.restart();
     let err = lost.result_timeout(LONG).unwrap_err();
     assert!(
@@ -176,7 +176,7 @@ fn a_broker_restarting_without_its_data_fails_pending_futures_instead_of_hanging
     );
     // The executor goes on working on the new server.
     let _w = ThreadWorker::start(&redis.url(0), &["celery"], 1);
-    let f = ex.submit(tasks::add, (2, 2)).unwrap();
+    let f = ex.submit_fallible(tasks::add, (2, 2)).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 4);
 }
 

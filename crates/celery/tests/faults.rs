@@ -183,7 +183,7 @@ fn thread_state(tid: i32) -> (char, Option<i64>) {
 fn a_connection_blip_after_a_long_uptime_is_not_taken_for_a_lost_broker() {
     let redis = RedisServer::start();
     let ex = executor(&redis.url(0));
-    let f = ex.submit(tasks::add, (40, 2)).unwrap();
+    let f = ex.submit_fallible(tasks::add, (40, 2)).unwrap();
     let mut c = redis.connect();
     expire_every_key_with_a_ttl(&mut c);
     // The blip: the server drops the listener's (subscribed) connection.
@@ -205,7 +205,7 @@ fn a_result_push_cut_mid_reply_still_completes_the_future() {
     let link = Proxy::start(redis.port());
     let ex = executor(&link.url(0));
     let mut c = redis.connect();
-    let f = ex.submit(tasks::add, (2, 3)).unwrap();
+    let f = ex.submit_fallible(tasks::add, (2, 3)).unwrap();
     // The listener has subscribed and GOT nothing yet: from now on the
     // result can come only as the push.
     wait_until(LONG, "the listener's first MGET", || {
@@ -251,7 +251,7 @@ fn the_executors_link_cut_for_a_while_loses_no_result() {
     let ex = executor(&link.url(0));
     let mut c = redis.connect();
     let futures: Vec<_> = (0..5i64)
-        .map(|i| ex.submit(tasks::add, (i, 10)).unwrap())
+        .map(|i| ex.submit_fallible(tasks::add, (i, 10)).unwrap())
         .collect();
     link.cut();
     let worker = InProcessWorker::start(&redis.url(0), &["celery"], 2);
@@ -260,7 +260,7 @@ fn the_executors_link_cut_for_a_while_loses_no_result() {
     wait_until(LONG, "the executor to try to reconnect", || {
         link.stats().refused >= refused + 2
     });
-    let err = ex.submit(tasks::add, (0, 0)).unwrap_err();
+    let err = ex.submit_fallible(tasks::add, (0, 0)).unwrap_err();
     assert!(
         err.is_connection() || matches!(err, CeleryError::Unconfirmed(..)),
         "{err}"
@@ -288,7 +288,7 @@ fn a_workers_link_cut_while_idle_runs_each_task_once_when_it_is_back() {
     });
     let ex = executor(&redis.url(0));
     let futures: Vec<_> = (0..5i64)
-        .map(|i| ex.submit(tasks::add, (i, 20)).unwrap())
+        .map(|i| ex.submit_fallible(tasks::add, (i, 20)).unwrap())
         .collect();
     let refused = link.stats().refused;
     wait_until(LONG, "the worker to try to reconnect", || {
@@ -312,7 +312,7 @@ fn a_slow_broker_completes_every_task_once() {
     client_link.set_delay(Duration::from_millis(150));
     worker_link.set_delay(Duration::from_millis(150));
     let futures: Vec<_> = (0..4i64)
-        .map(|i| ex.submit(tasks::add, (i, 30)).unwrap())
+        .map(|i| ex.submit_fallible(tasks::add, (i, 30)).unwrap())
         .collect();
     for (i, f) in futures.iter().enumerate() {
         assert_eq!(f.result_timeout(LONG).unwrap(), i as i64 + 30);
@@ -334,7 +334,7 @@ fn a_send_whose_reply_is_cut_queues_the_task_at_most_once_and_says_so() {
     // `:1` is the LPUSH's reply on an empty queue (the subscription's
     // confirmation is an array, the epoch's transaction too).
     link.drop_mid_reply_if(|reply| reply == b":1\r\n", 0);
-    let sent = ex.submit(tasks::add, (1, 2));
+    let sent = ex.submit_fallible(tasks::add, (1, 2));
     assert_eq!(link.stats().cut_mid_reply, 1, "the fault fired");
     assert_eq!(
         c.command(&[b"LLEN", b"celery"]).unwrap(),
@@ -346,7 +346,7 @@ fn a_send_whose_reply_is_cut_queues_the_task_at_most_once_and_says_so() {
     assert!(text.contains("may") && text.contains("run"), "{text}");
     // The executor goes on; the unconfirmed task runs once.
     let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
-    let f = ex.submit(tasks::add, (2, 2)).unwrap();
+    let f = ex.submit_fallible(tasks::add, (2, 2)).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 4);
     assert_each_ran_once(&worker, 2, &mut c);
 }
@@ -532,7 +532,7 @@ fn a_silent_link_to_the_executor_delays_the_result_and_loses_nothing() {
     let link = Proxy::start(redis.port());
     let ex = executor(&link.url(0));
     let mut c = redis.connect();
-    let f = ex.submit(tasks::add, (5, 6)).unwrap();
+    let f = ex.submit_fallible(tasks::add, (5, 6)).unwrap();
     wait_until(LONG, "the listener's first MGET", || {
         calls(&mut c, "mget") >= 1
     });
@@ -594,7 +594,7 @@ fn an_executor_ending_leaves_the_others_able_to_tell_a_blip() {
     let redis = RedisServer::start();
     let a = executor(&redis.url(0));
     let b = executor(&redis.url(0));
-    let f = b.submit(tasks::add, (1, 2)).unwrap();
+    let f = b.submit_fallible(tasks::add, (1, 2)).unwrap();
     drop(a);
     let mut c = redis.connect();
     let killed = c
@@ -623,7 +623,7 @@ fn a_separate_broker_restarting_without_its_data_fails_pending_futures() {
         .reconnect_timeout(LONG)
         .connect()
         .unwrap();
-    let lost = ex.submit(tasks::add, (1, 1)).unwrap();
+    let lost = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
     broker.restart();
     let err = lost.result_timeout(LONG).unwrap_err();
     assert!(
@@ -635,7 +635,7 @@ fn a_separate_broker_restarting_without_its_data_fails_pending_futures() {
     config.backend = Some(backend.url(0));
     config.concurrency = 1;
     let worker = InProcessWorker::with_config(config, test_tasks::registry());
-    let f = ex.submit(tasks::add, (2, 2)).unwrap();
+    let f = ex.submit_fallible(tasks::add, (2, 2)).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 4);
     let mut c = broker.connect();
     assert_each_ran_once(&worker, 1, &mut c);
@@ -655,7 +655,7 @@ fn dropping_the_executor_while_its_listener_reconnects_returns() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let ex = executor(&link.url(0));
-    let _pending = ex.submit(tasks::add, (1, 1)).unwrap();
+    let _pending = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
     let mut c = redis.connect();
     wait_until(LONG, "the listener's first MGET", || {
         calls(&mut c, "mget") >= 1
@@ -698,7 +698,7 @@ fn a_broker_down_past_the_reconnect_timeout_says_its_tasks_may_still_run() {
         .reconnect_timeout(Duration::from_millis(300))
         .connect()
         .unwrap();
-    let f = ex.submit(tasks::add, (1, 2)).unwrap();
+    let f = ex.submit_fallible(tasks::add, (1, 2)).unwrap();
     redis.stop();
     let err = f.result_timeout(LONG).unwrap_err().to_string();
     assert!(err.contains("could not reconnect"), "{err}");

@@ -36,7 +36,7 @@ fn worker(redis: &RedisServer) -> ThreadWorker {
 /// Later tasks still get their results: the listener is alive.
 fn still_delivers(ex: &CeleryExecutor) {
     for i in 0..3i64 {
-        let f = ex.submit(tasks::add, (i, 1)).unwrap();
+        let f = ex.submit_fallible(tasks::add, (i, 1)).unwrap();
         assert_eq!(
             f.result_timeout(LONG)
                 .expect("a later result never came: the listener is gone"),
@@ -77,7 +77,7 @@ fn a_panicking_waker_does_not_kill_the_listener_or_the_other_wakers() {
     let redis = RedisServer::start();
     // Leaked, not dropped, if an assertion fails first (a drop could hang).
     let ex = ManuallyDrop::new(executor(&redis));
-    let f = ex.submit(tasks::add, (2, 3)).unwrap();
+    let f = ex.submit_fallible(tasks::add, (2, 3)).unwrap();
     let bad = Waker::from(Arc::new(PanickingWaker));
     let mut bad_await = (&f).into_future();
     assert!(Pin::new(&mut bad_await)
@@ -152,12 +152,12 @@ fn a_result_whose_drop_or_deserialize_panics_does_not_kill_the_listener() {
 fn a_callback_may_submit_to_its_own_executor_and_wait() {
     let redis = RedisServer::start();
     let ex = Arc::new(ManuallyDrop::new(executor(&redis)));
-    let first = ex.submit(tasks::add, (1, 1)).unwrap();
+    let first = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
     let (tx, rx) = mpsc::channel();
     let e = Arc::clone(&ex);
     first.add_done_callback(move |f| {
         let x = f.result().unwrap();
-        let second = e.submit(tasks::add, (x, 10)).unwrap().result_timeout(LONG);
+        let second = e.submit_fallible(tasks::add, (x, 10)).unwrap().result_timeout(LONG);
         tx.send(second).unwrap();
     });
     let _w = worker(&redis);
@@ -177,7 +177,7 @@ fn a_callback_may_submit_to_its_own_executor_and_wait() {
 fn a_callback_may_drop_the_last_handle() {
     let redis = RedisServer::start();
     let ex = executor(&redis);
-    let first = ex.submit(tasks::add, (1, 1)).unwrap();
+    let first = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
     let (tx, rx) = mpsc::channel();
     first.add_done_callback(move |_| {
         drop(ex);

@@ -17,7 +17,7 @@ fn one_listener_per_executor_and_dropping_the_executor_ends_it() {
         .expect("connect");
     let _w = ThreadWorker::start(&redis.url(0), &["celery"], 2);
     let done: Vec<_> = (0..50i64)
-        .map(|i| ex.submit(tasks::add, (i, 1)).unwrap())
+        .map(|i| ex.submit_fallible(tasks::add, (i, 1)).unwrap())
         .collect();
     for f in &done {
         f.result_timeout(LONG).unwrap();

@@ -115,7 +115,7 @@ fn a_worker_process_killed_mid_task_fails_the_task_with_worker_lost_as_celery_do
         other => panic!("expected WorkerLostError, got {other:?}"),
     }
     // The worker goes on with a fresh pool process.
-    let g = ex.submit(tasks::add, (1, 2)).unwrap();
+    let g = ex.submit_fallible(tasks::add, (1, 2)).unwrap();
     assert_eq!(g.result_timeout(LONG).unwrap(), 3);
     let _ = std::fs::remove_file(&marker);
     let _ = std::fs::remove_file(&pid_file);

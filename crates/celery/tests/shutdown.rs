@@ -136,7 +136,7 @@ fn key_cases(env: &Env) {
         .unwrap();
     let mut w = Spawned::start(&url, env.setup, &["-c", "1", "--pool", "processes"]);
     // A task runs and its result is stored.
-    let sum = ex.submit(tasks::add, (1, 2)).unwrap();
+    let sum = ex.submit_fallible(tasks::add, (1, 2)).unwrap();
     assert_eq!(sum.result_timeout(LONG).unwrap(), 3);
     // Ctrl-C while a task runs in a pool process.
     let gate = gate_path();
@@ -155,7 +155,7 @@ fn key_cases(env: &Env) {
     assert_ne!(pid as i32, w.pid(), "it ran in a pool process");
     if env.sigint_ignored {
         // Ctrl-C was ignored: the worker still takes tasks; SIGTERM stops it.
-        let more = ex.submit(tasks::add, (2, 2)).unwrap();
+        let more = ex.submit_fallible(tasks::add, (2, 2)).unwrap();
         assert_eq!(more.result_timeout(LONG).unwrap(), 4);
         // SAFETY: kill(2) on our unreaped child.
         assert_eq!(unsafe { libc::kill(w.pid(), libc::SIGTERM) }, 0);

@@ -22,3 +22,8 @@ def add(x, y):
 @app.task(name="tasks.fail")
 def fail(message):
     raise ValueError(message)
+
+
+@app.task(name="tasks.echo")
+def echo(value):
+    return value
