@@ -107,6 +107,8 @@ mod executor;
 mod fd_side;
 mod fork_server;
 mod frame;
+#[doc(hidden)]
+pub mod fuzz_api;
 mod map;
 mod reader;
 mod shared;
