@@ -1,4 +1,8 @@
 //! `redis://[:password@]host[:port][/db]` URLs, as Celery and redis-py spell them.
+//!
+//! Query parameters (`?db=0`, `?socket_timeout=5`) are refused rather than
+//! ignored, and an error shows the URL with `***` for its password (errors
+//! end up in logs).
 
 use std::fmt;
 
