@@ -376,6 +376,39 @@ mod tests {
     }
 
     #[test]
+    fn task_headers_are_checked() {
+        let mut body = Vec::new();
+        for field in [7u64, 8, 9] {
+            body.extend_from_slice(&field.to_le_bytes());
+        }
+        body.extend_from_slice(b"arg");
+        let wire = frame(TASK, &body);
+        let prefix: &[u8; TASK_PREFIX_LEN] = wire[..TASK_PREFIX_LEN].try_into().unwrap();
+        let header = parse_task_header(prefix).unwrap();
+        assert_eq!(
+            (
+                header.id,
+                header.trampoline,
+                header.function,
+                header.arg_len
+            ),
+            (7, 8, 9, 3)
+        );
+        let mut short = *prefix;
+        short[..4].copy_from_slice(&23u32.to_le_bytes());
+        assert!(matches!(
+            parse_task_header(&short),
+            Err(FrameError::BadBody(_))
+        ));
+        let mut result = *prefix;
+        result[4] = RESULT;
+        assert_eq!(
+            parse_task_header(&result),
+            Err(FrameError::UnknownKind(RESULT))
+        );
+    }
+
+    #[test]
     fn body_reader_checks_lengths() {
         let mut body = 7u64.to_le_bytes().to_vec();
         body.push(3);
