@@ -106,6 +106,8 @@ mod executor;
 mod fd_side;
 mod fork_server;
 mod frame;
+#[doc(hidden)]
+pub mod fuzz_api;
 mod keep_message;
 mod map;
 mod reader;

@@ -32,7 +32,7 @@ use std::panic::catch_unwind;
 use crate::codec::{ResultWriter, Trampoline};
 use crate::fd_side;
 use crate::fork_server::{exit_now, mark_child};
-use crate::frame::{self, BodyReader};
+use crate::frame;
 use crate::reader::ArgReader;
 
 /// Exit code of a worker whose initializer panicked.
@@ -87,16 +87,17 @@ pub(crate) fn run(task: OwnedFd, result: OwnedFd, fds: OwnedFd, initializer: usi
             Ok([]) | Err(_) => finish(0), // end-of-file: the pool closed our pipe
             Ok(_) => {}
         }
-        let mut header = [0u8; frame::HEADER_LEN + 24];
+        let mut header = [0u8; frame::TASK_PREFIX_LEN];
         if input.read_exact(&mut header).is_err() {
             exit_now(EXIT_PROTOCOL);
         }
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as u64;
-        if header[4] != frame::TASK || len < 24 {
-            exit_now(EXIT_PROTOCOL);
-        }
-        let mut fixed = BodyReader::new(&header[frame::HEADER_LEN..]);
-        let (Ok(id), Ok(trampoline), Ok(function)) = (fixed.u64(), fixed.u64(), fixed.u64()) else {
+        let Ok(frame::TaskHeader {
+            id,
+            trampoline,
+            function,
+            arg_len,
+        }) = frame::parse_task_header(&header)
+        else {
             exit_now(EXIT_PROTOCOL);
         };
         // SharedBytes in the argument: their descriptors are waiting on the
@@ -116,7 +117,7 @@ pub(crate) fn run(task: OwnedFd, result: OwnedFd, fds: OwnedFd, initializer: usi
                 },
             )
         };
-        let mut arg = ArgReader::new(&mut input, len - 24, &mut arg_buf);
+        let mut arg = ArgReader::new(&mut input, arg_len, &mut arg_buf);
         out.begin(id);
         // SAFETY: the pool wrote this address from a `Trampoline` fn
         // pointer of this same program image (see `codec`).

@@ -526,56 +526,16 @@ impl Dispatcher {
     fn handle_result(&mut self, i: usize, f: &frame::Frame) -> Result<(), FrameError> {
         let counters = &self.shared.counters;
         let w = &mut self.workers[i];
-        let mut body = BodyReader::new(w.input.body(f));
-        let id = body.u64()?;
-        let has_fds = id & fd_side::FDS_BIT != 0;
-        let id = id & !fd_side::FDS_BIT;
-        let tag = body.u8()?;
+        let ResultBody {
+            id,
+            has_fds,
+            outcome,
+        } = parse_result_body(w.input.body(f))?;
         if w.sent == 0 || w.inflight.front().map(|t| t.id) != Some(id) {
             return Err(FrameError::BadBody(
                 "a result for a task the worker was not running",
             ));
         }
-        let outcome: Result<&[u8], TaskError> = match tag {
-            codec::OK => Ok(body.rest()),
-            codec::OK_STREAMED => {
-                let rest = body.rest();
-                let Some(at) = rest.len().checked_sub(codec::TRAILER_LEN) else {
-                    return Err(FrameError::BadBody("a streamed result without its trailer"));
-                };
-                let (value, trailer) = rest.split_at(at);
-                let mut written = [0u8; 8];
-                written.copy_from_slice(&trailer[1..]);
-                let written = u64::from_le_bytes(written);
-                match trailer[0] {
-                    codec::STREAM_OK => Ok(value),
-                    codec::STREAM_MISMATCH => {
-                        return Err(FrameError::LengthMismatch {
-                            announced: value.len() as u64,
-                            written,
-                        })
-                    }
-                    codec::STREAM_FAILED => Err(codec_error(
-                        CodecStage::EncodeResult,
-                        format!(
-                            "the result's Serialize failed or panicked after {written} of \
-                             {} bytes, on its second run (its size pass had succeeded)",
-                            value.len()
-                        ),
-                    )),
-                    _ => return Err(FrameError::BadBody("unknown streamed-result status")),
-                }
-            }
-            codec::FAILED => {
-                let type_name = body.string()?;
-                let message = body.string()?;
-                Err(TaskError::Failed(DynError::from_parts(type_name, message)))
-            }
-            codec::PANICKED => Err(TaskError::Panicked(body.string()?)),
-            codec::DECODE_ARGS => Err(codec_error(CodecStage::DecodeArgs, body.string()?)),
-            codec::ENCODE_RESULT => Err(codec_error(CodecStage::EncodeResult, body.string()?)),
-            _ => return Err(FrameError::BadBody("unknown outcome tag")),
-        };
         // SharedBytes in the result: their descriptors were sent before
         // the frame (see `fd_side`), so they are there now.
         let received = if has_fds {
@@ -656,4 +616,70 @@ impl Dispatcher {
             .count();
         c.workers_idle.store(idle as u64, Relaxed);
     }
+}
+
+/// A `RESULT` frame's body, read (see `frame` and `codec` for the layout).
+pub(crate) struct ResultBody<'a> {
+    /// The task id, without `fd_side::FDS_BIT`.
+    pub id: u64,
+    /// Descriptors were sent with this result (`fd_side::FDS_BIT`).
+    pub has_fds: bool,
+    /// The encoded value, or the task's error.
+    pub outcome: Result<&'a [u8], TaskError>,
+}
+
+/// Reads a `RESULT` frame's body. A pure function of the bytes, so the fuzz
+/// target (`fuzz/`, through `fuzz_api`) reaches the same code the
+/// dispatcher runs.
+pub(crate) fn parse_result_body(body: &[u8]) -> Result<ResultBody<'_>, FrameError> {
+    let mut body = BodyReader::new(body);
+    let id = body.u64()?;
+    let has_fds = id & fd_side::FDS_BIT != 0;
+    let id = id & !fd_side::FDS_BIT;
+    let tag = body.u8()?;
+    let outcome: Result<&[u8], TaskError> = match tag {
+        codec::OK => Ok(body.rest()),
+        codec::OK_STREAMED => {
+            let rest = body.rest();
+            let Some(at) = rest.len().checked_sub(codec::TRAILER_LEN) else {
+                return Err(FrameError::BadBody("a streamed result without its trailer"));
+            };
+            let (value, trailer) = rest.split_at(at);
+            let mut written = [0u8; 8];
+            written.copy_from_slice(&trailer[1..]);
+            let written = u64::from_le_bytes(written);
+            match trailer[0] {
+                codec::STREAM_OK => Ok(value),
+                codec::STREAM_MISMATCH => {
+                    return Err(FrameError::LengthMismatch {
+                        announced: value.len() as u64,
+                        written,
+                    })
+                }
+                codec::STREAM_FAILED => Err(codec_error(
+                    CodecStage::EncodeResult,
+                    format!(
+                        "the result's Serialize failed or panicked after {written} of \
+                         {} bytes, on its second run (its size pass had succeeded)",
+                        value.len()
+                    ),
+                )),
+                _ => return Err(FrameError::BadBody("unknown streamed-result status")),
+            }
+        }
+        codec::FAILED => {
+            let type_name = body.string()?;
+            let message = body.string()?;
+            Err(TaskError::Failed(DynError::from_parts(type_name, message)))
+        }
+        codec::PANICKED => Err(TaskError::Panicked(body.string()?)),
+        codec::DECODE_ARGS => Err(codec_error(CodecStage::DecodeArgs, body.string()?)),
+        codec::ENCODE_RESULT => Err(codec_error(CodecStage::EncodeResult, body.string()?)),
+        _ => return Err(FrameError::BadBody("unknown outcome tag")),
+    };
+    Ok(ResultBody {
+        id,
+        has_fds,
+        outcome,
+    })
 }
