@@ -1,18 +1,17 @@
 //! Process pool, step 3: a fork server.
 //!
 //! Steps 1-2 fork from a process with threads, so a child may only do
-//! async-signal-safe work. Python's `forkserver` fixes it: fork *one* helper
-//! first thing in `main`, while there is a single thread; it never starts one,
-//! so its children may run any code. The pool asks it, over a Unix socket, to
-//! SPAWN(f): two pipes, a fork, the pid and the pool's pipe ends sent back
-//! (`SCM_RIGHTS` moves descriptors); or WAIT(pid): reap, send the status.
+//! async-signal-safe work. Python's `forkserver` fixes that: fork *one* helper
+//! first thing in `main`, while single-threaded. It never starts a thread, so
+//! its children may run any code. Over a Unix socket the pool asks it to SPAWN
+//! (pipes, fork, pid and pipe ends sent back by `SCM_RIGHTS`) or WAIT (reap).
 
 use crate::s08_process_pool_fork_pipes::{recv, send, serve};
 use nix::sys::socket::{self as sock, ControlMessage, ControlMessageOwned::ScmRights, MsgFlags};
 use nix::unistd::{fork, pipe, ForkResult};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 const SPAWN: u64 = 1;
 const WAIT: u64 = 2;
@@ -28,16 +27,17 @@ impl ForkServer {
         // SAFETY: the caller promises a single thread, so the child is a
         // complete copy in which no lock is held by a vanished thread.
         match unsafe { fork() }? {
-            ForkResult::Child => serve_requests(theirs.as_raw_fd()),
+            ForkResult::Child => {
+                drop(ours); // else the server would never see end-of-file
+                serve_requests(theirs.as_raw_fd())
+            }
             ForkResult::Parent { .. } => Ok(ForkServer(Mutex::new(ours))),
         }
     }
 
-    /// Sends a request; the 8-byte reply, and any descriptors it carried.
     fn ask(&self, op: u64, arg: u64) -> io::Result<(u64, Vec<OwnedFd>)> {
-        let socket = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let fd = socket.as_raw_fd();
-        let gone = || io::Error::other("the fork server is gone");
+        let socket = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (fd, gone) = (socket.as_raw_fd(), || io::Error::other("the fork server is gone"));
         (send(fd, op) && send(fd, arg)).then_some(()).ok_or_else(gone)?;
         let (mut reply, mut space) = ([0u8; 8], nix::cmsg_space!([RawFd; 2]));
         let mut iov = [IoSliceMut::new(&mut reply)];
@@ -62,7 +62,7 @@ impl ForkServer {
     }
 }
 
-/// The server: one request at a time until the pool's process is gone.
+/// The server's loop, until the pool's process is gone (end-of-file).
 fn serve_requests(fd: RawFd) -> ! {
     while let (Some(op), Some(arg)) = (recv(fd), recv(fd)) {
         if op == WAIT {
