@@ -105,6 +105,6 @@ pub fn main() {
     println!("parent: closed the task pipe; the worker exited and was reaped");
 }
 
-// The production crate adds: framed messages of any size, many tasks in
-// flight per worker, and workers forked from a fork server (step 3). See
-// `run` in `crates/process-pool/src/worker.rs`.
+// The production crate adds: length-prefixed frames of serde values, many
+// tasks in flight per worker, and workers forked by a fork server (step 3).
+// See `run` in `crates/process-pool/src/worker.rs`.
