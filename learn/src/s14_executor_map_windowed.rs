@@ -21,6 +21,9 @@ pub struct Windowed<'e, E, I: Iterator, R> {
     items: I,
     in_flight: VecDeque<Future<R>>,
     window: usize,
+    /// Set by a refusal: no more input is read, and the map ends after...
+    stopped: bool,
+    /// ...the refusal itself, yielded once as the last item.
     refused: Option<ShutdownError>,
 }
 
@@ -42,6 +45,7 @@ where
         items: items.into_iter(),
         in_flight,
         window: window.max(1),
+        stopped: false,
         refused: None,
     };
     map.fill();
@@ -51,11 +55,11 @@ where
 impl<E: Executor, I: Iterator<Item: Send + 'static>, R: Send + 'static> Windowed<'_, E, I, R> {
     /// Submits items until `window` are in flight (or the input ends).
     fn fill(&mut self) {
-        while self.in_flight.len() < self.window && self.refused.is_none() {
+        while self.in_flight.len() < self.window && !self.stopped {
             let Some(item) = self.items.next() else { return };
             match self.executor.submit(self.f, item) {
                 Ok(future) => self.in_flight.push_back(future),
-                Err(refusal) => self.refused = Some(refusal),
+                Err(refusal) => (self.refused, self.stopped) = (Some(refusal), true),
             }
         }
     }
