@@ -16,9 +16,6 @@
 //! Each step is a module with a `main` (its demo), so one binary runs them
 //! all and the tests can reach every type.
 
-// The steps document what they teach, not every item.
-#![allow(missing_docs)]
-
 pub mod s01_future_mutex_condvar;
 pub mod s02_future_callbacks_wait;
 pub mod s03_future_state_word;

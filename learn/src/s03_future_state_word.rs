@@ -41,15 +41,15 @@ impl<T: Clone> Future<T> {
         self.state.load(Acquire) >= CANCELLED
     }
 
-    /// Lock-free: one CAS. Relaxed would do for the state alone; Acquire
-    /// on both sides keeps the executor ordered after whoever made the
-    /// future (the task's inputs), at no cost on x86.
+    /// Lock-free: one CAS, which alone decides a race with `cancel`. Relaxed:
+    /// it publishes nothing (the task's inputs reach the executor through its
+    /// queue, which orders them), and no reader waits for Running.
     pub fn set_running_or_notify_cancel(&self) -> bool {
-        self.state.compare_exchange(PENDING, RUNNING, Acquire, Acquire).is_ok()
+        self.state.compare_exchange(PENDING, RUNNING, Relaxed, Relaxed).is_ok()
     }
 
-    /// Under the lock; the CAS decides a race with a lock-free start.
-    /// Release publishes the state to `done()` readers.
+    /// Under the lock; the CAS decides a race with a lock-free start. Release
+    /// publishes the state to `done()`; on failure the value is only compared.
     pub fn cancel(&self) -> bool {
         let _value = self.lock();
         let won = self.state.compare_exchange(PENDING, CANCELLED, Release, Relaxed);
@@ -60,13 +60,13 @@ impl<T: Clone> Future<T> {
         true
     }
 
-    /// Under the lock. From Running nobody else can move the state (the
-    /// only lock-free transition starts from Pending), so a plain store
-    /// does; from Pending, a CAS decides a race with a start. Release: the
-    /// value, written before, is visible to whoever Acquires "done".
+    /// Under the lock, so the Relaxed load sees every done state (all written
+    /// under it); only a start can race, and the CAS decides that. From
+    /// Running nobody else moves the state: a plain store. Release: the value,
+    /// written before, is visible to whoever Acquires "done".
     pub fn set_result(&self, value: T) -> bool {
         let mut slot = self.lock();
-        let before = self.state.load(Relaxed); // under the lock: only a start can change it
+        let before = self.state.load(Relaxed);
         if before >= CANCELLED {
             return false;
         }
