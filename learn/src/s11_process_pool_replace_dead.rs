@@ -61,7 +61,7 @@ impl<'s> Pool<'s> {
             }
             let fds: Vec<_> = busy.iter().map(|&w| self.workers[w].2.as_raw_fd()).collect();
             for w in readable(&fds)?.into_iter().map(|i| busy[i]) {
-                let item = running[w].take().unwrap_or_default();
+                let item = running[w].take().unwrap_or_default(); // Some: `w` is busy
                 results[item] = match recv(self.workers[w].2.as_raw_fd()) {
                     Some(answer) => Ok(answer),
                     None => Err(self.replace(w, item)?),
