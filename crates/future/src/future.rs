@@ -48,10 +48,10 @@ use std::time::Duration;
 use crate::error::{short_type_name, FutureError, InvalidStateError, TaskError};
 use crate::report::{report_callback_panic, report_waker_panic};
 use crate::state::State;
-use crate::task_report::TaskReport;
 use crate::sync::{
     deadline_after, lock, wait_until, Arc, AtomicU8, Condvar, Mutex, MutexGuard, Ordering,
 };
+use crate::task_report::TaskReport;
 use crate::waiter::Waiter;
 
 type Callback<T> = Box<dyn FnOnce(&Future<T>) + Send + 'static>;

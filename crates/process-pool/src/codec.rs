@@ -55,6 +55,7 @@ use future::{panic_message, DynError};
 use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::Serialize;
 
+use crate::cost::{Meter, COST_LEN};
 use crate::frame::{self, put_string};
 use crate::keep_message::{capture, Seed, Val};
 use crate::reader::ArgReader;
@@ -166,6 +167,8 @@ pub(crate) struct ResultWriter<'a> {
     sink: &'a mut dyn Write,
     buf: Vec<u8>,
     id: u64,
+    /// The clock and CPU readings taken when the task began.
+    meter: Meter,
     /// Writing failed: the pool is gone.
     pub broken: bool,
 }
@@ -221,22 +224,29 @@ impl<'a> ResultWriter<'a> {
             sink,
             buf: Vec::new(),
             id: 0,
+            meter: Meter::default(),
             broken: false,
         }
     }
 
     /// Sets the id of the task whose result comes next.
+    /// Also starts measuring the task (see `cost`).
     pub fn begin(&mut self, id: u64) {
         self.id = id;
+        self.meter = Meter::start();
     }
 
+    /// Starts the frame: header, id, tag and the task's cost, measured
+    /// now (after the task and the size pass of its result).
     fn start(&mut self, tag: u8, body_len: usize) {
+        let cost = self.meter.finish();
         self.buf.clear();
         self.buf
-            .extend_from_slice(&((body_len + 9) as u32).to_le_bytes());
+            .extend_from_slice(&((body_len + 9 + COST_LEN) as u32).to_le_bytes());
         self.buf.push(frame::RESULT);
         self.buf.extend_from_slice(&self.id.to_le_bytes());
         self.buf.push(tag);
+        cost.write(&mut self.buf);
     }
 
     fn send(&mut self) {
@@ -267,7 +277,7 @@ impl<'a> ResultWriter<'a> {
             Ok(size) => size,
             Err(e) => return Sent::Refused(e),
         };
-        let limit = u32::MAX as u64 - (9 + TRAILER_LEN) as u64;
+        let limit = u32::MAX as u64 - (9 + COST_LEN + TRAILER_LEN) as u64;
         if size > limit {
             return Sent::Refused(format!(
                 "the encoded result ({size} bytes) exceeds the 4 GiB frame limit"
@@ -503,6 +513,7 @@ mod tests {
         let mut body = BodyReader::new(fb.body(&frame));
         assert_eq!(body.u64().unwrap(), 77);
         let tag = body.u8().unwrap();
+        crate::cost::Cost::read(&mut body).unwrap();
         (tag, body.rest().to_vec())
     }
 

@@ -54,6 +54,7 @@ impl Default for Builder {
                 max_workers: thread::available_parallelism().map_or(1, |n| n.get()),
                 initializer: None,
                 max_tasks_per_child: None,
+                max_memory_per_child: None,
                 task_timeout: None,
                 on_worker_death: WorkerDeath::Replace,
                 tasks_per_worker: 2,
@@ -83,6 +84,18 @@ impl Builder {
     /// Retire a worker (and fork a fresh one) after it ran `n` tasks.
     pub fn max_tasks_per_child(mut self, n: u64) -> Self {
         self.config.max_tasks_per_child = Some(n);
+        self
+    }
+
+    /// Retire a worker (and fork a fresh one) once its peak resident set
+    /// size passed `bytes` after a task: billiard's and loky's
+    /// `max_memory_per_child`. The task that passed the limit keeps its
+    /// result (the worker is measured after the task, and exits only when
+    /// the tasks already in its pipe are done); the next tasks run on a
+    /// fresh worker. The peak is the worker's `ru_maxrss`, as billiard
+    /// reads it.
+    pub fn max_memory_per_child(mut self, bytes: u64) -> Self {
+        self.config.max_memory_per_child = Some(bytes);
         self
     }
 
@@ -134,6 +147,9 @@ impl Builder {
         }
         if config.max_tasks_per_child == Some(0) {
             return Err(BuildError::ZeroMaxTasksPerChild);
+        }
+        if config.max_memory_per_child == Some(0) {
+            return Err(BuildError::ZeroMaxMemoryPerChild);
         }
         if config.tasks_per_worker == 0 {
             return Err(BuildError::ZeroTasksPerWorker);
@@ -326,6 +342,7 @@ impl ProcessPoolExecutor {
         R: DeserializeOwned + Send + 'static,
     {
         let id = self.shared.next_id.fetch_add(1, Relaxed); // Relaxed: only uniqueness matters
+        let enqueued_ns = crate::cost::monotonic_nanos(); // the queue wait starts here
         let mut frame = self.shared.recycled_buffer();
         let start = frame::begin_frame(&mut frame, frame::TASK);
         frame.extend_from_slice(&id.to_le_bytes());
@@ -363,6 +380,8 @@ impl ProcessPoolExecutor {
                     }),
                     running: false,
                     fds,
+                    enqueued_ns,
+                    position: 0,
                 };
                 if q.tasks.is_empty() && task.frame.len() <= LANE_MAX_FRAME && task.fds.is_empty() {
                     task = match hand_off(&self.shared, &mut q, task) {

@@ -100,6 +100,7 @@
 
 mod auto_chunk;
 mod codec;
+mod cost;
 mod dispatcher;
 mod error;
 mod executor;

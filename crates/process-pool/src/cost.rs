@@ -1,0 +1,162 @@
+//! The cost of one task, measured in the worker around it, and the report
+//! the pool builds from it (`Future::report`).
+//!
+//! The worker reads the monotonic clock and `getrusage(RUSAGE_SELF)` when
+//! it begins a task ([`Meter::start`]) and again when its result is ready
+//! to send ([`Meter::finish`]), and sends the differences in the task's
+//! `RESULT` frame, right after the outcome tag:
+//!
+//! ```text
+//! start ns u64 | end ns u64 | user CPU ns u64 | system CPU ns u64 | peak RSS bytes u64
+//! ```
+//!
+//! The clock is `CLOCK_MONOTONIC`, which is one clock for every process on
+//! the machine (the workers are forked from ours, in our time namespace),
+//! so the pool subtracts the instant `submit` read from the worker's start
+//! to get the queue wait. The peak RSS is `ru_maxrss`: the worker's peak
+//! so far, which is what `max_memory_per_child` compares (as billiard
+//! does). Two `clock_gettime` (vDSO, no syscall) and two `getrusage` per
+//! task.
+
+use std::time::Duration;
+
+use future::TaskReport;
+
+use crate::frame::{BodyReader, FrameError};
+
+/// Bytes of a [`Cost`] in a `RESULT` frame.
+pub(crate) const COST_LEN: usize = 40;
+
+/// What one task cost its worker (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Cost {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub user_ns: u64,
+    pub system_ns: u64,
+    pub peak_rss: u64,
+}
+
+/// The readings taken when a task began.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Meter {
+    start_ns: u64,
+    user_ns: u64,
+    system_ns: u64,
+}
+
+impl Meter {
+    /// Reads the clock and the CPU times now, at the start of a task.
+    pub fn start() -> Meter {
+        let usage = Usage::now();
+        Meter {
+            start_ns: monotonic_nanos(),
+            user_ns: usage.user_ns,
+            system_ns: usage.system_ns,
+        }
+    }
+
+    /// The cost since [`Meter::start`].
+    pub fn finish(&self) -> Cost {
+        let usage = Usage::now();
+        Cost {
+            start_ns: self.start_ns,
+            end_ns: monotonic_nanos(),
+            user_ns: usage.user_ns.saturating_sub(self.user_ns),
+            system_ns: usage.system_ns.saturating_sub(self.system_ns),
+            peak_rss: usage.peak_rss,
+        }
+    }
+}
+
+impl Cost {
+    pub fn write(&self, out: &mut Vec<u8>) {
+        for n in [
+            self.start_ns,
+            self.end_ns,
+            self.user_ns,
+            self.system_ns,
+            self.peak_rss,
+        ] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+
+    pub fn read(body: &mut BodyReader<'_>) -> Result<Cost, FrameError> {
+        Ok(Cost {
+            start_ns: body.u64()?,
+            end_ns: body.u64()?,
+            user_ns: body.u64()?,
+            system_ns: body.u64()?,
+            peak_rss: body.u64()?,
+        })
+    }
+
+    /// The report of a task that finished on worker `pid` as its
+    /// `position`-th task, submitted at `enqueued_ns`.
+    pub fn report(&self, pid: i32, position: u64, enqueued_ns: u64) -> TaskReport {
+        let mut report = placed(pid, position);
+        report.queued = Some(Duration::from_nanos(
+            self.start_ns.saturating_sub(enqueued_ns),
+        ));
+        report.run_time = Some(Duration::from_nanos(
+            self.end_ns.saturating_sub(self.start_ns),
+        ));
+        report.user_cpu = Some(Duration::from_nanos(self.user_ns));
+        report.system_cpu = Some(Duration::from_nanos(self.system_ns));
+        report.peak_rss_bytes = Some(self.peak_rss);
+        report
+    }
+}
+
+/// A report that says only where the task was: a task that ended without
+/// a measurement (its worker died or was killed) gets this, plus the cause.
+pub(crate) fn placed(pid: i32, position: u64) -> TaskReport {
+    let mut report = TaskReport::new();
+    report.worker_pid = u32::try_from(pid).ok();
+    report.position = (position > 0).then_some(position);
+    report
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds.
+pub(crate) fn monotonic_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the one we own;
+    // CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+/// This process's CPU times and peak RSS.
+struct Usage {
+    user_ns: u64,
+    system_ns: u64,
+    peak_rss: u64,
+}
+
+impl Usage {
+    fn now() -> Usage {
+        // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage writes one rusage into the one we own. It
+        // cannot fail for RUSAGE_SELF and a valid pointer; were it to, the
+        // zeros stand (a cost of nothing, never garbage).
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+        let nanos = |t: libc::timeval| {
+            (t.tv_sec as u64)
+                .saturating_mul(1_000_000_000)
+                .saturating_add((t.tv_usec as u64).saturating_mul(1000))
+        };
+        Usage {
+            user_ns: nanos(ru.ru_utime),
+            system_ns: nanos(ru.ru_stime),
+            // Linux gives ru_maxrss in KiB.
+            peak_rss: (ru.ru_maxrss as u64).saturating_mul(1024),
+        }
+    }
+}
