@@ -113,11 +113,10 @@ fn a_finished_task_reports_its_worker_and_its_costs() {
     let user = r.user_cpu.expect("user CPU time");
     assert!(user >= Duration::from_millis(50), "user CPU {user:?}");
     assert!(r.system_cpu.is_some());
+    // Not compared with the CPU time: the kernel scales CPU times from
+    // ticks, and a delta of two readings may exceed the wall time a little.
     let run = r.run_time.expect("run time");
-    assert!(
-        run >= user,
-        "a single-threaded task's run time {run:?} < its CPU {user:?}"
-    );
+    assert!(run > Duration::ZERO);
     assert!(r.queued.is_some());
     let peak = r.peak_rss_bytes.expect("peak RSS");
     assert!(peak >= 48 * MIB, "peak RSS {peak} after touching 48 MiB");
