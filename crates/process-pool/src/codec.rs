@@ -230,10 +230,11 @@ impl<'a> ResultWriter<'a> {
     }
 
     /// Sets the id of the task whose result comes next.
-    /// Also starts measuring the task (see `cost`).
-    pub fn begin(&mut self, id: u64) {
+    /// Also starts measuring the task (see `cost`); its CPU times and
+    /// peak RSS too if `measure`.
+    pub fn begin(&mut self, id: u64, measure: bool) {
         self.id = id;
-        self.meter = Meter::start();
+        self.meter = Meter::start(measure);
     }
 
     /// Starts the frame: header, id, tag and the task's cost, measured
@@ -497,7 +498,7 @@ mod tests {
     fn run(t: Trampoline, f: usize, input: &[u8]) -> (u8, Vec<u8>) {
         let mut sink = Vec::new();
         let mut out = ResultWriter::new(&mut sink);
-        out.begin(77);
+        out.begin(77, true);
         let mut pipe = pipe_with(input);
         let mut buf = Vec::new();
         let mut arg = ArgReader::new(&mut pipe, input.len() as u64, &mut buf);

@@ -1,22 +1,28 @@
 //! The cost of one task, measured in the worker around it, and the report
 //! the pool builds from it (`Future::report`).
 //!
-//! The worker reads the monotonic clock and `getrusage(RUSAGE_SELF)` when
-//! it begins a task ([`Meter::start`]) and again when its result is ready
-//! to send ([`Meter::finish`]), and sends the differences in the task's
-//! `RESULT` frame, right after the outcome tag:
+//! The worker reads the monotonic clock when it begins a task
+//! ([`Meter::start`]) and when its result is ready to send
+//! ([`Meter::finish`]), and sends both in the task's `RESULT` frame, right
+//! after the outcome tag:
 //!
 //! ```text
-//! start ns u64 | end ns u64 | user CPU ns u64 | system CPU ns u64 | peak RSS bytes u64
+//! start ns u64 | end ns u64 | measured u8 | user CPU ns u64 | system CPU ns u64 | peak RSS bytes u64
 //! ```
 //!
 //! The clock is `CLOCK_MONOTONIC`, which is one clock for every process on
 //! the machine (the workers are forked from ours, in our time namespace),
 //! so the pool subtracts the instant `submit` read from the worker's start
-//! to get the queue wait. The peak RSS is `ru_maxrss`: the worker's peak
-//! so far, which is what `max_memory_per_child` compares (as billiard
-//! does). Two `clock_gettime` (vDSO, no syscall) and two `getrusage` per
-//! task.
+//! to get the queue wait. Two clock reads cost about 0.1 µs (vDSO).
+//!
+//! CPU times and the peak RSS come from `getrusage(RUSAGE_SELF)`, read at
+//! both ends of the task, only when the task's id carries [`MEASURE_BIT`]
+//! (the pool sets it under `Builder::report_usage` or
+//! `max_memory_per_child`): the two calls cost about 4 µs, as much as a
+//! tiny task's whole trip through the pool. Otherwise `measured` is 0 and
+//! the three numbers are zeros. The peak RSS is `ru_maxrss`: the worker's
+//! peak so far, which is what `max_memory_per_child` compares (as billiard
+//! does).
 
 use std::time::Duration;
 
@@ -25,13 +31,25 @@ use future::TaskReport;
 use crate::frame::{BodyReader, FrameError};
 
 /// Bytes of a [`Cost`] in a `RESULT` frame.
-pub(crate) const COST_LEN: usize = 40;
+pub(crate) const COST_LEN: usize = 41;
+
+/// Bit 62 of a `TASK` frame's id: measure this task's CPU times and peak
+/// RSS (ids are counters and never get there; bit 63 is `fd_side`'s).
+pub(crate) const MEASURE_BIT: u64 = 1 << 62;
 
 /// What one task cost its worker (see the module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Cost {
     pub start_ns: u64,
     pub end_ns: u64,
+    /// CPU times and peak RSS, if they were measured.
+    pub usage: Option<Usage>,
+}
+
+/// CPU times (this task's, as a difference) and the peak RSS (the
+/// worker's, so far).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
     pub user_ns: u64,
     pub system_ns: u64,
     pub peak_rss: u64,
@@ -41,55 +59,73 @@ pub(crate) struct Cost {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Meter {
     start_ns: u64,
-    user_ns: u64,
-    system_ns: u64,
+    usage: Option<Usage>,
 }
 
 impl Meter {
-    /// Reads the clock and the CPU times now, at the start of a task.
-    pub fn start() -> Meter {
-        let usage = Usage::now();
+    /// Reads the clock now, at the start of a task, and the CPU times if
+    /// `measure`.
+    pub fn start(measure: bool) -> Meter {
         Meter {
+            usage: measure.then(Usage::now),
             start_ns: monotonic_nanos(),
-            user_ns: usage.user_ns,
-            system_ns: usage.system_ns,
         }
     }
 
     /// The cost since [`Meter::start`].
     pub fn finish(&self) -> Cost {
-        let usage = Usage::now();
+        let end_ns = monotonic_nanos();
+        let usage = self.usage.map(|before| {
+            let now = Usage::now();
+            Usage {
+                user_ns: now.user_ns.saturating_sub(before.user_ns),
+                system_ns: now.system_ns.saturating_sub(before.system_ns),
+                peak_rss: now.peak_rss,
+            }
+        });
         Cost {
             start_ns: self.start_ns,
-            end_ns: monotonic_nanos(),
-            user_ns: usage.user_ns.saturating_sub(self.user_ns),
-            system_ns: usage.system_ns.saturating_sub(self.system_ns),
-            peak_rss: usage.peak_rss,
+            end_ns,
+            usage,
         }
     }
 }
 
 impl Cost {
     pub fn write(&self, out: &mut Vec<u8>) {
-        for n in [
-            self.start_ns,
-            self.end_ns,
-            self.user_ns,
-            self.system_ns,
-            self.peak_rss,
-        ] {
+        out.extend_from_slice(&self.start_ns.to_le_bytes());
+        out.extend_from_slice(&self.end_ns.to_le_bytes());
+        out.push(self.usage.is_some() as u8);
+        let u = self.usage.unwrap_or_default();
+        for n in [u.user_ns, u.system_ns, u.peak_rss] {
             out.extend_from_slice(&n.to_le_bytes());
         }
     }
 
     pub fn read(body: &mut BodyReader<'_>) -> Result<Cost, FrameError> {
-        Ok(Cost {
-            start_ns: body.u64()?,
-            end_ns: body.u64()?,
+        let start_ns = body.u64()?;
+        let end_ns = body.u64()?;
+        let measured = body.u8()?;
+        let usage = Usage {
             user_ns: body.u64()?,
             system_ns: body.u64()?,
             peak_rss: body.u64()?,
+        };
+        let usage = match measured {
+            0 => None,
+            1 => Some(usage),
+            _ => return Err(FrameError::BadBody("unknown cost flag")),
+        };
+        Ok(Cost {
+            start_ns,
+            end_ns,
+            usage,
         })
+    }
+
+    /// The run time, as the worker measured it.
+    pub fn run_ns(&self) -> u64 {
+        self.end_ns.saturating_sub(self.start_ns)
     }
 
     /// The report of a task that finished on worker `pid` as its
@@ -99,12 +135,12 @@ impl Cost {
         report.queued = Some(Duration::from_nanos(
             self.start_ns.saturating_sub(enqueued_ns),
         ));
-        report.run_time = Some(Duration::from_nanos(
-            self.end_ns.saturating_sub(self.start_ns),
-        ));
-        report.user_cpu = Some(Duration::from_nanos(self.user_ns));
-        report.system_cpu = Some(Duration::from_nanos(self.system_ns));
-        report.peak_rss_bytes = Some(self.peak_rss);
+        report.run_time = Some(Duration::from_nanos(self.run_ns()));
+        if let Some(u) = self.usage {
+            report.user_cpu = Some(Duration::from_nanos(u.user_ns));
+            report.system_cpu = Some(Duration::from_nanos(u.system_ns));
+            report.peak_rss_bytes = Some(u.peak_rss);
+        }
         report
     }
 }
@@ -132,14 +168,8 @@ pub(crate) fn monotonic_nanos() -> u64 {
         .saturating_add(ts.tv_nsec as u64)
 }
 
-/// This process's CPU times and peak RSS.
-struct Usage {
-    user_ns: u64,
-    system_ns: u64,
-    peak_rss: u64,
-}
-
 impl Usage {
+    /// This process's CPU times and peak RSS, now.
     fn now() -> Usage {
         // SAFETY: an all-zero rusage is a valid value of this plain C struct.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };

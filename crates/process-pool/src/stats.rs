@@ -100,11 +100,12 @@ impl Counters {
     /// Adds a finished task's cost (see `cost`) to the sums.
     pub fn add_cost(&self, cost: &Cost, queued_ns: u64) {
         self.queue_wait_ns.fetch_add(queued_ns, Relaxed);
-        self.run_ns
-            .fetch_add(cost.end_ns.saturating_sub(cost.start_ns), Relaxed);
-        self.user_ns.fetch_add(cost.user_ns, Relaxed);
-        self.system_ns.fetch_add(cost.system_ns, Relaxed);
-        self.peak_rss.fetch_max(cost.peak_rss, Relaxed);
+        self.run_ns.fetch_add(cost.run_ns(), Relaxed);
+        if let Some(u) = cost.usage {
+            self.user_ns.fetch_add(u.user_ns, Relaxed);
+            self.system_ns.fetch_add(u.system_ns, Relaxed);
+            self.peak_rss.fetch_max(u.peak_rss, Relaxed);
+        }
     }
 
     pub fn snapshot(&self, tasks_queued: u64) -> Stats {

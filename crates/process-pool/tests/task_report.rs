@@ -101,6 +101,7 @@ fn a_finished_task_reports_its_worker_and_its_costs() {
     let c = clean();
     let pool = ProcessPoolExecutor::builder()
         .max_workers(1)
+        .report_usage(true)
         .build()
         .unwrap();
     let f = pool.submit(allocate_and_burn, 48).unwrap();
@@ -131,6 +132,40 @@ fn a_finished_task_reports_its_worker_and_its_costs() {
     assert!(s.task_run_time >= run);
     assert!(s.peak_rss_bytes >= peak);
     drop(pool);
+    c.check();
+}
+
+#[test]
+fn cpu_times_and_peak_rss_are_measured_only_when_asked() {
+    let c = clean();
+    // Two getrusage calls per task cost about 4 µs on the test machine,
+    // as much as a tiny task's whole trip: a pool measures them only when
+    // asked (or when max_memory_per_child needs the peak).
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .build()
+        .unwrap();
+    let f = pool.submit(pid, ()).unwrap();
+    let worker = f.result_timeout(GUARD).unwrap();
+    let r = f.report().expect("every finished task has a report");
+    assert_eq!(r.worker_pid, Some(worker));
+    assert!(r.run_time.is_some() && r.queued.is_some(), "{r:?}");
+    assert_eq!(
+        (r.user_cpu, r.system_cpu, r.peak_rss_bytes),
+        (None, None, None),
+        "not asked for: {r:?}"
+    );
+    drop(pool);
+    for builder in [
+        ProcessPoolExecutor::builder().report_usage(true),
+        ProcessPoolExecutor::builder().max_memory_per_child(1 << 40),
+    ] {
+        let pool = builder.max_workers(1).build().unwrap();
+        let f = pool.submit(pid, ()).unwrap();
+        f.result_timeout(GUARD).unwrap();
+        let r = f.report().unwrap();
+        assert!(r.user_cpu.is_some() && r.peak_rss_bytes.is_some(), "{r:?}");
+    }
     c.check();
 }
 

@@ -616,7 +616,7 @@ impl Dispatcher {
         sink.set_report(cost.report(w.pid, position, enqueued_ns));
         counters.add_cost(&cost, cost.start_ns.saturating_sub(enqueued_ns));
         if let Some(limit) = self.shared.config.max_memory_per_child {
-            w.over_memory |= cost.peak_rss > limit;
+            w.over_memory |= cost.usage.is_some_and(|u| u.peak_rss > limit);
         }
         // The result decodes with its descriptors installed; unused ones
         // close at the end of the scope.
