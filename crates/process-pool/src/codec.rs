@@ -630,7 +630,7 @@ mod tests {
     fn a_streamed_result_that_fails_part_way_is_padded_and_flagged() {
         let mut sink = Vec::new();
         let mut out = ResultWriter::new(&mut sink);
-        out.begin(5);
+        out.begin(5, false);
         assert!(matches!(
             out.value(&FailsLate(Default::default())),
             Sent::Done
@@ -643,6 +643,7 @@ mod tests {
         let mut body = BodyReader::new(fb.body(&frame));
         assert_eq!(body.u64().unwrap(), 5);
         assert_eq!(body.u8().unwrap(), OK_STREAMED);
+        crate::cost::Cost::read(&mut body).unwrap();
         let rest = body.rest();
         assert_eq!(rest[rest.len() - TRAILER_LEN], STREAM_FAILED);
     }

@@ -190,3 +190,57 @@ impl Usage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(cost: &Cost) -> Vec<u8> {
+        let mut out = Vec::new();
+        cost.write(&mut out);
+        out
+    }
+
+    #[test]
+    fn a_cost_reads_back_as_written_with_and_without_usage() {
+        for usage in [
+            None,
+            Some(Usage {
+                user_ns: 1,
+                system_ns: 2,
+                peak_rss: 3,
+            }),
+        ] {
+            let cost = Cost {
+                start_ns: 10,
+                end_ns: 25,
+                usage,
+            };
+            let bytes = encoded(&cost);
+            assert_eq!(bytes.len(), COST_LEN);
+            assert_eq!(Cost::read(&mut BodyReader::new(&bytes)), Ok(cost));
+        }
+    }
+
+    /// Bytes from a worker are not trusted: a short block or an unknown
+    /// flag is a frame error, never a panic; clocks that disagree give a
+    /// zero duration, never an overflow.
+    #[test]
+    fn a_truncated_or_bad_cost_is_an_error_and_odd_clocks_saturate() {
+        let bytes = encoded(&Cost::default());
+        for cut in 0..COST_LEN {
+            assert!(Cost::read(&mut BodyReader::new(&bytes[..cut])).is_err());
+        }
+        let mut bad = bytes.clone();
+        bad[16] = 2;
+        assert!(Cost::read(&mut BodyReader::new(&bad)).is_err());
+        let backwards = Cost {
+            start_ns: u64::MAX,
+            end_ns: 0,
+            usage: None,
+        };
+        let report = backwards.report(1, 1, u64::MAX);
+        assert_eq!(report.run_time, Some(Duration::ZERO));
+        assert_eq!(report.queued, Some(Duration::ZERO));
+    }
+}

@@ -288,3 +288,59 @@ fn wait_until_long(what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[test]
+fn max_memory_per_child_with_tasks_already_in_the_workers_pipe_fails_none() {
+    let c = clean();
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .tasks_per_worker(4)
+        .max_memory_per_child(64 * MIB)
+        .build()
+        .unwrap();
+    // The big task and the ones behind it may all be in one worker's pipe
+    // when it passes the limit: they run there, then it retires.
+    let big = pool.submit(allocate, 128).unwrap();
+    let behind: Vec<_> = (0..3).map(|_| pool.submit(pid, ()).unwrap()).collect();
+    let fat = big.result_timeout(GUARD).unwrap();
+    for f in &behind {
+        f.result_timeout(GUARD)
+            .expect("a task behind the big one succeeds");
+    }
+    let later = pool.submit(pid, ()).unwrap().result_timeout(GUARD).unwrap();
+    assert_ne!(
+        later, fat,
+        "a task submitted after the retirement runs on a fresh worker"
+    );
+    wait_until_long("the retired worker to be counted", || {
+        pool.stats().worker_exits.max_memory_per_child >= 1
+    });
+    assert_eq!(pool.stats().tasks_failed, 0);
+    drop(pool);
+    c.check();
+}
+
+#[test]
+fn a_cancelled_task_has_no_report() {
+    let c = clean();
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .tasks_per_worker(1)
+        .build()
+        .unwrap();
+    let gate = gate_path("cancel");
+    let first = pool
+        .submit(hold_until, gate.to_string_lossy().into_owned())
+        .unwrap();
+    wait_until_long("the first task to start", || {
+        gate.with_extension("started").exists()
+    });
+    let queued = pool.submit(pid, ()).unwrap();
+    assert!(queued.cancel(), "a queued task can be cancelled");
+    std::fs::write(&gate, b"").unwrap();
+    first.result_timeout(GUARD).unwrap();
+    assert_eq!(queued.report(), None, "it never ran");
+    assert!(first.report().is_some());
+    drop(pool);
+    c.check();
+}
