@@ -22,7 +22,8 @@
 //!                    |
 //!                    v
 //!   +----------> ACCEPTING --- task pipe closed (shutdown,
-//!   |  result     |   |         max_tasks_per_child) ---> RETIRING
+//!   |  result     |   |         max_tasks_per_child,
+//!   |             |   |         max_memory_per_child) ---> RETIRING
 //!   +-------------+   |                                      |
 //!                     | killed by us (timeout, bad frame)    | exits
 //!                     | or died by itself                    |
