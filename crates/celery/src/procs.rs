@@ -152,13 +152,12 @@ impl Procs {
         let started = pool
             .submit(dispatch_limited, call)
             .map_err(|e| e.to_string())
-            .map(|future| {
+            .inspect(|future| {
                 // The report is read before `into_result` takes the future.
                 future.wait(None);
                 if let Some(report) = future.report() {
                     self.costs.add(&report);
                 }
-                future
             })
             .and_then(|future| match future.into_result() {
                 // Broken before the task reached a worker process.

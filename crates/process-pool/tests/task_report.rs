@@ -272,11 +272,12 @@ fn max_memory_per_child_retires_a_worker_past_the_limit_and_keeps_its_result() {
 
 #[test]
 fn a_zero_memory_limit_is_refused_with_a_message() {
-    let err = ProcessPoolExecutor::builder()
+    let Err(err) = ProcessPoolExecutor::builder()
         .max_memory_per_child(0)
         .build()
-        .err()
-        .expect("a zero limit is refused");
+    else {
+        panic!("a zero limit is refused");
+    };
     assert!(err.to_string().contains("max_memory_per_child"), "{err}");
 }
 
