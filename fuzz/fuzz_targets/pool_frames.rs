@@ -39,8 +39,8 @@ fn check_pool(stream: &[u8], read_size: usize, max: usize) {
         assert!(f.body.len() <= max, "a frame over the cap was taken");
         written.extend(encode_frame(f.kind, &f.body));
         if let Some((_, _, Ok(value))) = &f.result {
-            // The value follows the id and the outcome tag.
-            assert!(f.body[9..].starts_with(value));
+            // The value follows the id, the outcome tag and the cost block.
+            assert!(f.body[9 + fuzz_api::RESULT_COST_LEN..].starts_with(value));
         }
     }
     assert_eq!(

@@ -54,6 +54,7 @@ use crate::procs::{NotStarted, Procs};
 use crate::registry::Registry;
 use crate::resp::{Connection, Reply};
 use crate::schedule::{self, Held};
+use crate::task_costs::TaskCosts;
 use crate::url::RedisUrl;
 
 /// How a worker is set up; see [`Worker::new`]. Its `Debug` masks the
@@ -206,6 +207,7 @@ impl Worker {
                 .ok()?;
         }
         let revoked = Arc::new(Mutex::new(RevokedSet::default()));
+        let costs = Arc::new(TaskCosts::default());
         let remote = Remote {
             node: self.config.hostname.clone(),
             revoked: revoked.clone(),
@@ -224,6 +226,7 @@ impl Worker {
             },
             concurrency: self.config.concurrency,
             started: Instant::now(),
+            costs: costs.clone(),
         };
         let pidbox = self.start_pidbox(&broker_url, remote)?;
         let restorer = self.start_restorer(broker.clone());
@@ -236,7 +239,7 @@ impl Worker {
                     ));
                 }
                 Some(
-                    Procs::start(self.config.concurrency).map_err(|e| {
+                    Procs::start(self.config.concurrency, costs).map_err(|e| {
                         CeleryError::Io(format!("cannot start the process pool: {e}"))
                     })?,
                 )

@@ -115,6 +115,17 @@ pub trait Executor {
         Map::submit_all(items.into_iter().map(|item| self.submit(f, item)))
     }
 
+    /// True if every task this executor finishes carries a
+    /// [`TaskReport`](future::TaskReport) on its future
+    /// ([`Future::report`]): where it ran and what it cost (beyond Python).
+    /// The process pool measures its workers; the inline executor and the
+    /// thread pool run in this process, where a task's CPU time and memory
+    /// cannot be told from the rest, so they say false and their futures'
+    /// reports are `None`.
+    fn reports_tasks(&self) -> bool {
+        false
+    }
+
     /// Stops taking new tasks (Python's `shutdown(wait, *, cancel_futures)`).
     /// With `cancel_futures`, every task that has not started is cancelled;
     /// with `wait`, returns once every task that was not cancelled has

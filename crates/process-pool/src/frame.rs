@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | `TASK` (1) | pool -> worker | task id u64, trampoline address u64, function address u64, encoded argument |
 //! | `READY` (2) | worker -> pool | empty: the initializer (if any) finished |
-//! | `RESULT` (3) | worker -> pool | task id u64, outcome tag u8, outcome data (see `codec`) |
+//! | `RESULT` (3) | worker -> pool | task id u64, outcome tag u8, the task's cost (41 bytes, see `cost`), outcome data (see `codec`) |
 //! | `INIT_FAILED` (4) | worker -> pool | the initializer's panic message, UTF-8 |
 //!
 //! All integers are little endian. A reader never trusts a header: a length

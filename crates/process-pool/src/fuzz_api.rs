@@ -41,6 +41,8 @@ pub const TASK: u8 = frame::TASK;
 pub const READY: u8 = frame::READY;
 /// See [`TASK`].
 pub const RESULT: u8 = frame::RESULT;
+/// Bytes of the cost block a `RESULT` body carries after its outcome tag.
+pub const RESULT_COST_LEN: usize = crate::cost::COST_LEN;
 /// See [`TASK`].
 pub const INIT_FAILED: u8 = frame::INIT_FAILED;
 

@@ -30,6 +30,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::catch_unwind;
 
 use crate::codec::{ResultWriter, Trampoline};
+use crate::cost;
 use crate::fd_side;
 use crate::fork_server::{exit_now, mark_child};
 use crate::frame;
@@ -100,6 +101,9 @@ pub(crate) fn run(task: OwnedFd, result: OwnedFd, fds: OwnedFd, initializer: usi
         else {
             exit_now(EXIT_PROTOCOL);
         };
+        // Whether to measure CPU times and peak RSS (see `cost`).
+        let measure = id & cost::MEASURE_BIT != 0;
+        let id = id & !cost::MEASURE_BIT;
         // SharedBytes in the argument: their descriptors are waiting on the
         // descriptor socket (sent before this frame; see `fd_side`).
         let (id, received) = if id & fd_side::FDS_BIT != 0 {
@@ -118,7 +122,7 @@ pub(crate) fn run(task: OwnedFd, result: OwnedFd, fds: OwnedFd, initializer: usi
             )
         };
         let mut arg = ArgReader::new(&mut input, arg_len, &mut arg_buf);
-        out.begin(id);
+        out.begin(id, measure);
         // SAFETY: the pool wrote this address from a `Trampoline` fn
         // pointer of this same program image (see `codec`).
         let trampoline: Trampoline =

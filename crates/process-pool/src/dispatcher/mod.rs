@@ -22,7 +22,8 @@
 //!                    |
 //!                    v
 //!   +----------> ACCEPTING --- task pipe closed (shutdown,
-//!   |  result     |   |         max_tasks_per_child) ---> RETIRING
+//!   |  result     |   |         max_tasks_per_child,
+//!   |             |   |         max_memory_per_child) ---> RETIRING
 //!   +-------------+   |                                      |
 //!                     | killed by us (timeout, bad frame)    | exits
 //!                     | or died by itself                    |
@@ -64,6 +65,7 @@ use std::time::{Duration, Instant};
 use future::{DynError, TaskError};
 
 use crate::codec;
+use crate::cost::Cost;
 use crate::error::{CodecStage, ExitCause};
 use crate::fd_side;
 use crate::fork_server;
@@ -78,6 +80,8 @@ enum Fate {
     Timeout,
     Protocol,
     MaxTasks,
+    /// Its peak RSS passed `max_memory_per_child` after a task.
+    MaxMemory,
     Shutdown,
     Broken,
     /// `terminate_workers` / `kill_workers`.
@@ -107,6 +111,9 @@ struct Worker {
     assigned: u64,
     /// When the head task started (fully written and first in line).
     head_started: Option<Instant>,
+    /// Its peak RSS passed `max_memory_per_child`: it takes no more tasks
+    /// and retires once those in its pipe are done.
+    over_memory: bool,
     /// Running average of this worker's task times in ns (0: none yet).
     avg_task_nanos: u64,
     /// It sent READY: its initializer (if any) succeeded.
@@ -140,6 +147,7 @@ impl Worker {
     fn accepting(&self, config: &Config) -> bool {
         self.task_w.is_some()
             && self.fate.is_none()
+            && !self.over_memory
             && !self.write_failed
             && config
                 .max_tasks_per_child
@@ -308,8 +316,9 @@ impl Dispatcher {
                         q.dispatcher_waiting = false;
                         return false;
                     }
-                    w.inflight.push_back(task);
                     w.assigned += 1;
+                    task.position = w.assigned;
+                    w.inflight.push_back(task);
                 }
                 Pick::Full => unreachable!("handled above"),
             }
@@ -379,6 +388,7 @@ impl Dispatcher {
             offset: 0,
             assigned: 0,
             head_started: None,
+            over_memory: false,
             avg_task_nanos: 0,
             ready: false,
             eof: false,
@@ -529,6 +539,7 @@ impl Dispatcher {
         let ResultBody {
             id,
             has_fds,
+            cost,
             outcome,
         } = parse_result_body(w.input.body(f))?;
         if w.sent == 0 || w.inflight.front().map(|t| t.id) != Some(id) {
@@ -556,7 +567,18 @@ impl Dispatcher {
         }
         w.head_started = (w.sent > 0).then_some(now);
         counters.tasks_running.fetch_sub(1, Relaxed);
-        let Task { frame, sink, .. } = task;
+        let Task {
+            frame,
+            sink,
+            enqueued_ns,
+            position,
+            ..
+        } = task;
+        sink.set_report(cost.report(w.pid, position, enqueued_ns));
+        counters.add_cost(&cost, cost.start_ns.saturating_sub(enqueued_ns));
+        if let Some(limit) = self.shared.config.max_memory_per_child {
+            w.over_memory |= cost.usage.is_some_and(|u| u.peak_rss > limit);
+        }
         // The result decodes with its descriptors installed; unused ones
         // close at the end of the scope.
         fd_side::with_incoming(received.fds, received.truncated, || {
@@ -568,9 +590,14 @@ impl Dispatcher {
             && w.fate.is_none()
             && w.task_w.is_some()
         {
-            // max_tasks_per_child reached: close its task pipe; it exits.
+            // max_tasks_per_child or max_memory_per_child reached: close
+            // its task pipe; it exits.
             w.task_w = None;
-            w.fate = Some(Fate::MaxTasks);
+            w.fate = Some(if w.over_memory {
+                Fate::MaxMemory
+            } else {
+                Fate::MaxTasks
+            });
         }
         Ok(())
     }
@@ -624,6 +651,8 @@ pub(crate) struct ResultBody<'a> {
     pub id: u64,
     /// Descriptors were sent with this result (`fd_side::FDS_BIT`).
     pub has_fds: bool,
+    /// What the task cost, as its worker measured it (see `cost`).
+    pub cost: Cost,
     /// The encoded value, or the task's error.
     pub outcome: Result<&'a [u8], TaskError>,
 }
@@ -637,6 +666,7 @@ pub(crate) fn parse_result_body(body: &[u8]) -> Result<ResultBody<'_>, FrameErro
     let has_fds = id & fd_side::FDS_BIT != 0;
     let id = id & !fd_side::FDS_BIT;
     let tag = body.u8()?;
+    let cost = Cost::read(&mut body)?;
     let outcome: Result<&[u8], TaskError> = match tag {
         codec::OK => Ok(body.rest()),
         codec::OK_STREAMED => {
@@ -680,6 +710,7 @@ pub(crate) fn parse_result_body(body: &[u8]) -> Result<ResultBody<'_>, FrameErro
     Ok(ResultBody {
         id,
         has_fds,
+        cost,
         outcome,
     })
 }
