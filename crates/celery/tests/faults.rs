@@ -350,23 +350,13 @@ fn a_send_whose_reply_is_cut_queues_the_task_at_most_once_and_says_so() {
     assert_each_ran_once(&worker, 2, &mut c);
 }
 
-/// Failure table, KNOWN DEFECT (the fix belongs to the worker loop,
-/// `worker.rs`): the reply that hands a message to a worker (its BRPOP's) is
-/// cut mid-way. Redis has popped the message and the worker never got it:
-/// it is in no queue, not unacked, never runs, and its future waits for
-/// ever. kombu's BRPOP has the same window.
-///
-/// This test pins what the code does today, so that the table in
-/// `docs/cluster.md` says no more than the code; it fails once the worker
-/// stops losing the message. Then replace the pinned assertion with the
-/// rule (ADVERSARY.md class 4):
-///
-/// ```text
-/// assert!(queued + unacked + stored >= 1 || worker.stats().ran >= 1, "lost");
-/// assert_eq!(f.result_timeout(LONG).unwrap(), 7);
-/// ```
+/// Failure table: the reply that hands a message to a worker is cut
+/// mid-way. A plain BRPOP would have lost it (popped by Redis, never seen
+/// by the worker; kombu's BRPOP has that window): the worker pops and
+/// records it as unacked in one step, and on the new connection finds it
+/// under the delivery tag it chose, so the task runs once.
 #[test]
-fn known_defect_a_fetch_cut_mid_reply_on_the_worker_loses_the_task() {
+fn a_fetch_cut_mid_reply_on_the_worker_loses_no_task() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let mut c = redis.connect();
@@ -375,7 +365,16 @@ fn known_defect_a_fetch_cut_mid_reply_on_the_worker_loses_the_task() {
     let ex = executor(&redis.url(0));
     let msg = celery::TaskMessage::new("rust.add", serde_json::json!([3, 4]), "celery");
     let id = msg.id.clone();
-    link.drop_mid_reply(id.as_bytes(), 64);
+    // The reply that pops it (BRPOP's, or the fetch script's): the array
+    // [queue, message]; a mere wake-up reply (the message alone) passes.
+    let needle = id.clone().into_bytes();
+    link.drop_mid_reply_if(
+        move |reply| {
+            reply.starts_with(b"*2\r\n$6\r\ncelery\r\n")
+                && reply.windows(needle.len()).any(|w| w == needle)
+        },
+        64,
+    );
     let accepted = link.stats().accepted;
     let f = ex.send::<i64>(msg).unwrap();
     wait_until(LONG, "the fetch to be cut", || {
@@ -385,31 +384,20 @@ fn known_defect_a_fetch_cut_mid_reply_on_the_worker_loses_the_task() {
         link.stats().accepted > accepted && info_field(&mut c, "clients", "blocked_clients") >= 1
     });
     let (queued, unacked, stored) = whereabouts(&mut c, &id);
-    assert_eq!(
-        (queued, unacked, stored, worker.stats().ran, f.done()),
-        (0, 0, 0, 0, false),
-        "pinned defect changed: the message is no longer lost? \
-         Replace this assertion with the rule (see the comment above)"
+    assert!(
+        queued + unacked + stored >= 1 || worker.stats().ran >= 1,
+        "lost"
     );
+    assert_eq!(f.result_timeout(LONG).unwrap(), 7);
+    assert_each_ran_once(&worker, 1, &mut c);
 }
 
-/// Failure table, KNOWN DEFECT (the fix belongs to the worker loop,
-/// `worker.rs`): the worker's link is cut while its task runs, so its
-/// result-and-ack transaction fails. The worker tries once more on a new
-/// connection, gives up, and logs "could not store the result": the result
-/// is dropped, the message stays unacked, the future waits for the
-/// visibility timeout (an hour by default), then the task runs again.
-///
-/// This test pins what the code does today; it fails once the worker keeps
-/// the result until the link is back. Then replace the pinned assertion
-/// with the rule (ADVERSARY.md class 4):
-///
-/// ```text
-/// assert_eq!(f.result_timeout(LONG).unwrap(), 7);
-/// assert_each_ran_once(&worker, 1, &mut c);
-/// ```
+/// Failure table: the worker's link is cut while its task runs, so its
+/// result-and-ack transaction fails. The worker keeps the result and tries
+/// again with back-off (the transaction is safe to repeat) until the link
+/// is back: the future completes and the task ran once.
 #[test]
-fn known_defect_a_result_stored_while_the_workers_link_is_cut_is_dropped() {
+fn a_result_stored_while_the_workers_link_is_cut_is_kept_until_it_is_back() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let mut c = redis.connect();
@@ -432,20 +420,18 @@ fn known_defect_a_result_stored_while_the_workers_link_is_cut_is_dropped() {
     });
     link.cut();
     std::fs::write(&gate, b"").unwrap(); // the task returns during the cut
-    wait_until(LONG, "the worker to finish the task", || {
-        worker.stats().ran >= 1
+                                         // The worker tries to store the result and finds the link down.
+    let refused = link.stats().refused;
+    wait_until(LONG, "the worker to try to store the result", || {
+        link.stats().refused >= refused + 2
     });
     link.restore();
-    wait_for_a_fetch(&mut c);
+    assert_eq!(f.result_timeout(LONG).unwrap(), 7);
+    assert_each_ran_once(&worker, 1, &mut c);
     let (_, unacked, stored) = whereabouts(&mut c, &id);
+    assert_eq!((unacked, stored), (0, 1));
     let _ = std::fs::remove_file(&gate);
     let _ = std::fs::remove_file(&started);
-    assert_eq!(
-        (unacked, stored, f.done()),
-        (1, 0, false),
-        "pinned defect changed: the result is no longer dropped? \
-         Replace this assertion with the rule (see the comment above)"
-    );
 }
 
 /// Failure table: a worker's pidbox connection breaks (a link cut). The
@@ -551,17 +537,12 @@ fn a_silent_link_to_the_executor_delays_the_result_and_loses_nothing() {
     assert_each_ran_once(&worker, 1, &mut c);
 }
 
-/// Failure table, KNOWN DEFECT (the fix belongs to `worker.rs`'s
-/// `restore_unacked`): the reply to the RPUSH that restores an unacked
-/// message is cut. The pool runs the whole restore again on a new
-/// connection; the message is still in `unacked` (its ZREM and HDEL come
-/// after the RPUSH), so it is pushed a second time and runs twice, unsaid.
-///
-/// This test pins what the code does today; it fails once the restore
-/// pushes a message at most once. Then replace the pinned assertion with
-/// the rule: `assert_eq!(llen, Reply::Integer(1))`.
+/// Failure table: the reply to the RPUSH that restores an unacked message
+/// is cut. The pool runs the restore again on a new connection; the push
+/// and the removal from `unacked` are one transaction, so the message is
+/// either restored and gone from `unacked`, or neither: it is queued once.
 #[test]
-fn known_defect_a_restore_whose_rpush_reply_is_cut_queues_the_message_twice() {
+fn a_restore_whose_reply_is_cut_queues_the_message_once() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let mut c = redis.connect();
@@ -572,16 +553,22 @@ fn known_defect_a_restore_whose_rpush_reply_is_cut_queues_the_message_twice() {
     c.command(&[b"ZADD", b"unacked_index", b"1", b"tag-1"])
         .unwrap();
     let pool = celery::pool::Pool::new(celery::RedisUrl::parse(&link.url(0)).unwrap(), 1);
-    // `:1` is the RPUSH's reply on an empty queue; the lock's SET says +OK.
-    link.drop_mid_reply_if(|reply| reply == b":1\r\n", 0);
+    // `:1` is the RPUSH's reply on an empty queue, inside EXEC's array
+    // when RPUSH, ZREM and HDEL go together; the lock's SET says +OK.
+    link.drop_mid_reply_if(
+        |reply| reply.starts_with(b"*3\r\n:1\r\n") || reply == b":1\r\n",
+        0,
+    );
     let restored = celery::restore_unacked(&pool, Duration::from_secs(1)).unwrap();
     assert_eq!(link.stats().cut_mid_reply, 1, "the fault fired");
-    let llen = c.command(&[b"LLEN", b"celery"]).unwrap();
     assert_eq!(
-        (restored, llen),
-        (1, Reply::Integer(2)),
-        "pinned defect changed: the message is no longer queued twice? \
-         Replace this assertion with the rule (see the comment above)"
+        c.command(&[b"LLEN", b"celery"]).unwrap(),
+        Reply::Integer(1),
+        "queued once (restore_unacked said {restored})"
+    );
+    assert_eq!(
+        c.command(&[b"HLEN", b"unacked"]).unwrap(),
+        Reply::Integer(0)
     );
 }
 
