@@ -11,7 +11,9 @@
 //!
 //! One listener thread per executor owns the subscribed connection; it ends
 //! when the executor is dropped (its socket is shut down, the blocked read
-//! returns). If the backend connection breaks, the listener reconnects,
+//! returns). If the backend connection breaks (or a GET of results fails:
+//! the same, since only a GET brings a result published before its
+//! subscription), the listener reconnects,
 //! subscribes again to every pending id and GETs each once, so no result
 //! stored in the meantime is missed; if it cannot reconnect within
 //! `reconnect_timeout`, every pending future fails with
@@ -579,13 +581,23 @@ fn listen(weak: Weak<Shared>, backend: RedisUrl, first: Connection) {
             },
         };
         lost_since = None;
-        backoff = Duration::from_millis(50);
         drop(shared);
+        let connected = Instant::now();
         if read_loop(&weak, &mut c).is_err() {
             let Some(shared) = weak.upgrade() else { return };
             *lock(&shared.sub_writer) = None;
             if shared.closed.load(Ordering::SeqCst) && lock(&shared.pending).is_empty() {
                 return;
+            }
+            drop(shared);
+            // A connection that broke at once (a result GET that keeps
+            // failing, a server that drops us): pause before the next one,
+            // longer each time; one that served a while reconnects at once.
+            if connected.elapsed() < Duration::from_secs(1) {
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            } else {
+                backoff = Duration::from_millis(50);
             }
         }
     }
@@ -760,7 +772,10 @@ fn read_loop(weak: &Weak<Shared>, conn: &mut Connection) -> Result<(), CeleryErr
             _ => {}
         }
         if !conn.has_buffered() && !to_get.is_empty() {
-            get_once(&shared, std::mem::take(&mut to_get));
+            // A failed GET is a broken listener: reconnecting subscribes
+            // again and GETs again (a result stored before the subscription
+            // has no other way here).
+            get_once(&shared, std::mem::take(&mut to_get))?;
         }
         if shared.closed.load(Ordering::SeqCst) && lock(&shared.pending).is_empty() {
             return Ok(());
@@ -780,8 +795,9 @@ fn deliver(shared: &Shared, channel: &str, data: &[u8]) {
 }
 
 /// GETs the results of newly subscribed channels (one MGET), for results
-/// stored before the subscription took effect.
-fn get_once(shared: &Shared, channels: Vec<String>) {
+/// stored before the subscription took effect. An error means they were
+/// not read: the caller must GET them again.
+fn get_once(shared: &Shared, channels: Vec<String>) -> Result<(), CeleryError> {
     let channels: Vec<String> = {
         let pending = lock(&shared.pending);
         channels
@@ -793,15 +809,15 @@ fn get_once(shared: &Shared, channels: Vec<String>) {
             .collect()
     };
     if channels.is_empty() {
-        return;
+        return Ok(());
     }
     let mut args: Vec<&[u8]> = vec![b"MGET"];
     args.extend(channels.iter().map(|c| c.as_bytes()));
-    if let Ok(reply) = shared.backend.with(|c| c.command(&args)?.ok()) {
-        for (channel, value) in channels.iter().zip(reply.into_array()) {
-            if let Some(data) = value.into_bytes() {
-                deliver(shared, channel, &data);
-            }
+    let reply = shared.backend.with(|c| c.command(&args)?.ok())?;
+    for (channel, value) in channels.iter().zip(reply.into_array()) {
+        if let Some(data) = value.into_bytes() {
+            deliver(shared, channel, &data);
         }
     }
+    Ok(())
 }

@@ -238,6 +238,32 @@ fn a_result_get_cut_mid_reply_still_completes_the_future() {
     assert_eq!(link.stats().cut_mid_reply, 1, "the fault fired");
 }
 
+/// Failure table: the GET of a result stored before the subscription
+/// fails twice (on the pooled connection and on a fresh one), while the
+/// listener's own connection stays up. Its PUBLISH went out before the
+/// subscription, so nothing else brings the result: the listener treats
+/// the failed GET as a broken connection (reconnect, subscribe again, GET
+/// again, with back-off).
+#[test]
+fn a_result_get_that_fails_twice_is_retried() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = executor(&link.url(0));
+    let msg = celery::TaskMessage::new("rust.add", serde_json::json!([1, 2]), "celery");
+    let record = celery::meta::Outcome::Success(serde_json::json!(3)).to_json(&msg.id);
+    let key = format!("celery-task-meta-{}", msg.id);
+    let mut c = redis.connect();
+    c.command(&[b"SET", key.as_bytes(), record.as_bytes()])
+        .unwrap()
+        .ok()
+        .unwrap();
+    link.drop_mid_reply(b"SUCCESS", 20);
+    link.drop_mid_reply(b"SUCCESS", 20);
+    let f = ex.send::<i64>(msg).unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 3);
+    assert_eq!(link.stats().cut_mid_reply, 2, "both faults fired");
+}
+
 /// Failure table: the link between the executor and Redis is cut while
 /// results are stored; a submit during the cut fails at once with a
 /// connection error (or, its LPUSH written to a socket the proxy then
