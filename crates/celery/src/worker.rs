@@ -32,7 +32,7 @@
 //! tasks' messages instead of acking them.
 
 use std::collections::HashSet;
-use std::net::Shutdown;
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -152,24 +152,20 @@ impl Worker {
         *lock(&self.stats)
     }
 
-    /// Consumes until the stop flag is set. Errors only if Redis is
-    /// unreachable at start; later connection losses are retried.
+    /// Consumes until the stop flag is set. Errors only if Redis stays
+    /// unreachable through the start-up retries (about 8 minutes, each
+    /// logged); later connection losses are retried.
     pub fn run(&self) -> Result<(), CeleryError> {
         let broker_url = RedisUrl::parse(&self.config.broker)?;
         let backend_url = match &self.config.backend {
             Some(b) => RedisUrl::parse(b)?,
             None => broker_url.clone(),
         };
-        let mut fetch = Connection::open(&broker_url)?;
+        let Some(fetch) = self.connect_at_start(&broker_url)? else {
+            return Ok(()); // stopped before Redis could be reached
+        };
         let broker = Arc::new(Pool::new(broker_url.clone(), self.config.concurrency + 1));
         let backend = Arc::new(Pool::new(backend_url, self.config.concurrency + 1));
-        for q in &self.config.queues {
-            let key = format!("_kombu.binding.{q}");
-            let member = format!("{q}{SEP}{SEP}{q}");
-            fetch
-                .command(&[b"SADD", key.as_bytes(), member.as_bytes()])?
-                .ok()?;
-        }
         let revoked = Arc::new(Mutex::new(RevokedSet::default()));
         let pidbox = self.start_pidbox(&broker_url, revoked.clone())?;
         let restorer = self.start_restorer(broker.clone());
@@ -414,26 +410,73 @@ impl Worker {
         Some(job)
     }
 
+    /// Opens the fetch connection and declares the queues (their kombu
+    /// bindings), retrying with back-off while Redis cannot be reached or
+    /// is still loading its data, as Celery's worker retries its broker
+    /// connection at start-up; each try is logged. `None` if the stop flag
+    /// was set meanwhile. Any other error (a wrong password) ends it at once.
+    fn connect_at_start(&self, url: &RedisUrl) -> Result<Option<Connection>, CeleryError> {
+        let mut pause = Duration::from_millis(100);
+        let mut failed = 0u32;
+        loop {
+            let e = match declare_queues(url, &self.config.queues) {
+                Ok(c) => {
+                    if failed > 0 {
+                        eprintln!("celery-worker: connected to the broker at {url}");
+                    }
+                    return Ok(Some(c));
+                }
+                Err(e) if failed < START_TRIES && worth_retrying_at_start(&e) => e,
+                Err(e) => return Err(e),
+            };
+            failed += 1;
+            eprintln!(
+                "celery-worker: cannot use the broker yet ({e}); retrying in {pause:?} \
+                 (try {failed} of {START_TRIES})"
+            );
+            if !pause_unless_stopped(&self.stop, pause) {
+                return Ok(None);
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Starts the thread that hears revoke broadcasts on the pidbox. It
+    /// subscribes again whenever its connection breaks (a Redis restart, a
+    /// cut link), pausing 100 ms .. 5 s between tries, until the worker
+    /// stops: a Python client's `revoke()` is only a broadcast, so a
+    /// listener that ended would let revoked tasks run.
     fn start_pidbox(
         &self,
         url: &RedisUrl,
         revoked: Arc<Mutex<RevokedSet>>,
     ) -> Result<Pidbox, CeleryError> {
-        let mut conn = Connection::open(url)?;
-        let channel = format!("/{}.celery.pidbox", url.db);
-        conn.command(&[b"SUBSCRIBE", channel.as_bytes()])?.ok()?;
-        let socket = conn.writer()?;
+        let socket: Arc<Mutex<Option<TcpStream>>> = Arc::default();
+        let stop = self.stop.clone();
+        // The first subscription before any task is fetched, if it can.
+        let mut conn = open_pidbox(url, &socket, &stop).ok();
+        let (url, current) = (url.clone(), socket.clone());
         let handle = std::thread::Builder::new()
             .name("celery-pidbox".to_string())
             .spawn(move || {
-                while let Ok(reply) = conn.read_reply() {
-                    let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
-                    if parts.next().flatten().as_deref() == Some(b"message") {
-                        let data = parts.nth(1).flatten().unwrap_or_default();
-                        let now = Instant::now();
-                        let mut revoked = lock(&revoked);
-                        for id in revoked_ids(&data) {
-                            revoked.insert(id, now);
+                let mut pause = Duration::from_millis(100);
+                while !stop.load(Ordering::SeqCst) {
+                    let Some(mut c) = conn.take() else {
+                        pause_unless_stopped(&stop, pause);
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                        conn = open_pidbox(&url, &current, &stop).ok();
+                        continue;
+                    };
+                    pause = Duration::from_millis(100);
+                    while let Ok(reply) = c.read_reply() {
+                        let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
+                        if parts.next().flatten().as_deref() == Some(b"message") {
+                            let data = parts.nth(1).flatten().unwrap_or_default();
+                            let now = Instant::now();
+                            let mut revoked = lock(&revoked);
+                            for id in revoked_ids(&data) {
+                                revoked.insert(id, now);
+                            }
                         }
                     }
                 }
@@ -636,15 +679,78 @@ impl Fetch<'_> {
 }
 
 struct Pidbox {
-    socket: std::net::TcpStream,
+    /// The listener's current socket, for `stop` to shut.
+    socket: Arc<Mutex<Option<TcpStream>>>,
     handle: std::thread::JoinHandle<()>,
 }
 
 impl Pidbox {
+    /// Ends the listener; the worker's stop flag must be set already (a
+    /// listener that reconnects after this looked sees it, under the lock).
     fn stop(self) {
-        let _ = self.socket.shutdown(Shutdown::Both);
+        if let Some(s) = lock(&self.socket).as_ref() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
         let _ = self.handle.join();
     }
+}
+
+/// Opens and subscribes the pidbox connection and registers its socket in
+/// `current` for [`Pidbox::stop`]; refused once `stop` is set, checked
+/// under the lock `Pidbox::stop` takes, so no socket is registered after
+/// it looked (the listener would read it for ever, and the join wait).
+fn open_pidbox(
+    url: &RedisUrl,
+    current: &Mutex<Option<TcpStream>>,
+    stop: &AtomicBool,
+) -> Result<Connection, CeleryError> {
+    let mut conn = Connection::open(url)?;
+    let channel = format!("/{}.celery.pidbox", url.db);
+    conn.command(&[b"SUBSCRIBE", channel.as_bytes()])?.ok()?;
+    let mut current = lock(current);
+    if stop.load(Ordering::SeqCst) {
+        return Err(CeleryError::Shutdown);
+    }
+    *current = Some(conn.writer()?);
+    Ok(conn)
+}
+
+/// Sleeps for `d`, waking every 100 ms to look at `stop`; false if it was
+/// set.
+fn pause_unless_stopped(stop: &AtomicBool, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    while !stop.load(Ordering::SeqCst) {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+    false
+}
+
+/// How many times a worker tries to reach its broker at start-up before it
+/// gives up (Celery's `broker_connection_max_retries`); with pauses of up to
+/// 5 s that is about 8 minutes.
+const START_TRIES: u32 = 100;
+
+/// Errors that may pass at start-up: Redis not listening yet, or loading
+/// its data (`-LOADING`).
+fn worth_retrying_at_start(e: &CeleryError) -> bool {
+    e.is_connection() || matches!(e, CeleryError::Redis(m) if m.starts_with("LOADING"))
+}
+
+/// Connects and declares each queue's kombu binding (`SADD
+/// _kombu.binding.<q>`), as a Celery worker does at start.
+fn declare_queues(url: &RedisUrl, queues: &[String]) -> Result<Connection, CeleryError> {
+    let mut c = Connection::open(url)?;
+    for q in queues {
+        let key = format!("_kombu.binding.{q}");
+        let member = format!("{q}{SEP}{SEP}{q}");
+        c.command(&[b"SADD", key.as_bytes(), member.as_bytes()])?
+            .ok()?;
+    }
+    Ok(c)
 }
 
 struct Job {

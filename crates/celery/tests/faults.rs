@@ -159,6 +159,21 @@ fn whereabouts(c: &mut Connection, id: &str) -> (i64, i64, i64) {
     )
 }
 
+/// How many connections listen on the pidbox channel of database 0 (the
+/// workers' revoke listeners).
+fn pidbox_listeners(c: &mut Connection) -> Reply {
+    c.command(&[b"PUBSUB", b"NUMSUB", b"/0.celery.pidbox"])
+        .unwrap()
+        .into_array()
+        .pop()
+        .unwrap()
+}
+
+/// `test.touch`: creates the file `path` (a task that must not run).
+fn touch(path: String) -> bool {
+    std::fs::write(path, b"").is_ok()
+}
+
 /// The state and current system call of thread `tid` of this process.
 fn thread_state(tid: i32) -> (char, Option<i64>) {
     let dir = format!("/proc/self/task/{tid}");
@@ -461,8 +476,8 @@ fn a_result_stored_while_the_workers_link_is_cut_is_kept_until_it_is_back() {
 }
 
 /// Failure table: a worker's pidbox connection breaks (a link cut). The
-/// worker no longer hears revoke broadcasts, but the REVOKED record still
-/// stops a cancelled task it fetches later.
+/// worker subscribes again once the link is back (and the REVOKED record
+/// would stop a cancelled task it fetched even without the broadcast).
 #[test]
 fn a_worker_that_lost_its_pidbox_still_skips_a_cancelled_task() {
     let redis = RedisServer::start();
@@ -472,18 +487,9 @@ fn a_worker_that_lost_its_pidbox_still_skips_a_cancelled_task() {
     registry.register("test.wait_for_file", wait_for_file);
     let worker = InProcessWorker::with_registry(&link.url(0), &["celery"], 1, registry);
     wait_for_a_fetch(&mut c);
-    let numsub = |c: &mut Connection| {
-        c.command(&[b"PUBSUB", b"NUMSUB", b"/0.celery.pidbox"])
-            .unwrap()
-            .into_array()
-            .pop()
-            .unwrap()
-    };
-    assert_eq!(
-        numsub(&mut c),
-        Reply::Integer(1),
-        "the worker listens for broadcasts"
-    );
+    wait_until(LONG, "the worker to listen for broadcasts", || {
+        pidbox_listeners(&mut c) == Reply::Integer(1)
+    });
     link.cut();
     let refused = link.stats().refused;
     wait_until(LONG, "the worker to try to reconnect", || {
@@ -491,12 +497,9 @@ fn a_worker_that_lost_its_pidbox_still_skips_a_cancelled_task() {
     });
     link.restore();
     wait_for_a_fetch(&mut c);
-    assert_eq!(
-        numsub(&mut c),
-        Reply::Integer(0),
-        "the pidbox subscription is gone for good (docs/cluster.md says so: if the \
-         worker now subscribes again, update that row and this check)"
-    );
+    wait_until(LONG, "the pidbox to subscribe again", || {
+        pidbox_listeners(&mut c) == Reply::Integer(1)
+    });
     // Keep the worker's only runner busy, so the next task waits in the
     // queue while it is cancelled.
     let ex = executor(&redis.url(0));
@@ -752,4 +755,81 @@ fn a_huge_result_lifetime_still_stores_the_revoked_record() {
         worker.stats().revoked >= 1
     });
     assert!(!touched.exists(), "the cancelled task ran");
+}
+
+/// Issue 20 item 13: a worker started while Redis is down does not exit: it
+/// retries the connection with back-off and says so (Celery's
+/// `broker_connection_retry_on_startup`), then serves once Redis is up.
+#[test]
+fn a_worker_started_before_redis_waits_for_it() {
+    let mut redis = RedisServer::start();
+    let url = redis.url(0);
+    redis.stop();
+    let mut w = Spawned::start(&url, || {}, &["-c", "1"]);
+    wait_until(LONG, "the worker to say it retries", || {
+        if let Some(status) = w.child.0.try_wait().unwrap() {
+            panic!("the worker exited ({status}) instead of retrying");
+        }
+        w.stderr().contains("retrying")
+    });
+    redis.restart();
+    let ex = executor(&url);
+    let f = ex.submit(tasks::add, (2, 3)).unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 5);
+}
+
+/// Issue 20 item 14: a Python client's `revoke()` only broadcasts (no
+/// REVOKED record), so a worker must still be listening after Redis
+/// restarted: its revoke listener subscribes again, and a queued task
+/// revoked from Python does not run.
+#[test]
+fn a_python_revoke_after_a_redis_restart_is_honoured() {
+    let mut redis = RedisServer::start();
+    let url = redis.url(0);
+    let mut registry = tasks::builtin();
+    registry.register("test.wait_for_file", wait_for_file);
+    registry.register("test.touch", touch);
+    let worker = InProcessWorker::with_registry(&url, &["celery"], 1, registry);
+    let mut c = redis.connect();
+    wait_until(LONG, "the worker's revoke listener", || {
+        pidbox_listeners(&mut c) == Reply::Integer(1)
+    });
+    redis.restart();
+    let mut c = redis.connect();
+    wait_until(LONG, "the revoke listener to subscribe again", || {
+        pidbox_listeners(&mut c) == Reply::Integer(1)
+    });
+    // Keep the worker's only runner busy, so the next task waits in the
+    // queue while Python revokes it.
+    let ex = executor(&url);
+    let gate = std::env::temp_dir().join(format!("celery-gate-{}", celery::id::new_task_id()));
+    let gate_path = gate.to_string_lossy().into_owned();
+    let busy = ex
+        .submit_named::<_, u32>("test.wait_for_file", (gate_path.clone(),))
+        .unwrap();
+    let started = format!("{gate_path}.started");
+    wait_until(LONG, "the busy task to start", || {
+        std::path::Path::new(&started).exists()
+    });
+    let touched = format!("{gate_path}.touched");
+    let msg = celery::TaskMessage::new("test.touch", serde_json::json!([touched]), "celery");
+    let id = msg.id.clone();
+    let _revoked = ex.send::<bool>(msg).unwrap();
+    python_with_args(
+        &url,
+        "import sys; from tasks import app; app.control.revoke(sys.argv[1])",
+        &[&id],
+    );
+    std::fs::write(&gate, b"").unwrap();
+    assert_eq!(busy.result_timeout(LONG).unwrap(), 7);
+    wait_until(LONG, "the worker to skip the revoked task", || {
+        worker.stats().revoked >= 1
+    });
+    assert!(
+        !std::path::Path::new(&touched).exists(),
+        "the revoked task ran"
+    );
+    for f in [&gate_path, &started] {
+        let _ = std::fs::remove_file(f);
+    }
 }
