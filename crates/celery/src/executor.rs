@@ -485,6 +485,15 @@ impl Shared {
         }
     }
 
+    /// Sends PING on the subscribed connection (Redis answers `pong` there).
+    fn ping(&self) {
+        let mut out = Vec::new();
+        encode(&mut out, &[b"PING"]);
+        if let Some(s) = lock(&self.sub_writer).as_mut() {
+            let _ = s.write_all(&out);
+        }
+    }
+
     fn unsubscribe(&self, key: &str) {
         let mut out = Vec::new();
         encode(&mut out, &[b"UNSUBSCRIBE", key.as_bytes()]);
@@ -686,6 +695,9 @@ const WATCH_CHANNEL: &[u8] = b"celery-rs-broker-watch";
 fn open_broker_watch(shared: &Shared) -> Result<Connection, CeleryError> {
     let mut c = Connection::open(shared.broker.url())?;
     c.command(&[b"SUBSCRIBE", WATCH_CHANNEL])?.ok()?;
+    // It waits for nothing but the break: no read timeout (a silent broker
+    // link goes unnoticed here; the listener's PING covers the backend).
+    c.set_read_timeout(None)?;
     let mut w = lock(&shared.broker_watch);
     if shared.closed.load(Ordering::SeqCst) && lock(&shared.pending).is_empty() {
         return Err(CeleryError::Shutdown);
@@ -752,10 +764,34 @@ fn watch_broker(weak: Weak<Shared>, first: Connection) {
     }
 }
 
+/// How long the listener's connection may be quiet before it is PINGed,
+/// and how long the PING may then go unanswered before the link counts as
+/// silent (dropped packets, no FIN or RST) and the listener reconnects.
+const IDLE_PING: Duration = Duration::from_secs(5);
+
 fn read_loop(weak: &Weak<Shared>, conn: &mut Connection) -> Result<(), CeleryError> {
     let mut to_get: Vec<String> = Vec::new();
+    let socket = conn.writer()?;
+    let mut pinged = false;
     loop {
+        // Quiet is normal here (no result due); a PING tells quiet from a
+        // silent link, which would otherwise hold the futures for ever.
+        if !conn.has_buffered() && !readable_within(&socket, IDLE_PING)? {
+            if pinged {
+                return Err(CeleryError::Io(format!(
+                    "no answer to PING within {IDLE_PING:?}: the link to Redis is silent"
+                )));
+            }
+            let Some(shared) = weak.upgrade() else {
+                return Ok(());
+            };
+            shared.ping();
+            pinged = true;
+            continue;
+        }
+        // Bytes are waiting: the reply follows (or the read timeout fires).
         let reply = conn.read_reply()?;
+        pinged = false;
         let Some(shared) = weak.upgrade() else {
             return Ok(());
         };
@@ -779,6 +815,34 @@ fn read_loop(weak: &Weak<Shared>, conn: &mut Connection) -> Result<(), CeleryErr
         }
         if shared.closed.load(Ordering::SeqCst) && lock(&shared.pending).is_empty() {
             return Ok(());
+        }
+    }
+}
+
+/// Waits until `socket` has something to read (bytes, end of file or an
+/// error, which the next read reports), at most `limit`: false if not.
+fn readable_within(socket: &TcpStream, limit: Duration) -> Result<bool, CeleryError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        let mut fd = libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll(2) on one pollfd that lives across the call, for an
+        // open descriptor `socket` owns.
+        let n = unsafe { libc::poll(&mut fd, 1, ms) };
+        match n {
+            0 => return Ok(false),
+            n if n > 0 => return Ok(true),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(CeleryError::io(e));
+                }
+            }
         }
     }
 }

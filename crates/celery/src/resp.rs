@@ -54,6 +54,51 @@ impl Reply {
     }
 }
 
+/// How long a read waits for a reply before the connection counts as
+/// broken. Our commands are small and Redis answers them in well under a
+/// millisecond; the longest wait we ask for is the worker's 1 s BLMOVE.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TCP keepalive: the first probe after this long idle ...
+const KEEPALIVE_IDLE: libc::c_int = 60;
+/// ... then one every this many seconds ...
+const KEEPALIVE_INTERVAL: libc::c_int = 10;
+/// ... and the connection is dropped after this many unanswered.
+const KEEPALIVE_PROBES: libc::c_int = 3;
+
+/// Turns on TCP keepalive with the timings above (the system defaults wait
+/// two hours before the first probe).
+fn keepalive(stream: &TcpStream) -> Result<(), CeleryError> {
+    use std::os::fd::AsRawFd;
+    let options = [
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, KEEPALIVE_IDLE),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, KEEPALIVE_INTERVAL),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_PROBES),
+    ];
+    for (level, name, value) in options {
+        // SAFETY: setsockopt(2) on the open socket `stream` owns, reading
+        // exactly `size_of::<c_int>()` bytes from `value`, which lives
+        // across the call.
+        let r = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(CeleryError::Io(format!(
+                "cannot turn on TCP keepalive: {e}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// One connection to a Redis server.
 pub struct Connection {
     reader: BufReader<TcpStream>,
@@ -63,10 +108,21 @@ pub struct Connection {
 
 impl Connection {
     /// Connects, then `SELECT`s the URL's database (and `AUTH`s if it has a password).
+    ///
+    /// A silent link (packets dropped, no FIN or RST) must not hang anyone:
+    /// every read gives up after [`READ_TIMEOUT`] (an error, so the caller
+    /// reconnects; a connection that waits longer on purpose, a
+    /// subscription, sets its own with [`set_read_timeout`](Self::set_read_timeout)),
+    /// and TCP keepalive has the kernel probe an idle peer, so one that
+    /// vanished is found on a connection nobody reads.
     pub fn open(url: &RedisUrl) -> Result<Connection, CeleryError> {
         let stream = TcpStream::connect((url.host.as_str(), url.port))
             .map_err(|e| CeleryError::Connect(url.to_string(), e.to_string()))?;
         stream.set_nodelay(true).ok();
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .map_err(CeleryError::io)?;
+        keepalive(&stream)?;
         let writer = stream.try_clone().map_err(CeleryError::io)?;
         let mut conn = Connection {
             reader: BufReader::with_capacity(64 * 1024, stream),

@@ -199,7 +199,7 @@ impl Worker {
         // when it is free: no prefetch beyond `concurrency`.
         let fetch = Fetch {
             conn: Mutex::new(Leader {
-                conn: fetch,
+                conn: Some(fetch),
                 unconfirmed: None,
             }),
             script: FetchScript::new(&keys),
@@ -344,10 +344,11 @@ impl Worker {
                         return None;
                     }
                     Err(_) => {
+                        // Never reused: a read that timed out may have left
+                        // half a reply, which the next command would take
+                        // for its own. The next call opens a new one.
+                        leader.conn = None;
                         std::thread::sleep(Duration::from_millis(200));
-                        if let Ok(c) = Connection::open(fetch.url) {
-                            leader.conn = c;
-                        }
                         continue;
                     }
                 }
@@ -526,7 +527,8 @@ struct Fetch<'a> {
 /// whose reply it did not get (the connection broke): that message may be
 /// recorded as unacked under this tag, and is this worker's to run.
 struct Leader {
-    conn: Connection,
+    /// `None` after an error, until a new one is opened.
+    conn: Option<Connection>,
     unconfirmed: Option<String>,
 }
 
@@ -609,9 +611,12 @@ impl Fetch<'_> {
         &self,
         leader: &mut Leader,
     ) -> Result<Option<(String, Vec<u8>, String)>, CeleryError> {
+        let conn = match &mut leader.conn {
+            Some(c) => c,
+            None => leader.conn.insert(Connection::open(self.url)?),
+        };
         if let Some(tag) = leader.unconfirmed.clone() {
-            let entry = leader
-                .conn
+            let entry = conn
                 .command(&[b"HGET", b"unacked", tag.as_bytes()])?
                 .ok()?
                 .into_bytes();
@@ -623,7 +628,7 @@ impl Fetch<'_> {
         let tag = new_task_id();
         // Set before asking: if the reply is lost, the next call looks for it.
         leader.unconfirmed = Some(tag.clone());
-        let reply = self.script.pop(&mut leader.conn, &tag)?;
+        let reply = self.script.pop(conn, &tag)?;
         leader.unconfirmed = None;
         if let Reply::Error(e) = &reply {
             self.pause_after(e);
@@ -636,7 +641,7 @@ impl Fetch<'_> {
             let queue = key.split(SEP).next().unwrap_or(&key).to_string();
             return Ok(Some((queue, raw, tag)));
         }
-        let reply = self.script.wait(&mut leader.conn)?;
+        let reply = self.script.wait(conn)?;
         match &reply {
             Reply::Error(e) => self.pause_after(e),
             _ => self.error_cleared(),
@@ -707,6 +712,9 @@ fn open_pidbox(
     let mut conn = Connection::open(url)?;
     let channel = format!("/{}.celery.pidbox", url.db);
     conn.command(&[b"SUBSCRIBE", channel.as_bytes()])?.ok()?;
+    // Broadcasts are rare: quiet is normal, so no read timeout here (a
+    // silent link goes unnoticed until it speaks or breaks).
+    conn.set_read_timeout(None)?;
     let mut current = lock(current);
     if stop.load(Ordering::SeqCst) {
         return Err(CeleryError::Shutdown);

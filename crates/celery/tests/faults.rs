@@ -538,8 +538,8 @@ fn a_worker_that_lost_its_pidbox_still_skips_a_cancelled_task() {
 /// Failure table: the executor's link goes silent (packets dropped, no FIN,
 /// no RST) while the result is published. Nothing is lost or run twice:
 /// when the link speaks again the held push arrives and the future
-/// completes. While it is silent nothing notices (no read timeout, no TCP
-/// keepalive): the table says so.
+/// completes. (A silence this short may pass unnoticed; one that lasts is
+/// found by the listener's PING: see the test after the next ones.)
 #[test]
 fn a_silent_link_to_the_executor_delays_the_result_and_loses_nothing() {
     let redis = RedisServer::start();
@@ -832,4 +832,58 @@ fn a_python_revoke_after_a_redis_restart_is_honoured() {
     for f in [&gate_path, &started] {
         let _ = std::fs::remove_file(f);
     }
+}
+
+/// Failure table: the executor's link goes silent for good (no FIN, no
+/// RST). The listener notices: a connection quiet for a while is PINGed,
+/// and no answer means a broken link; its reconnects into the silent link
+/// time out as well (every connection has a read timeout), so after
+/// `reconnect_timeout` the pending future fails with a clear error instead
+/// of waiting for ever.
+#[test]
+fn a_link_silent_for_good_fails_the_pending_future_with_a_clear_error() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = CeleryExecutor::builder(&link.url(0))
+        .registry(tasks::builtin())
+        .reconnect_timeout(Duration::from_secs(1))
+        .connect()
+        .unwrap();
+    let mut c = redis.connect();
+    let f = ex.submit(tasks::add, (1, 1)).unwrap();
+    wait_until(LONG, "the listener's first MGET", || {
+        calls(&mut c, "mget") >= 1
+    });
+    link.stall();
+    let err = f.result_timeout(LONG).unwrap_err().to_string();
+    assert!(err.contains("could not reconnect"), "{err}");
+    link.restore();
+}
+
+/// Every connection asks the kernel to probe an idle peer (TCP keepalive),
+/// so a peer that vanished (a host gone, a cable pulled) is found even on a
+/// connection nobody reads, and has a read timeout, so no command waits for
+/// ever on a silent link.
+#[test]
+fn every_connection_has_tcp_keepalive_and_a_read_timeout() {
+    use std::os::fd::AsRawFd;
+    let redis = RedisServer::start();
+    let c = redis.connect();
+    let socket = c.writer().unwrap();
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt(2) on an open socket we hold, writing at most
+    // `len` bytes into `on`, which lives across the call.
+    let r = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_KEEPALIVE,
+            (&mut on as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0, "getsockopt: {}", std::io::Error::last_os_error());
+    assert_eq!(on, 1, "SO_KEEPALIVE is off");
+    assert!(socket.read_timeout().unwrap().is_some(), "no read timeout");
 }
