@@ -7,8 +7,9 @@
 //!    unacked_index <now> <tag>`, `HSET unacked <tag> [message, exchange,
 //!    routing key]`) in one step, only when a runner is free (no prefetch
 //!    beyond `concurrency`). A lost reply loses nothing: the worker chose
-//!    the tag before asking and looks for it on its next connection. With
-//!    nothing queued, `BLMOVE q q RIGHT RIGHT 1` waits without popping.
+//!    the tag before asking and looks for it on its next connection. After
+//!    a pop that found nothing, the next is pipelined behind `BLMOVE q q
+//!    RIGHT RIGHT 1`, which waits without popping.
 //! 2. A GET of its result record: a REVOKED record (or a revoke broadcast
 //!    seen on the pidbox) means skip it.
 //! 3. The runner thread that fetched it runs it (or hands it to a worker
@@ -200,6 +201,7 @@ impl Worker {
         let fetch = Fetch {
             conn: Mutex::new(Leader {
                 conn: Some(fetch),
+                idle: false,
                 unconfirmed: None,
             }),
             script: FetchScript::new(&keys),
@@ -529,6 +531,8 @@ struct Fetch<'a> {
 struct Leader {
     /// `None` after an error, until a new one is opened.
     conn: Option<Connection>,
+    /// The last pop found every list empty: wait before the next.
+    idle: bool,
     unconfirmed: Option<String>,
 }
 
@@ -580,33 +584,45 @@ impl FetchScript {
         }
     }
 
-    /// Runs the script: `Some((queue, message))` if it popped one.
-    fn pop(&self, c: &mut Connection, tag: &str) -> Result<Reply, CeleryError> {
+    /// Runs the script: its reply is `[key, message]` if it popped one.
+    /// With `wait`, first waits (up to [`WAIT`](Self::WAIT)) until the
+    /// first list has a message, without taking it: `BLMOVE q q RIGHT
+    /// RIGHT` moves the last element to where it was, so a reply lost on
+    /// the way loses nothing. Pipelined, the script runs as soon as the
+    /// wait ends: one round trip. (Redis has no blocking wait on several
+    /// lists that does not pop; a message on another list is found when the
+    /// wait ends, within a second.)
+    fn pop(&self, c: &mut Connection, tag: &str, wait: bool) -> Result<Reply, CeleryError> {
+        let first = &self.keys[0];
+        if wait {
+            c.queue(&[b"BLMOVE", first, first, b"RIGHT", b"RIGHT", Self::WAIT]);
+        }
         let now = unix_now().to_string();
         let numkeys = self.keys.len().to_string();
         let mut args: Vec<&[u8]> = vec![b"EVAL", FETCH_SCRIPT.as_bytes(), numkeys.as_bytes()];
         args.extend(self.keys.iter().map(Vec::as_slice));
         args.extend([tag.as_bytes(), now.as_bytes()]);
         args.extend(self.routing_keys.iter().map(Vec::as_slice));
-        c.command(&args)
-    }
-
-    /// Waits (up to [`WAIT`](Self::WAIT)) until the first list has a
-    /// message, without taking it: `BLMOVE q q RIGHT RIGHT` moves the last
-    /// element to where it was, so a reply lost on the way loses nothing.
-    /// (Redis has no blocking wait on several lists that does not pop; a
-    /// message on another list is found by the next pop, within a second.)
-    fn wait(&self, c: &mut Connection) -> Result<Reply, CeleryError> {
-        let first = &self.keys[0];
-        c.command(&[b"BLMOVE", first, first, b"RIGHT", b"RIGHT", Self::WAIT])
+        c.queue(&args);
+        c.flush()?;
+        let waited = if wait { Some(c.read_reply()?) } else { None };
+        let popped = c.read_reply()?;
+        // A popped message is never dropped (it is recorded as ours); else
+        // an error reply to the wait (a first list of the wrong type) is
+        // reported, as the script's own would be.
+        match (waited, popped) {
+            (_, popped @ Reply::Array(Some(_))) => Ok(popped),
+            (Some(e @ Reply::Error(_)), _) => Ok(e),
+            (_, popped) => Ok(popped),
+        }
     }
 }
 
 impl Fetch<'_> {
     /// One step of fetching: the message this worker popped, if any, as
     /// (queue, message, delivery tag). First finds out what became of a
-    /// fetch whose reply was lost; then pops, and if nothing was there,
-    /// waits for a message before returning `None` (the caller asks again).
+    /// fetch whose reply was lost; then pops (after a wait, if the last pop
+    /// found nothing); `None` if nothing came (the caller asks again).
     fn next_message(
         &self,
         leader: &mut Leader,
@@ -628,24 +644,23 @@ impl Fetch<'_> {
         let tag = new_task_id();
         // Set before asking: if the reply is lost, the next call looks for it.
         leader.unconfirmed = Some(tag.clone());
-        let reply = self.script.pop(conn, &tag)?;
+        // The last pop found nothing: wait for a message first.
+        let reply = self.script.pop(conn, &tag, leader.idle)?;
         leader.unconfirmed = None;
         if let Reply::Error(e) = &reply {
+            leader.idle = false;
             self.pause_after(e);
             return Ok(None);
         }
+        self.error_cleared();
         let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
         if let (Some(Some(key)), Some(Some(raw))) = (parts.next(), parts.next()) {
-            self.error_cleared();
+            leader.idle = false;
             let key = String::from_utf8_lossy(&key).into_owned();
             let queue = key.split(SEP).next().unwrap_or(&key).to_string();
             return Ok(Some((queue, raw, tag)));
         }
-        let reply = self.script.wait(conn)?;
-        match &reply {
-            Reply::Error(e) => self.pause_after(e),
-            _ => self.error_cleared(),
-        }
+        leader.idle = true;
         Ok(None)
     }
 
