@@ -429,7 +429,7 @@ impl Worker {
                     }
                     return Ok(Some(c));
                 }
-                Err(e) if failed < START_TRIES && worth_retrying_at_start(&e) => e,
+                Err(e) if failed < START_TRIES && transient(&e) => e,
                 Err(e) => return Err(e),
             };
             failed += 1;
@@ -757,10 +757,15 @@ fn pause_unless_stopped(stop: &AtomicBool, d: Duration) -> bool {
 /// 5 s that is about 8 minutes.
 const START_TRIES: u32 = 100;
 
-/// Errors that may pass at start-up: Redis not listening yet, or loading
-/// its data (`-LOADING`).
-fn worth_retrying_at_start(e: &CeleryError) -> bool {
-    e.is_connection() || matches!(e, CeleryError::Redis(m) if m.starts_with("LOADING"))
+/// Errors that pass with time, worth trying again: Redis not reachable
+/// (not up yet, restarting, a cut link) or answering that it cannot serve
+/// now (loading its data, a script running too long, a failover, out of
+/// memory). Any other error reply is an answer: trying again would get it
+/// again.
+fn transient(e: &CeleryError) -> bool {
+    const PASSING: [&str; 5] = ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "OOM"];
+    e.is_connection()
+        || matches!(e, CeleryError::Redis(m) if PASSING.iter().any(|p| m.starts_with(p)))
 }
 
 /// Connects and declares each queue's kombu binding (`SADD
@@ -925,8 +930,9 @@ const MAX_RESULT_TTL: u64 = 100 * 365 * 86_400;
 const STORE_PATIENCE: Duration = Duration::from_secs(300);
 
 /// Runs `step` on `pool` until it succeeds, pausing 100 ms .. 5 s between
-/// tries (a broken link, Redis restarting or loading its data); gives up
-/// after [`STORE_PATIENCE`] or as soon as `give_up` says so. `what` and
+/// tries while the error is [`transient`] (a broken link, Redis restarting
+/// or loading its data); gives up on any other error, after
+/// [`STORE_PATIENCE`], or as soon as `give_up` says so. `what` and
 /// `id` are for the log, which says when trying starts and how it ended.
 fn with_retries<T>(
     pool: &Pool,
@@ -950,6 +956,9 @@ fn with_retries<T>(
             }
             Err(e) => e,
         };
+        if !transient(&e) {
+            return Err(e);
+        }
         failures += 1;
         if failures == 1 {
             eprintln!("celery-worker: {what} of task {id} failed ({e}); retrying for up to {STORE_PATIENCE:?}");
