@@ -860,6 +860,25 @@ fn a_link_silent_for_good_fails_the_pending_future_with_a_clear_error() {
     link.restore();
 }
 
+/// Failure table: a submit into a silent link. Its LPUSH is written and
+/// never answered: after the read timeout `submit` returns `Unconfirmed`
+/// (the task may be queued and may run) instead of waiting for ever.
+#[test]
+fn a_submit_into_a_silent_link_says_the_task_may_run() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = Arc::new(executor(&link.url(0)));
+    link.stall();
+    let submitter = {
+        let ex = ex.clone();
+        std::thread::spawn(move || ex.submit(tasks::add, (1, 2)).map(drop))
+    };
+    wait_until(LONG, "the submit to return", || submitter.is_finished());
+    let err = submitter.join().unwrap().unwrap_err();
+    assert!(matches!(err, CeleryError::Unconfirmed(..)), "{err}");
+    link.restore();
+}
+
 /// Every connection asks the kernel to probe an idle peer (TCP keepalive),
 /// so a peer that vanished (a host gone, a cable pulled) is found even on a
 /// connection nobody reads, and has a read timeout, so no command waits for
