@@ -612,8 +612,9 @@ impl Worker {
         tag: String,
         revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
+        let fetched = (queue, tag.as_str());
         let msg = match TaskMessage::read(&raw) {
-            Ok(m) => self.bind_kwargs(backend, queue, m)?,
+            Ok(m) => self.bind_kwargs(broker, backend, fetched, m)?,
             Err(r) => {
                 let (module, class) = r.exception;
                 let outcome = Outcome::Failure {
@@ -623,7 +624,7 @@ impl Worker {
                     traceback: None,
                 };
                 let who = (r.id.as_deref(), r.task.as_deref().unwrap_or("?"));
-                self.refuse(backend, queue, who, &[], &outcome);
+                self.refuse(broker, backend, fetched, who, &[], &outcome);
                 return None;
             }
         };
@@ -648,11 +649,13 @@ impl Worker {
 
     /// Puts the message's keyword arguments at their parameters' positions
     /// ([`Registry::bind`]); a task the registry does not know is logged as
-    /// Celery logs it (running it stores `NotRegistered`). `None`: refused.
+    /// Celery logs it (running it stores `NotRegistered`). `None`: refused
+    /// (see [`refuse`](Self::refuse)).
     fn bind_kwargs(
         &self,
+        broker: &Pool,
         backend: &Pool,
-        queue: &str,
+        fetched: (&str, &str),
         mut msg: TaskMessage,
     ) -> Option<TaskMessage> {
         if self.registry.get(&msg.task).is_none() {
@@ -674,20 +677,25 @@ impl Worker {
                 // A chain after it fails too, as after a task that failed.
                 let chain = canvas::chain_task_ids(&msg.embed);
                 let who = (Some(msg.id.as_str()), msg.task.as_str());
-                self.refuse(backend, queue, who, &chain, &Outcome::from_task_error(&e));
+                let outcome = Outcome::from_task_error(&e);
+                self.refuse(broker, backend, fetched, who, &chain, &outcome);
                 None
             }
         }
     }
 
-    /// A message that will not run: logs who it was for and why, and
-    /// stores `outcome` under its id (and `more` ids) when it has one, so
-    /// that the client does not wait for ever. The message was never
-    /// recorded as unacked: it is gone from its queue either way.
+    /// A message that will not run, fetched from `queue` and recorded as
+    /// unacked under `tag`: logs who it was for and why, stores `outcome`
+    /// under its id (and `more` ids) when it has one, so that the client
+    /// does not wait for ever, then acks it. If the outcome could not be
+    /// stored, the message stays unacked: it is restored after the
+    /// visibility timeout and refused again (never acked unstored). One
+    /// without a readable id is acked at once: nothing can be stored for it.
     fn refuse(
         &self,
+        broker: &Pool,
         backend: &Pool,
-        queue: &str,
+        (queue, tag): (&str, &str),
         (id, task): (Option<&str>, &str),
         more: &[String],
         outcome: &Outcome,
@@ -703,6 +711,7 @@ impl Worker {
                 "celery-worker: dropped a message from {queue} (task {task}, no readable task id: \
                  nothing stored): {why}"
             );
+            ack(broker, tag);
             return;
         };
         let ttl = self
@@ -724,12 +733,16 @@ impl Worker {
             Ok(())
         });
         match stored {
-            Ok(()) => eprintln!(
-                "celery-worker: refused task {id} ({task}) from {queue}, FAILURE stored: {why}"
-            ),
+            Ok(()) => {
+                eprintln!(
+                    "celery-worker: refused task {id} ({task}) from {queue}, FAILURE stored: {why}"
+                );
+                ack(broker, tag);
+            }
             Err(e) => eprintln!(
-                "celery-worker: refused task {id} ({task}) from {queue}: {why}; \
-                 storing its FAILURE failed too ({e}): the client is not told"
+                "celery-worker: refused task {id} ({task}) from {queue}: {why}; storing its \
+                 FAILURE failed ({e}): its message stays unacked and is refused again after \
+                 the visibility timeout"
             ),
         }
     }
