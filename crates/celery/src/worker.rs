@@ -442,6 +442,9 @@ impl Worker {
         let Some(wait) = wait.filter(|_| !job.msg.timing.expired(now)) else {
             return Some(job);
         };
+        if !self.score_from_eta(broker, &job, now) {
+            return None; // restored meanwhile: fetched again from its queue
+        }
         if self.running.hold(&job.tag) {
             self.held.hold(job, wait);
         } else {
@@ -449,6 +452,54 @@ impl Worker {
             let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
         }
         None
+    }
+
+    /// Sets the score in `unacked_index` of a job about to be held to its
+    /// eta ([`unacked_score`](crate::schedule::Timing::unacked_score)), so
+    /// that the visibility timeout counts from when it is due. The fetch
+    /// script recorded the time of the pop: the eta is inside the message,
+    /// which the script does not read, so it is set here, right after the
+    /// message is read. `ZADD XX` changes the score of an entry still
+    /// there and never adds one back; an entry gone means the message was
+    /// restored to its queue in between (a visibility timeout shorter than
+    /// the time since the pop): false, and the caller drops the job (its
+    /// restored copy is fetched again; holding it too would run it twice).
+    /// Retried while Redis cannot be reached; if it still fails, the job is
+    /// held and the log says that another worker may run it before its eta.
+    fn score_from_eta(&self, broker: &Pool, job: &Job, now: f64) -> bool {
+        let score = job.msg.timing.unacked_score(now).to_string();
+        let tag = job.tag.as_bytes();
+        let cold = || self.running.is_cold();
+        // Then ZSCORE: nil if the entry is gone. (ZADD's own reply cannot
+        // tell: a retry after a lost reply changes nothing either.)
+        let set = with_retries(broker, "recording the eta", &job.msg.id, &cold, |c| {
+            c.queue(&[b"ZADD", b"unacked_index", b"XX", score.as_bytes(), tag]);
+            c.queue(&[b"ZSCORE", b"unacked_index", tag]);
+            c.flush()?;
+            c.read_reply()?.ok()?;
+            c.read_reply()?.ok()
+        });
+        match set {
+            Ok(Reply::Bulk(None)) => {
+                eprintln!(
+                    "celery-worker: task {} was restored to its queue before its eta was \
+                     recorded (visibility timeout shorter than its fetch): not held here, \
+                     it is fetched again",
+                    job.msg.id
+                );
+                false
+            }
+            Ok(_) => true,
+            Err(e) => {
+                eprintln!(
+                    "celery-worker: could not record the eta of task {} as its unacked score \
+                     ({e}): another worker may restore and run it before its eta, after the \
+                     visibility timeout",
+                    job.msg.id
+                );
+                true
+            }
+        }
     }
 
     /// A held job that is due, now counted as running; `None` if none is.
