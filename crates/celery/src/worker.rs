@@ -309,13 +309,8 @@ impl Worker {
     /// Runs one fetched task and stores its result, unless a cold shutdown
     /// came first.
     fn serve(&self, broker: &Pool, backend: &Pool, procs: Option<&Procs>, job: Job) {
-        // A held job became running when it was taken (`take_held`).
-        if !job.was_held && !self.running.start(&job.tag) {
-            // Fetched after a cold shutdown took the list of running tasks:
-            // this runner returns the message itself.
-            let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
-            return;
-        }
+        // Already counted as running: by `next_job` before its fetch ended,
+        // or when a held job was taken (`take_held`).
         // Listed by `inspect().active()` until this function returns.
         let _active = self.active.begin(&job.tag, &job.msg, &self.config.hostname);
         let refused =
@@ -506,7 +501,7 @@ impl Worker {
     /// One revoked while it was held is skipped (REVOKED, acked), as
     /// Celery's worker checks for a revoke when an eta task falls due.
     fn take_due(&self, broker: &Pool, backend: &Pool, revoked: &Mutex<RevokedSet>) -> Option<Job> {
-        while let Some(mut job) = self.held.take_due() {
+        while let Some(job) = self.held.take_due() {
             if self.is_revoked(backend, revoked, &job.msg.id) {
                 if self.running.release_held(&job.tag) {
                     self.skip_revoked(broker, backend, &job);
@@ -515,7 +510,6 @@ impl Worker {
             }
             // False: a cold shutdown returned it to its queue already.
             if self.running.take_held(&job.tag) {
-                job.was_held = true;
                 return Some(job);
             }
         }
@@ -617,7 +611,7 @@ impl Worker {
         revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
         loop {
-            let (queue, raw, tag) = {
+            let (queue, raw, tag, _fetching) = {
                 let mut leader = lock(&fetch.conn);
                 if self.stop.load(Ordering::SeqCst) {
                     return None;
@@ -626,8 +620,13 @@ impl Worker {
                 if let Some(job) = self.take_due(broker, backend, revoked) {
                     return Some(job);
                 }
+                // Until the popped message is counted as running or held (or
+                // back on its queue), a cold shutdown waits for this fetch.
+                let Some(fetching) = self.running.begin_fetch() else {
+                    return None; // a cold shutdown began
+                };
                 match fetch.next_message(&mut leader) {
-                    Ok(Some(fetched)) => fetched,
+                    Ok(Some((queue, raw, tag))) => (queue, raw, tag, fetching),
                     Ok(None) => continue, // nothing yet, or an error reply
                     Err(e) if !e.is_connection() => {
                         // Not a broken connection: stop the worker with it.
@@ -646,9 +645,16 @@ impl Worker {
                 }
             }; // unlocked: the next idle runner fetches while this one runs
             let job = self.accept(broker, backend, &queue, raw, tag, revoked);
-            if let Some(job) = job.and_then(|job| self.hold_until_due(broker, job)) {
+            let Some(job) = job.and_then(|job| self.hold_until_due(broker, job)) else {
+                continue;
+            };
+            if self.running.start(&job.tag) {
                 return Some(job);
             }
+            // A cold shutdown began during the fetch; it returns only the
+            // messages it knows of, and waits for this fetch to end: this
+            // runner returns this one itself.
+            let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
         }
     }
 
@@ -686,11 +692,7 @@ impl Worker {
             .and_then(Reply::into_bytes);
         let is_revoked = lock(revoked).contains(&msg.id, Instant::now())
             || stored.is_some_and(|s| is_revoked_record(&s));
-        let job = Job {
-            msg,
-            tag,
-            was_held: false,
-        };
+        let job = Job { msg, tag };
         if is_revoked {
             self.skip_revoked(broker, backend, &job);
             return None;
@@ -1162,8 +1164,6 @@ fn declare_queues(url: &RedisUrl, queues: &[String]) -> Result<Connection, Celer
 struct Job {
     msg: TaskMessage,
     tag: String,
-    /// Held until its eta, then taken: already counted as running.
-    was_held: bool,
 }
 
 /// The tasks this worker's runners hold, so that a cold shutdown can return
@@ -1171,7 +1171,8 @@ struct Job {
 #[derive(Default)]
 struct Running {
     state: Mutex<RunningState>,
-    /// Rung when a result has been stored (`storing` went down).
+    /// Rung when a result has been stored (`storing` went down) or a
+    /// fetch ended (`fetching` went down).
     stored: Condvar,
 }
 
@@ -1183,6 +1184,9 @@ struct RunningState {
     held: HashSet<String>,
     /// Results being stored (and their messages acked) right now.
     storing: usize,
+    /// Fetches under way: a message popped (recorded as unacked) is not
+    /// yet in `tags` or `held` until its fetch ends.
+    fetching: usize,
     /// Set by a cold shutdown: from then on no runner stores or acks.
     cold: bool,
 }
@@ -1249,20 +1253,35 @@ impl Running {
         lock(&self.state).cold
     }
 
+    /// A runner begins a fetch; `None` after a cold shutdown. The fetch
+    /// ends when the guard drops, after the message it popped is in `tags`
+    /// or `held`, or back on its queue.
+    fn begin_fetch(&self) -> Option<FetchUnderWay<'_>> {
+        let mut state = lock(&self.state);
+        if state.cold {
+            return None;
+        }
+        state.fetching += 1;
+        Some(FetchUnderWay(self))
+    }
+
     /// A result [`finish`](Self::finish) allowed has been stored.
     fn stored(&self) {
         lock(&self.state).storing -= 1;
         self.stored.notify_all();
     }
 
-    /// Stops every later store and ack, waits for the ones under way (at
-    /// most `limit`: a broker that does not answer must not hold up the
-    /// shutdown), and returns the tags of the tasks still running.
+    /// Stops every later store, ack and fetch, waits for the ones under
+    /// way (at most `limit`: a broker that does not answer must not hold up
+    /// the shutdown), and returns the tags of the tasks still running and
+    /// held. Waiting for the fetches matters: the caller exits the process
+    /// next, and a runner idle in its wait would pop the messages returned
+    /// to their queues, recorded as unacked by a process about to die.
     fn go_cold(&self, limit: Duration) -> Vec<String> {
         let mut state = lock(&self.state);
         state.cold = true;
         let deadline = Instant::now() + limit;
-        while state.storing > 0 {
+        while state.storing > 0 || state.fetching > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -1278,6 +1297,16 @@ impl Running {
     }
 }
 
+/// A fetch counted by [`Running::begin_fetch`]; dropping it ends it.
+struct FetchUnderWay<'a>(&'a Running);
+
+impl Drop for FetchUnderWay<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).fetching -= 1;
+        self.0.stored.notify_all();
+    }
+}
+
 /// The cold shutdown of a running [`Worker`] (Celery's second Ctrl-C): the
 /// running tasks are not acked; their messages go back to their queues at
 /// once, where another worker takes them. Get it with
@@ -1289,7 +1318,8 @@ pub struct ColdShutdown {
 }
 
 impl ColdShutdown {
-    /// How long [`now`](Self::now) waits for results already being stored.
+    /// How long [`now`](Self::now) waits for results already being stored
+    /// and fetches under way.
     const STORING_LIMIT: Duration = Duration::from_secs(10);
 
     /// Returns the running tasks' messages to their queues; from this call
