@@ -43,7 +43,9 @@
 //! Nothing is acked that did not run: a task the process pool could not
 //! start goes back to its queue (and a worker whose pool cannot be rebuilt
 //! stops), and a cold shutdown ([`ColdShutdown`]) returns the running
-//! tasks' messages instead of acking them.
+//! and held tasks' messages instead of acking them, once no fetch is under
+//! way (so that an idle runner does not take one back as the process
+//! exits).
 
 use std::collections::HashSet;
 use std::net::Shutdown;
