@@ -1,4 +1,4 @@
-//! A minimal blocking Redis client: RESP2 over one `TcpStream`.
+//! A minimal blocking Redis client: RESP2 over one TCP or unix socket.
 //!
 //! Only what Celery's Redis transport needs: commands as arrays of bulk
 //! strings, replies parsed into [`Reply`], pipelining (write several commands,
@@ -118,6 +118,14 @@ impl Stream {
             Stream::Unix(s) => s.set_read_timeout(t),
         }
     }
+
+    /// The read timeout (`None`: reads block forever).
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        match self {
+            Stream::Tcp(s) => s.read_timeout(),
+            Stream::Unix(s) => s.read_timeout(),
+        }
+    }
 }
 
 impl Read for Stream {
@@ -154,6 +162,50 @@ impl AsRawFd for Stream {
     }
 }
 
+/// How long a read waits for a reply before the connection counts as
+/// broken. Our commands are small and Redis answers them in well under a
+/// millisecond; the longest wait we ask for is the worker's 1 s BLMOVE.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TCP keepalive: the first probe after this long idle ...
+const KEEPALIVE_IDLE: libc::c_int = 60;
+/// ... then one every this many seconds ...
+const KEEPALIVE_INTERVAL: libc::c_int = 10;
+/// ... and the connection is dropped after this many unanswered.
+const KEEPALIVE_PROBES: libc::c_int = 3;
+
+/// Turns on TCP keepalive with the timings above (the system defaults wait
+/// two hours before the first probe).
+fn keepalive(stream: &TcpStream) -> Result<(), CeleryError> {
+    let options = [
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, KEEPALIVE_IDLE),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, KEEPALIVE_INTERVAL),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_PROBES),
+    ];
+    for (level, name, value) in options {
+        // SAFETY: setsockopt(2) on the open socket `stream` owns, reading
+        // exactly `size_of::<c_int>()` bytes from `value`, which lives
+        // across the call.
+        let r = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(CeleryError::Io(format!(
+                "cannot turn on TCP keepalive: {e}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// One connection to a Redis server.
 pub struct Connection {
     reader: BufReader<Stream>,
@@ -165,6 +217,14 @@ impl Connection {
     /// Connects (within the URL's `connect_timeout`, if it has one), then
     /// `AUTH`s if the URL has a password (`AUTH user password` with a user)
     /// and `SELECT`s its database.
+    ///
+    /// A silent link (packets dropped, no FIN or RST) must not hang anyone:
+    /// every read gives up after [`READ_TIMEOUT`] (an error, so the caller
+    /// reconnects; a connection that waits longer on purpose, a
+    /// subscription, sets its own with [`set_read_timeout`](Self::set_read_timeout)),
+    /// and on TCP, keepalive has the kernel probe an idle peer, so one that
+    /// vanished is found on a connection nobody reads (a unix socket's peer
+    /// is on this machine: its death closes the socket).
     pub fn open(url: &RedisUrl) -> Result<Connection, CeleryError> {
         let stream = match &url.unix_socket {
             Some(path) => UnixStream::connect(path).map(Stream::Unix),
@@ -174,6 +234,12 @@ impl Connection {
             }),
         }
         .map_err(|e| CeleryError::Connect(url.to_string(), e.to_string()))?;
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .map_err(CeleryError::io)?;
+        if let Stream::Tcp(tcp) = &stream {
+            keepalive(tcp)?;
+        }
         let writer = stream.try_clone().map_err(CeleryError::io)?;
         let mut conn = Connection {
             reader: BufReader::with_capacity(64 * 1024, stream),
