@@ -39,14 +39,24 @@ registered tasks in worker processes (or threads), acking late.
 Ctrl-C (SIGINT) or SIGTERM: warm shutdown: stop fetching, finish the running
 tasks, store their results, exit 0. A second one: cold shutdown: the running
 tasks are not acked, their messages go back to their queues for another
-worker, exit 130. A signal ignored when the worker starts stays ignored.";
+worker, exit 130. A third one exits at once (130): the messages not yet
+returned go back after the visibility timeout. A signal ignored when the
+worker starts stays ignored.";
 
 /// Stop requests (SIGINT or SIGTERM) received so far.
 static STOPS: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn on_signal(_: libc::c_int) {
-    // Only an atomic add: async-signal-safe.
-    STOPS.fetch_add(1, Ordering::SeqCst);
+    // Only an atomic add and `_exit`: both async-signal-safe.
+    let stops = STOPS.fetch_add(1, Ordering::SeqCst) + 1;
+    if stops >= 3 {
+        // The cold shutdown runs on the watcher thread and may be stuck (a
+        // broker that does not answer): the third request ends the worker
+        // here and now. The running tasks' messages it had not returned yet
+        // stay in `unacked`; the visibility timeout restores them.
+        // SAFETY: `_exit` is async-signal-safe and runs no Rust code.
+        unsafe { libc::_exit(COLD_EXIT) };
+    }
 }
 
 /// The exit code of a cold shutdown: 128 + SIGINT, as a shell reports a

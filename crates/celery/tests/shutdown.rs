@@ -16,6 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use celery::resp::Reply;
+use celery::testing::Proxy;
 use celery::{tasks, CeleryExecutor};
 use common::*;
 
@@ -231,4 +232,47 @@ fn a_second_ctrl_c_is_a_cold_shutdown_that_returns_the_running_task_to_its_queue
     assert_eq!(f.result_timeout(LONG).unwrap(), b.pid() as u32);
     let _ = std::fs::remove_file(&marker);
     let _ = std::fs::remove_file(marker.with_extension("pid"));
+}
+
+/// A third Ctrl-C ends the worker at once, even while its cold shutdown is
+/// stuck returning the running task's message to a broker that does not
+/// answer (a silent link: no read timeout notices it). The message is still
+/// in `unacked`, so the visibility timeout restores it: nothing is lost.
+#[test]
+fn a_third_ctrl_c_ends_a_worker_whose_cold_shutdown_is_stuck() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = CeleryExecutor::builder(&redis.url(0))
+        .registry(tasks::builtin())
+        .connect()
+        .unwrap();
+    let gate = gate_path();
+    let mut w = Spawned::start(&link.url(0), || {}, &["-c", "1", "--pool", "processes"]);
+    let _running = ex
+        .submit(tasks::wait_for, gate.to_string_lossy().into_owned())
+        .unwrap();
+    wait_until(LONG, "the task to start", || started(&gate).exists());
+    w.signal_group(libc::SIGINT);
+    wait_until(LONG, "the warm shutdown message", || {
+        w.stderr().contains("warm shutdown")
+    });
+    // The link goes silent; the second Ctrl-C's cold shutdown opens a new
+    // connection to return the message, and waits on it for ever.
+    link.stall();
+    let accepted = link.stats().accepted;
+    w.signal_group(libc::SIGINT);
+    wait_until(LONG, "the cold shutdown's connection", || {
+        link.stats().accepted > accepted
+    });
+    w.signal_group(libc::SIGINT);
+    assert_eq!(w.wait_exit(), Some(130), "a third Ctrl-C exits at once");
+    let mut c = redis.connect();
+    assert_eq!(
+        c.command(&[b"HLEN", b"unacked"]).unwrap(),
+        Reply::Integer(1),
+        "the running task's message stays unacked, for the visibility timeout to restore"
+    );
+    link.restore();
+    open_gate(&gate);
+    remove_gate(&gate);
 }
