@@ -330,9 +330,13 @@ fn a_send_whose_reply_is_cut_queues_the_task_at_most_once_and_says_so() {
     let link = Proxy::start(redis.port());
     let ex = executor(&link.url(0));
     let mut c = redis.connect();
-    // `:1` is the LPUSH's reply on an empty queue (the subscription's
-    // confirmation is an array, the epoch's transaction too).
-    link.drop_mid_reply_if(|reply| reply == b":1\r\n", 0);
+    // The send's transaction: EXEC's reply is [nil (the epoch key's SET NX:
+    // it exists), the epoch, 1 (the LPUSH on an empty queue)]. The
+    // subscription's confirmation starts `*3` too, but not with a nil.
+    link.drop_mid_reply_if(
+        |reply| reply.starts_with(b"*3\r\n$-1\r\n") && reply.ends_with(b"\r\n:1\r\n"),
+        0,
+    );
     let sent = ex.submit(tasks::add, (1, 2));
     assert_eq!(link.stats().cut_mid_reply, 1, "the fault fired");
     assert_eq!(
@@ -739,4 +743,40 @@ fn a_huge_result_lifetime_still_stores_the_revoked_record() {
         worker.stats().revoked >= 1
     });
     assert!(!touched.exists(), "the cancelled task ran");
+}
+
+/// Failure table: the broker database loses its data while the executor
+/// runs (FLUSHALL here; a restart without persistence does the same), and
+/// a task is sent after the loss, before the executor has noticed it. That
+/// task's message is queued on the emptied server: only the futures sent
+/// before the loss may fail with "came back without its data ... submit
+/// them again"; failing this one too would have its caller send it again,
+/// and the task run twice.
+#[test]
+fn a_task_sent_after_the_broker_lost_its_data_is_not_failed_with_the_lost_ones() {
+    let redis = RedisServer::start();
+    let ex = executor(&redis.url(0));
+    let lost = ex.submit(tasks::add, (1, 1)).unwrap();
+    let mut c = redis.connect();
+    c.command(&[b"FLUSHALL"]).unwrap().ok().unwrap();
+    let sent_after = ex.submit(tasks::add, (2, 2)).unwrap();
+    // The executor notices at its listener's next reconnect: the server
+    // drops the listener's connection.
+    let killed = c
+        .command(&[b"CLIENT", b"KILL", b"TYPE", b"pubsub"])
+        .unwrap();
+    assert_eq!(killed, Reply::Integer(1), "the listener's connection");
+    let err = lost.result_timeout(LONG).unwrap_err();
+    assert!(
+        err.to_string().contains("came back without its data"),
+        "{err}"
+    );
+    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    assert_eq!(
+        sent_after
+            .result_timeout(LONG)
+            .expect("its message was queued after the loss: it runs and its result comes"),
+        4
+    );
+    assert_each_ran_once(&worker, 1, &mut c);
 }
