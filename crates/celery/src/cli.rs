@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::registry::Registry;
+use crate::worker::MAX_CONCURRENCY;
 use crate::{PoolKind, RedisUrl, Worker, WorkerConfig};
 
 const USAGE: &str = "\
@@ -30,7 +31,7 @@ registered tasks in worker processes (or threads), acking late.
   --broker URL                 redis://host:port/db   (default redis://127.0.0.1:6379/0)
   --backend URL                result backend          (default: the broker)
   -Q, --queues LIST            queues to consume       (default celery)
-  -c, --concurrency N          tasks at once           (default: cores)
+  -c, --concurrency N          tasks at once, 1 to 1024 (default: cores)
   --visibility-timeout SECS    restore unacked messages older than this (default 3600)
   --restore-interval SECS      how often to look for them               (default 100)
   --result-expires SECS        result lifetime                          (default 86400)
@@ -200,8 +201,10 @@ pub fn worker_main(name: &str, registry: Registry) -> ExitCode {
                     config.concurrency = v
                         .parse()
                         .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or(format!("-c: {v:?} is not a positive number"))?;
+                        .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+                        .ok_or(format!(
+                            "-c: {v:?} is not a number from 1 to {MAX_CONCURRENCY}"
+                        ))?;
                 }
                 "--visibility-timeout" => config.visibility_timeout = secs(args.next(), &a)?,
                 "--restore-interval" => config.restore_interval = secs(args.next(), &a)?,
