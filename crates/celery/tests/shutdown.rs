@@ -276,3 +276,39 @@ fn a_third_ctrl_c_ends_a_worker_whose_cold_shutdown_is_stuck() {
     open_gate(&gate);
     remove_gate(&gate);
 }
+
+/// SIGTERM to the worker's whole process group (systemd's default
+/// `KillMode=control-group` does this; `kill PID` does not) reaches the
+/// pool processes too, where SIGTERM is at its default (the process pool
+/// keeps it so for `terminate_workers`, and Celery's prefork children reset
+/// it the same way): the running task dies with its process and is stored
+/// as FAILURE `WorkerLostError`, acked, as Celery does. The worker itself
+/// takes it as a warm shutdown and exits 0. docs/cluster.md says so.
+#[test]
+fn sigterm_to_the_whole_group_ends_the_running_task_as_in_celery() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let ex = CeleryExecutor::builder(&url)
+        .registry(tasks::builtin())
+        .connect()
+        .unwrap();
+    let gate = gate_path();
+    let mut w = Spawned::start(&url, || {}, &["-c", "1", "--pool", "processes"]);
+    let running = ex
+        .submit(tasks::wait_for, gate.to_string_lossy().into_owned())
+        .unwrap();
+    wait_until(LONG, "the task to start", || started(&gate).exists());
+    w.signal_group(libc::SIGTERM);
+    let err = running
+        .result_timeout(LONG)
+        .expect_err("the task's process died of the SIGTERM");
+    assert!(err.to_string().contains("WorkerLostError"), "{err}");
+    assert_eq!(w.wait_exit(), Some(0), "the worker's own shutdown is warm");
+    let mut c = redis.connect();
+    assert_eq!(
+        c.command(&[b"HLEN", b"unacked"]).unwrap(),
+        Reply::Integer(0),
+        "acked as a failure"
+    );
+    remove_gate(&gate);
+}
