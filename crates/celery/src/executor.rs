@@ -17,8 +17,10 @@
 //! `reconnect_timeout`, every pending future fails with
 //! [`CeleryError::BrokerLost`] instead of hanging. A server that came back
 //! without its data (its epoch key, [`EPOCH_KEY`], gone or changed) fails
-//! them with `BrokerLost` too: their messages are gone. When the broker is
-//! a server of its own, a second thread watches it ([`watch_broker`]).
+//! with `BrokerLost` the pending futures whose messages it lost (each send
+//! reads the epoch its message went to), not the ones sent after the loss.
+//! When the broker is a server of its own, a second thread watches it
+//! ([`watch_broker`]).
 //!
 //! The listener is the only thread that delivers results, so it runs no
 //! user code it can avoid: done-callbacks go to a [`CallbackRunner`] (a
