@@ -602,28 +602,55 @@ impl Shared {
         }
     }
 
-    /// Records the epoch task `id`'s message was queued under. A loss seen
-    /// while its send was under way (`losses` has moved) skipped it: if
-    /// its epoch is not the one found then, its message went with the lost
-    /// data, and it fails now. (Wrong only if the data was lost twice
-    /// within the send's round trip.)
+    /// Records the epoch task `id`'s message was queued under (`losses`:
+    /// the count of losses seen when its send began). Three cases:
+    ///
+    /// * the epoch this client knows: nothing happened;
+    /// * another one, and a loss was seen while the send was under way
+    ///   (`losses` has moved): that check skipped this send, and its
+    ///   message went with the lost data: it fails now;
+    /// * another one, and no loss seen meanwhile: the key changed since
+    ///   this client read it, so the server lost its data (`FLUSHALL` on a
+    ///   live server, which no reconnect reveals): this send is the first
+    ///   to see it, and fails the futures whose messages went with it.
+    ///
+    /// (Wrong only if the data was lost twice within the send's round trip.)
     fn sent_under(&self, id: &str, epoch: Vec<u8>, losses: u64) {
+        let mut new_loss = false;
         let lost = {
-            let known = lock(&self.epoch);
+            let mut known = lock(&self.epoch);
             let mut pending = lock(&self.pending);
-            if known.losses != losses && known.epoch != epoch {
-                pending.remove(id)
+            if known.epoch != epoch && known.losses != losses {
+                pending.remove(id).into_iter().collect()
             } else {
                 if let Some(p) = pending.get_mut(id) {
-                    p.epoch = Some(epoch);
+                    p.epoch = Some(epoch.clone());
                 }
-                None
+                if known.epoch == epoch {
+                    Vec::new()
+                } else {
+                    new_loss = true;
+                    lose_data(&mut known, epoch, &mut pending)
+                }
             }
         };
-        if let Some(p) = lost {
+        if new_loss {
+            self.declare_queue();
+        }
+        for p in lost {
             let error = TaskError::Executor(DynError::new(lost_data_error()));
             self.run_completer(p.complete, Err(error));
         }
+    }
+
+    /// Declares the queue again (a loss took the binding too), as kombu
+    /// declares it on connect.
+    fn declare_queue(&self) {
+        let binding = format!("{q}{SEP}{SEP}{q}", q = self.queue);
+        let key = format!("_kombu.binding.{}", self.queue);
+        let _ = self
+            .broker
+            .with(|b| b.command(&[b"SADD", key.as_bytes(), binding.as_bytes()]));
     }
 
     fn fail_all(&self, error: CeleryError) {
@@ -745,7 +772,7 @@ fn gave_up(timeout: Duration, e: &CeleryError) -> CeleryError {
 }
 
 /// After a reconnect: reads the broker's epoch and, if it is not the one
-/// this client knew, fails every pending future (their messages are gone)
+/// this client knew, fails the pending futures whose messages are gone
 /// and declares the queue again. Compare-and-update under one lock, so of
 /// the listener and the broker watcher only one fails them.
 ///
@@ -760,26 +787,33 @@ fn check_epoch(shared: &Shared) -> Result<(), CeleryError> {
         if known.epoch == epoch {
             return Ok(());
         }
-        known.epoch = epoch;
-        known.losses += 1;
-        let mut pending = lock(&shared.pending);
-        let ids: Vec<String> = pending
-            .iter()
-            .filter(|(_, p)| p.epoch.as_ref().is_some_and(|e| *e != known.epoch))
-            .map(|(id, _)| id.clone())
-            .collect();
-        ids.iter().filter_map(|id| pending.remove(id)).collect()
+        lose_data(&mut known, epoch, &mut lock(&shared.pending))
     };
-    let binding = format!("{q}{SEP}{SEP}{q}", q = shared.queue);
-    let key = format!("_kombu.binding.{}", shared.queue);
-    let _ = shared
-        .broker
-        .with(|b| b.command(&[b"SADD", key.as_bytes(), binding.as_bytes()]));
+    shared.declare_queue();
     for p in lost {
         let error = TaskError::Executor(DynError::new(lost_data_error()));
         shared.run_completer(p.complete, Err(error));
     }
     Ok(())
+}
+
+/// Records a loss of the broker's data (its epoch is now `epoch`) and takes
+/// out of `pending` the futures whose messages were queued under another
+/// epoch, for the caller to fail outside the locks. One still being sent
+/// (no epoch yet) is left to its sender.
+fn lose_data(
+    known: &mut Known,
+    epoch: Vec<u8>,
+    pending: &mut HashMap<String, Pending>,
+) -> Vec<Pending> {
+    known.epoch = epoch;
+    known.losses += 1;
+    let ids: Vec<String> = pending
+        .iter()
+        .filter(|(_, p)| p.epoch.as_ref().is_some_and(|e| *e != known.epoch))
+        .map(|(id, _)| id.clone())
+        .collect();
+    ids.iter().filter_map(|id| pending.remove(id)).collect()
 }
 
 /// The error of a future whose message went with the broker's lost data.

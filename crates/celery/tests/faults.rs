@@ -780,3 +780,28 @@ fn a_task_sent_after_the_broker_lost_its_data_is_not_failed_with_the_lost_ones()
     );
     assert_each_ran_once(&worker, 1, &mut c);
 }
+
+/// Failure table: the broker database is emptied on a live server
+/// (FLUSHALL: no connection breaks, so no reconnect looks at the epoch).
+/// The next submit reads the epoch in its own transaction, sees the loss,
+/// and fails the futures whose messages went with it, instead of leaving
+/// them waiting for ever; the new task runs.
+#[test]
+fn a_broker_flushed_while_running_fails_the_lost_futures_at_the_next_submit() {
+    let redis = RedisServer::start();
+    let ex = executor(&redis.url(0));
+    let lost = ex.submit(tasks::add, (1, 1)).unwrap();
+    let mut c = redis.connect();
+    c.command(&[b"FLUSHALL"]).unwrap().ok().unwrap();
+    let after = ex.submit(tasks::add, (2, 2)).unwrap();
+    let err = lost
+        .result_timeout(LONG)
+        .expect_err("its message is gone: it cannot complete");
+    assert!(
+        err.to_string().contains("came back without its data"),
+        "{err}"
+    );
+    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    assert_eq!(after.result_timeout(LONG).unwrap(), 4);
+    assert_each_ran_once(&worker, 1, &mut c);
+}
