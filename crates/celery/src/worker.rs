@@ -860,31 +860,50 @@ pub fn restore_unacked(broker: &Pool, visibility: Duration) -> Result<u64, Celer
     result
 }
 
+/// Removes `KEYS[1]`'s unacked entry `ARGV[1]` and, only if this call
+/// removed it, pushes `ARGV[2]` onto the queue `KEYS[2]`: one atomic step.
+/// Of two restores of one message at once (the periodic one and a cold
+/// shutdown's), or a restore retried after its reply was lost, only one
+/// pushes it. Returns 1 if it pushed.
+const RESTORE_IF_STILL_UNACKED: &[u8] = b"if redis.call('hdel', KEYS[1], ARGV[1]) == 1 then \
+    redis.call('rpush', KEYS[2], ARGV[2]) \
+    redis.call('zrem', KEYS[3], ARGV[1]) return 1 \
+    else redis.call('zrem', KEYS[3], ARGV[1]) return 0 end";
+
 /// Puts the unacked message `tag` back on its queue (marked redelivered, as
-/// kombu does) and forgets it; false if there was no such message.
+/// kombu does) and forgets it; false if there was no such message (or
+/// another restore took it first).
 fn restore_one(c: &mut Connection, tag: &[u8]) -> Result<bool, CeleryError> {
-    let mut restored = false;
     let entry = c.command(&[b"HGET", b"unacked", tag])?.ok()?.into_bytes();
-    if let Some(entry) = entry {
-        let parsed = serde_json::from_slice::<Value>(&entry).ok();
-        let parts = parsed.as_ref().and_then(Value::as_array);
-        if let Some(message) = parts.and_then(|p| p.first()) {
-            let queue = parts
-                .and_then(|p| p.get(2))
-                .and_then(Value::as_str)
-                .unwrap_or("celery");
-            let raw = serde_json::to_vec(message)?;
-            let raw = mark_redelivered(&raw)?;
-            c.command(&[b"RPUSH", queue.as_bytes(), &raw])?.ok()?;
-            restored = true;
-        }
-    }
-    c.queue(&[b"ZREM", b"unacked_index", tag]);
-    c.queue(&[b"HDEL", b"unacked", tag]);
-    c.flush()?;
-    c.read_reply()?.ok()?;
-    c.read_reply()?.ok()?;
-    Ok(restored)
+    let parsed = entry.and_then(|e| serde_json::from_slice::<Value>(&e).ok());
+    let parts = parsed.as_ref().and_then(Value::as_array);
+    let Some(message) = parts.and_then(|p| p.first()) else {
+        // Nothing (or nothing readable) to restore: forget the tag.
+        c.queue(&[b"ZREM", b"unacked_index", tag]);
+        c.queue(&[b"HDEL", b"unacked", tag]);
+        c.flush()?;
+        c.read_reply()?.ok()?;
+        c.read_reply()?.ok()?;
+        return Ok(false);
+    };
+    let queue = parts
+        .and_then(|p| p.get(2))
+        .and_then(Value::as_str)
+        .unwrap_or("celery");
+    let raw = mark_redelivered(&serde_json::to_vec(message)?)?;
+    let pushed = c
+        .command(&[
+            b"EVAL",
+            RESTORE_IF_STILL_UNACKED,
+            b"3",
+            b"unacked",
+            queue.as_bytes(),
+            b"unacked_index",
+            tag,
+            &raw,
+        ])?
+        .ok()?;
+    Ok(pushed == Reply::Integer(1))
 }
 
 /// Deletes `KEYS[1]` only if it still holds `ARGV[1]` (one atomic step).

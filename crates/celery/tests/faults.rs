@@ -555,17 +555,14 @@ fn a_silent_link_to_the_executor_delays_the_result_and_loses_nothing() {
     assert_each_ran_once(&worker, 1, &mut c);
 }
 
-/// Failure table, KNOWN DEFECT (the fix belongs to `worker.rs`'s
-/// `restore_unacked`): the reply to the RPUSH that restores an unacked
-/// message is cut. The pool runs the whole restore again on a new
-/// connection; the message is still in `unacked` (its ZREM and HDEL come
-/// after the RPUSH), so it is pushed a second time and runs twice, unsaid.
-///
-/// This test pins what the code does today; it fails once the restore
-/// pushes a message at most once. Then replace the pinned assertion with
-/// the rule: `assert_eq!(llen, Reply::Integer(1))`.
+/// Failure table: the reply to the step that restores an unacked message
+/// (its push back onto its queue) is cut. The pool runs the whole restore
+/// again on a new connection; the push and the removal from `unacked` were
+/// one atomic step, so the second run finds nothing to restore: the
+/// message is queued once. (Before, the RPUSH came first and the removal
+/// after it: the message was pushed a second time and ran twice, unsaid.)
 #[test]
-fn known_defect_a_restore_whose_rpush_reply_is_cut_queues_the_message_twice() {
+fn a_restore_whose_push_reply_is_cut_queues_the_message_once() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let mut c = redis.connect();
@@ -576,16 +573,18 @@ fn known_defect_a_restore_whose_rpush_reply_is_cut_queues_the_message_twice() {
     c.command(&[b"ZADD", b"unacked_index", b"1", b"tag-1"])
         .unwrap();
     let pool = celery::pool::Pool::new(celery::RedisUrl::parse(&link.url(0)).unwrap(), 1);
-    // `:1` is the RPUSH's reply on an empty queue; the lock's SET says +OK.
+    // `:1` is the restore step's reply ("pushed"); the lock's SET says +OK.
     link.drop_mid_reply_if(|reply| reply == b":1\r\n", 0);
-    let restored = celery::restore_unacked(&pool, Duration::from_secs(1)).unwrap();
+    celery::restore_unacked(&pool, Duration::from_secs(1)).unwrap();
     assert_eq!(link.stats().cut_mid_reply, 1, "the fault fired");
-    let llen = c.command(&[b"LLEN", b"celery"]).unwrap();
     assert_eq!(
-        (restored, llen),
-        (1, Reply::Integer(2)),
-        "pinned defect changed: the message is no longer queued twice? \
-         Replace this assertion with the rule (see the comment above)"
+        c.command(&[b"LLEN", b"celery"]).unwrap(),
+        Reply::Integer(1),
+        "queued once"
+    );
+    assert_eq!(
+        c.command(&[b"HLEN", b"unacked"]).unwrap(),
+        Reply::Integer(0)
     );
 }
 
@@ -804,4 +803,74 @@ fn a_broker_flushed_while_running_fails_the_lost_futures_at_the_next_submit() {
     let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
     assert_eq!(after.result_timeout(LONG).unwrap(), 4);
     assert_each_ran_once(&worker, 1, &mut c);
+}
+
+/// Failure table: two restores of one unacked message at once, the
+/// periodic restore (which holds `unacked_mutex`) and a cold shutdown
+/// returning its running task (which does not take it). The periodic one
+/// has read the message (its HGET's reply is held in the proxy) when the
+/// cold shutdown returns the same message; then the periodic one goes on.
+/// The message must be queued once, not twice (kombu's restore is one
+/// transaction watching `unacked`).
+#[test]
+fn two_restores_of_one_message_at_once_queue_it_once() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{mpsc, Mutex};
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = executor(&redis.url(0));
+    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    let gate = std::env::temp_dir().join(format!("celery-gate-{}", celery::id::new_task_id()));
+    // Opens the gate however the test ends, so the worker's task ends and
+    // dropping the worker returns (a failing test fails, never hangs).
+    struct OpenOnDrop(std::path::PathBuf);
+    impl Drop for OpenOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::write(&self.0, b"open");
+        }
+    }
+    let opener = OpenOnDrop(gate.clone());
+    let _running = ex
+        .submit(tasks::wait_for, gate.to_string_lossy().into_owned())
+        .unwrap();
+    wait_until(LONG, "the task to start", || {
+        gate.with_extension("started").exists()
+    });
+    let cold = worker.worker.cold_shutdown_handle();
+    // Hold the periodic restore's HGET reply (the unacked entry, which ends
+    // with its queue's name) until the cold shutdown is done.
+    let (held_tx, held) = mpsc::channel::<()>();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let (held_tx, go_rx) = (Mutex::new(held_tx), Mutex::new(go_rx));
+    let once = AtomicBool::new(false);
+    link.drop_mid_reply_if(
+        move |reply| {
+            if reply.starts_with(b"$")
+                && reply.ends_with(b"\"celery\"]\r\n")
+                && !once.swap(true, Ordering::SeqCst)
+            {
+                held_tx.lock().unwrap().send(()).unwrap();
+                let _ = go_rx.lock().unwrap().recv_timeout(LONG);
+            }
+            false // never cut: only held
+        },
+        0,
+    );
+    let pool = celery::pool::Pool::new(celery::RedisUrl::parse(&link.url(0)).unwrap(), 1);
+    let periodic = std::thread::spawn(move || celery::restore_unacked(&pool, Duration::ZERO));
+    held.recv_timeout(LONG)
+        .expect("the periodic restore read the unacked message");
+    assert_eq!(cold.now().unwrap(), 1, "the cold shutdown returned it");
+    go.send(()).unwrap();
+    periodic.join().unwrap().unwrap();
+    let mut c = redis.connect();
+    assert_eq!(
+        c.command(&[b"LLEN", b"celery"]).unwrap(),
+        Reply::Integer(1),
+        "the message was queued twice: it would run twice, unsaid"
+    );
+    drop(opener);
+    drop(worker);
+    let _ = std::fs::remove_file(&gate);
+    let _ = std::fs::remove_file(gate.with_extension("started"));
 }
