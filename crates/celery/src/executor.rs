@@ -557,7 +557,7 @@ impl Shared {
         let pending = lock(&self.pending).remove(id);
         if let Some(p) = pending {
             // Wake the waiter first; the UNSUBSCRIBE write can follow.
-            self.run_completer(p.complete, outcome);
+            self.run_completer(p, outcome);
             self.unsubscribe(&result_key(id));
         }
         self.wake_listener_if_idle();
@@ -639,7 +639,7 @@ impl Shared {
         }
         for p in lost {
             let error = TaskError::Executor(DynError::new(lost_data_error()));
-            self.run_completer(p.complete, Err(error));
+            self.run_completer(p, Err(error));
         }
     }
 
@@ -657,16 +657,22 @@ impl Shared {
         let all: Vec<(String, Pending)> = lock(&self.pending).drain().collect();
         for (_, p) in all {
             let error = TaskError::Executor(DynError::new(error.clone()));
-            self.run_completer(p.complete, Err(error));
+            self.run_completer(p, Err(error));
         }
     }
 
-    /// Runs a completer, contained: it runs user code (a waker, the `Drop`
-    /// of a result nobody holds), here often on the listener, the one
+    /// Runs a pending task's completer and drops the rest of its entry,
+    /// contained: both run user code (a waker; the `Drop` of a result
+    /// nobody holds, which happens where the future's last handle goes, and
+    /// the entry's `cancel` holds one), here often on the listener, the one
     /// thread that delivers every result.
-    fn run_completer(&self, complete: Completer, outcome: Result<Value, TaskError>) {
-        contain("celery executor", "the completion of a task", || {
-            complete(outcome, &self.callbacks)
+    fn run_completer(&self, pending: Pending, outcome: Result<Value, TaskError>) {
+        contain("celery executor", "the completion of a task", move || {
+            let Pending {
+                complete, cancel, ..
+            } = pending;
+            complete(outcome, &self.callbacks);
+            drop(cancel);
         });
     }
 }
@@ -792,7 +798,7 @@ fn check_epoch(shared: &Shared) -> Result<(), CeleryError> {
     shared.declare_queue();
     for p in lost {
         let error = TaskError::Executor(DynError::new(lost_data_error()));
-        shared.run_completer(p.complete, Err(error));
+        shared.run_completer(p, Err(error));
     }
     Ok(())
 }
