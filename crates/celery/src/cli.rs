@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::registry::Registry;
+use crate::worker::MAX_CONCURRENCY;
 use crate::{PoolKind, RedisUrl, Worker, WorkerConfig};
 
 const USAGE: &str = "\
@@ -31,7 +32,7 @@ registered tasks in worker processes (or threads), acking late.
   --broker URL                 redis://host:port/db   (default redis://127.0.0.1:6379/0)
   --backend URL                result backend          (default: the broker)
   -Q, --queues LIST            queues to consume       (default celery)
-  -c, --concurrency N          tasks at once           (default: cores)
+  -c, --concurrency N          tasks at once, 1 to 1024 (default: cores)
   --visibility-timeout SECS    restore unacked messages older than this (default 3600)
   --restore-interval SECS      how often to look for them               (default 100)
   --result-expires SECS        result lifetime                          (default 86400)
@@ -45,14 +46,24 @@ Ctrl-C (SIGINT) or SIGTERM: warm shutdown: stop fetching, finish the running
 tasks, store their results, return the tasks held for their eta to their
 queues, exit 0. A second one: cold shutdown: the running tasks are not acked,
 their messages (and the held ones) go back to their queues for another
-worker, exit 130. A signal ignored when the worker starts stays ignored.";
+worker, exit 130. A third one exits at once (130): the messages not yet
+returned go back after the visibility timeout. A signal ignored when the
+worker starts stays ignored.";
 
 /// Stop requests (SIGINT or SIGTERM) received so far.
 static STOPS: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn on_signal(_: libc::c_int) {
-    // Only an atomic add: async-signal-safe.
-    STOPS.fetch_add(1, Ordering::SeqCst);
+    // Only an atomic add and `_exit`: both async-signal-safe.
+    let stops = STOPS.fetch_add(1, Ordering::SeqCst) + 1;
+    if stops >= 3 {
+        // The cold shutdown runs on the watcher thread and may be stuck (a
+        // broker that does not answer): the third request ends the worker
+        // here and now. The running tasks' messages it had not returned yet
+        // stay in `unacked`; the visibility timeout restores them.
+        // SAFETY: `_exit` is async-signal-safe and runs no Rust code.
+        unsafe { libc::_exit(COLD_EXIT) };
+    }
 }
 
 /// The exit code of a cold shutdown: 128 + SIGINT, as a shell reports a
@@ -196,8 +207,10 @@ pub fn worker_main(name: &str, registry: Registry) -> ExitCode {
                     config.concurrency = v
                         .parse()
                         .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or(format!("-c: {v:?} is not a positive number"))?;
+                        .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+                        .ok_or(format!(
+                            "-c: {v:?} is not a number from 1 to {MAX_CONCURRENCY}"
+                        ))?;
                 }
                 "--visibility-timeout" => config.visibility_timeout = secs(args.next(), &a)?,
                 "--restore-interval" => config.restore_interval = secs(args.next(), &a)?,

@@ -19,8 +19,10 @@
 //! `reconnect_timeout`, every pending future fails with
 //! [`CeleryError::BrokerLost`] instead of hanging. A server that came back
 //! without its data (its epoch key, [`EPOCH_KEY`], gone or changed) fails
-//! them with `BrokerLost` too: their messages are gone. When the broker is
-//! a server of its own, a second thread watches it ([`watch_broker`]).
+//! with `BrokerLost` the pending futures whose messages it lost (each send
+//! reads the epoch its message went to), not the ones sent after the loss.
+//! When the broker is a server of its own, a second thread watches it
+//! ([`watch_broker`]).
 //!
 //! The listener is the only thread that delivers results, so it runs no
 //! user code it can avoid: done-callbacks go to a [`CallbackRunner`] (a
@@ -61,6 +63,10 @@ struct Pending {
     complete: Completer,
     /// Cancels the user's future (for `shutdown(cancel_futures = true)`).
     cancel: Box<dyn FnOnce() -> bool + Send>,
+    /// The broker epoch its message was queued under (read in the LPUSH's
+    /// own transaction); `None` while the send is under way. A lost broker
+    /// fails only the futures whose message went to the data it lost.
+    epoch: Option<Vec<u8>>,
 }
 
 /// The longest a result record is kept: 100 years (the worker's limit too).
@@ -145,7 +151,7 @@ impl Builder {
             pending: Mutex::new(HashMap::new()),
             sub_writer: Mutex::new(None),
             closed: AtomicBool::new(false),
-            epoch: Mutex::new(epoch),
+            epoch: Mutex::new(Known { epoch, losses: 0 }),
             broker_watch: Mutex::new(None),
             callbacks: CallbackRunner::new("celery-callbacks"),
         });
@@ -183,12 +189,19 @@ struct Shared {
     /// The broker database's epoch as this client last read it: a
     /// different one after a reconnect means the server came back without
     /// its data (and without our messages). See [`EPOCH_KEY`].
-    epoch: Mutex<Vec<u8>>,
+    epoch: Mutex<Known>,
     /// The broker watcher's socket, when the broker is not the backend's
     /// server (see [`watch_broker`]); `None` while it reconnects.
     broker_watch: Mutex<Option<Stream>>,
     /// Where the futures' done-callbacks run: never on the listener.
     callbacks: CallbackRunner,
+}
+
+/// The broker's epoch as this client last read it, and how many losses of
+/// its data it has seen (a send under way across one checks its own).
+struct Known {
+    epoch: Vec<u8>,
+    losses: u64,
 }
 
 /// Tells a connection blip from a server that came back without its data.
@@ -245,27 +258,49 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// again would run the task twice, unsaid. So a connection that the server
 /// has already closed is found before writing (and the pool retries on a
 /// fresh one), and a failure after the write is reported, not retried.
-fn push_once(broker: &Pool, msg: &TaskMessage) -> Result<(), CeleryError> {
+///
+/// Returns the broker's epoch the message was queued under: the LPUSH goes
+/// in one transaction with the epoch key's read (stored first if a loss
+/// took it), so a later loss of the broker's data fails exactly the futures
+/// whose messages it took, and not one sent after it.
+fn push_once(broker: &Pool, msg: &TaskMessage) -> Result<Vec<u8>, CeleryError> {
     let body = msg.to_json();
+    let fresh = crate::id::new_task_id();
     let mut unanswered: Option<String> = None;
-    broker
-        .with(|c| {
-            // A retry after a whole write: never a second LPUSH.
-            if let Some(why) = &unanswered {
-                return Err(CeleryError::Unconfirmed(msg.id.clone(), why.clone()));
-            }
-            if peer_closed(c) {
-                return Err(CeleryError::Io(
-                    "the server closed this pooled connection".to_string(),
-                ));
-            }
-            c.queue(&[b"LPUSH", msg.queue.as_bytes(), body.as_bytes()]);
-            c.flush()?; // an error here: not written whole, never queued
+    broker.with(|c| {
+        // A retry after a whole write: never a second LPUSH.
+        if let Some(why) = &unanswered {
+            return Err(CeleryError::Unconfirmed(msg.id.clone(), why.clone()));
+        }
+        if peer_closed(c) {
+            return Err(CeleryError::Io(
+                "the server closed this pooled connection".to_string(),
+            ));
+        }
+        c.queue(&[b"MULTI"]);
+        c.queue(&[b"SET", EPOCH_KEY, fresh.as_bytes(), b"NX"]);
+        c.queue(&[b"GET", EPOCH_KEY]);
+        c.queue(&[b"LPUSH", msg.queue.as_bytes(), body.as_bytes()]);
+        c.queue(&[b"EXEC"]);
+        c.flush()?; // an error here: not written whole, never queued
+        let mut read = || {
             c.read_reply()
-                .inspect_err(|e| unanswered = Some(e.to_string()))?
-                .ok()
+                .inspect_err(|e| unanswered = Some(e.to_string()))
+        };
+        for _ in 0..4 {
+            read()?.ok()?; // OK, QUEUED, QUEUED, QUEUED
+        }
+        let mut exec = read()?.ok()?.into_array().into_iter();
+        let epoch = exec.nth(1).and_then(Reply::into_bytes);
+        // An error reply in EXEC's array is that command's failure.
+        exec.next().map(Reply::ok).transpose()?;
+        epoch.ok_or_else(|| {
+            CeleryError::Protocol(
+                "the broker did not return its epoch key in the transaction that set it"
+                    .to_string(),
+            )
         })
-        .map(drop)
+    })
 }
 
 /// True if the server has closed `c` (a restart, an idle timeout): the
@@ -412,13 +447,18 @@ impl CeleryExecutor {
             Pending {
                 complete: completer,
                 cancel,
+                epoch: None,
             },
         );
         shared.subscribe(&[key.as_str()]);
-        if let Err(e) = push_once(&shared.broker, &msg) {
-            lock(&shared.pending).remove(&id);
-            shared.unsubscribe(&key);
-            return Err(e);
+        let losses = lock(&shared.epoch).losses;
+        match push_once(&shared.broker, &msg) {
+            Ok(epoch) => shared.sent_under(&id, epoch, losses),
+            Err(e) => {
+                lock(&shared.pending).remove(&id);
+                shared.unsubscribe(&key);
+                return Err(e);
+            }
         }
         let weak = Arc::downgrade(shared);
         future.add_done_callback(move |f| {
@@ -528,7 +568,7 @@ impl Shared {
         let pending = lock(&self.pending).remove(id);
         if let Some(p) = pending {
             // Wake the waiter first; the UNSUBSCRIBE write can follow.
-            self.run_completer(p.complete, outcome);
+            self.run_completer(p, outcome);
             self.unsubscribe(&result_key(id));
         }
         self.wake_listener_if_idle();
@@ -573,20 +613,77 @@ impl Shared {
         }
     }
 
+    /// Records the epoch task `id`'s message was queued under (`losses`:
+    /// the count of losses seen when its send began). Three cases:
+    ///
+    /// * the epoch this client knows: nothing happened;
+    /// * another one, and a loss was seen while the send was under way
+    ///   (`losses` has moved): that check skipped this send, and its
+    ///   message went with the lost data: it fails now;
+    /// * another one, and no loss seen meanwhile: the key changed since
+    ///   this client read it, so the server lost its data (`FLUSHALL` on a
+    ///   live server, which no reconnect reveals): this send is the first
+    ///   to see it, and fails the futures whose messages went with it.
+    ///
+    /// (Wrong only if the data was lost twice within the send's round trip.)
+    fn sent_under(&self, id: &str, epoch: Vec<u8>, losses: u64) {
+        let mut new_loss = false;
+        let lost = {
+            let mut known = lock(&self.epoch);
+            let mut pending = lock(&self.pending);
+            if known.epoch != epoch && known.losses != losses {
+                pending.remove(id).into_iter().collect()
+            } else {
+                if let Some(p) = pending.get_mut(id) {
+                    p.epoch = Some(epoch.clone());
+                }
+                if known.epoch == epoch {
+                    Vec::new()
+                } else {
+                    new_loss = true;
+                    lose_data(&mut known, epoch, &mut pending)
+                }
+            }
+        };
+        if new_loss {
+            self.declare_queue();
+        }
+        for p in lost {
+            let error = TaskError::Executor(DynError::new(lost_data_error()));
+            self.run_completer(p, Err(error));
+        }
+    }
+
+    /// Declares the queue again (a loss took the binding too), as kombu
+    /// declares it on connect.
+    fn declare_queue(&self) {
+        let binding = format!("{q}{SEP}{SEP}{q}", q = self.queue);
+        let key = format!("_kombu.binding.{}", self.queue);
+        let _ = self
+            .broker
+            .with(|b| b.command(&[b"SADD", key.as_bytes(), binding.as_bytes()]));
+    }
+
     fn fail_all(&self, error: CeleryError) {
         let all: Vec<(String, Pending)> = lock(&self.pending).drain().collect();
         for (_, p) in all {
             let error = TaskError::Executor(DynError::new(error.clone()));
-            self.run_completer(p.complete, Err(error));
+            self.run_completer(p, Err(error));
         }
     }
 
-    /// Runs a completer, contained: it runs user code (a waker, the `Drop`
-    /// of a result nobody holds), here often on the listener, the one
+    /// Runs a pending task's completer and drops the rest of its entry,
+    /// contained: both run user code (a waker; the `Drop` of a result
+    /// nobody holds, which happens where the future's last handle goes, and
+    /// the entry's `cancel` holds one), here often on the listener, the one
     /// thread that delivers every result.
-    fn run_completer(&self, complete: Completer, outcome: Result<Value, TaskError>) {
-        contain("celery executor", "the completion of a task", || {
-            complete(outcome, &self.callbacks)
+    fn run_completer(&self, pending: Pending, outcome: Result<Value, TaskError>) {
+        contain("celery executor", "the completion of a task", move || {
+            let Pending {
+                complete, cancel, ..
+            } = pending;
+            complete(outcome, &self.callbacks);
+            drop(cancel);
         });
     }
 }
@@ -702,30 +799,57 @@ fn gave_up(timeout: Duration, e: &CeleryError) -> CeleryError {
 }
 
 /// After a reconnect: reads the broker's epoch and, if it is not the one
-/// this client knew, fails every pending future (their messages are gone)
+/// this client knew, fails the pending futures whose messages are gone
 /// and declares the queue again. Compare-and-update under one lock, so of
 /// the listener and the broker watcher only one fails them.
+///
+/// Only the futures whose messages were queued under another epoch fail: a
+/// task sent after the loss (its message is on the server now) must not
+/// be failed with "submit them again", or it would run twice. One still
+/// being sent is left to its sender ([`Shared::sent_under`]).
 fn check_epoch(shared: &Shared) -> Result<(), CeleryError> {
     let epoch = broker_epoch(&shared.broker)?;
-    let lost = {
+    let lost: Vec<Pending> = {
         let mut known = lock(&shared.epoch);
-        let lost = *known != epoch;
-        *known = epoch;
-        lost
+        if known.epoch == epoch {
+            return Ok(());
+        }
+        lose_data(&mut known, epoch, &mut lock(&shared.pending))
     };
-    if lost {
-        let binding = format!("{q}{SEP}{SEP}{q}", q = shared.queue);
-        let key = format!("_kombu.binding.{}", shared.queue);
-        let _ = shared
-            .broker
-            .with(|b| b.command(&[b"SADD", key.as_bytes(), binding.as_bytes()]));
-        shared.fail_all(CeleryError::BrokerLost(
-            "the Redis server came back without its data (restarted with persistence off?): \
-             the task messages sent before are gone; submit them again"
-                .to_string(),
-        ));
+    shared.declare_queue();
+    for p in lost {
+        let error = TaskError::Executor(DynError::new(lost_data_error()));
+        shared.run_completer(p, Err(error));
     }
     Ok(())
+}
+
+/// Records a loss of the broker's data (its epoch is now `epoch`) and takes
+/// out of `pending` the futures whose messages were queued under another
+/// epoch, for the caller to fail outside the locks. One still being sent
+/// (no epoch yet) is left to its sender.
+fn lose_data(
+    known: &mut Known,
+    epoch: Vec<u8>,
+    pending: &mut HashMap<String, Pending>,
+) -> Vec<Pending> {
+    known.epoch = epoch;
+    known.losses += 1;
+    let ids: Vec<String> = pending
+        .iter()
+        .filter(|(_, p)| p.epoch.as_ref().is_some_and(|e| *e != known.epoch))
+        .map(|(id, _)| id.clone())
+        .collect();
+    ids.iter().filter_map(|id| pending.remove(id)).collect()
+}
+
+/// The error of a future whose message went with the broker's lost data.
+fn lost_data_error() -> CeleryError {
+    CeleryError::BrokerLost(
+        "the Redis server came back without its data (restarted with persistence off?): \
+         the task messages sent before are gone; submit them again"
+            .to_string(),
+    )
 }
 
 /// True if both URLs name one Redis server (databases may differ: a

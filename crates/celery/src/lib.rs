@@ -65,4 +65,6 @@ pub use procs::{
 };
 pub use registry::{decode_args, Handler, Registry, TypeError};
 pub use url::RedisUrl;
-pub use worker::{restore_unacked, ColdShutdown, PoolKind, Worker, WorkerConfig, WorkerStats};
+pub use worker::{
+    restore_unacked, ColdShutdown, PoolKind, Worker, WorkerConfig, WorkerStats, MAX_CONCURRENCY,
+};

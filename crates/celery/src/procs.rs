@@ -42,9 +42,9 @@ pub fn process_registry() -> Option<&'static Registry> {
 /// group; it is the worker's to handle (the first is a warm shutdown, in
 /// which the running tasks finish), so it must not kill the tasks.
 ///
-/// Done here rather than left to the fork server: the pool's own choice for
-/// its workers is "Ctrl-C kills", which suits a plain pool but not a worker
-/// whose Ctrl-C means "finish what you are doing".
+/// The process pool's fork server already leaves SIGINT ignored in its
+/// workers; this says the worker's own rule where it is relied on, so that
+/// a change in the pool's choice cannot make Ctrl-C kill running tasks.
 pub fn ignore_interrupts() {
     // SAFETY: installs a plain disposition (SIG_IGN: no handler code runs).
     unsafe {

@@ -71,6 +71,12 @@ use crate::schedule::{self, Held};
 use crate::task_costs::TaskCosts;
 use crate::url::RedisUrl;
 
+/// The most runner threads a worker starts (`concurrency`): each task at
+/// once holds a thread here and, with the process pool, a process. Far past
+/// any machine's cores, and below where starting the threads runs out of
+/// memory (a million aborted the process).
+pub const MAX_CONCURRENCY: usize = 1024;
+
 /// How a worker is set up; see [`Worker::new`]. Its `Debug` masks the
 /// URLs' passwords.
 #[derive(Clone)]
@@ -81,7 +87,8 @@ pub struct WorkerConfig {
     pub backend: Option<String>,
     /// Queues to consume, in priority order (default `["celery"]`).
     pub queues: Vec<String>,
-    /// Tasks run at once (default: the number of cores).
+    /// Tasks run at once (default: the number of cores), 1 to
+    /// [`MAX_CONCURRENCY`].
     pub concurrency: usize,
     /// Unacked messages older than this are restored to their queue (default 3600 s, kombu's).
     pub visibility_timeout: Duration,
@@ -133,7 +140,9 @@ impl WorkerConfig {
             broker: broker.to_string(),
             backend: None,
             queues: vec!["celery".to_string()],
-            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            concurrency: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(MAX_CONCURRENCY),
             visibility_timeout: Duration::from_secs(3600),
             restore_interval: Duration::from_secs(100),
             result_expires: Duration::from_secs(86_400),
@@ -204,8 +213,16 @@ impl Worker {
 
     /// Consumes until the stop flag is set. Errors only if Redis stays
     /// unreachable through the start-up retries (about 8 minutes, each
-    /// logged); later connection losses are retried.
+    /// logged; later connection losses are retried) or the concurrency is
+    /// past [`MAX_CONCURRENCY`].
     pub fn run(&self) -> Result<(), CeleryError> {
+        if self.config.concurrency > MAX_CONCURRENCY {
+            return Err(CeleryError::Io(format!(
+                "a concurrency of {} is more than a worker runs (at most {MAX_CONCURRENCY} \
+                 runner threads, each with a worker process): lower it",
+                self.config.concurrency
+            )));
+        }
         let broker_url = RedisUrl::parse(&self.config.broker)?;
         let backend_url = match &self.config.backend {
             Some(b) => RedisUrl::parse(b)?,
@@ -1625,7 +1642,8 @@ pub fn restore_unacked(broker: &Pool, visibility: Duration) -> Result<u64, Celer
 }
 
 /// Puts the unacked message `tag` back on its queue (marked redelivered, as
-/// kombu does) and forgets it; false if there was no such message.
+/// kombu does) and forgets it; false if there was no such message (or
+/// another restore took it first).
 fn restore_one(c: &mut Connection, tag: &[u8]) -> Result<bool, CeleryError> {
     let entry = c.command(&[b"HGET", b"unacked", tag])?.ok()?.into_bytes();
     // An entry we cannot read is forgotten without a push, as before.

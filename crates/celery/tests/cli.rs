@@ -24,6 +24,11 @@ fn bad_arguments_print_the_usage_and_exit_2() {
         &["--restore-interval", "1e-12"],
         &["--visibility-timeout", "NaN"],
         &["--result-expires", "-1"],
+        // More runner threads than any machine starts: `usize::MAX`
+        // overflowed the connection pools' size (a panic), a million
+        // aborted the process when thread creation failed.
+        &["-c", "18446744073709551615"],
+        &["-c", "1000000"],
     ] {
         let out = worker(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

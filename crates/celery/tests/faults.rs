@@ -372,9 +372,13 @@ fn a_send_whose_reply_is_cut_queues_the_task_at_most_once_and_says_so() {
     let link = Proxy::start(redis.port());
     let ex = executor(&link.url(0));
     let mut c = redis.connect();
-    // `:1` is the LPUSH's reply on an empty queue (the subscription's
-    // confirmation is an array, the epoch's transaction too).
-    link.drop_mid_reply_if(|reply| reply == b":1\r\n", 0);
+    // The send's transaction: EXEC's reply is [nil (the epoch key's SET NX:
+    // it exists), the epoch, 1 (the LPUSH on an empty queue)]. The
+    // subscription's confirmation starts `*3` too, but not with a nil.
+    link.drop_mid_reply_if(
+        |reply| reply.starts_with(b"*3\r\n$-1\r\n") && reply.ends_with(b"\r\n:1\r\n"),
+        0,
+    );
     let sent = ex.submit_fallible(tasks::add, (1, 2));
     assert_eq!(link.stats().cut_mid_reply, 1, "the fault fired");
     assert_eq!(
@@ -906,4 +910,138 @@ fn every_connection_has_tcp_keepalive_and_a_read_timeout() {
     assert_eq!(r, 0, "getsockopt: {}", std::io::Error::last_os_error());
     assert_eq!(on, 1, "SO_KEEPALIVE is off");
     assert!(socket.read_timeout().unwrap().is_some(), "no read timeout");
+}
+
+/// Failure table: the broker database loses its data while the executor
+/// runs (FLUSHALL here; a restart without persistence does the same), and
+/// a task is sent after the loss, before the executor has noticed it. That
+/// task's message is queued on the emptied server: only the futures sent
+/// before the loss may fail with "came back without its data ... submit
+/// them again"; failing this one too would have its caller send it again,
+/// and the task run twice.
+#[test]
+fn a_task_sent_after_the_broker_lost_its_data_is_not_failed_with_the_lost_ones() {
+    let redis = RedisServer::start();
+    let ex = executor(&redis.url(0));
+    let lost = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
+    let mut c = redis.connect();
+    c.command(&[b"FLUSHALL"]).unwrap().ok().unwrap();
+    let sent_after = ex.submit_fallible(tasks::add, (2, 2)).unwrap();
+    // The executor notices at its listener's next reconnect: the server
+    // drops the listener's connection.
+    let killed = c
+        .command(&[b"CLIENT", b"KILL", b"TYPE", b"pubsub"])
+        .unwrap();
+    assert_eq!(killed, Reply::Integer(1), "the listener's connection");
+    let err = lost.result_timeout(LONG).unwrap_err();
+    assert!(
+        err.to_string().contains("came back without its data"),
+        "{err}"
+    );
+    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    assert_eq!(
+        sent_after
+            .result_timeout(LONG)
+            .expect("its message was queued after the loss: it runs and its result comes"),
+        4
+    );
+    assert_each_ran_once(&worker, 1, &mut c);
+}
+
+/// Failure table: the broker database is emptied on a live server
+/// (FLUSHALL: no connection breaks, so no reconnect looks at the epoch).
+/// The next submit reads the epoch in its own transaction, sees the loss,
+/// and fails the futures whose messages went with it, instead of leaving
+/// them waiting for ever; the new task runs.
+#[test]
+fn a_broker_flushed_while_running_fails_the_lost_futures_at_the_next_submit() {
+    let redis = RedisServer::start();
+    let ex = executor(&redis.url(0));
+    let lost = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
+    let mut c = redis.connect();
+    c.command(&[b"FLUSHALL"]).unwrap().ok().unwrap();
+    let after = ex.submit_fallible(tasks::add, (2, 2)).unwrap();
+    let err = lost
+        .result_timeout(LONG)
+        .expect_err("its message is gone: it cannot complete");
+    assert!(
+        err.to_string().contains("came back without its data"),
+        "{err}"
+    );
+    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    assert_eq!(after.result_timeout(LONG).unwrap(), 4);
+    assert_each_ran_once(&worker, 1, &mut c);
+}
+
+/// Failure table: two restores of one unacked message at once, the
+/// periodic restore (which holds `unacked_mutex`) and a cold shutdown
+/// returning its running task (which does not take it). The periodic one
+/// has read the message (its HGET's reply is held in the proxy) when the
+/// cold shutdown returns the same message; then the periodic one goes on.
+/// The message must be queued once, not twice (kombu's restore is one
+/// transaction watching `unacked`).
+#[test]
+fn two_restores_of_one_message_at_once_queue_it_once() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{mpsc, Mutex};
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = executor(&redis.url(0));
+    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    let gate = std::env::temp_dir().join(format!("celery-gate-{}", celery::id::new_task_id()));
+    // Opens the gate however the test ends, so the worker's task ends and
+    // dropping the worker returns (a failing test fails, never hangs).
+    struct OpenOnDrop(std::path::PathBuf);
+    impl Drop for OpenOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::write(&self.0, b"open");
+        }
+    }
+    let opener = OpenOnDrop(gate.clone());
+    let _running = ex
+        .submit(
+            celery::testing::tasks::wait_for,
+            gate.to_string_lossy().into_owned(),
+        )
+        .unwrap();
+    wait_until(LONG, "the task to start", || {
+        gate.with_extension("started").exists()
+    });
+    let cold = worker.worker.cold_shutdown_handle();
+    // Hold the periodic restore's HGET reply (the unacked entry, which ends
+    // with its queue's name) until the cold shutdown is done.
+    let (held_tx, held) = mpsc::channel::<()>();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let (held_tx, go_rx) = (Mutex::new(held_tx), Mutex::new(go_rx));
+    let once = AtomicBool::new(false);
+    link.drop_mid_reply_if(
+        move |reply| {
+            if reply.starts_with(b"$")
+                && reply.ends_with(b"\"celery\"]\r\n")
+                && !once.swap(true, Ordering::SeqCst)
+            {
+                held_tx.lock().unwrap().send(()).unwrap();
+                let _ = go_rx.lock().unwrap().recv_timeout(LONG);
+            }
+            false // never cut: only held
+        },
+        0,
+    );
+    let pool = celery::pool::Pool::new(celery::RedisUrl::parse(&link.url(0)).unwrap(), 1);
+    let periodic = std::thread::spawn(move || celery::restore_unacked(&pool, Duration::ZERO));
+    held.recv_timeout(LONG)
+        .expect("the periodic restore read the unacked message");
+    assert_eq!(cold.now().unwrap(), 1, "the cold shutdown returned it");
+    go.send(()).unwrap();
+    periodic.join().unwrap().unwrap();
+    let mut c = redis.connect();
+    assert_eq!(
+        c.command(&[b"LLEN", b"celery"]).unwrap(),
+        Reply::Integer(1),
+        "the message was queued twice: it would run twice, unsaid"
+    );
+    drop(opener);
+    drop(worker);
+    let _ = std::fs::remove_file(&gate);
+    let _ = std::fs::remove_file(gate.with_extension("started"));
 }

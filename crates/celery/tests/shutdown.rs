@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use celery::resp::Reply;
 use celery::testing::tasks as test_tasks;
+use celery::testing::Proxy;
 use celery::{tasks, CeleryExecutor};
 use common::*;
 
@@ -285,4 +286,83 @@ fn a_cold_shutdown_returns_before_an_idle_runner_can_fetch_the_returned_message(
         (Reply::Integer(0), Reply::Integer(1)),
         "(HLEN unacked, LLEN celery) when the cold shutdown returned"
     );
+}
+
+/// A third Ctrl-C ends the worker at once, even while its cold shutdown is
+/// stuck returning the running task's message to a broker that does not
+/// answer (a silent link: no read timeout notices it). The message is still
+/// in `unacked`, so the visibility timeout restores it: nothing is lost.
+#[test]
+fn a_third_ctrl_c_ends_a_worker_whose_cold_shutdown_is_stuck() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = CeleryExecutor::builder(&redis.url(0))
+        .registry(test_tasks::registry())
+        .connect()
+        .unwrap();
+    let gate = gate_path();
+    let mut w = Spawned::start(&link.url(0), || {}, &["-c", "1", "--pool", "processes"]);
+    let _running = ex
+        .submit(test_tasks::wait_for, gate.to_string_lossy().into_owned())
+        .unwrap();
+    wait_until(LONG, "the task to start", || started(&gate).exists());
+    w.signal_group(libc::SIGINT);
+    wait_until(LONG, "the warm shutdown message", || {
+        w.stderr().contains("warm shutdown")
+    });
+    // The link goes silent; the second Ctrl-C's cold shutdown opens a new
+    // connection to return the message, and waits on it for ever.
+    link.stall();
+    let accepted = link.stats().accepted;
+    w.signal_group(libc::SIGINT);
+    wait_until(LONG, "the cold shutdown's connection", || {
+        link.stats().accepted > accepted
+    });
+    w.signal_group(libc::SIGINT);
+    assert_eq!(w.wait_exit(), Some(130), "a third Ctrl-C exits at once");
+    let mut c = redis.connect();
+    assert_eq!(
+        c.command(&[b"HLEN", b"unacked"]).unwrap(),
+        Reply::Integer(1),
+        "the running task's message stays unacked, for the visibility timeout to restore"
+    );
+    link.restore();
+    open_gate(&gate);
+    remove_gate(&gate);
+}
+
+/// SIGTERM to the worker's whole process group (systemd's default
+/// `KillMode=control-group` does this; `kill PID` does not) reaches the
+/// pool processes too, where SIGTERM is at its default (the process pool
+/// keeps it so for `terminate_workers`, and Celery's prefork children reset
+/// it the same way): the running task dies with its process and is stored
+/// as FAILURE `WorkerLostError`, acked, as Celery does. The worker itself
+/// takes it as a warm shutdown and exits 0. docs/cluster.md says so.
+#[test]
+fn sigterm_to_the_whole_group_ends_the_running_task_as_in_celery() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let ex = CeleryExecutor::builder(&url)
+        .registry(test_tasks::registry())
+        .connect()
+        .unwrap();
+    let gate = gate_path();
+    let mut w = Spawned::start(&url, || {}, &["-c", "1", "--pool", "processes"]);
+    let running = ex
+        .submit(test_tasks::wait_for, gate.to_string_lossy().into_owned())
+        .unwrap();
+    wait_until(LONG, "the task to start", || started(&gate).exists());
+    w.signal_group(libc::SIGTERM);
+    let err = running
+        .result_timeout(LONG)
+        .expect_err("the task's process died of the SIGTERM");
+    assert!(err.to_string().contains("WorkerLostError"), "{err}");
+    assert_eq!(w.wait_exit(), Some(0), "the worker's own shutdown is warm");
+    let mut c = redis.connect();
+    assert_eq!(
+        c.command(&[b"HLEN", b"unacked"]).unwrap(),
+        Reply::Integer(0),
+        "acked as a failure"
+    );
+    remove_gate(&gate);
 }

@@ -12,7 +12,7 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use crate::contain::drop_payload;
 use crate::error::panic_message;
@@ -30,21 +30,34 @@ pub struct CallbackPanic {
 pub type CallbackPanicHook = Box<dyn Fn(&CallbackPanic) + Send + Sync + 'static>;
 
 // Not part of the state machine (and not modelled by loom): a plain std lock.
-static HOOK: RwLock<Option<CallbackPanicHook>> = RwLock::new(None);
+// The hook is shared (`Arc`) so that a report calls it *outside* the lock:
+// a hook may call back into this API (say, to put the default back after
+// its first report), which takes the lock for writing.
+static HOOK: RwLock<Option<Arc<CallbackPanicHook>>> = RwLock::new(None);
 
 /// Replaces the reporter of panicking done-callbacks for the whole process;
 /// returns the previous one (`None`: the default, a line on stderr).
 pub fn set_callback_panic_hook(
     hook: impl Fn(&CallbackPanic) + Send + Sync + 'static,
 ) -> Option<CallbackPanicHook> {
-    let mut slot = HOOK.write().unwrap_or_else(|p| p.into_inner());
-    slot.replace(Box::new(hook))
+    let previous = {
+        let mut slot = HOOK.write().unwrap_or_else(|p| p.into_inner());
+        slot.replace(Arc::new(Box::new(hook)))
+    };
+    previous.map(into_box)
+}
+
+/// The hook itself, or (while a report on another thread is still calling
+/// it) a hook that calls it.
+fn into_box(hook: Arc<CallbackPanicHook>) -> CallbackPanicHook {
+    Arc::try_unwrap(hook).unwrap_or_else(|shared| Box::new(move |report| shared(report)))
 }
 
 /// Puts the default stderr reporter back.
 pub fn reset_callback_panic_hook() {
-    let mut slot = HOOK.write().unwrap_or_else(|p| p.into_inner());
-    *slot = None;
+    let previous = HOOK.write().unwrap_or_else(|p| p.into_inner()).take();
+    // Dropped outside the lock: a hook's captures are user values.
+    drop(previous);
 }
 
 /// Reports a done-callback's panic through the hook, then drops its payload.
@@ -73,15 +86,19 @@ fn report(future: &str, message: String) {
         future: future.to_string(),
         message,
     };
-    let hook = HOOK.read().unwrap_or_else(|p| p.into_inner());
-    let Some(hook) = &*hook else {
+    // A clone, so the lock is not held while the hook runs (see `HOOK`).
+    let hook = HOOK.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let Some(hook) = hook else {
         eprintln!(
             "exception calling callback for {}: {}",
             report.future, report.message
         );
         return;
     };
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| hook(&report))) {
+    // The hook moves in: if it was replaced meanwhile, this is its last
+    // handle, and its drop (of user values) is inside the catch too.
+    let shown = &report;
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || hook(shown))) {
         eprintln!(
             "exception calling callback for {}: {} (and the callback-panic hook panicked: {})",
             report.future,

@@ -660,4 +660,41 @@ mod tests {
         assert_eq!(tag, OK);
         assert_eq!(decode::<Vec<u64>>(&data).unwrap(), vec![1, 4, 9]);
     }
+
+    /// Refuses to be serialized, with its own message.
+    struct Refuses;
+
+    impl Serialize for Refuses {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("Refuses says no"))
+        }
+    }
+
+    /// A container whose element fails, and which encodes something else on
+    /// this thread before it returns the element's error: a `Serialize`
+    /// impl is user code, and may submit to a pool (which encodes) while it
+    /// runs. The element's message travels in the thread-local then.
+    struct EncodesMeanwhile;
+
+    impl Serialize for EncodesMeanwhile {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeTuple;
+            let mut t = s.serialize_tuple(1)?;
+            let failed = t.serialize_element(&Refuses);
+            let mut other = Vec::new();
+            encode(&1u8, &mut other).expect("a plain u8 encodes");
+            failed?;
+            t.end()
+        }
+    }
+
+    #[test]
+    fn a_nested_encode_does_not_lose_the_outer_impls_message() {
+        let mut out = Vec::new();
+        let error = encode(&EncodesMeanwhile, &mut out).expect_err("its element refuses");
+        assert!(
+            error.contains("Refuses says no"),
+            "the element's message was lost to the nested encode: {error}"
+        );
+    }
 }

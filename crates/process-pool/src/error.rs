@@ -192,7 +192,9 @@ impl fmt::Display for CodecStage {
 pub struct CodecError {
     /// Where it failed.
     pub stage: CodecStage,
-    /// The serializer's message (or the panic message of a panicking impl).
+    /// The serializer's message (or the panic message of a panicking impl);
+    /// for a streamed result (over 256 KiB) whose impl failed only on its
+    /// second run, where and that it failed, not the impl's own text.
     pub message: String,
 }
 

@@ -29,10 +29,27 @@ thread_local! {
 
 /// Runs one encode or decode and returns its result, with the message of a
 /// custom error raised by a user's impl meanwhile (if any).
+///
+/// Captures nest: a user's impl may encode on this thread while it runs
+/// (by submitting to a pool, say), after an element of its own failed and
+/// left its message here. So the message found on entry is put back on the
+/// way out (a panic included), and the outer capture still reads it.
 pub(crate) fn capture<T>(run: impl FnOnce() -> T) -> (T, Option<String>) {
-    MESSAGE.with(|m| m.borrow_mut().take());
+    let outer = Restore(MESSAGE.with(|m| m.borrow_mut().take()));
     let out = run();
-    (out, MESSAGE.with(|m| m.borrow_mut().take()))
+    let mine = MESSAGE.with(|m| m.borrow_mut().take());
+    drop(outer);
+    (out, mine)
+}
+
+/// Puts an outer capture's message back when dropped (see [`capture`]).
+struct Restore(Option<String>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let outer = self.0.take();
+        MESSAGE.with(|m| *m.borrow_mut() = outer);
+    }
 }
 
 /// The error of the wrappers: the wrapped serializer's own, or a custom
