@@ -83,6 +83,7 @@ mod report;
 mod runner;
 mod state;
 mod sync;
+pub mod trace;
 mod wait;
 mod waiter;
 
