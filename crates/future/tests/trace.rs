@@ -213,3 +213,27 @@ fn many_threads_record_into_one_recorder() {
     tasks.dedup();
     assert_eq!(tasks.len(), 4000, "task numbers are unique");
 }
+
+#[test]
+fn runs_whose_start_was_not_seen_are_drawn_in_flight_on_sub_lanes() {
+    // A Celery client sees a task's submission and its result only.
+    let recorder = Recorder::new();
+    let a = recorder.submitted();
+    let b = recorder.submitted();
+    a.ended_unseen(true, "celery");
+    let c = recorder.submitted();
+    b.ended_unseen(false, "celery");
+    c.ended_unseen(true, "celery");
+    let summary = trace_format::check(&recorder.chrome_json()).unwrap();
+    assert_eq!(summary.runs, 3);
+    let mut names: Vec<_> = summary
+        .lanes
+        .values()
+        .filter(|n| n.starts_with("celery"))
+        .collect();
+    names.sort();
+    // a and b overlap; c is submitted after a ended, so it takes a's lane.
+    assert_eq!(names, ["celery 1", "celery 2"]);
+    let svg = recorder.svg();
+    assert!(svg.contains("<title>task 1 failed:"), "{svg}");
+}

@@ -29,7 +29,8 @@ use crate::frame::{self, DEFAULT_MAX_FRAME};
 use crate::map::Map;
 use crate::stats::{Counters, Stats};
 use crate::sys;
-use crate::task::{codec_error, Task, TypedSink};
+use crate::task::{codec_error, Sink, Task, TypedSink};
+use crate::trace_sink::TracedSink;
 
 /// A pool of worker processes that run plain functions and hand back
 /// [`Future`]s. See the crate docs for the design.
@@ -60,6 +61,7 @@ impl Default for Builder {
                 adaptive_depth: true,
                 max_frame: DEFAULT_MAX_FRAME,
                 pipe_size: 1 << 20,
+                trace: None,
             },
         }
     }
@@ -123,6 +125,15 @@ impl Builder {
     /// (default 1 MiB; 0 leaves the kernel's default).
     pub fn pipe_size(mut self, n: usize) -> Self {
         self.config.pipe_size = n;
+        self
+    }
+
+    /// Records every task's transitions (submitted; handed to which worker
+    /// process; finished or failed) in `recorder`, for a picture of the
+    /// schedule (`future::trace`). A `map` chunk is one task. Default:
+    /// nothing recorded.
+    pub fn trace(mut self, recorder: future::trace::Recorder) -> Self {
+        self.config.trace = Some(recorder);
         self
     }
 
@@ -345,6 +356,7 @@ impl ProcessPoolExecutor {
             Err(p) => Err(format!("panicked while encoding: {}", panic_message(&*p))),
         };
         let (promise, future) = future::promise::<R>();
+        let trace = self.shared.config.trace.as_ref().map(|r| r.submitted());
         let mut q = self.shared.lock();
         if let Some(why) = &q.broken {
             return Err(SubmitError::Broken(why.clone()));
@@ -357,10 +369,13 @@ impl ProcessPoolExecutor {
                 let mut task = Task {
                     id,
                     frame,
-                    sink: Box::new(TypedSink {
-                        promise,
-                        callbacks: Arc::clone(&self.shared.callbacks),
-                    }),
+                    sink: traced(
+                        Box::new(TypedSink {
+                            promise,
+                            callbacks: Arc::clone(&self.shared.callbacks),
+                        }),
+                        trace,
+                    ),
                     running: false,
                     fds,
                 };
@@ -381,6 +396,9 @@ impl ProcessPoolExecutor {
                 drop(q);
                 Counters::bump(&self.shared.counters.tasks_failed);
                 let _ = promise.set_error(codec_error(CodecStage::EncodeArgs, msg));
+                if let Some(trace) = trace {
+                    trace.ended(false);
+                }
             }
         }
         Ok(future)
@@ -485,5 +503,16 @@ impl std::fmt::Debug for ProcessPoolExecutor {
             .field("max_workers", &self.shared.config.max_workers)
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+/// `sink`, wrapped to record its task's transitions when the pool traces.
+fn traced(sink: Box<dyn Sink>, trace: Option<future::trace::TaskTrace>) -> Box<dyn Sink> {
+    match trace {
+        None => sink,
+        Some(trace) => Box::new(TracedSink {
+            inner: sink,
+            trace: std::sync::Mutex::new(Some(trace)),
+        }),
     }
 }

@@ -5,13 +5,12 @@
 //!   (`tid` 1, 2, ... in the [`Schedule`]'s order), and fix their order;
 //! * one `X` (complete) event per run: `ts` and `dur` in microseconds,
 //!   `args` with the outcome and the time the task waited in the queue;
-//! * one `i` (instant, thread-scoped) event per submission, and per task
-//!   that failed before it started.
+//! * one `i` (instant, thread-scoped) event per submission.
 
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::recorder::{Event, Transition};
+use super::recorder::Event;
 use super::run::Schedule;
 
 const PID: u32 = 1;
@@ -54,21 +53,8 @@ pub(super) fn render(events: &[Event]) -> String {
             run.lane + 1,
         ));
     }
-    let instants = schedule
-        .submissions
-        .iter()
-        .map(|&(task, lane, at)| (format!("submit task {task}"), lane, at))
-        .chain(schedule.failed_unstarted.iter().map(|&(task, lane, at)| {
-            (
-                format!(
-                    "task {task} {} before it started",
-                    Transition::Failed.name()
-                ),
-                lane,
-                at,
-            )
-        }));
-    for (name, lane, at) in instants {
+    for &(task, lane, at) in &schedule.submissions {
+        let name = format!("submit task {task}");
         out.push(format!(
             r#"{{"name":{},"cat":"task","ph":"i","s":"t","ts":{},"pid":{PID},"tid":{}}}"#,
             quote(&name),

@@ -191,6 +191,10 @@ impl TaskTrace {
     /// encoded, its pool broke) on the current thread's.
     pub fn ended(mut self, ok: bool) {
         let lane = self.lane.take().unwrap_or_else(current_thread_lane);
+        self.end_on(ok, lane);
+    }
+
+    fn end_on(&mut self, ok: bool, lane: String) {
         let transition = if ok {
             Transition::Finished
         } else {
@@ -203,6 +207,16 @@ impl TaskTrace {
             drop(self.span.take());
         }
         self.recorder.push(self.task, transition, lane);
+    }
+}
+
+impl TaskTrace {
+    /// The task ended somewhere this process cannot see (a Celery worker):
+    /// the files draw it "in flight" from its submission to this moment,
+    /// on the first free sub-lane of `lane` (`"<lane> 1"`, `"<lane> 2"`, ...).
+    pub fn ended_unseen(mut self, ok: bool, lane: &str) {
+        self.lane = None;
+        self.end_on(ok, lane.to_string());
     }
 }
 

@@ -24,8 +24,6 @@ pub(super) struct Schedule {
     pub runs: Vec<Run>,
     /// Submissions: (task, lane, when).
     pub submissions: Vec<(u64, usize, Duration)>,
-    /// Tasks that failed without starting: (task, lane, when).
-    pub failed_unstarted: Vec<(u64, usize, Duration)>,
     /// The time of the last event.
     pub span: Duration,
 }
@@ -44,23 +42,24 @@ impl Schedule {
             lanes: Vec::new(),
             runs: Vec::new(),
             submissions: Vec::new(),
-            failed_unstarted: Vec::new(),
             span: events.iter().map(|e| e.at).max().unwrap_or_default(),
         };
         let mut submitted_at = HashMap::new();
         let mut running: HashMap<u64, usize> = HashMap::new();
+        let mut in_flight = InFlight::default();
         for e in events {
-            let lane = lanes.index(&e.lane);
             match e.transition {
                 Transition::Submitted => {
                     submitted_at.insert(e.task, e.at);
-                    schedule.submissions.push((e.task, lane, e.at));
+                    schedule
+                        .submissions
+                        .push((e.task, lanes.index(&e.lane), e.at));
                 }
                 Transition::Started => {
                     running.insert(e.task, schedule.runs.len());
                     schedule.runs.push(Run {
                         task: e.task,
-                        lane,
+                        lane: lanes.index(&e.lane),
                         start: e.at,
                         end: None,
                         submitted: submitted_at.get(&e.task).copied(),
@@ -68,7 +67,20 @@ impl Schedule {
                 }
                 Transition::Finished | Transition::Failed => match running.remove(&e.task) {
                     Some(i) => schedule.runs[i].end = Some((e.at, e.transition)),
-                    None => schedule.failed_unstarted.push((e.task, lane, e.at)),
+                    // No start seen (a Celery client sees only the submission
+                    // and the result; a task that could not be sent): drawn
+                    // from its submission to its end, "in flight".
+                    None => {
+                        let start = submitted_at.get(&e.task).copied().unwrap_or(e.at);
+                        let slot = in_flight.slot(&e.lane, start, e.at);
+                        schedule.runs.push(Run {
+                            task: e.task,
+                            lane: lanes.index(&format!("{} {slot}", e.lane)),
+                            start,
+                            end: Some((e.at, e.transition)),
+                            submitted: Some(start),
+                        });
+                    }
                 },
             }
         }
@@ -91,6 +103,30 @@ impl Schedule {
                 free_at.insert(run.lane, end.max(run.start));
             }
         }
+    }
+}
+
+/// Sub-lanes for runs whose start was not seen: several such tasks are in
+/// flight at once, so each goes to the first sub-lane free since its
+/// submission (greedy interval colouring; ends arrive in time order).
+#[derive(Default)]
+struct InFlight {
+    /// Per lane name: when each of its sub-lanes is free again.
+    free_at: HashMap<String, Vec<Duration>>,
+}
+
+impl InFlight {
+    fn slot(&mut self, lane: &str, start: Duration, end: Duration) -> usize {
+        let slots = self.free_at.entry(lane.to_string()).or_default();
+        let i = match slots.iter().position(|&free| free <= start) {
+            Some(i) => i,
+            None => {
+                slots.push(Duration::ZERO);
+                slots.len() - 1
+            }
+        };
+        slots[i] = end;
+        i + 1
     }
 }
 
