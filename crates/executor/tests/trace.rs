@@ -78,8 +78,16 @@ fn check(
                 match lane_of(&at) {
                     Some(lane) => {
                         assert_eq!(kinds[1], Transition::Started, "{name} task {x}: {kinds:?}");
-                        assert_eq!(of[1].lane, lane, "{name} task {x}: started elsewhere");
-                        assert_eq!(end.lane, lane, "{name} task {x}: ended elsewhere");
+                        assert_eq!(
+                            &*of[1].lane,
+                            lane.as_str(),
+                            "{name} task {x}: started elsewhere"
+                        );
+                        assert_eq!(
+                            &*end.lane,
+                            lane.as_str(),
+                            "{name} task {x}: ended elsewhere"
+                        );
                     }
                     None => assert_eq!(kinds.len(), 2, "{name} task {x}: {kinds:?}"),
                 }

@@ -57,8 +57,8 @@ fn every_transition_is_recorded_on_its_thread() {
         } else {
             "thread lane <b&c>"
         };
-        assert_eq!(of[1].lane, lane);
-        assert_eq!(of[2].lane, lane);
+        assert_eq!(&*of[1].lane, lane);
+        assert_eq!(&*of[2].lane, lane);
         assert!(of[0].at <= of[1].at && of[1].at <= of[2].at);
     }
 }
@@ -139,8 +139,8 @@ fn runs_on_one_lane_never_overlap_in_the_files() {
     let recorder = Recorder::new();
     let mut first = recorder.submitted();
     let mut second = recorder.submitted();
-    first.started("process 7".into());
-    second.started("process 7".into());
+    first.started("process 7");
+    second.started("process 7");
     first.ended(true);
     second.ended(true);
     let json: serde_json::Value = serde_json::from_str(&recorder.chrome_json()).unwrap();

@@ -40,7 +40,7 @@ pub struct Event {
     pub transition: Transition,
     /// Where: the submitting thread for `Submitted`, the worker otherwise
     /// (`"thread <name>"`, `"process <pid>"`, ...).
-    pub lane: String,
+    pub lane: Arc<str>,
     /// When, since the recorder was made.
     pub at: Duration,
 }
@@ -126,7 +126,7 @@ impl Recorder {
         std::fs::write(path, text)
     }
 
-    fn push(&self, task: u64, transition: Transition, lane: String) {
+    fn push(&self, task: u64, transition: Transition, lane: Arc<str>) {
         let at = self.inner.origin.elapsed();
         self.lock().push(Event {
             task,
@@ -151,7 +151,7 @@ pub struct TaskTrace {
     recorder: Recorder,
     task: u64,
     /// The worker it started on: where its end is drawn.
-    lane: Option<String>,
+    lane: Option<Arc<str>>,
     #[cfg(feature = "tracing")]
     span: Option<tracing::Span>,
 }
@@ -163,7 +163,8 @@ impl TaskTrace {
     }
 
     /// The task started on the worker named `lane`.
-    pub fn started(&mut self, lane: String) {
+    pub fn started(&mut self, lane: impl Into<Arc<str>>) {
+        let lane = lane.into();
         #[cfg(feature = "tracing")]
         {
             // Not entered: the task may end on another thread (a process
@@ -194,7 +195,7 @@ impl TaskTrace {
         self.end_on(ok, lane);
     }
 
-    fn end_on(&mut self, ok: bool, lane: String) {
+    fn end_on(&mut self, ok: bool, lane: Arc<str>) {
         let transition = if ok {
             Transition::Finished
         } else {
@@ -216,15 +217,24 @@ impl TaskTrace {
     /// on the first free sub-lane of `lane` (`"<lane> 1"`, `"<lane> 2"`, ...).
     pub fn ended_unseen(mut self, ok: bool, lane: &str) {
         self.lane = None;
-        self.end_on(ok, lane.to_string());
+        self.end_on(ok, lane.into());
     }
 }
 
-/// `"thread <name>"`, or `"thread <id>"` for an unnamed thread.
-fn current_thread_lane() -> String {
-    let t = thread::current();
-    match t.name() {
-        Some(name) => format!("thread {name}"),
-        None => format!("thread {:?}", t.id()),
+/// `"thread <name>"`, or `"thread <id>"` for an unnamed thread: made once
+/// per thread (a thread's name never changes), then shared, so that a
+/// transition costs no allocation for its lane.
+fn current_thread_lane() -> Arc<str> {
+    thread_local! {
+        static LANE: Arc<str> = {
+            let t = thread::current();
+            match t.name() {
+                Some(name) => format!("thread {name}").into(),
+                None => format!("thread {:?}", t.id()).into(),
+            }
+        };
     }
+    // A task ended by a thread-local's destructor, after LANE's own.
+    LANE.try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::from("thread (exiting)"))
 }
