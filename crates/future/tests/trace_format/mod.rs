@@ -89,7 +89,8 @@ pub fn check(text: &str) -> Result<Summary, String> {
             .get("ts")
             .and_then(Value::as_f64)
             .ok_or_else(|| at("no number ts"))?;
-        if !(ts >= 0.0) {
+        // JSON has no NaN: a number is ordered.
+        if ts < 0.0 {
             return Err(at("negative ts"));
         }
         used.insert(lane);
@@ -99,7 +100,7 @@ pub fn check(text: &str) -> Result<Summary, String> {
                     .get("dur")
                     .and_then(Value::as_f64)
                     .ok_or_else(|| at("X without a number dur"))?;
-                if !(dur >= 0.0) {
+                if dur < 0.0 {
                     return Err(at("negative dur"));
                 }
                 summary.runs += 1;
