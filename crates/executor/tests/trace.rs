@@ -254,3 +254,69 @@ fn registry() -> Registry {
     r.register("trace.square", square);
     r
 }
+
+/// Kills its own worker process.
+fn die(_: u64) -> u64 {
+    std::process::abort()
+}
+
+#[test]
+fn a_task_whose_worker_died_ends_failed_on_that_workers_lane() {
+    let recorder = Recorder::new();
+    let e = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .trace(recorder.clone())
+        .build()
+        .unwrap();
+    let f = Executor::submit(&e, die, 0).unwrap();
+    assert!(f.result_timeout(LONG).is_err(), "the worker died");
+    // The pool goes on with a fresh worker.
+    assert_eq!(
+        Executor::submit(&e, square, 3)
+            .unwrap()
+            .result_timeout(LONG)
+            .unwrap(),
+        9
+    );
+    let events = recorder.events();
+    let of = |task| -> Vec<_> { events.iter().filter(|e| e.task == task).collect() };
+    let dead = of(0);
+    assert_eq!(
+        dead.last().unwrap().transition,
+        Transition::Failed,
+        "{events:#?}"
+    );
+    assert!(dead[1].lane.starts_with("process "), "{events:#?}");
+    assert_eq!(dead[1].lane, dead.last().unwrap().lane);
+    let next = of(1);
+    assert_ne!(next[1].lane, dead[1].lane, "a new worker, a new lane");
+    trace_format::check(&recorder.chrome_json()).unwrap();
+}
+
+#[test]
+fn a_cancelled_task_records_its_submission_only() {
+    // One worker, held by the first task, so the second is still queued
+    // when it is cancelled.
+    let recorder = Recorder::new();
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(1)
+        .trace(recorder.clone())
+        .build()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let held = pool.submit(move || rx.recv_timeout(LONG).is_ok()).unwrap();
+    let queued = pool.submit(|| 1).unwrap();
+    assert!(queued.cancel());
+    tx.send(()).unwrap();
+    assert!(held.result_timeout(LONG).unwrap());
+    pool.shutdown(true, false);
+    let kinds: Vec<_> = recorder
+        .events()
+        .iter()
+        .filter(|e| e.task == 1)
+        .map(|e| e.transition)
+        .collect();
+    assert_eq!(kinds, [Transition::Submitted]);
+    let summary = trace_format::check(&recorder.chrome_json()).unwrap();
+    assert_eq!((summary.runs, summary.instants), (1, 2));
+}

@@ -237,3 +237,21 @@ fn runs_whose_start_was_not_seen_are_drawn_in_flight_on_sub_lanes() {
     let svg = recorder.svg();
     assert!(svg.contains("<title>task 1 failed:"), "{svg}");
 }
+
+#[test]
+fn a_run_still_going_when_written_is_drawn_unfinished() {
+    let recorder = Recorder::new();
+    let mut running = recorder.submitted();
+    running.started_here();
+    let json: serde_json::Value = serde_json::from_str(&recorder.chrome_json()).unwrap();
+    let run = json["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["ph"] == "X")
+        .cloned();
+    assert_eq!(run.unwrap()["args"]["outcome"], "unfinished");
+    assert!(recorder.svg().contains("<title>task 0 unfinished:"));
+    running.ended(true);
+    trace_format::check(&recorder.chrome_json()).unwrap();
+}
