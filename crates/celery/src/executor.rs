@@ -486,6 +486,12 @@ impl CeleryExecutor {
         }
     }
 
+    /// The recorder of this executor's submissions and results, if it was
+    /// built with one ([`Builder::trace`]).
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.shared.trace.as_ref()
+    }
+
     /// How many submitted tasks have no result yet.
     pub fn pending(&self) -> usize {
         lock(&self.shared.pending).len()

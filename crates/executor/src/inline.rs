@@ -119,6 +119,10 @@ impl Executor for InlineExecutor {
     fn shutdown(&self, _wait: bool, _cancel_futures: bool) {
         self.shut_down.store(true, Ordering::SeqCst);
     }
+
+    fn recorder(&self) -> Option<&Recorder> {
+        self.trace.as_ref()
+    }
 }
 
 impl Drop for InlineExecutor {

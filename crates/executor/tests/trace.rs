@@ -44,12 +44,11 @@ fn whereabouts(x: u64) -> (u32, String) {
 /// Submits the `N` tasks, waits for them, and checks the recording:
 /// `lane_of` says on which lane a task that ran at `(pid, thread)` must
 /// have started (`None`: its start cannot be seen, as on Celery's client).
-fn check(
-    name: &str,
-    e: &impl Executor,
-    recorder: &Recorder,
-    lane_of: impl Fn(&(u32, String)) -> Option<String>,
-) {
+fn check(name: &str, e: &impl Executor, lane_of: impl Fn(&(u32, String)) -> Option<String>) {
+    // Generic code finds the recorder on the executor itself.
+    let recorder = e
+        .recorder()
+        .unwrap_or_else(|| panic!("{name}: built with a recorder"));
     let futures: Vec<Future<(u32, String)>> =
         (0..N).map(|x| e.submit(whereabouts, x).unwrap()).collect();
     let done = wait(&futures, Some(LONG), ReturnWhen::AllCompleted);
@@ -113,9 +112,7 @@ fn check(
 fn inline_records_every_task_on_the_callers_thread() {
     let recorder = Recorder::new();
     let e = InlineExecutor::traced(recorder.clone());
-    check("inline", &e, &recorder, |(_, thread)| {
-        Some(format!("thread {thread}"))
-    });
+    check("inline", &e, |(_, thread)| Some(format!("thread {thread}")));
 }
 
 #[test]
@@ -127,7 +124,7 @@ fn the_thread_pool_records_every_task_on_its_worker_thread() {
         .trace(recorder.clone())
         .build()
         .unwrap();
-    check("threads", &e, &recorder, |(_, thread)| {
+    check("threads", &e, |(_, thread)| {
         Some(format!("thread {thread}"))
     });
 }
@@ -140,7 +137,7 @@ fn the_process_pool_records_every_task_on_its_worker_process() {
         .trace(recorder.clone())
         .build()
         .unwrap();
-    check("processes", &e, &recorder, |(pid, _)| {
+    check("processes", &e, |(pid, _)| {
         assert_ne!(*pid, std::process::id(), "ran in a worker process");
         Some(format!("process {pid}"))
     });
@@ -150,7 +147,7 @@ fn the_process_pool_records_every_task_on_its_worker_process() {
 fn the_celery_executor_records_every_task_in_flight() {
     let recorder = Recorder::new();
     let celery = Celery::start(recorder.clone());
-    check("celery", &*celery.executor, &recorder, |_| None);
+    check("celery", &*celery.executor, |_| None);
     let summary = trace_format::check(&recorder.chrome_json()).unwrap();
     assert!(
         summary.lanes.values().any(|l| l == "celery celery 1"),
@@ -196,6 +193,8 @@ fn an_executor_without_a_recorder_records_nothing() {
         .build()
         .unwrap();
     let plain = ThreadPoolExecutor::new(2);
+    assert!(Executor::recorder(&plain).is_none());
+    assert!(Executor::recorder(&InlineExecutor::new()).is_none());
     let f = Executor::submit(&plain, square, 4).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 16);
     assert!(recorder.events().is_empty());

@@ -483,6 +483,12 @@ impl ProcessPoolExecutor {
         self.shutdown(false, true);
     }
 
+    /// The recorder of this pool's schedule, if it was built with one
+    /// ([`Builder::trace`]).
+    pub fn recorder(&self) -> Option<&future::trace::Recorder> {
+        self.shared.config.trace.as_ref()
+    }
+
     /// A snapshot of the pool's counters.
     pub fn stats(&self) -> Stats {
         let queued = self.shared.lock().tasks.len() as u64;

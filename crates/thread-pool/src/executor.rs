@@ -215,6 +215,12 @@ impl ThreadPoolExecutor {
         self.shared.is_shutdown()
     }
 
+    /// The recorder of this pool's schedule, if it was built with one
+    /// ([`Builder::trace`]).
+    pub fn recorder(&self) -> Option<&future::trace::Recorder> {
+        self.shared.config.trace.as_ref()
+    }
+
     /// The broken-pool message, if an initializer failed.
     pub fn broken(&self) -> Option<String> {
         self.shared.broken()
