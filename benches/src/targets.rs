@@ -415,6 +415,15 @@ pub const ROWS: &[RowSpec] = &[
         relative("threadpool_crate", 1.2),
     ),
     row(
+        "thread pool: 200k tiny tasks, recording the schedule (future::trace) vs not",
+        "thread_pool/trace_200k",
+        "traced",
+        Kind::Rate,
+        &[peer("untraced", "thread_pool/trace_200k", "untraced")],
+        ">= 0.95x untraced",
+        relative("untraced", 0.95),
+    ),
+    row(
         "thread pool map over 1M cheap items, defaults (adaptive claims) vs rayon par_iter",
         "thread_pool/map_1m",
         "ours_default",

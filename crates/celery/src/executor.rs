@@ -41,6 +41,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
+use future::trace::Recorder;
 use future::{contain, panic_message, promise, CallbackRunner, DynError, Future, TaskError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -82,6 +83,7 @@ pub struct Builder {
     pool_size: usize,
     reconnect_timeout: Duration,
     registry: Registry,
+    trace: Option<Recorder>,
 }
 
 impl Builder {
@@ -125,6 +127,17 @@ impl Builder {
         self
     }
 
+    /// Records every task's submission and the arrival of its result in
+    /// `recorder`, for a picture of the schedule (`future::trace`). A
+    /// client cannot see which worker ran a task or when it started: each
+    /// task is drawn "in flight" from its submission to its result, on
+    /// lanes `celery <queue> 1`, `2`, ... (as many as were in flight at
+    /// once). Default: nothing recorded.
+    pub fn trace(mut self, recorder: Recorder) -> Self {
+        self.trace = Some(recorder);
+        self
+    }
+
     /// Connects (failing now if Redis is unreachable) and starts the listener.
     pub fn connect(self) -> Result<CeleryExecutor, CeleryError> {
         let broker = RedisUrl::parse(&self.broker)?;
@@ -148,6 +161,7 @@ impl Builder {
             result_expires: self.result_expires,
             reconnect_timeout: self.reconnect_timeout,
             registry: self.registry,
+            trace: self.trace,
             pending: Mutex::new(HashMap::new()),
             sub_writer: Mutex::new(None),
             closed: AtomicBool::new(false),
@@ -182,6 +196,8 @@ struct Shared {
     result_expires: Duration,
     reconnect_timeout: Duration,
     registry: Registry,
+    /// Where submissions and results are recorded (`Builder::trace`).
+    trace: Option<Recorder>,
     pending: Mutex<HashMap<String, Pending>>,
     /// Write side of the listener's subscribed socket (`None` while it reconnects).
     sub_writer: Mutex<Option<Stream>>,
@@ -357,6 +373,7 @@ impl CeleryExecutor {
             pool_size: 4,
             reconnect_timeout: Duration::from_secs(30),
             registry: Registry::new(),
+            trace: None,
         }
     }
 
@@ -433,8 +450,13 @@ impl CeleryExecutor {
             return Err(CeleryError::Shutdown);
         }
         let (promise, future) = promise::<R>();
+        let trace =
+            (shared.trace.as_ref()).map(|r| (r.submitted(), format!("celery {}", msg.queue)));
         let completer: Completer = Box::new(move |outcome, callbacks| {
             let outcome = outcome.and_then(decode_result::<R>);
+            if let Some((trace, lane)) = trace {
+                trace.ended_unseen(outcome.is_ok(), &lane);
+            }
             // Err: the user cancelled it meanwhile; the first outcome stands.
             let _ = promise.set_outcome_deferred(outcome, |job| callbacks.run(job));
         });
@@ -504,6 +526,12 @@ impl CeleryExecutor {
         if let Some(h) = lock(&self.listener).take() {
             let _ = h.join();
         }
+    }
+
+    /// The recorder of this executor's submissions and results, if it was
+    /// built with one ([`Builder::trace`]).
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.shared.trace.as_ref()
     }
 
     /// How many submitted tasks have no result yet.

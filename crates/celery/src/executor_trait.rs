@@ -52,4 +52,8 @@ impl Executor for CeleryExecutor {
     fn shutdown(&self, wait: bool, cancel_futures: bool) {
         CeleryExecutor::shutdown(self, wait, cancel_futures);
     }
+
+    fn recorder(&self) -> Option<&future::trace::Recorder> {
+        CeleryExecutor::recorder(self)
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::error::Error;
 
+use future::trace::Recorder;
 use future::{Future, FutureError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -131,4 +132,12 @@ pub trait Executor {
     /// with `wait`, returns once every task that was not cancelled has
     /// ended. Calling it again is harmless.
     fn shutdown(&self, wait: bool, cancel_futures: bool);
+
+    /// The recorder this executor records its schedule in, if it was built
+    /// with one (`future::trace`; the pools' and the Celery executor's
+    /// `Builder::trace`, `InlineExecutor::traced`), so that generic code can
+    /// write the picture of what it ran. The default: none.
+    fn recorder(&self) -> Option<&Recorder> {
+        None
+    }
 }

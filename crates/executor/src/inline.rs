@@ -5,6 +5,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use future::trace::Recorder;
 use future::{promise, Future, TaskError};
 
 use crate::error::{ErrorKind, ExecutorError};
@@ -33,15 +34,28 @@ pub(crate) const INLINE: &str = "inline executor";
 /// moment is that thread's `submit` call, which finishes on its own.
 /// Dropping it is `shutdown(true, false)`, which therefore does nothing
 /// more.
+///
+/// [`traced`](Self::traced) makes one that records each task's transitions
+/// (all on the caller's thread) for a picture of the schedule.
 #[derive(Default)]
 pub struct InlineExecutor {
     shut_down: AtomicBool,
+    trace: Option<Recorder>,
 }
 
 impl InlineExecutor {
     /// A new inline executor.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A new inline executor that records every task's transitions in
+    /// `recorder` (`future::trace`).
+    pub fn traced(recorder: Recorder) -> Self {
+        InlineExecutor {
+            shut_down: AtomicBool::new(false),
+            trace: Some(recorder),
+        }
     }
 
     /// Whether `shutdown` was called.
@@ -62,10 +76,17 @@ impl InlineExecutor {
             ));
         }
         let (promise, future) = promise();
+        let mut trace = self.trace.as_ref().map(Recorder::submitted);
         // A fresh future: nobody can have cancelled it yet.
         if promise.set_running_or_notify_cancel() == Ok(true) {
+            if let Some(trace) = &mut trace {
+                trace.started_here();
+            }
             let outcome = catch_unwind(AssertUnwindSafe(task))
                 .unwrap_or_else(|payload| Err(TaskError::from_panic(payload)));
+            if let Some(trace) = trace {
+                trace.ended(outcome.is_ok());
+            }
             // The only completion of a fresh promise cannot be refused.
             let _ = promise.set_outcome(outcome);
         }
@@ -98,6 +119,10 @@ impl Executor for InlineExecutor {
     fn shutdown(&self, _wait: bool, _cancel_futures: bool) {
         self.shut_down.store(true, Ordering::SeqCst);
     }
+
+    fn recorder(&self) -> Option<&Recorder> {
+        self.trace.as_ref()
+    }
 }
 
 impl Drop for InlineExecutor {
@@ -110,6 +135,7 @@ impl fmt::Debug for InlineExecutor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InlineExecutor")
             .field("shut_down", &self.is_shutdown())
+            .field("traced", &self.trace.is_some())
             .finish()
     }
 }

@@ -2,6 +2,7 @@
 
 use std::error::Error;
 
+use future::trace::Recorder;
 use future::{Future, FutureError};
 use process_pool::ProcessPoolExecutor;
 use thread_pool::ThreadPoolExecutor;
@@ -57,6 +58,10 @@ impl Executor for ThreadPoolExecutor {
     fn shutdown(&self, wait: bool, cancel_futures: bool) {
         ThreadPoolExecutor::shutdown(self, wait, cancel_futures);
     }
+
+    fn recorder(&self) -> Option<&Recorder> {
+        ThreadPoolExecutor::recorder(self)
+    }
 }
 
 /// A process pool runs `f(arg)` in a worker process; `arg` and the result
@@ -110,5 +115,9 @@ impl Executor for ProcessPoolExecutor {
 
     fn shutdown(&self, wait: bool, cancel_futures: bool) {
         ProcessPoolExecutor::shutdown(self, wait, cancel_futures);
+    }
+
+    fn recorder(&self) -> Option<&Recorder> {
+        ProcessPoolExecutor::recorder(self)
     }
 }

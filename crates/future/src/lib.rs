@@ -84,6 +84,7 @@ mod runner;
 mod state;
 mod sync;
 mod task_report;
+pub mod trace;
 mod wait;
 mod waiter;
 

@@ -30,7 +30,8 @@ use crate::frame::{self, DEFAULT_MAX_FRAME};
 use crate::map::Map;
 use crate::stats::{Counters, Stats};
 use crate::sys;
-use crate::task::{codec_error, Task, TypedSink};
+use crate::task::{codec_error, Sink, Task, TypedSink};
+use crate::trace_sink::TracedSink;
 
 /// A pool of worker processes that run plain functions and hand back
 /// [`Future`]s. See the crate docs for the design.
@@ -63,6 +64,7 @@ impl Default for Builder {
                 adaptive_depth: true,
                 max_frame: DEFAULT_MAX_FRAME,
                 pipe_size: 1 << 20,
+                trace: None,
             },
         }
     }
@@ -149,6 +151,15 @@ impl Builder {
     /// (default 1 MiB; 0 leaves the kernel's default).
     pub fn pipe_size(mut self, n: usize) -> Self {
         self.config.pipe_size = n;
+        self
+    }
+
+    /// Records every task's transitions (submitted; handed to which worker
+    /// process; finished or failed) in `recorder`, for a picture of the
+    /// schedule (`future::trace`). A `map` chunk is one task. Default:
+    /// nothing recorded.
+    pub fn trace(mut self, recorder: future::trace::Recorder) -> Self {
+        self.config.trace = Some(recorder);
         self
     }
 
@@ -381,6 +392,7 @@ impl ProcessPoolExecutor {
             Err(p) => Err(format!("panicked while encoding: {}", panic_message(&*p))),
         };
         let (promise, future) = future::promise::<R>();
+        let trace = self.shared.config.trace.as_ref().map(|r| r.submitted());
         let mut q = self.shared.lock();
         if let Some(why) = &q.broken {
             return Err(SubmitError::Broken(why.clone()));
@@ -393,10 +405,13 @@ impl ProcessPoolExecutor {
                 let mut task = Task {
                     id,
                     frame,
-                    sink: Box::new(TypedSink {
-                        promise,
-                        callbacks: Arc::clone(&self.shared.callbacks),
-                    }),
+                    sink: traced(
+                        Box::new(TypedSink {
+                            promise,
+                            callbacks: Arc::clone(&self.shared.callbacks),
+                        }),
+                        trace,
+                    ),
                     running: false,
                     fds,
                     enqueued_ns,
@@ -419,6 +434,9 @@ impl ProcessPoolExecutor {
                 drop(q);
                 Counters::bump(&self.shared.counters.tasks_failed);
                 let _ = promise.set_error(codec_error(CodecStage::EncodeArgs, msg));
+                if let Some(trace) = trace {
+                    trace.ended(false);
+                }
             }
         }
         Ok(future)
@@ -503,6 +521,12 @@ impl ProcessPoolExecutor {
         self.shutdown(false, true);
     }
 
+    /// The recorder of this pool's schedule, if it was built with one
+    /// ([`Builder::trace`]).
+    pub fn recorder(&self) -> Option<&future::trace::Recorder> {
+        self.shared.config.trace.as_ref()
+    }
+
     /// A snapshot of the pool's counters.
     pub fn stats(&self) -> Stats {
         let queued = self.shared.lock().tasks.len() as u64;
@@ -523,5 +547,16 @@ impl std::fmt::Debug for ProcessPoolExecutor {
             .field("max_workers", &self.shared.config.max_workers)
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+/// `sink`, wrapped to record its task's transitions when the pool traces.
+fn traced(sink: Box<dyn Sink>, trace: Option<future::trace::TaskTrace>) -> Box<dyn Sink> {
+    match trace {
+        None => sink,
+        Some(trace) => Box::new(TracedSink {
+            inner: sink,
+            trace: std::sync::Mutex::new(Some(trace)),
+        }),
     }
 }

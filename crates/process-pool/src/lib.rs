@@ -123,6 +123,7 @@ mod shared_bytes;
 mod stats;
 mod sys;
 mod task;
+mod trace_sink;
 mod worker;
 
 pub use auto_chunk::{auto_chunksize, AUTO_CHUNKS_PER_WORKER, AUTO_MAX_CHUNK};

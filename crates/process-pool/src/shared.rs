@@ -62,6 +62,8 @@ pub(crate) struct Config {
     pub adaptive_depth: bool,
     pub max_frame: usize,
     pub pipe_size: usize,
+    /// Where task transitions are recorded (`Builder::trace`).
+    pub trace: Option<future::trace::Recorder>,
 }
 
 /// The state shared by the pool's handle, `submit` callers and the dispatcher.

@@ -40,8 +40,9 @@ pub(crate) struct Task {
 
 /// The typed end of a task.
 pub(crate) trait Sink: Send {
-    /// `Promise::set_running_or_notify_cancel`: false if the future was cancelled.
-    fn set_running(&self) -> bool;
+    /// `Promise::set_running_or_notify_cancel` as the task is handed to the
+    /// worker `pid`: false if the future was cancelled.
+    fn set_running(&self, pid: i32) -> bool;
     /// Cancels the future if it is still pending (shutdown with `cancel_futures`).
     fn cancel(&self);
     /// Attaches where and how the task ran (`Promise::set_report`); called
@@ -62,7 +63,7 @@ pub(crate) struct TypedSink<R> {
 }
 
 impl<R: DeserializeOwned + Send + 'static> Sink for TypedSink<R> {
-    fn set_running(&self) -> bool {
+    fn set_running(&self, _pid: i32) -> bool {
         // An Err means the future is already running or finished, which the
         // pool never causes; treat it as "do not run".
         self.promise.set_running_or_notify_cancel().unwrap_or(false)

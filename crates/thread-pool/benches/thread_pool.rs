@@ -19,6 +19,9 @@
 //! * `thread_pool/throughput_200k`: 200,000 tiny tasks, each with its own way back (our
 //!   future; the threadpool crate's mpsc send; rayon's scope has none), submitted, then all
 //!   awaited.
+//! * `thread_pool/trace_200k`: the same 200,000 tasks on our pool without a recorder
+//!   (`untraced`, the code path every untraced pool runs) and with one (`traced`: three
+//!   events per task, `future::trace`): what recording the schedule costs when asked.
 //! * `thread_pool/map_1m`: an ordered map over 1,000,000 integers: ours with a fixed chunk
 //!   size, and our default (adaptive claims, `src/adaptive.rs`), against rayon's `par_iter`
 //!   (which splits adaptively) and rayon with one job per item (`with_max_len(1)`).
@@ -293,6 +296,44 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
+fn trace_overhead(c: &mut Criterion) {
+    let id = "thread_pool/trace_200k";
+    let Some(mut group) = harness::group(c, id, Settings::from_env(), Throughput::Elements(TASKS))
+    else {
+        return;
+    };
+    let entry = |name: &'static str, traced: bool| -> Entry<'_> {
+        let mut pool = None;
+        let mut futures = Vec::with_capacity(TASKS as usize);
+        (
+            name,
+            Box::new(move |b| {
+                let pool = pool.get_or_insert_with(|| {
+                    let builder = ThreadPoolExecutor::builder().max_workers(WORKERS);
+                    let builder = match traced {
+                        true => builder.trace(future::trace::Recorder::new()),
+                        false => builder,
+                    };
+                    builder.build().unwrap()
+                });
+                b.iter(|| {
+                    futures.extend((0..TASKS).map(|i| pool.submit(move || black_box(i)).unwrap()));
+                    let mut sum = 0;
+                    for f in futures.drain(..) {
+                        sum += f.into_result().unwrap();
+                    }
+                    black_box(sum)
+                })
+            }),
+        )
+    };
+    run_in_round_order(
+        &mut group,
+        vec![entry("untraced", false), entry("traced", true)],
+    );
+    group.finish();
+}
+
 const ITEMS: u64 = 1_000_000;
 /// Items per task of ours with a chunk size; four chunks in flight.
 const CHUNK: usize = 4096;
@@ -369,5 +410,5 @@ fn map(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, round_trip, throughput, map);
+criterion_group!(benches, round_trip, throughput, trace_overhead, map);
 criterion_main!(benches);

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use future::trace::Recorder;
+
 use crate::error::BuildError;
 use crate::executor::ThreadPoolExecutor;
 use crate::pool::{Config, Initializer, Shared};
@@ -52,6 +54,7 @@ pub struct Builder {
     queue_capacity: Option<usize>,
     idle_timeout: Option<Duration>,
     map_window: Option<usize>,
+    trace: Option<Recorder>,
 }
 
 impl Builder {
@@ -115,6 +118,16 @@ impl Builder {
         self
     }
 
+    /// Records every task's transitions (submitted, started and finished or
+    /// failed, on which worker thread) in `recorder`, for a picture of the
+    /// schedule (`future::trace`). A traced `map` runs one task per item
+    /// (no adaptive chunks), so that each item has its own bar. Default:
+    /// nothing recorded.
+    pub fn trace(mut self, recorder: Recorder) -> Self {
+        self.trace = Some(recorder);
+        self
+    }
+
     /// Checks the settings and creates the pool. No thread starts yet:
     /// workers start on demand, one per submit at most.
     pub fn build(self) -> Result<ThreadPoolExecutor, BuildError> {
@@ -138,6 +151,7 @@ impl Builder {
             idle_timeout: self.idle_timeout,
             queue_capacity: self.queue_capacity,
             map_window: self.map_window.map(|n| n.max(1)),
+            trace: self.trace,
         };
         Ok(ThreadPoolExecutor::from_shared(Shared::new(config)))
     }
@@ -152,6 +166,7 @@ impl fmt::Debug for Builder {
             .field("queue_capacity", &self.queue_capacity)
             .field("idle_timeout", &self.idle_timeout)
             .field("map_window", &self.map_window)
+            .field("trace", &self.trace.is_some())
             .finish()
     }
 }

@@ -17,6 +17,7 @@ use crate::pool::{Refusal, Shared};
 use crate::raw::RawJob;
 use crate::scope::{self, Scope};
 use crate::stats::Stats;
+use crate::trace::traced;
 
 /// A pool of worker threads that runs closures and hands out a
 /// [`Future`] for each, with the semantics of Python's
@@ -95,7 +96,12 @@ impl ThreadPoolExecutor {
             .enter(true)
             .map_err(Refusal::into_submit_error)?;
         let (promise, future) = promise();
-        ticket.push(RawJob::new(PromiseJob::new(f, promise)));
+        match &self.shared.config.trace {
+            None => ticket.push(RawJob::new(PromiseJob::new(f, promise))),
+            Some(recorder) => {
+                ticket.push(RawJob::new(PromiseJob::new(traced(recorder, f), promise)))
+            }
+        }
         Ok(future)
     }
 
@@ -113,7 +119,14 @@ impl ThreadPoolExecutor {
             Err(Refusal::Broken(msg)) => return Err(TrySubmitError::Broken(f, msg)),
         };
         let (promise, future) = promise();
-        ticket.push(RawJob::new(PromiseJob::new(move || Ok(f()), promise)));
+        let body = move || Ok(f());
+        match &self.shared.config.trace {
+            None => ticket.push(RawJob::new(PromiseJob::new(body, promise))),
+            Some(recorder) => ticket.push(RawJob::new(PromiseJob::new(
+                traced(recorder, body),
+                promise,
+            ))),
+        }
         Ok(future)
     }
 
@@ -200,6 +213,12 @@ impl ThreadPoolExecutor {
     /// True once `shutdown` was called (or the pool is being dropped).
     pub fn is_shutdown(&self) -> bool {
         self.shared.is_shutdown()
+    }
+
+    /// The recorder of this pool's schedule, if it was built with one
+    /// ([`Builder::trace`]).
+    pub fn recorder(&self) -> Option<&future::trace::Recorder> {
+        self.shared.config.trace.as_ref()
     }
 
     /// The broken-pool message, if an initializer failed.

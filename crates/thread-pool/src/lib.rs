@@ -109,6 +109,7 @@ mod sleep;
 mod slots;
 mod stats;
 mod sync;
+mod trace;
 mod worker;
 
 pub use builder::{default_max_workers, Builder};

@@ -81,6 +81,7 @@ use crate::error::{MapShutDown, SubmitError};
 use crate::job::PromiseJob;
 use crate::pool::{Refusal, Shared};
 use crate::raw::RawJob;
+use crate::trace::traced;
 
 /// Options of [`ThreadPoolExecutor::map_with`](crate::ThreadPoolExecutor::map_with).
 #[derive(Clone, Copy, Debug, Default)]
@@ -199,13 +200,16 @@ where
             .unwrap_or(usize::MAX);
         let chunk_size = options.chunk_size.unwrap_or(1).min(window);
         let f = Arc::new(f);
-        let (adaptive, input) = if window == usize::MAX && options.chunk_size.is_none() {
-            let adaptive = Adaptive::start(shared.clone(), f.clone(), input)
-                .map_err(Refusal::into_submit_error)?;
-            (Some(adaptive), None)
-        } else {
-            (None, Some(input))
-        };
+        // A traced map runs one task per item: each item gets its own bar.
+        let adaptive_ok = shared.config.trace.is_none();
+        let (adaptive, input) =
+            if window == usize::MAX && options.chunk_size.is_none() && adaptive_ok {
+                let adaptive = Adaptive::start(shared.clone(), f.clone(), input)
+                    .map_err(Refusal::into_submit_error)?;
+                (Some(adaptive), None)
+            } else {
+                (None, Some(input))
+            };
         let mut map = Map {
             shared,
             f,
@@ -262,12 +266,25 @@ where
             let pending = if self.chunk_size == 1 {
                 let item = batch.into_iter().next().expect("one item");
                 let (promise, future) = promise();
-                ticket.push(RawJob::new(PromiseJob::new(move || Ok(f(item)), promise)));
+                let body = move || Ok(f(item));
+                match &self.shared.config.trace {
+                    None => ticket.push(RawJob::new(PromiseJob::new(body, promise))),
+                    Some(recorder) => ticket.push(RawJob::new(PromiseJob::new(
+                        traced(recorder, body),
+                        promise,
+                    ))),
+                }
                 Pending::One(future)
             } else {
                 let (promise, future) = promise();
                 let body = move || Ok(run_chunk(&*f, batch));
-                ticket.push(RawJob::new(PromiseJob::new(body, promise)));
+                match &self.shared.config.trace {
+                    None => ticket.push(RawJob::new(PromiseJob::new(body, promise))),
+                    Some(recorder) => ticket.push(RawJob::new(PromiseJob::new(
+                        traced(recorder, body),
+                        promise,
+                    ))),
+                }
                 Pending::Chunk(future, n)
             };
             self.items += n;

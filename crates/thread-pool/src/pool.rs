@@ -71,6 +71,9 @@ pub(crate) struct Config {
     pub(crate) queue_capacity: Option<usize>,
     /// `map`'s default window; `None`: every item submitted at the call.
     pub(crate) map_window: Option<usize>,
+    /// Where task transitions are recorded (`Builder::trace`); `None`: not
+    /// recorded, at the cost of this test per submit.
+    pub(crate) trace: Option<future::trace::Recorder>,
 }
 
 #[derive(Default)]

@@ -114,6 +114,9 @@ pub struct FuturesArgs {
     /// Seed of the data.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+    /// `--trace FILE`: the executor's schedule, written when the run ends.
+    #[command(flatten)]
+    pub trace: demo_cli::TraceArgs,
 }
 
 /// `sha-futures`: the twin of the book's `sha_futures.py`.
@@ -242,18 +245,24 @@ where
 /// Runs `crypto-futures`: prints each job as it completes (`384.0 KB`), then
 /// `2 workers, elapsed time: 1.04s`.
 pub fn run_futures(args: &FuturesArgs, out: &mut dyn Write) -> Result<RunReport, ProgramError> {
+    let trace = args.trace.start().map_err(ProgramError::Trace)?;
     let config = RunConfig {
         executor: args.batch.executor,
         workers: args.batch.workers(),
         specs: job_specs(args.batch.jobs, to_usize(args.size)?, args.seed),
         ship_data: args.ship_data,
+        trace: trace.as_ref().map(demo_cli::Trace::recorder),
     };
-    print_run(
+    let report = print_run(
         out,
         args.batch.executor,
         |result: &JobResult| format_kb(result.size),
         |on_done| executors::run(&config, on_done),
-    )
+    )?;
+    if let Some(trace) = trace {
+        trace.finish().map_err(ProgramError::Trace)?;
+    }
+    Ok(report)
 }
 
 /// Runs `sha-futures`: prints each job's hex digest as it completes, then
@@ -372,6 +381,8 @@ pub enum ProgramError {
     Plot(String),
     /// The size does not fit this machine's address space.
     TooLarge(u64),
+    /// `--trace FILE` could not be written.
+    Trace(demo_cli::TraceError),
 }
 
 impl std::fmt::Display for ProgramError {
@@ -383,6 +394,7 @@ impl std::fmt::Display for ProgramError {
             ProgramError::TooLarge(n) => {
                 write!(f, "a size of {n} bytes does not fit in memory here")
             }
+            ProgramError::Trace(e) => write!(f, "{e}"),
         }
     }
 }
@@ -392,6 +404,7 @@ impl std::error::Error for ProgramError {
         match self {
             ProgramError::Run(e) => Some(e),
             ProgramError::Io(e) => Some(e),
+            ProgramError::Trace(e) => Some(e),
             _ => None,
         }
     }

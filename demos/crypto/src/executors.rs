@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use executor::{Executor, InlineExecutor, Payload, ProcessPoolExecutor, ThreadPoolExecutor};
+use future::trace::Recorder;
 use future::{as_completed, wait, Future, ReturnWhen};
 
 use crate::jobs::{run_job, run_job_on_data, JobError, JobResult, JobSpec, ShippedJob};
@@ -82,6 +83,8 @@ pub struct RunConfig {
     pub specs: Vec<JobSpec>,
     /// Make the data in the parent and send it with the job.
     pub ship_data: bool,
+    /// `--trace`: record the schedule of the executor in this recorder.
+    pub trace: Option<Recorder>,
 }
 
 /// What a batch did (`R`: what it kept of each job, the AES jobs' [`JobResult`]
@@ -154,15 +157,17 @@ pub fn run(config: &RunConfig, mut on_done: impl FnMut(&JobResult)) -> Result<Ru
         let shipped = Batch {
             window: 2 * workers.max(1),
             look_ahead: 2,
+            trace: config.trace.as_ref(),
             ..Batch::new(executor, workers, specs, ShippedJob::new, run_job_on_data)
         };
         run_batch(&shipped, accept)
     } else {
         // The book submits everything up front; see [`Batch::new`].
-        run_batch(
-            &Batch::new(executor, workers, specs, |spec| spec, run_job),
-            accept,
-        )
+        let batch = Batch {
+            trace: config.trace.as_ref(),
+            ..Batch::new(executor, workers, specs, |spec| spec, run_job)
+        };
+        run_batch(&batch, accept)
     }
 }
 
@@ -186,6 +191,8 @@ pub struct Batch<'a, S, A, T> {
     /// Jobs a process pool worker may hold at once (1: it gets its next job
     /// only when it is free).
     pub look_ahead: usize,
+    /// Where the executor records its schedule (`--trace`); `None`: nowhere.
+    pub trace: Option<&'a Recorder>,
 }
 
 impl<'a, S, A, T> Batch<'a, S, A, T> {
@@ -209,6 +216,7 @@ impl<'a, S, A, T> Batch<'a, S, A, T> {
             job,
             window: usize::MAX,
             look_ahead: 1,
+            trace: None,
         }
     }
 }
@@ -242,12 +250,20 @@ where
                 window: 1,
                 ..*batch
             };
-            run_on(InlineExecutor::new(), 1, &sequential, &mut record)?
+            let inline = match batch.trace {
+                Some(recorder) => InlineExecutor::traced(recorder.clone()),
+                None => InlineExecutor::new(),
+            };
+            run_on(inline, 1, &sequential, &mut record)?
         }
         ExecutorKind::Threads => {
-            let pool = ThreadPoolExecutor::builder()
+            let mut builder = ThreadPoolExecutor::builder()
                 .max_workers(batch.workers)
-                .thread_name_prefix("crypto")
+                .thread_name_prefix("crypto");
+            if let Some(recorder) = batch.trace {
+                builder = builder.trace(recorder.clone());
+            }
+            let pool = builder
                 .build()
                 .map_err(|e| executor_failed(ExecutorKind::Threads, e.to_string()))?;
             let workers = pool.max_workers();
@@ -256,9 +272,13 @@ where
         // The program must have called `process_pool::start_fork_server()`
         // first thing in `main` (our binaries and test binaries do).
         ExecutorKind::Procs => {
-            let pool = ProcessPoolExecutor::builder()
+            let mut builder = ProcessPoolExecutor::builder()
                 .max_workers(batch.workers)
-                .tasks_per_worker(batch.look_ahead)
+                .tasks_per_worker(batch.look_ahead);
+            if let Some(recorder) = batch.trace {
+                builder = builder.trace(recorder.clone());
+            }
+            let pool = builder
                 .build()
                 .map_err(|e| executor_failed(ExecutorKind::Procs, e.to_string()))?;
             let workers = pool.max_workers();
@@ -272,10 +292,12 @@ where
             let workers = batch.workers.max(1);
             let _local =
                 crate::celery_jobs::LocalWorkers::start(workers, &broker).map_err(failed)?;
-            let executor = celery::CeleryExecutor::builder(&broker)
-                .registry(crate::celery_jobs::registry())
-                .connect()
-                .map_err(|e| failed(e.to_string()))?;
+            let mut builder =
+                celery::CeleryExecutor::builder(&broker).registry(crate::celery_jobs::registry());
+            if let Some(recorder) = batch.trace {
+                builder = builder.trace(recorder.clone());
+            }
+            let executor = builder.connect().map_err(|e| failed(e.to_string()))?;
             run_on(executor, workers, batch, &mut record)?
         }
     };
@@ -456,6 +478,7 @@ mod tests {
                 workers: 1,
                 specs: specs.clone(),
                 ship_data,
+                trace: None,
             };
             let mut seen = 0;
             let report = run(&config, |_| seen += 1).unwrap();

@@ -39,6 +39,7 @@
 //!     workers: 2,
 //!     specs: job_specs(12, 8 * 1024, 2015),
 //!     ship_data: false,
+//!     trace: None,
 //! };
 //! let mut printed = Vec::new();
 //! let report = run(&config, |done| printed.push(crypto::jobs::format_kb(done.size))).unwrap();

@@ -88,6 +88,7 @@ pub fn sweep(config: &SweepConfig, mut progress: impl FnMut(&str)) -> Result<Swe
                 workers,
                 specs: specs.clone(),
                 ship_data: config.ship_data,
+                trace: None,
             };
             let report = run(&run_config, |_| {})?;
             let mut results = report.results;

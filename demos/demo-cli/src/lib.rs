@@ -23,6 +23,14 @@
 //!
 //! Each demo's integration tests run its binaries with bad arguments and
 //! check the status and the usage line.
+//!
+//! [`TraceArgs`] is the other option every demo shares: `--trace FILE`
+//! records the schedule of the demo's executors and writes it as Chrome
+//! trace-event JSON or an SVG timeline ([`trace`]).
+
+pub mod trace;
+
+pub use trace::{Trace, TraceArgs, TraceError};
 
 /// clap's closing hint, after which the usage must not come.
 const HINT: &str = "For more information, try '--help'.";

@@ -19,6 +19,9 @@ pub struct DemoArgs {
     /// Number of tasks, loiter(0) .. loiter(tasks - 1).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=20))]
     pub tasks: u64,
+    /// `--trace FILE`: the pool's schedule, written when the demo ends.
+    #[command(flatten)]
+    pub trace: demo_cli::TraceArgs,
 }
 
 impl DemoArgs {

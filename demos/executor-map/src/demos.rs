@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use future::trace::Recorder;
 use future::{Future, FutureError};
 use thread_pool::{SubmitError, ThreadPoolExecutor};
 
@@ -58,8 +59,17 @@ impl std::error::Error for DemoError {}
 
 /// The book's `demo_executor_map.py`. Returns the results in the order shown.
 pub fn map_demo(config: &DemoConfig, display: &Display) -> Result<Vec<u64>, DemoError> {
+    map_demo_traced(config, display, None)
+}
+
+/// [`map_demo`] on a pool that records its schedule in `trace` (`--trace`).
+pub fn map_demo_traced(
+    config: &DemoConfig,
+    display: &Display,
+    trace: Option<Recorder>,
+) -> Result<Vec<u64>, DemoError> {
     display.show("Script starting.");
-    let pool = ThreadPoolExecutor::new(config.workers);
+    let pool = pool(config, trace);
     let unit = config.unit;
     let worker_display = display.clone();
     // `map` submits every item before it returns (as Python does) and hands
@@ -82,8 +92,17 @@ pub fn map_demo(config: &DemoConfig, display: &Display) -> Result<Vec<u64>, Demo
 /// The attic's `demo_executor_submit.py`: the same tasks through `submit`,
 /// showing the futures and their `done()` flags before and after waiting.
 pub fn submit_demo(config: &DemoConfig, display: &Display) -> Result<Vec<u64>, DemoError> {
+    submit_demo_traced(config, display, None)
+}
+
+/// [`submit_demo`] on a pool that records its schedule in `trace` (`--trace`).
+pub fn submit_demo_traced(
+    config: &DemoConfig,
+    display: &Display,
+    trace: Option<Recorder>,
+) -> Result<Vec<u64>, DemoError> {
     display.show("Script starting.");
-    let pool = ThreadPoolExecutor::new(config.workers);
+    let pool = pool(config, trace);
     let futures: Vec<Future<u64>> = (0..config.tasks)
         .map(|n| {
             let (unit, display) = (config.unit, display.clone());
@@ -105,6 +124,17 @@ pub fn submit_demo(config: &DemoConfig, display: &Display) -> Result<Vec<u64>, D
     }
     display.show(&format!("done? {:?}", done_flags(&futures)));
     Ok(values)
+}
+
+/// The demo's pool: `config.workers` threads, recording into `trace` if given.
+fn pool(config: &DemoConfig, trace: Option<Recorder>) -> ThreadPoolExecutor {
+    let builder = ThreadPoolExecutor::builder().max_workers(config.workers.max(1));
+    match trace {
+        Some(recorder) => builder.trace(recorder),
+        None => builder,
+    }
+    .build()
+    .expect("a positive max_workers and default settings are always valid")
 }
 
 fn done_flags(futures: &[Future<u64>]) -> Vec<bool> {

@@ -49,5 +49,7 @@ pub mod demos;
 pub mod display;
 pub mod loiter;
 
-pub use demos::{map_demo, submit_demo, DemoConfig, DemoError};
+pub use demos::{
+    map_demo, map_demo_traced, submit_demo, submit_demo_traced, DemoConfig, DemoError,
+};
 pub use display::Display;

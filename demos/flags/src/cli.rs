@@ -135,6 +135,9 @@ pub struct Flags2Args {
     /// give up on a request after this many seconds
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = positive_seconds)]
     pub timeout: Duration,
+    /// `--trace FILE`: the schedule of the downloads, written at the end.
+    #[command(flatten)]
+    pub trace: demo_cli::TraceArgs,
 }
 
 /// A flags2 command line, checked: the codes to fetch and the concurrency.
@@ -208,6 +211,9 @@ pub struct FlagsArgs {
     /// download directory, created if missing
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DEST)]
     pub dest: PathBuf,
+    /// `--trace FILE`: the schedule of the downloads, written at the end.
+    #[command(flatten)]
+    pub trace: demo_cli::TraceArgs,
 }
 
 impl FlagsArgs {

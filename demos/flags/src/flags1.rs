@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use future::trace::Recorder;
+
 use crate::cli::FlagsArgs;
 use crate::client::{Client, ClientConfig};
 use crate::download::DownloadError;
@@ -61,6 +63,23 @@ impl Context {
     }
 }
 
+/// Runs `download` as one recorded task on this thread (the sequential
+/// programs' `--trace`, which have no executor to record it); just runs it
+/// without a recorder.
+pub fn traced<T, E>(
+    trace: Option<&Recorder>,
+    download: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    let Some(recorder) = trace else {
+        return download();
+    };
+    let mut task = recorder.submitted();
+    task.started_here();
+    let outcome = download();
+    task.ended(outcome.is_ok());
+    outcome
+}
+
 /// Prints `text` and a space, at once (the book's `show`).
 pub fn show(text: &str) {
     let mut out = std::io::stdout().lock();
@@ -70,11 +89,19 @@ pub fn show(text: &str) {
 
 /// The book's `main(download_many)`: downloads `POP20_CC` (each
 /// `download_many` sorts it, as in the book) and prints how long it took.
+/// `download_many` gets the `--trace` recorder, if any, for its executor.
 pub fn main(
     bin: &'static str,
-    download_many: impl FnOnce(&[String], Arc<Context>) -> Result<usize, Error>,
+    download_many: impl FnOnce(&[String], Arc<Context>, Option<Recorder>) -> Result<usize, Error>,
 ) -> ExitCode {
     let args = FlagsArgs::parse_for(bin);
+    let trace = match args.trace.start() {
+        Ok(trace) => trace,
+        Err(e) => {
+            eprintln!("{bin}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let site = match Site::open(args.server, args.url.as_deref()) {
         Ok(site) => site,
         Err(e) => {
@@ -96,12 +123,17 @@ pub fn main(
         .map(|cc| cc.to_string())
         .collect();
     let t0 = Instant::now();
-    match download_many(&codes, context) {
+    let recorder = trace.as_ref().map(demo_cli::Trace::recorder);
+    match download_many(&codes, context, recorder) {
         Ok(count) => {
             println!(
                 "\n{count} flags downloaded in {:.2}s",
                 t0.elapsed().as_secs_f64()
             );
+            if let Some(Err(e)) = trace.map(demo_cli::Trace::finish) {
+                eprintln!("{bin}: {e}");
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

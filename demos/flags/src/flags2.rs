@@ -13,6 +13,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use future::trace::Recorder;
+
 use crate::cli::{Flags2Args, Flags2Plan};
 use crate::client::{Client, ClientConfig};
 use crate::download::Downloader;
@@ -45,6 +47,9 @@ pub struct Job<'a> {
     pub progress: &'a Progress,
     /// `--timeout`, for workers that build their own client.
     pub timeout: std::time::Duration,
+    /// `--trace`: the recorder to build the executor with (or to record
+    /// each download with, when there is none).
+    pub trace: Option<Recorder>,
 }
 
 /// Runs a flags2 program; returns its exit status.
@@ -64,6 +69,13 @@ pub fn run(
         codes,
         concurrency,
     } = plan;
+    let trace = match args.trace.start() {
+        Ok(trace) => trace,
+        Err(e) => {
+            eprintln!("{}: {e}", program.name);
+            return ExitCode::FAILURE;
+        }
+    };
     // Early, so that a Ctrl-C at any point ends the run through the summary.
     interrupt::install();
     let site = match Site::open(args.server, args.url.as_deref()) {
@@ -100,6 +112,7 @@ pub fn run(
         concurrency,
         progress: &progress,
         timeout: args.timeout,
+        trace: trace.as_ref().map(demo_cli::Trace::recorder),
     });
     let elapsed = t0.elapsed();
     progress.finish();
@@ -110,6 +123,10 @@ pub fn run(
     print!("{}", final_report(&counter, elapsed));
     let _ = std::io::stdout().flush();
     drop(site); // stops an embedded server
+    if let Some(Err(e)) = trace.map(demo_cli::Trace::finish) {
+        eprintln!("{}: {e}", program.name);
+        return ExitCode::FAILURE;
+    }
     finish(program, &counter, codes.len())
 }
 

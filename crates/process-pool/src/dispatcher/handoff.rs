@@ -59,7 +59,7 @@ pub(crate) fn hand_off(shared: &Shared, q: &mut Queue, mut task: Task) -> Result
         return Err(task);
     };
     // A fresh future: nobody else holds it yet, so it cannot be cancelled.
-    if !task.sink.set_running() {
+    if !task.sink.set_running(lane.pid) {
         return Err(task);
     }
     task.running = true;

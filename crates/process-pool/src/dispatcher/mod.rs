@@ -300,7 +300,7 @@ impl Dispatcher {
                     };
                     drop(q);
                     if !task.running {
-                        if !task.sink.set_running() {
+                        if !task.sink.set_running(self.workers[i].pid) {
                             Counters::bump(&self.shared.counters.tasks_cancelled);
                             continue;
                         }

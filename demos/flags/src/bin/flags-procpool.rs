@@ -19,11 +19,20 @@ use std::sync::Arc;
 
 use flags::flags1::{self, Context, Error};
 use flags::pooled;
+use future::trace::Recorder;
 use process_pool::ProcessPoolExecutor;
 
-fn download_many(cc_list: &[String], context: Arc<Context>) -> Result<usize, Error> {
+fn download_many(
+    cc_list: &[String],
+    context: Arc<Context>,
+    trace: Option<Recorder>,
+) -> Result<usize, Error> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let executor = ProcessPoolExecutor::new(workers.min(cc_list.len()).max(1))?;
+    let mut builder = ProcessPoolExecutor::builder().max_workers(workers.min(cc_list.len()).max(1));
+    if let Some(recorder) = trace {
+        builder = builder.trace(recorder);
+    }
+    let executor = builder.build()?;
     pooled::map_downloads(&executor, cc_list, &context)
 }
 

@@ -26,15 +26,23 @@ use std::sync::Arc;
 
 use flags::flags1::{self, Context, Error};
 use future::as_completed;
+use future::trace::Recorder;
 use thread_pool::ThreadPoolExecutor;
 
-fn download_many(cc_list: &[String], context: Arc<Context>) -> Result<usize, Error> {
+fn download_many(
+    cc_list: &[String],
+    context: Arc<Context>,
+    trace: Option<Recorder>,
+) -> Result<usize, Error> {
     let mut cc_list = cc_list[..5.min(cc_list.len())].to_vec(); // top five: CN IN US ID BR
     cc_list.sort();
-    let executor = ThreadPoolExecutor::builder()
+    let mut builder = ThreadPoolExecutor::builder()
         .max_workers(3)
-        .thread_name_prefix("flags-ac")
-        .build()?;
+        .thread_name_prefix("flags-ac");
+    if let Some(recorder) = trace {
+        builder = builder.trace(recorder);
+    }
+    let executor = builder.build()?;
     let mut to_do = Vec::new();
     for cc in cc_list {
         let context = context.clone();

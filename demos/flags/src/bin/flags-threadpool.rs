@@ -13,17 +13,25 @@ use std::sync::Arc;
 
 use flags::flags1::{self, Context, Error};
 use flags::pooled;
+use future::trace::Recorder;
 use thread_pool::ThreadPoolExecutor;
 
 /// The 1e's `MAX_WORKERS`.
 const MAX_WORKERS: usize = 20;
 
-fn download_many(cc_list: &[String], context: Arc<Context>) -> Result<usize, Error> {
+fn download_many(
+    cc_list: &[String],
+    context: Arc<Context>,
+    trace: Option<Recorder>,
+) -> Result<usize, Error> {
     let workers = MAX_WORKERS.min(cc_list.len()).max(1);
-    let executor = ThreadPoolExecutor::builder()
+    let mut builder = ThreadPoolExecutor::builder()
         .max_workers(workers)
-        .thread_name_prefix("flags")
-        .build()?;
+        .thread_name_prefix("flags");
+    if let Some(recorder) = trace {
+        builder = builder.trace(recorder);
+    }
+    let executor = builder.build()?;
     pooled::map_downloads(&executor, cc_list, &context)
 }
 

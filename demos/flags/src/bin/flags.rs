@@ -11,12 +11,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use flags::flags1::{self, Context, Error};
+use future::trace::Recorder;
 
-fn download_many(cc_list: &[String], context: Arc<Context>) -> Result<usize, Error> {
+fn download_many(
+    cc_list: &[String],
+    context: Arc<Context>,
+    trace: Option<Recorder>,
+) -> Result<usize, Error> {
     let mut sorted = cc_list.to_vec();
     sorted.sort();
     for cc in &sorted {
-        context.download_one(cc)?;
+        flags1::traced(trace.as_ref(), || context.download_one(cc))?;
     }
     Ok(cc_list.len())
 }

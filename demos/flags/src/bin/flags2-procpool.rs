@@ -26,7 +26,11 @@ use flags::report::Counter;
 use process_pool::ProcessPoolExecutor;
 
 fn download_many(job: Job<'_>, program: Program) -> Counter {
-    let executor = match ProcessPoolExecutor::new(job.concurrency) {
+    let mut builder = ProcessPoolExecutor::builder().max_workers(job.concurrency);
+    if let Some(recorder) = job.trace.clone() {
+        builder = builder.trace(recorder);
+    }
+    let executor = match builder.build() {
         Ok(executor) => executor,
         Err(e) => {
             eprintln!("{}: cannot start the process pool: {e}", program.name);

@@ -16,6 +16,7 @@
 use std::process::ExitCode;
 
 use flags::download::classify;
+use flags::flags1;
 use flags::flags2::{self, Job, Program};
 use flags::interrupt;
 use flags::report::Counter;
@@ -32,7 +33,7 @@ fn download_many(job: Job<'_>) -> Counter {
         if interrupt::interrupted() {
             break; // the book's `except KeyboardInterrupt: break`
         }
-        let outcome = job.downloader.download_one(cc);
+        let outcome = flags1::traced(job.trace.as_ref(), || job.downloader.download_one(cc));
         counter.add(classify(cc, outcome, job.downloader.verbose));
         job.progress.inc();
     }

@@ -32,11 +32,13 @@ const PROGRAM: Program = Program {
 };
 
 fn download_many(job: Job<'_>) -> Counter {
-    let executor = match ThreadPoolExecutor::builder()
+    let mut builder = ThreadPoolExecutor::builder()
         .max_workers(job.concurrency)
-        .thread_name_prefix("flags2")
-        .build()
-    {
+        .thread_name_prefix("flags2");
+    if let Some(recorder) = job.trace.clone() {
+        builder = builder.trace(recorder);
+    }
+    let executor = match builder.build() {
         Ok(executor) => executor,
         Err(e) => {
             eprintln!("{}: cannot start the thread pool: {e}", PROGRAM.name);
