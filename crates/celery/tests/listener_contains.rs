@@ -157,7 +157,10 @@ fn a_callback_may_submit_to_its_own_executor_and_wait() {
     let e = Arc::clone(&ex);
     first.add_done_callback(move |f| {
         let x = f.result().unwrap();
-        let second = e.submit_fallible(tasks::add, (x, 10)).unwrap().result_timeout(LONG);
+        let second = e
+            .submit_fallible(tasks::add, (x, 10))
+            .unwrap()
+            .result_timeout(LONG);
         tx.send(second).unwrap();
     });
     let _w = worker(&redis);

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use future::{panic_message, CallbackRunner, Future};
+use future::{panic_message, CallbackRunner, Future, Interrupt};
 use nix::sys::signal::Signal;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -41,6 +41,11 @@ pub struct ProcessPoolExecutor {
     dispatcher_id: thread::ThreadId,
 }
 
+/// The default time between the SIGTERM and the SIGKILL of
+/// [`ProcessPoolExecutor::interrupt`]; the argument for it is in the
+/// module docs of `dispatcher::interrupt` and in `docs/process-pool.md`.
+pub const DEFAULT_INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+
 /// Settings for a [`ProcessPoolExecutor`].
 #[derive(Clone, Debug)]
 pub struct Builder {
@@ -60,6 +65,7 @@ impl Default for Builder {
                 adaptive_depth: true,
                 max_frame: DEFAULT_MAX_FRAME,
                 pipe_size: 1 << 20,
+                interrupt_grace: DEFAULT_INTERRUPT_GRACE,
             },
         }
     }
@@ -110,6 +116,16 @@ impl Builder {
     pub fn tasks_per_worker(mut self, n: usize) -> Self {
         self.config.tasks_per_worker = n;
         self.config.adaptive_depth = false;
+        self
+    }
+
+    /// How long [`interrupt`](ProcessPoolExecutor::interrupt) lets a worker
+    /// live after SIGTERM before it sends SIGKILL (default
+    /// [`DEFAULT_INTERRUPT_GRACE`], 5 s). Only a task that caught SIGTERM
+    /// uses it; zero sends SIGKILL at once; a duration too large for the
+    /// clock (`Duration::MAX`) never escalates.
+    pub fn interrupt_grace(mut self, grace: Duration) -> Self {
+        self.config.interrupt_grace = grace;
         self
     }
 
@@ -362,6 +378,7 @@ impl ProcessPoolExecutor {
                         callbacks: Arc::clone(&self.shared.callbacks),
                     }),
                     running: false,
+                    interrupt: false,
                     fds,
                 };
                 if q.tasks.is_empty() && task.frame.len() <= LANE_MAX_FRAME && task.fds.is_empty() {
@@ -463,6 +480,37 @@ impl ProcessPoolExecutor {
             q.force = Some(signal);
         }
         self.shutdown(false, true);
+    }
+
+    /// Stops one task, wherever it is (beyond Python, whose `cancel()` only
+    /// stops a task that has not started and whose `terminate_workers()`
+    /// stops the whole pool):
+    ///
+    /// * not started: cancelled, as [`Future::cancel`] does
+    ///   ([`Interrupt::Cancelled`]);
+    /// * finished: nothing ([`Interrupt::AlreadyDone`]);
+    /// * running (or waiting in a worker's pipe): its worker gets SIGTERM,
+    ///   then SIGKILL if it still lives after
+    ///   [`Builder::interrupt_grace`]; the worker is replaced, the tasks
+    ///   queued behind it run on other workers, and the future fails with
+    ///   [`TerminatedByRequest`](crate::TerminatedByRequest), which names
+    ///   the signal that took effect ([`Interrupt::Requested`], returned at
+    ///   once: the steps run on the pool's thread). A result that arrives
+    ///   before the signal lands is kept.
+    ///
+    /// A future this pool did not create is never found: nothing happens
+    /// to it beyond the `cancel()` of the first case. The escalation and
+    /// the grace period: `docs/process-pool.md`, "Interrupting a task".
+    pub fn interrupt<R>(&self, future: &Future<R>) -> Interrupt {
+        if future.cancel() {
+            return Interrupt::Cancelled;
+        }
+        if future.done() {
+            return Interrupt::AlreadyDone;
+        }
+        self.shared.lock().interrupts.push(future.id());
+        self.shared.ring();
+        Interrupt::Requested
     }
 
     /// A snapshot of the pool's counters.

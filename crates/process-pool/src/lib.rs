@@ -119,9 +119,9 @@ mod worker;
 pub use auto_chunk::{auto_chunksize, AUTO_CHUNKS_PER_WORKER, AUTO_MAX_CHUNK};
 pub use error::{
     BuildError, CodecError, CodecStage, ExitCause, ForkServerError, MapShutDown, ProtocolError,
-    SpawnFailed, SubmitError, TaskTimedOut, WorkerDied, WorkerTerminated,
+    SpawnFailed, SubmitError, TaskTimedOut, TerminatedByRequest, WorkerDied, WorkerTerminated,
 };
-pub use executor::{Builder, ProcessPoolExecutor};
+pub use executor::{Builder, ProcessPoolExecutor, DEFAULT_INTERRUPT_GRACE};
 pub use fork_server::{
     fork_server_info, start_fork_server, start_fork_server_late, try_start_fork_server,
     ForkServerInfo,

@@ -31,6 +31,9 @@ pub(crate) struct Task {
     /// Whether `set_running_or_notify_cancel` already returned true (a task
     /// re-queued after its worker died before starting it).
     pub running: bool,
+    /// `interrupt(&future)` asked to stop it; applied when it is the head
+    /// of a worker (see `dispatcher::interrupt`).
+    pub interrupt: bool,
 }
 
 /// The typed end of a task.
@@ -39,6 +42,9 @@ pub(crate) trait Sink: Send {
     fn set_running(&self) -> bool;
     /// Cancels the future if it is still pending (shutdown with `cancel_futures`).
     fn cancel(&self);
+    /// The [`Future::id`](future::Future::id) of the task's future, to find
+    /// the task `interrupt(&future)` names.
+    fn future_id(&self) -> usize;
     /// Completes the future with the encoded value or an error, counting
     /// it as completed or failed in `counters` first (so that a reader who
     /// sees the future done also sees the count).
@@ -62,6 +68,10 @@ impl<R: DeserializeOwned + Send + 'static> Sink for TypedSink<R> {
 
     fn cancel(&self) {
         self.promise.future().cancel();
+    }
+
+    fn future_id(&self) -> usize {
+        self.promise.future().id()
     }
 
     fn complete(self: Box<Self>, outcome: Result<&[u8], TaskError>, counters: &Counters) {
