@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{clean, wait_until, T};
 use future::{FutureError, Interrupt, TaskError};
-use process_pool::{ExitCause, ProcessPoolExecutor, TerminatedByRequest};
+use process_pool::{ExitCause, ProcessPoolExecutor, TerminatedByRequest, WorkerDeath};
 
 /// Runs until a signal ends its worker.
 fn forever(_: ()) -> u64 {
@@ -234,6 +234,60 @@ fn a_huge_grace_never_escalates_and_shutdown_still_returns() {
     let pool = ProcessPoolExecutor::builder()
         .max_workers(1)
         .interrupt_grace(Duration::MAX)
+        .build()
+        .unwrap();
+    let running = pool.submit(forever, ()).unwrap();
+    wait_until("the task to run", || running.running());
+    assert_eq!(pool.interrupt(&running), Interrupt::Requested);
+    let err = terminated(running.result_timeout(T));
+    assert_eq!(err.cause, ExitCause::Signaled(libc::SIGTERM));
+    drop(pool);
+    clean.check();
+}
+
+#[test]
+fn interrupt_works_after_shutdown_and_the_waited_shutdown_returns() {
+    let clean = clean();
+    let pool = ProcessPoolExecutor::new(1).unwrap();
+    let running = pool.submit(forever, ()).unwrap();
+    wait_until("the task to run", || running.running());
+    // A shutdown that does not wait leaves the endless task running ...
+    pool.shutdown(false, true);
+    // ... and interrupt still reaches it, so the waited one can return.
+    assert_eq!(pool.interrupt(&running), Interrupt::Requested);
+    terminated(running.result_timeout(T));
+    pool.shutdown(true, false);
+    drop(pool);
+    clean.check();
+}
+
+#[test]
+fn an_interrupt_does_not_break_a_pool_that_breaks_on_worker_death() {
+    let clean = clean();
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .on_worker_death(WorkerDeath::BreakPool)
+        .build()
+        .unwrap();
+    let running = pool.submit(forever, ()).unwrap();
+    wait_until("the task to run", || running.running());
+    assert_eq!(pool.interrupt(&running), Interrupt::Requested);
+    terminated(running.result_timeout(T));
+    // The death was asked for, not unexpected: the pool is not broken.
+    assert_eq!(
+        pool.submit(square, 8).unwrap().result_timeout(T).unwrap(),
+        64
+    );
+    drop(pool);
+    clean.check();
+}
+
+#[test]
+fn interrupt_with_a_task_timeout_configured_reports_the_request_not_the_timeout() {
+    let clean = clean();
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .task_timeout(T * 4)
         .build()
         .unwrap();
     let running = pool.submit(forever, ()).unwrap();
