@@ -33,6 +33,7 @@ use crate::base64;
 use crate::id::new_task_id;
 use crate::message::{TaskMessage, SEP};
 use crate::pool::Pool;
+use crate::task_costs::TaskCosts;
 use crate::url::RedisUrl;
 
 /// A control envelope around `body` (what kombu's producer publishes).
@@ -246,6 +247,8 @@ pub(crate) struct Remote {
     pub concurrency: usize,
     /// When the worker started (for `uptime`).
     pub started: Instant,
+    /// The costs of the tasks run in worker processes (see `task_costs`).
+    pub costs: Arc<TaskCosts>,
 }
 
 /// How long a reply list lives if no client takes the reply (a client that
@@ -324,6 +327,7 @@ impl Remote {
         json!({
             "pid": std::process::id(),
             "uptime": self.started.elapsed().as_secs(),
+            "task_costs": self.costs.to_json(),
             "total": self.active.totals(),
             "prefetch_count": self.concurrency,
             "pool": {

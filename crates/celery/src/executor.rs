@@ -11,7 +11,9 @@
 //!
 //! One listener thread per executor owns the subscribed connection; it ends
 //! when the executor is dropped (its socket is shut down, the blocked read
-//! returns). If the backend connection breaks, the listener reconnects,
+//! returns). If the backend connection breaks (or a GET of results fails:
+//! the same, since only a GET brings a result published before its
+//! subscription), the listener reconnects,
 //! subscribes again to every pending id and GETs each once, so no result
 //! stored in the meantime is missed; if it cannot reconnect within
 //! `reconnect_timeout`, every pending future fails with
@@ -505,6 +507,15 @@ impl Shared {
         }
     }
 
+    /// Sends PING on the subscribed connection (Redis answers `pong` there).
+    fn ping(&self) {
+        let mut out = Vec::new();
+        encode(&mut out, &[b"PING"]);
+        if let Some(s) = lock(&self.sub_writer).as_mut() {
+            let _ = s.write_all(&out);
+        }
+    }
+
     fn unsubscribe(&self, key: &str) {
         let mut out = Vec::new();
         encode(&mut out, &[b"UNSUBSCRIBE", key.as_bytes()]);
@@ -630,13 +641,23 @@ fn listen(weak: Weak<Shared>, backend: RedisUrl, first: Connection) {
             },
         };
         lost_since = None;
-        backoff = Duration::from_millis(50);
         drop(shared);
+        let connected = Instant::now();
         if read_loop(&weak, &mut c).is_err() {
             let Some(shared) = weak.upgrade() else { return };
             *lock(&shared.sub_writer) = None;
             if shared.closed.load(Ordering::SeqCst) && lock(&shared.pending).is_empty() {
                 return;
+            }
+            drop(shared);
+            // A connection that broke at once (a result GET that keeps
+            // failing, a server that drops us): pause before the next one,
+            // longer each time; one that served a while reconnects at once.
+            if connected.elapsed() < Duration::from_secs(1) {
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            } else {
+                backoff = Duration::from_millis(50);
             }
         }
     }
@@ -725,6 +746,9 @@ const WATCH_CHANNEL: &[u8] = b"celery-rs-broker-watch";
 fn open_broker_watch(shared: &Shared) -> Result<Connection, CeleryError> {
     let mut c = Connection::open(shared.broker.url())?;
     c.command(&[b"SUBSCRIBE", WATCH_CHANNEL])?.ok()?;
+    // It waits for nothing but the break: no read timeout (a silent broker
+    // link goes unnoticed here; the listener's PING covers the backend).
+    c.set_read_timeout(None)?;
     let mut w = lock(&shared.broker_watch);
     if shared.closed.load(Ordering::SeqCst) && lock(&shared.pending).is_empty() {
         return Err(CeleryError::Shutdown);
@@ -791,10 +815,34 @@ fn watch_broker(weak: Weak<Shared>, first: Connection) {
     }
 }
 
+/// How long the listener's connection may be quiet before it is PINGed,
+/// and how long the PING may then go unanswered before the link counts as
+/// silent (dropped packets, no FIN or RST) and the listener reconnects.
+const IDLE_PING: Duration = Duration::from_secs(5);
+
 fn read_loop(weak: &Weak<Shared>, conn: &mut Connection) -> Result<(), CeleryError> {
     let mut to_get: Vec<String> = Vec::new();
+    let socket = conn.writer()?;
+    let mut pinged = false;
     loop {
+        // Quiet is normal here (no result due); a PING tells quiet from a
+        // silent link, which would otherwise hold the futures for ever.
+        if !conn.has_buffered() && !readable_within(&socket, IDLE_PING)? {
+            if pinged {
+                return Err(CeleryError::Io(format!(
+                    "no answer to PING within {IDLE_PING:?}: the link to Redis is silent"
+                )));
+            }
+            let Some(shared) = weak.upgrade() else {
+                return Ok(());
+            };
+            shared.ping();
+            pinged = true;
+            continue;
+        }
+        // Bytes are waiting: the reply follows (or the read timeout fires).
         let reply = conn.read_reply()?;
+        pinged = false;
         let Some(shared) = weak.upgrade() else {
             return Ok(());
         };
@@ -811,10 +859,41 @@ fn read_loop(weak: &Weak<Shared>, conn: &mut Connection) -> Result<(), CeleryErr
             _ => {}
         }
         if !conn.has_buffered() && !to_get.is_empty() {
-            get_once(&shared, std::mem::take(&mut to_get));
+            // A failed GET is a broken listener: reconnecting subscribes
+            // again and GETs again (a result stored before the subscription
+            // has no other way here).
+            get_once(&shared, std::mem::take(&mut to_get))?;
         }
         if shared.closed.load(Ordering::SeqCst) && lock(&shared.pending).is_empty() {
             return Ok(());
+        }
+    }
+}
+
+/// Waits until `socket` has something to read (bytes, end of file or an
+/// error, which the next read reports), at most `limit`: false if not.
+fn readable_within(socket: &Stream, limit: Duration) -> Result<bool, CeleryError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        let mut fd = libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll(2) on one pollfd that lives across the call, for an
+        // open descriptor `socket` owns.
+        let n = unsafe { libc::poll(&mut fd, 1, ms) };
+        match n {
+            0 => return Ok(false),
+            n if n > 0 => return Ok(true),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(CeleryError::io(e));
+                }
+            }
         }
     }
 }
@@ -831,8 +910,9 @@ fn deliver(shared: &Shared, channel: &str, data: &[u8]) {
 }
 
 /// GETs the results of newly subscribed channels (one MGET), for results
-/// stored before the subscription took effect.
-fn get_once(shared: &Shared, channels: Vec<String>) {
+/// stored before the subscription took effect. An error means they were
+/// not read: the caller must GET them again.
+fn get_once(shared: &Shared, channels: Vec<String>) -> Result<(), CeleryError> {
     let channels: Vec<String> = {
         let pending = lock(&shared.pending);
         channels
@@ -844,15 +924,15 @@ fn get_once(shared: &Shared, channels: Vec<String>) {
             .collect()
     };
     if channels.is_empty() {
-        return;
+        return Ok(());
     }
     let mut args: Vec<&[u8]> = vec![b"MGET"];
     args.extend(channels.iter().map(|c| c.as_bytes()));
-    if let Ok(reply) = shared.backend.with(|c| c.command(&args)?.ok()) {
-        for (channel, value) in channels.iter().zip(reply.into_array()) {
-            if let Some(data) = value.into_bytes() {
-                deliver(shared, channel, &data);
-            }
+    let reply = shared.backend.with(|c| c.command(&args)?.ok())?;
+    for (channel, value) in channels.iter().zip(reply.into_array()) {
+        if let Some(data) = value.into_bytes() {
+            deliver(shared, channel, &data);
         }
     }
+    Ok(())
 }

@@ -49,6 +49,7 @@ mod procs;
 mod registry;
 pub mod resp;
 pub mod schedule;
+mod task_costs;
 pub mod tasks;
 pub mod testing;
 mod url;

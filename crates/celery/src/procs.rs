@@ -22,6 +22,7 @@ use serde_json::Value;
 use crate::limits::{self, Limits};
 use crate::meta::Outcome;
 use crate::registry::Registry;
+use crate::task_costs::TaskCosts;
 
 static PROCESS_REGISTRY: OnceLock<Registry> = OnceLock::new();
 
@@ -107,6 +108,8 @@ pub(crate) struct NotStarted(pub String);
 /// is a `WorkerLostError` as in Celery.
 pub(crate) struct Procs {
     size: usize,
+    /// The costs of the tasks run, for the `stats` reply (see `task_costs`).
+    costs: Arc<TaskCosts>,
     pool: Mutex<Arc<ProcessPoolExecutor>>,
     /// Why the pool broke for good: a new pool could not run a task either.
     broken: Mutex<Option<String>>,
@@ -114,9 +117,10 @@ pub(crate) struct Procs {
 
 impl Procs {
     /// A pool of `size` worker processes.
-    pub(crate) fn start(size: usize) -> Result<Procs, String> {
+    pub(crate) fn start(size: usize, costs: Arc<TaskCosts>) -> Result<Procs, String> {
         Ok(Procs {
             size,
+            costs,
             pool: Mutex::new(Arc::new(Self::build(size)?)),
             broken: Mutex::new(None),
         })
@@ -126,6 +130,9 @@ impl Procs {
         ProcessPoolExecutor::builder()
             .max_workers(size.max(1))
             .initializer(ignore_interrupts)
+            // CPU times and peak RSS for `stats` (two getrusage calls, a
+            // few µs: nothing beside a task's Redis round trips).
+            .report_usage(true)
             .build()
             .map_err(|e| e.to_string())
     }
@@ -145,6 +152,13 @@ impl Procs {
         let started = pool
             .submit(dispatch_limited, call)
             .map_err(|e| e.to_string())
+            .inspect(|future| {
+                // The report is read before `into_result` takes the future.
+                future.wait(None);
+                if let Some(report) = future.report() {
+                    self.costs.add(&report);
+                }
+            })
             .and_then(|future| match future.into_result() {
                 // Broken before the task reached a worker process.
                 Err(FutureError::Task(TaskError::BrokenExecutor(why))) => Err(why),

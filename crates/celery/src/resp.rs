@@ -1,4 +1,4 @@
-//! A minimal blocking Redis client: RESP2 over one `TcpStream`.
+//! A minimal blocking Redis client: RESP2 over one TCP or unix socket.
 //!
 //! Only what Celery's Redis transport needs: commands as arrays of bulk
 //! strings, replies parsed into [`Reply`], pipelining (write several commands,
@@ -47,6 +47,34 @@ impl Reply {
         }
     }
 
+    /// Appends the reply as a server would send it (the fuzz target checks
+    /// that whatever parses re-encodes to bytes that parse to the same reply).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let line = |out: &mut Vec<u8>, kind: u8, text: &[u8]| {
+            out.push(kind);
+            out.extend_from_slice(text);
+            out.extend_from_slice(b"\r\n");
+        };
+        match self {
+            Reply::Status(s) => line(out, b'+', s.as_bytes()),
+            Reply::Error(e) => line(out, b'-', e.as_bytes()),
+            Reply::Integer(i) => line(out, b':', i.to_string().as_bytes()),
+            Reply::Bulk(None) => line(out, b'$', b"-1"),
+            Reply::Bulk(Some(b)) => {
+                line(out, b'$', b.len().to_string().as_bytes());
+                out.extend_from_slice(b);
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Array(None) => line(out, b'*', b"-1"),
+            Reply::Array(Some(items)) => {
+                line(out, b'*', items.len().to_string().as_bytes());
+                for item in items {
+                    item.encode(out);
+                }
+            }
+        }
+    }
+
     /// An error reply turned into a [`CeleryError::Redis`]; other replies pass through.
     pub fn ok(self) -> Result<Reply, CeleryError> {
         match self {
@@ -90,6 +118,14 @@ impl Stream {
             Stream::Unix(s) => s.set_read_timeout(t),
         }
     }
+
+    /// The read timeout (`None`: reads block forever).
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        match self {
+            Stream::Tcp(s) => s.read_timeout(),
+            Stream::Unix(s) => s.read_timeout(),
+        }
+    }
 }
 
 impl Read for Stream {
@@ -126,6 +162,50 @@ impl AsRawFd for Stream {
     }
 }
 
+/// How long a read waits for a reply before the connection counts as
+/// broken. Our commands are small and Redis answers them in well under a
+/// millisecond; the longest wait we ask for is the worker's 1 s BLMOVE.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TCP keepalive: the first probe after this long idle ...
+const KEEPALIVE_IDLE: libc::c_int = 60;
+/// ... then one every this many seconds ...
+const KEEPALIVE_INTERVAL: libc::c_int = 10;
+/// ... and the connection is dropped after this many unanswered.
+const KEEPALIVE_PROBES: libc::c_int = 3;
+
+/// Turns on TCP keepalive with the timings above (the system defaults wait
+/// two hours before the first probe).
+fn keepalive(stream: &TcpStream) -> Result<(), CeleryError> {
+    let options = [
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, KEEPALIVE_IDLE),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, KEEPALIVE_INTERVAL),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_PROBES),
+    ];
+    for (level, name, value) in options {
+        // SAFETY: setsockopt(2) on the open socket `stream` owns, reading
+        // exactly `size_of::<c_int>()` bytes from `value`, which lives
+        // across the call.
+        let r = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(CeleryError::Io(format!(
+                "cannot turn on TCP keepalive: {e}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// One connection to a Redis server.
 pub struct Connection {
     reader: BufReader<Stream>,
@@ -137,6 +217,14 @@ impl Connection {
     /// Connects (within the URL's `connect_timeout`, if it has one), then
     /// `AUTH`s if the URL has a password (`AUTH user password` with a user)
     /// and `SELECT`s its database.
+    ///
+    /// A silent link (packets dropped, no FIN or RST) must not hang anyone:
+    /// every read gives up after [`READ_TIMEOUT`] (an error, so the caller
+    /// reconnects; a connection that waits longer on purpose, a
+    /// subscription, sets its own with [`set_read_timeout`](Self::set_read_timeout)),
+    /// and on TCP, keepalive has the kernel probe an idle peer, so one that
+    /// vanished is found on a connection nobody reads (a unix socket's peer
+    /// is on this machine: its death closes the socket).
     pub fn open(url: &RedisUrl) -> Result<Connection, CeleryError> {
         let stream = match &url.unix_socket {
             Some(path) => UnixStream::connect(path).map(Stream::Unix),
@@ -146,6 +234,12 @@ impl Connection {
             }),
         }
         .map_err(|e| CeleryError::Connect(url.to_string(), e.to_string()))?;
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .map_err(CeleryError::io)?;
+        if let Stream::Tcp(tcp) = &stream {
+            keepalive(tcp)?;
+        }
         let writer = stream.try_clone().map_err(CeleryError::io)?;
         let mut conn = Connection {
             reader: BufReader::with_capacity(64 * 1024, stream),
@@ -245,6 +339,13 @@ pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
     }
 }
 
+/// Redis's own `proto-max-bulk-len`: no bulk string is longer.
+pub const MAX_BULK_LEN: i64 = 512 * 1024 * 1024;
+/// Arrays nested deeper than this are refused.
+pub const MAX_DEPTH: usize = 64;
+/// Longest status, error or header line.
+pub const MAX_LINE: usize = 64 * 1024;
+
 fn bad(what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
@@ -252,9 +353,11 @@ fn bad(what: &str) -> io::Error {
     )
 }
 
-fn read_line(r: &mut impl BufRead) -> io::Result<String> {
+/// Reads one line, without its CRLF, reading at most [`MAX_LINE`] bytes of
+/// it: a server that never ends a line cannot make us buffer forever.
+fn read_line(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
     let mut line = Vec::new();
-    let n = r.read_until(b'\n', &mut line)?;
+    let n = r.take(MAX_LINE as u64 + 2).read_until(b'\n', &mut line)?;
     if n == 0 {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -262,52 +365,92 @@ fn read_line(r: &mut impl BufRead) -> io::Result<String> {
         ));
     }
     if !line.ends_with(b"\r\n") {
-        return Err(bad("line without CRLF"));
+        return Err(bad(if n > MAX_LINE {
+            "line longer than 64 KiB"
+        } else {
+            "line without CRLF"
+        }));
     }
     line.truncate(line.len() - 2);
-    String::from_utf8(line).map_err(|_| bad("line is not UTF-8"))
+    Ok(line)
 }
 
-fn read_len(s: &str) -> io::Result<i64> {
-    s.parse::<i64>().map_err(|_| bad("length is not a number"))
+fn utf8(bytes: &[u8]) -> io::Result<String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| bad("line is not UTF-8"))
+}
+
+/// A length or integer: decimal ASCII, fitting an `i64`.
+fn read_len(s: &[u8]) -> io::Result<i64> {
+    std::str::from_utf8(s)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| bad("length is not a number"))
 }
 
 /// Reads one reply from `r`.
+///
+/// Every byte sequence gives a reply or an error, never a panic: lengths are
+/// checked before anything is allocated (a bulk string at most
+/// [`MAX_BULK_LEN`], and its buffer grows only as its bytes arrive), arrays
+/// nest at most [`MAX_DEPTH`] deep, lines are at most [`MAX_LINE`] bytes.
+/// After an error the connection is out of step and must be dropped.
 pub fn read_reply(r: &mut impl BufRead) -> io::Result<Reply> {
+    read_nested(r, 1)
+}
+
+/// Reads one reply that sits `depth` arrays deep (1: the top level).
+fn read_nested(r: &mut impl BufRead, depth: usize) -> io::Result<Reply> {
+    if depth > MAX_DEPTH {
+        return Err(bad("arrays nested more than 64 deep"));
+    }
     let line = read_line(r)?;
-    let (kind, rest) = line.split_at(line.len().min(1));
+    let Some((&kind, rest)) = line.split_first() else {
+        return Err(bad("empty line"));
+    };
     Ok(match kind {
-        "+" => Reply::Status(rest.to_string()),
-        "-" => Reply::Error(rest.to_string()),
-        ":" => Reply::Integer(read_len(rest)?),
-        "$" => {
-            let n = read_len(rest)?;
-            if n < 0 {
-                Reply::Bulk(None)
-            } else {
-                let mut buf = vec![0u8; n as usize + 2];
-                r.read_exact(&mut buf)?;
-                if !buf.ends_with(b"\r\n") {
-                    return Err(bad("bulk string without CRLF"));
-                }
-                buf.truncate(n as usize);
-                Reply::Bulk(Some(buf))
-            }
-        }
-        "*" => {
-            let n = read_len(rest)?;
-            if n < 0 {
-                Reply::Array(None)
-            } else {
+        b'+' => Reply::Status(utf8(rest)?),
+        b'-' => Reply::Error(utf8(rest)?),
+        b':' => Reply::Integer(read_len(rest)?),
+        b'$' => match read_len(rest)? {
+            -1 => Reply::Bulk(None),
+            n @ 0..=MAX_BULK_LEN => Reply::Bulk(Some(read_bulk(r, n as usize)?)),
+            n if n < 0 => return Err(bad("negative bulk length other than -1")),
+            _ => return Err(bad("bulk string longer than 512 MB (proto-max-bulk-len)")),
+        },
+        b'*' => match read_len(rest)? {
+            -1 => Reply::Array(None),
+            n if n < 0 => return Err(bad("negative array length other than -1")),
+            n => {
+                // Each item needs at least 3 bytes on the wire, so memory
+                // grows only with what arrives, whatever `n` says.
                 let mut items = Vec::with_capacity(n.min(1024) as usize);
                 for _ in 0..n {
-                    items.push(read_reply(r)?);
+                    items.push(read_nested(r, depth + 1)?);
                 }
                 Reply::Array(Some(items))
             }
-        }
+        },
         _ => return Err(bad("unknown type byte")),
     })
+}
+
+/// Reads a bulk string's `n` bytes and its CRLF. The buffer grows with
+/// what arrives: a header announcing 500 MB followed by nothing costs
+/// nothing.
+fn read_bulk(r: &mut impl BufRead, n: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(n.min(64 * 1024) + 2);
+    let want = n as u64 + 2;
+    if r.take(want).read_to_end(&mut buf)? as u64 != want {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the Redis server closed the connection inside a bulk string",
+        ));
+    }
+    if !buf.ends_with(b"\r\n") {
+        return Err(bad("bulk string without CRLF"));
+    }
+    buf.truncate(n);
+    Ok(buf)
 }
 
 #[cfg(test)]
@@ -342,6 +485,13 @@ mod tests {
             read_reply(&mut r).unwrap_err().kind(),
             io::ErrorKind::UnexpectedEof
         );
+        // And they encode back to the same bytes.
+        let mut r = &wire[..];
+        let mut out = Vec::new();
+        while let Ok(reply) = read_reply(&mut r) {
+            reply.encode(&mut out);
+        }
+        assert_eq!(out, wire);
     }
 
     #[test]
@@ -353,5 +503,103 @@ mod tests {
         );
         let mut r = &b"$5\r\nab\r\n"[..];
         assert!(read_reply(&mut r).is_err());
+    }
+
+    /// The reply's error kind, or a panic naming what parsed instead.
+    fn error_kind(wire: &[u8]) -> io::ErrorKind {
+        match read_reply(&mut &wire[..]) {
+            Ok(r) => panic!("{wire:?} parsed as {r:?}"),
+            Err(e) => e.kind(),
+        }
+    }
+
+    #[test]
+    fn a_multibyte_first_character_is_an_error_not_a_panic() {
+        // 'é' is two bytes: splitting the line after its first byte panicked.
+        assert_eq!(error_kind("é\r\n".as_bytes()), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_bulk_length_of_i64_max_is_an_error_not_an_overflow() {
+        assert_eq!(
+            error_kind(b"$9223372036854775807\r\n"),
+            io::ErrorKind::InvalidData
+        );
+    }
+
+    #[test]
+    fn a_4_tib_bulk_length_is_refused_before_allocating() {
+        // Bigger than Redis's own proto-max-bulk-len (512 MB): refused from
+        // the header alone, not by trying to allocate 4 TiB.
+        assert_eq!(
+            error_kind(b"$4398046511104\r\n"),
+            io::ErrorKind::InvalidData
+        );
+    }
+
+    #[test]
+    fn a_million_nested_arrays_are_an_error_not_a_stack_overflow() {
+        let wire = b"*1\r\n".repeat(1_000_000);
+        assert_eq!(error_kind(&wire), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_still_parses() {
+        let mut wire = b"*1\r\n".repeat(MAX_DEPTH - 1);
+        wire.extend_from_slice(b":7\r\n");
+        let mut reply = read_reply(&mut &wire[..]).unwrap();
+        for _ in 0..MAX_DEPTH - 1 {
+            reply = reply.into_array().pop().unwrap();
+        }
+        assert_eq!(reply, Reply::Integer(7));
+    }
+
+    #[test]
+    fn a_line_without_end_is_cut_off_at_the_cap() {
+        // A server that sends a status line and never ends it: the parser
+        // reads at most MAX_LINE bytes of it (and room for a CRLF), not all 64 MiB.
+        let mut r = io::BufReader::new(io::repeat(b'+').take(64 << 20));
+        let mut consumed = 0u64;
+        let kind = read_reply(&mut CountingReader::new(&mut r, &mut consumed))
+            .unwrap_err()
+            .kind();
+        assert_eq!(kind, io::ErrorKind::InvalidData);
+        assert!(consumed <= MAX_LINE as u64 + 2, "read {consumed} bytes");
+    }
+
+    #[test]
+    fn negative_lengths_other_than_nil_are_errors() {
+        assert_eq!(error_kind(b"$-2\r\n"), io::ErrorKind::InvalidData);
+        assert_eq!(error_kind(b"*-7\r\n"), io::ErrorKind::InvalidData);
+    }
+
+    /// A `BufRead` that counts the bytes its caller consumed.
+    struct CountingReader<'a, R> {
+        inner: R,
+        consumed: &'a mut u64,
+    }
+
+    impl<'a, R: BufRead> CountingReader<'a, R> {
+        fn new(inner: R, consumed: &'a mut u64) -> Self {
+            CountingReader { inner, consumed }
+        }
+    }
+
+    impl<R: BufRead> io::Read for CountingReader<'_, R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            *self.consumed += n as u64;
+            Ok(n)
+        }
+    }
+
+    impl<R: BufRead> BufRead for CountingReader<'_, R> {
+        fn fill_buf(&mut self) -> io::Result<&[u8]> {
+            self.inner.fill_buf()
+        }
+        fn consume(&mut self, n: usize) {
+            *self.consumed += n as u64;
+            self.inner.consume(n);
+        }
     }
 }

@@ -116,6 +116,11 @@ impl RedisUrl {
                 }
             }
         }
+        if !unix && !host.chars().all(is_host_char) {
+            return Err(bad(
+                "the host has a character no host name or address has (space, control, ...)",
+            ));
+        }
         Ok(RedisUrl {
             port,
             db: db.unwrap_or(0),
@@ -223,6 +228,20 @@ fn parse_timeout(key: &str, value: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Encodes every byte but letters, digits and `-._~` as `%XX`, so that a
+/// user name holding `:`, `@` or `/` reads back as itself.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Decodes `%XX` escapes; the result must be UTF-8.
 fn percent_decode(s: &str) -> Result<String, String> {
     let bytes = s.as_bytes();
@@ -245,11 +264,19 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "the percent-encoded bytes are not UTF-8".to_string())
 }
 
+/// Letters, digits and `.-_` (names), `:[]` (IPv6 addresses), `%` (an IPv6
+/// zone): anything else (a space, a control byte, `#`) is no host.
+fn is_host_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || ".-_:[]%".contains(c)
+}
+
 /// `url` with its password replaced by `**` (the whole user part when it
 /// has no ':'), for URLs that may not even parse: what error messages show.
+/// A URL without a scheme is masked too: it is still somebody's password.
 pub(crate) fn mask_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
     };
     let Some((userinfo, host)) = rest.rsplit_once('@') else {
         return url.to_string();
@@ -258,7 +285,7 @@ pub(crate) fn mask_password(url: &str) -> String {
         Some((user, _)) => format!("{user}:"),
         None => String::new(),
     };
-    format!("{scheme}://{user}**@{host}")
+    format!("{scheme}{user}**@{host}")
 }
 
 impl fmt::Display for RedisUrl {
@@ -270,7 +297,8 @@ impl fmt::Display for RedisUrl {
         };
         f.write_str(scheme)?;
         if self.password.is_some() {
-            write!(f, "{}:**@", self.username.as_deref().unwrap_or(""))?;
+            let user = percent_encode(self.username.as_deref().unwrap_or(""));
+            write!(f, "{user}:**@")?;
         }
         if let Some(path) = &self.unix_socket {
             return write!(f, "{path}?virtual_host={}", self.db);
@@ -413,6 +441,39 @@ mod tests {
             "redis://h/?db=",
         ] {
             let _ = RedisUrl::parse(odd);
+        }
+    }
+
+    /// Found by the `redis_url` fuzz target: a user name with `@` or `:`
+    /// was shown unencoded, so the shown URL read back as another URL.
+    #[test]
+    fn a_user_name_with_reserved_characters_reads_back_from_its_display() {
+        let u = RedisUrl::parse("redis://a%40b%3Ac:pw@h/0").unwrap();
+        assert_eq!(u.username.as_deref(), Some("a@b:c"));
+        let again = RedisUrl::parse(&u.to_string()).unwrap();
+        assert_eq!(again.username.as_deref(), Some("a@b:c"), "{u}");
+        assert_eq!(again.host, "h");
+    }
+
+    #[test]
+    fn a_bad_url_does_not_print_its_password() {
+        let e = RedisUrl::parse("redis://:hunter2@h:port/0").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("port is not a number"), "{e}");
+    }
+
+    #[test]
+    fn a_host_with_spaces_or_control_bytes_is_refused() {
+        for bad in ["redis://a b:1/0", "redis://a\nb/0", "redis://h#frag"] {
+            let got = RedisUrl::parse(bad).map(|u| u.host);
+            assert!(got.is_err(), "{bad:?} parsed with host {got:?}");
+        }
+        for good in [
+            "redis://redis_host/0",
+            "redis://[::1]:6380/2",
+            "redis://10.0.0.1",
+        ] {
+            assert!(RedisUrl::parse(good).is_ok(), "{good}");
         }
     }
 }

@@ -2,14 +2,25 @@
 //!
 //! Per message (kombu's Redis transport, late ack emulated as kombu does):
 //!
-//! 1. `BRPOP q q\x06\x163 q\x06\x166 q\x06\x169 1` fetches a message (only
-//!    when a runner is free: no prefetch beyond `concurrency`).
-//! 2. One transaction records it as unacknowledged (`ZADD unacked_index
-//!    <now> <tag>`, `HSET unacked <tag> [message, exchange, routing key]`)
-//!    and the same round trip GETs its result record: a REVOKED record (or
-//!    a revoke broadcast seen on the pidbox) means skip it. A message whose
-//!    `eta` is ahead is held, unacked, until due ([`crate::schedule`]);
-//!    one whose `expires` has passed is stored REVOKED `expired`.
+//! 1. A held job that has fallen due comes first (step 2). Else a Lua
+//!    script pops a message (`RPOP q`, then `q\x06\x163`, `..6`, `..9`:
+//!    BRPOP's order) and records it as unacknowledged (`ZADD
+//!    unacked_index <now> <tag>`, `HSET unacked <tag> [message, exchange,
+//!    routing key]`) in one step, only when a runner is free (no prefetch
+//!    beyond `concurrency`). A lost reply loses nothing: the worker chose
+//!    the tag before asking and looks for it on its next connection. After
+//!    a pop that found nothing, the next is pipelined behind `BLMOVE q q
+//!    RIGHT RIGHT 1`, which waits without popping, for at most a second:
+//!    held jobs fall due and the stop flag is seen while the worker idles.
+//! 2. The message is read ([`TaskMessage::read`]) and its keyword
+//!    arguments bound to the task's parameters; one refused there gets a
+//!    FAILURE saying why under its id, then is acked. A GET of its result
+//!    record: a REVOKED record (or a revoke broadcast seen on the pidbox)
+//!    means skip it (REVOKED, acked). A message whose `eta` is ahead is
+//!    held, unacked, until due ([`crate::schedule`]): its `unacked_index`
+//!    score becomes its eta as soon as that is read, so the visibility
+//!    timeout counts from when it is due. One whose `expires` has passed is
+//!    stored REVOKED `expired`.
 //! 3. The runner thread that fetched it runs it (or hands it to a worker
 //!    process and waits); a panic or `Err` becomes FAILURE. `concurrency`
 //!    runner threads take turns at the fetch connection (leader/followers),
@@ -23,7 +34,8 @@
 //!    transaction sends what follows the task (the chain's next task,
 //!    `link` callbacks or `link_error` errbacks: LPUSH), stores the result
 //!    (SETEX + PUBLISH) and acks (`ZREM`, `HDEL`): a crash before it leaves
-//!    the message unacked.
+//!    the message unacked. While Redis cannot be reached it is retried with
+//!    back-off, for up to `STORE_PATIENCE` (5 minutes).
 //! 5. Any worker restores unacked messages older than the visibility
 //!    timeout to their queue (under the `unacked_mutex` lock), so a task
 //!    whose worker died runs again elsewhere: at least once, not exactly once.
@@ -31,7 +43,9 @@
 //! Nothing is acked that did not run: a task the process pool could not
 //! start goes back to its queue (and a worker whose pool cannot be rebuilt
 //! stops), and a cold shutdown ([`ColdShutdown`]) returns the running
-//! tasks' messages instead of acking them.
+//! and held tasks' messages instead of acking them, once no fetch is under
+//! way (so that an idle runner does not take one back as the process
+//! exits).
 
 use std::collections::HashSet;
 use std::net::Shutdown;
@@ -52,8 +66,9 @@ use crate::meta::{result_key, started_record, Outcome};
 use crate::pool::Pool;
 use crate::procs::{NotStarted, Procs};
 use crate::registry::Registry;
-use crate::resp::{Connection, Reply};
+use crate::resp::{Connection, Reply, Stream};
 use crate::schedule::{self, Held};
+use crate::task_costs::TaskCosts;
 use crate::url::RedisUrl;
 
 /// How a worker is set up; see [`Worker::new`]. Its `Debug` masks the
@@ -187,25 +202,22 @@ impl Worker {
         *lock(&self.stats)
     }
 
-    /// Consumes until the stop flag is set. Errors only if Redis is
-    /// unreachable at start; later connection losses are retried.
+    /// Consumes until the stop flag is set. Errors only if Redis stays
+    /// unreachable through the start-up retries (about 8 minutes, each
+    /// logged); later connection losses are retried.
     pub fn run(&self) -> Result<(), CeleryError> {
         let broker_url = RedisUrl::parse(&self.config.broker)?;
         let backend_url = match &self.config.backend {
             Some(b) => RedisUrl::parse(b)?,
             None => broker_url.clone(),
         };
-        let mut fetch = Connection::open(&broker_url)?;
+        let Some(fetch) = self.connect_at_start(&broker_url)? else {
+            return Ok(()); // stopped before Redis could be reached
+        };
         let broker = Arc::new(Pool::new(broker_url.clone(), self.config.concurrency + 1));
         let backend = Arc::new(Pool::new(backend_url, self.config.concurrency + 1));
-        for q in &self.config.queues {
-            let key = format!("_kombu.binding.{q}");
-            let member = format!("{q}{SEP}{SEP}{q}");
-            fetch
-                .command(&[b"SADD", key.as_bytes(), member.as_bytes()])?
-                .ok()?;
-        }
         let revoked = Arc::new(Mutex::new(RevokedSet::default()));
+        let costs = Arc::new(TaskCosts::default());
         let remote = Remote {
             node: self.config.hostname.clone(),
             revoked: revoked.clone(),
@@ -224,6 +236,7 @@ impl Worker {
             },
             concurrency: self.config.concurrency,
             started: Instant::now(),
+            costs: costs.clone(),
         };
         let pidbox = self.start_pidbox(&broker_url, remote)?;
         let restorer = self.start_restorer(broker.clone());
@@ -236,29 +249,32 @@ impl Worker {
                     ));
                 }
                 Some(
-                    Procs::start(self.config.concurrency).map_err(|e| {
+                    Procs::start(self.config.concurrency, costs).map_err(|e| {
                         CeleryError::Io(format!("cannot start the process pool: {e}"))
                     })?,
                 )
             }
         };
-        let mut brpop: Vec<Vec<u8>> = vec![b"BRPOP".to_vec()];
+        // BRPOP's keys, in its order: each queue, then its priority lists.
+        let mut keys: Vec<(Vec<u8>, String)> = Vec::new();
         for q in &self.config.queues {
-            brpop.push(q.as_bytes().to_vec());
+            keys.push((q.as_bytes().to_vec(), q.clone()));
             for p in ["3", "6", "9"] {
-                brpop.push(format!("{q}{SEP}{p}").into_bytes());
+                keys.push((format!("{q}{SEP}{p}").into_bytes(), q.clone()));
             }
         }
-        brpop.push(b"1".to_vec());
-        let brpop: Vec<&[u8]> = brpop.iter().map(Vec::as_slice).collect();
         // Leader/followers: `concurrency` runner threads; the one holding the
-        // fetch connection (the leader) BRPOPs, hands the connection to the
+        // fetch connection (the leader) fetches, hands the connection to the
         // next idle runner by unlocking it, then runs the task itself. No
         // hand-off between fetching and running, and a runner fetches only
         // when it is free: no prefetch beyond `concurrency`.
         let fetch = Fetch {
-            conn: Mutex::new(fetch),
-            brpop: &brpop,
+            conn: Mutex::new(Leader {
+                conn: Some(fetch),
+                idle: false,
+                unconfirmed: None,
+            }),
+            script: FetchScript::new(&keys),
             url: &broker_url,
             fatal: Mutex::new(None),
             pause: Mutex::new(Duration::ZERO),
@@ -298,13 +314,8 @@ impl Worker {
     /// Runs one fetched task and stores its result, unless a cold shutdown
     /// came first.
     fn serve(&self, broker: &Pool, backend: &Pool, procs: Option<&Procs>, job: Job) {
-        // A held job became running when it was taken (`take_held`).
-        if !job.was_held && !self.running.start(&job.tag) {
-            // Fetched after a cold shutdown took the list of running tasks:
-            // this runner returns the message itself.
-            let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
-            return;
-        }
+        // Already counted as running: by `next_job` before its fetch ended,
+        // or when a held job was taken (`take_held`).
         // Listed by `inspect().active()` until this function returns.
         let _active = self.active.begin(&job.tag, &job.msg, &self.config.hostname);
         let refused =
@@ -340,6 +351,7 @@ impl Worker {
             return;
         }
         let expires = self.config.result_expires;
+        let cold = || self.running.is_cold();
         if let Some(body) = &chord_body {
             // Before the ack: a worker that dies in between runs the task
             // again, and its second report is a no-op (see `chord`).
@@ -355,7 +367,7 @@ impl Worker {
                 return;
             }
         }
-        store_and_ack(broker, backend, &job, &outcome, &follow, expires);
+        store_and_ack(broker, backend, &job, &outcome, &follow, expires, &cold);
         self.running.stored();
         lock(&self.stats).ran += 1;
     }
@@ -430,6 +442,9 @@ impl Worker {
         let Some(wait) = wait.filter(|_| !job.msg.timing.expired(now)) else {
             return Some(job);
         };
+        if !self.score_from_eta(broker, &job, now) {
+            return None; // restored meanwhile: fetched again from its queue
+        }
         if self.running.hold(&job.tag) {
             self.held.hold(job, wait);
         } else {
@@ -439,11 +454,59 @@ impl Worker {
         None
     }
 
+    /// Sets the score in `unacked_index` of a job about to be held to its
+    /// eta ([`unacked_score`](crate::schedule::Timing::unacked_score)), so
+    /// that the visibility timeout counts from when it is due. The fetch
+    /// script recorded the time of the pop: the eta is inside the message,
+    /// which the script does not read, so it is set here, right after the
+    /// message is read. `ZADD XX` changes the score of an entry still
+    /// there and never adds one back; an entry gone means the message was
+    /// restored to its queue in between (a visibility timeout shorter than
+    /// the time since the pop): false, and the caller drops the job (its
+    /// restored copy is fetched again; holding it too would run it twice).
+    /// Retried while Redis cannot be reached; if it still fails, the job is
+    /// held and the log says that another worker may run it before its eta.
+    fn score_from_eta(&self, broker: &Pool, job: &Job, now: f64) -> bool {
+        let score = job.msg.timing.unacked_score(now).to_string();
+        let tag = job.tag.as_bytes();
+        let cold = || self.running.is_cold();
+        // Then ZSCORE: nil if the entry is gone. (ZADD's own reply cannot
+        // tell: a retry after a lost reply changes nothing either.)
+        let set = with_retries(broker, "recording the eta", &job.msg.id, &cold, |c| {
+            c.queue(&[b"ZADD", b"unacked_index", b"XX", score.as_bytes(), tag]);
+            c.queue(&[b"ZSCORE", b"unacked_index", tag]);
+            c.flush()?;
+            c.read_reply()?.ok()?;
+            c.read_reply()?.ok()
+        });
+        match set {
+            Ok(Reply::Bulk(None)) => {
+                eprintln!(
+                    "celery-worker: task {} was restored to its queue before its eta was \
+                     recorded (visibility timeout shorter than its fetch): not held here, \
+                     it is fetched again",
+                    job.msg.id
+                );
+                false
+            }
+            Ok(_) => true,
+            Err(e) => {
+                eprintln!(
+                    "celery-worker: could not record the eta of task {} as its unacked score \
+                     ({e}): another worker may restore and run it before its eta, after the \
+                     visibility timeout",
+                    job.msg.id
+                );
+                true
+            }
+        }
+    }
+
     /// A held job that is due, now counted as running; `None` if none is.
     /// One revoked while it was held is skipped (REVOKED, acked), as
     /// Celery's worker checks for a revoke when an eta task falls due.
     fn take_due(&self, broker: &Pool, backend: &Pool, revoked: &Mutex<RevokedSet>) -> Option<Job> {
-        while let Some(mut job) = self.held.take_due() {
+        while let Some(job) = self.held.take_due() {
             if self.is_revoked(backend, revoked, &job.msg.id) {
                 if self.running.release_held(&job.tag) {
                     self.skip_revoked(broker, backend, &job);
@@ -452,7 +515,6 @@ impl Worker {
             }
             // False: a cold shutdown returned it to its queue already.
             if self.running.take_held(&job.tag) {
-                job.was_held = true;
                 return Some(job);
             }
         }
@@ -496,7 +558,16 @@ impl Worker {
                 return;
             }
         }
-        store_and_ack(broker, backend, job, &Outcome::Revoked, &none, expires);
+        let cold = || self.running.is_cold();
+        store_and_ack(
+            broker,
+            backend,
+            job,
+            &Outcome::Revoked,
+            &none,
+            expires,
+            &cold,
+        );
         lock(&self.stats).revoked += 1;
     }
 
@@ -535,8 +606,8 @@ impl Worker {
         }
     }
 
-    /// As the leader (holding `fetch`), waits for a message to run and
-    /// records it as unacked; `None` once the stop flag is set.
+    /// As the leader (holding `fetch`), waits for a message to run (it is
+    /// recorded as unacked as it is popped); `None` once the stop flag is set.
     fn next_job(
         &self,
         fetch: &Fetch,
@@ -545,17 +616,23 @@ impl Worker {
         revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
         loop {
-            let (queue, raw) = {
-                let mut conn = lock(&fetch.conn);
+            let (queue, raw, tag, _fetching) = {
+                let mut leader = lock(&fetch.conn);
                 if self.stop.load(Ordering::SeqCst) {
                     return None;
                 }
-                // Held jobs fall due within a BRPOP's second.
+                // Held jobs fall due within a wait's second (`FetchScript::WAIT`).
                 if let Some(job) = self.take_due(broker, backend, revoked) {
                     return Some(job);
                 }
-                let reply = match conn.command(fetch.brpop) {
-                    Ok(r) => r,
+                // Until the popped message is counted as running or held (or
+                // back on its queue), a cold shutdown waits for this fetch.
+                let Some(fetching) = self.running.begin_fetch() else {
+                    return None; // a cold shutdown began
+                };
+                match fetch.next_message(&mut leader) {
+                    Ok(Some((queue, raw, tag))) => (queue, raw, tag, fetching),
+                    Ok(None) => continue, // nothing yet, or an error reply
                     Err(e) if !e.is_connection() => {
                         // Not a broken connection: stop the worker with it.
                         self.stop.store(true, Ordering::SeqCst);
@@ -563,48 +640,43 @@ impl Worker {
                         return None;
                     }
                     Err(_) => {
+                        // Never reused: a read that timed out may have left
+                        // half a reply, which the next command would take
+                        // for its own. The next call opens a new one.
+                        leader.conn = None;
                         std::thread::sleep(Duration::from_millis(200));
-                        if let Ok(c) = Connection::open(fetch.url) {
-                            *conn = c;
-                        }
                         continue;
                     }
-                };
-                if let Reply::Error(e) = &reply {
-                    // Not the connection's fault (Redis loading its data,
-                    // out of memory, a key of the wrong type): say so and
-                    // pause before asking again, longer each time.
-                    let pause = fetch.error_pause(e);
-                    std::thread::sleep(pause);
-                    continue;
                 }
-                fetch.error_cleared();
-                let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
-                let (Some(Some(queue)), Some(Some(raw))) = (parts.next(), parts.next()) else {
-                    continue; // timeout
-                };
-                (queue, raw)
             }; // unlocked: the next idle runner fetches while this one runs
-            let queue = String::from_utf8_lossy(&queue).into_owned();
-            let queue = queue.split(SEP).next().unwrap_or(&queue).to_string();
-            let job = self.accept(broker, backend, &queue, raw, revoked);
-            if let Some(job) = job.and_then(|job| self.hold_until_due(broker, job)) {
+            let job = self.accept(broker, backend, &queue, raw, tag, revoked);
+            let Some(job) = job.and_then(|job| self.hold_until_due(broker, job)) else {
+                continue;
+            };
+            if self.running.start(&job.tag) {
                 return Some(job);
             }
+            // A cold shutdown began during the fetch; it returns only the
+            // messages it knows of, and waits for this fetch to end: this
+            // runner returns this one itself.
+            let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
         }
     }
 
-    /// Records the message as unacked and decides whether to run it.
+    /// Decides whether to run a fetched message (already recorded as
+    /// unacked under `tag`).
     fn accept(
         &self,
         broker: &Pool,
         backend: &Pool,
         queue: &str,
         raw: Vec<u8>,
+        tag: String,
         revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
+        let fetched = (queue, tag.as_str());
         let msg = match TaskMessage::read(&raw) {
-            Ok(m) => self.bind_kwargs(backend, queue, m)?,
+            Ok(m) => self.bind_kwargs(broker, backend, fetched, m)?,
             Err(r) => {
                 let (module, class) = r.exception;
                 let outcome = Outcome::Failure {
@@ -614,59 +686,18 @@ impl Worker {
                     traceback: None,
                 };
                 let who = (r.id.as_deref(), r.task.as_deref().unwrap_or("?"));
-                self.refuse(backend, queue, who, &[], &outcome);
+                self.refuse(broker, backend, fetched, who, &[], &outcome);
                 return None;
             }
         };
-        let tag = new_task_id();
-        let entry = format!(
-            "[{}, \"\", {}]",
-            String::from_utf8_lossy(&raw),
-            Value::String(queue.to_string())
-        );
-        // An eta task's visibility timeout counts from its eta.
-        let now = msg.timing.unacked_score(unix_now()).to_string();
         let key = result_key(&msg.id);
-        // One round trip when the backend is the broker's server: record
-        // the message as unacked and read its result record together.
-        let same = same_server(broker, backend);
-        let mut stored = None;
-        let recorded = broker.with(|c| {
-            c.queue(&[b"MULTI"]);
-            c.queue(&[b"ZADD", b"unacked_index", now.as_bytes(), tag.as_bytes()]);
-            c.queue(&[b"HSET", b"unacked", tag.as_bytes(), entry.as_bytes()]);
-            c.queue(&[b"EXEC"]);
-            if same {
-                c.queue(&[b"GET", key.as_bytes()]);
-            }
-            c.flush()?;
-            for _ in 0..4 {
-                c.read_reply()?.ok()?;
-            }
-            if same {
-                stored = c.read_reply()?.into_bytes();
-            }
-            Ok(())
-        });
-        if let Err(e) = recorded {
-            eprintln!(
-                "celery-worker: could not record task {} as unacked: {e}",
-                msg.id
-            );
-        }
-        if !same {
-            stored = backend
-                .with(|c| c.command(&[b"GET", key.as_bytes()]))
-                .ok()
-                .and_then(Reply::into_bytes);
-        }
+        let stored = backend
+            .with(|c| c.command(&[b"GET", key.as_bytes()]))
+            .ok()
+            .and_then(Reply::into_bytes);
         let is_revoked = lock(revoked).contains(&msg.id, Instant::now())
             || stored.is_some_and(|s| is_revoked_record(&s));
-        let job = Job {
-            msg,
-            tag,
-            was_held: false,
-        };
+        let job = Job { msg, tag };
         if is_revoked {
             self.skip_revoked(broker, backend, &job);
             return None;
@@ -676,11 +707,13 @@ impl Worker {
 
     /// Puts the message's keyword arguments at their parameters' positions
     /// ([`Registry::bind`]); a task the registry does not know is logged as
-    /// Celery logs it (running it stores `NotRegistered`). `None`: refused.
+    /// Celery logs it (running it stores `NotRegistered`). `None`: refused
+    /// (see [`refuse`](Self::refuse)).
     fn bind_kwargs(
         &self,
+        broker: &Pool,
         backend: &Pool,
-        queue: &str,
+        fetched: (&str, &str),
         mut msg: TaskMessage,
     ) -> Option<TaskMessage> {
         if self.registry.get(&msg.task).is_none() {
@@ -702,20 +735,25 @@ impl Worker {
                 // A chain after it fails too, as after a task that failed.
                 let chain = canvas::chain_task_ids(&msg.embed);
                 let who = (Some(msg.id.as_str()), msg.task.as_str());
-                self.refuse(backend, queue, who, &chain, &Outcome::from_task_error(&e));
+                let outcome = Outcome::from_task_error(&e);
+                self.refuse(broker, backend, fetched, who, &chain, &outcome);
                 None
             }
         }
     }
 
-    /// A message that will not run: logs who it was for and why, and
-    /// stores `outcome` under its id (and `more` ids) when it has one, so
-    /// that the client does not wait for ever. The message was never
-    /// recorded as unacked: it is gone from its queue either way.
+    /// A message that will not run, fetched from `queue` and recorded as
+    /// unacked under `tag`: logs who it was for and why, stores `outcome`
+    /// under its id (and `more` ids) when it has one, so that the client
+    /// does not wait for ever, then acks it. If the outcome could not be
+    /// stored, the message stays unacked: it is restored after the
+    /// visibility timeout and refused again (never acked unstored). One
+    /// without a readable id is acked at once: nothing can be stored for it.
     fn refuse(
         &self,
+        broker: &Pool,
         backend: &Pool,
-        queue: &str,
+        (queue, tag): (&str, &str),
         (id, task): (Option<&str>, &str),
         more: &[String],
         outcome: &Outcome,
@@ -731,6 +769,7 @@ impl Worker {
                 "celery-worker: dropped a message from {queue} (task {task}, no readable task id: \
                  nothing stored): {why}"
             );
+            ack(broker, tag);
             return;
         };
         let ttl = self
@@ -752,29 +791,81 @@ impl Worker {
             Ok(())
         });
         match stored {
-            Ok(()) => eprintln!(
-                "celery-worker: refused task {id} ({task}) from {queue}, FAILURE stored: {why}"
-            ),
+            Ok(()) => {
+                eprintln!(
+                    "celery-worker: refused task {id} ({task}) from {queue}, FAILURE stored: {why}"
+                );
+                ack(broker, tag);
+            }
             Err(e) => eprintln!(
-                "celery-worker: refused task {id} ({task}) from {queue}: {why}; \
-                 storing its FAILURE failed too ({e}): the client is not told"
+                "celery-worker: refused task {id} ({task}) from {queue}: {why}; storing its \
+                 FAILURE failed ({e}): its message stays unacked and is refused again after \
+                 the visibility timeout"
             ),
         }
     }
 
+    /// Opens the fetch connection and declares the queues (their kombu
+    /// bindings), retrying with back-off while Redis cannot be reached or
+    /// is still loading its data, as Celery's worker retries its broker
+    /// connection at start-up; each try is logged. `None` if the stop flag
+    /// was set meanwhile. Any other error (a wrong password) ends it at once.
+    fn connect_at_start(&self, url: &RedisUrl) -> Result<Option<Connection>, CeleryError> {
+        let mut pause = Duration::from_millis(100);
+        let mut failed = 0u32;
+        loop {
+            let e = match declare_queues(url, &self.config.queues) {
+                Ok(c) => {
+                    if failed > 0 {
+                        eprintln!("celery-worker: connected to the broker at {url}");
+                    }
+                    return Ok(Some(c));
+                }
+                Err(e) if failed < START_TRIES && transient(&e) => e,
+                Err(e) => return Err(e),
+            };
+            failed += 1;
+            eprintln!(
+                "celery-worker: cannot use the broker yet ({e}); retrying in {pause:?} \
+                 (try {failed} of {START_TRIES})"
+            );
+            if !pause_unless_stopped(&self.stop, pause) {
+                return Ok(None);
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Starts the thread that hears the pidbox's broadcasts (revokes,
+    /// remote control: [`Remote::handle`]). It subscribes again whenever
+    /// its connection breaks (a Redis restart, a cut link), pausing
+    /// 100 ms .. 5 s between tries, until the worker stops: a Python
+    /// client's `revoke()` is only a broadcast, so a listener that ended
+    /// would let revoked tasks run.
     fn start_pidbox(&self, url: &RedisUrl, remote: Remote) -> Result<Pidbox, CeleryError> {
-        let mut conn = Connection::open(url)?;
-        let channel = format!("/{}.celery.pidbox", url.db);
-        conn.command(&[b"SUBSCRIBE", channel.as_bytes()])?.ok()?;
-        let socket = conn.writer()?;
+        let socket: Arc<Mutex<Option<Stream>>> = Arc::default();
+        let stop = self.stop.clone();
+        // The first subscription before any task is fetched, if it can.
+        let mut conn = open_pidbox(url, &socket, &stop).ok();
+        let (url, current) = (url.clone(), socket.clone());
         let handle = std::thread::Builder::new()
             .name("celery-pidbox".to_string())
             .spawn(move || {
-                while let Ok(reply) = conn.read_reply() {
-                    let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
-                    if parts.next().flatten().as_deref() == Some(b"message") {
-                        let data = parts.nth(1).flatten().unwrap_or_default();
-                        remote.handle(&data);
+                let mut pause = Duration::from_millis(100);
+                while !stop.load(Ordering::SeqCst) {
+                    let Some(mut c) = conn.take() else {
+                        pause_unless_stopped(&stop, pause);
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                        conn = open_pidbox(&url, &current, &stop).ok();
+                        continue;
+                    };
+                    pause = Duration::from_millis(100);
+                    while let Ok(reply) = c.read_reply() {
+                        let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
+                        if parts.next().flatten().as_deref() == Some(b"message") {
+                            let data = parts.nth(1).flatten().unwrap_or_default();
+                            remote.handle(&data);
+                        }
                     }
                 }
             })
@@ -809,28 +900,176 @@ impl Worker {
 /// The fetch connection the runner threads take turns at, and what they
 /// need to use it.
 struct Fetch<'a> {
-    conn: Mutex<Connection>,
-    brpop: &'a [&'a [u8]],
+    conn: Mutex<Leader>,
+    script: FetchScript,
     url: &'a RedisUrl,
     /// The error that stopped the worker, if not a broken connection.
     fatal: Mutex<Option<CeleryError>>,
-    /// The pause after the last error reply to BRPOP (zero: none since the
-    /// last good reply).
+    /// The pause after the last error reply to a fetch (zero: none since
+    /// the last good reply).
     pause: Mutex<Duration>,
 }
 
+/// What the leader holds: the connection, and the delivery tag of a fetch
+/// whose reply it did not get (the connection broke): that message may be
+/// recorded as unacked under this tag, and is this worker's to run.
+struct Leader {
+    /// `None` after an error, until a new one is opened.
+    conn: Option<Connection>,
+    /// The last pop found every list empty: wait before the next.
+    idle: bool,
+    unconfirmed: Option<String>,
+}
+
+/// Pops the first message of `KEYS[1..n]` (in BRPOP's order) and records it
+/// as unacked (`KEYS[n+1]` = `unacked_index`, `KEYS[n+2]` = `unacked`) under
+/// the delivery tag `ARGV[1]` at time `ARGV[2]`, in one step: kombu's entry
+/// `[message, exchange, routing key]`, the routing key as JSON in
+/// `ARGV[2+i]`. Returns `[key, message]`, or nil if every list is empty.
+/// A reply lost on the way cannot lose the message: it is in `unacked`,
+/// under a tag the worker chose before asking.
+const FETCH_SCRIPT: &str = r#"
+local n = #KEYS - 2
+for i = 1, n do
+  local raw = redis.call('RPOP', KEYS[i])
+  if raw then
+    redis.call('ZADD', KEYS[n + 1], ARGV[2], ARGV[1])
+    redis.call('HSET', KEYS[n + 2], ARGV[1], '[' .. raw .. ', "", ' .. ARGV[2 + i] .. ']')
+    return {KEYS[i], raw}
+  end
+end
+return false
+"#;
+
+/// The arguments of [`FETCH_SCRIPT`] and of the blocking wait, built once.
+struct FetchScript {
+    /// `KEYS[1..n]`, then `unacked_index` and `unacked`.
+    keys: Vec<Vec<u8>>,
+    /// The routing key (JSON) of each list, in the order of `keys`.
+    routing_keys: Vec<Vec<u8>>,
+}
+
+impl FetchScript {
+    /// How long one blocking wait lasts, in seconds (kombu's BRPOP's): the
+    /// stop flag is seen within it, and so is a message on a list other
+    /// than the one waited on.
+    const WAIT: &'static [u8] = b"1";
+
+    fn new(keys: &[(Vec<u8>, String)]) -> FetchScript {
+        let mut all: Vec<Vec<u8>> = keys.iter().map(|(k, _)| k.clone()).collect();
+        all.push(b"unacked_index".to_vec());
+        all.push(b"unacked".to_vec());
+        let routing_keys = keys
+            .iter()
+            .map(|(_, q)| Value::String(q.clone()).to_string().into_bytes())
+            .collect();
+        FetchScript {
+            keys: all,
+            routing_keys,
+        }
+    }
+
+    /// Runs the script: its reply is `[key, message]` if it popped one.
+    /// With `wait`, first waits (up to [`WAIT`](Self::WAIT)) until the
+    /// first list has a message, without taking it: `BLMOVE q q RIGHT
+    /// RIGHT` moves the last element to where it was, so a reply lost on
+    /// the way loses nothing. Pipelined, the script runs as soon as the
+    /// wait ends: one round trip. (Redis has no blocking wait on several
+    /// lists that does not pop; a message on another list is found when the
+    /// wait ends, within a second.)
+    fn pop(&self, c: &mut Connection, tag: &str, wait: bool) -> Result<Reply, CeleryError> {
+        let first = &self.keys[0];
+        if wait {
+            c.queue(&[b"BLMOVE", first, first, b"RIGHT", b"RIGHT", Self::WAIT]);
+        }
+        let now = unix_now().to_string();
+        let numkeys = self.keys.len().to_string();
+        let mut args: Vec<&[u8]> = vec![b"EVAL", FETCH_SCRIPT.as_bytes(), numkeys.as_bytes()];
+        args.extend(self.keys.iter().map(Vec::as_slice));
+        args.extend([tag.as_bytes(), now.as_bytes()]);
+        args.extend(self.routing_keys.iter().map(Vec::as_slice));
+        c.queue(&args);
+        c.flush()?;
+        let waited = if wait { Some(c.read_reply()?) } else { None };
+        let popped = c.read_reply()?;
+        // A popped message is never dropped (it is recorded as ours); else
+        // an error reply to the wait (a first list of the wrong type) is
+        // reported, as the script's own would be.
+        match (waited, popped) {
+            (_, popped @ Reply::Array(Some(_))) => Ok(popped),
+            (Some(e @ Reply::Error(_)), _) => Ok(e),
+            (_, popped) => Ok(popped),
+        }
+    }
+}
+
 impl Fetch<'_> {
+    /// One step of fetching: the message this worker popped, if any, as
+    /// (queue, message, delivery tag). First finds out what became of a
+    /// fetch whose reply was lost; then pops (after a wait, if the last pop
+    /// found nothing); `None` if nothing came (the caller asks again).
+    fn next_message(
+        &self,
+        leader: &mut Leader,
+    ) -> Result<Option<(String, Vec<u8>, String)>, CeleryError> {
+        let conn = match &mut leader.conn {
+            Some(c) => c,
+            None => leader.conn.insert(Connection::open(self.url)?),
+        };
+        if let Some(tag) = leader.unconfirmed.clone() {
+            let entry = conn
+                .command(&[b"HGET", b"unacked", tag.as_bytes()])?
+                .ok()?
+                .into_bytes();
+            leader.unconfirmed = None;
+            if let Some((queue, raw)) = entry.as_deref().and_then(unacked_entry) {
+                return Ok(Some((queue, raw, tag)));
+            }
+        }
+        let tag = new_task_id();
+        // Set before asking: if the reply is lost, the next call looks for it.
+        leader.unconfirmed = Some(tag.clone());
+        // The last pop found nothing: wait for a message first.
+        let reply = self.script.pop(conn, &tag, leader.idle)?;
+        leader.unconfirmed = None;
+        if let Reply::Error(e) = &reply {
+            leader.idle = false;
+            self.pause_after(e);
+            return Ok(None);
+        }
+        self.error_cleared();
+        let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
+        if let (Some(Some(key)), Some(Some(raw))) = (parts.next(), parts.next()) {
+            leader.idle = false;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let queue = key.split(SEP).next().unwrap_or(&key).to_string();
+            return Ok(Some((queue, raw, tag)));
+        }
+        leader.idle = true;
+        Ok(None)
+    }
+
+    /// An error reply (Redis loading its data, out of memory, a key of the
+    /// wrong type) is not the connection's fault: say so and pause before
+    /// asking again, longer each time.
+    fn pause_after(&self, error: &str) {
+        let pause = self.error_pause(error);
+        std::thread::sleep(pause);
+    }
+
     /// The first pause after an error reply; it doubles up to the last.
     const FIRST_PAUSE: Duration = Duration::from_millis(100);
     /// At most a second, so that the stop flag is still seen within one.
     const LAST_PAUSE: Duration = Duration::from_secs(1);
 
-    /// Records an error reply to BRPOP; returns how long to wait before the
+    /// Records an error reply to a fetch; returns how long to wait before the
     /// next one. The first of a run is reported.
     fn error_pause(&self, error: &str) -> Duration {
         let mut pause = lock(&self.pause);
         if pause.is_zero() {
-            eprintln!("celery-worker: the broker answered BRPOP with an error, retrying: {error}");
+            eprintln!(
+                "celery-worker: the broker answered a fetch with an error, retrying: {error}"
+            );
             *pause = Self::FIRST_PAUSE;
         } else {
             *pause = (*pause * 2).min(Self::LAST_PAUSE);
@@ -845,22 +1084,91 @@ impl Fetch<'_> {
 }
 
 struct Pidbox {
-    socket: crate::resp::Stream,
+    /// The listener's current socket, for `stop` to shut.
+    socket: Arc<Mutex<Option<Stream>>>,
     handle: std::thread::JoinHandle<()>,
 }
 
 impl Pidbox {
+    /// Ends the listener; the worker's stop flag must be set already (a
+    /// listener that reconnects after this looked sees it, under the lock).
     fn stop(self) {
-        let _ = self.socket.shutdown(Shutdown::Both);
+        if let Some(s) = lock(&self.socket).as_ref() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
         let _ = self.handle.join();
     }
+}
+
+/// Opens and subscribes the pidbox connection and registers its socket in
+/// `current` for [`Pidbox::stop`]; refused once `stop` is set, checked
+/// under the lock `Pidbox::stop` takes, so no socket is registered after
+/// it looked (the listener would read it for ever, and the join wait).
+fn open_pidbox(
+    url: &RedisUrl,
+    current: &Mutex<Option<Stream>>,
+    stop: &AtomicBool,
+) -> Result<Connection, CeleryError> {
+    let mut conn = Connection::open(url)?;
+    let channel = format!("/{}.celery.pidbox", url.db);
+    conn.command(&[b"SUBSCRIBE", channel.as_bytes()])?.ok()?;
+    // Broadcasts are rare: quiet is normal, so no read timeout here (a
+    // silent link goes unnoticed until it speaks or breaks).
+    conn.set_read_timeout(None)?;
+    let mut current = lock(current);
+    if stop.load(Ordering::SeqCst) {
+        return Err(CeleryError::Shutdown);
+    }
+    *current = Some(conn.writer()?);
+    Ok(conn)
+}
+
+/// Sleeps for `d`, waking every 100 ms to look at `stop`; false if it was
+/// set.
+fn pause_unless_stopped(stop: &AtomicBool, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    while !stop.load(Ordering::SeqCst) {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+    false
+}
+
+/// How many times a worker tries to reach its broker at start-up before it
+/// gives up (Celery's `broker_connection_max_retries`); with pauses of up to
+/// 5 s that is about 8 minutes.
+const START_TRIES: u32 = 100;
+
+/// Errors that pass with time, worth trying again: Redis not reachable
+/// (not up yet, restarting, a cut link) or answering that it cannot serve
+/// now (loading its data, a script running too long, a failover, out of
+/// memory). Any other error reply is an answer: trying again would get it
+/// again.
+fn transient(e: &CeleryError) -> bool {
+    const PASSING: [&str; 5] = ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "OOM"];
+    e.is_connection()
+        || matches!(e, CeleryError::Redis(m) if PASSING.iter().any(|p| m.starts_with(p)))
+}
+
+/// Connects and declares each queue's kombu binding (`SADD
+/// _kombu.binding.<q>`), as a Celery worker does at start.
+fn declare_queues(url: &RedisUrl, queues: &[String]) -> Result<Connection, CeleryError> {
+    let mut c = Connection::open(url)?;
+    for q in queues {
+        let key = format!("_kombu.binding.{q}");
+        let member = format!("{q}{SEP}{SEP}{q}");
+        c.command(&[b"SADD", key.as_bytes(), member.as_bytes()])?
+            .ok()?;
+    }
+    Ok(c)
 }
 
 struct Job {
     msg: TaskMessage,
     tag: String,
-    /// Held until its eta, then taken: already counted as running.
-    was_held: bool,
 }
 
 /// The tasks this worker's runners hold, so that a cold shutdown can return
@@ -868,7 +1176,8 @@ struct Job {
 #[derive(Default)]
 struct Running {
     state: Mutex<RunningState>,
-    /// Rung when a result has been stored (`storing` went down).
+    /// Rung when a result has been stored (`storing` went down) or a
+    /// fetch ended (`fetching` went down).
     stored: Condvar,
 }
 
@@ -880,6 +1189,9 @@ struct RunningState {
     held: HashSet<String>,
     /// Results being stored (and their messages acked) right now.
     storing: usize,
+    /// Fetches under way: a message popped (recorded as unacked) is not
+    /// yet in `tags` or `held` until its fetch ends.
+    fetching: usize,
     /// Set by a cold shutdown: from then on no runner stores or acks.
     cold: bool,
 }
@@ -941,20 +1253,40 @@ impl Running {
         !state.cold && state.tags.remove(tag)
     }
 
+    /// Has a cold shutdown begun? (A result still being stored gives up.)
+    fn is_cold(&self) -> bool {
+        lock(&self.state).cold
+    }
+
+    /// A runner begins a fetch; `None` after a cold shutdown. The fetch
+    /// ends when the guard drops, after the message it popped is in `tags`
+    /// or `held`, or back on its queue.
+    fn begin_fetch(&self) -> Option<FetchUnderWay<'_>> {
+        let mut state = lock(&self.state);
+        if state.cold {
+            return None;
+        }
+        state.fetching += 1;
+        Some(FetchUnderWay(self))
+    }
+
     /// A result [`finish`](Self::finish) allowed has been stored.
     fn stored(&self) {
         lock(&self.state).storing -= 1;
         self.stored.notify_all();
     }
 
-    /// Stops every later store and ack, waits for the ones under way (at
-    /// most `limit`: a broker that does not answer must not hold up the
-    /// shutdown), and returns the tags of the tasks still running.
+    /// Stops every later store, ack and fetch, waits for the ones under
+    /// way (at most `limit`: a broker that does not answer must not hold up
+    /// the shutdown), and returns the tags of the tasks still running and
+    /// held. Waiting for the fetches matters: the caller exits the process
+    /// next, and a runner idle in its wait would pop the messages returned
+    /// to their queues, recorded as unacked by a process about to die.
     fn go_cold(&self, limit: Duration) -> Vec<String> {
         let mut state = lock(&self.state);
         state.cold = true;
         let deadline = Instant::now() + limit;
-        while state.storing > 0 {
+        while state.storing > 0 || state.fetching > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -970,6 +1302,16 @@ impl Running {
     }
 }
 
+/// A fetch counted by [`Running::begin_fetch`]; dropping it ends it.
+struct FetchUnderWay<'a>(&'a Running);
+
+impl Drop for FetchUnderWay<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).fetching -= 1;
+        self.0.stored.notify_all();
+    }
+}
+
 /// The cold shutdown of a running [`Worker`] (Celery's second Ctrl-C): the
 /// running tasks are not acked; their messages go back to their queues at
 /// once, where another worker takes them. Get it with
@@ -981,7 +1323,8 @@ pub struct ColdShutdown {
 }
 
 impl ColdShutdown {
-    /// How long [`now`](Self::now) waits for results already being stored.
+    /// How long [`now`](Self::now) waits for results already being stored
+    /// and fetches under way.
     const STORING_LIMIT: Duration = Duration::from_secs(10);
 
     /// Returns the running tasks' messages to their queues; from this call
@@ -1043,11 +1386,63 @@ fn same_server(a: &Pool, b: &Pool) -> bool {
 /// The longest a result record is kept: 100 years (the CLI's limit too).
 const MAX_RESULT_TTL: u64 = 100 * 365 * 86_400;
 
+/// How long a worker keeps trying to store a result (and ack its message)
+/// while Redis cannot be reached: Celery tries for about 20 s; a result
+/// given up on is lost and its task runs again after the visibility timeout,
+/// so this is generous.
+const STORE_PATIENCE: Duration = Duration::from_secs(300);
+
+/// Runs `step` on `pool` until it succeeds, pausing 100 ms .. 5 s between
+/// tries while the error is [`transient`] (a broken link, Redis restarting
+/// or loading its data); gives up on any other error, after
+/// [`STORE_PATIENCE`], or as soon as `give_up` says so. `what` and
+/// `id` are for the log, which says when trying starts and how it ended.
+fn with_retries<T>(
+    pool: &Pool,
+    what: &str,
+    id: &str,
+    give_up: &dyn Fn() -> bool,
+    mut step: impl FnMut(&mut Connection) -> Result<T, CeleryError>,
+) -> Result<T, CeleryError> {
+    let deadline = Instant::now() + STORE_PATIENCE;
+    let mut pause = Duration::from_millis(100);
+    let mut failures = 0u32;
+    loop {
+        let e = match pool.with(&mut step) {
+            Ok(v) => {
+                if failures > 0 {
+                    eprintln!(
+                        "celery-worker: {what} of task {id}: done after {failures} failed tries"
+                    );
+                }
+                return Ok(v);
+            }
+            Err(e) => e,
+        };
+        if !transient(&e) {
+            return Err(e);
+        }
+        failures += 1;
+        if failures == 1 {
+            eprintln!("celery-worker: {what} of task {id} failed ({e}); retrying for up to {STORE_PATIENCE:?}");
+        }
+        if give_up() || Instant::now() + pause > deadline {
+            return Err(e);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// Sends the follow-up messages (LPUSH), stores the outcome (SETEX +
 /// PUBLISH, also under the ids in `follow.same_result`) and acks the
 /// message (ZREM + HDEL): one transaction when the backend is the broker's
 /// server, else in that order, so that a crash in between leaves the
 /// message unacked (run again: at least once, follow-ups included).
+///
+/// Each step is retried while Redis cannot be reached ([`with_retries`]);
+/// `give_up` (a cold shutdown) stops that. A step given up on leaves the
+/// message unacked: nothing is acked that was not stored.
 fn store_and_ack(
     broker: &Pool,
     backend: &Pool,
@@ -1055,6 +1450,7 @@ fn store_and_ack(
     outcome: &Outcome,
     follow: &FollowUps,
     expires: Duration,
+    give_up: &dyn Fn() -> bool,
 ) {
     // Redis refuses an expiry past about 292 million years (milliseconds in
     // an i64); a FAILED SETEX inside MULTI would not stop the ack.
@@ -1068,9 +1464,12 @@ fn store_and_ack(
         .iter()
         .map(|m| (m.queue.as_str(), m.to_json()))
         .collect();
+    let id = &job.msg.id;
     let same = same_server(broker, backend);
     if !same && !messages.is_empty() {
-        let sent = broker.with(|c| {
+        // On two servers this step stands alone: a reply lost after Redis
+        // took the LPUSHes sends them again (the follow-ups run twice).
+        let sent = with_retries(broker, "sending what follows", id, give_up, |c| {
             for (queue, body) in &messages {
                 c.queue(&[b"LPUSH", queue.as_bytes(), body.as_bytes()]);
             }
@@ -1081,14 +1480,23 @@ fn store_and_ack(
             Ok(())
         });
         if let Err(e) = sent {
-            eprintln!(
-                "celery-worker: could not send what follows task {}: {e}",
-                job.msg.id
-            );
+            eprintln!("celery-worker: could not send what follows task {id}: {e}");
             return; // not acked: it will be restored and run again
         }
     }
-    let r = backend.with(|c| {
+    // A try after one whose reply was lost: if that one committed (one
+    // transaction, the ack included), the message is gone from `unacked`
+    // and repeating it would send the follow-ups twice.
+    let mut tried = false;
+    let r = with_retries(backend, "storing the result", id, give_up, |c| {
+        if same && std::mem::replace(&mut tried, true) {
+            let unacked = c
+                .command(&[b"HEXISTS", b"unacked", job.tag.as_bytes()])?
+                .ok()?;
+            if unacked == Reply::Integer(0) {
+                return Ok(());
+            }
+        }
         // Every queued command has one reply (+QUEUED, or +OK for MULTI).
         let mut replies = 0;
         let mut send = |c: &mut Connection, args: &[&[u8]]| {
@@ -1122,23 +1530,20 @@ fn store_and_ack(
         // (a queue key of the wrong type) while the others took effect.
         for reply in last.into_array() {
             if let Reply::Error(e) = reply {
-                eprintln!(
-                    "celery-worker: storing the result of task {}: a command failed: {e}",
-                    job.msg.id
-                );
+                eprintln!("celery-worker: storing the result of task {id}: a command failed: {e}");
             }
         }
         Ok(())
     });
     if let Err(e) = r {
         eprintln!(
-            "celery-worker: could not store the result of task {}: {e}",
-            job.msg.id
+            "celery-worker: could not store the result of task {id}: {e}; its message stays \
+             unacked and runs again after the visibility timeout"
         );
-        return; // not acked: it will be restored and run again
+        return;
     }
     if !same {
-        let acked = broker.with(|c| {
+        let acked = with_retries(broker, "acking", id, give_up, |c| {
             c.queue(&[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
             c.queue(&[b"HDEL", b"unacked", job.tag.as_bytes()]);
             c.flush()?;
@@ -1146,9 +1551,35 @@ fn store_and_ack(
             c.read_reply()?.ok()
         });
         if let Err(e) = acked {
-            eprintln!("celery-worker: could not ack task {}: {e}", job.msg.id);
+            eprintln!("celery-worker: could not ack task {id}: {e}");
         }
     }
+}
+
+/// Acks the message `tag` without a result (ZREM + HDEL), for a message
+/// dropped as unreadable.
+fn ack(broker: &Pool, tag: &str) {
+    let acked = broker.with(|c| {
+        c.queue(&[b"ZREM", b"unacked_index", tag.as_bytes()]);
+        c.queue(&[b"HDEL", b"unacked", tag.as_bytes()]);
+        c.flush()?;
+        c.read_reply()?.ok()?;
+        c.read_reply()?.ok()
+    });
+    if let Err(e) = acked {
+        eprintln!("celery-worker: could not ack dropped message {tag}: {e}");
+    }
+}
+
+/// The (routing key, message) of an `unacked` entry, kombu's
+/// `[message, exchange, routing key]`; `None` if it is not one.
+fn unacked_entry(entry: &[u8]) -> Option<(String, Vec<u8>)> {
+    // Leniently: a lone surrogate in its headers must not lose it.
+    let parsed = crate::message::read_envelope(entry).ok()?;
+    let parts = parsed.as_array()?;
+    let queue = parts.get(2).and_then(Value::as_str).unwrap_or("celery");
+    let raw = serde_json::to_vec(parts.first()?).ok()?;
+    Some((queue.to_string(), raw))
 }
 
 /// Puts unacked messages older than `visibility` back on their queues, as
@@ -1196,30 +1627,42 @@ pub fn restore_unacked(broker: &Pool, visibility: Duration) -> Result<u64, Celer
 /// Puts the unacked message `tag` back on its queue (marked redelivered, as
 /// kombu does) and forgets it; false if there was no such message.
 fn restore_one(c: &mut Connection, tag: &[u8]) -> Result<bool, CeleryError> {
-    let mut restored = false;
     let entry = c.command(&[b"HGET", b"unacked", tag])?.ok()?.into_bytes();
-    if let Some(entry) = entry {
-        // Leniently: a lone surrogate in its headers must not lose it.
-        let parsed = crate::message::read_envelope(&entry).ok();
-        let parts = parsed.as_ref().and_then(Value::as_array);
-        if let Some(message) = parts.and_then(|p| p.first()) {
-            let queue = parts
-                .and_then(|p| p.get(2))
-                .and_then(Value::as_str)
-                .unwrap_or("celery");
-            let raw = serde_json::to_vec(message)?;
-            let raw = mark_redelivered(&raw)?;
-            c.command(&[b"RPUSH", queue.as_bytes(), &raw])?.ok()?;
-            restored = true;
-        }
+    // An entry we cannot read is forgotten without a push, as before.
+    let message = match entry.as_deref().and_then(unacked_entry) {
+        Some((queue, raw)) => Some((queue, mark_redelivered(&raw)?)),
+        None => None,
+    };
+    let mut args: Vec<&[u8]> = vec![b"EVAL", RESTORE_SCRIPT.as_bytes()];
+    match &message {
+        Some((queue, raw)) => args.extend([
+            &b"3"[..],
+            b"unacked_index",
+            b"unacked",
+            queue.as_bytes(),
+            tag,
+            raw,
+        ]),
+        None => args.extend([&b"2"[..], b"unacked_index", b"unacked", tag]),
     }
-    c.queue(&[b"ZREM", b"unacked_index", tag]);
-    c.queue(&[b"HDEL", b"unacked", tag]);
-    c.flush()?;
-    c.read_reply()?.ok()?;
-    c.read_reply()?.ok()?;
-    Ok(restored)
+    let restored = c.command(&args)?.ok()?;
+    Ok(restored == Reply::Integer(1))
 }
+
+/// Forgets the unacked message `ARGV[1]` (`KEYS[1]` = `unacked_index`,
+/// `KEYS[2]` = `unacked`) and, if it was still there, pushes `ARGV[2]` (if
+/// given) on the queue `KEYS[3]`; returns 1 if it pushed. One step: if its
+/// reply is lost and the caller tries again, the message is either back on
+/// its queue and gone from `unacked`, or neither; never queued twice, and
+/// two restorers of one message push it once.
+const RESTORE_SCRIPT: &str = r#"
+redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 and ARGV[2] then
+  redis.call('RPUSH', KEYS[3], ARGV[2])
+  return 1
+end
+return 0
+"#;
 
 /// Deletes `KEYS[1]` only if it still holds `ARGV[1]` (one atomic step).
 const DELETE_IF_OURS: &[u8] =

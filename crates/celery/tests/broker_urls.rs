@@ -69,6 +69,19 @@ fn a_unix_socket_url_connects_in_kombus_and_redis_pys_spelling() {
     ]);
     round_trip(&format!("redis+socket://:pw@{sock}?virtual_host=1"));
     round_trip(&format!("unix://:pw@{sock}?db=2"));
+    // A unix socket's reads give up after READ_TIMEOUT too, as TCP ones.
+    let url = celery::RedisUrl::parse(&format!("unix://:pw@{sock}")).unwrap();
+    let conn = celery::resp::Connection::open(&url).unwrap();
+    let socket = conn.writer().unwrap();
+    assert!(
+        matches!(socket, celery::resp::Stream::Unix(_)),
+        "{socket:?}"
+    );
+    assert_eq!(
+        socket.read_timeout().unwrap(),
+        Some(celery::resp::READ_TIMEOUT),
+        "the unix socket's read timeout"
+    );
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
 }

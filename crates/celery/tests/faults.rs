@@ -160,6 +160,21 @@ fn whereabouts(c: &mut Connection, id: &str) -> (i64, i64, i64) {
     )
 }
 
+/// How many connections listen on the pidbox channel of database 0 (the
+/// workers' revoke listeners).
+fn pidbox_listeners(c: &mut Connection) -> Reply {
+    c.command(&[b"PUBSUB", b"NUMSUB", b"/0.celery.pidbox"])
+        .unwrap()
+        .into_array()
+        .pop()
+        .unwrap()
+}
+
+/// `test.touch`: creates the file `path` (a task that must not run).
+fn touch(path: String) -> bool {
+    std::fs::write(path, b"").is_ok()
+}
+
 /// The state and current system call of thread `tid` of this process.
 fn thread_state(tid: i32) -> (char, Option<i64>) {
     let dir = format!("/proc/self/task/{tid}");
@@ -237,6 +252,32 @@ fn a_result_get_cut_mid_reply_still_completes_the_future() {
     let f = ex.send::<i64>(msg).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 3);
     assert_eq!(link.stats().cut_mid_reply, 1, "the fault fired");
+}
+
+/// Failure table: the GET of a result stored before the subscription
+/// fails twice (on the pooled connection and on a fresh one), while the
+/// listener's own connection stays up. Its PUBLISH went out before the
+/// subscription, so nothing else brings the result: the listener treats
+/// the failed GET as a broken connection (reconnect, subscribe again, GET
+/// again, with back-off).
+#[test]
+fn a_result_get_that_fails_twice_is_retried() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = executor(&link.url(0));
+    let msg = celery::TaskMessage::new("rust.add", serde_json::json!([1, 2]), "celery");
+    let record = celery::meta::Outcome::Success(serde_json::json!(3)).to_json(&msg.id);
+    let key = format!("celery-task-meta-{}", msg.id);
+    let mut c = redis.connect();
+    c.command(&[b"SET", key.as_bytes(), record.as_bytes()])
+        .unwrap()
+        .ok()
+        .unwrap();
+    link.drop_mid_reply(b"SUCCESS", 20);
+    link.drop_mid_reply(b"SUCCESS", 20);
+    let f = ex.send::<i64>(msg).unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 3);
+    assert_eq!(link.stats().cut_mid_reply, 2, "both faults fired");
 }
 
 /// Failure table: the link between the executor and Redis is cut while
@@ -351,23 +392,13 @@ fn a_send_whose_reply_is_cut_queues_the_task_at_most_once_and_says_so() {
     assert_each_ran_once(&worker, 2, &mut c);
 }
 
-/// Failure table, KNOWN DEFECT (the fix belongs to the worker loop,
-/// `worker.rs`): the reply that hands a message to a worker (its BRPOP's) is
-/// cut mid-way. Redis has popped the message and the worker never got it:
-/// it is in no queue, not unacked, never runs, and its future waits for
-/// ever. kombu's BRPOP has the same window.
-///
-/// This test pins what the code does today, so that the table in
-/// `docs/cluster.md` says no more than the code; it fails once the worker
-/// stops losing the message. Then replace the pinned assertion with the
-/// rule (ADVERSARY.md class 4):
-///
-/// ```text
-/// assert!(queued + unacked + stored >= 1 || worker.stats().ran >= 1, "lost");
-/// assert_eq!(f.result_timeout(LONG).unwrap(), 7);
-/// ```
+/// Failure table: the reply that hands a message to a worker is cut
+/// mid-way. A plain BRPOP would have lost it (popped by Redis, never seen
+/// by the worker; kombu's BRPOP has that window): the worker pops and
+/// records it as unacked in one step, and on the new connection finds it
+/// under the delivery tag it chose, so the task runs once.
 #[test]
-fn known_defect_a_fetch_cut_mid_reply_on_the_worker_loses_the_task() {
+fn a_fetch_cut_mid_reply_on_the_worker_loses_no_task() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let mut c = redis.connect();
@@ -376,7 +407,16 @@ fn known_defect_a_fetch_cut_mid_reply_on_the_worker_loses_the_task() {
     let ex = executor(&redis.url(0));
     let msg = celery::TaskMessage::new("rust.add", serde_json::json!([3, 4]), "celery");
     let id = msg.id.clone();
-    link.drop_mid_reply(id.as_bytes(), 64);
+    // The reply that pops it (BRPOP's, or the fetch script's): the array
+    // [queue, message]; a mere wake-up reply (the message alone) passes.
+    let needle = id.clone().into_bytes();
+    link.drop_mid_reply_if(
+        move |reply| {
+            reply.starts_with(b"*2\r\n$6\r\ncelery\r\n")
+                && reply.windows(needle.len()).any(|w| w == needle)
+        },
+        64,
+    );
     let accepted = link.stats().accepted;
     let f = ex.send::<i64>(msg).unwrap();
     wait_until(LONG, "the fetch to be cut", || {
@@ -386,31 +426,20 @@ fn known_defect_a_fetch_cut_mid_reply_on_the_worker_loses_the_task() {
         link.stats().accepted > accepted && info_field(&mut c, "clients", "blocked_clients") >= 1
     });
     let (queued, unacked, stored) = whereabouts(&mut c, &id);
-    assert_eq!(
-        (queued, unacked, stored, worker.stats().ran, f.done()),
-        (0, 0, 0, 0, false),
-        "pinned defect changed: the message is no longer lost? \
-         Replace this assertion with the rule (see the comment above)"
+    assert!(
+        queued + unacked + stored >= 1 || worker.stats().ran >= 1,
+        "lost"
     );
+    assert_eq!(f.result_timeout(LONG).unwrap(), 7);
+    assert_each_ran_once(&worker, 1, &mut c);
 }
 
-/// Failure table, KNOWN DEFECT (the fix belongs to the worker loop,
-/// `worker.rs`): the worker's link is cut while its task runs, so its
-/// result-and-ack transaction fails. The worker tries once more on a new
-/// connection, gives up, and logs "could not store the result": the result
-/// is dropped, the message stays unacked, the future waits for the
-/// visibility timeout (an hour by default), then the task runs again.
-///
-/// This test pins what the code does today; it fails once the worker keeps
-/// the result until the link is back. Then replace the pinned assertion
-/// with the rule (ADVERSARY.md class 4):
-///
-/// ```text
-/// assert_eq!(f.result_timeout(LONG).unwrap(), 7);
-/// assert_each_ran_once(&worker, 1, &mut c);
-/// ```
+/// Failure table: the worker's link is cut while its task runs, so its
+/// result-and-ack transaction fails. The worker keeps the result and tries
+/// again with back-off (the transaction is safe to repeat) until the link
+/// is back: the future completes and the task ran once.
 #[test]
-fn known_defect_a_result_stored_while_the_workers_link_is_cut_is_dropped() {
+fn a_result_stored_while_the_workers_link_is_cut_is_kept_until_it_is_back() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let mut c = redis.connect();
@@ -433,25 +462,23 @@ fn known_defect_a_result_stored_while_the_workers_link_is_cut_is_dropped() {
     });
     link.cut();
     std::fs::write(&gate, b"").unwrap(); // the task returns during the cut
-    wait_until(LONG, "the worker to finish the task", || {
-        worker.stats().ran >= 1
+                                         // The worker tries to store the result and finds the link down.
+    let refused = link.stats().refused;
+    wait_until(LONG, "the worker to try to store the result", || {
+        link.stats().refused >= refused + 2
     });
     link.restore();
-    wait_for_a_fetch(&mut c);
+    assert_eq!(f.result_timeout(LONG).unwrap(), 7);
+    assert_each_ran_once(&worker, 1, &mut c);
     let (_, unacked, stored) = whereabouts(&mut c, &id);
+    assert_eq!((unacked, stored), (0, 1));
     let _ = std::fs::remove_file(&gate);
     let _ = std::fs::remove_file(&started);
-    assert_eq!(
-        (unacked, stored, f.done()),
-        (1, 0, false),
-        "pinned defect changed: the result is no longer dropped? \
-         Replace this assertion with the rule (see the comment above)"
-    );
 }
 
 /// Failure table: a worker's pidbox connection breaks (a link cut). The
-/// worker no longer hears revoke broadcasts, but the REVOKED record still
-/// stops a cancelled task it fetches later.
+/// worker subscribes again once the link is back (and the REVOKED record
+/// would stop a cancelled task it fetched even without the broadcast).
 #[test]
 fn a_worker_that_lost_its_pidbox_still_skips_a_cancelled_task() {
     let redis = RedisServer::start();
@@ -461,18 +488,9 @@ fn a_worker_that_lost_its_pidbox_still_skips_a_cancelled_task() {
     registry.register("test.wait_for_file", wait_for_file);
     let worker = InProcessWorker::with_registry(&link.url(0), &["celery"], 1, registry);
     wait_for_a_fetch(&mut c);
-    let numsub = |c: &mut Connection| {
-        c.command(&[b"PUBSUB", b"NUMSUB", b"/0.celery.pidbox"])
-            .unwrap()
-            .into_array()
-            .pop()
-            .unwrap()
-    };
-    assert_eq!(
-        numsub(&mut c),
-        Reply::Integer(1),
-        "the worker listens for broadcasts"
-    );
+    wait_until(LONG, "the worker to listen for broadcasts", || {
+        pidbox_listeners(&mut c) == Reply::Integer(1)
+    });
     link.cut();
     let refused = link.stats().refused;
     wait_until(LONG, "the worker to try to reconnect", || {
@@ -480,12 +498,9 @@ fn a_worker_that_lost_its_pidbox_still_skips_a_cancelled_task() {
     });
     link.restore();
     wait_for_a_fetch(&mut c);
-    assert_eq!(
-        numsub(&mut c),
-        Reply::Integer(0),
-        "the pidbox subscription is gone for good (docs/cluster.md says so: if the \
-         worker now subscribes again, update that row and this check)"
-    );
+    wait_until(LONG, "the pidbox to subscribe again", || {
+        pidbox_listeners(&mut c) == Reply::Integer(1)
+    });
     // Keep the worker's only runner busy, so the next task waits in the
     // queue while it is cancelled.
     let ex = executor(&redis.url(0));
@@ -524,8 +539,8 @@ fn a_worker_that_lost_its_pidbox_still_skips_a_cancelled_task() {
 /// Failure table: the executor's link goes silent (packets dropped, no FIN,
 /// no RST) while the result is published. Nothing is lost or run twice:
 /// when the link speaks again the held push arrives and the future
-/// completes. While it is silent nothing notices (no read timeout, no TCP
-/// keepalive): the table says so.
+/// completes. (A silence this short may pass unnoticed; one that lasts is
+/// found by the listener's PING: see the test after the next ones.)
 #[test]
 fn a_silent_link_to_the_executor_delays_the_result_and_loses_nothing() {
     let redis = RedisServer::start();
@@ -552,17 +567,12 @@ fn a_silent_link_to_the_executor_delays_the_result_and_loses_nothing() {
     assert_each_ran_once(&worker, 1, &mut c);
 }
 
-/// Failure table, KNOWN DEFECT (the fix belongs to `worker.rs`'s
-/// `restore_unacked`): the reply to the RPUSH that restores an unacked
-/// message is cut. The pool runs the whole restore again on a new
-/// connection; the message is still in `unacked` (its ZREM and HDEL come
-/// after the RPUSH), so it is pushed a second time and runs twice, unsaid.
-///
-/// This test pins what the code does today; it fails once the restore
-/// pushes a message at most once. Then replace the pinned assertion with
-/// the rule: `assert_eq!(llen, Reply::Integer(1))`.
+/// Failure table: the reply to the RPUSH that restores an unacked message
+/// is cut. The pool runs the restore again on a new connection; the push
+/// and the removal from `unacked` are one transaction, so the message is
+/// either restored and gone from `unacked`, or neither: it is queued once.
 #[test]
-fn known_defect_a_restore_whose_rpush_reply_is_cut_queues_the_message_twice() {
+fn a_restore_whose_reply_is_cut_queues_the_message_once() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let mut c = redis.connect();
@@ -573,16 +583,22 @@ fn known_defect_a_restore_whose_rpush_reply_is_cut_queues_the_message_twice() {
     c.command(&[b"ZADD", b"unacked_index", b"1", b"tag-1"])
         .unwrap();
     let pool = celery::pool::Pool::new(celery::RedisUrl::parse(&link.url(0)).unwrap(), 1);
-    // `:1` is the RPUSH's reply on an empty queue; the lock's SET says +OK.
-    link.drop_mid_reply_if(|reply| reply == b":1\r\n", 0);
+    // `:1` is the RPUSH's reply on an empty queue, inside EXEC's array
+    // when RPUSH, ZREM and HDEL go together; the lock's SET says +OK.
+    link.drop_mid_reply_if(
+        |reply| reply.starts_with(b"*3\r\n:1\r\n") || reply == b":1\r\n",
+        0,
+    );
     let restored = celery::restore_unacked(&pool, Duration::from_secs(1)).unwrap();
     assert_eq!(link.stats().cut_mid_reply, 1, "the fault fired");
-    let llen = c.command(&[b"LLEN", b"celery"]).unwrap();
     assert_eq!(
-        (restored, llen),
-        (1, Reply::Integer(2)),
-        "pinned defect changed: the message is no longer queued twice? \
-         Replace this assertion with the rule (see the comment above)"
+        c.command(&[b"LLEN", b"celery"]).unwrap(),
+        Reply::Integer(1),
+        "queued once (restore_unacked said {restored})"
+    );
+    assert_eq!(
+        c.command(&[b"HLEN", b"unacked"]).unwrap(),
+        Reply::Integer(0)
     );
 }
 
@@ -740,4 +756,154 @@ fn a_huge_result_lifetime_still_stores_the_revoked_record() {
         worker.stats().revoked >= 1
     });
     assert!(!touched.exists(), "the cancelled task ran");
+}
+
+/// Issue 20 item 13: a worker started while Redis is down does not exit: it
+/// retries the connection with back-off and says so (Celery's
+/// `broker_connection_retry_on_startup`), then serves once Redis is up.
+#[test]
+fn a_worker_started_before_redis_waits_for_it() {
+    let mut redis = RedisServer::start();
+    let url = redis.url(0);
+    redis.stop();
+    let mut w = Spawned::start(&url, || {}, &["-c", "1"]);
+    wait_until(LONG, "the worker to say it retries", || {
+        if let Some(status) = w.child.0.try_wait().unwrap() {
+            panic!("the worker exited ({status}) instead of retrying");
+        }
+        w.stderr().contains("retrying")
+    });
+    redis.restart();
+    let ex = executor(&url);
+    let f = ex.submit_fallible(tasks::add, (2, 3)).unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 5);
+}
+
+/// Issue 20 item 14: a Python client's `revoke()` only broadcasts (no
+/// REVOKED record), so a worker must still be listening after Redis
+/// restarted: its revoke listener subscribes again, and a queued task
+/// revoked from Python does not run.
+#[test]
+fn a_python_revoke_after_a_redis_restart_is_honoured() {
+    let mut redis = RedisServer::start();
+    let url = redis.url(0);
+    let mut registry = tasks::builtin();
+    registry.register("test.wait_for_file", wait_for_file);
+    registry.register("test.touch", touch);
+    let worker = InProcessWorker::with_registry(&url, &["celery"], 1, registry);
+    let mut c = redis.connect();
+    wait_until(LONG, "the worker's revoke listener", || {
+        pidbox_listeners(&mut c) == Reply::Integer(1)
+    });
+    redis.restart();
+    let mut c = redis.connect();
+    wait_until(LONG, "the revoke listener to subscribe again", || {
+        pidbox_listeners(&mut c) == Reply::Integer(1)
+    });
+    // Keep the worker's only runner busy, so the next task waits in the
+    // queue while Python revokes it.
+    let ex = executor(&url);
+    let gate = std::env::temp_dir().join(format!("celery-gate-{}", celery::id::new_task_id()));
+    let gate_path = gate.to_string_lossy().into_owned();
+    let busy = ex
+        .submit_named::<_, u32>("test.wait_for_file", (gate_path.clone(),))
+        .unwrap();
+    let started = format!("{gate_path}.started");
+    wait_until(LONG, "the busy task to start", || {
+        std::path::Path::new(&started).exists()
+    });
+    let touched = format!("{gate_path}.touched");
+    let msg = celery::TaskMessage::new("test.touch", serde_json::json!([touched]), "celery");
+    let id = msg.id.clone();
+    let _revoked = ex.send::<bool>(msg).unwrap();
+    python_with_args(
+        &url,
+        "import sys; from tasks import app; app.control.revoke(sys.argv[1])",
+        &[&id],
+    );
+    std::fs::write(&gate, b"").unwrap();
+    assert_eq!(busy.result_timeout(LONG).unwrap(), 7);
+    wait_until(LONG, "the worker to skip the revoked task", || {
+        worker.stats().revoked >= 1
+    });
+    assert!(
+        !std::path::Path::new(&touched).exists(),
+        "the revoked task ran"
+    );
+    for f in [&gate_path, &started] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+/// Failure table: the executor's link goes silent for good (no FIN, no
+/// RST). The listener notices: a connection quiet for a while is PINGed,
+/// and no answer means a broken link; its reconnects into the silent link
+/// time out as well (every connection has a read timeout), so after
+/// `reconnect_timeout` the pending future fails with a clear error instead
+/// of waiting for ever.
+#[test]
+fn a_link_silent_for_good_fails_the_pending_future_with_a_clear_error() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = CeleryExecutor::builder(&link.url(0))
+        .registry(tasks::builtin())
+        .reconnect_timeout(Duration::from_secs(1))
+        .connect()
+        .unwrap();
+    let mut c = redis.connect();
+    let f = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
+    wait_until(LONG, "the listener's first MGET", || {
+        calls(&mut c, "mget") >= 1
+    });
+    link.stall();
+    let err = f.result_timeout(LONG).unwrap_err().to_string();
+    assert!(err.contains("could not reconnect"), "{err}");
+    link.restore();
+}
+
+/// Failure table: a submit into a silent link. Its LPUSH is written and
+/// never answered: after the read timeout `submit` returns `Unconfirmed`
+/// (the task may be queued and may run) instead of waiting for ever.
+#[test]
+fn a_submit_into_a_silent_link_says_the_task_may_run() {
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let ex = Arc::new(executor(&link.url(0)));
+    link.stall();
+    let submitter = {
+        let ex = ex.clone();
+        std::thread::spawn(move || ex.submit_fallible(tasks::add, (1, 2)).map(drop))
+    };
+    wait_until(LONG, "the submit to return", || submitter.is_finished());
+    let err = submitter.join().unwrap().unwrap_err();
+    assert!(matches!(err, CeleryError::Unconfirmed(..)), "{err}");
+    link.restore();
+}
+
+/// Every connection asks the kernel to probe an idle peer (TCP keepalive),
+/// so a peer that vanished (a host gone, a cable pulled) is found even on a
+/// connection nobody reads, and has a read timeout, so no command waits for
+/// ever on a silent link.
+#[test]
+fn every_connection_has_tcp_keepalive_and_a_read_timeout() {
+    use std::os::fd::AsRawFd;
+    let redis = RedisServer::start();
+    let c = redis.connect();
+    let socket = c.writer().unwrap();
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt(2) on an open socket we hold, writing at most
+    // `len` bytes into `on`, which lives across the call.
+    let r = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_KEEPALIVE,
+            (&mut on as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0, "getsockopt: {}", std::io::Error::last_os_error());
+    assert_eq!(on, 1, "SO_KEEPALIVE is off");
+    assert!(socket.read_timeout().unwrap().is_some(), "no read timeout");
 }

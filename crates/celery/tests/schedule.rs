@@ -118,29 +118,35 @@ fn a_killed_workers_held_message_is_restored_and_held_by_the_next_worker() {
     ];
     let mut a = Spawned::start(&url, || {}, &fast_restore);
     let id = python_line(&url, SEND_FAR_COUNTDOWN, &[], "id ");
-    wait_until(LONG, "the first worker to hold the task", || {
-        llen(&redis, "celery") == 0 && hlen_unacked(&redis) == 1
-    });
     // The visibility timeout counts from the task's eta, not from its
     // fetch: a worker holding an eta task an hour ahead is not robbed of it
     // after a second (Celery's visibility-timeout caveat for eta tasks).
-    let mut c = redis.connect();
-    let tags = c
-        .command(&[b"ZRANGE", b"unacked_index", b"0", b"-1", b"WITHSCORES"])
-        .unwrap()
-        .into_array();
-    let score: f64 = String::from_utf8(tags[1].clone().into_bytes().unwrap())
-        .unwrap()
-        .parse()
-        .unwrap();
+    // The fetch script records the time of the pop; the worker sets the eta
+    // as the score right after it reads the message: wait for that (a
+    // score left at the pop time fails here, when the guard fires).
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
-    assert!(
-        score > now + 3000.0,
-        "the held message's unacked score {score} is not its eta (now {now})"
+    let mut c = redis.connect();
+    let mut tags = Vec::new();
+    let mut score = 0.0;
+    wait_until(
+        LONG,
+        "the first worker to hold the task, its unacked score its eta (an hour ahead)",
+        || {
+            tags = c
+                .command(&[b"ZRANGE", b"unacked_index", b"0", b"-1", b"WITHSCORES"])
+                .unwrap()
+                .into_array();
+            score = tags.get(1).map_or(0.0, |s| {
+                let s = s.clone().into_bytes().unwrap();
+                String::from_utf8(s).unwrap().parse().unwrap()
+            });
+            llen(&redis, "celery") == 0 && hlen_unacked(&redis) == 1 && score > now + 3000.0
+        },
     );
+    assert_eq!(tags.len(), 2, "one held message: {tags:?} (score {score})");
     // SIGKILL: the held message stays in `unacked`, not lost.
     a.child.0.kill().unwrap();
     a.wait_exit();

@@ -233,3 +233,56 @@ fn a_second_ctrl_c_is_a_cold_shutdown_that_returns_the_running_task_to_its_queue
     let _ = std::fs::remove_file(&marker);
     let _ = std::fs::remove_file(marker.with_extension("pid"));
 }
+
+/// A cold shutdown's caller exits the process as soon as `now()` returns.
+/// The idle runner may be waiting in its fetch (`BLMOVE`, pipelined with the
+/// fetch script) when the running task's message goes back to its queue:
+/// it must not take that message (recorded as unacked, or lost) before the
+/// process exits; `now()` returns once no fetch is under way.
+#[test]
+fn a_cold_shutdown_returns_before_an_idle_runner_can_fetch_the_returned_message() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let mut config = celery::WorkerConfig::new(&url);
+    config.concurrency = 2;
+    config.pool = celery::PoolKind::Threads;
+    let worker = celery::Worker::new(config, test_tasks::registry());
+    let cold = worker.cold_shutdown_handle();
+    let stop = worker.stop_flag();
+    let handle = std::thread::spawn(move || worker.run());
+    let gate = gate_path();
+    let msg = celery::message::TaskMessage::new(
+        "rust.wait_for",
+        serde_json::json!([gate.to_string_lossy()]),
+        "celery",
+    );
+    let mut c = redis.connect();
+    c.command(&[b"LPUSH", b"celery", msg.to_json().as_bytes()])
+        .unwrap()
+        .ok()
+        .unwrap();
+    wait_until(LONG, "the task to start", || started(&gate).exists());
+    // The other runner is the leader, blocked in its wait (CLIENT LIST
+    // names the command a client is blocked in).
+    wait_until(LONG, "the idle runner to wait in BLMOVE", || {
+        let list = c.command(&[b"CLIENT", b"LIST"]).unwrap().into_bytes();
+        String::from_utf8_lossy(&list.unwrap_or_default()).contains("cmd=blmove")
+    });
+    assert_eq!(
+        cold.now().unwrap(),
+        1,
+        "the running task's message returned"
+    );
+    // What a process exiting now leaves behind.
+    let unacked = c.command(&[b"HLEN", b"unacked"]).unwrap();
+    let queued = c.command(&[b"LLEN", b"celery"]).unwrap();
+    open_gate(&gate);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    handle.join().unwrap().unwrap();
+    remove_gate(&gate);
+    assert_eq!(
+        (unacked, queued),
+        (Reply::Integer(0), Reply::Integer(1)),
+        "(HLEN unacked, LLEN celery) when the cold shutdown returned"
+    );
+}

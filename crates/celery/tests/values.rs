@@ -6,6 +6,10 @@
 
 mod common;
 
+use std::time::Duration;
+
+use celery::message::TaskMessage;
+use celery::resp::Reply;
 use common::*;
 
 /// The worker's setup between fork and exec: nothing.
@@ -294,4 +298,64 @@ fn a_revoked_task_skipped_by_the_worker_is_logged_as_celery_logs_it() {
     wait_until(LONG, "the worker to log the revoked task", || {
         w.stderr().contains("Discarding revoked task: rust.add[")
     });
+}
+
+/// `HLEN unacked`, `ZCARD unacked_index` and `LLEN celery`.
+fn unacked_and_queued(redis: &RedisServer) -> [Reply; 3] {
+    let mut c = redis.connect();
+    [
+        c.command(&[b"HLEN", b"unacked"]).unwrap(),
+        c.command(&[b"ZCARD", b"unacked_index"]).unwrap(),
+        c.command(&[b"LLEN", b"celery"]).unwrap(),
+    ]
+}
+
+/// The fetch records every message as unacked as it pops it, refused ones
+/// too: a refusal must ack it once its FAILURE is stored (and one without
+/// a readable id at once), or it is restored after the visibility timeout
+/// and refused again, for ever.
+#[test]
+fn a_refused_message_is_acked_once_its_failure_is_stored() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let mut c = redis.connect();
+    // Refused when read: pickle is not accepted (ContentDisallowed).
+    let pickled = TaskMessage::new("rust.add", serde_json::json!([2, 3]), "celery");
+    let pickled_raw = pickled.to_json().replace(
+        r#""content-type":"application/json""#,
+        r#""content-type":"application/x-python-serialize""#,
+    );
+    assert!(pickled_raw.contains("x-python-serialize"), "{pickled_raw}");
+    // Refused when its keyword arguments are bound (TypeError).
+    let mut kwargs = TaskMessage::new("rust.add", serde_json::json!([2]), "celery");
+    kwargs.kwargs = serde_json::json!({"no_such_parameter": 3});
+    // In queue order (LPUSH, popped from the other end): one without a
+    // readable id first, so that it was handled when the last FAILURE is in.
+    for raw in [
+        b"not a message".to_vec(),
+        pickled_raw.into_bytes(),
+        kwargs.to_json().into_bytes(),
+    ] {
+        c.command(&[b"LPUSH", b"celery", &raw])
+            .unwrap()
+            .ok()
+            .unwrap();
+    }
+    let worker = ThreadWorker::start(&url, &["celery"], 1);
+    let mut stored = |id: &str| {
+        let key = format!("celery-task-meta-{id}");
+        let got = c.command(&[b"GET", key.as_bytes()]).unwrap().into_bytes();
+        got.is_some_and(|r| String::from_utf8_lossy(&r).contains("FAILURE"))
+    };
+    wait_until(Duration::from_secs(60), "both FAILUREs stored", || {
+        stored(&pickled.id) && stored(&kwargs.id)
+    });
+    // One runner: each refusal (store, then ack) ends before the next fetch;
+    // joined, the worker has finished the last one.
+    drop(worker);
+    assert_eq!(
+        unacked_and_queued(&redis),
+        [Reply::Integer(0), Reply::Integer(0), Reply::Integer(0)],
+        "HLEN unacked, ZCARD unacked_index, LLEN celery after three refusals"
+    );
 }

@@ -136,8 +136,8 @@ pub trait Executor {
     ///   interrupt (a task runs inside `submit`) and says so.
     ///
     /// The default refuses with `Unsupported`; the executors override it.
-    /// The side-by-side of the steps: `docs/executor.md`, "Interrupting a
-    /// running task".
+    /// The side-by-side of the steps: `docs/executor.md`, "`interrupt`: the
+    /// second verb".
     fn interrupt<R>(&self, future: &Future<R>) -> Result<Interrupt, ExecutorError> {
         let _ = future;
         Err(ExecutorError::new(
@@ -145,6 +145,17 @@ pub trait Executor {
             "executor",
             "this executor cannot interrupt a task (only cancel one that has not started)",
         ))
+    }
+
+    /// True if every task this executor finishes carries a
+    /// [`TaskReport`](future::TaskReport) on its future
+    /// ([`Future::report`]): where it ran and what it cost (beyond Python).
+    /// The process pool measures its workers; the inline executor and the
+    /// thread pool run in this process, where a task's CPU time and memory
+    /// cannot be told from the rest, so they say false and their futures'
+    /// reports are `None`.
+    fn reports_tasks(&self) -> bool {
+        false
     }
 
     /// Stops taking new tasks (Python's `shutdown(wait, *, cancel_futures)`).

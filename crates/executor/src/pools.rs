@@ -116,6 +116,12 @@ impl Executor for ProcessPoolExecutor {
         Ok(ProcessPoolExecutor::interrupt(self, future))
     }
 
+    /// Every finished task carries its worker's pid and cost (see
+    /// `process_pool`'s module docs, "The cause and cost of a task").
+    fn reports_tasks(&self) -> bool {
+        true
+    }
+
     fn shutdown(&self, wait: bool, cancel_futures: bool) {
         ProcessPoolExecutor::shutdown(self, wait, cancel_futures);
     }

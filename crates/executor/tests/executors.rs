@@ -164,6 +164,43 @@ fn submit_gives_values_errors_and_panics(e: &impl Executor) {
     assert_eq!(e.submit(square, 9).unwrap().result_timeout(T).unwrap(), 81);
 }
 
+/// An executor's futures carry a report exactly when it says they do,
+/// finished with a value or failed, and a report names a worker other than
+/// this process.
+fn reports_are_there_exactly_when_the_executor_says(name: &str, e: &impl Executor) {
+    let ok = e.submit(square, 4).unwrap();
+    let failed = e.submit(square_but_panic_on_3, 3).unwrap();
+    assert_eq!(ok.result_timeout(T).unwrap(), 16);
+    assert!(failed.result_timeout(T).is_err());
+    for f in [&ok, &failed] {
+        let report = f.report();
+        assert_eq!(
+            report.is_some(),
+            e.reports_tasks(),
+            "{name}: report {report:?}, reports_tasks() {}",
+            e.reports_tasks()
+        );
+        if let Some(r) = report {
+            assert!(
+                r.worker_pid.is_some_and(|p| p != std::process::id()),
+                "{name}: {r:?}"
+            );
+            assert!(r.run_time.is_some() && r.queued.is_some(), "{name}: {r:?}");
+        }
+    }
+}
+
+#[test]
+fn reports_are_there_exactly_when_the_executor_says_on_every_executor() {
+    on_each(2, |name, make| {
+        eprintln!("{name}");
+        with_executor!(
+            make(),
+            |e| reports_are_there_exactly_when_the_executor_says(name, &e)
+        );
+    });
+}
+
 #[test]
 fn submit_gives_values_errors_and_panics_on_every_executor() {
     on_each(2, |name, make| {

@@ -109,6 +109,7 @@ trait Hostile: Send + Sync {
         armed: bool,
     ) -> Result<Future<PanicsOnDrop>, ExecutorError>;
     fn unserializable_argument(&self) -> Result<Future<u64>, ExecutorError>;
+    fn reports_tasks(&self) -> bool;
     fn shutdown(&self, wait: bool, cancel_futures: bool);
 }
 
@@ -131,6 +132,10 @@ impl<E: Executor + Send + Sync> Hostile for E {
 
     fn unserializable_argument(&self) -> Result<Future<u64>, ExecutorError> {
         self.submit(takes_unserializable, FailsToSerialize)
+    }
+
+    fn reports_tasks(&self) -> bool {
+        Executor::reports_tasks(self)
     }
 
     fn shutdown(&self, wait: bool, cancel_futures: bool) {
@@ -199,6 +204,10 @@ impl Hostile for Celery {
 
     fn unserializable_argument(&self) -> Result<Future<u64>, ExecutorError> {
         self.executor.unserializable_argument()
+    }
+
+    fn reports_tasks(&self) -> bool {
+        Hostile::reports_tasks(&*self.executor)
     }
 
     fn shutdown(&self, wait: bool, cancel_futures: bool) {
@@ -660,4 +669,28 @@ fn a_callback_that_shuts_the_executor_down() {
 #[test]
 fn a_callback_that_drops_the_last_handle() {
     over_every_executor(Behaviour::CallbackDropsLastHandle);
+}
+
+/// Not hostile code, but one claim to check over every executor, Celery
+/// included: a finished future carries a `TaskReport` exactly when its
+/// executor's `reports_tasks()` says so, and a report names the process
+/// that ran the task (issue 19, part 2).
+#[test]
+fn reports_are_there_exactly_when_the_executor_says() {
+    for subject in EXECUTORS {
+        let executor = (subject.make)();
+        let f = executor.square(7).expect("submit");
+        assert_eq!(f.result_timeout(LONG).expect("the task runs"), 49);
+        let report = f.report();
+        assert_eq!(
+            report.is_some(),
+            executor.reports_tasks(),
+            "{}: report {report:?}",
+            subject.name
+        );
+        if let Some(r) = report {
+            assert!(r.worker_pid.is_some(), "{}: {r:?}", subject.name);
+        }
+        executor.shutdown(true, false);
+    }
 }

@@ -51,6 +51,7 @@ use crate::state::State;
 use crate::sync::{
     deadline_after, lock, wait_until, Arc, AtomicU8, Condvar, Mutex, MutexGuard, Ordering,
 };
+use crate::task_report::TaskReport;
 use crate::waiter::Waiter;
 
 type Callback<T> = Box<dyn FnOnce(&Future<T>) + Send + 'static>;
@@ -98,6 +99,9 @@ struct Slot<T> {
     /// Threads blocked in `result()` and friends. Completion only pays for a
     /// condvar broadcast (a syscall) when someone is actually blocked.
     blocked_readers: usize,
+    /// Where and how the task ran, if its executor measured it (see
+    /// `task_report`). Boxed: most futures never get one.
+    report: Option<Box<TaskReport>>,
 }
 
 impl<T> Slot<T> {
@@ -206,6 +210,7 @@ pub fn promise<T>() -> (Promise<T>, Future<T>) {
             outcome: None,
             listeners: None,
             blocked_readers: 0,
+            report: None,
         }),
         done: Condvar::new(),
         state: AtomicU8::new(PENDING),
@@ -599,6 +604,25 @@ impl<T> Future<T> {
         mapped
     }
 
+    /// Where and how the task ran, if its executor measured it: a process
+    /// pool reports the worker's pid, the queue wait, the run and CPU
+    /// times and the worker's peak RSS (see [`TaskReport`]). `None` for
+    /// executors that do not measure, and until the executor set it (it is
+    /// set before the outcome, so a done future has its report).
+    ///
+    /// ```
+    /// let (promise, future) = future::promise::<u8>();
+    /// assert_eq!(future.report(), None);
+    /// let mut report = future::TaskReport::new();
+    /// report.worker_pid = Some(42);
+    /// promise.set_report(report);
+    /// promise.set_result(1).unwrap();
+    /// assert_eq!(future.report().unwrap().worker_pid, Some(42));
+    /// ```
+    pub fn report(&self) -> Option<TaskReport> {
+        self.inner.lock().report.as_deref().cloned()
+    }
+
     /// A stable identity for this future, shared by all its handles.
     pub fn id(&self) -> usize {
         &*self.inner as *const Inner<T> as *const () as usize
@@ -818,6 +842,13 @@ impl<T> Promise<T> {
             defer(Box::new(move || run_callbacks(&future, callbacks)));
         }
         Ok(())
+    }
+
+    /// Attaches where and how the task ran (see [`Future::report`]).
+    /// Executors call it before completing the future; a later call
+    /// replaces the report.
+    pub fn set_report(&self, report: TaskReport) {
+        self.inner.lock().report = Some(Box::new(report));
     }
 
     /// True if the future was cancelled: an executor may skip work it has

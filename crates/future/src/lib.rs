@@ -84,6 +84,7 @@ mod report;
 mod runner;
 mod state;
 mod sync;
+mod task_report;
 mod wait;
 mod waiter;
 
@@ -99,4 +100,5 @@ pub use report::{
 };
 pub use runner::{on_runner_thread, CallbackJob, CallbackRunner};
 pub use state::State;
+pub use task_report::{TaskReport, WorkerEnd};
 pub use wait::{wait, DoneAndNotDone, ReturnWhen};

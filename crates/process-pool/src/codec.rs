@@ -55,6 +55,7 @@ use future::{panic_message, DynError};
 use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::Serialize;
 
+use crate::cost::{Meter, COST_LEN};
 use crate::frame::{self, put_string};
 use crate::keep_message::{capture, Seed, Val};
 use crate::reader::ArgReader;
@@ -166,6 +167,8 @@ pub(crate) struct ResultWriter<'a> {
     sink: &'a mut dyn Write,
     buf: Vec<u8>,
     id: u64,
+    /// The clock and CPU readings taken when the task began.
+    meter: Meter,
     /// Writing failed: the pool is gone.
     pub broken: bool,
 }
@@ -221,22 +224,30 @@ impl<'a> ResultWriter<'a> {
             sink,
             buf: Vec::new(),
             id: 0,
+            meter: Meter::default(),
             broken: false,
         }
     }
 
     /// Sets the id of the task whose result comes next.
-    pub fn begin(&mut self, id: u64) {
+    /// Also starts measuring the task (see `cost`); its CPU times and
+    /// peak RSS too if `measure`.
+    pub fn begin(&mut self, id: u64, measure: bool) {
         self.id = id;
+        self.meter = Meter::start(measure);
     }
 
+    /// Starts the frame: header, id, tag and the task's cost, measured
+    /// now (after the task and the size pass of its result).
     fn start(&mut self, tag: u8, body_len: usize) {
+        let cost = self.meter.finish();
         self.buf.clear();
         self.buf
-            .extend_from_slice(&((body_len + 9) as u32).to_le_bytes());
+            .extend_from_slice(&((body_len + 9 + COST_LEN) as u32).to_le_bytes());
         self.buf.push(frame::RESULT);
         self.buf.extend_from_slice(&self.id.to_le_bytes());
         self.buf.push(tag);
+        cost.write(&mut self.buf);
     }
 
     fn send(&mut self) {
@@ -267,7 +278,7 @@ impl<'a> ResultWriter<'a> {
             Ok(size) => size,
             Err(e) => return Sent::Refused(e),
         };
-        let limit = u32::MAX as u64 - (9 + TRAILER_LEN) as u64;
+        let limit = u32::MAX as u64 - (9 + COST_LEN + TRAILER_LEN) as u64;
         if size > limit {
             return Sent::Refused(format!(
                 "the encoded result ({size} bytes) exceeds the 4 GiB frame limit"
@@ -487,7 +498,7 @@ mod tests {
     fn run(t: Trampoline, f: usize, input: &[u8]) -> (u8, Vec<u8>) {
         let mut sink = Vec::new();
         let mut out = ResultWriter::new(&mut sink);
-        out.begin(77);
+        out.begin(77, true);
         let mut pipe = pipe_with(input);
         let mut buf = Vec::new();
         let mut arg = ArgReader::new(&mut pipe, input.len() as u64, &mut buf);
@@ -503,6 +514,7 @@ mod tests {
         let mut body = BodyReader::new(fb.body(&frame));
         assert_eq!(body.u64().unwrap(), 77);
         let tag = body.u8().unwrap();
+        crate::cost::Cost::read(&mut body).unwrap();
         (tag, body.rest().to_vec())
     }
 
@@ -618,7 +630,7 @@ mod tests {
     fn a_streamed_result_that_fails_part_way_is_padded_and_flagged() {
         let mut sink = Vec::new();
         let mut out = ResultWriter::new(&mut sink);
-        out.begin(5);
+        out.begin(5, false);
         assert!(matches!(
             out.value(&FailsLate(Default::default())),
             Sent::Done
@@ -631,6 +643,7 @@ mod tests {
         let mut body = BodyReader::new(fb.body(&frame));
         assert_eq!(body.u64().unwrap(), 5);
         assert_eq!(body.u8().unwrap(), OK_STREAMED);
+        crate::cost::Cost::read(&mut body).unwrap();
         let rest = body.rest();
         assert_eq!(rest[rest.len() - TRAILER_LEN], STREAM_FAILED);
     }

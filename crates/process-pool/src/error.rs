@@ -331,6 +331,8 @@ pub enum BuildError {
     ZeroWorkers,
     /// `max_tasks_per_child` was 0 (Python: `ValueError("max_tasks_per_child must be >= 1")`).
     ZeroMaxTasksPerChild,
+    /// `max_memory_per_child` was 0: every worker would retire after its first task.
+    ZeroMaxMemoryPerChild,
     /// `tasks_per_worker` was 0.
     ZeroTasksPerWorker,
     /// The fork server is unavailable.
@@ -344,6 +346,10 @@ impl fmt::Display for BuildError {
         match self {
             BuildError::ZeroWorkers => f.write_str("max_workers must be greater than 0"),
             BuildError::ZeroMaxTasksPerChild => f.write_str("max_tasks_per_child must be >= 1"),
+            BuildError::ZeroMaxMemoryPerChild => f.write_str(
+                "max_memory_per_child must be at least 1 byte (a limit of 0 would retire \
+                 every worker after one task; use max_tasks_per_child(1) for that)",
+            ),
             BuildError::ZeroTasksPerWorker => f.write_str("tasks_per_worker must be >= 1"),
             BuildError::ForkServer(e) => write!(f, "{e}"),
             BuildError::Io(msg) => write!(f, "could not start the pool: {msg}"),

@@ -213,12 +213,14 @@ pub(crate) struct Received {
 /// Takes the descriptor message of frame `id` off `socket`, without
 /// blocking. An error if none is there or it belongs to another frame.
 pub(crate) fn recv(socket: RawFd, id: u64) -> io::Result<Received> {
-    let mut buf = [0u8; 8];
+    // One byte more than an id: a longer message then reads as more than 8
+    // bytes and is refused, instead of being cut to fit and taken.
+    let mut buf = [0u8; 9];
     // Room for MAX_FDS descriptors: CMSG_SPACE(253 * 4) = 1032 bytes.
     let mut control = [0u64; 132];
     let got = sys::recv_with_fds(socket, &mut buf, &mut control, libc::MSG_DONTWAIT)?;
     let (n, fds) = (got.bytes, got.fds);
-    if n != 8 || u64::from_le_bytes(buf) != id {
+    if n != 8 || buf[..8] != id.to_le_bytes() {
         // `fds` close here.
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -232,4 +234,50 @@ pub(crate) fn recv(socket: RawFd, id: u64) -> io::Result<Received> {
         fds: fds.into_iter().map(sys::off_stdio_or_keep).collect(),
         truncated: got.truncated,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+    /// Sends `payload` (no descriptors) on a fresh socket pair and receives
+    /// it as the descriptor message of task `id`.
+    fn recv_payload(payload: &[u8], id: u64) -> io::Result<Received> {
+        let (tx, rx) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        sendmsg::<()>(
+            tx.as_raw_fd(),
+            &[IoSlice::new(payload)],
+            &[],
+            MsgFlags::empty(),
+            None,
+        )?;
+        recv(rx.as_raw_fd(), id)
+    }
+
+    #[test]
+    fn the_message_for_the_task_is_taken() {
+        assert!(recv_payload(&42u64.to_le_bytes(), 42).is_ok());
+    }
+
+    #[test]
+    fn a_message_for_another_task_is_refused() {
+        assert!(recv_payload(&41u64.to_le_bytes(), 42).is_err());
+        assert!(recv_payload(&42u64.to_le_bytes()[..7], 42).is_err());
+    }
+
+    #[test]
+    fn a_longer_message_that_starts_with_the_id_is_refused() {
+        // Found by the fd_side fuzz target: the receive buffer held exactly
+        // an id, so a longer message was cut to fit and taken.
+        let mut payload = 42u64.to_le_bytes().to_vec();
+        payload.extend_from_slice(&[0xca, 0xca]);
+        let got = recv_payload(&payload, 42);
+        assert!(got.is_err(), "a 10-byte message was taken as task 42's");
+    }
 }

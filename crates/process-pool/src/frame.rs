@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | `TASK` (1) | pool -> worker | task id u64, trampoline address u64, function address u64, encoded argument |
 //! | `READY` (2) | worker -> pool | empty: the initializer (if any) finished |
-//! | `RESULT` (3) | worker -> pool | task id u64, outcome tag u8, outcome data (see `codec`) |
+//! | `RESULT` (3) | worker -> pool | task id u64, outcome tag u8, the task's cost (41 bytes, see `cost`), outcome data (see `codec`) |
 //! | `INIT_FAILED` (4) | worker -> pool | the initializer's panic message, UTF-8 |
 //!
 //! All integers are little endian. A reader never trusts a header: a length
@@ -263,6 +263,46 @@ impl<'a> BodyReader<'a> {
     }
 }
 
+/// Bytes of a `TASK` frame before its argument: the header and the three
+/// fixed fields.
+pub(crate) const TASK_PREFIX_LEN: usize = HEADER_LEN + 24;
+
+/// The fixed part of a `TASK` frame, as the worker reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TaskHeader {
+    /// The task id, with `fd_side::FDS_BIT` if descriptors go with it.
+    pub id: u64,
+    /// The trampoline's address.
+    pub trampoline: u64,
+    /// The task function's address.
+    pub function: u64,
+    /// Bytes of the encoded argument that follow.
+    pub arg_len: u64,
+}
+
+/// Reads the fixed part of a `TASK` frame; any other kind, or a body too
+/// short for the fixed fields, is an error. The argument's length is the
+/// header's u32 minus the fixed fields, so at most 4 GiB (the pool never
+/// sends more than its `max_frame_bytes`).
+pub(crate) fn parse_task_header(prefix: &[u8; TASK_PREFIX_LEN]) -> Result<TaskHeader, FrameError> {
+    let len = u64::from(u32::from_le_bytes([
+        prefix[0], prefix[1], prefix[2], prefix[3],
+    ]));
+    if prefix[4] != TASK {
+        return Err(FrameError::UnknownKind(prefix[4]));
+    }
+    let arg_len = len.checked_sub(24).ok_or(FrameError::BadBody(
+        "a task frame shorter than its fixed fields",
+    ))?;
+    let mut fixed = BodyReader::new(&prefix[HEADER_LEN..]);
+    Ok(TaskHeader {
+        id: fixed.u64()?,
+        trampoline: fixed.u64()?,
+        function: fixed.u64()?,
+        arg_len,
+    })
+}
+
 /// Appends a u32-length-prefixed string (the inverse of [`BodyReader::string`]).
 pub(crate) fn put_string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_le_bytes());
@@ -332,6 +372,39 @@ mod tests {
         assert_eq!(
             finish_frame(&mut out, start, 10),
             Err(FrameError::TooLarge { len: 11, max: 10 })
+        );
+    }
+
+    #[test]
+    fn task_headers_are_checked() {
+        let mut body = Vec::new();
+        for field in [7u64, 8, 9] {
+            body.extend_from_slice(&field.to_le_bytes());
+        }
+        body.extend_from_slice(b"arg");
+        let wire = frame(TASK, &body);
+        let prefix: &[u8; TASK_PREFIX_LEN] = wire[..TASK_PREFIX_LEN].try_into().unwrap();
+        let header = parse_task_header(prefix).unwrap();
+        assert_eq!(
+            (
+                header.id,
+                header.trampoline,
+                header.function,
+                header.arg_len
+            ),
+            (7, 8, 9, 3)
+        );
+        let mut short = *prefix;
+        short[..4].copy_from_slice(&23u32.to_le_bytes());
+        assert!(matches!(
+            parse_task_header(&short),
+            Err(FrameError::BadBody(_))
+        ));
+        let mut result = *prefix;
+        result[4] = RESULT;
+        assert_eq!(
+            parse_task_header(&result),
+            Err(FrameError::UnknownKind(RESULT))
         );
     }
 

@@ -38,6 +38,12 @@
 //! * **Stopping at once**: `terminate_workers` / `kill_workers` (Python
 //!   3.14) shut the pool down and have the fork server signal every worker;
 //!   the tasks they held fail with [`WorkerTerminated`].
+//! * **The cause and cost of a task** (module `cost`): every future carries
+//!   a `TaskReport` (`future.report()`): the worker's pid, the task's
+//!   position on it, its queue wait and run time, measured in the worker,
+//!   and with `Builder::report_usage` its CPU times and the worker's peak
+//!   RSS; a task whose worker died says how. `Builder::max_memory_per_child`
+//!   retires a worker whose peak passed a limit after a task.
 //!
 //! The full design, with the fork-safety argument, is in
 //! `docs/process-pool.md`.
@@ -100,12 +106,15 @@
 
 mod auto_chunk;
 mod codec;
+mod cost;
 mod dispatcher;
 mod error;
 mod executor;
 mod fd_side;
 mod fork_server;
 mod frame;
+#[doc(hidden)]
+pub mod fuzz_api;
 mod keep_message;
 mod map;
 mod reader;

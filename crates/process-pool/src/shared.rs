@@ -50,6 +50,10 @@ pub(crate) struct Config {
     pub max_workers: usize,
     pub initializer: Option<fn()>,
     pub max_tasks_per_child: Option<u64>,
+    /// Peak RSS in bytes past which a worker retires after its task.
+    pub max_memory_per_child: Option<u64>,
+    /// Measure CPU times and peak RSS per task (see `Builder::report_usage`).
+    pub report_usage: bool,
     pub task_timeout: Option<Duration>,
     pub on_worker_death: WorkerDeath,
     pub tasks_per_worker: usize,

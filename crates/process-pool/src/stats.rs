@@ -7,6 +7,9 @@
 //! published through them.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::cost::Cost;
 
 /// Why workers left the pool (each was, or will be on demand, replaced).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -21,6 +24,8 @@ pub struct WorkerExits {
     pub max_tasks_per_child: u64,
     /// Killed by the pool because they broke the frame protocol.
     pub protocol_error: u64,
+    /// Retired because their peak RSS passed `max_memory_per_child`.
+    pub max_memory_per_child: u64,
 }
 
 /// A snapshot of a pool's state.
@@ -44,6 +49,16 @@ pub struct Stats {
     pub tasks_cancelled: u64,
     /// Workers that left the pool abnormally or were retired, by reason.
     pub worker_exits: WorkerExits,
+    /// The sum of the finished tasks' queue waits (see `Future::report`).
+    pub task_queue_wait: Duration,
+    /// The sum of the finished tasks' run times, measured in the workers.
+    pub task_run_time: Duration,
+    /// The sum of the finished tasks' user CPU times.
+    pub task_user_cpu: Duration,
+    /// The sum of the finished tasks' system CPU times.
+    pub task_system_cpu: Duration,
+    /// The highest peak RSS any worker reported, in bytes.
+    pub peak_rss_bytes: u64,
 }
 
 /// The shared counters behind [`Stats`].
@@ -61,6 +76,14 @@ pub(crate) struct Counters {
     pub exit_timeout: AtomicU64,
     pub exit_max_tasks: AtomicU64,
     pub exit_protocol: AtomicU64,
+    pub exit_max_memory: AtomicU64,
+    /// Sums over finished tasks, in nanoseconds, and the highest peak RSS
+    /// (see `Counters::add_cost`).
+    pub queue_wait_ns: AtomicU64,
+    pub run_ns: AtomicU64,
+    pub user_ns: AtomicU64,
+    pub system_ns: AtomicU64,
+    pub peak_rss: AtomicU64,
 }
 
 impl Counters {
@@ -72,6 +95,17 @@ impl Counters {
     pub fn take_running<T>(&self, tasks: Vec<T>) -> Vec<T> {
         self.tasks_running.fetch_sub(tasks.len() as u64, Relaxed);
         tasks
+    }
+
+    /// Adds a finished task's cost (see `cost`) to the sums.
+    pub fn add_cost(&self, cost: &Cost, queued_ns: u64) {
+        self.queue_wait_ns.fetch_add(queued_ns, Relaxed);
+        self.run_ns.fetch_add(cost.run_ns(), Relaxed);
+        if let Some(u) = cost.usage {
+            self.user_ns.fetch_add(u.user_ns, Relaxed);
+            self.system_ns.fetch_add(u.system_ns, Relaxed);
+            self.peak_rss.fetch_max(u.peak_rss, Relaxed);
+        }
     }
 
     pub fn snapshot(&self, tasks_queued: u64) -> Stats {
@@ -90,7 +124,13 @@ impl Counters {
                 timeout: self.exit_timeout.load(Relaxed),
                 max_tasks_per_child: self.exit_max_tasks.load(Relaxed),
                 protocol_error: self.exit_protocol.load(Relaxed),
+                max_memory_per_child: self.exit_max_memory.load(Relaxed),
             },
+            task_queue_wait: Duration::from_nanos(self.queue_wait_ns.load(Relaxed)),
+            task_run_time: Duration::from_nanos(self.run_ns.load(Relaxed)),
+            task_user_cpu: Duration::from_nanos(self.user_ns.load(Relaxed)),
+            task_system_cpu: Duration::from_nanos(self.system_ns.load(Relaxed)),
+            peak_rss_bytes: self.peak_rss.load(Relaxed),
         }
     }
 }

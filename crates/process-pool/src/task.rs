@@ -9,7 +9,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use future::{panic_message, CallbackRunner, DynError, Promise, TaskError};
+use future::{panic_message, CallbackRunner, DynError, Promise, TaskError, TaskReport};
 use serde::de::DeserializeOwned;
 
 use crate::codec;
@@ -28,6 +28,11 @@ pub(crate) struct Task {
     /// worker before the frame (see `fd_side`); kept until the task ends,
     /// so that a re-queued task can send them again.
     pub fds: Vec<crate::SharedBytes>,
+    /// `CLOCK_MONOTONIC` at `submit`, for the queue wait (see `cost`).
+    pub enqueued_ns: u64,
+    /// The task's number on the worker it was last given to (1: its first
+    /// task; 0: not given to one yet).
+    pub position: u64,
     /// Whether `set_running_or_notify_cancel` already returned true (a task
     /// re-queued after its worker died before starting it).
     pub running: bool,
@@ -45,6 +50,9 @@ pub(crate) trait Sink: Send {
     /// The [`Future::id`](future::Future::id) of the task's future, to find
     /// the task `interrupt(&future)` names.
     fn future_id(&self) -> usize;
+    /// Attaches where and how the task ran (`Promise::set_report`); called
+    /// before `complete`, so a reader who sees it done sees the report.
+    fn set_report(&self, report: TaskReport);
     /// Completes the future with the encoded value or an error, counting
     /// it as completed or failed in `counters` first (so that a reader who
     /// sees the future done also sees the count).
@@ -72,6 +80,10 @@ impl<R: DeserializeOwned + Send + 'static> Sink for TypedSink<R> {
 
     fn future_id(&self) -> usize {
         self.promise.future().id()
+    }
+
+    fn set_report(&self, report: TaskReport) {
+        self.promise.set_report(report);
     }
 
     fn complete(self: Box<Self>, outcome: Result<&[u8], TaskError>, counters: &Counters) {

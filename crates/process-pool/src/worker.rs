@@ -30,9 +30,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::catch_unwind;
 
 use crate::codec::{ResultWriter, Trampoline};
+use crate::cost;
 use crate::fd_side;
 use crate::fork_server::{exit_now, mark_child};
-use crate::frame::{self, BodyReader};
+use crate::frame;
 use crate::reader::ArgReader;
 
 /// Exit code of a worker whose initializer panicked.
@@ -87,18 +88,22 @@ pub(crate) fn run(task: OwnedFd, result: OwnedFd, fds: OwnedFd, initializer: usi
             Ok([]) | Err(_) => finish(0), // end-of-file: the pool closed our pipe
             Ok(_) => {}
         }
-        let mut header = [0u8; frame::HEADER_LEN + 24];
+        let mut header = [0u8; frame::TASK_PREFIX_LEN];
         if input.read_exact(&mut header).is_err() {
             exit_now(EXIT_PROTOCOL);
         }
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as u64;
-        if header[4] != frame::TASK || len < 24 {
-            exit_now(EXIT_PROTOCOL);
-        }
-        let mut fixed = BodyReader::new(&header[frame::HEADER_LEN..]);
-        let (Ok(id), Ok(trampoline), Ok(function)) = (fixed.u64(), fixed.u64(), fixed.u64()) else {
+        let Ok(frame::TaskHeader {
+            id,
+            trampoline,
+            function,
+            arg_len,
+        }) = frame::parse_task_header(&header)
+        else {
             exit_now(EXIT_PROTOCOL);
         };
+        // Whether to measure CPU times and peak RSS (see `cost`).
+        let measure = id & cost::MEASURE_BIT != 0;
+        let id = id & !cost::MEASURE_BIT;
         // SharedBytes in the argument: their descriptors are waiting on the
         // descriptor socket (sent before this frame; see `fd_side`).
         let (id, received) = if id & fd_side::FDS_BIT != 0 {
@@ -116,8 +121,8 @@ pub(crate) fn run(task: OwnedFd, result: OwnedFd, fds: OwnedFd, initializer: usi
                 },
             )
         };
-        let mut arg = ArgReader::new(&mut input, len - 24, &mut arg_buf);
-        out.begin(id);
+        let mut arg = ArgReader::new(&mut input, arg_len, &mut arg_buf);
+        out.begin(id, measure);
         // SAFETY: the pool wrote this address from a `Trampoline` fn
         // pointer of this same program image (see `codec`).
         let trampoline: Trampoline =

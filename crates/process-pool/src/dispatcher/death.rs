@@ -14,9 +14,10 @@
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use future::{DynError, TaskError};
+use future::{DynError, TaskError, WorkerEnd};
 
 use super::{Dispatcher, Fate, Worker, WorkerDeath};
+use crate::cost;
 use crate::error::{
     ExitCause, ForkServerError, ProtocolError, SpawnFailed, TaskTimedOut, WorkerDied,
     WorkerTerminated,
@@ -66,6 +67,11 @@ impl Dispatcher {
         }
         if !tasks.is_empty() {
             let head = tasks.remove(0);
+            let mut report = cost::placed(pid, head.position);
+            if fate == Fate::Timeout {
+                report.deadline = self.shared.config.task_timeout;
+            }
+            head.sink.set_report(report);
             head.sink.complete(Err(error), &self.shared.counters);
         }
         self.requeue(tasks);
@@ -194,6 +200,10 @@ impl Dispatcher {
                 Counters::bump(&counters.exit_max_tasks);
                 false
             }
+            Some(Fate::MaxMemory) if cause == ExitCause::Exited(0) => {
+                Counters::bump(&counters.exit_max_memory);
+                false
+            }
             Some(Fate::Terminated) => {
                 Counters::bump(&counters.exit_signal);
                 false
@@ -252,6 +262,9 @@ impl Dispatcher {
                 }),
                 _ => DynError::new(WorkerDied { pid: w.pid, cause }),
             };
+            let mut report = cost::placed(w.pid, head.position);
+            report.worker_end = Some(worker_end(cause));
+            head.sink.set_report(report);
             head.sink
                 .complete(Err(TaskError::Executor(error)), counters);
         }
@@ -330,6 +343,7 @@ impl Dispatcher {
             };
             let tasks = counters.take_running(w.inflight.drain(..).collect());
             for task in tasks {
+                task.sink.set_report(cost::placed(w.pid, task.position));
                 task.sink.complete(
                     Err(TaskError::Executor(DynError::new(err.clone()))),
                     counters,
@@ -408,5 +422,14 @@ impl Dispatcher {
                 }
             }
         }
+    }
+}
+
+/// The report's words for how a worker ended.
+fn worker_end(cause: ExitCause) -> WorkerEnd {
+    match cause {
+        ExitCause::Exited(code) => WorkerEnd::Exited(code),
+        ExitCause::Signaled(signal) => WorkerEnd::Signaled(signal),
+        ExitCause::Unknown => WorkerEnd::Unknown,
     }
 }

@@ -110,9 +110,11 @@ impl Dispatcher {
                 Some(w) => {
                     // The worker was idle, so this task is its head and is
                     // completely written.
-                    w.inflight.push_back(h.task);
-                    w.sent += 1;
+                    let mut task = h.task;
                     w.assigned += 1;
+                    task.position = w.assigned;
+                    w.inflight.push_back(task);
+                    w.sent += 1;
                     if w.sent == 1 {
                         w.head_started = Some(h.at);
                     }

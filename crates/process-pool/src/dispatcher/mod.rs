@@ -22,7 +22,8 @@
 //!                    |
 //!                    v
 //!   +----------> ACCEPTING --- task pipe closed (shutdown,
-//!   |  result     |   |         max_tasks_per_child) ---> RETIRING
+//!   |  result     |   |         max_tasks_per_child,
+//!   |             |   |         max_memory_per_child) ---> RETIRING
 //!   +-------------+   |                                      |
 //!                     | killed by us (timeout, bad frame)    | exits
 //!                     | or died by itself                    |
@@ -65,6 +66,7 @@ use std::time::{Duration, Instant};
 use future::{DynError, TaskError};
 
 use crate::codec;
+use crate::cost::Cost;
 use crate::error::{CodecStage, ExitCause};
 use crate::fd_side;
 use crate::fork_server;
@@ -79,6 +81,8 @@ enum Fate {
     Timeout,
     Protocol,
     MaxTasks,
+    /// Its peak RSS passed `max_memory_per_child` after a task.
+    MaxMemory,
     Shutdown,
     Broken,
     /// `terminate_workers` / `kill_workers`.
@@ -110,6 +114,9 @@ struct Worker {
     assigned: u64,
     /// When the head task started (fully written and first in line).
     head_started: Option<Instant>,
+    /// Its peak RSS passed `max_memory_per_child`: it takes no more tasks
+    /// and retires once those in its pipe are done.
+    over_memory: bool,
     /// Running average of this worker's task times in ns (0: none yet).
     avg_task_nanos: u64,
     /// It sent READY: its initializer (if any) succeeded.
@@ -145,6 +152,7 @@ impl Worker {
     fn accepting(&self, config: &Config) -> bool {
         self.task_w.is_some()
             && self.fate.is_none()
+            && !self.over_memory
             && !self.write_failed
             && config
                 .max_tasks_per_child
@@ -315,8 +323,9 @@ impl Dispatcher {
                         q.dispatcher_waiting = false;
                         return false;
                     }
-                    w.inflight.push_back(task);
                     w.assigned += 1;
+                    task.position = w.assigned;
+                    w.inflight.push_back(task);
                 }
                 Pick::Full => unreachable!("handled above"),
             }
@@ -386,6 +395,7 @@ impl Dispatcher {
             offset: 0,
             assigned: 0,
             head_started: None,
+            over_memory: false,
             avg_task_nanos: 0,
             ready: false,
             eof: false,
@@ -534,56 +544,17 @@ impl Dispatcher {
     fn handle_result(&mut self, i: usize, f: &frame::Frame) -> Result<(), FrameError> {
         let counters = &self.shared.counters;
         let w = &mut self.workers[i];
-        let mut body = BodyReader::new(w.input.body(f));
-        let id = body.u64()?;
-        let has_fds = id & fd_side::FDS_BIT != 0;
-        let id = id & !fd_side::FDS_BIT;
-        let tag = body.u8()?;
+        let ResultBody {
+            id,
+            has_fds,
+            cost,
+            outcome,
+        } = parse_result_body(w.input.body(f))?;
         if w.sent == 0 || w.inflight.front().map(|t| t.id) != Some(id) {
             return Err(FrameError::BadBody(
                 "a result for a task the worker was not running",
             ));
         }
-        let outcome: Result<&[u8], TaskError> = match tag {
-            codec::OK => Ok(body.rest()),
-            codec::OK_STREAMED => {
-                let rest = body.rest();
-                let Some(at) = rest.len().checked_sub(codec::TRAILER_LEN) else {
-                    return Err(FrameError::BadBody("a streamed result without its trailer"));
-                };
-                let (value, trailer) = rest.split_at(at);
-                let mut written = [0u8; 8];
-                written.copy_from_slice(&trailer[1..]);
-                let written = u64::from_le_bytes(written);
-                match trailer[0] {
-                    codec::STREAM_OK => Ok(value),
-                    codec::STREAM_MISMATCH => {
-                        return Err(FrameError::LengthMismatch {
-                            announced: value.len() as u64,
-                            written,
-                        })
-                    }
-                    codec::STREAM_FAILED => Err(codec_error(
-                        CodecStage::EncodeResult,
-                        format!(
-                            "the result's Serialize failed or panicked after {written} of \
-                             {} bytes, on its second run (its size pass had succeeded)",
-                            value.len()
-                        ),
-                    )),
-                    _ => return Err(FrameError::BadBody("unknown streamed-result status")),
-                }
-            }
-            codec::FAILED => {
-                let type_name = body.string()?;
-                let message = body.string()?;
-                Err(TaskError::Failed(DynError::from_parts(type_name, message)))
-            }
-            codec::PANICKED => Err(TaskError::Panicked(body.string()?)),
-            codec::DECODE_ARGS => Err(codec_error(CodecStage::DecodeArgs, body.string()?)),
-            codec::ENCODE_RESULT => Err(codec_error(CodecStage::EncodeResult, body.string()?)),
-            _ => return Err(FrameError::BadBody("unknown outcome tag")),
-        };
         // SharedBytes in the result: their descriptors were sent before
         // the frame (see `fd_side`), so they are there now.
         let received = if has_fds {
@@ -604,7 +575,18 @@ impl Dispatcher {
         }
         w.head_started = (w.sent > 0).then_some(now);
         counters.tasks_running.fetch_sub(1, Relaxed);
-        let Task { frame, sink, .. } = task;
+        let Task {
+            frame,
+            sink,
+            enqueued_ns,
+            position,
+            ..
+        } = task;
+        sink.set_report(cost.report(w.pid, position, enqueued_ns));
+        counters.add_cost(&cost, cost.start_ns.saturating_sub(enqueued_ns));
+        if let Some(limit) = self.shared.config.max_memory_per_child {
+            w.over_memory |= cost.usage.is_some_and(|u| u.peak_rss > limit);
+        }
         // The result decodes with its descriptors installed; unused ones
         // close at the end of the scope.
         fd_side::with_incoming(received.fds, received.truncated, || {
@@ -616,9 +598,14 @@ impl Dispatcher {
             && w.fate.is_none()
             && w.task_w.is_some()
         {
-            // max_tasks_per_child reached: close its task pipe; it exits.
+            // max_tasks_per_child or max_memory_per_child reached: close
+            // its task pipe; it exits.
             w.task_w = None;
-            w.fate = Some(Fate::MaxTasks);
+            w.fate = Some(if w.over_memory {
+                Fate::MaxMemory
+            } else {
+                Fate::MaxTasks
+            });
         }
         Ok(())
     }
@@ -667,4 +654,74 @@ impl Dispatcher {
             .count();
         c.workers_idle.store(idle as u64, Relaxed);
     }
+}
+
+/// A `RESULT` frame's body, read (see `frame` and `codec` for the layout).
+pub(crate) struct ResultBody<'a> {
+    /// The task id, without `fd_side::FDS_BIT`.
+    pub id: u64,
+    /// Descriptors were sent with this result (`fd_side::FDS_BIT`).
+    pub has_fds: bool,
+    /// What the task cost, as its worker measured it (see `cost`).
+    pub cost: Cost,
+    /// The encoded value, or the task's error.
+    pub outcome: Result<&'a [u8], TaskError>,
+}
+
+/// Reads a `RESULT` frame's body. A pure function of the bytes, so the fuzz
+/// target (`fuzz/`, through `fuzz_api`) reaches the same code the
+/// dispatcher runs.
+pub(crate) fn parse_result_body(body: &[u8]) -> Result<ResultBody<'_>, FrameError> {
+    let mut body = BodyReader::new(body);
+    let id = body.u64()?;
+    let has_fds = id & fd_side::FDS_BIT != 0;
+    let id = id & !fd_side::FDS_BIT;
+    let tag = body.u8()?;
+    let cost = Cost::read(&mut body)?;
+    let outcome: Result<&[u8], TaskError> = match tag {
+        codec::OK => Ok(body.rest()),
+        codec::OK_STREAMED => {
+            let rest = body.rest();
+            let Some(at) = rest.len().checked_sub(codec::TRAILER_LEN) else {
+                return Err(FrameError::BadBody("a streamed result without its trailer"));
+            };
+            let (value, trailer) = rest.split_at(at);
+            let mut written = [0u8; 8];
+            written.copy_from_slice(&trailer[1..]);
+            let written = u64::from_le_bytes(written);
+            match trailer[0] {
+                codec::STREAM_OK => Ok(value),
+                codec::STREAM_MISMATCH => {
+                    return Err(FrameError::LengthMismatch {
+                        announced: value.len() as u64,
+                        written,
+                    })
+                }
+                codec::STREAM_FAILED => Err(codec_error(
+                    CodecStage::EncodeResult,
+                    format!(
+                        "the result's Serialize failed or panicked after {written} of \
+                         {} bytes, on its second run (its size pass had succeeded)",
+                        value.len()
+                    ),
+                )),
+                _ => return Err(FrameError::BadBody("unknown streamed-result status")),
+            }
+        }
+        codec::FAILED => {
+            let type_name = body.string()?;
+            let message = body.string()?;
+            Err(TaskError::Failed(DynError::from_parts(type_name, message)))
+        }
+        codec::PANICKED => Err(TaskError::Panicked(body.string()?)),
+        codec::DECODE_ARGS => Err(codec_error(CodecStage::DecodeArgs, body.string()?)),
+        codec::ENCODE_RESULT => Err(codec_error(CodecStage::EncodeResult, body.string()?)),
+        _ => return Err(FrameError::BadBody("unknown outcome tag")),
+    };
+    Ok(ResultBody {
+        id,
+        has_fds,
+        cost,
+        outcome,
+    })
 }

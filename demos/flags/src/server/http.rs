@@ -142,61 +142,13 @@ impl Connection {
     }
 
     fn parse(&mut self, limits: &Limits) -> Parsed {
-        let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-        let mut req = httparse::Request::new(&mut headers);
-        let consumed = match req.parse(&self.buf) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => {
-                if self.buf.len() < limits.max_head {
-                    return Parsed::NeedMore;
-                }
-                // Too big: blame the request line if it has not even ended.
-                let line_done = self.buf[..limits.max_head].windows(2).any(|w| w == b"\r\n");
-                return Parsed::Done(Incoming::Reject(if line_done { 431 } else { 414 }));
-            }
-            Err(httparse::Error::TooManyHeaders) => return Parsed::Done(Incoming::Reject(431)),
-            Err(httparse::Error::Version) => return Parsed::Done(Incoming::Reject(505)),
-            Err(_) => return Parsed::Done(Incoming::Reject(400)),
-        };
-        if consumed > limits.max_head {
-            return Parsed::Done(Incoming::Reject(431));
-        }
-        let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version)
-        else {
-            return Parsed::Done(Incoming::Reject(400));
-        };
-        let mut connection_close = version == 0; // HTTP/1.0 closes unless asked
-        let mut has_body = false;
-        let mut hosts = 0;
-        for h in req.headers.iter() {
-            if h.name.eq_ignore_ascii_case("host") {
-                hosts += 1;
-            }
-            let value = String::from_utf8_lossy(h.value).to_ascii_lowercase();
-            if h.name.eq_ignore_ascii_case("connection") {
-                if value.split(',').any(|t| t.trim() == "close") {
-                    connection_close = true;
-                } else if value.split(',').any(|t| t.trim() == "keep-alive") {
-                    connection_close = false;
-                }
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding")
-                || (h.name.eq_ignore_ascii_case("content-length") && value.trim() != "0")
-            {
-                has_body = true;
+        match parse_head(&self.buf, limits) {
+            None => Parsed::NeedMore,
+            Some((incoming, consumed)) => {
+                self.buf.drain(..consumed);
+                Parsed::Done(incoming)
             }
         }
-        // RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request
-        // without Host, and to any request with more than one.
-        if has_body || hosts > 1 || (version == 1 && hosts == 0) {
-            return Parsed::Done(Incoming::Reject(400));
-        }
-        let request = Request {
-            method: method.to_string(),
-            target: target.to_string(),
-            keep_alive: !connection_close,
-        };
-        self.buf.drain(..consumed);
-        Parsed::Done(Incoming::Request(request))
     }
 
     /// Writes a response. `body` is left out for HEAD requests (`send_body`
@@ -261,6 +213,69 @@ impl Connection {
 enum Parsed {
     Done(Incoming),
     NeedMore,
+}
+
+/// Parses the request head at the start of `buf` (the bytes received so
+/// far): `None` if more bytes are needed, else what to do and how many bytes
+/// of `buf` the request used (0 for a rejection: the connection closes).
+///
+/// A pure function of its input, so the fuzz target (`fuzz/`) can call it
+/// with any bytes; [`Connection::read_request`] feeds it what it reads.
+pub fn parse_head(buf: &[u8], limits: &Limits) -> Option<(Incoming, usize)> {
+    let reject = |status| Some((Incoming::Reject(status), 0));
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut headers);
+    let consumed = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() < limits.max_head {
+                return None;
+            }
+            // Too big: blame the request line if it has not even ended.
+            let line_done = buf[..limits.max_head].windows(2).any(|w| w == b"\r\n");
+            return reject(if line_done { 431 } else { 414 });
+        }
+        Err(httparse::Error::TooManyHeaders) => return reject(431),
+        Err(httparse::Error::Version) => return reject(505),
+        Err(_) => return reject(400),
+    };
+    if consumed > limits.max_head {
+        return reject(431);
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return reject(400);
+    };
+    let mut connection_close = version == 0; // HTTP/1.0 closes unless asked
+    let mut has_body = false;
+    let mut hosts = 0;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        }
+        let value = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+        if h.name.eq_ignore_ascii_case("connection") {
+            if value.split(',').any(|t| t.trim() == "close") {
+                connection_close = true;
+            } else if value.split(',').any(|t| t.trim() == "keep-alive") {
+                connection_close = false;
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding")
+            || (h.name.eq_ignore_ascii_case("content-length") && value.trim() != "0")
+        {
+            has_body = true;
+        }
+    }
+    // RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request
+    // without Host, and to any request with more than one.
+    if has_body || hosts > 1 || (version == 1 && hosts == 0) {
+        return reject(400);
+    }
+    let request = Request {
+        method: method.to_string(),
+        target: target.to_string(),
+        keep_alive: !connection_close,
+    };
+    Some((Incoming::Request(request), consumed))
 }
 
 /// A response: status, content type, body.
