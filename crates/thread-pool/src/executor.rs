@@ -142,13 +142,14 @@ impl ThreadPoolExecutor {
             return Ok(Interrupt::Cancelled);
         }
         if let Some(token) = self.shared.tokens.get(future.id()) {
+            if future.done() {
+                return Ok(Interrupt::AlreadyDone);
+            }
+            // Looked at before the token is set: once set, the task may
+            // finish (and the future be done) before this line returns,
+            // and that is the request taking effect, not "already done".
             token.interrupt();
-            // Set after the task finished: harmless, and said so.
-            return Ok(if future.done() {
-                Interrupt::AlreadyDone
-            } else {
-                Interrupt::Requested
-            });
+            return Ok(Interrupt::Requested);
         }
         if future.done() {
             return Ok(Interrupt::AlreadyDone);
