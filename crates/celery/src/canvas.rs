@@ -116,7 +116,7 @@ impl Embed {
                     out.messages.push(errback.message(&prepend, &[], msg));
                 }
             }
-            Outcome::Revoked | Outcome::Expired => {}
+            Outcome::Revoked | Outcome::Expired | Outcome::Terminated => {}
         }
         out
     }

@@ -14,10 +14,11 @@
 //! Our worker ([`Remote`]) answers `ping`, `stats`, `active`, `registered`,
 //! `revoke` and `shutdown` (a warm shutdown, no reply, as in Celery); any
 //! other command gets `{"error": ...}` naming the ones it knows.
-//! `revoke(terminate=True)` of a task that is running is refused with a
-//! logged reason: neither of our pools can stop one running task (a thread
-//! cannot be killed; the process pool has no per-task kill), so it runs to
-//! its end. Workers that are offline miss a broadcast (Celery keeps revoked
+//! `revoke(terminate=True)` of a task that is running in a worker process
+//! terminates it as Celery's prefork pool does (SIGTERM to its process, then
+//! SIGKILL after the pool's grace: [`crate::terminate`]) and stores REVOKED
+//! `terminated`; on the threads pool it is refused with a logged reason (a
+//! thread cannot be killed), and the task runs to its end. Workers that are offline miss a broadcast (Celery keeps revoked
 //! ids in worker memory only), which is why the executor also stores
 //! REVOKED in the result backend and our worker checks that record before
 //! it runs a task.
@@ -63,9 +64,19 @@ fn unix_now() -> f64 {
 
 /// The envelope of `app.control.revoke(task_id)`.
 pub fn revoke_message(task_id: &str) -> String {
+    revoke_envelope(task_id, false)
+}
+
+/// The envelope of `app.control.revoke(task_id, terminate=True,
+/// signal="SIGTERM")` (what `AsyncResult.revoke(terminate=True)` sends).
+pub fn terminate_message(task_id: &str) -> String {
+    revoke_envelope(task_id, true)
+}
+
+fn revoke_envelope(task_id: &str, terminate: bool) -> String {
     let body = json!({
         "method": "revoke",
-        "arguments": {"task_id": task_id, "terminate": false, "signal": "SIGTERM"},
+        "arguments": {"task_id": task_id, "terminate": terminate, "signal": "SIGTERM"},
         "destination": null, "pattern": null, "matcher": null,
     });
     // Celery gives a broadcast a 1 s life; 10 s tolerates clock skew.
@@ -235,6 +246,8 @@ pub(crate) struct Remote {
     pub revoked: Arc<Mutex<RevokedSet>>,
     /// The running tasks.
     pub active: Arc<Active>,
+    /// The running tasks `revoke(terminate=True)` can stop (worker processes).
+    pub terminable: Arc<crate::terminate::Terminable>,
     /// The worker's stop flag: a `shutdown` sets it.
     pub stop: Arc<AtomicBool>,
     /// Where replies go.
@@ -311,11 +324,23 @@ impl Remote {
         if running.is_empty() {
             return json!({"ok": format!("tasks {{{list}}} flagged as revoked")});
         }
+        // In a worker process: SIGTERM, SIGKILL after the grace, REVOKED
+        // `terminated` stored by the runner when the process is gone.
+        let (stopped, refused): (Vec<&str>, Vec<&str>) = running
+            .into_iter()
+            .partition(|id| self.terminable.terminate(id));
+        for id in &stopped {
+            eprintln!("celery-worker: Terminating {id} (SIGTERM, then SIGKILL after 5 s)");
+        }
+        if refused.is_empty() {
+            return json!({"ok": format!("terminate: {}", stopped.join(", "))});
+        }
         let why = format!(
-            "revoke(terminate=True) refused for running task(s) {}: this Rust worker cannot \
-             stop one running task, so it runs to its end and its result is stored; the \
-             tasks {{{list}}} are flagged as revoked and will not start here",
-            running.join(", ")
+            "revoke(terminate=True) refused for running task(s) {}: they run on this worker's \
+             threads (--pool threads), and a thread cannot be stopped, so each runs to its end \
+             and its result is stored (--pool processes can terminate one); the tasks \
+             {{{list}}} are flagged as revoked and will not start here",
+            refused.join(", ")
         );
         eprintln!("celery-worker: {why}");
         json!({"error": why})

@@ -42,7 +42,9 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use future::trace::Recorder;
-use future::{contain, panic_message, promise, CallbackRunner, DynError, Future, TaskError};
+use future::{
+    contain, panic_message, promise, CallbackRunner, DynError, Future, Interrupt, TaskError,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -68,6 +70,10 @@ struct Pending {
     /// own transaction); `None` while the send is under way. A lost broker
     /// fails only the futures whose message went to the data it lost.
     epoch: Option<Vec<u8>>,
+    /// The user's future's [`Future::id`], for `interrupt`.
+    future_id: usize,
+    /// `interrupt` broadcast a terminating revoke for it.
+    interrupted: bool,
 }
 
 /// The longest a result record is kept: 100 years (the worker's limit too).
@@ -470,6 +476,8 @@ impl CeleryExecutor {
                 complete: completer,
                 cancel,
                 epoch: None,
+                future_id: future.id(),
+                interrupted: false,
             },
         );
         shared.subscribe(&[key.as_str()]);
@@ -534,6 +542,36 @@ impl CeleryExecutor {
         self.shared.trace.as_ref()
     }
 
+    /// Stops the task of `future` wherever it is, as Python's
+    /// `AsyncResult.revoke(terminate=True, signal="SIGTERM")`: broadcasts
+    /// that revoke (beyond `cancel()`, which revokes without terminating).
+    /// A worker that runs the task signals its process (ours: SIGTERM,
+    /// then SIGKILL after its pool's grace period; a Python prefork worker:
+    /// SIGTERM) and stores REVOKED `terminated`; one that has not started
+    /// it skips it. The future then fails with
+    /// [`TerminatedByRequest`](crate::TerminatedByRequest) holding what the
+    /// worker stored. Returns [`Interrupt::Requested`] (where the task is
+    /// is only known to the workers), or [`Interrupt::AlreadyDone`] if the
+    /// future is done or is not this executor's.
+    pub fn interrupt<R>(&self, future: &Future<R>) -> Interrupt {
+        let id = {
+            let mut pending = lock(&self.shared.pending);
+            let found = pending.iter_mut().find(|(_, p)| p.future_id == future.id());
+            let Some((id, p)) = found.filter(|_| !future.done()) else {
+                return Interrupt::AlreadyDone;
+            };
+            p.interrupted = true;
+            id.clone()
+        };
+        let channel = format!("/{}.celery.pidbox", self.shared.broker.url().db);
+        let cmd = crate::control::terminate_message(&id);
+        let _ = self.shared.broker.with(|c| {
+            c.command(&[b"PUBLISH", channel.as_bytes(), cmd.as_bytes()])?
+                .ok()
+        });
+        Interrupt::Requested
+    }
+
     /// How many submitted tasks have no result yet.
     pub fn pending(&self) -> usize {
         lock(&self.shared.pending).len()
@@ -595,6 +633,16 @@ impl Shared {
     fn complete(&self, id: &str, outcome: Result<Value, TaskError>) {
         let pending = lock(&self.pending).remove(id);
         if let Some(p) = pending {
+            let outcome = match outcome {
+                Err(stored) if p.interrupted => Err(TaskError::Executor(DynError::new(
+                    crate::terminate::TerminatedByRequest {
+                        task_id: id.to_string(),
+                        signal: "SIGTERM",
+                        stored: stored.to_string(),
+                    },
+                ))),
+                other => other,
+            };
             // Wake the waiter first; the UNSUBSCRIBE write can follow.
             self.run_completer(p, outcome);
             self.unsubscribe(&result_key(id));

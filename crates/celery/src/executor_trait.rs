@@ -7,7 +7,7 @@
 use std::error::Error;
 
 use executor::{ErrorKind, Executor, ExecutorError, Payload};
-use future::Future;
+use future::{Future, Interrupt};
 
 use crate::error::CeleryError;
 use crate::executor::CeleryExecutor;
@@ -47,6 +47,12 @@ impl Executor for CeleryExecutor {
         E: Error + Send + Sync + 'static,
     {
         Ok(CeleryExecutor::submit_fallible(self, f, arg)?)
+    }
+
+    /// The executor's own `interrupt`: `revoke(terminate=True,
+    /// signal="SIGTERM")`, as Python's `AsyncResult.revoke`.
+    fn interrupt<R>(&self, future: &Future<R>) -> Result<Interrupt, ExecutorError> {
+        Ok(CeleryExecutor::interrupt(self, future))
     }
 
     fn shutdown(&self, wait: bool, cancel_futures: bool) {

@@ -51,6 +51,7 @@ pub mod resp;
 pub mod schedule;
 mod task_costs;
 pub mod tasks;
+mod terminate;
 pub mod testing;
 mod url;
 mod worker;
@@ -64,6 +65,7 @@ pub use procs::{
     dispatch, ignore_interrupts, install_process_registry, process_registry, WireFailure,
 };
 pub use registry::{decode_args, Handler, Registry, TypeError};
+pub use terminate::TerminatedByRequest;
 pub use url::RedisUrl;
 pub use worker::{
     restore_unacked, ColdShutdown, PoolKind, Worker, WorkerConfig, WorkerStats, MAX_CONCURRENCY,

@@ -41,6 +41,9 @@ pub enum Outcome {
     /// The task's `expires` passed before it ran: REVOKED with Celery's
     /// reason `expired` ([`crate::schedule`]).
     Expired,
+    /// `revoke(terminate=True)` stopped it while it ran: REVOKED with
+    /// Celery's reason `terminated` ([`crate::terminate`]).
+    Terminated,
 }
 
 impl Outcome {
@@ -70,7 +73,7 @@ impl Outcome {
         match self {
             Outcome::Success(_) => "SUCCESS",
             Outcome::Failure { .. } => "FAILURE",
-            Outcome::Revoked | Outcome::Expired => "REVOKED",
+            Outcome::Revoked | Outcome::Expired | Outcome::Terminated => "REVOKED",
         }
     }
 
@@ -89,6 +92,7 @@ impl Outcome {
             ),
             Outcome::Revoked => (revoked("revoked"), Value::Null),
             Outcome::Expired => (revoked("expired"), Value::Null),
+            Outcome::Terminated => (revoked("terminated"), Value::Null),
         };
         json!({
             "status": self.status(),

@@ -16,7 +16,9 @@
 use std::sync::{Arc, Mutex, OnceLock};
 
 use future::{FutureError, TaskError};
-use process_pool::{ExitCause, ProcessPoolExecutor, WorkerDied};
+use process_pool::{ExitCause, ProcessPoolExecutor, TerminatedByRequest, WorkerDied};
+
+use crate::terminate::Terminable;
 use serde_json::Value;
 
 use crate::limits::{self, Limits};
@@ -113,16 +115,23 @@ pub(crate) struct Procs {
     pool: Mutex<Arc<ProcessPoolExecutor>>,
     /// Why the pool broke for good: a new pool could not run a task either.
     broken: Mutex<Option<String>>,
+    /// The running tasks, for `revoke(terminate=True)`.
+    terminable: Arc<Terminable>,
 }
 
 impl Procs {
     /// A pool of `size` worker processes.
-    pub(crate) fn start(size: usize, costs: Arc<TaskCosts>) -> Result<Procs, String> {
+    pub(crate) fn start(
+        size: usize,
+        costs: Arc<TaskCosts>,
+        terminable: Arc<Terminable>,
+    ) -> Result<Procs, String> {
         Ok(Procs {
             size,
             costs,
             pool: Mutex::new(Arc::new(Self::build(size)?)),
             broken: Mutex::new(None),
+            terminable,
         })
     }
 
@@ -142,6 +151,7 @@ impl Procs {
     /// pool (for the next tasks) and returns [`NotStarted`].
     pub(crate) fn run(
         &self,
+        id: &str,
         name: &str,
         args: &Value,
         limits: &Limits,
@@ -153,6 +163,12 @@ impl Procs {
             .submit(dispatch_limited, call)
             .map_err(|e| e.to_string())
             .inspect(|future| {
+                // `revoke(terminate=True)` finds it here while it runs.
+                let (p, f) = (Arc::clone(&pool), future.clone());
+                let _entry = self.terminable.enter(
+                    id,
+                    Box::new(move || p.interrupt(&f) != future::Interrupt::AlreadyDone),
+                );
                 // The report is read before `into_result` takes the future.
                 future.wait(None);
                 if let Some(report) = future.report() {
@@ -174,6 +190,8 @@ impl Procs {
             Ok(Err(e)) if limits.hard.is_some() && killed_by_alarm(&e) => {
                 Ok(limits::hard_exceeded(limits.hard.unwrap_or_default()))
             }
+            // `revoke(terminate=True)`: REVOKED `terminated`, as Celery.
+            Ok(Err(e)) if terminated_by_request(&e) => Ok(Outcome::Terminated),
             // The worker process died (killed, aborted) or its pipe broke
             // while it held the task.
             Ok(Err(e)) => Ok(failure("WorkerLostError", e.to_string())),
@@ -221,6 +239,17 @@ impl Procs {
     /// Waits for the running tasks, then stops the worker processes.
     pub(crate) fn shutdown(&self) {
         lock(&self.pool).shutdown(true, false);
+    }
+}
+
+/// Whether `revoke(terminate=True)` ended the task (its process was
+/// interrupted).
+fn terminated_by_request(e: &FutureError) -> bool {
+    match e {
+        FutureError::Task(TaskError::Executor(d)) => {
+            d.downcast_ref::<TerminatedByRequest>().is_some()
+        }
+        _ => false,
     }
 }
 

@@ -235,10 +235,12 @@ impl Worker {
         let backend = Arc::new(Pool::new(backend_url, self.config.concurrency + 1));
         let revoked = Arc::new(Mutex::new(RevokedSet::default()));
         let costs = Arc::new(TaskCosts::default());
+        let terminable = Arc::new(crate::terminate::Terminable::default());
         let remote = Remote {
             node: self.config.hostname.clone(),
             revoked: revoked.clone(),
             active: self.active.clone(),
+            terminable: terminable.clone(),
             stop: self.stop.clone(),
             broker: broker.clone(),
             registered: self
@@ -266,7 +268,7 @@ impl Worker {
                     ));
                 }
                 Some(
-                    Procs::start(self.config.concurrency, costs).map_err(|e| {
+                    Procs::start(self.config.concurrency, costs, terminable).map_err(|e| {
                         CeleryError::Io(format!("cannot start the process pool: {e}"))
                     })?,
                 )
@@ -392,6 +394,7 @@ impl Worker {
     /// Runs the task on this thread or in a worker process; `None` if the
     /// process pool could not start it (its message went back to its queue).
     fn run_task(&self, broker: &Pool, procs: Option<&Procs>, job: &Job) -> Option<Outcome> {
+        let msg = &job.msg;
         match procs {
             None => Some(
                 limits::with_soft_limit(job.msg.limits.soft, || {
@@ -402,7 +405,7 @@ impl Worker {
                 })
                 .unwrap_or_else(limits::soft_exceeded),
             ),
-            Some(procs) => match procs.run(&job.msg.task, &job.msg.args, &job.msg.limits) {
+            Some(procs) => match procs.run(&msg.id, &msg.task, &msg.args, &msg.limits) {
                 Ok(outcome) => Some(outcome),
                 Err(NotStarted(why)) => {
                     self.return_unstarted(broker, job, &why);

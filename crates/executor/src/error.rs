@@ -30,6 +30,10 @@ pub enum ErrorKind {
     /// The call itself was wrong (an argument out of range). Python's
     /// `ValueError`.
     InvalidArgument,
+    /// This executor cannot do what was asked, for a reason the message
+    /// gives (e.g. `interrupt` of a running task on threads without a
+    /// token, or on the inline executor).
+    Unsupported,
 }
 
 impl fmt::Display for ErrorKind {
@@ -39,6 +43,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Broken => "broken",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::InvalidArgument => "invalid argument",
+            ErrorKind::Unsupported => "unsupported",
         })
     }
 }

@@ -4,11 +4,11 @@
 use std::error::Error;
 
 use future::trace::Recorder;
-use future::{Future, FutureError};
+use future::{Future, FutureError, Interrupt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::ExecutorError;
+use crate::error::{ErrorKind, ExecutorError};
 use crate::map::Map;
 
 /// A value that can cross to any executor: a task's argument or result.
@@ -114,6 +114,38 @@ pub trait Executor {
         I: IntoIterator<Item = A>,
     {
         Map::submit_all(items.into_iter().map(|item| self.submit(f, item)))
+    }
+
+    /// Stops one task wherever it is in its life, the second verb beside
+    /// [`Future::cancel`] (which, as in Python, only stops a task that has
+    /// not started). Not in Python: each executor goes as far as it safely
+    /// can, and the answer says what it did:
+    ///
+    /// * not started: cancelled, as `cancel()` ([`Interrupt::Cancelled`]);
+    /// * finished: nothing ([`Interrupt::AlreadyDone`]);
+    /// * running: the executor's escalation starts
+    ///   ([`Interrupt::Requested`]) and the future ends with an error that
+    ///   says "by request" and names the step that took effect; on the
+    ///   process pool SIGTERM to the task's worker, SIGKILL after a grace
+    ///   period, the worker replaced (`TerminatedByRequest`);
+    /// * running where that cannot be done safely: `Err` with
+    ///   [`ErrorKind::Unsupported`] and the reason, and the task runs to its
+    ///   end. A thread cannot be killed: only a task submitted with the
+    ///   thread pool's inherent `submit_interruptible` (which gets a token
+    ///   to check) can be interrupted there, and tasks submitted through
+    ///   this trait have none. The inline executor has nothing running to
+    ///   interrupt (a task runs inside `submit`) and says so.
+    ///
+    /// The default refuses with `Unsupported`; the executors override it.
+    /// The side-by-side of the steps: `docs/executor.md`, "`interrupt`: the
+    /// second verb".
+    fn interrupt<R>(&self, future: &Future<R>) -> Result<Interrupt, ExecutorError> {
+        let _ = future;
+        Err(ExecutorError::new(
+            ErrorKind::Unsupported,
+            "executor",
+            "this executor cannot interrupt a task (only cancel one that has not started)",
+        ))
     }
 
     /// True if every task this executor finishes carries a

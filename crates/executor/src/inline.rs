@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use future::trace::Recorder;
-use future::{promise, Future, TaskError};
+use future::{promise, Future, Interrupt, TaskError};
 
 use crate::error::{ErrorKind, ExecutorError};
 use crate::executor::{Executor, Payload};
@@ -114,6 +114,18 @@ impl Executor for InlineExecutor {
         E: Error + Send + Sync + 'static,
     {
         self.run(move || f(arg).map_err(TaskError::failed))
+    }
+
+    /// Not applicable: a task runs inside `submit`, so its future is
+    /// finished before anyone holds it, and there is nothing to interrupt.
+    /// Always refused with [`ErrorKind::Unsupported`], to say so.
+    fn interrupt<R>(&self, _future: &Future<R>) -> Result<Interrupt, ExecutorError> {
+        Err(ExecutorError::new(
+            ErrorKind::Unsupported,
+            INLINE,
+            "not applicable: a task runs inside submit, so it has finished before its future \
+             is returned; there is never a running task to interrupt",
+        ))
     }
 
     fn shutdown(&self, _wait: bool, _cancel_futures: bool) {

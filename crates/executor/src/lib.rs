@@ -96,5 +96,6 @@ mod pools;
 pub use crate::error::{ErrorKind, ExecutorError};
 pub use crate::executor::{Executor, Payload};
 pub use crate::inline::InlineExecutor;
+pub use future::Interrupt;
 pub use process_pool::ProcessPoolExecutor;
 pub use thread_pool::ThreadPoolExecutor;

@@ -3,11 +3,11 @@
 use std::error::Error;
 
 use future::trace::Recorder;
-use future::{Future, FutureError};
+use future::{Future, FutureError, Interrupt};
 use process_pool::ProcessPoolExecutor;
 use thread_pool::ThreadPoolExecutor;
 
-use crate::error::ExecutorError;
+use crate::error::{ErrorKind, ExecutorError};
 use crate::executor::{Executor, Payload};
 
 /// The names in [`ExecutorError`] messages.
@@ -53,6 +53,14 @@ impl Executor for ThreadPoolExecutor {
         I: IntoIterator<Item = A>,
     {
         Ok(ThreadPoolExecutor::map(self, f, items)?)
+    }
+
+    /// The pool's own `interrupt`: a pending task is cancelled; a running
+    /// one has no token (tasks submitted through this trait never do), so
+    /// it is refused with [`ErrorKind::Unsupported`] and runs to its end.
+    fn interrupt<R>(&self, future: &Future<R>) -> Result<Interrupt, ExecutorError> {
+        ThreadPoolExecutor::interrupt(self, future)
+            .map_err(|e| ExecutorError::new(ErrorKind::Unsupported, THREAD_POOL, e))
     }
 
     fn shutdown(&self, wait: bool, cancel_futures: bool) {
@@ -105,6 +113,12 @@ impl Executor for ProcessPoolExecutor {
         I: IntoIterator<Item = A>,
     {
         Ok(ProcessPoolExecutor::map_auto(self, f, items)?)
+    }
+
+    /// The pool's own `interrupt`: SIGTERM to the running task's worker,
+    /// SIGKILL after the pool's `interrupt_grace`, the worker replaced.
+    fn interrupt<R>(&self, future: &Future<R>) -> Result<Interrupt, ExecutorError> {
+        Ok(ProcessPoolExecutor::interrupt(self, future))
     }
 
     /// Every finished task carries its worker's pid and cost (see

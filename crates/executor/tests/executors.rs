@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use executor::{ErrorKind, Executor, InlineExecutor, ProcessPoolExecutor, ThreadPoolExecutor};
+use executor::{
+    ErrorKind, Executor, InlineExecutor, Interrupt, ProcessPoolExecutor, ThreadPoolExecutor,
+};
 use future::{as_completed, wait, FutureError, ReturnWhen, State, TaskError};
 
 /// Hang guard for every wait: a bug fails the test instead of hanging it.
@@ -544,4 +546,76 @@ fn futures_from_different_executors_mix_in_wait_as_completed_and_callbacks() {
     called.sort_unstable();
     assert_eq!(called, [(0, 0), (1, 4), (2, 9), (3, 16)]);
     fs::remove_dir_all(dir).unwrap();
+}
+
+/// `interrupt` at every point of a task's life, the same generic code on
+/// every executor: a finished task is left alone, a queued one is
+/// cancelled and never runs, and a running one either stops with an error
+/// that says "by request" or is refused with `Unsupported` and runs to its
+/// end. Never a value lost silently, never a hang.
+fn interrupt_at_every_point(e: &impl Executor, dir: &std::path::Path) -> bool {
+    let done = e.submit(square, 3).unwrap();
+    assert_eq!(done.result_timeout(T).unwrap(), 9);
+    assert_eq!(e.interrupt(&done).unwrap(), Interrupt::AlreadyDone);
+
+    let fifo = make_fifo(dir);
+    let blocker = e.submit(block_on_fifo, fifo.clone()).unwrap();
+    let running = hold_running(&fifo);
+    let queued = e.submit(mark, (dir.to_path_buf(), 1)).unwrap();
+    assert_eq!(e.interrupt(&queued).unwrap(), Interrupt::Cancelled);
+
+    let stopped = match e.interrupt(&blocker) {
+        Ok(Interrupt::Requested) => {
+            match blocker.result_timeout(T) {
+                Err(FutureError::Task(err)) => {
+                    assert!(err.to_string().contains("by request"), "{err}")
+                }
+                other => panic!("an interrupted task ended with {other:?}"),
+            }
+            true
+        }
+        Err(refused) => {
+            assert_eq!(refused.kind(), ErrorKind::Unsupported, "{refused}");
+            drop(running);
+            assert_eq!(blocker.result_timeout(T).unwrap(), 0, "it ran to its end");
+            false
+        }
+        Ok(other) => panic!("a running task's interrupt answered {other:?}"),
+    };
+    assert!(queued.cancelled());
+    e.shutdown(true, false);
+    assert!(traces(dir).is_empty(), "the cancelled task ran");
+    stopped
+}
+
+#[test]
+fn interrupt_at_every_point_of_a_tasks_life_on_the_pools() {
+    let dir = scratch_dir("interrupt-threads");
+    let stopped = interrupt_at_every_point(&ThreadPoolExecutor::new(1), &dir);
+    assert!(!stopped, "a thread pool task without a token was stopped");
+    fs::remove_dir_all(dir).unwrap();
+
+    let dir = scratch_dir("interrupt-procs");
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .tasks_per_worker(1)
+        .build()
+        .unwrap();
+    assert!(interrupt_at_every_point(&pool, &dir), "SIGTERM stops it");
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn inline_interrupt_says_it_is_not_applicable() {
+    let e = InlineExecutor::new();
+    let done = Executor::submit(&e, square, 2).unwrap();
+    let refused = e.interrupt(&done).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Unsupported);
+    assert!(
+        refused
+            .to_string()
+            .starts_with("inline executor: not applicable"),
+        "{refused}"
+    );
+    assert_eq!(done.result().unwrap(), 4, "nothing was touched");
 }

@@ -79,6 +79,7 @@ mod awaiting;
 mod contain;
 mod error;
 mod future;
+mod interrupt;
 mod report;
 mod runner;
 mod state;
@@ -94,6 +95,7 @@ pub use awaiting::Awaiting;
 pub use contain::contain;
 pub use error::{panic_message, DynError, FutureError, InvalidStateError, TaskError, TimeoutError};
 pub use future::{promise, Future, Promise};
+pub use interrupt::Interrupt;
 pub use report::{
     reset_callback_panic_hook, set_callback_panic_hook, CallbackPanic, CallbackPanicHook,
 };

@@ -8,7 +8,7 @@
 //! * Errors a *future* can end with, carried inside
 //!   `TaskError::Executor(DynError)`; downcast with
 //!   `dyn_error.downcast_ref::<WorkerDied>()` and friends: [`WorkerDied`],
-//!   [`TaskTimedOut`], [`WorkerTerminated`], [`ProtocolError`],
+//!   [`TaskTimedOut`], [`WorkerTerminated`], [`TerminatedByRequest`], [`ProtocolError`],
 //!   [`CodecError`], [`SpawnFailed`].
 //!   A task's own `Err(e)` arrives as `TaskError::Failed` (type name and
 //!   message), a panic as `TaskError::Panicked(message)`, and with the
@@ -111,6 +111,52 @@ impl fmt::Display for WorkerTerminated {
 }
 
 impl std::error::Error for WorkerTerminated {}
+
+/// `interrupt(&future)` stopped the task while it ran: its worker got
+/// SIGTERM and, if it was still alive after the grace period, SIGKILL. The
+/// worker was replaced; other tasks were not affected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TerminatedByRequest {
+    /// The worker's process id.
+    pub pid: i32,
+    /// How the worker ended: `Signaled(15)` when SIGTERM took effect,
+    /// `Signaled(9)` after SIGKILL, `Exited(code)` when a SIGTERM handler
+    /// of the task exited.
+    pub cause: ExitCause,
+    /// The worker outlived SIGTERM for the whole grace period and SIGKILL
+    /// was sent.
+    pub escalated: bool,
+    /// The pool's grace period between SIGTERM and SIGKILL (zero: SIGKILL
+    /// at once).
+    pub grace: Duration,
+}
+
+impl TerminatedByRequest {
+    /// The signal that ended the worker (`"SIGTERM"`, `"SIGKILL"`), if one did.
+    pub fn signal(&self) -> Option<&'static str> {
+        self.cause.signal_name()
+    }
+}
+
+impl fmt::Display for TerminatedByRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "terminated by request: worker process {} ", self.pid)?;
+        if self.escalated {
+            write!(
+                f,
+                "was still running {:?} after SIGTERM and {}",
+                self.grace, self.cause
+            )?;
+        } else if self.grace.is_zero() {
+            write!(f, "{} (no grace period: SIGKILL at once)", self.cause)?;
+        } else {
+            write!(f, "{} after SIGTERM", self.cause)?;
+        }
+        f.write_str(" (the worker was replaced)")
+    }
+}
+
+impl std::error::Error for TerminatedByRequest {}
 
 /// The task ran longer than the pool's per-task timeout; its worker was
 /// killed with SIGKILL and replaced.

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use future::{panic_message, CallbackRunner, Future};
+use future::{panic_message, CallbackRunner, Future, Interrupt};
 use nix::sys::signal::Signal;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -43,6 +43,11 @@ pub struct ProcessPoolExecutor {
     dispatcher_id: thread::ThreadId,
 }
 
+/// The default time between the SIGTERM and the SIGKILL of
+/// [`ProcessPoolExecutor::interrupt`]; the argument for it is in the
+/// module docs of `dispatcher::interrupt` and in `docs/process-pool.md`.
+pub const DEFAULT_INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+
 /// Settings for a [`ProcessPoolExecutor`].
 #[derive(Clone, Debug)]
 pub struct Builder {
@@ -65,6 +70,7 @@ impl Default for Builder {
                 max_frame: DEFAULT_MAX_FRAME,
                 pipe_size: 1 << 20,
                 trace: None,
+                interrupt_grace: DEFAULT_INTERRUPT_GRACE,
             },
         }
     }
@@ -138,6 +144,16 @@ impl Builder {
     pub fn tasks_per_worker(mut self, n: usize) -> Self {
         self.config.tasks_per_worker = n;
         self.config.adaptive_depth = false;
+        self
+    }
+
+    /// How long [`interrupt`](ProcessPoolExecutor::interrupt) lets a worker
+    /// live after SIGTERM before it sends SIGKILL (default
+    /// [`DEFAULT_INTERRUPT_GRACE`], 5 s). Only a task that caught SIGTERM
+    /// uses it; zero sends SIGKILL at once; a duration too large for the
+    /// clock (`Duration::MAX`) never escalates.
+    pub fn interrupt_grace(mut self, grace: Duration) -> Self {
+        self.config.interrupt_grace = grace;
         self
     }
 
@@ -413,6 +429,7 @@ impl ProcessPoolExecutor {
                         trace,
                     ),
                     running: false,
+                    interrupt: false,
                     fds,
                     enqueued_ns,
                     position: 0,
@@ -525,6 +542,37 @@ impl ProcessPoolExecutor {
     /// ([`Builder::trace`]).
     pub fn recorder(&self) -> Option<&future::trace::Recorder> {
         self.shared.config.trace.as_ref()
+    }
+
+    /// Stops one task, wherever it is (beyond Python, whose `cancel()` only
+    /// stops a task that has not started and whose `terminate_workers()`
+    /// stops the whole pool):
+    ///
+    /// * not started: cancelled, as [`Future::cancel`] does
+    ///   ([`Interrupt::Cancelled`]);
+    /// * finished: nothing ([`Interrupt::AlreadyDone`]);
+    /// * running (or waiting in a worker's pipe): its worker gets SIGTERM,
+    ///   then SIGKILL if it still lives after
+    ///   [`Builder::interrupt_grace`]; the worker is replaced, the tasks
+    ///   queued behind it run on other workers, and the future fails with
+    ///   [`TerminatedByRequest`](crate::TerminatedByRequest), which names
+    ///   the signal that took effect ([`Interrupt::Requested`], returned at
+    ///   once: the steps run on the pool's thread). A result that arrives
+    ///   before the signal lands is kept.
+    ///
+    /// A future this pool did not create is never found: nothing happens
+    /// to it beyond the `cancel()` of the first case. The escalation and
+    /// the grace period: `docs/process-pool.md`, "Interrupting a task".
+    pub fn interrupt<R>(&self, future: &Future<R>) -> Interrupt {
+        if future.cancel() {
+            return Interrupt::Cancelled;
+        }
+        if future.done() {
+            return Interrupt::AlreadyDone;
+        }
+        self.shared.lock().interrupts.push(future.id());
+        self.shared.ring();
+        Interrupt::Requested
     }
 
     /// A snapshot of the pool's counters.

@@ -38,6 +38,10 @@
 //! * **Stopping at once**: `terminate_workers` / `kill_workers` (Python
 //!   3.14) shut the pool down and have the fork server signal every worker;
 //!   the tasks they held fail with [`WorkerTerminated`].
+//! * **Stopping one task** (beyond Python): `interrupt(&future)` cancels it
+//!   if it has not started; if it runs, its worker gets SIGTERM, then
+//!   SIGKILL after [`Builder::interrupt_grace`], and is replaced; the task
+//!   fails with [`TerminatedByRequest`] (module `dispatcher::interrupt`).
 //! * **The cause and cost of a task** (module `cost`): every future carries
 //!   a `TaskReport` (`future.report()`): the worker's pid, the task's
 //!   position on it, its queue wait and run time, measured in the worker,
@@ -129,9 +133,9 @@ mod worker;
 pub use auto_chunk::{auto_chunksize, AUTO_CHUNKS_PER_WORKER, AUTO_MAX_CHUNK};
 pub use error::{
     BuildError, CodecError, CodecStage, ExitCause, ForkServerError, MapShutDown, ProtocolError,
-    SpawnFailed, SubmitError, TaskTimedOut, WorkerDied, WorkerTerminated,
+    SpawnFailed, SubmitError, TaskTimedOut, TerminatedByRequest, WorkerDied, WorkerTerminated,
 };
-pub use executor::{Builder, ProcessPoolExecutor};
+pub use executor::{Builder, ProcessPoolExecutor, DEFAULT_INTERRUPT_GRACE};
 pub use fork_server::{
     fork_server_info, start_fork_server, start_fork_server_late, try_start_fork_server,
     ForkServerInfo,

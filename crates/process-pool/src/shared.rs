@@ -64,6 +64,9 @@ pub(crate) struct Config {
     pub pipe_size: usize,
     /// Where task transitions are recorded (`Builder::trace`).
     pub trace: Option<future::trace::Recorder>,
+    /// How long an interrupted task's worker has between SIGTERM and
+    /// SIGKILL (see `dispatcher::interrupt`).
+    pub interrupt_grace: Duration,
 }
 
 /// The state shared by the pool's handle, `submit` callers and the dispatcher.
@@ -92,6 +95,8 @@ pub(crate) struct Queue {
     /// `terminate_workers` / `kill_workers` asked the dispatcher to send
     /// this signal to every worker (taken by the dispatcher).
     pub force: Option<Signal>,
+    /// `interrupt(&future)` requests: future ids, taken by the dispatcher.
+    pub interrupts: Vec<usize>,
     pub dispatcher_waiting: bool,
     /// Idle workers lent to `submit` while the dispatcher sleeps (see
     /// "Direct hand-off" in the module docs).

@@ -36,6 +36,9 @@ pub(crate) struct Task {
     /// Whether `set_running_or_notify_cancel` already returned true (a task
     /// re-queued after its worker died before starting it).
     pub running: bool,
+    /// `interrupt(&future)` asked to stop it; applied when it is the head
+    /// of a worker (see `dispatcher::interrupt`).
+    pub interrupt: bool,
 }
 
 /// The typed end of a task.
@@ -45,6 +48,9 @@ pub(crate) trait Sink: Send {
     fn set_running(&self, pid: i32) -> bool;
     /// Cancels the future if it is still pending (shutdown with `cancel_futures`).
     fn cancel(&self);
+    /// The [`Future::id`](future::Future::id) of the task's future, to find
+    /// the task `interrupt(&future)` names.
+    fn future_id(&self) -> usize;
     /// Attaches where and how the task ran (`Promise::set_report`); called
     /// before `complete`, so a reader who sees it done sees the report.
     fn set_report(&self, report: TaskReport);
@@ -71,6 +77,10 @@ impl<R: DeserializeOwned + Send + 'static> Sink for TypedSink<R> {
 
     fn cancel(&self) {
         self.promise.future().cancel();
+    }
+
+    fn future_id(&self) -> usize {
+        self.promise.future().id()
     }
 
     fn set_report(&self, report: TaskReport) {

@@ -47,6 +47,10 @@ impl Sink for TracedSink {
         self.inner.set_report(report);
     }
 
+    fn future_id(&self) -> usize {
+        self.inner.future_id()
+    }
+
     fn complete(self: Box<Self>, outcome: Result<&[u8], TaskError>, counters: &Counters) {
         // Whether the result decodes is known only inside `inner`; an
         // undecodable result is drawn as finished (the worker's part was).

@@ -220,6 +220,35 @@ fn with_sigterm_blocked_and_ignored_terminate_workers_still_ends_the_task() {
     clean.check();
 }
 
+#[test]
+fn with_sigterm_blocked_and_ignored_interrupt_ends_the_task_with_sigterm() {
+    let clean = clean();
+    let pool = ProcessPoolExecutor::new(1).unwrap();
+    let fut = pool.submit(endless, ()).unwrap();
+    wait_until("the endless task to be running", || {
+        pool.stats().tasks_running == 1
+    });
+    assert_eq!(pool.interrupt(&fut), future::Interrupt::Requested);
+    match fut.result_timeout(T) {
+        Err(FutureError::Task(TaskError::Executor(e))) => {
+            let e = e
+                .downcast_ref::<process_pool::TerminatedByRequest>()
+                .unwrap_or_else(|| panic!("expected TerminatedByRequest, got {e:?}"));
+            // SIGTERM itself took effect: the worker did not inherit the
+            // ignored, blocked SIGTERM (no escalation to SIGKILL needed).
+            assert_eq!(e.cause, ExitCause::Signaled(libc::SIGTERM), "{e}");
+            assert!(!e.escalated, "{e}");
+        }
+        other => panic!("expected TerminatedByRequest, got {other:?}"),
+    }
+    assert_eq!(
+        pool.submit(square, 6).unwrap().result_timeout(T).unwrap(),
+        36
+    );
+    drop(pool);
+    clean.check();
+}
+
 /// Waits until the file `gate` exists (the test creates it), then returns
 /// this worker's pid. Only a signal can end it before that.
 fn until_gate(gate: String) -> u32 {

@@ -7,10 +7,11 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
-use future::{promise, Future, TaskError};
+use future::{promise, DynError, Future, Interrupt, TaskError};
 
 use crate::builder::{default_max_workers, Builder};
 use crate::error::{SubmitError, TrySubmitError};
+use crate::interrupt::{InterruptToken, Interrupted, NotInterruptible};
 use crate::job::PromiseJob;
 use crate::map::{Map, MapOptions};
 use crate::pool::{Refusal, Shared};
@@ -103,6 +104,63 @@ impl ThreadPoolExecutor {
             }
         }
         Ok(future)
+    }
+
+    /// Like [`submit_fallible`](Self::submit_fallible) for a task that can
+    /// be stopped while it runs: it gets an [`InterruptToken`] that
+    /// [`interrupt`](Self::interrupt) sets. The task checks it between
+    /// steps (`token.check()?`) or sleeps on it (`token.sleep(d)?`); the
+    /// [`Interrupted`] error that gives back fails the future with
+    /// `TaskError::Executor(Interrupted)`, which says the task saw the
+    /// request and stopped. A value says it ran to its end.
+    pub fn submit_interruptible<F, T>(&self, f: F) -> Result<Future<T>, SubmitError>
+    where
+        F: FnOnce(&InterruptToken) -> Result<T, Interrupted> + Send + 'static,
+        T: Send + 'static,
+    {
+        let ticket = self
+            .shared
+            .enter(true)
+            .map_err(Refusal::into_submit_error)?;
+        let (promise, future) = promise();
+        let token = InterruptToken::new();
+        self.shared.tokens.register(&future, token.clone());
+        let task = move || f(&token).map_err(|e| TaskError::Executor(DynError::new(e)));
+        ticket.push(RawJob::new(PromiseJob::new(task, promise)));
+        Ok(future)
+    }
+
+    /// Stops one task, as far as a thread can be stopped (beyond Python,
+    /// whose `cancel()` only stops a task that has not started):
+    ///
+    /// * not started: cancelled, as [`Future::cancel`] does
+    ///   ([`Interrupt::Cancelled`]);
+    /// * finished: nothing ([`Interrupt::AlreadyDone`]);
+    /// * running, submitted with
+    ///   [`submit_interruptible`](Self::submit_interruptible): its token is
+    ///   set ([`Interrupt::Requested`]); the future ends with
+    ///   [`Interrupted`] if the task saw it, with the task's value if not;
+    /// * running, submitted otherwise: `Err(NotInterruptible)`, and the
+    ///   task runs to its end (a thread cannot be killed safely: it would
+    ///   leave its locks held).
+    pub fn interrupt<T>(&self, future: &Future<T>) -> Result<Interrupt, NotInterruptible> {
+        if future.cancel() {
+            return Ok(Interrupt::Cancelled);
+        }
+        if let Some(token) = self.shared.tokens.get(future.id()) {
+            if future.done() {
+                return Ok(Interrupt::AlreadyDone);
+            }
+            // Looked at before the token is set: once set, the task may
+            // finish (and the future be done) before this line returns,
+            // and that is the request taking effect, not "already done".
+            token.interrupt();
+            return Ok(Interrupt::Requested);
+        }
+        if future.done() {
+            return Ok(Interrupt::AlreadyDone);
+        }
+        Err(NotInterruptible)
     }
 
     /// Like [`submit`](Self::submit), but never waits: if the bounded queue

@@ -32,6 +32,11 @@
 //!   an empty queue again, so it stops pulling the queue's cache lines away
 //!   from the submitter on every push (`pacing.rs`); a caller that waits
 //!   for each result keeps the shortest wait.
+//! * **Interrupting a running task is cooperative.** A thread cannot be
+//!   killed safely, so a task submitted with
+//!   [`submit_interruptible`](ThreadPoolExecutor::submit_interruptible)
+//!   gets an [`InterruptToken`] that `interrupt(&future)` sets; the task
+//!   checks it or sleeps on it (`interrupt.rs`).
 //! * **Panics stay in their task.** A task runs under `catch_unwind`; a
 //!   panic finishes its future with [`TaskError::Panicked`] and the worker
 //!   goes on. A panic that escapes a task's bookkeeping (a panicking drop of
@@ -98,6 +103,7 @@ mod builder;
 mod contain;
 mod error;
 mod executor;
+mod interrupt;
 mod job;
 mod map;
 mod pacing;
@@ -115,6 +121,7 @@ mod worker;
 pub use builder::{default_max_workers, Builder};
 pub use error::{BuildError, MapShutDown, SubmitError, TrySubmitError};
 pub use executor::ThreadPoolExecutor;
+pub use interrupt::{InterruptToken, Interrupted, NotInterruptible};
 pub use map::{Map, MapOptions};
 pub use scope::Scope;
 pub use stats::Stats;

@@ -41,6 +41,7 @@
 //! next task. This turns "one wake-up per burst" into as many workers as the
 //! burst needs, without making every submit pay for a wake-up.
 
+use crate::interrupt::Tokens;
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -128,6 +129,8 @@ pub(crate) struct Shared {
     /// Held by an outside caller of `shutdown(wait = true)` while it joins.
     joining: Mutex<()>,
     totals: Totals,
+    /// The tokens of interruptible tasks (see `interrupt`).
+    pub(crate) tokens: Tokens,
 }
 
 /// Permission to push one task: a reserved queue slot and the gate held shared.
@@ -149,6 +152,7 @@ impl Shared {
             registry: Mutex::new(Registry::default()),
             joining: Mutex::new(()),
             totals: Totals::default(),
+            tokens: Tokens::default(),
         })
     }
 

@@ -27,3 +27,14 @@ def fail(message):
 @app.task(name="tasks.echo")
 def echo(value):
     return value
+
+
+@app.task(name="tasks.wait_for")
+def wait_for(path):
+    """Says it started (`<path>.started`), then waits until `path` exists:
+    a task a test holds running (only a signal ends it early)."""
+    import time
+    open(path + ".started", "w").close()
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return os.getpid()

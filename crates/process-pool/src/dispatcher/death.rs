@@ -129,6 +129,7 @@ impl Dispatcher {
     /// Kills workers whose running task outran the timeout.
     pub(super) fn check_deadlines(&mut self) {
         self.check_silent_workers();
+        self.check_escalations(Instant::now());
         let Some(timeout) = self.shared.config.task_timeout else {
             return;
         };
@@ -207,6 +208,13 @@ impl Dispatcher {
                 Counters::bump(&counters.exit_signal);
                 false
             }
+            Some(Fate::Interrupted) => {
+                match cause {
+                    ExitCause::Signaled(_) => Counters::bump(&counters.exit_signal),
+                    _ => Counters::bump(&counters.exit_code),
+                }
+                return self.bury_interrupted(w, cause);
+            }
             Some(Fate::Shutdown) | Some(Fate::Broken) if cause == ExitCause::Exited(0) => false,
             Some(Fate::Broken) => false,
             _ => {
@@ -259,6 +267,26 @@ impl Dispatcher {
             head.sink.set_report(report);
             head.sink
                 .complete(Err(TaskError::Executor(error)), counters);
+        }
+        self.requeue(tasks);
+    }
+    /// An interrupted worker ended: its task, if its result did not come
+    /// first, fails with `TerminatedByRequest`; anything behind it (none
+    /// expected: they were re-queued at SIGTERM) goes back to the queue.
+    fn bury_interrupted(&mut self, mut w: Worker, cause: ExitCause) {
+        let mut tasks: Vec<Task> = self
+            .shared
+            .counters
+            .take_running(w.inflight.drain(..).collect());
+        if !tasks.is_empty() {
+            let head = tasks.remove(0);
+            let esc = w.escalation.unwrap_or(super::interrupt::Escalation {
+                kill_at: None,
+                killed: false,
+            });
+            let grace = self.shared.config.interrupt_grace;
+            let error = super::interrupt::terminated_error(w.pid, cause, esc, grace);
+            head.sink.complete(Err(error), &self.shared.counters);
         }
         self.requeue(tasks);
     }

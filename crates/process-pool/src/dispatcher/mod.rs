@@ -45,6 +45,7 @@
 
 mod death;
 mod handoff;
+mod interrupt;
 mod pipeline;
 
 use death::{EOF_GRACE, STATUS_GRACE};
@@ -86,6 +87,8 @@ enum Fate {
     Broken,
     /// `terminate_workers` / `kill_workers`.
     Terminated,
+    /// `interrupt(&future)` named its running task (see `interrupt`).
+    Interrupted,
 }
 
 /// The dispatcher's view of one worker process.
@@ -132,6 +135,8 @@ struct Worker {
     cause: Option<ExitCause>,
     /// Why the pool ended it, if the pool did.
     fate: Option<Fate>,
+    /// Its SIGTERM/SIGKILL steps, when its task was interrupted.
+    escalation: Option<interrupt::Escalation>,
 }
 
 impl Worker {
@@ -207,6 +212,7 @@ impl Dispatcher {
             for i in 0..self.workers.len() {
                 self.write(i);
             }
+            self.start_marked_heads();
             self.publish();
 
             pollfds.clear();
@@ -244,6 +250,7 @@ impl Dispatcher {
             // Before touching any worker: take the lent pipes back.
             self.reclaim_lanes();
             self.apply_force();
+            self.take_interrupts();
             if n > 0 {
                 for (p, s) in pollfds.iter().zip(&sources) {
                     if p.revents == 0 {
@@ -398,6 +405,7 @@ impl Dispatcher {
             discard: false,
             cause: None,
             fate: None,
+            escalation: None,
         });
     }
 
@@ -604,6 +612,9 @@ impl Dispatcher {
 
     fn poll_timeout(&self) -> libc::c_int {
         let mut deadline: Option<Instant> = self.spawn_backoff;
+        if let Some(kill_at) = self.next_escalation() {
+            deadline = Some(deadline.map_or(kill_at, |x| x.min(kill_at)));
+        }
         for w in &self.workers {
             if let (Some(eof_at), None) = (w.eof_at, w.cause) {
                 let d = if w.eof_kill_sent {
