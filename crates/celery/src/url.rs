@@ -58,15 +58,17 @@ impl RedisUrl {
     pub fn parse(url: &str) -> Result<RedisUrl, CeleryError> {
         let bad = |why: &str| CeleryError::BadUrl(mask_password(url), why.to_string());
         let (unix, rest) = strip_scheme(url).map_err(|why| bad(&why))?;
-        let (rest, query) = match rest.split_once('?') {
-            Some((r, q)) => (r, Some(q)),
-            None => (rest, None),
-        };
         // The last '@' ends the user part: an unencoded '@' in a password
-        // still parses, as it does for redis-py.
+        // still parses, as it does for redis-py. Split before the query, so
+        // that a '?' in a password is part of it, not an option printed in
+        // an error (no option's value has an '@').
         let (userinfo, rest) = match rest.rsplit_once('@') {
             Some((u, r)) => (Some(u), r),
             None => (None, rest),
+        };
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
         };
         let (username, password) = match userinfo {
             None => (None, None),
@@ -460,6 +462,18 @@ mod tests {
         let e = RedisUrl::parse("redis://:hunter2@h:port/0").unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
         assert!(e.to_string().contains("port is not a number"), "{e}");
+    }
+
+    #[test]
+    fn a_password_with_a_question_mark_is_read_whole_and_never_printed() {
+        // Review 2 of issue 20: the query was split off before the user
+        // part, so the password's tail after '?' became an "option" and
+        // the error printed it.
+        let u = RedisUrl::parse("redis://:sec?ret@h:1/2").unwrap();
+        assert_eq!(u.password.as_deref(), Some("sec?ret"));
+        assert_eq!((u.host.as_str(), u.port, u.db), ("h", 1, 2));
+        let e = RedisUrl::parse("redis://:sec?ret@h:port/0").unwrap_err();
+        assert!(!e.to_string().contains("ret"), "{e}");
     }
 
     #[test]
