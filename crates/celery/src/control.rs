@@ -5,7 +5,8 @@
 //! body is `{"method", "arguments", "destination", "pattern", "matcher"}`,
 //! plus `"ticket"` and `"reply_to": {"exchange", "routing_key"}` when the
 //! client waits for replies. A worker answers only a broadcast meant for it
-//! (no `destination`, or its node name among them; a `pattern` with the
+//! (no `destination`, or its node name among them, a destination of any
+//! other type naming no one; a `pattern` with the
 //! `glob` matcher) and replies `{"<node name>": <answer>}` in an envelope
 //! with a `ticket` header, LPUSHed on the client's reply list: the queue
 //! bound to `reply_to`'s routing key in `_kombu.binding.reply.celery.pidbox`
@@ -119,11 +120,20 @@ pub fn revoked_ids(raw: &[u8]) -> Vec<String> {
 /// `Node.handle_message`): no destination and no pattern means everyone.
 fn is_for(body: &Value, node: &str) -> bool {
     match body.get("destination") {
-        Some(Value::Array(names)) if !names.is_empty() => {
-            return names.iter().any(|n| n.as_str() == Some(node))
+        None | Some(Value::Null) => {}
+        Some(Value::Array(names)) if names.is_empty() => {}
+        Some(Value::String(name)) if name.is_empty() => {}
+        Some(Value::Array(names)) => return names.iter().any(|n| n.as_str() == Some(node)),
+        Some(Value::String(name)) => return name == node,
+        // Not a list of names: it names no node we can tell, so not this
+        // one (read as "everyone", a `shutdown` would stop every worker).
+        Some(other) => {
+            eprintln!(
+                "celery-worker: ignoring a broadcast whose destination {other} is not a list \
+                 of node names"
+            );
+            return false;
         }
-        Some(Value::String(name)) if !name.is_empty() => return name == node,
-        _ => {}
     }
     let pattern = body.get("pattern").and_then(Value::as_str);
     let matcher = body.get("matcher").and_then(Value::as_str);
@@ -492,6 +502,25 @@ mod tests {
         ] {
             assert_eq!(glob_match(p.as_bytes(), n.as_bytes()), m, "{p} {n}");
         }
+    }
+
+    #[test]
+    fn a_destination_this_worker_cannot_read_is_not_for_it() {
+        // Review 2 of issue 20: kombu dispatches only when the node is `in`
+        // a non-empty destination; one of another type (an object, a
+        // number, true) was read as "everyone", so a `shutdown` addressed
+        // that way stopped every Rust worker.
+        let me = "rusty@host";
+        for odd in [json!({"other@host": 1}), json!(5), json!(true)] {
+            let body = json!({"method": "shutdown", "destination": odd});
+            assert!(!is_for(&body, me), "{body}");
+        }
+        for everyone in [json!(null), json!([]), json!("")] {
+            let body = json!({"method": "ping", "destination": everyone});
+            assert!(is_for(&body, me), "{body}");
+        }
+        assert!(is_for(&json!({"destination": [me]}), me));
+        assert!(is_for(&json!({"destination": me}), me));
     }
 
     #[test]
