@@ -231,8 +231,10 @@ pub(crate) fn part_return(
         return Ok(()); // not a chord's header task (as Celery: no group, no report)
     };
     let keys = Keys::of(&group.id);
-    // The part is what the task's own record holds as its result.
-    let record: Value = serde_json::from_str(&outcome.to_json(&msg.id))?;
+    // The part is what the task's own record holds as its result; read as
+    // deep as the worker reads arguments (serde_json alone stops at 128).
+    let record = crate::json::parse_python(outcome.to_json(&msg.id).as_bytes())
+        .map_err(CeleryError::Json)?;
     let part = json!([1, msg.id, outcome.status(), record["result"]]).to_string();
     let score = group.index.map_or("+inf".to_string(), |i| i.to_string());
     let (expires, token) = (expires.to_string(), new_task_id());
@@ -344,7 +346,7 @@ pub(crate) fn part_return(
 fn joined(parts: Vec<Reply>) -> Result<Vec<Value>, Outcome> {
     let mut results = Vec::with_capacity(parts.len());
     for raw in parts.into_iter().filter_map(Reply::into_bytes) {
-        let part: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        let part = crate::json::parse_python(&raw).unwrap_or(Value::Null);
         let (tid, state) = (part[1].as_str().unwrap_or("?"), part[2].as_str());
         let result = part[3].clone();
         match state {

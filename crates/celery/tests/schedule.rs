@@ -682,3 +682,38 @@ fn a_second_sigterm_is_a_cold_shutdown_that_returns_running_and_held_messages() 
     let _ = std::fs::remove_file(&marker);
     let _ = std::fs::remove_file(marker.with_extension("pid"));
 }
+
+/// Review 2 of issue 20: a chord whose header result nests deeper than
+/// serde_json's default limit of 128 (the worker reads arguments up to
+/// `celery::json::MAX_DEPTH` levels, so such a task runs) still completes:
+/// its body gets the result whole. Before the fix the worker could not
+/// re-read the part it reports to the chord, left the message unacked
+/// and the body was never sent (the hang guard fired).
+#[test]
+fn a_chord_whose_header_result_nests_200_deep_runs_its_body_with_it() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let _w = rust_worker(&url, &["-c", "1", "--pool", "threads"]);
+    let out = python_with_args(
+        &url,
+        r#"
+import time
+from celery import chord
+from tasks import app
+nested = []
+for _ in range(200):
+    nested = [nested]
+body = chord([app.signature("rust.echo", args=(nested,))])(app.signature("rust.echo"))
+deadline = time.monotonic() + 60  # hang guard only
+while app.backend.get_task_meta(body.id)["status"] == "PENDING":
+    assert time.monotonic() < deadline, "the chord's body never ran"
+    time.sleep(0.02)
+meta = app.backend.get_task_meta(body.id)
+print("deep", meta["status"], meta["result"] == [nested])
+"#,
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.lines().any(|l| l == "deep SUCCESS True"), "{text}");
+}
