@@ -185,7 +185,8 @@ pub fn python_module(exc_type: &str) -> Option<&'static str> {
 /// A stored record as the client reads it: `Ok(None)` for a state that is
 /// not final (PENDING, STARTED, RETRY).
 pub fn parse_final(raw: &[u8]) -> Result<Option<Result<Value, TaskError>>, CeleryError> {
-    let v: Value = serde_json::from_slice(raw)?;
+    // As deep as the worker reads arguments (a task may return them).
+    let v = crate::json::parse_python(raw).map_err(CeleryError::Json)?;
     let status = v.get("status").and_then(Value::as_str).unwrap_or("");
     let result = v.get("result").cloned().unwrap_or(Value::Null);
     Ok(match status {
@@ -325,5 +326,16 @@ mod tests {
         let rec = br#"{"status": "SUCCESS", "result": 3.777777777777778e+100}"#;
         let v = parse_final(rec).unwrap().unwrap().unwrap();
         assert_eq!(v.as_f64(), Some(3.777777777777778e100));
+    }
+
+    #[test]
+    fn a_result_as_deep_as_the_worker_reads_arguments_reads_back() {
+        // Review 2 of issue 20: the worker runs tasks whose arguments nest
+        // up to json::MAX_DEPTH levels (an echo returns them); the client
+        // read the record with serde_json's limit of 128.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let rec = format!(r#"{{"status": "SUCCESS", "result": {deep}}}"#);
+        let v = parse_final(rec.as_bytes()).unwrap().unwrap().unwrap();
+        assert_eq!(v.to_string(), deep);
     }
 }
