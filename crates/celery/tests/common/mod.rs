@@ -48,6 +48,8 @@ pub fn rust_worker(broker: &str, args: &[&str]) -> ChildGuard {
 pub struct Spawned {
     pub child: ChildGuard,
     stderr: Arc<Mutex<String>>,
+    /// Set by the reader thread at the end of the worker's stderr.
+    stderr_done: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Spawned {
@@ -71,6 +73,8 @@ impl Spawned {
         let stderr = Arc::new(Mutex::new(String::new()));
         let pipe = child.stderr.take().unwrap();
         let collected = stderr.clone();
+        let stderr_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = stderr_done.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 eprintln!("[worker] {line}");
@@ -78,10 +82,12 @@ impl Spawned {
                 all.push_str(&line);
                 all.push('\n');
             }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         Spawned {
             child: ChildGuard(child),
             stderr,
+            stderr_done,
         }
     }
 
@@ -100,12 +106,17 @@ impl Spawned {
         assert_eq!(unsafe { libc::kill(-self.pid(), signal) }, 0);
     }
 
-    /// Waits (hang guard only) for the worker to exit; its exit code.
+    /// Waits (hang guard only) for the worker to exit, and for the reader
+    /// thread to have copied all it wrote (its last words may still be in
+    /// the pipe when the exit is seen); its exit code.
     pub fn wait_exit(&mut self) -> Option<i32> {
         let mut status = None;
         wait_until(LONG, "the worker to exit", || {
             status = self.child.0.try_wait().unwrap();
             status.is_some()
+        });
+        wait_until(LONG, "the end of the worker's stderr", || {
+            self.stderr_done.load(std::sync::atomic::Ordering::SeqCst)
         });
         status.unwrap().code()
     }
