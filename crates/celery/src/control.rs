@@ -32,9 +32,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::base64;
+use crate::connection_pool::Pool;
 use crate::id::new_task_id;
 use crate::message::{TaskMessage, SEP};
-use crate::pool::Pool;
 use crate::task_costs::TaskCosts;
 use crate::url::RedisUrl;
 

@@ -49,10 +49,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::connection_pool::Pool;
 use crate::error::CeleryError;
 use crate::message::{TaskMessage, SEP};
 use crate::meta::{parse_final, result_key, Outcome};
-use crate::pool::Pool;
 use crate::registry::Registry;
 use crate::resp::{encode, Connection, Reply, Stream};
 use crate::url::RedisUrl;

@@ -57,13 +57,13 @@ use serde_json::Value;
 
 use crate::canvas::{self, Embed, FollowUps};
 use crate::chord;
+use crate::connection_pool::Pool;
 use crate::control::{Active, Remote, RevokedSet};
 use crate::error::CeleryError;
 use crate::id::new_task_id;
 use crate::limits;
 use crate::message::{hostname, mark_redelivered, TaskMessage, SEP};
 use crate::meta::{result_key, started_record, Outcome};
-use crate::pool::Pool;
 use crate::procs::{NotStarted, Procs};
 use crate::registry::Registry;
 use crate::resp::{Connection, Reply, Stream};

@@ -586,7 +586,8 @@ fn a_restore_whose_reply_is_cut_queues_the_message_once() {
         .unwrap();
     c.command(&[b"ZADD", b"unacked_index", b"1", b"tag-1"])
         .unwrap();
-    let pool = celery::pool::Pool::new(celery::RedisUrl::parse(&link.url(0)).unwrap(), 1);
+    let pool =
+        celery::connection_pool::Pool::new(celery::RedisUrl::parse(&link.url(0)).unwrap(), 1);
     // `:1` is the RPUSH's reply on an empty queue, inside EXEC's array
     // when RPUSH, ZREM and HDEL go together; the lock's SET says +OK.
     link.drop_mid_reply_if(
@@ -1027,7 +1028,8 @@ fn two_restores_of_one_message_at_once_queue_it_once() {
         },
         0,
     );
-    let pool = celery::pool::Pool::new(celery::RedisUrl::parse(&link.url(0)).unwrap(), 1);
+    let pool =
+        celery::connection_pool::Pool::new(celery::RedisUrl::parse(&link.url(0)).unwrap(), 1);
     let periodic = std::thread::spawn(move || celery::restore_unacked(&pool, Duration::ZERO));
     held.recv_timeout(LONG)
         .expect("the periodic restore read the unacked message");
