@@ -52,7 +52,7 @@ use serde_json::Value;
 use crate::connection_pool::Pool;
 use crate::error::CeleryError;
 use crate::message::{TaskMessage, SEP};
-use crate::meta::{parse_final, result_key, Outcome};
+use crate::meta::{parse_final, result_key, Outcome, MAX_RESULT_TTL};
 use crate::registry::Registry;
 use crate::resp::{encode, Connection, Reply, Stream};
 use crate::url::RedisUrl;
@@ -75,9 +75,6 @@ struct Pending {
     /// `interrupt` broadcast a terminating revoke for it.
     interrupted: bool,
 }
-
-/// The longest a result record is kept: 100 years (the worker's limit too).
-const MAX_RESULT_EXPIRES: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// Settings of a [`CeleryExecutor`]; see [`CeleryExecutor::builder`].
 #[derive(Clone)]
@@ -110,7 +107,7 @@ impl Builder {
     /// Redis refuses an expiry past about 292 million years, and a refused
     /// REVOKED record would let a cancelled task run.
     pub fn result_expires(mut self, d: Duration) -> Self {
-        self.result_expires = d.clamp(Duration::from_secs(1), MAX_RESULT_EXPIRES);
+        self.result_expires = d.clamp(Duration::from_secs(1), Duration::from_secs(MAX_RESULT_TTL));
         self
     }
 

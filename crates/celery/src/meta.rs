@@ -15,6 +15,12 @@ use serde_json::{json, Value};
 
 use crate::error::CeleryError;
 
+/// The longest a result record is kept, in seconds: 100 years. Every
+/// writer clamps to it (the worker, the CLI and the client's revocations):
+/// Redis refuses an expiry past about 292 million years, and a refused
+/// record would be lost.
+pub(crate) const MAX_RESULT_TTL: u64 = 100 * 365 * 86_400;
+
 /// The key (and the PUBLISH channel) of a task's result.
 pub fn result_key(task_id: &str) -> String {
     format!("celery-task-meta-{task_id}")
