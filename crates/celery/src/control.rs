@@ -506,10 +506,10 @@ mod tests {
 
     #[test]
     fn a_destination_this_worker_cannot_read_is_not_for_it() {
-        // Review 2 of issue 20: kombu dispatches only when the node is `in`
-        // a non-empty destination; one of another type (an object, a
-        // number, true) was read as "everyone", so a `shutdown` addressed
-        // that way stopped every Rust worker.
+        // kombu dispatches only when the node is `in` a non-empty
+        // destination; one of another type (an object, a number, true)
+        // must not be read as "everyone", or a `shutdown` addressed that
+        // way stops every Rust worker.
         let me = "rusty@host";
         for odd in [json!({"other@host": 1}), json!(5), json!(true)] {
             let body = json!({"method": "shutdown", "destination": odd});

@@ -336,9 +336,9 @@ mod tests {
 
     #[test]
     fn a_result_as_deep_as_the_worker_reads_arguments_reads_back() {
-        // Review 2 of issue 20: the worker runs tasks whose arguments nest
-        // up to json::MAX_DEPTH levels (an echo returns them); the client
-        // read the record with serde_json's limit of 128.
+        // The worker runs tasks whose arguments nest up to json::MAX_DEPTH
+        // levels (an echo returns them), so the client reads a record as
+        // deep, not with serde_json's limit of 128.
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let rec = format!(r#"{{"status": "SUCCESS", "result": {deep}}}"#);
         let v = parse_final(rec.as_bytes()).unwrap().unwrap().unwrap();

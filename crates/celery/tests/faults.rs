@@ -763,7 +763,7 @@ fn a_huge_result_lifetime_still_stores_the_revoked_record() {
     assert!(!touched.exists(), "the cancelled task ran");
 }
 
-/// Issue 20 item 13: a worker started while Redis is down does not exit: it
+/// A worker started while Redis is down does not exit: it
 /// retries the connection with back-off and says so (Celery's
 /// `broker_connection_retry_on_startup`), then serves once Redis is up.
 #[test]
@@ -784,7 +784,7 @@ fn a_worker_started_before_redis_waits_for_it() {
     assert_eq!(f.result_timeout(LONG).unwrap(), 5);
 }
 
-/// Issue 20 item 14: a Python client's `revoke()` only broadcasts (no
+/// A Python client's `revoke()` only broadcasts (no
 /// REVOKED record), so a worker must still be listening after Redis
 /// restarted: its revoke listener subscribes again, and a queued task
 /// revoked from Python does not run.

@@ -1,5 +1,5 @@
-//! User code that used to run on the Celery executor's only listener thread
-//! (issue 17, items 3 and 5): a panicking waker, a result whose `Drop` or
+//! User code that used to run on the Celery executor's only listener thread:
+//! a panicking waker, a result whose `Drop` or
 //! `Deserialize` panics, and done-callbacks that submit to the same
 //! executor and wait, or drop its last handle. None of them may kill or
 //! block the listener: later results still arrive, and dropping the

@@ -1,6 +1,5 @@
 //! Values a Python Celery client sends arrive exactly at our worker, and a
-//! message with a readable task id always gets a result (issue 20, items
-//! 1-6 and 20). Each test drives a real Celery 5 client from the test
+//! message with a readable task id always gets a result. Each test drives a real Celery 5 client from the test
 //! virtualenv (`CELERY_VENV`) against the `celery-worker` binary; the
 //! client's `get(timeout=120)` is the hang guard, never a bound on speed.
 

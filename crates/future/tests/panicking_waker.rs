@@ -1,4 +1,4 @@
-//! A panicking `Waker::wake` (issue 17, item 1): the completer, the other
+//! A panicking `Waker::wake`: the completer, the other
 //! awaiting tasks and every done-callback survive it, and it is reported
 //! through the callback-panic hook. Its own test binary, because the hook is
 //! process-wide.

@@ -1,6 +1,6 @@
-//! User code that runs on the dispatcher thread while it completes a future
-//! (issue 17, item 2): a panicking `Waker::wake` and the panicking `Drop` of
-//! a result nobody holds. Neither may kill the dispatcher, the only thread
+//! User code that runs on the dispatcher thread while it completes a future:
+//! a panicking `Waker::wake` and the panicking `Drop` of a result nobody
+//! holds. Neither may kill the dispatcher, the only thread
 //! that delivers results: later tasks still run and `drop(pool)` returns.
 
 mod common;
