@@ -385,18 +385,23 @@ impl CeleryExecutor {
         &self.shared.queue
     }
 
+    /// The name `f` is registered under: a task crosses the broker by name,
+    /// so an unregistered `fn` is refused before anything is sent.
+    fn registered_name<A, R>(&self, f: fn(A) -> R) -> Result<String, CeleryError> {
+        self.shared
+            .registry
+            .name_of(f)
+            .map(str::to_string)
+            .ok_or_else(|| CeleryError::NotRegistered(std::any::type_name_of_val(&f).to_string()))
+    }
+
     /// Submits the registered `fn` `f` with `arg` (sent as `args = [arg]`).
     pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>, CeleryError>
     where
         A: Serialize,
         R: DeserializeOwned + Send + 'static,
     {
-        let name = self
-            .shared
-            .registry
-            .name_of(f)
-            .ok_or_else(|| CeleryError::NotRegistered(std::any::type_name_of_val(&f).to_string()))?
-            .to_string();
+        let name = self.registered_name(f)?;
         self.submit_named(&name, (arg,))
     }
 
@@ -411,12 +416,7 @@ impl CeleryExecutor {
         A: Serialize,
         R: DeserializeOwned + Send + 'static,
     {
-        let name = self
-            .shared
-            .registry
-            .name_of(f)
-            .ok_or_else(|| CeleryError::NotRegistered(std::any::type_name_of_val(&f).to_string()))?
-            .to_string();
+        let name = self.registered_name(f)?;
         self.submit_named(&name, (arg,))
     }
 

@@ -233,6 +233,21 @@ fn a_result_push_cut_mid_reply_still_completes_the_future() {
     assert_each_ran_once(&worker, 1, &mut c);
 }
 
+/// `rust.add(1, 2)`, not sent yet, with its SUCCESS record (3) already in
+/// the backend: its future's result can come only from the GET that follows
+/// the subscription (no PUBLISH will come).
+fn a_task_whose_result_is_already_stored(redis: &RedisServer) -> celery::TaskMessage {
+    let msg = celery::TaskMessage::new("rust.add", serde_json::json!([1, 2]), "celery");
+    let record = celery::meta::Outcome::Success(serde_json::json!(3)).to_json(&msg.id);
+    let key = celery::meta::result_key(&msg.id);
+    let mut c = redis.connect();
+    c.command(&[b"SET", key.as_bytes(), record.as_bytes()])
+        .unwrap()
+        .ok()
+        .unwrap();
+    msg
+}
+
 /// Failure table: the GET of a result stored before the subscription took
 /// effect is cut mid-reply. The pool retries it on a new connection.
 #[test]
@@ -240,14 +255,7 @@ fn a_result_get_cut_mid_reply_still_completes_the_future() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let ex = executor(&link.url(0));
-    let msg = celery::TaskMessage::new("rust.add", serde_json::json!([1, 2]), "celery");
-    let record = celery::meta::Outcome::Success(serde_json::json!(3)).to_json(&msg.id);
-    let key = format!("celery-task-meta-{}", msg.id);
-    let mut c = redis.connect();
-    c.command(&[b"SET", key.as_bytes(), record.as_bytes()])
-        .unwrap()
-        .ok()
-        .unwrap();
+    let msg = a_task_whose_result_is_already_stored(&redis);
     link.drop_mid_reply(b"SUCCESS", 20);
     let f = ex.send::<i64>(msg).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 3);
@@ -265,14 +273,7 @@ fn a_result_get_that_fails_twice_is_retried() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let ex = executor(&link.url(0));
-    let msg = celery::TaskMessage::new("rust.add", serde_json::json!([1, 2]), "celery");
-    let record = celery::meta::Outcome::Success(serde_json::json!(3)).to_json(&msg.id);
-    let key = format!("celery-task-meta-{}", msg.id);
-    let mut c = redis.connect();
-    c.command(&[b"SET", key.as_bytes(), record.as_bytes()])
-        .unwrap()
-        .ok()
-        .unwrap();
+    let msg = a_task_whose_result_is_already_stored(&redis);
     link.drop_mid_reply(b"SUCCESS", 20);
     link.drop_mid_reply(b"SUCCESS", 20);
     let f = ex.send::<i64>(msg).unwrap();

@@ -44,7 +44,7 @@ fn random_doubles_subnormals_and_extremes_come_back_bit_exact() {
 import random, struct, sys
 from tasks import app
 rng = random.Random(20)
-# Random bit patterns cover every exponent; NaN and infinities are item 3's.
+# Random bit patterns cover every exponent; NaN and infinities have their own test below.
 values = []
 while len(values) < 4000:
     f = struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0]
