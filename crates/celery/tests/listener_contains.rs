@@ -9,17 +9,20 @@
 //! while the test sets up its listeners; then it starts the worker.
 
 mod common;
+#[path = "../../future/tests/wakers/mod.rs"]
+mod wakers;
 
 use std::future::{Future as _, IntoFuture};
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Waker};
 
 use celery::{tasks, CeleryExecutor};
 use common::*;
 use serde::{Deserialize, Deserializer};
+use wakers::{PanickingWaker, SendingWaker};
 
 fn executor(redis: &RedisServer) -> CeleryExecutor {
     CeleryExecutor::builder(&redis.url(0))
@@ -54,22 +57,6 @@ fn drop_returns(ex: ManuallyDrop<CeleryExecutor>) {
     });
     rx.recv_timeout(LONG)
         .expect("dropping the executor did not return");
-}
-
-struct PanickingWaker;
-
-impl Wake for PanickingWaker {
-    fn wake(self: Arc<Self>) {
-        panic!("this waker panics");
-    }
-}
-
-struct SendingWaker(Mutex<mpsc::Sender<()>>);
-
-impl Wake for SendingWaker {
-    fn wake(self: Arc<Self>) {
-        let _ = self.0.lock().unwrap().send(());
-    }
 }
 
 #[test]

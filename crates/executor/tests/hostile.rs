@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use celery::Registry;
@@ -33,8 +33,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 const LONG: Duration = Duration::from_secs(120);
 
 mod support;
+#[path = "../../future/tests/wakers/mod.rs"]
+mod wakers;
 
 use support::{in_test_process, CeleryUnderTest, Kind};
+use wakers::{PanickingWaker, SendingWaker};
 
 // ---------------------------------------------------------------------------
 // The executors.
@@ -298,22 +301,6 @@ enum After {
     ShutDown(Arc<dyn Hostile>),
     /// A callback dropped its last handle.
     Gone,
-}
-
-struct PanickingWaker;
-
-impl Wake for PanickingWaker {
-    fn wake(self: Arc<Self>) {
-        panic!("this waker panics");
-    }
-}
-
-struct SendingWaker(Mutex<mpsc::Sender<()>>);
-
-impl Wake for SendingWaker {
-    fn wake(self: Arc<Self>) {
-        let _ = self.0.lock().unwrap().send(());
-    }
 }
 
 /// Runs `behaviour` over every executor.
