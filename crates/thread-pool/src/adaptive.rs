@@ -86,10 +86,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use future::{promise, FutureError, TaskError};
+use future::{contain, promise, FutureError, TaskError};
 use parking_lot::{Condvar, Mutex};
 
-use crate::contain::contain;
 use crate::job::PromiseJob;
 use crate::pool::Shared;
 use crate::raw::RawJob;
@@ -208,6 +207,7 @@ impl<X, T> Bag<X, T> {
             // User `Drop` code, outside the lock and contained: this runs
             // on a worker.
             contain(
+                "thread-pool",
                 "the drop of map items cancelled with their iterator",
                 || drop(reversed),
             );
@@ -364,6 +364,7 @@ impl<X: Send, T: Send> Source<T> for Bag<X, T> {
         };
         // User `Drop` code runs outside the lock.
         contain(
+            "thread-pool",
             "the drop of map items cancelled with their iterator",
             || drop(dropped),
         );

@@ -42,7 +42,8 @@
 //!   goes on. A panic that escapes a task's bookkeeping (a panicking drop of
 //!   a cancelled closure or of a result nobody holds, a panicking
 //!   callback-panic hook) is caught too and reported on stderr; the worker
-//!   keeps its thread and its place in the counts (`contain.rs`).
+//!   keeps its thread and its place in the counts (`worker.rs`, with
+//!   `future::contain`).
 //! * **Callbacks are user code.** A worker running a future's
 //!   done-callbacks counts as busy, so a callback may submit to the pool
 //!   and wait for the result.
@@ -100,7 +101,6 @@
 
 mod adaptive;
 mod builder;
-mod contain;
 mod error;
 mod executor;
 mod interrupt;

@@ -49,10 +49,9 @@ use std::time::Duration;
 use std::{io, panic};
 
 use crossbeam_utils::CachePadded;
-use future::{panic_message, TaskError};
+use future::{contain, panic_message, TaskError};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
-use crate::contain::contain;
 use crate::error::SubmitError;
 use crate::queue::Queue;
 use crate::raw::RawJob;
@@ -297,7 +296,7 @@ impl Shared {
             // future is failed, so whoever sees the failure sees the count.
             self.totals.failed.fetch_add(1, Relaxed);
             let error = TaskError::BrokenExecutor(message.clone());
-            contain("the drop of a task failed by a broken pool", || {
+            contain("thread-pool", "the drop of a task failed by a broken pool", || {
                 job.fail(error)
             });
         }
@@ -321,7 +320,7 @@ impl Shared {
             // Relaxed: a statistics counter, bumped before the cancel is
             // visible (as above).
             self.totals.cancelled.fetch_add(1, Relaxed);
-            contain("the drop of a task cancelled by shutdown", || job.cancel());
+            contain("thread-pool", "the drop of a task cancelled by shutdown", || job.cancel());
         }
         if wait {
             self.join_workers();

@@ -45,6 +45,25 @@
 //! queue, as after any task. Futures without callbacks (the common case)
 //! skip the hook, so submit-then-wait still keeps a single thread.
 //!
+//! ## Panics that escape a task
+//!
+//! A task's closure runs under `catch_unwind` (`job.rs`), and a panicking
+//! done-callback or callback-panic hook is caught by the future crate. A
+//! few panics can still come out of a job: the drop of a cancelled task's
+//! closure (it is dropped unrun) and the drop of a result nobody holds
+//! (dropped with the task's promise, on the worker). Left alone, one would
+//! unwind through the worker loop and end the thread without leaving the
+//! pool's counts, and the pool would believe in a worker that does not
+//! exist: later submits would count on it and never run. So the worker runs
+//! each job under `future::contain`, which catches what escapes, reports it
+//! on stderr and lets the worker go on with its thread and its place in the
+//! counts (`shutdown(cancel_futures)` and a broken pool drop each queued
+//! task the same way, so every one is still cancelled or failed). rayon
+//! aborts the process here instead; continuing is safe because every path
+//! that can panic there runs after the job's bookkeeping is done (the
+//! outcome published or the cancellation acknowledged, the worker's counts
+//! updated), so nothing is left half-updated.
+//!
 //! ## Spin, then park
 //!
 //! An empty queue is often refilled within microseconds (a caller that waits
@@ -65,7 +84,8 @@ use std::hint::spin_loop;
 use std::sync::Arc;
 use std::thread;
 
-use crate::contain::contain;
+use future::contain;
+
 use crate::job::{Ran, RunHooks};
 use crate::pacing::Pacing;
 use crate::pool::{Counters, Shared};
@@ -114,9 +134,10 @@ pub(crate) fn run(shared: Arc<Shared>, counters: Counters) {
         match worker.find_work() {
             Found::Job(job) => {
                 let what = "a task's clean-up (a drop, or a callback-panic hook)";
-                if !contain(what, || job.run(&mut worker)) {
+                if !contain("thread-pool", what, || job.run(&mut worker)) {
                     // Every step that can panic here comes after the
-                    // task's bookkeeping (contain.rs); this is for safety.
+                    // task's bookkeeping (module docs, "Panics that escape
+                    // a task"); this is for safety.
                     worker.counters.set_running(false);
                 }
             }
