@@ -90,7 +90,7 @@ use future::{contain, promise, FutureError, TaskError};
 use parking_lot::{Condvar, Mutex};
 
 use crate::job::PromiseJob;
-use crate::pool::Shared;
+use crate::shared::Shared;
 use crate::raw::RawJob;
 
 /// The work a claim is sized to take, at the cost per item last measured.
@@ -378,7 +378,7 @@ impl<T: Send + 'static> Adaptive<T> {
         shared: Arc<Shared>,
         f: Arc<F>,
         input: impl Iterator<Item = X>,
-    ) -> Result<Self, crate::pool::Refusal>
+    ) -> Result<Self, crate::shared::Refusal>
     where
         X: Send + 'static,
         F: Fn(X) -> T + Send + Sync + 'static,

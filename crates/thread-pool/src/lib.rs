@@ -19,7 +19,7 @@
 //!   with no allocation of its own (`raw.rs`).
 //! * **Workers on demand.** A submit starts a worker only when no worker is
 //!   idle and fewer than `max_workers` run; an idle one is always reused
-//!   first (`pool.rs`). A worker counts itself idle *before* it publishes a
+//!   first (`shared.rs`). A worker counts itself idle *before* it publishes a
 //!   result, so sequential submit-then-wait keeps a single thread.
 //! * **Spin, then park.** A worker that finds the queue empty spins and
 //!   yields for a few tens of microseconds, then parks on a condition
@@ -105,12 +105,13 @@ mod error;
 mod executor;
 mod interrupt;
 mod job;
+mod life;
 mod map;
 mod pacing;
-mod pool;
 mod queue;
 mod raw;
 mod scope;
+mod shared;
 mod sleep;
 mod slots;
 mod stats;

@@ -79,7 +79,7 @@ use future::{promise, DynError, Future, FutureError, TaskError};
 use crate::adaptive::Adaptive;
 use crate::error::{MapShutDown, SubmitError};
 use crate::job::PromiseJob;
-use crate::pool::{Refusal, Shared};
+use crate::shared::{Refusal, Shared};
 use crate::raw::RawJob;
 use crate::trace::traced;
 

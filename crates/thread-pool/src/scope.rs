@@ -31,7 +31,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::SubmitError;
 use crate::executor::ThreadPoolExecutor;
 use crate::job::{Job, PromiseJob, RunHooks};
-use crate::pool::Refusal;
+use crate::shared::Refusal;
 use crate::raw::RawJob;
 
 /// A scope of tasks that may borrow from the stack; see

@@ -59,7 +59,7 @@
 //! worker that instead takes *another* task will look at the queue again
 //! when that task ends; and a worker that takes a task while more are queued
 //! and no one else is searching wakes or starts a helper (the "chain rule"
-//! in `pool.rs`), so a burst of submits fans out over the workers.
+//! in `shared.rs`), so a burst of submits fans out over the workers.
 //!
 //! ## The `parking` count
 //!

@@ -88,7 +88,7 @@ use future::contain;
 
 use crate::job::{Ran, RunHooks};
 use crate::pacing::Pacing;
-use crate::pool::{Counters, Shared};
+use crate::shared::{Counters, Shared};
 use crate::raw::RawJob;
 use crate::sleep::{searching, Wake};
 
@@ -197,7 +197,7 @@ impl Worker<'_> {
                 continue;
             }
             if shared.closing() {
-                // No task can be pushed once the pool is closing (pool.rs,
+                // No task can be pushed once the pool is closing (shared.rs,
                 // "The gate"), so an empty queue now stays empty.
                 if shared.queue.is_empty() {
                     return Found::Closing;

@@ -4,15 +4,17 @@
 //!
 //! ## The gate
 //!
-//! `gate` is a read-write lock over two flags, `shutdown` and `broken`.
-//! Every submit holds it *shared* from its flag check until its push is done
-//! and its wake-or-spawn decision is made; `shutdown` and `break_pool` take it
-//! *exclusively* to set a flag. So once a flag is set, no push is in flight
+//! `gate` is a read-write lock over the pool's [`Life`] (open, shutting
+//! down, terminating, broken: `life.rs` draws the transitions). Every submit
+//! holds it *shared* from its check that the pool is open until its push is
+//! done and its wake-or-spawn decision is made; `shutdown` and `break_pool`
+//! take it *exclusively* to move the state ([`Shared::transition`], the one
+//! place it moves). So once the pool has left `Open`, no push is in flight
 //! and none can follow. That is what lets a worker exit as soon as it sees
 //! the pool closing and the queue empty: no task can arrive after its look
-//! (the push happened before the unlock, the unlock before the flag store,
-//! and the worker's SeqCst load of the flag synchronises with that store).
-//! A shared lock costs a submit two uncontended atomic RMWs.
+//! (the push happened before the unlock, the unlock before the `closing`
+//! store, and the worker's SeqCst load of `closing` synchronises with that
+//! store). A shared lock costs a submit two uncontended atomic RMWs.
 //!
 //! The gate is never held while user code runs: tasks drained on shutdown
 //! are cancelled, and their done-callbacks run, after it is released.
@@ -53,6 +55,7 @@ use future::{contain, panic_message, TaskError};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::error::SubmitError;
+use crate::life::Life;
 use crate::queue::Queue;
 use crate::raw::RawJob;
 use crate::sleep::{searching, sleeping, Sleep, Watch};
@@ -74,12 +77,6 @@ pub(crate) struct Config {
     /// Where task transitions are recorded (`Builder::trace`); `None`: not
     /// recorded, at the cost of this test per submit.
     pub(crate) trace: Option<future::trace::Recorder>,
-}
-
-#[derive(Default)]
-struct Gate {
-    shutdown: bool,
-    broken: Option<String>,
 }
 
 /// Why a task was not admitted.
@@ -116,14 +113,17 @@ pub(crate) struct Shared {
     pub(crate) sleep: Sleep,
     /// Workers started and not exited (bounded by `max_workers` with a CAS).
     alive: CachePadded<AtomicUsize>,
-    /// `gate.shutdown || gate.broken`, readable without the lock.
+    /// `Life::is_closing` of the gate's state, readable without the lock.
+    /// Stored only by `transition`, never cleared.
     closing: AtomicBool,
-    /// The queued tasks were dropped (cancelled, or failed by a broken pool):
-    /// a running `map` starts no more items (module docs). Set with the gate
-    /// held exclusively, never cleared; in an `Arc` because every running
-    /// `map`'s bag holds it and reads it directly.
+    /// `Life::queued_cancelled` of the gate's state: the queued tasks were
+    /// dropped (cancelled, or failed by a broken pool), so a running `map`
+    /// starts no more items (module docs). Stored only by `transition`,
+    /// never cleared; in an `Arc` because every running `map`'s bag holds
+    /// it and reads it directly.
     queued_cancelled: Arc<AtomicBool>,
-    gate: RwLock<Gate>,
+    /// The pool's life cycle, behind the gate (module docs).
+    gate: RwLock<Life>,
     registry: Mutex<Registry>,
     /// Held by an outside caller of `shutdown(wait = true)` while it joins.
     joining: Mutex<()>,
@@ -135,7 +135,7 @@ pub(crate) struct Shared {
 /// Permission to push one task: a reserved queue slot and the gate held shared.
 pub(crate) struct Ticket<'a> {
     shared: &'a Arc<Shared>,
-    gate: RwLockReadGuard<'a, Gate>,
+    gate: RwLockReadGuard<'a, Life>,
 }
 
 impl Shared {
@@ -147,7 +147,7 @@ impl Shared {
             alive: CachePadded::new(AtomicUsize::new(0)),
             closing: AtomicBool::new(false),
             queued_cancelled: Arc::new(AtomicBool::new(false)),
-            gate: RwLock::new(Gate::default()),
+            gate: RwLock::new(Life::Open),
             registry: Mutex::new(Registry::default()),
             joining: Mutex::new(()),
             totals: Totals::default(),
@@ -176,17 +176,29 @@ impl Shared {
         Ok(Ticket { shared: self, gate })
     }
 
-    fn refusal(&self, gate: &Gate) -> Option<Refusal> {
-        if let Some(msg) = &gate.broken {
-            Some(Refusal::Broken(msg.clone()))
-        } else if gate.shutdown {
-            Some(Refusal::Shutdown)
-        } else {
-            None
+    fn refusal(&self, life: &Life) -> Option<Refusal> {
+        match life {
+            Life::Open => None,
+            Life::Broken { message, .. } => Some(Refusal::Broken(message.clone())),
+            Life::ShuttingDown | Life::Terminating => Some(Refusal::Shutdown),
         }
     }
 
-    /// True once the pool is shut down or broken.
+    /// The one place the life cycle moves: with the gate held exclusively,
+    /// replaces the state by `next(state)` and stores the two flags read
+    /// without the gate. The flags only ever go from false to true, as the
+    /// states only go forward (`life.rs`).
+    fn transition(&self, life: &mut Life, next: impl FnOnce(Life) -> Life) {
+        *life = next(std::mem::take(life));
+        if life.is_closing() {
+            self.closing.store(true, SeqCst);
+        }
+        if life.queued_cancelled() {
+            self.queued_cancelled.store(true, SeqCst);
+        }
+    }
+
+    /// True once the pool is shut down or broken (`Life::is_closing`).
     pub(crate) fn closing(&self) -> bool {
         self.closing.load(SeqCst)
     }
@@ -200,17 +212,17 @@ impl Shared {
 
     /// The broken-pool message, if the pool is broken.
     pub(crate) fn broken(&self) -> Option<String> {
-        self.gate.read().broken.clone()
+        self.gate.read().broken().map(str::to_owned)
     }
 
     /// True once `shutdown` was called.
     pub(crate) fn is_shutdown(&self) -> bool {
-        self.gate.read().shutdown
+        self.gate.read().is_shut_down()
     }
 
     /// After a push (and a SeqCst fence): make sure some worker will take the
     /// task. Errs only if a needed thread could not be started.
-    fn ensure_worker(self: &Arc<Self>, gate: &Gate) -> io::Result<()> {
+    fn ensure_worker(self: &Arc<Self>, gate: &Life) -> io::Result<()> {
         // The common case of a busy pool at full size: nobody to wake and no
         // room to start anyone, learnt from two lines that rarely change.
         if self.sleep.nobody_sleeping() && self.alive.load(SeqCst) >= self.config.max_workers {
@@ -240,7 +252,7 @@ impl Shared {
     /// Starts a worker if fewer than `max_workers` are alive. The caller
     /// holds the gate shared and has checked that the pool is open, so a
     /// concurrent `shutdown(wait = true)` will find this thread's handle.
-    fn try_spawn(self: &Arc<Self>, _gate: &Gate) -> io::Result<bool> {
+    fn try_spawn(self: &Arc<Self>, _gate: &Life) -> io::Result<bool> {
         let mut alive = self.alive.load(SeqCst);
         loop {
             if alive >= self.config.max_workers {
@@ -285,9 +297,9 @@ impl Shared {
     pub(crate) fn break_pool(&self, message: String) {
         let (message, drained) = {
             let mut gate = self.gate.write();
-            let message = gate.broken.get_or_insert(message).clone();
-            self.closing.store(true, SeqCst);
-            self.queued_cancelled.store(true, SeqCst);
+            self.transition(&mut gate, |life| life.break_with(message));
+            // The first message, if the pool was already broken.
+            let message = gate.broken().unwrap_or_default().to_owned();
             (message, self.queue.drain())
         };
         self.sleep.wake_all();
@@ -306,10 +318,8 @@ impl Shared {
     pub(crate) fn shutdown(&self, wait: bool, cancel_futures: bool) {
         let drained = {
             let mut gate = self.gate.write();
-            gate.shutdown = true;
-            self.closing.store(true, SeqCst);
+            self.transition(&mut gate, |life| life.shut_down(cancel_futures));
             if cancel_futures {
-                self.queued_cancelled.store(true, SeqCst);
                 self.queue.drain()
             } else {
                 Vec::new()
