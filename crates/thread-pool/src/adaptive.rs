@@ -90,8 +90,8 @@ use future::{contain, promise, FutureError, TaskError};
 use parking_lot::{Condvar, Mutex};
 
 use crate::job::PromiseJob;
-use crate::shared::Shared;
 use crate::raw::RawJob;
+use crate::shared::Shared;
 
 /// The work a claim is sized to take, at the cost per item last measured.
 pub(crate) const TARGET: Duration = Duration::from_micros(50);

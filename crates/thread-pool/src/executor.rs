@@ -14,9 +14,9 @@ use crate::error::{SubmitError, TrySubmitError};
 use crate::interrupt::{InterruptToken, Interrupted, NotInterruptible};
 use crate::job::PromiseJob;
 use crate::map::{Map, MapOptions};
-use crate::shared::{Refusal, Shared};
 use crate::raw::RawJob;
 use crate::scope::{self, Scope};
+use crate::shared::{Refusal, Shared};
 use crate::stats::Stats;
 use crate::trace::traced;
 

@@ -100,6 +100,7 @@
 #![warn(missing_docs)]
 
 mod adaptive;
+mod backoff;
 mod builder;
 mod error;
 mod executor;

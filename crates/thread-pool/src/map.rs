@@ -79,8 +79,8 @@ use future::{promise, DynError, Future, FutureError, TaskError};
 use crate::adaptive::Adaptive;
 use crate::error::{MapShutDown, SubmitError};
 use crate::job::PromiseJob;
-use crate::shared::{Refusal, Shared};
 use crate::raw::RawJob;
+use crate::shared::{Refusal, Shared};
 use crate::trace::traced;
 
 /// Options of [`ThreadPoolExecutor::map_with`](crate::ThreadPoolExecutor::map_with).

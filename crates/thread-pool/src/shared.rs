@@ -308,9 +308,11 @@ impl Shared {
             // future is failed, so whoever sees the failure sees the count.
             self.totals.failed.fetch_add(1, Relaxed);
             let error = TaskError::BrokenExecutor(message.clone());
-            contain("thread-pool", "the drop of a task failed by a broken pool", || {
-                job.fail(error)
-            });
+            contain(
+                "thread-pool",
+                "the drop of a task failed by a broken pool",
+                || job.fail(error),
+            );
         }
     }
 
@@ -330,7 +332,11 @@ impl Shared {
             // Relaxed: a statistics counter, bumped before the cancel is
             // visible (as above).
             self.totals.cancelled.fetch_add(1, Relaxed);
-            contain("thread-pool", "the drop of a task cancelled by shutdown", || job.cancel());
+            contain(
+                "thread-pool",
+                "the drop of a task cancelled by shutdown",
+                || job.cancel(),
+            );
         }
         if wait {
             self.join_workers();
