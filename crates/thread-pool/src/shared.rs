@@ -31,12 +31,13 @@
 //! ## Starting workers
 //!
 //! After a push (see `sleep.rs` for why the fence and the load are enough):
-//! if nobody sleeps and all `max_workers` are alive, there is nothing to do
-//! (the shortcut of a busy pool, read from two rarely written lines);
-//! otherwise a searching worker will find the task; else wake a sleeper;
-//! else, if fewer than `max_workers` are alive, start one. A newly started worker
-//! counts as searching from birth, so the next submit does not start
-//! another one while this one is still running its initializer.
+//! if a worker is searching, it will find the task; else wake a sleeper;
+//! else, if fewer than `max_workers` are alive, start one. (First, an
+//! optimisation: if nobody sleeps and all `max_workers` are alive, there is
+//! nothing to do, learnt from two rarely written lines without reading the
+//! busy `idle` word.) A newly started worker counts as searching from
+//! birth, so the next submit does not start another one while this one is
+//! still running its initializer.
 //!
 //! The *chain rule*: a searching worker that takes a task, and sees more
 //! tasks queued and no other worker searching, applies the same rule for the
@@ -223,8 +224,9 @@ impl Shared {
     /// After a push (and a SeqCst fence): make sure some worker will take the
     /// task. Errs only if a needed thread could not be started.
     fn ensure_worker(self: &Arc<Self>, gate: &Life) -> io::Result<()> {
-        // The common case of a busy pool at full size: nobody to wake and no
-        // room to start anyone, learnt from two lines that rarely change.
+        // Optimisation (sleep.rs, "The `parking` count"): the common case of
+        // a busy pool at full size, nobody to wake and no room to start
+        // anyone, learnt from two lines that rarely change.
         if self.sleep.nobody_sleeping() && self.alive.load(SeqCst) >= self.config.max_workers {
             return Ok(());
         }
@@ -435,6 +437,7 @@ impl Watch for Shared {
         Shared::closing(self)
     }
 
+    /// The idle-timeout extension of the park protocol (sleep.rs).
     fn retire(&self) -> bool {
         // Same pattern as the park: leave `alive`, fence, look at the queue.
         // A submitter that pushed before our fence is seen here; one that

@@ -67,7 +67,7 @@
 //! ## Spin, then park (an optimisation)
 //!
 //! A worker that finds the queue empty does not park at once: a
-//! [`Backoff`](crate::backoff::Backoff) spins and yields for tens of
+//! [`Backoff`] spins and yields for tens of
 //! microseconds first (`backoff.rs` says why), its first spin as long as
 //! the pacing gap (`pacing.rs`: one pause hint unless submitters are
 //! streaming). Submitters skip the wake-up entirely while a worker is
