@@ -31,6 +31,11 @@
 //! yet. An executor pays one CAS to start a task instead of a lock and an
 //! unlock.
 //!
+//! Every completion (`set_result` and friends, `set_outcome_deferred`, a
+//! dropped promise) goes through one function, `Inner::complete`; `cancel`
+//! makes its own CAS from Pending and shares the rest (`finish_locked`,
+//! then `after_unlock`).
+//!
 //! What must happen *after* a transition to done (waking blocked readers,
 //! posting to `wait`/`as_completed` waiters, running done-callbacks) is
 //! decided under the lock and done in this order: waiters are posted under

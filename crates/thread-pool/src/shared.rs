@@ -108,6 +108,12 @@ struct Registry {
     counters: Vec<Counters>,
 }
 
+/// Everything one pool's handle and its workers share (module docs). The
+/// handle and every live worker hold it in an `Arc`.
+///
+/// Invariants: outside a transition (which holds the gate exclusively),
+/// `closing` is `gate.is_closing()` and `queued_cancelled` is
+/// `gate.queued_cancelled()`; `alive` never exceeds `config.max_workers`.
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) queue: Queue,
