@@ -107,4 +107,4 @@ pub fn main() {
 
 // The production crate adds: a worker that survives a panicking task,
 // shutdown(cancel_futures), a broken pool when an initializer fails, idle
-// reuse (next step). See `Ticket::push` in `crates/thread-pool/src/pool.rs`.
+// reuse (next step). See `Ticket::push` in `crates/thread-pool/src/shared.rs`.

@@ -107,4 +107,4 @@ pub fn main() {
 
 // The production crate adds: lock-free counts of searching and sleeping
 // workers, and workers that retire after `idle_timeout`. See
-// `Shared::ensure_worker` in `crates/thread-pool/src/pool.rs`.
+// `Shared::ensure_worker` in `crates/thread-pool/src/shared.rs`.

@@ -31,6 +31,11 @@
 //! yet. An executor pays one CAS to start a task instead of a lock and an
 //! unlock.
 //!
+//! Every completion (`set_result` and friends, `set_outcome_deferred`, a
+//! dropped promise) goes through one function, `Inner::complete`; `cancel`
+//! makes its own CAS from Pending and shares the rest (`finish_locked`,
+//! then `after_unlock`).
+//!
 //! What must happen *after* a transition to done (waking blocked readers,
 //! posting to `wait`/`as_completed` waiters, running done-callbacks) is
 //! decided under the lock and done in this order: waiters are posted under
@@ -320,6 +325,26 @@ impl<T> Inner<T> {
                 return Err(FutureError::Timeout(timeout.unwrap_or_default()));
             }
         }
+    }
+
+    /// The completion sequence, the one way a promise finishes its future
+    /// (`set_result` and friends, `set_outcome_deferred`, a dropped
+    /// promise): under the lock, if the future is not done yet, store the
+    /// outcome, then move the state word to Finished (with Release, for
+    /// lock-free readers of the state), then take the listeners. Returns
+    /// what is left to do once the lock is released (the lock is released
+    /// on return), or, if the future was already done, the error Python
+    /// raises, with nothing changed.
+    fn complete(&self, outcome: Outcome<T>) -> Result<AfterFinish<T>, InvalidStateError> {
+        let mut slot = self.lock();
+        let code = self.code();
+        if state_of(code).is_done() {
+            return Err(slot.invalid_state(code));
+        }
+        let failed = outcome.is_err();
+        slot.outcome = Some(outcome);
+        self.finish(code);
+        Ok(self.finish_locked(&mut slot, failed))
     }
 
     /// Under the lock, right after the state became done: posts to every
@@ -824,16 +849,7 @@ impl<T> Promise<T> {
     where
         T: Send + 'static,
     {
-        let mut slot = self.inner.lock();
-        let code = self.inner.code();
-        if state_of(code).is_done() {
-            return Err(slot.invalid_state(code));
-        }
-        let failed = outcome.is_err();
-        slot.outcome = Some(outcome.map(Some).map_err(Box::new));
-        self.inner.finish(code);
-        let mut after = self.inner.finish_locked(&mut slot, failed);
-        drop(slot);
+        let mut after = self.inner.complete(outcome.map(Some).map_err(Box::new))?;
         let callbacks = std::mem::take(&mut after.callbacks);
         // No callbacks are left in `after`, so it never asks for the future.
         self.inner.after_unlock(after, || self.future());
@@ -857,23 +873,14 @@ impl<T> Promise<T> {
         self.inner.state() == State::Cancelled
     }
 
+    /// The completion sequence (`Inner::complete`), then the work after the
+    /// unlock, with `before_callbacks` right before the first callback.
     fn complete(
         &self,
-        outcome: Result<Option<T>, Box<TaskError>>,
+        outcome: Outcome<T>,
         before_callbacks: impl FnOnce(),
     ) -> Result<(), InvalidStateError> {
-        let mut slot = self.inner.lock();
-        let code = self.inner.code();
-        if state_of(code).is_done() {
-            return Err(slot.invalid_state(code));
-        }
-        let failed = outcome.is_err();
-        // The outcome goes in first, then the state says Finished (with
-        // Release, for lock-free readers of the state).
-        slot.outcome = Some(outcome);
-        self.inner.finish(code);
-        let after = self.inner.finish_locked(&mut slot, failed);
-        drop(slot);
+        let after = self.inner.complete(outcome)?;
         // `after_unlock` asks for the future only when it has callbacks to
         // run, right before running them: that is the hook's moment.
         self.inner.after_unlock(after, || {
@@ -891,16 +898,10 @@ impl<T> Drop for Promise<T> {
         if self.inner.state().is_done() {
             return;
         }
-        let mut slot = self.inner.lock();
-        let code = self.inner.code();
-        if state_of(code).is_done() {
-            return; // cancelled meanwhile
+        // An error here means the future was cancelled meanwhile: nothing to do.
+        if let Ok(after) = self.inner.complete(Err(Box::new(TaskError::BrokenPromise))) {
+            self.inner.after_unlock(after, || self.future());
         }
-        slot.outcome = Some(Err(Box::new(TaskError::BrokenPromise)));
-        self.inner.finish(code);
-        let after = self.inner.finish_locked(&mut slot, true);
-        drop(slot);
-        self.inner.after_unlock(after, || self.future());
     }
 }
 

@@ -14,7 +14,7 @@ use future::trace::Recorder;
 
 use crate::error::BuildError;
 use crate::executor::ThreadPoolExecutor;
-use crate::pool::{Config, Initializer, Shared};
+use crate::shared::{Config, Initializer, Shared};
 
 /// Python's default: `min(32, cpu_count + 4)` (enough threads to keep the
 /// CPUs busy while some wait on I/O, and not so many that a big machine

@@ -1,7 +1,7 @@
 //! [`ThreadPoolExecutor`]: the handle users hold.
 //!
-//! Every method is a thin layer over `pool.rs`: build the task's promise
-//! and job, get a [`Ticket`](crate::pool::Ticket) from the gate, push.
+//! Every method is a thin layer over `shared.rs`: build the task's promise
+//! and job, get a [`Ticket`](crate::shared::Ticket) from the gate, push.
 
 use std::error::Error;
 use std::fmt;
@@ -14,9 +14,9 @@ use crate::error::{SubmitError, TrySubmitError};
 use crate::interrupt::{InterruptToken, Interrupted, NotInterruptible};
 use crate::job::PromiseJob;
 use crate::map::{Map, MapOptions};
-use crate::pool::{Refusal, Shared};
 use crate::raw::RawJob;
 use crate::scope::{self, Scope};
+use crate::shared::{Refusal, Shared};
 use crate::stats::Stats;
 use crate::trace::traced;
 

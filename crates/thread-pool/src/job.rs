@@ -44,7 +44,8 @@ pub(crate) trait RunHooks {
     fn before_publish(&mut self, ran: Ran);
     /// The outcome is published and the future has done-callbacks, which
     /// are about to run on this thread: user code, so this thread is busy
-    /// again, not idle (issue 11: a callback may submit to the pool and wait).
+    /// again, not idle (a callback may submit to the pool and wait for it, and
+    /// an idle count that included this thread would leave that task unstarted).
     fn before_callbacks(&mut self) {}
 }
 

@@ -11,6 +11,33 @@
 //! queue with back-pressure (`try_submit` hands the task back), an idle
 //! timeout, scoped tasks that borrow from the stack, and [`Stats`].
 //!
+//! ## Who owns what
+//!
+//! ```text
+//!  submitting threads          the pool: one Arc<Shared> (shared.rs)          worker threads
+//!  ------------------          -------------------------------------          --------------
+//!  ThreadPoolExecutor          gate: RwLock<Life> (life.rs)                   "{prefix}-{n}", at most
+//!  (executor.rs)               Open -> ShuttingDown / Terminating / Broken    max_workers, started on
+//!    |                                                                        demand (worker.rs)
+//!    | submit(f):                                                                  |
+//!    |  1. promise() -> (Promise, Future)                                          |
+//!    |  2. gate held shared: push   ---->  queue (queue.rs): FIFO of RawJob  ----pop-+
+//!    |     the job (f + Promise)           (raw.rs, job.rs), many producers,       |
+//!    |                                     many consumers                          | run f under
+//!    |  3. wake a sleeper or start  ---->  sleep (sleep.rs): idle counts,   <-park--+ catch_unwind,
+//!    |     a worker                        beds + bell (the park protocol)         | complete the
+//!    |                                     registry: JoinHandles, counters         | Promise, run its
+//!    |                                     (stats.rs), joined by shutdown          | callbacks
+//!    v                                                                             v
+//!  Future<T>  <======  the future crate's slot: outcome, waiters, callbacks  <======  Promise<T>
+//! ```
+//!
+//! The handle owns the `Arc<Shared>` (dropping it is `shutdown(wait = true)`);
+//! every worker owns a clone of it until it exits; the queue owns each job
+//! from push to pop, and the worker owns it from pop to the end of the
+//! task. A running `map` also holds queued work of its own, outside the
+//! queue (`map.rs`, `adaptive.rs`).
+//!
 //! ## How it works
 //!
 //! * **One queue.** Submitters push tasks into one lock-free FIFO (a
@@ -19,10 +46,10 @@
 //!   with no allocation of its own (`raw.rs`).
 //! * **Workers on demand.** A submit starts a worker only when no worker is
 //!   idle and fewer than `max_workers` run; an idle one is always reused
-//!   first (`pool.rs`). A worker counts itself idle *before* it publishes a
+//!   first (`shared.rs`). A worker counts itself idle *before* it publishes a
 //!   result, so sequential submit-then-wait keeps a single thread.
 //! * **Spin, then park.** A worker that finds the queue empty spins and
-//!   yields for a few tens of microseconds, then parks on a condition
+//!   yields for a few tens of microseconds (`backoff.rs`), then parks on a condition
 //!   variable. Submitters skip the wake-up while any worker is searching;
 //!   otherwise they post a wake-up token. A fence-and-recheck protocol
 //!   guarantees no wake-up is lost (`sleep.rs`, argued in full there and in
@@ -42,12 +69,14 @@
 //!   goes on. A panic that escapes a task's bookkeeping (a panicking drop of
 //!   a cancelled closure or of a result nobody holds, a panicking
 //!   callback-panic hook) is caught too and reported on stderr; the worker
-//!   keeps its thread and its place in the counts (`contain.rs`).
+//!   keeps its thread and its place in the counts (`worker.rs`, with
+//!   `future::contain`).
 //! * **Callbacks are user code.** A worker running a future's
 //!   done-callbacks counts as busy, so a callback may submit to the pool
 //!   and wait for the result.
-//! * **Shutdown** closes a gate that every submit passes through, so no
-//!   task can slip in after it; workers drain the queue (or the queued
+//! * **Shutdown** moves the pool's life cycle out of `Open`
+//!   under a gate that every submit passes through, so no task can slip in
+//!   after it (`life.rs`); workers drain the queue (or the queued
 //!   futures are cancelled) and exit, and `shutdown(wait = true)` joins them.
 //!
 //! ## Example
@@ -99,18 +128,19 @@
 #![warn(missing_docs)]
 
 mod adaptive;
+mod backoff;
 mod builder;
-mod contain;
 mod error;
 mod executor;
 mod interrupt;
 mod job;
+mod life;
 mod map;
 mod pacing;
-mod pool;
 mod queue;
 mod raw;
 mod scope;
+mod shared;
 mod sleep;
 mod slots;
 mod stats;

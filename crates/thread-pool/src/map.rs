@@ -79,8 +79,8 @@ use future::{promise, DynError, Future, FutureError, TaskError};
 use crate::adaptive::Adaptive;
 use crate::error::{MapShutDown, SubmitError};
 use crate::job::PromiseJob;
-use crate::pool::{Refusal, Shared};
 use crate::raw::RawJob;
+use crate::shared::{Refusal, Shared};
 use crate::trace::traced;
 
 /// Options of [`ThreadPoolExecutor::map_with`](crate::ThreadPoolExecutor::map_with).
@@ -401,7 +401,8 @@ where
         match oldest {
             Pending::One(future) => {
                 // Wait first, then submit the replacement: never more than
-                // the window in flight, waiting included (issue 11).
+                // the window in flight, waiting included (the window is a bound
+                // on memory and on the pool's share, so it must hold at every moment).
                 let result = future.into_result();
                 self.items -= 1;
                 self.fill();

@@ -31,8 +31,8 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::SubmitError;
 use crate::executor::ThreadPoolExecutor;
 use crate::job::{Job, PromiseJob, RunHooks};
-use crate::pool::Refusal;
 use crate::raw::RawJob;
+use crate::shared::Refusal;
 
 /// A scope of tasks that may borrow from the stack; see
 /// [`ThreadPoolExecutor::scope`].

@@ -1,6 +1,13 @@
 //! Idle workers: who is looking for work, who is parked, and how a
 //! submitter wakes a parked worker without ever losing the wake-up.
 //!
+//! The first four sections are the protocol, complete on its own. The last
+//! two are set apart because the protocol does not need them: the
+//! `parking` count is an optimisation (speed only), and retiring a parked
+//! worker after the idle timeout is an extension (a feature Python lacks).
+//! The code keeps the same split: the protocol's own functions come first,
+//! the other two sit in their own marked blocks at the end.
+//!
 //! ## The counters
 //!
 //! One atomic word, `idle`, holds two counts, so that a submitter learns
@@ -15,16 +22,15 @@
 //! ## The protocol
 //!
 //! A **submitter**, after pushing its task, executes a SeqCst fence and loads
-//! `idle` (first, a shortcut: if the `parking` count says nobody sleeps and
-//! the pool has all its workers, there is nobody to wake or start, and
-//! `idle` is not read at all; see "The `parking` count" below):
+//! `idle`:
 //!
 //! * some worker is `searching`: do nothing, that worker will find the task;
 //! * else some worker is `sleeping`: wake one ([`Sleep::wake_one`]);
 //! * else every worker is busy: start a new one if below `max_workers`.
 //!
-//! A **worker** that found the queue empty spins a little (see `worker.rs`),
-//! then parks through [`Sleep::sleep`], which, under the `beds` mutex:
+//! A **worker** that found the queue empty (after its back-off, see
+//! `backoff.rs`) parks through [`Sleep::park`], which, under the `beds`
+//! mutex:
 //!
 //! 1. moves itself from `searching` to `sleeping` (one SeqCst RMW),
 //! 2. executes a SeqCst fence and looks at the queue one last time; if there
@@ -59,30 +65,44 @@
 //! worker that instead takes *another* task will look at the queue again
 //! when that task ends; and a worker that takes a task while more are queued
 //! and no one else is searching wakes or starts a helper (the "chain rule"
-//! in `pool.rs`), so a burst of submits fans out over the workers.
+//! in `shared.rs`), so a burst of submits fans out over the workers.
 //!
-//! ## The `parking` count
+//! ## Shutdown
+//!
+//! Shutdown sets the pool's closing flag *before* taking the mutex and
+//! broadcasting, and a parking worker checks the flag under the mutex, so
+//! shutdown cannot slip between a worker's check and its wait either.
+//!
+//! ## Optimisation: the `parking` count
 //!
 //! `idle` changes whenever a worker goes from idle to busy and back, which
 //! in a busy pool is every few tasks; every submit reading it then pays a
 //! cache miss. `parking` is a second count of sleepers, on its own cache
 //! line, that changes only when a worker parks or wakes: raised *before*
 //! the worker's announcement in `idle` (so before its fence), lowered after
-//! it is back, so it is never below the `sleeping` count. Reading zero there
-//! after the submitter's fence is as safe as reading `sleeping == 0` in
-//! `idle`: the same two-fence argument applies to this counter (the
-//! worker's increment comes before its fence). Measured on the 200k-task
-//! benchmark: the median ratio to the threadpool crate went from about 0.95
-//! to about 1.08 (two series of 15 interleaved runs).
+//! it is back, so it is never below the `sleeping` count. A submitter
+//! first reads it ([`Sleep::nobody_sleeping`]): if it is zero and the pool
+//! has all its workers, there is nobody to wake or start, and `idle` is not
+//! read at all. Reading zero there after the submitter's fence is as safe
+//! as reading `sleeping == 0` in `idle`: the same two-fence argument
+//! applies to this counter (the worker's increment comes before its
+//! fence). Measured on the 200k-task benchmark: the median ratio to the
+//! threadpool crate went from about 0.95 to about 1.08 (two series of 15
+//! interleaved runs).
 //!
-//! Shutdown sets the pool's closing flag *before* taking the mutex and
-//! broadcasting, and a parking worker checks the flag under the mutex, so
-//! shutdown cannot slip between a worker's check and its wait either.
+//! ## Extension: the idle timeout
+//!
+//! With an idle timeout, the wait of step 3 has a deadline. A worker whose
+//! deadline passes with no token leaves `idle` altogether, still under the
+//! mutex (so no token can be posted for it meanwhile), and asks the pool to
+//! let it go ([`Watch::retire`]): the pool leaves its `alive` count, fences
+//! and looks at the queue, the same pattern as step 2, and keeps the worker
+//! if a task arrived.
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use crate::sync::{fence, AtomicU64, Condvar, Mutex};
+use crate::sync::{fence, AtomicU64, Condvar, Mutex, MutexGuard};
 
 /// One worker in the `searching` count.
 pub(crate) const SEARCHING: u64 = 1;
@@ -107,11 +127,11 @@ pub(crate) trait Watch {
     fn closing(&self) -> bool;
     /// The idle timeout passed: try to leave the pool. Called with the worker
     /// already removed from `idle`; returns false if the worker must stay
-    /// (it then counts as `searching` again).
+    /// (it then counts as `searching` again). (The idle-timeout extension.)
     fn retire(&self) -> bool;
 }
 
-/// How [`Sleep::sleep`] ended.
+/// How [`Sleep::park`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Wake {
     /// Did not park: work appeared, or the pool is closing. Look again.
@@ -135,18 +155,17 @@ struct Beds {
 /// The idle-worker registry of one pool. See the module docs.
 pub(crate) struct Sleep {
     idle: crossbeam_utils::CachePadded<AtomicU64>,
-    /// A second count of the workers in `sleeping`, raised *before* a worker
-    /// announces itself in `idle` and lowered after it left, so it is never
-    /// below the real count. On its own cache line, which only changes when
-    /// a worker parks or wakes: a submitter that finds it zero learns
-    /// "nobody to wake" without reading `idle`, whose line every worker
-    /// writes whenever it goes from idle to busy and back (see
-    /// [`Sleep::nobody_sleeping`]).
+    /// Optimisation (module docs, "The `parking` count"): a second count of
+    /// the workers in `sleeping`, raised *before* a worker announces itself
+    /// in `idle` and lowered after it left, so it is never below the real
+    /// count. On its own cache line, which only changes when a worker parks
+    /// or wakes.
     parking: crossbeam_utils::CachePadded<AtomicU64>,
     beds: Mutex<Beds>,
     bell: Condvar,
 }
 
+// The protocol.
 impl Sleep {
     pub(crate) fn new() -> Self {
         Sleep {
@@ -161,16 +180,6 @@ impl Sleep {
     /// protocol, after its fence).
     pub(crate) fn load(&self) -> u64 {
         self.idle.load(SeqCst)
-    }
-
-    /// True if no worker is sleeping (or about to). SeqCst: like
-    /// [`load`](Self::load), this is a submitter's read after its fence. A
-    /// zero here is as good as a zero `sleeping` count in `idle` for the
-    /// protocol: the worker raises `parking` before its own fence, so if
-    /// the submitter's fence came first the worker's last look sees the task,
-    /// and otherwise this load sees the raised count.
-    pub(crate) fn nobody_sleeping(&self) -> bool {
-        self.parking.load(SeqCst) == 0
     }
 
     /// A worker is born, or finished a task and found the queue empty: it
@@ -213,16 +222,10 @@ impl Sleep {
 
     /// The worker's half: park until woken, the pool closes, or `timeout`
     /// (the idle timeout) passes. The caller counts as searching on entry,
-    /// and again on return unless the result is [`Wake::Retired`].
-    pub(crate) fn sleep(&self, pool: &dyn Watch, timeout: Option<Duration>) -> Wake {
-        self.parking.fetch_add(1, SeqCst);
-        let wake = self.sleep_counted(pool, timeout);
-        self.parking.fetch_sub(1, SeqCst);
-        wake
-    }
-
-    /// `sleep`, with the worker counted in `parking` throughout.
-    fn sleep_counted(&self, pool: &dyn Watch, timeout: Option<Duration>) -> Wake {
+    /// and again on return unless the result is [`Wake::Retired`]. Workers
+    /// call it through [`sleep`](Self::sleep), which adds the `parking`
+    /// count.
+    fn park(&self, pool: &dyn Watch, timeout: Option<Duration>) -> Wake {
         let mut beds = self.beds.lock();
         // 1. Announce: searching -> sleeping, in one RMW.
         self.idle.fetch_add(SLEEPING - SEARCHING, SeqCst);
@@ -235,45 +238,88 @@ impl Sleep {
         // 3. Wait for a token.
         beds.waiting += 1;
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let wake = loop {
-            if beds.tokens > 0 {
-                beds.tokens -= 1;
-                break Wake::Woken;
-            }
-            if pool.closing() {
-                break Wake::Closing;
-            }
-            match deadline {
-                None => self.bell.wait(&mut beds),
-                Some(deadline) => {
-                    if self.bell.wait_until(&mut beds, deadline).timed_out()
-                        && beds.tokens == 0
-                        && !pool.closing()
-                    {
-                        break Wake::Retired;
-                    }
-                }
-            }
-        };
+        let wake = self.wait_for_token(&mut beds, pool, deadline);
         beds.waiting -= 1;
         // Keep the invariant tokens <= waiting when leaving without a token.
         beds.tokens = beds.tokens.min(beds.waiting);
         if wake == Wake::Retired {
-            // Leave `idle` altogether, still under the mutex so that no token
-            // can be posted for us meanwhile, then let the pool decide: it
-            // re-checks the queue after its own fence (the same pattern as
-            // step 2) and may keep us.
-            self.idle.fetch_sub(SLEEPING, SeqCst);
-            fence(SeqCst);
-            if pool.retire() {
-                return Wake::Retired;
-            }
-            self.idle.fetch_add(SEARCHING, SeqCst);
-            return Wake::Recheck;
+            return self.retire_or_stay(&beds, pool);
         }
         self.idle
             .fetch_add(SEARCHING.wrapping_sub(SLEEPING), SeqCst);
         wake
+    }
+
+    /// Step 3's wait on the condition variable, with `beds` held (the wait
+    /// releases it while asleep): until a token is there (taken), the pool
+    /// closes, or the deadline passes with neither ([`Wake::Retired`], the
+    /// idle-timeout extension; no deadline, no timeout).
+    fn wait_for_token(
+        &self,
+        beds: &mut MutexGuard<'_, Beds>,
+        pool: &dyn Watch,
+        deadline: Option<Instant>,
+    ) -> Wake {
+        loop {
+            if beds.tokens > 0 {
+                beds.tokens -= 1;
+                return Wake::Woken;
+            }
+            if pool.closing() {
+                return Wake::Closing;
+            }
+            match deadline {
+                None => self.bell.wait(beds),
+                Some(deadline) => {
+                    if self.bell.wait_until(beds, deadline).timed_out()
+                        && beds.tokens == 0
+                        && !pool.closing()
+                    {
+                        return Wake::Retired;
+                    }
+                }
+            }
+        }
+    }
+}
+
+// Optimisation: the `parking` count (module docs).
+impl Sleep {
+    /// True if no worker is sleeping (or about to). SeqCst: like
+    /// [`load`](Self::load), this is a submitter's read after its fence. A
+    /// zero here is as good as a zero `sleeping` count in `idle` for the
+    /// protocol: the worker raises `parking` before its own fence, so if
+    /// the submitter's fence came first the worker's last look sees the task,
+    /// and otherwise this load sees the raised count.
+    pub(crate) fn nobody_sleeping(&self) -> bool {
+        self.parking.load(SeqCst) == 0
+    }
+
+    /// [`park`](Self::park), counted in `parking` throughout: what a worker
+    /// calls.
+    pub(crate) fn sleep(&self, pool: &dyn Watch, timeout: Option<Duration>) -> Wake {
+        self.parking.fetch_add(1, SeqCst);
+        let wake = self.park(pool, timeout);
+        self.parking.fetch_sub(1, SeqCst);
+        wake
+    }
+}
+
+// Extension: the idle timeout (module docs).
+impl Sleep {
+    /// The idle timeout passed with no token: leave `idle` altogether, then
+    /// let the pool decide ([`Watch::retire`]), which re-checks the queue
+    /// after its own fence (the same pattern as step 2) and may keep us.
+    /// Called from `park` with `beds` still held (`_held`), so that no
+    /// token can be posted for this worker meanwhile.
+    fn retire_or_stay(&self, _held: &MutexGuard<'_, Beds>, pool: &dyn Watch) -> Wake {
+        self.idle.fetch_sub(SLEEPING, SeqCst);
+        fence(SeqCst);
+        if pool.retire() {
+            return Wake::Retired;
+        }
+        self.idle.fetch_add(SEARCHING, SeqCst);
+        Wake::Recheck
     }
 }
 

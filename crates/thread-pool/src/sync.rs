@@ -11,14 +11,14 @@
 //! so under loom the idle timeout is not exercised.
 
 #[cfg(not(loom))]
-pub(crate) use parking_lot::{Condvar, Mutex};
+pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicU64, AtomicUsize};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU64, AtomicUsize};
 #[cfg(loom)]
-pub(crate) use shim::{Condvar, Mutex};
+pub(crate) use shim::{Condvar, Mutex, MutexGuard};
 
 #[cfg(loom)]
 mod shim {

@@ -32,8 +32,8 @@
 //! `Future::map` closures) on this thread. That is user code, which may
 //! block, submit to this pool, or wait for a result of it, so the worker
 //! must not be counted idle meanwhile: a submitter that saw it searching
-//! would count on it and start nobody (a callback that submitted and waited
-//! deadlocked, issue 11). The future calls the `before_callbacks` hook only
+//! would count on it and start nobody, and a callback that submitted a task
+//! and waited for it would wait forever. The future calls the `before_callbacks` hook only
 //! when it has callbacks, right before the first one runs; the worker then
 //! leaves the searching count, and if a task was queued in between (by a
 //! submitter that counted on it) it applies the chain rule, which wakes or
@@ -45,42 +45,47 @@
 //! queue, as after any task. Futures without callbacks (the common case)
 //! skip the hook, so submit-then-wait still keeps a single thread.
 //!
-//! ## Spin, then park
+//! ## Panics that escape a task
 //!
-//! An empty queue is often refilled within microseconds (a caller that waits
-//! for one result and submits the next). Parking and being woken costs two
-//! context switches and a futex call on each side, so a worker first looks
-//! again for a short while: a few rounds of `spin_loop` hints (the first
-//! round as long as the pacing gap of `pacing.rs`, one hint unless
-//! submitters are streaming; then 2, 4, 8 and 16 per round), then some
-//! `yield_now` rounds, and only then parks (see `sleep.rs`). Submitters skip
-//! the wake-up entirely while a worker is searching. Only one worker spins
-//! at a time: a worker that finds another one already searching parks at
-//! once (after the protocol's last look), so idle workers do not take CPU
-//! from the threads doing real work. The whole spin lasts tens of
-//! microseconds; an idle pool then costs nothing.
+//! A task's closure runs under `catch_unwind` (`job.rs`), and a panicking
+//! done-callback or callback-panic hook is caught by the future crate. A
+//! few panics can still come out of a job: the drop of a cancelled task's
+//! closure (it is dropped unrun) and the drop of a result nobody holds
+//! (dropped with the task's promise, on the worker). Left alone, one would
+//! unwind through the worker loop and end the thread without leaving the
+//! pool's counts, and the pool would believe in a worker that does not
+//! exist: later submits would count on it and never run. So the worker runs
+//! each job under `future::contain`, which catches what escapes, reports it
+//! on stderr and lets the worker go on with its thread and its place in the
+//! counts (`shutdown(cancel_futures)` and a broken pool drop each queued
+//! task the same way, so every one is still cancelled or failed). rayon
+//! aborts the process here instead; continuing is safe because every path
+//! that can panic there runs after the job's bookkeeping is done (the
+//! outcome published or the cancellation acknowledged, the worker's counts
+//! updated), so nothing is left half-updated.
+//!
+//! ## Spin, then park (an optimisation)
+//!
+//! A worker that finds the queue empty does not park at once: a
+//! [`Backoff`] spins and yields for tens of
+//! microseconds first (`backoff.rs` says why), its first spin as long as
+//! the pacing gap (`pacing.rs`: one pause hint unless submitters are
+//! streaming). Submitters skip the wake-up entirely while a worker is
+//! searching. Only one worker spins at a time: a worker that finds another
+//! one already searching parks at once (after the protocol's last look), so
+//! idle workers do not take CPU from the threads doing real work.
 
 use std::cell::Cell;
-use std::hint::spin_loop;
 use std::sync::Arc;
-use std::thread;
 
-use crate::contain::contain;
+use future::contain;
+
+use crate::backoff::{Backoff, Snooze};
 use crate::job::{Ran, RunHooks};
 use crate::pacing::Pacing;
-use crate::pool::{Counters, Shared};
 use crate::raw::RawJob;
+use crate::shared::{Counters, Shared};
 use crate::sleep::{searching, Wake};
-
-/// Rounds of `spin_loop` hints (the pacing gap, 2, 4, 8, then 16 per
-/// round) before yielding. The queue is looked at between rounds, so a
-/// round is kept short (16 hints are well under a microsecond) to notice a
-/// new task quickly.
-const SPIN_ROUNDS: u32 = 12;
-/// The most `spin_loop` hints in one round, as a power of two.
-const MAX_SPIN_SHIFT: u32 = 4;
-/// Rounds of `yield_now` before parking.
-const YIELD_ROUNDS: u32 = 64;
 
 thread_local! {
     /// The address of the pool this thread works for, 0 on other threads.
@@ -114,9 +119,10 @@ pub(crate) fn run(shared: Arc<Shared>, counters: Counters) {
         match worker.find_work() {
             Found::Job(job) => {
                 let what = "a task's clean-up (a drop, or a callback-panic hook)";
-                if !contain(what, || job.run(&mut worker)) {
+                if !contain("thread-pool", what, || job.run(&mut worker)) {
                     // Every step that can panic here comes after the
-                    // task's bookkeeping (contain.rs); this is for safety.
+                    // task's bookkeeping (module docs, "Panics that escape
+                    // a task"); this is for safety.
                     worker.counters.set_running(false);
                 }
             }
@@ -148,12 +154,20 @@ struct Worker<'a> {
 }
 
 impl Worker<'_> {
+    /// Takes the next task, or says why there is none.
+    ///
+    /// The essential path is the park protocol of `sleep.rs`: pop; on an
+    /// empty queue count as searching and look again; then park, and look
+    /// again when woken. The spinning before the park (`backoff.rs`) and the
+    /// pacing of the second look (`pacing.rs`) are optimisations, marked
+    /// below; without them no task would be missed, only woken for more
+    /// often.
     fn find_work(&mut self) -> Found {
         let shared = self.shared;
-        let mut round = 0;
-        // Whether this search has spun since its last empty look: the pacing
-        // learns only from looks that follow its own waits (not from a
-        // wake-up after a park, whose wait was not the gap).
+        let mut backoff = Backoff::new();
+        // Optimisation (pacing): whether this search has spun since its last
+        // empty look. The pacing learns only from looks that follow its own
+        // waits (not from a wake-up after a park, whose wait was not the gap).
         let mut waited = false;
         loop {
             if let Some(job) = shared.queue.pop() {
@@ -176,49 +190,37 @@ impl Worker<'_> {
                 continue;
             }
             if shared.closing() {
-                // No task can be pushed once the pool is closing (pool.rs,
+                // No task can be pushed once the pool is closing (shared.rs,
                 // "The gate"), so an empty queue now stays empty.
                 if shared.queue.is_empty() {
                     return Found::Closing;
                 }
                 continue;
             }
-            if round == 0 && searching(shared.sleep.load()) > 1 {
-                // Another worker is already spinning: one is enough to catch
-                // the next task quickly, and a second would only take CPU
-                // from the threads doing real work. Park (after the
-                // protocol's last look) instead.
-                round = SPIN_ROUNDS + YIELD_ROUNDS;
+            // Optimisation: only one worker spins. If another one is already
+            // searching, it will catch the next task quickly, and a second
+            // would only take CPU from the threads doing real work: park
+            // (after the protocol's last look) instead.
+            if backoff.is_fresh() && searching(shared.sleep.load()) > 1 {
+                backoff.park_next();
                 continue;
             }
-            if round < SPIN_ROUNDS {
-                // The first wait is the pacing gap (pacing.rs), the later
-                // ones the usual back-off.
-                let pauses = if round == 0 {
-                    self.pacing.gap()
-                } else {
-                    1 << round.min(MAX_SPIN_SHIFT)
-                };
-                for _ in 0..pauses {
-                    spin_loop();
-                }
-                waited = true;
-            } else if round < SPIN_ROUNDS + YIELD_ROUNDS {
-                thread::yield_now();
-            } else {
-                match shared.sleep.sleep(&**shared, shared.config.idle_timeout) {
-                    Wake::Retired => {
+            // Optimisation: spin, then yield, before parking; the first spin
+            // is the pacing gap.
+            match backoff.snooze(self.pacing.gap()) {
+                Snooze::Spun => waited = true,
+                Snooze::Yielded => {}
+                Snooze::Park => {
+                    let timeout = shared.config.idle_timeout;
+                    if shared.sleep.sleep(&**shared, timeout) == Wake::Retired {
                         self.searching = false;
                         return Found::Retired;
                     }
-                    Wake::Recheck | Wake::Woken | Wake::Closing => {
-                        round = 0;
-                        waited = false;
-                    }
+                    // Woken, or work seen at the last look: search afresh.
+                    backoff = Backoff::new();
+                    waited = false;
                 }
-                continue;
             }
-            round += 1;
         }
     }
 }

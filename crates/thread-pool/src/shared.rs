@@ -4,15 +4,17 @@
 //!
 //! ## The gate
 //!
-//! `gate` is a read-write lock over two flags, `shutdown` and `broken`.
-//! Every submit holds it *shared* from its flag check until its push is done
-//! and its wake-or-spawn decision is made; `shutdown` and `break_pool` take it
-//! *exclusively* to set a flag. So once a flag is set, no push is in flight
+//! `gate` is a read-write lock over the pool's [`Life`] (open, shutting
+//! down, terminating, broken: `life.rs` draws the transitions). Every submit
+//! holds it *shared* from its check that the pool is open until its push is
+//! done and its wake-or-spawn decision is made; `shutdown` and `break_pool`
+//! take it *exclusively* to move the state ([`Shared::transition`], the one
+//! place it moves). So once the pool has left `Open`, no push is in flight
 //! and none can follow. That is what lets a worker exit as soon as it sees
 //! the pool closing and the queue empty: no task can arrive after its look
-//! (the push happened before the unlock, the unlock before the flag store,
-//! and the worker's SeqCst load of the flag synchronises with that store).
-//! A shared lock costs a submit two uncontended atomic RMWs.
+//! (the push happened before the unlock, the unlock before the `closing`
+//! store, and the worker's SeqCst load of `closing` synchronises with that
+//! store). A shared lock costs a submit two uncontended atomic RMWs.
 //!
 //! The gate is never held while user code runs: tasks drained on shutdown
 //! are cancelled, and their done-callbacks run, after it is released.
@@ -29,12 +31,13 @@
 //! ## Starting workers
 //!
 //! After a push (see `sleep.rs` for why the fence and the load are enough):
-//! if nobody sleeps and all `max_workers` are alive, there is nothing to do
-//! (the shortcut of a busy pool, read from two rarely written lines);
-//! otherwise a searching worker will find the task; else wake a sleeper;
-//! else, if fewer than `max_workers` are alive, start one. A newly started worker
-//! counts as searching from birth, so the next submit does not start
-//! another one while this one is still running its initializer.
+//! if a worker is searching, it will find the task; else wake a sleeper;
+//! else, if fewer than `max_workers` are alive, start one. (First, an
+//! optimisation: if nobody sleeps and all `max_workers` are alive, there is
+//! nothing to do, learnt from two rarely written lines without reading the
+//! busy `idle` word.) A newly started worker counts as searching from
+//! birth, so the next submit does not start another one while this one is
+//! still running its initializer.
 //!
 //! The *chain rule*: a searching worker that takes a task, and sees more
 //! tasks queued and no other worker searching, applies the same rule for the
@@ -49,11 +52,11 @@ use std::time::Duration;
 use std::{io, panic};
 
 use crossbeam_utils::CachePadded;
-use future::{panic_message, TaskError};
+use future::{contain, panic_message, TaskError};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
-use crate::contain::contain;
 use crate::error::SubmitError;
+use crate::life::Life;
 use crate::queue::Queue;
 use crate::raw::RawJob;
 use crate::sleep::{searching, sleeping, Sleep, Watch};
@@ -75,12 +78,6 @@ pub(crate) struct Config {
     /// Where task transitions are recorded (`Builder::trace`); `None`: not
     /// recorded, at the cost of this test per submit.
     pub(crate) trace: Option<future::trace::Recorder>,
-}
-
-#[derive(Default)]
-struct Gate {
-    shutdown: bool,
-    broken: Option<String>,
 }
 
 /// Why a task was not admitted.
@@ -111,20 +108,29 @@ struct Registry {
     counters: Vec<Counters>,
 }
 
+/// Everything one pool's handle and its workers share (module docs). The
+/// handle and every live worker hold it in an `Arc`.
+///
+/// Invariants: outside a transition (which holds the gate exclusively),
+/// `closing` is `gate.is_closing()` and `queued_cancelled` is
+/// `gate.queued_cancelled()`; `alive` never exceeds `config.max_workers`.
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) queue: Queue,
     pub(crate) sleep: Sleep,
     /// Workers started and not exited (bounded by `max_workers` with a CAS).
     alive: CachePadded<AtomicUsize>,
-    /// `gate.shutdown || gate.broken`, readable without the lock.
+    /// `Life::is_closing` of the gate's state, readable without the lock.
+    /// Stored only by `transition`, never cleared.
     closing: AtomicBool,
-    /// The queued tasks were dropped (cancelled, or failed by a broken pool):
-    /// a running `map` starts no more items (module docs). Set with the gate
-    /// held exclusively, never cleared; in an `Arc` because every running
-    /// `map`'s bag holds it and reads it directly.
+    /// `Life::queued_cancelled` of the gate's state: the queued tasks were
+    /// dropped (cancelled, or failed by a broken pool), so a running `map`
+    /// starts no more items (module docs). Stored only by `transition`,
+    /// never cleared; in an `Arc` because every running `map`'s bag holds
+    /// it and reads it directly.
     queued_cancelled: Arc<AtomicBool>,
-    gate: RwLock<Gate>,
+    /// The pool's life cycle, behind the gate (module docs).
+    gate: RwLock<Life>,
     registry: Mutex<Registry>,
     /// Held by an outside caller of `shutdown(wait = true)` while it joins.
     joining: Mutex<()>,
@@ -136,7 +142,7 @@ pub(crate) struct Shared {
 /// Permission to push one task: a reserved queue slot and the gate held shared.
 pub(crate) struct Ticket<'a> {
     shared: &'a Arc<Shared>,
-    gate: RwLockReadGuard<'a, Gate>,
+    gate: RwLockReadGuard<'a, Life>,
 }
 
 impl Shared {
@@ -148,7 +154,7 @@ impl Shared {
             alive: CachePadded::new(AtomicUsize::new(0)),
             closing: AtomicBool::new(false),
             queued_cancelled: Arc::new(AtomicBool::new(false)),
-            gate: RwLock::new(Gate::default()),
+            gate: RwLock::new(Life::Open),
             registry: Mutex::new(Registry::default()),
             joining: Mutex::new(()),
             totals: Totals::default(),
@@ -177,17 +183,29 @@ impl Shared {
         Ok(Ticket { shared: self, gate })
     }
 
-    fn refusal(&self, gate: &Gate) -> Option<Refusal> {
-        if let Some(msg) = &gate.broken {
-            Some(Refusal::Broken(msg.clone()))
-        } else if gate.shutdown {
-            Some(Refusal::Shutdown)
-        } else {
-            None
+    fn refusal(&self, life: &Life) -> Option<Refusal> {
+        match life {
+            Life::Open => None,
+            Life::Broken { message, .. } => Some(Refusal::Broken(message.clone())),
+            Life::ShuttingDown | Life::Terminating => Some(Refusal::Shutdown),
         }
     }
 
-    /// True once the pool is shut down or broken.
+    /// The one place the life cycle moves: with the gate held exclusively,
+    /// replaces the state by `next(state)` and stores the two flags read
+    /// without the gate. The flags only ever go from false to true, as the
+    /// states only go forward (`life.rs`).
+    fn transition(&self, life: &mut Life, next: impl FnOnce(Life) -> Life) {
+        *life = next(std::mem::take(life));
+        if life.is_closing() {
+            self.closing.store(true, SeqCst);
+        }
+        if life.queued_cancelled() {
+            self.queued_cancelled.store(true, SeqCst);
+        }
+    }
+
+    /// True once the pool is shut down or broken (`Life::is_closing`).
     pub(crate) fn closing(&self) -> bool {
         self.closing.load(SeqCst)
     }
@@ -201,19 +219,20 @@ impl Shared {
 
     /// The broken-pool message, if the pool is broken.
     pub(crate) fn broken(&self) -> Option<String> {
-        self.gate.read().broken.clone()
+        self.gate.read().broken().map(str::to_owned)
     }
 
     /// True once `shutdown` was called.
     pub(crate) fn is_shutdown(&self) -> bool {
-        self.gate.read().shutdown
+        self.gate.read().is_shut_down()
     }
 
     /// After a push (and a SeqCst fence): make sure some worker will take the
     /// task. Errs only if a needed thread could not be started.
-    fn ensure_worker(self: &Arc<Self>, gate: &Gate) -> io::Result<()> {
-        // The common case of a busy pool at full size: nobody to wake and no
-        // room to start anyone, learnt from two lines that rarely change.
+    fn ensure_worker(self: &Arc<Self>, gate: &Life) -> io::Result<()> {
+        // Optimisation (sleep.rs, "The `parking` count"): the common case of
+        // a busy pool at full size, nobody to wake and no room to start
+        // anyone, learnt from two lines that rarely change.
         if self.sleep.nobody_sleeping() && self.alive.load(SeqCst) >= self.config.max_workers {
             return Ok(());
         }
@@ -241,7 +260,7 @@ impl Shared {
     /// Starts a worker if fewer than `max_workers` are alive. The caller
     /// holds the gate shared and has checked that the pool is open, so a
     /// concurrent `shutdown(wait = true)` will find this thread's handle.
-    fn try_spawn(self: &Arc<Self>, _gate: &Gate) -> io::Result<bool> {
+    fn try_spawn(self: &Arc<Self>, _gate: &Life) -> io::Result<bool> {
         let mut alive = self.alive.load(SeqCst);
         loop {
             if alive >= self.config.max_workers {
@@ -286,9 +305,9 @@ impl Shared {
     pub(crate) fn break_pool(&self, message: String) {
         let (message, drained) = {
             let mut gate = self.gate.write();
-            let message = gate.broken.get_or_insert(message).clone();
-            self.closing.store(true, SeqCst);
-            self.queued_cancelled.store(true, SeqCst);
+            self.transition(&mut gate, |life| life.break_with(message));
+            // The first message, if the pool was already broken.
+            let message = gate.broken().unwrap_or_default().to_owned();
             (message, self.queue.drain())
         };
         self.sleep.wake_all();
@@ -297,9 +316,11 @@ impl Shared {
             // future is failed, so whoever sees the failure sees the count.
             self.totals.failed.fetch_add(1, Relaxed);
             let error = TaskError::BrokenExecutor(message.clone());
-            contain("the drop of a task failed by a broken pool", || {
-                job.fail(error)
-            });
+            contain(
+                "thread-pool",
+                "the drop of a task failed by a broken pool",
+                || job.fail(error),
+            );
         }
     }
 
@@ -307,10 +328,8 @@ impl Shared {
     pub(crate) fn shutdown(&self, wait: bool, cancel_futures: bool) {
         let drained = {
             let mut gate = self.gate.write();
-            gate.shutdown = true;
-            self.closing.store(true, SeqCst);
+            self.transition(&mut gate, |life| life.shut_down(cancel_futures));
             if cancel_futures {
-                self.queued_cancelled.store(true, SeqCst);
                 self.queue.drain()
             } else {
                 Vec::new()
@@ -321,7 +340,11 @@ impl Shared {
             // Relaxed: a statistics counter, bumped before the cancel is
             // visible (as above).
             self.totals.cancelled.fetch_add(1, Relaxed);
-            contain("the drop of a task cancelled by shutdown", || job.cancel());
+            contain(
+                "thread-pool",
+                "the drop of a task cancelled by shutdown",
+                || job.cancel(),
+            );
         }
         if wait {
             self.join_workers();
@@ -420,6 +443,7 @@ impl Watch for Shared {
         Shared::closing(self)
     }
 
+    /// The idle-timeout extension of the park protocol (sleep.rs).
     fn retire(&self) -> bool {
         // Same pattern as the park: leave `alive`, fence, look at the queue.
         // A submitter that pushed before our fence is seen here; one that
