@@ -1045,3 +1045,56 @@ fn two_restores_of_one_message_at_once_queue_it_once() {
     let _ = std::fs::remove_file(&gate);
     let _ = std::fs::remove_file(gate.with_extension("started"));
 }
+
+/// Failure table: the broker database is emptied on a live server
+/// (FLUSHALL) and nothing is submitted after it. No connection breaks and
+/// no submit reads the epoch, so only a notice from the server itself can
+/// tell the executor: the futures whose messages went with the data fail
+/// with the data-loss error instead of waiting for ever.
+#[test]
+fn a_broker_flushed_with_no_later_submit_fails_the_lost_futures() {
+    let redis = RedisServer::start();
+    let ex = executor(&redis.url(0));
+    let lost = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
+    redis
+        .connect()
+        .command(&[b"FLUSHALL"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let err = lost
+        .result_timeout(LONG)
+        .expect_err("its message is gone: it cannot complete");
+    assert!(
+        err.to_string().contains("came back without its data"),
+        "{err}"
+    );
+}
+
+/// The same with the broker a server of its own (the listener's connection
+/// is to the backend, another server): the broker watcher hears the flush.
+#[test]
+fn a_separate_broker_flushed_with_no_later_submit_fails_the_lost_futures() {
+    let broker = RedisServer::start();
+    let backend = RedisServer::start();
+    let ex = CeleryExecutor::builder(&broker.url(0))
+        .backend(&backend.url(0))
+        .registry(test_tasks::registry())
+        .reconnect_timeout(LONG)
+        .connect()
+        .unwrap();
+    let lost = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
+    broker
+        .connect()
+        .command(&[b"FLUSHDB"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let err = lost
+        .result_timeout(LONG)
+        .expect_err("its message is gone: it cannot complete");
+    assert!(
+        err.to_string().contains("came back without its data"),
+        "{err}"
+    );
+}
