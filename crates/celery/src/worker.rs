@@ -68,6 +68,7 @@ use crate::procs::{NotStarted, Procs};
 use crate::registry::Registry;
 use crate::resp::{Connection, Reply, Stream};
 use crate::schedule::{self, Held};
+use crate::stop::{Bell, StopHandle};
 use crate::task_costs::TaskCosts;
 use crate::url::RedisUrl;
 
@@ -169,6 +170,8 @@ pub struct Worker {
     config: WorkerConfig,
     registry: Arc<Registry>,
     stop: Arc<AtomicBool>,
+    /// Rung after `stop` is set: the worker's pauses sleep on it.
+    bell: Arc<Bell>,
     stats: Arc<Mutex<WorkerStats>>,
     running: Arc<Running>,
     /// What `inspect().active()` reports.
@@ -184,6 +187,7 @@ impl Worker {
             config,
             registry: Arc::new(registry),
             stop: Arc::new(AtomicBool::new(false)),
+            bell: Arc::default(),
             stats: Arc::default(),
             running: Arc::default(),
             active: Arc::default(),
@@ -201,9 +205,20 @@ impl Worker {
     }
 
     /// A flag that makes [`run`](Self::run) return (after the running tasks
-    /// finish) within about a second of being set.
+    /// finish) within about a second of being set, once the worker fetches;
+    /// a pause between start-up retries (up to 5 s) sees it when it ends.
+    /// [`stop_handle`](Self::stop_handle) ends that pause at once too.
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         self.stop.clone()
+    }
+
+    /// A handle that stops the worker (as the stop flag does) and wakes its
+    /// pauses at once.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            flag: self.stop.clone(),
+            bell: self.bell.clone(),
+        }
     }
 
     /// The counters so far.
@@ -318,6 +333,7 @@ impl Worker {
             p.shutdown();
         }
         self.stop.store(true, Ordering::SeqCst);
+        self.bell.ring(); // the restore thread and the pidbox's pause
         pidbox.stop();
         let _ = restorer.join();
         if let Some(why) = broken {
@@ -664,7 +680,8 @@ impl Worker {
                         // half a reply, which the next command would take
                         // for its own. The next call opens a new one.
                         leader.conn = None;
-                        std::thread::sleep(Duration::from_millis(200));
+                        let pause = Duration::from_millis(200);
+                        self.bell.pause_unless_stopped(&self.stop, pause);
                         continue;
                     }
                 }
@@ -849,7 +866,7 @@ impl Worker {
                 "celery-worker: cannot use the broker yet ({e}); retrying in {pause:?} \
                  (try {failed} of {START_TRIES})"
             );
-            if !pause_unless_stopped(&self.stop, pause) {
+            if !self.bell.pause_unless_stopped(&self.stop, pause) {
                 return Ok(None);
             }
             pause = (pause * 2).min(Duration::from_secs(5));
@@ -864,7 +881,7 @@ impl Worker {
     /// would let revoked tasks run.
     fn start_pidbox(&self, url: &RedisUrl, remote: Remote) -> Result<Pidbox, CeleryError> {
         let socket: Arc<Mutex<Option<Stream>>> = Arc::default();
-        let stop = self.stop.clone();
+        let (stop, bell) = (self.stop.clone(), self.bell.clone());
         // The first subscription before any task is fetched, if it can.
         let mut conn = open_pidbox(url, &socket, &stop).ok();
         let (url, current) = (url.clone(), socket.clone());
@@ -874,7 +891,7 @@ impl Worker {
                 let mut pause = Duration::from_millis(100);
                 while !stop.load(Ordering::SeqCst) {
                     let Some(mut c) = conn.take() else {
-                        pause_unless_stopped(&stop, pause);
+                        bell.pause_unless_stopped(&stop, pause);
                         pause = (pause * 2).min(Duration::from_secs(5));
                         conn = open_pidbox(&url, &current, &stop).ok();
                         continue;
@@ -895,6 +912,7 @@ impl Worker {
 
     fn start_restorer(&self, broker: Arc<Pool>) -> std::thread::JoinHandle<()> {
         let (stop, stats) = (self.stop.clone(), self.stats.clone());
+        let bell = self.bell.clone();
         let (visibility, interval) = (self.config.visibility_timeout, self.config.restore_interval);
         std::thread::Builder::new()
             .name("celery-restore".to_string())
@@ -910,7 +928,14 @@ impl Worker {
                         }
                         next = Instant::now().checked_add(interval);
                     }
-                    std::thread::sleep(interval.min(Duration::from_millis(200)));
+                    // Asleep until the next round or the stop, never waking
+                    // to look in between.
+                    let wait = next.map_or(Duration::MAX, |n| {
+                        n.saturating_duration_since(Instant::now())
+                    });
+                    if !bell.pause_unless_stopped(&stop, wait) {
+                        break;
+                    }
                 }
             })
             .expect("spawn the restore thread")
@@ -1141,20 +1166,6 @@ fn open_pidbox(
     }
     *current = Some(conn.writer()?);
     Ok(conn)
-}
-
-/// Sleeps for `d`, waking every 100 ms to look at `stop`; false if it was
-/// set.
-fn pause_unless_stopped(stop: &AtomicBool, d: Duration) -> bool {
-    let end = Instant::now() + d;
-    while !stop.load(Ordering::SeqCst) {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return true;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(100)));
-    }
-    false
 }
 
 /// How many times a worker tries to reach its broker at start-up before it
@@ -1720,6 +1731,45 @@ mod tests {
             .command(&[b"GET", key])
             .unwrap()
             .into_bytes()
+    }
+
+    /// The system call thread `tid` of this process is in (`None` while it
+    /// runs).
+    fn current_syscall(tid: i32) -> Option<i64> {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// A pause (the start-up retries', the pidbox's) sleeps on the stop
+    /// itself: blocked in a futex wait, not in a timed sleep that wakes to
+    /// look at the flag, and it ends when the worker stops.
+    #[test]
+    fn a_pause_sleeps_until_the_worker_stops_without_waking_to_look() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let bell = Arc::new(Bell::default());
+        let (s, b) = (stop.clone(), bell.clone());
+        let pausing = std::thread::spawn(move || {
+            // SAFETY: gettid(2) has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            b.pause_unless_stopped(&s, Duration::from_secs(3600))
+        });
+        let tid = tid_rx.recv().unwrap();
+        crate::testing::wait_until(
+            Duration::from_secs(60),
+            "the pausing thread blocked on the stop (a futex wait), not in a timed sleep",
+            || current_syscall(tid) == Some(libc::SYS_futex),
+        );
+        stop.store(true, Ordering::SeqCst);
+        bell.ring();
+        assert!(
+            !pausing.join().unwrap(),
+            "the pause ran out instead of ending at the stop"
+        );
     }
 
     #[test]

@@ -223,3 +223,79 @@ pub fn threads_named(prefix: &str) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// The id of a thread of process `pid` named `name` (its `comm`, at most
+/// 15 bytes), if there is one.
+pub fn thread_named(pid: u32, name: &str) -> Option<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .and_then(|t| t.file_name().to_str()?.parse().ok())
+}
+
+/// The scheduling state of thread `tid` of process `pid` (`R`, `S`, `D`...),
+/// `?` if it is gone.
+pub fn thread_state(pid: u32, tid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap_or_default();
+    // The state follows the parenthesised name, which may hold spaces.
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+        .unwrap_or('?')
+}
+
+/// The system call thread `tid` of this process is in, if it is in one
+/// (`/proc/self/task/<tid>/syscall`; `None` while it runs).
+pub fn current_syscall(tid: i32) -> Option<i64> {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// How many times thread `tid` of process `pid` has blocked and been woken
+/// (the kernel's `voluntary_ctxt_switches`): a thread that sleeps until an
+/// event keeps this still while no event comes; one that wakes on a timer
+/// to look does not.
+pub fn wakeups(pid: u32, tid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/task/{tid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("voluntary_ctxt_switches in /proc/<pid>/task/<tid>/status")
+}
+
+/// How many times the server ran `command` (from `INFO commandstats`).
+pub fn server_calls(c: &mut celery::resp::Connection, command: &str) -> u64 {
+    let info = c.command(&[b"INFO", b"commandstats"]).unwrap();
+    let text = String::from_utf8(info.into_bytes().unwrap()).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .map_or(0, |v| v.split(',').next().unwrap().parse().unwrap())
+}
+
+/// Asserts that thread `tid` of process `pid` does not wake while an idle
+/// worker's fetch waits on the server three times (`BLMOVE`, a second
+/// each: Redis's timeout, the only clock here).
+pub fn assert_asleep_across_three_fetch_waits(
+    c: &mut celery::resp::Connection,
+    pid: u32,
+    tid: i32,
+    what: &str,
+) {
+    let before = wakeups(pid, tid);
+    let start = server_calls(c, "blmove");
+    wait_until(LONG, "three fetch waits", || {
+        server_calls(c, "blmove") >= start + 3
+    });
+    let woke = wakeups(pid, tid) - before;
+    assert_eq!(
+        woke, 0,
+        "{what} woke {woke} times while the worker idled through three 1 s fetch waits: \
+         it wakes on a timer to look instead of sleeping until an event"
+    );
+}
