@@ -1027,3 +1027,89 @@ fn a_separate_broker_flushed_with_no_later_submit_fails_the_lost_futures() {
         "{err}"
     );
 }
+
+/// Failure table: a chord's header task has reported to its chord (the last
+/// part: the body sent, the chord's keys cleaned up and marked done), and
+/// its worker dies before the ack. The link is held at the cleanup's reply
+/// (so nothing after it reaches Redis), the worker is killed, the link cut.
+/// The header's message is still unacked: restored, it runs again on
+/// another worker, and its second report finds the chord done and is a
+/// no-op. The body runs exactly once.
+#[test]
+fn a_chord_part_reported_but_not_acked_when_its_worker_dies_runs_the_body_once() {
+    use std::sync::atomic::AtomicU32;
+    use std::sync::{mpsc, Mutex};
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let mut a = Spawned::start(
+        &link.url(0),
+        || {},
+        &["-c", "1", "--pool", "threads", "--restore-interval", "3600"],
+    );
+    let mut c = redis.connect();
+    // Its start-up restore round is over (lock taken, looked, released):
+    // from now on only its one runner talks through the link.
+    wait_until(LONG, "worker A's first restore round", || {
+        server_calls(&mut c, "zrangebyscore") >= 1
+            && c.command(&[b"EXISTS", b"unacked_mutex"]).unwrap() == Reply::Integer(0)
+    });
+    // After the parts' read (its reply holds the part, `"SUCCESS"`) come
+    // the body's LPUSH (`:1`, the first message on the queue) and the
+    // cleanup script's `:1`: that one is held (the whole link waits in
+    // this matcher) until worker A is dead, then its connection is cut.
+    let (held_tx, held) = mpsc::channel::<()>();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let (held_tx, go_rx) = (Mutex::new(held_tx), Mutex::new(go_rx));
+    let step = AtomicU32::new(0);
+    link.drop_mid_reply_if(
+        move |reply| {
+            let at = step.load(Ordering::SeqCst);
+            let next = match at {
+                0 if reply.windows(9).any(|w| w == b"\"SUCCESS\"") => 1,
+                1 | 2 if reply == b":1\r\n" => at + 1,
+                _ => at,
+            };
+            step.store(next, Ordering::SeqCst);
+            if next < 3 {
+                return false;
+            }
+            held_tx.lock().unwrap().send(()).unwrap();
+            let _ = go_rx.lock().unwrap().recv_timeout(LONG);
+            true
+        },
+        0,
+    );
+    let body = python_line(
+        &redis.url(0),
+        r#"
+from celery import chord
+from tasks import app
+r = chord([app.signature("rust.add", args=(1, 2))])(app.signature("rust.echo"))
+print("body", r.id)
+"#,
+        &[],
+        "body ",
+    );
+    held.recv_timeout(LONG)
+        .expect("worker A reported the part and cleaned the chord up");
+    // SAFETY: kill(2) on our unreaped child.
+    assert_eq!(unsafe { libc::kill(a.pid(), libc::SIGKILL) }, 0);
+    a.wait_exit();
+    go.send(()).unwrap();
+    assert_eq!(hlen_unacked(&redis), 1, "the header task is not acked");
+    assert_eq!(llen(&redis, "celery"), 1, "the body was sent once");
+    let pool = celery::pool::Pool::new(celery::RedisUrl::parse(&redis.url(0)).unwrap(), 1);
+    assert_eq!(celery::restore_unacked(&pool, Duration::ZERO).unwrap(), 1);
+    let b = ThreadWorker::start(&redis.url(0), &["celery"], 1);
+    // The body and the header task's second run; a second body would be
+    // queued before that run's ack, and counted.
+    wait_until(
+        LONG,
+        "worker B to run the body and the header again",
+        || b.stats().ran >= 2 && hlen_unacked(&redis) == 0 && llen(&redis, "celery") == 0,
+    );
+    assert_eq!(b.stats().ran, 2, "the body ran twice");
+    let record = result_of(&redis, &body).expect("the body's result");
+    assert_eq!(record["status"], "SUCCESS", "{record}");
+    assert_eq!(record["result"], serde_json::json!([3]), "{record}");
+}
