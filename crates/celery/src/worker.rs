@@ -657,7 +657,8 @@ impl Worker {
                 if self.stop.load(Ordering::SeqCst) {
                     return None;
                 }
-                // Held jobs fall due within a wait's second (`FetchScript::WAIT`).
+                // A held job that fell due during the last wait (which
+                // ended by then: see `fetch_wait`).
                 if let Some(job) = self.take_due(broker, backend, revoked) {
                     return Some(job);
                 }
@@ -666,7 +667,7 @@ impl Worker {
                 let Some(fetching) = self.running.begin_fetch() else {
                     return None; // a cold shutdown began
                 };
-                match fetch.next_message(&mut leader) {
+                match fetch.next_message(&mut leader, self.held.next_due()) {
                     Ok(Some((queue, raw, tag))) => (queue, raw, tag, fetching),
                     Ok(None) => continue, // nothing yet, or an error reply
                     Err(e) if !e.is_connection() => {
@@ -998,7 +999,7 @@ impl FetchScript {
     /// How long one blocking wait lasts, in seconds (kombu's BRPOP's): the
     /// stop flag is seen within it, and so is a message on a list other
     /// than the one waited on.
-    const WAIT: &'static [u8] = b"1";
+    const WAIT: Duration = Duration::from_secs(1);
 
     fn new(keys: &[(Vec<u8>, String)]) -> FetchScript {
         let mut all: Vec<Vec<u8>> = keys.iter().map(|(k, _)| k.clone()).collect();
@@ -1015,17 +1016,23 @@ impl FetchScript {
     }
 
     /// Runs the script: its reply is `[key, message]` if it popped one.
-    /// With `wait`, first waits (up to [`WAIT`](Self::WAIT)) until the
+    /// With `wait` (at most [`WAIT`](Self::WAIT)), first waits until the
     /// first list has a message, without taking it: `BLMOVE q q RIGHT
     /// RIGHT` moves the last element to where it was, so a reply lost on
     /// the way loses nothing. Pipelined, the script runs as soon as the
     /// wait ends: one round trip. (Redis has no blocking wait on several
     /// lists that does not pop; a message on another list is found when the
     /// wait ends, within a second.)
-    fn pop(&self, c: &mut Connection, tag: &str, wait: bool) -> Result<Reply, CeleryError> {
+    fn pop(
+        &self,
+        c: &mut Connection,
+        tag: &str,
+        wait: Option<Duration>,
+    ) -> Result<Reply, CeleryError> {
         let first = &self.keys[0];
-        if wait {
-            c.queue(&[b"BLMOVE", first, first, b"RIGHT", b"RIGHT", Self::WAIT]);
+        let wait = wait.map(|d| format!("{:.3}", d.as_secs_f64()));
+        if let Some(secs) = &wait {
+            c.queue(&[b"BLMOVE", first, first, b"RIGHT", b"RIGHT", secs.as_bytes()]);
         }
         let now = unix_now().to_string();
         let numkeys = self.keys.len().to_string();
@@ -1035,7 +1042,11 @@ impl FetchScript {
         args.extend(self.routing_keys.iter().map(Vec::as_slice));
         c.queue(&args);
         c.flush()?;
-        let waited = if wait { Some(c.read_reply()?) } else { None };
+        let waited = if wait.is_some() {
+            Some(c.read_reply()?)
+        } else {
+            None
+        };
         let popped = c.read_reply()?;
         // A popped message is never dropped (it is recorded as ours); else
         // an error reply to the wait (a first list of the wrong type) is
@@ -1056,6 +1067,7 @@ impl Fetch<'_> {
     fn next_message(
         &self,
         leader: &mut Leader,
+        soonest_held: Option<Instant>,
     ) -> Result<Option<(String, Vec<u8>, String)>, CeleryError> {
         let conn = match &mut leader.conn {
             Some(c) => c,
@@ -1075,7 +1087,8 @@ impl Fetch<'_> {
         // Set before asking: if the reply is lost, the next call looks for it.
         leader.unconfirmed = Some(tag.clone());
         // The last pop found nothing: wait for a message first.
-        let reply = self.script.pop(conn, &tag, leader.idle)?;
+        let wait = leader.idle.then(|| fetch_wait(soonest_held));
+        let reply = self.script.pop(conn, &tag, wait)?;
         leader.unconfirmed = None;
         if let Reply::Error(e) = &reply {
             leader.idle = false;
@@ -1126,6 +1139,18 @@ impl Fetch<'_> {
     fn error_cleared(&self) {
         *lock(&self.pause) = Duration::ZERO;
     }
+}
+
+/// How long the leader's blocking wait lasts: a second (kombu's), cut to
+/// the soonest held eta, so that a held task runs when it is due rather
+/// than when the wait ends; at least a millisecond (`BLMOVE`'s 0 waits for
+/// ever). A job held by another runner during a wait may still wait for its
+/// end, at most the second.
+fn fetch_wait(soonest_held: Option<Instant>) -> Duration {
+    let until_due = soonest_held.map_or(FetchScript::WAIT, |due| {
+        due.saturating_duration_since(Instant::now())
+    });
+    until_due.clamp(Duration::from_millis(1), FetchScript::WAIT)
 }
 
 struct Pidbox {

@@ -649,3 +649,57 @@ print("deep", meta["status"], meta["result"] == [nested])
     println!("{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.lines().any(|l| l == "deep SUCCESS True"), "{text}");
 }
+
+/// A held task runs when it is due, not when the fetch's blocking wait
+/// (`BLMOVE`, a second) happens to end: the leader's wait is cut to the
+/// soonest held eta. Read from the server's `MONITOR` feed: some fetch
+/// waits less than a second while the task is held (with no task held,
+/// every wait is Redis's whole second). No clock is compared.
+#[test]
+fn the_fetch_waits_no_longer_than_the_soonest_held_eta() {
+    let (redis, url, _w) = redis_with_worker(&["-c", "1", "--pool", "threads"]);
+    let mut monitor = redis.connect();
+    monitor.command(&[b"MONITOR"]).unwrap().ok().unwrap();
+    let id = python_line(
+        &url,
+        r#"
+from tasks import app
+print("id", app.send_task("rust.add", args=(2, 3), countdown=2.5).id)
+"#,
+        &[],
+        "id ",
+    );
+    let stored = format!("\"celery-task-meta-{id}\"");
+    let mut waits: Vec<String> = Vec::new();
+    // Every command the server runs, up to the task's result (the read
+    // timeout of the connection is the hang guard).
+    loop {
+        let line = match monitor.read_reply().unwrap() {
+            Reply::Status(line) => line,
+            other => panic!("MONITOR sent {other:?}"),
+        };
+        if line.contains(&stored) && line.contains("\"SETEX\"") {
+            break;
+        }
+        if let Some(args) = line.split_once("\"BLMOVE\" ").map(|(_, a)| a) {
+            waits.push(
+                args.rsplit(' ')
+                    .next()
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_string(),
+            );
+        }
+    }
+    let short = waits
+        .iter()
+        .filter(|w| w.parse::<f64>().unwrap() < 1.0)
+        .count();
+    assert!(
+        short >= 1,
+        "every fetch wait was a whole second ({waits:?}): the held task waited for the \
+         fetch's timeout, not its eta"
+    );
+    let record = result_of(&redis, &id).expect("the task's result");
+    assert_eq!(record["result"], 5, "{record}");
+}
