@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use celery::bench::{median, raw_ping_pong, round_trip, throughput};
-use celery::testing::RedisServer;
+use celery::testing::{python_app_dir, python_worker_command, RedisServer};
 use celery::CeleryExecutor;
 
 fn main() {
@@ -66,30 +66,14 @@ fn main() {
     );
     match std::env::var_os("CELERY_VENV") {
         Some(venv) => {
-            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
-            let mut py_worker = Command::new(std::path::Path::new(&venv).join("bin/celery"))
-                .args([
-                    "-A",
-                    "tasks",
-                    "worker",
-                    "--pool",
-                    "solo",
-                    "--loglevel",
-                    "ERROR",
-                ])
-                .args([
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                ])
-                .current_dir(dir)
-                .env("CELERY_TEST_BROKER", &url)
+            let dir = python_app_dir();
+            let mut py_worker = python_worker_command(std::path::Path::new(&venv), &url, "ERROR")
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("python worker");
             let out = Command::new(std::path::Path::new(&venv).join("bin/python"))
                 .args(["bench_peer.py", &rounds.to_string(), &tasks.to_string()])
-                .current_dir(dir)
+                .current_dir(&dir)
                 .env("CELERY_TEST_BROKER", &url)
                 .output()
                 .expect("python client");

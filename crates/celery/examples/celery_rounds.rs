@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use celery::bench::{median, raw_ping_pong, round_trip, throughput};
-use celery::testing::RedisServer;
+use celery::testing::{python_app_dir, python_worker_command, RedisServer};
 use celery::CeleryExecutor;
 
 /// Our worker's queue; the Python worker serves Celery's default `celery` queue, so both
@@ -127,26 +127,10 @@ fn main() {
         .expect("connect to the private redis-server");
     round_trip(&ex, 20).expect("warm up our worker");
 
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python");
+    let dir = python_app_dir();
     let python = match venv() {
         Ok(venv) => {
-            let worker = Command::new(venv.join("bin/celery"))
-                .args([
-                    "-A",
-                    "tasks",
-                    "worker",
-                    "--pool",
-                    "solo",
-                    "--loglevel",
-                    "ERROR",
-                ])
-                .args([
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                ])
-                .current_dir(&dir)
-                .env("CELERY_TEST_BROKER", &url)
+            let worker = python_worker_command(&venv, &url, "ERROR")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn();

@@ -35,11 +35,11 @@
 use serde_json::{json, Value};
 
 use crate::canvas::Signature;
+use crate::connection_pool::Pool;
 use crate::error::CeleryError;
 use crate::id::new_task_id;
 use crate::message::TaskMessage;
 use crate::meta::{result_key, Outcome};
-use crate::pool::Pool;
 use crate::resp::Reply;
 
 /// Celery 5.7's `CHORD_PART_RETURN_LUA` (celery/backends/redis.py).

@@ -32,9 +32,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::base64;
+use crate::connection_pool::Pool;
 use crate::id::new_task_id;
 use crate::message::{TaskMessage, SEP};
-use crate::pool::Pool;
 use crate::task_costs::TaskCosts;
 use crate::url::RedisUrl;
 
@@ -506,10 +506,10 @@ mod tests {
 
     #[test]
     fn a_destination_this_worker_cannot_read_is_not_for_it() {
-        // Review 2 of issue 20: kombu dispatches only when the node is `in`
-        // a non-empty destination; one of another type (an object, a
-        // number, true) was read as "everyone", so a `shutdown` addressed
-        // that way stopped every Rust worker.
+        // kombu dispatches only when the node is `in` a non-empty
+        // destination; one of another type (an object, a number, true)
+        // must not be read as "everyone", or a `shutdown` addressed that
+        // way stops every Rust worker.
         let me = "rusty@host";
         for odd in [json!({"other@host": 1}), json!(5), json!(true)] {
             let body = json!({"method": "shutdown", "destination": odd});

@@ -51,10 +51,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::connection_pool::Pool;
 use crate::error::CeleryError;
 use crate::message::{TaskMessage, SEP};
-use crate::meta::{parse_final, result_key, Outcome};
-use crate::pool::Pool;
+use crate::meta::{parse_final, result_key, Outcome, MAX_RESULT_TTL};
 use crate::registry::Registry;
 use crate::resp::{encode, Connection, Reply, Stream};
 use crate::url::RedisUrl;
@@ -77,9 +77,6 @@ struct Pending {
     /// `interrupt` broadcast a terminating revoke for it.
     interrupted: bool,
 }
-
-/// The longest a result record is kept: 100 years (the worker's limit too).
-const MAX_RESULT_EXPIRES: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// Settings of a [`CeleryExecutor`]; see [`CeleryExecutor::builder`].
 #[derive(Clone)]
@@ -112,7 +109,7 @@ impl Builder {
     /// Redis refuses an expiry past about 292 million years, and a refused
     /// REVOKED record would let a cancelled task run.
     pub fn result_expires(mut self, d: Duration) -> Self {
-        self.result_expires = d.clamp(Duration::from_secs(1), MAX_RESULT_EXPIRES);
+        self.result_expires = d.clamp(Duration::from_secs(1), Duration::from_secs(MAX_RESULT_TTL));
         self
     }
 
@@ -400,18 +397,23 @@ impl CeleryExecutor {
         &self.shared.queue
     }
 
+    /// The name `f` is registered under: a task crosses the broker by name,
+    /// so an unregistered `fn` is refused before anything is sent.
+    fn registered_name<A, R>(&self, f: fn(A) -> R) -> Result<String, CeleryError> {
+        self.shared
+            .registry
+            .name_of(f)
+            .map(str::to_string)
+            .ok_or_else(|| CeleryError::NotRegistered(std::any::type_name_of_val(&f).to_string()))
+    }
+
     /// Submits the registered `fn` `f` with `arg` (sent as `args = [arg]`).
     pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>, CeleryError>
     where
         A: Serialize,
         R: DeserializeOwned + Send + 'static,
     {
-        let name = self
-            .shared
-            .registry
-            .name_of(f)
-            .ok_or_else(|| CeleryError::NotRegistered(std::any::type_name_of_val(&f).to_string()))?
-            .to_string();
+        let name = self.registered_name(f)?;
         self.submit_named(&name, (arg,))
     }
 
@@ -426,12 +428,7 @@ impl CeleryExecutor {
         A: Serialize,
         R: DeserializeOwned + Send + 'static,
     {
-        let name = self
-            .shared
-            .registry
-            .name_of(f)
-            .ok_or_else(|| CeleryError::NotRegistered(std::any::type_name_of_val(&f).to_string()))?
-            .to_string();
+        let name = self.registered_name(f)?;
         self.submit_named(&name, (arg,))
     }
 

@@ -15,6 +15,12 @@ use serde_json::{json, Value};
 
 use crate::error::CeleryError;
 
+/// The longest a result record is kept, in seconds: 100 years. Every
+/// writer clamps to it (the worker, the CLI and the client's revocations):
+/// Redis refuses an expiry past about 292 million years, and a refused
+/// record would be lost.
+pub(crate) const MAX_RESULT_TTL: u64 = 100 * 365 * 86_400;
+
 /// The key (and the PUBLISH channel) of a task's result.
 pub fn result_key(task_id: &str) -> String {
     format!("celery-task-meta-{task_id}")
@@ -330,9 +336,9 @@ mod tests {
 
     #[test]
     fn a_result_as_deep_as_the_worker_reads_arguments_reads_back() {
-        // Review 2 of issue 20: the worker runs tasks whose arguments nest
-        // up to json::MAX_DEPTH levels (an echo returns them); the client
-        // read the record with serde_json's limit of 128.
+        // The worker runs tasks whose arguments nest up to json::MAX_DEPTH
+        // levels (an echo returns them), so the client reads a record as
+        // deep, not with serde_json's limit of 128.
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let rec = format!(r#"{{"status": "SUCCESS", "result": {deep}}}"#);
         let v = parse_final(rec.as_bytes()).unwrap().unwrap().unwrap();

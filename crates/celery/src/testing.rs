@@ -216,6 +216,31 @@ pub fn celery_venv() -> PathBuf {
     venv
 }
 
+/// The directory of the Python test app (`tests/python`: `tasks.py` and the
+/// scripts the tests and examples run with the virtualenv's Python).
+pub fn python_app_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python")
+}
+
+/// The command that starts the test app's Python `celery worker` on
+/// `broker`, with the virtualenv at `venv`: the solo pool, and no gossip,
+/// mingle or heartbeat (they only slow a one-machine peer down). The caller
+/// adds what differs (`-Q`, stdio) and spawns it.
+pub fn python_worker_command(venv: &Path, broker: &str, loglevel: &str) -> Command {
+    let mut command = Command::new(venv.join("bin/celery"));
+    command
+        .args(["-A", "tasks", "worker", "--pool", "solo"])
+        .args(["--loglevel", loglevel])
+        .args([
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ])
+        .current_dir(python_app_dir())
+        .env("CELERY_TEST_BROKER", broker);
+    command
+}
+
 /// Waits until `cond` holds, polling every 20 ms, panicking with `what`
 /// after `limit` (a hang guard: pass a generous limit).
 pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {

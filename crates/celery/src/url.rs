@@ -355,7 +355,7 @@ mod tests {
         }
     }
 
-    /// What Celery users write (issue 20, item 17).
+    /// What Celery users write.
     #[test]
     fn reads_the_urls_celery_users_write() {
         let u = RedisUrl::parse("redis://alice:pw@host/0").unwrap();
@@ -414,7 +414,7 @@ mod tests {
         assert!(why("redis://alice@h").contains("needs a password"));
     }
 
-    /// Issue 20, item 19: no password in anything this module prints.
+    /// No password in anything this module prints.
     #[test]
     fn the_password_is_masked_in_display_debug_and_errors() {
         let u = RedisUrl::parse("redis://alice:s3cret@h:1/2").unwrap();
@@ -466,9 +466,9 @@ mod tests {
 
     #[test]
     fn a_password_with_a_question_mark_is_read_whole_and_never_printed() {
-        // Review 2 of issue 20: the query was split off before the user
-        // part, so the password's tail after '?' became an "option" and
-        // the error printed it.
+        // The user part is read before the query is split off: otherwise
+        // the password's tail after '?' becomes an "option", and the error
+        // about it prints it.
         let u = RedisUrl::parse("redis://:sec?ret@h:1/2").unwrap();
         assert_eq!(u.password.as_deref(), Some("sec?ret"));
         assert_eq!((u.host.as_str(), u.port, u.db), ("h", 1, 2));

@@ -57,13 +57,13 @@ use serde_json::Value;
 
 use crate::canvas::{self, Embed, FollowUps};
 use crate::chord;
+use crate::connection_pool::Pool;
 use crate::control::{Active, Remote, RevokedSet};
 use crate::error::CeleryError;
 use crate::id::new_task_id;
 use crate::limits;
 use crate::message::{hostname, mark_redelivered, TaskMessage, SEP};
-use crate::meta::{result_key, started_record, Outcome};
-use crate::pool::Pool;
+use crate::meta::{result_key, started_record, Outcome, MAX_RESULT_TTL};
 use crate::procs::{NotStarted, Procs};
 use crate::registry::Registry;
 use crate::resp::{Connection, Reply, Stream};
@@ -1438,9 +1438,6 @@ fn node_name() -> String {
 fn same_server(a: &Pool, b: &Pool) -> bool {
     a.url() == b.url()
 }
-
-/// The longest a result record is kept: 100 years (the CLI's limit too).
-const MAX_RESULT_TTL: u64 = 100 * 365 * 86_400;
 
 /// How long a worker keeps trying to store a result (and ack its message)
 /// while Redis cannot be reached: Celery tries for about 20 s; a result

@@ -135,7 +135,7 @@ fn a_loading_broker_is_retried_with_a_pause_not_in_a_busy_loop() {
     run.join().unwrap().unwrap();
 }
 
-/// Issue 20 item 13: a worker started while Redis is loading its data
+/// A worker started while Redis is loading its data
 /// gets `-LOADING` for its start-up `SADD`; it retries (as it does a
 /// broker that is not up yet) instead of exiting, and goes on to fetch.
 #[test]

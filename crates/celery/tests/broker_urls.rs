@@ -1,4 +1,4 @@
-//! Broker URLs as Celery users write them (issue 20, items 17 and 19):
+//! Broker URLs as Celery users write them:
 //! each form reaches a real redis-server set up for it, or is refused with
 //! an error that says why; a wrong password is a clear error; no password
 //! is ever printed.

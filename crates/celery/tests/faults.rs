@@ -160,6 +160,21 @@ fn a_result_push_cut_mid_reply_still_completes_the_future() {
     assert_each_ran_once(&worker, 1, &mut c);
 }
 
+/// `rust.add(1, 2)`, not sent yet, with its SUCCESS record (3) already in
+/// the backend: its future's result can come only from the GET that follows
+/// the subscription (no PUBLISH will come).
+fn a_task_whose_result_is_already_stored(redis: &RedisServer) -> celery::TaskMessage {
+    let msg = celery::TaskMessage::new("rust.add", serde_json::json!([1, 2]), "celery");
+    let record = celery::meta::Outcome::Success(serde_json::json!(3)).to_json(&msg.id);
+    let key = celery::meta::result_key(&msg.id);
+    let mut c = redis.connect();
+    c.command(&[b"SET", key.as_bytes(), record.as_bytes()])
+        .unwrap()
+        .ok()
+        .unwrap();
+    msg
+}
+
 /// Failure table: the GET of a result stored before the subscription took
 /// effect is cut mid-reply. The pool retries it on a new connection.
 #[test]
@@ -167,14 +182,7 @@ fn a_result_get_cut_mid_reply_still_completes_the_future() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let ex = executor(&link.url(0));
-    let msg = celery::TaskMessage::new("rust.add", serde_json::json!([1, 2]), "celery");
-    let record = celery::meta::Outcome::Success(serde_json::json!(3)).to_json(&msg.id);
-    let key = format!("celery-task-meta-{}", msg.id);
-    let mut c = redis.connect();
-    c.command(&[b"SET", key.as_bytes(), record.as_bytes()])
-        .unwrap()
-        .ok()
-        .unwrap();
+    let msg = a_task_whose_result_is_already_stored(&redis);
     link.drop_mid_reply(b"SUCCESS", 20);
     let f = ex.send::<i64>(msg).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 3);
@@ -192,14 +200,7 @@ fn a_result_get_that_fails_twice_is_retried() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let ex = executor(&link.url(0));
-    let msg = celery::TaskMessage::new("rust.add", serde_json::json!([1, 2]), "celery");
-    let record = celery::meta::Outcome::Success(serde_json::json!(3)).to_json(&msg.id);
-    let key = format!("celery-task-meta-{}", msg.id);
-    let mut c = redis.connect();
-    c.command(&[b"SET", key.as_bytes(), record.as_bytes()])
-        .unwrap()
-        .ok()
-        .unwrap();
+    let msg = a_task_whose_result_is_already_stored(&redis);
     link.drop_mid_reply(b"SUCCESS", 20);
     link.drop_mid_reply(b"SUCCESS", 20);
     let f = ex.send::<i64>(msg).unwrap();
@@ -513,7 +514,8 @@ fn a_restore_whose_reply_is_cut_queues_the_message_once() {
         .unwrap();
     c.command(&[b"ZADD", b"unacked_index", b"1", b"tag-1"])
         .unwrap();
-    let pool = celery::pool::Pool::new(celery::RedisUrl::parse(&link.url(0)).unwrap(), 1);
+    let pool =
+        celery::connection_pool::Pool::new(celery::RedisUrl::parse(&link.url(0)).unwrap(), 1);
     // `:1` is the RPUSH's reply on an empty queue, inside EXEC's array
     // when RPUSH, ZREM and HDEL go together; the lock's SET says +OK.
     link.drop_mid_reply_if(
@@ -691,7 +693,7 @@ fn a_huge_result_lifetime_still_stores_the_revoked_record() {
     assert!(!touched.exists(), "the cancelled task ran");
 }
 
-/// Issue 20 item 13: a worker started while Redis is down does not exit: it
+/// A worker started while Redis is down does not exit: it
 /// retries the connection with back-off and says so (Celery's
 /// `broker_connection_retry_on_startup`), then serves once Redis is up.
 #[test]
@@ -712,7 +714,7 @@ fn a_worker_started_before_redis_waits_for_it() {
     assert_eq!(f.result_timeout(LONG).unwrap(), 5);
 }
 
-/// Issue 20 item 14: a Python client's `revoke()` only broadcasts (no
+/// A Python client's `revoke()` only broadcasts (no
 /// REVOKED record), so a worker must still be listening after Redis
 /// restarted: its revoke listener subscribes again, and a queued task
 /// revoked from Python does not run.
@@ -956,7 +958,8 @@ fn two_restores_of_one_message_at_once_queue_it_once() {
         },
         0,
     );
-    let pool = celery::pool::Pool::new(celery::RedisUrl::parse(&link.url(0)).unwrap(), 1);
+    let pool =
+        celery::connection_pool::Pool::new(celery::RedisUrl::parse(&link.url(0)).unwrap(), 1);
     let periodic = std::thread::spawn(move || celery::restore_unacked(&pool, Duration::ZERO));
     held.recv_timeout(LONG)
         .expect("the periodic restore read the unacked message");
@@ -1098,7 +1101,8 @@ print("body", r.id)
     go.send(()).unwrap();
     assert_eq!(hlen_unacked(&redis), 1, "the header task is not acked");
     assert_eq!(llen(&redis, "celery"), 1, "the body was sent once");
-    let pool = celery::pool::Pool::new(celery::RedisUrl::parse(&redis.url(0)).unwrap(), 1);
+    let pool =
+        celery::connection_pool::Pool::new(celery::RedisUrl::parse(&redis.url(0)).unwrap(), 1);
     assert_eq!(celery::restore_unacked(&pool, Duration::ZERO).unwrap(), 1);
     let b = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     // The body and the header task's second run; a second body would be

@@ -1,5 +1,5 @@
-//! User code that used to run on the Celery executor's only listener thread
-//! (issue 17, items 3 and 5): a panicking waker, a result whose `Drop` or
+//! User code that used to run on the Celery executor's only listener thread:
+//! a panicking waker, a result whose `Drop` or
 //! `Deserialize` panics, and done-callbacks that submit to the same
 //! executor and wait, or drop its last handle. None of them may kill or
 //! block the listener: later results still arrive, and dropping the
@@ -9,17 +9,20 @@
 //! while the test sets up its listeners; then it starts the worker.
 
 mod common;
+#[path = "../../future/tests/wakers/mod.rs"]
+mod wakers;
 
 use std::future::{Future as _, IntoFuture};
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Waker};
 
 use celery::{tasks, CeleryExecutor};
 use common::*;
 use serde::{Deserialize, Deserializer};
+use wakers::{PanickingWaker, SendingWaker};
 
 fn executor(redis: &RedisServer) -> CeleryExecutor {
     CeleryExecutor::builder(&redis.url(0))
@@ -54,22 +57,6 @@ fn drop_returns(ex: ManuallyDrop<CeleryExecutor>) {
     });
     rx.recv_timeout(LONG)
         .expect("dropping the executor did not return");
-}
-
-struct PanickingWaker;
-
-impl Wake for PanickingWaker {
-    fn wake(self: Arc<Self>) {
-        panic!("this waker panics");
-    }
-}
-
-struct SendingWaker(Mutex<mpsc::Sender<()>>);
-
-impl Wake for SendingWaker {
-    fn wake(self: Arc<Self>) {
-        let _ = self.0.lock().unwrap().send(());
-    }
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Celery's remote control against our worker, from a real Python client
-//! (issue 20, item 12): `inspect().ping()`, `active()`, `registered()`,
+//! Celery's remote control against our worker, from a real Python client:
+//! `inspect().ping()`, `active()`, `registered()`,
 //! `stats()`, `control.ping()`, `revoke(reply=True)` with and without
 //! `terminate`, and a `shutdown` broadcast.
 //!

@@ -1,4 +1,4 @@
-//! Scheduling and limits a Celery user relies on (issue 20, items 7-11),
+//! Scheduling and limits a Celery user relies on,
 //! each driven by a real Python Celery client against our worker and
 //! compared with what Celery's own (prefork) worker does:
 //!
@@ -576,7 +576,7 @@ for name, body in (("revoked", sys.argv[1]), ("expired", sys.argv[2])):
     }
 }
 
-/// Issue 20, item 16, checked: a second SIGTERM (a supervisor's, to the
+/// A second SIGTERM (a supervisor's, to the
 /// worker alone) is a cold shutdown, as a second Ctrl-C is: the running
 /// task and the held countdown task both go back to their queue.
 #[test]
@@ -617,7 +617,7 @@ fn a_second_sigterm_is_a_cold_shutdown_that_returns_running_and_held_messages() 
     let _ = std::fs::remove_file(marker.with_extension("pid"));
 }
 
-/// Review 2 of issue 20: a chord whose header result nests deeper than
+/// A chord whose header result nests deeper than
 /// serde_json's default limit of 128 (the worker reads arguments up to
 /// `celery::json::MAX_DEPTH` levels, so such a task runs) still completes:
 /// its body gets the result whole. Before the fix the worker could not

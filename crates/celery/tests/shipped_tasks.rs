@@ -1,5 +1,5 @@
-//! The shipped `celery-worker` serves only harmless demo tasks (issue 20,
-//! item 18): the test tasks that write files or park a thread for ever
+//! The shipped `celery-worker` serves only harmless demo tasks: the test
+//! tasks that write files or park a thread for ever
 //! (`rust.touch`, `rust.block_first_run`, `rust.wait_for`) live in the test
 //! worker (`celery-test-worker`, built for tests only) and are refused by
 //! the shipped one with Celery's `NotRegistered`, running nothing.

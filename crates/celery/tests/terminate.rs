@@ -1,4 +1,4 @@
-//! `revoke(terminate=True)` both ways with Python Celery (issue 19, part 1):
+//! `revoke(terminate=True)` both ways with Python Celery:
 //! Python's revoke on our worker's process pool stops the running task
 //! (SIGTERM to its process) and stores REVOKED `terminated`, as Celery's
 //! prefork pool does; our `CeleryExecutor::interrupt` on a Python prefork

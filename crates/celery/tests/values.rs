@@ -1,6 +1,5 @@
 //! Values a Python Celery client sends arrive exactly at our worker, and a
-//! message with a readable task id always gets a result (issue 20, items
-//! 1-6 and 20). Each test drives a real Celery 5 client from the test
+//! message with a readable task id always gets a result. Each test drives a real Celery 5 client from the test
 //! virtualenv (`CELERY_VENV`) against the `celery-worker` binary; the
 //! client's `get(timeout=120)` is the hang guard, never a bound on speed.
 
@@ -36,7 +35,7 @@ fn random_doubles_subnormals_and_extremes_come_back_bit_exact() {
 import random, struct, sys
 from tasks import app
 rng = random.Random(20)
-# Random bit patterns cover every exponent; NaN and infinities are item 3's.
+# Random bit patterns cover every exponent; NaN and infinities have their own test below.
 values = []
 while len(values) < 4000:
     f = struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0]

@@ -1,9 +1,9 @@
-//! The hostile-code suite (`../shared/ADVERSARY.md`, class 1; issue 17):
+//! The hostile-code suite (`../shared/ADVERSARY.md`, class 1):
 //! every hostile behaviour of user code that runs on a thread an executor
 //! owns, run over every executor.
 //!
-//! Each test is one behaviour, run over [`EXECUTORS`] (one line per
-//! executor: a new executor is one more line). For each, a task is held at
+//! Each test is one behaviour, run over every executor of the shared list,
+//! [`Kind::EVERY`] (`support/mod.rs`; [`subject`] says how each is built). For each, a task is held at
 //! a gate while listeners attach to its future: the hostile one first, then
 //! the others (a waker, a done-callback, a `wait`, an `as_completed` and a
 //! blocked `result()` caller, each on its own). The gate opens, and the
@@ -15,17 +15,14 @@
 //! [`Subject::not_applicable`]; it is never skipped in silence.
 
 use std::future::{Future as _, IntoFuture};
-use std::mem::ManuallyDrop;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::task::{Context, Wake, Waker};
-use std::thread::JoinHandle;
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
-use celery::testing::RedisServer;
-use celery::{CeleryExecutor, Registry, Worker, WorkerConfig};
+use celery::Registry;
 use executor::{
     ErrorKind, Executor, ExecutorError, InlineExecutor, ProcessPoolExecutor, ThreadPoolExecutor,
 };
@@ -35,21 +32,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Hang guard for every wait.
 const LONG: Duration = Duration::from_secs(120);
 
-// SAFETY (ctor's contract): this runs before main, while the process is
-// single-threaded; it records the test's pid and forks the process pool's
-// fork server, touching no other state.
-#[ctor::ctor]
-unsafe fn start_fork_server_before_main() {
-    PARENT.store(std::process::id() as usize, Ordering::SeqCst);
-    process_pool::start_fork_server();
-}
+mod support;
+#[path = "../../future/tests/wakers/mod.rs"]
+mod wakers;
 
-/// The test process (a process pool's workers are forks of it).
-static PARENT: AtomicUsize = AtomicUsize::new(0);
-
-fn in_test_process() -> bool {
-    PARENT.load(Ordering::SeqCst) == std::process::id() as usize
-}
+use support::{in_test_process, CeleryUnderTest, Kind};
+use wakers::{PanickingWaker, SendingWaker};
 
 // ---------------------------------------------------------------------------
 // The executors.
@@ -64,39 +52,42 @@ struct Subject {
     runs_in_submit: bool,
 }
 
-/// Every executor the suite runs over: a new executor is one line here.
-const EXECUTORS: &[Subject] = &[
-    Subject {
-        name: "inline",
-        make: || Arc::new(InlineExecutor::new()),
-        not_applicable: &[
-            (Behaviour::FailingSerialize, "it never serializes a value"),
-            (
-                Behaviour::PanickingResultDrop,
-                "a result is dropped by the caller's own drop of its future, in its own thread",
-            ),
-        ],
-        runs_in_submit: true,
-    },
-    Subject {
-        name: "thread pool",
-        make: || Arc::new(ThreadPoolExecutor::new(2)),
-        not_applicable: &[(Behaviour::FailingSerialize, "it never serializes a value")],
-        runs_in_submit: false,
-    },
-    Subject {
-        name: "process pool",
-        make: || Arc::new(ProcessPoolExecutor::new(2).expect("a process pool")),
-        not_applicable: &[],
-        runs_in_submit: false,
-    },
-    Subject {
-        name: "celery",
-        make: || Arc::new(Celery::start()),
-        not_applicable: &[],
-        runs_in_submit: false,
-    },
-];
+/// How the suite runs on each executor of [`Kind::EVERY`].
+fn subject(kind: Kind) -> Subject {
+    let name = kind.name();
+    match kind {
+        Kind::Inline => Subject {
+            name,
+            make: || Arc::new(InlineExecutor::new()),
+            not_applicable: &[
+                (Behaviour::FailingSerialize, "it never serializes a value"),
+                (
+                    Behaviour::PanickingResultDrop,
+                    "a result is dropped by the caller's own drop of its future, in its own thread",
+                ),
+            ],
+            runs_in_submit: true,
+        },
+        Kind::ThreadPool => Subject {
+            name,
+            make: || Arc::new(ThreadPoolExecutor::new(2)),
+            not_applicable: &[(Behaviour::FailingSerialize, "it never serializes a value")],
+            runs_in_submit: false,
+        },
+        Kind::ProcessPool => Subject {
+            name,
+            make: || Arc::new(ProcessPoolExecutor::new(2).expect("a process pool")),
+            not_applicable: &[],
+            runs_in_submit: false,
+        },
+        Kind::Celery => Subject {
+            name,
+            make: || Arc::new(CeleryUnderTest::start(registry, None)),
+            not_applicable: &[],
+            runs_in_submit: false,
+        },
+    }
+}
 
 /// What the suite asks of an executor, object-safe (the `Executor` trait's
 /// methods are generic), implemented once for every `Executor`.
@@ -143,55 +134,14 @@ impl<E: Executor + Send + Sync> Hostile for E {
     }
 }
 
-/// The Celery executor with its own redis-server and an in-process Rust
-/// worker that knows the suite's tasks; all stopped on drop (executor first).
-struct Celery {
-    executor: ManuallyDrop<CeleryExecutor>,
-    stop: Arc<AtomicBool>,
-    worker: Option<JoinHandle<()>>,
-    _redis: RedisServer,
-}
-
-impl Celery {
-    fn start() -> Celery {
-        let redis = RedisServer::start();
-        let url = redis.url(0);
-        let mut config = WorkerConfig::new(&url);
-        config.concurrency = 2;
-        let worker = Worker::new(config, registry());
-        let stop = worker.stop_flag();
-        let worker = std::thread::spawn(move || worker.run().expect("the celery worker runs"));
-        let executor = CeleryExecutor::builder(&url)
-            .registry(registry())
-            .connect()
-            .expect("connect to the test's redis-server");
-        Celery {
-            executor: ManuallyDrop::new(executor),
-            stop,
-            worker: Some(worker),
-            _redis: redis,
-        }
-    }
-}
-
-impl Drop for Celery {
-    fn drop(&mut self) {
-        // SAFETY: dropped once, here, and never used again.
-        unsafe { ManuallyDrop::drop(&mut self.executor) };
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.worker.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-impl Hostile for Celery {
+/// The Celery executor is reached through its handle (`Deref`).
+impl Hostile for CeleryUnderTest {
     fn square(&self, x: u64) -> Result<Future<u64>, ExecutorError> {
-        self.executor.square(x)
+        (**self).square(x)
     }
 
     fn held_square(&self, gate: Gate) -> Result<Future<u64>, ExecutorError> {
-        self.executor.held_square(gate)
+        (**self).held_square(gate)
     }
 
     fn held_panics_on_drop(
@@ -199,20 +149,26 @@ impl Hostile for Celery {
         gate: Gate,
         armed: bool,
     ) -> Result<Future<PanicsOnDrop>, ExecutorError> {
-        self.executor.held_panics_on_drop(gate, armed)
+        (**self).held_panics_on_drop(gate, armed)
     }
 
     fn unserializable_argument(&self) -> Result<Future<u64>, ExecutorError> {
-        self.executor.unserializable_argument()
+        (**self).unserializable_argument()
     }
 
     fn reports_tasks(&self) -> bool {
-        Hostile::reports_tasks(&*self.executor)
+        Hostile::reports_tasks(&**self)
     }
 
     fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        Hostile::shutdown(&*self.executor, wait, cancel_futures);
+        Hostile::shutdown(&**self, wait, cancel_futures);
     }
+}
+
+/// The tasks a Celery worker on worker processes finds (`support`
+/// installs them before the fork server starts): this file's.
+fn celery_process_registry() -> Registry {
+    registry()
 }
 
 fn registry() -> Registry {
@@ -353,25 +309,9 @@ enum After {
     Gone,
 }
 
-struct PanickingWaker;
-
-impl Wake for PanickingWaker {
-    fn wake(self: Arc<Self>) {
-        panic!("this waker panics");
-    }
-}
-
-struct SendingWaker(Mutex<mpsc::Sender<()>>);
-
-impl Wake for SendingWaker {
-    fn wake(self: Arc<Self>) {
-        let _ = self.0.lock().unwrap().send(());
-    }
-}
-
 /// Runs `behaviour` over every executor.
 fn over_every_executor(behaviour: Behaviour) {
-    for subject in EXECUTORS {
+    for subject in Kind::EVERY.map(subject) {
         if let Some((_, why)) = subject.not_applicable.iter().find(|(b, _)| *b == behaviour) {
             eprintln!(
                 "{behaviour:?} on the {}: does not apply: {why}",
@@ -381,9 +321,9 @@ fn over_every_executor(behaviour: Behaviour) {
         }
         eprintln!("{behaviour:?} on the {}", subject.name);
         match behaviour {
-            Behaviour::PanickingResultDrop => panicking_result_drop(subject),
-            Behaviour::FailingSerialize => failing_serialize(subject),
-            _ => listeners_survive(subject, behaviour),
+            Behaviour::PanickingResultDrop => panicking_result_drop(&subject),
+            Behaviour::FailingSerialize => failing_serialize(&subject),
+            _ => listeners_survive(&subject, behaviour),
         }
     }
 }
@@ -674,10 +614,10 @@ fn a_callback_that_drops_the_last_handle() {
 /// Not hostile code, but one claim to check over every executor, Celery
 /// included: a finished future carries a `TaskReport` exactly when its
 /// executor's `reports_tasks()` says so, and a report names the process
-/// that ran the task (issue 19, part 2).
+/// that ran the task.
 #[test]
 fn reports_are_there_exactly_when_the_executor_says() {
-    for subject in EXECUTORS {
+    for subject in Kind::EVERY.map(subject) {
         let executor = (subject.make)();
         let f = executor.square(7).expect("submit");
         assert_eq!(f.result_timeout(LONG).expect("the task runs"), 49);

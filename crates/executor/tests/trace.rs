@@ -8,15 +8,12 @@
 #[path = "../../future/tests/trace_format/mod.rs"]
 mod trace_format;
 
+mod support;
+
 use std::collections::HashMap;
-use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use celery::testing::RedisServer;
-use celery::{CeleryExecutor, Registry, Worker, WorkerConfig};
+use celery::Registry;
 use executor::{Executor, InlineExecutor, ProcessPoolExecutor, ThreadPoolExecutor};
 use future::trace::{Recorder, Transition};
 use future::{wait, Future, FutureError, ReturnWhen};
@@ -27,12 +24,7 @@ const LONG: Duration = Duration::from_secs(120);
 /// Tasks per executor; task 3 panics.
 const N: u64 = 8;
 
-// SAFETY (ctor's contract): this runs before main, while the process is
-// single-threaded; it only forks the process pool's fork server.
-#[ctor::ctor]
-unsafe fn start_fork_server_before_main() {
-    process_pool::start_fork_server();
-}
+use support::{CeleryUnderTest, Kind};
 
 /// Where the task ran: its process id and its thread's name.
 fn whereabouts(x: u64) -> (u32, String) {
@@ -108,51 +100,80 @@ fn check(name: &str, e: &impl Executor, lane_of: impl Fn(&(u32, String)) -> Opti
     assert!(recorder.svg().matches("<title>task ").count() >= N as usize);
 }
 
+/// Records `N` tasks on an executor of `kind`, built with a recorder, and
+/// checks that each started on the lane of the worker that ran it.
+fn records_every_task(kind: Kind) {
+    let name = kind.name();
+    let recorder = Recorder::new();
+    match kind {
+        Kind::Inline => {
+            let e = InlineExecutor::traced(recorder);
+            check(name, &e, |(_, thread)| Some(format!("thread {thread}")));
+        }
+        Kind::ThreadPool => {
+            let e = ThreadPoolExecutor::builder()
+                .max_workers(2)
+                .thread_name_prefix("traced")
+                .trace(recorder)
+                .build()
+                .unwrap();
+            check(name, &e, |(_, thread)| Some(format!("thread {thread}")));
+        }
+        Kind::ProcessPool => {
+            let e = ProcessPoolExecutor::builder()
+                .max_workers(2)
+                .trace(recorder)
+                .build()
+                .unwrap();
+            check(name, &e, |(pid, _)| {
+                assert_ne!(*pid, std::process::id(), "ran in a worker process");
+                Some(format!("process {pid}"))
+            });
+        }
+        Kind::Celery => {
+            // A Celery client sees neither the worker's pid nor its
+            // threads: every task is drawn in flight on the client's lane.
+            let celery = CeleryUnderTest::start(registry, Some(recorder.clone()));
+            check(name, &*celery, |_| None);
+            let summary = trace_format::check(&recorder.chrome_json()).unwrap();
+            assert!(
+                summary.lanes.values().any(|l| l == "celery celery 1"),
+                "{:?}",
+                summary.lanes
+            );
+        }
+    }
+}
+
 #[test]
 fn inline_records_every_task_on_the_callers_thread() {
-    let recorder = Recorder::new();
-    let e = InlineExecutor::traced(recorder.clone());
-    check("inline", &e, |(_, thread)| Some(format!("thread {thread}")));
+    records_every_task(Kind::Inline);
 }
 
 #[test]
 fn the_thread_pool_records_every_task_on_its_worker_thread() {
-    let recorder = Recorder::new();
-    let e = ThreadPoolExecutor::builder()
-        .max_workers(2)
-        .thread_name_prefix("traced")
-        .trace(recorder.clone())
-        .build()
-        .unwrap();
-    check("threads", &e, |(_, thread)| {
-        Some(format!("thread {thread}"))
-    });
+    records_every_task(Kind::ThreadPool);
 }
 
 #[test]
 fn the_process_pool_records_every_task_on_its_worker_process() {
-    let recorder = Recorder::new();
-    let e = ProcessPoolExecutor::builder()
-        .max_workers(2)
-        .trace(recorder.clone())
-        .build()
-        .unwrap();
-    check("processes", &e, |(pid, _)| {
-        assert_ne!(*pid, std::process::id(), "ran in a worker process");
-        Some(format!("process {pid}"))
-    });
+    records_every_task(Kind::ProcessPool);
 }
 
 #[test]
 fn the_celery_executor_records_every_task_in_flight() {
-    let recorder = Recorder::new();
-    let celery = Celery::start(recorder.clone());
-    check("celery", &*celery.executor, |_| None);
-    let summary = trace_format::check(&recorder.chrome_json()).unwrap();
-    assert!(
-        summary.lanes.values().any(|l| l == "celery celery 1"),
-        "{:?}",
-        summary.lanes
+    records_every_task(Kind::Celery);
+}
+
+#[test]
+fn every_executor_has_its_trace_test() {
+    // The four tests above run in parallel; this one says that they cover
+    // the whole shared list (a new `Kind` fails to compile in
+    // `records_every_task` and then fails here until it gets its test).
+    assert_eq!(
+        Kind::EVERY.len(),
+        4,
+        "add a test for the new executor above"
     );
 }
 
@@ -204,47 +225,10 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
-/// The Celery executor with its own redis-server and an in-process Rust
-/// worker; all stopped on drop (executor first).
-struct Celery {
-    executor: ManuallyDrop<CeleryExecutor>,
-    stop: Arc<AtomicBool>,
-    worker: Option<JoinHandle<()>>,
-    _redis: RedisServer,
-}
-
-impl Celery {
-    fn start(recorder: Recorder) -> Celery {
-        let redis = RedisServer::start();
-        let url = redis.url(0);
-        let mut config = WorkerConfig::new(&url);
-        config.concurrency = 2;
-        let worker = Worker::new(config, registry());
-        let stop = worker.stop_flag();
-        let worker = std::thread::spawn(move || worker.run().expect("the celery worker runs"));
-        let executor = CeleryExecutor::builder(&url)
-            .registry(registry())
-            .trace(recorder)
-            .connect()
-            .expect("connect to the test's redis-server");
-        Celery {
-            executor: ManuallyDrop::new(executor),
-            stop,
-            worker: Some(worker),
-            _redis: redis,
-        }
-    }
-}
-
-impl Drop for Celery {
-    fn drop(&mut self) {
-        // SAFETY: dropped once, here, and never used again.
-        unsafe { ManuallyDrop::drop(&mut self.executor) };
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.worker.take() {
-            let _ = h.join();
-        }
-    }
+/// The tasks a Celery worker on worker processes finds (`support`
+/// installs them before the fork server starts): this file's.
+fn celery_process_registry() -> Registry {
+    registry()
 }
 
 fn registry() -> Registry {

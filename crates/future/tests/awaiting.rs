@@ -8,29 +8,20 @@
 
 #![cfg(not(loom))]
 
+#[path = "wakers/mod.rs"]
+mod wakers;
+
 use std::future::{poll_fn, Future as _, IntoFuture};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
 use future::{as_completed_stream, promise, FutureError, Promise, TaskError};
 use futures_core::Stream;
-
-/// A waker that counts its wake-ups; its `Arc`'s strong count tells how
-/// many copies of it are still stored somewhere.
-#[derive(Default)]
-struct CountingWaker {
-    wakes: AtomicUsize,
-}
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.wakes.fetch_add(1, Ordering::SeqCst);
-    }
-}
+use wakers::CountingWaker;
 
 fn counting_waker() -> (Arc<CountingWaker>, Waker) {
     let counter = Arc::new(CountingWaker::default());

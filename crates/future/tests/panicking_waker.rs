@@ -1,41 +1,23 @@
-//! A panicking `Waker::wake` (issue 17, item 1): the completer, the other
+//! A panicking `Waker::wake`: the completer, the other
 //! awaiting tasks and every done-callback survive it, and it is reported
 //! through the callback-panic hook. Its own test binary, because the hook is
 //! process-wide.
 
 #![cfg(not(loom))]
 
+#[path = "wakers/mod.rs"]
+mod wakers;
+
 use std::future::IntoFuture;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use future::promise;
-
-/// A waker that counts its wake-ups.
-#[derive(Default)]
-struct CountingWaker {
-    wakes: AtomicUsize,
-}
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.wakes.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A waker whose `wake` panics: user code (a runtime's, or a hand-written
-/// one) on the completing thread.
-struct PanickingWaker;
-
-impl Wake for PanickingWaker {
-    fn wake(self: Arc<Self>) {
-        panic!("this waker panics");
-    }
-}
+use wakers::{CountingWaker, PanickingWaker};
 
 fn poll_once<F: std::future::Future + Unpin>(fut: &mut F, waker: &Waker) -> Poll<F::Output> {
     Pin::new(fut).poll(&mut Context::from_waker(waker))

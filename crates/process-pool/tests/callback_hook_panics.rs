@@ -1,5 +1,5 @@
 //! A callback-panic hook that itself panics, on the process pool's callback
-//! runner (issue 17, item 4): the runner survives, the future's other
+//! runner: the runner survives, the future's other
 //! callbacks run, later callbacks run, and `drop(pool)` returns. Its own
 //! test binary, because the hook is process-wide.
 

@@ -1,6 +1,6 @@
 //! Done-callbacks never run on the dispatcher thread, so a callback may use
-//! its own pool (issue 11 item 12); every waited shutdown returns only once
-//! the pool is down, whoever called first (item 10).
+//! its own pool; every waited shutdown returns only once the pool is down,
+//! whoever called first.
 
 mod common;
 

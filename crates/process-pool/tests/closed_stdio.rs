@@ -1,4 +1,4 @@
-//! Closed standard descriptors (issue 11, item 6). Daemons and some
+//! Closed standard descriptors. Daemons and some
 //! supervisors start programs with fds 0-2 closed, or close them later. The
 //! pool's private descriptors (the fork server's socket and signalfd, the
 //! doorbell, the worker pipes) must never take those numbers, or a task's

@@ -1,5 +1,5 @@
 //! A failing `Serialize` or `Deserialize` impl keeps its own message, on all
-//! four sides (issue 17, item 6): the argument encoded in the parent and
+//! four sides: the argument encoded in the parent and
 //! decoded in the worker, the result encoded in the worker and decoded in
 //! the parent. Postcard's own error drops the text ("Serde Serialization
 //! Error"); `CodecError::message` promises the impl's. Nested values too:

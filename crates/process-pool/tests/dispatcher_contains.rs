@@ -1,20 +1,23 @@
-//! User code that runs on the dispatcher thread while it completes a future
-//! (issue 17, item 2): a panicking `Waker::wake` and the panicking `Drop` of
-//! a result nobody holds. Neither may kill the dispatcher, the only thread
+//! User code that runs on the dispatcher thread while it completes a future:
+//! a panicking `Waker::wake` and the panicking `Drop` of a result nobody
+//! holds. Neither may kill the dispatcher, the only thread
 //! that delivers results: later tasks still run and `drop(pool)` returns.
 
 mod common;
+#[path = "../../future/tests/wakers/mod.rs"]
+mod wakers;
 
 use std::future::{Future as _, IntoFuture};
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use process_pool::ProcessPoolExecutor;
 use serde::{Deserialize, Serialize};
+use wakers::{PanickingWaker, SendingWaker};
 
 /// Hang guard: a dead dispatcher fails the test instead of hanging it.
 const LONG: Duration = Duration::from_secs(120);
@@ -41,24 +44,6 @@ fn gate_path(name: &str) -> String {
 
 fn open_gate(path: &str) {
     std::fs::write(path, b"go").unwrap();
-}
-
-/// A waker whose `wake` panics.
-struct PanickingWaker;
-
-impl Wake for PanickingWaker {
-    fn wake(self: Arc<Self>) {
-        panic!("this waker panics");
-    }
-}
-
-/// A waker that reports its wake-up on a channel.
-struct SendingWaker(Mutex<mpsc::Sender<()>>);
-
-impl Wake for SendingWaker {
-    fn wake(self: Arc<Self>) {
-        let _ = self.0.lock().unwrap().send(());
-    }
 }
 
 /// Drops the pool on another thread and fails if that does not return.

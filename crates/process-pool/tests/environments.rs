@@ -1,5 +1,5 @@
-//! The process environment nobody expected (issue 17, the environment
-//! matrix; docs/process-pool.md, "Signals"): the pool's key cases under
+//! The process environment nobody expected (the environment matrix of
+//! docs/process-pool.md, "Signals"): the pool's key cases under
 //! every odd environment a program may be started in, one line each.
 //!
 //! | line | the pool's process, before the fork server starts | then, while two tasks run |

@@ -1,4 +1,4 @@
-//! The pool's process at its open-file limit (issue 11, item 4). A worker's
+//! The pool's process at its open-file limit. A worker's
 //! three pipe ends reach the pool with `SCM_RIGHTS`; with fewer than three
 //! free descriptor numbers the kernel installs only some of them and sets
 //! `MSG_CTRUNC`. Every descriptor that arrived must be closed, the half-made

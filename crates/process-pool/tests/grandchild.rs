@@ -1,4 +1,4 @@
-//! A task that forks a helper without `exec` (issue 11, item 11). The helper
+//! A task that forks a helper without `exec`. The helper
 //! inherits the worker's result pipe, so end-of-file on that pipe does not
 //! come when the worker dies, only when the helper exits. The fork server's
 //! exit status must be enough: the task fails at once with the real cause,

@@ -1,5 +1,4 @@
-//! A parent with unusual signal settings (issue 11, items 5 and 9; issue 17,
-//! item 9).
+//! A parent with unusual signal settings.
 //!
 //! Before `main` (and before the fork server starts) this binary does what
 //! daemons, `nohup` and `sigwait`-style programs do: it ignores SIGCHLD (the

@@ -1,6 +1,6 @@
 //! Without an early `start_fork_server()` (no constructor in this test
 //! binary), a pool built in a process that already runs several threads
-//! must refuse with a typed error (issue 11, item 8): the fork server would
+//! must refuse with a typed error: the fork server would
 //! be forked with whatever locks the other threads hold at that instant, and
 //! every worker would inherit them held. `start_fork_server_late()` is the
 //! explicit opt-in; this test also shows what the opt-in risks: a lock held

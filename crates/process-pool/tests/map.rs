@@ -1,4 +1,4 @@
-//! `map` with Python 3.14's rules (issue 11 item 13): every chunk is
+//! `map` with Python 3.14's rules: every chunk is
 //! submitted at the call by default; a bounded window (`buffersize`) is the
 //! opt-in lazy mode; dropping the iterator cancels what closing CPython's
 //! `result_iterator` cancels.

@@ -1,4 +1,4 @@
-//! `map_auto` (issue 14 part 1): the chunk size is picked for the caller
+//! `map_auto`: the chunk size is picked for the caller
 //! from the number of items and workers, with Python 3.14's eager rule, in
 //! input order, and without giving up what makes `map` right for slow
 //! items. Everything is observed from the workers' side (files they

@@ -2,7 +2,7 @@
 //! completes the future. While they run, that worker is busy running user
 //! code, not idle: a callback may submit to its own pool and wait, and a
 //! task submitted meanwhile by anyone else is taken by another worker
-//! (issue 11, item 1; CPython starts a new thread here).
+//! (CPython starts a new thread here).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! A callback-panic hook that itself panics (issue 11, item 2): the worker
+//! A callback-panic hook that itself panics: the worker
 //! that ran the callback survives, the pool runs every later task, and
 //! `stats()` is true. Its own test binary, because the hook is process-wide.
 

@@ -1,4 +1,4 @@
-//! Panics that escape a task's own `catch_unwind` (issue 11, item 2): the
+//! Panics that escape a task's own `catch_unwind`: the
 //! drop of a cancelled task's closure, the drop of a result nobody holds,
 //! and the drop of closures cancelled by `shutdown(cancel_futures)`. After
 //! any of them the pool still runs every later task, and `stats()` tells

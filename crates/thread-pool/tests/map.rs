@@ -132,7 +132,8 @@ fn by_default_every_item_is_submitted_at_the_call() {
 
 #[test]
 fn shutdown_right_after_a_default_map_loses_nothing() {
-    // The issue 11 repro: 20 values, then "broken", before the fix.
+    // A shutdown right after `map` must not cut the map short (an earlier
+    // map yielded 20 values, then "broken").
     let pool = ThreadPoolExecutor::new(2);
     let r = pool.map(|x: u32| x * 2, 0..100).unwrap();
     pool.shutdown(false, false);

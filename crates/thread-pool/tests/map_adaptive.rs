@@ -1,4 +1,4 @@
-//! The default `map`'s adaptive chunks (issue 14, part 1): slow items run
+//! The default `map`'s adaptive chunks: slow items run
 //! side by side, one slow item among many cheap ones holds back only its
 //! own claim, results stay in input order, errors stay per item, and the
 //! 3.14 rules hold (a shutdown loses nothing; cancel_futures cancels).
@@ -191,7 +191,8 @@ fn counted_holding(
 
 #[test]
 fn dropping_an_advanced_map_starts_nothing_more_of_the_running_claim() {
-    // Issue 17, item 8. Cheap items let the claims grow (1, 2, 4, 8, ...),
+    // A runner looks for a cancellation before every item, not once per
+    // claim. Cheap items let the claims grow (1, 2, 4, 8, ...),
     // so item 40 runs inside a claim of many items. Dropping the iterator
     // while it runs must start no other item, the rest of its claim
     // included: exactly items 0..=40 run.
@@ -216,7 +217,7 @@ fn dropping_an_advanced_map_starts_nothing_more_of_the_running_claim() {
 
 #[test]
 fn cancel_futures_cancels_the_unstarted_items_of_a_running_map() {
-    // Issue 17, item 7. The only runner is inside item 1 when the pool is
+    // The only runner is inside item 1 when the pool is
     // shut down with cancel_futures: item 1 finishes (a running task cannot
     // be cancelled), and no item after it starts (they are the map's queued
     // work, which Python 3.14 and the windowed map cancel).
@@ -241,7 +242,7 @@ fn cancel_futures_cancels_the_unstarted_items_of_a_running_map() {
 
 #[test]
 fn a_waited_cancel_futures_shutdown_waits_only_for_the_running_items() {
-    // Issue 17, item 7, with wait: two runners, each inside its first item
+    // The same with wait: two runners, each inside its first item
     // (a runner's first claim is one item), while another thread waits for
     // the results. shutdown(wait = true, cancel_futures = true) returns once
     // those two items end; it does not run the other 998.

@@ -1,6 +1,7 @@
 //! CPython's ThreadPoolExecutor-specific tests (test_thread_pool.py and the
 //! thread parts of test_shutdown.py; reference section E.5), ported, plus
-//! the idle-reuse and thread-count checks of issue 3.
+//! checks that an idle worker is reused before a new thread starts, and
+//! that threads start lazily, up to `max_workers`.
 
 mod common;
 

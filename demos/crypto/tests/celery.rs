@@ -104,7 +104,7 @@ print("digest", r.get(timeout=120)["Ok"]["digest"])
     );
 }
 
-/// Issue 20, item 18: the shipped crypto worker serves the crypto jobs and
+/// The shipped crypto worker serves the crypto jobs and
 /// harmless demo tasks, never the tests' tasks that write files or park a
 /// thread for ever.
 #[test]

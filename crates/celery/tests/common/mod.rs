@@ -240,31 +240,13 @@ pub fn python_line(url: &str, code: &str, args: &[&str], prefix: &str) -> String
 }
 
 fn python_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python")
+    celery::testing::python_app_dir()
 }
 
 /// A Python `celery worker` (solo pool) on `broker`, consuming `queue`.
 pub fn python_worker(broker: &str, queue: &str) -> ChildGuard {
-    let venv = celery_venv();
-    let child = Command::new(venv.join("bin/celery"))
-        .args([
-            "-A",
-            "tasks",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "WARNING",
-        ])
-        .args([
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ])
-        .current_dir(python_dir())
-        .env("CELERY_TEST_BROKER", broker)
+    let child = celery::testing::python_worker_command(&celery_venv(), broker, "WARNING")
+        .args(["-Q", queue])
         .stdin(Stdio::null())
         .spawn()
         .expect("start the Python celery worker");

@@ -1,4 +1,4 @@
-"""The cases of issue 20, items 1-6, as one table row each: run against our
+"""Values a Python client sends, one table row each: run against our
 worker (prefix "rust") and a Python worker (prefix "tasks") to compare.
 
     CELERY_TEST_BROKER=redis://... python value_cases.py rust|tasks [timeout]
