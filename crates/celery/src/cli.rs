@@ -117,7 +117,8 @@ fn catch_stop_signals() {
         if ignored {
             continue;
         }
-        // SAFETY: `on_signal` only adds to an atomic, which is async-signal-safe.
+        // SAFETY: `on_signal` only adds to an atomic, posts a semaphore
+        // (initialised above) and may `_exit`: all async-signal-safe.
         unsafe {
             libc::signal(signal, on_signal as *const () as libc::sighandler_t);
         }
