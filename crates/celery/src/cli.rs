@@ -12,6 +12,8 @@
 //! }
 //! ```
 
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -53,8 +55,27 @@ worker starts stays ignored.";
 /// Stop requests (SIGINT or SIGTERM) received so far.
 static STOPS: AtomicUsize = AtomicUsize::new(0);
 
+/// Posted once per stop request; the signal thread sleeps in `sem_wait` on
+/// it, so it wakes only when a signal came (a POSIX semaphore: `sem_post`
+/// is async-signal-safe, and it needs no descriptor, which a process
+/// started with 0-2 closed would hand out as its stdio).
+static REQUESTS: Semaphore = Semaphore(UnsafeCell::new(MaybeUninit::uninit()));
+
+struct Semaphore(UnsafeCell<MaybeUninit<libc::sem_t>>);
+
+// SAFETY: the semaphore is only used through sem_post and sem_wait, which
+// are made for concurrent use, after sem_init ran (once, before the handler
+// is installed and the thread started).
+unsafe impl Sync for Semaphore {}
+
+impl Semaphore {
+    fn get(&self) -> *mut libc::sem_t {
+        self.0.get().cast()
+    }
+}
+
 extern "C" fn on_signal(_: libc::c_int) {
-    // Only an atomic add and `_exit`: both async-signal-safe.
+    // Only an atomic add, sem_post and `_exit`: all async-signal-safe.
     let stops = STOPS.fetch_add(1, Ordering::SeqCst) + 1;
     if stops >= 3 {
         // The cold shutdown runs on the watcher thread and may be stuck (a
@@ -64,6 +85,10 @@ extern "C" fn on_signal(_: libc::c_int) {
         // SAFETY: `_exit` is async-signal-safe and runs no Rust code.
         unsafe { libc::_exit(COLD_EXIT) };
     }
+    // SAFETY: REQUESTS was initialised by `catch_stop_signals` before this
+    // handler was installed; sem_post is async-signal-safe. It leaves errno
+    // as it was unless it fails (an overflow, past billions of signals).
+    unsafe { libc::sem_post(REQUESTS.get()) };
 }
 
 /// The exit code of a cold shutdown: 128 + SIGINT, as a shell reports a
@@ -75,6 +100,12 @@ const COLD_EXIT: i32 = 130;
 /// kept, as CPython keeps it. Both are unblocked (a parent may have blocked
 /// them): call this before any thread starts, so every thread inherits it.
 fn catch_stop_signals() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    // SAFETY: REQUESTS is static (its address is stable) and initialised
+    // once, before any handler that posts it is installed.
+    INIT.call_once(|| unsafe {
+        libc::sem_init(REQUESTS.get(), 0, 0);
+    });
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: `old` is a valid sigaction to write to; a null new action
         // only reads the current disposition.
@@ -86,7 +117,8 @@ fn catch_stop_signals() {
         if ignored {
             continue;
         }
-        // SAFETY: `on_signal` only adds to an atomic, which is async-signal-safe.
+        // SAFETY: `on_signal` only adds to an atomic, posts a semaphore
+        // (initialised above) and may `_exit`: all async-signal-safe.
         unsafe {
             libc::signal(signal, on_signal as *const () as libc::sighandler_t);
         }
@@ -106,11 +138,13 @@ fn catch_stop_signals() {
 /// shutdown), the second returns the running tasks' messages to their
 /// queues and exits (cold shutdown).
 fn watch_stop_signals(name: String, worker: &Worker) {
-    let stop = worker.stop_flag();
+    let stop = worker.stop_handle();
     let cold = worker.cold_shutdown_handle();
-    std::thread::spawn(move || {
+    let watcher = std::thread::Builder::new().name("celery-signals".to_string());
+    let spawned = watcher.spawn(move || {
         let mut seen = 0;
         loop {
+            wait_for_a_request();
             let stops = STOPS.load(Ordering::SeqCst);
             if stops >= 2 {
                 match cold.now() {
@@ -130,11 +164,23 @@ fn watch_stop_signals(name: String, worker: &Worker) {
                     "{name}: warm shutdown: finishing the running tasks \
                      (Ctrl-C again for a cold shutdown: they go back to their queue)"
                 );
-                stop.store(true, Ordering::SeqCst);
+                stop.stop();
             }
-            std::thread::sleep(Duration::from_millis(100));
         }
     });
+    spawned.expect("spawn the signal thread");
+}
+
+/// Sleeps until the handler posts a stop request.
+fn wait_for_a_request() {
+    // SAFETY: REQUESTS was initialised by `catch_stop_signals`, which
+    // `worker_main` calls before starting this thread.
+    while unsafe { libc::sem_wait(REQUESTS.get()) } != 0 {
+        // EINTR: another signal's handler ran; wait again. Nothing else can
+        // fail on an initialised semaphore.
+        let e = std::io::Error::last_os_error();
+        assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "sem_wait: {e}");
+    }
 }
 
 fn usage_error(name: &str, msg: &str) -> ExitCode {

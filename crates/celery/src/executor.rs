@@ -21,6 +21,8 @@
 //! without its data (its epoch key, [`EPOCH_KEY`], gone or changed) fails
 //! with `BrokerLost` the pending futures whose messages it lost (each send
 //! reads the epoch its message went to), not the ones sent after the loss.
+//! A database emptied on a live server (`FLUSHALL`), where no connection
+//! breaks, is told by the server itself ([`watch_epoch`]).
 //! When the broker is a server of its own, a second thread watches it
 //! ([`watch_broker`]).
 //!
@@ -156,6 +158,12 @@ impl Builder {
             c.command(&[b"SADD", key.as_bytes(), binding.as_bytes()])?
                 .ok()
         })?;
+        // Told of a flush from here on: opened before the epoch is read, so
+        // no loss falls between the two unseen.
+        let mut first = Connection::open(&backend)?;
+        if same_server(broker.url(), &backend) {
+            watch_epoch(&mut first)?;
+        }
         let epoch = broker_epoch(&broker)?;
         let shared = Arc::new(Shared {
             broker,
@@ -172,11 +180,15 @@ impl Builder {
             broker_watch: Mutex::new(None),
             callbacks: CallbackRunner::new("celery-callbacks"),
         });
-        let first = Connection::open(&backend)?;
         *lock(&shared.sub_writer) = Some(first.writer()?);
         let watcher = match same_server(shared.broker.url(), &backend) {
             true => None,
-            false => Some(start_broker_watch(&shared)?),
+            false => {
+                let watcher = start_broker_watch(&shared)?;
+                // A loss between the epoch's read and the watch's start.
+                check_epoch(&shared)?;
+                Some(watcher)
+            }
         };
         let weak = Arc::downgrade(&shared);
         let listener = std::thread::Builder::new()
@@ -835,7 +847,10 @@ fn listen(weak: Weak<Shared>, backend: RedisUrl, first: Connection) {
 
 /// Opens a new subscribed connection and subscribes to every pending id.
 fn reconnect(shared: &Shared, backend: &RedisUrl) -> Result<Connection, CeleryError> {
-    let c = Connection::open(backend)?;
+    let mut c = Connection::open(backend)?;
+    if same_server(shared.broker.url(), backend) {
+        watch_epoch(&mut c)?; // before the check: no loss in between unseen
+    }
     check_epoch(shared)?;
     let mut w = lock(&shared.sub_writer);
     // `stop_listener` shuts the socket it finds here, and runs only once the
@@ -916,6 +931,48 @@ fn lose_data(
     ids.iter().filter_map(|id| pending.remove(id)).collect()
 }
 
+/// The channel Redis sends client-tracking invalidations on (RESP2).
+const INVALIDATE_CHANNEL: &[u8] = b"__redis__:invalidate";
+
+/// Has the server tell `c` when the broker's data may be lost, without
+/// asking: Redis's client tracking (6.0+) in broadcast mode for the
+/// [`EPOCH_KEY`] prefix, its invalidations redirected to `c` itself and
+/// heard as messages on [`INVALIDATE_CHANNEL`]. A `FLUSHALL` or `FLUSHDB`
+/// sends one too (a null key: "everything"), so a database emptied on a
+/// live server, where no connection breaks, is noticed at once, not at the
+/// next submit; the listener (or the broker watcher) then checks the epoch.
+/// Leaves `c` subscribed. A server that refuses tracking (older than 6.0,
+/// or an ACL that forbids `CLIENT`) is not an error: a loss is then seen at
+/// the next send or reconnect, as before.
+fn watch_epoch(c: &mut Connection) -> Result<(), CeleryError> {
+    let Reply::Integer(id) = c.command(&[b"CLIENT", b"ID"])? else {
+        return Ok(());
+    };
+    let id = id.to_string();
+    let tracking = c.command(&[
+        b"CLIENT",
+        b"TRACKING",
+        b"ON",
+        b"REDIRECT",
+        id.as_bytes(),
+        b"BCAST",
+        b"PREFIX",
+        EPOCH_KEY,
+    ])?;
+    if tracking.ok().is_err() {
+        return Ok(());
+    }
+    c.command(&[b"SUBSCRIBE", INVALIDATE_CHANNEL])?.ok()?;
+    Ok(())
+}
+
+/// Is `reply` a message on [`INVALIDATE_CHANNEL`]?
+fn is_invalidation(reply: Reply) -> bool {
+    let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
+    parts.next().flatten().as_deref() == Some(b"message")
+        && parts.next().flatten().as_deref() == Some(INVALIDATE_CHANNEL)
+}
+
 /// The error of a future whose message went with the broker's lost data.
 fn lost_data_error() -> CeleryError {
     CeleryError::BrokerLost(
@@ -942,6 +999,7 @@ const WATCH_CHANNEL: &[u8] = b"celery-rs-broker-watch";
 /// `stop_listener` takes means no socket is registered after it looked.
 fn open_broker_watch(shared: &Shared) -> Result<Connection, CeleryError> {
     let mut c = Connection::open(shared.broker.url())?;
+    watch_epoch(&mut c)?;
     c.command(&[b"SUBSCRIBE", WATCH_CHANNEL])?.ok()?;
     // It waits for nothing but the break: no read timeout (a silent broker
     // link goes unnoticed here; the listener's PING covers the backend).
@@ -1003,9 +1061,17 @@ fn watch_broker(weak: Weak<Shared>, first: Connection) {
         lost_since = None;
         backoff = Duration::from_millis(50);
         drop(shared);
-        // Nothing is published here: this returns when the connection
-        // breaks, or when `stop_listener` shuts it down.
-        while c.read_reply().is_ok() {}
+        // Only invalidations come here (`watch_epoch`): this returns when the
+        // connection breaks, when `stop_listener` shuts it down, or when
+        // the epoch cannot be read (a reconnect then checks it again).
+        while let Ok(reply) = c.read_reply() {
+            if is_invalidation(reply) {
+                let Some(shared) = weak.upgrade() else { return };
+                if check_epoch(&shared).is_err() {
+                    break;
+                }
+            }
+        }
         if let Some(shared) = weak.upgrade() {
             *lock(&shared.broker_watch) = None;
         }
@@ -1049,6 +1115,10 @@ fn read_loop(weak: &Weak<Shared>, conn: &mut Connection) -> Result<(), CeleryErr
         let channel = String::from_utf8_lossy(&channel).into_owned();
         match kind.as_slice() {
             b"subscribe" => to_get.push(channel),
+            // The epoch key changed or the server was flushed: see
+            // `watch_epoch`. An error is a broken link: reconnect (which
+            // checks again).
+            b"message" if channel.as_bytes() == INVALIDATE_CHANNEL => check_epoch(&shared)?,
             b"message" => {
                 let data = parts.next().flatten().unwrap_or_default();
                 deliver(&shared, &channel, &data);

@@ -49,6 +49,7 @@ mod procs;
 mod registry;
 pub mod resp;
 pub mod schedule;
+mod stop;
 mod task_costs;
 pub mod tasks;
 mod terminate;
@@ -65,6 +66,7 @@ pub use procs::{
     dispatch, ignore_interrupts, install_process_registry, process_registry, WireFailure,
 };
 pub use registry::{decode_args, Handler, Registry, TypeError};
+pub use stop::StopHandle;
 pub use terminate::TerminatedByRequest;
 pub use url::RedisUrl;
 pub use worker::{

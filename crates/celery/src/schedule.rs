@@ -256,6 +256,11 @@ impl<J> Held<J> {
         (first.0 <= Instant::now()).then(|| queue.jobs.remove(&first))?
     }
 
+    /// When the soonest held job falls due, if any is held.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        lock(&self.queue).jobs.keys().next().map(|(due, _)| *due)
+    }
+
     /// Every held job, to be returned to its queue (shutdown).
     pub(crate) fn drain(&self) -> Vec<J> {
         std::mem::take(&mut lock(&self.queue).jobs)

@@ -68,6 +68,7 @@ use crate::procs::{NotStarted, Procs};
 use crate::registry::Registry;
 use crate::resp::{Connection, Reply, Stream};
 use crate::schedule::{self, Held};
+use crate::stop::{Bell, StopHandle};
 use crate::task_costs::TaskCosts;
 use crate::url::RedisUrl;
 
@@ -169,6 +170,8 @@ pub struct Worker {
     config: WorkerConfig,
     registry: Arc<Registry>,
     stop: Arc<AtomicBool>,
+    /// Rung after `stop` is set: the worker's pauses sleep on it.
+    bell: Arc<Bell>,
     stats: Arc<Mutex<WorkerStats>>,
     running: Arc<Running>,
     /// What `inspect().active()` reports.
@@ -184,6 +187,7 @@ impl Worker {
             config,
             registry: Arc::new(registry),
             stop: Arc::new(AtomicBool::new(false)),
+            bell: Arc::default(),
             stats: Arc::default(),
             running: Arc::default(),
             active: Arc::default(),
@@ -201,9 +205,20 @@ impl Worker {
     }
 
     /// A flag that makes [`run`](Self::run) return (after the running tasks
-    /// finish) within about a second of being set.
+    /// finish) within about a second of being set, once the worker fetches;
+    /// a pause between start-up retries (up to 5 s) sees it when it ends.
+    /// [`stop_handle`](Self::stop_handle) ends that pause at once too.
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         self.stop.clone()
+    }
+
+    /// A handle that stops the worker (as the stop flag does) and wakes its
+    /// pauses at once.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            flag: self.stop.clone(),
+            bell: self.bell.clone(),
+        }
     }
 
     /// The counters so far.
@@ -318,6 +333,7 @@ impl Worker {
             p.shutdown();
         }
         self.stop.store(true, Ordering::SeqCst);
+        self.bell.ring(); // the restore thread and the pidbox's pause
         pidbox.stop();
         let _ = restorer.join();
         if let Some(why) = broken {
@@ -641,7 +657,8 @@ impl Worker {
                 if self.stop.load(Ordering::SeqCst) {
                     return None;
                 }
-                // Held jobs fall due within a wait's second (`FetchScript::WAIT`).
+                // A held job that fell due during the last wait (which
+                // ended by then: see `fetch_wait`).
                 if let Some(job) = self.take_due(broker, backend, revoked) {
                     return Some(job);
                 }
@@ -650,7 +667,7 @@ impl Worker {
                 let Some(fetching) = self.running.begin_fetch() else {
                     return None; // a cold shutdown began
                 };
-                match fetch.next_message(&mut leader) {
+                match fetch.next_message(&mut leader, self.held.next_due()) {
                     Ok(Some((queue, raw, tag))) => (queue, raw, tag, fetching),
                     Ok(None) => continue, // nothing yet, or an error reply
                     Err(e) if !e.is_connection() => {
@@ -664,7 +681,8 @@ impl Worker {
                         // half a reply, which the next command would take
                         // for its own. The next call opens a new one.
                         leader.conn = None;
-                        std::thread::sleep(Duration::from_millis(200));
+                        let pause = Duration::from_millis(200);
+                        self.bell.pause_unless_stopped(&self.stop, pause);
                         continue;
                     }
                 }
@@ -849,7 +867,7 @@ impl Worker {
                 "celery-worker: cannot use the broker yet ({e}); retrying in {pause:?} \
                  (try {failed} of {START_TRIES})"
             );
-            if !pause_unless_stopped(&self.stop, pause) {
+            if !self.bell.pause_unless_stopped(&self.stop, pause) {
                 return Ok(None);
             }
             pause = (pause * 2).min(Duration::from_secs(5));
@@ -864,7 +882,7 @@ impl Worker {
     /// would let revoked tasks run.
     fn start_pidbox(&self, url: &RedisUrl, remote: Remote) -> Result<Pidbox, CeleryError> {
         let socket: Arc<Mutex<Option<Stream>>> = Arc::default();
-        let stop = self.stop.clone();
+        let (stop, bell) = (self.stop.clone(), self.bell.clone());
         // The first subscription before any task is fetched, if it can.
         let mut conn = open_pidbox(url, &socket, &stop).ok();
         let (url, current) = (url.clone(), socket.clone());
@@ -874,7 +892,7 @@ impl Worker {
                 let mut pause = Duration::from_millis(100);
                 while !stop.load(Ordering::SeqCst) {
                     let Some(mut c) = conn.take() else {
-                        pause_unless_stopped(&stop, pause);
+                        bell.pause_unless_stopped(&stop, pause);
                         pause = (pause * 2).min(Duration::from_secs(5));
                         conn = open_pidbox(&url, &current, &stop).ok();
                         continue;
@@ -895,6 +913,7 @@ impl Worker {
 
     fn start_restorer(&self, broker: Arc<Pool>) -> std::thread::JoinHandle<()> {
         let (stop, stats) = (self.stop.clone(), self.stats.clone());
+        let bell = self.bell.clone();
         let (visibility, interval) = (self.config.visibility_timeout, self.config.restore_interval);
         std::thread::Builder::new()
             .name("celery-restore".to_string())
@@ -910,7 +929,14 @@ impl Worker {
                         }
                         next = Instant::now().checked_add(interval);
                     }
-                    std::thread::sleep(interval.min(Duration::from_millis(200)));
+                    // Asleep until the next round or the stop, never waking
+                    // to look in between.
+                    let wait = next.map_or(Duration::MAX, |n| {
+                        n.saturating_duration_since(Instant::now())
+                    });
+                    if !bell.pause_unless_stopped(&stop, wait) {
+                        break;
+                    }
                 }
             })
             .expect("spawn the restore thread")
@@ -973,7 +999,7 @@ impl FetchScript {
     /// How long one blocking wait lasts, in seconds (kombu's BRPOP's): the
     /// stop flag is seen within it, and so is a message on a list other
     /// than the one waited on.
-    const WAIT: &'static [u8] = b"1";
+    const WAIT: Duration = Duration::from_secs(1);
 
     fn new(keys: &[(Vec<u8>, String)]) -> FetchScript {
         let mut all: Vec<Vec<u8>> = keys.iter().map(|(k, _)| k.clone()).collect();
@@ -990,17 +1016,23 @@ impl FetchScript {
     }
 
     /// Runs the script: its reply is `[key, message]` if it popped one.
-    /// With `wait`, first waits (up to [`WAIT`](Self::WAIT)) until the
+    /// With `wait` (at most [`WAIT`](Self::WAIT)), first waits until the
     /// first list has a message, without taking it: `BLMOVE q q RIGHT
     /// RIGHT` moves the last element to where it was, so a reply lost on
     /// the way loses nothing. Pipelined, the script runs as soon as the
     /// wait ends: one round trip. (Redis has no blocking wait on several
     /// lists that does not pop; a message on another list is found when the
     /// wait ends, within a second.)
-    fn pop(&self, c: &mut Connection, tag: &str, wait: bool) -> Result<Reply, CeleryError> {
+    fn pop(
+        &self,
+        c: &mut Connection,
+        tag: &str,
+        wait: Option<Duration>,
+    ) -> Result<Reply, CeleryError> {
         let first = &self.keys[0];
-        if wait {
-            c.queue(&[b"BLMOVE", first, first, b"RIGHT", b"RIGHT", Self::WAIT]);
+        let wait = wait.map(|d| format!("{:.3}", d.as_secs_f64()));
+        if let Some(secs) = &wait {
+            c.queue(&[b"BLMOVE", first, first, b"RIGHT", b"RIGHT", secs.as_bytes()]);
         }
         let now = unix_now().to_string();
         let numkeys = self.keys.len().to_string();
@@ -1010,7 +1042,11 @@ impl FetchScript {
         args.extend(self.routing_keys.iter().map(Vec::as_slice));
         c.queue(&args);
         c.flush()?;
-        let waited = if wait { Some(c.read_reply()?) } else { None };
+        let waited = if wait.is_some() {
+            Some(c.read_reply()?)
+        } else {
+            None
+        };
         let popped = c.read_reply()?;
         // A popped message is never dropped (it is recorded as ours); else
         // an error reply to the wait (a first list of the wrong type) is
@@ -1031,6 +1067,7 @@ impl Fetch<'_> {
     fn next_message(
         &self,
         leader: &mut Leader,
+        soonest_held: Option<Instant>,
     ) -> Result<Option<(String, Vec<u8>, String)>, CeleryError> {
         let conn = match &mut leader.conn {
             Some(c) => c,
@@ -1050,7 +1087,8 @@ impl Fetch<'_> {
         // Set before asking: if the reply is lost, the next call looks for it.
         leader.unconfirmed = Some(tag.clone());
         // The last pop found nothing: wait for a message first.
-        let reply = self.script.pop(conn, &tag, leader.idle)?;
+        let wait = leader.idle.then(|| fetch_wait(soonest_held));
+        let reply = self.script.pop(conn, &tag, wait)?;
         leader.unconfirmed = None;
         if let Reply::Error(e) = &reply {
             leader.idle = false;
@@ -1103,6 +1141,18 @@ impl Fetch<'_> {
     }
 }
 
+/// How long the leader's blocking wait lasts: a second (kombu's), cut to
+/// the soonest held eta, so that a held task runs when it is due rather
+/// than when the wait ends; at least a millisecond (`BLMOVE`'s 0 waits for
+/// ever). A job held by another runner during a wait may still wait for its
+/// end, at most the second.
+fn fetch_wait(soonest_held: Option<Instant>) -> Duration {
+    let until_due = soonest_held.map_or(FetchScript::WAIT, |due| {
+        due.saturating_duration_since(Instant::now())
+    });
+    until_due.clamp(Duration::from_millis(1), FetchScript::WAIT)
+}
+
 struct Pidbox {
     /// The listener's current socket, for `stop` to shut.
     socket: Arc<Mutex<Option<Stream>>>,
@@ -1141,20 +1191,6 @@ fn open_pidbox(
     }
     *current = Some(conn.writer()?);
     Ok(conn)
-}
-
-/// Sleeps for `d`, waking every 100 ms to look at `stop`; false if it was
-/// set.
-fn pause_unless_stopped(stop: &AtomicBool, d: Duration) -> bool {
-    let end = Instant::now() + d;
-    while !stop.load(Ordering::SeqCst) {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return true;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(100)));
-    }
-    false
 }
 
 /// How many times a worker tries to reach its broker at start-up before it
@@ -1717,6 +1753,45 @@ mod tests {
             .command(&[b"GET", key])
             .unwrap()
             .into_bytes()
+    }
+
+    /// The system call thread `tid` of this process is in (`None` while it
+    /// runs).
+    fn current_syscall(tid: i32) -> Option<i64> {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// A pause (the start-up retries', the pidbox's) sleeps on the stop
+    /// itself: blocked in a futex wait, not in a timed sleep that wakes to
+    /// look at the flag, and it ends when the worker stops.
+    #[test]
+    fn a_pause_sleeps_until_the_worker_stops_without_waking_to_look() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let bell = Arc::new(Bell::default());
+        let (s, b) = (stop.clone(), bell.clone());
+        let pausing = std::thread::spawn(move || {
+            // SAFETY: gettid(2) has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            b.pause_unless_stopped(&s, Duration::from_secs(3600))
+        });
+        let tid = tid_rx.recv().unwrap();
+        crate::testing::wait_until(
+            Duration::from_secs(60),
+            "the pausing thread blocked on the stop (a futex wait), not in a timed sleep",
+            || current_syscall(tid) == Some(libc::SYS_futex),
+        );
+        stop.store(true, Ordering::SeqCst);
+        bell.ring();
+        assert!(
+            !pausing.join().unwrap(),
+            "the pause ran out instead of ending at the stop"
+        );
     }
 
     #[test]

@@ -12,62 +12,13 @@ mod common;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use celery::resp::{Connection, Reply};
 use celery::testing::tasks as test_tasks;
 use celery::testing::Proxy;
-use celery::{tasks, CeleryError, CeleryExecutor, Worker, WorkerConfig, WorkerStats};
+use celery::{tasks, CeleryError, CeleryExecutor, WorkerConfig};
 use common::*;
-
-/// A worker on threads of this process, with its counters in reach;
-/// stopped and joined on drop.
-struct InProcessWorker {
-    worker: Arc<Worker>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl InProcessWorker {
-    fn start(broker: &str, queues: &[&str], concurrency: usize) -> InProcessWorker {
-        Self::with_registry(broker, queues, concurrency, test_tasks::registry())
-    }
-
-    fn with_registry(
-        broker: &str,
-        queues: &[&str],
-        concurrency: usize,
-        registry: celery::Registry,
-    ) -> InProcessWorker {
-        let mut config = WorkerConfig::new(broker);
-        config.queues = queues.iter().map(|q| q.to_string()).collect();
-        config.concurrency = concurrency;
-        Self::with_config(config, registry)
-    }
-
-    fn with_config(config: WorkerConfig, registry: celery::Registry) -> InProcessWorker {
-        let worker = Arc::new(Worker::new(config, registry));
-        let w = worker.clone();
-        let handle = std::thread::spawn(move || w.run().expect("worker runs"));
-        InProcessWorker {
-            worker,
-            handle: Some(handle),
-        }
-    }
-
-    fn stats(&self) -> WorkerStats {
-        self.worker.stats()
-    }
-}
-
-impl Drop for InProcessWorker {
-    fn drop(&mut self) {
-        self.worker.stop_flag().store(true, Ordering::SeqCst);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
 
 fn executor(url: &str) -> CeleryExecutor {
     CeleryExecutor::builder(url)
@@ -93,7 +44,7 @@ fn expire_every_key_with_a_ttl(c: &mut Connection) {
 /// Nothing run twice, nothing left behind: the worker ran `n` tasks (its
 /// counter moves just after the result is published, so wait for it), and
 /// no message is left queued or unacked that could run again.
-fn assert_each_ran_once(worker: &InProcessWorker, n: u64, c: &mut Connection) {
+fn assert_each_ran_once(worker: &ThreadWorker, n: u64, c: &mut Connection) {
     wait_until(LONG, "the worker to count its runs", || {
         worker.stats().ran >= n
     });
@@ -112,15 +63,6 @@ fn info_field(c: &mut Connection, section: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name}:")))
         .map_or(0, |v| v.split(',').next().unwrap().trim().parse().unwrap())
-}
-
-/// How many times the server ran `command` (from `INFO commandstats`).
-fn calls(c: &mut Connection, command: &str) -> u64 {
-    let info = c.command(&[b"INFO", b"commandstats"]).unwrap();
-    let text = String::from_utf8(info.into_bytes().unwrap()).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .map_or(0, |v| v.split(',').next().unwrap().parse().unwrap())
 }
 
 /// Waits until a worker is blocked in its BRPOP (it is fetching again).
@@ -175,21 +117,6 @@ fn touch(path: String) -> bool {
     std::fs::write(path, b"").is_ok()
 }
 
-/// The state and current system call of thread `tid` of this process.
-fn thread_state(tid: i32) -> (char, Option<i64>) {
-    let dir = format!("/proc/self/task/{tid}");
-    let stat = std::fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
-    // The state follows the parenthesised name, which may hold spaces.
-    let state = stat
-        .rsplit_once(") ")
-        .and_then(|(_, rest)| rest.chars().next())
-        .unwrap_or('?');
-    let syscall = std::fs::read_to_string(format!("{dir}/syscall"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok());
-    (state, syscall)
-}
-
 /// Item 12: a connection blip after a long uptime is a blip, not a broker
 /// that lost its data. The message is still queued, so failing the future
 /// with `BrokerLost` (whose advice is "submit them again") would run the
@@ -206,7 +133,7 @@ fn a_connection_blip_after_a_long_uptime_is_not_taken_for_a_lost_broker() {
         .command(&[b"CLIENT", b"KILL", b"TYPE", b"pubsub"])
         .unwrap();
     assert_eq!(killed, Reply::Integer(1), "the listener's connection");
-    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    let worker = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     assert_eq!(f.result_timeout(LONG).unwrap(), 42);
     assert_each_ran_once(&worker, 1, &mut c);
 }
@@ -224,10 +151,10 @@ fn a_result_push_cut_mid_reply_still_completes_the_future() {
     // The listener has subscribed and GOT nothing yet: from now on the
     // result can come only as the push.
     wait_until(LONG, "the listener's first MGET", || {
-        calls(&mut c, "mget") >= 1
+        server_calls(&mut c, "mget") >= 1
     });
     link.drop_mid_reply(b"SUCCESS", 40);
-    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    let worker = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     assert_eq!(f.result_timeout(LONG).unwrap(), 5);
     assert_eq!(link.stats().cut_mid_reply, 1, "the fault fired");
     assert_each_ran_once(&worker, 1, &mut c);
@@ -296,7 +223,7 @@ fn the_executors_link_cut_for_a_while_loses_no_result() {
         .map(|i| ex.submit_fallible(tasks::add, (i, 10)).unwrap())
         .collect();
     link.cut();
-    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 2);
+    let worker = ThreadWorker::start(&redis.url(0), &["celery"], 2);
     wait_until(LONG, "the results to be stored", || worker.stats().ran >= 5);
     let refused = link.stats().refused;
     wait_until(LONG, "the executor to try to reconnect", || {
@@ -321,7 +248,7 @@ fn a_workers_link_cut_while_idle_runs_each_task_once_when_it_is_back() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let mut c = redis.connect();
-    let worker = InProcessWorker::start(&link.url(0), &["celery"], 1);
+    let worker = ThreadWorker::start(&link.url(0), &["celery"], 1);
     wait_for_a_fetch(&mut c);
     link.cut();
     // Redis has dropped the cut BRPOP: no message can go to a dead fetch.
@@ -350,7 +277,7 @@ fn a_slow_broker_completes_every_task_once() {
     let redis = RedisServer::start();
     let (client_link, worker_link) = (Proxy::start(redis.port()), Proxy::start(redis.port()));
     let ex = executor(&client_link.url(0));
-    let worker = InProcessWorker::start(&worker_link.url(0), &["celery"], 2);
+    let worker = ThreadWorker::start(&worker_link.url(0), &["celery"], 2);
     client_link.set_delay(Duration::from_millis(150));
     worker_link.set_delay(Duration::from_millis(150));
     let futures: Vec<_> = (0..4i64)
@@ -391,7 +318,7 @@ fn a_send_whose_reply_is_cut_queues_the_task_at_most_once_and_says_so() {
     let text = err.to_string();
     assert!(text.contains("may") && text.contains("run"), "{text}");
     // The executor goes on; the unconfirmed task runs once.
-    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    let worker = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     let f = ex.submit_fallible(tasks::add, (2, 2)).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 4);
     assert_each_ran_once(&worker, 2, &mut c);
@@ -407,7 +334,7 @@ fn a_fetch_cut_mid_reply_on_the_worker_loses_no_task() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let mut c = redis.connect();
-    let worker = InProcessWorker::start(&link.url(0), &["celery"], 1);
+    let worker = ThreadWorker::start(&link.url(0), &["celery"], 1);
     wait_for_a_fetch(&mut c);
     let ex = executor(&redis.url(0));
     let msg = celery::TaskMessage::new("rust.add", serde_json::json!([3, 4]), "celery");
@@ -450,7 +377,7 @@ fn a_result_stored_while_the_workers_link_is_cut_is_kept_until_it_is_back() {
     let mut c = redis.connect();
     let mut registry = test_tasks::registry();
     registry.register("test.wait_for_file", wait_for_file);
-    let worker = InProcessWorker::with_registry(&link.url(0), &["celery"], 1, registry);
+    let worker = ThreadWorker::with_registry(&link.url(0), &["celery"], 1, registry);
     let ex = executor(&redis.url(0));
     let gate = std::env::temp_dir().join(format!("celery-gate-{}", celery::id::new_task_id()));
     let gate_path = gate.to_string_lossy().into_owned();
@@ -491,7 +418,7 @@ fn a_worker_that_lost_its_pidbox_still_skips_a_cancelled_task() {
     let mut c = redis.connect();
     let mut registry = test_tasks::registry();
     registry.register("test.wait_for_file", wait_for_file);
-    let worker = InProcessWorker::with_registry(&link.url(0), &["celery"], 1, registry);
+    let worker = ThreadWorker::with_registry(&link.url(0), &["celery"], 1, registry);
     wait_for_a_fetch(&mut c);
     wait_until(LONG, "the worker to listen for broadcasts", || {
         pidbox_listeners(&mut c) == Reply::Integer(1)
@@ -554,10 +481,10 @@ fn a_silent_link_to_the_executor_delays_the_result_and_loses_nothing() {
     let mut c = redis.connect();
     let f = ex.submit_fallible(tasks::add, (5, 6)).unwrap();
     wait_until(LONG, "the listener's first MGET", || {
-        calls(&mut c, "mget") >= 1
+        server_calls(&mut c, "mget") >= 1
     });
     link.stall();
-    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    let worker = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     wait_until(LONG, "the task to run", || worker.stats().ran >= 1);
     wait_until(LONG, "the result's push to be held", || {
         link.stats().held >= 1
@@ -626,7 +553,7 @@ fn an_executor_ending_leaves_the_others_able_to_tell_a_blip() {
         matches!(killed, Reply::Integer(n) if n >= 1),
         "b's listener: {killed:?}"
     );
-    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    let worker = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     assert_eq!(f.result_timeout(LONG).unwrap(), 3);
     assert_each_ran_once(&worker, 1, &mut c);
 }
@@ -656,7 +583,7 @@ fn a_separate_broker_restarting_without_its_data_fails_pending_futures() {
     let mut config = WorkerConfig::new(&broker.url(0));
     config.backend = Some(backend.url(0));
     config.concurrency = 1;
-    let worker = InProcessWorker::with_config(config, test_tasks::registry());
+    let worker = ThreadWorker::with_config(config, test_tasks::registry());
     let f = ex.submit_fallible(tasks::add, (2, 2)).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 4);
     let mut c = broker.connect();
@@ -680,7 +607,7 @@ fn dropping_the_executor_while_its_listener_reconnects_returns() {
     let _pending = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
     let mut c = redis.connect();
     wait_until(LONG, "the listener's first MGET", || {
-        calls(&mut c, "mget") >= 1
+        server_calls(&mut c, "mget") >= 1
     });
     // The listener loses its connection and reconnects into a silent link:
     // it blocks in the middle of its reconnect (reading the epoch).
@@ -701,7 +628,9 @@ fn dropping_the_executor_while_its_listener_reconnects_returns() {
     // in the join, past the shutting of the listener's socket.
     wait_until(LONG, "drop to wait for the listener", || {
         let tid = tid.load(Ordering::SeqCst);
-        tid != 0 && thread_state(tid) == ('S', Some(libc::SYS_futex))
+        tid != 0
+            && thread_state(std::process::id(), tid) == 'S'
+            && current_syscall(tid) == Some(libc::SYS_futex)
     });
     link.restore();
     wait_until(LONG, "drop to return", || dropper.is_finished());
@@ -726,7 +655,7 @@ fn a_broker_down_past_the_reconnect_timeout_says_its_tasks_may_still_run() {
     assert!(err.contains("could not reconnect"), "{err}");
     assert!(err.contains("may still run"), "{err}");
     redis.restart();
-    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    let worker = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     let mut c = redis.connect();
     assert_each_ran_once(&worker, 1, &mut c);
 }
@@ -757,7 +686,7 @@ fn a_huge_result_lifetime_still_stores_the_revoked_record() {
         whereabouts(&mut c, &id).2 == 1
     });
     // A worker started after the broadcast skips it by that record.
-    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    let worker = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     wait_until(LONG, "the worker to skip the revoked task", || {
         worker.stats().revoked >= 1
     });
@@ -796,7 +725,7 @@ fn a_python_revoke_after_a_redis_restart_is_honoured() {
     let mut registry = tasks::builtin();
     registry.register("test.wait_for_file", wait_for_file);
     registry.register("test.touch", touch);
-    let worker = InProcessWorker::with_registry(&url, &["celery"], 1, registry);
+    let worker = ThreadWorker::with_registry(&url, &["celery"], 1, registry);
     let mut c = redis.connect();
     wait_until(LONG, "the worker's revoke listener", || {
         pidbox_listeners(&mut c) == Reply::Integer(1)
@@ -859,7 +788,7 @@ fn a_link_silent_for_good_fails_the_pending_future_with_a_clear_error() {
     let mut c = redis.connect();
     let f = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
     wait_until(LONG, "the listener's first MGET", || {
-        calls(&mut c, "mget") >= 1
+        server_calls(&mut c, "mget") >= 1
     });
     link.stall();
     let err = f.result_timeout(LONG).unwrap_err().to_string();
@@ -940,7 +869,7 @@ fn a_task_sent_after_the_broker_lost_its_data_is_not_failed_with_the_lost_ones()
         err.to_string().contains("came back without its data"),
         "{err}"
     );
-    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    let worker = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     assert_eq!(
         sent_after
             .result_timeout(LONG)
@@ -970,7 +899,7 @@ fn a_broker_flushed_while_running_fails_the_lost_futures_at_the_next_submit() {
         err.to_string().contains("came back without its data"),
         "{err}"
     );
-    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    let worker = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     assert_eq!(after.result_timeout(LONG).unwrap(), 4);
     assert_each_ran_once(&worker, 1, &mut c);
 }
@@ -989,7 +918,7 @@ fn two_restores_of_one_message_at_once_queue_it_once() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let ex = executor(&redis.url(0));
-    let worker = InProcessWorker::start(&redis.url(0), &["celery"], 1);
+    let worker = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     let gate = std::env::temp_dir().join(format!("celery-gate-{}", celery::id::new_task_id()));
     // Opens the gate however the test ends, so the worker's task ends and
     // dropping the worker returns (a failing test fails, never hangs).
@@ -1047,4 +976,144 @@ fn two_restores_of_one_message_at_once_queue_it_once() {
     drop(worker);
     let _ = std::fs::remove_file(&gate);
     let _ = std::fs::remove_file(gate.with_extension("started"));
+}
+
+/// Failure table: the broker database is emptied on a live server
+/// (FLUSHALL) and nothing is submitted after it. No connection breaks and
+/// no submit reads the epoch, so only a notice from the server itself can
+/// tell the executor: the futures whose messages went with the data fail
+/// with the data-loss error instead of waiting for ever.
+#[test]
+fn a_broker_flushed_with_no_later_submit_fails_the_lost_futures() {
+    let redis = RedisServer::start();
+    let ex = executor(&redis.url(0));
+    let lost = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
+    redis
+        .connect()
+        .command(&[b"FLUSHALL"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let err = lost
+        .result_timeout(LONG)
+        .expect_err("its message is gone: it cannot complete");
+    assert!(
+        err.to_string().contains("came back without its data"),
+        "{err}"
+    );
+}
+
+/// The same with the broker a server of its own (the listener's connection
+/// is to the backend, another server): the broker watcher hears the flush.
+#[test]
+fn a_separate_broker_flushed_with_no_later_submit_fails_the_lost_futures() {
+    let broker = RedisServer::start();
+    let backend = RedisServer::start();
+    let ex = CeleryExecutor::builder(&broker.url(0))
+        .backend(&backend.url(0))
+        .registry(test_tasks::registry())
+        .reconnect_timeout(LONG)
+        .connect()
+        .unwrap();
+    let lost = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
+    broker
+        .connect()
+        .command(&[b"FLUSHDB"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let err = lost
+        .result_timeout(LONG)
+        .expect_err("its message is gone: it cannot complete");
+    assert!(
+        err.to_string().contains("came back without its data"),
+        "{err}"
+    );
+}
+
+/// Failure table: a chord's header task has reported to its chord (the last
+/// part: the body sent, the chord's keys cleaned up and marked done), and
+/// its worker dies before the ack. The link is held at the cleanup's reply
+/// (so nothing after it reaches Redis), the worker is killed, the link cut.
+/// The header's message is still unacked: restored, it runs again on
+/// another worker, and its second report finds the chord done and is a
+/// no-op. The body runs exactly once.
+#[test]
+fn a_chord_part_reported_but_not_acked_when_its_worker_dies_runs_the_body_once() {
+    use std::sync::atomic::AtomicU32;
+    use std::sync::{mpsc, Mutex};
+    let redis = RedisServer::start();
+    let link = Proxy::start(redis.port());
+    let mut a = Spawned::start(
+        &link.url(0),
+        || {},
+        &["-c", "1", "--pool", "threads", "--restore-interval", "3600"],
+    );
+    let mut c = redis.connect();
+    // Its start-up restore round is over (lock taken, looked, released):
+    // from now on only its one runner talks through the link.
+    wait_until(LONG, "worker A's first restore round", || {
+        server_calls(&mut c, "zrangebyscore") >= 1
+            && c.command(&[b"EXISTS", b"unacked_mutex"]).unwrap() == Reply::Integer(0)
+    });
+    // After the parts' read (its reply holds the part, `"SUCCESS"`) come
+    // the body's LPUSH (`:1`, the first message on the queue) and the
+    // cleanup script's `:1`: that one is held (the whole link waits in
+    // this matcher) until worker A is dead, then its connection is cut.
+    let (held_tx, held) = mpsc::channel::<()>();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let (held_tx, go_rx) = (Mutex::new(held_tx), Mutex::new(go_rx));
+    let step = AtomicU32::new(0);
+    link.drop_mid_reply_if(
+        move |reply| {
+            let at = step.load(Ordering::SeqCst);
+            let next = match at {
+                0 if reply.windows(9).any(|w| w == b"\"SUCCESS\"") => 1,
+                1 | 2 if reply == b":1\r\n" => at + 1,
+                _ => at,
+            };
+            step.store(next, Ordering::SeqCst);
+            if next < 3 {
+                return false;
+            }
+            held_tx.lock().unwrap().send(()).unwrap();
+            let _ = go_rx.lock().unwrap().recv_timeout(LONG);
+            true
+        },
+        0,
+    );
+    let body = python_line(
+        &redis.url(0),
+        r#"
+from celery import chord
+from tasks import app
+r = chord([app.signature("rust.add", args=(1, 2))])(app.signature("rust.echo"))
+print("body", r.id)
+"#,
+        &[],
+        "body ",
+    );
+    held.recv_timeout(LONG)
+        .expect("worker A reported the part and cleaned the chord up");
+    // SAFETY: kill(2) on our unreaped child.
+    assert_eq!(unsafe { libc::kill(a.pid(), libc::SIGKILL) }, 0);
+    a.wait_exit();
+    go.send(()).unwrap();
+    assert_eq!(hlen_unacked(&redis), 1, "the header task is not acked");
+    assert_eq!(llen(&redis, "celery"), 1, "the body was sent once");
+    let pool =
+        celery::connection_pool::Pool::new(celery::RedisUrl::parse(&redis.url(0)).unwrap(), 1);
+    assert_eq!(celery::restore_unacked(&pool, Duration::ZERO).unwrap(), 1);
+    let b = ThreadWorker::start(&redis.url(0), &["celery"], 1);
+    // The body and the header task's second run; a second body would be
+    // queued before that run's ack, and counted.
+    wait_until(
+        LONG,
+        "worker B to run the body and the header again",
+        || b.stats().ran >= 2 && hlen_unacked(&redis) == 0 && llen(&redis, "celery") == 0,
+    );
+    assert_eq!(b.stats().ran, 2, "the body ran twice");
+    let record = result_of(&redis, &body).expect("the body's result");
+    assert_eq!(record["status"], "SUCCESS", "{record}");
+    assert_eq!(record["result"], serde_json::json!([3]), "{record}");
 }

@@ -16,50 +16,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use celery::resp::Reply;
 use common::*;
-
-fn gate_path() -> PathBuf {
-    std::env::temp_dir().join(format!("celery-sched-{}", celery::id::new_task_id()))
-}
-
-fn llen(redis: &RedisServer, key: &str) -> i64 {
-    match redis.connect().command(&[b"LLEN", key.as_bytes()]).unwrap() {
-        Reply::Integer(n) => n,
-        other => panic!("LLEN {key}: {other:?}"),
-    }
-}
-
-fn hlen_unacked(redis: &RedisServer) -> i64 {
-    match redis.connect().command(&[b"HLEN", b"unacked"]).unwrap() {
-        Reply::Integer(n) => n,
-        other => panic!("HLEN unacked: {other:?}"),
-    }
-}
-
-fn result_of(redis: &RedisServer, id: &str) -> Option<serde_json::Value> {
-    let key = format!("celery-task-meta-{id}");
-    redis
-        .connect()
-        .command(&[b"GET", key.as_bytes()])
-        .unwrap()
-        .into_bytes()
-        .map(|raw| serde_json::from_slice(&raw).unwrap())
-}
-
-/// Runs `code` in Python and returns the line that starts with `prefix`
-/// (without it), panicking with the whole output if there is none.
-fn python_line(url: &str, code: &str, args: &[&str], prefix: &str) -> String {
-    let out = python_with_args(url, code, args);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    println!("{text}");
-    text.lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{text}"))
-        .to_string()
-}
 
 /// Sends `rust.add(1, 2)` with a countdown of an hour; prints its id.
 const SEND_FAR_COUNTDOWN: &str = r#"
@@ -70,9 +28,7 @@ print("id", r.id)
 
 #[test]
 fn a_countdown_task_is_held_unacked_and_a_warm_shutdown_returns_it_to_its_queue() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let mut w = Spawned::start(&url, || {}, &["-c", "1", "--pool", "threads"]);
+    let (redis, url, mut w) = redis_with_spawned(&["-c", "1", "--pool", "threads"]);
     let id = python_line(&url, SEND_FAR_COUNTDOWN, &[], "id ");
     wait_until(LONG, "the worker to fetch the countdown task", || {
         llen(&redis, "celery") == 0
@@ -172,9 +128,7 @@ fn a_killed_workers_held_message_is_restored_and_held_by_the_next_worker() {
 
 #[test]
 fn a_held_task_revoked_before_its_eta_does_not_run_as_with_celerys_worker() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _w = rust_worker(&url, &["-c", "1", "--pool", "threads"]);
+    let (redis, url, _w) = redis_with_worker(&["-c", "1", "--pool", "threads"]);
     // Long enough that the revoke below comes before the eta even on a
     // loaded machine; the Python side checks that it did.
     let id = python_line(
@@ -208,9 +162,7 @@ except Exception as e:
 
 #[test]
 fn two_hundred_held_tasks_each_run_once_after_their_eta() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let mut w = Spawned::start(&url, || {}, &["-c", "2", "--pool", "threads"]);
+    let (redis, url, mut w) = redis_with_spawned(&["-c", "2", "--pool", "threads"]);
     let out = python_line(
         &url,
         r#"
@@ -239,9 +191,7 @@ print("all", ok)
 
 #[test]
 fn countdown_and_eta_tasks_run_no_earlier_than_their_eta() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _w = rust_worker(&url, &["-c", "1", "--pool", "threads"]);
+    let (_redis, url, _w) = redis_with_worker(&["-c", "1", "--pool", "threads"]);
     let out = python_line(
         &url,
         r#"
@@ -266,9 +216,7 @@ print("results", a.get(timeout=120), b.get(timeout=120),
 
 #[test]
 fn an_expired_task_is_not_run_and_stored_as_revoked_expired_as_celery_does() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _w = rust_worker(&url, &["-c", "1", "--pool", "threads"]);
+    let (_redis, url, _w) = redis_with_worker(&["-c", "1", "--pool", "threads"]);
     let out = python_line(
         &url,
         r#"
@@ -307,9 +255,7 @@ print("meta", json.dumps({k: meta[k] for k in ("status", "result", "traceback", 
 
 #[test]
 fn an_expired_tasks_raw_record_matches_the_python_workers_field_by_field() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _w = rust_worker(&url, &["-c", "1", "--pool", "threads"]);
+    let (redis, url, _w) = redis_with_worker(&["-c", "1", "--pool", "threads"]);
     let id = python_line(
         &url,
         r#"
@@ -379,9 +325,7 @@ outcome("after", app.send_task("rust.add", args=(1, 2)))
 
 #[test]
 fn time_limits_end_a_task_in_a_worker_process_with_celerys_exceptions() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _w = rust_worker(&url, &["-c", "1", "--pool", "processes"]);
+    let (_redis, url, _w) = redis_with_worker(&["-c", "1", "--pool", "processes"]);
     let out = python_with_args(&url, TIME_LIMITS, &[]);
     let out = String::from_utf8_lossy(&out.stdout);
     println!("{out}");
@@ -399,9 +343,7 @@ fn time_limits_end_a_task_in_a_worker_process_with_celerys_exceptions() {
 
 #[test]
 fn on_threads_a_hard_time_limit_is_refused_before_the_task_runs_and_a_soft_one_honoured() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _w = rust_worker(&url, &["-c", "1", "--pool", "threads"]);
+    let (_redis, url, _w) = redis_with_worker(&["-c", "1", "--pool", "threads"]);
     let marker = gate_path();
     let out = python_with_args(
         &url,
@@ -494,9 +436,7 @@ print("done", r.get(timeout=120) > 0, r.state)
 
 #[test]
 fn track_started_stores_started_while_the_task_runs_as_celery_does() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let w = rust_worker(&url, &["-c", "1", "--pool", "threads", "--track-started"]);
+    let (_redis, url, w) = redis_with_worker(&["-c", "1", "--pool", "threads", "--track-started"]);
     let gate = gate_path();
     let out = python_with_args(&url, TRACK_STARTED, &[&gate.to_string_lossy(), "STARTED"]);
     let out = String::from_utf8_lossy(&out.stdout);
@@ -516,9 +456,7 @@ fn track_started_stores_started_while_the_task_runs_as_celery_does() {
 
 #[test]
 fn without_track_started_a_running_task_stays_pending_as_celerys_default() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _w = rust_worker(&url, &["-c", "1", "--pool", "threads"]);
+    let (_redis, url, _w) = redis_with_worker(&["-c", "1", "--pool", "threads"]);
     let gate = gate_path();
     let out = python_with_args(&url, TRACK_STARTED, &[&gate.to_string_lossy(), "PENDING"]);
     let out = String::from_utf8_lossy(&out.stdout);
@@ -558,9 +496,7 @@ except Exception as e:
 
 #[test]
 fn a_python_clients_chord_runs_its_body_with_the_headers_results_in_order() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _w = rust_worker(&url, &["-c", "2", "--pool", "threads"]);
+    let (_redis, url, _w) = redis_with_worker(&["-c", "2", "--pool", "threads"]);
     let out = python_with_args(&url, CHORDS, &[]);
     let out = String::from_utf8_lossy(&out.stdout);
     println!("{out}");
@@ -645,9 +581,7 @@ for name, body in (("revoked", sys.argv[1]), ("expired", sys.argv[2])):
 /// task and the held countdown task both go back to their queue.
 #[test]
 fn a_second_sigterm_is_a_cold_shutdown_that_returns_running_and_held_messages() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let mut w = Spawned::start(&url, || {}, &["-c", "2", "--pool", "processes"]);
+    let (redis, url, mut w) = redis_with_spawned(&["-c", "2", "--pool", "processes"]);
     python_line(&url, SEND_FAR_COUNTDOWN, &[], "id ");
     wait_until(LONG, "the worker to hold the countdown task", || {
         llen(&redis, "celery") == 0 && hlen_unacked(&redis) == 1
@@ -691,9 +625,7 @@ fn a_second_sigterm_is_a_cold_shutdown_that_returns_running_and_held_messages() 
 /// and the body was never sent (the hang guard fired).
 #[test]
 fn a_chord_whose_header_result_nests_200_deep_runs_its_body_with_it() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _w = rust_worker(&url, &["-c", "1", "--pool", "threads"]);
+    let (_redis, url, _w) = redis_with_worker(&["-c", "1", "--pool", "threads"]);
     let out = python_with_args(
         &url,
         r#"
@@ -716,4 +648,58 @@ print("deep", meta["status"], meta["result"] == [nested])
     let text = String::from_utf8_lossy(&out.stdout);
     println!("{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.lines().any(|l| l == "deep SUCCESS True"), "{text}");
+}
+
+/// A held task runs when it is due, not when the fetch's blocking wait
+/// (`BLMOVE`, a second) happens to end: the leader's wait is cut to the
+/// soonest held eta. Read from the server's `MONITOR` feed: some fetch
+/// waits less than a second while the task is held (with no task held,
+/// every wait is Redis's whole second). No clock is compared.
+#[test]
+fn the_fetch_waits_no_longer_than_the_soonest_held_eta() {
+    let (redis, url, _w) = redis_with_worker(&["-c", "1", "--pool", "threads"]);
+    let mut monitor = redis.connect();
+    monitor.command(&[b"MONITOR"]).unwrap().ok().unwrap();
+    let id = python_line(
+        &url,
+        r#"
+from tasks import app
+print("id", app.send_task("rust.add", args=(2, 3), countdown=2.5).id)
+"#,
+        &[],
+        "id ",
+    );
+    let stored = format!("\"celery-task-meta-{id}\"");
+    let mut waits: Vec<String> = Vec::new();
+    // Every command the server runs, up to the task's result (the read
+    // timeout of the connection is the hang guard).
+    loop {
+        let line = match monitor.read_reply().unwrap() {
+            Reply::Status(line) => line,
+            other => panic!("MONITOR sent {other:?}"),
+        };
+        if line.contains(&stored) && line.contains("\"SETEX\"") {
+            break;
+        }
+        if let Some(args) = line.split_once("\"BLMOVE\" ").map(|(_, a)| a) {
+            waits.push(
+                args.rsplit(' ')
+                    .next()
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_string(),
+            );
+        }
+    }
+    let short = waits
+        .iter()
+        .filter(|w| w.parse::<f64>().unwrap() < 1.0)
+        .count();
+    assert!(
+        short >= 1,
+        "every fetch wait was a whole second ({waits:?}): the held task waited for the \
+         fetch's timeout, not its eta"
+    );
+    let record = result_of(&redis, &id).expect("the task's result");
+    assert_eq!(record["result"], 5, "{record}");
 }

@@ -110,10 +110,6 @@ fn low_nofile() {
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
 }
 
-fn gate_path() -> PathBuf {
-    std::env::temp_dir().join(format!("celery-gate-{}", celery::id::new_task_id()))
-}
-
 fn started(gate: &Path) -> PathBuf {
     gate.with_extension("started")
 }

@@ -11,19 +11,12 @@ use celery::message::TaskMessage;
 use celery::resp::Reply;
 use common::*;
 
-/// The worker's setup between fork and exec: nothing.
-fn plain() {}
-
-/// Our worker on `url` (runner threads), its stderr collected.
-fn worker(url: &str) -> Spawned {
-    Spawned::start(url, plain, &["-c", "2", "--pool", "threads"])
-}
+/// Our worker with runner threads, its stderr collected.
+const THREADS: &[&str] = &["-c", "2", "--pool", "threads"];
 
 /// Our worker with its default pool, worker processes: the arguments and
 /// the result cross the pool's pipe as JSON text, read again on each side.
-fn process_worker(url: &str) -> Spawned {
-    Spawned::start(url, plain, &["-c", "2"])
-}
+const PROCESSES: &[&str] = &["-c", "2"];
 
 /// Runs `code` with the test app importable; its stdout.
 fn client(url: &str, code: &str) -> String {
@@ -35,9 +28,7 @@ fn client(url: &str, code: &str) -> String {
 
 #[test]
 fn random_doubles_subnormals_and_extremes_come_back_bit_exact() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _w = process_worker(&url);
+    let (_redis, url, _w) = redis_with_spawned(PROCESSES);
     let out = client(
         &url,
         r#"
@@ -66,9 +57,7 @@ print("differing", len(bad), bad[:3])
 
 #[test]
 fn integers_past_64_bits_arrive_exactly_or_fail_with_a_type_error() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _w = process_worker(&url);
+    let (_redis, url, _w) = redis_with_spawned(PROCESSES);
     let out = client(
         &url,
         r#"
@@ -92,9 +81,7 @@ except Exception as e:
 
 #[test]
 fn nan_infinity_lone_surrogates_and_deep_arguments_always_get_a_result() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let w = worker(&url);
+    let (_redis, url, w) = redis_with_spawned(THREADS);
     let out = client(
         &url,
         r#"
@@ -141,9 +128,7 @@ for name, r in sent.items():
 
 #[test]
 fn keyword_arguments_map_onto_declared_parameters_and_bad_ones_raise_type_error() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _w = worker(&url);
+    let (_redis, url, _w) = redis_with_spawned(THREADS);
     let out = client(
         &url,
         r#"
@@ -187,9 +172,7 @@ for name, args, kwargs in [
 
 #[test]
 fn every_refused_message_with_a_readable_id_gets_a_failure_and_a_log_line() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let w = worker(&url);
+    let (_redis, url, w) = redis_with_spawned(THREADS);
     let out = client(
         &url,
         r#"
@@ -254,9 +237,7 @@ for name, r in sent.items():
 
 #[test]
 fn rust_errors_arrive_as_python_builtins_and_add_does_not_wrap() {
-    let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _w = worker(&url);
+    let (_redis, url, _w) = redis_with_spawned(THREADS);
     let out = client(
         &url,
         r#"
@@ -291,7 +272,7 @@ fn a_revoked_task_skipped_by_the_worker_is_logged_as_celery_logs_it() {
     let revoked = ex.submit_fallible(celery::tasks::add, (1, 2)).unwrap();
     assert!(revoked.cancel());
     // Started after the revoke: the REVOKED record makes it skip the task.
-    let w = worker(&url);
+    let w = Spawned::start(&url, || {}, THREADS);
     let after = ex.submit_fallible(celery::tasks::add, (2, 3)).unwrap();
     assert_eq!(after.result_timeout(LONG).unwrap(), 5);
     wait_until(LONG, "the worker to log the revoked task", || {

@@ -165,6 +165,12 @@ impl Hostile for CeleryUnderTest {
     }
 }
 
+/// The tasks a Celery worker on worker processes finds (`support`
+/// installs them before the fork server starts): this file's.
+fn celery_process_registry() -> Registry {
+    registry()
+}
+
 fn registry() -> Registry {
     let mut r = celery::tasks::builtin();
     r.register("hostile.square", square);

@@ -225,6 +225,12 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
+/// The tasks a Celery worker on worker processes finds (`support`
+/// installs them before the fork server starts): this file's.
+fn celery_process_registry() -> Registry {
+    registry()
+}
+
 fn registry() -> Registry {
     let mut r = celery::tasks::builtin();
     r.register("trace.whereabouts", whereabouts);

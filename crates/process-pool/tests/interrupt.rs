@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{clean, wait_until, T};
-use future::{FutureError, Interrupt, TaskError};
+use future::{Future, FutureError, Interrupt, TaskError};
 use process_pool::{ExitCause, ProcessPoolExecutor, TerminatedByRequest, WorkerDeath};
 
 /// Runs until a signal ends its worker.
@@ -71,22 +71,36 @@ fn terminated(r: Result<u64, FutureError>) -> TerminatedByRequest {
     }
 }
 
+/// A pool of one worker, to be configured further.
+fn one_worker() -> process_pool::Builder {
+    ProcessPoolExecutor::builder().max_workers(1)
+}
+
+/// Submits [`forever`] and waits until it runs.
+fn run_forever(pool: &ProcessPoolExecutor) -> Future<u64> {
+    let running = pool.submit(forever, ()).unwrap();
+    wait_until("the task to run", || running.running());
+    running
+}
+
+/// Interrupts the running `task` (the pool answers `Requested`) and returns
+/// the error its future ends with.
+fn interrupt_running(pool: &ProcessPoolExecutor, task: &Future<u64>) -> TerminatedByRequest {
+    assert_eq!(pool.interrupt(task), Interrupt::Requested);
+    terminated(task.result_timeout(T))
+}
+
 #[test]
 fn a_running_task_is_terminated_and_its_worker_replaced() {
     let clean = clean();
-    let pool = ProcessPoolExecutor::builder()
-        .max_workers(1)
-        .tasks_per_worker(2)
-        .build()
-        .unwrap();
+    let pool = one_worker().tasks_per_worker(2).build().unwrap();
     let first_pid = pool.submit(pid, ()).unwrap().result_timeout(T).unwrap();
     let running = pool.submit(forever, ()).unwrap();
     // Queued behind it in the same worker's pipe: it has not started.
     let behind = pool.submit(square, 7).unwrap();
     wait_until("the task to run", || running.running());
 
-    assert_eq!(pool.interrupt(&running), Interrupt::Requested);
-    let err = terminated(running.result_timeout(T));
+    let err = interrupt_running(&pool, &running);
     assert_eq!(err.cause, ExitCause::Signaled(libc::SIGTERM));
     assert_eq!(err.signal(), Some("SIGTERM"));
     assert!(!err.escalated);
@@ -107,8 +121,7 @@ fn a_running_task_is_terminated_and_its_worker_replaced() {
 #[test]
 fn a_task_that_ignores_sigterm_gets_sigkill_after_the_grace() {
     let clean = clean();
-    let pool = ProcessPoolExecutor::builder()
-        .max_workers(1)
+    let pool = one_worker()
         .interrupt_grace(Duration::from_millis(200))
         .build()
         .unwrap();
@@ -118,8 +131,7 @@ fn a_task_that_ignores_sigterm_gets_sigkill_after_the_grace() {
         .unwrap();
     wait_until("the task to ignore SIGTERM", || path.exists());
 
-    assert_eq!(pool.interrupt(&running), Interrupt::Requested);
-    let err = terminated(running.result_timeout(T));
+    let err = interrupt_running(&pool, &running);
     assert_eq!(err.cause, ExitCause::Signaled(libc::SIGKILL));
     assert!(err.escalated);
     let text = err.to_string();
@@ -145,8 +157,7 @@ fn a_sigterm_handler_that_exits_is_reported_with_its_code() {
         .submit(exits_on_sigterm, path.display().to_string())
         .unwrap();
     wait_until("the task's handler to be installed", || path.exists());
-    assert_eq!(pool.interrupt(&running), Interrupt::Requested);
-    let err = terminated(running.result_timeout(T));
+    let err = interrupt_running(&pool, &running);
     assert_eq!(err.cause, ExitCause::Exited(3));
     assert!(!err.escalated);
     assert_eq!(err.signal(), None);
@@ -158,15 +169,12 @@ fn a_sigterm_handler_that_exits_is_reported_with_its_code() {
 #[test]
 fn zero_grace_sends_sigkill_at_once() {
     let clean = clean();
-    let pool = ProcessPoolExecutor::builder()
-        .max_workers(1)
+    let pool = one_worker()
         .interrupt_grace(Duration::ZERO)
         .build()
         .unwrap();
-    let running = pool.submit(forever, ()).unwrap();
-    wait_until("the task to run", || running.running());
-    assert_eq!(pool.interrupt(&running), Interrupt::Requested);
-    let err = terminated(running.result_timeout(T));
+    let running = run_forever(&pool);
+    let err = interrupt_running(&pool, &running);
     assert_eq!(err.cause, ExitCause::Signaled(libc::SIGKILL));
     assert!(!err.escalated, "no SIGTERM came first");
     assert!(err.to_string().contains("SIGKILL at once"), "{err}");
@@ -177,25 +185,19 @@ fn zero_grace_sends_sigkill_at_once() {
 #[test]
 fn a_pending_task_is_cancelled_and_a_finished_one_left_alone() {
     let clean = clean();
-    let pool = ProcessPoolExecutor::builder()
-        .max_workers(1)
-        .tasks_per_worker(1)
-        .build()
-        .unwrap();
+    let pool = one_worker().tasks_per_worker(1).build().unwrap();
     let done = pool.submit(square, 2).unwrap();
     assert_eq!(done.result_timeout(T).unwrap(), 4);
     assert_eq!(pool.interrupt(&done), Interrupt::AlreadyDone);
 
-    let running = pool.submit(forever, ()).unwrap();
-    wait_until("the task to run", || running.running());
+    let running = run_forever(&pool);
     let queued = pool.submit(square, 5).unwrap();
     assert_eq!(pool.interrupt(&queued), Interrupt::Cancelled);
     assert!(matches!(
         queued.result_timeout(T),
         Err(FutureError::Cancelled)
     ));
-    assert_eq!(pool.interrupt(&running), Interrupt::Requested);
-    terminated(running.result_timeout(T));
+    interrupt_running(&pool, &running);
     drop(pool);
     clean.check();
 }
@@ -203,11 +205,7 @@ fn a_pending_task_is_cancelled_and_a_finished_one_left_alone() {
 #[test]
 fn a_task_held_behind_another_is_interrupted_when_it_starts() {
     let clean = clean();
-    let pool = ProcessPoolExecutor::builder()
-        .max_workers(1)
-        .tasks_per_worker(2)
-        .build()
-        .unwrap();
+    let pool = one_worker().tasks_per_worker(2).build().unwrap();
     let first = pool.submit(forever, ()).unwrap();
     let second = pool.submit(forever, ()).unwrap();
     wait_until("both tasks to be handed to the worker", || {
@@ -231,15 +229,9 @@ fn a_task_held_behind_another_is_interrupted_when_it_starts() {
 #[test]
 fn a_huge_grace_never_escalates_and_shutdown_still_returns() {
     let clean = clean();
-    let pool = ProcessPoolExecutor::builder()
-        .max_workers(1)
-        .interrupt_grace(Duration::MAX)
-        .build()
-        .unwrap();
-    let running = pool.submit(forever, ()).unwrap();
-    wait_until("the task to run", || running.running());
-    assert_eq!(pool.interrupt(&running), Interrupt::Requested);
-    let err = terminated(running.result_timeout(T));
+    let pool = one_worker().interrupt_grace(Duration::MAX).build().unwrap();
+    let running = run_forever(&pool);
+    let err = interrupt_running(&pool, &running);
     assert_eq!(err.cause, ExitCause::Signaled(libc::SIGTERM));
     drop(pool);
     clean.check();
@@ -249,13 +241,11 @@ fn a_huge_grace_never_escalates_and_shutdown_still_returns() {
 fn interrupt_works_after_shutdown_and_the_waited_shutdown_returns() {
     let clean = clean();
     let pool = ProcessPoolExecutor::new(1).unwrap();
-    let running = pool.submit(forever, ()).unwrap();
-    wait_until("the task to run", || running.running());
+    let running = run_forever(&pool);
     // A shutdown that does not wait leaves the endless task running ...
     pool.shutdown(false, true);
     // ... and interrupt still reaches it, so the waited one can return.
-    assert_eq!(pool.interrupt(&running), Interrupt::Requested);
-    terminated(running.result_timeout(T));
+    interrupt_running(&pool, &running);
     pool.shutdown(true, false);
     drop(pool);
     clean.check();
@@ -264,15 +254,12 @@ fn interrupt_works_after_shutdown_and_the_waited_shutdown_returns() {
 #[test]
 fn an_interrupt_does_not_break_a_pool_that_breaks_on_worker_death() {
     let clean = clean();
-    let pool = ProcessPoolExecutor::builder()
-        .max_workers(1)
+    let pool = one_worker()
         .on_worker_death(WorkerDeath::BreakPool)
         .build()
         .unwrap();
-    let running = pool.submit(forever, ()).unwrap();
-    wait_until("the task to run", || running.running());
-    assert_eq!(pool.interrupt(&running), Interrupt::Requested);
-    terminated(running.result_timeout(T));
+    let running = run_forever(&pool);
+    interrupt_running(&pool, &running);
     // The death was asked for, not unexpected: the pool is not broken.
     assert_eq!(
         pool.submit(square, 8).unwrap().result_timeout(T).unwrap(),
@@ -285,15 +272,9 @@ fn an_interrupt_does_not_break_a_pool_that_breaks_on_worker_death() {
 #[test]
 fn interrupt_with_a_task_timeout_configured_reports_the_request_not_the_timeout() {
     let clean = clean();
-    let pool = ProcessPoolExecutor::builder()
-        .max_workers(1)
-        .task_timeout(T * 4)
-        .build()
-        .unwrap();
-    let running = pool.submit(forever, ()).unwrap();
-    wait_until("the task to run", || running.running());
-    assert_eq!(pool.interrupt(&running), Interrupt::Requested);
-    let err = terminated(running.result_timeout(T));
+    let pool = one_worker().task_timeout(T * 4).build().unwrap();
+    let running = run_forever(&pool);
+    let err = interrupt_running(&pool, &running);
     assert_eq!(err.cause, ExitCause::Signaled(libc::SIGTERM));
     drop(pool);
     clean.check();

@@ -122,34 +122,121 @@ impl Spawned {
     }
 }
 
-/// An in-process worker on a thread, stopped and joined on drop.
+/// A worker on threads of this process, with its counters in reach;
+/// stopped and joined on drop.
 pub struct ThreadWorker {
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    pub worker: Arc<Worker>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl ThreadWorker {
+    /// A worker with the test tasks on `queues`.
     pub fn start(broker: &str, queues: &[&str], concurrency: usize) -> ThreadWorker {
+        Self::with_registry(
+            broker,
+            queues,
+            concurrency,
+            celery::testing::tasks::registry(),
+        )
+    }
+
+    pub fn with_registry(
+        broker: &str,
+        queues: &[&str],
+        concurrency: usize,
+        registry: celery::Registry,
+    ) -> ThreadWorker {
         let mut config = WorkerConfig::new(broker);
         config.queues = queues.iter().map(|q| q.to_string()).collect();
         config.concurrency = concurrency;
-        let worker = Worker::new(config, celery::testing::tasks::registry());
-        let stop = worker.stop_flag();
-        let handle = std::thread::spawn(move || worker.run().expect("worker runs"));
+        Self::with_config(config, registry)
+    }
+
+    pub fn with_config(config: WorkerConfig, registry: celery::Registry) -> ThreadWorker {
+        let worker = Arc::new(Worker::new(config, registry));
+        let w = worker.clone();
+        let handle = std::thread::spawn(move || w.run().expect("worker runs"));
         ThreadWorker {
-            stop,
+            worker,
             handle: Some(handle),
         }
+    }
+
+    pub fn stats(&self) -> celery::WorkerStats {
+        self.worker.stats()
     }
 }
 
 impl Drop for ThreadWorker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.worker.stop_handle().stop();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
     }
+}
+
+/// A private Redis server and our test worker on it (`args`, such as
+/// `["-c", "1", "--pool", "threads"]`), with the server's db-0 URL: the
+/// set-up most worker tests begin with. Bind all three (`let (_redis, url,
+/// _w)`): the worker stops first, then the server.
+pub fn redis_with_worker(args: &[&str]) -> (RedisServer, String, ChildGuard) {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let worker = rust_worker(&url, args);
+    (redis, url, worker)
+}
+
+/// [`redis_with_worker`] with the worker's stderr collected ([`Spawned`]).
+pub fn redis_with_spawned(args: &[&str]) -> (RedisServer, String, Spawned) {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let worker = Spawned::start(&url, || {}, args);
+    (redis, url, worker)
+}
+
+/// A fresh path for a gate file (see `celery::testing::tasks::wait_for`).
+pub fn gate_path() -> PathBuf {
+    std::env::temp_dir().join(format!("celery-gate-{}", celery::id::new_task_id()))
+}
+
+/// `LLEN key`.
+pub fn llen(redis: &RedisServer, key: &str) -> i64 {
+    match redis.connect().command(&[b"LLEN", key.as_bytes()]).unwrap() {
+        celery::resp::Reply::Integer(n) => n,
+        other => panic!("LLEN {key}: {other:?}"),
+    }
+}
+
+/// `HLEN unacked`: the messages fetched and not acked.
+pub fn hlen_unacked(redis: &RedisServer) -> i64 {
+    match redis.connect().command(&[b"HLEN", b"unacked"]).unwrap() {
+        celery::resp::Reply::Integer(n) => n,
+        other => panic!("HLEN unacked: {other:?}"),
+    }
+}
+
+/// Task `id`'s stored result record, if there is one.
+pub fn result_of(redis: &RedisServer, id: &str) -> Option<serde_json::Value> {
+    let key = format!("celery-task-meta-{id}");
+    redis
+        .connect()
+        .command(&[b"GET", key.as_bytes()])
+        .unwrap()
+        .into_bytes()
+        .map(|raw| serde_json::from_slice(&raw).unwrap())
+}
+
+/// Runs `code` in Python and returns the line that starts with `prefix`
+/// (without it), panicking with the whole output if there is none.
+pub fn python_line(url: &str, code: &str, args: &[&str], prefix: &str) -> String {
+    let out = python_with_args(url, code, args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{text}"))
+        .to_string()
 }
 
 fn python_dir() -> PathBuf {
@@ -204,4 +291,80 @@ pub fn threads_named(prefix: &str) -> usize {
                 .count()
         })
         .unwrap_or(0)
+}
+
+/// The id of a thread of process `pid` named `name` (its `comm`, at most
+/// 15 bytes), if there is one.
+pub fn thread_named(pid: u32, name: &str) -> Option<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .and_then(|t| t.file_name().to_str()?.parse().ok())
+}
+
+/// The scheduling state of thread `tid` of process `pid` (`R`, `S`, `D`...),
+/// `?` if it is gone.
+pub fn thread_state(pid: u32, tid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap_or_default();
+    // The state follows the parenthesised name, which may hold spaces.
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+        .unwrap_or('?')
+}
+
+/// The system call thread `tid` of this process is in, if it is in one
+/// (`/proc/self/task/<tid>/syscall`; `None` while it runs).
+pub fn current_syscall(tid: i32) -> Option<i64> {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// How many times thread `tid` of process `pid` has blocked and been woken
+/// (the kernel's `voluntary_ctxt_switches`): a thread that sleeps until an
+/// event keeps this still while no event comes; one that wakes on a timer
+/// to look does not.
+pub fn wakeups(pid: u32, tid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/task/{tid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("voluntary_ctxt_switches in /proc/<pid>/task/<tid>/status")
+}
+
+/// How many times the server ran `command` (from `INFO commandstats`).
+pub fn server_calls(c: &mut celery::resp::Connection, command: &str) -> u64 {
+    let info = c.command(&[b"INFO", b"commandstats"]).unwrap();
+    let text = String::from_utf8(info.into_bytes().unwrap()).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .map_or(0, |v| v.split(',').next().unwrap().parse().unwrap())
+}
+
+/// Asserts that thread `tid` of process `pid` does not wake while an idle
+/// worker's fetch waits on the server three times (`BLMOVE`, a second
+/// each: Redis's timeout, the only clock here).
+pub fn assert_asleep_across_three_fetch_waits(
+    c: &mut celery::resp::Connection,
+    pid: u32,
+    tid: i32,
+    what: &str,
+) {
+    let before = wakeups(pid, tid);
+    let start = server_calls(c, "blmove");
+    wait_until(LONG, "three fetch waits", || {
+        server_calls(c, "blmove") >= start + 3
+    });
+    let woke = wakeups(pid, tid) - before;
+    assert_eq!(
+        woke, 0,
+        "{what} woke {woke} times while the worker idled through three 1 s fetch waits: \
+         it wakes on a timer to look instead of sleeping until an event"
+    );
 }

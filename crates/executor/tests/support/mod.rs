@@ -50,11 +50,16 @@ impl Kind {
 }
 
 // SAFETY (ctor's contract): this runs before main, while the process is
-// single-threaded; it records the test's pid and forks the process pool's
-// fork server, touching no other state.
+// single-threaded; it records the test's pid, fills the Celery worker
+// processes' registry (a `OnceLock`) and forks the process pool's fork
+// server, touching no other state.
 #[ctor::ctor]
 unsafe fn start_fork_server_before_main() {
     PARENT.store(std::process::id() as usize, Ordering::SeqCst);
+    // Each test file names its tasks (`celery_process_registry`): a Celery
+    // worker on worker processes runs them there, so the fork server,
+    // whose forks they are, must have them before it starts.
+    celery::install_process_registry(crate::celery_process_registry());
     process_pool::start_fork_server();
 }
 
