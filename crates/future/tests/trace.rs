@@ -255,3 +255,69 @@ fn a_run_still_going_when_written_is_drawn_unfinished() {
     running.ended(true);
     trace_format::check(&recorder.chrome_json()).unwrap();
 }
+
+#[test]
+fn the_events_of_a_thread_that_exited_are_kept() {
+    // Each thread records into a buffer of its own; when the thread exits,
+    // the recorder keeps that buffer.
+    let recorder = Recorder::new();
+    let mut traces: Vec<_> = (0..3).map(|_| recorder.submitted()).collect();
+    let worker = thread::Builder::new().name("gone".into());
+    let handle = worker
+        .spawn(move || {
+            for t in &mut traces {
+                t.started_here();
+            }
+            for t in traces {
+                t.ended(true);
+            }
+        })
+        .unwrap();
+    handle.join().unwrap();
+    let events = recorder.events();
+    let on_worker: Vec<_> = events
+        .iter()
+        .filter(|e| &*e.lane == "thread gone")
+        .map(|e| (e.task, e.transition))
+        .collect();
+    // The worker's own order, as it recorded it.
+    assert_eq!(
+        on_worker,
+        [
+            (0, Transition::Started),
+            (1, Transition::Started),
+            (2, Transition::Started),
+            (0, Transition::Finished),
+            (1, Transition::Finished),
+            (2, Transition::Finished),
+        ]
+    );
+    assert_eq!(events.len(), 9);
+    assert!(events.windows(2).all(|w| w[0].at <= w[1].at), "time order");
+}
+
+#[test]
+fn two_recorders_on_one_thread_keep_their_own_events() {
+    let (a, b) = (Recorder::new(), Recorder::new());
+    let mut x = a.submitted();
+    let y = b.submitted();
+    x.started_here();
+    drop(b.clone());
+    x.ended(false);
+    y.ended(true);
+    let kinds = |r: &Recorder| -> Vec<_> { r.events().iter().map(|e| e.transition).collect() };
+    assert_eq!(
+        kinds(&a),
+        [
+            Transition::Submitted,
+            Transition::Started,
+            Transition::Failed
+        ]
+    );
+    assert_eq!(kinds(&b), [Transition::Submitted, Transition::Finished]);
+    // A recorder made after another was dropped starts empty.
+    drop(a);
+    let c = Recorder::new();
+    c.submitted().ended(true);
+    assert_eq!(c.events().len(), 2);
+}
