@@ -321,3 +321,39 @@ fn two_recorders_on_one_thread_keep_their_own_events() {
     c.submitted().ended(true);
     assert_eq!(c.events().len(), 2);
 }
+
+#[test]
+fn a_run_by_number_records_its_start_and_end_on_its_thread() {
+    // The form a thread pool uses: the number at submit, the run on the
+    // worker; a run dropped without `ended` (it unwound) failed.
+    let recorder = Recorder::new();
+    let (a, b) = (recorder.submitted_number(), recorder.submitted_number());
+    let r = recorder.clone();
+    thread::Builder::new()
+        .name("runner".into())
+        .spawn(move || {
+            r.started_here(a).ended(true);
+            drop(r.started_here(b));
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let events: Vec<_> = recorder
+        .events()
+        .iter()
+        .map(|e| (e.task, e.transition, e.lane.to_string()))
+        .collect();
+    let here = format!("thread {}", thread::current().name().unwrap());
+    let runner = "thread runner".to_string();
+    assert_eq!(
+        events,
+        [
+            (0, Transition::Submitted, here.clone()),
+            (1, Transition::Submitted, here),
+            (0, Transition::Started, runner.clone()),
+            (0, Transition::Finished, runner.clone()),
+            (1, Transition::Started, runner.clone()),
+            (1, Transition::Failed, runner),
+        ]
+    );
+}

@@ -130,6 +130,22 @@ impl Recorder {
     /// Records that a task was submitted, from the current thread, and
     /// returns the handle its executor records the rest of its life with.
     pub fn submitted(&self) -> TaskTrace {
+        TaskTrace {
+            recorder: self.clone(),
+            task: self.submitted_number(),
+            lane: None,
+            #[cfg(feature = "tracing")]
+            span: None,
+        }
+    }
+
+    /// Records that a task was submitted, from the current thread, and
+    /// returns only its number: for an executor that reaches the recorder
+    /// again on the thread that runs the task ([`started_here`]), so that
+    /// what it queues per task is one word, not a [`TaskTrace`].
+    ///
+    /// [`started_here`]: Self::started_here
+    pub fn submitted_number(&self) -> u64 {
         // Relaxed: the number only has to be unique; the events' order is
         // their times'.
         let task = self.inner.next_task.fetch_add(1, Relaxed);
@@ -137,12 +153,24 @@ impl Recorder {
         #[cfg(feature = "tracing")]
         tracing::trace!(target: "future::trace", task, lane = %lane, "task submitted");
         self.push(task, Transition::Submitted, lane);
-        TaskTrace {
-            recorder: self.clone(),
+        task
+    }
+
+    /// Task number `task` (from [`submitted_number`](Self::submitted_number))
+    /// started on the current thread, which runs it to its end: the handle
+    /// records that end on this thread's lane, `Failed` if it is dropped
+    /// without [`LocalRun::ended`] (the run unwound).
+    pub fn started_here(&self, task: u64) -> LocalRun<'_> {
+        let lane = current_thread_lane();
+        #[cfg(feature = "tracing")]
+        let span = Some(task_span(task, &lane));
+        self.push(task, Transition::Started, lane);
+        LocalRun {
+            recorder: self,
             task,
-            lane: None,
+            ended: false,
             #[cfg(feature = "tracing")]
-            span: None,
+            span,
         }
     }
 
@@ -308,14 +336,7 @@ impl TaskTrace {
         let lane = lane.into();
         #[cfg(feature = "tracing")]
         {
-            // Not entered: the task may end on another thread (a process
-            // pool's dispatcher); the span's life is the task's run.
-            self.span = Some(tracing::info_span!(
-                target: "future::trace",
-                "task",
-                task = self.task,
-                lane = %lane
-            ));
+            self.span = Some(task_span(self.task, &lane));
         }
         self.recorder
             .push(self.task, Transition::Started, lane.clone());
@@ -337,18 +358,66 @@ impl TaskTrace {
     }
 
     fn end_on(&mut self, ok: bool, lane: Arc<str>) {
+        // Closes the span: it ends when the task does.
+        #[cfg(feature = "tracing")]
+        drop(self.span.take());
+        self.recorder.ended(self.task, ok, lane);
+    }
+}
+
+/// A task running on the current thread, from [`Recorder::started_here`]:
+/// the borrowed, one-thread form of a started [`TaskTrace`].
+#[derive(Debug)]
+pub struct LocalRun<'a> {
+    recorder: &'a Recorder,
+    task: u64,
+    ended: bool,
+    #[cfg(feature = "tracing")]
+    span: Option<tracing::Span>,
+}
+
+impl LocalRun<'_> {
+    /// The task ended here: `ok` if it returned a value.
+    pub fn ended(mut self, ok: bool) {
+        self.end(ok);
+    }
+
+    fn end(&mut self, ok: bool) {
+        self.ended = true;
+        // Closes the span: it ends when the task does.
+        #[cfg(feature = "tracing")]
+        drop(self.span.take());
+        self.recorder.ended(self.task, ok, current_thread_lane());
+    }
+}
+
+impl Drop for LocalRun<'_> {
+    /// A run dropped before it ended unwound: it failed.
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end(false);
+        }
+    }
+}
+
+/// The `tracing` span of one run. Not entered: the task may end on another
+/// thread (a process pool's dispatcher); the span's life is the task's run.
+#[cfg(feature = "tracing")]
+fn task_span(task: u64, lane: &str) -> tracing::Span {
+    tracing::info_span!(target: "future::trace", "task", task, lane = %lane)
+}
+
+impl Recorder {
+    /// Records a task's end on `lane`.
+    fn ended(&self, task: u64, ok: bool, lane: Arc<str>) {
         let transition = if ok {
             Transition::Finished
         } else {
             Transition::Failed
         };
         #[cfg(feature = "tracing")]
-        {
-            tracing::trace!(target: "future::trace", task = self.task, "task {}", transition.name());
-            // Closes the span: it ends when the task does.
-            drop(self.span.take());
-        }
-        self.recorder.push(self.task, transition, lane);
+        tracing::trace!(target: "future::trace", task, "task {}", transition.name());
+        self.push(task, transition, lane);
     }
 }
 
