@@ -175,10 +175,12 @@ impl Recorder {
     }
 
     /// A copy of every event recorded so far, in time order: each thread's
-    /// events in the order it recorded them, merged by time (see
-    /// [`merge`]). The copy is one moment's: every buffer is locked while
-    /// it is taken, so an event in it has every event that happened before
-    /// it in it too (a task's start is never without its submission).
+    /// events in the order it recorded them, merged by time (events of one
+    /// instant on different threads in the order of a task's life:
+    /// submitted, started, ended). The copy is one moment's: every buffer is
+    /// locked while it is taken, so an event in it has every event that
+    /// happened before it in it too (a task's start is never without its
+    /// submission).
     pub fn events(&self) -> Vec<Event> {
         let buffers = lock(&self.inner.buffers);
         // Every buffer locked at once; no thread holds one buffer's lock
