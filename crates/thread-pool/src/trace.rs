@@ -52,7 +52,10 @@ impl<J: Job> Job for TracedJob<J> {
     fn run(self, hooks: &mut dyn RunHooks) {
         let mut this = Some(self);
         let _ = WORKER_RECORDER.try_with(|recorder| {
-            if let (Some(recorder), Some(TracedJob { task, job })) = (recorder.get(), this.take()) {
+            let Some(recorder) = recorder.get() else {
+                return;
+            };
+            if let Some(TracedJob { task, job }) = this.take() {
                 job.run(&mut Recording {
                     hooks: &mut *hooks,
                     recorder,
@@ -132,5 +135,28 @@ impl Drop for EndOnUnwind {
         if let Some(trace) = self.0.take() {
             trace.ended(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::PromiseJob;
+
+    struct NoHooks;
+    impl RunHooks for NoHooks {
+        fn started(&mut self) {}
+        fn before_publish(&mut self, _ran: Ran) {}
+    }
+
+    #[test]
+    fn a_traced_job_on_a_thread_without_a_recorder_runs_untraced() {
+        // This test's thread is no traced pool's worker.
+        let recorder = Recorder::new();
+        let (promise, future) = future::promise::<u64>();
+        let job = TracedJob::new(&recorder, PromiseJob::new(|| Ok(7), promise));
+        job.run(&mut NoHooks);
+        assert_eq!(future.into_result().unwrap(), 7);
+        assert_eq!(recorder.events().len(), 1, "its submission only");
     }
 }
