@@ -6,7 +6,8 @@
 //! reader gets it with `Future::report`. Every field is an `Option`: `None`
 //! where the executor cannot know (a thread pool shares one process, so it
 //! has no worker pid or peak RSS of its own; a worker that died sent no
-//! measurement of the task that killed it).
+//! measurement of the task that killed it: only its peak RSS is known,
+//! read by the process that reaped it).
 //!
 //! The report is set before the outcome, under the same lock, so a reader
 //! who sees the future done also sees its report.
@@ -32,7 +33,9 @@ pub enum WorkerEnd {
 /// CPU times inside the worker, around the task (the CPU times are
 /// `getrusage(RUSAGE_SELF)` deltas, so they include the encoding of the
 /// result); the peak RSS is the worker's `ru_maxrss` after the task, so it
-/// is the worker's peak so far, not this task's alone.
+/// is the worker's peak so far, not this task's alone (for a task whose
+/// worker died under it, the dead worker's `ru_maxrss` as its reaper read
+/// it: its peak over its whole life).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TaskReport {

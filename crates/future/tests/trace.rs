@@ -255,3 +255,105 @@ fn a_run_still_going_when_written_is_drawn_unfinished() {
     running.ended(true);
     trace_format::check(&recorder.chrome_json()).unwrap();
 }
+
+#[test]
+fn the_events_of_a_thread_that_exited_are_kept() {
+    // Each thread records into a buffer of its own; when the thread exits,
+    // the recorder keeps that buffer.
+    let recorder = Recorder::new();
+    let mut traces: Vec<_> = (0..3).map(|_| recorder.submitted()).collect();
+    let worker = thread::Builder::new().name("gone".into());
+    let handle = worker
+        .spawn(move || {
+            for t in &mut traces {
+                t.started_here();
+            }
+            for t in traces {
+                t.ended(true);
+            }
+        })
+        .unwrap();
+    handle.join().unwrap();
+    let events = recorder.events();
+    let on_worker: Vec<_> = events
+        .iter()
+        .filter(|e| &*e.lane == "thread gone")
+        .map(|e| (e.task, e.transition))
+        .collect();
+    // The worker's own order, as it recorded it.
+    assert_eq!(
+        on_worker,
+        [
+            (0, Transition::Started),
+            (1, Transition::Started),
+            (2, Transition::Started),
+            (0, Transition::Finished),
+            (1, Transition::Finished),
+            (2, Transition::Finished),
+        ]
+    );
+    assert_eq!(events.len(), 9);
+    assert!(events.windows(2).all(|w| w[0].at <= w[1].at), "time order");
+}
+
+#[test]
+fn two_recorders_on_one_thread_keep_their_own_events() {
+    let (a, b) = (Recorder::new(), Recorder::new());
+    let mut x = a.submitted();
+    let y = b.submitted();
+    x.started_here();
+    drop(b.clone());
+    x.ended(false);
+    y.ended(true);
+    let kinds = |r: &Recorder| -> Vec<_> { r.events().iter().map(|e| e.transition).collect() };
+    assert_eq!(
+        kinds(&a),
+        [
+            Transition::Submitted,
+            Transition::Started,
+            Transition::Failed
+        ]
+    );
+    assert_eq!(kinds(&b), [Transition::Submitted, Transition::Finished]);
+    // A recorder made after another was dropped starts empty.
+    drop(a);
+    let c = Recorder::new();
+    c.submitted().ended(true);
+    assert_eq!(c.events().len(), 2);
+}
+
+#[test]
+fn a_run_by_number_records_its_start_and_end_on_its_thread() {
+    // The form a thread pool uses: the number at submit, the run on the
+    // worker; a run dropped without `ended` (it unwound) failed.
+    let recorder = Recorder::new();
+    let (a, b) = (recorder.submitted_number(), recorder.submitted_number());
+    let r = recorder.clone();
+    thread::Builder::new()
+        .name("runner".into())
+        .spawn(move || {
+            r.started_here(a).ended(true);
+            drop(r.started_here(b));
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let events: Vec<_> = recorder
+        .events()
+        .iter()
+        .map(|e| (e.task, e.transition, e.lane.to_string()))
+        .collect();
+    let here = format!("thread {}", thread::current().name().unwrap());
+    let runner = "thread runner".to_string();
+    assert_eq!(
+        events,
+        [
+            (0, Transition::Submitted, here.clone()),
+            (1, Transition::Submitted, here),
+            (0, Transition::Started, runner.clone()),
+            (0, Transition::Finished, runner.clone()),
+            (1, Transition::Started, runner.clone()),
+            (1, Transition::Failed, runner),
+        ]
+    );
+}

@@ -26,9 +26,11 @@
 //!
 //! For each worker the fork server creates three pipes: *task* (pool ->
 //! worker), *result* (worker -> pool) and *status* (fork server -> pool). It
-//! keeps only the write end of the status pipe. When `waitpid` reaps the
+//! keeps only the write end of the status pipe. When `wait4` reaps the
 //! worker (on SIGCHLD, read from a `signalfd`), the fork server writes the
-//! 8-byte exit status to that pipe and closes it. So every worker is reaped
+//! 16-byte exit status to that pipe and closes it: how the worker ended and
+//! its peak RSS (`ru_maxrss`, which only the reaper can read once the worker
+//! is dead: the report of a task whose worker died has it from here). So every worker is reaped
 //! (no zombies), and the pool learns exactly how each one ended.
 //!
 //! Killing goes through the fork server because only it knows whether a pid
@@ -53,7 +55,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
 };
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
 use crate::error::{ExitCause, ForkServerError};
@@ -64,9 +66,12 @@ const OP_KILL: u8 = 2;
 const REQUEST_LEN: usize = 24;
 const REPLY_LEN: usize = 16;
 
-/// Status words written to a worker's status pipe.
+/// Status words written to a worker's status pipe: the kind, its value
+/// (exit code or signal), then the peak RSS in bytes (0: not known).
 const STATUS_EXITED: i32 = 1;
 const STATUS_SIGNALED: i32 = 2;
+/// The length of a status written to a worker's status pipe.
+pub(crate) const STATUS_LEN: usize = 16;
 
 /// True in the fork server and in workers: they must never start a pool.
 static IN_CHILD: AtomicBool = AtomicBool::new(false);
@@ -94,7 +99,8 @@ pub(crate) struct Spawned {
     pub task: OwnedFd,
     /// Worker -> pool (frames of results).
     pub result: OwnedFd,
-    /// Fork server -> pool: 8 bytes of exit status once the worker is reaped.
+    /// Fork server -> pool: [`STATUS_LEN`] bytes of exit status once the
+    /// worker is reaped (see [`decode_status`]).
     pub status: OwnedFd,
     /// The pool's end of the worker's descriptor socket (see `fd_side`).
     pub fds: OwnedFd,
@@ -407,18 +413,43 @@ struct Reply {
     fd_problem: Option<String>,
 }
 
-/// Decodes a status word pair written by the fork server.
-pub(crate) fn decode_status(bytes: &[u8]) -> ExitCause {
-    if bytes.len() != 8 {
-        return ExitCause::Unknown;
-    }
-    let kind = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    let value = i32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    match kind {
+/// How a worker ended, as the fork server saw it when it reaped it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Reaped {
+    pub cause: ExitCause,
+    /// The worker's peak resident set size in bytes (`ru_maxrss` of
+    /// `wait4`); `None` when not known.
+    pub peak_rss: Option<u64>,
+}
+
+/// Decodes a status written by the fork server; anything but
+/// [`STATUS_LEN`] bytes is an unknown end.
+pub(crate) fn decode_status(bytes: &[u8]) -> Reaped {
+    let unknown = Reaped {
+        cause: ExitCause::Unknown,
+        peak_rss: None,
+    };
+    let Ok(bytes) = <[u8; STATUS_LEN]>::try_from(bytes) else {
+        return unknown;
+    };
+    let [k0, k1, k2, k3, v0, v1, v2, v3, rss @ ..] = bytes;
+    let value = i32::from_le_bytes([v0, v1, v2, v3]);
+    let cause = match i32::from_le_bytes([k0, k1, k2, k3]) {
         STATUS_EXITED => ExitCause::Exited(value),
         STATUS_SIGNALED => ExitCause::Signaled(value),
-        _ => ExitCause::Unknown,
-    }
+        _ => return unknown,
+    };
+    let peak_rss = Some(u64::from_le_bytes(rss)).filter(|&b| b > 0);
+    Reaped { cause, peak_rss }
+}
+
+/// Encodes what [`decode_status`] decodes.
+fn encode_status(kind: i32, value: i32, peak_rss: u64) -> [u8; STATUS_LEN] {
+    let mut word = [0u8; STATUS_LEN];
+    word[..4].copy_from_slice(&kind.to_le_bytes());
+    word[4..8].copy_from_slice(&value.to_le_bytes());
+    word[8..].copy_from_slice(&peak_rss.to_le_bytes());
+    word
 }
 
 // ---------------------------------------------------------------------------
@@ -511,25 +542,47 @@ fn server_main(socket: OwnedFd, on_main_thread: bool, pool_pid: Pid) -> ! {
     exit_now(0)
 }
 
-/// Reaps every exited worker and reports its status.
+/// Reaps every exited worker and reports its status and peak RSS.
 fn reap(children: &mut Vec<Child>) {
     loop {
-        let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => (pid, [STATUS_EXITED, code]),
-            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, [STATUS_SIGNALED, sig as i32]),
-            Ok(WaitStatus::StillAlive) | Err(_) => return,
-            Ok(_) => continue, // stopped/continued: not an exit
+        let Some((status, peak_rss)) = wait4_any() else {
+            return;
+        };
+        let (pid, kind, value) = match status {
+            WaitStatus::Exited(pid, code) => (pid, STATUS_EXITED, code),
+            WaitStatus::Signaled(pid, sig, _) => (pid, STATUS_SIGNALED, sig as i32),
+            WaitStatus::StillAlive => return,
+            _ => continue, // stopped/continued: not an exit
         };
         if let Some(i) = children.iter().position(|c| c.pid == pid) {
             let child = children.swap_remove(i);
-            let mut word = [0u8; 8];
-            word[..4].copy_from_slice(&status[0].to_le_bytes());
-            word[4..].copy_from_slice(&status[1].to_le_bytes());
-            // 8 bytes < PIPE_BUF: one atomic write. If the pool closed its
+            let word = encode_status(kind, value, peak_rss);
+            // 16 bytes < PIPE_BUF: one atomic write. If the pool closed its
             // end, EPIPE is fine (the fork server ignores SIGPIPE).
             let _ = sys::write_all(child.status_w.as_raw_fd(), &word);
         }
     }
+}
+
+/// `wait4(-1, WNOHANG)`: a child's status and its peak RSS in bytes (its
+/// `ru_maxrss`, which `waitpid` does not give and nobody can read once the
+/// child is reaped); `None` when there is no child left or on an error.
+fn wait4_any() -> Option<(WaitStatus, u64)> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes one int and one rusage into the two we own.
+    let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut usage) };
+    if pid < 0 {
+        return None;
+    }
+    if pid == 0 {
+        return Some((WaitStatus::StillAlive, 0));
+    }
+    let status = WaitStatus::from_raw(Pid::from_raw(pid), status).ok()?;
+    // Linux gives ru_maxrss in KiB.
+    let peak_rss = (usage.ru_maxrss.max(0) as u64).saturating_mul(1024);
+    Some((status, peak_rss))
 }
 
 /// Serves one request; false when the pool's end is closed.
@@ -705,4 +758,40 @@ pub(crate) fn exit_now(code: i32) -> ! {
 pub(crate) fn mark_child() {
     // Relaxed: a fresh worker has a single thread; no ordering to establish.
     IN_CHILD.store(true, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_says_how_the_worker_ended_and_its_peak_rss() {
+        let word = encode_status(STATUS_SIGNALED, 9, 64 << 20);
+        let reaped = decode_status(&word);
+        assert_eq!(reaped.cause, ExitCause::Signaled(9));
+        assert_eq!(reaped.peak_rss, Some(64 << 20));
+        let word = encode_status(STATUS_EXITED, 3, 0);
+        assert_eq!(
+            decode_status(&word),
+            Reaped {
+                cause: ExitCause::Exited(3),
+                peak_rss: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_short_or_unknown_status_is_an_unknown_end() {
+        let unknown = Reaped {
+            cause: ExitCause::Unknown,
+            peak_rss: None,
+        };
+        // The fork server died mid-write, or wrote the old 8-byte word.
+        assert_eq!(
+            decode_status(&encode_status(STATUS_EXITED, 0, 5)[..8]),
+            unknown
+        );
+        assert_eq!(decode_status(&[]), unknown);
+        assert_eq!(decode_status(&encode_status(7, 0, 5)), unknown);
+    }
 }

@@ -74,6 +74,12 @@ fn hold_until(gate: String) -> u32 {
     std::process::id()
 }
 
+/// Touches `mib` MiB, then SIGKILLs its own worker: it never reports.
+fn allocate_and_die(mib: u64) -> u32 {
+    allocate(mib);
+    kill_myself(())
+}
+
 fn kill_myself(_: ()) -> u32 {
     // SAFETY: raising a signal on our own (worker) process.
     unsafe { libc::raise(libc::SIGKILL) };
@@ -214,6 +220,30 @@ fn a_task_whose_worker_died_reports_the_signal_and_its_position() {
     assert_eq!(r.worker_pid, Some(worker));
     assert_eq!(r.position, Some(2));
     assert_eq!(r.user_cpu, None, "a dead worker measured nothing");
+    drop(pool);
+    c.check();
+}
+
+#[test]
+fn a_task_whose_worker_died_reports_the_workers_peak_rss() {
+    // The worker sent nothing about this task; the fork server reaps it
+    // with `wait4`, whose rusage has the dead worker's peak RSS.
+    let c = clean();
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .build()
+        .unwrap();
+    let f = pool.submit(allocate_and_die, 64).unwrap();
+    assert!(f.result_timeout(GUARD).is_err());
+    let r = f.report().expect("a task whose worker died has a report");
+    assert_eq!(r.worker_end, Some(WorkerEnd::Signaled(libc::SIGKILL)));
+    let peak = r
+        .peak_rss_bytes
+        .expect("the dead worker's peak RSS, from the fork server's wait4");
+    assert!(
+        peak >= 64 * MIB,
+        "peak RSS {peak} bytes, the task touched 64 MiB"
+    );
     drop(pool);
     c.check();
 }

@@ -18,7 +18,7 @@ use crate::raw::RawJob;
 use crate::scope::{self, Scope};
 use crate::shared::{Refusal, Shared};
 use crate::stats::Stats;
-use crate::trace::traced;
+use crate::trace::TracedJob;
 
 /// A pool of worker threads that runs closures and hands out a
 /// [`Future`] for each, with the semantics of Python's
@@ -99,9 +99,10 @@ impl ThreadPoolExecutor {
         let (promise, future) = promise();
         match &self.shared.config.trace {
             None => ticket.push(RawJob::new(PromiseJob::new(f, promise))),
-            Some(recorder) => {
-                ticket.push(RawJob::new(PromiseJob::new(traced(recorder, f), promise)))
-            }
+            Some(recorder) => ticket.push(RawJob::new(TracedJob::new(
+                recorder,
+                PromiseJob::new(f, promise),
+            ))),
         }
         Ok(future)
     }
@@ -180,9 +181,9 @@ impl ThreadPoolExecutor {
         let body = move || Ok(f());
         match &self.shared.config.trace {
             None => ticket.push(RawJob::new(PromiseJob::new(body, promise))),
-            Some(recorder) => ticket.push(RawJob::new(PromiseJob::new(
-                traced(recorder, body),
-                promise,
+            Some(recorder) => ticket.push(RawJob::new(TracedJob::new(
+                recorder,
+                PromiseJob::new(body, promise),
             ))),
         }
         Ok(future)

@@ -282,6 +282,19 @@ mod tests {
         assert!(fits_inline_val(&job));
     }
 
+    #[test]
+    fn a_traced_submit_sized_job_fits_inline() {
+        // What a traced pool's `submit(move || x)` queues: the same job and
+        // the task's number. Boxed, a traced task cost an allocation by the
+        // submitter freed by a worker (the `trace_200k` bench row).
+        let recorder = future::trace::Recorder::new();
+        let (promise, _future) = future::promise::<u64>();
+        let x = 5u64;
+        let job = crate::job::PromiseJob::new(move || Ok(x), promise);
+        let traced = crate::trace::TracedJob::new(&recorder, job);
+        assert!(fits_inline_val(&traced));
+    }
+
     fn fits_inline_val<J>(_: &J) -> bool {
         fits_inline::<J>()
     }

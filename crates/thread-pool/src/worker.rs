@@ -103,6 +103,7 @@ pub(crate) fn run(shared: Arc<Shared>, counters: Counters) {
     // The worker holds `shared` until it returns, so the address cannot be
     // reused by another pool while it is recorded here.
     WORKER_OF.with(|pool| pool.set(Arc::as_ptr(&shared) as usize));
+    crate::trace::work_for(shared.config.trace.as_ref());
     if let Err(message) = shared.run_initializer() {
         shared.break_pool(message);
         shared.worker_exit(&counters, true);

@@ -25,4 +25,4 @@ mod recorder;
 mod run;
 mod svg;
 
-pub use recorder::{Event, Recorder, TaskTrace, Transition};
+pub use recorder::{Event, LocalRun, Recorder, TaskTrace, Transition};

@@ -22,7 +22,7 @@ use crate::error::{
     ExitCause, ForkServerError, ProtocolError, SpawnFailed, TaskTimedOut, WorkerDied,
     WorkerTerminated,
 };
-use crate::fork_server::{self, decode_status};
+use crate::fork_server::{self, decode_status, STATUS_LEN};
 use crate::frame::{FrameBuf, FrameError};
 use crate::stats::Counters;
 use crate::sys;
@@ -93,13 +93,13 @@ impl Dispatcher {
     pub(super) fn read_status(&mut self, i: usize) {
         let w = &mut self.workers[i];
         let Some(fd) = w.status_r.take() else { return };
-        let mut word = Vec::with_capacity(8);
-        let cause = match sys::read_into(fd.as_raw_fd(), &mut word, 8) {
-            Ok(8) => decode_status(&word),
-            // Anything else: the fork server died without reporting.
-            _ => ExitCause::Unknown,
-        };
-        w.cause = Some(cause);
+        let mut word = Vec::with_capacity(STATUS_LEN);
+        // Anything but a whole status: the fork server died without
+        // reporting, and `decode_status` says unknown.
+        let _ = sys::read_into(fd.as_raw_fd(), &mut word, STATUS_LEN);
+        let reaped = decode_status(&word);
+        w.cause = Some(reaped.cause);
+        w.peak_rss = reaped.peak_rss;
         self.drain_after_exit(i);
     }
     /// Worker `i` is gone: its exit status came. Everything it wrote is in
@@ -264,6 +264,9 @@ impl Dispatcher {
             };
             let mut report = cost::placed(w.pid, head.position);
             report.worker_end = Some(worker_end(cause));
+            // The worker sent nothing about this task: its peak RSS is the
+            // one the fork server read when it reaped it.
+            report.peak_rss_bytes = w.peak_rss;
             head.sink.set_report(report);
             head.sink
                 .complete(Err(TaskError::Executor(error)), counters);

@@ -133,6 +133,8 @@ struct Worker {
     discard: bool,
     /// How it ended, from the fork server's status pipe.
     cause: Option<ExitCause>,
+    /// Its peak RSS in bytes, from the same status (the fork server's `wait4`).
+    peak_rss: Option<u64>,
     /// Why the pool ended it, if the pool did.
     fate: Option<Fate>,
     /// Its SIGTERM/SIGKILL steps, when its task was interrupted.
@@ -404,6 +406,7 @@ impl Dispatcher {
             write_failed: false,
             discard: false,
             cause: None,
+            peak_rss: None,
             fate: None,
             escalation: None,
         });
