@@ -142,8 +142,8 @@ fn machine(out: &mut String, page: &Page<'_>) {
     let t = tally(&all);
     let _ = writeln!(
         out,
-        "Targets: **{} met**, **{} missed**, {} not measured, {} not judged.\n",
-        t.met, t.missed, t.not_measured, t.not_judged
+        "Targets: **{} met**, **{} missed**, **{} unsettled**, {} not measured, {} not judged.\n",
+        t.met, t.missed, t.unsettled, t.not_measured, t.not_judged
     );
 }
 
@@ -197,6 +197,7 @@ fn verdict_cell(verdict: &Verdict) -> String {
         Verdict::Missed(text) => format!("**missed**: {text}"),
         Verdict::NotMeasured => "not measured".to_string(),
         Verdict::NotJudged(why) => format!("not judged: {why}"),
+        Verdict::Unsettled(text) => format!("**unsettled** {text}"),
         Verdict::NoTarget => "-".to_string(),
     }
 }
@@ -543,6 +544,33 @@ mod tests {
             "{line}"
         );
         assert!(page.contains("**0 met**, **1 missed**"));
+    }
+
+    #[test]
+    fn an_unsettled_target_is_shown_and_counted_as_such() {
+        let mut figures = Figures::new();
+        for (round, rate) in [(1, 90e3), (2, 110e3), (3, 120e3)] {
+            figures.insert_round(
+                "process_pool/tiny_tasks",
+                "ours",
+                round,
+                Sample::Direct(Figure::new(rate, Kind::Rate)),
+                Some(crate::figure::Origin {
+                    commit: "abc1234".into(),
+                    time: "2026-12-02 17:00 UTC".into(),
+                }),
+            );
+        }
+        let page = render_with(&figures, &[]);
+        let line = page
+            .lines()
+            .find(|l| l.starts_with("| process pool: tiny tasks"))
+            .unwrap();
+        assert!(line.contains("| **unsettled** after 3 rounds: "), "{line}");
+        assert!(
+            page.contains("**0 met**, **0 missed**, **1 unsettled**"),
+            "{page}"
+        );
     }
 
     #[test]

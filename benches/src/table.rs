@@ -127,6 +127,11 @@ fn build_row(spec: RowSpec, figures: &Figures, judging: Judging<'_>) -> Row {
     } else {
         None
     };
+    // An absolute rule is judged round by round too: ours in each round against the goal.
+    let ratio = match spec.rule {
+        Rule::Absolute(goal) => against_goal(figures, spec, goal),
+        _ => ratio,
+    };
     let verdict = match staleness {
         Some(why) => Verdict::NotJudged(why),
         None => spec.rule.judge(ours, ratio),
@@ -140,6 +145,25 @@ fn build_row(spec: RowSpec, figures: &Figures, judging: Judging<'_>) -> Row {
     }
 }
 
+/// Ours in each round as "times the goal" (above 1.0: better than the goal), so an absolute
+/// rule sees the spread of its rounds; `None` for fewer than two rounds.
+fn against_goal(figures: &Figures, spec: RowSpec, goal: Figure) -> Option<Ratio> {
+    let advantages: Vec<f64> = figures
+        .rounds(spec.op, spec.ours, spec.kind)
+        .values()
+        .filter_map(|f| f.advantage_over(goal))
+        .collect();
+    if advantages.len() < 2 {
+        return None;
+    }
+    Some(Ratio {
+        median: crate::figure::median(&advantages)?,
+        low: advantages.iter().copied().fold(f64::INFINITY, f64::min),
+        high: advantages.iter().copied().fold(0.0, f64::max),
+        rounds: advantages.len(),
+    })
+}
+
 /// Counts of verdicts, for the summary line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -151,6 +175,8 @@ pub struct Tally {
     pub not_measured: usize,
     /// Targets whose figures could not decide (stale, too few rounds).
     pub not_judged: usize,
+    /// Targets whose rounds fell on both sides of them.
+    pub unsettled: usize,
 }
 
 /// Counts the verdicts of `rows` (rows without a target are not counted).
@@ -162,6 +188,7 @@ pub fn tally(rows: &[Row]) -> Tally {
             Verdict::Missed(_) => tally.missed += 1,
             Verdict::NotMeasured => tally.not_measured += 1,
             Verdict::NotJudged(_) => tally.not_judged += 1,
+            Verdict::Unsettled(_) => tally.unsettled += 1,
             Verdict::NoTarget => {}
         }
     }
@@ -342,8 +369,46 @@ mod tests {
                 met: 0,
                 missed: 1,
                 not_measured: 1,
-                not_judged: 0
+                not_judged: 0,
+                unsettled: 0
             }
+        );
+    }
+
+    #[test]
+    fn rounds_on_both_sides_of_the_target_leave_the_row_unsettled() {
+        // Per round: 1.25x, 0.80x, 1.50x against the 1.0x needed: the median meets it, one
+        // round does not.
+        let figures = idle_rounds([20e-6, 25e-6, 40e-6], [25e-6, 20e-6, 60e-6], "abc1234");
+        let rows = build(&[spec("thread_pool/round_trip_idle")], &figures, HERE);
+        assert!(
+            matches!(&rows[0].verdict, Verdict::Unsettled(t) if t.contains("0.80x-1.50x")),
+            "{:?}",
+            rows[0].verdict
+        );
+        assert_eq!(
+            tally(&rows),
+            Tally {
+                unsettled: 1,
+                ..Tally::default()
+            }
+        );
+    }
+
+    #[test]
+    fn an_absolute_target_is_judged_round_by_round() {
+        // 90k, 110k and 120k tasks/s against >= 100k/s: the median meets it, a round not.
+        let mut figures = Figures::new();
+        let op = "process_pool/tiny_tasks";
+        for (r, rate) in [(1, 90e3), (2, 110e3), (3, 120e3)] {
+            let sample = Sample::Direct(Figure::new(rate, Kind::Rate));
+            figures.insert_round(op, "ours", r, sample, origin("abc1234"));
+        }
+        let rows = build(&[spec(op)], &figures, HERE);
+        assert!(
+            matches!(&rows[0].verdict, Verdict::Unsettled(t) if t.contains("90.0k/s-120k/s")),
+            "{:?}",
+            rows[0].verdict
         );
     }
 

@@ -226,12 +226,13 @@ fn main() -> ExitCode {
         Ok(written) => {
             let t = tally(&written.rows);
             println!(
-                "wrote {} and {} plot(s): {} targets met, {} missed, {} not measured, {} not \
-                 judged",
+                "wrote {} and {} plot(s): {} targets met, {} missed, {} unsettled, {} not \
+                 measured, {} not judged",
                 written.page.display(),
                 written.plots.len(),
                 t.met,
                 t.missed,
+                t.unsettled,
                 t.not_measured,
                 t.not_judged
             );
