@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::machine::LoadSampler;
 use crate::peers::{self, PeerError};
-use crate::provenance::{self, Stamp, ROUNDS_DIR, ROUND_STAMP};
+use crate::provenance::{self, RoundLoad, Stamp, ROUNDS_DIR, ROUND_STAMP};
 use crate::run::{self, median};
 use crate::sources::{CELERY_FIGURES, SWEEP_CSV};
 use crate::targets::ops;
@@ -409,9 +410,11 @@ fn run_round(
         finished: None,
         condition: round.condition.to_string(),
         round: round.number,
+        load: None,
     };
     let _ = provenance::write(&dir, ROUND_STAMP, &stamp);
     say(&format!("round {name}"));
+    let sampler = start_load_sampler(&mut notes, &name);
     for target in targets {
         let mut cmd = ws.cargo();
         cmd.args([
@@ -467,8 +470,43 @@ fn run_round(
         }
     }
     stamp.finished = Some(now_utc());
+    stamp.load = sampler.map(|s| round_load(s, round.condition));
     let _ = provenance::write(&dir, ROUND_STAMP, &stamp);
     notes
+}
+
+/// How often the load average is sampled during a round.
+const LOAD_SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// Starts sampling the load average for round `name`; a sampler that cannot start is a note
+/// (the round's figures then say "not sampled").
+fn start_load_sampler(notes: &mut Vec<String>, name: &str) -> Option<LoadSampler> {
+    match LoadSampler::start(LOAD_SAMPLE_EVERY) {
+        Ok(sampler) => Some(sampler),
+        Err(e) => {
+            notes.push(format!(
+                "round {name}: the load average was not sampled: {e}"
+            ));
+            None
+        }
+    }
+}
+
+/// The samples of a finished round with the threshold of its condition.
+fn round_load(sampler: LoadSampler, condition: &str) -> RoundLoad {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = RoundLoad {
+        samples: sampler.finish(),
+        threshold: RoundLoad::threshold_for(condition, cores),
+    };
+    if load.foreign() {
+        say(&format!(
+            "  foreign load: the load average reached {:.2}, above the {:.2} this round explains",
+            load.peak(),
+            load.threshold
+        ));
+    }
+    load
 }
 
 /// (round trips, tasks, Python round trips, Python tasks) of one Celery round.
@@ -536,6 +574,7 @@ pub fn run_celery(ws: &Workspace, mode: Mode, results: &Path, commit: &str) -> V
                 finished: Some(now_utc()),
                 condition: "quiet".into(),
                 round,
+                load: None,
             };
             if let Err(e) = fs::create_dir_all(&dir)
                 .map_err(|e| e.to_string())
@@ -824,6 +863,7 @@ mod tests {
                 finished: None,
                 condition: "quiet".into(),
                 round: *round,
+                load: None,
             };
             provenance::write(&rd, ROUND_STAMP, &stamp).unwrap();
             fs::write(rd.join(CELERY_FIGURES), lines).unwrap();

@@ -291,8 +291,12 @@ fn provenance(out: &mut String, rounds: &[RoundInfo]) {
     out.push_str(
         "## Where the figures come from\n\n\
          Every criterion figure above comes from one of these rounds; a round whose commit is \
-         not this page's (the \"sources\" line) is not judged.\n\n\
-         | round | commit | started | finished | criterion results |\n|---|---|---|---|---|\n",
+         not this page's (the \"sources\" line) is not judged. The load average was sampled \
+         about once a second during each round; a round whose peak went above what the round \
+         itself explains (the cores + 0.5, + 2 more in a busy round for its busy loops) ran \
+         beside foreign load, and every verdict says how many clean rounds it rests on.\n\n\
+         | round | commit | started | finished | criterion results | load average during the round |\n\
+         |---|---|---|---|---|---|\n",
     );
     for r in rounds {
         let (commit, started, finished) = match &r.stamp {
@@ -303,18 +307,42 @@ fn provenance(out: &mut String, rounds: &[RoundInfo]) {
             ),
             None => ("not recorded", "-", "-"),
         };
+        let load = r
+            .stamp
+            .as_ref()
+            .and_then(|s| s.load.as_ref())
+            .map_or_else(|| "not sampled".to_string(), load_cell);
         let _ = writeln!(
             out,
-            "| {}-{} | {} | {} | {} | {} |",
+            "| {}-{} | {} | {} | {} | {} | {} |",
             r.condition,
             r.round,
             escape(commit),
             started,
             finished,
-            r.results
+            r.results,
+            load
         );
     }
     out.push('\n');
+}
+
+/// `peak 2.31 of 45 samples (<= 2.50: clean)`, or the same marked as foreign load.
+fn load_cell(load: &crate::provenance::RoundLoad) -> String {
+    let n = load.samples.len();
+    if load.foreign() {
+        format!(
+            "**foreign load**: peak {:.2} of {n} samples, above {:.2}",
+            load.peak(),
+            load.threshold
+        )
+    } else {
+        format!(
+            "clean: peak {:.2} of {n} samples (<= {:.2})",
+            load.peak(),
+            load.threshold
+        )
+    }
 }
 
 fn settings(out: &mut String, settings: &[GroupSettings], runs: &[FunctionRun]) {
@@ -527,6 +555,7 @@ mod tests {
             Some(crate::figure::Origin {
                 commit: "abc1234".into(),
                 time: "2026-12-02 17:00 UTC".into(),
+                foreign_load: Some(false),
             }),
         );
         let page = render_with(&figures, &[]);
@@ -558,6 +587,7 @@ mod tests {
                 Some(crate::figure::Origin {
                     commit: "abc1234".into(),
                     time: "2026-12-02 17:00 UTC".into(),
+                    foreign_load: Some(false),
                 }),
             );
         }
@@ -570,6 +600,51 @@ mod tests {
         assert!(
             page.contains("**0 met**, **0 missed**, **1 unsettled**"),
             "{page}"
+        );
+    }
+
+    #[test]
+    fn each_round_shows_its_load_and_whether_it_was_clean() {
+        use crate::provenance::{RoundLoad, Stamp};
+        let stamp = |round: u32, samples: Vec<f64>| Stamp {
+            commit: "abc1234".into(),
+            started: "s".into(),
+            finished: None,
+            condition: "quiet".into(),
+            round,
+            load: Some(RoundLoad {
+                samples,
+                threshold: 2.5,
+            }),
+        };
+        let rounds = [
+            RoundInfo {
+                condition: "quiet".into(),
+                round: 1,
+                stamp: Some(stamp(1, vec![1.0, 2.0])),
+                results: 3,
+            },
+            RoundInfo {
+                condition: "quiet".into(),
+                round: 2,
+                stamp: Some(stamp(2, vec![1.0, 6.0, 2.0])),
+                results: 3,
+            },
+        ];
+        let m = machine();
+        let rendered = render(&Page {
+            rounds: &rounds,
+            ..page(&m, &[], &[])
+        });
+        assert!(
+            rendered.contains(
+                "| quiet-1 | abc1234 | s | - | 3 | clean: peak 2.00 of 2 samples (<= 2.50) |"
+            ),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("| **foreign load**: peak 6.00 of 3 samples, above 2.50 |"),
+            "{rendered}"
         );
     }
 

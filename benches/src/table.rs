@@ -134,7 +134,7 @@ fn build_row(spec: RowSpec, figures: &Figures, judging: Judging<'_>) -> Row {
     };
     let verdict = match staleness {
         Some(why) => Verdict::NotJudged(why),
-        None => spec.rule.judge(ours, ratio),
+        None => with_load_note(spec.rule.judge(ours, ratio), figures, spec),
     };
     Row {
         spec,
@@ -162,6 +162,43 @@ fn against_goal(figures: &Figures, spec: RowSpec, goal: Figure) -> Option<Ratio>
         high: advantages.iter().copied().fold(0.0, f64::max),
         rounds: advantages.len(),
     })
+}
+
+/// Adds to a decided (or unsettled) verdict how many of ours' rounds ran without foreign load
+/// beside them: "; rests on 2 clean rounds of 3 (1 beside foreign load)". A figure measured
+/// once (a peer script, a timed command) has no rounds to count.
+fn with_load_note(verdict: Verdict, figures: &Figures, spec: RowSpec) -> Verdict {
+    let origins = figures.origins(spec.op, spec.ours);
+    if origins.len() < 2 {
+        return verdict;
+    }
+    let marks: Vec<Option<bool>> = origins
+        .iter()
+        .map(|o| o.and_then(|o| o.foreign_load))
+        .collect();
+    let count = |mark: Option<bool>| marks.iter().filter(|m| **m == mark).count();
+    let (clean, loaded, unsampled) = (count(Some(false)), count(Some(true)), count(None));
+    let mut note = format!(
+        "; rests on {clean} clean round{} of {}",
+        if clean == 1 { "" } else { "s" },
+        marks.len()
+    );
+    let mut why = Vec::new();
+    if loaded > 0 {
+        why.push(format!("{loaded} beside foreign load"));
+    }
+    if unsampled > 0 {
+        why.push(format!("{unsampled} not sampled"));
+    }
+    if !why.is_empty() {
+        note.push_str(&format!(" ({})", why.join(", ")));
+    }
+    match verdict {
+        Verdict::Met(text) => Verdict::Met(text + &note),
+        Verdict::Missed(text) => Verdict::Missed(text + &note),
+        Verdict::Unsettled(text) => Verdict::Unsettled(text + &note),
+        other => other,
+    }
 }
 
 /// Counts of verdicts, for the summary line.
@@ -235,7 +272,41 @@ mod tests {
         Some(Origin {
             commit: commit.into(),
             time: "2026-12-02 17:00 UTC".into(),
+            foreign_load: Some(false),
         })
+    }
+
+    /// Like [`origin`], with the load mark of the round.
+    fn origin_loaded(commit: &str, foreign_load: Option<bool>) -> Option<Origin> {
+        origin(commit).map(|o| Origin { foreign_load, ..o })
+    }
+
+    #[test]
+    fn a_verdict_says_how_many_clean_rounds_it_rests_on() {
+        let mut figures = idle_rounds([20e-6; 3], [25e-6; 3], "abc1234");
+        let op = "thread_pool/round_trip_idle";
+        // Round 2 ran beside foreign load, round 3 was not sampled.
+        for (round, mark) in [(2, Some(true)), (3, None)] {
+            for (who, t) in [("ours", 20e-6), ("rayon_install", 25e-6)] {
+                let origin = origin_loaded("abc1234", mark);
+                figures.insert_round(op, who, round, criterion(t), origin);
+            }
+        }
+        let rows = build(&[spec(op)], &figures, HERE);
+        let Verdict::Met(text) = &rows[0].verdict else {
+            panic!("{:?}", rows[0].verdict);
+        };
+        assert!(
+            text.ends_with("; rests on 1 clean round of 3 (1 beside foreign load, 1 not sampled)"),
+            "{text}"
+        );
+        let clean = idle_rounds([20e-6; 3], [25e-6; 3], "abc1234");
+        let rows = build(&[spec(op)], &clean, HERE);
+        assert!(
+            matches!(&rows[0].verdict, Verdict::Met(t) if t.ends_with("; rests on 3 clean rounds of 3")),
+            "{:?}",
+            rows[0].verdict
+        );
     }
 
     /// Ours and rayon install in three rounds of the idle round trip.

@@ -266,6 +266,7 @@ fn measure(ws: &Workspace, args: &Args, commit: &str) -> Result<(Sources, Vec<St
         finished: None,
         condition: "run".into(),
         round: 0,
+        load: None,
     };
     provenance::write(&results, RUN_STAMP, &stamp)
         .map_err(|e| format!("cannot write the run's stamp in {}: {e}", results.display()))?;
