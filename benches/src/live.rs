@@ -15,7 +15,7 @@ use crate::machine::LoadSampler;
 use crate::peers::{self, PeerError};
 use crate::provenance::{self, RoundLoad, Stamp, ROUNDS_DIR, ROUND_STAMP};
 use crate::run::{self, median};
-use crate::sources::{CELERY_FIGURES, SWEEP_CSV};
+use crate::sources::{CELERY_FIGURES, CRYPTO_CONDITION, SWEEP_CSV};
 use crate::targets::ops;
 
 /// How long and how often to measure.
@@ -109,12 +109,13 @@ impl Mode {
             "{name}: {} quiet rounds and {} busy rounds of the benches, every group with \
              {:.2} s warm-up, {:.2} s measurement, {samples} samples (flat sampling; the idle \
              round trips a tenth of those times); Python peers and timed commands: median of {} \
-             run(s)",
+             run(s); crypto sweep: {} rounds of one run each",
             self.rounds(),
             self.busy_rounds(),
             warm as f64 / 1000.0,
             measure as f64 / 1000.0,
-            self.runs()
+            self.runs(),
+            crypto_rounds(self)
         )
     }
 }
@@ -668,8 +669,17 @@ fn build_bins(ws: &Workspace, package: &str) -> Result<(), String> {
         .map_err(|e| format!("could not build the {package} binaries: {e}"))
 }
 
-/// Runs the crypto sweep with 2 workers; copies its CSV to `results/crypto-sweep.csv`.
-pub fn run_crypto_sweep(ws: &Workspace, mode: Mode, results: &Path) -> Vec<String> {
+/// Runs of the crypto sweep: each is a round of its own (`rounds/crypto-<n>/`, with a stamp
+/// and the load sampled while it ran), so the speed-up rows are judged round by round like
+/// the benches. Each round runs the sweep once (`--runs 1`); as many rounds as the mode's
+/// runs, and at least [`crate::targets::MIN_ROUNDS`].
+pub fn crypto_rounds(mode: Mode) -> u32 {
+    mode.runs().max(crate::targets::MIN_ROUNDS as u32)
+}
+
+/// Runs the crypto sweep with 2 workers in [`crypto_rounds`] rounds; each round's CSV goes to
+/// `results/rounds/crypto-<n>/crypto-sweep.csv` beside its stamp.
+pub fn run_crypto_sweep(ws: &Workspace, mode: Mode, results: &Path, commit: &str) -> Vec<String> {
     if let Err(note) = build_bins(ws, "crypto") {
         return vec![note];
     }
@@ -680,26 +690,55 @@ pub fn run_crypto_sweep(ws: &Workspace, mode: Mode, results: &Path) -> Vec<Strin
             bin.display()
         )];
     }
-    let out_dir = results.join("crypto-sweep");
-    let _ = fs::remove_dir_all(&out_dir);
+    // No round of an earlier, longer run may pose as one of this run's.
+    if let Ok(entries) = fs::read_dir(results.join(ROUNDS_DIR)) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if provenance::parse_round_dir_name(&name).is_some_and(|(c, _)| c == CRYPTO_CONDITION) {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    for number in 1..=crypto_rounds(mode) {
+        notes.extend(crypto_round(&bin, results, commit, number));
+    }
+    notes
+}
+
+/// One round of the crypto sweep; returns notes.
+fn crypto_round(bin: &Path, results: &Path, commit: &str, number: u32) -> Vec<String> {
+    let name = provenance::round_dir_name(CRYPTO_CONDITION, number);
+    let dir = results.join(ROUNDS_DIR).join(&name);
+    let out_dir = dir.join("sweep-output");
+    let _ = fs::remove_dir_all(&dir);
     if let Err(e) = fs::create_dir_all(&out_dir) {
         return vec![format!(
-            "crypto-sweep: cannot create {}: {e}",
+            "crypto-sweep round {name}: cannot create {}: {e}",
             out_dir.display()
         )];
     }
-    let mut cmd = Command::new(&bin);
-    cmd.args([
-        "--max-workers",
-        "2",
-        "--runs",
-        &mode.runs().to_string(),
-        "--out",
-    ])
-    .arg(&out_dir);
-    say(&format!("running {}", run::describe(&cmd)));
-    if let Err(e) = run::timed(cmd, Duration::from_secs(15 * 60)) {
-        return vec![format!("crypto-sweep failed: {e}")];
+    let mut stamp = Stamp {
+        commit: commit.to_string(),
+        started: now_utc(),
+        finished: None,
+        condition: CRYPTO_CONDITION.to_string(),
+        round: number,
+        load: None,
+    };
+    let mut notes = Vec::new();
+    let sampler = start_load_sampler(&mut notes, &name);
+    let mut cmd = Command::new(bin);
+    cmd.args(["--max-workers", "2", "--runs", "1", "--out"])
+        .arg(&out_dir);
+    say(&format!("round {name}: running {}", run::describe(&cmd)));
+    let ran = run::timed(cmd, Duration::from_secs(15 * 60));
+    stamp.finished = Some(now_utc());
+    // Crypto jobs keep both cores busy, as a quiet bench round may.
+    stamp.load = sampler.map(|s| round_load(s, "quiet"));
+    if let Err(e) = ran {
+        notes.push(format!("crypto-sweep round {name} failed: {e}"));
+        return notes;
     }
     // The sweep names its own file; take the CSV it wrote.
     let csv = fs::read_dir(&out_dir).ok().and_then(|entries| {
@@ -708,16 +747,17 @@ pub fn run_crypto_sweep(ws: &Workspace, mode: Mode, results: &Path) -> Vec<Strin
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|e| e == "csv"))
     });
-    match csv {
-        Some(csv) => match fs::copy(&csv, results.join(SWEEP_CSV)) {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![format!("crypto-sweep: cannot copy {}: {e}", csv.display())],
-        },
-        None => vec![format!(
-            "crypto-sweep wrote no CSV in {}",
-            out_dir.display()
-        )],
+    let copied = match csv {
+        Some(csv) => fs::copy(&csv, dir.join(SWEEP_CSV))
+            .map_err(|e| format!("cannot copy {}: {e}", csv.display())),
+        None => Err(format!("wrote no CSV in {}", out_dir.display())),
+    };
+    // The stamp last: a round folder with a stamp and no CSV would say nothing.
+    let stamped = provenance::write(&dir, ROUND_STAMP, &stamp).map_err(|e| e.to_string());
+    for problem in [copied.err(), stamped.err()].into_iter().flatten() {
+        notes.push(format!("crypto-sweep round {name}: {problem}"));
     }
+    notes
 }
 
 /// One timed figure in the JSON-lines format of the peers.
@@ -943,6 +983,7 @@ mod tests {
             assert!(mode.runs() >= 1);
             assert!(mode.rounds() >= crate::targets::MIN_ROUNDS as u32);
             assert!(mode.busy_rounds() >= crate::targets::MIN_ROUNDS as u32);
+            assert!(crypto_rounds(mode) >= crate::targets::MIN_ROUNDS as u32);
             let env = mode.bench_env();
             let samples = env.iter().find(|(k, _)| *k == "BENCH_SAMPLES").unwrap();
             assert!(

@@ -289,7 +289,7 @@ fn measure(ws: &Workspace, args: &Args, commit: &str) -> Result<(Sources, Vec<St
         notes.extend(live::run_peers(ws, args.mode, &results));
     }
     if !skip("crypto") {
-        notes.extend(live::run_crypto_sweep(ws, args.mode, &results));
+        notes.extend(live::run_crypto_sweep(ws, args.mode, &results, commit));
     }
     if !skip("flags") {
         notes.extend(live::run_flags(ws, args.mode, &results));
