@@ -16,7 +16,7 @@ use crate::peers::{self, PeerError};
 use crate::provenance::{self, RoundLoad, Stamp, ROUNDS_DIR, ROUND_STAMP};
 use crate::run::{self, median};
 use crate::sources::{CELERY_FIGURES, CRYPTO_CONDITION, SWEEP_CSV};
-use crate::targets::ops;
+use crate::targets::{ops, BUSY};
 
 /// How long and how often to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +109,8 @@ impl Mode {
             "{name}: {} quiet rounds and {} busy rounds of the benches, every group with \
              {:.2} s warm-up, {:.2} s measurement, {samples} samples (flat sampling; the idle \
              round trips a tenth of those times); Python peers and timed commands: median of {} \
-             run(s); crypto sweep: {} rounds of one run each",
+             run(s); crypto sweep: {} rounds of one run each; the groups of rows left \
+             unsettled get up to {EXTRA_ROUNDS} extra rounds",
             self.rounds(),
             self.busy_rounds(),
             warm as f64 / 1000.0,
@@ -356,6 +357,89 @@ pub fn run_benches(
     }
     drop(loops);
     say("busy loops stopped");
+    notes
+}
+
+/// The most extra rounds the groups of unsettled rows get (quiet and busy alike) before their
+/// verdict stays "unsettled after N rounds".
+pub const EXTRA_ROUNDS: u32 = 4;
+
+/// Measures the groups of unsettled rows again, one extra round at a time (quiet rounds
+/// numbered after [`Mode::rounds`], busy ones after [`Mode::busy_rounds`], with the busy loops
+/// beside those), until `unsettled()` names no group or [`EXTRA_ROUNDS`] were added.
+/// `unsettled()` rebuilds the table from the results so far and returns the groups to rerun
+/// (see `table::rerun_groups`; busy groups end in [`BUSY`]). Returns notes for the page.
+pub fn run_extra_rounds(
+    ws: &Workspace,
+    mode: Mode,
+    limit: Duration,
+    results: &Path,
+    commit: &str,
+    mut unsettled: impl FnMut() -> Vec<String>,
+) -> Vec<String> {
+    let targets = discover_benches(&ws.root);
+    let mut notes = Vec::new();
+    let mut rerun: Vec<String> = Vec::new();
+    let mut added = 0;
+    for extra in 1..=EXTRA_ROUNDS {
+        let groups = unsettled();
+        if groups.is_empty() {
+            break;
+        }
+        let busy: Vec<&str> = groups.iter().filter_map(|g| g.strip_suffix(BUSY)).collect();
+        let quiet: Vec<&str> = groups
+            .iter()
+            .map(String::as_str)
+            .filter(|g| !g.ends_with(BUSY))
+            .collect();
+        say(&format!(
+            "extra round {extra} of at most {EXTRA_ROUNDS} for {groups:?}"
+        ));
+        // Never an empty BENCH_GROUPS: the benches would read it as "every group".
+        if !quiet.is_empty() {
+            let round = Round {
+                condition: "quiet",
+                number: mode.rounds() + extra,
+                commit,
+                groups: Some(&quiet),
+            };
+            let picked = targets_for(&targets, &quiet);
+            notes.extend(run_round(ws, mode, limit, results, &round, &picked));
+        }
+        if !busy.is_empty() {
+            match BusyLoops::start(2) {
+                Ok(loops) => {
+                    let round = Round {
+                        condition: "busy",
+                        number: mode.busy_rounds() + extra,
+                        commit,
+                        groups: Some(&busy),
+                    };
+                    let picked = targets_for(&targets, &busy);
+                    notes.extend(run_round(ws, mode, limit, results, &round, &picked));
+                    drop(loops);
+                }
+                Err(e) => notes.push(format!(
+                    "extra busy round {extra} not run: cannot start the busy loops: {e}"
+                )),
+            }
+        }
+        rerun.extend(groups);
+        added = extra;
+    }
+    rerun.sort();
+    rerun.dedup();
+    if added > 0 {
+        notes.push(format!(
+            "unsettled rows were measured again: {added} extra round(s) (at most \
+             {EXTRA_ROUNDS}) of the groups {}",
+            rerun
+                .iter()
+                .map(|g| format!("`{g}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     notes
 }
 
@@ -928,6 +1012,70 @@ mod tests {
             matches!(&tput, Verdict::Missed(t) if t.contains("over 3 rounds")),
             "{tput:?}"
         );
+    }
+
+    /// The extra rounds stop at the cap while rows stay unsettled, are numbered after the
+    /// mode's rounds, and stop at once when nothing is unsettled. (A workspace without benches:
+    /// each round is only its folder and stamp.)
+    #[test]
+    fn unsettled_groups_get_extra_rounds_up_to_the_cap() {
+        let root = std::env::temp_dir().join(format!("benches-extra-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let results = root.join("results");
+        fs::create_dir_all(&results).unwrap();
+        let ws = Workspace {
+            root: root.clone(),
+            target_dir: root.join("target"),
+        };
+        let limit = Duration::from_secs(60);
+        let mut asked = 0;
+        let notes = run_extra_rounds(&ws, Mode::Quick, limit, &results, "abc", || {
+            asked += 1;
+            vec!["thread_pool/round_trip_idle".into()]
+        });
+        assert_eq!(asked, EXTRA_ROUNDS, "asked before each extra round");
+        let rounds = |condition: &str| {
+            let mut found: Vec<u32> = fs::read_dir(results.join(ROUNDS_DIR))
+                .map(|e| {
+                    e.flatten()
+                        .filter_map(|e| {
+                            provenance::parse_round_dir_name(&e.file_name().to_string_lossy())
+                        })
+                        .filter(|(c, _)| c == condition)
+                        .map(|(_, n)| n)
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.sort();
+            found
+        };
+        assert_eq!(rounds("quiet"), [4, 5, 6, 7], "after the 3 quick rounds");
+        assert!(rounds("busy").is_empty());
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("4 extra round(s) (at most 4)")),
+            "{notes:?}"
+        );
+        // Settled at once: nothing runs, nothing is said.
+        fs::remove_dir_all(results.join(ROUNDS_DIR)).unwrap();
+        let notes = run_extra_rounds(&ws, Mode::Quick, limit, &results, "abc", Vec::new);
+        assert!(notes.is_empty(), "{notes:?}");
+        assert!(rounds("quiet").is_empty());
+        // A busy group alone gets busy rounds only; settled after one.
+        let mut left = vec![vec!["thread_pool/throughput_200k@busy".to_string()]];
+        run_extra_rounds(&ws, Mode::Quick, limit, &results, "abc", || {
+            left.pop().unwrap_or_default()
+        });
+        assert_eq!(rounds("busy"), [4]);
+        assert!(rounds("quiet").is_empty());
+        let stamp =
+            provenance::read(&results.join(ROUNDS_DIR).join("busy-4"), ROUND_STAMP).unwrap();
+        assert!(
+            stamp.load.is_some(),
+            "the load is sampled in extra rounds too"
+        );
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! commit, or without a recorded commit, is "not judged", whatever it says.
 
 use crate::figure::{Figure, Figures, Key, Origin, Ratio};
+use crate::sources::FunctionRun;
 use crate::targets::{RowSpec, Rule, Verdict};
 
 /// One peer's cell.
@@ -199,6 +200,23 @@ fn with_load_note(verdict: Verdict, figures: &Figures, spec: RowSpec) -> Verdict
         Verdict::Unsettled(text) => Verdict::Unsettled(text + &note),
         other => other,
     }
+}
+
+/// The criterion groups to measure again: those of the unsettled rows whose figures came
+/// from criterion rounds (`measured`, as loaded). A row of a figure measured otherwise (the
+/// crypto sweep, Celery, a timed command) cannot be rerun by group and is left out. Group ids
+/// of busy rows keep their [`crate::targets::BUSY`] suffix.
+pub fn rerun_groups(rows: &[Row], measured: &[FunctionRun]) -> Vec<String> {
+    let mut groups: Vec<String> = rows
+        .iter()
+        .filter(|row| matches!(row.verdict, Verdict::Unsettled(_)))
+        .map(|row| row.spec.op)
+        .filter(|op| measured.iter().any(|run| run.group == *op))
+        .map(str::to_string)
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups
 }
 
 /// Counts of verdicts, for the summary line.
@@ -480,6 +498,54 @@ mod tests {
             matches!(&rows[0].verdict, Verdict::Unsettled(t) if t.contains("90.0k/s-120k/s")),
             "{:?}",
             rows[0].verdict
+        );
+    }
+
+    #[test]
+    fn only_unsettled_rows_measured_by_criterion_are_rerun() {
+        let unsettled = |op: &'static str, ours: &'static str| Row {
+            spec: RowSpec {
+                op,
+                ours,
+                ..spec("thread_pool/round_trip_idle")
+            },
+            ours: None,
+            rounds: 3,
+            peers: vec![],
+            verdict: Verdict::Unsettled("after 3 rounds".into()),
+        };
+        let settled = Row {
+            verdict: Verdict::Met("x".into()),
+            ..unsettled("thread_pool/round_trip_hot", "ours")
+        };
+        let rows = [
+            unsettled("thread_pool/round_trip_idle", "ours"),
+            unsettled("thread_pool/round_trip_idle", "ours/cpu"),
+            unsettled("thread_pool/throughput_200k@busy", "ours"),
+            unsettled(crate::targets::ops::CRYPTO_SPEEDUP_2, "threads"),
+            settled,
+        ];
+        let run = |group: &str| FunctionRun {
+            group: group.into(),
+            who: "ours".into(),
+            round: 1,
+            measured: crate::criterion::Measured {
+                samples: 10,
+                iterations: 100.0,
+                seconds: 1.0,
+            },
+        };
+        let measured = [
+            run("thread_pool/round_trip_idle"),
+            run("thread_pool/round_trip_hot"),
+            run("thread_pool/throughput_200k@busy"),
+        ];
+        assert_eq!(
+            rerun_groups(&rows, &measured),
+            [
+                "thread_pool/round_trip_idle",
+                "thread_pool/throughput_200k@busy"
+            ]
         );
     }
 

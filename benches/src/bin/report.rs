@@ -14,14 +14,14 @@ use std::time::{Duration, SystemTime};
 
 use benches::machine::utc_date;
 use benches::provenance::{self, Stamp, RUN_STAMP};
-use benches::targets::busy_groups;
+use benches::targets::{busy_groups, BUSY_ROWS, ROWS};
 
 use benches::live::{self, Mode, Workspace};
 use benches::machine::{overload_warning, Machine};
 use benches::markdown::REPRODUCE;
 use benches::page::{self, RunInfo};
 use benches::sources::{self, Sources};
-use benches::table::tally;
+use benches::table::{self, tally, Judging};
 
 const USAGE: &str = "\
 usage: report [--quick | --long] [--skip STEP]... [--bench-timeout SECS] [--out FILE]
@@ -280,6 +280,20 @@ fn measure(ws: &Workspace, args: &Args, commit: &str) -> Result<(Sources, Vec<St
             &results,
             commit,
             &busy_groups(),
+        ));
+        // Rows whose rounds fall on both sides of their target get more rounds.
+        let unsettled = || {
+            let loaded = sources::load(&Sources {
+                results_dir: results.clone(),
+                criterion_dir: None,
+            });
+            let judging = Judging { commit };
+            let mut rows = table::build(ROWS, &loaded.figures, judging);
+            rows.extend(table::build(BUSY_ROWS, &loaded.figures, judging));
+            table::rerun_groups(&rows, &loaded.runs)
+        };
+        notes.extend(live::run_extra_rounds(
+            ws, args.mode, limit, &results, commit, unsettled,
         ));
     }
     if !skip("celery") {
