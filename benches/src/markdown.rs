@@ -85,7 +85,7 @@ fn header(out: &mut String) {
         "One command runs the criterion benches of every package in rounds (ours and the Rust \
          peers in the same bench group, their order reversed every other round), then the key \
          rows again with two busy loops beside them, the Python `concurrent.futures` peers in \
-         `benches/peers/`, the crypto worker sweep and the timed flag downloads, then rewrites \
+         `benches/peers/`, the crypto worker sweep (in rounds too) and the timed flag downloads, then rewrites \
          this page and its plots in `docs/img/`. A bench that is missing or fails shows as \
          \"not measured\"; it never stops the report.\n\n\
          ## How to read it\n\n\
@@ -101,15 +101,28 @@ fn header(out: &mut String) {
          * **Target** is the project's performance goal for the row (docs/design.md, section 3; \
          judged here against the peer that does the same work). A target against a peer is \
          judged on the median per-round ratio over at least MIN_ROUNDS_TEXT rounds, which is \
-         what survives a noisy machine. A target is **met** or **missed** with the figures that \
-         decided it; a row whose figure is absent says \"not measured\", and a row whose \
-         figures come from another commit (or carry none) says \"not judged\": neither is \
-         ever counted as met.\n\
+         what survives a noisy machine. A target is **met** or **missed** only when every round \
+         falls on the same side of it (for a fixed target, every round's own figure); a row \
+         whose rounds fall on both sides is **unsettled**: its median could land either way in \
+         a rerun, so it counts as neither. The report measures the groups of unsettled rows \
+         again, up to EXTRA_ROUNDS_TEXT extra rounds, before it leaves them \"unsettled after N \
+         rounds\". A row whose figure is absent says \"not measured\", and a row whose figures \
+         come from another commit (or carry none) says \"not judged\": none of these is ever \
+         counted as met.\n\
+         * The load average is sampled about once a second during every round (benches, busy \
+         rounds, crypto sweep runs). A round whose peak rose above what the round itself \
+         explains (the cores + 0.5; + 2 more in a busy round, for its two busy loops) ran beside \
+         foreign load and is marked so under \"Where the figures come from\"; every verdict \
+         ends with how many clean rounds it rests on. The 1-minute load average lags (it \
+         decays over about a minute), so a round right after heavy work can be marked although \
+         it ran alone: the mark errs towards distrust.\n\
          * The machine is small and shared (2 cores, other builds running at the same time): \
          absolute figures move by tens of percent between runs. The load average at the start \
-         of the run is in the table below: above the number of cores, other work was competing. Trust ratios within one run \
-         more than any single number, and use `--long` before quoting one.\n\n"
-        .replace("MIN_ROUNDS_TEXT", &MIN_ROUNDS.to_string()),
+         of the run is in the table below: above the number of cores, other work was competing. \
+         Trust ratios within one run more than any single number, and use `--long` before \
+         quoting one.\n\n"
+        .replace("MIN_ROUNDS_TEXT", &MIN_ROUNDS.to_string())
+        .replace("EXTRA_ROUNDS_TEXT", &crate::live::EXTRA_ROUNDS.to_string()),
     );
 }
 
@@ -501,6 +514,7 @@ mod tests {
         assert!(page.contains("## Reproduce"));
         assert!(page.contains(REPRODUCE));
         assert!(page.contains("## How to read it"));
+        assert!(page.contains("up to 4 extra rounds"), "the cap is printed");
         assert!(page.contains("| CPU | Test CPU |"));
         assert!(page.contains("| 0.50, 0.40, 0.30 |"));
         assert!(page.contains("| sources | abc1234 |"));
