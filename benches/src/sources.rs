@@ -133,17 +133,17 @@ pub fn load(sources: &Sources) -> Loaded {
     for path in jsonl_files(dir) {
         read_jsonl(&path, &mut run_wide, &mut loaded.notes);
     }
+    // The sweep of an older run, once for the whole run; a live run now leaves one per crypto
+    // round (`rounds/crypto-<n>/`), read with the rounds below.
     let csv = dir.join(SWEEP_CSV);
-    match fs::read_to_string(&csv) {
-        Ok(text) => match sweep::parse(&text) {
+    if let Ok(text) = fs::read_to_string(&csv) {
+        match sweep::parse(&text) {
             Ok(sweep) => {
                 sweep.add_to(&mut run_wide);
                 loaded.sweep = Some(sweep);
             }
             Err(e) => loaded.notes.push(e.to_string()),
-        },
-        // Looked for again in the rounds (`rounds/crypto-<n>/`) below.
-        Err(_) => {}
+        }
     }
     match provenance::read(dir, RUN_STAMP) {
         Ok(stamp) => {
