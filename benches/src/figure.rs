@@ -243,6 +243,9 @@ pub struct Origin {
     pub commit: String,
     /// When it was measured (`YYYY-MM-DD HH:MM UTC`).
     pub time: String,
+    /// Whether the load average sampled during its round rose above what the round itself
+    /// explains (see `provenance::RoundLoad`); `None` when nobody sampled it.
+    pub foreign_load: Option<bool>,
 }
 
 /// One round's sample and its origin.
@@ -512,6 +515,7 @@ mod tests {
         let origin = Origin {
             commit: "abc".into(),
             time: "t".into(),
+            foreign_load: Some(false),
         };
         for (round, ours, peer) in [(1, 10.0, 20.0), (2, 10.0, 15.0), (3, 20.0, 20.0)] {
             figures.insert_round("op", "ours", round, time(ours), Some(origin.clone()));

@@ -39,7 +39,11 @@
 //! use benches::targets::{Verdict, ROWS};
 //!
 //! let mut figures = Figures::new();
-//! let here = Origin { commit: "abc1234".into(), time: "2026-12-02 18:00 UTC".into() };
+//! let here = Origin {
+//!     commit: "abc1234".into(),
+//!     time: "2026-12-02 18:00 UTC".into(),
+//!     foreign_load: Some(false), // the load average stayed within what the round explains
+//! };
 //! // criterion: one iteration of 200k tasks took 30 ms for us, 50 ms for the threadpool
 //! // crate, in each of three rounds.
 //! let batch = |seconds| Sample::Criterion {

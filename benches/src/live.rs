@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::machine::LoadSampler;
 use crate::peers::{self, PeerError};
-use crate::provenance::{self, Stamp, ROUNDS_DIR, ROUND_STAMP};
+use crate::provenance::{self, RoundLoad, Stamp, ROUNDS_DIR, ROUND_STAMP};
 use crate::run::{self, median};
-use crate::sources::{CELERY_FIGURES, SWEEP_CSV};
-use crate::targets::ops;
+use crate::sources::{CELERY_FIGURES, CRYPTO_CONDITION, SWEEP_CSV};
+use crate::targets::{ops, BUSY};
 
 /// How long and how often to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,12 +109,14 @@ impl Mode {
             "{name}: {} quiet rounds and {} busy rounds of the benches, every group with \
              {:.2} s warm-up, {:.2} s measurement, {samples} samples (flat sampling; the idle \
              round trips a tenth of those times); Python peers and timed commands: median of {} \
-             run(s)",
+             run(s); crypto sweep: {} rounds of one run each; the groups of rows left \
+             unsettled get up to {EXTRA_ROUNDS} extra rounds",
             self.rounds(),
             self.busy_rounds(),
             warm as f64 / 1000.0,
             measure as f64 / 1000.0,
-            self.runs()
+            self.runs(),
+            crypto_rounds(self)
         )
     }
 }
@@ -357,6 +360,89 @@ pub fn run_benches(
     notes
 }
 
+/// The most extra rounds the groups of unsettled rows get (quiet and busy alike) before their
+/// verdict stays "unsettled after N rounds".
+pub const EXTRA_ROUNDS: u32 = 4;
+
+/// Measures the groups of unsettled rows again, one extra round at a time (quiet rounds
+/// numbered after [`Mode::rounds`], busy ones after [`Mode::busy_rounds`], with the busy loops
+/// beside those), until `unsettled()` names no group or [`EXTRA_ROUNDS`] were added.
+/// `unsettled()` rebuilds the table from the results so far and returns the groups to rerun
+/// (see `table::rerun_groups`; busy groups end in [`BUSY`]). Returns notes for the page.
+pub fn run_extra_rounds(
+    ws: &Workspace,
+    mode: Mode,
+    limit: Duration,
+    results: &Path,
+    commit: &str,
+    mut unsettled: impl FnMut() -> Vec<String>,
+) -> Vec<String> {
+    let targets = discover_benches(&ws.root);
+    let mut notes = Vec::new();
+    let mut rerun: Vec<String> = Vec::new();
+    let mut added = 0;
+    for extra in 1..=EXTRA_ROUNDS {
+        let groups = unsettled();
+        if groups.is_empty() {
+            break;
+        }
+        let busy: Vec<&str> = groups.iter().filter_map(|g| g.strip_suffix(BUSY)).collect();
+        let quiet: Vec<&str> = groups
+            .iter()
+            .map(String::as_str)
+            .filter(|g| !g.ends_with(BUSY))
+            .collect();
+        say(&format!(
+            "extra round {extra} of at most {EXTRA_ROUNDS} for {groups:?}"
+        ));
+        // Never an empty BENCH_GROUPS: the benches would read it as "every group".
+        if !quiet.is_empty() {
+            let round = Round {
+                condition: "quiet",
+                number: mode.rounds() + extra,
+                commit,
+                groups: Some(&quiet),
+            };
+            let picked = targets_for(&targets, &quiet);
+            notes.extend(run_round(ws, mode, limit, results, &round, &picked));
+        }
+        if !busy.is_empty() {
+            match BusyLoops::start(2) {
+                Ok(loops) => {
+                    let round = Round {
+                        condition: "busy",
+                        number: mode.busy_rounds() + extra,
+                        commit,
+                        groups: Some(&busy),
+                    };
+                    let picked = targets_for(&targets, &busy);
+                    notes.extend(run_round(ws, mode, limit, results, &round, &picked));
+                    drop(loops);
+                }
+                Err(e) => notes.push(format!(
+                    "extra busy round {extra} not run: cannot start the busy loops: {e}"
+                )),
+            }
+        }
+        rerun.extend(groups);
+        added = extra;
+    }
+    rerun.sort();
+    rerun.dedup();
+    if added > 0 {
+        notes.push(format!(
+            "unsettled rows were measured again: {added} extra round(s) (at most \
+             {EXTRA_ROUNDS}) of the groups {}",
+            rerun
+                .iter()
+                .map(|g| format!("`{g}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    notes
+}
+
 /// Builds every bench target before the first round, so that no round (and no per-bench time
 /// limit) pays for compiling. A failure is a note; the rounds then try anyway.
 fn build_benches(ws: &Workspace, targets: &[BenchTarget]) -> Vec<String> {
@@ -409,9 +495,11 @@ fn run_round(
         finished: None,
         condition: round.condition.to_string(),
         round: round.number,
+        load: None,
     };
     let _ = provenance::write(&dir, ROUND_STAMP, &stamp);
     say(&format!("round {name}"));
+    let sampler = start_load_sampler(&mut notes, &name);
     for target in targets {
         let mut cmd = ws.cargo();
         cmd.args([
@@ -467,8 +555,43 @@ fn run_round(
         }
     }
     stamp.finished = Some(now_utc());
+    stamp.load = sampler.map(|s| round_load(s, round.condition));
     let _ = provenance::write(&dir, ROUND_STAMP, &stamp);
     notes
+}
+
+/// How often the load average is sampled during a round.
+const LOAD_SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// Starts sampling the load average for round `name`; a sampler that cannot start is a note
+/// (the round's figures then say "not sampled").
+fn start_load_sampler(notes: &mut Vec<String>, name: &str) -> Option<LoadSampler> {
+    match LoadSampler::start(LOAD_SAMPLE_EVERY) {
+        Ok(sampler) => Some(sampler),
+        Err(e) => {
+            notes.push(format!(
+                "round {name}: the load average was not sampled: {e}"
+            ));
+            None
+        }
+    }
+}
+
+/// The samples of a finished round with the threshold of its condition.
+fn round_load(sampler: LoadSampler, condition: &str) -> RoundLoad {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = RoundLoad {
+        samples: sampler.finish(),
+        threshold: RoundLoad::threshold_for(condition, cores),
+    };
+    if load.foreign() {
+        say(&format!(
+            "  foreign load: the load average reached {:.2}, above the {:.2} this round explains",
+            load.peak(),
+            load.threshold
+        ));
+    }
+    load
 }
 
 /// (round trips, tasks, Python round trips, Python tasks) of one Celery round.
@@ -536,6 +659,7 @@ pub fn run_celery(ws: &Workspace, mode: Mode, results: &Path, commit: &str) -> V
                 finished: Some(now_utc()),
                 condition: "quiet".into(),
                 round,
+                load: None,
             };
             if let Err(e) = fs::create_dir_all(&dir)
                 .map_err(|e| e.to_string())
@@ -629,8 +753,17 @@ fn build_bins(ws: &Workspace, package: &str) -> Result<(), String> {
         .map_err(|e| format!("could not build the {package} binaries: {e}"))
 }
 
-/// Runs the crypto sweep with 2 workers; copies its CSV to `results/crypto-sweep.csv`.
-pub fn run_crypto_sweep(ws: &Workspace, mode: Mode, results: &Path) -> Vec<String> {
+/// Runs of the crypto sweep: each is a round of its own (`rounds/crypto-<n>/`, with a stamp
+/// and the load sampled while it ran), so the speed-up rows are judged round by round like
+/// the benches. Each round runs the sweep once (`--runs 1`); as many rounds as the mode's
+/// runs, and at least [`crate::targets::MIN_ROUNDS`].
+pub fn crypto_rounds(mode: Mode) -> u32 {
+    mode.runs().max(crate::targets::MIN_ROUNDS as u32)
+}
+
+/// Runs the crypto sweep with 2 workers in [`crypto_rounds`] rounds; each round's CSV goes to
+/// `results/rounds/crypto-<n>/crypto-sweep.csv` beside its stamp.
+pub fn run_crypto_sweep(ws: &Workspace, mode: Mode, results: &Path, commit: &str) -> Vec<String> {
     if let Err(note) = build_bins(ws, "crypto") {
         return vec![note];
     }
@@ -641,26 +774,55 @@ pub fn run_crypto_sweep(ws: &Workspace, mode: Mode, results: &Path) -> Vec<Strin
             bin.display()
         )];
     }
-    let out_dir = results.join("crypto-sweep");
-    let _ = fs::remove_dir_all(&out_dir);
+    // No round of an earlier, longer run may pose as one of this run's.
+    if let Ok(entries) = fs::read_dir(results.join(ROUNDS_DIR)) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if provenance::parse_round_dir_name(&name).is_some_and(|(c, _)| c == CRYPTO_CONDITION) {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    for number in 1..=crypto_rounds(mode) {
+        notes.extend(crypto_round(&bin, results, commit, number));
+    }
+    notes
+}
+
+/// One round of the crypto sweep; returns notes.
+fn crypto_round(bin: &Path, results: &Path, commit: &str, number: u32) -> Vec<String> {
+    let name = provenance::round_dir_name(CRYPTO_CONDITION, number);
+    let dir = results.join(ROUNDS_DIR).join(&name);
+    let out_dir = dir.join("sweep-output");
+    let _ = fs::remove_dir_all(&dir);
     if let Err(e) = fs::create_dir_all(&out_dir) {
         return vec![format!(
-            "crypto-sweep: cannot create {}: {e}",
+            "crypto-sweep round {name}: cannot create {}: {e}",
             out_dir.display()
         )];
     }
-    let mut cmd = Command::new(&bin);
-    cmd.args([
-        "--max-workers",
-        "2",
-        "--runs",
-        &mode.runs().to_string(),
-        "--out",
-    ])
-    .arg(&out_dir);
-    say(&format!("running {}", run::describe(&cmd)));
-    if let Err(e) = run::timed(cmd, Duration::from_secs(15 * 60)) {
-        return vec![format!("crypto-sweep failed: {e}")];
+    let mut stamp = Stamp {
+        commit: commit.to_string(),
+        started: now_utc(),
+        finished: None,
+        condition: CRYPTO_CONDITION.to_string(),
+        round: number,
+        load: None,
+    };
+    let mut notes = Vec::new();
+    let sampler = start_load_sampler(&mut notes, &name);
+    let mut cmd = Command::new(bin);
+    cmd.args(["--max-workers", "2", "--runs", "1", "--out"])
+        .arg(&out_dir);
+    say(&format!("round {name}: running {}", run::describe(&cmd)));
+    let ran = run::timed(cmd, Duration::from_secs(15 * 60));
+    stamp.finished = Some(now_utc());
+    // Crypto jobs keep both cores busy, as a quiet bench round may.
+    stamp.load = sampler.map(|s| round_load(s, "quiet"));
+    if let Err(e) = ran {
+        notes.push(format!("crypto-sweep round {name} failed: {e}"));
+        return notes;
     }
     // The sweep names its own file; take the CSV it wrote.
     let csv = fs::read_dir(&out_dir).ok().and_then(|entries| {
@@ -669,16 +831,17 @@ pub fn run_crypto_sweep(ws: &Workspace, mode: Mode, results: &Path) -> Vec<Strin
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|e| e == "csv"))
     });
-    match csv {
-        Some(csv) => match fs::copy(&csv, results.join(SWEEP_CSV)) {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![format!("crypto-sweep: cannot copy {}: {e}", csv.display())],
-        },
-        None => vec![format!(
-            "crypto-sweep wrote no CSV in {}",
-            out_dir.display()
-        )],
+    let copied = match csv {
+        Some(csv) => fs::copy(&csv, dir.join(SWEEP_CSV))
+            .map_err(|e| format!("cannot copy {}: {e}", csv.display())),
+        None => Err(format!("wrote no CSV in {}", out_dir.display())),
+    };
+    // The stamp last: a round folder with a stamp and no CSV would say nothing.
+    let stamped = provenance::write(&dir, ROUND_STAMP, &stamp).map_err(|e| e.to_string());
+    for problem in [copied.err(), stamped.err()].into_iter().flatten() {
+        notes.push(format!("crypto-sweep round {name}: {problem}"));
     }
+    notes
 }
 
 /// One timed figure in the JSON-lines format of the peers.
@@ -824,6 +987,7 @@ mod tests {
                 finished: None,
                 condition: "quiet".into(),
                 round: *round,
+                load: None,
             };
             provenance::write(&rd, ROUND_STAMP, &stamp).unwrap();
             fs::write(rd.join(CELERY_FIGURES), lines).unwrap();
@@ -848,6 +1012,70 @@ mod tests {
             matches!(&tput, Verdict::Missed(t) if t.contains("over 3 rounds")),
             "{tput:?}"
         );
+    }
+
+    /// The extra rounds stop at the cap while rows stay unsettled, are numbered after the
+    /// mode's rounds, and stop at once when nothing is unsettled. (A workspace without benches:
+    /// each round is only its folder and stamp.)
+    #[test]
+    fn unsettled_groups_get_extra_rounds_up_to_the_cap() {
+        let root = std::env::temp_dir().join(format!("benches-extra-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let results = root.join("results");
+        fs::create_dir_all(&results).unwrap();
+        let ws = Workspace {
+            root: root.clone(),
+            target_dir: root.join("target"),
+        };
+        let limit = Duration::from_secs(60);
+        let mut asked = 0;
+        let notes = run_extra_rounds(&ws, Mode::Quick, limit, &results, "abc", || {
+            asked += 1;
+            vec!["thread_pool/round_trip_idle".into()]
+        });
+        assert_eq!(asked, EXTRA_ROUNDS, "asked before each extra round");
+        let rounds = |condition: &str| {
+            let mut found: Vec<u32> = fs::read_dir(results.join(ROUNDS_DIR))
+                .map(|e| {
+                    e.flatten()
+                        .filter_map(|e| {
+                            provenance::parse_round_dir_name(&e.file_name().to_string_lossy())
+                        })
+                        .filter(|(c, _)| c == condition)
+                        .map(|(_, n)| n)
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.sort();
+            found
+        };
+        assert_eq!(rounds("quiet"), [4, 5, 6, 7], "after the 3 quick rounds");
+        assert!(rounds("busy").is_empty());
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("4 extra round(s) (at most 4)")),
+            "{notes:?}"
+        );
+        // Settled at once: nothing runs, nothing is said.
+        fs::remove_dir_all(results.join(ROUNDS_DIR)).unwrap();
+        let notes = run_extra_rounds(&ws, Mode::Quick, limit, &results, "abc", Vec::new);
+        assert!(notes.is_empty(), "{notes:?}");
+        assert!(rounds("quiet").is_empty());
+        // A busy group alone gets busy rounds only; settled after one.
+        let mut left = vec![vec!["thread_pool/throughput_200k@busy".to_string()]];
+        run_extra_rounds(&ws, Mode::Quick, limit, &results, "abc", || {
+            left.pop().unwrap_or_default()
+        });
+        assert_eq!(rounds("busy"), [4]);
+        assert!(rounds("quiet").is_empty());
+        let stamp =
+            provenance::read(&results.join(ROUNDS_DIR).join("busy-4"), ROUND_STAMP).unwrap();
+        assert!(
+            stamp.load.is_some(),
+            "the load is sampled in extra rounds too"
+        );
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -903,6 +1131,7 @@ mod tests {
             assert!(mode.runs() >= 1);
             assert!(mode.rounds() >= crate::targets::MIN_ROUNDS as u32);
             assert!(mode.busy_rounds() >= crate::targets::MIN_ROUNDS as u32);
+            assert!(crypto_rounds(mode) >= crate::targets::MIN_ROUNDS as u32);
             let env = mode.bench_env();
             let samples = env.iter().find(|(k, _)| *k == "BENCH_SAMPLES").unwrap();
             assert!(

@@ -136,6 +136,54 @@ pub fn load_average(loadavg: &str) -> Option<String> {
     (fields.len() == 3 && all_numbers).then(|| fields.join(", "))
 }
 
+/// The 1-minute load average of `/proc/loadavg` text.
+pub fn one_minute_load(loadavg: &str) -> Option<f64> {
+    loadavg.split_whitespace().next()?.parse().ok()
+}
+
+/// Reads the 1-minute load average now (`None` where there is no `/proc/loadavg`).
+fn read_one_minute_load() -> Option<f64> {
+    one_minute_load(&std::fs::read_to_string("/proc/loadavg").ok()?)
+}
+
+/// Samples the 1-minute load average while a round runs: once when started, then every
+/// `every` on a thread of its own, and once more when finished. A load read only at the start
+/// of the report misses the build that starts halfway through a round beside it.
+#[derive(Debug)]
+pub struct LoadSampler {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<Vec<f64>>,
+}
+
+impl LoadSampler {
+    /// Takes the first sample and starts the sampling thread.
+    pub fn start(every: std::time::Duration) -> std::io::Result<LoadSampler> {
+        let first: Vec<f64> = read_one_minute_load().into_iter().collect();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("load-sampler".into())
+            .spawn(move || {
+                let mut samples = first;
+                // A timeout is the next tick; a message (or the sender gone) is the end.
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(every)
+                {
+                    samples.extend(read_one_minute_load());
+                }
+                samples
+            })?;
+        Ok(LoadSampler { stop, thread })
+    }
+
+    /// Stops the thread and returns every sample, the last one taken now.
+    pub fn finish(self) -> Vec<f64> {
+        let _ = self.stop.send(());
+        let mut samples = self.thread.join().unwrap_or_default();
+        samples.extend(read_one_minute_load());
+        samples
+    }
+}
+
 /// A warning when the 1-minute load average (the first of `load`, as [`load_average`] formats
 /// it) is above `cores`: other work was competing for the CPUs, so the figures are noise.
 pub fn overload_warning(load: &str, cores: usize) -> Option<String> {
@@ -205,6 +253,21 @@ mod tests {
         assert_eq!(load_average(text).as_deref(), Some("6.42, 4.60, 4.38"));
         assert_eq!(load_average("garbage"), None);
         assert_eq!(load_average("1.0 x 2.0"), None);
+    }
+
+    #[test]
+    fn the_load_sampler_samples_at_start_and_finish() {
+        assert_eq!(one_minute_load("6.42 4.60 4.38 3/812 12345\n"), Some(6.42));
+        assert_eq!(one_minute_load("x 1 2"), None);
+        assert!(
+            Path::new("/proc/loadavg").exists(),
+            "this test needs Linux's /proc/loadavg"
+        );
+        // An interval far longer than the test: only the start and finish samples.
+        let sampler = LoadSampler::start(std::time::Duration::from_secs(3600)).unwrap();
+        let samples = sampler.finish();
+        assert_eq!(samples.len(), 2, "{samples:?}");
+        assert!(samples.iter().all(|s| *s >= 0.0), "{samples:?}");
     }
 
     #[test]

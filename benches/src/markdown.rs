@@ -85,7 +85,7 @@ fn header(out: &mut String) {
         "One command runs the criterion benches of every package in rounds (ours and the Rust \
          peers in the same bench group, their order reversed every other round), then the key \
          rows again with two busy loops beside them, the Python `concurrent.futures` peers in \
-         `benches/peers/`, the crypto worker sweep and the timed flag downloads, then rewrites \
+         `benches/peers/`, the crypto worker sweep (in rounds too) and the timed flag downloads, then rewrites \
          this page and its plots in `docs/img/`. A bench that is missing or fails shows as \
          \"not measured\"; it never stops the report.\n\n\
          ## How to read it\n\n\
@@ -101,15 +101,28 @@ fn header(out: &mut String) {
          * **Target** is the project's performance goal for the row (docs/design.md, section 3; \
          judged here against the peer that does the same work). A target against a peer is \
          judged on the median per-round ratio over at least MIN_ROUNDS_TEXT rounds, which is \
-         what survives a noisy machine. A target is **met** or **missed** with the figures that \
-         decided it; a row whose figure is absent says \"not measured\", and a row whose \
-         figures come from another commit (or carry none) says \"not judged\": neither is \
-         ever counted as met.\n\
+         what survives a noisy machine. A target is **met** or **missed** only when every round \
+         falls on the same side of it (for a fixed target, every round's own figure); a row \
+         whose rounds fall on both sides is **unsettled**: its median could land either way in \
+         a rerun, so it counts as neither. The report measures the groups of unsettled rows \
+         again, up to EXTRA_ROUNDS_TEXT extra rounds, before it leaves them \"unsettled after N \
+         rounds\". A row whose figure is absent says \"not measured\", and a row whose figures \
+         come from another commit (or carry none) says \"not judged\": none of these is ever \
+         counted as met.\n\
+         * The load average is sampled about once a second during every round (benches, busy \
+         rounds, crypto sweep runs). A round whose peak rose above what the round itself \
+         explains (the cores + 0.5; + 2 more in a busy round, for its two busy loops) ran beside \
+         foreign load and is marked so under \"Where the figures come from\"; every verdict \
+         ends with how many clean rounds it rests on. The 1-minute load average lags (it \
+         decays over about a minute), so a round right after heavy work can be marked although \
+         it ran alone: the mark errs towards distrust.\n\
          * The machine is small and shared (2 cores, other builds running at the same time): \
          absolute figures move by tens of percent between runs. The load average at the start \
-         of the run is in the table below: above the number of cores, other work was competing. Trust ratios within one run \
-         more than any single number, and use `--long` before quoting one.\n\n"
-        .replace("MIN_ROUNDS_TEXT", &MIN_ROUNDS.to_string()),
+         of the run is in the table below: above the number of cores, other work was competing. \
+         Trust ratios within one run more than any single number, and use `--long` before \
+         quoting one.\n\n"
+        .replace("MIN_ROUNDS_TEXT", &MIN_ROUNDS.to_string())
+        .replace("EXTRA_ROUNDS_TEXT", &crate::live::EXTRA_ROUNDS.to_string()),
     );
 }
 
@@ -142,8 +155,8 @@ fn machine(out: &mut String, page: &Page<'_>) {
     let t = tally(&all);
     let _ = writeln!(
         out,
-        "Targets: **{} met**, **{} missed**, {} not measured, {} not judged.\n",
-        t.met, t.missed, t.not_measured, t.not_judged
+        "Targets: **{} met**, **{} missed**, **{} unsettled**, {} not measured, {} not judged.\n",
+        t.met, t.missed, t.unsettled, t.not_measured, t.not_judged
     );
 }
 
@@ -197,6 +210,7 @@ fn verdict_cell(verdict: &Verdict) -> String {
         Verdict::Missed(text) => format!("**missed**: {text}"),
         Verdict::NotMeasured => "not measured".to_string(),
         Verdict::NotJudged(why) => format!("not judged: {why}"),
+        Verdict::Unsettled(text) => format!("**unsettled** {text}"),
         Verdict::NoTarget => "-".to_string(),
     }
 }
@@ -290,8 +304,12 @@ fn provenance(out: &mut String, rounds: &[RoundInfo]) {
     out.push_str(
         "## Where the figures come from\n\n\
          Every criterion figure above comes from one of these rounds; a round whose commit is \
-         not this page's (the \"sources\" line) is not judged.\n\n\
-         | round | commit | started | finished | criterion results |\n|---|---|---|---|---|\n",
+         not this page's (the \"sources\" line) is not judged. The load average was sampled \
+         about once a second during each round; a round whose peak went above what the round \
+         itself explains (the cores + 0.5, + 2 more in a busy round for its busy loops) ran \
+         beside foreign load, and every verdict says how many clean rounds it rests on.\n\n\
+         | round | commit | started | finished | criterion results | load average during the round |\n\
+         |---|---|---|---|---|---|\n",
     );
     for r in rounds {
         let (commit, started, finished) = match &r.stamp {
@@ -302,18 +320,42 @@ fn provenance(out: &mut String, rounds: &[RoundInfo]) {
             ),
             None => ("not recorded", "-", "-"),
         };
+        let load = r
+            .stamp
+            .as_ref()
+            .and_then(|s| s.load.as_ref())
+            .map_or_else(|| "not sampled".to_string(), load_cell);
         let _ = writeln!(
             out,
-            "| {}-{} | {} | {} | {} | {} |",
+            "| {}-{} | {} | {} | {} | {} | {} |",
             r.condition,
             r.round,
             escape(commit),
             started,
             finished,
-            r.results
+            r.results,
+            load
         );
     }
     out.push('\n');
+}
+
+/// `peak 2.31 of 45 samples (<= 2.50: clean)`, or the same marked as foreign load.
+fn load_cell(load: &crate::provenance::RoundLoad) -> String {
+    let n = load.samples.len();
+    if load.foreign() {
+        format!(
+            "**foreign load**: peak {:.2} of {n} samples, above {:.2}",
+            load.peak(),
+            load.threshold
+        )
+    } else {
+        format!(
+            "clean: peak {:.2} of {n} samples (<= {:.2})",
+            load.peak(),
+            load.threshold
+        )
+    }
 }
 
 fn settings(out: &mut String, settings: &[GroupSettings], runs: &[FunctionRun]) {
@@ -472,6 +514,7 @@ mod tests {
         assert!(page.contains("## Reproduce"));
         assert!(page.contains(REPRODUCE));
         assert!(page.contains("## How to read it"));
+        assert!(page.contains("up to 4 extra rounds"), "the cap is printed");
         assert!(page.contains("| CPU | Test CPU |"));
         assert!(page.contains("| 0.50, 0.40, 0.30 |"));
         assert!(page.contains("| sources | abc1234 |"));
@@ -526,6 +569,7 @@ mod tests {
             Some(crate::figure::Origin {
                 commit: "abc1234".into(),
                 time: "2026-12-02 17:00 UTC".into(),
+                foreign_load: Some(false),
             }),
         );
         let page = render_with(&figures, &[]);
@@ -543,6 +587,79 @@ mod tests {
             "{line}"
         );
         assert!(page.contains("**0 met**, **1 missed**"));
+    }
+
+    #[test]
+    fn an_unsettled_target_is_shown_and_counted_as_such() {
+        let mut figures = Figures::new();
+        for (round, rate) in [(1, 90e3), (2, 110e3), (3, 120e3)] {
+            figures.insert_round(
+                "process_pool/tiny_tasks",
+                "ours",
+                round,
+                Sample::Direct(Figure::new(rate, Kind::Rate)),
+                Some(crate::figure::Origin {
+                    commit: "abc1234".into(),
+                    time: "2026-12-02 17:00 UTC".into(),
+                    foreign_load: Some(false),
+                }),
+            );
+        }
+        let page = render_with(&figures, &[]);
+        let line = page
+            .lines()
+            .find(|l| l.starts_with("| process pool: tiny tasks"))
+            .unwrap();
+        assert!(line.contains("| **unsettled** after 3 rounds: "), "{line}");
+        assert!(
+            page.contains("**0 met**, **0 missed**, **1 unsettled**"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn each_round_shows_its_load_and_whether_it_was_clean() {
+        use crate::provenance::{RoundLoad, Stamp};
+        let stamp = |round: u32, samples: Vec<f64>| Stamp {
+            commit: "abc1234".into(),
+            started: "s".into(),
+            finished: None,
+            condition: "quiet".into(),
+            round,
+            load: Some(RoundLoad {
+                samples,
+                threshold: 2.5,
+            }),
+        };
+        let rounds = [
+            RoundInfo {
+                condition: "quiet".into(),
+                round: 1,
+                stamp: Some(stamp(1, vec![1.0, 2.0])),
+                results: 3,
+            },
+            RoundInfo {
+                condition: "quiet".into(),
+                round: 2,
+                stamp: Some(stamp(2, vec![1.0, 6.0, 2.0])),
+                results: 3,
+            },
+        ];
+        let m = machine();
+        let rendered = render(&Page {
+            rounds: &rounds,
+            ..page(&m, &[], &[])
+        });
+        assert!(
+            rendered.contains(
+                "| quiet-1 | abc1234 | s | - | 3 | clean: peak 2.00 of 2 samples (<= 2.50) |"
+            ),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("| **foreign load**: peak 6.00 of 3 samples, above 2.50 |"),
+            "{rendered}"
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub const RUN_STAMP: &str = "run.json";
 pub const ROUNDS_DIR: &str = "rounds";
 
 /// A stamp: what was measured, and when.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stamp {
     /// The sources measured (as the page's "sources" line prints them).
     pub commit: String,
@@ -42,6 +42,39 @@ pub struct Stamp {
     /// The round number (0 for the run's stamp).
     #[serde(default)]
     pub round: u32,
+    /// The load average sampled while the round ran (absent in older stamps, and in the run's
+    /// stamp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<RoundLoad>,
+}
+
+/// The 1-minute load average sampled about once a second while a round ran, and the most it
+/// could be from our own work. Above that, something else was running beside the round.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundLoad {
+    /// The samples, in order (the first is taken as the round starts).
+    pub samples: Vec<f64>,
+    /// The highest load our own round explains: the cores (a bench keeps at most that many
+    /// threads running) plus 0.5, plus 2 in a busy round for its two busy loops.
+    pub threshold: f64,
+}
+
+impl RoundLoad {
+    /// The threshold for a round of `condition` on `cores` CPUs (see [`RoundLoad::threshold`]).
+    pub fn threshold_for(condition: &str, cores: usize) -> f64 {
+        let busy_loops = if condition == "busy" { 2.0 } else { 0.0 };
+        cores as f64 + busy_loops + 0.5
+    }
+
+    /// The highest sample (0 when there is none).
+    pub fn peak(&self) -> f64 {
+        self.samples.iter().copied().fold(0.0, f64::max)
+    }
+
+    /// True when some sample is above the threshold: the round ran beside foreign load.
+    pub fn foreign(&self) -> bool {
+        self.peak() > self.threshold
+    }
 }
 
 impl Stamp {
@@ -50,6 +83,7 @@ impl Stamp {
         Origin {
             commit: self.commit.clone(),
             time: self.started.clone(),
+            foreign_load: self.load.as_ref().map(RoundLoad::foreign),
         }
     }
 }
@@ -92,6 +126,10 @@ mod tests {
             finished: Some("2026-12-02 17:02 UTC".into()),
             condition: "busy".into(),
             round: 2,
+            load: Some(RoundLoad {
+                samples: vec![4.1, 4.7],
+                threshold: RoundLoad::threshold_for("busy", 2),
+            }),
         };
         write(&dir, ROUND_STAMP, &stamp).unwrap();
         assert_eq!(read(&dir, ROUND_STAMP).unwrap(), stamp);
@@ -100,6 +138,22 @@ mod tests {
             .contains("nothing.json"));
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(stamp.origin().commit, "abc1234");
+        assert_eq!(stamp.origin().foreign_load, Some(true), "4.7 > 2 + 2 + 0.5");
+        let older = r#"{"commit": "abc", "started": "t", "condition": "quiet", "round": 1}"#;
+        let older: Stamp = serde_json::from_str(older).unwrap();
+        assert_eq!(older.origin().foreign_load, None, "not sampled");
+    }
+
+    #[test]
+    fn foreign_load_is_load_above_what_our_round_explains() {
+        let quiet = |samples: Vec<f64>| RoundLoad {
+            samples,
+            threshold: RoundLoad::threshold_for("quiet", 2),
+        };
+        assert!(!quiet(vec![1.9, 2.5]).foreign(), "2 cores + 0.5");
+        assert!(quiet(vec![1.0, 2.51, 1.0]).foreign());
+        assert!(!quiet(vec![]).foreign());
+        assert_eq!(RoundLoad::threshold_for("busy", 2), 4.5);
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub const SIDE_FIGURES: &str = "side-figures.jsonl";
 pub const CELERY_FIGURES: &str = "celery.jsonl";
 /// The groups' settings inside a round folder.
 pub const SETTINGS: &str = "settings.jsonl";
+/// The condition of the crypto sweep's rounds (`rounds/crypto-<n>/`, each with its
+/// [`SWEEP_CSV`] and its stamp).
+pub const CRYPTO_CONDITION: &str = "crypto";
 
 /// Where one run's raw results are.
 #[derive(Clone, Debug)]
@@ -130,19 +133,17 @@ pub fn load(sources: &Sources) -> Loaded {
     for path in jsonl_files(dir) {
         read_jsonl(&path, &mut run_wide, &mut loaded.notes);
     }
+    // The sweep of an older run, once for the whole run; a live run now leaves one per crypto
+    // round (`rounds/crypto-<n>/`), read with the rounds below.
     let csv = dir.join(SWEEP_CSV);
-    match fs::read_to_string(&csv) {
-        Ok(text) => match sweep::parse(&text) {
+    if let Ok(text) = fs::read_to_string(&csv) {
+        match sweep::parse(&text) {
             Ok(sweep) => {
                 sweep.add_to(&mut run_wide);
                 loaded.sweep = Some(sweep);
             }
             Err(e) => loaded.notes.push(e.to_string()),
-        },
-        Err(_) => loaded.notes.push(format!(
-            "no crypto sweep results ({} not found)",
-            csv.display()
-        )),
+        }
     }
     match provenance::read(dir, RUN_STAMP) {
         Ok(stamp) => {
@@ -169,6 +170,13 @@ pub fn load(sources: &Sources) -> Loaded {
     }
     for (condition, round, path, is_round_dir) in rounds {
         load_round(&mut loaded, &condition, round, &path, is_round_dir);
+    }
+    if loaded.sweep.is_none() {
+        loaded.notes.push(format!(
+            "no crypto sweep results (neither {} nor {}/{CRYPTO_CONDITION}-<n>/{SWEEP_CSV} found)",
+            csv.display(),
+            dir.join(ROUNDS_DIR).display()
+        ));
     }
     loaded
 }
@@ -234,7 +242,13 @@ fn load_round(loaded: &mut Loaded, condition: &str, round: u32, path: &Path, is_
         path.to_path_buf()
     };
     let mut results = 0;
-    match criterion::scan(&criterion_dir, None) {
+    // A crypto round holds a sweep, no criterion results.
+    let scan = if condition == CRYPTO_CONDITION && !criterion_dir.exists() {
+        Err("no criterion folder".to_string())
+    } else {
+        criterion::scan(&criterion_dir, None).map_err(|e| e.to_string())
+    };
+    match scan {
         Ok(scan) => {
             scan.add_to(&mut loaded.figures, suffix, round, origin.as_ref());
             results = scan.results.len();
@@ -254,7 +268,22 @@ fn load_round(loaded: &mut Loaded, condition: &str, round: u32, path: &Path, is_
                     .map(|e| format!("criterion ({name}): {e}")),
             );
         }
+        Err(_) if condition == CRYPTO_CONDITION => {}
         Err(e) => loaded.notes.push(format!("round {name}: {e}")),
+    }
+    // A crypto sweep run as a round, with the round's stamp.
+    let csv = path.join(SWEEP_CSV);
+    if csv.is_file() {
+        match fs::read_to_string(&csv)
+            .map_err(|e| e.to_string())
+            .and_then(|text| sweep::parse(&text).map_err(|e| e.to_string()))
+        {
+            Ok(sweep) => {
+                sweep.add_to_round(&mut loaded.figures, round, origin.as_ref());
+                loaded.sweep.get_or_insert(sweep);
+            }
+            Err(e) => loaded.notes.push(format!("round {name}: {e}")),
+        }
     }
     // Side figures (CPU time per operation), with the round's stamp.
     for side in [path.join(SIDE_FIGURES), path.join(CELERY_FIGURES)] {
@@ -348,6 +377,67 @@ mod tests {
             .iter()
             .any(|s| s.group == "thread_pool/round_trip_idle"));
         assert!(!loaded.runs.is_empty());
+    }
+
+    /// Crypto sweeps run as rounds (`rounds/crypto-<n>/`, as `live::run_crypto_sweep` writes
+    /// them) are judged round by round, with each round's load.
+    #[test]
+    fn crypto_sweep_rounds_are_judged_with_their_load() {
+        use crate::provenance::RoundLoad;
+        use crate::table::{self, Judging};
+        use crate::targets::{ops, Verdict, ROWS};
+        let dir = std::env::temp_dir().join(format!("benches-crypto-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        for (round, speedup, peak) in [(1, 1.80, 1.0), (2, 1.90, 6.0), (3, 1.95, 1.0)] {
+            let rd = dir
+                .join(ROUNDS_DIR)
+                .join(provenance::round_dir_name(CRYPTO_CONDITION, round));
+            fs::create_dir_all(&rd).unwrap();
+            let stamp = Stamp {
+                commit: "abc".into(),
+                started: "t".into(),
+                finished: None,
+                condition: CRYPTO_CONDITION.into(),
+                round,
+                load: Some(RoundLoad {
+                    samples: vec![peak],
+                    threshold: 2.5,
+                }),
+            };
+            provenance::write(&rd, ROUND_STAMP, &stamp).unwrap();
+            let csv = format!(
+                "executor,workers,runs,median_s,min_s,max_s,speedup\n\
+                 seq,1,1,2.0,2.0,2.0,1.0\nthreads,2,1,1.0,1.0,1.0,{speedup}\n\
+                 procs,2,1,1.0,1.0,1.0,{speedup}\n"
+            );
+            fs::write(rd.join(SWEEP_CSV), csv).unwrap();
+        }
+        let loaded = load(&Sources::samples(&dir));
+        fs::remove_dir_all(&dir).unwrap();
+        let unexpected: Vec<&String> = loaded
+            .notes
+            .iter()
+            .filter(|n| !n.contains("run stamp") && !n.contains("no criterion results"))
+            .collect();
+        assert!(unexpected.is_empty(), "{unexpected:?}");
+        let threads = loaded
+            .figures
+            .rounds(ops::CRYPTO_SPEEDUP_2, "threads", Kind::Speedup);
+        assert_eq!(threads.len(), 3, "{threads:?}");
+        assert!(loaded.sweep.is_some(), "a round's sweep is plotted");
+        let rows = table::build(ROWS, &loaded.figures, Judging { commit: "abc" });
+        let row = rows
+            .iter()
+            .find(|r| r.spec.op == ops::CRYPTO_SPEEDUP_2 && r.spec.ours == "threads")
+            .unwrap();
+        // 1.80x, 1.90x, 1.95x against >= 1.85x: rounds on both sides.
+        assert!(
+            matches!(&row.verdict, Verdict::Unsettled(t)
+                if t.contains("1.80x-1.95x")
+                && t.ends_with("rests on 2 clean rounds of 3 (1 beside foreign load)")),
+            "{:?}",
+            row.verdict
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use crate::figure::{Figure, Figures, Kind, Sample};
+use crate::figure::{Figure, Figures, Kind, Origin, Sample};
 use crate::targets::ops;
 
 /// One worker count's speed-ups.
@@ -41,11 +41,18 @@ impl Sweep {
     /// Files the 2-worker speed-ups under [`ops::CRYPTO_SPEEDUP_2`] (who = `threads` /
     /// `processes`), which is what the table's target rows read.
     pub fn add_to(&self, figures: &mut Figures) {
+        self.add_to_round(figures, 1, None);
+    }
+
+    /// Like [`Sweep::add_to`], as round `round` of the sweep with `origin` (the report runs
+    /// the sweep in rounds, each with its own stamp and load).
+    pub fn add_to_round(&self, figures: &mut Figures, round: u32, origin: Option<&Origin>) {
         if let Some(p) = self.points.iter().find(|p| p.workers == 2) {
             for (who, value) in [("threads", p.threads), ("processes", p.processes)] {
                 if let Some(v) = value {
-                    let figure = Figure::new(v, Kind::Speedup);
-                    figures.insert(ops::CRYPTO_SPEEDUP_2, who, Sample::Direct(figure));
+                    let sample = Sample::Direct(Figure::new(v, Kind::Speedup));
+                    let op = ops::CRYPTO_SPEEDUP_2;
+                    figures.insert_round(op, who, round, sample, origin.cloned());
                 }
             }
         }

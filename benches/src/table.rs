@@ -11,6 +11,7 @@
 //! commit, or without a recorded commit, is "not judged", whatever it says.
 
 use crate::figure::{Figure, Figures, Key, Origin, Ratio};
+use crate::sources::FunctionRun;
 use crate::targets::{RowSpec, Rule, Verdict};
 
 /// One peer's cell.
@@ -127,9 +128,14 @@ fn build_row(spec: RowSpec, figures: &Figures, judging: Judging<'_>) -> Row {
     } else {
         None
     };
+    // An absolute rule is judged round by round too: ours in each round against the goal.
+    let ratio = match spec.rule {
+        Rule::Absolute(goal) => against_goal(figures, spec, goal),
+        _ => ratio,
+    };
     let verdict = match staleness {
         Some(why) => Verdict::NotJudged(why),
-        None => spec.rule.judge(ours, ratio),
+        None => with_load_note(spec.rule.judge(ours, ratio), figures, spec),
     };
     Row {
         spec,
@@ -138,6 +144,79 @@ fn build_row(spec: RowSpec, figures: &Figures, judging: Judging<'_>) -> Row {
         peers,
         verdict,
     }
+}
+
+/// Ours in each round as "times the goal" (above 1.0: better than the goal), so an absolute
+/// rule sees the spread of its rounds; `None` for fewer than two rounds.
+fn against_goal(figures: &Figures, spec: RowSpec, goal: Figure) -> Option<Ratio> {
+    let advantages: Vec<f64> = figures
+        .rounds(spec.op, spec.ours, spec.kind)
+        .values()
+        .filter_map(|f| f.advantage_over(goal))
+        .collect();
+    if advantages.len() < 2 {
+        return None;
+    }
+    Some(Ratio {
+        median: crate::figure::median(&advantages)?,
+        low: advantages.iter().copied().fold(f64::INFINITY, f64::min),
+        high: advantages.iter().copied().fold(0.0, f64::max),
+        rounds: advantages.len(),
+    })
+}
+
+/// Adds to a decided (or unsettled) verdict how many of ours' rounds ran without foreign load
+/// beside them: "; rests on 2 clean rounds of 3 (1 beside foreign load)". A figure measured
+/// once (a peer script, a timed command) has no rounds to count.
+fn with_load_note(verdict: Verdict, figures: &Figures, spec: RowSpec) -> Verdict {
+    let origins = figures.origins(spec.op, spec.ours);
+    if origins.len() < 2 {
+        return verdict;
+    }
+    let marks: Vec<Option<bool>> = origins
+        .iter()
+        .map(|o| o.and_then(|o| o.foreign_load))
+        .collect();
+    let count = |mark: Option<bool>| marks.iter().filter(|m| **m == mark).count();
+    let (clean, loaded, unsampled) = (count(Some(false)), count(Some(true)), count(None));
+    let mut note = format!(
+        "; rests on {clean} clean round{} of {}",
+        if clean == 1 { "" } else { "s" },
+        marks.len()
+    );
+    let mut why = Vec::new();
+    if loaded > 0 {
+        why.push(format!("{loaded} beside foreign load"));
+    }
+    if unsampled > 0 {
+        why.push(format!("{unsampled} not sampled"));
+    }
+    if !why.is_empty() {
+        note.push_str(&format!(" ({})", why.join(", ")));
+    }
+    match verdict {
+        Verdict::Met(text) => Verdict::Met(text + &note),
+        Verdict::Missed(text) => Verdict::Missed(text + &note),
+        Verdict::Unsettled(text) => Verdict::Unsettled(text + &note),
+        other => other,
+    }
+}
+
+/// The criterion groups to measure again: those of the unsettled rows whose figures came
+/// from criterion rounds (`measured`, as loaded). A row of a figure measured otherwise (the
+/// crypto sweep, Celery, a timed command) cannot be rerun by group and is left out. Group ids
+/// of busy rows keep their [`crate::targets::BUSY`] suffix.
+pub fn rerun_groups(rows: &[Row], measured: &[FunctionRun]) -> Vec<String> {
+    let mut groups: Vec<String> = rows
+        .iter()
+        .filter(|row| matches!(row.verdict, Verdict::Unsettled(_)))
+        .map(|row| row.spec.op)
+        .filter(|op| measured.iter().any(|run| run.group == *op))
+        .map(str::to_string)
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups
 }
 
 /// Counts of verdicts, for the summary line.
@@ -151,6 +230,8 @@ pub struct Tally {
     pub not_measured: usize,
     /// Targets whose figures could not decide (stale, too few rounds).
     pub not_judged: usize,
+    /// Targets whose rounds fell on both sides of them.
+    pub unsettled: usize,
 }
 
 /// Counts the verdicts of `rows` (rows without a target are not counted).
@@ -162,6 +243,7 @@ pub fn tally(rows: &[Row]) -> Tally {
             Verdict::Missed(_) => tally.missed += 1,
             Verdict::NotMeasured => tally.not_measured += 1,
             Verdict::NotJudged(_) => tally.not_judged += 1,
+            Verdict::Unsettled(_) => tally.unsettled += 1,
             Verdict::NoTarget => {}
         }
     }
@@ -208,7 +290,41 @@ mod tests {
         Some(Origin {
             commit: commit.into(),
             time: "2026-12-02 17:00 UTC".into(),
+            foreign_load: Some(false),
         })
+    }
+
+    /// Like [`origin`], with the load mark of the round.
+    fn origin_loaded(commit: &str, foreign_load: Option<bool>) -> Option<Origin> {
+        origin(commit).map(|o| Origin { foreign_load, ..o })
+    }
+
+    #[test]
+    fn a_verdict_says_how_many_clean_rounds_it_rests_on() {
+        let mut figures = idle_rounds([20e-6; 3], [25e-6; 3], "abc1234");
+        let op = "thread_pool/round_trip_idle";
+        // Round 2 ran beside foreign load, round 3 was not sampled.
+        for (round, mark) in [(2, Some(true)), (3, None)] {
+            for (who, t) in [("ours", 20e-6), ("rayon_install", 25e-6)] {
+                let origin = origin_loaded("abc1234", mark);
+                figures.insert_round(op, who, round, criterion(t), origin);
+            }
+        }
+        let rows = build(&[spec(op)], &figures, HERE);
+        let Verdict::Met(text) = &rows[0].verdict else {
+            panic!("{:?}", rows[0].verdict);
+        };
+        assert!(
+            text.ends_with("; rests on 1 clean round of 3 (1 beside foreign load, 1 not sampled)"),
+            "{text}"
+        );
+        let clean = idle_rounds([20e-6; 3], [25e-6; 3], "abc1234");
+        let rows = build(&[spec(op)], &clean, HERE);
+        assert!(
+            matches!(&rows[0].verdict, Verdict::Met(t) if t.ends_with("; rests on 3 clean rounds of 3")),
+            "{:?}",
+            rows[0].verdict
+        );
     }
 
     /// Ours and rayon install in three rounds of the idle round trip.
@@ -342,8 +458,94 @@ mod tests {
                 met: 0,
                 missed: 1,
                 not_measured: 1,
-                not_judged: 0
+                not_judged: 0,
+                unsettled: 0
             }
+        );
+    }
+
+    #[test]
+    fn rounds_on_both_sides_of_the_target_leave_the_row_unsettled() {
+        // Per round: 1.25x, 0.80x, 1.50x against the 1.0x needed: the median meets it, one
+        // round does not.
+        let figures = idle_rounds([20e-6, 25e-6, 40e-6], [25e-6, 20e-6, 60e-6], "abc1234");
+        let rows = build(&[spec("thread_pool/round_trip_idle")], &figures, HERE);
+        assert!(
+            matches!(&rows[0].verdict, Verdict::Unsettled(t) if t.contains("0.80x-1.50x")),
+            "{:?}",
+            rows[0].verdict
+        );
+        assert_eq!(
+            tally(&rows),
+            Tally {
+                unsettled: 1,
+                ..Tally::default()
+            }
+        );
+    }
+
+    #[test]
+    fn an_absolute_target_is_judged_round_by_round() {
+        // 90k, 110k and 120k tasks/s against >= 100k/s: the median meets it, a round not.
+        let mut figures = Figures::new();
+        let op = "process_pool/tiny_tasks";
+        for (r, rate) in [(1, 90e3), (2, 110e3), (3, 120e3)] {
+            let sample = Sample::Direct(Figure::new(rate, Kind::Rate));
+            figures.insert_round(op, "ours", r, sample, origin("abc1234"));
+        }
+        let rows = build(&[spec(op)], &figures, HERE);
+        assert!(
+            matches!(&rows[0].verdict, Verdict::Unsettled(t) if t.contains("90.0k/s-120k/s")),
+            "{:?}",
+            rows[0].verdict
+        );
+    }
+
+    #[test]
+    fn only_unsettled_rows_measured_by_criterion_are_rerun() {
+        let unsettled = |op: &'static str, ours: &'static str| Row {
+            spec: RowSpec {
+                op,
+                ours,
+                ..spec("thread_pool/round_trip_idle")
+            },
+            ours: None,
+            rounds: 3,
+            peers: vec![],
+            verdict: Verdict::Unsettled("after 3 rounds".into()),
+        };
+        let settled = Row {
+            verdict: Verdict::Met("x".into()),
+            ..unsettled("thread_pool/round_trip_hot", "ours")
+        };
+        let rows = [
+            unsettled("thread_pool/round_trip_idle", "ours"),
+            unsettled("thread_pool/round_trip_idle", "ours/cpu"),
+            unsettled("thread_pool/throughput_200k@busy", "ours"),
+            unsettled(crate::targets::ops::CRYPTO_SPEEDUP_2, "threads"),
+            settled,
+        ];
+        let run = |group: &str| FunctionRun {
+            group: group.into(),
+            who: "ours".into(),
+            round: 1,
+            measured: crate::criterion::Measured {
+                samples: 10,
+                iterations: 100.0,
+                seconds: 1.0,
+            },
+        };
+        let measured = [
+            run("thread_pool/round_trip_idle"),
+            run("thread_pool/round_trip_hot"),
+            run("thread_pool/throughput_200k@busy"),
+        ];
+        assert_eq!(
+            rerun_groups(&rows, &measured),
+            [
+                "thread_pool/round_trip_idle",
+                "thread_pool/throughput_200k@busy"
+            ]
         );
     }
 

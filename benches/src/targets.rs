@@ -12,6 +12,10 @@
 //!   over at least [`MIN_ROUNDS`] rounds in which ours and the peer ran interleaved.
 //! * [`Rule::Absolute`]: ours must reach a fixed figure (`>= 100k tasks/s`, `< 0.6 s`).
 //!
+//! A row whose rounds fall on both sides of its target (the lowest round misses it, the
+//! highest meets it) is **unsettled**: its median could land either way in a rerun, so it is
+//! counted neither as met nor as missed, and the report measures more rounds of it.
+//!
 //! A row whose figure (or whose reference peer) was not measured gets no verdict at all:
 //! "not measured" is never counted as met; nor is a figure from another commit, or one
 //! without a recorded commit ("not judged").
@@ -59,14 +63,20 @@ pub enum Verdict {
     /// There are figures, but they cannot decide: from another commit, without a recorded
     /// commit, or from too few rounds. The text says which.
     NotJudged(String),
+    /// The rounds disagree: some met the target and some missed it (the per-round range
+    /// straddles it), so the median alone would flip between reruns. Neither met nor
+    /// missed; the text gives the range, the figure needed and the rounds it rests on.
+    Unsettled(String),
     /// The row has no target.
     NoTarget,
 }
 
 impl Rule {
-    /// Judges `ours` (a median over its rounds) and, for a relative rule, `ratio`: ours
-    /// against the rule's peer, round by round. Where the figures come from (commit, rounds
-    /// paired) is checked by the caller before; this only compares.
+    /// Judges `ours` (a median over its rounds) and `ratio`: for a relative rule ours against
+    /// the rule's peer, round by round; for an absolute rule ours' rounds against the goal
+    /// (`None` when there is one figure). Rounds on both sides of the target give
+    /// [`Verdict::Unsettled`]. Where the figures come from (commit, rounds paired) is checked
+    /// by the caller before; this only compares.
     pub fn judge(&self, ours: Option<Figure>, ratio: Option<Ratio>) -> Verdict {
         let Some(ours) = ours else {
             return match self {
@@ -79,6 +89,26 @@ impl Rule {
             Rule::Absolute(goal) => {
                 if goal.kind != ours.kind {
                     return Verdict::NotMeasured;
+                }
+                // Ours round by round against the goal (1.0: exactly the goal), if the
+                // caller had rounds to compare.
+                if let Some(rounds) = ratio.filter(|r| r.rounds > 1 && straddles(*r, 1.0)) {
+                    // Back from "times the goal" to the figures themselves.
+                    let figure = |advantage: f64| {
+                        let value = if goal.kind.higher_is_better() {
+                            goal.value * advantage
+                        } else {
+                            goal.value / advantage
+                        };
+                        Figure::new(value, goal.kind)
+                    };
+                    let (a, b) = (figure(rounds.low), figure(rounds.high));
+                    let (low, high) = if a.value <= b.value { (a, b) } else { (b, a) };
+                    return Verdict::Unsettled(format!(
+                        "after {} rounds: {ours} (median), per round {low}-{high}, on both \
+                         sides of the target {goal}",
+                        rounds.rounds
+                    ));
                 }
                 let met = if ours.kind.higher_is_better() {
                     ours.value >= goal.value
@@ -129,6 +159,17 @@ impl Rule {
                 } else {
                     1.0 / factor
                 };
+                if straddles(ratio, needed) {
+                    return Verdict::Unsettled(format!(
+                        "after {} rounds: median {}, range {}-{} vs {factor}x {peer}, which \
+                         needs {}: some rounds met it, some missed it",
+                        ratio.rounds,
+                        ratio_text(ratio.median),
+                        ratio_text(ratio.low),
+                        ratio_text(ratio.high),
+                        ratio_text(needed)
+                    ));
+                }
                 let text = format!(
                     "median {} (range {}-{} over {} rounds) vs {factor}x {peer}, which needs {}",
                     ratio_text(ratio.median),
@@ -154,6 +195,13 @@ impl Rule {
             _ => None,
         }
     }
+}
+
+/// True when some rounds of `ratio` reach `needed` and some do not: the lowest round is
+/// below it and the highest at or above it. A median from such rounds can land on either side
+/// in a rerun, so it decides nothing.
+pub fn straddles(ratio: Ratio, needed: f64) -> bool {
+    ratio.low < needed && ratio.high >= needed
 }
 
 /// A ratio with three significant digits (at least two decimals below 10): `0.93x`,
@@ -576,14 +624,43 @@ pub const ROWS: &[RowSpec] = &[
         ">= 0.8x pipelined raw pipe",
         relative("raw_pipe_pipelined", 0.8),
     ),
+    RowSpec {
+        note: "The 256 MiB digest row is the one judged: both workers read every byte (the \
+               shared one through its mapping, the raw child as the bytes arrive), so it is the \
+               same work on both sides and the figure is bytes read per second. The echo row \
+               below it returns the SharedBytes untouched: no page is read, so its figure is the \
+               cost of passing a descriptor, shown for information only, not a bandwidth.",
+        ..row(
+            "process pool: 256 MiB argument, the worker reads every byte and returns a digest: \
+             shared memory (SharedBytes)",
+            "process_pool/digest_256mib",
+            "ours_shared",
+            Kind::Bandwidth,
+            &[
+                peer(
+                    "raw pipe, pipelined (the child sums the bytes as they arrive)",
+                    "process_pool/digest_256mib",
+                    "raw_pipe_pipelined",
+                ),
+                peer(
+                    "ours through the pipes (a byte buffer argument)",
+                    "process_pool/digest_256mib",
+                    "ours",
+                ),
+            ],
+            ">= 5x pipelined raw pipe (same work: every byte read)",
+            relative("raw_pipe_pipelined", 5.0),
+        )
+    },
     row(
-        "process pool: 256 MiB argument and result, shared memory (mapped, not copied)",
+        "process pool: 256 MiB SharedBytes echoed back untouched: the cost of passing a \
+         descriptor (no byte read, not a bandwidth)",
         "process_pool/payload_256mib",
         "ours_shared",
         Kind::Bandwidth,
         &[
             peer(
-                "raw pipe, pipelined",
+                "raw pipe, pipelined (copies every byte both ways)",
                 "process_pool/payload_256mib",
                 "raw_pipe_pipelined",
             ),
@@ -593,8 +670,8 @@ pub const ROWS: &[RowSpec] = &[
                 "ours",
             ),
         ],
-        ">= 5x pipelined raw pipe",
-        relative("raw_pipe_pipelined", 5.0),
+        "-",
+        Rule::None,
     ),
     row(
         "Celery: one tiny task's round trip (our client -> our worker, one redis-server)",
@@ -790,13 +867,64 @@ mod tests {
         Some(Figure::new(per_s, Kind::Rate))
     }
 
+    /// A ratio whose rounds agree closely (a range of +-1% around the median).
     fn ratio(median: f64, rounds: usize) -> Option<Ratio> {
+        spread(median, median * 0.99, median * 1.01, rounds)
+    }
+
+    fn spread(median: f64, low: f64, high: f64, rounds: usize) -> Option<Ratio> {
         Some(Ratio {
             median,
-            low: median * 0.9,
-            high: median * 1.1,
+            low,
+            high,
             rounds,
         })
+    }
+
+    #[test]
+    fn a_range_that_straddles_the_target_is_unsettled() {
+        let rule = relative("threadpool_crate", 1.2);
+        // The median meets 1.2x, but one round did not: a rerun could say either.
+        let verdict = rule.judge(r(6e6), spread(1.3, 1.0, 1.5, 3));
+        let Verdict::Unsettled(text) = &verdict else {
+            panic!("expected unsettled, got {verdict:?}");
+        };
+        assert!(text.contains("range 1.00x-1.50x"), "{text}");
+        assert!(text.contains("needs 1.20x"), "{text}");
+        assert!(text.starts_with("after 3 rounds"), "{text}");
+        // The median misses, but one round met.
+        assert!(matches!(
+            rule.judge(r(5e6), spread(1.1, 0.9, 1.25, 3)),
+            Verdict::Unsettled(_)
+        ));
+        // Every round on one side: decided. A round exactly at the target meets it.
+        assert!(matches!(
+            rule.judge(r(6e6), spread(1.3, 1.2, 1.5, 3)),
+            Verdict::Met(_)
+        ));
+        assert!(matches!(
+            rule.judge(r(5e6), spread(1.0, 0.9, 1.19, 3)),
+            Verdict::Missed(_)
+        ));
+    }
+
+    #[test]
+    fn an_absolute_target_with_rounds_on_both_sides_is_unsettled() {
+        // Ours per round against the goal: 0.95x to 1.05x of 1.85x.
+        let rule = at_least(1.85, Kind::Speedup);
+        let ours = Some(Figure::new(1.87, Kind::Speedup));
+        let verdict = rule.judge(ours, spread(1.01, 0.95, 1.05, 3));
+        let Verdict::Unsettled(text) = &verdict else {
+            panic!("expected unsettled, got {verdict:?}");
+        };
+        assert!(text.contains("1.76x-1.94x"), "per-round figures: {text}");
+        assert!(text.contains("target 1.85x"), "{text}");
+        assert!(matches!(
+            rule.judge(ours, spread(1.01, 1.0, 1.05, 3)),
+            Verdict::Met(_)
+        ));
+        // One figure (no rounds to compare): judged on it alone, as before.
+        assert!(matches!(rule.judge(ours, None), Verdict::Met(_)));
     }
 
     #[test]

@@ -23,12 +23,13 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Rows whose bench group came after the samples were recorded (the 256 MiB group and its
-/// `ours_shared` function exist now; the samples predate them; so do the Celery rounds and the
+/// Rows whose bench group came after the samples were recorded (the 256 MiB groups and their
+/// `ours_shared` functions exist now; the samples predate them; so do the Celery rounds and the
 /// process pool's `map_auto` entry, and the thread pool's `trace_200k` group).
 const NOT_IN_SAMPLES: &[(&str, &str)] = &[
     ("thread_pool/trace_200k", "traced"),
     ("process_pool/payload_256mib", "ours_shared"),
+    ("process_pool/digest_256mib", "ours_shared"),
     ("celery/round_trip", "ours"),
     ("celery/throughput", "ours"),
     ("process_pool/map_chunked", "ours_auto"),
@@ -36,6 +37,13 @@ const NOT_IN_SAMPLES: &[(&str, &str)] = &[
 
 fn targets(rows: &[benches::targets::RowSpec]) -> usize {
     rows.iter().filter(|r| r.rule != Rule::None).count()
+}
+
+/// The targets among the rows the samples predate (the echo row has none).
+fn awaited_targets() -> usize {
+    ROWS.iter()
+        .filter(|r| r.rule != Rule::None && NOT_IN_SAMPLES.contains(&(r.op, r.ours)))
+        .count()
 }
 
 #[test]
@@ -68,13 +76,15 @@ fn every_row_and_every_peer_has_a_figure_from_the_samples() {
         }
     }
     let tally = table::tally(&rows);
-    assert_eq!(tally.not_measured, NOT_IN_SAMPLES.len());
+    assert_eq!(tally.not_measured, awaited_targets());
     assert_eq!(tally.not_judged, 0, "{rows:#?}");
     assert_eq!(
-        tally.met + tally.missed,
-        targets(ROWS) + targets(BUSY_ROWS) - NOT_IN_SAMPLES.len(),
+        tally.met + tally.missed + tally.unsettled,
+        targets(ROWS) + targets(BUSY_ROWS) - awaited_targets(),
         "every other target judged"
     );
+    // The recorded rounds disagree on some rows (that is why `unsettled` exists).
+    assert!(tally.unsettled > 0, "{rows:#?}");
 }
 
 #[test]
@@ -86,7 +96,7 @@ fn figures_of_another_commit_are_never_judged() {
     let rows = table::build(ROWS, &loaded.figures, judging);
     let tally = table::tally(&rows);
     assert_eq!(tally.met + tally.missed, 0);
-    assert_eq!(tally.not_judged, targets(ROWS) - NOT_IN_SAMPLES.len());
+    assert_eq!(tally.not_judged, targets(ROWS) - awaited_targets());
 }
 
 #[test]
@@ -127,8 +137,8 @@ fn the_report_binary_writes_the_page_and_plots_from_the_samples() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!(
-            "0 targets met, 0 missed, {} not measured",
-            NOT_IN_SAMPLES.len()
+            "0 targets met, 0 missed, 0 unsettled, {} not measured",
+            awaited_targets()
         )),
         "{stdout}"
     );

@@ -14,14 +14,14 @@ use std::time::{Duration, SystemTime};
 
 use benches::machine::utc_date;
 use benches::provenance::{self, Stamp, RUN_STAMP};
-use benches::targets::busy_groups;
+use benches::targets::{busy_groups, BUSY_ROWS, ROWS};
 
 use benches::live::{self, Mode, Workspace};
 use benches::machine::{overload_warning, Machine};
 use benches::markdown::REPRODUCE;
 use benches::page::{self, RunInfo};
 use benches::sources::{self, Sources};
-use benches::table::tally;
+use benches::table::{self, tally, Judging};
 
 const USAGE: &str = "\
 usage: report [--quick | --long] [--skip STEP]... [--bench-timeout SECS] [--out FILE]
@@ -226,12 +226,13 @@ fn main() -> ExitCode {
         Ok(written) => {
             let t = tally(&written.rows);
             println!(
-                "wrote {} and {} plot(s): {} targets met, {} missed, {} not measured, {} not \
-                 judged",
+                "wrote {} and {} plot(s): {} targets met, {} missed, {} unsettled, {} not \
+                 measured, {} not judged",
                 written.page.display(),
                 written.plots.len(),
                 t.met,
                 t.missed,
+                t.unsettled,
                 t.not_measured,
                 t.not_judged
             );
@@ -265,6 +266,7 @@ fn measure(ws: &Workspace, args: &Args, commit: &str) -> Result<(Sources, Vec<St
         finished: None,
         condition: "run".into(),
         round: 0,
+        load: None,
     };
     provenance::write(&results, RUN_STAMP, &stamp)
         .map_err(|e| format!("cannot write the run's stamp in {}: {e}", results.display()))?;
@@ -279,6 +281,20 @@ fn measure(ws: &Workspace, args: &Args, commit: &str) -> Result<(Sources, Vec<St
             commit,
             &busy_groups(),
         ));
+        // Rows whose rounds fall on both sides of their target get more rounds.
+        let unsettled = || {
+            let loaded = sources::load(&Sources {
+                results_dir: results.clone(),
+                criterion_dir: None,
+            });
+            let judging = Judging { commit };
+            let mut rows = table::build(ROWS, &loaded.figures, judging);
+            rows.extend(table::build(BUSY_ROWS, &loaded.figures, judging));
+            table::rerun_groups(&rows, &loaded.runs)
+        };
+        notes.extend(live::run_extra_rounds(
+            ws, args.mode, limit, &results, commit, unsettled,
+        ));
     }
     if !skip("celery") {
         notes.extend(live::run_celery(ws, args.mode, &results, commit));
@@ -287,7 +303,7 @@ fn measure(ws: &Workspace, args: &Args, commit: &str) -> Result<(Sources, Vec<St
         notes.extend(live::run_peers(ws, args.mode, &results));
     }
     if !skip("crypto") {
-        notes.extend(live::run_crypto_sweep(ws, args.mode, &results));
+        notes.extend(live::run_crypto_sweep(ws, args.mode, &results, commit));
     }
     if !skip("flags") {
         notes.extend(live::run_flags(ws, args.mode, &results));
