@@ -82,7 +82,7 @@ impl Dispatcher {
             return;
         }
         let mut q = self.shared.lock();
-        if let Some(msg) = q.broken.clone() {
+        if let Some(msg) = q.life.broken().map(str::to_string) {
             drop(q);
             return self.fail_all(tasks, &msg);
         }
@@ -297,12 +297,12 @@ impl Dispatcher {
     /// discarded. Nothing is replaced: the queue is left empty, so the loop
     /// ends once the workers are reaped.
     pub(super) fn apply_force(&mut self) {
-        let Some(signal) = self.shared.lock().force.take() else {
+        let Some(signal) = self.shared.lock().life.take_signal() else {
             return;
         };
         // A task a submitter handed straight to a worker must be in that
         // worker's list before the worker is signalled.
-        self.reclaim_lanes();
+        self.reclaim_lent_pipes();
         let counters = &self.shared.counters;
         let queued: Vec<Task> = self.shared.lock().tasks.drain(..).collect();
         for task in queued {
@@ -378,9 +378,7 @@ impl Dispatcher {
     pub(super) fn break_pool(&mut self, msg: String) {
         let queued: Vec<Task> = {
             let mut q = self.shared.lock();
-            if q.broken.is_none() {
-                q.broken = Some(msg.clone());
-            }
+            q.life.break_with(&msg);
             q.tasks.drain(..).collect()
         };
         self.fail_all(queued, &msg);

@@ -51,8 +51,8 @@ mod pipeline;
 use death::{EOF_GRACE, STATUS_GRACE};
 use pipeline::{fold_task_time, pipeline_depth};
 
-pub(crate) use crate::shared::{Config, Queue, Shared, WorkerDeath};
-pub(crate) use handoff::{hand_off, Handed, Lane, LANE_MAX_FRAME};
+pub(crate) use crate::shared::{Config, PoolState, Shared, WorkerDeath};
+pub(crate) use handoff::{hand_off, HandedTask, LentPipe, HANDOFF_MAX_FRAME};
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -248,7 +248,7 @@ impl Dispatcher {
             let n =
                 unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout) };
             // Before touching any worker: take the lent pipes back.
-            self.reclaim_lanes();
+            self.reclaim_lent_pipes();
             self.apply_force();
             self.take_interrupts();
             if n > 0 {
@@ -276,7 +276,7 @@ impl Dispatcher {
         loop {
             let pick = self.pick();
             let mut q = self.shared.lock();
-            if let Some(msg) = q.broken.clone() {
+            if let Some(msg) = q.life.broken().map(str::to_string) {
                 let tasks: Vec<Task> = q.tasks.drain(..).collect();
                 q.dispatcher_waiting = true;
                 drop(q);
@@ -285,9 +285,9 @@ impl Dispatcher {
             }
             if matches!(pick, Pick::Full) || q.tasks.is_empty() {
                 q.dispatcher_waiting = !matches!(pick, Pick::Full);
-                let finishing = q.shutdown && q.tasks.is_empty();
-                if q.tasks.is_empty() && !finishing && self.shared.lanes_allowed {
-                    self.lend_lanes(&mut q);
+                let finishing = q.life.is_shutting_down() && q.tasks.is_empty();
+                if q.tasks.is_empty() && !finishing && self.shared.handoff_allowed {
+                    self.lend_idle_pipes(&mut q);
                 }
                 drop(q);
                 if finishing {
