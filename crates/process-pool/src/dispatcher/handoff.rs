@@ -23,7 +23,6 @@
 //! thread to a worker that just died must fail with EPIPE, not kill the
 //! program; the dispatcher's own thread blocks SIGPIPE).
 
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
@@ -90,11 +89,8 @@ impl Dispatcher {
         let config = &self.shared.config;
         for w in &self.workers {
             if w.accepting(config) && w.inflight.is_empty() {
-                if let Some(fd) = &w.task_w {
-                    q.lent_pipes.push(LentPipe {
-                        pid: w.pid,
-                        fd: fd.as_raw_fd(),
-                    });
+                if let Some(fd) = w.task_pipe() {
+                    q.lent_pipes.push(LentPipe { pid: w.pid, fd });
                 }
             }
         }

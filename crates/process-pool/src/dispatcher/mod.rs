@@ -17,46 +17,54 @@
 //!
 //! # Per worker
 //!
+//! A worker's life is two small enums in `worker`: its `Phase` (what the
+//! pool decided) and its `Exit` (what the pool has seen of the process
+//! ending). `Worker::enter` is the one transition function; its rules and
+//! the invariants between the fields are written on `Worker`.
+//!
 //! ```text
 //!             spawn (fork server)
 //!                    |
 //!                    v
-//!   +----------> ACCEPTING --- task pipe closed (shutdown,
-//!   |  result     |   |         max_tasks_per_child,
-//!   |             |   |         max_memory_per_child) ---> RETIRING
+//!   +----------> ACCEPTING --- task pipe closed (EndReason::Shutdown,
+//!   |  result     |   |         MaxTasks, MaxMemory) ---> RETIRING
 //!   +-------------+   |                                      |
-//!                     | killed by us (timeout, bad frame)    | exits
-//!                     | or died by itself                    |
+//!                     | killed by us (Timeout, Protocol,     | exits
+//!                     | Broken, Terminated, Interrupted),    |
+//!                     | or a write found it dead             |
 //!                     v                                      v
-//!                  DYING: wait for the exit status from the fork server's
-//!                  status pipe, then read what is left in the result pipe
-//!                  (EOF may never come: see `death::drain_after_exit`)
-//!                     |
-//!                     v
-//!                  REAPED: fail the task it ran (WorkerDied names the
-//!                  signal or exit code), re-queue the tasks it had not
-//!                  started, count the reason, drop its fds; a new worker
-//!                  is forked on demand when work is queued.
+//!                  DYING            any phase: Exit::Running -> PipeEnded
+//!                     |             (result pipe EOF) -> Exited (the fork
+//!                     |             server's status, then what is left in
+//!                     |             the result pipe: `death::drain_after_exit`)
+//!                     v                                      |
+//!                  REAPED (Exit::Exited, in any phase) <-----+
+//!                  fail the task it ran (WorkerDied names the signal or
+//!                  exit code), re-queue the tasks it had not started,
+//!                  count the reason, drop its fds; a new worker is forked
+//!                  on demand when work is queued.
 //! ```
 //!
-//! The parts: `pipeline` (how many tasks a worker may hold), `handoff`
-//! (lending idle workers to `submit`), `death` (killing, reaping,
-//! replacing, breaking). The shared state is in `crate::shared`.
+//! The parts: `worker` (one worker's state and life), `pipeline` (how many
+//! tasks a worker may hold), `handoff` (lending idle workers to `submit`),
+//! `interrupt` (stopping one task), `death` (killing, reaping, replacing,
+//! breaking). The shared state is in `crate::shared`.
 
 mod death;
 mod handoff;
 mod interrupt;
 mod pipeline;
+mod worker;
 
 use death::{EOF_GRACE, STATUS_GRACE};
-use pipeline::{fold_task_time, pipeline_depth};
+use pipeline::fold_task_time;
+use worker::{EndReason, Exit, Phase, Worker};
 
 pub(crate) use crate::shared::{Config, PoolState, Shared, WorkerDeath};
 pub(crate) use handoff::{hand_off, HandedTask, LentPipe, HANDOFF_MAX_FRAME};
 
-use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 // Relaxed on the statistics counters: see the `stats` module (independent
 // diagnostic counters that publish no other memory).
 use std::sync::atomic::Ordering::Relaxed;
@@ -67,98 +75,13 @@ use future::{DynError, TaskError};
 
 use crate::codec;
 use crate::cost::Cost;
-use crate::error::{CodecStage, ExitCause};
+use crate::error::CodecStage;
 use crate::fd_side;
 use crate::fork_server;
 use crate::frame::{self, BodyReader, FrameBuf, FrameError};
 use crate::stats::Counters;
 use crate::sys;
 use crate::task::{codec_error, Task};
-
-/// Why the pool ended a worker itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fate {
-    Timeout,
-    Protocol,
-    MaxTasks,
-    /// Its peak RSS passed `max_memory_per_child` after a task.
-    MaxMemory,
-    Shutdown,
-    Broken,
-    /// `terminate_workers` / `kill_workers`.
-    Terminated,
-    /// `interrupt(&future)` named its running task (see `interrupt`).
-    Interrupted,
-}
-
-/// The dispatcher's view of one worker process.
-struct Worker {
-    pid: i32,
-    /// Pool -> worker; `None` once closed (the worker then exits).
-    task_w: Option<OwnedFd>,
-    result_r: OwnedFd,
-    /// Fork server -> pool; `None` once the exit status was read.
-    status_r: Option<OwnedFd>,
-    /// The descriptor socket (SharedBytes, see `fd_side`), non-blocking.
-    fds: OwnedFd,
-    /// The descriptors of `inflight[sent]` were sent.
-    fds_sent: bool,
-    input: FrameBuf,
-    /// Tasks given to this worker, in the order sent. The head is running.
-    inflight: VecDeque<Task>,
-    /// How many of `inflight` are completely written.
-    sent: usize,
-    /// Bytes of `inflight[sent]` already written.
-    offset: usize,
-    /// Tasks ever given to it (for `max_tasks_per_child`).
-    assigned: u64,
-    /// When the head task started (fully written and first in line).
-    head_started: Option<Instant>,
-    /// Its peak RSS passed `max_memory_per_child`: it takes no more tasks
-    /// and retires once those in its pipe are done.
-    over_memory: bool,
-    /// Running average of this worker's task times in ns (0: none yet).
-    avg_task_nanos: u64,
-    /// It sent READY: its initializer (if any) succeeded.
-    ready: bool,
-    /// Its result pipe reported end-of-file: it is exiting or gone.
-    eof: bool,
-    /// When end-of-file was seen (see `check_silent_workers`).
-    eof_at: Option<Instant>,
-    /// A SIGKILL was requested because the worker closed its pipe but lived on.
-    eof_kill_sent: bool,
-    /// A write to its task pipe failed (EPIPE): it is gone.
-    write_failed: bool,
-    /// Ignore further frames (after a protocol error).
-    discard: bool,
-    /// How it ended, from the fork server's status pipe.
-    cause: Option<ExitCause>,
-    /// Why the pool ended it, if the pool did.
-    fate: Option<Fate>,
-    /// Its SIGTERM/SIGKILL steps, when its task was interrupted.
-    escalation: Option<interrupt::Escalation>,
-}
-
-impl Worker {
-    /// How many tasks this worker may hold at once (see "Pipelining").
-    fn depth(&self, config: &Config) -> usize {
-        if config.adaptive_depth {
-            pipeline_depth(self.avg_task_nanos, config.tasks_per_worker)
-        } else {
-            config.tasks_per_worker
-        }
-    }
-
-    fn accepting(&self, config: &Config) -> bool {
-        self.task_w.is_some()
-            && self.fate.is_none()
-            && !self.over_memory
-            && !self.write_failed
-            && config
-                .max_tasks_per_child
-                .is_none_or(|max| self.assigned < max)
-    }
-}
 
 /// Where the next queued task goes.
 enum Pick {
@@ -231,16 +154,16 @@ impl Dispatcher {
                 Source::Doorbell,
             );
             for (i, w) in self.workers.iter().enumerate() {
-                if !w.eof {
+                if w.exit.reads_results() {
                     add(w.result_r.as_raw_fd(), libc::POLLIN, Source::Result(i));
                 }
-                if let Some(fd) = &w.task_w {
-                    if w.sent < w.inflight.len() && !w.write_failed {
-                        add(fd.as_raw_fd(), libc::POLLOUT, Source::Task(i));
+                if let Some(fd) = w.task_pipe() {
+                    if w.sent < w.inflight.len() {
+                        add(fd, libc::POLLOUT, Source::Task(i));
                     }
                 }
-                if let Some(fd) = &w.status_r {
-                    add(fd.as_raw_fd(), libc::POLLIN, Source::Status(i));
+                if let Some(fd) = w.exit.status_fd() {
+                    add(fd, libc::POLLIN, Source::Status(i));
                 }
             }
             let timeout = self.poll_timeout();
@@ -291,7 +214,7 @@ impl Dispatcher {
                 }
                 drop(q);
                 if finishing {
-                    self.retire_idle(Fate::Shutdown);
+                    self.retire_idle(EndReason::Shutdown);
                     return self.workers.is_empty();
                 }
                 return false;
@@ -382,40 +305,22 @@ impl Dispatcher {
         let _ = sys::set_nonblocking(&spawned.fds);
         self.spawn_backoff = None;
         Counters::bump(&self.shared.counters.workers_started);
-        self.workers.push(Worker {
-            pid: spawned.pid,
-            task_w: Some(spawned.task),
-            result_r: spawned.result,
-            status_r: Some(spawned.status),
-            fds: spawned.fds,
-            fds_sent: false,
-            input: FrameBuf::default(),
-            inflight: VecDeque::new(),
-            sent: 0,
-            offset: 0,
-            assigned: 0,
-            head_started: None,
-            over_memory: false,
-            avg_task_nanos: 0,
-            ready: false,
-            eof: false,
-            eof_at: None,
-            eof_kill_sent: false,
-            write_failed: false,
-            discard: false,
-            cause: None,
-            fate: None,
-            escalation: None,
-        });
+        self.workers.push(Worker::new(
+            spawned.pid,
+            spawned.task,
+            spawned.result,
+            spawned.status,
+            spawned.fds,
+        ));
     }
 
     /// Writes as much pending task data to worker `i` as its pipe takes.
     fn write(&mut self, i: usize) {
         let w = &mut self.workers[i];
-        let Some(fd) = w.task_w.as_ref().map(|f| f.as_raw_fd()) else {
+        let Some(fd) = w.task_pipe() else {
             return;
         };
-        while w.sent < w.inflight.len() && !w.write_failed {
+        while w.sent < w.inflight.len() {
             if !w.fds_sent && w.offset == 0 && !w.inflight[w.sent].fds.is_empty() {
                 // SharedBytes: the descriptors go before the frame's first byte.
                 let task = &w.inflight[w.sent];
@@ -463,7 +368,8 @@ impl Dispatcher {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => {
                     // EPIPE: the worker is gone; EOF and its status follow.
-                    w.write_failed = true;
+                    w.enter(Phase::Dying { reason: None });
+                    break;
                 }
             }
         }
@@ -476,16 +382,12 @@ impl Dispatcher {
         let max = self.shared.config.max_frame;
         for _ in 0..16 {
             let w = &mut self.workers[i];
-            if w.eof {
+            if !w.exit.reads_results() {
                 return;
             }
             let want = w.input.want(max);
             match sys::read_into(w.result_r.as_raw_fd(), w.input.vec_mut(), want) {
-                Ok(0) => {
-                    w.eof = true;
-                    w.eof_at = Some(Instant::now());
-                    return;
-                }
+                Ok(0) => return w.exit.pipe_ended(),
                 Ok(n) => {
                     self.handle_frames(i);
                     if n < want {
@@ -493,11 +395,7 @@ impl Dispatcher {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    w.eof = true;
-                    w.eof_at = Some(Instant::now());
-                    return;
-                }
+                Err(_) => return w.exit.pipe_ended(),
             }
         }
     }
@@ -506,7 +404,7 @@ impl Dispatcher {
         let max = self.shared.config.max_frame;
         loop {
             let w = &mut self.workers[i];
-            if w.discard {
+            if w.discards_frames() {
                 w.input = FrameBuf::default();
                 return;
             }
@@ -524,7 +422,9 @@ impl Dispatcher {
                     let msg = String::from_utf8_lossy(w.input.body(&f)).into_owned();
                     let pid = w.pid;
                     w.input.consume(&f);
-                    w.fate = Some(Fate::Broken);
+                    w.enter(Phase::Dying {
+                        reason: Some(EndReason::Broken),
+                    });
                     self.break_pool(format!(
                         "the initializer panicked in worker process {pid}: {msg}"
                     ));
@@ -593,19 +493,15 @@ impl Dispatcher {
             sink.complete(outcome, counters)
         });
         self.shared.recycle_buffer(frame);
-        if w.inflight.is_empty()
-            && !w.accepting(&self.shared.config)
-            && w.fate.is_none()
-            && w.task_w.is_some()
-        {
+        if w.inflight.is_empty() && !w.accepting(&self.shared.config) {
             // max_tasks_per_child or max_memory_per_child reached: close
-            // its task pipe; it exits.
-            w.task_w = None;
-            w.fate = Some(if w.over_memory {
-                Fate::MaxMemory
+            // its task pipe; it exits. (A no-op unless it is accepting.)
+            let reason = if w.over_memory {
+                EndReason::MaxMemory
             } else {
-                Fate::MaxTasks
-            });
+                EndReason::MaxTasks
+            };
+            w.enter(Phase::Retiring { reason });
         }
         Ok(())
     }
@@ -616,18 +512,18 @@ impl Dispatcher {
             deadline = Some(deadline.map_or(kill_at, |x| x.min(kill_at)));
         }
         for w in &self.workers {
-            if let (Some(eof_at), None) = (w.eof_at, w.cause) {
-                let d = if w.eof_kill_sent {
-                    eof_at + EOF_GRACE + STATUS_GRACE
+            if let Exit::PipeEnded { at, kill_sent, .. } = w.exit {
+                let d = if kill_sent {
+                    at + EOF_GRACE + STATUS_GRACE
                 } else {
-                    eof_at + EOF_GRACE
+                    at + EOF_GRACE
                 };
                 deadline = Some(deadline.map_or(d, |x| x.min(d)));
             }
         }
         if let Some(timeout) = self.shared.config.task_timeout {
             for w in &self.workers {
-                if let (None, Some(s)) = (w.fate, w.head_started) {
+                if let (None, Some(s)) = (w.ended_by(), w.head_started) {
                     let d = s + timeout;
                     deadline = Some(deadline.map_or(d, |x| x.min(d)));
                 }
