@@ -26,7 +26,7 @@ use crate::dispatcher::{
     hand_off, Config, Dispatcher, PoolState, Shared, WorkerDeath, HANDOFF_MAX_FRAME,
 };
 use crate::error::{BuildError, CodecStage, SubmitError};
-use crate::fd_side;
+use crate::fd_passing;
 use crate::fork_server;
 use crate::frame::{self, DEFAULT_MAX_FRAME};
 use crate::map::Map;
@@ -389,12 +389,13 @@ impl ProcessPoolExecutor {
         frame.extend_from_slice(&(id | measure).to_le_bytes());
         frame.extend_from_slice(&(trampoline as usize as u64).to_le_bytes());
         frame.extend_from_slice(&(f as u64).to_le_bytes());
-        // SharedBytes in the argument attach their descriptors (`fd_side`).
-        let (encoded, fds) =
-            fd_side::collect(|| catch_unwind(AssertUnwindSafe(|| codec::encode(arg, &mut frame))));
+        // SharedBytes in the argument attach their descriptors (`fd_passing`).
+        let (encoded, fds) = fd_passing::collect(|| {
+            catch_unwind(AssertUnwindSafe(|| codec::encode(arg, &mut frame)))
+        });
         if !fds.is_empty() {
             let at = start + frame::HEADER_LEN;
-            frame[at..at + 8].copy_from_slice(&(id | measure | fd_side::FDS_BIT).to_le_bytes());
+            frame[at..at + 8].copy_from_slice(&(id | measure | fd_passing::FDS_BIT).to_le_bytes());
         }
         let encoded = match encoded {
             Ok(Ok(())) => frame::finish_frame(&mut frame, start, self.shared.config.max_frame)

@@ -21,7 +21,7 @@
 //!
 //! | request | reply |
 //! |---|---|
-//! | `SPAWN(initializer address, pipe size)` | `SPAWNED(pid)` + 4 fds by `SCM_RIGHTS`: task write end, result read end, status read end, the pool's end of the worker's descriptor socket (`fd_side`); or an errno |
+//! | `SPAWN(initializer address, pipe size)` | `SPAWNED(pid)` + 4 fds by `SCM_RIGHTS`: task write end, result read end, status read end, the pool's end of the worker's descriptor socket (`fd_passing`); or an errno |
 //! | `KILL(pid, signal)` | `KILLED(found)`: the signal (SIGKILL, or SIGTERM for `terminate_workers`) sent if the pid is a live, unreaped worker |
 //!
 //! For each worker the fork server creates three pipes: *task* (pool ->
@@ -96,7 +96,7 @@ pub(crate) struct Spawned {
     pub result: OwnedFd,
     /// Fork server -> pool: 8 bytes of exit status once the worker is reaped.
     pub status: OwnedFd,
-    /// The pool's end of the worker's descriptor socket (see `fd_side`).
+    /// The pool's end of the worker's descriptor socket (see `fd_passing`).
     pub fds: OwnedFd,
 }
 
@@ -620,7 +620,7 @@ fn spawn_worker(
     let (task_r, task_w) = sys::pipe_cloexec().map_err(errno)?;
     let (result_r, result_w) = sys::pipe_cloexec().map_err(errno)?;
     let (status_r, status_w) = sys::pipe_cloexec().map_err(errno)?;
-    // The descriptor socket (SharedBytes travel there, see `fd_side`).
+    // The descriptor socket (SharedBytes travel there, see `fd_passing`).
     let (fds_pool, fds_worker) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,

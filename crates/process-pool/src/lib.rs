@@ -29,7 +29,7 @@
 //!   workers with short tasks hold several at once (`dispatcher::pipeline`);
 //!   big results are streamed into the pipe by workers, with no extra copy.
 //! * **Zero-copy payloads** ([`SharedBytes`], modules `shared_bytes`,
-//!   `fd_side`): an immutable buffer in a sealed memfd crosses as a file
+//!   `fd_passing`): an immutable buffer in a sealed memfd crosses as a file
 //!   descriptor over a per-worker socket beside the pipes, and is mapped,
 //!   not copied.
 //! * **Dead workers**: end-of-file on a worker's pipe plus its exit status
@@ -114,7 +114,7 @@ mod cost;
 mod dispatcher;
 mod error;
 mod executor;
-mod fd_side;
+mod fd_passing;
 mod fork_server;
 mod frame;
 #[doc(hidden)]

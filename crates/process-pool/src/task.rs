@@ -25,7 +25,7 @@ pub(crate) struct Task {
     /// Where the outcome goes.
     pub sink: Box<dyn Sink>,
     /// The `SharedBytes` of the argument, whose descriptors go to the
-    /// worker before the frame (see `fd_side`); kept until the task ends,
+    /// worker before the frame (see `fd_passing`); kept until the task ends,
     /// so that a re-queued task can send them again.
     pub fds: Vec<crate::SharedBytes>,
     /// `CLOCK_MONOTONIC` at `submit`, for the queue wait (see `cost`).

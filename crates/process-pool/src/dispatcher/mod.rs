@@ -57,7 +57,6 @@ mod pipeline;
 mod worker;
 
 use death::{EOF_GRACE, STATUS_GRACE};
-use pipeline::fold_task_time;
 use worker::{EndReason, Exit, Phase, Worker};
 
 pub(crate) use crate::shared::{Config, PoolState, Shared, WorkerDeath};
@@ -71,14 +70,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use future::{DynError, TaskError};
-
 use crate::codec;
 use crate::cost::Cost;
 use crate::error::CodecStage;
-use crate::fd_side;
+use crate::fd_passing;
 use crate::fork_server;
-use crate::frame::{self, BodyReader, FrameBuf, FrameError};
+use crate::frame::{self, FrameBuf, FrameError};
 use crate::stats::Counters;
 use crate::sys;
 use crate::task::{codec_error, Task};
@@ -240,7 +237,7 @@ impl Dispatcher {
                     let w = &mut self.workers[i];
                     if !task.fds.is_empty() && !w.inflight.is_empty() {
                         // A task with descriptors goes to an idle worker
-                        // only (see `fd_side`): it waits for one.
+                        // only (see `fd_passing`): it waits for one.
                         let mut q = self.shared.lock();
                         q.tasks.push_front(task);
                         q.dispatcher_waiting = false;
@@ -324,7 +321,7 @@ impl Dispatcher {
             if !w.fds_sent && w.offset == 0 && !w.inflight[w.sent].fds.is_empty() {
                 // SharedBytes: the descriptors go before the frame's first byte.
                 let task = &w.inflight[w.sent];
-                if let Err(e) = fd_side::send(w.fds.as_raw_fd(), task.id, &task.fds, true) {
+                if let Err(e) = fd_passing::send(w.fds.as_raw_fd(), task.id, &task.fds, true) {
                     let task = w.inflight.remove(w.sent).expect("checked above");
                     let counters = &self.shared.counters;
                     counters.tasks_running.fetch_sub(1, Relaxed);
@@ -440,70 +437,69 @@ impl Dispatcher {
         }
     }
 
-    /// Completes the head task of worker `i` with the outcome in `f`.
+    /// A `RESULT` frame from worker `i`: its outcome completes the worker's
+    /// head task.
     fn handle_result(&mut self, i: usize, f: &frame::Frame) -> Result<(), FrameError> {
-        let counters = &self.shared.counters;
+        // The decoded outcome borrows the worker's input buffer: lend the
+        // buffer out while the worker's other fields change.
+        let input = std::mem::take(&mut self.workers[i].input);
+        let done = self.complete_head(i, input.body(f));
+        self.workers[i].input = input;
+        done
+    }
+
+    /// Decodes a result (in the codec), takes the descriptors sent with it,
+    /// and completes the head task of worker `i` with it.
+    fn complete_head(&mut self, i: usize, body: &[u8]) -> Result<(), FrameError> {
+        let result = codec::decode_result(body)?;
         let w = &mut self.workers[i];
-        let ResultBody {
-            id,
-            has_fds,
-            cost,
-            outcome,
-        } = parse_result_body(w.input.body(f))?;
-        if w.sent == 0 || w.inflight.front().map(|t| t.id) != Some(id) {
+        if w.sent == 0 || w.inflight.front().map(|t| t.id) != Some(result.id) {
             return Err(FrameError::BadBody(
                 "a result for a task the worker was not running",
             ));
         }
-        // SharedBytes in the result: their descriptors were sent before
-        // the frame (see `fd_side`), so they are there now.
-        let received = if has_fds {
-            fd_side::recv(w.fds.as_raw_fd(), id).map_err(|_| {
-                FrameError::BadBody("a result announced descriptors that did not arrive")
-            })?
-        } else {
-            fd_side::Received {
-                fds: Vec::new(),
-                truncated: false,
-            }
-        };
-        let task = w.inflight.pop_front().expect("checked above");
-        w.sent -= 1;
-        let now = Instant::now();
-        if let Some(started) = w.head_started {
-            fold_task_time(&mut w.avg_task_nanos, now - started);
-        }
-        w.head_started = (w.sent > 0).then_some(now);
+        let received = receive_result_fds(w, &result)?;
+        let task = w.pop_head();
+        let counters = &self.shared.counters;
         counters.tasks_running.fetch_sub(1, Relaxed);
-        let Task {
-            frame,
-            sink,
-            enqueued_ns,
-            position,
-            ..
-        } = task;
-        sink.set_report(cost.report(w.pid, position, enqueued_ns));
-        counters.add_cost(&cost, cost.start_ns.saturating_sub(enqueued_ns));
+        self.account_cost(i, &task, &result.cost);
+        let counters = &self.shared.counters;
+        let Task { frame, sink, .. } = task;
+        // The result decodes with its descriptors installed; unused ones
+        // close at the end of the scope.
+        fd_passing::with_incoming(received.fds, received.truncated, || {
+            sink.complete(result.outcome, counters)
+        });
+        self.shared.recycle_buffer(frame);
+        self.retire_at_limit(i);
+        Ok(())
+    }
+
+    /// Records what a finished task cost: its report, the pool's counters,
+    /// and whether its worker passed `max_memory_per_child`.
+    fn account_cost(&mut self, i: usize, task: &Task, cost: &Cost) {
+        let w = &mut self.workers[i];
+        let counters = &self.shared.counters;
+        task.sink
+            .set_report(cost.report(w.pid, task.position, task.enqueued_ns));
+        counters.add_cost(cost, cost.start_ns.saturating_sub(task.enqueued_ns));
         if let Some(limit) = self.shared.config.max_memory_per_child {
             w.over_memory |= cost.usage.is_some_and(|u| u.peak_rss > limit);
         }
-        // The result decodes with its descriptors installed; unused ones
-        // close at the end of the scope.
-        fd_side::with_incoming(received.fds, received.truncated, || {
-            sink.complete(outcome, counters)
-        });
-        self.shared.recycle_buffer(frame);
+    }
+
+    /// Worker `i` reached `max_tasks_per_child` or `max_memory_per_child`
+    /// and holds nothing: close its task pipe (it exits).
+    fn retire_at_limit(&mut self, i: usize) {
+        let w = &mut self.workers[i];
         if w.inflight.is_empty() && !w.accepting(&self.shared.config) {
-            // max_tasks_per_child or max_memory_per_child reached: close
-            // its task pipe; it exits. (A no-op unless it is accepting.)
             let reason = if w.over_memory {
                 EndReason::MaxMemory
             } else {
                 EndReason::MaxTasks
             };
-            w.enter(Phase::Retiring { reason });
+            w.enter(Phase::Retiring { reason }); // a no-op unless accepting
         }
-        Ok(())
     }
 
     fn poll_timeout(&self) -> libc::c_int {
@@ -552,72 +548,19 @@ impl Dispatcher {
     }
 }
 
-/// A `RESULT` frame's body, read (see `frame` and `codec` for the layout).
-pub(crate) struct ResultBody<'a> {
-    /// The task id, without `fd_side::FDS_BIT`.
-    pub id: u64,
-    /// Descriptors were sent with this result (`fd_side::FDS_BIT`).
-    pub has_fds: bool,
-    /// What the task cost, as its worker measured it (see `cost`).
-    pub cost: Cost,
-    /// The encoded value, or the task's error.
-    pub outcome: Result<&'a [u8], TaskError>,
-}
-
-/// Reads a `RESULT` frame's body. A pure function of the bytes, so the fuzz
-/// target (`fuzz/`, through `fuzz_api`) reaches the same code the
-/// dispatcher runs.
-pub(crate) fn parse_result_body(body: &[u8]) -> Result<ResultBody<'_>, FrameError> {
-    let mut body = BodyReader::new(body);
-    let id = body.u64()?;
-    let has_fds = id & fd_side::FDS_BIT != 0;
-    let id = id & !fd_side::FDS_BIT;
-    let tag = body.u8()?;
-    let cost = Cost::read(&mut body)?;
-    let outcome: Result<&[u8], TaskError> = match tag {
-        codec::OK => Ok(body.rest()),
-        codec::OK_STREAMED => {
-            let rest = body.rest();
-            let Some(at) = rest.len().checked_sub(codec::TRAILER_LEN) else {
-                return Err(FrameError::BadBody("a streamed result without its trailer"));
-            };
-            let (value, trailer) = rest.split_at(at);
-            let mut written = [0u8; 8];
-            written.copy_from_slice(&trailer[1..]);
-            let written = u64::from_le_bytes(written);
-            match trailer[0] {
-                codec::STREAM_OK => Ok(value),
-                codec::STREAM_MISMATCH => {
-                    return Err(FrameError::LengthMismatch {
-                        announced: value.len() as u64,
-                        written,
-                    })
-                }
-                codec::STREAM_FAILED => Err(codec_error(
-                    CodecStage::EncodeResult,
-                    format!(
-                        "the result's Serialize failed or panicked after {written} of \
-                         {} bytes, on its second run (its size pass had succeeded)",
-                        value.len()
-                    ),
-                )),
-                _ => return Err(FrameError::BadBody("unknown streamed-result status")),
-            }
-        }
-        codec::FAILED => {
-            let type_name = body.string()?;
-            let message = body.string()?;
-            Err(TaskError::Failed(DynError::from_parts(type_name, message)))
-        }
-        codec::PANICKED => Err(TaskError::Panicked(body.string()?)),
-        codec::DECODE_ARGS => Err(codec_error(CodecStage::DecodeArgs, body.string()?)),
-        codec::ENCODE_RESULT => Err(codec_error(CodecStage::EncodeResult, body.string()?)),
-        _ => return Err(FrameError::BadBody("unknown outcome tag")),
-    };
-    Ok(ResultBody {
-        id,
-        has_fds,
-        cost,
-        outcome,
-    })
+/// The descriptors a result's `SharedBytes` travel with: sent on the
+/// descriptor socket before the frame (see `fd_passing`), so they are
+/// there now.
+fn receive_result_fds(
+    w: &Worker,
+    result: &codec::ResultBody<'_>,
+) -> Result<fd_passing::Received, FrameError> {
+    if !result.has_fds {
+        return Ok(fd_passing::Received {
+            fds: Vec::new(),
+            truncated: false,
+        });
+    }
+    fd_passing::recv(w.fds.as_raw_fd(), result.id)
+        .map_err(|_| FrameError::BadBody("a result announced descriptors that did not arrive"))
 }

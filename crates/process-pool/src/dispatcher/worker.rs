@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use super::interrupt::Escalation;
-use super::pipeline::pipeline_depth;
+use super::pipeline::{fold_task_time, pipeline_depth};
 use crate::error::ExitCause;
 use crate::frame::FrameBuf;
 use crate::shared::Config;
@@ -345,6 +345,22 @@ impl Worker {
             && config
                 .max_tasks_per_child
                 .is_none_or(|max| self.assigned < max)
+    }
+
+    /// Takes the head task off, its result having come: the next one, if
+    /// written, starts now; the head's time feeds the pipeline depth.
+    pub fn pop_head(&mut self) -> Task {
+        let task = self
+            .inflight
+            .pop_front()
+            .expect("the caller checked the head");
+        self.sent -= 1;
+        let now = Instant::now();
+        if let Some(started) = self.head_started {
+            fold_task_time(&mut self.avg_task_nanos, now - started);
+        }
+        self.head_started = (self.sent > 0).then_some(now);
+        task
     }
 
     /// Takes every task it holds (to fail or re-queue them): nothing is
