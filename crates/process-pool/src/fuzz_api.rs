@@ -25,10 +25,10 @@ use nix::sys::socket::{
     sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
 };
 
-use crate::codec::decode_result;
-use crate::fd_passing;
-use crate::frame::{self, FrameBuf, FrameError};
-use crate::reader::ArgReader;
+use crate::child::reader::ArgReader;
+use crate::wire::codec::decode_result;
+use crate::wire::fd_passing;
+use crate::wire::frame::{self, FrameBuf, FrameError};
 use crate::SharedBytes;
 
 /// Bytes of a frame header.
@@ -42,7 +42,7 @@ pub const READY: u8 = frame::READY;
 /// See [`TASK`].
 pub const RESULT: u8 = frame::RESULT;
 /// Bytes of the cost block a `RESULT` body carries after its outcome tag.
-pub const RESULT_COST_LEN: usize = crate::cost::COST_LEN;
+pub const RESULT_COST_LEN: usize = crate::wire::cost::COST_LEN;
 /// See [`TASK`].
 pub const INIT_FAILED: u8 = frame::INIT_FAILED;
 

@@ -108,41 +108,27 @@
 
 #![warn(missing_docs)]
 
-mod auto_chunk;
-mod codec;
-mod cost;
-mod dispatcher;
+mod child;
 mod error;
-mod executor;
-mod fd_passing;
-mod fork_server;
-mod frame;
 #[doc(hidden)]
 pub mod fuzz_api;
-mod keep_message;
-mod map;
-mod reader;
-mod shared;
-mod shared_bytes;
-mod stats;
+mod parent;
 mod sys;
-mod task;
-mod trace_sink;
-mod worker;
+mod wire;
 
-pub use auto_chunk::{auto_chunksize, AUTO_CHUNKS_PER_WORKER, AUTO_MAX_CHUNK};
+pub use child::fork_server::{
+    fork_server_info, start_fork_server, start_fork_server_late, try_start_fork_server,
+    ForkServerInfo,
+};
 pub use error::{
     BuildError, CodecError, CodecStage, ExitCause, ForkServerError, MapShutDown, ProtocolError,
     SpawnFailed, SubmitError, TaskTimedOut, TerminatedByRequest, WorkerDied, WorkerTerminated,
 };
-pub use executor::{Builder, ProcessPoolExecutor, DEFAULT_INTERRUPT_GRACE};
-pub use fork_server::{
-    fork_server_info, start_fork_server, start_fork_server_late, try_start_fork_server,
-    ForkServerInfo,
-};
-pub use frame::{FrameError, DEFAULT_MAX_FRAME};
-pub use map::Map;
-pub use shared::WorkerDeath;
-pub use shared_bytes::SharedBytes;
-pub use stats::{Stats, WorkerExits};
+pub use parent::auto_chunk::{auto_chunksize, AUTO_CHUNKS_PER_WORKER, AUTO_MAX_CHUNK};
+pub use parent::executor::{Builder, ProcessPoolExecutor, DEFAULT_INTERRUPT_GRACE};
+pub use parent::map::Map;
+pub use parent::shared::WorkerDeath;
+pub use parent::stats::{Stats, WorkerExits};
 pub use sys::thread_count;
+pub use wire::frame::{FrameError, DEFAULT_MAX_FRAME};
+pub use wire::shared_bytes::SharedBytes;

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use future::TaskReport;
 
-use crate::frame::{BodyReader, FrameError};
+use crate::wire::frame::{BodyReader, FrameError};
 
 /// Bytes of a [`Cost`] in a `RESULT` frame.
 pub(crate) const COST_LEN: usize = 41;

@@ -20,20 +20,20 @@ use nix::sys::signal::Signal;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec::{self, Trampoline};
-use crate::cost;
-use crate::dispatcher::{
+use crate::child::fork_server;
+use crate::error::{BuildError, CodecStage, SubmitError};
+use crate::parent::dispatcher::{
     hand_off, Config, Dispatcher, PoolState, Shared, WorkerDeath, HANDOFF_MAX_FRAME,
 };
-use crate::error::{BuildError, CodecStage, SubmitError};
-use crate::fd_passing;
-use crate::fork_server;
-use crate::frame::{self, DEFAULT_MAX_FRAME};
-use crate::map::Map;
-use crate::stats::{Counters, Stats};
+use crate::parent::map::Map;
+use crate::parent::stats::{Counters, Stats};
+use crate::parent::task::{codec_error, Sink, Task, TypedSink};
+use crate::parent::trace_sink::TracedSink;
 use crate::sys;
-use crate::task::{codec_error, Sink, Task, TypedSink};
-use crate::trace_sink::TracedSink;
+use crate::wire::codec::{self, Trampoline};
+use crate::wire::cost;
+use crate::wire::fd_passing;
+use crate::wire::frame::{self, DEFAULT_MAX_FRAME};
 
 /// A pool of worker processes that run plain functions and hand back
 /// [`Future`]s. See the crate docs for the design.

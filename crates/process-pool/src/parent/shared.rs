@@ -26,11 +26,11 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::dispatcher::{HandedTask, LentPipe};
 use crate::error::SubmitError;
-use crate::stats::Counters;
+use crate::parent::dispatcher::{HandedTask, LentPipe};
+use crate::parent::stats::Counters;
+use crate::parent::task::Task;
 use crate::sys;
-use crate::task::Task;
 use future::CallbackRunner;
 
 /// What to do when a worker dies unexpectedly.

@@ -35,7 +35,7 @@ use serde::de::{Deserializer, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::fd_passing;
+use crate::wire::fd_passing;
 
 /// The seals every `SharedBytes` carries, and that a received one must carry.
 pub(crate) const REQUIRED_SEALS: libc::c_int =
@@ -438,8 +438,8 @@ mod tests {
     fn outside_a_frame_it_is_an_ordinary_serde_value() {
         let a = SharedBytes::from_slice(b"abc").unwrap();
         let mut bytes = Vec::new();
-        crate::codec::encode(&a, &mut bytes).unwrap();
-        let back: SharedBytes = crate::codec::decode(&bytes).unwrap();
+        crate::wire::codec::encode(&a, &mut bytes).unwrap();
+        let back: SharedBytes = crate::wire::codec::decode(&bytes).unwrap();
         assert_eq!(back, a);
         assert!(!SharedBytes::ptr_eq(&a, &back));
     }

@@ -34,8 +34,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
-use crate::shared_bytes::SharedBytes;
 use crate::sys;
+use crate::wire::shared_bytes::SharedBytes;
 
 /// Bit 63 of a frame's task id: a descriptor message goes with this frame.
 pub(crate) const FDS_BIT: u64 = 1 << 63;

@@ -55,13 +55,13 @@ use future::{panic_message, DynError, TaskError};
 use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::Serialize;
 
-use crate::cost::{Cost, Meter, COST_LEN};
+use crate::child::reader::ArgReader;
 use crate::error::CodecStage;
-use crate::fd_passing;
-use crate::frame::{self, put_string, BodyReader, FrameError};
-use crate::keep_message::{capture, Seed, Val};
-use crate::reader::ArgReader;
-use crate::task::codec_error;
+use crate::parent::task::codec_error;
+use crate::wire::cost::{Cost, Meter, COST_LEN};
+use crate::wire::fd_passing;
+use crate::wire::frame::{self, put_string, BodyReader, FrameError};
+use crate::wire::keep_message::{capture, Seed, Val};
 
 /// The task returned a value.
 pub(crate) const OK: u8 = 0;
@@ -449,7 +449,7 @@ where
             let sent = catch_unwind(AssertUnwindSafe(|| {
                 // SharedBytes in the value attach their descriptors to
                 // the frame (see `fd_passing`; only here, not in the task).
-                let sent = crate::fd_passing::collecting(|| out.value(&value));
+                let sent = crate::wire::fd_passing::collecting(|| out.value(&value));
                 drop(value);
                 sent
             }));
@@ -541,7 +541,7 @@ fn decode_streamed(rest: &[u8]) -> Result<Result<&[u8], TaskError>, FrameError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{BodyReader, FrameBuf};
+    use crate::wire::frame::{BodyReader, FrameBuf};
 
     fn square(x: u64) -> u64 {
         x * x
@@ -588,7 +588,7 @@ mod tests {
         let mut body = BodyReader::new(fb.body(&frame));
         assert_eq!(body.u64().unwrap(), 77);
         let tag = body.u8().unwrap();
-        crate::cost::Cost::read(&mut body).unwrap();
+        crate::wire::cost::Cost::read(&mut body).unwrap();
         (tag, body.rest().to_vec())
     }
 
@@ -717,7 +717,7 @@ mod tests {
         let mut body = BodyReader::new(fb.body(&frame));
         assert_eq!(body.u64().unwrap(), 5);
         assert_eq!(body.u8().unwrap(), OK_STREAMED);
-        crate::cost::Cost::read(&mut body).unwrap();
+        crate::wire::cost::Cost::read(&mut body).unwrap();
         let rest = body.rest();
         assert_eq!(rest[rest.len() - TRAILER_LEN], STREAM_FAILED);
     }

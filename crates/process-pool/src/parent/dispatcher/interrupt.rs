@@ -48,9 +48,9 @@ use nix::sys::signal::Signal;
 
 use super::worker::{EndReason, Phase};
 use super::Dispatcher;
+use crate::child::fork_server;
 use crate::error::{ExitCause, TerminatedByRequest};
-use crate::fork_server;
-use crate::task::Task;
+use crate::parent::task::Task;
 
 /// Where a worker is in its interruption.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

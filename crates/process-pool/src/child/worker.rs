@@ -29,12 +29,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::catch_unwind;
 
-use crate::codec::{ResultWriter, Trampoline};
-use crate::cost;
-use crate::fd_passing;
-use crate::fork_server::{exit_now, mark_child};
-use crate::frame;
-use crate::reader::ArgReader;
+use crate::child::fork_server::{exit_now, mark_child};
+use crate::child::reader::ArgReader;
+use crate::wire::codec::{ResultWriter, Trampoline};
+use crate::wire::cost;
+use crate::wire::fd_passing;
+use crate::wire::frame;
 
 /// Exit code of a worker whose initializer panicked.
 pub(crate) const EXIT_INIT_FAILED: i32 = 3;

@@ -16,9 +16,9 @@ use std::time::Instant;
 use super::interrupt::Escalation;
 use super::pipeline::{fold_task_time, pipeline_depth};
 use crate::error::ExitCause;
-use crate::frame::FrameBuf;
-use crate::shared::Config;
-use crate::task::Task;
+use crate::parent::shared::Config;
+use crate::parent::task::Task;
+use crate::wire::frame::FrameBuf;
 
 /// Why the pool ended a worker: the one name for "how a worker ended" on
 /// the pool's side. (How its *process* ended, as the kernel tells the fork

@@ -654,7 +654,7 @@ fn spawn_worker(
                 exit_now(70);
             }
             worker_signals(user_ignored);
-            crate::worker::run(task_r, result_w, fds_worker, initializer)
+            crate::child::worker::run(task_r, result_w, fds_worker, initializer)
         }
         ForkResult::Parent { child } => {
             drop(task_r);

@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use super::worker::{EndReason, Phase, Worker};
 use super::Dispatcher;
+use crate::child::fork_server;
 use crate::error::CodecStage;
-use crate::fd_passing;
-use crate::fork_server;
-use crate::stats::Counters;
+use crate::parent::stats::Counters;
+use crate::parent::task::{codec_error, Task};
 use crate::sys;
-use crate::task::{codec_error, Task};
+use crate::wire::fd_passing;
 
 /// Where the next queued task goes.
 enum Pick {

@@ -30,9 +30,9 @@ use future::{DynError, TaskError};
 
 use super::Dispatcher;
 use crate::error::SpawnFailed;
-use crate::shared::{PoolState, Shared};
+use crate::parent::shared::{PoolState, Shared};
+use crate::parent::task::Task;
 use crate::sys;
-use crate::task::Task;
 
 /// An idle worker's task pipe, lent to `submit` for one task.
 pub(crate) struct LentPipe {

@@ -15,12 +15,12 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::worker::{EndReason, Phase, Worker};
 use super::Dispatcher;
-use crate::codec;
-use crate::cost::Cost;
-use crate::fd_passing;
-use crate::frame::{self, FrameBuf, FrameError};
+use crate::parent::task::Task;
 use crate::sys;
-use crate::task::Task;
+use crate::wire::codec;
+use crate::wire::cost::Cost;
+use crate::wire::fd_passing;
+use crate::wire::frame::{self, FrameBuf, FrameError};
 
 impl Dispatcher {
     /// Reads whatever worker `i` sent and handles complete frames.

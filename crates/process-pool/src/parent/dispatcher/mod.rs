@@ -61,7 +61,7 @@
 //! | `handoff` | lending idle workers' pipes to `submit` |
 //! | `interrupt` | stopping one task: SIGTERM, then SIGKILL |
 //!
-//! The state shared with the pool's handle is in `crate::shared`.
+//! The state shared with the pool's handle is in `crate::parent::shared`.
 
 mod death;
 mod feed;
@@ -76,7 +76,7 @@ use death::{EOF_GRACE, STATUS_GRACE};
 use poll_set::{PollSet, Source};
 use worker::{Exit, Worker};
 
-pub(crate) use crate::shared::{Config, PoolState, Shared, WorkerDeath};
+pub(crate) use crate::parent::shared::{Config, PoolState, Shared, WorkerDeath};
 pub(crate) use handoff::{hand_off, HandedTask, LentPipe, HANDOFF_MAX_FRAME};
 
 // Relaxed on the statistics counters: see the `stats` module (independent

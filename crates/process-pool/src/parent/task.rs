@@ -12,9 +12,9 @@ use std::sync::Arc;
 use future::{panic_message, CallbackRunner, DynError, Promise, TaskError, TaskReport};
 use serde::de::DeserializeOwned;
 
-use crate::codec;
 use crate::error::{CodecError, CodecStage};
-use crate::stats::Counters;
+use crate::parent::stats::Counters;
+use crate::wire::codec;
 
 /// One submitted task.
 pub(crate) struct Task {

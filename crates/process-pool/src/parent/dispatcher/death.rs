@@ -21,16 +21,16 @@ use future::{DynError, TaskError, WorkerEnd};
 
 use super::worker::{EndReason, Exit, Phase, Worker};
 use super::{Dispatcher, WorkerDeath};
-use crate::cost;
+use crate::child::fork_server::{self, decode_status};
 use crate::error::{
     ExitCause, ForkServerError, ProtocolError, SpawnFailed, TaskTimedOut, WorkerDied,
     WorkerTerminated,
 };
-use crate::fork_server::{self, decode_status};
-use crate::frame::{FrameBuf, FrameError};
-use crate::stats::Counters;
+use crate::parent::stats::Counters;
+use crate::parent::task::Task;
 use crate::sys;
-use crate::task::Task;
+use crate::wire::cost;
+use crate::wire::frame::{FrameBuf, FrameError};
 
 /// How long a worker may stay alive after closing its result pipe.
 pub(super) const EOF_GRACE: Duration = Duration::from_secs(1);
