@@ -630,10 +630,24 @@ fn spawn_worker(
     sys::set_pipe_size(&task_w, pipe_size);
     sys::set_pipe_size(&result_w, pipe_size);
     let server_pid = nix::unistd::getpid();
+    // SIGTERM is blocked across the fork, so the new worker starts with it
+    // blocked. Until `worker_signals` sets it to its default, the worker
+    // has the user's disposition, possibly "ignored", and the kernel
+    // discards an ignored signal on arrival, unless it is blocked: then it
+    // stays pending. So a `terminate_workers` that comes before the worker
+    // has run at all (the pool may assign it a task and be told to
+    // terminate first) still ends it, once it unblocks (after setting the
+    // default). In the fork server, a SIGTERM is only deferred for the
+    // length of a fork.
+    let _ = sys::set_signal_mask(&[libc::SIGCHLD, libc::SIGTERM]);
     // SAFETY: this process is single-threaded (module docs), so the child
     // inherits no lock held by another thread; it runs `worker::run`, which
     // never returns.
-    match unsafe { fork() }? {
+    let forked = unsafe { fork() };
+    if !matches!(forked, Ok(ForkResult::Child)) {
+        let _ = sys::set_signal_mask(&[libc::SIGCHLD]);
+    }
+    match forked? {
         ForkResult::Child => {
             let keep = [
                 task_r.as_raw_fd(),
@@ -650,10 +664,12 @@ fn spawn_worker(
                 // The fork server died before PDEATHSIG was armed.
                 exit_now(0);
             }
+            // Dispositions first, then the mask: a SIGTERM that came since
+            // the fork is pending, and is delivered (at its default) here.
+            worker_signals(user_ignored);
             if sys::set_signal_mask(&[]).is_err() {
                 exit_now(70);
             }
-            worker_signals(user_ignored);
             crate::child::worker::run(task_r, result_w, fds_worker, initializer)
         }
         ForkResult::Parent { child } => {
@@ -669,8 +685,9 @@ fn spawn_worker(
     }
 }
 
-/// A new worker's signal state, from the fork server's: nothing blocked
-/// (done by the caller), the user's ignored signals still ignored, and:
+/// A new worker's signal dispositions, from the fork server's (the caller
+/// then unblocks everything): the user's ignored signals still ignored,
+/// and:
 ///
 /// * SIGCHLD as the user had it (the fork server needed the default for
 ///   itself): a task that starts processes sees what the pool's process
