@@ -283,7 +283,7 @@ impl Dispatcher {
     /// it held fail with [`WorkerTerminated`]; whatever it still sends is
     /// discarded. Nothing is replaced: the queue is left empty, so the loop
     /// ends once the workers are reaped.
-    pub(super) fn apply_force(&mut self) {
+    pub(super) fn terminate_all(&mut self) {
         let Some(signal) = self.shared.lock().life.take_signal() else {
             return;
         };

@@ -156,7 +156,7 @@ impl Dispatcher {
     /// `interrupt(&future)`.
     fn take_requests(&mut self) {
         self.reclaim_lent_pipes();
-        self.apply_force();
+        self.terminate_all();
         self.take_interrupts();
     }
 

@@ -223,52 +223,34 @@ impl Worker {
     /// end-of-file); entering `Dying` for a reason stops the head's
     /// timeout clock.
     pub fn enter(&mut self, next: Phase) -> bool {
-        use EndReason::*;
-        let allowed = match (&self.phase, &next) {
-            (_, Phase::Accepting { .. }) => false, // only a new worker is
-            (Phase::Accepting { .. }, Phase::Retiring { reason }) => reason.retires(),
-            (_, Phase::Retiring { .. }) => false,
-            (Phase::Accepting { .. }, Phase::Dying { reason: None }) => true,
-            (_, Phase::Dying { reason: None }) => false,
-            (
-                _,
-                Phase::Dying {
-                    reason: Some(Protocol),
-                },
-            ) => true,
-            (
-                Phase::Dying {
-                    reason: Some(Timeout | Protocol | Broken),
-                },
-                Phase::Dying {
-                    reason: Some(Terminated { .. }),
-                },
-            ) => false,
-            (
-                _,
-                Phase::Dying {
-                    reason: Some(Terminated { .. }),
-                },
-            ) => true,
-            (_, Phase::Dying { reason: Some(r) }) => !r.retires() && self.ended_by().is_none(),
+        let accepting = matches!(self.phase, Phase::Accepting { .. });
+        let allowed = match &next {
+            Phase::Accepting { .. } => false, // only a new worker accepts
+            Phase::Retiring { reason } => accepting && reason.retires(),
+            Phase::Dying { reason: None } => accepting,
+            Phase::Dying {
+                reason: Some(reason),
+            } => match reason {
+                EndReason::Protocol => true,
+                EndReason::Terminated { .. } => !matches!(
+                    self.ended_by(),
+                    Some(EndReason::Timeout | EndReason::Protocol | EndReason::Broken)
+                ),
+                other => !other.retires() && self.ended_by().is_none(),
+            },
         };
         if !allowed {
             return false;
         }
-        let next = match (&self.phase, next) {
-            (
-                Phase::Dying {
-                    reason: Some(Interrupted(esc)),
-                },
-                Phase::Dying {
-                    reason: Some(Terminated { .. }),
-                },
-            ) => Phase::Dying {
-                reason: Some(Terminated {
-                    escalation: Some(*esc),
+        let next = match next {
+            Phase::Dying {
+                reason: Some(EndReason::Terminated { .. }),
+            } => Phase::Dying {
+                reason: Some(EndReason::Terminated {
+                    escalation: self.escalation(),
                 }),
             },
-            (_, next) => next,
+            next => next,
         };
         if matches!(next, Phase::Dying { reason: Some(_) }) {
             self.head_started = None;
@@ -431,6 +413,9 @@ mod tests {
         assert!(w.enter(dying(Interrupted(esc))));
         assert_eq!(w.head_started, None, "the timeout clock stops");
         assert!(!w.discards_frames(), "its task's result is still wanted");
+        assert!(w.enter(dying(Terminated { escalation: None })));
+        assert_eq!(w.escalation(), Some(esc));
+        // ... and a second terminate (kill_workers after terminate_workers).
         assert!(w.enter(dying(Terminated { escalation: None })));
         assert_eq!(w.escalation(), Some(esc));
         assert!(!w.enter(Phase::Accepting { task_w: fd() }));
