@@ -63,6 +63,14 @@ impl Dispatcher {
                     self.spawn();
                 }
                 Pick::Worker(i) => {
+                    let has_fds = q.tasks.front().is_some_and(|t| !t.fds.is_empty());
+                    if has_fds && !self.workers[i].inflight.is_empty() {
+                        // A task with descriptors goes to an idle worker
+                        // only (see `fd_passing`): it waits for one in the
+                        // queue, not yet running, so still cancellable.
+                        q.dispatcher_waiting = false;
+                        return false;
+                    }
                     let Some(mut task) = q.tasks.pop_front() else {
                         continue;
                     };
@@ -76,14 +84,6 @@ impl Dispatcher {
                     }
                     self.shared.counters.tasks_running.fetch_add(1, Relaxed);
                     let w = &mut self.workers[i];
-                    if !task.fds.is_empty() && !w.inflight.is_empty() {
-                        // A task with descriptors goes to an idle worker
-                        // only (see `fd_passing`): it waits for one.
-                        let mut q = self.shared.lock();
-                        q.tasks.push_front(task);
-                        q.dispatcher_waiting = false;
-                        return false;
-                    }
                     w.assigned += 1;
                     task.position = w.assigned;
                     w.inflight.push_back(task);
