@@ -4,7 +4,7 @@
 //!
 //! # Doorbell protocol (no lost wake-ups)
 //!
-//! The queue's mutex guards a flag `dispatcher_waiting`. Before sleeping the
+//! The pool state's mutex guards a flag `dispatcher_waiting`. Before sleeping the
 //! dispatcher takes tasks while it has room, and sets the flag (under the
 //! lock) only if it stopped because the queue was empty. `submit` pushes
 //! under the same lock and rings the eventfd only if it finds the flag set,

@@ -136,11 +136,11 @@ impl Exit {
 ///   tasks, written to, or lent to `submit`;
 /// * a `Retiring` worker holds no task: its pipe is closed only when its
 ///   list is empty;
-/// * a worker `Dying` for a reason holds no task, except an `Interrupted`
-///   one, which keeps the task it runs (its head) until it is reaped; a
-///   worker that died by itself (`Dying { reason: None }`, or still
-///   `Accepting`) keeps its tasks until it is reaped, and then fails the
-///   head and re-queues the rest;
+/// * a worker `Dying` for a reason holds no task but, if `Interrupted`,
+///   the one it runs (its head), until it is reaped; a worker that died by
+///   itself (`Dying { reason: None }`, or still `Accepting`) keeps its
+///   tasks until it is reaped, and then fails the head and re-queues the
+///   rest;
 /// * `sent <= inflight.len()`; `offset` counts bytes of `inflight[sent]`;
 /// * `head_started` is `Some` only while `sent > 0` and the pool has not
 ///   ended the worker (the task timeout runs from it);
