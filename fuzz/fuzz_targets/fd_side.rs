@@ -1,5 +1,5 @@
 //! The process pool's descriptor side channel
-//! (`crates/process-pool/src/fd_side.rs`): one message per frame on a
+//! (`crates/process-pool/src/wire/fd_passing.rs`): one message per frame on a
 //! `SOCK_SEQPACKET` socket, its payload the task id, its descriptors
 //! `SCM_RIGHTS`; then `SharedBytes` decoded with those descriptors.
 //!

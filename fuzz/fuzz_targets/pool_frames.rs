@@ -1,4 +1,4 @@
-//! The process pool's frames (`crates/process-pool/src/frame.rs`,
+//! The process pool's frames (`crates/process-pool/src/wire/frame.rs`,
 //! `reader.rs`, and the dispatcher's `RESULT` body parser), read on both
 //! ends of the pipes: the first byte picks the reader and its read size.
 //!

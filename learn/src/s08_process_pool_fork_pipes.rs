@@ -107,4 +107,4 @@ pub fn main() {
 
 // The production crate adds: length-prefixed frames of serde values, many
 // tasks in flight per worker, and workers forked by a fork server (step 3).
-// See `run` in `crates/process-pool/src/worker.rs`.
+// See `run` in `crates/process-pool/src/child/worker.rs`.

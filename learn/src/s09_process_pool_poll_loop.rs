@@ -83,4 +83,4 @@ pub fn main() {
 // The production crate adds: framed messages and several tasks in flight
 // per worker, polled writes so a large task and a large result never
 // deadlock, an eventfd doorbell for new submits, and timeouts. See
-// `Dispatcher::run` in `crates/process-pool/src/dispatcher/mod.rs`.
+// `Dispatcher::run` in `crates/process-pool/src/parent/dispatcher/mod.rs`.

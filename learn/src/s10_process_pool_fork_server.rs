@@ -107,4 +107,4 @@ pub fn main() {
 
 // The production crate adds: the server reaps on SIGCHLD (a signalfd) and
 // writes each status to a pipe, kills on request, and dies with the pool.
-// See `server_main` and `spawn_worker` in `crates/process-pool/src/fork_server.rs`.
+// See `server_main` and `spawn_worker` in `crates/process-pool/src/child/fork_server.rs`.

@@ -107,4 +107,4 @@ pub fn main() {
 
 // The production crate adds: a status pipe per worker, the dead worker's other
 // tasks re-queued, and CPython's break-the-pool mode. See `Dispatcher::bury`
-// in `crates/process-pool/src/dispatcher/death.rs`.
+// in `crates/process-pool/src/parent/dispatcher/death.rs`.

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::frame::FrameError;
+use crate::wire::frame::FrameError;
 
 /// How a worker process ended, as reported by `waitpid` in the fork server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

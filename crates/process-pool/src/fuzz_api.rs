@@ -10,7 +10,7 @@
 //!   the dispatcher's `RESULT` body parser);
 //! * [`worker_read`]: a worker reading its task pipe (the `TASK` header and
 //!   `ArgReader`, from a real descriptor);
-//! * [`fd_message`]: the descriptor side channel (`fd_side::recv`, then
+//! * [`fd_message`]: the descriptor side channel (`fd_passing::recv`, then
 //!   `SharedBytes` decoded with what arrived), over a real socket pair.
 //!
 //! A public module rather than a `cfg(fuzzing)` one, so that the fuzz
@@ -25,10 +25,10 @@ use nix::sys::socket::{
     sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
 };
 
-use crate::dispatcher::parse_result_body;
-use crate::fd_side;
-use crate::frame::{self, FrameBuf, FrameError};
-use crate::reader::ArgReader;
+use crate::child::reader::ArgReader;
+use crate::wire::codec::decode_result;
+use crate::wire::fd_passing;
+use crate::wire::frame::{self, FrameBuf, FrameError};
 use crate::SharedBytes;
 
 /// Bytes of a frame header.
@@ -42,7 +42,7 @@ pub const READY: u8 = frame::READY;
 /// See [`TASK`].
 pub const RESULT: u8 = frame::RESULT;
 /// Bytes of the cost block a `RESULT` body carries after its outcome tag.
-pub const RESULT_COST_LEN: usize = crate::cost::COST_LEN;
+pub const RESULT_COST_LEN: usize = crate::wire::cost::COST_LEN;
 /// See [`TASK`].
 pub const INIT_FAILED: u8 = frame::INIT_FAILED;
 
@@ -92,7 +92,7 @@ pub fn pool_read(
             };
             let body = buf.body(&f);
             let result = match f.kind {
-                frame::RESULT => match parse_result_body(body) {
+                frame::RESULT => match decode_result(body) {
                     Ok(r) => Some((
                         r.id,
                         r.has_fds,
@@ -180,7 +180,7 @@ pub enum FdKind {
 /// `SOCK_SEQPACKET` pair, receives it as the descriptor message of task
 /// `id`, and decodes `value` (postcard bytes of a `Vec<SharedBytes>`) with
 /// the received descriptors installed, as a frame's value is decoded.
-/// `Err` if `fd_side::recv` refused the message; else the decoded list's
+/// `Err` if `fd_passing::recv` refused the message; else the decoded list's
 /// contents, or the decoder's error text.
 pub fn fd_message(
     payload: &[u8],
@@ -209,8 +209,8 @@ pub fn fd_message(
         None,
     )?;
     drop(fds);
-    let received = fd_side::recv(receiver.as_raw_fd(), id)?;
-    Ok(fd_side::with_incoming(
+    let received = fd_passing::recv(receiver.as_raw_fd(), id)?;
+    Ok(fd_passing::with_incoming(
         received.fds,
         received.truncated,
         || {

@@ -8,30 +8,61 @@
 //! marks the whole pool broken instead; [`WorkerDeath::BreakPool`] offers
 //! that for parity.)
 //!
+//! ## Who owns what
+//!
+//! ```text
+//!  the program's process                                 | processes
+//!                                                        |
+//!  caller's thread    the pool's state (one Mutex)       |
+//!  submit(f, x) ----> PoolState { life, tasks, .. }      |
+//!   encodes the         | rings the doorbell (eventfd)   |
+//!   TASK frame          v                                |
+//!                     dispatcher thread: one poll() over | fork server (forked
+//!                     every pipe end, all non-blocking --+-> while single-
+//!                       |    SPAWN / KILL on a socket    |   threaded)
+//!                       |                                |     | fork
+//!                       |--- task pipe: TASK frames -----+-> worker 1..N:
+//!                       |<-- result pipe: RESULT frames -+-- decode, run f(x),
+//!                       |<-> descriptor socket (SharedBytes)  encode
+//!                       |<-- status pipe: exit status ---+-- fork server
+//!                       v                                |   (it reaps them)
+//!  Future <-- completed by the dispatcher; done-callbacks run on the
+//!             pool's callback thread, never on the dispatcher
+//! ```
+//!
+//! One shortcut: on an idle pool, `submit` writes a small task straight
+//! into an idle worker's task pipe, lent by the sleeping dispatcher
+//! (`parent::dispatcher::handoff`). The code is grouped by side: `parent`
+//! (the handle, the shared state, the dispatcher), `wire` (what crosses:
+//! frames, values, costs, descriptors), `child` (the fork server and the
+//! worker's loop).
+//!
 //! ## How it works
 //!
-//! * **Fork server** ([`start_fork_server`], module `fork_server`): a
+//! * **Fork server** ([`start_fork_server`], module `child::fork_server`): a
 //!   single-threaded helper process, forked while the program is still
 //!   single-threaded, forks every worker on request. No worker is ever
 //!   forked from a multi-threaded process, so none inherits a lock that
 //!   another thread held. It reaps every worker and reports its exit status.
-//! * **Tasks are `fn` pointers** (module `codec`): workers run the same
+//! * **Tasks are `fn` pointers** (module `wire::codec`): workers run the same
 //!   program image, so a function's address is valid in them. A task
 //!   travels as that address, the address of a trampoline monomorphised for
 //!   its types, and its argument encoded with serde + postcard.
-//! * **Frames** (module `frame`): length-prefixed messages on a pair of
+//! * **Frames** (module `wire::frame`): length-prefixed messages on a pair of
 //!   pipes per worker; a malformed frame is an error naming the worker.
-//! * **One poll loop** (module `dispatcher`): one thread per pool owns all
-//!   pipe ends, non-blocking, and `poll()`s them with an eventfd doorbell, so
-//!   big arguments and big results flowing at once can never deadlock.
+//! * **One poll loop** (module `parent::dispatcher`): one thread per pool
+//!   owns all pipe ends, non-blocking, and `poll()`s them with an eventfd
+//!   doorbell, so big arguments and big results flowing at once can never
+//!   deadlock.
 //! * **Fast paths**: a small task on an idle pool is written straight into
-//!   an idle worker's pipe by `submit` (module `dispatcher::handoff`);
-//!   workers with short tasks hold several at once (`dispatcher::pipeline`);
+//!   an idle worker's pipe by `submit` (module `parent::dispatcher::handoff`);
+//!   workers with short tasks hold several at once
+//!   (`parent::dispatcher::pipeline`);
 //!   big results are streamed into the pipe by workers, with no extra copy.
-//! * **Zero-copy payloads** ([`SharedBytes`], modules `shared_bytes`,
-//!   `fd_side`): an immutable buffer in a sealed memfd crosses as a file
-//!   descriptor over a per-worker socket beside the pipes, and is mapped,
-//!   not copied.
+//! * **Zero-copy payloads** ([`SharedBytes`], modules `wire::shared_bytes`,
+//!   `wire::fd_passing`): an immutable buffer in a sealed memfd crosses as
+//!   a file descriptor over a per-worker socket beside the pipes, and is
+//!   mapped, not copied.
 //! * **Dead workers**: end-of-file on a worker's pipe plus its exit status
 //!   from the fork server fail the task it ran with [`WorkerDied`]; tasks it
 //!   had not started are re-queued; a new worker is forked on demand.
@@ -41,8 +72,9 @@
 //! * **Stopping one task** (beyond Python): `interrupt(&future)` cancels it
 //!   if it has not started; if it runs, its worker gets SIGTERM, then
 //!   SIGKILL after [`Builder::interrupt_grace`], and is replaced; the task
-//!   fails with [`TerminatedByRequest`] (module `dispatcher::interrupt`).
-//! * **The cause and cost of a task** (module `cost`): every future carries
+//!   fails with [`TerminatedByRequest`] (module
+//!   `parent::dispatcher::interrupt`).
+//! * **The cause and cost of a task** (module `wire::cost`): every future carries
 //!   a `TaskReport` (`future.report()`): the worker's pid, the task's
 //!   position on it, its queue wait and run time, measured in the worker,
 //!   and with `Builder::report_usage` its CPU times and the worker's peak
@@ -108,41 +140,27 @@
 
 #![warn(missing_docs)]
 
-mod auto_chunk;
-mod codec;
-mod cost;
-mod dispatcher;
+mod child;
 mod error;
-mod executor;
-mod fd_side;
-mod fork_server;
-mod frame;
 #[doc(hidden)]
 pub mod fuzz_api;
-mod keep_message;
-mod map;
-mod reader;
-mod shared;
-mod shared_bytes;
-mod stats;
+mod parent;
 mod sys;
-mod task;
-mod trace_sink;
-mod worker;
+mod wire;
 
-pub use auto_chunk::{auto_chunksize, AUTO_CHUNKS_PER_WORKER, AUTO_MAX_CHUNK};
+pub use child::fork_server::{
+    fork_server_info, start_fork_server, start_fork_server_late, try_start_fork_server,
+    ForkServerInfo,
+};
 pub use error::{
     BuildError, CodecError, CodecStage, ExitCause, ForkServerError, MapShutDown, ProtocolError,
     SpawnFailed, SubmitError, TaskTimedOut, TerminatedByRequest, WorkerDied, WorkerTerminated,
 };
-pub use executor::{Builder, ProcessPoolExecutor, DEFAULT_INTERRUPT_GRACE};
-pub use fork_server::{
-    fork_server_info, start_fork_server, start_fork_server_late, try_start_fork_server,
-    ForkServerInfo,
-};
-pub use frame::{FrameError, DEFAULT_MAX_FRAME};
-pub use map::Map;
-pub use shared::WorkerDeath;
-pub use shared_bytes::SharedBytes;
-pub use stats::{Stats, WorkerExits};
+pub use parent::auto_chunk::{auto_chunksize, AUTO_CHUNKS_PER_WORKER, AUTO_MAX_CHUNK};
+pub use parent::executor::{Builder, ProcessPoolExecutor, DEFAULT_INTERRUPT_GRACE};
+pub use parent::map::Map;
+pub use parent::shared::WorkerDeath;
+pub use parent::stats::{Stats, WorkerExits};
 pub use sys::thread_count;
+pub use wire::frame::{FrameError, DEFAULT_MAX_FRAME};
+pub use wire::shared_bytes::SharedBytes;

@@ -348,3 +348,103 @@ fn shared_bytes_is_send_sync_and_derefs() {
     let t = std::thread::spawn(move || b.iter().map(|&x| x as u32).sum::<u32>());
     assert_eq!(t.join().unwrap(), b'x' as u32 + b'y' as u32 + b'z' as u32);
 }
+
+/// The hang guard of the waits below: far beyond what they need.
+const GUARD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Returns once the file `gate` exists (the test creates it).
+fn wait_for_gate(gate: String) -> u8 {
+    while !std::path::Path::new(&gate).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    0
+}
+
+/// The pool's dispatcher thread (named `process-pool`; the tests of this
+/// file run one at a time, so there is one).
+fn dispatcher_tid() -> String {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    tasks
+        .filter_map(|t| t.ok())
+        .map(|t| t.file_name().to_string_lossy().into_owned())
+        .find(|tid| {
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+                .is_ok_and(|c| c.trim_end() == "process-pool")
+        })
+        .expect("the pool's dispatcher thread")
+}
+
+/// Waits until the dispatcher thread sleeps in `poll` (the system call it
+/// is blocked in, from `/proc`; "running" while it is not blocked).
+fn wait_for_dispatcher_in_poll(tid: &str) {
+    let deadline = std::time::Instant::now() + GUARD;
+    loop {
+        let syscall = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+            .expect("/proc/self/task/<tid>/syscall");
+        let nr = syscall
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok());
+        if nr == Some(libc::SYS_poll) || nr == Some(libc::SYS_ppoll) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dispatcher never went back to sleep in poll: {syscall}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Opens the gate when dropped, so that a failing test does not leave
+/// the pool's drop waiting for a task that waits for the gate.
+struct OpenOnDrop(std::path::PathBuf);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, b"");
+    }
+}
+
+#[test]
+fn a_task_with_descriptors_waiting_for_an_idle_worker_stays_queued_and_cancellable() {
+    let c = clean();
+    let pool = ProcessPoolExecutor::new(1).unwrap();
+    let gate = std::env::temp_dir().join(format!("pp-fds-gate-{}", std::process::id()));
+    let _ = std::fs::remove_file(&gate);
+    let opener = OpenOnDrop(gate.clone());
+    let busy = pool
+        .submit(wait_for_gate, gate.to_string_lossy().into_owned())
+        .unwrap();
+    let deadline = std::time::Instant::now() + GUARD;
+    while pool.stats().tasks_running != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first task never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let tid = dispatcher_tid();
+    wait_for_dispatcher_in_poll(&tid);
+    // The only worker is busy: a task that carries descriptors waits for an
+    // idle worker. Once the dispatcher, woken by this submit, sleeps again,
+    // it has looked at the task and left it in the queue.
+    let waiting = pool
+        .submit(first_byte, SharedBytes::from_slice(&[7]).unwrap())
+        .unwrap();
+    wait_for_dispatcher_in_poll(&tid);
+    assert_eq!(
+        pool.stats().tasks_running,
+        1,
+        "the task that waits in the queue is not running"
+    );
+    assert!(
+        waiting.cancel(),
+        "a task still in the queue can be cancelled"
+    );
+    drop(opener);
+    assert_eq!(busy.result_timeout(GUARD).unwrap(), 0);
+    drop(pool);
+    let _ = std::fs::remove_file(&gate);
+    c.check();
+}

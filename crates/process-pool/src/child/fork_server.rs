@@ -21,7 +21,7 @@
 //!
 //! | request | reply |
 //! |---|---|
-//! | `SPAWN(initializer address, pipe size)` | `SPAWNED(pid)` + 4 fds by `SCM_RIGHTS`: task write end, result read end, status read end, the pool's end of the worker's descriptor socket (`fd_side`); or an errno |
+//! | `SPAWN(initializer address, pipe size)` | `SPAWNED(pid)` + 4 fds by `SCM_RIGHTS`: task write end, result read end, status read end, the pool's end of the worker's descriptor socket (`fd_passing`); or an errno |
 //! | `KILL(pid, signal)` | `KILLED(found)`: the signal (SIGKILL, or SIGTERM for `terminate_workers`) sent if the pid is a live, unreaped worker |
 //!
 //! For each worker the fork server creates three pipes: *task* (pool ->
@@ -102,7 +102,7 @@ pub(crate) struct Spawned {
     /// Fork server -> pool: [`STATUS_LEN`] bytes of exit status once the
     /// worker is reaped (see [`decode_status`]).
     pub status: OwnedFd,
-    /// The pool's end of the worker's descriptor socket (see `fd_side`).
+    /// The pool's end of the worker's descriptor socket (see `fd_passing`).
     pub fds: OwnedFd,
 }
 
@@ -673,7 +673,7 @@ fn spawn_worker(
     let (task_r, task_w) = sys::pipe_cloexec().map_err(errno)?;
     let (result_r, result_w) = sys::pipe_cloexec().map_err(errno)?;
     let (status_r, status_w) = sys::pipe_cloexec().map_err(errno)?;
-    // The descriptor socket (SharedBytes travel there, see `fd_side`).
+    // The descriptor socket (SharedBytes travel there, see `fd_passing`).
     let (fds_pool, fds_worker) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -683,10 +683,24 @@ fn spawn_worker(
     sys::set_pipe_size(&task_w, pipe_size);
     sys::set_pipe_size(&result_w, pipe_size);
     let server_pid = nix::unistd::getpid();
+    // SIGTERM is blocked across the fork, so the new worker starts with it
+    // blocked. Until `worker_signals` sets it to its default, the worker
+    // has the user's disposition, possibly "ignored", and the kernel
+    // discards an ignored signal on arrival, unless it is blocked: then it
+    // stays pending. So a `terminate_workers` that comes before the worker
+    // has run at all (the pool may assign it a task and be told to
+    // terminate first) still ends it, once it unblocks (after setting the
+    // default). In the fork server, a SIGTERM is only deferred for the
+    // length of a fork.
+    let _ = sys::set_signal_mask(&[libc::SIGCHLD, libc::SIGTERM]);
     // SAFETY: this process is single-threaded (module docs), so the child
     // inherits no lock held by another thread; it runs `worker::run`, which
     // never returns.
-    match unsafe { fork() }? {
+    let forked = unsafe { fork() };
+    if !matches!(forked, Ok(ForkResult::Child)) {
+        let _ = sys::set_signal_mask(&[libc::SIGCHLD]);
+    }
+    match forked? {
         ForkResult::Child => {
             let keep = [
                 task_r.as_raw_fd(),
@@ -703,11 +717,13 @@ fn spawn_worker(
                 // The fork server died before PDEATHSIG was armed.
                 exit_now(0);
             }
+            // Dispositions first, then the mask: a SIGTERM that came since
+            // the fork is pending, and is delivered (at its default) here.
+            worker_signals(user_ignored);
             if sys::set_signal_mask(&[]).is_err() {
                 exit_now(70);
             }
-            worker_signals(user_ignored);
-            crate::worker::run(task_r, result_w, fds_worker, initializer)
+            crate::child::worker::run(task_r, result_w, fds_worker, initializer)
         }
         ForkResult::Parent { child } => {
             drop(task_r);
@@ -722,8 +738,9 @@ fn spawn_worker(
     }
 }
 
-/// A new worker's signal state, from the fork server's: nothing blocked
-/// (done by the caller), the user's ignored signals still ignored, and:
+/// A new worker's signal dispositions, from the fork server's (the caller
+/// then unblocks everything): the user's ignored signals still ignored,
+/// and:
 ///
 /// * SIGCHLD as the user had it (the fork server needed the default for
 ///   itself): a task that starts processes sees what the pool's process

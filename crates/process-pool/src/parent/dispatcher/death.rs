@@ -1,11 +1,12 @@
 //! Killing, reaping, replacing and breaking: what happens when a worker ends.
 //!
 //! A worker ends because the pool ended it (a task timeout, a bad frame,
-//! `max_tasks_per_child`, shutdown, a broken pool: its `Fate`) or by itself
-//! (a crash, `exit`). Either way the pool waits for its exit status from the
-//! fork server, reads what the worker left in its result pipe (end-of-file
-//! may never come while a process the task forked holds the pipe: see
-//! `drain_after_exit`), and then accounts for it (`bury`): the task it was running fails with an error
+//! `max_tasks_per_child`, shutdown, a broken pool: its `EndReason`, entered
+//! with `Worker::enter`) or by itself (a crash, `exit`). Either way the pool
+//! waits for its exit status from the fork server, reads what the worker
+//! left in its result pipe (end-of-file may never come while a process the
+//! task forked holds the pipe: see `drain_after_exit`), and then, REAPED,
+//! accounts for it (`bury`): the task it was running fails with an error
 //! naming the signal or exit code, the tasks it had not started go back to
 //! the queue, and the reason is counted. With `WorkerDeath::BreakPool`, or
 //! when an initializer failed, the whole pool breaks instead (`break_pool`,
@@ -14,19 +15,22 @@
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use super::interrupt::Escalation;
+
 use future::{DynError, TaskError, WorkerEnd};
 
-use super::{Dispatcher, Fate, Worker, WorkerDeath};
-use crate::cost;
+use super::worker::{EndReason, Exit, Phase, Worker};
+use super::{Dispatcher, WorkerDeath};
+use crate::child::fork_server::{self, decode_status, STATUS_LEN};
 use crate::error::{
     ExitCause, ForkServerError, ProtocolError, SpawnFailed, TaskTimedOut, WorkerDied,
     WorkerTerminated,
 };
-use crate::fork_server::{self, decode_status, STATUS_LEN};
-use crate::frame::{FrameBuf, FrameError};
-use crate::stats::Counters;
+use crate::parent::stats::Counters;
+use crate::parent::task::Task;
 use crate::sys;
-use crate::task::Task;
+use crate::wire::cost;
+use crate::wire::frame::{FrameBuf, FrameError};
 
 /// How long a worker may stay alive after closing its result pipe.
 pub(super) const EOF_GRACE: Duration = Duration::from_secs(1);
@@ -39,36 +43,34 @@ impl Dispatcher {
     pub(super) fn protocol_fault(&mut self, i: usize, error: FrameError) {
         let w = &mut self.workers[i];
         let pid = w.pid;
-        w.discard = true;
-        w.input = FrameBuf::default();
+        w.input = FrameBuf::default(); // and what follows is discarded
         let err = ProtocolError {
             pid,
             error,
             cause: None,
         };
-        self.end_worker(i, Fate::Protocol, TaskError::Executor(DynError::new(err)));
+        self.end_worker(
+            i,
+            EndReason::Protocol,
+            TaskError::Executor(DynError::new(err)),
+        );
     }
     /// Kills worker `i` on purpose: its head task fails with `error`, the
     /// tasks it had not started go back to the queue.
-    pub(super) fn end_worker(&mut self, i: usize, fate: Fate, error: TaskError) {
+    pub(super) fn end_worker(&mut self, i: usize, reason: EndReason, error: TaskError) {
         let w = &mut self.workers[i];
-        w.fate = Some(fate);
-        w.task_w = None;
-        w.head_started = None;
+        w.enter(Phase::Dying {
+            reason: Some(reason),
+        });
         let pid = w.pid;
-        let mut tasks: Vec<Task> = self
-            .shared
-            .counters
-            .take_running(w.inflight.drain(..).collect());
-        w.sent = 0;
-        w.offset = 0;
+        let mut tasks: Vec<Task> = self.shared.counters.take_running(w.take_tasks());
         if let Ok(server) = fork_server::server() {
             let _ = server.kill(pid);
         }
         if !tasks.is_empty() {
             let head = tasks.remove(0);
             let mut report = cost::placed(pid, head.position);
-            if fate == Fate::Timeout {
+            if reason == EndReason::Timeout {
                 report.deadline = self.shared.config.task_timeout;
             }
             head.sink.set_report(report);
@@ -82,7 +84,7 @@ impl Dispatcher {
             return;
         }
         let mut q = self.shared.lock();
-        if let Some(msg) = q.broken.clone() {
+        if let Some(msg) = q.life.broken().map(str::to_string) {
             drop(q);
             return self.fail_all(tasks, &msg);
         }
@@ -90,17 +92,21 @@ impl Dispatcher {
             q.tasks.push_front(t);
         }
     }
+    /// The fork server reported worker `i`'s exit status: read what it
+    /// left in its result pipe, then it is `Exited` (reaped this turn).
     pub(super) fn read_status(&mut self, i: usize) {
-        let w = &mut self.workers[i];
-        let Some(fd) = w.status_r.take() else { return };
+        let Some(fd) = self.workers[i].exit.status_fd() else {
+            return;
+        };
         let mut word = Vec::with_capacity(STATUS_LEN);
         // Anything but a whole status: the fork server died without
         // reporting, and `decode_status` says unknown.
-        let _ = sys::read_into(fd.as_raw_fd(), &mut word, STATUS_LEN);
+        let _ = sys::read_into(fd, &mut word, STATUS_LEN);
         let reaped = decode_status(&word);
-        w.cause = Some(reaped.cause);
-        w.peak_rss = reaped.peak_rss;
+        let cause = reaped.cause;
+        self.workers[i].peak_rss = reaped.peak_rss;
         self.drain_after_exit(i);
+        self.workers[i].exit = Exit::Exited(cause); // closes the status pipe
     }
     /// Worker `i` is gone: its exit status came. Everything it wrote is in
     /// its result pipe by now, so read what is there and take that as the
@@ -115,15 +121,10 @@ impl Dispatcher {
         const MAX_READS: usize = 4096;
         for _ in 0..MAX_READS {
             let w = &self.workers[i];
-            if w.eof || !sys::readable_now(w.result_r.as_raw_fd()) {
+            if !w.exit.reads_results() || !sys::readable_now(w.result_r.as_raw_fd()) {
                 break;
             }
             self.read(i);
-        }
-        let w = &mut self.workers[i];
-        if !w.eof {
-            w.eof = true;
-            w.eof_at = Some(Instant::now());
         }
     }
     /// Kills workers whose running task outran the timeout.
@@ -136,12 +137,13 @@ impl Dispatcher {
         let now = Instant::now();
         for i in 0..self.workers.len() {
             let w = &self.workers[i];
-            if w.fate.is_none() && w.head_started.is_some_and(|s| now >= s + timeout) {
+            if w.ended_by().is_none() && w.head_started.is_some_and(|s| now >= s + timeout) {
                 let err = TaskTimedOut {
                     pid: w.pid,
                     timeout,
                 };
-                self.end_worker(i, Fate::Timeout, TaskError::Executor(DynError::new(err)));
+                let error = TaskError::Executor(DynError::new(err));
+                self.end_worker(i, EndReason::Timeout, error);
             }
         }
     }
@@ -155,68 +157,64 @@ impl Dispatcher {
         let now = Instant::now();
         for i in 0..self.workers.len() {
             let w = &mut self.workers[i];
-            let Some(eof_at) = w.eof_at.filter(|_| w.cause.is_none()) else {
+            let Exit::PipeEnded { at, kill_sent, .. } = &mut w.exit else {
                 continue;
             };
-            if now >= eof_at + EOF_GRACE + STATUS_GRACE {
-                w.cause = Some(ExitCause::Unknown);
-                w.status_r = None;
-            } else if now >= eof_at + EOF_GRACE && !w.eof_kill_sent {
-                w.eof_kill_sent = true;
-                let pid = w.pid;
+            if now >= *at + EOF_GRACE + STATUS_GRACE {
+                w.exit = Exit::Exited(ExitCause::Unknown);
+            } else if now >= *at + EOF_GRACE && !*kill_sent {
+                *kill_sent = true;
                 if let Ok(server) = fork_server::server() {
-                    let _ = server.kill(pid);
+                    let _ = server.kill(w.pid);
                 }
             }
         }
     }
-    /// Removes workers that are gone (EOF on results and status known).
+    /// Removes workers that are gone (`Exit::Exited`: REAPED).
     pub(super) fn reap(&mut self) {
         let mut i = 0;
         while i < self.workers.len() {
-            let w = &self.workers[i];
-            if w.eof && w.cause.is_some() {
+            if let Some(cause) = self.workers[i].exit.cause() {
                 let w = self.workers.swap_remove(i);
-                self.bury(w);
+                self.bury(w, cause);
             } else {
                 i += 1;
             }
         }
     }
     /// Accounts for a worker that ended, and fails or re-queues its tasks.
-    pub(super) fn bury(&mut self, mut w: Worker) {
+    pub(super) fn bury(&mut self, mut w: Worker, cause: ExitCause) {
         let counters = &self.shared.counters;
-        let cause = w.cause.unwrap_or(ExitCause::Unknown);
-        let unexpected = match w.fate {
-            Some(Fate::Timeout) => {
+        let unexpected = match w.ended_by() {
+            Some(EndReason::Timeout) => {
                 Counters::bump(&counters.exit_timeout);
                 false
             }
-            Some(Fate::Protocol) => {
+            Some(EndReason::Protocol) => {
                 Counters::bump(&counters.exit_protocol);
                 false
             }
-            Some(Fate::MaxTasks) if cause == ExitCause::Exited(0) => {
+            Some(EndReason::MaxTasks) if cause == ExitCause::Exited(0) => {
                 Counters::bump(&counters.exit_max_tasks);
                 false
             }
-            Some(Fate::MaxMemory) if cause == ExitCause::Exited(0) => {
+            Some(EndReason::MaxMemory) if cause == ExitCause::Exited(0) => {
                 Counters::bump(&counters.exit_max_memory);
                 false
             }
-            Some(Fate::Terminated) => {
+            Some(EndReason::Terminated { .. }) => {
                 Counters::bump(&counters.exit_signal);
                 false
             }
-            Some(Fate::Interrupted) => {
+            Some(EndReason::Interrupted(escalation)) => {
                 match cause {
                     ExitCause::Signaled(_) => Counters::bump(&counters.exit_signal),
                     _ => Counters::bump(&counters.exit_code),
                 }
-                return self.bury_interrupted(w, cause);
+                return self.bury_interrupted(w, cause, escalation);
             }
-            Some(Fate::Shutdown) | Some(Fate::Broken) if cause == ExitCause::Exited(0) => false,
-            Some(Fate::Broken) => false,
+            Some(EndReason::Shutdown) if cause == ExitCause::Exited(0) => false,
+            Some(EndReason::Broken) => false,
             _ => {
                 match cause {
                     ExitCause::Signaled(_) => Counters::bump(&counters.exit_signal),
@@ -225,10 +223,7 @@ impl Dispatcher {
                 true
             }
         };
-        let mut tasks: Vec<Task> = self
-            .shared
-            .counters
-            .take_running(w.inflight.drain(..).collect());
+        let mut tasks: Vec<Task> = self.shared.counters.take_running(w.take_tasks());
         if !unexpected {
             // Tasks of a worker we ended were already failed or re-queued;
             // anything left (none expected) goes back to the queue.
@@ -255,7 +250,7 @@ impl Dispatcher {
         if !tasks.is_empty() {
             let head = tasks.remove(0);
             let error = match w.input.leftover() {
-                Some(truncated) if !w.discard => DynError::new(ProtocolError {
+                Some(truncated) if !w.discards_frames() => DynError::new(ProtocolError {
                     pid: w.pid,
                     error: truncated,
                     cause: Some(cause),
@@ -276,17 +271,10 @@ impl Dispatcher {
     /// An interrupted worker ended: its task, if its result did not come
     /// first, fails with `TerminatedByRequest`; anything behind it (none
     /// expected: they were re-queued at SIGTERM) goes back to the queue.
-    fn bury_interrupted(&mut self, mut w: Worker, cause: ExitCause) {
-        let mut tasks: Vec<Task> = self
-            .shared
-            .counters
-            .take_running(w.inflight.drain(..).collect());
+    fn bury_interrupted(&mut self, mut w: Worker, cause: ExitCause, esc: Escalation) {
+        let mut tasks: Vec<Task> = self.shared.counters.take_running(w.take_tasks());
         if !tasks.is_empty() {
             let head = tasks.remove(0);
-            let esc = w.escalation.unwrap_or(super::interrupt::Escalation {
-                kill_at: None,
-                killed: false,
-            });
             let grace = self.shared.config.interrupt_grace;
             let error = super::interrupt::terminated_error(w.pid, cause, esc, grace);
             head.sink.complete(Err(error), &self.shared.counters);
@@ -299,13 +287,13 @@ impl Dispatcher {
     /// it held fail with [`WorkerTerminated`]; whatever it still sends is
     /// discarded. Nothing is replaced: the queue is left empty, so the loop
     /// ends once the workers are reaped.
-    pub(super) fn apply_force(&mut self) {
-        let Some(signal) = self.shared.lock().force.take() else {
+    pub(super) fn terminate_all(&mut self) {
+        let Some(signal) = self.shared.lock().life.take_signal() else {
             return;
         };
         // A task a submitter handed straight to a worker must be in that
         // worker's list before the worker is signalled.
-        self.reclaim_lanes();
+        self.reclaim_lent_pipes();
         let counters = &self.shared.counters;
         let queued: Vec<Task> = self.shared.lock().tasks.drain(..).collect();
         for task in queued {
@@ -325,18 +313,12 @@ impl Dispatcher {
         }
         let server = fork_server::server().ok();
         for w in &mut self.workers {
-            if matches!(
-                w.fate,
-                Some(Fate::Timeout) | Some(Fate::Protocol) | Some(Fate::Broken)
-            ) {
+            let terminated = Phase::Dying {
+                reason: Some(EndReason::Terminated { escalation: None }),
+            };
+            if !w.enter(terminated) {
                 continue; // already killed with SIGKILL
             }
-            w.fate = Some(Fate::Terminated);
-            w.discard = true;
-            w.task_w = None;
-            w.head_started = None;
-            w.sent = 0;
-            w.offset = 0;
             if let Some(server) = server {
                 let _ = server.signal(w.pid, signal);
             }
@@ -344,7 +326,7 @@ impl Dispatcher {
                 pid: w.pid,
                 signal: signal.as_str(),
             };
-            let tasks = counters.take_running(w.inflight.drain(..).collect());
+            let tasks = counters.take_running(w.take_tasks());
             for task in tasks {
                 task.sink.set_report(cost::placed(w.pid, task.position));
                 task.sink.complete(
@@ -381,25 +363,17 @@ impl Dispatcher {
     pub(super) fn break_pool(&mut self, msg: String) {
         let queued: Vec<Task> = {
             let mut q = self.shared.lock();
-            if q.broken.is_none() {
-                q.broken = Some(msg.clone());
-            }
+            q.life.break_with(&msg);
             q.tasks.drain(..).collect()
         };
         self.fail_all(queued, &msg);
         for i in 0..self.workers.len() {
             let w = &mut self.workers[i];
-            let tasks: Vec<Task> = self
-                .shared
-                .counters
-                .take_running(w.inflight.drain(..).collect());
-            w.sent = 0;
-            w.offset = 0;
-            w.head_started = None;
-            w.task_w = None;
-            if w.fate.is_none() {
-                w.fate = Some(Fate::Broken);
-            }
+            let tasks: Vec<Task> = self.shared.counters.take_running(w.take_tasks());
+            // Killed either way; the reason is kept if the pool already had one.
+            w.enter(Phase::Dying {
+                reason: Some(EndReason::Broken),
+            });
             let pid = w.pid;
             if let Ok(server) = fork_server::server() {
                 let _ = server.kill(pid);
@@ -416,13 +390,10 @@ impl Dispatcher {
         }
     }
     /// Closes the task pipe of every idle worker (it exits on end-of-file).
-    pub(super) fn retire_idle(&mut self, fate: Fate) {
+    pub(super) fn retire_idle(&mut self, reason: EndReason) {
         for w in &mut self.workers {
-            if w.inflight.is_empty() && w.task_w.is_some() {
-                w.task_w = None;
-                if w.fate.is_none() {
-                    w.fate = Some(fate);
-                }
+            if w.inflight.is_empty() {
+                w.enter(Phase::Retiring { reason });
             }
         }
     }

@@ -28,13 +28,13 @@ use std::time::Duration;
 
 use future::TaskReport;
 
-use crate::frame::{BodyReader, FrameError};
+use crate::wire::frame::{BodyReader, FrameError};
 
 /// Bytes of a [`Cost`] in a `RESULT` frame.
 pub(crate) const COST_LEN: usize = 41;
 
 /// Bit 62 of a `TASK` frame's id: measure this task's CPU times and peak
-/// RSS (ids are counters and never get there; bit 63 is `fd_side`'s).
+/// RSS (ids are counters and never get there; bit 63 is `fd_passing`'s).
 pub(crate) const MEASURE_BIT: u64 = 1 << 62;
 
 /// What one task cost its worker (see the module docs).

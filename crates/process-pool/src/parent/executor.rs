@@ -20,18 +20,20 @@ use nix::sys::signal::Signal;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec::{self, Trampoline};
-use crate::cost;
-use crate::dispatcher::{hand_off, Config, Dispatcher, Queue, Shared, WorkerDeath, LANE_MAX_FRAME};
+use crate::child::fork_server;
 use crate::error::{BuildError, CodecStage, SubmitError};
-use crate::fd_side;
-use crate::fork_server;
-use crate::frame::{self, DEFAULT_MAX_FRAME};
-use crate::map::Map;
-use crate::stats::{Counters, Stats};
+use crate::parent::dispatcher::{
+    hand_off, Config, Dispatcher, PoolState, Shared, WorkerDeath, HANDOFF_MAX_FRAME,
+};
+use crate::parent::map::Map;
+use crate::parent::stats::{Counters, Stats};
+use crate::parent::task::{codec_error, Sink, Task, TypedSink};
+use crate::parent::trace_sink::TracedSink;
 use crate::sys;
-use crate::task::{codec_error, Sink, Task, TypedSink};
-use crate::trace_sink::TracedSink;
+use crate::wire::codec::{self, Trampoline};
+use crate::wire::cost;
+use crate::wire::fd_passing;
+use crate::wire::frame::{self, DEFAULT_MAX_FRAME};
 
 /// A pool of worker processes that run plain functions and hand back
 /// [`Future`]s. See the crate docs for the design.
@@ -196,18 +198,18 @@ impl Builder {
         }
         fork_server::server()?;
         let doorbell = sys::eventfd().map_err(|e| BuildError::Io(format!("eventfd: {e}")))?;
-        let config_allows_lanes = config.task_timeout.is_none() && sys::sigpipe_ignored();
+        let config_allows_handoff = config.task_timeout.is_none() && sys::sigpipe_ignored();
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
+            state: Mutex::new(PoolState {
                 dispatcher_waiting: true,
-                ..Queue::default()
+                ..PoolState::default()
             }),
             doorbell,
             config,
             counters: Counters::default(),
             next_id: AtomicU64::new(1),
             spare: Mutex::new(Vec::new()),
-            lanes_allowed: config_allows_lanes,
+            handoff_allowed: config_allows_handoff,
             callbacks: Arc::new(CallbackRunner::new("process-pool-callbacks")),
         });
         let dispatcher = Dispatcher::new(Arc::clone(&shared));
@@ -360,14 +362,7 @@ impl ProcessPoolExecutor {
     }
 
     fn check_open(&self) -> Result<(), SubmitError> {
-        let q = self.shared.lock();
-        if let Some(why) = &q.broken {
-            return Err(SubmitError::Broken(why.clone()));
-        }
-        if q.shutdown {
-            return Err(SubmitError::Shutdown);
-        }
-        Ok(())
+        self.shared.lock().life.check_open()
     }
 
     /// Builds the task frame and queues it.
@@ -394,12 +389,13 @@ impl ProcessPoolExecutor {
         frame.extend_from_slice(&(id | measure).to_le_bytes());
         frame.extend_from_slice(&(trampoline as usize as u64).to_le_bytes());
         frame.extend_from_slice(&(f as u64).to_le_bytes());
-        // SharedBytes in the argument attach their descriptors (`fd_side`).
-        let (encoded, fds) =
-            fd_side::collect(|| catch_unwind(AssertUnwindSafe(|| codec::encode(arg, &mut frame))));
+        // SharedBytes in the argument attach their descriptors (`fd_passing`).
+        let (encoded, fds) = fd_passing::collect(|| {
+            catch_unwind(AssertUnwindSafe(|| codec::encode(arg, &mut frame)))
+        });
         if !fds.is_empty() {
             let at = start + frame::HEADER_LEN;
-            frame[at..at + 8].copy_from_slice(&(id | measure | fd_side::FDS_BIT).to_le_bytes());
+            frame[at..at + 8].copy_from_slice(&(id | measure | fd_passing::FDS_BIT).to_le_bytes());
         }
         let encoded = match encoded {
             Ok(Ok(())) => frame::finish_frame(&mut frame, start, self.shared.config.max_frame)
@@ -410,12 +406,7 @@ impl ProcessPoolExecutor {
         let (promise, future) = future::promise::<R>();
         let trace = self.shared.config.trace.as_ref().map(|r| r.submitted());
         let mut q = self.shared.lock();
-        if let Some(why) = &q.broken {
-            return Err(SubmitError::Broken(why.clone()));
-        }
-        if q.shutdown {
-            return Err(SubmitError::Shutdown);
-        }
+        q.life.check_open()?;
         match encoded {
             Ok(()) => {
                 let mut task = Task {
@@ -434,7 +425,10 @@ impl ProcessPoolExecutor {
                     enqueued_ns,
                     position: 0,
                 };
-                if q.tasks.is_empty() && task.frame.len() <= LANE_MAX_FRAME && task.fds.is_empty() {
+                if q.tasks.is_empty()
+                    && task.frame.len() <= HANDOFF_MAX_FRAME
+                    && task.fds.is_empty()
+                {
                     task = match hand_off(&self.shared, &mut q, task) {
                         Ok(()) => return Ok(future),
                         Err(task) => task,
@@ -470,7 +464,7 @@ impl ProcessPoolExecutor {
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
         let cancelled: Vec<Task> = {
             let mut q = self.shared.lock();
-            q.shutdown = true;
+            q.life.shut_down();
             if cancel_futures {
                 // Tasks re-queued after their worker died are already
                 // running and cannot be cancelled; they stay.
@@ -493,7 +487,8 @@ impl ProcessPoolExecutor {
             return;
         }
         // Held while joining: a concurrent waited shutdown blocks here
-        // until the dispatcher is gone, then finds `None` (issue 11 item 10).
+        // until the dispatcher is gone, then finds `None`, so that every
+        // waited call returns only after the workers are reaped.
         let mut dispatcher = self.dispatcher.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(handle) = dispatcher.take() {
             let _ = handle.join();
@@ -528,13 +523,10 @@ impl ProcessPoolExecutor {
     }
 
     fn force_shutdown(&self, signal: Signal) {
-        {
-            // Both under one lock, so the dispatcher never sees the request
-            // on a pool that is still open (it could fork new workers).
-            let mut q = self.shared.lock();
-            q.shutdown = true;
-            q.force = Some(signal);
-        }
+        // One transition (Terminating is also shut down), so the dispatcher
+        // never sees the request on a pool that is still open (it could
+        // fork new workers).
+        self.shared.lock().life.terminate(signal);
         self.shutdown(false, true);
     }
 

@@ -16,7 +16,7 @@
 //!
 //! # How it crosses
 //!
-//! Its serde form is an enum. Inside a process-pool frame (see `fd_side`)
+//! Its serde form is an enum. Inside a process-pool frame (see `fd_passing`)
 //! it serialises as `Fd(index)`: the descriptor goes into the frame's
 //! descriptor list, which travels beside the frame with `SCM_RIGHTS` on the
 //! worker's descriptor socket, and the receiver maps descriptor `index` of
@@ -35,7 +35,7 @@ use serde::de::{Deserializer, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::fd_side;
+use crate::wire::fd_passing;
 
 /// The seals every `SharedBytes` carries, and that a received one must carry.
 pub(crate) const REQUIRED_SEALS: libc::c_int =
@@ -339,7 +339,7 @@ impl Serialize for RawBytes<'_> {
 
 impl Serialize for SharedBytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match fd_side::attach(self) {
+        match fd_passing::attach(self) {
             Some(index) => s.serialize_newtype_variant(NAME, 0, VARIANTS[0], &index),
             None => s.serialize_newtype_variant(NAME, 1, VARIANTS[1], &RawBytes(self)),
         }
@@ -393,7 +393,7 @@ impl<'de> Deserialize<'de> for SharedBytes {
                 match variant {
                     0 => {
                         let index: u32 = access.newtype_variant()?;
-                        fd_side::take(index).map_err(A::Error::custom)
+                        fd_passing::take(index).map_err(A::Error::custom)
                     }
                     1 => {
                         let bytes: ByteVec = access.newtype_variant()?;
@@ -438,8 +438,8 @@ mod tests {
     fn outside_a_frame_it_is_an_ordinary_serde_value() {
         let a = SharedBytes::from_slice(b"abc").unwrap();
         let mut bytes = Vec::new();
-        crate::codec::encode(&a, &mut bytes).unwrap();
-        let back: SharedBytes = crate::codec::decode(&bytes).unwrap();
+        crate::wire::codec::encode(&a, &mut bytes).unwrap();
+        let back: SharedBytes = crate::wire::codec::decode(&bytes).unwrap();
         assert_eq!(back, a);
         assert!(!SharedBytes::ptr_eq(&a, &back));
     }

@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::cost::Cost;
+use crate::wire::cost::Cost;
 
 /// Why workers left the pool (each was, or will be on demand, replaced).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -34,8 +34,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
-use crate::shared_bytes::SharedBytes;
 use crate::sys;
+use crate::wire::shared_bytes::SharedBytes;
 
 /// Bit 63 of a frame's task id: a descriptor message goes with this frame.
 pub(crate) const FDS_BIT: u64 = 1 << 63;
@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn a_longer_message_that_starts_with_the_id_is_refused() {
-        // Found by the fd_side fuzz target: the receive buffer held exactly
+        // Found by the fd_passing fuzz target: the receive buffer held exactly
         // an id, so a longer message was cut to fit and taken.
         let mut payload = 42u64.to_le_bytes().to_vec();
         payload.extend_from_slice(&[0xca, 0xca]);

@@ -51,14 +51,17 @@ use std::io::Write;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use future::{panic_message, DynError};
+use future::{panic_message, DynError, TaskError};
 use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::Serialize;
 
-use crate::cost::{Meter, COST_LEN};
-use crate::frame::{self, put_string};
-use crate::keep_message::{capture, Seed, Val};
-use crate::reader::ArgReader;
+use crate::child::reader::ArgReader;
+use crate::error::CodecStage;
+use crate::parent::task::codec_error;
+use crate::wire::cost::{Cost, Meter, COST_LEN};
+use crate::wire::fd_passing;
+use crate::wire::frame::{self, put_string, BodyReader, FrameError};
+use crate::wire::keep_message::{capture, Seed, Val};
 
 /// The task returned a value.
 pub(crate) const OK: u8 = 0;
@@ -445,8 +448,8 @@ where
             // Encoding and dropping the value run user code too.
             let sent = catch_unwind(AssertUnwindSafe(|| {
                 // SharedBytes in the value attach their descriptors to
-                // the frame (see `fd_side`; only here, not in the task).
-                let sent = crate::fd_side::collecting(|| out.value(&value));
+                // the frame (see `fd_passing`; only here, not in the task).
+                let sent = crate::wire::fd_passing::collecting(|| out.value(&value));
                 drop(value);
                 sent
             }));
@@ -464,10 +467,81 @@ where
     }
 }
 
+/// A `RESULT` frame's body, decoded (the layout is in the table above).
+pub(crate) struct ResultBody<'a> {
+    /// The task id, without `fd_passing::FDS_BIT`.
+    pub id: u64,
+    /// Descriptors were sent with this result (`fd_passing::FDS_BIT`).
+    pub has_fds: bool,
+    /// What the task cost, as its worker measured it (see `cost`).
+    pub cost: Cost,
+    /// The encoded value, or the task's error.
+    pub outcome: Result<&'a [u8], TaskError>,
+}
+
+/// Decodes a `RESULT` frame's body (the parent's side of
+/// [`ResultWriter`]). A pure function of the bytes, so the fuzz target
+/// (`fuzz/`, through `fuzz_api`) reaches the same code the dispatcher runs.
+pub(crate) fn decode_result(body: &[u8]) -> Result<ResultBody<'_>, FrameError> {
+    let mut body = BodyReader::new(body);
+    let id = body.u64()?;
+    let has_fds = id & fd_passing::FDS_BIT != 0;
+    let id = id & !fd_passing::FDS_BIT;
+    let tag = body.u8()?;
+    let cost = Cost::read(&mut body)?;
+    let outcome: Result<&[u8], TaskError> = match tag {
+        OK => Ok(body.rest()),
+        OK_STREAMED => decode_streamed(body.rest())?,
+        FAILED => {
+            let type_name = body.string()?;
+            let message = body.string()?;
+            Err(TaskError::Failed(DynError::from_parts(type_name, message)))
+        }
+        PANICKED => Err(TaskError::Panicked(body.string()?)),
+        DECODE_ARGS => Err(codec_error(CodecStage::DecodeArgs, body.string()?)),
+        ENCODE_RESULT => Err(codec_error(CodecStage::EncodeResult, body.string()?)),
+        _ => return Err(FrameError::BadBody("unknown outcome tag")),
+    };
+    Ok(ResultBody {
+        id,
+        has_fds,
+        cost,
+        outcome,
+    })
+}
+
+/// An `OK_STREAMED` outcome: the value, then the trailer that says whether
+/// the two runs of the result's `Serialize` agreed (see [`ResultWriter`]).
+fn decode_streamed(rest: &[u8]) -> Result<Result<&[u8], TaskError>, FrameError> {
+    let Some(at) = rest.len().checked_sub(TRAILER_LEN) else {
+        return Err(FrameError::BadBody("a streamed result without its trailer"));
+    };
+    let (value, trailer) = rest.split_at(at);
+    let mut written = [0u8; 8];
+    written.copy_from_slice(&trailer[1..]);
+    let written = u64::from_le_bytes(written);
+    match trailer[0] {
+        STREAM_OK => Ok(Ok(value)),
+        STREAM_MISMATCH => Err(FrameError::LengthMismatch {
+            announced: value.len() as u64,
+            written,
+        }),
+        STREAM_FAILED => Ok(Err(codec_error(
+            CodecStage::EncodeResult,
+            format!(
+                "the result's Serialize failed or panicked after {written} of \
+                 {} bytes, on its second run (its size pass had succeeded)",
+                value.len()
+            ),
+        ))),
+        _ => Err(FrameError::BadBody("unknown streamed-result status")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{BodyReader, FrameBuf};
+    use crate::wire::frame::{BodyReader, FrameBuf};
 
     fn square(x: u64) -> u64 {
         x * x
@@ -514,7 +588,7 @@ mod tests {
         let mut body = BodyReader::new(fb.body(&frame));
         assert_eq!(body.u64().unwrap(), 77);
         let tag = body.u8().unwrap();
-        crate::cost::Cost::read(&mut body).unwrap();
+        crate::wire::cost::Cost::read(&mut body).unwrap();
         (tag, body.rest().to_vec())
     }
 
@@ -643,7 +717,7 @@ mod tests {
         let mut body = BodyReader::new(fb.body(&frame));
         assert_eq!(body.u64().unwrap(), 5);
         assert_eq!(body.u8().unwrap(), OK_STREAMED);
-        crate::cost::Cost::read(&mut body).unwrap();
+        crate::wire::cost::Cost::read(&mut body).unwrap();
         let rest = body.rest();
         assert_eq!(rest[rest.len() - TRAILER_LEN], STREAM_FAILED);
     }

@@ -46,10 +46,11 @@ use std::time::Instant;
 use future::{DynError, TaskError};
 use nix::sys::signal::Signal;
 
-use super::{Dispatcher, Fate};
+use super::worker::{EndReason, Phase};
+use super::Dispatcher;
+use crate::child::fork_server;
 use crate::error::{ExitCause, TerminatedByRequest};
-use crate::fork_server;
-use crate::task::Task;
+use crate::parent::task::Task;
 
 /// Where a worker is in its interruption.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +80,7 @@ impl Dispatcher {
         for i in 0..self.workers.len() {
             let w = &self.workers[i];
             let head_marked = w.sent > 0 && w.inflight.front().is_some_and(|t| t.interrupt);
-            if head_marked && w.fate.is_none() {
+            if head_marked && w.ended_by().is_none() {
                 self.start_interrupt(i);
             }
         }
@@ -108,23 +109,24 @@ impl Dispatcher {
     /// grace), the tasks queued behind it back to the pool's queue.
     fn start_interrupt(&mut self, i: usize) {
         let grace = self.shared.config.interrupt_grace;
-        let w = &mut self.workers[i];
-        w.fate = Some(Fate::Interrupted);
-        w.task_w = None;
-        w.head_started = None;
-        let behind: Vec<Task> = w.inflight.drain(1..).collect();
-        w.sent = w.sent.min(1);
-        w.offset = 0;
-        w.fds_sent = false;
         let signal = if grace.is_zero() {
             Signal::SIGKILL
         } else {
             Signal::SIGTERM
         };
-        w.escalation = Some(Escalation {
+        let escalation = Escalation {
             kill_at: Instant::now().checked_add(grace),
             killed: signal == Signal::SIGKILL,
+        };
+        let w = &mut self.workers[i];
+        w.enter(Phase::Dying {
+            reason: Some(EndReason::Interrupted(escalation)),
         });
+        // It keeps its head (running, fully written); the rest never started.
+        let behind: Vec<Task> = w.inflight.drain(1..).collect();
+        w.sent = w.sent.min(1);
+        w.offset = 0;
+        w.fds_sent = false;
         let pid = w.pid;
         if let Ok(server) = fork_server::server() {
             let _ = server.signal(pid, signal);
@@ -136,11 +138,12 @@ impl Dispatcher {
     /// Sends SIGKILL to every interrupted worker whose grace has run out.
     pub(super) fn check_escalations(&mut self, now: Instant) {
         for w in &mut self.workers {
-            let Some(esc) = &mut w.escalation else {
+            let exited = w.exit.cause().is_some();
+            let Some(esc) = w.escalation_mut() else {
                 continue;
             };
             let due = esc.kill_at.is_some_and(|at| now >= at);
-            if w.cause.is_none() && !esc.killed && due {
+            if !exited && !esc.killed && due {
                 esc.killed = true;
                 if let Ok(server) = fork_server::server() {
                     let _ = server.kill(w.pid);
@@ -153,8 +156,8 @@ impl Dispatcher {
     pub(super) fn next_escalation(&self) -> Option<Instant> {
         self.workers
             .iter()
-            .filter(|w| w.cause.is_none())
-            .filter_map(|w| w.escalation.filter(|e| !e.killed)?.kill_at)
+            .filter(|w| w.exit.cause().is_none())
+            .filter_map(|w| w.escalation().filter(|e| !e.killed)?.kill_at)
             .min()
     }
 }

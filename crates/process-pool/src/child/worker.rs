@@ -29,12 +29,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::catch_unwind;
 
-use crate::codec::{ResultWriter, Trampoline};
-use crate::cost;
-use crate::fd_side;
-use crate::fork_server::{exit_now, mark_child};
-use crate::frame;
-use crate::reader::ArgReader;
+use crate::child::fork_server::{exit_now, mark_child};
+use crate::child::reader::ArgReader;
+use crate::wire::codec::{ResultWriter, Trampoline};
+use crate::wire::cost;
+use crate::wire::fd_passing;
+use crate::wire::frame;
 
 /// Exit code of a worker whose initializer panicked.
 pub(crate) const EXIT_INIT_FAILED: i32 = 3;
@@ -105,17 +105,17 @@ pub(crate) fn run(task: OwnedFd, result: OwnedFd, fds: OwnedFd, initializer: usi
         let measure = id & cost::MEASURE_BIT != 0;
         let id = id & !cost::MEASURE_BIT;
         // SharedBytes in the argument: their descriptors are waiting on the
-        // descriptor socket (sent before this frame; see `fd_side`).
-        let (id, received) = if id & fd_side::FDS_BIT != 0 {
-            let id = id & !fd_side::FDS_BIT;
-            match fd_side::recv(fds_socket, id) {
+        // descriptor socket (sent before this frame; see `fd_passing`).
+        let (id, received) = if id & fd_passing::FDS_BIT != 0 {
+            let id = id & !fd_passing::FDS_BIT;
+            match fd_passing::recv(fds_socket, id) {
                 Ok(r) => (id, r),
                 Err(_) => exit_now(EXIT_PROTOCOL),
             }
         } else {
             (
                 id,
-                fd_side::Received {
+                fd_passing::Received {
                     fds: Vec::new(),
                     truncated: false,
                 },
@@ -129,7 +129,7 @@ pub(crate) fn run(task: OwnedFd, result: OwnedFd, fds: OwnedFd, initializer: usi
             unsafe { std::mem::transmute::<usize, Trampoline>(trampoline as usize) };
         // The argument decodes with its descriptors installed; those it did
         // not use close when the scope ends.
-        fd_side::with_incoming(received.fds, received.truncated, || {
+        fd_passing::with_incoming(received.fds, received.truncated, || {
             // SAFETY: the pool built `function` together with `trampoline`
             // from typed fn pointers, which is the trampoline's contract.
             unsafe { trampoline(function as usize, &mut arg, &mut out) }
@@ -173,10 +173,10 @@ fn finish(code: i32) -> ! {
 ///
 /// It sees the frames go by (it counts each frame's bytes from its header).
 /// When a frame starts while the result's encoder has attached
-/// `SharedBytes` (`fd_side::collecting`, around the encoding in
+/// `SharedBytes` (`fd_passing::collecting`, around the encoding in
 /// `codec::run_task`), it first sends their descriptors on the descriptor
 /// socket, then writes the frame's first 13 bytes (header and task id) with
-/// `fd_side::FDS_BIT` set in the id. `ResultWriter` writes a frame's header
+/// `fd_passing::FDS_BIT` set in the id. `ResultWriter` writes a frame's header
 /// and id in its first write, so the first write of a frame holds them.
 /// The send blocks if the socket is full; it cannot deadlock, because every
 /// message queued there belongs to a frame already in the result pipe,
@@ -194,14 +194,15 @@ impl Write for ResultSink {
         if self.frame_left == 0 && data.len() >= PREFIX {
             let len = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as u64;
             self.frame_left = frame::HEADER_LEN as u64 + len;
-            let attached = fd_side::take_outgoing();
+            let attached = fd_passing::take_outgoing();
             if !attached.is_empty() {
                 let mut prefix = [0u8; PREFIX];
                 prefix.copy_from_slice(&data[..PREFIX]);
                 let id =
                     u64::from_le_bytes(prefix[frame::HEADER_LEN..].try_into().unwrap_or_default());
-                fd_side::send(self.fds.as_raw_fd(), id, &attached, false)?;
-                prefix[frame::HEADER_LEN..].copy_from_slice(&(id | fd_side::FDS_BIT).to_le_bytes());
+                fd_passing::send(self.fds.as_raw_fd(), id, &attached, false)?;
+                prefix[frame::HEADER_LEN..]
+                    .copy_from_slice(&(id | fd_passing::FDS_BIT).to_le_bytes());
                 drop(attached); // our references go; the message holds the files
                 self.file.write_all(&prefix)?;
                 self.frame_left -= PREFIX as u64;

@@ -270,7 +270,7 @@ pub(crate) const TASK_PREFIX_LEN: usize = HEADER_LEN + 24;
 /// The fixed part of a `TASK` frame, as the worker reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TaskHeader {
-    /// The task id, with `fd_side::FDS_BIT` if descriptors go with it.
+    /// The task id, with `fd_passing::FDS_BIT` if descriptors go with it.
     pub id: u64,
     /// The trampoline's address.
     pub trampoline: u64,

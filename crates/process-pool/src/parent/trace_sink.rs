@@ -16,8 +16,8 @@ use std::sync::Mutex;
 use future::trace::TaskTrace;
 use future::{TaskError, TaskReport};
 
-use crate::stats::Counters;
-use crate::task::Sink;
+use crate::parent::stats::Counters;
+use crate::parent::task::Sink;
 
 /// A sink that records its task's transitions, then does what `inner` does.
 pub(crate) struct TracedSink {

@@ -6,23 +6,23 @@
 //! Waking the dispatcher costs a thread wake-up, and on an idle pool it is
 //! pure overhead: the task could go straight to an idle worker. So when the
 //! dispatcher goes to sleep with nothing queued, it *lends* the task pipe of
-//! each idle worker to submitters: a `Lane { pid, fd }` in the queue state.
-//! `submit` of a small frame (at most `PIPE_BUF` bytes, so the write into
-//! the idle worker's empty pipe is all-or-nothing) pops a lane, writes the
-//! frame itself, and records a `Handed` task, all under the queue lock. The
-//! dispatcher wakes up when the result arrives, and the first thing it does
-//! after every `poll` is to take the lanes back and adopt the handed tasks
+//! each idle worker to submitters: a `LentPipe { pid, fd }` in the pool
+//! state. `submit` of a small frame (at most `PIPE_BUF` bytes, so the write
+//! into the idle worker's empty pipe is all-or-nothing) pops a lent pipe,
+//! writes the frame itself, and records a `HandedTask`, all under the pool's
+//! lock. The dispatcher wakes up when the result arrives, and the first
+//! thing it does after every `poll` is to take the pipes back and adopt the
+//! handed tasks
 //! (under the same lock), before it touches any worker. So a lent descriptor
 //! is never closed while lent, a result never arrives for a task the
 //! dispatcher does not know (the hand-off record is pushed under the lock
 //! before the submitter releases it), and a worker never gets a second task
-//! through a lane. Lanes are not lent when a task timeout is configured
+//! through a lent pipe. Pipes are not lent when a task timeout is configured
 //! (the sleeping dispatcher would not know a new deadline), nor when the
 //! program restored SIGPIPE's default action (a write on the caller's
 //! thread to a worker that just died must fail with EPIPE, not kill the
 //! program; the dispatcher's own thread blocks SIGPIPE).
 
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
@@ -30,47 +30,47 @@ use future::{DynError, TaskError};
 
 use super::Dispatcher;
 use crate::error::SpawnFailed;
-use crate::shared::{Queue, Shared};
+use crate::parent::shared::{PoolState, Shared};
+use crate::parent::task::Task;
 use crate::sys;
-use crate::task::Task;
 
 /// An idle worker's task pipe, lent to `submit` for one task.
-pub(crate) struct Lane {
+pub(crate) struct LentPipe {
     pub pid: i32,
     pub fd: std::os::fd::RawFd,
 }
 
-/// A task written by `submit` through a [`Lane`].
-pub(crate) struct Handed {
+/// A task written by `submit` through a [`LentPipe`].
+pub(crate) struct HandedTask {
     pub pid: i32,
     pub task: Task,
     pub at: Instant,
 }
 
-/// Frames up to this size may take a lane: `PIPE_BUF`, so the non-blocking
+/// Frames up to this size may be handed off: `PIPE_BUF`, so the non-blocking
 /// write into the (empty) pipe of an idle worker is all-or-nothing.
-pub(crate) const LANE_MAX_FRAME: usize = libc::PIPE_BUF;
+pub(crate) const HANDOFF_MAX_FRAME: usize = libc::PIPE_BUF;
 
 /// Writes a small task straight into the pipe of an idle worker lent by
-/// the sleeping dispatcher. Called by `submit` with the queue locked. Gives
-/// the task back if no lane is free or the write fails.
-pub(crate) fn hand_off(shared: &Shared, q: &mut Queue, mut task: Task) -> Result<(), Task> {
-    let Some(lane) = q.lanes.pop() else {
+/// the sleeping dispatcher. Called by `submit` with the pool's state locked. Gives
+/// the task back if no pipe is lent or the write fails.
+pub(crate) fn hand_off(shared: &Shared, q: &mut PoolState, mut task: Task) -> Result<(), Task> {
+    let Some(lent) = q.lent_pipes.pop() else {
         return Err(task);
     };
     // A fresh future: nobody else holds it yet, so it cannot be cancelled.
-    if !task.sink.set_running(lane.pid) {
+    if !task.sink.set_running(lent.pid) {
         return Err(task);
     }
     task.running = true;
-    // The lane's pipe is empty (its worker is idle) and the frame is at
+    // The lent pipe is empty (its worker is idle) and the frame is at
     // most PIPE_BUF bytes: the non-blocking write is all-or-nothing.
-    match sys::writev(lane.fd, &[std::io::IoSlice::new(&task.frame)]) {
+    match sys::writev(lent.fd, &[std::io::IoSlice::new(&task.frame)]) {
         Ok(n) if n == task.frame.len() => {
             // Relaxed: a statistics counter (see `stats`).
             shared.counters.tasks_running.fetch_add(1, Relaxed);
-            q.handed.push(Handed {
-                pid: lane.pid,
+            q.handed.push(HandedTask {
+                pid: lent.pid,
                 task,
                 at: Instant::now(),
             });
@@ -83,26 +83,23 @@ pub(crate) fn hand_off(shared: &Shared, q: &mut Queue, mut task: Task) -> Result
 }
 
 impl Dispatcher {
-    /// Lends the pipes of idle workers to `submit` (called with the queue
-    /// locked, just before the dispatcher sleeps).
-    pub(super) fn lend_lanes(&self, q: &mut Queue) {
+    /// Lends the pipes of idle workers to `submit` (called with the pool's
+    /// state locked, just before the dispatcher sleeps).
+    pub(super) fn lend_idle_pipes(&self, q: &mut PoolState) {
         let config = &self.shared.config;
         for w in &self.workers {
             if w.accepting(config) && w.inflight.is_empty() {
-                if let Some(fd) = &w.task_w {
-                    q.lanes.push(Lane {
-                        pid: w.pid,
-                        fd: fd.as_raw_fd(),
-                    });
+                if let Some(fd) = w.task_pipe() {
+                    q.lent_pipes.push(LentPipe { pid: w.pid, fd });
                 }
             }
         }
     }
     /// Takes lent pipes back and adopts the tasks written through them.
-    pub(super) fn reclaim_lanes(&mut self) {
+    pub(super) fn reclaim_lent_pipes(&mut self) {
         let handed = {
             let mut q = self.shared.lock();
-            q.lanes.clear();
+            q.lent_pipes.clear();
             std::mem::take(&mut q.handed)
         };
         for h in handed {

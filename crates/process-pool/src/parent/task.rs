@@ -12,9 +12,9 @@ use std::sync::Arc;
 use future::{panic_message, CallbackRunner, DynError, Promise, TaskError, TaskReport};
 use serde::de::DeserializeOwned;
 
-use crate::codec;
 use crate::error::{CodecError, CodecStage};
-use crate::stats::Counters;
+use crate::parent::stats::Counters;
+use crate::wire::codec;
 
 /// One submitted task.
 pub(crate) struct Task {
@@ -25,7 +25,7 @@ pub(crate) struct Task {
     /// Where the outcome goes.
     pub sink: Box<dyn Sink>,
     /// The `SharedBytes` of the argument, whose descriptors go to the
-    /// worker before the frame (see `fd_side`); kept until the task ends,
+    /// worker before the frame (see `fd_passing`); kept until the task ends,
     /// so that a re-queued task can send them again.
     pub fds: Vec<crate::SharedBytes>,
     /// `CLOCK_MONOTONIC` at `submit`, for the queue wait (see `cost`).

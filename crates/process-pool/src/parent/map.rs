@@ -61,7 +61,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{MapShutDown, SubmitError};
-use crate::executor::ProcessPoolExecutor;
+use crate::parent::executor::ProcessPoolExecutor;
 
 /// The iterator returned by [`ProcessPoolExecutor::map`] and
 /// [`ProcessPoolExecutor::map_windowed`]: one `Result<R, FutureError>` per

@@ -1,10 +1,10 @@
 //! The state shared by the pool's handle, the threads that call `submit`,
 //! and the dispatcher thread: settings, the queue of tasks not yet handed to
-//! a worker, the pool's life flags, and the doorbell.
+//! a worker, the pool's life (`Life`), and the doorbell.
 //!
 //! # Doorbell protocol (no lost wake-ups)
 //!
-//! The queue's mutex guards a flag `dispatcher_waiting`. Before sleeping the
+//! The pool state's mutex guards a flag `dispatcher_waiting`. Before sleeping the
 //! dispatcher takes tasks while it has room, and sets the flag (under the
 //! lock) only if it stopped because the queue was empty. `submit` pushes
 //! under the same lock and rings the eventfd only if it finds the flag set,
@@ -26,10 +26,11 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::dispatcher::{Handed, Lane};
-use crate::stats::Counters;
+use crate::error::SubmitError;
+use crate::parent::dispatcher::{HandedTask, LentPipe};
+use crate::parent::stats::Counters;
+use crate::parent::task::Task;
 use crate::sys;
-use crate::task::Task;
 use future::CallbackRunner;
 
 /// What to do when a worker dies unexpectedly.
@@ -71,7 +72,7 @@ pub(crate) struct Config {
 
 /// The state shared by the pool's handle, `submit` callers and the dispatcher.
 pub(crate) struct Shared {
-    pub queue: Mutex<Queue>,
+    pub state: Mutex<PoolState>,
     pub doorbell: OwnedFd,
     pub config: Config,
     pub counters: Counters,
@@ -81,35 +82,121 @@ pub(crate) struct Shared {
     /// Whether idle workers may be lent to `submit` (no task timeout, and
     /// SIGPIPE ignored: `submit` writes on the caller's thread, where a
     /// dead worker's pipe must give EPIPE, not a fatal signal).
-    pub lanes_allowed: bool,
+    pub handoff_allowed: bool,
     /// Where done-callbacks run (never on the dispatcher thread).
     pub callbacks: Arc<CallbackRunner>,
 }
 
-/// Tasks not yet handed to a worker, and the pool's life flags.
+/// Everything the pool's mutex guards: the pool's life, the tasks not yet
+/// handed to a worker, the dispatcher's requests and the doorbell flag.
 #[derive(Default)]
-pub(crate) struct Queue {
+pub(crate) struct PoolState {
+    pub life: Life,
     pub tasks: VecDeque<Task>,
-    pub shutdown: bool,
-    pub broken: Option<String>,
-    /// `terminate_workers` / `kill_workers` asked the dispatcher to send
-    /// this signal to every worker (taken by the dispatcher).
-    pub force: Option<Signal>,
     /// `interrupt(&future)` requests: future ids, taken by the dispatcher.
     pub interrupts: Vec<usize>,
+    /// The dispatcher sleeps with an empty queue: the next `submit` rings
+    /// (see "Doorbell protocol" above).
     pub dispatcher_waiting: bool,
-    /// Idle workers lent to `submit` while the dispatcher sleeps (see
-    /// "Direct hand-off" in the module docs).
-    pub lanes: Vec<Lane>,
-    /// Tasks `submit` wrote straight into a lent worker's pipe.
-    pub handed: Vec<Handed>,
+    /// Task pipes of idle workers, lent to `submit` while the dispatcher
+    /// sleeps (see `dispatcher::handoff`).
+    pub lent_pipes: Vec<LentPipe>,
+    /// Tasks `submit` wrote straight into a lent pipe.
+    pub handed: Vec<HandedTask>,
+}
+
+/// The pool's life: where `submit`, `shutdown`, `terminate_workers` and the
+/// dispatcher agree on what the pool still does.
+///
+/// ```text
+///   Open --shutdown--> ShuttingDown --terminate/kill_workers--> Terminating
+///    |                      |                                       |
+///    +---------- a worker's initializer failed, BreakPool policy, --+--> Broken
+///                the fork server is gone
+/// ```
+///
+/// Only `Open` accepts tasks. `ShuttingDown` and `Terminating` run the
+/// queue out and retire the workers; `Terminating` first has every worker
+/// signalled. `Broken` fails everything pending and is final: nothing leaves
+/// it (`terminate_workers` on a broken pool is a no-op: breaking already
+/// killed every worker).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) enum Life {
+    /// Accepting tasks.
+    #[default]
+    Open,
+    /// `shutdown` was called: no new tasks; queued and running ones finish.
+    ShuttingDown,
+    /// `terminate_workers` / `kill_workers`: shut down, and every worker is
+    /// to get `signal`, which the dispatcher takes (`None` once sent).
+    Terminating { signal: Option<Signal> },
+    /// Python's "broken" pool: every pending future fails with this message
+    /// and `submit` refuses.
+    Broken(String),
+}
+
+impl Life {
+    /// Whether `submit` may queue a task; else the error it returns.
+    pub fn check_open(&self) -> Result<(), SubmitError> {
+        match self {
+            Life::Open => Ok(()),
+            Life::ShuttingDown | Life::Terminating { .. } => Err(SubmitError::Shutdown),
+            Life::Broken(why) => Err(SubmitError::Broken(why.clone())),
+        }
+    }
+
+    /// `shutdown`: Open -> ShuttingDown (any other state stays).
+    pub fn shut_down(&mut self) {
+        if *self == Life::Open {
+            *self = Life::ShuttingDown;
+        }
+    }
+
+    /// `terminate_workers` / `kill_workers`: -> Terminating with `signal`
+    /// pending (a broken pool stays broken).
+    pub fn terminate(&mut self, signal: Signal) {
+        if !matches!(self, Life::Broken(_)) {
+            *self = Life::Terminating {
+                signal: Some(signal),
+            };
+        }
+    }
+
+    /// -> Broken; the first reason stays.
+    pub fn break_with(&mut self, why: &str) {
+        if !matches!(self, Life::Broken(_)) {
+            *self = Life::Broken(why.to_string());
+        }
+    }
+
+    /// The signal `terminate` asked for, once (the dispatcher takes it).
+    pub fn take_signal(&mut self) -> Option<Signal> {
+        match self {
+            Life::Terminating { signal } => signal.take(),
+            _ => None,
+        }
+    }
+
+    /// Why the pool is broken, if it is.
+    pub fn broken(&self) -> Option<&str> {
+        match self {
+            Life::Broken(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// Whether the pool runs its queue out and retires its workers.
+    pub fn is_shutting_down(&self) -> bool {
+        matches!(self, Life::ShuttingDown | Life::Terminating { .. })
+    }
 }
 
 impl Shared {
-    pub fn lock(&self) -> MutexGuard<'_, Queue> {
-        // A panic while holding this lock would be our bug; the queue is
-        // still consistent (every operation on it is a single push/pop).
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // A panic while holding this lock would be our bug; the state is
+        // still consistent (every operation on it is a single push, pop or
+        // transition).
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn ring(&self) {

@@ -1,0 +1,13 @@
+//! What crosses between the pool and a worker, the same code on both ends:
+//! frames on the pipes (`frame`), the values and outcomes inside them and
+//! the trampolines that call a task (`codec`, with `keep_message` for a
+//! user's codec error text), what a task cost (`cost`), and `SharedBytes`
+//! passed as descriptors on a socket beside the pipes (`shared_bytes`,
+//! `fd_passing`).
+
+pub(crate) mod codec;
+pub(crate) mod cost;
+pub(crate) mod fd_passing;
+pub(crate) mod frame;
+pub(crate) mod keep_message;
+pub(crate) mod shared_bytes;
