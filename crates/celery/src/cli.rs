@@ -22,7 +22,7 @@ use crate::{PoolKind, RedisUrl, Worker, WorkerConfig};
 
 const USAGE: &str = "\
 usage: NAME [--broker URL] [--backend URL] [-Q QUEUE[,QUEUE...]] [-c N]
-                     [--visibility-timeout SECS] [--restore-interval SECS]
+                     [--visibility-timeout SECS] [--restore-interval SECS] [--lease SECS]
                      [--result-expires SECS] [--pool processes|threads]
                      [-n NODENAME] [--track-started] [--list]
 
@@ -35,6 +35,9 @@ registered tasks in worker processes (or threads), acking late.
   -c, --concurrency N          tasks at once, 1 to 1024 (default: cores)
   --visibility-timeout SECS    restore unacked messages older than this (default 3600)
   --restore-interval SECS      how often to look for them               (default 100)
+  --lease SECS                 lease period: a running task's lease is renewed every
+                               third of it and it is never restored while it runs; a
+                               dead worker's tasks come back after it lapses (default 30)
   --result-expires SECS        result lifetime                          (default 86400)
   --pool processes|threads     where tasks run          (default processes)
   -n, --hostname NODENAME      the name remote control uses (default celery@%h;
@@ -214,6 +217,7 @@ pub fn worker_main(name: &str, registry: Registry) -> ExitCode {
                 }
                 "--visibility-timeout" => config.visibility_timeout = secs(args.next(), &a)?,
                 "--restore-interval" => config.restore_interval = secs(args.next(), &a)?,
+                "--lease" => config.lease = secs(args.next(), &a)?,
                 "--result-expires" => config.result_expires = secs(args.next(), &a)?,
                 "--track-started" => config.track_started = true,
                 "--pool" => {

@@ -60,6 +60,7 @@ use crate::chord;
 use crate::control::{Active, Remote, RevokedSet};
 use crate::error::CeleryError;
 use crate::id::new_task_id;
+use crate::lease::{restore_unless_leased, Heartbeat, Lease, Leases};
 use crate::limits;
 use crate::message::{hostname, mark_redelivered, TaskMessage, SEP};
 use crate::meta::{result_key, started_record, Outcome};
@@ -94,6 +95,11 @@ pub struct WorkerConfig {
     pub visibility_timeout: Duration,
     /// How often to look for such messages (default 100 s, kombu's).
     pub restore_interval: Duration,
+    /// The lease period (default 30 s, [`crate::lease`]): the worker
+    /// renews the lease of each message it holds every third of it; a
+    /// message whose lease lapsed (its worker died) is restored, one whose
+    /// lease runs is never restored, whatever the visibility timeout.
+    pub lease: Duration,
     /// Result record lifetime (default 1 day).
     pub result_expires: Duration,
     /// Where tasks run (default: the runner threads).
@@ -114,6 +120,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("backend", &self.backend.as_deref().map(mask_password))
             .field("queues", &self.queues)
             .field("concurrency", &self.concurrency)
+            .field("lease", &self.lease)
             .field("pool", &self.pool)
             .field("hostname", &self.hostname)
             .field("track_started", &self.track_started)
@@ -145,6 +152,7 @@ impl WorkerConfig {
                 .min(MAX_CONCURRENCY),
             visibility_timeout: Duration::from_secs(3600),
             restore_interval: Duration::from_secs(100),
+            lease: crate::lease::DEFAULT_LEASE,
             result_expires: Duration::from_secs(86_400),
             pool: PoolKind::Threads,
             hostname: format!("celery@{}", crate::message::hostname()),
@@ -175,6 +183,8 @@ pub struct Worker {
     active: Arc<Active>,
     /// Messages fetched before their eta, held (unacked) until due.
     held: Held<Job>,
+    /// The messages this worker holds a lease on, renewed by its heartbeat.
+    leases: Arc<Leases>,
 }
 
 impl Worker {
@@ -188,6 +198,7 @@ impl Worker {
             running: Arc::default(),
             active: Arc::default(),
             held: Held::default(),
+            leases: Arc::default(),
         }
     }
 
@@ -222,6 +233,13 @@ impl Worker {
                  runner threads, each with a worker process): lower it",
                 self.config.concurrency
             )));
+        }
+        if self.config.lease.is_zero() {
+            return Err(CeleryError::Config(
+                "a lease period of 0 lapses as it is taken: every task would be restored \
+                 while it runs; give a lease of at least a second (default 30 s)"
+                    .to_string(),
+            ));
         }
         let broker_url = RedisUrl::parse(&self.config.broker)?;
         let backend_url = match &self.config.backend {
@@ -274,6 +292,7 @@ impl Worker {
                 )
             }
         };
+        let heartbeat = self.start_heartbeat(broker.clone())?;
         // BRPOP's keys, in its order: each queue, then its priority lists.
         let mut keys: Vec<(Vec<u8>, String)> = Vec::new();
         for q in &self.config.queues {
@@ -293,7 +312,7 @@ impl Worker {
                 idle: false,
                 unconfirmed: None,
             }),
-            script: FetchScript::new(&keys),
+            script: FetchScript::new(&keys, &self.config),
             url: &broker_url,
             fatal: Mutex::new(None),
             pause: Mutex::new(Duration::ZERO),
@@ -313,6 +332,8 @@ impl Worker {
             }
         });
         self.return_held(&broker);
+        // Every held message is acked or given back: no lease left to renew.
+        heartbeat.stop();
         let broken = procs.as_ref().and_then(Procs::broken);
         if let Some(p) = procs {
             p.shutdown();
@@ -469,6 +490,7 @@ impl Worker {
             self.held.hold(job, wait);
         } else {
             // A cold shutdown came first and could not know of it.
+            job.lease.release();
             let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
         }
         None
@@ -597,6 +619,7 @@ impl Worker {
             if !self.running.release_held(&job.tag) {
                 continue; // a cold shutdown returned it
             }
+            job.lease.release();
             if let Err(e) = broker.with(|c| restore_one(c, job.tag.as_bytes())) {
                 eprintln!(
                     "celery-worker: could not return held task {} to its queue ({e}): it is \
@@ -613,6 +636,7 @@ impl Worker {
         if !self.running.abandon(&job.tag) {
             return; // a cold shutdown returns it
         }
+        job.lease.release();
         match broker.with(|c| restore_one(c, job.tag.as_bytes())) {
             Ok(_) => eprintln!(
                 "celery-worker: task {} could not start ({why}): returned to its queue",
@@ -669,7 +693,10 @@ impl Worker {
                     }
                 }
             }; // unlocked: the next idle runner fetches while this one runs
-            let job = self.accept(broker, backend, &queue, raw, tag, revoked);
+               // Renewed from now on (the fetch script took the lease) until
+               // the job is dropped: acked, given back, or refused.
+            let lease = self.leases.hold(&tag);
+            let job = self.accept(broker, backend, &queue, raw, (tag, lease), revoked);
             let Some(job) = job.and_then(|job| self.hold_until_due(broker, job)) else {
                 continue;
             };
@@ -679,6 +706,7 @@ impl Worker {
             // A cold shutdown began during the fetch; it returns only the
             // messages it knows of, and waits for this fetch to end: this
             // runner returns this one itself.
+            job.lease.release();
             let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
         }
     }
@@ -691,7 +719,7 @@ impl Worker {
         backend: &Pool,
         queue: &str,
         raw: Vec<u8>,
-        tag: String,
+        (tag, lease): (String, Lease),
         revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
         let fetched = (queue, tag.as_str());
@@ -717,7 +745,7 @@ impl Worker {
             .and_then(Reply::into_bytes);
         let is_revoked = lock(revoked).contains(&msg.id, Instant::now())
             || stored.is_some_and(|s| is_revoked_record(&s));
-        let job = Job { msg, tag };
+        let job = Job { msg, tag, lease };
         if is_revoked {
             self.skip_revoked(broker, backend, &job);
             return None;
@@ -789,6 +817,7 @@ impl Worker {
                 "celery-worker: dropped a message from {queue} (task {task}, no readable task id: \
                  nothing stored): {why}"
             );
+            self.leases.settling(tag);
             ack(broker, tag);
             return;
         };
@@ -815,6 +844,7 @@ impl Worker {
                 eprintln!(
                     "celery-worker: refused task {id} ({task}) from {queue}, FAILURE stored: {why}"
                 );
+                self.leases.settling(tag);
                 ack(broker, tag);
             }
             Err(e) => eprintln!(
@@ -893,6 +923,17 @@ impl Worker {
         Ok(Pidbox { socket, handle })
     }
 
+    /// Starts the heartbeat that renews this worker's leases and restores
+    /// lapsed ones ([`crate::lease`]).
+    fn start_heartbeat(&self, broker: Arc<Pool>) -> Result<Heartbeat, CeleryError> {
+        let (lease, visibility) = (self.config.lease, self.config.visibility_timeout);
+        let stats = self.stats.clone();
+        let restored = move |n| lock(&stats).restored += n;
+        let every = crate::lease::renew_every(lease, visibility);
+        Heartbeat::start(self.leases.clone(), broker, lease, every, restored)
+            .map_err(CeleryError::io)
+    }
+
     fn start_restorer(&self, broker: Arc<Pool>) -> std::thread::JoinHandle<()> {
         let (stop, stats) = (self.stop.clone(), self.stats.clone());
         let (visibility, interval) = (self.config.visibility_timeout, self.config.restore_interval);
@@ -948,13 +989,36 @@ struct Leader {
 /// `ARGV[2+i]`. Returns `[key, message]`, or nil if every list is empty.
 /// A reply lost on the way cannot lose the message: it is in `unacked`,
 /// under a tag the worker chose before asking.
+///
+/// In the same step, the worker's lease on it (`KEYS[n+3]` =
+/// `rust:leases`: lapses `ARGV[n+3]` seconds from Redis's now) and the
+/// count of its deliveries (`rust:attempts:<id>`, id from the message's
+/// headers, expiring after `ARGV[n+4]` seconds; a message whose headers
+/// Redis's cjson cannot read is not counted): see [`crate::lease`].
 const FETCH_SCRIPT: &str = r#"
-local n = #KEYS - 2
+local n = #KEYS - 3
+local function task_id(raw)
+  local ok, m = pcall(cjson.decode, raw)
+  if ok and type(m) == 'table' and type(m.headers) == 'table'
+      and type(m.headers.id) == 'string' and #m.headers.id <= 255 then
+    return m.headers.id
+  end
+  return nil
+end
 for i = 1, n do
   local raw = redis.call('RPOP', KEYS[i])
   if raw then
     redis.call('ZADD', KEYS[n + 1], ARGV[2], ARGV[1])
     redis.call('HSET', KEYS[n + 2], ARGV[1], '[' .. raw .. ', "", ' .. ARGV[2 + i] .. ']')
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+    redis.call('ZADD', KEYS[n + 3], now + tonumber(ARGV[n + 3]), ARGV[1])
+    local id = task_id(raw)
+    if id then
+      local key = 'rust:attempts:' .. id
+      redis.call('INCR', key)
+      redis.call('EXPIRE', key, ARGV[n + 4])
+    end
     return {KEYS[i], raw}
   end
 end
@@ -963,10 +1027,14 @@ return false
 
 /// The arguments of [`FETCH_SCRIPT`] and of the blocking wait, built once.
 struct FetchScript {
-    /// `KEYS[1..n]`, then `unacked_index` and `unacked`.
+    /// `KEYS[1..n]`, then `unacked_index`, `unacked` and `rust:leases`.
     keys: Vec<Vec<u8>>,
     /// The routing key (JSON) of each list, in the order of `keys`.
     routing_keys: Vec<Vec<u8>>,
+    /// The lease period and the lifetime of the attempts counter, in
+    /// seconds: the last two arguments.
+    lease: Vec<u8>,
+    attempts_ttl: Vec<u8>,
 }
 
 impl FetchScript {
@@ -975,17 +1043,21 @@ impl FetchScript {
     /// than the one waited on.
     const WAIT: &'static [u8] = b"1";
 
-    fn new(keys: &[(Vec<u8>, String)]) -> FetchScript {
+    fn new(keys: &[(Vec<u8>, String)], config: &WorkerConfig) -> FetchScript {
         let mut all: Vec<Vec<u8>> = keys.iter().map(|(k, _)| k.clone()).collect();
         all.push(b"unacked_index".to_vec());
         all.push(b"unacked".to_vec());
+        all.push(crate::lease::LEASES_KEY.as_bytes().to_vec());
         let routing_keys = keys
             .iter()
             .map(|(_, q)| Value::String(q.clone()).to_string().into_bytes())
             .collect();
+        let ttl = config.result_expires.as_secs().clamp(1, MAX_RESULT_TTL);
         FetchScript {
             keys: all,
             routing_keys,
+            lease: config.lease.as_secs_f64().to_string().into_bytes(),
+            attempts_ttl: ttl.to_string().into_bytes(),
         }
     }
 
@@ -1008,6 +1080,7 @@ impl FetchScript {
         args.extend(self.keys.iter().map(Vec::as_slice));
         args.extend([tag.as_bytes(), now.as_bytes()]);
         args.extend(self.routing_keys.iter().map(Vec::as_slice));
+        args.extend([self.lease.as_slice(), &self.attempts_ttl]);
         c.queue(&args);
         c.flush()?;
         let waited = if wait { Some(c.read_reply()?) } else { None };
@@ -1189,6 +1262,8 @@ fn declare_queues(url: &RedisUrl, queues: &[String]) -> Result<Connection, Celer
 struct Job {
     msg: TaskMessage,
     tag: String,
+    /// Renewed while the job lives (running or held).
+    lease: Lease,
 }
 
 /// The tasks this worker's runners hold, so that a cold shutdown can return
@@ -1403,6 +1478,9 @@ fn same_server(a: &Pool, b: &Pool) -> bool {
     a.url() == b.url()
 }
 
+/// The zset of leases ([`crate::lease::LEASES_KEY`]); an ack forgets its entry.
+const LEASES: &[u8] = crate::lease::LEASES_KEY.as_bytes();
+
 /// The longest a result record is kept: 100 years (the CLI's limit too).
 const MAX_RESULT_TTL: u64 = 100 * 365 * 86_400;
 
@@ -1472,8 +1550,9 @@ fn store_and_ack(
     expires: Duration,
     give_up: &dyn Fn() -> bool,
 ) {
-    // Redis refuses an expiry past about 292 million years (milliseconds in
-    // an i64); a FAILED SETEX inside MULTI would not stop the ack.
+    job.lease.settling(); // acked below: its entry will go
+                          // Redis refuses an expiry past about 292 million years (milliseconds in
+                          // an i64); a FAILED SETEX inside MULTI would not stop the ack.
     let ttl = expires.as_secs().clamp(1, MAX_RESULT_TTL).to_string();
     let records: Vec<(String, String)> = std::iter::once(&job.msg.id)
         .chain(&follow.same_result)
@@ -1539,6 +1618,7 @@ fn store_and_ack(
         if same {
             send(c, &[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
             send(c, &[b"HDEL", b"unacked", job.tag.as_bytes()]);
+            send(c, &[b"ZREM", LEASES, job.tag.as_bytes()]);
         }
         send(c, &[b"EXEC"]);
         c.flush()?;
@@ -1566,7 +1646,9 @@ fn store_and_ack(
         let acked = with_retries(broker, "acking", id, give_up, |c| {
             c.queue(&[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
             c.queue(&[b"HDEL", b"unacked", job.tag.as_bytes()]);
+            c.queue(&[b"ZREM", LEASES, job.tag.as_bytes()]);
             c.flush()?;
+            c.read_reply()?.ok()?;
             c.read_reply()?.ok()?;
             c.read_reply()?.ok()
         });
@@ -1582,7 +1664,9 @@ fn ack(broker: &Pool, tag: &str) {
     let acked = broker.with(|c| {
         c.queue(&[b"ZREM", b"unacked_index", tag.as_bytes()]);
         c.queue(&[b"HDEL", b"unacked", tag.as_bytes()]);
+        c.queue(&[b"ZREM", LEASES, tag.as_bytes()]);
         c.flush()?;
+        c.read_reply()?.ok()?;
         c.read_reply()?.ok()?;
         c.read_reply()?.ok()
     });
@@ -1593,7 +1677,7 @@ fn ack(broker: &Pool, tag: &str) {
 
 /// The (routing key, message) of an `unacked` entry, kombu's
 /// `[message, exchange, routing key]`; `None` if it is not one.
-fn unacked_entry(entry: &[u8]) -> Option<(String, Vec<u8>)> {
+pub(crate) fn unacked_entry(entry: &[u8]) -> Option<(String, Vec<u8>)> {
     // Leniently: a lone surrogate in its headers must not lose it.
     let parsed = crate::message::read_envelope(entry).ok()?;
     let parts = parsed.as_array()?;
@@ -1603,8 +1687,9 @@ fn unacked_entry(entry: &[u8]) -> Option<(String, Vec<u8>)> {
 }
 
 /// Puts unacked messages older than `visibility` back on their queues, as
-/// kombu's `restore_visible` does, under the `unacked_mutex` lock. Returns
-/// how many it restored.
+/// kombu's `restore_visible` does, under the `unacked_mutex` lock, except
+/// those whose worker's lease runs ([`crate::lease`]). Returns how many it
+/// restored.
 pub fn restore_unacked(broker: &Pool, visibility: Duration) -> Result<u64, CeleryError> {
     let token = new_task_id();
     let got = broker.with(|c| {
@@ -1634,7 +1719,7 @@ pub fn restore_unacked(broker: &Pool, visibility: Duration) -> Result<u64, Celer
             .into_array();
         let mut n = 0;
         for tag in tags.into_iter().filter_map(Reply::into_bytes) {
-            if restore_one(c, &tag)? {
+            if restore_unless_leased(c, &tag)? {
                 n += 1;
             }
         }
