@@ -50,7 +50,7 @@ tasks, store their results, return the tasks held for their eta to their
 queues, exit 0. A second one: cold shutdown: the running tasks are not acked,
 their messages (and the held ones) go back to their queues for another
 worker, exit 130. A third one exits at once (130): the messages not yet
-returned go back after the visibility timeout. A signal ignored when the
+returned go back once their lease lapses. A signal ignored when the
 worker starts stays ignored.";
 
 /// Stop requests (SIGINT or SIGTERM) received so far.
@@ -63,7 +63,8 @@ extern "C" fn on_signal(_: libc::c_int) {
         // The cold shutdown runs on the watcher thread and may be stuck (a
         // broker that does not answer): the third request ends the worker
         // here and now. The running tasks' messages it had not returned yet
-        // stay in `unacked`; the visibility timeout restores them.
+        // stay in `unacked`; another worker restores them once their lease
+        // lapses.
         // SAFETY: `_exit` is async-signal-safe and runs no Rust code.
         unsafe { libc::_exit(COLD_EXIT) };
     }
@@ -122,7 +123,7 @@ fn watch_stop_signals(name: String, worker: &Worker) {
                     ),
                     Err(e) => eprintln!(
                         "{name}: cold shutdown: could not return the running tasks to their \
-                         queue ({e}); another worker restores them after the visibility timeout"
+                         queue ({e}); another worker restores them once their lease lapses"
                     ),
                 }
                 std::process::exit(COLD_EXIT);

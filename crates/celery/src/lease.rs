@@ -19,10 +19,10 @@
 //!   a Python worker see nothing new.
 //! * A message is restored only when its lease lapsed: the heartbeat
 //!   restores lapsed leases every round, and the visibility-timeout pass
-//!   ([`crate::worker::restore_unacked`]) skips any message whose lease has
-//!   not lapsed ([`restore_unless_leased`]). A message without a lease (a
-//!   Python worker fetched it) is restored after the visibility timeout,
-//!   as before.
+//!   ([`crate::worker::restore_unacked`]) leaves every leased message to
+//!   the heartbeats ([`restore_unless_leased`]). A message without a lease
+//!   (a Python worker fetched it) is restored after the visibility
+//!   timeout, as before.
 //! * After Redis was out of reach (its clock went on, the leases seem to
 //!   have lapsed), a heartbeat restores nothing until it has renewed for a
 //!   whole lease period without failing: the live workers renew first.
@@ -101,34 +101,49 @@ const LAPSED_SCRIPT: &str = concat!(
     "return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))\n"
 );
 
-/// Restores the unacked message `ARGV[1]` unless its lease (in `KEYS[3]`)
-/// is still running: forgets its lease and its `unacked_index` /
-/// `unacked` entries (`KEYS[1]`, `KEYS[2]`) and, if it was still unacked,
-/// pushes `ARGV[2]` (if given) on `KEYS[4]`. Returns 1 if it pushed. One
-/// step: a renewal, an ack or another restorer cannot come in between.
+/// Restores the unacked message `ARGV[1]` unless it has a lease (in
+/// `KEYS[3]`) that is still running, or any lease when `ARGV[2]` is
+/// `unleased`: forgets its lease and its `unacked_index` / `unacked`
+/// entries (`KEYS[1]`, `KEYS[2]`) and, if it was still unacked, pushes
+/// `ARGV[3]` (if given) on `KEYS[4]`. Returns 1 if it pushed. One step: a
+/// renewal, an ack or another restorer cannot come in between.
 const RESTORE_SCRIPT: &str = concat!(
     redis_now!(),
     r#"
 local lease = redis.call('ZSCORE', KEYS[3], ARGV[1])
-if lease and tonumber(lease) > now then
+if lease and (ARGV[2] == 'unleased' or tonumber(lease) > now) then
   return 0
 end
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
-if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 and ARGV[2] then
-  redis.call('RPUSH', KEYS[4], ARGV[2])
+if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 and ARGV[3] then
+  redis.call('RPUSH', KEYS[4], ARGV[3])
   return 1
 end
 return 0
 "#
 );
 
+/// Which messages [`restore_unless_leased`] may restore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Restore {
+    /// Only one no worker of ours leased (the visibility-timeout pass: a
+    /// leased message is the heartbeats' to judge, after an outage too).
+    Unleased,
+    /// Also one whose lease lapsed (a heartbeat, healthy for a period).
+    Lapsed,
+}
+
 /// Puts the unacked message `tag` back on its queue (marked redelivered,
-/// as kombu does) unless a worker holds a lease on it that has not lapsed;
-/// true if it did. A tag with no lease (a Python worker's) is restored: the
-/// caller decided it is old enough. An entry that cannot be read is
-/// forgotten without a push, as kombu would fail to restore it.
-pub(crate) fn restore_unless_leased(c: &mut Connection, tag: &[u8]) -> Result<bool, CeleryError> {
+/// as kombu does) unless a lease keeps it (see [`Restore`]); true if it
+/// did. A tag with no lease (a Python worker's) is restored: the caller
+/// decided it is old enough. An entry that cannot be read is forgotten
+/// without a push, as kombu would fail to restore it.
+pub(crate) fn restore_unless_leased(
+    c: &mut Connection,
+    tag: &[u8],
+    which: Restore,
+) -> Result<bool, CeleryError> {
     let entry = c.command(&[b"HGET", b"unacked", tag])?.ok()?.into_bytes();
     let message = match entry.as_deref().and_then(crate::worker::unacked_entry) {
         Some((queue, raw)) => Some((queue, mark_redelivered(&raw)?)),
@@ -136,6 +151,10 @@ pub(crate) fn restore_unless_leased(c: &mut Connection, tag: &[u8]) -> Result<bo
     };
     let mut args: Vec<&[u8]> = vec![b"EVAL", RESTORE_SCRIPT.as_bytes()];
     let leases = LEASES_KEY.as_bytes();
+    let mode: &[u8] = match which {
+        Restore::Unleased => b"unleased",
+        Restore::Lapsed => b"lapsed",
+    };
     match &message {
         Some((queue, raw)) => args.extend([
             &b"4"[..],
@@ -144,9 +163,10 @@ pub(crate) fn restore_unless_leased(c: &mut Connection, tag: &[u8]) -> Result<bo
             leases,
             queue.as_bytes(),
             tag,
+            mode,
             raw,
         ]),
-        None => args.extend([&b"3"[..], b"unacked_index", b"unacked", leases, tag]),
+        None => args.extend([&b"3"[..], b"unacked_index", b"unacked", leases, tag, mode]),
     }
     Ok(c.command(&args)?.ok()? == Reply::Integer(1))
 }
@@ -171,7 +191,7 @@ pub(crate) fn restore_lapsed(broker: &Pool) -> Result<u64, CeleryError> {
         .into_iter()
         .filter_map(Reply::into_bytes)
     {
-        if broker.with(|c| restore_unless_leased(c, &tag))? {
+        if broker.with(|c| restore_unless_leased(c, &tag, Restore::Lapsed))? {
             restored += 1;
         }
     }

@@ -36,9 +36,13 @@
 //!    (SETEX + PUBLISH) and acks (`ZREM`, `HDEL`): a crash before it leaves
 //!    the message unacked. While Redis cannot be reached it is retried with
 //!    back-off, for up to `STORE_PATIENCE` (5 minutes).
-//! 5. Any worker restores unacked messages older than the visibility
-//!    timeout to their queue (under the `unacked_mutex` lock), so a task
-//!    whose worker died runs again elsewhere: at least once, not exactly once.
+//! 5. The worker's heartbeat renews the lease of every message it holds
+//!    ([`crate::lease`]); any worker restores a message whose lease lapsed,
+//!    and one without a lease (a Python worker's) once it is older than the
+//!    visibility timeout (under the `unacked_mutex` lock), so a task whose
+//!    worker died runs again elsewhere: at least once, not exactly once.
+//!    Whatever this worker gives up on (not acked) is no longer renewed:
+//!    it is restored once its lease lapses.
 //!
 //! Nothing is acked that did not run: a task the process pool could not
 //! start goes back to its queue (and a worker whose pool cannot be rebuilt
@@ -60,7 +64,7 @@ use crate::chord;
 use crate::control::{Active, Remote, RevokedSet};
 use crate::error::CeleryError;
 use crate::id::new_task_id;
-use crate::lease::{restore_unless_leased, Heartbeat, Lease, Leases};
+use crate::lease::{restore_unless_leased, Heartbeat, Lease, Leases, Restore};
 use crate::limits;
 use crate::message::{hostname, mark_redelivered, TaskMessage, SEP};
 use crate::meta::{result_key, started_record, Outcome};
@@ -400,7 +404,7 @@ impl Worker {
             if let Err(e) = reported {
                 eprintln!(
                     "celery-worker: could not report task {} to its chord ({e}): not acked, \
-                     it runs again after the visibility timeout",
+                     it runs again once its lease lapses",
                     job.msg.id
                 );
                 self.running.stored();
@@ -535,8 +539,8 @@ impl Worker {
             Err(e) => {
                 eprintln!(
                     "celery-worker: could not record the eta of task {} as its unacked score \
-                     ({e}): another worker may restore and run it before its eta, after the \
-                     visibility timeout",
+                     ({e}): it is held here all the same (its lease, renewed, keeps other \
+                     workers from restoring it)",
                     job.msg.id
                 );
                 true
@@ -594,7 +598,7 @@ impl Worker {
             if let Err(e) = chord::part_return(broker, backend, &job.msg, &body, &outcome, ttl) {
                 eprintln!(
                     "celery-worker: could not report revoked task {} to its chord ({e}): \
-                     not acked, it is seen again after the visibility timeout",
+                     not acked, it is seen again once its lease lapses",
                     job.msg.id
                 );
                 return;
@@ -623,7 +627,7 @@ impl Worker {
             if let Err(e) = broker.with(|c| restore_one(c, job.tag.as_bytes())) {
                 eprintln!(
                     "celery-worker: could not return held task {} to its queue ({e}): it is \
-                     restored after its eta and the visibility timeout",
+                     restored once its lease lapses",
                     job.msg.id
                 );
             }
@@ -644,7 +648,7 @@ impl Worker {
             ),
             Err(e) => eprintln!(
                 "celery-worker: task {} could not start ({why}) nor go back to its queue \
-                 ({e}): it is restored after the visibility timeout",
+                 ({e}): it is restored once its lease lapses",
                 job.msg.id
             ),
         }
@@ -794,8 +798,8 @@ impl Worker {
     /// unacked under `tag`: logs who it was for and why, stores `outcome`
     /// under its id (and `more` ids) when it has one, so that the client
     /// does not wait for ever, then acks it. If the outcome could not be
-    /// stored, the message stays unacked: it is restored after the
-    /// visibility timeout and refused again (never acked unstored). One
+    /// stored, the message stays unacked: it is restored once its lease
+    /// lapses and refused again (never acked unstored). One
     /// without a readable id is acked at once: nothing can be stored for it.
     fn refuse(
         &self,
@@ -849,8 +853,8 @@ impl Worker {
             }
             Err(e) => eprintln!(
                 "celery-worker: refused task {id} ({task}) from {queue}: {why}; storing its \
-                 FAILURE failed ({e}): its message stays unacked and is refused again after \
-                 the visibility timeout"
+                 FAILURE failed ({e}): its message stays unacked and is refused again once \
+                 its lease lapses"
             ),
         }
     }
@@ -1436,8 +1440,8 @@ impl ColdShutdown {
         let mut c = Connection::open(&RedisUrl::parse(&self.broker)?)?;
         let mut n = 0;
         for tag in tags {
-            // A message the visibility timeout already restored is gone
-            // from `unacked`: nothing to return.
+            // A message already restored (its lease lapsed) is gone from
+            // `unacked`: nothing to return.
             if restore_one(&mut c, tag.as_bytes())? {
                 n += 1;
             }
@@ -1486,7 +1490,7 @@ const MAX_RESULT_TTL: u64 = 100 * 365 * 86_400;
 
 /// How long a worker keeps trying to store a result (and ack its message)
 /// while Redis cannot be reached: Celery tries for about 20 s; a result
-/// given up on is lost and its task runs again after the visibility timeout,
+/// given up on is lost and its task runs again once its lease lapses,
 /// so this is generous.
 const STORE_PATIENCE: Duration = Duration::from_secs(300);
 
@@ -1638,7 +1642,7 @@ fn store_and_ack(
     if let Err(e) = r {
         eprintln!(
             "celery-worker: could not store the result of task {id}: {e}; its message stays \
-             unacked and runs again after the visibility timeout"
+             unacked and runs again once its lease lapses"
         );
         return;
     }
@@ -1688,8 +1692,8 @@ pub(crate) fn unacked_entry(entry: &[u8]) -> Option<(String, Vec<u8>)> {
 
 /// Puts unacked messages older than `visibility` back on their queues, as
 /// kombu's `restore_visible` does, under the `unacked_mutex` lock, except
-/// those whose worker's lease runs ([`crate::lease`]). Returns how many it
-/// restored.
+/// those a worker of ours leased: the heartbeats restore those once their
+/// lease lapsed ([`crate::lease`]). Returns how many it restored.
 pub fn restore_unacked(broker: &Pool, visibility: Duration) -> Result<u64, CeleryError> {
     let token = new_task_id();
     let got = broker.with(|c| {
@@ -1719,7 +1723,7 @@ pub fn restore_unacked(broker: &Pool, visibility: Duration) -> Result<u64, Celer
             .into_array();
         let mut n = 0;
         for tag in tags.into_iter().filter_map(Reply::into_bytes) {
-            if restore_unless_leased(c, &tag)? {
+            if restore_unless_leased(c, &tag, Restore::Unleased)? {
                 n += 1;
             }
         }

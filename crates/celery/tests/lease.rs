@@ -263,7 +263,21 @@ fn after_redis_was_out_of_reach_a_live_workers_task_is_not_taken_by_another() {
     // first must not restore it at once: the live worker renews first.
     let redis = RedisServer::start();
     let (pa, pb) = (Proxy::start(redis.port()), Proxy::start(redis.port()));
-    let args = ["-c", "1", "--pool", "threads", "--lease", "10"];
+    // A visibility timeout of 1 s, looked at every 0.2 s: a leased message
+    // is left to the heartbeats (and their wait of a whole period) even
+    // when it is older than that.
+    let args = [
+        "-c",
+        "1",
+        "--pool",
+        "threads",
+        "--lease",
+        "10",
+        "--visibility-timeout",
+        "1",
+        "--restore-interval",
+        "0.2",
+    ];
     let a = Spawned::start(&pa.url(0), || {}, &args);
     let ex = executor(&redis.url(0));
     let mut c = redis.connect();
