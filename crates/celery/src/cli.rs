@@ -37,7 +37,8 @@ registered tasks in worker processes (or threads), acking late.
   --restore-interval SECS      how often to look for them               (default 100)
   --lease SECS                 lease period: a running task's lease is renewed every
                                third of it and it is never restored while it runs; a
-                               dead worker's tasks come back after it lapses (default 30)
+                               dead worker's tasks come back after it lapses (default 30,
+                               at least 1)
   --result-expires SECS        result lifetime                          (default 86400)
   --pool processes|threads     where tasks run          (default processes)
   -n, --hostname NODENAME      the name remote control uses (default celery@%h;
@@ -218,7 +219,11 @@ pub fn worker_main(name: &str, registry: Registry) -> ExitCode {
                 }
                 "--visibility-timeout" => config.visibility_timeout = secs(args.next(), &a)?,
                 "--restore-interval" => config.restore_interval = secs(args.next(), &a)?,
-                "--lease" => config.lease = secs(args.next(), &a)?,
+                "--lease" => {
+                    config.lease = secs(args.next(), &a)?;
+                    crate::lease::check_period(config.lease)
+                        .map_err(|e| format!("--lease: {e}"))?;
+                }
                 "--result-expires" => config.result_expires = secs(args.next(), &a)?,
                 "--track-started" => config.track_started = true,
                 "--pool" => {

@@ -55,6 +55,22 @@ pub fn attempts_key(id: &str) -> String {
 /// The default lease period of a worker (`--lease`).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
+/// The shortest lease period a worker takes: a renewal (every third of
+/// it) must reach Redis well before the lease lapses, on a loaded machine
+/// too, or the worker restores its own running tasks.
+pub const MIN_LEASE: Duration = Duration::from_secs(1);
+
+/// Refuses a lease period under [`MIN_LEASE`], saying what to give.
+pub fn check_period(lease: Duration) -> Result<(), String> {
+    if lease < MIN_LEASE {
+        return Err(format!(
+            "a lease period of {lease:?} could lapse between two renewals, and every task \
+             would be restored while it runs: give a lease of at least a second (default 30 s)"
+        ));
+    }
+    Ok(())
+}
+
 /// The most tags one renewal script carries (Lua's stack is bounded).
 const RENEW_CHUNK: usize = 500;
 

@@ -238,12 +238,8 @@ impl Worker {
                 self.config.concurrency
             )));
         }
-        if self.config.lease.is_zero() {
-            return Err(CeleryError::Config(
-                "a lease period of 0 lapses as it is taken: every task would be restored \
-                 while it runs; give a lease of at least a second (default 30 s)"
-                    .to_string(),
-            ));
+        if let Err(why) = crate::lease::check_period(self.config.lease) {
+            return Err(CeleryError::Config(why));
         }
         let broker_url = RedisUrl::parse(&self.config.broker)?;
         let backend_url = match &self.config.backend {

@@ -400,23 +400,38 @@ fn a_stopping_worker_joins_its_heartbeat_without_waiting_out_its_period() {
 }
 
 #[test]
-fn a_lease_of_zero_is_refused_with_what_to_give() {
+fn a_lease_under_a_second_is_refused_with_what_to_give() {
     let redis = RedisServer::start();
-    let mut config = WorkerConfig::new(&redis.url(0));
-    config.lease = Duration::ZERO;
-    match Worker::new(config, tasks::builtin()).run() {
-        Err(e @ CeleryError::Config(_)) => {
-            assert!(e.to_string().contains("at least a second"), "{e}")
+    // Shorter than a renewal's round trip under load: the worker would
+    // restore its own running tasks. Refused, not run.
+    for lease in [Duration::ZERO, Duration::from_millis(500)] {
+        let mut config = WorkerConfig::new(&redis.url(0));
+        config.lease = lease;
+        let run = std::thread::spawn(move || Worker::new(config, tasks::builtin()).run());
+        wait_until(LONG, "the worker to refuse the lease", || run.is_finished());
+        match run.join().unwrap() {
+            Err(e @ CeleryError::Config(_)) => {
+                assert!(e.to_string().contains("at least a second"), "{e}")
+            }
+            other => panic!("lease {lease:?}: expected a Config error, got {other:?}"),
         }
-        other => panic!("expected a Config error, got {other:?}"),
     }
-    for bad in ["0", "-2", "NaN", "1e30", "soon"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_celery-test-worker"))
-            .args(["--lease", bad])
-            .output()
+    for bad in ["0", "0.5", "-2", "NaN", "1e30", "soon"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_celery-test-worker"))
+            .args(["--broker", &redis.url(0), "--lease", bad])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
-        assert_eq!(out.status.code(), Some(2), "--lease {bad}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let mut status = None;
+        wait_until(LONG, "the worker to refuse --lease", || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.unwrap().code(), Some(2), "--lease {bad}: {err}");
         assert!(err.contains("--lease"), "--lease {bad}: {err}");
     }
 }
