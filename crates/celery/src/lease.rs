@@ -10,7 +10,7 @@
 //!   zset `rust:leases` (delivery tag -> the time it lapses, by Redis's
 //!   own clock, `TIME`), and counts the delivery in `rust:attempts:<task
 //!   id>` ([`attempts_key`]).
-//! * One heartbeat thread per worker ([`Heartbeat`]) renews, every lease
+//! * One heartbeat thread per worker (`Heartbeat`) renews, every lease
 //!   period / 3, the lease of every message the worker holds (running or
 //!   held for its eta): the lapse moves one period ahead, and the
 //!   `unacked_index` score becomes now (`ZADD XX GT`: an eta ahead is
@@ -20,7 +20,7 @@
 //! * A message is restored only when its lease lapsed: the heartbeat
 //!   restores lapsed leases every round, and the visibility-timeout pass
 //!   ([`crate::worker::restore_unacked`]) leaves every leased message to
-//!   the heartbeats ([`restore_unless_leased`]). A message without a lease
+//!   the heartbeats (`restore_unless_leased`). A message without a lease
 //!   (a Python worker fetched it) is restored after the visibility
 //!   timeout, as before.
 //! * After Redis was out of reach (its clock went on, the leases seem to
