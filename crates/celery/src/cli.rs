@@ -24,7 +24,7 @@ use crate::{PoolKind, RedisUrl, Worker, WorkerConfig};
 
 const USAGE: &str = "\
 usage: NAME [--broker URL] [--backend URL] [-Q QUEUE[,QUEUE...]] [-c N]
-                     [--visibility-timeout SECS] [--restore-interval SECS]
+                     [--visibility-timeout SECS] [--restore-interval SECS] [--lease SECS]
                      [--result-expires SECS] [--pool processes|threads]
                      [-n NODENAME] [--track-started] [--list]
 
@@ -37,6 +37,10 @@ registered tasks in worker processes (or threads), acking late.
   -c, --concurrency N          tasks at once, 1 to 1024 (default: cores)
   --visibility-timeout SECS    restore unacked messages older than this (default 3600)
   --restore-interval SECS      how often to look for them               (default 100)
+  --lease SECS                 lease period: a running task's lease is renewed every
+                               third of it and it is never restored while it runs; a
+                               dead worker's tasks come back after it lapses (default 30,
+                               at least 1)
   --result-expires SECS        result lifetime                          (default 86400)
   --pool processes|threads     where tasks run          (default processes)
   -n, --hostname NODENAME      the name remote control uses (default celery@%h;
@@ -49,7 +53,7 @@ tasks, store their results, return the tasks held for their eta to their
 queues, exit 0. A second one: cold shutdown: the running tasks are not acked,
 their messages (and the held ones) go back to their queues for another
 worker, exit 130. A third one exits at once (130): the messages not yet
-returned go back after the visibility timeout. A signal ignored when the
+returned go back once their lease lapses. A signal ignored when the
 worker starts stays ignored.";
 
 /// Stop requests (SIGINT or SIGTERM) received so far.
@@ -81,7 +85,8 @@ extern "C" fn on_signal(_: libc::c_int) {
         // The cold shutdown runs on the watcher thread and may be stuck (a
         // broker that does not answer): the third request ends the worker
         // here and now. The running tasks' messages it had not returned yet
-        // stay in `unacked`; the visibility timeout restores them.
+        // stay in `unacked`; another worker restores them once their lease
+        // lapses.
         // SAFETY: `_exit` is async-signal-safe and runs no Rust code.
         unsafe { libc::_exit(COLD_EXIT) };
     }
@@ -153,7 +158,7 @@ fn watch_stop_signals(name: String, worker: &Worker) {
                     ),
                     Err(e) => eprintln!(
                         "{name}: cold shutdown: could not return the running tasks to their \
-                         queue ({e}); another worker restores them after the visibility timeout"
+                         queue ({e}); another worker restores them once their lease lapses"
                     ),
                 }
                 std::process::exit(COLD_EXIT);
@@ -260,6 +265,11 @@ pub fn worker_main(name: &str, registry: Registry) -> ExitCode {
                 }
                 "--visibility-timeout" => config.visibility_timeout = secs(args.next(), &a)?,
                 "--restore-interval" => config.restore_interval = secs(args.next(), &a)?,
+                "--lease" => {
+                    config.lease = secs(args.next(), &a)?;
+                    crate::lease::check_period(config.lease)
+                        .map_err(|e| format!("--lease: {e}"))?;
+                }
                 "--result-expires" => config.result_expires = secs(args.next(), &a)?,
                 "--track-started" => config.track_started = true,
                 "--pool" => {

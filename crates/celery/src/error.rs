@@ -37,6 +37,8 @@ pub enum CeleryError {
     /// The worker's process pool cannot start tasks and no new pool could
     /// (its fork server is gone, say): the worker stopped.
     PoolBroken(String),
+    /// A worker setting that cannot work (a lease of zero): what to change.
+    Config(String),
 }
 
 impl CeleryError {
@@ -87,6 +89,7 @@ impl fmt::Display for CeleryError {
                 f,
                 "no task is registered for {n}: register the fn under a Celery task name first"
             ),
+            CeleryError::Config(e) => write!(f, "bad worker setting: {e}"),
             CeleryError::PoolBroken(why) => write!(
                 f,
                 "the process pool cannot start tasks and could not be rebuilt ({why}); \

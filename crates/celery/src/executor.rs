@@ -581,6 +581,40 @@ impl CeleryExecutor {
         Interrupt::Requested
     }
 
+    /// How many times task `id` was delivered to a worker of ours (beyond
+    /// Celery: see `crate::lease`): 1 for a task that ran once, more for
+    /// one whose worker died and whose lease lapsed (or that a cold
+    /// shutdown gave back). `None` if no worker of ours fetched it (not
+    /// yet, a Python worker did, or the count expired with the result
+    /// record).
+    pub fn attempts(&self, id: &str) -> Result<Option<u64>, CeleryError> {
+        let key = crate::lease::attempts_key(id);
+        let count = self
+            .shared
+            .broker
+            .with(|c| c.command(&[b"GET", key.as_bytes()])?.ok())?
+            .into_bytes();
+        match count {
+            None => Ok(None),
+            Some(n) => String::from_utf8_lossy(&n).parse().map(Some).map_err(|_| {
+                CeleryError::Redis(format!(
+                    "{key} holds {:?}, not a count of deliveries: did another program \
+                         write it?",
+                    String::from_utf8_lossy(&n)
+                ))
+            }),
+        }
+    }
+
+    /// The Celery task id of `future` while it is pending (for
+    /// [`attempts`](Self::attempts), or a Python `AsyncResult`); `None`
+    /// once it is done or if it is not this executor's.
+    pub fn task_id<R>(&self, future: &Future<R>) -> Option<String> {
+        let pending = lock(&self.shared.pending);
+        let found = pending.iter().find(|(_, p)| p.future_id == future.id());
+        found.map(|(id, _)| id.clone())
+    }
+
     /// How many submitted tasks have no result yet.
     pub fn pending(&self) -> usize {
         lock(&self.shared.pending).len()

@@ -42,6 +42,7 @@ mod executor;
 mod executor_trait;
 pub mod id;
 pub mod json;
+pub mod lease;
 pub mod limits;
 pub mod message;
 pub mod meta;

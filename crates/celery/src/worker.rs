@@ -36,9 +36,13 @@
 //!    (SETEX + PUBLISH) and acks (`ZREM`, `HDEL`): a crash before it leaves
 //!    the message unacked. While Redis cannot be reached it is retried with
 //!    back-off, for up to `STORE_PATIENCE` (5 minutes).
-//! 5. Any worker restores unacked messages older than the visibility
-//!    timeout to their queue (under the `unacked_mutex` lock), so a task
-//!    whose worker died runs again elsewhere: at least once, not exactly once.
+//! 5. The worker's heartbeat renews the lease of every message it holds
+//!    ([`crate::lease`]); any worker restores a message whose lease lapsed,
+//!    and one without a lease (a Python worker's) once it is older than the
+//!    visibility timeout (under the `unacked_mutex` lock), so a task whose
+//!    worker died runs again elsewhere: at least once, not exactly once.
+//!    Whatever this worker gives up on (not acked) is no longer renewed:
+//!    it is restored once its lease lapses.
 //!
 //! Nothing is acked that did not run: a task the process pool could not
 //! start goes back to its queue (and a worker whose pool cannot be rebuilt
@@ -61,6 +65,7 @@ use crate::connection_pool::Pool;
 use crate::control::{Active, Remote, RevokedSet};
 use crate::error::CeleryError;
 use crate::id::new_task_id;
+use crate::lease::{restore_unless_leased, Heartbeat, Lease, Leases, Restore};
 use crate::limits;
 use crate::message::{hostname, mark_redelivered, TaskMessage, SEP};
 use crate::meta::{result_key, started_record, Outcome, MAX_RESULT_TTL};
@@ -95,6 +100,11 @@ pub struct WorkerConfig {
     pub visibility_timeout: Duration,
     /// How often to look for such messages (default 100 s, kombu's).
     pub restore_interval: Duration,
+    /// The lease period (default 30 s, [`crate::lease`]): the worker
+    /// renews the lease of each message it holds every third of it; a
+    /// message whose lease lapsed (its worker died) is restored, one whose
+    /// lease runs is never restored, whatever the visibility timeout.
+    pub lease: Duration,
     /// Result record lifetime (default 1 day).
     pub result_expires: Duration,
     /// Where tasks run (default: the runner threads).
@@ -115,6 +125,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("backend", &self.backend.as_deref().map(mask_password))
             .field("queues", &self.queues)
             .field("concurrency", &self.concurrency)
+            .field("lease", &self.lease)
             .field("pool", &self.pool)
             .field("hostname", &self.hostname)
             .field("track_started", &self.track_started)
@@ -146,6 +157,7 @@ impl WorkerConfig {
                 .min(MAX_CONCURRENCY),
             visibility_timeout: Duration::from_secs(3600),
             restore_interval: Duration::from_secs(100),
+            lease: crate::lease::DEFAULT_LEASE,
             result_expires: Duration::from_secs(86_400),
             pool: PoolKind::Threads,
             hostname: format!("celery@{}", crate::message::hostname()),
@@ -178,6 +190,8 @@ pub struct Worker {
     active: Arc<Active>,
     /// Messages fetched before their eta, held (unacked) until due.
     held: Held<Job>,
+    /// The messages this worker holds a lease on, renewed by its heartbeat.
+    leases: Arc<Leases>,
 }
 
 impl Worker {
@@ -192,6 +206,7 @@ impl Worker {
             running: Arc::default(),
             active: Arc::default(),
             held: Held::default(),
+            leases: Arc::default(),
         }
     }
 
@@ -237,6 +252,9 @@ impl Worker {
                  runner threads, each with a worker process): lower it",
                 self.config.concurrency
             )));
+        }
+        if let Err(why) = crate::lease::check_period(self.config.lease) {
+            return Err(CeleryError::Config(why));
         }
         let broker_url = RedisUrl::parse(&self.config.broker)?;
         let backend_url = match &self.config.backend {
@@ -289,6 +307,7 @@ impl Worker {
                 )
             }
         };
+        let heartbeat = self.start_heartbeat(broker.clone())?;
         // BRPOP's keys, in its order: each queue, then its priority lists.
         let mut keys: Vec<(Vec<u8>, String)> = Vec::new();
         for q in &self.config.queues {
@@ -308,7 +327,7 @@ impl Worker {
                 idle: false,
                 unconfirmed: None,
             }),
-            script: FetchScript::new(&keys),
+            script: FetchScript::new(&keys, &self.config),
             url: &broker_url,
             fatal: Mutex::new(None),
             pause: Mutex::new(Duration::ZERO),
@@ -328,6 +347,8 @@ impl Worker {
             }
         });
         self.return_held(&broker);
+        // Every held message is acked or given back: no lease left to renew.
+        heartbeat.stop();
         let broken = procs.as_ref().and_then(Procs::broken);
         if let Some(p) = procs {
             p.shutdown();
@@ -395,7 +416,7 @@ impl Worker {
             if let Err(e) = reported {
                 eprintln!(
                     "celery-worker: could not report task {} to its chord ({e}): not acked, \
-                     it runs again after the visibility timeout",
+                     it runs again once its lease lapses",
                     job.msg.id
                 );
                 self.running.stored();
@@ -485,6 +506,7 @@ impl Worker {
             self.held.hold(job, wait);
         } else {
             // A cold shutdown came first and could not know of it.
+            job.lease.release();
             let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
         }
         None
@@ -529,8 +551,8 @@ impl Worker {
             Err(e) => {
                 eprintln!(
                     "celery-worker: could not record the eta of task {} as its unacked score \
-                     ({e}): another worker may restore and run it before its eta, after the \
-                     visibility timeout",
+                     ({e}): it is held here all the same (its lease, renewed, keeps other \
+                     workers from restoring it)",
                     job.msg.id
                 );
                 true
@@ -588,7 +610,7 @@ impl Worker {
             if let Err(e) = chord::part_return(broker, backend, &job.msg, &body, &outcome, ttl) {
                 eprintln!(
                     "celery-worker: could not report revoked task {} to its chord ({e}): \
-                     not acked, it is seen again after the visibility timeout",
+                     not acked, it is seen again once its lease lapses",
                     job.msg.id
                 );
                 return;
@@ -613,10 +635,11 @@ impl Worker {
             if !self.running.release_held(&job.tag) {
                 continue; // a cold shutdown returned it
             }
+            job.lease.release();
             if let Err(e) = broker.with(|c| restore_one(c, job.tag.as_bytes())) {
                 eprintln!(
                     "celery-worker: could not return held task {} to its queue ({e}): it is \
-                     restored after its eta and the visibility timeout",
+                     restored once its lease lapses",
                     job.msg.id
                 );
             }
@@ -629,6 +652,7 @@ impl Worker {
         if !self.running.abandon(&job.tag) {
             return; // a cold shutdown returns it
         }
+        job.lease.release();
         match broker.with(|c| restore_one(c, job.tag.as_bytes())) {
             Ok(_) => eprintln!(
                 "celery-worker: task {} could not start ({why}): returned to its queue",
@@ -636,7 +660,7 @@ impl Worker {
             ),
             Err(e) => eprintln!(
                 "celery-worker: task {} could not start ({why}) nor go back to its queue \
-                 ({e}): it is restored after the visibility timeout",
+                 ({e}): it is restored once its lease lapses",
                 job.msg.id
             ),
         }
@@ -687,7 +711,10 @@ impl Worker {
                     }
                 }
             }; // unlocked: the next idle runner fetches while this one runs
-            let job = self.accept(broker, backend, &queue, raw, tag, revoked);
+               // Renewed from now on (the fetch script took the lease) until
+               // the job is dropped: acked, given back, or refused.
+            let lease = self.leases.hold(&tag);
+            let job = self.accept(broker, backend, &queue, raw, (tag, lease), revoked);
             let Some(job) = job.and_then(|job| self.hold_until_due(broker, job)) else {
                 continue;
             };
@@ -697,6 +724,7 @@ impl Worker {
             // A cold shutdown began during the fetch; it returns only the
             // messages it knows of, and waits for this fetch to end: this
             // runner returns this one itself.
+            job.lease.release();
             let _ = broker.with(|c| restore_one(c, job.tag.as_bytes()));
         }
     }
@@ -709,7 +737,7 @@ impl Worker {
         backend: &Pool,
         queue: &str,
         raw: Vec<u8>,
-        tag: String,
+        (tag, lease): (String, Lease),
         revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
         let fetched = (queue, tag.as_str());
@@ -735,7 +763,7 @@ impl Worker {
             .and_then(Reply::into_bytes);
         let is_revoked = lock(revoked).contains(&msg.id, Instant::now())
             || stored.is_some_and(|s| is_revoked_record(&s));
-        let job = Job { msg, tag };
+        let job = Job { msg, tag, lease };
         if is_revoked {
             self.skip_revoked(broker, backend, &job);
             return None;
@@ -784,8 +812,8 @@ impl Worker {
     /// unacked under `tag`: logs who it was for and why, stores `outcome`
     /// under its id (and `more` ids) when it has one, so that the client
     /// does not wait for ever, then acks it. If the outcome could not be
-    /// stored, the message stays unacked: it is restored after the
-    /// visibility timeout and refused again (never acked unstored). One
+    /// stored, the message stays unacked: it is restored once its lease
+    /// lapses and refused again (never acked unstored). One
     /// without a readable id is acked at once: nothing can be stored for it.
     fn refuse(
         &self,
@@ -807,6 +835,7 @@ impl Worker {
                 "celery-worker: dropped a message from {queue} (task {task}, no readable task id: \
                  nothing stored): {why}"
             );
+            self.leases.settling(tag);
             ack(broker, tag);
             return;
         };
@@ -833,12 +862,13 @@ impl Worker {
                 eprintln!(
                     "celery-worker: refused task {id} ({task}) from {queue}, FAILURE stored: {why}"
                 );
+                self.leases.settling(tag);
                 ack(broker, tag);
             }
             Err(e) => eprintln!(
                 "celery-worker: refused task {id} ({task}) from {queue}: {why}; storing its \
-                 FAILURE failed ({e}): its message stays unacked and is refused again after \
-                 the visibility timeout"
+                 FAILURE failed ({e}): its message stays unacked and is refused again once \
+                 its lease lapses"
             ),
         }
     }
@@ -911,6 +941,17 @@ impl Worker {
         Ok(Pidbox { socket, handle })
     }
 
+    /// Starts the heartbeat that renews this worker's leases and restores
+    /// lapsed ones ([`crate::lease`]).
+    fn start_heartbeat(&self, broker: Arc<Pool>) -> Result<Heartbeat, CeleryError> {
+        let (lease, visibility) = (self.config.lease, self.config.visibility_timeout);
+        let stats = self.stats.clone();
+        let restored = move |n| lock(&stats).restored += n;
+        let every = crate::lease::renew_every(lease, visibility);
+        Heartbeat::start(self.leases.clone(), broker, lease, every, restored)
+            .map_err(CeleryError::io)
+    }
+
     fn start_restorer(&self, broker: Arc<Pool>) -> std::thread::JoinHandle<()> {
         let (stop, stats) = (self.stop.clone(), self.stats.clone());
         let bell = self.bell.clone();
@@ -974,13 +1015,36 @@ struct Leader {
 /// `ARGV[2+i]`. Returns `[key, message]`, or nil if every list is empty.
 /// A reply lost on the way cannot lose the message: it is in `unacked`,
 /// under a tag the worker chose before asking.
+///
+/// In the same step, the worker's lease on it (`KEYS[n+3]` =
+/// `rust:leases`: lapses `ARGV[n+3]` seconds from Redis's now) and the
+/// count of its deliveries (`rust:attempts:<id>`, id from the message's
+/// headers, expiring after `ARGV[n+4]` seconds; a message whose headers
+/// Redis's cjson cannot read is not counted): see [`crate::lease`].
 const FETCH_SCRIPT: &str = r#"
-local n = #KEYS - 2
+local n = #KEYS - 3
+local function task_id(raw)
+  local ok, m = pcall(cjson.decode, raw)
+  if ok and type(m) == 'table' and type(m.headers) == 'table'
+      and type(m.headers.id) == 'string' and #m.headers.id <= 255 then
+    return m.headers.id
+  end
+  return nil
+end
 for i = 1, n do
   local raw = redis.call('RPOP', KEYS[i])
   if raw then
     redis.call('ZADD', KEYS[n + 1], ARGV[2], ARGV[1])
     redis.call('HSET', KEYS[n + 2], ARGV[1], '[' .. raw .. ', "", ' .. ARGV[2 + i] .. ']')
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+    redis.call('ZADD', KEYS[n + 3], now + tonumber(ARGV[n + 3]), ARGV[1])
+    local id = task_id(raw)
+    if id then
+      local key = 'rust:attempts:' .. id
+      redis.call('INCR', key)
+      redis.call('EXPIRE', key, ARGV[n + 4])
+    end
     return {KEYS[i], raw}
   end
 end
@@ -989,10 +1053,14 @@ return false
 
 /// The arguments of [`FETCH_SCRIPT`] and of the blocking wait, built once.
 struct FetchScript {
-    /// `KEYS[1..n]`, then `unacked_index` and `unacked`.
+    /// `KEYS[1..n]`, then `unacked_index`, `unacked` and `rust:leases`.
     keys: Vec<Vec<u8>>,
     /// The routing key (JSON) of each list, in the order of `keys`.
     routing_keys: Vec<Vec<u8>>,
+    /// The lease period and the lifetime of the attempts counter, in
+    /// seconds: the last two arguments.
+    lease: Vec<u8>,
+    attempts_ttl: Vec<u8>,
 }
 
 impl FetchScript {
@@ -1001,17 +1069,21 @@ impl FetchScript {
     /// than the one waited on.
     const WAIT: Duration = Duration::from_secs(1);
 
-    fn new(keys: &[(Vec<u8>, String)]) -> FetchScript {
+    fn new(keys: &[(Vec<u8>, String)], config: &WorkerConfig) -> FetchScript {
         let mut all: Vec<Vec<u8>> = keys.iter().map(|(k, _)| k.clone()).collect();
         all.push(b"unacked_index".to_vec());
         all.push(b"unacked".to_vec());
+        all.push(crate::lease::LEASES_KEY.as_bytes().to_vec());
         let routing_keys = keys
             .iter()
             .map(|(_, q)| Value::String(q.clone()).to_string().into_bytes())
             .collect();
+        let ttl = config.result_expires.as_secs().clamp(1, MAX_RESULT_TTL);
         FetchScript {
             keys: all,
             routing_keys,
+            lease: config.lease.as_secs_f64().to_string().into_bytes(),
+            attempts_ttl: ttl.to_string().into_bytes(),
         }
     }
 
@@ -1040,6 +1112,7 @@ impl FetchScript {
         args.extend(self.keys.iter().map(Vec::as_slice));
         args.extend([tag.as_bytes(), now.as_bytes()]);
         args.extend(self.routing_keys.iter().map(Vec::as_slice));
+        args.extend([self.lease.as_slice(), &self.attempts_ttl]);
         c.queue(&args);
         c.flush()?;
         let waited = if wait.is_some() {
@@ -1225,6 +1298,8 @@ fn declare_queues(url: &RedisUrl, queues: &[String]) -> Result<Connection, Celer
 struct Job {
     msg: TaskMessage,
     tag: String,
+    /// Renewed while the job lives (running or held).
+    lease: Lease,
 }
 
 /// The tasks this worker's runners hold, so that a cold shutdown can return
@@ -1397,8 +1472,8 @@ impl ColdShutdown {
         let mut c = Connection::open(&RedisUrl::parse(&self.broker)?)?;
         let mut n = 0;
         for tag in tags {
-            // A message the visibility timeout already restored is gone
-            // from `unacked`: nothing to return.
+            // A message already restored (its lease lapsed) is gone from
+            // `unacked`: nothing to return.
             if restore_one(&mut c, tag.as_bytes())? {
                 n += 1;
             }
@@ -1439,9 +1514,12 @@ fn same_server(a: &Pool, b: &Pool) -> bool {
     a.url() == b.url()
 }
 
+/// The zset of leases ([`crate::lease::LEASES_KEY`]); an ack forgets its entry.
+const LEASES: &[u8] = crate::lease::LEASES_KEY.as_bytes();
+
 /// How long a worker keeps trying to store a result (and ack its message)
 /// while Redis cannot be reached: Celery tries for about 20 s; a result
-/// given up on is lost and its task runs again after the visibility timeout,
+/// given up on is lost and its task runs again once its lease lapses,
 /// so this is generous.
 const STORE_PATIENCE: Duration = Duration::from_secs(300);
 
@@ -1505,8 +1583,9 @@ fn store_and_ack(
     expires: Duration,
     give_up: &dyn Fn() -> bool,
 ) {
-    // Redis refuses an expiry past about 292 million years (milliseconds in
-    // an i64); a FAILED SETEX inside MULTI would not stop the ack.
+    job.lease.settling(); // acked below: its entry will go
+                          // Redis refuses an expiry past about 292 million years (milliseconds in
+                          // an i64); a FAILED SETEX inside MULTI would not stop the ack.
     let ttl = expires.as_secs().clamp(1, MAX_RESULT_TTL).to_string();
     let records: Vec<(String, String)> = std::iter::once(&job.msg.id)
         .chain(&follow.same_result)
@@ -1572,6 +1651,7 @@ fn store_and_ack(
         if same {
             send(c, &[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
             send(c, &[b"HDEL", b"unacked", job.tag.as_bytes()]);
+            send(c, &[b"ZREM", LEASES, job.tag.as_bytes()]);
         }
         send(c, &[b"EXEC"]);
         c.flush()?;
@@ -1591,7 +1671,7 @@ fn store_and_ack(
     if let Err(e) = r {
         eprintln!(
             "celery-worker: could not store the result of task {id}: {e}; its message stays \
-             unacked and runs again after the visibility timeout"
+             unacked and runs again once its lease lapses"
         );
         return;
     }
@@ -1599,7 +1679,9 @@ fn store_and_ack(
         let acked = with_retries(broker, "acking", id, give_up, |c| {
             c.queue(&[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
             c.queue(&[b"HDEL", b"unacked", job.tag.as_bytes()]);
+            c.queue(&[b"ZREM", LEASES, job.tag.as_bytes()]);
             c.flush()?;
+            c.read_reply()?.ok()?;
             c.read_reply()?.ok()?;
             c.read_reply()?.ok()
         });
@@ -1615,7 +1697,9 @@ fn ack(broker: &Pool, tag: &str) {
     let acked = broker.with(|c| {
         c.queue(&[b"ZREM", b"unacked_index", tag.as_bytes()]);
         c.queue(&[b"HDEL", b"unacked", tag.as_bytes()]);
+        c.queue(&[b"ZREM", LEASES, tag.as_bytes()]);
         c.flush()?;
+        c.read_reply()?.ok()?;
         c.read_reply()?.ok()?;
         c.read_reply()?.ok()
     });
@@ -1626,7 +1710,7 @@ fn ack(broker: &Pool, tag: &str) {
 
 /// The (routing key, message) of an `unacked` entry, kombu's
 /// `[message, exchange, routing key]`; `None` if it is not one.
-fn unacked_entry(entry: &[u8]) -> Option<(String, Vec<u8>)> {
+pub(crate) fn unacked_entry(entry: &[u8]) -> Option<(String, Vec<u8>)> {
     // Leniently: a lone surrogate in its headers must not lose it.
     let parsed = crate::message::read_envelope(entry).ok()?;
     let parts = parsed.as_array()?;
@@ -1636,8 +1720,9 @@ fn unacked_entry(entry: &[u8]) -> Option<(String, Vec<u8>)> {
 }
 
 /// Puts unacked messages older than `visibility` back on their queues, as
-/// kombu's `restore_visible` does, under the `unacked_mutex` lock. Returns
-/// how many it restored.
+/// kombu's `restore_visible` does, under the `unacked_mutex` lock, except
+/// those a worker of ours leased: the heartbeats restore those once their
+/// lease lapsed ([`crate::lease`]). Returns how many it restored.
 pub fn restore_unacked(broker: &Pool, visibility: Duration) -> Result<u64, CeleryError> {
     let token = new_task_id();
     let got = broker.with(|c| {
@@ -1667,7 +1752,7 @@ pub fn restore_unacked(broker: &Pool, visibility: Duration) -> Result<u64, Celer
             .into_array();
         let mut n = 0;
         for tag in tags.into_iter().filter_map(Reply::into_bytes) {
-            if restore_one(c, &tag)? {
+            if restore_unless_leased(c, &tag, Restore::Unleased)? {
                 n += 1;
             }
         }

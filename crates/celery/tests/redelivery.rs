@@ -19,8 +19,9 @@ fn a_task_whose_worker_is_killed_mid_run_is_redelivered_to_another_worker() {
         .connect()
         .unwrap();
     // Worker A (tasks in worker processes): default visibility timeout (an
-    // hour), so it restores nothing.
-    let mut a = rust_worker(&url, &["-c", "1", "--pool", "processes"]);
+    // hour), so it restores nothing; a lease of 2 s, which lapses once A is
+    // dead (src/lease.rs).
+    let mut a = rust_worker(&url, &["-c", "1", "--pool", "processes", "--lease", "2"]);
     let f = ex
         .submit(
             test_tasks::block_first_run,
@@ -42,7 +43,9 @@ fn a_task_whose_worker_is_killed_mid_run_is_redelivered_to_another_worker() {
     let status = a.0.wait().unwrap();
     assert!(status.code().is_none(), "killed by a signal: {status}");
     // Worker B (tasks on threads: rust.block_first_run returns B's own pid)
-    // restores messages unacked for more than 1 s, every 0.2 s.
+    // restores A's message once A's lease lapsed and B's own heartbeat has
+    // renewed for a lease period (2 s); its visibility pass (1 s, every
+    // 0.2 s) leaves a leased message alone.
     let b = rust_worker(
         &url,
         &[
@@ -54,6 +57,8 @@ fn a_task_whose_worker_is_killed_mid_run_is_redelivered_to_another_worker() {
             "1",
             "--restore-interval",
             "0.2",
+            "--lease",
+            "2",
         ],
     );
     let pid = f.result_timeout(LONG).unwrap();

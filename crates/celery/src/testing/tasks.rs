@@ -48,11 +48,52 @@ pub fn wait_for(path: String) -> u32 {
     std::process::id()
 }
 
+/// `rust.count_then_wait`: counts its run (`INCR key` on the Redis at
+/// `url`: a redelivered run counts twice), then waits until the file
+/// `gate` exists; returns the count it saw. A side effect a test reads to
+/// tell "ran once" from "ran twice".
+pub fn count_then_wait((url, key, gate): (String, String, String)) -> Result<i64, RustTaskError> {
+    let n = incr(&url, &key)?;
+    while !std::path::Path::new(&gate).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(n)
+}
+
+/// `tasks.count_run`, as the Python test app's task of that name: counts
+/// its run (`INCR key` at `url`), works for `seconds`, says who ran it
+/// (`"rust"`; the Python one says `"python"`). For a queue that a Python
+/// worker and ours share.
+pub fn count_run((url, key, seconds): (String, String, f64)) -> Result<String, RustTaskError> {
+    incr(&url, &key)?;
+    // NaN (which no range contains) and negatives work for no time.
+    let seconds = if seconds > 0.0 {
+        seconds.min(3600.0)
+    } else {
+        0.0
+    };
+    std::thread::sleep(std::time::Duration::from_secs_f64(seconds));
+    Ok("rust".to_string())
+}
+
+/// `INCR key` on the Redis at `url`, for tasks that count their runs.
+pub fn incr(url: &str, key: &str) -> Result<i64, RustTaskError> {
+    let fail = |e: crate::CeleryError| RustTaskError(format!("INCR {key} at {url}: {e}"));
+    let url = crate::RedisUrl::parse(url).map_err(fail)?;
+    let mut c = crate::resp::Connection::open(&url).map_err(fail)?;
+    match c.command(&[b"INCR", key.as_bytes()]).map_err(fail)? {
+        crate::resp::Reply::Integer(n) => Ok(n),
+        other => Err(RustTaskError(format!("INCR {key}: {other:?}"))),
+    }
+}
+
 /// The shipped tasks ([`crate::tasks::builtin`]) and the test tasks above.
 pub fn registry() -> Registry {
     let mut r = crate::tasks::builtin();
     r.register("rust.block_first_run", block_first_run)
         .register("rust.wait_for", wait_for);
     r.register_fallible("rust.touch", touch);
+    r.register_fallible("rust.count_then_wait", count_then_wait);
+    r.register_fallible("tasks.count_run", count_run);
     r
 }

@@ -38,3 +38,18 @@ def wait_for(path):
     while not os.path.exists(path):
         time.sleep(0.01)
     return os.getpid()
+
+
+@app.task(name="tasks.count_run", acks_late=True)
+def count_run(url, key, seconds):
+    """Counts its run (INCR key on the Redis at url: a second run of one
+    message counts 2), then works for `seconds`; says who ran it. Acked
+    late, as ours: its message stays unacked (with no lease of ours) while
+    it runs."""
+    import time
+
+    import redis
+
+    redis.Redis.from_url(url).incr(key)
+    time.sleep(seconds)
+    return "python"
