@@ -36,9 +36,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::connection_pool::Pool;
 use crate::error::CeleryError;
 use crate::message::mark_redelivered;
-use crate::connection_pool::Pool;
 use crate::resp::{Connection, Reply};
 
 /// The zset of leases: delivery tag -> when its lease lapses (Redis
