@@ -145,6 +145,11 @@ impl TaskMessage {
             _ => body.as_bytes().to_vec(),
         };
         let body = decompress(headers, body).map_err(|why| who.refuse(CONTENT_DISALLOWED, &why))?;
+        if who.task.is_none() && who.id.is_some() {
+            // Protocol 2 by its id, without a name: refused for that id, so
+            // that its client is told.
+            return Err(who.refuse(INVALID_TASK, "no task name in the headers"));
+        }
         if who.task.is_none() {
             // Protocol 1 keeps the task's name and id in the body.
             who = Refusal::of_protocol_1(&body);
@@ -590,6 +595,22 @@ mod tests {
         assert!(read.capacity() <= bytes.len(), "{}", read.capacity());
         let over = read_at_most(bytes.as_slice(), bytes.len() - 1);
         assert!(matches!(over, Err(Inflate::TooBig)), "{over:?}");
+    }
+
+    #[test]
+    fn headers_with_an_id_but_no_task_name_are_refused_for_that_id() {
+        // Found by the celery_envelope fuzz target.
+        let mut v: Value = serde_json::from_str(PYTHON_ADD).unwrap();
+        v["headers"].as_object_mut().unwrap().remove("task");
+        let r = TaskMessage::read(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert_eq!(
+            r.id.as_deref(),
+            Some("baf6cbc9-702c-4261-8df7-bd2a5ec92b0e"),
+            "{}",
+            r.why()
+        );
+        assert_eq!(r.exception, INVALID_TASK);
+        assert!(r.why().contains("no task name"), "{}", r.why());
     }
 
     #[test]
