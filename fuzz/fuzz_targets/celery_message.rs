@@ -5,7 +5,9 @@
 //!
 //! Promises checked beyond "no panic":
 //! * a message that parses, written back with `to_json`, parses to the same
-//!   message (`redelivered` aside: a fresh message is never redelivered);
+//!   message (`redelivered` aside: a fresh message is never redelivered;
+//!   times to the microsecond), and `to_json` never writes a header that
+//!   reads back as unreadable;
 //! * `mark_redelivered` of a message whose properties are an object gives
 //!   a message that parses as redelivered;
 //! * a SUCCESS record's value, written back by `Outcome::to_json`, reads
@@ -30,13 +32,29 @@ fn check_message(data: &[u8]) {
         return;
     };
     let again = TaskMessage::parse(message.to_json().as_bytes()).expect("to_json parses");
-    assert_eq!(
-        again,
-        TaskMessage {
-            redelivered: false,
-            ..message.clone()
-        }
-    );
+    // to_json never writes a header that reads back as unreadable.
+    assert_eq!(again.timing.error, None);
+    assert_eq!(again.limits.error, None);
+    // A message with an unreadable header is refused, never sent on: only
+    // the readable ones must survive the trip (times to the microsecond,
+    // numbers to the last bits of their decimal form).
+    if message.timing.error.is_none() && message.limits.error.is_none() {
+        assert!(close(again.timing.eta, message.timing.eta), "{again:?}");
+        assert!(close(again.timing.expires, message.timing.expires), "{again:?}");
+        assert!(close(again.limits.hard, message.limits.hard), "{again:?}");
+        assert!(close(again.limits.soft, message.limits.soft), "{again:?}");
+        assert_eq!(
+            TaskMessage {
+                timing: message.timing.clone(),
+                limits: message.limits.clone(),
+                ..again
+            },
+            TaskMessage {
+                redelivered: false,
+                ..message.clone()
+            }
+        );
+    }
     let properties_are_an_object = serde_json::from_slice::<serde_json::Value>(data)
         .ok()
         .is_some_and(|v| v["properties"].is_object());
@@ -44,6 +62,15 @@ fn check_message(data: &[u8]) {
     let marked = TaskMessage::parse(&marked).expect("marking keeps a message parseable");
     if properties_are_an_object {
         assert!(marked.redelivered);
+    }
+}
+
+/// Equal to a microsecond, or to a relative 1e-12 for large values.
+fn close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-6_f64.max(a.abs() * 1e-12),
+        _ => false,
     }
 }
 

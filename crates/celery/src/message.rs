@@ -16,7 +16,7 @@ use crate::error::CeleryError;
 use crate::id::new_task_id;
 use crate::json;
 use crate::limits::Limits;
-use crate::schedule::Timing;
+use crate::schedule::{format_iso8601, Timing};
 
 /// Kombu's separator inside binding entries and priority queue names.
 pub const SEP: &str = "\x06\x16";
@@ -89,12 +89,12 @@ impl TaskMessage {
                 "task": self.task,
                 "id": self.id,
                 "shadow": null,
-                "eta": null,
-                "expires": null,
-                "group": null,
-                "group_index": null,
+                "eta": self.timing.eta.map(format_iso8601),
+                "expires": self.timing.expires.map(format_iso8601),
+                "group": self.group.as_ref().map(|g| &g.id),
+                "group_index": self.group.as_ref().and_then(|g| g.index),
                 "retries": 0,
-                "timelimit": [null, null],
+                "timelimit": [self.limits.hard, self.limits.soft],
                 "root_id": self.root_id.as_deref().unwrap_or(&self.id),
                 "parent_id": self.parent_id,
                 "argsrepr": argsrepr,
@@ -470,6 +470,30 @@ mod tests {
             assert_eq!(ours["properties"][p], theirs["properties"][p], "{p}");
         }
         assert_eq!(TaskMessage::parse(m.to_json().as_bytes()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_message_keeps_its_eta_expires_time_limits_and_group_through_to_json() {
+        let mut m = TaskMessage::new("tasks.add", json!([1, 2]), "celery");
+        m.timing.eta = Some(1_796_664_600.123_456);
+        m.timing.expires = Some(1_796_668_200.5);
+        m.limits.hard = Some(30.0);
+        m.limits.soft = Some(20.5);
+        m.group = Some(GroupPart {
+            id: "g1".to_string(),
+            index: Some(3),
+        });
+        let again = TaskMessage::parse(m.to_json().as_bytes()).unwrap();
+        assert_eq!(again.limits, m.limits);
+        assert_eq!(again.group, m.group);
+        assert!(again.timing.error.is_none(), "{:?}", again.timing);
+        let close = |a: Option<f64>, b: Option<f64>| (a.unwrap() - b.unwrap()).abs() < 1e-6;
+        assert!(close(again.timing.eta, m.timing.eta), "{:?}", again.timing);
+        assert!(
+            close(again.timing.expires, m.timing.expires),
+            "{:?}",
+            again.timing
+        );
     }
 
     #[test]

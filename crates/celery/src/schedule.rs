@@ -162,7 +162,27 @@ pub fn parse_iso8601(s: &str) -> Result<f64, String> {
     };
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    // Python's datetime spans years 1 to 9999; an aware date whose UTC
+    // instant falls outside cannot be converted there either.
+    let first = days_from_civil(1, 1, 1) * 86_400;
+    let last = days_from_civil(9999, 12, 31) * 86_400 + 86_399;
+    if !(first..=last).contains(&secs) {
+        return Err("is outside the years 1 to 9999 (UTC)".to_string());
+    }
     Ok(secs as f64 + fraction)
+}
+
+/// The header value for a Unix time: what [`parse_iso8601`] reads back
+/// (to the microsecond) and Python's `datetime.isoformat()` writes.
+pub fn format_iso8601(t: f64) -> String {
+    let mut secs = t.floor();
+    let mut micros = ((t - secs) * 1e6).round();
+    if micros >= 1e6 {
+        secs += 1.0;
+        micros = 0.0;
+    }
+    // In range for every time parse_iso8601 accepts (years 1 to 9999).
+    crate::meta::iso_utc(secs as i64, micros as u32)
 }
 
 fn is_leap(year: i64) -> bool {
@@ -252,6 +272,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn refuses_dates_outside_python_s_years_1_to_9999() {
+        // datetime.fromisoformat("0000-01-01T00:00:00") raises: year 0 is out of range.
+        assert!(parse_iso8601("0000-06-01T00:00:00").is_err());
+        // Aware dates whose UTC instant leaves the range: Python's astimezone overflows.
+        assert!(parse_iso8601("0001-01-01T00:00:00+01:00").is_err());
+        assert!(parse_iso8601("9999-12-31T23:59:59-01:00").is_err());
+        assert!(parse_iso8601("0001-01-01T00:00:00").is_ok());
+        assert!(parse_iso8601("9999-12-31T23:59:59.999999").is_ok());
+    }
 
     #[test]
     fn reads_the_dates_python_writes() {
