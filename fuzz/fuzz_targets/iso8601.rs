@@ -29,7 +29,11 @@ fuzz_target!(|data: &[u8]| {
     assert!((FIRST..=LAST).contains(&secs), "{text}: {secs}");
     assert!(micros < 1_000_000, "{text}: {micros} µs");
     let back = iso_utc(secs, micros);
-    assert_eq!(parse_iso8601_exact(&back), Ok((secs, micros)), "{text} -> {back}");
+    assert_eq!(
+        parse_iso8601_exact(&back),
+        Ok((secs, micros)),
+        "{text} -> {back}"
+    );
     let instant = secs as f64 + f64::from(micros) / 1e6;
     assert_eq!(float, Ok(instant));
 });

@@ -591,10 +591,17 @@ mod tests {
         let level = flate2::Compression::best();
         let zlib = bomb(flate2::write::ZlibEncoder::new(Vec::new(), level), over);
         let zlib = zlib.finish().unwrap();
-        let bzip2 = bomb(bzip2::write::BzEncoder::new(Vec::new(), Default::default()), over);
+        let bzip2 = bomb(
+            bzip2::write::BzEncoder::new(Vec::new(), Default::default()),
+            over,
+        );
         let bzip2 = bzip2.finish().unwrap();
         for (bytes, kind) in [(zlib, "application/x-gzip"), (bzip2, "application/x-bz2")] {
-            assert!(bytes.len() < 100 << 10, "{kind}: a {}-byte bomb", bytes.len());
+            assert!(
+                bytes.len() < 100 << 10,
+                "{kind}: a {}-byte bomb",
+                bytes.len()
+            );
             let raw = with_body(&bytes, &[("compression", json!(kind))]);
             let r = TaskMessage::read(&raw).unwrap_err();
             // For its task id: the worker stores this FAILURE under it.
