@@ -74,9 +74,11 @@ impl TaskMessage {
 
     /// The JSON envelope a Python client would LPUSH.
     pub fn to_json(&self) -> String {
+        // As it was read: one that is not an object is refused when run,
+        // here as where it came from.
         let embed = match &self.embed {
-            Value::Object(_) => self.embed.clone(),
-            _ => no_embed(),
+            Value::Null => no_embed(),
+            other => other.clone(),
         };
         let body = json!([self.args, self.kwargs, embed]);
         let argsrepr = repr_args(&self.args);
@@ -178,7 +180,9 @@ impl TaskMessage {
                 let mut parts = parts.into_iter();
                 let args = parts.next().unwrap_or_default();
                 let kwargs = parts.next().unwrap_or_default();
-                (args, kwargs, parts.next().unwrap_or_default())
+                // No embed (or null) is nothing to send after.
+                let embed = parts.next().filter(|e| !e.is_null());
+                (args, kwargs, embed.unwrap_or_else(no_embed))
             }
             _ => return Err(who.refuse(DECODE_ERROR, "the body is not [args, kwargs, embed]")),
         };
@@ -642,6 +646,24 @@ mod tests {
         );
         assert_eq!(r.exception, INVALID_TASK);
         assert!(r.why().contains("no task name"), "{}", r.why());
+    }
+
+    #[test]
+    fn an_embed_survives_to_json_as_the_worker_reads_it() {
+        // Found by the celery_message fuzz target: a body without its
+        // third part read back with an embed, and an embed the worker
+        // refuses (not an object) was written as "nothing to send after".
+        for (body, embed) in [
+            (&b"[[1], {}]"[..], no_embed()),
+            (b"[[1], {}, null]", no_embed()),
+            (b"[[1], {}, 5]", json!(5)),
+            (b"[[1], {}, {\"chain\": null}]", json!({"chain": null})),
+        ] {
+            let m = TaskMessage::parse(&with_body(body, &[])).unwrap();
+            assert_eq!(m.embed, embed, "{}", String::from_utf8_lossy(body));
+            let again = TaskMessage::parse(m.to_json().as_bytes()).unwrap();
+            assert_eq!(again.embed, embed, "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]
