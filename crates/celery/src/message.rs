@@ -74,9 +74,11 @@ impl TaskMessage {
 
     /// The JSON envelope a Python client would LPUSH.
     pub fn to_json(&self) -> String {
+        // As it was read: one that is not an object is refused when run,
+        // here as where it came from.
         let embed = match &self.embed {
-            Value::Object(_) => self.embed.clone(),
-            _ => no_embed(),
+            Value::Null => no_embed(),
+            other => other.clone(),
         };
         let body = json!([self.args, self.kwargs, embed]);
         let argsrepr = repr_args(&self.args);
@@ -145,6 +147,11 @@ impl TaskMessage {
             _ => body.as_bytes().to_vec(),
         };
         let body = decompress(headers, body).map_err(|why| who.refuse(CONTENT_DISALLOWED, &why))?;
+        if who.task.is_none() && who.id.is_some() {
+            // Protocol 2 by its id, without a name: refused for that id, so
+            // that its client is told.
+            return Err(who.refuse(INVALID_TASK, "no task name in the headers"));
+        }
         if who.task.is_none() {
             // Protocol 1 keeps the task's name and id in the body.
             who = Refusal::of_protocol_1(&body);
@@ -173,7 +180,9 @@ impl TaskMessage {
                 let mut parts = parts.into_iter();
                 let args = parts.next().unwrap_or_default();
                 let kwargs = parts.next().unwrap_or_default();
-                (args, kwargs, parts.next().unwrap_or_default())
+                // No embed (or null) is nothing to send after.
+                let embed = parts.next().filter(|e| !e.is_null());
+                (args, kwargs, embed.unwrap_or_else(no_embed))
             }
             _ => return Err(who.refuse(DECODE_ERROR, "the body is not [args, kwargs, embed]")),
         };
@@ -275,10 +284,16 @@ impl Refusal {
     }
 }
 
-/// The most a compressed body may grow to: Redis' own limit on one value
-/// (`proto-max-bulk-len`, 512 MiB), so that a small message cannot make the
-/// worker allocate without bound.
-pub const MAX_BODY: u64 = 512 << 20;
+/// The most a compressed body may inflate to: 64 MiB. zlib inflates up to
+/// about 1,000 times and bzip2 far more, so a message of a few KB (a
+/// "decompression bomb") could otherwise make the worker allocate
+/// gigabytes; a body past this is refused (`ContentDisallowed`, stored as
+/// the task's FAILURE). Celery's own worker has no limit; arguments this
+/// big belong in a file or a store, with their name in the message.
+pub const MAX_BODY: usize = 64 << 20;
+
+/// How much of the inflated body is read at a time.
+const INFLATE_CHUNK: usize = 64 << 10;
 
 /// The body without its compression (kombu's `compression` header): zlib
 /// (what Celery's `compression='zlib'` and `'gzip'` both send, as
@@ -304,18 +319,48 @@ fn decompress(headers: &Value, body: Vec<u8>) -> Result<Vec<u8>, String> {
 
 /// All of `decoder`'s output, refused past [`MAX_BODY`] bytes.
 fn read_bounded(decoder: impl std::io::Read, what: &str) -> Result<Vec<u8>, String> {
-    use std::io::Read;
+    read_at_most(decoder, MAX_BODY).map_err(|e| match e {
+        Inflate::TooBig => format!(
+            "the {what}-compressed body decompresses to more than {} MiB, this \
+             worker's limit (MAX_BODY): send big arguments by reference (a file \
+             name, a key) instead",
+            MAX_BODY >> 20
+        ),
+        Inflate::Io(e) => format!("the {what}-compressed body does not decompress: {e}"),
+    })
+}
+
+/// Why [`read_at_most`] stopped.
+#[derive(Debug)]
+enum Inflate {
+    /// More than the limit.
+    TooBig,
+    Io(std::io::Error),
+}
+
+/// All of `decoder`'s output if it is at most `max` bytes. Read a chunk at
+/// a time, and the buffer grows (doubling) to at most `max`: a
+/// `read_to_end` would double it past the limit before seeing it.
+fn read_at_most(mut decoder: impl std::io::Read, max: usize) -> Result<Vec<u8>, Inflate> {
     let mut out = Vec::new();
-    decoder
-        .take(MAX_BODY + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("the {what}-compressed body does not decompress: {e}"))?;
-    if out.len() as u64 > MAX_BODY {
-        return Err(format!(
-            "the body decompresses to more than {MAX_BODY} bytes"
-        ));
+    let mut chunk = vec![0u8; INFLATE_CHUNK];
+    loop {
+        let n = match decoder.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Inflate::Io(e)),
+        };
+        let len = out.len() + n;
+        if len > max {
+            return Err(Inflate::TooBig);
+        }
+        if len > out.capacity() {
+            let grown = len.max(out.capacity() * 2).min(max);
+            out.reserve_exact(grown - out.len());
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
-    Ok(out)
 }
 
 /// The `embed` of a message with nothing to send after it.
@@ -531,6 +576,94 @@ mod tests {
             "{:?}",
             r.error
         );
+    }
+
+    /// `len` zero bytes, compressed by `encoder` a chunk at a time (a
+    /// bomb: a few KB that inflate to `len`).
+    fn bomb<W: std::io::Write>(mut encoder: W, len: usize) -> W {
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..len / chunk.len() {
+            encoder.write_all(&chunk).unwrap();
+        }
+        encoder
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_for_its_task_past_max_body() {
+        // 65 MiB of zeros: past the 64 MiB cap.
+        let over = 65 << 20;
+        let level = flate2::Compression::best();
+        let zlib = bomb(flate2::write::ZlibEncoder::new(Vec::new(), level), over);
+        let zlib = zlib.finish().unwrap();
+        let bzip2 = bomb(
+            bzip2::write::BzEncoder::new(Vec::new(), Default::default()),
+            over,
+        );
+        let bzip2 = bzip2.finish().unwrap();
+        for (bytes, kind) in [(zlib, "application/x-gzip"), (bzip2, "application/x-bz2")] {
+            assert!(
+                bytes.len() < 100 << 10,
+                "{kind}: a {}-byte bomb",
+                bytes.len()
+            );
+            let raw = with_body(&bytes, &[("compression", json!(kind))]);
+            let r = TaskMessage::read(&raw).unwrap_err();
+            // For its task id: the worker stores this FAILURE under it.
+            assert_eq!(
+                r.id.as_deref(),
+                Some("baf6cbc9-702c-4261-8df7-bd2a5ec92b0e")
+            );
+            assert_eq!(r.exception, CONTENT_DISALLOWED, "{kind}: {}", r.why());
+            assert!(
+                r.why().contains("decompresses to more than 64 MiB"),
+                "{kind}: {}",
+                r.why()
+            );
+        }
+    }
+
+    #[test]
+    fn inflating_never_allocates_past_the_limit() {
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let read = read_at_most(bytes.as_slice(), bytes.len()).unwrap();
+        assert_eq!(read, bytes);
+        assert!(read.capacity() <= bytes.len(), "{}", read.capacity());
+        let over = read_at_most(bytes.as_slice(), bytes.len() - 1);
+        assert!(matches!(over, Err(Inflate::TooBig)), "{over:?}");
+    }
+
+    #[test]
+    fn headers_with_an_id_but_no_task_name_are_refused_for_that_id() {
+        // Found by the celery_envelope fuzz target.
+        let mut v: Value = serde_json::from_str(PYTHON_ADD).unwrap();
+        v["headers"].as_object_mut().unwrap().remove("task");
+        let r = TaskMessage::read(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert_eq!(
+            r.id.as_deref(),
+            Some("baf6cbc9-702c-4261-8df7-bd2a5ec92b0e"),
+            "{}",
+            r.why()
+        );
+        assert_eq!(r.exception, INVALID_TASK);
+        assert!(r.why().contains("no task name"), "{}", r.why());
+    }
+
+    #[test]
+    fn an_embed_survives_to_json_as_the_worker_reads_it() {
+        // Found by the celery_message fuzz target: a body without its
+        // third part read back with an embed, and an embed the worker
+        // refuses (not an object) was written as "nothing to send after".
+        for (body, embed) in [
+            (&b"[[1], {}]"[..], no_embed()),
+            (b"[[1], {}, null]", no_embed()),
+            (b"[[1], {}, 5]", json!(5)),
+            (b"[[1], {}, {\"chain\": null}]", json!({"chain": null})),
+        ] {
+            let m = TaskMessage::parse(&with_body(body, &[])).unwrap();
+            assert_eq!(m.embed, embed, "{}", String::from_utf8_lossy(body));
+            let again = TaskMessage::parse(m.to_json().as_bytes()).unwrap();
+            assert_eq!(again.embed, embed, "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]

@@ -105,8 +105,19 @@ pub fn refusal(msg: &TaskMessage) -> Option<Outcome> {
 /// Parses what Python's `datetime.isoformat()` writes:
 /// `YYYY-MM-DDTHH:MM:SS[.ffffff][+HH:MM|-HH:MM|Z]` (a space for the `T`
 /// is accepted). A date without an offset is UTC, Celery's default
-/// timezone. Returns a Unix time in seconds.
+/// timezone. Returns a Unix time in seconds: exact to the microsecond
+/// until 2106 (2^32 s); a f64 further from 1970 has coarser steps (30 µs at
+/// year 9999), so use [`parse_iso8601_exact`] to keep every microsecond.
 pub fn parse_iso8601(s: &str) -> Result<f64, String> {
+    let (secs, micros) = parse_iso8601_exact(s)?;
+    Ok(secs as f64 + f64::from(micros) / 1e6)
+}
+
+/// [`parse_iso8601`] as Unix seconds and microseconds (0 to 999,999),
+/// exact: [`crate::meta::iso_utc`] of them reads back to the same pair.
+/// Digits past the sixth of the fraction are dropped, as Python's
+/// `datetime.fromisoformat` does.
+pub fn parse_iso8601_exact(s: &str) -> Result<(i64, u32), String> {
     let bad = || "is not an ISO 8601 date (YYYY-MM-DDTHH:MM:SS[.ffffff][+HH:MM])".to_string();
     let b = s.as_bytes();
     if b.len() < 19 || b.len() > 40 || !s.is_ascii() {
@@ -135,13 +146,15 @@ pub fn parse_iso8601(s: &str) -> Result<f64, String> {
         return Err("is not a valid date and time".to_string());
     }
     let mut rest = &s[19..];
-    let mut fraction = 0.0;
+    let mut micros = 0;
     if let Some(digits) = rest.strip_prefix('.') {
         let n = digits.bytes().take_while(u8::is_ascii_digit).count();
         if n == 0 || n > 9 {
             return Err(bad());
         }
-        fraction = format!("0.{}", &digits[..n]).parse().map_err(|_| bad())?;
+        // The first six digits, padded: ".5" is 500,000 µs.
+        let six = format!("{:0<6}", &digits[..n.min(6)]);
+        micros = six.parse().map_err(|_| bad())?;
         rest = &digits[n..];
     }
     let offset = match rest {
@@ -169,7 +182,7 @@ pub fn parse_iso8601(s: &str) -> Result<f64, String> {
     if !(first..=last).contains(&secs) {
         return Err("is outside the years 1 to 9999 (UTC)".to_string());
     }
-    Ok(secs as f64 + fraction)
+    Ok((secs, micros))
 }
 
 /// The header value for a Unix time: what [`parse_iso8601`] reads back
@@ -277,6 +290,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_accepted_date_written_back_reads_to_the_same_microsecond() {
+        // Far from 1970 a f64 of seconds holds no microseconds (at year
+        // 9999 its step is 30 µs); the exact reading keeps them.
+        for (date, secs, micros) in [
+            ("9999-12-31T23:59:59.000001", 253_402_300_799, 1),
+            ("0001-01-01T00:00:00.999999+00:00", -62_135_596_800, 999_999),
+            ("2026-12-07T20:00:00.1234569Z", 1_796_673_600, 123_456),
+        ] {
+            assert_eq!(parse_iso8601_exact(date), Ok((secs, micros)), "{date}");
+            let back = crate::meta::iso_utc(secs, micros);
+            assert_eq!(parse_iso8601_exact(&back), Ok((secs, micros)), "{back}");
+        }
+    }
 
     #[test]
     fn refuses_dates_outside_python_s_years_1_to_9999() {

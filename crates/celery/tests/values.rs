@@ -186,6 +186,8 @@ sent = {
     "gzip": app.send_task("rust.add", args=(2, 3), compression="gzip"),
     "bzip2": app.send_task("rust.add", args=(2, 3), compression="bzip2"),
     "lzma": app.send_task("rust.add", args=(2, 3), compression="lzma"),
+    # 65 MiB of arguments in about 65 KB of zlib: past the 64 MiB cap.
+    "bomb": app.send_task("rust.add", args=("0" * (65 << 20), 3), compression="zlib"),
     "pickle": app.send_task("rust.add", args=(2, 3), serializer="pickle"),
     "protocol1": old.send_task("rust.add", args=(2, 3)),
     "unregistered": app.send_task("rust.nope", args=(1,)),
@@ -204,6 +206,13 @@ for name, r in sent.items():
     assert!(out.contains("bzip2 SUCCESS 5"), "{out}");
     assert!(
         out.contains("lzma FAILURE kombu.exceptions ContentDisallowed"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "bomb FAILURE kombu.exceptions ContentDisallowed the zlib-compressed body \
+             decompresses to more than 64 MiB"
+        ),
         "{out}"
     );
     assert!(

@@ -5,8 +5,10 @@
 //! next task: first what the worker's `BufReader` already holds (small
 //! pipelined tasks cost no extra system call), then the rest straight from
 //! the descriptor into the buffer's spare capacity, uninitialised, so a big
-//! argument is copied by the kernel once and never zero-filled. The codec
-//! then decodes from that buffer.
+//! argument is copied by the kernel once and never zero-filled. The buffer
+//! grows as the bytes arrive, not to the length the frame announces (which
+//! may be 4 GiB from a broken or hostile peer). The codec then decodes from
+//! that buffer.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -16,6 +18,10 @@ use crate::sys;
 
 /// Buffers bigger than this are not kept between tasks.
 const KEEP_MAX: usize = 64 << 20;
+
+/// How much is reserved ahead of the bytes that arrived (see
+/// [`ArgReader::read_all`]).
+const RESERVE_AHEAD: usize = 1 << 20;
 
 /// Reads at most `remaining` bytes (one argument) from the task pipe.
 pub(crate) struct ArgReader<'a> {
@@ -49,7 +55,9 @@ impl<'a> ArgReader<'a> {
             *self.buf = Vec::new();
         }
         self.buf.clear();
-        self.buf.reserve(length);
+        // Not `length`: a header may announce up to 4 GiB and then send
+        // nothing. The buffer grows as the bytes arrive (below).
+        self.buf.reserve(length.min(RESERVE_AHEAD));
         // First what the BufReader already holds...
         let buffered = self.input.buffer();
         let k = buffered.len().min(length);
@@ -61,7 +69,11 @@ impl<'a> ArgReader<'a> {
         // reading the descriptor directly keeps the bytes in order).
         let fd = self.input.get_ref().as_raw_fd();
         while self.buf.len() < length {
-            let want = length - self.buf.len();
+            // At most as much again as arrived (at least RESERVE_AHEAD):
+            // the buffer doubles, so a big argument costs few copies, and
+            // it never holds more than twice what was sent.
+            let step = self.buf.len().max(RESERVE_AHEAD);
+            let want = (length - self.buf.len()).min(step);
             match sys::read_into(fd, self.buf, want)? {
                 0 => return Err(io::ErrorKind::UnexpectedEof.into()),
                 n => self.remaining -= n as u64,
@@ -83,5 +95,52 @@ impl<'a> ArgReader<'a> {
         } else {
             Err(io::ErrorKind::UnexpectedEof.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The read end of a pipe that held `bytes` and was then closed.
+    fn closed_pipe_with(bytes: &[u8]) -> BufReader<File> {
+        let (r, w) = crate::sys::pipe_cloexec().unwrap();
+        let mut w = File::from(w);
+        std::io::Write::write_all(&mut w, bytes).unwrap();
+        drop(w);
+        BufReader::with_capacity(16, File::from(r))
+    }
+
+    #[test]
+    fn a_huge_announced_length_is_not_reserved_before_its_bytes_arrive() {
+        // A frame header may announce up to 4 GiB; 100 bytes arrive, then
+        // the pipe closes.
+        let mut input = closed_pipe_with(&[7; 100]);
+        let mut buf = Vec::new();
+        let mut arg = ArgReader::new(&mut input, u64::from(u32::MAX) - 24, &mut buf);
+        let err = arg.read_all().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(
+            buf.capacity() <= 2 * RESERVE_AHEAD,
+            "reserved {} bytes for 100 that arrived",
+            buf.capacity()
+        );
+    }
+
+    #[test]
+    fn an_argument_bigger_than_the_reserve_step_is_read_whole() {
+        let bytes: Vec<u8> = (0..3 * RESERVE_AHEAD + 5).map(|i| i as u8).collect();
+        let mut input = closed_pipe_with(&[]);
+        let (r, w) = crate::sys::pipe_cloexec().unwrap();
+        let writer = std::thread::spawn({
+            let bytes = bytes.clone();
+            move || std::io::Write::write_all(&mut File::from(w), &bytes).unwrap()
+        });
+        *input.get_mut() = File::from(r);
+        let mut buf = Vec::new();
+        let mut arg = ArgReader::new(&mut input, bytes.len() as u64, &mut buf);
+        assert_eq!(arg.read_all().unwrap(), &bytes[..]);
+        assert_eq!(arg.remaining(), 0);
+        writer.join().unwrap();
     }
 }

@@ -103,15 +103,36 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// What every `SharedBytes` memfd is made with: close-on-exec, sealable.
+const MEMFD_FLAGS: libc::c_uint = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+
 /// A new, empty memfd that can be sealed (close-on-exec).
 fn memfd() -> io::Result<OwnedFd> {
-    // SAFETY: a constant NUL-terminated name and constant flags.
-    let fd = check(unsafe {
-        libc::memfd_create(
-            c"process-pool-shared-bytes".as_ptr(),
-            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-        )
-    })?;
+    with_noexec_seal_if_known(memfd_with_flags)
+}
+
+/// `create(MEMFD_FLAGS | MFD_NOEXEC_SEAL)`, or without `MFD_NOEXEC_SEAL`
+/// on a kernel that does not know it (before 6.3: EINVAL).
+///
+/// Why: the bytes are data, never code, and an executable memfd is how
+/// code runs from memory without a file. `MFD_NOEXEC_SEAL` makes the file
+/// non-executable and seals that (`F_SEAL_EXEC`); it is also what a kernel
+/// with `vm.memfd_noexec` set asks of every memfd (1 logs a warning for a
+/// memfd made without either `MFD_EXEC` or `MFD_NOEXEC_SEAL`). Debian 12
+/// and Ubuntu 22.04 run older kernels: there the memfd is made as before.
+fn with_noexec_seal_if_known(
+    mut create: impl FnMut(libc::c_uint) -> io::Result<OwnedFd>,
+) -> io::Result<OwnedFd> {
+    match create(MEMFD_FLAGS | libc::MFD_NOEXEC_SEAL) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => create(MEMFD_FLAGS),
+        made => made,
+    }
+}
+
+/// A new, empty memfd made with `flags`.
+fn memfd_with_flags(flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: a constant NUL-terminated name; memfd_create checks `flags`.
+    let fd = check(unsafe { libc::memfd_create(c"process-pool-shared-bytes".as_ptr(), flags) })?;
     // SAFETY: memfd_create succeeded: a new descriptor owned by nobody else.
     crate::sys::off_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -468,6 +489,61 @@ mod tests {
         let b = SharedBytes::with_len(10_000, |buf| buf.fill(6)).unwrap();
         assert_eq!(map_permissions(b.as_ptr()), "r--p");
         assert!(b.iter().all(|&x| x == 6));
+    }
+
+    /// Whether this kernel knows `MFD_NOEXEC_SEAL` (Linux 6.3 and later).
+    fn kernel_has_noexec_seal() -> bool {
+        // SAFETY: a constant NUL-terminated name and constant flags.
+        let fd = unsafe { libc::memfd_create(c"probe".as_ptr(), libc::MFD_NOEXEC_SEAL) };
+        if fd < 0 {
+            let err = io::Error::last_os_error();
+            assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
+            return false;
+        }
+        // SAFETY: memfd_create succeeded: a new descriptor owned by nobody else.
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        true
+    }
+
+    #[test]
+    fn shared_bytes_can_never_be_executed_where_the_kernel_can_say_so() {
+        let a = SharedBytes::from_slice(b"not code").unwrap();
+        let have = seals(a.as_fd()).unwrap();
+        // SAFETY: a zeroed stat is a valid out-parameter for fstat.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat writes into `st`, a valid stat struct.
+        check(unsafe { libc::fstat(a.as_fd().as_raw_fd(), &mut st) }).unwrap();
+        if kernel_has_noexec_seal() {
+            assert_ne!(have & libc::F_SEAL_EXEC, 0, "seals {have:#x}");
+            assert_eq!(st.st_mode & 0o111, 0, "mode {:o}", st.st_mode);
+        } else {
+            // Older kernels: made without it, sealed as before.
+            assert_eq!(have & REQUIRED_SEALS, REQUIRED_SEALS);
+        }
+    }
+
+    #[test]
+    fn without_noexec_seal_the_memfd_is_made_without_it() {
+        // What a kernel before 6.3 answers to the flag: EINVAL.
+        let mut asked = Vec::new();
+        let fd = with_noexec_seal_if_known(|flags| {
+            asked.push(flags);
+            if flags & libc::MFD_NOEXEC_SEAL != 0 {
+                Err(io::Error::from_raw_os_error(libc::EINVAL))
+            } else {
+                memfd_with_flags(flags)
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            asked,
+            [MEMFD_FLAGS | libc::MFD_NOEXEC_SEAL, MEMFD_FLAGS],
+            "asked for"
+        );
+        seal(&fd).unwrap();
+        // Another error is not retried.
+        let err = with_noexec_seal_if_known(|_| Err(io::Error::from_raw_os_error(libc::EMFILE)));
+        assert_eq!(err.unwrap_err().raw_os_error(), Some(libc::EMFILE));
     }
 
     #[test]
