@@ -190,7 +190,10 @@ pub(crate) fn restore_unless_leased(
 /// Restores the messages whose lease lapsed (at most
 /// [`LAPSED_PER_ROUND`]); returns how many went back to their queues.
 /// Leases left behind by a message already acked or restored are dropped.
-pub(crate) fn restore_lapsed(broker: &Pool) -> Result<u64, CeleryError> {
+/// A worker's heartbeat calls it once it has renewed without failure for a
+/// whole period (so that, after an outage, live workers renew first); call
+/// it yourself only when no worker of the queue is out of reach.
+pub fn restore_lapsed(broker: &Pool) -> Result<u64, CeleryError> {
     let lapsed = broker.with(|c| {
         c.command(&[
             b"EVAL",

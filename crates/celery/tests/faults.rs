@@ -1047,7 +1047,16 @@ fn a_chord_part_reported_but_not_acked_when_its_worker_dies_runs_the_body_once()
     let mut a = Spawned::start(
         &link.url(0),
         || {},
-        &["-c", "1", "--pool", "threads", "--restore-interval", "3600"],
+        &[
+            "-c",
+            "1",
+            "--pool",
+            "threads",
+            "--restore-interval",
+            "3600",
+            "--lease",
+            "1",
+        ],
     );
     let mut c = redis.connect();
     // Its start-up restore round is over (lock taken, looked, released):
@@ -1103,7 +1112,13 @@ print("body", r.id)
     assert_eq!(llen(&redis, "celery"), 1, "the body was sent once");
     let pool =
         celery::connection_pool::Pool::new(celery::RedisUrl::parse(&redis.url(0)).unwrap(), 1);
-    assert_eq!(celery::restore_unacked(&pool, Duration::ZERO).unwrap(), 1);
+    // Worker A's lease (1 s) lapses: restored as a heartbeat would.
+    let mut restored = 0;
+    wait_until(LONG, "worker A's lease to lapse", || {
+        restored += celery::lease::restore_lapsed(&pool).unwrap();
+        restored > 0
+    });
+    assert_eq!(restored, 1);
     let b = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     // The body and the header task's second run; a second body would be
     // queued before that run's ack, and counted.
