@@ -68,3 +68,15 @@ fn a_plain_task_is_recorded() {
     pool.shutdown(true, false);
     assert_one_full_life(&recorder, "submit");
 }
+
+#[test]
+fn a_try_submitted_task_is_recorded() {
+    let recorder = Recorder::new();
+    let pool = traced_pool(&recorder);
+    let Ok(f) = pool.try_submit(|| 7) else {
+        panic!("an open pool with room refused try_submit");
+    };
+    assert_eq!(f.result().unwrap(), 7);
+    pool.shutdown(true, false);
+    assert_one_full_life(&recorder, "try_submit");
+}
