@@ -127,7 +127,13 @@ impl ThreadPoolExecutor {
         let token = InterruptToken::new();
         self.shared.tokens.register(&future, token.clone());
         let task = move || f(&token).map_err(|e| TaskError::Executor(DynError::new(e)));
-        ticket.push(RawJob::new(PromiseJob::new(task, promise)));
+        match &self.shared.config.trace {
+            None => ticket.push(RawJob::new(PromiseJob::new(task, promise))),
+            Some(recorder) => ticket.push(RawJob::new(TracedJob::new(
+                recorder,
+                PromiseJob::new(task, promise),
+            ))),
+        }
         Ok(future)
     }
 

@@ -33,6 +33,7 @@ use crate::executor::ThreadPoolExecutor;
 use crate::job::{Job, PromiseJob, RunHooks};
 use crate::raw::RawJob;
 use crate::shared::Refusal;
+use crate::trace::TracedJob;
 
 /// A scope of tasks that may borrow from the stack; see
 /// [`ThreadPoolExecutor::scope`].
@@ -140,13 +141,20 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             .enter(true)
             .map_err(Refusal::into_submit_error)?;
         let (promise, future) = promise();
-        // SAFETY: `new_unchecked` requires the job to be consumed before
-        // `'scope` ends. It is wrapped in a `ScopedJob`, which counts in
-        // `pending` until it is dropped (after the inner job), and `run` does
-        // not return before `pending` is zero; every path out of the queue
-        // consumes the job, and the pool cannot drop its queue while this
-        // scope borrows it.
-        let job = unsafe { RawJob::new_unchecked(PromiseJob::new(move || Ok(f()), promise)) };
+        let job = PromiseJob::new(move || Ok(f()), promise);
+        // SAFETY (both arms): `new_unchecked` requires the job to be consumed
+        // before `'scope` ends. It is wrapped in a `ScopedJob`, which counts
+        // in `pending` until it is dropped (after the inner job), and `run`
+        // does not return before `pending` is zero; every path out of the
+        // queue consumes the job, and the pool cannot drop its queue while
+        // this scope borrows it.
+        let job = match &self.pool.shared().config.trace {
+            // SAFETY: see above.
+            None => unsafe { RawJob::new_unchecked(job) },
+            // A traced pool records every task, a scope's too.
+            // SAFETY: see above; `TracedJob` holds the job and a number.
+            Some(recorder) => unsafe { RawJob::new_unchecked(TracedJob::new(recorder, job)) },
+        };
         self.pending.add();
         ticket.push(RawJob::new(ScopedJob {
             inner: Some(job),

@@ -269,14 +269,24 @@ impl Dispatcher {
         self.requeue(tasks);
     }
     /// An interrupted worker ended: its task, if its result did not come
-    /// first, fails with `TerminatedByRequest`; anything behind it (none
-    /// expected: they were re-queued at SIGTERM) goes back to the queue.
+    /// first, fails with `TerminatedByRequest`. If it did, the worker went
+    /// on to the tasks in its pipe (`start_interrupt` left them with it):
+    /// the first one without a result may have started, so it fails as on
+    /// any worker death; the rest never started and go back to the queue.
     fn bury_interrupted(&mut self, mut w: Worker, cause: ExitCause, esc: Escalation) {
         let mut tasks: Vec<Task> = self.shared.counters.take_running(w.take_tasks());
         if !tasks.is_empty() {
             let head = tasks.remove(0);
-            let grace = self.shared.config.interrupt_grace;
-            let error = super::interrupt::terminated_error(w.pid, cause, esc, grace);
+            let error = if head.interrupt {
+                let grace = self.shared.config.interrupt_grace;
+                super::interrupt::terminated_error(w.pid, cause, esc, grace)
+            } else {
+                let mut report = cost::placed(w.pid, head.position);
+                report.worker_end = Some(worker_end(cause));
+                report.peak_rss_bytes = w.peak_rss;
+                head.sink.set_report(report);
+                TaskError::Executor(DynError::new(WorkerDied { pid: w.pid, cause }))
+            };
             head.sink.complete(Err(error), &self.shared.counters);
         }
         self.requeue(tasks);

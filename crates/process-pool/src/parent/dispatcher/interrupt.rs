@@ -11,8 +11,12 @@
 //!   the steps below start when it becomes the head (the worker is busy
 //!   with an earlier task until then);
 //! * at the head of a worker (running): the worker stops taking tasks, the
-//!   tasks queued behind it go back to the pool's queue (they never
-//!   started), and the worker gets **SIGTERM**. Workers start with SIGTERM
+//!   tasks not yet written to its pipe go back to the pool's queue (they
+//!   never started), and the worker gets **SIGTERM**. Those already in its
+//!   pipe stay with it: a worker whose task survives SIGTERM reads and
+//!   runs them, and their results complete them (run elsewhere too, they
+//!   would run twice); whatever is left when it ends is handled as for any
+//!   dead worker (see `bury_interrupted`). Workers start with SIGTERM
 //!   at its default action, so a task that did not install a handler dies
 //!   at once. A task that did (to remove a temporary file, to flush a log)
 //!   has the grace period to exit; after it the worker gets **SIGKILL**,
@@ -122,9 +126,12 @@ impl Dispatcher {
         w.enter(Phase::Dying {
             reason: Some(EndReason::Interrupted(escalation)),
         });
-        // It keeps its head (running, fully written); the rest never started.
-        let behind: Vec<Task> = w.inflight.drain(1..).collect();
-        w.sent = w.sent.min(1);
+        // It keeps every task completely written to its pipe: its head runs,
+        // and a worker that survives SIGTERM (a handler that cleans up and
+        // returns) reads and runs the others until its pipe ends, so they
+        // must not run elsewhere too. Only the tasks it cannot read whole
+        // (not written, or cut off by the closed pipe) never start there.
+        let behind: Vec<Task> = w.inflight.drain(w.sent..).collect();
         w.offset = 0;
         w.fds_sent = false;
         let pid = w.pid;

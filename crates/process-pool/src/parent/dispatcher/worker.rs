@@ -137,7 +137,8 @@ impl Exit {
 /// * a `Retiring` worker holds no task: its pipe is closed only when its
 ///   list is empty;
 /// * a worker `Dying` for a reason holds no task but, if `Interrupted`,
-///   the one it runs (its head), until it is reaped; a worker that died by
+///   the ones completely written to its pipe (its head, and those it may
+///   still read and run), until it is reaped; a worker that died by
 ///   itself (`Dying { reason: None }`, or still `Accepting`) keeps its
 ///   tasks until it is reaped, and then fails the head and re-queues the
 ///   rest;
@@ -345,7 +346,9 @@ impl Worker {
         if let Some(started) = self.head_started {
             fold_task_time(&mut self.avg_task_nanos, now - started);
         }
-        self.head_started = (self.sent > 0).then_some(now);
+        // The next task's clock runs only on a worker the pool has not ended
+        // (an interrupted worker may still answer the tasks in its pipe).
+        self.head_started = (self.sent > 0 && self.ended_by().is_none()).then_some(now);
         task
     }
 
