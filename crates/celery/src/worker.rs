@@ -1661,9 +1661,15 @@ fn store_and_ack(
         }
         // EXEC's array holds each command's reply: one may be an error
         // (a queue key of the wrong type) while the others took effect.
-        for reply in last.into_array() {
-            if let Reply::Error(e) = reply {
+        let replies = last.into_array();
+        // The ack's HDEL is second to last in EXEC's array (ZREM follows).
+        let hdel_at = same.then(|| replies.len().checked_sub(2)).flatten();
+        for (i, reply) in replies.into_iter().enumerate() {
+            if let Reply::Error(e) = &reply {
                 eprintln!("celery-worker: storing the result of task {id}: a command failed: {e}");
+            }
+            if Some(i) == hdel_at && reply == Reply::Integer(0) {
+                report_taken_away(job);
             }
         }
         Ok(())
@@ -1682,13 +1688,28 @@ fn store_and_ack(
             c.queue(&[b"ZREM", LEASES, job.tag.as_bytes()]);
             c.flush()?;
             c.read_reply()?.ok()?;
+            let hdel = c.read_reply()?.ok()?;
             c.read_reply()?.ok()?;
-            c.read_reply()?.ok()
+            Ok(hdel)
         });
-        if let Err(e) = acked {
-            eprintln!("celery-worker: could not ack task {id}: {e}");
+        match acked {
+            Ok(Reply::Integer(0)) => report_taken_away(job),
+            Ok(_) => {}
+            Err(e) => eprintln!("celery-worker: could not ack task {id}: {e}"),
         }
     }
+}
+
+/// The ack of `job` found its message no longer unacked: its lease lapsed
+/// while it ran (this worker paused, or cut off from Redis, for a lease
+/// period) and another worker restored it, so it runs (or ran) there too.
+/// The heartbeat, which says so at its next renewal, is told an ack is
+/// under way ([`Lease::settling`]): this is the one place left to say it.
+fn report_taken_away(job: &Job) {
+    eprintln!(
+        "celery-worker: task {} (delivery tag {}) was no longer unacked when this worker acked          it: its lease lapsed while it ran (this worker could not renew it for a lease period:          paused, or Redis out of reach or too slow?) and another worker restored it. The task          may have run twice; if this worker is often paused or Redis often slow, give a          longer --lease",
+        job.msg.id, job.tag
+    );
 }
 
 /// Acks the message `tag` without a result (ZREM + HDEL), for a message
