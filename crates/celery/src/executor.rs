@@ -453,6 +453,10 @@ impl CeleryExecutor {
 
     /// Sends a ready-made message (its queue and kwargs as set).
     ///
+    /// An `eta` or `expires` no ISO 8601 date can say (NaN, infinite,
+    /// outside years 1 to 9999) gives [`CeleryError::Protocol`], naming
+    /// it: nothing is sent.
+    ///
     /// A connection that breaks after the message was written and before
     /// Redis confirmed it gives [`CeleryError::Unconfirmed`]: the task may
     /// run, and it was not sent twice.
@@ -464,6 +468,7 @@ impl CeleryExecutor {
         if shared.closed.load(Ordering::SeqCst) {
             return Err(CeleryError::Shutdown);
         }
+        msg.timing.check_writable().map_err(CeleryError::Protocol)?;
         let (promise, future) = promise::<R>();
         let trace =
             (shared.trace.as_ref()).map(|r| (r.submitted(), format!("celery {}", msg.queue)));
