@@ -571,6 +571,19 @@ impl Worker {
                 }
                 continue;
             }
+            if !still_unacked(broker, &job.tag) {
+                // Its lease lapsed while it was held (this worker paused, or
+                // cut off from Redis) and another worker restored it: that
+                // one runs it. Dropping the job drops its lease.
+                if self.running.release_held(&job.tag) {
+                    eprintln!(
+                        "celery-worker: task {} held for its eta is no longer unacked (its \
+                         lease lapsed and another worker restored it): not running it here",
+                        job.msg.id
+                    );
+                }
+                continue;
+            }
             // False: a cold shutdown returned it to its queue already.
             if self.running.take_held(&job.tag) {
                 return Some(job);
@@ -1710,6 +1723,14 @@ fn report_taken_away(job: &Job) {
         "celery-worker: task {} (delivery tag {}) was no longer unacked when this worker acked          it: its lease lapsed while it ran (this worker could not renew it for a lease period:          paused, or Redis out of reach or too slow?) and another worker restored it. The task          may have run twice; if this worker is often paused or Redis often slow, give a          longer --lease",
         job.msg.id, job.tag
     );
+}
+
+/// Whether the message `tag` is still this worker's (in `unacked`). If
+/// Redis cannot say, it is taken as ours: the job runs, as before leases
+/// (at least once).
+fn still_unacked(broker: &Pool, tag: &str) -> bool {
+    let exists = broker.with(|c| c.command(&[b"HEXISTS", b"unacked", tag.as_bytes()])?.ok());
+    !matches!(exists, Ok(Reply::Integer(0)))
 }
 
 /// Acks the message `tag` without a result (ZREM + HDEL), for a message
