@@ -1715,12 +1715,17 @@ fn store_and_ack(
 
 /// The ack of `job` found its message no longer unacked: its lease lapsed
 /// while it ran (this worker paused, or cut off from Redis, for a lease
-/// period) and another worker restored it, so it runs (or ran) there too.
-/// The heartbeat, which says so at its next renewal, is told an ack is
-/// under way ([`Lease::settling`]): this is the one place left to say it.
+/// period) and another worker restored it, so it runs (or ran) there too;
+/// or Redis lost its data. The heartbeat, which says so at its next
+/// renewal, is told an ack is under way ([`Lease::settling`]): this is the
+/// one place left to say it.
 fn report_taken_away(job: &Job) {
     eprintln!(
-        "celery-worker: task {} (delivery tag {}) was no longer unacked when this worker acked          it: its lease lapsed while it ran (this worker could not renew it for a lease period:          paused, or Redis out of reach or too slow?) and another worker restored it. The task          may have run twice; if this worker is often paused or Redis often slow, give a          longer --lease",
+        "celery-worker: task {} (delivery tag {}) was no longer unacked when this worker acked \
+         it: its lease lapsed while it ran (this worker could not renew it for a lease period: \
+         paused, or Redis out of reach or too slow?) and another worker restored it, or Redis \
+         lost its data (FLUSHALL, a restart without it). The task may have run twice; if this \
+         worker is often paused or Redis often slow, give a longer --lease",
         job.msg.id, job.tag
     );
 }
