@@ -455,7 +455,8 @@ impl CeleryExecutor {
     ///
     /// An `eta` or `expires` no ISO 8601 date can say (NaN, infinite,
     /// outside years 1 to 9999) gives [`CeleryError::Protocol`], naming
-    /// it: nothing is sent.
+    /// it, and so does a time limit of NaN (which would be sent as no
+    /// limit): nothing is sent.
     ///
     /// A connection that breaks after the message was written and before
     /// Redis confirmed it gives [`CeleryError::Unconfirmed`]: the task may
@@ -469,6 +470,7 @@ impl CeleryExecutor {
             return Err(CeleryError::Shutdown);
         }
         msg.timing.check_writable().map_err(CeleryError::Protocol)?;
+        msg.limits.check_writable().map_err(CeleryError::Protocol)?;
         let (promise, future) = promise::<R>();
         let trace =
             (shared.trace.as_ref()).map(|r| (r.submitted(), format!("celery {}", msg.queue)));

@@ -735,3 +735,26 @@ fn send_refuses_an_eta_or_expires_no_date_can_say_and_queues_nothing() {
     }
     assert_eq!(ex.pending(), 0, "a refused message is not pending");
 }
+
+/// A time limit of NaN went out as `null` (no limit at all) in the
+/// `timelimit` header: `send` refuses it, naming it, and queues nothing.
+#[test]
+fn send_refuses_a_nan_time_limit_and_queues_nothing() {
+    let redis = RedisServer::start();
+    let ex = celery::CeleryExecutor::connect(&redis.url(0)).unwrap();
+    for which in ["time_limit", "soft_time_limit"] {
+        let mut m =
+            celery::message::TaskMessage::new("rust.add", serde_json::json!([1, 2]), "celery");
+        match which {
+            "time_limit" => m.limits.hard = Some(f64::NAN),
+            _ => m.limits.soft = Some(f64::NAN),
+        }
+        match ex.send::<i64>(m) {
+            Err(celery::CeleryError::Protocol(why)) => assert!(why.contains(which), "{why}"),
+            Err(e) => panic!("{which} = NaN: {e:?}"),
+            Ok(_) => panic!("{which} = NaN: sent"),
+        }
+        assert_eq!(llen(&redis, "celery"), 0, "{which} = NaN: queued");
+    }
+    assert_eq!(ex.pending(), 0, "a refused message is not pending");
+}
