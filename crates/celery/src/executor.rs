@@ -983,8 +983,9 @@ const INVALIDATE_CHANNEL: &[u8] = b"__redis__:invalidate";
 /// live server, where no connection breaks, is noticed at once, not at the
 /// next submit; the listener (or the broker watcher) then checks the epoch.
 /// Leaves `c` subscribed. A server that refuses tracking (older than 6.0,
-/// or an ACL that forbids `CLIENT`) is not an error: a loss is then seen at
-/// the next send or reconnect, as before.
+/// or an ACL that forbids `CLIENT`, or the channel: Redis 7's users get no
+/// channel unless granted) is not an error: a loss is then seen at the
+/// next send or reconnect, as before.
 fn watch_epoch(c: &mut Connection) -> Result<(), CeleryError> {
     let Reply::Integer(id) = c.command(&[b"CLIENT", b"ID"])? else {
         return Ok(());
@@ -1003,7 +1004,14 @@ fn watch_epoch(c: &mut Connection) -> Result<(), CeleryError> {
     if tracking.ok().is_err() {
         return Ok(());
     }
-    c.command(&[b"SUBSCRIBE", INVALIDATE_CHANNEL])?.ok()?;
+    if c.command(&[b"SUBSCRIBE", INVALIDATE_CHANNEL])?
+        .ok()
+        .is_err()
+    {
+        // NOPERM: no invalidation can reach this connection; stop the
+        // tracking (the connection is not subscribed: a plain reply).
+        c.command(&[b"CLIENT", b"TRACKING", b"OFF"])?.ok()?;
+    }
     Ok(())
 }
 
