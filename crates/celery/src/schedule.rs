@@ -213,7 +213,14 @@ pub fn format_iso8601(t: f64) -> String {
         secs += 1.0;
         micros = 0.0;
     }
-    // In range for every time parse_iso8601 accepts (years 1 to 9999).
+    // The last microsecond of 9999 (parse_iso8601 accepts it) is, as a
+    // f64, the first second of 10000 (steps of 30 µs there): written as
+    // it was, not as a year no date reads.
+    let last = days_from_civil(9999, 12, 31) * 86_400 + 86_399;
+    if secs as i64 == last + 1 && micros == 0.0 {
+        return crate::meta::iso_utc(last, 999_999);
+    }
+    // In range for every other time parse_iso8601 accepts (years 1 to 9999).
     crate::meta::iso_utc(secs as i64, micros as u32)
 }
 
