@@ -1695,7 +1695,11 @@ fn store_and_ack(
         return;
     }
     if !same {
+        // A try after one whose reply was lost finds the entry gone when
+        // that one took effect: only the first try's HDEL tells.
+        let mut tries = 0;
         let acked = with_retries(broker, "acking", id, give_up, |c| {
+            tries += 1;
             c.queue(&[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
             c.queue(&[b"HDEL", b"unacked", job.tag.as_bytes()]);
             c.queue(&[b"ZREM", LEASES, job.tag.as_bytes()]);
@@ -1706,7 +1710,7 @@ fn store_and_ack(
             Ok(hdel)
         });
         match acked {
-            Ok(Reply::Integer(0)) => report_taken_away(job),
+            Ok(Reply::Integer(0)) if tries == 1 => report_taken_away(job),
             Ok(_) => {}
             Err(e) => eprintln!("celery-worker: could not ack task {id}: {e}"),
         }
