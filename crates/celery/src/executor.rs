@@ -453,6 +453,11 @@ impl CeleryExecutor {
 
     /// Sends a ready-made message (its queue and kwargs as set).
     ///
+    /// An `eta` or `expires` no ISO 8601 date can say (NaN, infinite,
+    /// outside years 1 to 9999) gives [`CeleryError::Protocol`], naming
+    /// it, and so does a time limit of NaN (which would be sent as no
+    /// limit): nothing is sent.
+    ///
     /// A connection that breaks after the message was written and before
     /// Redis confirmed it gives [`CeleryError::Unconfirmed`]: the task may
     /// run, and it was not sent twice.
@@ -464,6 +469,8 @@ impl CeleryExecutor {
         if shared.closed.load(Ordering::SeqCst) {
             return Err(CeleryError::Shutdown);
         }
+        msg.timing.check_writable().map_err(CeleryError::Protocol)?;
+        msg.limits.check_writable().map_err(CeleryError::Protocol)?;
         let (promise, future) = promise::<R>();
         let trace =
             (shared.trace.as_ref()).map(|r| (r.submitted(), format!("celery {}", msg.queue)));
@@ -976,8 +983,9 @@ const INVALIDATE_CHANNEL: &[u8] = b"__redis__:invalidate";
 /// live server, where no connection breaks, is noticed at once, not at the
 /// next submit; the listener (or the broker watcher) then checks the epoch.
 /// Leaves `c` subscribed. A server that refuses tracking (older than 6.0,
-/// or an ACL that forbids `CLIENT`) is not an error: a loss is then seen at
-/// the next send or reconnect, as before.
+/// or an ACL that forbids `CLIENT`, or the channel: Redis 7's users get no
+/// channel unless granted) is not an error: a loss is then seen at the
+/// next send or reconnect, as before.
 fn watch_epoch(c: &mut Connection) -> Result<(), CeleryError> {
     let Reply::Integer(id) = c.command(&[b"CLIENT", b"ID"])? else {
         return Ok(());
@@ -996,7 +1004,14 @@ fn watch_epoch(c: &mut Connection) -> Result<(), CeleryError> {
     if tracking.ok().is_err() {
         return Ok(());
     }
-    c.command(&[b"SUBSCRIBE", INVALIDATE_CHANNEL])?.ok()?;
+    if c.command(&[b"SUBSCRIBE", INVALIDATE_CHANNEL])?
+        .ok()
+        .is_err()
+    {
+        // NOPERM: no invalidation can reach this connection; stop the
+        // tracking (the connection is not subscribed: a plain reply).
+        c.command(&[b"CLIENT", b"TRACKING", b"OFF"])?.ok()?;
+    }
     Ok(())
 }
 

@@ -52,6 +52,21 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Whether [`TaskMessage::to_json`] writes these limits as they are: a
+    /// NaN would go out as `null`, no limit at all. The error names the
+    /// limit and says what to give.
+    pub fn check_writable(&self) -> Result<(), String> {
+        for (name, limit) in [("time_limit", self.hard), ("soft_time_limit", self.soft)] {
+            if limit.is_some_and(f64::is_nan) {
+                return Err(format!(
+                    "the message's {name} is NaN, which would be sent as no limit: give a \
+                     number of seconds, or None for no limit"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Reads `timelimit: [hard, soft]`; `null` or 0 is no limit, as in
     /// Celery (`time_limit or task.time_limit`).
     pub fn from_headers(headers: &Value) -> Limits {

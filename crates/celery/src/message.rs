@@ -633,6 +633,21 @@ mod tests {
     }
 
     #[test]
+    fn the_last_microsecond_python_can_date_survives_to_json() {
+        // As a f64, 9999-12-31T23:59:59.999999 rounds up to the next
+        // second (its step there is 30 µs): to_json wrote year 10000,
+        // which the worker refuses as no date.
+        for header in ["eta", "expires"] {
+            let mut v: Value = serde_json::from_str(PYTHON_ADD).unwrap();
+            v["headers"][header] = json!("9999-12-31T23:59:59.999999+00:00");
+            let m = TaskMessage::parse(&serde_json::to_vec(&v).unwrap()).unwrap();
+            assert_eq!(m.timing.error, None, "{header}");
+            let again = TaskMessage::parse(m.to_json().as_bytes()).unwrap();
+            assert_eq!(again.timing.error, None, "{header}: {}", m.to_json());
+        }
+    }
+
+    #[test]
     fn headers_with_an_id_but_no_task_name_are_refused_for_that_id() {
         // Found by the celery_envelope fuzz target.
         let mut v: Value = serde_json::from_str(PYTHON_ADD).unwrap();

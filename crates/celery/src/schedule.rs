@@ -70,6 +70,25 @@ impl Timing {
         timing
     }
 
+    /// Whether [`TaskMessage::to_json`] can write `eta` and `expires` as
+    /// the dates they are: a time past what an ISO 8601 date says (years 1
+    /// to 9999), or NaN or infinite, would go out as another date (NaN as
+    /// 1970-01-01: a NaN eta would run at once) or as one the worker
+    /// refuses. The error names the header and says what to give.
+    pub fn check_writable(&self) -> Result<(), String> {
+        for (name, t) in [("eta", self.eta), ("expires", self.expires)] {
+            let Some(t) = t else { continue };
+            let readable = t.is_finite() && parse_iso8601(&format_iso8601(t)).is_ok();
+            if !readable {
+                return Err(format!(
+                    "the message's {name} ({t} s since 1970) is no date of years 1 to 9999: \
+                     give a finite Unix time in that range, or None"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// How long from `now` (a Unix time) until the task is due; `None` if
     /// it is due now.
     pub fn wait(&self, now: f64) -> Option<Duration> {
@@ -194,7 +213,14 @@ pub fn format_iso8601(t: f64) -> String {
         secs += 1.0;
         micros = 0.0;
     }
-    // In range for every time parse_iso8601 accepts (years 1 to 9999).
+    // The last microsecond of 9999 (parse_iso8601 accepts it) is, as a
+    // f64, the first second of 10000 (steps of 30 µs there): written as
+    // it was, not as a year no date reads.
+    let last = days_from_civil(9999, 12, 31) * 86_400 + 86_399;
+    if secs as i64 == last + 1 && micros == 0.0 {
+        return crate::meta::iso_utc(last, 999_999);
+    }
+    // In range for every other time parse_iso8601 accepts (years 1 to 9999).
     crate::meta::iso_utc(secs as i64, micros as u32)
 }
 

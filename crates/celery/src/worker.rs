@@ -571,6 +571,19 @@ impl Worker {
                 }
                 continue;
             }
+            if !still_unacked(broker, &job.tag) {
+                // Its lease lapsed while it was held (this worker paused, or
+                // cut off from Redis) and another worker restored it: that
+                // one runs it. Dropping the job drops its lease.
+                if self.running.release_held(&job.tag) {
+                    eprintln!(
+                        "celery-worker: task {} held for its eta is no longer unacked (its \
+                         lease lapsed and another worker restored it): not running it here",
+                        job.msg.id
+                    );
+                }
+                continue;
+            }
             // False: a cold shutdown returned it to its queue already.
             if self.running.take_held(&job.tag) {
                 return Some(job);
@@ -1661,9 +1674,15 @@ fn store_and_ack(
         }
         // EXEC's array holds each command's reply: one may be an error
         // (a queue key of the wrong type) while the others took effect.
-        for reply in last.into_array() {
-            if let Reply::Error(e) = reply {
+        let replies = last.into_array();
+        // The ack's HDEL is second to last in EXEC's array (ZREM follows).
+        let hdel_at = same.then(|| replies.len().checked_sub(2)).flatten();
+        for (i, reply) in replies.into_iter().enumerate() {
+            if let Reply::Error(e) = &reply {
                 eprintln!("celery-worker: storing the result of task {id}: a command failed: {e}");
+            }
+            if Some(i) == hdel_at && reply == Reply::Integer(0) {
+                report_taken_away(job);
             }
         }
         Ok(())
@@ -1676,19 +1695,51 @@ fn store_and_ack(
         return;
     }
     if !same {
+        // A try after one whose reply was lost finds the entry gone when
+        // that one took effect: only the first try's HDEL tells.
+        let mut tries = 0;
         let acked = with_retries(broker, "acking", id, give_up, |c| {
+            tries += 1;
             c.queue(&[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
             c.queue(&[b"HDEL", b"unacked", job.tag.as_bytes()]);
             c.queue(&[b"ZREM", LEASES, job.tag.as_bytes()]);
             c.flush()?;
             c.read_reply()?.ok()?;
+            let hdel = c.read_reply()?.ok()?;
             c.read_reply()?.ok()?;
-            c.read_reply()?.ok()
+            Ok(hdel)
         });
-        if let Err(e) = acked {
-            eprintln!("celery-worker: could not ack task {id}: {e}");
+        match acked {
+            Ok(Reply::Integer(0)) if tries == 1 => report_taken_away(job),
+            Ok(_) => {}
+            Err(e) => eprintln!("celery-worker: could not ack task {id}: {e}"),
         }
     }
+}
+
+/// The ack of `job` found its message no longer unacked: its lease lapsed
+/// while it ran (this worker paused, or cut off from Redis, for a lease
+/// period) and another worker restored it, so it runs (or ran) there too;
+/// or Redis lost its data. The heartbeat, which says so at its next
+/// renewal, is told an ack is under way ([`Lease::settling`]): this is the
+/// one place left to say it.
+fn report_taken_away(job: &Job) {
+    eprintln!(
+        "celery-worker: task {} (delivery tag {}) was no longer unacked when this worker acked \
+         it: its lease lapsed while it ran (this worker could not renew it for a lease period: \
+         paused, or Redis out of reach or too slow?) and another worker restored it, or Redis \
+         lost its data (FLUSHALL, a restart without it). The task may have run twice; if this \
+         worker is often paused or Redis often slow, give a longer --lease",
+        job.msg.id, job.tag
+    );
+}
+
+/// Whether the message `tag` is still this worker's (in `unacked`). If
+/// Redis cannot say, it is taken as ours: the job runs, as before leases
+/// (at least once).
+fn still_unacked(broker: &Pool, tag: &str) -> bool {
+    let exists = broker.with(|c| c.command(&[b"HEXISTS", b"unacked", tag.as_bytes()])?.ok());
+    !matches!(exists, Ok(Reply::Integer(0)))
 }
 
 /// Acks the message `tag` without a result (ZREM + HDEL), for a message

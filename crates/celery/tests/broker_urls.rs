@@ -157,3 +157,31 @@ fn the_worker_never_prints_the_broker_password() {
         "{err}"
     );
 }
+
+/// A Redis 7 ACL user allowed only the channels Celery's results use
+/// (`&celery-task-meta-*`, as an operator grants what the app needs) and
+/// `CLIENT`: the executor's flush watch cannot subscribe to the tracking
+/// channel. That is no reason to refuse to connect: the watch is a
+/// bonus (a flush is then seen at the next send or reconnect).
+#[test]
+fn a_user_without_the_tracking_channel_still_connects_and_gets_results() {
+    let redis = RedisServer::start_args(&[
+        "--user",
+        "app",
+        "on",
+        ">pw",
+        "~*",
+        "resetchannels",
+        "&celery-task-meta-*",
+        "+@all",
+    ]);
+    // The worker as a user with every channel (its pidbox).
+    let _w = ThreadWorker::start(&redis.url(0), &["celery"], 1);
+    let url = format!("redis://app:pw@127.0.0.1:{}/0", redis.port());
+    let ex = CeleryExecutor::builder(&url)
+        .registry(tasks::builtin())
+        .connect()
+        .unwrap_or_else(|e| panic!("connect as a user without the tracking channel: {e}"));
+    let f = ex.submit_fallible(tasks::add, (2, 3)).unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 5);
+}

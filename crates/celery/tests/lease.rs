@@ -433,3 +433,124 @@ fn a_lease_under_a_second_is_refused_with_what_to_give() {
         assert!(err.contains("--lease"), "--lease {bad}: {err}");
     }
 }
+
+/// A worker whose lease lapsed (paused, cut off from Redis) while its
+/// task ran, and whose message another worker restored and took, finishes
+/// the task before its heartbeat renews again: the task ran twice, and the
+/// worker must say so when its ack finds the message no longer unacked
+/// (the heartbeat, which would have said so, is told an ack is under way).
+#[test]
+fn a_task_whose_delivery_was_taken_away_says_it_may_run_twice_when_acked() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    // A long lease: the heartbeat renews every 20 s, not in the few
+    // milliseconds between the restore below and the ack.
+    let w = Spawned::start(
+        &url,
+        || {},
+        &["-c", "1", "--pool", "threads", "--lease", "60"],
+    );
+    let ex = executor(&url);
+    let gate = temp_path("gate");
+    let key = format!("runs:{}", celery::id::new_task_id());
+    let args = (
+        url.clone(),
+        key.clone(),
+        gate.to_string_lossy().into_owned(),
+    );
+    let f = ex
+        .submit_fallible(test_tasks::count_then_wait, args)
+        .unwrap();
+    let id = ex.task_id(&f).unwrap();
+    let mut c = redis.connect();
+    wait_until(LONG, "the task to start", || {
+        int(&mut c, &[b"GET", key.as_bytes()]) >= 1
+    });
+    // What another worker's heartbeat does to a lapsed lease (its restore
+    // script), and that worker's fetch: the message leaves `unacked`.
+    let tags = c.command(&[b"HKEYS", b"unacked"]).unwrap().into_array();
+    assert_eq!(tags.len(), 1, "one delivery: {tags:?}");
+    let tag = tags[0].clone().into_bytes().unwrap();
+    int(&mut c, &[b"ZREM", b"rust:leases", &tag]);
+    int(&mut c, &[b"ZREM", b"unacked_index", &tag]);
+    assert_eq!(int(&mut c, &[b"HDEL", b"unacked", &tag]), 1);
+    std::fs::write(&gate, b"").unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 1);
+    wait_until(
+        LONG,
+        "the worker to say the task may have run twice",
+        || {
+            w.stderr()
+                .lines()
+                .any(|l| l.contains(&id) && l.contains("twice"))
+        },
+    );
+    let _ = std::fs::remove_file(&gate);
+}
+
+/// A worker paused (SIGSTOP) longer than its lease while it held a task
+/// for its eta: another worker restored the message and holds it now.
+/// Resumed, the first worker must not run the task at its eta (it no
+/// longer has the message: the other one runs it), and says why.
+#[test]
+fn a_resumed_worker_does_not_run_a_held_task_another_worker_took() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let w = Spawned::start(&url, || {}, &["-c", "1", "--pool", "threads"]);
+    let ex = executor(&url);
+    let mut c = redis.connect();
+    let gate = temp_path("gate");
+    std::fs::write(&gate, b"").unwrap(); // the task ends as soon as it counts
+                                         // The worker must be stopped while it holds the task: an eta it
+                                         // reaches first (a slow machine) is tried again, further away.
+    let mut ahead = 10.0;
+    let (key, id) = loop {
+        let key = format!("runs:{}", celery::id::new_task_id());
+        let args = (
+            url.clone(),
+            key.clone(),
+            gate.to_string_lossy().into_owned(),
+        );
+        let mut m = celery::message::TaskMessage::new(
+            "rust.count_then_wait",
+            serde_json::json!([args]),
+            "celery",
+        );
+        m.timing.eta = Some(redis_time(&mut c) + ahead);
+        let id = m.id.clone();
+        let f = ex.send::<i64>(m).unwrap();
+        wait_until(LONG, "the worker to hold the task", || {
+            int(&mut c, &[b"HLEN", b"unacked"]) == 1 && int(&mut c, &[b"LLEN", b"celery"]) == 0
+        });
+        w.signal_group(libc::SIGSTOP);
+        if int(&mut c, &[b"GET", key.as_bytes()]) == 0 {
+            drop(f);
+            break (key, id);
+        }
+        // It ran before the stop: let it finish, try with a later eta.
+        w.signal_group(libc::SIGCONT);
+        assert_eq!(f.result_timeout(LONG).unwrap(), 1);
+        wait_until(LONG, "its ack", || int(&mut c, &[b"HLEN", b"unacked"]) == 0);
+        ahead *= 4.0;
+    };
+    // What another worker's heartbeat does once the lease lapsed, and its
+    // fetch: the message leaves `unacked` (it is held over there now).
+    let tags = c.command(&[b"HKEYS", b"unacked"]).unwrap().into_array();
+    let tag = tags[0].clone().into_bytes().unwrap();
+    int(&mut c, &[b"ZREM", b"rust:leases", &tag]);
+    int(&mut c, &[b"ZREM", b"unacked_index", &tag]);
+    assert_eq!(int(&mut c, &[b"HDEL", b"unacked", &tag]), 1);
+    w.signal_group(libc::SIGCONT);
+    wait_until(LONG, "the worker to run the task or to give it up", || {
+        int(&mut c, &[b"GET", key.as_bytes()]) >= 1
+            || w.stderr()
+                .lines()
+                .any(|l| l.contains(&id) && l.contains("not running it"))
+    });
+    assert_eq!(
+        int(&mut c, &[b"GET", key.as_bytes()]),
+        0,
+        "the resumed worker ran a held task whose message another worker took"
+    );
+    let _ = std::fs::remove_file(&gate);
+}

@@ -705,3 +705,56 @@ print("id", app.send_task("rust.add", args=(2, 3), countdown=2.5).id)
     let record = result_of(&redis, &id).expect("the task's result");
     assert_eq!(record["result"], 5, "{record}");
 }
+
+/// An `eta` or `expires` that no ISO 8601 date can say (NaN, infinite,
+/// past year 9999) is refused by `send`, with the header named, and
+/// nothing is queued: it used to go out as another date (NaN as
+/// 1970-01-01, so a NaN eta ran at once and a NaN expires was never run),
+/// or as one the worker refuses.
+#[test]
+fn send_refuses_an_eta_or_expires_no_date_can_say_and_queues_nothing() {
+    let redis = RedisServer::start();
+    let ex = celery::CeleryExecutor::connect(&redis.url(0)).unwrap();
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e12, -1e12] {
+        for header in ["eta", "expires"] {
+            let mut m =
+                celery::message::TaskMessage::new("rust.add", serde_json::json!([1, 2]), "celery");
+            match header {
+                "eta" => m.timing.eta = Some(bad),
+                _ => m.timing.expires = Some(bad),
+            }
+            match ex.send::<i64>(m) {
+                Err(celery::CeleryError::Protocol(why)) => {
+                    assert!(why.contains(header), "{header} = {bad}: {why}")
+                }
+                Err(e) => panic!("{header} = {bad}: {e:?}"),
+                Ok(_) => panic!("{header} = {bad}: sent"),
+            }
+            assert_eq!(llen(&redis, "celery"), 0, "{header} = {bad}: queued");
+        }
+    }
+    assert_eq!(ex.pending(), 0, "a refused message is not pending");
+}
+
+/// A time limit of NaN went out as `null` (no limit at all) in the
+/// `timelimit` header: `send` refuses it, naming it, and queues nothing.
+#[test]
+fn send_refuses_a_nan_time_limit_and_queues_nothing() {
+    let redis = RedisServer::start();
+    let ex = celery::CeleryExecutor::connect(&redis.url(0)).unwrap();
+    for which in ["time_limit", "soft_time_limit"] {
+        let mut m =
+            celery::message::TaskMessage::new("rust.add", serde_json::json!([1, 2]), "celery");
+        match which {
+            "time_limit" => m.limits.hard = Some(f64::NAN),
+            _ => m.limits.soft = Some(f64::NAN),
+        }
+        match ex.send::<i64>(m) {
+            Err(celery::CeleryError::Protocol(why)) => assert!(why.contains(which), "{why}"),
+            Err(e) => panic!("{which} = NaN: {e:?}"),
+            Ok(_) => panic!("{which} = NaN: sent"),
+        }
+        assert_eq!(llen(&redis, "celery"), 0, "{which} = NaN: queued");
+    }
+    assert_eq!(ex.pending(), 0, "a refused message is not pending");
+}
