@@ -327,10 +327,13 @@ impl Drop for Lease {
 
 /// How long the heartbeat waits between renewals: a third of the shorter
 /// of the lease and the visibility timeout (a Python worker's restore
-/// must see a fresh score too), from 1 ms (never a spin) to an hour (a
-/// huge lease is still renewed now and then).
+/// must see a fresh score too), up to an hour (a huge lease is still
+/// renewed now and then). Neither counts below [`MIN_LEASE`] here: a
+/// visibility timeout of a few milliseconds (a library config may give
+/// one) would make the heartbeat a busy loop of Redis round trips.
 pub(crate) fn renew_every(lease: Duration, visibility: Duration) -> Duration {
-    (lease.min(visibility) / 3).clamp(Duration::from_millis(1), Duration::from_secs(3600))
+    let shorter = lease.min(visibility).max(MIN_LEASE);
+    (shorter / 3).min(Duration::from_secs(3600))
 }
 
 /// Whether a heartbeat may restore lapsed leases: only after it renewed
@@ -494,7 +497,12 @@ mod tests {
         let (s, hour) = (Duration::from_secs(1), Duration::from_secs(3600));
         assert_eq!(renew_every(3 * s, hour), s);
         assert_eq!(renew_every(hour, 3 * s), s, "the visibility timeout too");
-        assert_eq!(renew_every(Duration::ZERO, hour), Duration::from_millis(1));
+        assert_eq!(renew_every(Duration::ZERO, hour), MIN_LEASE / 3);
+        assert_eq!(
+            renew_every(hour, Duration::from_millis(1)),
+            MIN_LEASE / 3,
+            "a tiny visibility timeout makes no busy heartbeat"
+        );
         assert_eq!(renew_every(Duration::MAX, Duration::MAX), hour);
     }
 }
