@@ -110,7 +110,7 @@ pub fn from_record(record: &Value) -> Option<TaskReport> {
     Some(report)
 }
 
-/// The report of a task our worker ran on runner thread: this process,
+/// The report of a task our worker ran on a runner thread: this process,
 /// the thread's CPU time since `cpu_before` (read at `start`), the run
 /// time from `start` to now.
 pub(crate) fn on_thread(
@@ -120,7 +120,9 @@ pub(crate) fn on_thread(
     cpu_before: Option<(Duration, Duration)>,
 ) -> TaskReport {
     let run_time = start.elapsed();
-    let mut report = measured_by(host, delivery);
+    let mut report = TaskReport::new();
+    report.worker_host = Some(host.to_string());
+    report.attempts = delivery.attempts;
     report.worker_pid = Some(std::process::id());
     report.queued = Some(start.saturating_duration_since(delivery.arrived));
     report.run_time = Some(run_time);
@@ -152,13 +154,6 @@ pub(crate) fn in_process(
     report
 }
 
-fn measured_by(host: &str, delivery: &Delivery) -> TaskReport {
-    let mut report = TaskReport::new();
-    report.worker_host = Some(host.to_string());
-    report.attempts = delivery.attempts;
-    report
-}
-
 /// A runner thread's CPU times so far (`getrusage(RUSAGE_THREAD)`): user,
 /// system. `None` if the call failed.
 pub(crate) fn thread_cpu() -> Option<(Duration, Duration)> {
@@ -170,7 +165,9 @@ pub(crate) fn thread_cpu() -> Option<(Duration, Duration)> {
 pub(crate) fn peak_rss() -> Option<u64> {
     let usage = rusage(libc::RUSAGE_SELF)?;
     // Linux gives ru_maxrss in KiB.
-    u64::try_from(usage.ru_maxrss).ok().map(|kib| kib * 1024)
+    u64::try_from(usage.ru_maxrss)
+        .ok()
+        .map(|kib| kib.saturating_mul(1024))
 }
 
 fn rusage(who: libc::c_int) -> Option<libc::rusage> {
