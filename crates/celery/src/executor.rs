@@ -46,6 +46,7 @@ use std::time::{Duration, Instant};
 use future::trace::Recorder;
 use future::{
     contain, panic_message, promise, CallbackRunner, DynError, Future, Interrupt, TaskError,
+    TaskReport,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -54,14 +55,15 @@ use serde_json::Value;
 use crate::connection_pool::Pool;
 use crate::error::CeleryError;
 use crate::message::{TaskMessage, SEP};
-use crate::meta::{parse_final, result_key, Outcome, MAX_RESULT_TTL};
+use crate::meta::{parse_final_reported, result_key, Outcome, Reported, MAX_RESULT_TTL};
 use crate::registry::Registry;
 use crate::resp::{encode, Connection, Reply, Stream};
 use crate::url::RedisUrl;
 
-/// Completes one future: decodes the result and hands the future's
-/// callbacks to the runner.
-type Completer = Box<dyn FnOnce(Result<Value, TaskError>, &CallbackRunner) + Send>;
+/// Completes one future: attaches its report (if our worker stored one),
+/// decodes the result and hands the future's callbacks to the runner.
+type Completer =
+    Box<dyn FnOnce(Result<Value, TaskError>, Option<TaskReport>, &CallbackRunner) + Send>;
 
 /// A task whose result has not come yet.
 struct Pending {
@@ -474,7 +476,11 @@ impl CeleryExecutor {
         let (promise, future) = promise::<R>();
         let trace =
             (shared.trace.as_ref()).map(|r| (r.submitted(), format!("celery {}", msg.queue)));
-        let completer: Completer = Box::new(move |outcome, callbacks| {
+        let completer: Completer = Box::new(move |outcome, report, callbacks| {
+            // Before the outcome: a reader who sees it done sees the report.
+            if let Some(report) = report {
+                promise.set_report(report);
+            }
             let outcome = outcome.and_then(decode_result::<R>);
             if let Some((trace, lane)) = trace {
                 trace.ended_unseen(outcome.is_ok(), &lane);
@@ -680,7 +686,7 @@ impl Shared {
         }
     }
 
-    fn complete(&self, id: &str, outcome: Result<Value, TaskError>) {
+    fn complete(&self, id: &str, (outcome, report): Reported) {
         let pending = lock(&self.pending).remove(id);
         if let Some(p) = pending {
             let outcome = match outcome {
@@ -694,7 +700,7 @@ impl Shared {
                 other => other,
             };
             // Wake the waiter first; the UNSUBSCRIBE write can follow.
-            self.run_completer(p, outcome);
+            self.run_completer(p, outcome, report);
             self.unsubscribe(&result_key(id));
         }
         self.wake_listener_if_idle();
@@ -776,7 +782,7 @@ impl Shared {
         }
         for p in lost {
             let error = TaskError::Executor(DynError::new(lost_data_error()));
-            self.run_completer(p, Err(error));
+            self.run_completer(p, Err(error), None);
         }
     }
 
@@ -794,7 +800,7 @@ impl Shared {
         let all: Vec<(String, Pending)> = lock(&self.pending).drain().collect();
         for (_, p) in all {
             let error = TaskError::Executor(DynError::new(error.clone()));
-            self.run_completer(p, Err(error));
+            self.run_completer(p, Err(error), None);
         }
     }
 
@@ -803,12 +809,17 @@ impl Shared {
     /// nobody holds, which happens where the future's last handle goes, and
     /// the entry's `cancel` holds one), here often on the listener, the one
     /// thread that delivers every result.
-    fn run_completer(&self, pending: Pending, outcome: Result<Value, TaskError>) {
+    fn run_completer(
+        &self,
+        pending: Pending,
+        outcome: Result<Value, TaskError>,
+        report: Option<TaskReport>,
+    ) {
         contain("celery executor", "the completion of a task", move || {
             let Pending {
                 complete, cancel, ..
             } = pending;
-            complete(outcome, &self.callbacks);
+            complete(outcome, report, &self.callbacks);
             drop(cancel);
         });
     }
@@ -948,7 +959,7 @@ fn check_epoch(shared: &Shared) -> Result<(), CeleryError> {
     shared.declare_queue();
     for p in lost {
         let error = TaskError::Executor(DynError::new(lost_data_error()));
-        shared.run_completer(p, Err(error));
+        shared.run_completer(p, Err(error), None);
     }
     Ok(())
 }
@@ -1218,10 +1229,10 @@ fn deliver(shared: &Shared, channel: &str, data: &[u8]) {
     let Some(id) = channel.strip_prefix("celery-task-meta-") else {
         return;
     };
-    match parse_final(data) {
-        Ok(Some(outcome)) => shared.complete(id, outcome),
+    match parse_final_reported(data) {
+        Ok(Some(reported)) => shared.complete(id, reported),
         Ok(None) => {} // STARTED, RETRY: wait for the final state
-        Err(e) => shared.complete(id, Err(TaskError::Executor(DynError::new(e)))),
+        Err(e) => shared.complete(id, (Err(TaskError::Executor(DynError::new(e))), None)),
     }
 }
 

@@ -52,6 +52,7 @@ pub mod resp;
 pub mod schedule;
 mod stop;
 mod task_costs;
+pub mod task_figures;
 pub mod tasks;
 mod terminate;
 pub mod testing;

@@ -10,10 +10,11 @@
 //! `except TypeError` catches it; without a module Celery would create a
 //! look-alike class that it does not.
 
-use future::{DynError, TaskError};
+use future::{DynError, TaskError, TaskReport};
 use serde_json::{json, Value};
 
 use crate::error::CeleryError;
+use crate::task_figures;
 
 /// The longest a result record is kept, in seconds: 100 years. Every
 /// writer clamps to it (the worker, the CLI and the client's revocations):
@@ -85,6 +86,13 @@ impl Outcome {
 
     /// The JSON record, as a Python worker writes it.
     pub fn to_json(&self, task_id: &str) -> String {
+        self.to_json_reported(task_id, None)
+    }
+
+    /// The JSON record, with our worker's figures for the task under
+    /// [`task_figures::KEY`] when there are some (a Python client ignores
+    /// the key; ours reads it into the future's report).
+    pub fn to_json_reported(&self, task_id: &str, report: Option<&TaskReport>) -> String {
         let (result, traceback) = match self {
             Outcome::Success(v) => (v.clone(), Value::Null),
             Outcome::Failure {
@@ -100,15 +108,18 @@ impl Outcome {
             Outcome::Expired => (revoked("expired"), Value::Null),
             Outcome::Terminated => (revoked("terminated"), Value::Null),
         };
-        json!({
+        let mut record = json!({
             "status": self.status(),
             "result": result,
             "traceback": traceback,
             "children": [],
             "date_done": iso_now(),
             "task_id": task_id,
-        })
-        .to_string()
+        });
+        if let (Some(report), Some(fields)) = (report, record.as_object_mut()) {
+            fields.insert(task_figures::KEY.into(), task_figures::to_json(report));
+        }
+        record.to_string()
     }
 }
 
@@ -191,16 +202,27 @@ pub fn python_module(exc_type: &str) -> Option<&'static str> {
 /// A stored record as the client reads it: `Ok(None)` for a state that is
 /// not final (PENDING, STARTED, RETRY).
 pub fn parse_final(raw: &[u8]) -> Result<Option<Result<Value, TaskError>>, CeleryError> {
+    Ok(parse_final_reported(raw)?.map(|(outcome, _)| outcome))
+}
+
+/// [`parse_final`], with the task's report when our worker stored one in
+/// the record ([`task_figures`]); a Python worker's record gives `None`.
+pub fn parse_final_reported(raw: &[u8]) -> Result<Option<Reported>, CeleryError> {
     // As deep as the worker reads arguments (a task may return them).
     let v = crate::json::parse_python(raw).map_err(CeleryError::Json)?;
     let status = v.get("status").and_then(Value::as_str).unwrap_or("");
     let result = v.get("result").cloned().unwrap_or(Value::Null);
-    Ok(match status {
-        "SUCCESS" => Some(Ok(result)),
-        "FAILURE" | "REVOKED" => Some(Err(failure_error(&result, status))),
-        _ => None,
-    })
+    let outcome = match status {
+        "SUCCESS" => Ok(result),
+        "FAILURE" | "REVOKED" => Err(failure_error(&result, status)),
+        _ => return Ok(None),
+    };
+    Ok(Some((outcome, task_figures::from_record(&v))))
 }
+
+/// A final record as the client reads it: the task's outcome, and its
+/// report if the record carries one.
+pub type Reported = (Result<Value, TaskError>, Option<TaskReport>);
 
 fn failure_error(result: &Value, status: &str) -> TaskError {
     let exc_type =

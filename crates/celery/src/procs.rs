@@ -15,7 +15,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use future::{FutureError, TaskError};
+use future::{FutureError, TaskError, TaskReport};
 use process_pool::{ExitCause, ProcessPoolExecutor, TerminatedByRequest, WorkerDied};
 
 use crate::terminate::Terminable;
@@ -147,16 +147,19 @@ impl Procs {
     }
 
     /// Runs task `name` on `args` in a worker process, under `limits`, and
-    /// waits for it. If the pool cannot start it, tries once to replace the
-    /// pool (for the next tasks) and returns [`NotStarted`].
+    /// waits for it: its outcome and the pool's report of it (for the
+    /// result record, [`crate::task_figures`]). If the pool cannot start
+    /// it, tries once to replace the pool (for the next tasks) and returns
+    /// [`NotStarted`].
     pub(crate) fn run(
         &self,
         id: &str,
         name: &str,
         args: &Value,
         limits: &Limits,
-    ) -> Result<Outcome, NotStarted> {
+    ) -> Result<(Outcome, Option<TaskReport>), NotStarted> {
         let pool = lock(&self.pool).clone();
+        let mut report = None;
         let failure = Outcome::failure;
         let call = (name.to_string(), args.to_string(), limits.hard, limits.soft);
         let started = pool
@@ -171,8 +174,9 @@ impl Procs {
                 );
                 // The report is read before `into_result` takes the future.
                 future.wait(None);
-                if let Some(report) = future.report() {
-                    self.costs.add(&report);
+                report = future.report();
+                if let Some(report) = &report {
+                    self.costs.add(report);
                 }
             })
             .and_then(|future| match future.into_result() {
@@ -180,7 +184,7 @@ impl Procs {
                 Err(FutureError::Task(TaskError::BrokenExecutor(why))) => Err(why),
                 other => Ok(other),
             });
-        match started {
+        let outcome = match started {
             Ok(Ok(Ok(json))) => Ok(match crate::json::parse_python(json.as_bytes()) {
                 Ok(v) => Outcome::Success(v),
                 Err(e) => failure("TypeError", format!("the result is not JSON: {e}")),
@@ -199,7 +203,8 @@ impl Procs {
                 self.replace(&pool, &why);
                 Err(NotStarted(why))
             }
-        }
+        };
+        outcome.map(|outcome| (outcome, report))
     }
 
     /// Replaces `broken` by a new pool that runs a probe task, unless

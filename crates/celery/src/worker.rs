@@ -57,6 +57,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use future::TaskReport;
 use serde_json::Value;
 
 use crate::canvas::{self, Embed, FollowUps};
@@ -75,6 +76,7 @@ use crate::resp::{Connection, Reply, Stream};
 use crate::schedule::{self, Held};
 use crate::stop::{Bell, StopHandle};
 use crate::task_costs::TaskCosts;
+use crate::task_figures::{self, Delivery};
 use crate::url::RedisUrl;
 
 /// The most runner threads a worker starts (`concurrency`): each task at
@@ -381,9 +383,11 @@ impl Worker {
             None => Embed::parse(&job.msg.embed).map_err(|why| canvas::refused(&job.msg, &why)),
         };
         let chord_body = embed.as_ref().ok().and_then(|e| e.chord.clone());
-        let (outcome, follow) = match embed {
+        let (outcome, follow, report) = match embed {
             // As Celery's worker, checked when received and when due.
-            _ if job.msg.timing.expired(unix_now()) => (Outcome::Expired, FollowUps::default()),
+            _ if job.msg.timing.expired(unix_now()) => {
+                (Outcome::Expired, FollowUps::default(), None)
+            }
             // Refused before it runs: a task never half-runs.
             Err(why) => (
                 why,
@@ -391,14 +395,15 @@ impl Worker {
                     messages: Vec::new(),
                     same_result: canvas::chain_task_ids(&job.msg.embed),
                 },
+                None,
             ),
             Ok(embed) => {
                 self.mark_started(backend, &job);
-                let Some(outcome) = self.run_task(broker, procs, &job) else {
+                let Some((outcome, report)) = self.run_task(broker, procs, &job) else {
                     return; // it could not start: back on its queue
                 };
                 let follow = embed.follow_ups(&job.msg, &outcome);
-                (outcome, follow)
+                (outcome, follow, Some(report))
             }
         };
         if !self.running.finish(&job.tag) {
@@ -423,27 +428,41 @@ impl Worker {
                 return;
             }
         }
-        store_and_ack(broker, backend, &job, &outcome, &follow, expires, &cold);
+        let stored = (&outcome, report.as_ref());
+        store_and_ack(broker, backend, &job, stored, &follow, expires, &cold);
         self.running.stored();
         lock(&self.stats).ran += 1;
     }
 
-    /// Runs the task on this thread or in a worker process; `None` if the
-    /// process pool could not start it (its message went back to its queue).
-    fn run_task(&self, broker: &Pool, procs: Option<&Procs>, job: &Job) -> Option<Outcome> {
+    /// Runs the task on this thread or in a worker process, with its report
+    /// ([`task_figures`]); `None` if the process pool could not start it
+    /// (its message went back to its queue).
+    fn run_task(
+        &self,
+        broker: &Pool,
+        procs: Option<&Procs>,
+        job: &Job,
+    ) -> Option<(Outcome, TaskReport)> {
         let msg = &job.msg;
+        let (host, start) = (&self.config.hostname, Instant::now());
         match procs {
-            None => Some(
-                limits::with_soft_limit(job.msg.limits.soft, || {
+            None => {
+                let cpu_before = task_figures::thread_cpu();
+                let outcome = limits::with_soft_limit(job.msg.limits.soft, || {
                     match self.registry.run(&job.msg.task, job.msg.args.clone()) {
                         Ok(v) => Outcome::Success(v),
                         Err(e) => Outcome::from_task_error(&e),
                     }
                 })
-                .unwrap_or_else(limits::soft_exceeded),
-            ),
+                .unwrap_or_else(limits::soft_exceeded);
+                let report = task_figures::on_thread(host, &job.delivery, start, cpu_before);
+                Some((outcome, report))
+            }
             Some(procs) => match procs.run(&msg.id, &msg.task, &msg.args, &msg.limits) {
-                Ok(outcome) => Some(outcome),
+                Ok((outcome, pool)) => {
+                    let report = task_figures::in_process(host, &job.delivery, start, pool);
+                    Some((outcome, report))
+                }
                 Err(NotStarted(why)) => {
                     self.return_unstarted(broker, job, &why);
                     if procs.broken().is_some() {
@@ -634,7 +653,7 @@ impl Worker {
             broker,
             backend,
             job,
-            &Outcome::Revoked,
+            (&Outcome::Revoked, None),
             &none,
             expires,
             &cold,
@@ -689,7 +708,7 @@ impl Worker {
         revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
         loop {
-            let (queue, raw, tag, _fetching) = {
+            let (queue, raw, tag, attempts, _fetching) = {
                 let mut leader = lock(&fetch.conn);
                 if self.stop.load(Ordering::SeqCst) {
                     return None;
@@ -705,7 +724,7 @@ impl Worker {
                     return None; // a cold shutdown began
                 };
                 match fetch.next_message(&mut leader, self.held.next_due()) {
-                    Ok(Some((queue, raw, tag))) => (queue, raw, tag, fetching),
+                    Ok(Some((queue, raw, tag, n))) => (queue, raw, tag, n, fetching),
                     Ok(None) => continue, // nothing yet, or an error reply
                     Err(e) if !e.is_connection() => {
                         // Not a broken connection: stop the worker with it.
@@ -727,7 +746,18 @@ impl Worker {
                // Renewed from now on (the fetch script took the lease) until
                // the job is dropped: acked, given back, or refused.
             let lease = self.leases.hold(&tag);
-            let job = self.accept(broker, backend, &queue, raw, (tag, lease), revoked);
+            let delivery = Delivery {
+                arrived: Instant::now(),
+                attempts,
+            };
+            let job = self.accept(
+                broker,
+                backend,
+                &queue,
+                raw,
+                (tag, lease, delivery),
+                revoked,
+            );
             let Some(job) = job.and_then(|job| self.hold_until_due(broker, job)) else {
                 continue;
             };
@@ -750,7 +780,7 @@ impl Worker {
         backend: &Pool,
         queue: &str,
         raw: Vec<u8>,
-        (tag, lease): (String, Lease),
+        (tag, lease, delivery): (String, Lease, Delivery),
         revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
         let fetched = (queue, tag.as_str());
@@ -776,7 +806,12 @@ impl Worker {
             .and_then(Reply::into_bytes);
         let is_revoked = lock(revoked).contains(&msg.id, Instant::now())
             || stored.is_some_and(|s| is_revoked_record(&s));
-        let job = Job { msg, tag, lease };
+        let job = Job {
+            msg,
+            tag,
+            lease,
+            delivery,
+        };
         if is_revoked {
             self.skip_revoked(broker, backend, &job);
             return None;
@@ -1025,7 +1060,8 @@ struct Leader {
 /// as unacked (`KEYS[n+1]` = `unacked_index`, `KEYS[n+2]` = `unacked`) under
 /// the delivery tag `ARGV[1]` at time `ARGV[2]`, in one step: kombu's entry
 /// `[message, exchange, routing key]`, the routing key as JSON in
-/// `ARGV[2+i]`. Returns `[key, message]`, or nil if every list is empty.
+/// `ARGV[2+i]`. Returns `[key, message, deliveries]` (the count below, nil
+/// if not counted), or nil if every list is empty.
 /// A reply lost on the way cannot lose the message: it is in `unacked`,
 /// under a tag the worker chose before asking.
 ///
@@ -1053,16 +1089,20 @@ for i = 1, n do
     local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
     redis.call('ZADD', KEYS[n + 3], now + tonumber(ARGV[n + 3]), ARGV[1])
     local id = task_id(raw)
+    local attempts = false
     if id then
       local key = 'rust:attempts:' .. id
-      redis.call('INCR', key)
+      attempts = redis.call('INCR', key)
       redis.call('EXPIRE', key, ARGV[n + 4])
     end
-    return {KEYS[i], raw}
+    return {KEYS[i], raw, attempts}
   end
 end
 return false
 "#;
+
+/// A fetched message: (queue, message, delivery tag, deliveries counted).
+type Fetched = (String, Vec<u8>, String, Option<u64>);
 
 /// The arguments of [`FETCH_SCRIPT`] and of the blocking wait, built once.
 struct FetchScript {
@@ -1147,14 +1187,15 @@ impl FetchScript {
 
 impl Fetch<'_> {
     /// One step of fetching: the message this worker popped, if any, as
-    /// (queue, message, delivery tag). First finds out what became of a
+    /// (queue, message, delivery tag, deliveries counted: `None` for a
+    /// fetch whose reply was lost). First finds out what became of a
     /// fetch whose reply was lost; then pops (after a wait, if the last pop
     /// found nothing); `None` if nothing came (the caller asks again).
     fn next_message(
         &self,
         leader: &mut Leader,
         soonest_held: Option<Instant>,
-    ) -> Result<Option<(String, Vec<u8>, String)>, CeleryError> {
+    ) -> Result<Option<Fetched>, CeleryError> {
         let conn = match &mut leader.conn {
             Some(c) => c,
             None => leader.conn.insert(Connection::open(self.url)?),
@@ -1166,7 +1207,7 @@ impl Fetch<'_> {
                 .into_bytes();
             leader.unconfirmed = None;
             if let Some((queue, raw)) = entry.as_deref().and_then(unacked_entry) {
-                return Ok(Some((queue, raw, tag)));
+                return Ok(Some((queue, raw, tag, None)));
             }
         }
         let tag = new_task_id();
@@ -1182,12 +1223,17 @@ impl Fetch<'_> {
             return Ok(None);
         }
         self.error_cleared();
-        let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
+        let parts = reply.into_array();
+        let attempts = match parts.get(2) {
+            Some(Reply::Integer(n)) => u64::try_from(*n).ok(),
+            _ => None,
+        };
+        let mut parts = parts.into_iter().map(Reply::into_bytes);
         if let (Some(Some(key)), Some(Some(raw))) = (parts.next(), parts.next()) {
             leader.idle = false;
             let key = String::from_utf8_lossy(&key).into_owned();
             let queue = key.split(SEP).next().unwrap_or(&key).to_string();
-            return Ok(Some((queue, raw, tag)));
+            return Ok(Some((queue, raw, tag, attempts)));
         }
         leader.idle = true;
         Ok(None)
@@ -1313,6 +1359,8 @@ struct Job {
     tag: String,
     /// Renewed while the job lives (running or held).
     lease: Lease,
+    /// When it arrived and how many times it was delivered: for its report.
+    delivery: Delivery,
 }
 
 /// The tasks this worker's runners hold, so that a cold shutdown can return
@@ -1591,7 +1639,7 @@ fn store_and_ack(
     broker: &Pool,
     backend: &Pool,
     job: &Job,
-    outcome: &Outcome,
+    (outcome, report): (&Outcome, Option<&TaskReport>),
     follow: &FollowUps,
     expires: Duration,
     give_up: &dyn Fn() -> bool,
@@ -1600,9 +1648,19 @@ fn store_and_ack(
                           // Redis refuses an expiry past about 292 million years (milliseconds in
                           // an i64); a FAILED SETEX inside MULTI would not stop the ack.
     let ttl = expires.as_secs().clamp(1, MAX_RESULT_TTL).to_string();
-    let records: Vec<(String, String)> = std::iter::once(&job.msg.id)
-        .chain(&follow.same_result)
-        .map(|id| (result_key(id), outcome.to_json(id)))
+    // The task's own record carries its report; a chain's later tasks
+    // that share its outcome (`same_result`) did not run.
+    let own = (
+        result_key(&job.msg.id),
+        outcome.to_json_reported(&job.msg.id, report),
+    );
+    let records: Vec<(String, String)> = std::iter::once(own)
+        .chain(
+            follow
+                .same_result
+                .iter()
+                .map(|id| (result_key(id), outcome.to_json(id))),
+        )
         .collect();
     let messages: Vec<(&str, String)> = follow
         .messages

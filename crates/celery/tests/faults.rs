@@ -339,12 +339,12 @@ fn a_fetch_cut_mid_reply_on_the_worker_loses_no_task() {
     let ex = executor(&redis.url(0));
     let msg = celery::TaskMessage::new("rust.add", serde_json::json!([3, 4]), "celery");
     let id = msg.id.clone();
-    // The reply that pops it (BRPOP's, or the fetch script's): the array
-    // [queue, message]; a mere wake-up reply (the message alone) passes.
+    // The reply that pops it (the fetch script's): the array [queue,
+    // message, deliveries]; a mere wake-up reply (the message alone) passes.
     let needle = id.clone().into_bytes();
     link.drop_mid_reply_if(
         move |reply| {
-            reply.starts_with(b"*2\r\n$6\r\ncelery\r\n")
+            reply.starts_with(b"*3\r\n$6\r\ncelery\r\n")
                 && reply.windows(needle.len()).any(|w| w == needle)
         },
         64,
@@ -1110,6 +1110,15 @@ print("body", r.id)
     go.send(()).unwrap();
     assert_eq!(hlen_unacked(&redis), 1, "the header task is not acked");
     assert_eq!(llen(&redis, "celery"), 1, "the body was sent once");
+    // Worker A is dead: its lease on the header's message would lapse
+    // within a lease period (30 s); drop it now instead of waiting, so the
+    // visibility-timeout pass restores the message (it leaves leased ones
+    // to the heartbeats: `celery::lease`).
+    assert_eq!(
+        c.command(&[b"DEL", celery::lease::LEASES_KEY.as_bytes()])
+            .unwrap(),
+        Reply::Integer(1)
+    );
     let pool =
         celery::connection_pool::Pool::new(celery::RedisUrl::parse(&redis.url(0)).unwrap(), 1);
     // Worker A's lease (1 s) lapses: restored as a heartbeat would.

@@ -18,6 +18,7 @@ fn a_python_client_runs_tasks_on_our_worker_and_gets_results_and_errors() {
 from tasks import app
 r = app.send_task("rust.add", args=(2, 3))
 print("add", r.get(timeout=120))
+print("id", r.id)
 try:
     app.send_task("rust.panic", args=("the sky fell",)).get(timeout=120)
 except Exception as e:
@@ -30,6 +31,13 @@ except Exception as e:
     );
     let out = String::from_utf8_lossy(&out.stdout);
     assert!(out.contains("add 5"), "{out}");
+    // It read a record with our worker's figures in it (an extra key).
+    let id = out.lines().find_map(|l| l.strip_prefix("id ")).expect(&out);
+    let record = result_of(&redis, id).expect("the record of rust.add");
+    assert!(
+        record[celery::task_figures::KEY]["pid"].is_u64(),
+        "{record}"
+    );
     assert!(out.contains("panic TaskPanicked the sky fell"), "{out}");
     assert!(out.contains("fail RustTaskError bad input"), "{out}");
 }

@@ -29,7 +29,9 @@ pub enum WorkerEnd {
 ///
 /// Times are measured where they are true: the queue wait from the
 /// submitting process's clock at `submit` to the worker's clock when it
-/// began the task (one system-wide monotonic clock); the run time and the
+/// began the task (one system-wide monotonic clock; for a Celery worker,
+/// which may be on another machine, from the message's arrival at the
+/// worker to the task's start); the run time and the
 /// CPU times inside the worker, around the task (the CPU times are
 /// `getrusage(RUSAGE_SELF)` deltas, so they include the encoding of the
 /// result); the peak RSS is the worker's `ru_maxrss` after the task, so it
@@ -43,7 +45,8 @@ pub struct TaskReport {
     pub worker_pid: Option<u32>,
     /// The task's number on that worker: 1 for the first task it was given.
     pub position: Option<u64>,
-    /// From `submit` to the worker beginning the task.
+    /// From `submit` (Celery: the message's arrival at the worker) to the
+    /// worker beginning the task.
     pub queued: Option<Duration>,
     /// From the worker beginning the task to its result being encoded.
     pub run_time: Option<Duration>,
@@ -57,6 +60,13 @@ pub struct TaskReport {
     pub worker_end: Option<WorkerEnd>,
     /// The task failed because this per-task deadline fired.
     pub deadline: Option<Duration>,
+    /// The name of the worker that ran it, where workers have names (a
+    /// Celery worker's node name, `celery@host`).
+    pub worker_host: Option<String>,
+    /// How many times the task was delivered to a worker, where a broker
+    /// counts deliveries (a Celery worker's lease: 1 unless its first
+    /// worker lost it).
+    pub attempts: Option<u64>,
 }
 
 impl TaskReport {
