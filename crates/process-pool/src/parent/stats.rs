@@ -47,6 +47,10 @@ pub struct Stats {
     pub tasks_failed: u64,
     /// Tasks cancelled before they ran.
     pub tasks_cancelled: u64,
+    /// Of the tasks handed to a worker, how many `submit` wrote itself into
+    /// the pipe of an idle worker (the direct hand-off, see
+    /// `docs/process-pool.md`), without waking the pool's thread.
+    pub tasks_handed_off: u64,
     /// Workers that left the pool abnormally or were retired, by reason.
     pub worker_exits: WorkerExits,
     /// The sum of the finished tasks' queue waits (see `Future::report`).
@@ -71,6 +75,7 @@ pub(crate) struct Counters {
     pub tasks_completed: AtomicU64,
     pub tasks_failed: AtomicU64,
     pub tasks_cancelled: AtomicU64,
+    pub tasks_handed_off: AtomicU64,
     pub exit_signal: AtomicU64,
     pub exit_code: AtomicU64,
     pub exit_timeout: AtomicU64,
@@ -118,6 +123,7 @@ impl Counters {
             tasks_completed: self.tasks_completed.load(Relaxed),
             tasks_failed: self.tasks_failed.load(Relaxed),
             tasks_cancelled: self.tasks_cancelled.load(Relaxed),
+            tasks_handed_off: self.tasks_handed_off.load(Relaxed),
             worker_exits: WorkerExits {
                 signal: self.exit_signal.load(Relaxed),
                 exit_code: self.exit_code.load(Relaxed),

@@ -58,6 +58,7 @@ impl Dispatcher {
     /// Kills worker `i` on purpose: its head task fails with `error`, the
     /// tasks it had not started go back to the queue.
     pub(super) fn end_worker(&mut self, i: usize, reason: EndReason, error: TaskError) {
+        self.complete_finished(); // the results read before come first
         let w = &mut self.workers[i];
         w.enter(Phase::Dying {
             reason: Some(reason),
@@ -184,6 +185,7 @@ impl Dispatcher {
     }
     /// Accounts for a worker that ended, and fails or re-queues its tasks.
     pub(super) fn bury(&mut self, mut w: Worker, cause: ExitCause) {
+        self.complete_finished(); // the results read before come first
         let counters = &self.shared.counters;
         let unexpected = match w.ended_by() {
             Some(EndReason::Timeout) => {
@@ -301,8 +303,9 @@ impl Dispatcher {
         let Some(signal) = self.shared.lock().life.take_signal() else {
             return;
         };
-        // A task a submitter handed straight to a worker must be in that
-        // worker's list before the worker is signalled.
+        self.complete_finished(); // the results read before come first
+                                  // A task a submitter handed straight to a worker must be in that
+                                  // worker's list before the worker is signalled.
         self.reclaim_lent_pipes();
         let counters = &self.shared.counters;
         let queued: Vec<Task> = self.shared.lock().tasks.drain(..).collect();
@@ -391,7 +394,8 @@ impl Dispatcher {
             self.fail_all(tasks, &msg);
         }
     }
-    pub(super) fn fail_all(&self, tasks: Vec<Task>, msg: &str) {
+    pub(super) fn fail_all(&mut self, tasks: Vec<Task>, msg: &str) {
+        self.complete_finished(); // the results read before come first
         for t in tasks {
             t.sink.complete(
                 Err(TaskError::BrokenExecutor(msg.to_string())),

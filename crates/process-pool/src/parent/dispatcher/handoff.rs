@@ -31,6 +31,7 @@ use future::{DynError, TaskError};
 use super::Dispatcher;
 use crate::error::SpawnFailed;
 use crate::parent::shared::{PoolState, Shared};
+use crate::parent::stats::Counters;
 use crate::parent::task::Task;
 use crate::sys;
 
@@ -69,6 +70,7 @@ pub(crate) fn hand_off(shared: &Shared, q: &mut PoolState, mut task: Task) -> Re
         Ok(n) if n == task.frame.len() => {
             // Relaxed: a statistics counter (see `stats`).
             shared.counters.tasks_running.fetch_add(1, Relaxed);
+            Counters::bump(&shared.counters.tasks_handed_off);
             q.handed.push(HandedTask {
                 pid: lent.pid,
                 task,

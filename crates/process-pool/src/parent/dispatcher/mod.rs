@@ -93,6 +93,9 @@ pub(crate) struct Dispatcher {
     workers: Vec<Worker>,
     /// No spawn attempts before this instant (after a failed spawn).
     spawn_backoff: Option<Instant>,
+    /// Results read this turn, completed just before the loop sleeps
+    /// (see `results::Finished`).
+    finished: Vec<results::Finished>,
 }
 
 impl Dispatcher {
@@ -101,6 +104,7 @@ impl Dispatcher {
             shared,
             workers: Vec::new(),
             spawn_backoff: None,
+            finished: Vec::new(),
         }
     }
 
@@ -118,6 +122,9 @@ impl Dispatcher {
                 break;
             }
             self.write_all();
+            // Wake the callers whose results came, now that the idle
+            // workers' pipes are lent: their next tasks go straight in.
+            self.complete_finished();
             // Wait for a result, room in a pipe, an exit status, the
             // doorbell, or the next deadline.
             poll.wait(&self, self.poll_timeout());
@@ -136,6 +143,7 @@ impl Dispatcher {
             self.check_deadlines();
             self.reap();
         }
+        self.complete_finished();
         self.publish();
     }
 

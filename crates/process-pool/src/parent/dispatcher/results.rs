@@ -114,14 +114,49 @@ impl Dispatcher {
         self.account_cost(i, &task, &result.cost);
         let counters = &self.shared.counters;
         let Task { frame, sink, .. } = task;
-        // The result decodes with its descriptors installed; unused ones
-        // close at the end of the scope.
-        fd_passing::with_incoming(received.fds, received.truncated, || {
-            sink.complete(result.outcome, counters)
-        });
         self.shared.recycle_buffer(frame);
+        match result.outcome {
+            // A small result without descriptors is completed just before
+            // the loop sleeps (see `Finished`).
+            Ok(bytes) if !result.has_fds && bytes.len() <= DEFER_MAX => {
+                self.finished.push(Finished {
+                    sink,
+                    outcome: Ok(bytes.to_vec()),
+                });
+            }
+            Err(error) if !result.has_fds => self.finished.push(Finished {
+                sink,
+                outcome: Err(error),
+            }),
+            // The result decodes with its descriptors installed; unused
+            // ones close at the end of the scope. Those read before it
+            // complete first.
+            outcome => {
+                self.complete_finished();
+                let counters = &self.shared.counters;
+                fd_passing::with_incoming(received.fds, received.truncated, || {
+                    sink.complete(outcome, counters)
+                })
+            }
+        }
         self.retire_at_limit(i);
         Ok(())
+    }
+
+    /// Completes the futures whose results came this turn (see
+    /// `Finished`): called when the idle workers' pipes are lent, just
+    /// before the loop sleeps, and when it ends; and before any other
+    /// future is completed, so that futures complete in the order the pool
+    /// learnt their outcomes (a result read before its worker's death is
+    /// completed before the death fails the next task).
+    pub(super) fn complete_finished(&mut self) {
+        let counters = &self.shared.counters;
+        for Finished { sink, outcome } in self.finished.drain(..) {
+            match outcome {
+                Ok(bytes) => sink.complete(Ok(&bytes), counters),
+                Err(error) => sink.complete(Err(error), counters),
+            }
+        }
     }
 
     /// Records what a finished task cost: its report, the pool's counters,
@@ -150,6 +185,30 @@ impl Dispatcher {
             w.enter(Phase::Retiring { reason }); // a no-op unless accepting
         }
     }
+}
+
+/// Results up to this size are completed at the end of the loop's turn
+/// (copied out of the worker's input buffer); bigger ones, and results
+/// with descriptors, are completed as they are read (a copy would cost
+/// more than the wake-up order saves).
+const DEFER_MAX: usize = 4096;
+
+/// A task whose result came, to be completed at the end of the loop's
+/// turn, once the pipes of idle workers are lent to `submit`.
+///
+/// # Why the wake-up waits
+///
+/// Completing a future wakes its caller, who typically submits its next
+/// task at once. If the pipes are not lent yet (the loop takes them back
+/// after every `poll` and lends them again only when it is about to
+/// sleep), that task cannot be handed straight to the idle worker: it is
+/// queued, the doorbell rings, and the round trip costs two more thread
+/// switches (the caller blocks, the pool's thread writes the frame). So
+/// the loop completes what it read only after `intake` has lent the idle
+/// workers' pipes (`tests/round_trip_path.rs`).
+pub(super) struct Finished {
+    sink: Box<dyn crate::parent::task::Sink>,
+    outcome: Result<Vec<u8>, future::TaskError>,
 }
 
 /// The descriptors a result's `SharedBytes` travel with: sent on the
