@@ -22,6 +22,15 @@
 //! program restored SIGPIPE's default action (a write on the caller's
 //! thread to a worker that just died must fail with EPIPE, not kill the
 //! program; the dispatcher's own thread blocks SIGPIPE).
+//!
+//! # Lend, then wake
+//!
+//! A caller woken by its result typically submits its next task at once,
+//! so the dispatcher completes the turn's small results only after `intake`
+//! has lent the pipes again (see `results::Finished`): the woken caller
+//! finds its idle worker lent, and every back-to-back round trip after the
+//! first is a hand-off (`stats().tasks_handed_off`,
+//! `tests/round_trip_path.rs`).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;

@@ -112,7 +112,6 @@ impl Dispatcher {
         let counters = &self.shared.counters;
         counters.tasks_running.fetch_sub(1, Relaxed);
         self.account_cost(i, &task, &result.cost);
-        let counters = &self.shared.counters;
         let Task { frame, sink, .. } = task;
         self.shared.recycle_buffer(frame);
         match result.outcome {
