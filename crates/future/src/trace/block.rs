@@ -200,11 +200,6 @@ impl Writer {
         self.block = block;
         self.len = 0;
     }
-
-    /// The chain this writer fills.
-    pub(super) fn chain(&self) -> &Arc<Chain> {
-        &self.chain
-    }
 }
 
 /// The global free list of blocks' words (off under loom: its statics

@@ -396,9 +396,8 @@ impl ThreadBuffers {
         let (chain, writer) = Chain::new(BLOCK_EVENTS);
         lock(&recorder.lanes).push(Lane {
             name: Arc::clone(&lane),
-            chain: SyncArc::clone(writer.chain()),
+            chain,
         });
-        drop(chain);
         self.entries.push(Entry {
             recorder: recorder.id,
             alive: Arc::downgrade(recorder),
