@@ -84,10 +84,12 @@ struct Blocks {
 }
 
 impl Chain {
-    /// An empty chain and the writer that fills it; blocks of `capacity`
-    /// events ([`BLOCK_EVENTS`] but in the loom models).
-    pub(super) fn new(capacity: usize) -> (Arc<Chain>, Writer) {
-        let block = Arc::new(Block::new(capacity));
+    /// An empty chain and the writer that fills it: a first block of
+    /// `first` events, then blocks of `rest` ([`BLOCK_EVENTS`] but in the
+    /// tests). A lane that may see only a few events (a worker process's,
+    /// recorded by the dispatcher) starts small.
+    pub(super) fn new(first: usize, rest: usize) -> (Arc<Chain>, Writer) {
+        let block = Arc::new(Block::new(first));
         let chain = Arc::new(Chain {
             blocks: Mutex::new(Blocks {
                 list: VecDeque::from([Arc::clone(&block)]),
@@ -98,6 +100,7 @@ impl Chain {
             chain: Arc::clone(&chain),
             block,
             len: 0,
+            rest,
         };
         (chain, writer)
     }
@@ -171,6 +174,8 @@ pub(super) struct Writer {
     block: Arc<Block>,
     /// Events written into `block` (the writer's own copy of its `len`).
     len: usize,
+    /// The size of the blocks after the first.
+    rest: usize,
 }
 
 impl Writer {
@@ -194,7 +199,7 @@ impl Writer {
     /// lock, so a reader sees the whole list or the old one.
     #[cold]
     fn next_block(&mut self) {
-        let block = Arc::new(Block::new(self.block.capacity()));
+        let block = Arc::new(Block::new(self.rest));
         let mut blocks = lock(&self.chain.blocks);
         blocks.list.push_back(Arc::clone(&block));
         self.block = block;
@@ -262,7 +267,7 @@ mod tests {
 
     #[test]
     fn events_cross_blocks_in_order_and_take_removes_them() {
-        let (chain, mut writer) = Chain::new(3);
+        let (chain, mut writer) = Chain::new(3, 3);
         for i in 0..7 {
             writer.push(i, 10 * i);
         }
@@ -277,8 +282,23 @@ mod tests {
     }
 
     #[test]
+    fn a_small_first_block_is_followed_by_blocks_of_the_rest_size() {
+        let (chain, mut writer) = Chain::new(1, 3);
+        for i in 0..5 {
+            writer.push(i, i);
+        }
+        let sizes: Vec<_> = lock(&chain.blocks)
+            .list
+            .iter()
+            .map(|b| b.capacity())
+            .collect();
+        assert_eq!(sizes, [1, 3, 3]);
+        assert_eq!(read_all(&chain, true).len(), 5);
+    }
+
+    #[test]
     fn a_read_stops_at_the_first_refused_stamp_and_leaves_the_rest() {
-        let (chain, mut writer) = Chain::new(2);
+        let (chain, mut writer) = Chain::new(2, 2);
         for i in 0..5 {
             writer.push(i, i);
         }
@@ -300,7 +320,7 @@ mod tests {
     #[test]
     fn loom_a_reader_sees_only_whole_published_events() {
         loom::model(|| {
-            let (chain, mut writer) = Chain::new(2);
+            let (chain, mut writer) = Chain::new(2, 2);
             let reader = {
                 let chain = Arc::clone(&chain);
                 loom::thread::spawn(move || {

@@ -280,7 +280,7 @@ impl Recorder {
     /// own, of one event.
     #[cold]
     fn push_alone(&self, lane: Arc<str>, task: u64, stamp: u64) {
-        let (chain, mut writer) = Chain::new(1);
+        let (chain, mut writer) = Chain::new(1, 1);
         writer.push(task, stamp);
         lock(&self.inner.lanes).push(Lane { name: lane, chain });
     }
@@ -393,7 +393,13 @@ impl ThreadBuffers {
         // The entries of recorders that are gone: their writers' blocks go
         // back to the free list.
         self.entries.retain(|e| e.alive.strong_count() > 0);
-        let (chain, writer) = Chain::new(BLOCK_EVENTS);
+        // A thread's own lane gets full blocks at once; another lane (a
+        // worker process's, on the dispatcher) may see two events only.
+        let first = if own { BLOCK_EVENTS } else { FIRST_OTHER_BLOCK };
+        if !own {
+            self.forget_oldest_other_lane(recorder.id);
+        }
+        let (chain, writer) = Chain::new(first, BLOCK_EVENTS);
         lock(&recorder.lanes).push(Lane {
             name: Arc::clone(&lane),
             chain,
@@ -406,6 +412,35 @@ impl ThreadBuffers {
             writer,
         });
         self.entries.len() - 1
+    }
+}
+
+/// The writers a thread keeps for lanes other than its own, per recorder.
+/// A process pool that replaces its workers makes a lane per pid, so the
+/// dispatcher would otherwise keep (and search) one writer per worker that
+/// ever lived.
+const MAX_OTHER_LANES: usize = 16;
+
+/// The first block of a lane other than the thread's own: 8 events, 128
+/// bytes (a replaced worker's lane may hold one task).
+const FIRST_OTHER_BLOCK: usize = 8;
+
+impl ThreadBuffers {
+    /// Makes room for one more writer on another lane of `recorder`: the
+    /// oldest one goes (its events stay in the recorder; if that lane is
+    /// recorded on again, a new buffer takes its next events, and the
+    /// writers draw both under the one lane name).
+    fn forget_oldest_other_lane(&mut self, recorder: u64) {
+        let others = |e: &&Entry| e.recorder == recorder && !e.own;
+        if self.entries.iter().filter(others).count() >= MAX_OTHER_LANES {
+            if let Some(i) = self
+                .entries
+                .iter()
+                .position(|e| e.recorder == recorder && !e.own)
+            {
+                self.entries.remove(i);
+            }
+        }
     }
 }
 
@@ -655,5 +690,31 @@ mod tests {
         in_life_order(&mut lanes);
         let at: Vec<_> = lanes.iter().flatten().map(|e| e.at.as_nanos()).collect();
         assert_eq!(at, [100, 100, 100]);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod lane_tests {
+    use super::*;
+
+    /// A process pool's dispatcher records on one lane per worker pid, and
+    /// a pool that replaces its workers (`max_tasks_per_child`) makes
+    /// thousands: the thread keeps a writer for a few of them only.
+    #[test]
+    fn a_thread_recording_on_many_lanes_keeps_few_writers() {
+        let recorder = Recorder::new();
+        for pid in 0..1000 {
+            let mut t = recorder.submitted();
+            t.started(format!("process {pid}"));
+            t.ended(true);
+        }
+        let writers = BUFFERS.with(|b| b.borrow().entries.len());
+        assert!(writers <= 1 + MAX_OTHER_LANES, "{writers} writers kept");
+        let events = recorder.events();
+        assert_eq!(events.len(), 3000);
+        assert!(events
+            .iter()
+            .filter(|e| e.transition != Transition::Submitted)
+            .all(|e| e.lane.starts_with("process ")));
     }
 }
