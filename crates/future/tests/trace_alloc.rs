@@ -37,6 +37,7 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if new_size >= 1024 {
+            // Relaxed: as in `alloc`.
             LARGE.fetch_add(1, Relaxed);
         }
         // SAFETY: as `dealloc` and `alloc` above.
@@ -65,6 +66,7 @@ fn a_refilled_recorder_allocates_no_new_blocks() {
 
     let second = Recorder::new();
     record(&second, 1); // its first event registers this thread's lane
+    // Relaxed: only this thread records (the counts are its own).
     let before = LARGE.load(Relaxed);
     record(&second, TASKS - 1);
     let during = LARGE.load(Relaxed) - before;
