@@ -65,8 +65,9 @@ fn a_refilled_recorder_allocates_no_new_blocks() {
     drop(first);
 
     let second = Recorder::new();
-    record(&second, 1); // its first event registers this thread's lane
-    // Relaxed: only this thread records (the counts are its own).
+    // Its first event registers this thread's lane (a block, before the
+    // count starts). Relaxed: only this thread records.
+    record(&second, 1);
     let before = LARGE.load(Relaxed);
     record(&second, TASKS - 1);
     let during = LARGE.load(Relaxed) - before;
