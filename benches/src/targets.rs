@@ -467,9 +467,35 @@ pub const ROWS: &[RowSpec] = &[
         "thread_pool/trace_200k",
         "traced",
         Kind::Rate,
-        &[peer("untraced", "thread_pool/trace_200k", "untraced")],
+        &[
+            peer("untraced", "thread_pool/trace_200k", "untraced"),
+            peer(
+                "floor: untraced + 3 clock reads and 16-byte stores a task",
+                "thread_pool/trace_200k",
+                "recording_floor",
+            ),
+        ],
         ">= 0.95x untraced",
         relative("untraced", 0.95),
+    ),
+    // The goal of issue 19 (< 5% on this row) asks three timestamped events to cost under
+    // 5% of a task that costs about 200 ns of CPU; three TSC reads alone are about 30 ns.
+    // So the row above keeps that goal, and this one judges what the recorder adds above
+    // the physical floor of recording (the same tasks, plus exactly the clock reads and
+    // 16-byte stores the recorder makes, with no recorder: `recording_floor` in
+    // crates/thread-pool/benches/thread_pool.rs): at most 1.2x the floor's time.
+    row(
+        "thread pool: 200k tiny tasks, recording the schedule vs the physical floor of recording",
+        "thread_pool/trace_200k",
+        "traced",
+        Kind::Rate,
+        &[peer(
+            "floor: untraced + 3 clock reads and 16-byte stores a task",
+            "thread_pool/trace_200k",
+            "recording_floor",
+        )],
+        "<= 1.2x the recording floor's time",
+        relative("recording_floor", 1.0 / 1.2),
     ),
     row(
         "thread pool map over 1M cheap items, defaults (adaptive claims) vs rayon par_iter",

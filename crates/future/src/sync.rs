@@ -9,15 +9,20 @@
 //! between two done ones (the cancellation acknowledgement); becoming done
 //! happens under the lock. That is what keeps the state machine small
 //! enough to read in one screen, and what loom checks.
+//!
+//! One other exception: the trace recorder's event blocks
+//! (`trace/block.rs`), written by one thread and published by a `Release`
+//! store of their length, so that recording an event takes no lock; loom
+//! checks that protocol too.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicU8, Ordering},
+    atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicU8, Ordering},
+    atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
 

@@ -357,3 +357,43 @@ fn a_run_by_number_records_its_start_and_end_on_its_thread() {
         ]
     );
 }
+
+#[test]
+fn take_events_hands_over_the_events_and_clear_drops_them() {
+    let kinds = |events: Vec<future::trace::Event>| -> Vec<_> {
+        events.iter().map(|e| (e.task, e.transition)).collect()
+    };
+    let recorder = Recorder::new();
+    let mut a = recorder.submitted();
+    a.started_here();
+    assert_eq!(
+        kinds(recorder.take_events()),
+        [(0, Transition::Submitted), (0, Transition::Started)]
+    );
+    a.ended(true);
+    assert_eq!(kinds(recorder.take_events()), [(0, Transition::Finished)]);
+    assert!(recorder.events().is_empty(), "taken events are gone");
+    // Across many blocks, on two threads.
+    let r = recorder.clone();
+    let worker = thread::spawn(move || {
+        for _ in 0..3000 {
+            let task = r.submitted_number();
+            r.started_here(task).ended(true);
+        }
+    });
+    worker.join().unwrap();
+    assert_eq!(recorder.events().len(), 9000);
+    recorder.clear();
+    assert!(recorder.events().is_empty(), "cleared");
+    // Recording goes on after a clear, on the same buffers.
+    let task = recorder.submitted_number();
+    recorder.started_here(task).ended(false);
+    assert_eq!(
+        kinds(recorder.events()),
+        [
+            (3001, Transition::Submitted),
+            (3001, Transition::Started),
+            (3001, Transition::Failed)
+        ]
+    );
+}

@@ -20,7 +20,9 @@
 //!   from start to end on the worker, for programs that already collect
 //!   traces.
 
+mod block;
 mod chrome;
+mod clock;
 mod recorder;
 mod run;
 mod svg;

@@ -1,13 +1,19 @@
 //! [`Recorder`]: the transitions, appended to one buffer per recording
-//! thread and merged by time when they are read.
+//! thread and lane (16 bytes an event, no lock per event: `block.rs`),
+//! stamped by the recorder's clock (`clock.rs`), and merged by time when
+//! they are read.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::block::{Chain, Writer, BLOCK_EVENTS};
+use super::clock::Clock;
+use crate::sync::Arc as SyncArc;
 
 /// What happened to a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,12 +59,16 @@ pub struct Event {
 /// (every clone records into the same picture); give a clone to each
 /// executor whose schedule you want in the same picture.
 ///
-/// Each thread that records appends to a buffer of its own (registered
-/// with the recorder the first time that thread records into it), so
-/// threads that record at once never wait for each other; the buffers are
-/// merged when the events are read ([`events`](Self::events)). A thread
-/// that exits leaves its buffer with the recorder, and the last clone of
-/// the recorder to go frees every buffer.
+/// Each thread that records appends to buffers of its own, one per lane it
+/// records on (usually one: its own), registered with the recorder the
+/// first time; a buffer stores its lane's name once, and each event as 16
+/// bytes (the task's number, and the clock's ticks with the transition in
+/// the low two bits) in fixed-size blocks that the thread fills with no
+/// lock (`block.rs`). The buffers are merged when the events are read
+/// ([`events`](Self::events)). A thread that exits leaves its buffers
+/// with the recorder; [`take_events`](Self::take_events) and
+/// [`clear`](Self::clear) hand the blocks read back to a free list that
+/// later recording reuses, and so does the last clone of the recorder.
 #[derive(Clone, Debug)]
 pub struct Recorder {
     inner: Arc<Inner>,
@@ -69,39 +79,32 @@ struct Inner {
     /// Which recorder a thread's buffer belongs to (never reused, unlike
     /// an address).
     id: u64,
-    origin: Instant,
+    clock: Clock,
     next_task: AtomicU64,
-    /// One buffer per thread that recorded. Taken when a thread records
-    /// into this recorder for the first time, and to read the events.
-    buffers: Mutex<Vec<Arc<Buffer>>>,
+    /// One buffer per (thread, lane) that recorded. Taken when a thread
+    /// records on a lane for the first time, and to read the events.
+    lanes: Mutex<Vec<Lane>>,
 }
 
-/// One thread's events, in the order that thread recorded them.
-///
-/// A lock of its own, not shared: only its thread appends, so the lock is
-/// free whenever that thread takes it, except while the events are being
-/// read. Taking a free lock touches no other thread's memory, which is
-/// what the one shared list cost (three threads taking one lock per task).
-#[derive(Debug, Default)]
-struct Buffer {
-    events: Mutex<Vec<Event>>,
+/// One thread's events on one lane.
+struct Lane {
+    name: Arc<str>,
+    chain: SyncArc<Chain>,
 }
 
-impl Buffer {
-    /// Nothing panics with the lock held but an allocation failure: take
-    /// the list back.
-    fn lock(&self) -> MutexGuard<'_, Vec<Event>> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner())
+impl std::fmt::Debug for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane").field("name", &self.name).finish()
     }
 }
 
 impl Drop for Inner {
     /// Frees the events now, also those of threads that are still alive
-    /// (their thread-local entry keeps the empty buffer until they record
-    /// into a new recorder).
+    /// (their thread-local entry keeps only the block it was filling, until
+    /// it records into a new recorder or exits).
     fn drop(&mut self) {
-        for buffer in lock(&self.buffers).drain(..) {
-            drop(std::mem::take(&mut *buffer.lock()));
+        for lane in lock(&self.lanes).drain(..) {
+            lane.chain.free();
         }
     }
 }
@@ -115,14 +118,18 @@ impl Default for Recorder {
 impl Recorder {
     /// An empty recorder; its clock starts now.
     pub fn new() -> Self {
+        Self::with_clock(Clock::new())
+    }
+
+    fn with_clock(clock: Clock) -> Self {
         // Relaxed: the id only has to be unique.
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Recorder {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, Relaxed),
-                origin: Instant::now(),
+                clock,
                 next_task: AtomicU64::new(0),
-                buffers: Mutex::new(Vec::new()),
+                lanes: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -149,10 +156,9 @@ impl Recorder {
         // Relaxed: the number only has to be unique; the events' order is
         // their times'.
         let task = self.inner.next_task.fetch_add(1, Relaxed);
-        let lane = current_thread_lane();
         #[cfg(feature = "tracing")]
-        tracing::trace!(target: "future::trace", task, lane = %lane, "task submitted");
-        self.push(task, Transition::Submitted, lane);
+        tracing::trace!(target: "future::trace", task, lane = %current_thread_lane(), "task submitted");
+        self.push_here(task, Transition::Submitted);
         task
     }
 
@@ -161,10 +167,9 @@ impl Recorder {
     /// records that end on this thread's lane, `Failed` if it is dropped
     /// without [`LocalRun::ended`] (the run unwound).
     pub fn started_here(&self, task: u64) -> LocalRun<'_> {
-        let lane = current_thread_lane();
         #[cfg(feature = "tracing")]
-        let span = Some(task_span(task, &lane));
-        self.push(task, Transition::Started, lane);
+        let span = Some(task_span(task, &current_thread_lane()));
+        self.push_here(task, Transition::Started);
         LocalRun {
             recorder: self,
             task,
@@ -177,16 +182,36 @@ impl Recorder {
     /// A copy of every event recorded so far, in time order: each thread's
     /// events in the order it recorded them, merged by time (events of one
     /// instant on different threads in the order of a task's life:
-    /// submitted, started, ended). The copy is one moment's: every buffer is
-    /// locked while it is taken, so an event in it has every event that
-    /// happened before it in it too (a task's start is never without its
-    /// submission).
+    /// submitted, started, ended).
+    ///
+    /// The copy is the moment of the call: the clock is read first, and
+    /// every event stamped before that moment and published is in it (one
+    /// stamped later is left for the next read). An event is published
+    /// before anything it causes happens (a task is queued after its
+    /// submission is recorded), so an event in the copy has the events of
+    /// its task that caused it in it too: a task's start is never without
+    /// its submission. Each task's events are in the order of its life
+    /// (a start read a few nanoseconds before its submission, see the
+    /// clock's notes in the module docs, is put at its submission).
     pub fn events(&self) -> Vec<Event> {
-        let buffers = lock(&self.inner.buffers);
-        // Every buffer locked at once; no thread holds one buffer's lock
-        // while it takes another's, so this cannot deadlock.
-        let guards: Vec<_> = buffers.iter().map(|b| b.lock()).collect();
-        merge(guards.iter().map(|events| events.as_slice()).collect())
+        self.read(Read::Copy)
+    }
+
+    /// As [`events`](Self::events), and removes the events returned from
+    /// the recorder: the next read starts after them, and the blocks they
+    /// filled go back to a free list that later recording reuses. For a
+    /// program that writes its trace in parts (every minute, every batch),
+    /// or a benchmark that records many rounds, so that the events do not
+    /// grow for ever. A task whose submission was taken before its end is
+    /// drawn from its start in the next part.
+    pub fn take_events(&self) -> Vec<Event> {
+        self.read(Read::Take)
+    }
+
+    /// Drops every event recorded so far, as [`take_events`](Self::take_events)
+    /// does, without copying them.
+    pub fn clear(&self) {
+        self.read(Read::Drop);
     }
 
     /// The events as a Chrome trace-event JSON document (see the module docs).
@@ -213,36 +238,124 @@ impl Recorder {
         std::fs::write(path, text)
     }
 
-    fn push(&self, task: u64, transition: Transition, lane: Arc<str>) {
-        let event = Event {
-            task,
-            transition,
-            lane,
-            at: self.inner.origin.elapsed(),
-        };
-        let mut event = Some(event);
-        // Into this thread's buffer, found in its thread-local list...
-        let _ = BUFFERS.try_with(|local| {
-            if let Ok(mut local) = local.try_borrow_mut() {
-                let buffer = local.buffer_for(&self.inner);
-                buffer.lock().extend(event.take());
+    /// The event's second word: the clock's ticks now, and the transition.
+    #[inline]
+    fn stamp(&self, transition: Transition) -> u64 {
+        (self.inner.clock.now() << 2) | transition.code()
+    }
+
+    /// Records on the current thread's own lane.
+    #[inline]
+    fn push_here(&self, task: u64, transition: Transition) {
+        let stamp = self.stamp(transition);
+        let pushed = BUFFERS.try_with(|local| match local.try_borrow_mut() {
+            Ok(mut local) => {
+                local.own_writer(&self.inner).push(task, stamp);
+                true
             }
+            Err(_) => false,
         });
-        // ...or, when that list is gone (a task ended by a thread-local's
-        // destructor as its thread exits), into a buffer of its own.
-        if let Some(event) = event {
-            let buffer = Arc::new(Buffer::default());
-            buffer.lock().push(event);
-            lock(&self.inner.buffers).push(buffer);
+        if pushed != Ok(true) {
+            self.push_alone(current_thread_lane(), task, stamp);
+        }
+    }
+
+    /// Records on the lane named `lane`, from the current thread.
+    fn push_on(&self, lane: &Arc<str>, task: u64, transition: Transition) {
+        let stamp = self.stamp(transition);
+        let pushed = BUFFERS.try_with(|local| match local.try_borrow_mut() {
+            Ok(mut local) => {
+                local.writer_on(&self.inner, lane).push(task, stamp);
+                true
+            }
+            Err(_) => false,
+        });
+        if pushed != Ok(true) {
+            self.push_alone(Arc::clone(lane), task, stamp);
+        }
+    }
+
+    /// The thread's list of buffers is gone (a task ended by a
+    /// thread-local's destructor as its thread exits): a buffer of its
+    /// own, of one event.
+    #[cold]
+    fn push_alone(&self, lane: Arc<str>, task: u64, stamp: u64) {
+        let (chain, mut writer) = Chain::new(1, 1);
+        writer.push(task, stamp);
+        lock(&self.inner.lanes).push(Lane { name: lane, chain });
+    }
+
+    fn read(&self, how: Read) -> Vec<Event> {
+        // The moment of the copy, read before any buffer is.
+        let (cut, scale) = self.inner.clock.cut();
+        let lanes = lock(&self.inner.lanes);
+        let mut per_lane = Vec::with_capacity(lanes.len());
+        for lane in lanes.iter() {
+            let mut events = Vec::new();
+            let keep = |stamp: u64| stamp >> 2 <= cut;
+            let take = how != Read::Copy;
+            lane.chain.read(keep, take, |task, stamp| {
+                if how != Read::Drop {
+                    events.push(Event {
+                        task,
+                        transition: Transition::from_code(stamp),
+                        lane: Arc::clone(&lane.name),
+                        at: scale.duration(stamp >> 2),
+                    });
+                }
+            });
+            per_lane.push(events);
+        }
+        drop(lanes);
+        in_life_order(&mut per_lane);
+        merge(per_lane.iter().map(Vec::as_slice).collect())
+    }
+}
+
+/// What a read does with the events it reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Copy,
+    Take,
+    Drop,
+}
+
+impl Transition {
+    /// The transition's two bits in a stamp.
+    fn code(self) -> u64 {
+        match self {
+            Transition::Submitted => 0,
+            Transition::Started => 1,
+            Transition::Finished => 2,
+            Transition::Failed => 3,
+        }
+    }
+
+    fn from_code(stamp: u64) -> Transition {
+        match stamp & 3 {
+            0 => Transition::Submitted,
+            1 => Transition::Started,
+            2 => Transition::Finished,
+            _ => Transition::Failed,
         }
     }
 }
 
-/// A thread's buffers: one per recorder it recorded into.
+/// A thread's buffers: one per (recorder, lane) it recorded on.
 #[derive(Default)]
 struct ThreadBuffers {
-    /// (recorder id, its buffer for this thread). Usually one entry.
-    entries: Vec<(u64, Arc<Buffer>)>,
+    /// Usually one entry: a worker's own lane in its pool's recorder.
+    entries: Vec<Entry>,
+}
+
+struct Entry {
+    recorder: u64,
+    /// Gone when the recorder is: the entry is then forgotten.
+    alive: Weak<Inner>,
+    lane: Arc<str>,
+    /// `lane` is the thread's own (`thread <name>`).
+    own: bool,
+    writer: Writer,
 }
 
 thread_local! {
@@ -250,31 +363,111 @@ thread_local! {
 }
 
 impl ThreadBuffers {
-    /// This thread's buffer in `recorder`, registered there the first time.
-    fn buffer_for(&mut self, recorder: &Inner) -> &Buffer {
-        let found = self.entries.iter().position(|(id, _)| *id == recorder.id);
+    /// This thread's writer on its own lane in `recorder`.
+    #[inline]
+    fn own_writer(&mut self, recorder: &Arc<Inner>) -> &mut Writer {
+        let found = self
+            .entries
+            .iter()
+            .position(|e| e.recorder == recorder.id && e.own);
         let i = match found {
             Some(i) => i,
-            None => self.register(recorder),
+            None => self.register(recorder, current_thread_lane(), true),
         };
-        &self.entries[i].1
+        &mut self.entries[i].writer
     }
 
-    fn register(&mut self, recorder: &Inner) -> usize {
-        // A buffer only this thread still holds belongs to a recorder that
-        // is gone: forget it.
-        self.entries.retain(|(_, b)| Arc::strong_count(b) > 1);
-        let buffer = Arc::new(Buffer::default());
-        lock(&recorder.buffers).push(Arc::clone(&buffer));
-        self.entries.push((recorder.id, buffer));
+    /// This thread's writer on the lane named `lane` in `recorder`.
+    fn writer_on(&mut self, recorder: &Arc<Inner>, lane: &Arc<str>) -> &mut Writer {
+        let found = self.entries.iter().position(|e| {
+            e.recorder == recorder.id && (Arc::ptr_eq(&e.lane, lane) || e.lane == *lane)
+        });
+        let i = match found {
+            Some(i) => i,
+            None => self.register(recorder, Arc::clone(lane), false),
+        };
+        &mut self.entries[i].writer
+    }
+
+    fn register(&mut self, recorder: &Arc<Inner>, lane: Arc<str>, own: bool) -> usize {
+        // The entries of recorders that are gone: their writers' blocks go
+        // back to the free list.
+        self.entries.retain(|e| e.alive.strong_count() > 0);
+        // A thread's own lane gets full blocks at once; another lane (a
+        // worker process's, on the dispatcher) may see two events only.
+        let first = if own { BLOCK_EVENTS } else { FIRST_OTHER_BLOCK };
+        if !own {
+            self.forget_oldest_other_lane(recorder.id);
+        }
+        let (chain, writer) = Chain::new(first, BLOCK_EVENTS);
+        lock(&recorder.lanes).push(Lane {
+            name: Arc::clone(&lane),
+            chain,
+        });
+        self.entries.push(Entry {
+            recorder: recorder.id,
+            alive: Arc::downgrade(recorder),
+            lane,
+            own,
+            writer,
+        });
         self.entries.len() - 1
     }
 }
 
-/// The lock of the list of buffers. Nothing panics with it held but an
-/// allocation failure: take the list back.
-fn lock(buffers: &Mutex<Vec<Arc<Buffer>>>) -> MutexGuard<'_, Vec<Arc<Buffer>>> {
-    buffers.lock().unwrap_or_else(|p| p.into_inner())
+/// The writers a thread keeps for lanes other than its own, per recorder.
+/// A process pool that replaces its workers makes a lane per pid, so the
+/// dispatcher would otherwise keep (and search) one writer per worker that
+/// ever lived.
+const MAX_OTHER_LANES: usize = 16;
+
+/// The first block of a lane other than the thread's own: 8 events, 128
+/// bytes (a replaced worker's lane may hold one task).
+const FIRST_OTHER_BLOCK: usize = 8;
+
+impl ThreadBuffers {
+    /// Makes room for one more writer on another lane of `recorder`: the
+    /// oldest one goes (its events stay in the recorder; if that lane is
+    /// recorded on again, a new buffer takes its next events, and the
+    /// writers draw both under the one lane name).
+    fn forget_oldest_other_lane(&mut self, recorder: u64) {
+        let others = |e: &&Entry| e.recorder == recorder && !e.own;
+        if self.entries.iter().filter(others).count() >= MAX_OTHER_LANES {
+            if let Some(i) = self
+                .entries
+                .iter()
+                .position(|e| e.recorder == recorder && !e.own)
+            {
+                self.entries.remove(i);
+            }
+        }
+    }
+}
+
+/// A lock of the recorder's. Nothing panics with one held but an
+/// allocation failure: take the data back.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Puts each task's events in the order of its life, across threads: a
+/// start stamped before its submission (the unordered TSC read of the
+/// worker that took it within nanoseconds) is moved to the submission, an
+/// end before its start to the start.
+fn in_life_order(lanes: &mut [Vec<Event>]) {
+    let mut at_least: HashMap<u64, Duration> = HashMap::new();
+    for step in [Transition::Submitted, Transition::Started] {
+        for e in lanes.iter().flatten().filter(|e| e.transition == step) {
+            at_least.insert(e.task, e.at);
+        }
+        for e in lanes.iter_mut().flatten() {
+            if life_step(e.transition) > life_step(step) {
+                if let Some(&floor) = at_least.get(&e.task) {
+                    e.at = e.at.max(floor);
+                }
+            }
+        }
+    }
 }
 
 /// Each thread's events (each in the order its thread recorded them)
@@ -288,7 +481,7 @@ fn lock(buffers: &Mutex<Vec<Arc<Buffer>>>) -> MutexGuard<'_, Vec<Arc<Buffer>>> {
 fn merge(threads: Vec<&[Event]>) -> Vec<Event> {
     let mut merged = Vec::with_capacity(threads.iter().map(|t| t.len()).sum());
     // Each thread's next event, by (time, step of a task's life, thread).
-    let key = |e: &Event, thread: usize| Reverse((e.at, step(e.transition), thread));
+    let key = |e: &Event, thread: usize| Reverse((e.at, life_step(e.transition), thread));
     let mut next = vec![0; threads.len()];
     let mut heads: BinaryHeap<_> = threads
         .iter()
@@ -306,7 +499,7 @@ fn merge(threads: Vec<&[Event]>) -> Vec<Event> {
 }
 
 /// Where a transition comes in a task's life.
-fn step(transition: Transition) -> u8 {
+fn life_step(transition: Transition) -> u8 {
     match transition {
         Transition::Submitted => 0,
         Transition::Started => 1,
@@ -340,8 +533,7 @@ impl TaskTrace {
         {
             self.span = Some(task_span(self.task, &lane));
         }
-        self.recorder
-            .push(self.task, Transition::Started, lane.clone());
+        self.recorder.push_on(&lane, self.task, Transition::Started);
         self.lane = Some(lane);
     }
 
@@ -363,7 +555,7 @@ impl TaskTrace {
         // Closes the span: it ends when the task does.
         #[cfg(feature = "tracing")]
         drop(self.span.take());
-        self.recorder.ended(self.task, ok, lane);
+        self.recorder.ended(self.task, ok, Some(&lane));
     }
 }
 
@@ -389,7 +581,7 @@ impl LocalRun<'_> {
         // Closes the span: it ends when the task does.
         #[cfg(feature = "tracing")]
         drop(self.span.take());
-        self.recorder.ended(self.task, ok, current_thread_lane());
+        self.recorder.ended(self.task, ok, None);
     }
 }
 
@@ -410,8 +602,8 @@ fn task_span(task: u64, lane: &str) -> tracing::Span {
 }
 
 impl Recorder {
-    /// Records a task's end on `lane`.
-    fn ended(&self, task: u64, ok: bool, lane: Arc<str>) {
+    /// Records a task's end on `lane` (`None`: the current thread's own).
+    fn ended(&self, task: u64, ok: bool, lane: Option<&Arc<str>>) {
         let transition = if ok {
             Transition::Finished
         } else {
@@ -419,7 +611,10 @@ impl Recorder {
         };
         #[cfg(feature = "tracing")]
         tracing::trace!(target: "future::trace", task, "task {}", transition.name());
-        self.push(task, transition, lane);
+        match lane {
+            Some(lane) => self.push_on(lane, task, transition),
+            None => self.push_here(task, transition),
+        }
     }
 }
 
@@ -449,4 +644,77 @@ fn current_thread_lane() -> Arc<str> {
     // A task ended by a thread-local's destructor, after LANE's own.
     LANE.try_with(Arc::clone)
         .unwrap_or_else(|_| Arc::from("thread (exiting)"))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The `Instant` clock, the one used where the TSC is no clock: the
+    /// same events, in the same order, with times that grow.
+    #[test]
+    fn a_recorder_on_the_instant_clock_records_in_order() {
+        let recorder = Recorder::with_clock(Clock::instant());
+        let a = recorder.submitted_number();
+        std::thread::sleep(Duration::from_millis(2));
+        recorder.started_here(a).ended(true);
+        let events = recorder.events();
+        let kinds: Vec<_> = events.iter().map(|e| e.transition).collect();
+        assert_eq!(
+            kinds,
+            [
+                Transition::Submitted,
+                Transition::Started,
+                Transition::Finished
+            ]
+        );
+        assert!(events[1].at >= events[0].at + Duration::from_millis(2));
+        assert!(events[2].at >= events[1].at);
+    }
+
+    #[test]
+    fn a_start_stamped_before_its_submission_is_put_at_it() {
+        let event = |task, transition, ns| Event {
+            task,
+            transition,
+            lane: Arc::from("l"),
+            at: Duration::from_nanos(ns),
+        };
+        let mut lanes = vec![
+            vec![event(0, Transition::Submitted, 100)],
+            vec![
+                event(0, Transition::Started, 97),
+                event(0, Transition::Finished, 98),
+            ],
+        ];
+        in_life_order(&mut lanes);
+        let at: Vec<_> = lanes.iter().flatten().map(|e| e.at.as_nanos()).collect();
+        assert_eq!(at, [100, 100, 100]);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod lane_tests {
+    use super::*;
+
+    /// A process pool's dispatcher records on one lane per worker pid, and
+    /// a pool that replaces its workers (`max_tasks_per_child`) makes
+    /// thousands: the thread keeps a writer for a few of them only.
+    #[test]
+    fn a_thread_recording_on_many_lanes_keeps_few_writers() {
+        let recorder = Recorder::new();
+        for pid in 0..1000 {
+            let mut t = recorder.submitted();
+            t.started(format!("process {pid}"));
+            t.ended(true);
+        }
+        let writers = BUFFERS.with(|b| b.borrow().entries.len());
+        assert!(writers <= 1 + MAX_OTHER_LANES, "{writers} writers kept");
+        let events = recorder.events();
+        assert_eq!(events.len(), 3000);
+        assert!(events
+            .iter()
+            .filter(|e| e.transition != Transition::Submitted)
+            .all(|e| e.lane.starts_with("process ")));
+    }
 }
