@@ -452,6 +452,25 @@ impl<T> Adaptive<T> {
         }
     }
 
+    /// Folds the current piece's values up to its next failure (or its
+    /// end) into `acc` in one go: the consumer's path that takes a claim
+    /// whole (`Map::fold`). The loop is over the piece's own vector, with
+    /// no per-item bookkeeping, so a cheap `g` (a sum) can be vectorized.
+    pub(crate) fn fold_ready<B>(&mut self, acc: B, mut g: impl FnMut(B, T) -> B) -> B {
+        let until = self.piece_end.min(self.next_failure);
+        if self.next >= until {
+            return acc;
+        }
+        let n = until - self.next;
+        self.next = until;
+        if n == self.values.len() {
+            // The whole rest of the piece: `IntoIter::fold` is a plain loop.
+            std::mem::take(&mut self.values).fold(acc, g)
+        } else {
+            (&mut self.values).take(n).fold(acc, |acc, v| g(acc, v))
+        }
+    }
+
     /// The next result in input order, waiting until `deadline`; `None` at
     /// the end, `Some(Err(()))` if the deadline passed.
     pub(crate) fn next(
