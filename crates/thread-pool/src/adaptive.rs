@@ -709,6 +709,41 @@ mod tests {
     }
 
     #[test]
+    fn two_runners_and_a_cancel_share_the_items_without_a_race() {
+        // Small enough for Miri, whose race detector then checks the
+        // in-place reads (`items.rs`): two runners on other threads, and a
+        // cancel while they run. Every item runs or is dropped, exactly once.
+        const N: usize = 400;
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let input = (0..N).map(|i| Counted(i, drops.clone()));
+        let bag: Bag<Counted, usize> = Bag::new(input, |_| 2, Arc::new(AtomicBool::new(false)));
+        let ran = std::sync::atomic::AtomicUsize::new(0);
+        let f = |c: Counted| {
+            if ran.fetch_add(1, Relaxed) == N / 4 {
+                bag.cancel();
+            }
+            c.0 * 2
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| run(&bag, &f));
+            s.spawn(|| run(&bag, &f));
+        });
+        let state = bag.state.lock();
+        let mut values = 0;
+        for (&start, piece) in &state.pieces {
+            for (i, v) in piece.values.iter().enumerate() {
+                assert_eq!(*v, (start + i) * 2);
+            }
+            values += piece.values.len();
+        }
+        assert_eq!(values, ran.load(Relaxed));
+        assert!(values < N, "the cancel stopped nothing");
+        drop(state);
+        drop(bag);
+        assert_eq!(drops.load(Relaxed), N);
+    }
+
+    #[test]
     fn the_guided_cap_leaves_work_for_the_other_runners() {
         assert_eq!(guided_cap(1_000_000, 2), 250_000);
         assert_eq!(guided_cap(20, 20), 1);
