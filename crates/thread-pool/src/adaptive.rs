@@ -166,7 +166,7 @@ impl<X, T> Bag<X, T> {
         let total = items.len();
         Bag {
             state: Mutex::new(State {
-                unclaimed: VecDeque::from([0..total]),
+                unclaimed: std::iter::once(0..total).collect(),
                 remaining: total,
                 pieces: BTreeMap::new(),
                 runners_gone: 0,
@@ -503,7 +503,7 @@ impl<T> Adaptive<T> {
     /// end) into `acc` in one go: the consumer's path that takes a claim
     /// whole (`Map::fold`). The loop is over the piece's own vector, with
     /// no per-item bookkeeping, so a cheap `g` (a sum) can be vectorized.
-    pub(crate) fn fold_ready<B>(&mut self, acc: B, mut g: impl FnMut(B, T) -> B) -> B {
+    pub(crate) fn fold_ready<B>(&mut self, acc: B, g: impl FnMut(B, T) -> B) -> B {
         let until = self.piece_end.min(self.next_failure);
         if self.next >= until {
             return acc;
@@ -514,7 +514,7 @@ impl<T> Adaptive<T> {
             // The whole rest of the piece: `IntoIter::fold` is a plain loop.
             std::mem::take(&mut self.values).fold(acc, g)
         } else {
-            (&mut self.values).take(n).fold(acc, |acc, v| g(acc, v))
+            (&mut self.values).take(n).fold(acc, g)
         }
     }
 

@@ -358,7 +358,7 @@ where
     {
         let mut acc = init;
         if self.adaptive.is_none() {
-            while let Some(item) = self.next() {
+            for item in self.by_ref() {
                 acc = g(acc, item);
             }
             return acc;
