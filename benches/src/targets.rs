@@ -510,8 +510,10 @@ pub const ROWS: &[RowSpec] = &[
                 "python",
             ),
         ],
-        ">= 0.1x rayon par_iter",
-        relative("rayon_par_iter", 0.1),
+        // Issue 18 part 4 raised the goal from 0.1x to 0.15x once the map took claims whole
+        // (the consumer's fold and the input read in place, docs/thread-pool.md).
+        ">= 0.15x rayon par_iter",
+        relative("rayon_par_iter", 0.15),
     ),
     row(
         "thread pool map over 1M items, like with like: ours with chunks of 4096",

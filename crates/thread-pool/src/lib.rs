@@ -133,6 +133,7 @@ mod builder;
 mod error;
 mod executor;
 mod interrupt;
+mod items;
 mod job;
 mod life;
 mod map;

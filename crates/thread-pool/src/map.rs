@@ -344,6 +344,35 @@ where
         }
         self.next_slow()
     }
+
+    /// The default map's consumer path for `sum`, `for_each`, `count` and
+    /// every other consuming adapter built on `fold`: it takes each claim's
+    /// values whole (`Adaptive::fold_ready`) instead of one `next()` at a
+    /// time, and falls back to `next` only between pieces, for a failed
+    /// item, the wait and the timeout. What it yields, in what order, and
+    /// what a drop cancels are exactly what `next` gives: if `g` panics, the
+    /// map is dropped mid-iteration, as a `for` loop that panics drops it.
+    fn fold<B, G>(mut self, init: B, mut g: G) -> B
+    where
+        G: FnMut(B, Self::Item) -> B,
+    {
+        let mut acc = init;
+        if self.adaptive.is_none() {
+            for item in self.by_ref() {
+                acc = g(acc, item);
+            }
+            return acc;
+        }
+        loop {
+            if let Some(adaptive) = self.adaptive.as_mut() {
+                acc = adaptive.fold_ready(acc, |acc, value| g(acc, Ok(value)));
+            }
+            match self.next_slow() {
+                Some(item) => acc = g(acc, item),
+                None => return acc,
+            }
+        }
+    }
 }
 
 impl<I, F, T> Map<I, F, T>
