@@ -8,15 +8,19 @@
 //!    unacked_index <now> <tag>`, `HSET unacked <tag> [message, exchange,
 //!    routing key]`) in one step, only when a runner is free (no prefetch
 //!    beyond `concurrency`). A lost reply loses nothing: the worker chose
-//!    the tag before asking and looks for it on its next connection. After
-//!    a pop that found nothing, the next is pipelined behind `BLMOVE q q
-//!    RIGHT RIGHT 1`, which waits without popping, for at most a second:
-//!    held jobs fall due and the stop flag is seen while the worker idles.
+//!    the tag before asking and looks for it on its next connection. The
+//!    same script looks for a REVOKED record under the task's id (when the
+//!    result backend is the broker's database), and says whether any list
+//!    still holds a message: when none does (or a pop found nothing), the
+//!    next is pipelined behind `BLMOVE q q RIGHT RIGHT 1`, which waits
+//!    without popping, for at most a second: held jobs fall due and the
+//!    stop flag is seen while the worker idles.
 //! 2. The message is read ([`TaskMessage::read`]) and its keyword
 //!    arguments bound to the task's parameters; one refused there gets a
-//!    FAILURE saying why under its id, then is acked. A GET of its result
-//!    record: a REVOKED record (or a revoke broadcast seen on the pidbox)
-//!    means skip it (REVOKED, acked). A message whose `eta` is ahead is
+//!    FAILURE saying why under its id, then is acked. A REVOKED record
+//!    (found by the fetch script, or by a GET when the script could not
+//!    tell) or a revoke broadcast seen on the pidbox means skip it
+//!    (REVOKED, acked). A message whose `eta` is ahead is
 //!    held, unacked, until due ([`crate::schedule`]): its `unacked_index`
 //!    score becomes its eta as soon as that is read, so the visibility
 //!    timeout counts from when it is due. One whose `expires` has passed is

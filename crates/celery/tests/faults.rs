@@ -340,11 +340,12 @@ fn a_fetch_cut_mid_reply_on_the_worker_loses_no_task() {
     let msg = celery::TaskMessage::new("rust.add", serde_json::json!([3, 4]), "celery");
     let id = msg.id.clone();
     // The reply that pops it (the fetch script's): the array [queue,
-    // message, deliveries]; a mere wake-up reply (the message alone) passes.
+    // message, deliveries, revoke check, id, more]; a mere wake-up reply
+    // (the message alone) passes.
     let needle = id.clone().into_bytes();
     link.drop_mid_reply_if(
         move |reply| {
-            reply.starts_with(b"*3\r\n$6\r\ncelery\r\n")
+            reply.starts_with(b"*6\r\n$6\r\ncelery\r\n")
                 && reply.windows(needle.len()).any(|w| w == needle)
         },
         64,
