@@ -183,3 +183,30 @@ fn after_taking_the_last_message_the_worker_waits_at_once() {
         "after the last message the worker asked again before waiting: {next:?}"
     );
 }
+
+/// The client's side of one task is the send's one transaction: no
+/// SUBSCRIBE before it and no UNSUBSCRIBE after it (each has a
+/// confirmation that wakes the listener, and a subscription's MGET is a
+/// round trip of its own). The executor's tasks get ids under a prefix of
+/// its own, and its listener holds one pattern subscription to their
+/// channels from the start.
+#[test]
+fn the_client_sends_a_task_in_one_round_trip_and_subscribes_to_nothing_per_task() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let _worker = ThreadWorker::start(&url, &["rt"], 1);
+    let ex = executor(&url);
+    add(&ex, 1);
+    let seen = monitor(&redis, || add(&ex, 2));
+    let per_task: Vec<String> = seen
+        .iter()
+        .filter(|s| s.client != "lua")
+        .filter_map(|s| s.words.first())
+        .filter(|w| ["SUBSCRIBE", "UNSUBSCRIBE", "MGET"].contains(&w.as_str()))
+        .cloned()
+        .collect();
+    assert!(
+        per_task.is_empty(),
+        "the client subscribed per task: {per_task:?}"
+    );
+}
