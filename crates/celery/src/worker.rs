@@ -1063,7 +1063,10 @@ struct Leader {
 /// `rust:leases`: lapses `ARGV[n+3]` seconds from Redis's now) and the
 /// count of its deliveries (`rust:attempts:<id>`, id from the message's
 /// headers, expiring after `ARGV[n+4]` seconds; a message whose headers
-/// Redis's cjson cannot read is not counted): see [`crate::lease`].
+/// Redis's cjson cannot read is not counted, nor one whose counter key
+/// holds something else): see [`crate::lease`]. Nothing after the pop may
+/// fail the script (its effects are not rolled back): the reads of keys
+/// another program may hold are `pcall`s.
 ///
 /// And the revoke check, when `ARGV[n+5]` is `check` (the result backend
 /// is this very database): is there a REVOKED record under the task's id?
@@ -1085,9 +1088,11 @@ local function task_id(raw)
 end
 local function revoked(id)
   if not id then return -1 end
-  local record = redis.call('GET', 'celery-task-meta-' .. id)
+  -- pcall: a key of another type must not fail the script after its pop
+  -- (a script's effects stay: the message would sit unacked, unseen).
+  local record = redis.pcall('GET', 'celery-task-meta-' .. id)
   if not record then return 0 end
-  if #record > 65536 then return -1 end
+  if type(record) ~= 'string' or #record > 65536 then return -1 end
   local ok, r = pcall(cjson.decode, record)
   if not ok or type(r) ~= 'table' then return -1 end
   if r.status == 'REVOKED' then return 1 end
@@ -1105,8 +1110,11 @@ for i = 1, n do
     local attempts = false
     if id then
       local key = 'rust:attempts:' .. id
-      attempts = redis.call('INCR', key)
-      redis.call('EXPIRE', key, ARGV[n + 4])
+      local counted = redis.pcall('INCR', key)
+      if type(counted) == 'number' then
+        attempts = counted
+        redis.call('EXPIRE', key, ARGV[n + 4])
+      end
     end
     local checked = -1
     if ARGV[n + 5] == 'check' then checked = revoked(id) end

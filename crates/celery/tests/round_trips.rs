@@ -210,3 +210,41 @@ fn the_client_sends_a_task_in_one_round_trip_and_subscribes_to_nothing_per_task(
         "the client subscribed per task: {per_task:?}"
     );
 }
+
+/// The fetch script reads the task's result key for its revoke check: a
+/// key of another type there (another program's hash) must not fail the
+/// script after it popped the message (a script's effects are not rolled
+/// back: the message would sit unacked, its fetch answered by an error,
+/// until its lease lapsed, and then again). The script cannot tell, the
+/// worker looks itself, and the task runs: its result replaces the key.
+#[test]
+fn a_result_key_of_another_type_does_not_fail_the_fetch() {
+    a_key_of_another_type_does_not_fail_the_fetch("celery-task-meta-");
+}
+
+/// The same for the delivery counter the script INCRs
+/// (`rust:attempts:<id>`): the task runs, uncounted.
+#[test]
+fn an_attempts_key_of_another_type_does_not_fail_the_fetch() {
+    a_key_of_another_type_does_not_fail_the_fetch("rust:attempts:");
+}
+
+/// Sends a task whose key `<prefix><id>` is a hash; it must run and be acked.
+fn a_key_of_another_type_does_not_fail_the_fetch(prefix: &str) {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let _worker = ThreadWorker::start(&url, &["rt"], 1);
+    let ex = executor(&url);
+    let mut msg = celery::TaskMessage::new("rust.add", serde_json::json!([4, 1]), "rt");
+    msg.id = celery::id::new_task_id();
+    let key = format!("{prefix}{}", msg.id);
+    redis
+        .connect()
+        .command(&[b"HSET", key.as_bytes(), b"field", b"value"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let f = ex.send::<i64>(msg).unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 5);
+    assert_eq!(common::hlen_unacked(&redis), 0, "acked");
+}
