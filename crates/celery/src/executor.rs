@@ -2,11 +2,23 @@
 //! from the result backend.
 //!
 //! ```text
-//! submit ──► pending[id] = promise ──► SUBSCRIBE celery-task-meta-<id> (listener's socket)
+//! connect ──► PSUBSCRIBE celery-task-meta-<prefix>-*   (listener's socket, confirmed
+//!                                                         before the first send)
+//! submit ──► pending[id] = promise, id = <prefix>-...
 //!        └─► LPUSH <queue> <message>                         (broker pool)
+//! listener ◄─ "pmessage" (the worker's PUBLISH) ──► complete the promise
+//! ```
+//!
+//! A task's only round trip on the client is its send: the executor names
+//! its tasks under an id prefix of its own, and one pattern subscription
+//! hears all their results. A message made elsewhere (`send` with another
+//! id) is subscribed to by its id, as Celery's client does:
+//!
+//! ```text
+//! send ──► SUBSCRIBE celery-task-meta-<id> (listener's socket), then LPUSH
 //! listener ◄─ "subscribe" confirmation ──► GET celery-task-meta-<id>  (catches a result
 //!          │                                 stored before the subscription took effect)
-//!          ◄─ "message" (the worker's PUBLISH) ──► complete the promise, UNSUBSCRIBE
+//!          ◄─ "message" ──► complete the promise, UNSUBSCRIBE
 //! ```
 //!
 //! One listener thread per executor owns the subscribed connection; it ends
@@ -14,7 +26,8 @@
 //! returns). If the backend connection breaks (or a GET of results fails:
 //! the same, since only a GET brings a result published before its
 //! subscription), the listener reconnects,
-//! subscribes again to every pending id and GETs each once, so no result
+//! subscribes again (the pattern, and every pending id outside it) and
+//! GETs each pending id once, so no result
 //! stored in the meantime is missed; if it cannot reconnect within
 //! `reconnect_timeout`, every pending future fails with
 //! [`CeleryError::BrokerLost`] instead of hanging. A server that came back
@@ -166,6 +179,13 @@ impl Builder {
         if same_server(broker.url(), &backend) {
             watch_epoch(&mut first)?;
         }
+        // In effect before the first send: no result of this executor's
+        // tasks can be published unheard (see `Shared::id_prefix`).
+        // A server that refuses it (an ACL that grants the result channels
+        // as `&celery-task-meta-*`: a pattern must match a granted one
+        // literally) gets a subscription per task, as from Celery.
+        let prefix = crate::id::new_prefix();
+        let id_prefix = psubscribe_now(&mut first, &results_pattern(&prefix))?.then_some(prefix);
         let epoch = broker_epoch(&broker)?;
         let shared = Arc::new(Shared {
             broker,
@@ -176,6 +196,7 @@ impl Builder {
             registry: self.registry,
             trace: self.trace,
             pending: Mutex::new(HashMap::new()),
+            id_prefix,
             sub_writer: Mutex::new(None),
             closed: AtomicBool::new(false),
             epoch: Mutex::new(Known { epoch, losses: 0 }),
@@ -216,6 +237,15 @@ struct Shared {
     /// Where submissions and results are recorded (`Builder::trace`).
     trace: Option<Recorder>,
     pending: Mutex<HashMap<String, Pending>>,
+    /// The first 8 hex digits of the ids of the tasks this executor names
+    /// (`submit`, `submit_named`): the listener holds one pattern
+    /// subscription to their result channels ([`results_pattern`]), made
+    /// before the first send and again on every reconnect, so a task sent
+    /// under it costs no SUBSCRIBE, no MGET and no UNSUBSCRIBE of its own,
+    /// each of which woke the listener. A message sent with another id
+    /// (`send` of a message made elsewhere) is subscribed to by its id, as
+    /// is every task when the server refused the pattern (`None`).
+    id_prefix: Option<String>,
     /// Write side of the listener's subscribed socket (`None` while it reconnects).
     sub_writer: Mutex<Option<Stream>>,
     closed: AtomicBool,
@@ -450,7 +480,11 @@ impl CeleryExecutor {
                 "positional arguments must be a tuple or array, not {args}"
             )));
         }
-        self.send(TaskMessage::new(name, args, &self.shared.queue))
+        let mut msg = TaskMessage::new(name, args, &self.shared.queue);
+        if let Some(prefix) = &self.shared.id_prefix {
+            msg.id = crate::id::new_task_id_under(prefix);
+        }
+        self.send(msg)
     }
 
     /// Sends a ready-made message (its queue and kwargs as set).
@@ -502,13 +536,15 @@ impl CeleryExecutor {
                 interrupted: false,
             },
         );
-        shared.subscribe(&[key.as_str()]);
+        if !shared.under_pattern(&id) {
+            shared.subscribe(&[key.as_str()]);
+        }
         let losses = lock(&shared.epoch).losses;
         match push_once(&shared.broker, &msg) {
             Ok(epoch) => shared.sent_under(&id, epoch, losses),
             Err(e) => {
                 lock(&shared.pending).remove(&id);
-                shared.unsubscribe(&key);
+                shared.unsubscribe(&id);
                 return Err(e);
             }
         }
@@ -678,7 +714,21 @@ impl Shared {
         }
     }
 
-    fn unsubscribe(&self, key: &str) {
+    /// Whether task `id`'s result channel is under the listener's pattern
+    /// subscription (see [`Shared::id_prefix`]).
+    fn under_pattern(&self, id: &str) -> bool {
+        self.id_prefix.as_ref().is_some_and(|prefix| {
+            id.len() == 36 && id.starts_with(prefix.as_str()) && id.as_bytes()[8] == b'-'
+        })
+    }
+
+    /// Unsubscribes from task `id`'s result channel, unless the pattern
+    /// covers it (it was never subscribed to by its id).
+    fn unsubscribe(&self, id: &str) {
+        if self.under_pattern(id) {
+            return;
+        }
+        let key = result_key(id);
         let mut out = Vec::new();
         encode(&mut out, &[b"UNSUBSCRIBE", key.as_bytes()]);
         if let Some(s) = lock(&self.sub_writer).as_mut() {
@@ -701,7 +751,7 @@ impl Shared {
             };
             // Wake the waiter first; the UNSUBSCRIBE write can follow.
             self.run_completer(p, outcome, report);
-            self.unsubscribe(&result_key(id));
+            self.unsubscribe(id);
         }
         self.wake_listener_if_idle();
     }
@@ -710,7 +760,7 @@ impl Shared {
     /// was broadcast still skips it) and broadcasts Celery's revoke command.
     fn revoke(&self, id: &str) {
         lock(&self.pending).remove(id);
-        self.unsubscribe(&result_key(id));
+        self.unsubscribe(id);
         let record = Outcome::Revoked.to_json(id);
         let key = result_key(id);
         let ttl = self.result_expires.as_secs().max(1).to_string();
@@ -897,11 +947,23 @@ fn listen(weak: Weak<Shared>, backend: RedisUrl, first: Connection) {
     }
 }
 
-/// Opens a new subscribed connection and subscribes to every pending id.
+/// Opens a new subscribed connection: the pattern of this executor's ids,
+/// then every other pending id (their confirmations make the listener GET
+/// them); GETs the pending ids under the pattern once it holds.
 fn reconnect(shared: &Shared, backend: &RedisUrl) -> Result<Connection, CeleryError> {
     let mut c = Connection::open(backend)?;
     if same_server(shared.broker.url(), backend) {
         watch_epoch(&mut c)?; // before the check: no loss in between unseen
+    }
+    if let Some(prefix) = &shared.id_prefix {
+        // Before the epoch's check: an invalidation it skips is covered.
+        let pattern = results_pattern(prefix);
+        if !psubscribe_now(&mut c, &pattern)? {
+            return Err(CeleryError::Redis(format!(
+                "the server now refuses the subscription to {pattern} (an ACL changed?): \
+                 the results of the pending tasks cannot be heard"
+            )));
+        }
     }
     check_epoch(shared)?;
     let mut w = lock(&shared.sub_writer);
@@ -913,16 +975,23 @@ fn reconnect(shared: &Shared, backend: &RedisUrl) -> Result<Connection, CeleryEr
         return Err(CeleryError::Shutdown);
     }
     *w = Some(c.writer()?);
-    let keys: Vec<String> = lock(&shared.pending)
+    let (under, keys): (Vec<String>, Vec<String>) = lock(&shared.pending)
         .keys()
-        .map(|id| result_key(id))
-        .collect();
+        .cloned()
+        .partition(|id| shared.under_pattern(id));
     drop(w);
+    let keys: Vec<String> = keys.iter().map(|id| result_key(id)).collect();
     if !keys.is_empty() {
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         for chunk in refs.chunks(512) {
             shared.subscribe(chunk);
         }
+    }
+    // Stored while the link was down: the pattern holds now, so a result
+    // stored later comes as a message. A failed GET: reconnect again.
+    let under: Vec<String> = under.iter().map(|id| result_key(id)).collect();
+    for chunk in under.chunks(512) {
+        get_once(shared, chunk.to_vec())?;
     }
     Ok(c)
 }
@@ -1024,6 +1093,34 @@ fn watch_epoch(c: &mut Connection) -> Result<(), CeleryError> {
         c.command(&[b"CLIENT", b"TRACKING", b"OFF"])?.ok()?;
     }
     Ok(())
+}
+
+/// The pattern of the result channels of the tasks an executor names under
+/// `prefix` (see `Shared::id_prefix`).
+fn results_pattern(prefix: &str) -> String {
+    format!("{}{prefix}-*", result_key(""))
+}
+
+/// Subscribes `c` to `pattern` and waits for the confirmation: true, or
+/// false if the server refused it (an error reply: `NOPERM`). Anything
+/// before it is an invalidation from [`watch_epoch`], heard before the
+/// epoch is read (the caller reads it next): nothing to act on.
+fn psubscribe_now(c: &mut Connection, pattern: &str) -> Result<bool, CeleryError> {
+    c.queue(&[b"PSUBSCRIBE", pattern.as_bytes()]);
+    c.flush()?;
+    // A server that never confirms is not waited on for ever.
+    for _ in 0..1000 {
+        let reply = c.read_reply()?;
+        if let Reply::Error(_) = reply {
+            return Ok(false);
+        }
+        if reply.into_array().first() == Some(&Reply::Bulk(Some(b"psubscribe".to_vec()))) {
+            return Ok(true);
+        }
+    }
+    Err(CeleryError::Protocol(format!(
+        "the server did not confirm the subscription to {pattern}"
+    )))
 }
 
 /// Is `reply` a message on [`INVALIDATE_CHANNEL`]?
@@ -1171,10 +1268,17 @@ fn read_loop(weak: &Weak<Shared>, conn: &mut Connection) -> Result<(), CeleryErr
         };
         let mut parts = reply.into_array().into_iter().map(Reply::into_bytes);
         let kind = parts.next().flatten().unwrap_or_default();
+        if kind == b"pmessage" {
+            parts.next(); // the pattern: then as a message
+        }
         let channel = parts.next().flatten().unwrap_or_default();
         let channel = String::from_utf8_lossy(&channel).into_owned();
         match kind.as_slice() {
             b"subscribe" => to_get.push(channel),
+            b"pmessage" => {
+                let data = parts.next().flatten().unwrap_or_default();
+                deliver(&shared, &channel, &data);
+            }
             // The epoch key changed or the server was flushed: see
             // `watch_epoch`. An error is a broken link: reconnect (which
             // checks again).

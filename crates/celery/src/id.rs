@@ -59,9 +59,40 @@ pub fn new_task_id() -> String {
     )
 }
 
+/// A prefix for [`new_task_id_under`]: the first 8 hex digits of a new id.
+pub fn new_prefix() -> String {
+    new_task_id()[..8].to_string()
+}
+
+/// A new UUID v4 string whose first 8 hex digits are `prefix` (8 lowercase
+/// hex digits, from [`new_prefix`]): an executor names its tasks under a
+/// prefix of its own, so that one pattern subscription hears all their
+/// results. Still a UUID v4 (its version and variant bits are past the
+/// prefix), with 90 bits that differ from task to task.
+pub fn new_task_id_under(prefix: &str) -> String {
+    let id = new_task_id();
+    match prefix.len() == 8 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        true => format!("{}{}", prefix.to_ascii_lowercase(), &id[8..]),
+        false => id,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_under_a_prefix_are_distinct_uuid4_strings_with_it() {
+        let prefix = new_prefix();
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| new_task_id_under(&prefix)).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(10) {
+            assert!(id.starts_with(&prefix) && &id[8..9] == "-", "{id}");
+            assert_eq!((id.len(), &id[14..15]), (36, "4"), "{id}");
+        }
+        assert_ne!(new_task_id_under("not hex!")[..8], *"not hex!");
+    }
 
     #[test]
     fn ids_are_distinct_uuid4_strings() {

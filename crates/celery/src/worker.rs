@@ -8,15 +8,19 @@
 //!    unacked_index <now> <tag>`, `HSET unacked <tag> [message, exchange,
 //!    routing key]`) in one step, only when a runner is free (no prefetch
 //!    beyond `concurrency`). A lost reply loses nothing: the worker chose
-//!    the tag before asking and looks for it on its next connection. After
-//!    a pop that found nothing, the next is pipelined behind `BLMOVE q q
-//!    RIGHT RIGHT 1`, which waits without popping, for at most a second:
-//!    held jobs fall due and the stop flag is seen while the worker idles.
+//!    the tag before asking and looks for it on its next connection. The
+//!    same script looks for a REVOKED record under the task's id (when the
+//!    result backend is the broker's database), and says whether any list
+//!    still holds a message: when none does (or a pop found nothing), the
+//!    next is pipelined behind `BLMOVE q q RIGHT RIGHT 1`, which waits
+//!    without popping, for at most a second: held jobs fall due and the
+//!    stop flag is seen while the worker idles.
 //! 2. The message is read ([`TaskMessage::read`]) and its keyword
 //!    arguments bound to the task's parameters; one refused there gets a
-//!    FAILURE saying why under its id, then is acked. A GET of its result
-//!    record: a REVOKED record (or a revoke broadcast seen on the pidbox)
-//!    means skip it (REVOKED, acked). A message whose `eta` is ahead is
+//!    FAILURE saying why under its id, then is acked. A REVOKED record
+//!    (found by the fetch script, or by a GET when the script could not
+//!    tell) or a revoke broadcast seen on the pidbox means skip it
+//!    (REVOKED, acked). A message whose `eta` is ahead is
 //!    held, unacked, until due ([`crate::schedule`]): its `unacked_index`
 //!    score becomes its eta as soon as that is read, so the visibility
 //!    timeout counts from when it is due. One whose `expires` has passed is
@@ -614,15 +618,7 @@ impl Worker {
     /// Whether task `id` was revoked: a broadcast heard on the pidbox, or
     /// a REVOKED record in the backend.
     fn is_revoked(&self, backend: &Pool, revoked: &Mutex<RevokedSet>, id: &str) -> bool {
-        if lock(revoked).contains(id, Instant::now()) {
-            return true;
-        }
-        let key = result_key(id);
-        let stored = backend
-            .with(|c| c.command(&[b"GET", key.as_bytes()]))
-            .ok()
-            .and_then(Reply::into_bytes);
-        stored.is_some_and(|s| is_revoked_record(&s))
+        lock(revoked).contains(id, Instant::now()) || revoked_record_stored(backend, id)
     }
 
     /// Stores REVOKED for a job that will not run, and acks it; a chord's
@@ -708,7 +704,7 @@ impl Worker {
         revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
         loop {
-            let (queue, raw, tag, attempts, _fetching) = {
+            let (fetched, _fetching) = {
                 let mut leader = lock(&fetch.conn);
                 if self.stop.load(Ordering::SeqCst) {
                     return None;
@@ -724,7 +720,7 @@ impl Worker {
                     return None; // a cold shutdown began
                 };
                 match fetch.next_message(&mut leader, self.held.next_due()) {
-                    Ok(Some((queue, raw, tag, n))) => (queue, raw, tag, n, fetching),
+                    Ok(Some(fetched)) => (fetched, fetching),
                     Ok(None) => continue, // nothing yet, or an error reply
                     Err(e) if !e.is_connection() => {
                         // Not a broken connection: stop the worker with it.
@@ -745,19 +741,12 @@ impl Worker {
             }; // unlocked: the next idle runner fetches while this one runs
                // Renewed from now on (the fetch script took the lease) until
                // the job is dropped: acked, given back, or refused.
-            let lease = self.leases.hold(&tag);
+            let lease = self.leases.hold(&fetched.tag);
             let delivery = Delivery {
                 arrived: Instant::now(),
-                attempts,
+                attempts: fetched.attempts,
             };
-            let job = self.accept(
-                broker,
-                backend,
-                &queue,
-                raw,
-                (tag, lease, delivery),
-                revoked,
-            );
+            let job = self.accept(broker, backend, fetched, (lease, delivery), revoked);
             let Some(job) = job.and_then(|job| self.hold_until_due(broker, job)) else {
                 continue;
             };
@@ -773,17 +762,22 @@ impl Worker {
     }
 
     /// Decides whether to run a fetched message (already recorded as
-    /// unacked under `tag`).
+    /// unacked under its tag).
     fn accept(
         &self,
         broker: &Pool,
         backend: &Pool,
-        queue: &str,
-        raw: Vec<u8>,
-        (tag, lease, delivery): (String, Lease, Delivery),
+        Fetched {
+            queue,
+            raw,
+            tag,
+            revoked: checked,
+            ..
+        }: Fetched,
+        (lease, delivery): (Lease, Delivery),
         revoked: &Mutex<RevokedSet>,
     ) -> Option<Job> {
-        let fetched = (queue, tag.as_str());
+        let fetched = (queue.as_str(), tag.as_str());
         let msg = match TaskMessage::read(&raw) {
             Ok(m) => self.bind_kwargs(broker, backend, fetched, m)?,
             Err(r) => {
@@ -799,13 +793,13 @@ impl Worker {
                 return None;
             }
         };
-        let key = result_key(&msg.id);
-        let stored = backend
-            .with(|c| c.command(&[b"GET", key.as_bytes()]))
-            .ok()
-            .and_then(Reply::into_bytes);
+        // The fetch script looked for a REVOKED record (one round trip
+        // fewer before every task); else, or for another id, look now.
         let is_revoked = lock(revoked).contains(&msg.id, Instant::now())
-            || stored.is_some_and(|s| is_revoked_record(&s));
+            || match checked {
+                Some((id, revoked)) if id == msg.id => revoked,
+                _ => revoked_record_stored(backend, &msg.id),
+            };
         let job = Job {
             msg,
             tag,
@@ -1069,7 +1063,19 @@ struct Leader {
 /// `rust:leases`: lapses `ARGV[n+3]` seconds from Redis's now) and the
 /// count of its deliveries (`rust:attempts:<id>`, id from the message's
 /// headers, expiring after `ARGV[n+4]` seconds; a message whose headers
-/// Redis's cjson cannot read is not counted): see [`crate::lease`].
+/// Redis's cjson cannot read is not counted, nor one whose counter key
+/// holds something else): see [`crate::lease`]. Nothing after the pop may
+/// fail the script (its effects are not rolled back): the reads of keys
+/// another program may hold are `pcall`s.
+///
+/// And the revoke check, when `ARGV[n+5]` is `check` (the result backend
+/// is this very database): is there a REVOKED record under the task's id?
+/// A check of its own would cost the worker a round trip before every
+/// task, on the task's path (issue 18). The reply's fourth item is 1
+/// (revoked), 0 (not) or -1 (the script could not tell: no id, a record
+/// too big or not JSON to cjson; the worker GETs it itself), the fifth the
+/// id it checked. The sixth is 1 if a list still holds a message: when
+/// none does, the next fetch waits at once instead of asking first.
 const FETCH_SCRIPT: &str = r#"
 local n = #KEYS - 3
 local function task_id(raw)
@@ -1079,6 +1085,18 @@ local function task_id(raw)
     return m.headers.id
   end
   return nil
+end
+local function revoked(id)
+  if not id then return -1 end
+  -- pcall: a key of another type must not fail the script after its pop
+  -- (a script's effects stay: the message would sit unacked, unseen).
+  local record = redis.pcall('GET', 'celery-task-meta-' .. id)
+  if not record then return 0 end
+  if type(record) ~= 'string' or #record > 65536 then return -1 end
+  local ok, r = pcall(cjson.decode, record)
+  if not ok or type(r) ~= 'table' then return -1 end
+  if r.status == 'REVOKED' then return 1 end
+  return 0
 end
 for i = 1, n do
   local raw = redis.call('RPOP', KEYS[i])
@@ -1092,17 +1110,37 @@ for i = 1, n do
     local attempts = false
     if id then
       local key = 'rust:attempts:' .. id
-      attempts = redis.call('INCR', key)
-      redis.call('EXPIRE', key, ARGV[n + 4])
+      local counted = redis.pcall('INCR', key)
+      if type(counted) == 'number' then
+        attempts = counted
+        redis.call('EXPIRE', key, ARGV[n + 4])
+      end
     end
-    return {KEYS[i], raw, attempts}
+    local checked = -1
+    if ARGV[n + 5] == 'check' then checked = revoked(id) end
+    local more = 0
+    for j = 1, n do
+      if redis.call('LLEN', KEYS[j]) > 0 then more = 1 break end
+    end
+    return {KEYS[i], raw, attempts, checked, id or false, more}
   end
 end
 return false
 "#;
 
-/// A fetched message: (queue, message, delivery tag, deliveries counted).
-type Fetched = (String, Vec<u8>, String, Option<u64>);
+/// A fetched message.
+struct Fetched {
+    queue: String,
+    raw: Vec<u8>,
+    /// The delivery tag it is recorded as unacked under.
+    tag: String,
+    /// Deliveries counted (`None` for a fetch whose reply was lost).
+    attempts: Option<u64>,
+    /// What the fetch script's revoke check found, for the task id it
+    /// read: `None` if it did not check (a lost reply, a backend of its
+    /// own, an answer it could not give).
+    revoked: Option<(String, bool)>,
+}
 
 /// The arguments of [`FETCH_SCRIPT`] and of the blocking wait, built once.
 struct FetchScript {
@@ -1111,9 +1149,12 @@ struct FetchScript {
     /// The routing key (JSON) of each list, in the order of `keys`.
     routing_keys: Vec<Vec<u8>>,
     /// The lease period and the lifetime of the attempts counter, in
-    /// seconds: the last two arguments.
+    /// seconds, then `check` or not: the last three arguments.
     lease: Vec<u8>,
     attempts_ttl: Vec<u8>,
+    /// `check` if the result backend is the broker's database (the script
+    /// can read the result records), else empty.
+    check_revoked: &'static [u8],
 }
 
 impl FetchScript {
@@ -1137,6 +1178,11 @@ impl FetchScript {
             routing_keys,
             lease: config.lease.as_secs_f64().to_string().into_bytes(),
             attempts_ttl: ttl.to_string().into_bytes(),
+            check_revoked: if backend_is_broker(config) {
+                b"check"
+            } else {
+                b""
+            },
         }
     }
 
@@ -1165,7 +1211,11 @@ impl FetchScript {
         args.extend(self.keys.iter().map(Vec::as_slice));
         args.extend([tag.as_bytes(), now.as_bytes()]);
         args.extend(self.routing_keys.iter().map(Vec::as_slice));
-        args.extend([self.lease.as_slice(), &self.attempts_ttl]);
+        args.extend([
+            self.lease.as_slice(),
+            &self.attempts_ttl,
+            self.check_revoked,
+        ]);
         c.queue(&args);
         c.flush()?;
         let waited = if wait.is_some() {
@@ -1207,7 +1257,14 @@ impl Fetch<'_> {
                 .into_bytes();
             leader.unconfirmed = None;
             if let Some((queue, raw)) = entry.as_deref().and_then(unacked_entry) {
-                return Ok(Some((queue, raw, tag, None)));
+                let (attempts, revoked) = (None, None);
+                return Ok(Some(Fetched {
+                    queue,
+                    raw,
+                    tag,
+                    attempts,
+                    revoked,
+                }));
             }
         }
         let tag = new_task_id();
@@ -1224,16 +1281,34 @@ impl Fetch<'_> {
         }
         self.error_cleared();
         let parts = reply.into_array();
-        let attempts = match parts.get(2) {
-            Some(Reply::Integer(n)) => u64::try_from(*n).ok(),
+        let integer = |i: usize| match parts.get(i) {
+            Some(Reply::Integer(n)) => Some(*n),
             _ => None,
         };
+        let attempts = integer(2).and_then(|n| u64::try_from(n).ok());
+        let checked = integer(3);
+        // No message left on any list: the next fetch waits at once.
+        let more = integer(5) != Some(0);
         let mut parts = parts.into_iter().map(Reply::into_bytes);
-        if let (Some(Some(key)), Some(Some(raw))) = (parts.next(), parts.next()) {
-            leader.idle = false;
+        let (key, raw) = (parts.next().flatten(), parts.next().flatten());
+        let checked_id = parts.nth(2).flatten();
+        if let (Some(key), Some(raw)) = (key, raw) {
+            leader.idle = !more;
             let key = String::from_utf8_lossy(&key).into_owned();
             let queue = key.split(SEP).next().unwrap_or(&key).to_string();
-            return Ok(Some((queue, raw, tag, attempts)));
+            let revoked = match (checked, checked_id) {
+                (Some(n @ (0 | 1)), Some(id)) => {
+                    Some((String::from_utf8_lossy(&id).into_owned(), n == 1))
+                }
+                _ => None,
+            };
+            return Ok(Some(Fetched {
+                queue,
+                raw,
+                tag,
+                attempts,
+                revoked,
+            }));
         }
         leader.idle = true;
         Ok(None)
@@ -1554,6 +1629,17 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
+/// Whether the backend holds a REVOKED record for task `id` (false if it
+/// cannot be read: the task runs, at least once).
+fn revoked_record_stored(backend: &Pool, id: &str) -> bool {
+    let key = result_key(id);
+    let stored = backend
+        .with(|c| c.command(&[b"GET", key.as_bytes()]))
+        .ok()
+        .and_then(Reply::into_bytes);
+    stored.is_some_and(|s| is_revoked_record(&s))
+}
+
 /// Whether a stored result record is REVOKED.
 fn is_revoked_record(record: &[u8]) -> bool {
     serde_json::from_slice::<Value>(record)
@@ -1573,6 +1659,19 @@ fn node_name() -> String {
 
 fn same_server(a: &Pool, b: &Pool) -> bool {
     a.url() == b.url()
+}
+
+/// Whether the result backend is the broker's own database (no backend
+/// given, or the same URL), so that a script run on the broker reads the
+/// result records. A URL that does not parse counts as another server.
+fn backend_is_broker(config: &WorkerConfig) -> bool {
+    match &config.backend {
+        None => true,
+        Some(backend) => match (RedisUrl::parse(&config.broker), RedisUrl::parse(backend)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        },
+    }
 }
 
 /// The zset of leases ([`crate::lease::LEASES_KEY`]); an ack forgets its entry.

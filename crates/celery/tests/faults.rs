@@ -28,6 +28,13 @@ fn executor(url: &str) -> CeleryExecutor {
         .expect("connect")
 }
 
+/// Whether an executor's listener is subscribed to its tasks' results:
+/// the pattern it subscribes to at connect, before its first send (there
+/// is no subscription per task to wait for).
+fn listening(c: &mut Connection) -> bool {
+    matches!(c.command(&[b"PUBSUB", b"NUMPAT"]).unwrap(), Reply::Integer(n) if n >= 1)
+}
+
 /// What any amount of time does to a Redis database: every key that has a
 /// TTL is gone; keys without one (queues, bindings) stay.
 fn expire_every_key_with_a_ttl(c: &mut Connection) {
@@ -148,11 +155,9 @@ fn a_result_push_cut_mid_reply_still_completes_the_future() {
     let ex = executor(&link.url(0));
     let mut c = redis.connect();
     let f = ex.submit_fallible(tasks::add, (2, 3)).unwrap();
-    // The listener has subscribed and GOT nothing yet: from now on the
-    // result can come only as the push.
-    wait_until(LONG, "the listener's first MGET", || {
-        server_calls(&mut c, "mget") >= 1
-    });
+    // The listener subscribed (its tasks' pattern, at connect) before the
+    // send, and the result is not stored yet: it can come only as the push.
+    wait_until(LONG, "the listener's subscription", || listening(&mut c));
     link.drop_mid_reply(b"SUCCESS", 40);
     let worker = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     assert_eq!(f.result_timeout(LONG).unwrap(), 5);
@@ -340,11 +345,12 @@ fn a_fetch_cut_mid_reply_on_the_worker_loses_no_task() {
     let msg = celery::TaskMessage::new("rust.add", serde_json::json!([3, 4]), "celery");
     let id = msg.id.clone();
     // The reply that pops it (the fetch script's): the array [queue,
-    // message, deliveries]; a mere wake-up reply (the message alone) passes.
+    // message, deliveries, revoke check, id, more]; a mere wake-up reply
+    // (the message alone) passes.
     let needle = id.clone().into_bytes();
     link.drop_mid_reply_if(
         move |reply| {
-            reply.starts_with(b"*3\r\n$6\r\ncelery\r\n")
+            reply.starts_with(b"*6\r\n$6\r\ncelery\r\n")
                 && reply.windows(needle.len()).any(|w| w == needle)
         },
         64,
@@ -480,9 +486,7 @@ fn a_silent_link_to_the_executor_delays_the_result_and_loses_nothing() {
     let ex = executor(&link.url(0));
     let mut c = redis.connect();
     let f = ex.submit_fallible(tasks::add, (5, 6)).unwrap();
-    wait_until(LONG, "the listener's first MGET", || {
-        server_calls(&mut c, "mget") >= 1
-    });
+    wait_until(LONG, "the listener's subscription", || listening(&mut c));
     link.stall();
     let worker = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     wait_until(LONG, "the task to run", || worker.stats().ran >= 1);
@@ -606,9 +610,7 @@ fn dropping_the_executor_while_its_listener_reconnects_returns() {
     let ex = executor(&link.url(0));
     let _pending = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
     let mut c = redis.connect();
-    wait_until(LONG, "the listener's first MGET", || {
-        server_calls(&mut c, "mget") >= 1
-    });
+    wait_until(LONG, "the listener's subscription", || listening(&mut c));
     // The listener loses its connection and reconnects into a silent link:
     // it blocks in the middle of its reconnect (reading the epoch).
     link.stall();
@@ -787,9 +789,7 @@ fn a_link_silent_for_good_fails_the_pending_future_with_a_clear_error() {
         .unwrap();
     let mut c = redis.connect();
     let f = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
-    wait_until(LONG, "the listener's first MGET", || {
-        server_calls(&mut c, "mget") >= 1
-    });
+    wait_until(LONG, "the listener's subscription", || listening(&mut c));
     link.stall();
     let err = f.result_timeout(LONG).unwrap_err().to_string();
     assert!(err.contains("could not reconnect"), "{err}");
