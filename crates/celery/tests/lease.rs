@@ -573,3 +573,94 @@ fn a_resumed_worker_does_not_run_a_held_task_another_worker_took() {
     );
     let _ = std::fs::remove_file(&gate);
 }
+
+/// As above, with a chain after the task: the worker whose delivery was
+/// taken away must not send the chain's next task, since the restored copy
+/// sends it when it runs (the task itself may run twice, at least once; the
+/// rest of the chain must not run twice more because of it).
+#[test]
+fn a_worker_whose_delivery_was_taken_away_does_not_send_the_chains_next_task() {
+    taken_away_with_a_chain(None);
+}
+
+/// The same with the results on a server of their own, where sending what
+/// follows is a step of its own on the broker.
+#[test]
+fn with_a_separate_backend_a_taken_away_delivery_does_not_send_the_chains_next_task() {
+    let backend = RedisServer::start();
+    taken_away_with_a_chain(Some(&backend));
+}
+
+fn taken_away_with_a_chain(backend: Option<&RedisServer>) {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let mut args = vec!["-c", "1", "--pool", "threads", "--lease", "60"];
+    let backend_url = backend.map(|b| b.url(0));
+    let mut builder = CeleryExecutor::builder(&url).registry(test_tasks::registry());
+    if let Some(b) = &backend_url {
+        args.extend(["--backend", b]);
+        builder = builder.backend(b);
+    }
+    // A long lease, as above: no renewal between the restore and the ack.
+    let w = Spawned::start(&url, || {}, &args);
+    let ex = builder.connect().unwrap();
+    let gate = temp_path("gate");
+    let key = format!("runs:{}", celery::id::new_task_id());
+    let args = (
+        url.clone(),
+        key.clone(),
+        gate.to_string_lossy().into_owned(),
+    );
+    // The chain's next task goes to a queue no worker reads, so it stays
+    // there to be counted.
+    let elsewhere = format!("elsewhere-{}", celery::id::new_task_id());
+    let mut m = celery::message::TaskMessage::new(
+        "rust.count_then_wait",
+        serde_json::json!([args]),
+        "celery",
+    );
+    m.embed = serde_json::json!({
+        "callbacks": null,
+        "errbacks": null,
+        "chain": [{
+            "task": "rust.add",
+            "args": [1],
+            "kwargs": {},
+            "options": {"queue": elsewhere},
+            "subtask_type": null,
+            "immutable": false,
+        }],
+        "chord": null,
+    });
+    let id = m.id.clone();
+    let f = ex.send::<i64>(m).unwrap();
+    let mut c = redis.connect();
+    wait_until(LONG, "the task to start", || {
+        int(&mut c, &[b"GET", key.as_bytes()]) >= 1
+    });
+    // Another worker's restore and fetch, as above.
+    let tags = c.command(&[b"HKEYS", b"unacked"]).unwrap().into_array();
+    assert_eq!(tags.len(), 1, "one delivery: {tags:?}");
+    let tag = tags[0].clone().into_bytes().unwrap();
+    int(&mut c, &[b"ZREM", b"rust:leases", &tag]);
+    int(&mut c, &[b"ZREM", b"unacked_index", &tag]);
+    assert_eq!(int(&mut c, &[b"HDEL", b"unacked", &tag]), 1);
+    std::fs::write(&gate, b"").unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 1);
+    wait_until(
+        LONG,
+        "the worker to say the task may have run twice",
+        || {
+            w.stderr()
+                .lines()
+                .any(|l| l.contains(&id) && l.contains("twice"))
+        },
+    );
+    assert_eq!(
+        int(&mut c, &[b"LLEN", elsewhere.as_bytes()]),
+        0,
+        "the worker whose delivery was taken away sent the chain's next task \
+         (the restored copy sends it too: the rest of the chain runs twice)"
+    );
+    let _ = std::fs::remove_file(&gate);
+}
