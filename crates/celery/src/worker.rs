@@ -295,23 +295,33 @@ impl Worker {
             costs: costs.clone(),
         };
         let pidbox = self.start_pidbox(&broker_url, remote)?;
-        let restorer = self.start_restorer(broker.clone());
-        let procs = match self.config.pool {
-            PoolKind::Threads => None,
-            PoolKind::Processes => {
-                if crate::procs::process_registry().is_none() {
-                    return Err(CeleryError::Protocol(
-                        "the process pool needs install_process_registry() before start_fork_server()".to_string(),
-                    ));
-                }
-                Some(
-                    Procs::start(self.config.concurrency, costs, terminable).map_err(|e| {
-                        CeleryError::Io(format!("cannot start the process pool: {e}"))
-                    })?,
-                )
+        // A step that fails ends what the steps before it started: a
+        // program that goes on after the error keeps no thread running.
+        let restorer = match self.start_restorer(broker.clone()) {
+            Ok(restorer) => restorer,
+            Err(e) => {
+                self.end_background(pidbox, None);
+                return Err(e);
             }
         };
-        let heartbeat = self.start_heartbeat(broker.clone())?;
+        let started = self.start_pool(costs, terminable).and_then(|procs| {
+            match self.start_heartbeat(broker.clone()) {
+                Ok(heartbeat) => Ok((procs, heartbeat)),
+                Err(e) => {
+                    if let Some(procs) = procs {
+                        procs.shutdown();
+                    }
+                    Err(e)
+                }
+            }
+        });
+        let (procs, heartbeat) = match started {
+            Ok(started) => started,
+            Err(e) => {
+                self.end_background(pidbox, Some(restorer));
+                return Err(e);
+            }
+        };
         // BRPOP's keys, in its order: each queue, then its priority lists.
         let mut keys: Vec<(Vec<u8>, String)> = Vec::new();
         for q in &self.config.queues {
@@ -357,10 +367,7 @@ impl Worker {
         if let Some(p) = procs {
             p.shutdown();
         }
-        self.stop.store(true, Ordering::SeqCst);
-        self.bell.ring(); // the restore thread and the pidbox's pause
-        pidbox.stop();
-        let _ = restorer.join();
+        self.end_background(pidbox, Some(restorer));
         if let Some(why) = broken {
             return Err(CeleryError::PoolBroken(why));
         }
@@ -991,6 +998,37 @@ impl Worker {
         Ok(Pidbox { socket, handle })
     }
 
+    /// The process pool, with `--pool processes`.
+    fn start_pool(
+        &self,
+        costs: Arc<TaskCosts>,
+        terminable: Arc<crate::terminate::Terminable>,
+    ) -> Result<Option<Procs>, CeleryError> {
+        if self.config.pool == PoolKind::Threads {
+            return Ok(None);
+        }
+        if crate::procs::process_registry().is_none() {
+            return Err(CeleryError::Protocol(
+                "the process pool needs install_process_registry() before start_fork_server()"
+                    .to_string(),
+            ));
+        }
+        let procs = Procs::start(self.config.concurrency, costs, terminable)
+            .map_err(|e| CeleryError::Io(format!("cannot start the process pool: {e}")))?;
+        Ok(Some(procs))
+    }
+
+    /// Stops and joins the pidbox listener and the restore thread (at the
+    /// end of `run`, or when a later start-up step failed).
+    fn end_background(&self, pidbox: Pidbox, restorer: Option<std::thread::JoinHandle<()>>) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.bell.ring(); // the restore thread and the pidbox's pause
+        pidbox.stop();
+        if let Some(restorer) = restorer {
+            let _ = restorer.join();
+        }
+    }
+
     /// Starts the heartbeat that renews this worker's leases and restores
     /// lapsed ones ([`crate::lease`]).
     fn start_heartbeat(&self, broker: Arc<Pool>) -> Result<Heartbeat, CeleryError> {
@@ -1002,7 +1040,10 @@ impl Worker {
             .map_err(CeleryError::io)
     }
 
-    fn start_restorer(&self, broker: Arc<Pool>) -> std::thread::JoinHandle<()> {
+    fn start_restorer(
+        &self,
+        broker: Arc<Pool>,
+    ) -> Result<std::thread::JoinHandle<()>, CeleryError> {
         let (stop, stats) = (self.stop.clone(), self.stats.clone());
         let bell = self.bell.clone();
         let (visibility, interval) = (self.config.visibility_timeout, self.config.restore_interval);
@@ -1030,7 +1071,7 @@ impl Worker {
                     }
                 }
             })
-            .expect("spawn the restore thread")
+            .map_err(CeleryError::io)
     }
 }
 
