@@ -75,11 +75,30 @@ fn temp_path(what: &str) -> PathBuf {
     std::env::temp_dir().join(format!("celery-lease-{what}-{}", celery::id::new_task_id()))
 }
 
-fn executor(url: &str) -> CeleryExecutor {
-    CeleryExecutor::builder(url)
-        .registry(test_tasks::registry())
-        .connect()
-        .unwrap()
+/// What another worker's heartbeat does to a lapsed lease (its restore
+/// script), and that worker's fetch: the one delivery leaves `unacked`,
+/// this worker's no more.
+fn take_the_delivery_away(c: &mut Connection) {
+    let tags = c.command(&[b"HKEYS", b"unacked"]).unwrap().into_array();
+    assert_eq!(tags.len(), 1, "one delivery: {tags:?}");
+    let tag = tags[0].clone().into_bytes().unwrap();
+    int(c, &[b"ZREM", b"rust:leases", &tag]);
+    int(c, &[b"ZREM", b"unacked_index", &tag]);
+    assert_eq!(int(c, &[b"HDEL", b"unacked", &tag]), 1);
+}
+
+/// Waits until worker `w` says task `id` may have run twice (its ack found
+/// the message taken away).
+fn wait_for_the_twice_warning(w: &Spawned, id: &str) {
+    wait_until(
+        LONG,
+        "the worker to say the task may have run twice",
+        || {
+            w.stderr()
+                .lines()
+                .any(|l| l.contains(id) && l.contains("twice"))
+        },
+    );
 }
 
 #[test]
@@ -104,7 +123,7 @@ fn a_task_running_three_lease_periods_runs_once() {
             "2",
         ],
     );
-    let ex = executor(&url);
+    let ex = test_executor(&url);
     let gate = temp_path("gate");
     let key = format!("runs:{}", celery::id::new_task_id());
     let args = (
@@ -159,7 +178,7 @@ fn a_killed_workers_task_is_delivered_again_once_its_lease_lapses() {
     // within this test is the lease's doing.
     let args = ["-c", "1", "--pool", "threads", "--lease", "2"];
     let mut a = Spawned::start(&url, || {}, &args);
-    let ex = executor(&url);
+    let ex = test_executor(&url);
     let marker = temp_path("block");
     let f = ex
         .submit(
@@ -207,7 +226,7 @@ fn a_python_worker_and_ours_share_a_queue_and_every_task_runs_once() {
     let redis = RedisServer::start();
     let url = redis.url(0);
     let _py = python_worker_prefetch_one(&url);
-    let ex = executor(&url);
+    let ex = test_executor(&url);
     // Only the Python worker knows tasks.add: its answer says it is up.
     let probe = ex.submit_named::<_, i64>("tasks.add", (1, 2)).unwrap();
     assert_eq!(probe.result_timeout(LONG).unwrap(), 3);
@@ -299,7 +318,7 @@ fn after_redis_was_out_of_reach_a_live_workers_task_is_not_taken_by_another() {
         ]
     };
     let a = Spawned::start(&pa.url(0), || {}, &args("10"));
-    let ex = executor(&redis.url(0));
+    let ex = test_executor(&redis.url(0));
     let mut c = redis.connect();
     let gate = temp_path("gate");
     let key = format!("runs:{}", celery::id::new_task_id());
@@ -373,7 +392,7 @@ fn renewals_racing_acks_leave_no_lease_behind() {
             "30",
         ],
     );
-    let ex = executor(&url);
+    let ex = test_executor(&url);
     let futures: Vec<_> = (0..300i64)
         .map(|i| ex.submit_fallible(tasks::add, (i, 1)).unwrap())
         .collect();
@@ -466,7 +485,7 @@ fn a_task_whose_delivery_was_taken_away_says_it_may_run_twice_when_acked() {
         || {},
         &["-c", "1", "--pool", "threads", "--lease", "60"],
     );
-    let ex = executor(&url);
+    let ex = test_executor(&url);
     let gate = temp_path("gate");
     let key = format!("runs:{}", celery::id::new_task_id());
     let args = (
@@ -482,25 +501,10 @@ fn a_task_whose_delivery_was_taken_away_says_it_may_run_twice_when_acked() {
     wait_until(LONG, "the task to start", || {
         int(&mut c, &[b"GET", key.as_bytes()]) >= 1
     });
-    // What another worker's heartbeat does to a lapsed lease (its restore
-    // script), and that worker's fetch: the message leaves `unacked`.
-    let tags = c.command(&[b"HKEYS", b"unacked"]).unwrap().into_array();
-    assert_eq!(tags.len(), 1, "one delivery: {tags:?}");
-    let tag = tags[0].clone().into_bytes().unwrap();
-    int(&mut c, &[b"ZREM", b"rust:leases", &tag]);
-    int(&mut c, &[b"ZREM", b"unacked_index", &tag]);
-    assert_eq!(int(&mut c, &[b"HDEL", b"unacked", &tag]), 1);
+    take_the_delivery_away(&mut c);
     std::fs::write(&gate, b"").unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 1);
-    wait_until(
-        LONG,
-        "the worker to say the task may have run twice",
-        || {
-            w.stderr()
-                .lines()
-                .any(|l| l.contains(&id) && l.contains("twice"))
-        },
-    );
+    wait_for_the_twice_warning(&w, &id);
     let _ = std::fs::remove_file(&gate);
 }
 
@@ -513,7 +517,7 @@ fn a_resumed_worker_does_not_run_a_held_task_another_worker_took() {
     let redis = RedisServer::start();
     let url = redis.url(0);
     let w = Spawned::start(&url, || {}, &["-c", "1", "--pool", "threads"]);
-    let ex = executor(&url);
+    let ex = test_executor(&url);
     let mut c = redis.connect();
     let gate = temp_path("gate");
     std::fs::write(&gate, b"").unwrap(); // the task ends as soon as it counts
@@ -552,13 +556,9 @@ fn a_resumed_worker_does_not_run_a_held_task_another_worker_took() {
         wait_until(LONG, "its ack", || int(&mut c, &[b"HLEN", b"unacked"]) == 0);
         ahead *= 4.0;
     };
-    // What another worker's heartbeat does once the lease lapsed, and its
-    // fetch: the message leaves `unacked` (it is held over there now).
-    let tags = c.command(&[b"HKEYS", b"unacked"]).unwrap().into_array();
-    let tag = tags[0].clone().into_bytes().unwrap();
-    int(&mut c, &[b"ZREM", b"rust:leases", &tag]);
-    int(&mut c, &[b"ZREM", b"unacked_index", &tag]);
-    assert_eq!(int(&mut c, &[b"HDEL", b"unacked", &tag]), 1);
+    // Another worker took it once the lease lapsed (it is held over there
+    // now).
+    take_the_delivery_away(&mut c);
     w.signal_group(libc::SIGCONT);
     wait_until(LONG, "the worker to run the task or to give it up", || {
         int(&mut c, &[b"GET", key.as_bytes()]) >= 1
@@ -638,24 +638,10 @@ fn taken_away_with_a_chain(backend: Option<&RedisServer>) {
     wait_until(LONG, "the task to start", || {
         int(&mut c, &[b"GET", key.as_bytes()]) >= 1
     });
-    // Another worker's restore and fetch, as above.
-    let tags = c.command(&[b"HKEYS", b"unacked"]).unwrap().into_array();
-    assert_eq!(tags.len(), 1, "one delivery: {tags:?}");
-    let tag = tags[0].clone().into_bytes().unwrap();
-    int(&mut c, &[b"ZREM", b"rust:leases", &tag]);
-    int(&mut c, &[b"ZREM", b"unacked_index", &tag]);
-    assert_eq!(int(&mut c, &[b"HDEL", b"unacked", &tag]), 1);
+    take_the_delivery_away(&mut c);
     std::fs::write(&gate, b"").unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 1);
-    wait_until(
-        LONG,
-        "the worker to say the task may have run twice",
-        || {
-            w.stderr()
-                .lines()
-                .any(|l| l.contains(&id) && l.contains("twice"))
-        },
-    );
+    wait_for_the_twice_warning(&w, &id);
     assert_eq!(
         int(&mut c, &[b"LLEN", elsewhere.as_bytes()]),
         0,
