@@ -650,3 +650,34 @@ fn taken_away_with_a_chain(backend: Option<&RedisServer>) {
     );
     let _ = std::fs::remove_file(&gate);
 }
+
+/// The fetch script reads the task id (for the delivery count) inside
+/// Redis, and must not decode the whole message to do so: cjson builds all
+/// of it as Lua values in Redis's memory, about 17 times the message's
+/// size for a JSON array (a hostile 16 MiB message took Lua's heap to
+/// 272 MB; one of a few hundred MiB would exhaust the server). Shown with a
+/// message whose headers name its id and whose rest is not JSON (a huge
+/// array cut short): read without decoding, its delivery is counted.
+#[test]
+fn the_fetch_finds_the_task_id_without_decoding_the_message() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let mut c = redis.connect();
+    let id = celery::id::new_task_id();
+    let hostile = format!(
+        r#"{{"headers": {{"lang": "py", "id": "{id}"}}, "rest": [{}"#,
+        "0,".repeat(1 << 20)
+    );
+    int(&mut c, &[b"LPUSH", b"celery", hostile.as_bytes()]);
+    let _w = Spawned::start(&url, || {}, &["-c", "1", "--pool", "threads"]);
+    wait_until(LONG, "the worker to fetch the message", || {
+        int(&mut c, &[b"LLEN", b"celery"]) == 0
+    });
+    let key = celery::lease::attempts_key(&id);
+    assert_eq!(
+        int(&mut c, &[b"GET", key.as_bytes()]),
+        1,
+        "the delivery of a message that is not JSON as a whole was not counted: \
+         the fetch script decoded it whole"
+    );
+}
