@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -87,9 +87,22 @@ fn take_the_delivery_away(c: &mut Connection) {
     assert_eq!(int(c, &[b"HDEL", b"unacked", &tag]), 1);
 }
 
-/// Waits until worker `w` says task `id` may have run twice (its ack found
-/// the message taken away).
-fn wait_for_the_twice_warning(w: &Spawned, id: &str) {
+/// Waits until task `id` (a `count_then_wait` on `key` and `gate`) runs on
+/// worker `w`, takes its delivery away, lets it end, and waits for its
+/// result (1) and for the worker to say it may have run twice.
+fn take_away_while_it_runs(
+    c: &mut Connection,
+    w: &Spawned,
+    (key, gate): (&str, &Path),
+    f: &future::Future<i64>,
+    id: &str,
+) {
+    wait_until(LONG, "the task to start", || {
+        int(c, &[b"GET", key.as_bytes()]) >= 1
+    });
+    take_the_delivery_away(c);
+    std::fs::write(gate, b"").unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 1);
     wait_until(
         LONG,
         "the worker to say the task may have run twice",
@@ -498,13 +511,7 @@ fn a_task_whose_delivery_was_taken_away_says_it_may_run_twice_when_acked() {
         .unwrap();
     let id = ex.task_id(&f).unwrap();
     let mut c = redis.connect();
-    wait_until(LONG, "the task to start", || {
-        int(&mut c, &[b"GET", key.as_bytes()]) >= 1
-    });
-    take_the_delivery_away(&mut c);
-    std::fs::write(&gate, b"").unwrap();
-    assert_eq!(f.result_timeout(LONG).unwrap(), 1);
-    wait_for_the_twice_warning(&w, &id);
+    take_away_while_it_runs(&mut c, &w, (&key, &gate), &f, &id);
     let _ = std::fs::remove_file(&gate);
 }
 
@@ -635,13 +642,7 @@ fn taken_away_with_a_chain(backend: Option<&RedisServer>) {
     let id = m.id.clone();
     let f = ex.send::<i64>(m).unwrap();
     let mut c = redis.connect();
-    wait_until(LONG, "the task to start", || {
-        int(&mut c, &[b"GET", key.as_bytes()]) >= 1
-    });
-    take_the_delivery_away(&mut c);
-    std::fs::write(&gate, b"").unwrap();
-    assert_eq!(f.result_timeout(LONG).unwrap(), 1);
-    wait_for_the_twice_warning(&w, &id);
+    take_away_while_it_runs(&mut c, &w, (&key, &gate), &f, &id);
     assert_eq!(
         int(&mut c, &[b"LLEN", elsewhere.as_bytes()]),
         0,
