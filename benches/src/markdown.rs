@@ -558,25 +558,37 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_missed_target_says_missed_with_the_figure() {
-        let mut figures = Figures::new();
+    /// Our tiny-task rate in `round`, measured on a quiet machine.
+    fn tiny_tasks_round(figures: &mut Figures, round: u32, rate: f64) {
         figures.insert_round(
             "process_pool/tiny_tasks",
             "ours",
-            1,
-            Sample::Direct(Figure::new(42e3, Kind::Rate)),
+            round,
+            Sample::Direct(Figure::new(rate, Kind::Rate)),
             Some(crate::figure::Origin {
                 commit: "abc1234".into(),
                 time: "2026-12-02 17:00 UTC".into(),
                 foreign_load: Some(false),
             }),
         );
-        let page = render_with(&figures, &[]);
+    }
+
+    /// The tiny-tasks row of the page rendered from `figures`, and the page.
+    fn tiny_tasks_line(figures: &Figures) -> (String, String) {
+        let page = render_with(figures, &[]);
         let line = page
             .lines()
             .find(|l| l.starts_with("| process pool: tiny tasks"))
-            .unwrap();
+            .unwrap()
+            .to_string();
+        (line, page)
+    }
+
+    #[test]
+    fn a_missed_target_says_missed_with_the_figure() {
+        let mut figures = Figures::new();
+        tiny_tasks_round(&mut figures, 1, 42e3);
+        let (line, page) = tiny_tasks_line(&figures);
         assert!(line.contains("**42.0k/s**"), "{line}");
         assert!(
             line.contains("**missed**: 42.0k/s vs target 100k/s"),
@@ -593,23 +605,9 @@ mod tests {
     fn an_unsettled_target_is_shown_and_counted_as_such() {
         let mut figures = Figures::new();
         for (round, rate) in [(1, 90e3), (2, 110e3), (3, 120e3)] {
-            figures.insert_round(
-                "process_pool/tiny_tasks",
-                "ours",
-                round,
-                Sample::Direct(Figure::new(rate, Kind::Rate)),
-                Some(crate::figure::Origin {
-                    commit: "abc1234".into(),
-                    time: "2026-12-02 17:00 UTC".into(),
-                    foreign_load: Some(false),
-                }),
-            );
+            tiny_tasks_round(&mut figures, round, rate);
         }
-        let page = render_with(&figures, &[]);
-        let line = page
-            .lines()
-            .find(|l| l.starts_with("| process pool: tiny tasks"))
-            .unwrap();
+        let (line, page) = tiny_tasks_line(&figures);
         assert!(line.contains("| **unsettled** after 3 rounds: "), "{line}");
         assert!(
             page.contains("**0 met**, **0 missed**, **1 unsettled**"),

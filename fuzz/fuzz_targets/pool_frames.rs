@@ -3,7 +3,9 @@
 //! ends of the pipes: the first byte picks the reader and its read size.
 //!
 //! * Even first byte: the pool reads a worker's result pipe.
-//! * Odd first byte: a worker reads its task pipe (from a real descriptor).
+//! * Odd first byte: a worker reads its task pipe (from a real descriptor);
+//!   with the high bit set, with small argument-buffer limits, so that the
+//!   buffer's growth and drop are reached by inputs of a few KiB.
 //!
 //! Promises checked beyond "no panic": the frames read, written back, are
 //! exactly the bytes they were read from; no frame is bigger than the cap;
@@ -28,7 +30,9 @@ fuzz_target!(|data: &[u8]| {
         };
         check_pool(stream, read_size, max);
     } else {
-        check_worker(stream, read_size);
+        // The high bit: small argument-buffer limits, which inputs this
+        // size can reach (see `fuzz_api::worker_read`).
+        check_worker(stream, read_size, mode & 0x80 != 0);
     }
 });
 
@@ -59,8 +63,8 @@ fn check_pool(stream: &[u8], read_size: usize, max: usize) {
     }
 }
 
-fn check_worker(stream: &[u8], buffer: usize) {
-    let (tasks, stopped) = fuzz_api::worker_read(stream, buffer).expect("a memfd");
+fn check_worker(stream: &[u8], buffer: usize, small_limits: bool) {
+    let (tasks, stopped) = fuzz_api::worker_read(stream, buffer, small_limits).expect("a memfd");
     let mut written = Vec::new();
     for t in &tasks {
         let mut body = Vec::new();

@@ -1146,7 +1146,8 @@ fn same_server(a: &RedisUrl, b: &RedisUrl) -> bool {
 }
 
 /// A channel nobody publishes on: the broker watcher subscribes to it only
-/// so that its connection is exempt from the server's idle `timeout`.
+/// so that its connection is exempt from the server's idle `timeout` (if
+/// the user may; see `open_broker_watch`).
 const WATCH_CHANNEL: &[u8] = b"celery-rs-broker-watch";
 
 /// Opens the broker watcher's connection, subscribed and registered for
@@ -1157,7 +1158,10 @@ const WATCH_CHANNEL: &[u8] = b"celery-rs-broker-watch";
 fn open_broker_watch(shared: &Shared) -> Result<Connection, CeleryError> {
     let mut c = Connection::open(shared.broker.url())?;
     watch_epoch(&mut c)?;
-    c.command(&[b"SUBSCRIBE", WATCH_CHANNEL])?.ok()?;
+    // An ACL that grants no such channel (NOPERM, an error reply) leaves it
+    // unsubscribed: a server idle `timeout` may then close it, and the
+    // watcher reconnects and checks the epoch, as after any break.
+    let _ = c.command(&[b"SUBSCRIBE", WATCH_CHANNEL])?.ok();
     // It waits for nothing but the break: no read timeout (a silent broker
     // link goes unnoticed here; the listener's PING covers the backend).
     c.set_read_timeout(None)?;

@@ -24,8 +24,10 @@
 //!   (a Python worker fetched it) is restored after the visibility
 //!   timeout, as before.
 //! * After Redis was out of reach (its clock went on, the leases seem to
-//!   have lapsed), a heartbeat restores nothing until it has renewed for a
-//!   whole lease period without failing: the live workers renew first.
+//!   have lapsed), or after Redis's clock jumped ahead (each renewal reads
+//!   it: ahead of the worker's own by half a period or more), a heartbeat
+//!   restores nothing until it has renewed for a whole lease period without
+//!   failing: the live workers renew first.
 //!
 //! The worst case stays "at least once": a worker cut off from Redis for
 //! more than a lease period loses its tasks to another worker; when it
@@ -337,19 +339,35 @@ pub(crate) fn renew_every(lease: Duration, visibility: Duration) -> Duration {
 }
 
 /// Whether a heartbeat may restore lapsed leases: only after it renewed
-/// for a whole lease period without failing. After Redis was out of reach,
-/// every lease seems to have lapsed by Redis's clock; waiting one period
-/// lets the live workers renew theirs first.
+/// for a whole lease period without failing, and without seeing Redis's
+/// clock jump ahead. After Redis was out of reach, or after its clock
+/// jumped (an NTP step, a restored VM), every lease seems to have lapsed by
+/// that clock; waiting one period lets the live workers renew theirs first.
 #[derive(Debug, Default)]
 pub(crate) struct Health {
     /// Since when every renewal succeeded; `None` after a failure.
     since: Option<Instant>,
     /// Failures in a row, for the log.
     failures: u32,
+    /// The last renewal: when, and what Redis's clock said then.
+    last: Option<(Instant, f64)>,
 }
 
 impl Health {
-    fn renewed(&mut self, now: Instant) {
+    /// A renewal succeeded at `now`, when Redis's clock said `redis_now`
+    /// (seconds).
+    fn renewed(&mut self, now: Instant, redis_now: f64, period: Duration) {
+        if let Some((at, then)) = self.last.replace((now, redis_now)) {
+            // Redis's clock ran ahead of ours by half a period or more: a
+            // jump that may have lapsed leases their workers still renew.
+            let ahead = (redis_now - then) - now.saturating_duration_since(at).as_secs_f64();
+            if ahead >= period.as_secs_f64() / 2.0 {
+                eprintln!(
+                    "celery-worker: Redis's clock jumped {ahead:.0} s ahead of this worker's:                      leases seem to have lapsed; restoring none for a lease period ({period:?})                      while the live workers renew theirs"
+                );
+                self.since = Some(now);
+            }
+        }
         if self.failures > 0 {
             eprintln!(
                 "celery-worker: renewing leases again after {} failed tries",
@@ -403,8 +421,8 @@ impl Heartbeat {
                 let mut health = Health::default();
                 while let Some(tags) = held.wait(every) {
                     match renew(&broker, &tags, period) {
-                        Ok(gone) => {
-                            health.renewed(Instant::now());
+                        Ok((gone, redis_now)) => {
+                            health.renewed(Instant::now(), redis_now, period);
                             gone.iter().for_each(|tag| held.lost(tag));
                         }
                         Err(e) => health.failed(&e, period),
@@ -430,13 +448,14 @@ impl Heartbeat {
 }
 
 /// Renews the leases of `tags` for `period`; returns the tags whose entry
-/// was gone. With no tags, a PING: a heartbeat also measures whether Redis
-/// answers ([`Health`]).
-fn renew(broker: &Pool, tags: &[String], period: Duration) -> Result<Vec<String>, CeleryError> {
-    if tags.is_empty() {
-        broker.with(|c| c.command(&[b"PING"])?.ok())?;
-        return Ok(Vec::new());
-    }
+/// was gone, and Redis's clock after the renewal (`TIME`, seconds). With no
+/// tags, only the clock: a heartbeat also measures whether Redis answers,
+/// and watches its clock ([`Health`]).
+fn renew(
+    broker: &Pool,
+    tags: &[String],
+    period: Duration,
+) -> Result<(Vec<String>, f64), CeleryError> {
     let secs = period.as_secs_f64().to_string();
     let now = unix_now().to_string();
     let mut gone = Vec::new();
@@ -458,7 +477,22 @@ fn renew(broker: &Pool, tags: &[String], period: Duration) -> Result<Vec<String>
                 .map(|t| String::from_utf8_lossy(&t).into_owned()),
         );
     }
-    Ok(gone)
+    Ok((gone, broker.with(redis_time)?))
+}
+
+/// Redis's clock (`TIME`), in seconds.
+fn redis_time(c: &mut Connection) -> Result<f64, CeleryError> {
+    let parts = c.command(&[b"TIME"])?.ok()?.into_array();
+    let field = |i: usize| -> Option<f64> {
+        let bytes = parts.get(i)?.clone().into_bytes()?;
+        std::str::from_utf8(&bytes).ok()?.parse().ok()
+    };
+    match (field(0), field(1)) {
+        (Some(secs), Some(micros)) => Ok(secs + micros / 1e6),
+        _ => Err(CeleryError::Protocol(
+            "TIME did not answer seconds and microseconds".to_string(),
+        )),
+    }
 }
 
 fn unix_now() -> f64 {
@@ -481,15 +515,45 @@ mod tests {
         let (t0, period) = (Instant::now(), Duration::from_secs(2));
         let mut health = Health::default();
         assert!(!health.may_restore(t0, period), "before any renewal");
-        health.renewed(t0);
+        health.renewed(t0, 1000.0, period);
         assert!(!health.may_restore(t0 + period / 2, period));
         assert!(health.may_restore(t0 + period, period));
         // Redis out of reach: the period starts again at the next renewal.
         health.failed(&CeleryError::Io("cut".to_string()), period);
         assert!(!health.may_restore(t0 + 3 * period, period));
-        health.renewed(t0 + 3 * period);
+        health.renewed(t0 + 3 * period, 1006.0, period);
         assert!(!health.may_restore(t0 + 3 * period + period / 2, period));
         assert!(health.may_restore(t0 + 4 * period, period));
+    }
+
+    /// Redis's clock (`TIME`, by which leases lapse) jumps ahead (an NTP
+    /// step, a VM restored): every lease seems to have lapsed at once. A
+    /// heartbeat that sees the jump restores nothing for a whole period,
+    /// as after Redis was out of reach, so the live workers renew first.
+    #[test]
+    fn a_jump_of_redis_clock_holds_the_restores_for_a_period() {
+        let (t0, period) = (Instant::now(), Duration::from_secs(30));
+        let every = period / 3;
+        let mut health = Health::default();
+        health.renewed(t0, 1000.0, period);
+        health.renewed(t0 + period, 1030.0, period);
+        assert!(health.may_restore(t0 + period, period));
+        // The next round, `every` later by the worker's clock, an hour and
+        // `every` later by Redis's.
+        let t1 = t0 + period + every;
+        health.renewed(t1, 1030.0 + 3600.0 + every.as_secs_f64(), period);
+        assert!(
+            !health.may_restore(t1, period),
+            "restores right after Redis's clock jumped an hour ahead"
+        );
+        let t2 = t1 + period;
+        health.renewed(t2, 4640.0 + period.as_secs_f64(), period);
+        assert!(health.may_restore(t2, period), "a period later");
+        // A clock that runs with the worker's, a little late or early (a
+        // slow reply), is no jump.
+        let t3 = t2 + every;
+        health.renewed(t3, 4670.0 + every.as_secs_f64() + 2.0, period);
+        assert!(health.may_restore(t3, period));
     }
 
     #[test]

@@ -49,6 +49,45 @@ impl Display for TypeError {
 
 impl std::error::Error for TypeError {}
 
+/// How many bytes of a value an error message quotes: a message may carry
+/// megabytes, and the FAILURE a refusal stores (and publishes, and a Python
+/// client shows) must not carry them again.
+const MAX_QUOTE: usize = 200;
+
+/// `value` as displayed, rendered only up to [`MAX_QUOTE`] bytes (cut at a
+/// character boundary, and said so).
+fn excerpt(value: &dyn Display) -> String {
+    struct Capped {
+        out: String,
+        cut: bool,
+    }
+    impl std::fmt::Write for Capped {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let room = MAX_QUOTE - self.out.len();
+            if s.len() <= room {
+                self.out.push_str(s);
+                return Ok(());
+            }
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.out.push_str(&s[..end]);
+            self.cut = true;
+            Err(std::fmt::Error) // stops the rendering: the rest is not made
+        }
+    }
+    let mut capped = Capped {
+        out: String::new(),
+        cut: false,
+    };
+    let _ = std::fmt::write(&mut capped, format_args!("{value}"));
+    if capped.cut {
+        capped.out.push_str("... (cut)");
+    }
+    capped.out
+}
+
 fn short_type_name<E>() -> String {
     let full = std::any::type_name::<E>();
     let base = full.split('<').next().unwrap_or(full);
@@ -73,8 +112,10 @@ pub fn decode_args<A: DeserializeOwned>(args: Value) -> Result<A, TaskError> {
     }
     serde_json::from_value(args.clone()).map_err(|e| {
         TaskError::Failed(DynError::new(TypeError(format!(
-            "cannot read the arguments {args} as {}: {e}",
-            std::any::type_name::<A>()
+            "cannot read the arguments {} as {}: {}",
+            excerpt(&args),
+            std::any::type_name::<A>(),
+            excerpt(&e)
         ))))
     })
 }
@@ -145,18 +186,24 @@ impl Registry {
     /// A `TypeError`, worded as Python's, for a keyword the task does not
     /// declare, a parameter given twice or one left out before a given one.
     pub fn bind(&self, name: &str, args: Value, kwargs: Value) -> Result<Value, TaskError> {
+        // The name and the values quoted come from the message.
+        let name = &excerpt(&name);
         let kwargs = match kwargs {
             Value::Null => return Ok(args),
             Value::Object(map) if map.is_empty() => return Ok(args),
             Value::Object(map) => map,
             other => {
                 return Err(type_error(format!(
-                    "{name}() got kwargs {other}, not a dict"
+                    "{name}() got kwargs {}, not a dict",
+                    excerpt(&other)
                 )))
             }
         };
         let Value::Array(mut args) = args else {
-            return Err(type_error(format!("{name}() got args {args}, not a list")));
+            return Err(type_error(format!(
+                "{name}() got args {}, not a list",
+                excerpt(&args)
+            )));
         };
         let names = self.params.get(name).map(Vec::as_slice).unwrap_or_default();
         if args.len() > names.len() {
@@ -177,12 +224,14 @@ impl Registry {
                     ""
                 };
                 return Err(type_error(format!(
-                    "{name}() got an unexpected keyword argument '{key}'{hint}"
+                    "{name}() got an unexpected keyword argument '{}'{hint}",
+                    excerpt(&key)
                 )));
             };
             if slots[at].is_some() {
                 return Err(type_error(format!(
-                    "{name}() got multiple values for argument '{key}'"
+                    "{name}() got multiple values for argument '{}'",
+                    excerpt(&key)
                 )));
             }
             slots[at] = Some(value);
@@ -229,7 +278,10 @@ impl Registry {
         let handler = self.get(name).ok_or_else(|| {
             TaskError::Failed(DynError::from_parts(
                 "NotRegistered",
-                format!("'{name}' is not registered with this Rust worker"),
+                format!(
+                    "'{}' is not registered with this Rust worker",
+                    excerpt(&name)
+                ),
             ))
         })?;
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(args)))
@@ -306,5 +358,34 @@ mod tests {
         assert!(m.contains("declares no parameter names"), "{m}");
         let m = message("t.add", json!([1, 2, 3]), json!({"x": 3}));
         assert!(m.contains("takes 2 positional arguments but 3"), "{m}");
+    }
+
+    /// A refused message's FAILURE (stored, published, shown to a Python
+    /// client) quotes the argument, or the keyword, in part: a message may
+    /// carry megabytes, and its refusal must not carry them again.
+    #[test]
+    fn a_refusal_quotes_a_huge_argument_in_part() {
+        let mut r = Registry::new();
+        r.register("t.add", add).params("t.add", &["x", "y"]);
+        r.register("t.double", double);
+        let huge = "x".repeat(1 << 20);
+        let mut kwargs = serde_json::Map::new();
+        kwargs.insert(huge.clone(), json!(1));
+        let refusals = [
+            r.run("t.double", json!([huge])).unwrap_err(),
+            r.run("t.double", json!([huge, huge])).unwrap_err(),
+            r.bind("t.add", json!([]), json!(huge)).unwrap_err(),
+            r.bind("t.add", json!(huge), json!({"x": 1})).unwrap_err(),
+            r.bind("t.add", json!([]), Value::Object(kwargs))
+                .unwrap_err(),
+            r.run(&huge, json!([])).unwrap_err(),
+        ];
+        for e in refusals {
+            let m = e.to_string();
+            assert!(m.len() < 2000, "{} bytes: {}...", m.len(), &m[..200]);
+        }
+        // What was expected is still said.
+        let m = r.run("t.double", json!([huge])).unwrap_err().to_string();
+        assert!(m.contains("as u64"), "{m}");
     }
 }

@@ -35,11 +35,13 @@
 //!    which cannot be killed ([`crate::limits`]).
 //! 4. A chord's header task reports its outcome to Celery's Redis chord
 //!    counter; the last one sends the body ([`crate::chord`]). Then one
-//!    transaction sends what follows the task (the chain's next task,
-//!    `link` callbacks or `link_error` errbacks: LPUSH), stores the result
-//!    (SETEX + PUBLISH) and acks (`ZREM`, `HDEL`): a crash before it leaves
-//!    the message unacked. While Redis cannot be reached it is retried with
-//!    back-off, for up to `STORE_PATIENCE` (5 minutes).
+//!    step (a Lua script) sends what follows the task (the chain's next
+//!    task, `link` callbacks or `link_error` errbacks: LPUSH), stores the
+//!    result (SETEX + PUBLISH) and acks (`ZREM`, `HDEL`): a crash before it
+//!    leaves the message unacked. What follows is sent only if the message
+//!    was still unacked: one taken away (its lease lapsed) sends it when
+//!    its restored copy runs. While Redis cannot be reached it is retried
+//!    with back-off, for up to `STORE_PATIENCE` (5 minutes).
 //! 5. The worker's heartbeat renews the lease of every message it holds
 //!    ([`crate::lease`]); any worker restores a message whose lease lapsed,
 //!    and one without a lease (a Python worker's) once it is older than the
@@ -297,23 +299,33 @@ impl Worker {
             costs: costs.clone(),
         };
         let pidbox = self.start_pidbox(&broker_url, remote)?;
-        let restorer = self.start_restorer(broker.clone());
-        let procs = match self.config.pool {
-            PoolKind::Threads => None,
-            PoolKind::Processes => {
-                if crate::procs::process_registry().is_none() {
-                    return Err(CeleryError::Protocol(
-                        "the process pool needs install_process_registry() before start_fork_server()".to_string(),
-                    ));
-                }
-                Some(
-                    Procs::start(self.config.concurrency, costs, terminable).map_err(|e| {
-                        CeleryError::Io(format!("cannot start the process pool: {e}"))
-                    })?,
-                )
+        // A step that fails ends what the steps before it started: a
+        // program that goes on after the error keeps no thread running.
+        let restorer = match self.start_restorer(broker.clone()) {
+            Ok(restorer) => restorer,
+            Err(e) => {
+                self.end_background(pidbox, None);
+                return Err(e);
             }
         };
-        let heartbeat = self.start_heartbeat(broker.clone())?;
+        let started = self.start_pool(costs, terminable).and_then(|procs| {
+            match self.start_heartbeat(broker.clone()) {
+                Ok(heartbeat) => Ok((procs, heartbeat)),
+                Err(e) => {
+                    if let Some(procs) = procs {
+                        procs.shutdown();
+                    }
+                    Err(e)
+                }
+            }
+        });
+        let (procs, heartbeat) = match started {
+            Ok(started) => started,
+            Err(e) => {
+                self.end_background(pidbox, Some(restorer));
+                return Err(e);
+            }
+        };
         // BRPOP's keys, in its order: each queue, then its priority lists.
         let mut keys: Vec<(Vec<u8>, String)> = Vec::new();
         for q in &self.config.queues {
@@ -359,10 +371,7 @@ impl Worker {
         if let Some(p) = procs {
             p.shutdown();
         }
-        self.stop.store(true, Ordering::SeqCst);
-        self.bell.ring(); // the restore thread and the pidbox's pause
-        pidbox.stop();
-        let _ = restorer.join();
+        self.end_background(pidbox, Some(restorer));
         if let Some(why) = broken {
             return Err(CeleryError::PoolBroken(why));
         }
@@ -983,6 +992,37 @@ impl Worker {
         Ok(Pidbox { socket, handle })
     }
 
+    /// The process pool, with `--pool processes`.
+    fn start_pool(
+        &self,
+        costs: Arc<TaskCosts>,
+        terminable: Arc<crate::terminate::Terminable>,
+    ) -> Result<Option<Procs>, CeleryError> {
+        if self.config.pool == PoolKind::Threads {
+            return Ok(None);
+        }
+        if crate::procs::process_registry().is_none() {
+            return Err(CeleryError::Protocol(
+                "the process pool needs install_process_registry() before start_fork_server()"
+                    .to_string(),
+            ));
+        }
+        let procs = Procs::start(self.config.concurrency, costs, terminable)
+            .map_err(|e| CeleryError::Io(format!("cannot start the process pool: {e}")))?;
+        Ok(Some(procs))
+    }
+
+    /// Stops and joins the pidbox listener and the restore thread (at the
+    /// end of `run`, or when a later start-up step failed).
+    fn end_background(&self, pidbox: Pidbox, restorer: Option<std::thread::JoinHandle<()>>) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.bell.ring(); // the restore thread and the pidbox's pause
+        pidbox.stop();
+        if let Some(restorer) = restorer {
+            let _ = restorer.join();
+        }
+    }
+
     /// Starts the heartbeat that renews this worker's leases and restores
     /// lapsed ones ([`crate::lease`]).
     fn start_heartbeat(&self, broker: Arc<Pool>) -> Result<Heartbeat, CeleryError> {
@@ -994,7 +1034,10 @@ impl Worker {
             .map_err(CeleryError::io)
     }
 
-    fn start_restorer(&self, broker: Arc<Pool>) -> std::thread::JoinHandle<()> {
+    fn start_restorer(
+        &self,
+        broker: Arc<Pool>,
+    ) -> Result<std::thread::JoinHandle<()>, CeleryError> {
         let (stop, stats) = (self.stop.clone(), self.stats.clone());
         let bell = self.bell.clone();
         let (visibility, interval) = (self.config.visibility_timeout, self.config.restore_interval);
@@ -1022,7 +1065,7 @@ impl Worker {
                     }
                 }
             })
-            .expect("spawn the restore thread")
+            .map_err(CeleryError::io)
     }
 }
 
@@ -1062,11 +1105,17 @@ struct Leader {
 /// In the same step, the worker's lease on it (`KEYS[n+3]` =
 /// `rust:leases`: lapses `ARGV[n+3]` seconds from Redis's now) and the
 /// count of its deliveries (`rust:attempts:<id>`, id from the message's
-/// headers, expiring after `ARGV[n+4]` seconds; a message whose headers
-/// Redis's cjson cannot read is not counted, nor one whose counter key
-/// holds something else): see [`crate::lease`]. Nothing after the pop may
-/// fail the script (its effects are not rolled back): the reads of keys
-/// another program may hold are `pcall`s.
+/// headers, expiring after `ARGV[n+4]` seconds; a message without an id
+/// the scan below finds is not counted, nor one whose counter key holds
+/// something else): see [`crate::lease`]. Nothing after the pop may fail
+/// the script (its effects are not rolled back): the reads of keys another
+/// program may hold are `pcall`s.
+///
+/// The id is found by a scan, not by decoding the message: cjson would
+/// build all of it as Lua values in Redis's memory (a 16 MiB JSON array
+/// took 272 MB there). An unescaped `"id"` key cannot stand inside a JSON
+/// string, and in kombu's envelope only the headers have one (a protocol 1
+/// message's id is inside its encoded body: not counted, as before).
 ///
 /// And the revoke check, when `ARGV[n+5]` is `check` (the result backend
 /// is this very database): is there a REVOKED record under the task's id?
@@ -1079,10 +1128,9 @@ struct Leader {
 const FETCH_SCRIPT: &str = r#"
 local n = #KEYS - 3
 local function task_id(raw)
-  local ok, m = pcall(cjson.decode, raw)
-  if ok and type(m) == 'table' and type(m.headers) == 'table'
-      and type(m.headers.id) == 'string' and #m.headers.id <= 255 then
-    return m.headers.id
+  local id = string.match(raw, '"id"%s*:%s*"([^"\\]*)"')
+  if id and #id > 0 and #id <= 255 then
+    return id
   end
   return nil
 end
@@ -1771,14 +1819,21 @@ fn store_and_ack(
     if !same && !messages.is_empty() {
         // On two servers this step stands alone: a reply lost after Redis
         // took the LPUSHes sends them again (the follow-ups run twice).
+        // They go only while the message is still ours, as on one server
+        // (a restore between this step and the ack below still sends them
+        // twice: that window is this step's round trip and the store's).
         let sent = with_retries(broker, "sending what follows", id, give_up, |c| {
-            for (queue, body) in &messages {
-                c.queue(&[b"LPUSH", queue.as_bytes(), body.as_bytes()]);
-            }
-            c.flush()?;
-            for _ in &messages {
-                c.read_reply()?.ok()?;
-            }
+            let numkeys = (1 + messages.len()).to_string();
+            let mut args: Vec<&[u8]> = vec![
+                b"EVAL",
+                SEND_IF_OURS.as_bytes(),
+                numkeys.as_bytes(),
+                b"unacked",
+            ];
+            args.extend(messages.iter().map(|(queue, _)| queue.as_bytes()));
+            args.push(job.tag.as_bytes());
+            args.extend(messages.iter().map(|(_, body)| body.as_bytes()));
+            c.command(&args)?.ok()?;
             Ok(())
         });
         if let Err(e) = sent {
@@ -1799,6 +1854,9 @@ fn store_and_ack(
                 return Ok(());
             }
         }
+        if same {
+            return settle_on_one_server(c, job, &messages, &records, &ttl);
+        }
         // Every queued command has one reply (+QUEUED, or +OK for MULTI).
         let mut replies = 0;
         let mut send = |c: &mut Connection, args: &[&[u8]]| {
@@ -1806,22 +1864,12 @@ fn store_and_ack(
             replies += 1;
         };
         send(c, &[b"MULTI"]);
-        if same {
-            for (queue, body) in &messages {
-                send(c, &[b"LPUSH", queue.as_bytes(), body.as_bytes()]);
-            }
-        }
         for (key, record) in &records {
             send(
                 c,
                 &[b"SETEX", key.as_bytes(), ttl.as_bytes(), record.as_bytes()],
             );
             send(c, &[b"PUBLISH", key.as_bytes(), record.as_bytes()]);
-        }
-        if same {
-            send(c, &[b"ZREM", b"unacked_index", job.tag.as_bytes()]);
-            send(c, &[b"HDEL", b"unacked", job.tag.as_bytes()]);
-            send(c, &[b"ZREM", LEASES, job.tag.as_bytes()]);
         }
         send(c, &[b"EXEC"]);
         c.flush()?;
@@ -1830,16 +1878,10 @@ fn store_and_ack(
             last = c.read_reply()?.ok()?;
         }
         // EXEC's array holds each command's reply: one may be an error
-        // (a queue key of the wrong type) while the others took effect.
-        let replies = last.into_array();
-        // The ack's HDEL is second to last in EXEC's array (ZREM follows).
-        let hdel_at = same.then(|| replies.len().checked_sub(2)).flatten();
-        for (i, reply) in replies.into_iter().enumerate() {
+        // while the others took effect.
+        for reply in last.into_array() {
             if let Reply::Error(e) = &reply {
                 eprintln!("celery-worker: storing the result of task {id}: a command failed: {e}");
-            }
-            if Some(i) == hdel_at && reply == Reply::Integer(0) {
-                report_taken_away(job);
             }
         }
         Ok(())
@@ -1873,6 +1915,88 @@ fn store_and_ack(
         }
     }
 }
+
+/// Sends the follow-ups, stores the records and acks `job`, in one step
+/// on the server that is both broker and backend ([`SETTLE_SCRIPT`]). The
+/// follow-ups go only if the message was still unacked: if its lease
+/// lapsed and another worker restored it, the restored copy sends them
+/// when it runs, and sending them here too would run the rest of a chain
+/// (or a callback) twice.
+fn settle_on_one_server(
+    c: &mut Connection,
+    job: &Job,
+    messages: &[(&str, String)],
+    records: &[(String, String)],
+    ttl: &str,
+) -> Result<(), CeleryError> {
+    let numkeys = (3 + messages.len() + records.len()).to_string();
+    let count = messages.len().to_string();
+    let mut args: Vec<&[u8]> = vec![
+        b"EVAL",
+        SETTLE_SCRIPT.as_bytes(),
+        numkeys.as_bytes(),
+        b"unacked_index",
+        b"unacked",
+        LEASES,
+    ];
+    args.extend(messages.iter().map(|(queue, _)| queue.as_bytes()));
+    args.extend(records.iter().map(|(key, _)| key.as_bytes()));
+    args.extend([job.tag.as_bytes(), ttl.as_bytes(), count.as_bytes()]);
+    args.extend(messages.iter().map(|(_, body)| body.as_bytes()));
+    args.extend(records.iter().map(|(_, record)| record.as_bytes()));
+    let reply = c.command(&args)?.ok()?.into_array();
+    let mut reply = reply.into_iter();
+    if reply.next() == Some(Reply::Integer(0)) {
+        report_taken_away(job);
+    }
+    // A command may fail (a queue key of the wrong type) while the others
+    // took effect.
+    for e in reply.flat_map(Reply::into_array) {
+        let e = e.into_bytes().unwrap_or_default();
+        eprintln!(
+            "celery-worker: storing the result of task {}: a command failed: {}",
+            job.msg.id,
+            String::from_utf8_lossy(&e)
+        );
+    }
+    Ok(())
+}
+
+/// Acks the message `ARGV[1]` (`KEYS[1..3]` = `unacked_index`, `unacked`,
+/// the leases) and, only if it was still unacked, pushes the `ARGV[3]`
+/// follow-up messages (`ARGV[4..]`) on their queues (`KEYS[4..]`); then
+/// stores and publishes each record (the remaining `KEYS` and `ARGV`, in
+/// the same places) for `ARGV[2]` seconds. Returns `{1 if it acked, the
+/// error texts of the commands that failed}`. One step, as the `MULTI` it
+/// replaced: a crash leaves all of it undone or none.
+const SETTLE_SCRIPT: &str = r#"
+local ours = redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+local errors = {}
+local function run(...)
+  local r = redis.pcall(...)
+  if type(r) == 'table' and r.err then errors[#errors + 1] = r.err end
+end
+local sent = 3 + tonumber(ARGV[3])
+if ours == 1 then
+  for i = 4, sent do run('LPUSH', KEYS[i], ARGV[i]) end
+end
+for i = sent + 1, #KEYS do
+  run('SETEX', KEYS[i], ARGV[2], ARGV[i])
+  run('PUBLISH', KEYS[i], ARGV[i])
+end
+return {ours, errors}
+"#;
+
+/// Pushes the follow-up messages (`ARGV[2..]`) on their queues (`KEYS[2..]`,
+/// in the same places) only if the message `ARGV[1]` is still in `unacked`
+/// (`KEYS[1]`): the two-server twin of [`SETTLE_SCRIPT`]'s condition.
+const SEND_IF_OURS: &str = r#"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+for i = 2, #KEYS do redis.call('LPUSH', KEYS[i], ARGV[i]) end
+return 1
+"#;
 
 /// The ack of `job` found its message no longer unacked: its lease lapsed
 /// while it ran (this worker paused, or cut off from Redis, for a lease

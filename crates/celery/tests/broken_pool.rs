@@ -74,3 +74,27 @@ fn a_worker_with_a_broken_pool_returns_its_tasks_to_the_queue_and_exits_non_zero
         assert_eq!(f.result_timeout(LONG).unwrap(), i as i64 + 100);
     }
 }
+
+/// A worker whose process pool cannot start (here: no process registry was
+/// installed) returns the error, and the threads it started before (the
+/// pidbox listener, the restore rounds, the heartbeat) end with it: a
+/// program that goes on after the error keeps none of them running.
+#[test]
+fn a_worker_whose_pool_cannot_start_leaves_no_thread_running() {
+    let redis = RedisServer::start();
+    let mut config = celery::WorkerConfig::new(&redis.url(0));
+    config.pool = celery::PoolKind::Processes;
+    let worker = celery::Worker::new(config, tasks::builtin());
+    let err = worker.run().unwrap_err();
+    assert!(
+        err.to_string().contains("install_process_registry"),
+        "{err}"
+    );
+    // `run` returned: whatever it started is joined (no wait needed).
+    let left: Vec<(&str, usize)> = ["celery-pidbox", "celery-restore", "celery-lease"]
+        .into_iter()
+        .map(|name| (name, threads_named(name)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert!(left.is_empty(), "threads left running: {left:?}");
+}

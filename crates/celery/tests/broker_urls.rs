@@ -158,6 +158,20 @@ fn the_worker_never_prints_the_broker_password() {
     );
 }
 
+/// A server with a user `app` (password `pw`) allowed only the channels
+/// Celery's results use (`&celery-task-meta-*`, as an operator grants what
+/// the app needs).
+const RESULT_CHANNELS_ONLY: &[&str] = &[
+    "--user",
+    "app",
+    "on",
+    ">pw",
+    "~*",
+    "resetchannels",
+    "&celery-task-meta-*",
+    "+@all",
+];
+
 /// A Redis 7 ACL user allowed only the channels Celery's results use
 /// (`&celery-task-meta-*`, as an operator grants what the app needs) and
 /// `CLIENT`: the executor's flush watch cannot subscribe to the tracking
@@ -165,16 +179,7 @@ fn the_worker_never_prints_the_broker_password() {
 /// bonus (a flush is then seen at the next send or reconnect).
 #[test]
 fn a_user_without_the_tracking_channel_still_connects_and_gets_results() {
-    let redis = RedisServer::start_args(&[
-        "--user",
-        "app",
-        "on",
-        ">pw",
-        "~*",
-        "resetchannels",
-        "&celery-task-meta-*",
-        "+@all",
-    ]);
+    let redis = RedisServer::start_args(RESULT_CHANNELS_ONLY);
     // The worker as a user with every channel (its pidbox).
     let _w = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     let url = format!("redis://app:pw@127.0.0.1:{}/0", redis.port());
@@ -182,6 +187,29 @@ fn a_user_without_the_tracking_channel_still_connects_and_gets_results() {
         .registry(tasks::builtin())
         .connect()
         .unwrap_or_else(|e| panic!("connect as a user without the tracking channel: {e}"));
+    let f = ex.submit_fallible(tasks::add, (2, 3)).unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 5);
+}
+
+/// The same user on a broker that is a server of its own: the executor
+/// then watches the broker on a connection of its own (to see it restart
+/// without its data), subscribed to a channel only to be exempt from the
+/// server's idle timeout. That channel is not granted either: the watch
+/// must do without it, not refuse to connect or fail the futures.
+#[test]
+fn a_user_without_the_watch_channel_still_uses_a_broker_of_its_own() {
+    let broker = RedisServer::start_args(RESULT_CHANNELS_ONLY);
+    let backend = RedisServer::start_args(RESULT_CHANNELS_ONLY);
+    let mut config = celery::WorkerConfig::new(&broker.url(0));
+    config.backend = Some(backend.url(0));
+    config.concurrency = 1;
+    let _w = ThreadWorker::with_config(config, tasks::builtin());
+    let as_app = |redis: &RedisServer| format!("redis://app:pw@127.0.0.1:{}/0", redis.port());
+    let ex = CeleryExecutor::builder(&as_app(&broker))
+        .backend(&as_app(&backend))
+        .registry(tasks::builtin())
+        .connect()
+        .unwrap_or_else(|e| panic!("connect as a user without the watch channel: {e}"));
     let f = ex.submit_fallible(tasks::add, (2, 3)).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 5);
 }

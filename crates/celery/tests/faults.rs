@@ -35,6 +35,23 @@ fn listening(c: &mut Connection) -> bool {
     matches!(c.command(&[b"PUBSUB", b"NUMPAT"]).unwrap(), Reply::Integer(n) if n >= 1)
 }
 
+/// Waits for `lost`, sent before the broker lost its data, to fail with the
+/// data-loss error (its message went with the data: it cannot complete).
+fn assert_lost_with_the_data<T: Clone + std::fmt::Debug>(lost: &future::Future<T>) {
+    let err = lost
+        .result_timeout(LONG)
+        .expect_err("its message is gone: it cannot complete");
+    assert!(
+        err.to_string().contains("came back without its data"),
+        "{err}"
+    );
+}
+
+/// Empties the server `c` is connected to (`FLUSHALL`).
+fn flush(c: &mut Connection) {
+    c.command(&[b"FLUSHALL"]).unwrap().ok().unwrap();
+}
+
 /// What any amount of time does to a Redis database: every key that has a
 /// TTL is gone; keys without one (queues, bindings) stay.
 fn expire_every_key_with_a_ttl(c: &mut Connection) {
@@ -578,11 +595,7 @@ fn a_separate_broker_restarting_without_its_data_fails_pending_futures() {
         .unwrap();
     let lost = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
     broker.restart();
-    let err = lost.result_timeout(LONG).unwrap_err();
-    assert!(
-        err.to_string().contains("came back without its data"),
-        "{err}"
-    );
+    assert_lost_with_the_data(&lost);
     // The executor goes on working with the new broker.
     let mut config = WorkerConfig::new(&broker.url(0));
     config.backend = Some(backend.url(0));
@@ -856,7 +869,7 @@ fn a_task_sent_after_the_broker_lost_its_data_is_not_failed_with_the_lost_ones()
     let ex = executor(&redis.url(0));
     let lost = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
     let mut c = redis.connect();
-    c.command(&[b"FLUSHALL"]).unwrap().ok().unwrap();
+    flush(&mut c);
     let sent_after = ex.submit_fallible(tasks::add, (2, 2)).unwrap();
     // The executor notices at its listener's next reconnect: the server
     // drops the listener's connection.
@@ -864,11 +877,7 @@ fn a_task_sent_after_the_broker_lost_its_data_is_not_failed_with_the_lost_ones()
         .command(&[b"CLIENT", b"KILL", b"TYPE", b"pubsub"])
         .unwrap();
     assert_eq!(killed, Reply::Integer(1), "the listener's connection");
-    let err = lost.result_timeout(LONG).unwrap_err();
-    assert!(
-        err.to_string().contains("came back without its data"),
-        "{err}"
-    );
+    assert_lost_with_the_data(&lost);
     let worker = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     assert_eq!(
         sent_after
@@ -890,15 +899,9 @@ fn a_broker_flushed_while_running_fails_the_lost_futures_at_the_next_submit() {
     let ex = executor(&redis.url(0));
     let lost = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
     let mut c = redis.connect();
-    c.command(&[b"FLUSHALL"]).unwrap().ok().unwrap();
+    flush(&mut c);
     let after = ex.submit_fallible(tasks::add, (2, 2)).unwrap();
-    let err = lost
-        .result_timeout(LONG)
-        .expect_err("its message is gone: it cannot complete");
-    assert!(
-        err.to_string().contains("came back without its data"),
-        "{err}"
-    );
+    assert_lost_with_the_data(&lost);
     let worker = ThreadWorker::start(&redis.url(0), &["celery"], 1);
     assert_eq!(after.result_timeout(LONG).unwrap(), 4);
     assert_each_ran_once(&worker, 1, &mut c);
@@ -913,8 +916,6 @@ fn a_broker_flushed_while_running_fails_the_lost_futures_at_the_next_submit() {
 /// transaction watching `unacked`).
 #[test]
 fn two_restores_of_one_message_at_once_queue_it_once() {
-    use std::sync::atomic::AtomicBool;
-    use std::sync::{mpsc, Mutex};
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let ex = executor(&redis.url(0));
@@ -940,31 +941,18 @@ fn two_restores_of_one_message_at_once_queue_it_once() {
     });
     let cold = worker.worker.cold_shutdown_handle();
     // Hold the periodic restore's HGET reply (the unacked entry, which ends
-    // with its queue's name) until the cold shutdown is done.
-    let (held_tx, held) = mpsc::channel::<()>();
-    let (go, go_rx) = mpsc::channel::<()>();
-    let (held_tx, go_rx) = (Mutex::new(held_tx), Mutex::new(go_rx));
-    let once = AtomicBool::new(false);
-    link.drop_mid_reply_if(
-        move |reply| {
-            if reply.starts_with(b"$")
-                && reply.ends_with(b"\"celery\"]\r\n")
-                && !once.swap(true, Ordering::SeqCst)
-            {
-                held_tx.lock().unwrap().send(()).unwrap();
-                let _ = go_rx.lock().unwrap().recv_timeout(LONG);
-            }
-            false // never cut: only held
-        },
-        0,
+    // with its queue's name) until the cold shutdown is done; never cut it.
+    let hget = hold_reply(
+        &link,
+        |reply| reply.starts_with(b"$") && reply.ends_with(b"\"celery\"]\r\n"),
+        false,
     );
     let pool =
         celery::connection_pool::Pool::new(celery::RedisUrl::parse(&link.url(0)).unwrap(), 1);
     let periodic = std::thread::spawn(move || celery::restore_unacked(&pool, Duration::ZERO));
-    held.recv_timeout(LONG)
-        .expect("the periodic restore read the unacked message");
+    hget.wait("the periodic restore to read the unacked message");
     assert_eq!(cold.now().unwrap(), 1, "the cold shutdown returned it");
-    go.send(()).unwrap();
+    hget.release();
     periodic.join().unwrap().unwrap();
     let mut c = redis.connect();
     assert_eq!(
@@ -988,19 +976,8 @@ fn a_broker_flushed_with_no_later_submit_fails_the_lost_futures() {
     let redis = RedisServer::start();
     let ex = executor(&redis.url(0));
     let lost = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
-    redis
-        .connect()
-        .command(&[b"FLUSHALL"])
-        .unwrap()
-        .ok()
-        .unwrap();
-    let err = lost
-        .result_timeout(LONG)
-        .expect_err("its message is gone: it cannot complete");
-    assert!(
-        err.to_string().contains("came back without its data"),
-        "{err}"
-    );
+    flush(&mut redis.connect());
+    assert_lost_with_the_data(&lost);
 }
 
 /// The same with the broker a server of its own (the listener's connection
@@ -1016,19 +993,8 @@ fn a_separate_broker_flushed_with_no_later_submit_fails_the_lost_futures() {
         .connect()
         .unwrap();
     let lost = ex.submit_fallible(tasks::add, (1, 1)).unwrap();
-    broker
-        .connect()
-        .command(&[b"FLUSHDB"])
-        .unwrap()
-        .ok()
-        .unwrap();
-    let err = lost
-        .result_timeout(LONG)
-        .expect_err("its message is gone: it cannot complete");
-    assert!(
-        err.to_string().contains("came back without its data"),
-        "{err}"
-    );
+    flush(&mut broker.connect());
+    assert_lost_with_the_data(&lost);
 }
 
 /// Failure table: a chord's header task has reported to its chord (the last
@@ -1041,7 +1007,6 @@ fn a_separate_broker_flushed_with_no_later_submit_fails_the_lost_futures() {
 #[test]
 fn a_chord_part_reported_but_not_acked_when_its_worker_dies_runs_the_body_once() {
     use std::sync::atomic::AtomicU32;
-    use std::sync::{mpsc, Mutex};
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
     let mut a = Spawned::start(
@@ -1069,11 +1034,9 @@ fn a_chord_part_reported_but_not_acked_when_its_worker_dies_runs_the_body_once()
     // the body's LPUSH (`:1`, the first message on the queue) and the
     // cleanup script's `:1`: that one is held (the whole link waits in
     // this matcher) until worker A is dead, then its connection is cut.
-    let (held_tx, held) = mpsc::channel::<()>();
-    let (go, go_rx) = mpsc::channel::<()>();
-    let (held_tx, go_rx) = (Mutex::new(held_tx), Mutex::new(go_rx));
     let step = AtomicU32::new(0);
-    link.drop_mid_reply_if(
+    let cleanup = hold_reply(
+        &link,
         move |reply| {
             let at = step.load(Ordering::SeqCst);
             let next = match at {
@@ -1082,14 +1045,9 @@ fn a_chord_part_reported_but_not_acked_when_its_worker_dies_runs_the_body_once()
                 _ => at,
             };
             step.store(next, Ordering::SeqCst);
-            if next < 3 {
-                return false;
-            }
-            held_tx.lock().unwrap().send(()).unwrap();
-            let _ = go_rx.lock().unwrap().recv_timeout(LONG);
-            true
+            next == 3
         },
-        0,
+        true,
     );
     let body = python_line(
         &redis.url(0),
@@ -1102,12 +1060,11 @@ print("body", r.id)
         &[],
         "body ",
     );
-    held.recv_timeout(LONG)
-        .expect("worker A reported the part and cleaned the chord up");
+    cleanup.wait("worker A to report the part and clean the chord up");
     // SAFETY: kill(2) on our unreaped child.
     assert_eq!(unsafe { libc::kill(a.pid(), libc::SIGKILL) }, 0);
     a.wait_exit();
-    go.send(()).unwrap();
+    cleanup.release();
     assert_eq!(hlen_unacked(&redis), 1, "the header task is not acked");
     assert_eq!(llen(&redis, "celery"), 1, "the body was sent once");
     let pool =

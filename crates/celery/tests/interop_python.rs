@@ -45,11 +45,7 @@ except Exception as e:
 #[test]
 fn our_executor_runs_tasks_on_a_python_worker() {
     let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _py = python_worker(&url, "celery");
-    let ex = CeleryExecutor::connect(&url).unwrap();
-    let f = ex.submit_named::<_, i64>("tasks.add", (20, 22)).unwrap();
-    assert_eq!(f.result_timeout(LONG).unwrap(), 42);
+    let (_py, ex, _sum) = python_worker_and_a_sum(&redis.url(0));
     let e = ex
         .submit_named::<_, ()>("tasks.fail", ("no such thing",))
         .unwrap();

@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -75,11 +75,43 @@ fn temp_path(what: &str) -> PathBuf {
     std::env::temp_dir().join(format!("celery-lease-{what}-{}", celery::id::new_task_id()))
 }
 
-fn executor(url: &str) -> CeleryExecutor {
-    CeleryExecutor::builder(url)
-        .registry(test_tasks::registry())
-        .connect()
-        .unwrap()
+/// What another worker's heartbeat does to a lapsed lease (its restore
+/// script), and that worker's fetch: the one delivery leaves `unacked`,
+/// this worker's no more.
+fn take_the_delivery_away(c: &mut Connection) {
+    let tags = c.command(&[b"HKEYS", b"unacked"]).unwrap().into_array();
+    assert_eq!(tags.len(), 1, "one delivery: {tags:?}");
+    let tag = tags[0].clone().into_bytes().unwrap();
+    int(c, &[b"ZREM", b"rust:leases", &tag]);
+    int(c, &[b"ZREM", b"unacked_index", &tag]);
+    assert_eq!(int(c, &[b"HDEL", b"unacked", &tag]), 1);
+}
+
+/// Waits until task `id` (a `count_then_wait` on `key` and `gate`) runs on
+/// worker `w`, takes its delivery away, lets it end, and waits for its
+/// result (1) and for the worker to say it may have run twice.
+fn take_away_while_it_runs(
+    c: &mut Connection,
+    w: &Spawned,
+    (key, gate): (&str, &Path),
+    f: &future::Future<i64>,
+    id: &str,
+) {
+    wait_until(LONG, "the task to start", || {
+        int(c, &[b"GET", key.as_bytes()]) >= 1
+    });
+    take_the_delivery_away(c);
+    std::fs::write(gate, b"").unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 1);
+    wait_until(
+        LONG,
+        "the worker to say the task may have run twice",
+        || {
+            w.stderr()
+                .lines()
+                .any(|l| l.contains(id) && l.contains("twice"))
+        },
+    );
 }
 
 #[test]
@@ -104,7 +136,7 @@ fn a_task_running_three_lease_periods_runs_once() {
             "2",
         ],
     );
-    let ex = executor(&url);
+    let ex = test_executor(&url);
     let gate = temp_path("gate");
     let key = format!("runs:{}", celery::id::new_task_id());
     let args = (
@@ -159,7 +191,7 @@ fn a_killed_workers_task_is_delivered_again_once_its_lease_lapses() {
     // within this test is the lease's doing.
     let args = ["-c", "1", "--pool", "threads", "--lease", "2"];
     let mut a = Spawned::start(&url, || {}, &args);
-    let ex = executor(&url);
+    let ex = test_executor(&url);
     let marker = temp_path("block");
     let f = ex
         .submit(
@@ -207,7 +239,7 @@ fn a_python_worker_and_ours_share_a_queue_and_every_task_runs_once() {
     let redis = RedisServer::start();
     let url = redis.url(0);
     let _py = python_worker_prefetch_one(&url);
-    let ex = executor(&url);
+    let ex = test_executor(&url);
     // Only the Python worker knows tasks.add: its answer says it is up.
     let probe = ex.submit_named::<_, i64>("tasks.add", (1, 2)).unwrap();
     assert_eq!(probe.result_timeout(LONG).unwrap(), 3);
@@ -299,7 +331,7 @@ fn after_redis_was_out_of_reach_a_live_workers_task_is_not_taken_by_another() {
         ]
     };
     let a = Spawned::start(&pa.url(0), || {}, &args("10"));
-    let ex = executor(&redis.url(0));
+    let ex = test_executor(&redis.url(0));
     let mut c = redis.connect();
     let gate = temp_path("gate");
     let key = format!("runs:{}", celery::id::new_task_id());
@@ -373,7 +405,7 @@ fn renewals_racing_acks_leave_no_lease_behind() {
             "30",
         ],
     );
-    let ex = executor(&url);
+    let ex = test_executor(&url);
     let futures: Vec<_> = (0..300i64)
         .map(|i| ex.submit_fallible(tasks::add, (i, 1)).unwrap())
         .collect();
@@ -466,7 +498,7 @@ fn a_task_whose_delivery_was_taken_away_says_it_may_run_twice_when_acked() {
         || {},
         &["-c", "1", "--pool", "threads", "--lease", "60"],
     );
-    let ex = executor(&url);
+    let ex = test_executor(&url);
     let gate = temp_path("gate");
     let key = format!("runs:{}", celery::id::new_task_id());
     let args = (
@@ -479,28 +511,7 @@ fn a_task_whose_delivery_was_taken_away_says_it_may_run_twice_when_acked() {
         .unwrap();
     let id = ex.task_id(&f).unwrap();
     let mut c = redis.connect();
-    wait_until(LONG, "the task to start", || {
-        int(&mut c, &[b"GET", key.as_bytes()]) >= 1
-    });
-    // What another worker's heartbeat does to a lapsed lease (its restore
-    // script), and that worker's fetch: the message leaves `unacked`.
-    let tags = c.command(&[b"HKEYS", b"unacked"]).unwrap().into_array();
-    assert_eq!(tags.len(), 1, "one delivery: {tags:?}");
-    let tag = tags[0].clone().into_bytes().unwrap();
-    int(&mut c, &[b"ZREM", b"rust:leases", &tag]);
-    int(&mut c, &[b"ZREM", b"unacked_index", &tag]);
-    assert_eq!(int(&mut c, &[b"HDEL", b"unacked", &tag]), 1);
-    std::fs::write(&gate, b"").unwrap();
-    assert_eq!(f.result_timeout(LONG).unwrap(), 1);
-    wait_until(
-        LONG,
-        "the worker to say the task may have run twice",
-        || {
-            w.stderr()
-                .lines()
-                .any(|l| l.contains(&id) && l.contains("twice"))
-        },
-    );
+    take_away_while_it_runs(&mut c, &w, (&key, &gate), &f, &id);
     let _ = std::fs::remove_file(&gate);
 }
 
@@ -513,7 +524,7 @@ fn a_resumed_worker_does_not_run_a_held_task_another_worker_took() {
     let redis = RedisServer::start();
     let url = redis.url(0);
     let w = Spawned::start(&url, || {}, &["-c", "1", "--pool", "threads"]);
-    let ex = executor(&url);
+    let ex = test_executor(&url);
     let mut c = redis.connect();
     let gate = temp_path("gate");
     std::fs::write(&gate, b"").unwrap(); // the task ends as soon as it counts
@@ -552,13 +563,9 @@ fn a_resumed_worker_does_not_run_a_held_task_another_worker_took() {
         wait_until(LONG, "its ack", || int(&mut c, &[b"HLEN", b"unacked"]) == 0);
         ahead *= 4.0;
     };
-    // What another worker's heartbeat does once the lease lapsed, and its
-    // fetch: the message leaves `unacked` (it is held over there now).
-    let tags = c.command(&[b"HKEYS", b"unacked"]).unwrap().into_array();
-    let tag = tags[0].clone().into_bytes().unwrap();
-    int(&mut c, &[b"ZREM", b"rust:leases", &tag]);
-    int(&mut c, &[b"ZREM", b"unacked_index", &tag]);
-    assert_eq!(int(&mut c, &[b"HDEL", b"unacked", &tag]), 1);
+    // Another worker took it once the lease lapsed (it is held over there
+    // now).
+    take_the_delivery_away(&mut c);
     w.signal_group(libc::SIGCONT);
     wait_until(LONG, "the worker to run the task or to give it up", || {
         int(&mut c, &[b"GET", key.as_bytes()]) >= 1
@@ -572,4 +579,106 @@ fn a_resumed_worker_does_not_run_a_held_task_another_worker_took() {
         "the resumed worker ran a held task whose message another worker took"
     );
     let _ = std::fs::remove_file(&gate);
+}
+
+/// As above, with a chain after the task: the worker whose delivery was
+/// taken away must not send the chain's next task, since the restored copy
+/// sends it when it runs (the task itself may run twice, at least once; the
+/// rest of the chain must not run twice more because of it).
+#[test]
+fn a_worker_whose_delivery_was_taken_away_does_not_send_the_chains_next_task() {
+    taken_away_with_a_chain(None);
+}
+
+/// The same with the results on a server of their own, where sending what
+/// follows is a step of its own on the broker.
+#[test]
+fn with_a_separate_backend_a_taken_away_delivery_does_not_send_the_chains_next_task() {
+    let backend = RedisServer::start();
+    taken_away_with_a_chain(Some(&backend));
+}
+
+fn taken_away_with_a_chain(backend: Option<&RedisServer>) {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let mut args = vec!["-c", "1", "--pool", "threads", "--lease", "60"];
+    let backend_url = backend.map(|b| b.url(0));
+    let mut builder = CeleryExecutor::builder(&url).registry(test_tasks::registry());
+    if let Some(b) = &backend_url {
+        args.extend(["--backend", b]);
+        builder = builder.backend(b);
+    }
+    // A long lease, as above: no renewal between the restore and the ack.
+    let w = Spawned::start(&url, || {}, &args);
+    let ex = builder.connect().unwrap();
+    let gate = temp_path("gate");
+    let key = format!("runs:{}", celery::id::new_task_id());
+    let args = (
+        url.clone(),
+        key.clone(),
+        gate.to_string_lossy().into_owned(),
+    );
+    // The chain's next task goes to a queue no worker reads, so it stays
+    // there to be counted.
+    let elsewhere = format!("elsewhere-{}", celery::id::new_task_id());
+    let mut m = celery::message::TaskMessage::new(
+        "rust.count_then_wait",
+        serde_json::json!([args]),
+        "celery",
+    );
+    m.embed = serde_json::json!({
+        "callbacks": null,
+        "errbacks": null,
+        "chain": [{
+            "task": "rust.add",
+            "args": [1],
+            "kwargs": {},
+            "options": {"queue": elsewhere},
+            "subtask_type": null,
+            "immutable": false,
+        }],
+        "chord": null,
+    });
+    let id = m.id.clone();
+    let f = ex.send::<i64>(m).unwrap();
+    let mut c = redis.connect();
+    take_away_while_it_runs(&mut c, &w, (&key, &gate), &f, &id);
+    assert_eq!(
+        int(&mut c, &[b"LLEN", elsewhere.as_bytes()]),
+        0,
+        "the worker whose delivery was taken away sent the chain's next task \
+         (the restored copy sends it too: the rest of the chain runs twice)"
+    );
+    let _ = std::fs::remove_file(&gate);
+}
+
+/// The fetch script reads the task id (for the delivery count) inside
+/// Redis, and must not decode the whole message to do so: cjson builds all
+/// of it as Lua values in Redis's memory, about 17 times the message's
+/// size for a JSON array (a hostile 16 MiB message took Lua's heap to
+/// 272 MB; one of a few hundred MiB would exhaust the server). Shown with a
+/// message whose headers name its id and whose rest is not JSON (a huge
+/// array cut short): read without decoding, its delivery is counted.
+#[test]
+fn the_fetch_finds_the_task_id_without_decoding_the_message() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let mut c = redis.connect();
+    let id = celery::id::new_task_id();
+    let hostile = format!(
+        r#"{{"headers": {{"lang": "py", "id": "{id}"}}, "rest": [{}"#,
+        "0,".repeat(1 << 20)
+    );
+    int(&mut c, &[b"LPUSH", b"celery", hostile.as_bytes()]);
+    let _w = Spawned::start(&url, || {}, &["-c", "1", "--pool", "threads"]);
+    wait_until(LONG, "the worker to fetch the message", || {
+        int(&mut c, &[b"LLEN", b"celery"]) == 0
+    });
+    let key = celery::lease::attempts_key(&id);
+    assert_eq!(
+        int(&mut c, &[b"GET", key.as_bytes()]),
+        1,
+        "the delivery of a message that is not JSON as a whole was not counted: \
+         the fetch script decoded it whole"
+    );
 }

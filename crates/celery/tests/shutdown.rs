@@ -16,9 +16,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use celery::resp::Reply;
+use celery::tasks;
 use celery::testing::tasks as test_tasks;
 use celery::testing::Proxy;
-use celery::{tasks, CeleryExecutor};
 use common::*;
 
 /// One environment the worker is started in.
@@ -127,10 +127,7 @@ fn remove_gate(gate: &Path) {
 fn key_cases(env: &Env) {
     let redis = RedisServer::start();
     let url = redis.url(0);
-    let ex = CeleryExecutor::builder(&url)
-        .registry(test_tasks::registry())
-        .connect()
-        .unwrap();
+    let ex = test_executor(&url);
     let mut w = Spawned::start(&url, env.setup, &["-c", "1", "--pool", "processes"]);
     // A task runs and its result is stored.
     let sum = ex.submit_fallible(tasks::add, (1, 2)).unwrap();
@@ -158,12 +155,7 @@ fn key_cases(env: &Env) {
         assert_eq!(unsafe { libc::kill(w.pid(), libc::SIGTERM) }, 0);
     }
     assert_eq!(w.wait_exit(), Some(0), "a warm shutdown exits 0");
-    let mut c = redis.connect();
-    assert_eq!(
-        c.command(&[b"HLEN", b"unacked"]).unwrap(),
-        Reply::Integer(0),
-        "every task was acked"
-    );
+    assert_eq!(hlen_unacked(&redis), 0, "every task was acked");
     remove_gate(&gate);
 }
 
@@ -188,10 +180,7 @@ fn the_workers_key_cases_hold_in_every_environment() {
 fn a_second_ctrl_c_is_a_cold_shutdown_that_returns_the_running_task_to_its_queue() {
     let redis = RedisServer::start();
     let url = redis.url(0);
-    let ex = CeleryExecutor::builder(&url)
-        .registry(test_tasks::registry())
-        .connect()
-        .unwrap();
+    let ex = test_executor(&url);
     let marker = gate_path();
     let mut w = Spawned::start(&url, || {}, &["-c", "1", "--pool", "processes"]);
     // Its first run blocks for ever: the task is running when Ctrl-C comes.
@@ -213,17 +202,12 @@ fn a_second_ctrl_c_is_a_cold_shutdown_that_returns_the_running_task_to_its_queue
     w.signal_group(libc::SIGINT);
     assert_eq!(w.wait_exit(), Some(130), "a cold shutdown exits 130");
     assert!(w.stderr().contains("cold shutdown"), "{}", w.stderr());
-    let mut c = redis.connect();
     assert_eq!(
-        c.command(&[b"HLEN", b"unacked"]).unwrap(),
-        Reply::Integer(0),
+        hlen_unacked(&redis),
+        0,
         "the running task's message is no longer held by the dead worker"
     );
-    assert_eq!(
-        c.command(&[b"LLEN", b"celery"]).unwrap(),
-        Reply::Integer(1),
-        "it is back on its queue"
-    );
+    assert_eq!(llen(&redis, "celery"), 1, "it is back on its queue");
     // Another worker runs it (a second run returns its worker's pid).
     let b = rust_worker(&url, &["-c", "1", "--pool", "threads"]);
     assert_eq!(f.result_timeout(LONG).unwrap(), b.pid() as u32);
@@ -292,10 +276,7 @@ fn a_cold_shutdown_returns_before_an_idle_runner_can_fetch_the_returned_message(
 fn a_third_ctrl_c_ends_a_worker_whose_cold_shutdown_is_stuck() {
     let redis = RedisServer::start();
     let link = Proxy::start(redis.port());
-    let ex = CeleryExecutor::builder(&redis.url(0))
-        .registry(test_tasks::registry())
-        .connect()
-        .unwrap();
+    let ex = test_executor(&redis.url(0));
     let gate = gate_path();
     let mut w = Spawned::start(&link.url(0), || {}, &["-c", "1", "--pool", "processes"]);
     let _running = ex
@@ -316,10 +297,9 @@ fn a_third_ctrl_c_ends_a_worker_whose_cold_shutdown_is_stuck() {
     });
     w.signal_group(libc::SIGINT);
     assert_eq!(w.wait_exit(), Some(130), "a third Ctrl-C exits at once");
-    let mut c = redis.connect();
     assert_eq!(
-        c.command(&[b"HLEN", b"unacked"]).unwrap(),
-        Reply::Integer(1),
+        hlen_unacked(&redis),
+        1,
         "the running task's message stays unacked, for the visibility timeout to restore"
     );
     link.restore();
@@ -338,10 +318,7 @@ fn a_third_ctrl_c_ends_a_worker_whose_cold_shutdown_is_stuck() {
 fn sigterm_to_the_whole_group_ends_the_running_task_as_in_celery() {
     let redis = RedisServer::start();
     let url = redis.url(0);
-    let ex = CeleryExecutor::builder(&url)
-        .registry(test_tasks::registry())
-        .connect()
-        .unwrap();
+    let ex = test_executor(&url);
     let gate = gate_path();
     let mut w = Spawned::start(&url, || {}, &["-c", "1", "--pool", "processes"]);
     let running = ex
@@ -354,11 +331,6 @@ fn sigterm_to_the_whole_group_ends_the_running_task_as_in_celery() {
         .expect_err("the task's process died of the SIGTERM");
     assert!(err.to_string().contains("WorkerLostError"), "{err}");
     assert_eq!(w.wait_exit(), Some(0), "the worker's own shutdown is warm");
-    let mut c = redis.connect();
-    assert_eq!(
-        c.command(&[b"HLEN", b"unacked"]).unwrap(),
-        Reply::Integer(0),
-        "acked as a failure"
-    );
+    assert_eq!(hlen_unacked(&redis), 0, "acked as a failure");
     remove_gate(&gate);
 }

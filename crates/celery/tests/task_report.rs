@@ -70,10 +70,6 @@ fn a_task_run_in_our_workers_process_pool_reports_the_child_that_ran_it() {
 #[test]
 fn a_task_run_by_a_python_worker_has_no_report() {
     let redis = RedisServer::start();
-    let url = redis.url(0);
-    let _py = python_worker(&url, "celery");
-    let ex = CeleryExecutor::connect(&url).unwrap();
-    let f = ex.submit_named::<_, i64>("tasks.add", (20, 22)).unwrap();
-    assert_eq!(f.result_timeout(LONG).unwrap(), 42);
+    let (_py, _ex, f) = python_worker_and_a_sum(&redis.url(0));
     assert_eq!(f.report(), None, "a Python worker's record has no figures");
 }

@@ -25,7 +25,7 @@ use nix::sys::socket::{
     sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
 };
 
-use crate::child::reader::ArgReader;
+use crate::child::reader::{ArgReader, BufferLimits};
 use crate::wire::codec::decode_result;
 use crate::wire::fd_passing;
 use crate::wire::frame::{self, FrameBuf, FrameError};
@@ -130,9 +130,24 @@ pub struct WorkerTask {
 /// Reads `stream` as a worker reads its task pipe, from a real descriptor
 /// (a memfd holding `stream`) behind a `BufReader` of `buffer` bytes (the
 /// worker's is 256 KiB; smaller ones exercise `ArgReader`'s direct reads).
+/// With `small_limits`, the argument buffer grows by 16 bytes at first and
+/// one over 256 bytes is not kept (the worker's: 1 MiB and 64 MiB), so
+/// that inputs of a few KiB reach its growth and its drop.
 /// Returns the tasks read, and why reading stopped before the end, if it
 /// did (where the worker exits with its protocol-error status).
-pub fn worker_read(stream: &[u8], buffer: usize) -> io::Result<(Vec<WorkerTask>, Option<String>)> {
+pub fn worker_read(
+    stream: &[u8],
+    buffer: usize,
+    small_limits: bool,
+) -> io::Result<(Vec<WorkerTask>, Option<String>)> {
+    let limits = if small_limits {
+        BufferLimits {
+            reserve_ahead: 16,
+            keep_max: 256,
+        }
+    } else {
+        BufferLimits::WORKER
+    };
     let mut file = memfd()?;
     file.write_all(stream)?;
     file.rewind()?;
@@ -151,7 +166,7 @@ pub fn worker_read(stream: &[u8], buffer: usize) -> io::Result<(Vec<WorkerTask>,
             Ok(h) => h,
             Err(e) => return Ok((tasks, Some(e.to_string()))),
         };
-        let mut arg = ArgReader::new(&mut input, header.arg_len, &mut arg_buf);
+        let mut arg = ArgReader::with_limits(&mut input, header.arg_len, &mut arg_buf, limits);
         let arg = match arg.read_all() {
             Ok(a) => a.to_vec(),
             Err(e) => return Ok((tasks, Some(format!("argument: {e}")))),

@@ -586,3 +586,118 @@ fn a_result_that_encodes_shorter_the_second_time_is_a_protocol_error() {
 fn a_result_that_encodes_longer_the_second_time_is_a_protocol_error() {
     length_mismatch(true);
 }
+
+/// The task timeout of the window test below.
+const WINDOW_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Waits until `path` exists, at most 120 s (a hang guard: the test then
+/// fails on what did not happen).
+fn wait_for_file(path: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !std::path::Path::new(path).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A result whose `Deserialize`, which runs on the pool's dispatcher thread
+/// when the result comes back, says so (file `decoding`) and then holds the
+/// dispatcher until the task two places behind it has started (file
+/// `b-started`): the dispatcher is kept between reading a worker's pipe and
+/// checking deadlines, as a busy machine may keep it.
+#[derive(Clone, Debug, Serialize)]
+struct HoldsDispatcher(String);
+
+impl<'de> Deserialize<'de> for HoldsDispatcher {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let dir = String::deserialize(d)?;
+        let _ = std::fs::write(format!("{dir}/decoding"), b"");
+        wait_for_file(&format!("{dir}/b-started"));
+        Ok(HoldsDispatcher(dir))
+    }
+}
+
+/// Task P: returns (once the test has all three tasks in the worker's
+/// pipe) a result that holds the dispatcher.
+fn hold_dispatcher(dir: String) -> HoldsDispatcher {
+    wait_for_file(&format!("{dir}/go"));
+    HoldsDispatcher(dir)
+}
+
+/// Task A: starts running (as the pool sees it) when P's result is read,
+/// and runs past the timeout while the dispatcher is held, then returns:
+/// its result is in the pipe when the dispatcher checks its deadline.
+fn outrun_timeout(dir: String) -> u64 {
+    wait_for_file(&format!("{dir}/decoding"));
+    std::thread::sleep(WINDOW_TIMEOUT * 2);
+    1
+}
+
+/// Task B: counts its starts; the first one (on the worker about to be
+/// killed) waits to be killed, a second one returns at once.
+fn count_starts(dir: String) -> u64 {
+    use std::io::Write;
+    let starts = format!("{dir}/b-starts");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&starts)
+        .unwrap();
+    f.write_all(b"x").unwrap();
+    drop(f);
+    let n = std::fs::metadata(&starts).unwrap().len();
+    let _ = std::fs::write(format!("{dir}/b-started"), b"");
+    if n < 2 {
+        wait_for_file(&format!("{dir}/never"));
+    }
+    n
+}
+
+/// A task that outran its timeout finished just as the pool killed its
+/// worker, and the next task in that worker's pipe started: that task must
+/// not run again elsewhere (it fails as a task whose worker died, since it
+/// may have done some of its work), and the late result is no protocol
+/// fault (the worker's exit counts as a timeout).
+#[test]
+fn a_timeout_as_the_task_finishes_runs_the_next_task_once_and_is_no_protocol_fault() {
+    let c = clean();
+    let dir = std::env::temp_dir().join(format!("pp-window-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let d = dir.to_string_lossy().into_owned();
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .tasks_per_worker(3)
+        .task_timeout(WINDOW_TIMEOUT)
+        .build()
+        .unwrap();
+    let p = pool.submit(hold_dispatcher, d.clone()).unwrap();
+    let a = pool.submit(outrun_timeout, d.clone()).unwrap();
+    let b = pool.submit(count_starts, d.clone()).unwrap();
+    common::wait_until("the three tasks in the worker's pipe", || {
+        pool.stats().tasks_queued == 0
+    });
+    std::fs::write(dir.join("go"), b"").unwrap();
+    assert!(p.result_timeout(T).is_ok());
+    let _: TaskTimedOut = executor_error(a.result_timeout(T));
+    let b = b.result_timeout(T);
+    let starts = std::fs::metadata(dir.join("b-starts")).unwrap().len();
+    assert_eq!(
+        starts, 1,
+        "the task behind the timed-out one started on the killed worker and ran again: {b:?}"
+    );
+    let died: WorkerDied = executor_error(b);
+    assert_eq!(died.cause, ExitCause::Signaled(libc::SIGKILL));
+    common::wait_until("the killed worker to be reaped", || {
+        let exits = pool.stats().worker_exits;
+        exits.timeout + exits.protocol_error >= 1
+    });
+    let exits = pool.stats().worker_exits;
+    assert_eq!(
+        (exits.timeout, exits.protocol_error),
+        (1, 0),
+        "the timed-out worker's late result was counted as a protocol fault"
+    );
+    drop(pool);
+    let _ = std::fs::remove_dir_all(&dir);
+    c.check();
+}

@@ -368,3 +368,71 @@ pub fn assert_asleep_across_three_fetch_waits(
          it wakes on a timer to look instead of sleeping until an event"
     );
 }
+
+/// An executor on `url` that knows the test tasks
+/// (`celery::testing::tasks`).
+pub fn test_executor(url: &str) -> celery::CeleryExecutor {
+    celery::CeleryExecutor::builder(url)
+        .registry(celery::testing::tasks::registry())
+        .connect()
+        .expect("connect")
+}
+
+/// A Python worker on `url`'s `celery` queue, an executor, and the sum
+/// `tasks.add(20, 22)` that worker computed (42, checked).
+pub fn python_worker_and_a_sum(
+    url: &str,
+) -> (ChildGuard, celery::CeleryExecutor, future::Future<i64>) {
+    let py = python_worker(url, "celery");
+    let ex = celery::CeleryExecutor::connect(url).unwrap();
+    let f = ex.submit_named::<_, i64>("tasks.add", (20, 22)).unwrap();
+    assert_eq!(f.result_timeout(LONG).unwrap(), 42);
+    (py, ex, f)
+}
+
+/// A reply held in a proxy (see [`hold_reply`]).
+pub struct HeldReply {
+    held: std::sync::mpsc::Receiver<()>,
+    go: std::sync::mpsc::Sender<()>,
+}
+
+/// Holds the first reply through `link` that `when` picks: the whole link
+/// waits (in the proxy's matcher) until [`HeldReply::release`], then that
+/// reply is cut (`cut`, its connection closed) or let through.
+pub fn hold_reply(
+    link: &celery::testing::Proxy,
+    when: impl Fn(&[u8]) -> bool + Send + 'static,
+    cut: bool,
+) -> HeldReply {
+    use std::sync::atomic::AtomicBool;
+    let (held_tx, held) = std::sync::mpsc::channel::<()>();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let (held_tx, go_rx) = (Mutex::new(held_tx), Mutex::new(go_rx));
+    let once = AtomicBool::new(false);
+    link.drop_mid_reply_if(
+        move |reply| {
+            if !when(reply) || once.swap(true, Ordering::SeqCst) {
+                return false;
+            }
+            let _ = held_tx.lock().unwrap().send(());
+            let _ = go_rx.lock().unwrap().recv_timeout(LONG);
+            cut
+        },
+        0,
+    );
+    HeldReply { held, go }
+}
+
+impl HeldReply {
+    /// Waits until the reply is held; `what` says what that means.
+    pub fn wait(&self, what: &str) {
+        self.held
+            .recv_timeout(LONG)
+            .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+    }
+
+    /// Lets the link go on.
+    pub fn release(&self) {
+        let _ = self.go.send(());
+    }
+}

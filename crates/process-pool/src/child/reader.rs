@@ -23,21 +23,53 @@ const KEEP_MAX: usize = 64 << 20;
 /// [`ArgReader::read_all`]).
 const RESERVE_AHEAD: usize = 1 << 20;
 
+/// How the argument buffer grows, and how big a buffer is kept for the
+/// next task. The worker's are [`BufferLimits::WORKER`]; the fuzz target
+/// picks small ones, so that its inputs of a few KiB reach the growth past
+/// the first reserve and the drop of a big buffer (`fuzz_api::worker_read`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BufferLimits {
+    /// How much is reserved ahead of the bytes that arrived.
+    pub reserve_ahead: usize,
+    /// Buffers bigger than this are not kept between tasks.
+    pub keep_max: usize,
+}
+
+impl BufferLimits {
+    /// The worker's.
+    pub(crate) const WORKER: BufferLimits = BufferLimits {
+        reserve_ahead: RESERVE_AHEAD,
+        keep_max: KEEP_MAX,
+    };
+}
+
 /// Reads at most `remaining` bytes (one argument) from the task pipe.
 pub(crate) struct ArgReader<'a> {
     input: &'a mut BufReader<File>,
     remaining: u64,
     buf: &'a mut Vec<u8>,
+    limits: BufferLimits,
 }
 
 impl<'a> ArgReader<'a> {
     /// A reader of the next `len` bytes of `input`; `buf` is scratch space
     /// kept between tasks.
     pub fn new(input: &'a mut BufReader<File>, len: u64, buf: &'a mut Vec<u8>) -> Self {
+        Self::with_limits(input, len, buf, BufferLimits::WORKER)
+    }
+
+    /// The same, with other [`BufferLimits`] (the fuzz target's).
+    pub fn with_limits(
+        input: &'a mut BufReader<File>,
+        len: u64,
+        buf: &'a mut Vec<u8>,
+        limits: BufferLimits,
+    ) -> Self {
         ArgReader {
             input,
             remaining: len,
             buf,
+            limits,
         }
     }
 
@@ -51,13 +83,17 @@ impl<'a> ArgReader<'a> {
     pub fn read_all(&mut self) -> io::Result<&[u8]> {
         let length = usize::try_from(self.remaining)
             .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
-        if self.buf.capacity() > KEEP_MAX {
+        let BufferLimits {
+            reserve_ahead,
+            keep_max,
+        } = self.limits;
+        if self.buf.capacity() > keep_max {
             *self.buf = Vec::new();
         }
         self.buf.clear();
         // Not `length`: a header may announce up to 4 GiB and then send
         // nothing. The buffer grows as the bytes arrive (below).
-        self.buf.reserve(length.min(RESERVE_AHEAD));
+        self.buf.reserve(length.min(reserve_ahead));
         // First what the BufReader already holds...
         let buffered = self.input.buffer();
         let k = buffered.len().min(length);
@@ -69,10 +105,10 @@ impl<'a> ArgReader<'a> {
         // reading the descriptor directly keeps the bytes in order).
         let fd = self.input.get_ref().as_raw_fd();
         while self.buf.len() < length {
-            // At most as much again as arrived (at least RESERVE_AHEAD):
+            // At most as much again as arrived (at least `reserve_ahead`):
             // the buffer doubles, so a big argument costs few copies, and
             // it never holds more than twice what was sent.
-            let step = self.buf.len().max(RESERVE_AHEAD);
+            let step = self.buf.len().max(reserve_ahead);
             let want = (length - self.buf.len()).min(step);
             match sys::read_into(fd, self.buf, want)? {
                 0 => return Err(io::ErrorKind::UnexpectedEof.into()),
@@ -123,6 +159,30 @@ mod tests {
         assert!(
             buf.capacity() <= 2 * RESERVE_AHEAD,
             "reserved {} bytes for 100 that arrived",
+            buf.capacity()
+        );
+    }
+
+    /// The fuzz target's small limits reach what the worker's reach only
+    /// past 1 MiB and 64 MiB: the growth in steps, and the drop of a buffer
+    /// too big to keep.
+    #[test]
+    fn small_limits_grow_in_steps_and_drop_a_big_buffer() {
+        let limits = BufferLimits {
+            reserve_ahead: 16,
+            keep_max: 256,
+        };
+        let big: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let mut input = closed_pipe_with(&[&big[..], &[9; 10]].concat());
+        let mut buf = Vec::new();
+        let mut arg = ArgReader::with_limits(&mut input, 300, &mut buf, limits);
+        assert_eq!(arg.read_all().unwrap(), &big[..]);
+        assert!(buf.capacity() > limits.keep_max);
+        let mut arg = ArgReader::with_limits(&mut input, 10, &mut buf, limits);
+        assert_eq!(arg.read_all().unwrap(), &[9; 10]);
+        assert!(
+            buf.capacity() <= limits.keep_max,
+            "a {}-byte buffer was kept past the limit",
             buf.capacity()
         );
     }

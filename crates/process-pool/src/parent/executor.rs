@@ -429,7 +429,7 @@ impl ProcessPoolExecutor {
                     && task.frame.len() <= HANDOFF_MAX_FRAME
                     && task.fds.is_empty()
                 {
-                    task = match hand_off(&self.shared, &mut q, task) {
+                    task = match hand_off(&self.shared.counters, &mut q, task) {
                         Ok(()) => return Ok(future),
                         Err(task) => task,
                     };

@@ -56,7 +56,9 @@ impl Dispatcher {
         );
     }
     /// Kills worker `i` on purpose: its head task fails with `error`, the
-    /// tasks it had not started go back to the queue.
+    /// tasks it had not started go back to the queue. After a timeout, those
+    /// already in its pipe stay with it until it is reaped: its head may
+    /// have finished as the kill came, and the next one started.
     pub(super) fn end_worker(&mut self, i: usize, reason: EndReason, error: TaskError) {
         self.complete_finished(); // the results read before come first
         let w = &mut self.workers[i];
@@ -64,7 +66,12 @@ impl Dispatcher {
             reason: Some(reason),
         });
         let pid = w.pid;
-        let mut tasks: Vec<Task> = self.shared.counters.take_running(w.take_tasks());
+        let taken = if reason == EndReason::Timeout {
+            w.take_head_and_unwritten()
+        } else {
+            w.take_tasks()
+        };
+        let mut tasks: Vec<Task> = self.shared.counters.take_running(taken);
         if let Ok(server) = fork_server::server() {
             let _ = server.kill(pid);
         }
@@ -226,9 +233,16 @@ impl Dispatcher {
             }
         };
         let mut tasks: Vec<Task> = self.shared.counters.take_running(w.take_tasks());
+        if w.answered_after_kill && !tasks.is_empty() {
+            // Killed for a timeout, it answered after all: it then read the
+            // next task in its pipe, which may have started. It fails as on
+            // any worker death; run elsewhere too, it could run twice.
+            let next = tasks.remove(0);
+            self.fail_as_died(&w, cause, next);
+        }
         if !unexpected {
             // Tasks of a worker we ended were already failed or re-queued;
-            // anything left (none expected) goes back to the queue.
+            // those left (behind a timed-out head) never started there.
             return self.requeue(tasks);
         }
         let config = &self.shared.config;
@@ -269,6 +283,17 @@ impl Dispatcher {
                 .complete(Err(TaskError::Executor(error)), counters);
         }
         self.requeue(tasks);
+    }
+    /// Fails `task`, which worker `w` may have been running when it ended,
+    /// with [`WorkerDied`] and a report of how the worker ended.
+    fn fail_as_died(&self, w: &Worker, cause: ExitCause, task: Task) {
+        let mut report = cost::placed(w.pid, task.position);
+        report.worker_end = Some(worker_end(cause));
+        report.peak_rss_bytes = w.peak_rss;
+        task.sink.set_report(report);
+        let error = DynError::new(WorkerDied { pid: w.pid, cause });
+        task.sink
+            .complete(Err(TaskError::Executor(error)), &self.shared.counters);
     }
     /// An interrupted worker ended: its task, if its result did not come
     /// first, fails with `TerminatedByRequest`. If it did, the worker went
@@ -329,11 +354,12 @@ impl Dispatcher {
             let terminated = Phase::Dying {
                 reason: Some(EndReason::Terminated { escalation: None }),
             };
-            if !w.enter(terminated) {
-                continue; // already killed with SIGKILL
-            }
-            if let Some(server) = server {
-                let _ = server.signal(w.pid, signal);
+            // One already killed with SIGKILL is not signalled; it holds
+            // tasks only after a timeout (those in its pipe): they fail too.
+            if w.enter(terminated) {
+                if let Some(server) = server {
+                    let _ = server.signal(w.pid, signal);
+                }
             }
             let err = WorkerTerminated {
                 pid: w.pid,

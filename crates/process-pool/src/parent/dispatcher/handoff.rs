@@ -39,7 +39,7 @@ use future::{DynError, TaskError};
 
 use super::Dispatcher;
 use crate::error::SpawnFailed;
-use crate::parent::shared::{PoolState, Shared};
+use crate::parent::shared::PoolState;
 use crate::parent::stats::Counters;
 use crate::parent::task::Task;
 use crate::sys;
@@ -64,22 +64,23 @@ pub(crate) const HANDOFF_MAX_FRAME: usize = libc::PIPE_BUF;
 /// Writes a small task straight into the pipe of an idle worker lent by
 /// the sleeping dispatcher. Called by `submit` with the pool's state locked. Gives
 /// the task back if no pipe is lent or the write fails.
-pub(crate) fn hand_off(shared: &Shared, q: &mut PoolState, mut task: Task) -> Result<(), Task> {
+pub(crate) fn hand_off(counters: &Counters, q: &mut PoolState, mut task: Task) -> Result<(), Task> {
     let Some(lent) = q.lent_pipes.pop() else {
         return Err(task);
     };
-    // A fresh future: nobody else holds it yet, so it cannot be cancelled.
-    if !task.sink.set_running(lent.pid) {
-        return Err(task);
-    }
-    task.running = true;
     // The lent pipe is empty (its worker is idle) and the frame is at
     // most PIPE_BUF bytes: the non-blocking write is all-or-nothing.
     match sys::writev(lent.fd, &[std::io::IoSlice::new(&task.frame)]) {
         Ok(n) if n == task.frame.len() => {
+            // Marked running only once written: a task given back stays
+            // pending (cancellable) in the queue. A fresh future, nobody
+            // else holds it yet: it cannot have been cancelled, and the
+            // result of a task that ran anyway would find it done.
+            let _ = task.sink.set_running(lent.pid);
+            task.running = true;
             // Relaxed: a statistics counter (see `stats`).
-            shared.counters.tasks_running.fetch_add(1, Relaxed);
-            Counters::bump(&shared.counters.tasks_handed_off);
+            counters.tasks_running.fetch_add(1, Relaxed);
+            Counters::bump(&counters.tasks_handed_off);
             q.handed.push(HandedTask {
                 pid: lent.pid,
                 task,
@@ -88,7 +89,7 @@ pub(crate) fn hand_off(shared: &Shared, q: &mut PoolState, mut task: Task) -> Re
             Ok(())
         }
         // The worker died (EPIPE) or the pipe is unexpectedly full: the
-        // queue path handles the task (it is already marked running).
+        // queue path handles the task, still pending.
         _ => Err(task),
     }
 }
@@ -141,5 +142,50 @@ impl Dispatcher {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parent::task::TypedSink;
+    use std::os::fd::AsRawFd;
+    use std::sync::Arc;
+
+    /// A hand-off whose write fails (the lent worker died: EPIPE) gives the
+    /// task back as it was: not running, so its future can still be
+    /// cancelled while it waits in the queue, and the worker that runs it
+    /// later is the one its future is marked running on.
+    #[test]
+    fn a_failed_hand_off_leaves_the_task_pending() {
+        let (promise, future) = future::promise::<u64>();
+        let task = Task {
+            id: 1,
+            frame: vec![0; 16],
+            sink: Box::new(TypedSink {
+                promise,
+                callbacks: Arc::new(future::CallbackRunner::new("handoff-test")),
+            }),
+            fds: Vec::new(),
+            enqueued_ns: 0,
+            position: 0,
+            running: false,
+            interrupt: false,
+        };
+        // A pipe whose read end is closed: the write fails with EPIPE (the
+        // test harness ignores SIGPIPE, as the pool requires for hand-offs).
+        let (r, w) = sys::pipe_cloexec().unwrap();
+        drop(r);
+        let mut q = PoolState::default();
+        q.lent_pipes.push(LentPipe {
+            pid: 42,
+            fd: w.as_raw_fd(),
+        });
+        let counters = Counters::default();
+        let task = hand_off(&counters, &mut q, task).expect_err("the write fails");
+        assert!(q.handed.is_empty());
+        assert!(!task.running, "the task given back is marked running");
+        assert!(!future.running(), "its future is marked running");
+        assert!(future.cancel(), "its future can no longer be cancelled");
     }
 }

@@ -102,6 +102,17 @@ impl Dispatcher {
     fn complete_head(&mut self, i: usize, body: &[u8]) -> Result<(), FrameError> {
         let result = codec::decode_result(body)?;
         let w = &mut self.workers[i];
+        if w.ended_by() == Some(EndReason::Timeout) {
+            // Killed for a timeout, it answered all the same.
+            w.answered_after_kill = true;
+            if w.inflight.front().map(|t| t.id) != Some(result.id) {
+                // The timed-out head's result, too late: its future failed.
+                // Its descriptors are taken (and closed) to keep the next
+                // result's in step.
+                drop(receive_result_fds(w, &result)?);
+                return Ok(());
+            }
+        }
         if w.sent == 0 || w.inflight.front().map(|t| t.id) != Some(result.id) {
             return Err(FrameError::BadBody(
                 "a result for a task the worker was not running",

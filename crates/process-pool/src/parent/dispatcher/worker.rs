@@ -138,15 +138,17 @@ impl Exit {
 ///   list is empty;
 /// * a worker `Dying` for a reason holds no task but, if `Interrupted`,
 ///   the ones completely written to its pipe (its head, and those it may
-///   still read and run), until it is reaped; a worker that died by
+///   still read and run), and if killed for a `Timeout`, those written
+///   behind its failed head (its head may have finished as it was killed,
+///   and the next one started), until it is reaped; a worker that died by
 ///   itself (`Dying { reason: None }`, or still `Accepting`) keeps its
 ///   tasks until it is reaped, and then fails the head and re-queues the
 ///   rest;
 /// * `sent <= inflight.len()`; `offset` counts bytes of `inflight[sent]`;
 /// * `head_started` is `Some` only while `sent > 0` and the pool has not
 ///   ended the worker (the task timeout runs from it);
-/// * the worker's frames are discarded once it is `Dying` for `Protocol`
-///   or `Terminated` (see [`Worker::discards_frames`]);
+/// * the worker's frames are discarded once it is `Dying` for `Protocol`,
+///   `Broken` or `Terminated` (see [`Worker::discards_frames`]);
 /// * `Exit::Exited` means the result pipe will not be read again: the
 ///   worker is reaped (`death::reap`) before the next `poll`.
 pub(super) struct Worker {
@@ -181,6 +183,9 @@ pub(super) struct Worker {
     /// Its peak RSS in bytes, from its exit status (the fork server's
     /// `wait4`): reported for a task it died running.
     pub peak_rss: Option<u64>,
+    /// A result came after the pool killed it for a timeout: the task it
+    /// read next from its pipe may have started (see `death::bury`).
+    pub answered_after_kill: bool,
 }
 
 impl Worker {
@@ -209,6 +214,7 @@ impl Worker {
             avg_task_nanos: 0,
             ready: false,
             peak_rss: None,
+            answered_after_kill: false,
         }
     }
 
@@ -305,13 +311,15 @@ impl Worker {
         }
     }
 
-    /// Whether what it still sends is ignored (after a bad frame, or once
-    /// terminated: its tasks were already failed).
+    /// Whether what it still sends is ignored (after a bad frame, once the
+    /// pool broke, or once terminated: its tasks were already failed).
     pub fn discards_frames(&self) -> bool {
         matches!(
             self.phase,
             Phase::Dying {
-                reason: Some(EndReason::Protocol | EndReason::Terminated { .. })
+                reason: Some(
+                    EndReason::Protocol | EndReason::Broken | EndReason::Terminated { .. }
+                )
             }
         )
     }
@@ -350,6 +358,19 @@ impl Worker {
         // (an interrupted worker may still answer the tasks in its pipe).
         self.head_started = (self.sent > 0 && self.ended_by().is_none()).then_some(now);
         task
+    }
+
+    /// Takes the running head and the tasks not completely written, leaving
+    /// it those written behind the head: a worker killed for its head's
+    /// timeout may have read and started the next one (see `death::bury`).
+    pub fn take_head_and_unwritten(&mut self) -> Vec<Task> {
+        let unwritten: Vec<Task> = self.inflight.drain(self.sent..).collect();
+        self.offset = 0;
+        self.fds_sent = false;
+        self.head_started = None;
+        let head = self.inflight.pop_front();
+        self.sent = self.inflight.len();
+        head.into_iter().chain(unwritten).collect()
     }
 
     /// Takes every task it holds (to fail or re-queue them): nothing is
@@ -409,6 +430,13 @@ mod tests {
         assert!(!w.enter(Phase::Retiring { reason: Shutdown }));
         assert!(w.enter(dying(Timeout)));
         assert!(!w.enter(dying(Broken)), "the first reason to kill stays");
+        // A timed-out worker's late result is read (it says whether the
+        // next task in its pipe started); a broken pool's are not (every
+        // task already failed: a late one is no protocol fault).
+        assert!(!w.discards_frames());
+        let mut w = worker();
+        assert!(w.enter(dying(Broken)));
+        assert!(w.discards_frames());
 
         // An interruption's pending SIGKILL survives terminate_workers.
         let mut w = worker();
