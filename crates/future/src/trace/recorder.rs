@@ -287,8 +287,11 @@ impl Recorder {
     }
 
     fn read(&self, how: Read) -> Vec<Event> {
+        // The rate, only to turn ticks into time: measuring it may wait
+        // (a young process), which `clear` has no reason to do.
+        let scale = (how != Read::Drop).then(|| self.inner.clock.scale());
         // The moment of the copy, read before any buffer is.
-        let (cut, scale) = self.inner.clock.cut();
+        let cut = self.inner.clock.cut();
         let mut lanes = lock(&self.inner.lanes);
         let mut per_lane = Vec::with_capacity(lanes.len());
         for lane in lanes.iter() {
@@ -296,7 +299,7 @@ impl Recorder {
             let keep = |stamp: u64| stamp >> 2 <= cut;
             let take = how != Read::Copy;
             lane.chain.read(keep, take, |task, stamp| {
-                if how != Read::Drop {
+                if let Some(scale) = scale {
                     events.push(Event {
                         task,
                         transition: Transition::from_code(stamp),
