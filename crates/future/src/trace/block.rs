@@ -340,6 +340,21 @@ mod tests {
     }
 
     #[test]
+    fn a_gone_writer_s_events_after_the_cut_stay() {
+        let (chain, mut writer) = Chain::new(4, 4);
+        for i in 0..3 {
+            writer.push(i, i);
+        }
+        drop(writer);
+        let mut seen = Vec::new();
+        chain.read(|stamp| stamp < 1, true, |task, _| seen.push(task));
+        assert_eq!(seen, [0]);
+        assert!(!chain.is_done());
+        assert_eq!(read_all(&chain, true), [(1, 1), (2, 2)]);
+        assert!(chain.is_done());
+    }
+
+    #[test]
     fn a_read_stops_at_the_first_refused_stamp_and_leaves_the_rest() {
         let (chain, mut writer) = Chain::new(2, 2);
         for i in 0..5 {
