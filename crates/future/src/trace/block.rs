@@ -81,6 +81,9 @@ struct Blocks {
     /// Events of the first block already taken ([`Chain::read`] with
     /// `take`): a reader starts after them.
     taken: usize,
+    /// The [`Writer`] is dropped (its thread exited, or forgot the lane):
+    /// the last block is final, and goes once read like any other.
+    writer_gone: bool,
 }
 
 impl Chain {
@@ -94,6 +97,7 @@ impl Chain {
             blocks: Mutex::new(Blocks {
                 list: VecDeque::from([Arc::clone(&block)]),
                 taken: 0,
+                writer_gone: false,
             }),
         });
         let writer = Writer {
@@ -141,6 +145,16 @@ impl Chain {
         }
     }
 
+    /// Nothing is left to read here and nothing will be written: the
+    /// writer is gone and every event was taken. The recorder forgets such
+    /// a chain, so that threads that come and go (a pool's retired workers,
+    /// short-lived submitters) leave nothing behind once their events are
+    /// taken.
+    pub(super) fn is_done(&self) -> bool {
+        let blocks = lock(&self.blocks);
+        blocks.writer_gone && blocks.list.is_empty()
+    }
+
     /// Drops every block now (the recorder is gone: nothing writes or reads
     /// here again but a writer that still holds its current block).
     pub(super) fn free(&self) {
@@ -153,13 +167,17 @@ impl Chain {
 impl Blocks {
     /// Removes the events before `(block, slot)`: the blocks before that
     /// one are dropped (back to the free list once no one holds them), and
-    /// so is that one if it is full and not the writer's current block (the
-    /// last, which is never removed: the writer still fills it).
+    /// so is that one if it is read to its end and the writer will not
+    /// write into it again: it is full and not the last (the writer's
+    /// current block), or the writer is gone.
     fn take_until(&mut self, (block, slot): (usize, usize)) {
         self.list.drain(..block);
         self.taken = slot;
-        let full = |b: &Block| slot == b.capacity();
-        if self.list.len() > 1 && self.list.front().is_some_and(|b| full(b)) {
+        // Acquire: as in `read`. With `writer_gone` (set under this lock
+        // by the writer's drop, after its last store) the length is final.
+        let read_to_end = |b: &Block| slot == b.capacity() || slot == b.len.load(Acquire);
+        let finished = self.list.len() > 1 || self.writer_gone;
+        if finished && self.list.front().is_some_and(|b| read_to_end(b)) {
             self.list.pop_front();
             self.taken = 0;
         }
@@ -204,6 +222,13 @@ impl Writer {
         blocks.list.push_back(Arc::clone(&block));
         self.block = block;
         self.len = 0;
+    }
+}
+
+impl Drop for Writer {
+    /// Says so to the chain: its last block is final (see `take_until`).
+    fn drop(&mut self) {
+        lock(&self.chain.blocks).writer_gone = true;
     }
 }
 
@@ -297,6 +322,39 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_whose_writer_is_gone_empties_once_read() {
+        let (chain, mut writer) = Chain::new(2, 2);
+        for i in 0..3 {
+            writer.push(i, i);
+        }
+        drop(writer);
+        assert!(!chain.is_done(), "three events to read");
+        assert_eq!(read_all(&chain, false).len(), 3);
+        assert!(!chain.is_done(), "a copy takes nothing");
+        assert_eq!(read_all(&chain, true).len(), 3);
+        assert!(
+            chain.is_done(),
+            "blocks left: {}",
+            lock(&chain.blocks).list.len()
+        );
+    }
+
+    #[test]
+    fn a_gone_writer_s_events_after_the_cut_stay() {
+        let (chain, mut writer) = Chain::new(4, 4);
+        for i in 0..3 {
+            writer.push(i, i);
+        }
+        drop(writer);
+        let mut seen = Vec::new();
+        chain.read(|stamp| stamp < 1, true, |task, _| seen.push(task));
+        assert_eq!(seen, [0]);
+        assert!(!chain.is_done());
+        assert_eq!(read_all(&chain, true), [(1, 1), (2, 2)]);
+        assert!(chain.is_done());
+    }
+
+    #[test]
     fn a_read_stops_at_the_first_refused_stamp_and_leaves_the_rest() {
         let (chain, mut writer) = Chain::new(2, 2);
         for i in 0..5 {
@@ -337,6 +395,33 @@ mod tests {
             chain.read(|_| true, true, |task, stamp| rest.push((task, stamp)));
             let all: Vec<_> = first.iter().chain(&rest).copied().collect();
             assert_eq!(all, [(1, 101), (2, 102), (3, 103)], "first read {first:?}");
+        });
+    }
+
+    /// The writer's last event and its drop race a reader that takes: the
+    /// last block goes only once its final events are read, so every event
+    /// is read exactly once, and the chain ends empty.
+    #[test]
+    fn loom_a_gone_writer_s_last_block_goes_only_once_read() {
+        loom::model(|| {
+            let (chain, mut writer) = Chain::new(2, 2);
+            writer.push(1, 101);
+            let reader = {
+                let chain = Arc::clone(&chain);
+                loom::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    chain.read(|_| true, true, |task, stamp| seen.push((task, stamp)));
+                    seen
+                })
+            };
+            writer.push(2, 102);
+            drop(writer);
+            let first = reader.join().unwrap();
+            let mut rest = Vec::new();
+            chain.read(|_| true, true, |task, stamp| rest.push((task, stamp)));
+            let all: Vec<_> = first.iter().chain(&rest).copied().collect();
+            assert_eq!(all, [(1, 101), (2, 102)], "first read {first:?}");
+            assert!(chain.is_done());
         });
     }
 }

@@ -69,14 +69,21 @@ impl Clock {
 
     /// The ticks of this moment, read in order with what follows (the
     /// reader's cut: no event it reads after this was stamped before it
-    /// without being visible), and the scale that turns ticks into time.
-    pub(super) fn cut(&self) -> (u64, Scale) {
+    /// without being visible).
+    pub(super) fn cut(&self) -> u64 {
         match self.tsc_origin {
-            Some(origin) => {
-                let scale = Scale::measure();
-                (ordered_tsc().saturating_sub(origin), scale)
-            }
-            None => (nanos(self.origin.elapsed()), Scale::Nanos),
+            Some(origin) => ordered_tsc().saturating_sub(origin),
+            None => nanos(self.origin.elapsed()),
+        }
+    }
+
+    /// The scale that turns ticks into time: measured now, so only a read
+    /// that turns ticks into time asks for it (a young process waits for
+    /// its baseline, see [`Scale::measure`]).
+    pub(super) fn scale(&self) -> Scale {
+        match self.tsc_origin {
+            Some(_) => Scale::measure(),
+            None => Scale::Nanos,
         }
     }
 }
@@ -217,7 +224,8 @@ mod tests {
     fn both_clocks_agree_with_instant() {
         for clock in [Clock::new(), Clock::instant()] {
             std::thread::sleep(Duration::from_millis(20));
-            let (ticks, scale) = clock.cut();
+            let scale = clock.scale();
+            let ticks = clock.cut();
             let measured = scale.duration(ticks);
             let since_origin = clock.origin.elapsed();
             // The clock started before the sleep and was cut before

@@ -66,7 +66,8 @@ pub struct Event {
 /// the low two bits) in fixed-size blocks that the thread fills with no
 /// lock (`block.rs`). The buffers are merged when the events are read
 /// ([`events`](Self::events)). A thread that exits leaves its buffers
-/// with the recorder; [`take_events`](Self::take_events) and
+/// with the recorder until their events are taken (then they go);
+/// [`take_events`](Self::take_events) and
 /// [`clear`](Self::clear) hand the blocks read back to a free list that
 /// later recording reuses, and so does the last clone of the recorder.
 #[derive(Clone, Debug)]
@@ -286,16 +287,19 @@ impl Recorder {
     }
 
     fn read(&self, how: Read) -> Vec<Event> {
+        // The rate, only to turn ticks into time: measuring it may wait
+        // (a young process), which `clear` has no reason to do.
+        let scale = (how != Read::Drop).then(|| self.inner.clock.scale());
         // The moment of the copy, read before any buffer is.
-        let (cut, scale) = self.inner.clock.cut();
-        let lanes = lock(&self.inner.lanes);
+        let cut = self.inner.clock.cut();
+        let mut lanes = lock(&self.inner.lanes);
         let mut per_lane = Vec::with_capacity(lanes.len());
         for lane in lanes.iter() {
             let mut events = Vec::new();
             let keep = |stamp: u64| stamp >> 2 <= cut;
             let take = how != Read::Copy;
             lane.chain.read(keep, take, |task, stamp| {
-                if how != Read::Drop {
+                if let Some(scale) = scale {
                     events.push(Event {
                         task,
                         transition: Transition::from_code(stamp),
@@ -305,6 +309,10 @@ impl Recorder {
                 }
             });
             per_lane.push(events);
+        }
+        if how != Read::Copy {
+            // The buffers of threads that are gone, now empty: forgotten.
+            lanes.retain(|lane| !lane.chain.is_done());
         }
         drop(lanes);
         in_life_order(&mut per_lane);
@@ -716,5 +724,44 @@ mod lane_tests {
             .iter()
             .filter(|e| e.transition != Transition::Submitted)
             .all(|e| e.lane.starts_with("process ")));
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod churn_tests {
+    use super::*;
+
+    /// A long-lived recorder emptied in parts (`take_events`, `clear`)
+    /// while threads come and go (a thread pool with `idle_timeout`, a
+    /// short-lived submitting thread, a process pool's replaced workers):
+    /// the buffers of a thread that is gone hold nothing once read, so the
+    /// recorder keeps none of them.
+    #[test]
+    fn buffers_of_gone_threads_and_forgotten_lanes_go_once_taken() {
+        let recorder = Recorder::new();
+        for _ in 0..20 {
+            let r = recorder.clone();
+            thread::spawn(move || {
+                let task = r.submitted_number();
+                r.started_here(task).ended(true);
+            })
+            .join()
+            .unwrap();
+        }
+        // This thread's writers on other lanes: the first ones are forgotten.
+        for pid in 0..(MAX_OTHER_LANES + 4) {
+            let mut t = recorder.submitted();
+            t.started(format!("process {pid}"));
+            t.ended(true);
+        }
+        assert_eq!(recorder.take_events().len(), 3 * (20 + MAX_OTHER_LANES + 4));
+        recorder.clear();
+        // Left: this thread's own lane and the lanes it still writes on.
+        let lanes = lock(&recorder.inner.lanes).len();
+        assert_eq!(
+            lanes,
+            1 + MAX_OTHER_LANES,
+            "the recorder keeps {lanes} buffers after everything was taken"
+        );
     }
 }
