@@ -603,16 +603,19 @@ fn wait_for_file(path: &str) {
 /// when the result comes back, says so (file `decoding`) and then holds the
 /// dispatcher until the task two places behind it has started (file
 /// `b-started`): the dispatcher is kept between reading a worker's pipe and
-/// checking deadlines, as a busy machine may keep it.
+/// checking deadlines, as a busy machine may keep it. The padding makes the
+/// result bigger than the small results the dispatcher completes only at
+/// the end of its turn (`DEFER_MAX` in `dispatcher/results.rs`): this one is
+/// decoded as it is read.
 #[derive(Clone, Debug, Serialize)]
-struct HoldsDispatcher(String);
+struct HoldsDispatcher(String, Vec<u8>);
 
 impl<'de> Deserialize<'de> for HoldsDispatcher {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let dir = String::deserialize(d)?;
+        let (dir, padding) = <(String, Vec<u8>)>::deserialize(d)?;
         let _ = std::fs::write(format!("{dir}/decoding"), b"");
         wait_for_file(&format!("{dir}/b-started"));
-        Ok(HoldsDispatcher(dir))
+        Ok(HoldsDispatcher(dir, padding))
     }
 }
 
@@ -620,7 +623,7 @@ impl<'de> Deserialize<'de> for HoldsDispatcher {
 /// pipe) a result that holds the dispatcher.
 fn hold_dispatcher(dir: String) -> HoldsDispatcher {
     wait_for_file(&format!("{dir}/go"));
-    HoldsDispatcher(dir)
+    HoldsDispatcher(dir, vec![0; 8192])
 }
 
 /// Task A: starts running (as the pool sees it) when P's result is read,

@@ -138,13 +138,25 @@ fn calibration_start() -> (Instant, u64) {
     *START.get_or_init(|| (Instant::now(), tsc()))
 }
 
-/// Whether the TSC is a clock here: read once per process.
+/// Whether the TSC is a clock here (the CPU says it is constant and
+/// non-stop, and the kernel clocks by it): read once per process.
 fn tsc_is_a_clock() -> bool {
     static IS_A_CLOCK: OnceLock<bool> = OnceLock::new();
     *IS_A_CLOCK.get_or_init(|| {
         cfg!(all(target_arch = "x86_64", not(miri), not(loom)))
             && std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| cpuinfo_says_so(&info))
+            && kernel_clocks_by_the_tsc()
     })
+}
+
+/// The kernel's own clock (`CLOCK_MONOTONIC`, behind `Instant`) reads the
+/// TSC too. A kernel that found the counter unstable (its clocksource
+/// watchdog, some virtual machines) switches to another clocksource but
+/// leaves the CPU flags as they were: only this file says it no longer
+/// trusts the counter.
+fn kernel_clocks_by_the_tsc() -> bool {
+    std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+        .is_ok_and(|name| name.trim() == "tsc")
 }
 
 /// Every CPU's `flags` line has both `constant_tsc` and `nonstop_tsc`.

@@ -328,9 +328,10 @@ impl Dispatcher {
         let Some(signal) = self.shared.lock().life.take_signal() else {
             return;
         };
-        self.complete_finished(); // the results read before come first
-                                  // A task a submitter handed straight to a worker must be in that
-                                  // worker's list before the worker is signalled.
+        // The results read before come first.
+        self.complete_finished();
+        // A task a submitter handed straight to a worker must be in that
+        // worker's list before the worker is signalled.
         self.reclaim_lent_pipes();
         let counters = &self.shared.counters;
         let queued: Vec<Task> = self.shared.lock().tasks.drain(..).collect();

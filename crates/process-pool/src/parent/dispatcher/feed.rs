@@ -154,6 +154,16 @@ impl Dispatcher {
 
     /// Writes as much pending task data to worker `i` as its pipe takes.
     pub(super) fn write(&mut self, i: usize) {
+        // A task whose descriptors cannot be sent fails in `send_next_fds`:
+        // the results read before it come first (`complete_finished`).
+        let unsent = &self.workers[i].inflight;
+        if unsent
+            .iter()
+            .skip(self.workers[i].sent)
+            .any(|t| !t.fds.is_empty())
+        {
+            self.complete_finished();
+        }
         let w = &mut self.workers[i];
         let Some(fd) = w.task_pipe() else {
             return;

@@ -131,6 +131,8 @@ impl Dispatcher {
                 // Impossible (a lent worker is never removed), but never
                 // lose a task: its future fails instead of hanging.
                 None => {
+                    // The results read before come first.
+                    self.complete_finished();
                     self.shared.counters.tasks_running.fetch_sub(1, Relaxed);
                     let err = SpawnFailed {
                         message: "internal error: a task was handed to an unknown worker".into(),
