@@ -176,6 +176,38 @@ mod tests {
         );
     }
 
+    /// `read_vec` parses the length prefix itself: on the edges of the
+    /// varint and of the length it agrees with serde's decoding of a
+    /// `Vec<u8>` (the fuzz target `pool_frames` checks the same on any
+    /// bytes).
+    #[test]
+    fn read_vec_agrees_with_serde_on_the_edges() {
+        let mut longest_ok = vec![0x80u8; 9];
+        longest_ok.push(0); // ten bytes, value 0: postcard accepts it
+        let mut too_big = vec![0xffu8; 9];
+        too_big.push(2); // past 64 bits
+        let cases: [&[u8]; 8] = [
+            &[0],
+            &[3, 1, 2, 3],
+            &[3, 1, 2],
+            &[2, 9, 9, 7, 7],
+            &[0x80],
+            &[0x80, 0x01, 5],
+            &longest_ok,
+            &too_big,
+        ];
+        for arg in cases {
+            for buffer in [1, 2, 64] {
+                let (ours, serde) = crate::fuzz_api::byte_vector_arg(arg, buffer).unwrap();
+                assert_eq!(
+                    ours.ok(),
+                    serde.ok(),
+                    "{arg:?} through a {buffer}-byte buffer"
+                );
+            }
+        }
+    }
+
     #[test]
     fn an_argument_bigger_than_the_reserve_step_is_read_whole() {
         let bytes: Vec<u8> = (0..3 * RESERVE_AHEAD + 5).map(|i| i as u8).collect();
