@@ -10,7 +10,9 @@
 //! Promises checked beyond "no panic": the frames read, written back, are
 //! exactly the bytes they were read from; no frame is bigger than the cap;
 //! a stream that is read to its end without an error was read whole; a
-//! truncation reports the bytes that were left over.
+//! truncation reports the bytes that were left over; a task's argument read
+//! as a whole `Vec<u8>` straight into its vector (`ArgReader::read_vec`)
+//! is what serde decodes from the same bytes, or both refuse it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -73,6 +75,12 @@ fn check_worker(stream: &[u8], buffer: usize, small_limits: bool) {
         }
         body.extend_from_slice(&t.arg);
         written.extend(encode_frame(TASK, &body));
+        let (ours, serde) = fuzz_api::byte_vector_arg(&t.arg, buffer).expect("a memfd");
+        assert_eq!(
+            ours.as_ref().ok(),
+            serde.as_ref().ok(),
+            "read_vec and serde disagree: {ours:?} / {serde:?}"
+        );
     }
     assert_eq!(
         &stream[..written.len()],

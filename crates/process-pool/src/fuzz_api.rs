@@ -10,6 +10,9 @@
 //!   the dispatcher's `RESULT` body parser);
 //! * [`worker_read`]: a worker reading its task pipe (the `TASK` header and
 //!   `ArgReader`, from a real descriptor);
+//! * [`byte_vector_arg`]: a worker reading a whole `Vec<u8>` argument
+//!   straight into its vector (`ArgReader::read_vec`), beside serde's
+//!   decoding of the same bytes (the two must agree);
 //! * [`fd_message`]: the descriptor side channel (`fd_passing::recv`, then
 //!   `SharedBytes` decoded with what arrived), over a real socket pair.
 //!
@@ -178,6 +181,30 @@ pub fn worker_read(
             arg,
         });
     }
+}
+
+/// A byte vector decoded, or why not.
+pub type Decoded = Result<Vec<u8>, String>;
+
+/// Reads `arg` (a task's argument bytes) as a worker reads a whole
+/// `Vec<u8>` or `ByteBuf` argument: its length prefix, then its bytes
+/// straight into the vector (`ArgReader::read_vec`, from a real descriptor
+/// behind a `BufReader` of `buffer` bytes), then the rest skipped. Returns
+/// that, and serde's own decoding of the same bytes as a `Vec<u8>`
+/// (postcard, one element at a time): the two must agree on every input.
+pub fn byte_vector_arg(arg: &[u8], buffer: usize) -> io::Result<(Decoded, Decoded)> {
+    let mut file = memfd()?;
+    file.write_all(arg)?;
+    file.rewind()?;
+    let mut input = BufReader::with_capacity(buffer.max(1), file);
+    let mut scratch = Vec::new();
+    let mut reader = ArgReader::new(&mut input, arg.len() as u64, &mut scratch);
+    let ours = reader.read_vec();
+    if ours.is_ok() {
+        reader.skip_rest()?;
+    }
+    let serde = postcard::from_bytes::<Vec<u8>>(arg).map_err(|e| e.to_string());
+    Ok((ours, serde))
 }
 
 /// A descriptor to send with [`fd_message`].

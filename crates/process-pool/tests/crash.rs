@@ -491,6 +491,36 @@ fn crash_with_big_data_in_flight_does_not_hang() {
     c.check();
 }
 
+fn crash_with_bytes(data: Vec<u8>) -> u64 {
+    if data.len() > 1 {
+        std::process::abort();
+    }
+    data.iter().map(|&b| u64::from(b)).sum()
+}
+
+#[test]
+fn crash_with_big_byte_vectors_in_flight_does_not_hang() {
+    // The same with `Vec<u8>`, which the worker reads straight into its
+    // vector (`wire/byte_buffer.rs`): tasks behind the crashing one are
+    // still in its pipe, part-read or whole; each fails on its own, and a
+    // small one after them runs.
+    let c = clean();
+    let pool = ProcessPoolExecutor::new(2).unwrap();
+    let data = vec![b'a'; (4 << 20) + 1];
+    let results: Vec<_> = pool
+        .map(crash_with_bytes, vec![data; 10], 1)
+        .unwrap()
+        .collect();
+    assert_eq!(results.len(), 10);
+    for r in results {
+        let _: WorkerDied = executor_error(r);
+    }
+    let small = pool.submit(crash_with_bytes, vec![7]).unwrap();
+    assert_eq!(small.result_timeout(T).unwrap(), 7);
+    drop(pool);
+    c.check();
+}
+
 fn close_result_pipe_and_hang(_: ()) -> u64 {
     for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
         let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {

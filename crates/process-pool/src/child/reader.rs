@@ -15,6 +15,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::AsRawFd;
 
 use crate::sys;
+use crate::wire::byte_buffer;
 
 /// Buffers bigger than this are not kept between tasks.
 const KEEP_MAX: usize = 64 << 20;
@@ -42,6 +43,10 @@ impl BufferLimits {
         keep_max: KEEP_MAX,
     };
 }
+
+/// The most a byte-buffer argument's length prefix reserves before its
+/// bytes arrive (see [`ArgReader::read_vec`]).
+const VEC_RESERVE_MAX: usize = 64 << 20;
 
 /// Reads at most `remaining` bytes (one argument) from the task pipe.
 pub(crate) struct ArgReader<'a> {
@@ -118,6 +123,50 @@ impl<'a> ArgReader<'a> {
         Ok(self.buf)
     }
 
+    /// Reads an argument that is a byte buffer (see `wire::byte_buffer`):
+    /// its length prefix, then its bytes straight into the vector the task
+    /// gets (what the `BufReader` holds first, then from the descriptor into
+    /// the spare capacity): no scratch buffer, no copy in user space. The
+    /// vector is reserved for the announced length up to [`VEC_RESERVE_MAX`]
+    /// (untouched memory until the bytes arrive), beyond that it doubles as
+    /// they do, so a lying prefix costs no more than the bytes sent. Bytes
+    /// after the buffer are left to `skip_rest`, as the decoder leaves them.
+    pub fn read_vec(&mut self) -> Result<Vec<u8>, String> {
+        let len = byte_buffer::take_len(|| self.next_byte())?;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&n| n as u64 <= self.remaining)
+            .ok_or_else(|| byte_buffer::too_long(len, self.remaining))?;
+        let mut vec = Vec::new();
+        vec.try_reserve_exact(len.min(VEC_RESERVE_MAX))
+            .map_err(|e| format!("reserving {len} bytes for the argument: {e}"))?;
+        let buffered = self.input.buffer();
+        let k = buffered.len().min(len);
+        vec.extend_from_slice(&buffered[..k]);
+        self.input.consume(k);
+        self.remaining -= k as u64;
+        let fd = self.input.get_ref().as_raw_fd();
+        while vec.len() < len {
+            let want = (len - vec.len()).min(vec.capacity().max(RESERVE_AHEAD));
+            match sys::read_into(fd, &mut vec, want).map_err(|e| e.to_string())? {
+                0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).to_string()),
+                n => self.remaining -= n as u64,
+            }
+        }
+        Ok(vec)
+    }
+
+    /// The argument's next byte (None: the argument or the pipe ended).
+    fn next_byte(&mut self) -> Option<u8> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let mut byte = [0u8; 1];
+        self.input.read_exact(&mut byte).ok()?;
+        self.remaining -= 1;
+        Some(byte[0])
+    }
+
     /// Skips what the decoder left of the argument (after a decoding
     /// error), to stay in step with the frames.
     pub fn skip_rest(&mut self) -> io::Result<()> {
@@ -185,6 +234,38 @@ mod tests {
             "a {}-byte buffer was kept past the limit",
             buf.capacity()
         );
+    }
+
+    /// `read_vec` parses the length prefix itself: on the edges of the
+    /// varint and of the length it agrees with serde's decoding of a
+    /// `Vec<u8>` (the fuzz target `pool_frames` checks the same on any
+    /// bytes).
+    #[test]
+    fn read_vec_agrees_with_serde_on_the_edges() {
+        let mut longest_ok = vec![0x80u8; 9];
+        longest_ok.push(0); // ten bytes, value 0: postcard accepts it
+        let mut too_big = vec![0xffu8; 9];
+        too_big.push(2); // past 64 bits
+        let cases: [&[u8]; 8] = [
+            &[0],
+            &[3, 1, 2, 3],
+            &[3, 1, 2],
+            &[2, 9, 9, 7, 7],
+            &[0x80],
+            &[0x80, 0x01, 5],
+            &longest_ok,
+            &too_big,
+        ];
+        for arg in cases {
+            for buffer in [1, 2, 64] {
+                let (ours, serde) = crate::fuzz_api::byte_vector_arg(arg, buffer).unwrap();
+                assert_eq!(
+                    ours.ok(),
+                    serde.ok(),
+                    "{arg:?} through a {buffer}-byte buffer"
+                );
+            }
+        }
     }
 
     #[test]

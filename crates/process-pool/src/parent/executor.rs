@@ -373,7 +373,7 @@ impl ProcessPoolExecutor {
         arg: &A,
     ) -> Result<Future<R>, SubmitError>
     where
-        A: Serialize + ?Sized,
+        A: Serialize + 'static,
         R: DeserializeOwned + Send + 'static,
     {
         let id = self.shared.next_id.fetch_add(1, Relaxed); // Relaxed: only uniqueness matters

@@ -58,6 +58,7 @@ use serde::Serialize;
 use crate::child::reader::ArgReader;
 use crate::error::CodecStage;
 use crate::parent::task::codec_error;
+use crate::wire::byte_buffer;
 use crate::wire::cost::{Cost, Meter, COST_LEN};
 use crate::wire::fd_passing;
 use crate::wire::frame::{self, put_string, BodyReader, FrameError};
@@ -91,16 +92,26 @@ pub(crate) const OK_STREAMED: u8 = 5;
 pub(crate) type Trampoline = unsafe fn(usize, &mut ArgReader<'_>, &mut ResultWriter<'_>);
 
 /// Encodes `value` at the end of `out`. A failing `Serialize` impl's error
-/// is its own message (see `keep_message`).
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
+/// is its own message (see `keep_message`). A byte buffer is copied in
+/// whole (see `byte_buffer`).
+pub(crate) fn encode<T: Serialize + 'static>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
+    if let Some(bytes) = byte_buffer::as_bytes(value) {
+        byte_buffer::put_len(out, bytes.len());
+        out.extend_from_slice(bytes);
+        return Ok(());
+    }
     let (encoded, custom) = capture(|| postcard::to_io(&Val(value), out).map(|_| ()));
     encoded.map_err(|e| message(e, custom))
 }
 
 /// Decodes a `T` from `bytes` (trailing bytes are ignored). A length
 /// prefix longer than the bytes left is an error, never an allocation. A
-/// failing `Deserialize` impl's error is its own message.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+/// failing `Deserialize` impl's error is its own message. A byte buffer is
+/// copied out whole (see `byte_buffer`).
+pub(crate) fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, String> {
+    if byte_buffer::is_byte_buffer::<T>() {
+        return byte_buffer::decode(bytes);
+    }
     let (decoded, custom) = capture(|| {
         let mut de = postcard::Deserializer::from_bytes(bytes);
         Seed(PhantomData::<T>).deserialize(&mut de)
@@ -120,7 +131,14 @@ fn message(error: postcard::Error, custom: Option<String>) -> String {
 
 /// Decodes a `T` from the argument reader: the argument is read whole into
 /// the reader's buffer (the kernel writes it there directly), then decoded.
-pub(crate) fn decode_from<T: DeserializeOwned>(input: &mut ArgReader<'_>) -> Result<T, String> {
+/// A byte buffer is read straight into its own vector instead (see
+/// `byte_buffer`).
+pub(crate) fn decode_from<T: DeserializeOwned + 'static>(
+    input: &mut ArgReader<'_>,
+) -> Result<T, String> {
+    if byte_buffer::is_byte_buffer::<T>() {
+        return byte_buffer::from_vec(input.read_vec()?).ok_or_else(byte_buffer::not_a_byte_buffer);
+    }
     let bytes = input.read_all().map_err(|e| e.to_string())?;
     decode(bytes)
 }
@@ -273,7 +291,10 @@ impl<'a> ResultWriter<'a> {
     }
 
     /// The task's value.
-    pub fn value<R: Serialize>(&mut self, value: &R) -> Sent {
+    pub fn value<R: Serialize + 'static>(&mut self, value: &R) -> Sent {
+        if let Some(bytes) = byte_buffer::as_bytes(value) {
+            return self.bytes(bytes);
+        }
         // A size pass first: it runs the Serialize impl once without
         // writing, so that most failures are known before the header is,
         // and it picks buffered or streamed.
@@ -304,6 +325,28 @@ impl<'a> ResultWriter<'a> {
             return Sent::Done;
         }
         self.stream(value, size);
+        Sent::Done
+    }
+
+    /// A byte buffer (see `byte_buffer`): its length is known exactly and
+    /// no user code runs, so it goes out as a plain `OK` frame: the header
+    /// and the length prefix, then the bytes from the value's own memory
+    /// in one write (no size pass, no buffer, no trailer).
+    fn bytes(&mut self, bytes: &[u8]) -> Sent {
+        let mut prefix = Vec::with_capacity(byte_buffer::MAX_VARINT);
+        byte_buffer::put_len(&mut prefix, bytes.len());
+        let body = (9 + COST_LEN + prefix.len()) as u64 + bytes.len() as u64;
+        if body > u32::MAX as u64 {
+            return Sent::Refused(format!(
+                "the encoded result ({body} bytes) exceeds the 4 GiB frame limit"
+            ));
+        }
+        self.start(OK, prefix.len() + bytes.len());
+        self.buf.extend_from_slice(&prefix);
+        self.send();
+        if !self.broken && self.sink.write_all(bytes).is_err() {
+            self.broken = true;
+        }
         Sent::Done
     }
 
@@ -366,8 +409,8 @@ pub(crate) unsafe fn run_plain<A, R>(
     input: &mut ArgReader<'_>,
     out: &mut ResultWriter<'_>,
 ) where
-    A: DeserializeOwned,
-    R: Serialize,
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
 {
     // SAFETY: the caller guarantees `f` is the address of a `fn(A) -> R`;
     // fn pointers and usize have the same size on every supported target.
@@ -386,8 +429,8 @@ pub(crate) unsafe fn run_fallible<A, R, E>(
     input: &mut ArgReader<'_>,
     out: &mut ResultWriter<'_>,
 ) where
-    A: DeserializeOwned,
-    R: Serialize,
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
     E: std::error::Error + Send + Sync + 'static,
 {
     // SAFETY: as in `run_plain`, for the type `fn(A) -> Result<R, E>`.
@@ -413,8 +456,8 @@ pub(crate) unsafe fn run_chunk<A, R>(
     input: &mut ArgReader<'_>,
     out: &mut ResultWriter<'_>,
 ) where
-    A: DeserializeOwned,
-    R: Serialize,
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
 {
     // SAFETY: as in `run_plain`.
     let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
@@ -427,8 +470,8 @@ pub(crate) unsafe fn run_chunk<A, R>(
 /// frame is written.
 fn run_task<A, R, F>(input: &mut ArgReader<'_>, out: &mut ResultWriter<'_>, call: F)
 where
-    A: DeserializeOwned,
-    R: Serialize,
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
     F: FnOnce(A) -> Result<R, (String, String)>,
 {
     let args = match catch_unwind(AssertUnwindSafe(|| decode_from::<A>(input))) {
@@ -658,8 +701,12 @@ mod tests {
         assert_eq!(reader.remaining(), 0);
     }
 
-    fn expand(n: u64) -> serde_bytes::ByteBuf {
-        serde_bytes::ByteBuf::from((0..n).map(|i| i as u8).collect::<Vec<u8>>())
+    /// A big value that is not itself a byte buffer (a byte buffer skips
+    /// serde and streaming, see `byte_buffer`): a one-element tuple.
+    fn expand(n: u64) -> (serde_bytes::ByteBuf,) {
+        (serde_bytes::ByteBuf::from(
+            (0..n).map(|i| i as u8).collect::<Vec<u8>>(),
+        ),)
     }
 
     #[test]
@@ -667,8 +714,8 @@ mod tests {
         // 1 MB: above STREAM_MIN, so encoded straight into the sink.
         let mut arg = Vec::new();
         encode(&1_000_000u64, &mut arg).unwrap();
-        let f = expand as fn(u64) -> serde_bytes::ByteBuf;
-        let (tag, data) = run(run_plain::<u64, serde_bytes::ByteBuf>, f as usize, &arg);
+        let f = expand as fn(u64) -> (serde_bytes::ByteBuf,);
+        let (tag, data) = run(run_plain::<u64, (serde_bytes::ByteBuf,)>, f as usize, &arg);
         assert_eq!(tag, OK_STREAMED);
         let (value, trailer) = data.split_at(data.len() - TRAILER_LEN);
         assert_eq!(trailer[0], STREAM_OK);
@@ -677,7 +724,7 @@ mod tests {
             value.len() as u64
         );
         assert_eq!(
-            decode::<serde_bytes::ByteBuf>(value).unwrap(),
+            decode::<(serde_bytes::ByteBuf,)>(value).unwrap(),
             expand(1_000_000)
         );
     }
@@ -733,6 +780,82 @@ mod tests {
         );
         assert_eq!(tag, OK);
         assert_eq!(decode::<Vec<u64>>(&data).unwrap(), vec![1, 4, 9]);
+    }
+
+    fn length(v: Vec<u8>) -> u64 {
+        v.len() as u64 + u64::from(v.iter().fold(0u8, |a, &b| a.wrapping_add(b)))
+    }
+
+    /// A `Vec<u8>` argument is the commonest big payload: the kernel reads
+    /// it into the vector the task gets, not into the worker's scratch
+    /// buffer first (which the decoder would then copy out of).
+    #[test]
+    fn a_byte_vector_argument_is_read_straight_into_its_own_allocation() {
+        // Smaller than the pipe, which `pipe_with` fills before anyone reads.
+        let payload: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+        let mut arg = Vec::new();
+        encode(&payload, &mut arg).unwrap();
+        let mut sink = Vec::new();
+        let mut out = ResultWriter::new(&mut sink);
+        out.begin(1, false);
+        let mut pipe = pipe_with(&arg);
+        let mut scratch = Vec::new();
+        let mut reader = ArgReader::new(&mut pipe, arg.len() as u64, &mut scratch);
+        let f = length as fn(Vec<u8>) -> u64;
+        // SAFETY: the trampoline is instantiated for exactly `f`'s type.
+        unsafe { run_plain::<Vec<u8>, u64>(f as usize, &mut reader, &mut out) };
+        assert_eq!(reader.remaining(), 0);
+        assert_eq!(
+            scratch.capacity(),
+            0,
+            "the argument was staged in the scratch buffer, then copied"
+        );
+        let expected = length(payload);
+        let body = &sink[frame::HEADER_LEN..];
+        let mut r = BodyReader::new(body);
+        assert_eq!(r.u64().unwrap(), 1);
+        assert_eq!(r.u8().unwrap(), OK);
+        crate::wire::cost::Cost::read(&mut r).unwrap();
+        assert_eq!(decode::<u64>(r.rest()).unwrap(), expected);
+    }
+
+    /// Records the size of every write it is given.
+    #[derive(Default)]
+    struct Writes(Vec<usize>, Vec<u8>);
+
+    impl Write for Writes {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.push(data.len());
+            self.1.extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A big `Vec<u8>` result goes to the pipe from the vector's own memory
+    /// in one write, not byte by byte through an encoder and a buffer.
+    #[test]
+    fn a_byte_vector_result_goes_to_the_pipe_from_its_own_memory() {
+        let value: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 253) as u8).collect();
+        let mut sink = Writes::default();
+        let mut out = ResultWriter::new(&mut sink);
+        out.begin(9, false);
+        assert!(matches!(out.value(&value), Sent::Done));
+        assert!(!out.broken);
+        assert!(
+            sink.0.iter().any(|&n| n >= value.len()),
+            "the value went out in writes of {:?} bytes",
+            &sink.0[..sink.0.len().min(8)]
+        );
+        let mut fb = FrameBuf::default();
+        fb.vec_mut().extend_from_slice(&sink.1);
+        let frame = fb.next_frame(usize::MAX).unwrap().expect("one whole frame");
+        assert_eq!(frame.body.end, sink.1.len(), "exactly one frame");
+        let result = decode_result(fb.body(&frame)).unwrap();
+        assert_eq!(result.id, 9);
+        assert_eq!(decode::<Vec<u8>>(result.outcome.unwrap()).unwrap(), value);
     }
 
     /// Refuses to be serialized, with its own message.
