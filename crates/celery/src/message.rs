@@ -81,7 +81,7 @@ impl TaskMessage {
             other => other.clone(),
         };
         let body = json!([self.args, self.kwargs, embed]);
-        let argsrepr = repr_args(&self.args);
+        let argsrepr = cap_repr(repr_args(&self.args));
         let envelope = json!({
             "body": base64::encode(body.to_string().as_bytes()),
             "content-encoding": "utf-8",
@@ -100,7 +100,7 @@ impl TaskMessage {
                 "root_id": self.root_id.as_deref().unwrap_or(&self.id),
                 "parent_id": self.parent_id,
                 "argsrepr": argsrepr,
-                "kwargsrepr": self.kwargs.to_string(),
+                "kwargsrepr": cap_repr(self.kwargs.to_string()),
                 "origin": origin(),
                 "ignore_result": false,
                 "replaced_task_nesting": 0,
@@ -368,6 +368,19 @@ pub fn no_embed() -> Value {
     json!({"callbacks": null, "errbacks": null, "chain": null, "chord": null})
 }
 
+/// The most characters `argsrepr` and `kwargsrepr` quote, as Celery's
+/// client (`Task.Request.argsrepr_maxsize`, 1024): the rest is cut and
+/// marked `...`.
+const REPR_MAX: usize = 1024;
+
+/// `repr` cut to [`REPR_MAX`] characters, `...` marking the cut.
+fn cap_repr(repr: String) -> String {
+    match repr.char_indices().nth(REPR_MAX) {
+        Some((cut, _)) => format!("{}...", &repr[..cut]),
+        None => repr,
+    }
+}
+
 /// Python's repr of an args tuple, close enough for `argsrepr` (only shown
 /// in monitoring tools): `[1, 2]` becomes `(1, 2)`.
 fn repr_args(args: &Value) -> String {
@@ -498,6 +511,29 @@ mod tests {
             "{:?}",
             again.timing
         );
+    }
+
+    /// Celery's client cuts `argsrepr` and `kwargsrepr` at 1024 characters
+    /// (`argsrepr_maxsize`): a big argument is not sent twice, once in the
+    /// body and once in the headers.
+    #[test]
+    fn argsrepr_and_kwargsrepr_are_cut_as_celerys_are() {
+        let big = "é".repeat(10_000);
+        let mut m = TaskMessage::new("tasks.echo", json!([big.clone()]), "celery");
+        m.kwargs = json!({ "text": big });
+        let envelope: Value = serde_json::from_str(&m.to_json()).unwrap();
+        for key in ["argsrepr", "kwargsrepr"] {
+            let repr = envelope["headers"][key].as_str().unwrap();
+            assert!(
+                repr.chars().count() <= REPR_MAX + 3 && repr.ends_with("..."),
+                "{key} is {} characters long",
+                repr.chars().count()
+            );
+        }
+        let small = TaskMessage::new("tasks.add", json!([1, 2]), "celery");
+        let envelope: Value = serde_json::from_str(&small.to_json()).unwrap();
+        assert_eq!(envelope["headers"]["argsrepr"], "(1, 2)");
+        assert_eq!(envelope["headers"]["kwargsrepr"], "{}");
     }
 
     #[test]

@@ -354,14 +354,28 @@ impl Worker {
             for i in 0..self.config.concurrency.max(1) {
                 let (fetch, revoked) = (&fetch, &revoked);
                 let (broker, backend, procs) = (&broker, &backend, &procs);
-                std::thread::Builder::new()
+                let spawned = std::thread::Builder::new()
                     .name(format!("celery-task-{i}"))
                     .spawn_scoped(scope, move || {
                         while let Some(job) = self.next_job(fetch, broker, backend, revoked) {
                             self.serve(broker, backend, procs.as_ref(), job);
                         }
-                    })
-                    .expect("spawn a runner thread");
+                    });
+                // The system refused a thread (a process or memory limit):
+                // with no runner the worker cannot serve, and says why; with
+                // some, it serves with those, and says how many.
+                if let Err(e) = spawned {
+                    if i == 0 {
+                        *lock(&fetch.fatal) = Some(CeleryError::io(e));
+                    } else {
+                        eprintln!(
+                            "celery-worker: could not start runner {} of {}: {e}; serving with {i}",
+                            i + 1,
+                            self.config.concurrency.max(1)
+                        );
+                    }
+                    break;
+                }
             }
         });
         self.return_held(&broker);
