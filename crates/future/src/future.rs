@@ -42,7 +42,7 @@
 //! * **A reader** that finds the future done (an Acquire load of the word)
 //!   reads the cell under the lock, because a done future's value can still
 //!   be moved out (`into_result` on one of several handles); the last handle
-//!   moves it out with no lock at all (`Arc::try_unwrap`).
+//!   moves it out with no lock at all (`Shared::is_unique`).
 //!
 //! What must happen *after* a transition to done, when someone registered
 //! (waking blocked readers, posting to `wait`/`as_completed` waiters,
@@ -60,6 +60,7 @@ use std::time::Duration;
 
 use crate::error::{short_type_name, FutureError, InvalidStateError, TaskError};
 use crate::report::{report_callback_panic, report_waker_panic};
+use crate::shared::Shared;
 use crate::state::State;
 use crate::sync::{
     deadline_after, lock, wait_until, yield_now, Arc, AtomicU32, Condvar, Mutex, MutexGuard,
@@ -250,7 +251,7 @@ pub(crate) struct Inner<T> {
     done: Condvar,
 }
 
-// SAFETY: `Inner` is shared between threads through `Arc`. All of it is
+// SAFETY: `Inner` is shared between threads through `Shared`. All of it is
 // `Sync` on its own except the outcome cell, which the state word guards: it
 // is written by one thread (the `WRITING` claimant) before the Release that
 // publishes `FINISHED`, and after that only under the slot's mutex, which
@@ -259,13 +260,19 @@ pub(crate) struct Inner<T> {
 // only needs `T: Send`, exactly as `Mutex<T>` is `Sync` when `T: Send`.
 unsafe impl<T: Send> Sync for Inner<T> {}
 
+// A handle stays usable after a panic caught around it, as it was when all
+// of this lived in a `Mutex` (which is `RefUnwindSafe`): the cell only
+// changes by whole writes and moves with no user code in between, and user
+// code (a `Clone` of the value) only ever sees a shared borrow of it.
+impl<T> std::panic::RefUnwindSafe for Inner<T> {}
+
 /// The read side of a task's outcome. Cheap to clone: clones share one slot.
 ///
 /// Equality and hashing are by identity (two handles are equal when they
 /// are handles to the same future), so futures can key a map, as the book's
 /// `to_do_map` does.
 pub struct Future<T> {
-    inner: Arc<Inner<T>>,
+    inner: Shared<Inner<T>>,
 }
 
 /// The write side: completed once by whoever runs the task.
@@ -274,7 +281,7 @@ pub struct Future<T> {
 /// [`TaskError::BrokenPromise`], so no reader can wait forever on a task that
 /// vanished (a worker that died, a queue that was dropped).
 pub struct Promise<T> {
-    inner: Arc<Inner<T>>,
+    inner: Shared<Inner<T>>,
 }
 
 /// Creates a pending future and the promise that completes it.
@@ -286,7 +293,7 @@ pub struct Promise<T> {
 /// assert_eq!(future.result().unwrap(), 7);
 /// ```
 pub fn promise<T>() -> (Promise<T>, Future<T>) {
-    let inner = Arc::new(Inner {
+    let inner = Shared::new(Inner {
         state: AtomicU32::new(PENDING),
         outcome: UnsafeCell::new(Outcome::Vacant),
         slot: Mutex::new(Slot {
@@ -744,22 +751,25 @@ impl<T> Future<T> {
     pub fn into_result(self) -> Result<T, FutureError> {
         // The usual end of a pool task: the future is done and this is the
         // last handle (the promise is gone, no clones). Nobody else can reach
-        // the slot then, so the value is moved out without locking:
-        // `try_unwrap` checks "last handle" atomically (one RMW, where the
-        // locked path costs a lock, an unlock and the reference count), and
-        // `into_inner` takes no lock. Done-ness is read first because a
-        // pending future's last handle must wait, which needs the condvar.
+        // the cell then, so the value is moved out without locking (one
+        // load, where the locked path costs a lock and an unlock). Done-ness
+        // is read first because a pending future's last handle must wait,
+        // which needs the condvar.
         let word = self.inner.word();
-        if is_done(word) {
-            match Arc::try_unwrap(self.inner) {
-                // A done code is final, so `word` still describes it. The
-                // Acquire load above saw the completion's Release, and
-                // `try_unwrap` orders every other handle's last access
-                // before this one (as an `Arc` drop does).
-                Ok(inner) if code(word) == FINISHED => return inner.outcome.into_inner().take(),
-                Ok(_) => return Err(FutureError::Cancelled),
-                Err(inner) => return Future { inner }.take_result(None),
+        if is_done(word) && self.inner.is_unique() {
+            // A done code is final, so `word` still describes it.
+            if code(word) != FINISHED {
+                return Err(FutureError::Cancelled);
             }
+            // SAFETY: the Acquire load of `word` saw the completion's
+            // Release (the cell is written), and `is_unique` saw every other
+            // handle gone, with their last accesses ordered before this one
+            // (Acquire on its load, Release on their drops); and no handle
+            // can be made without this one. So this access is exclusive.
+            return self
+                .inner
+                .outcome
+                .with_mut(|cell| unsafe { (*cell).take() });
         }
         self.take_result(None)
     }
@@ -1160,7 +1170,7 @@ impl<T> Clone for Future<T> {
 
 impl<T> PartialEq for Future<T> {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+        Shared::ptr_eq(&self.inner, &other.inner)
     }
 }
 
@@ -1191,13 +1201,13 @@ mod tests {
     use super::*;
 
     /// One `Inner` is allocated per task: keep it within glibc's per-thread
-    /// cache limit (a 128-byte chunk: 120 bytes of payload) with the `Arc`'s
-    /// two counters, for small `T`.
+    /// cache limit (a 128-byte chunk: 120 bytes of payload) with the
+    /// handles' counter (`shared.rs`), for small `T`.
     #[test]
     fn a_small_future_fits_the_allocator_fast_path() {
-        let arc_counters = 2 * std::mem::size_of::<usize>();
+        let handle_counter = std::mem::size_of::<usize>();
         assert!(
-            std::mem::size_of::<Inner<u64>>() + arc_counters <= 120,
+            std::mem::size_of::<Inner<u64>>() + handle_counter <= 120,
             "Inner<u64> grew to {} bytes",
             std::mem::size_of::<Inner<u64>>()
         );

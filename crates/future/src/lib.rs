@@ -74,7 +74,8 @@
 
 #![warn(missing_docs)]
 // No `unsafe` anywhere but in `future.rs`, where the outcome cell is guarded
-// by the state word (each block there argues its case in a `SAFETY:` comment).
+// by the state word, and `shared.rs`, the handles' reference count (each block
+// argues its case in a `SAFETY:` comment).
 #![deny(unsafe_code)]
 
 mod as_completed;
@@ -87,6 +88,8 @@ mod future;
 mod interrupt;
 mod report;
 mod runner;
+#[allow(unsafe_code)]
+mod shared;
 mod state;
 mod sync;
 mod task_report;

@@ -13,14 +13,14 @@
 pub(crate) use loom::cell::UnsafeCell;
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicU32, Ordering},
+    atomic::{fence, AtomicU32, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
 #[cfg(loom)]
 pub(crate) use loom::thread::yield_now;
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicU32, Ordering},
+    atomic::{fence, AtomicU32, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
 #[cfg(not(loom))]
@@ -42,10 +42,6 @@ impl<T> UnsafeCell<T> {
     /// make the access exclusive.
     pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         f(self.0.get())
-    }
-
-    pub(crate) fn into_inner(self) -> T {
-        self.0.into_inner()
     }
 }
 
