@@ -18,6 +18,7 @@
 //! | 0-2 | the code | `PENDING`, `RUNNING`, `CANCELLED`, `FINISHED`, `CANCELLED_AND_NOTIFIED` |
 //! | 3 | `WRITING` | a completer has claimed the outcome cell (set once, never cleared) |
 //! | 4 | `WAITING` | someone registered under the lock (a callback, a waiter, a waker, a blocked reader): from then on, the move to a done state takes the lock (set once, never cleared) |
+//! | 5.. | handles | how many handles (the promise, each future) there are: `shared.rs` counts them here, so that a promise dropped unused publishes and lets go of its handle in one CAS |
 //!
 //! * **Start and cancel are one compare-and-swap each** on the code
 //!   (Pending -> Running, Cancelled -> CancelledAndNotified, Pending ->
@@ -54,16 +55,17 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
 use std::time::Duration;
 
 use crate::error::{short_type_name, FutureError, InvalidStateError, TaskError};
 use crate::report::{report_callback_panic, report_waker_panic};
-use crate::shared::Shared;
+use crate::shared::{Counted, Shared};
 use crate::state::State;
 use crate::sync::{
-    deadline_after, lock, wait_until, yield_now, Arc, AtomicU32, Condvar, Mutex, MutexGuard,
+    deadline_after, lock, wait_until, yield_now, Arc, AtomicUsize, Condvar, Mutex, MutexGuard,
     Ordering, UnsafeCell,
 };
 use crate::task_report::TaskReport;
@@ -142,30 +144,33 @@ impl<T> Outcome<T> {
 /// cancellation the executor has seen (through
 /// `set_running_or_notify_cancel`), which reads as Cancelled from outside
 /// and only makes a second acknowledgement an error, as in Python.
-const PENDING: u32 = State::Pending as u32;
-const RUNNING: u32 = State::Running as u32;
-const CANCELLED: u32 = State::Cancelled as u32;
-const FINISHED: u32 = State::Finished as u32;
-const CANCELLED_AND_NOTIFIED: u32 = 4;
+const PENDING: usize = State::Pending as usize;
+const RUNNING: usize = State::Running as usize;
+const CANCELLED: usize = State::Cancelled as usize;
+const FINISHED: usize = State::Finished as usize;
+const CANCELLED_AND_NOTIFIED: usize = 4;
 /// The bits of the word that hold the code.
-const CODE: u32 = 0b111;
+const CODE: usize = 0b111;
 /// A completer has claimed the outcome cell: the only one that ever will.
-const WRITING: u32 = 1 << 3;
+const WRITING: usize = 1 << 3;
 /// Someone registered under the lock: the move to done must take the lock.
-const WAITING: u32 = 1 << 4;
+const WAITING: usize = 1 << 4;
+/// One handle (the promise, or one future) in the count that the bits from
+/// here up hold (see `shared.rs`).
+const HANDLE: usize = 1 << 5;
 
 /// The code of a state word.
-fn code(word: u32) -> u32 {
+fn code(word: usize) -> usize {
     word & CODE
 }
 
 /// `word` with its code replaced by `to` (the flag bits kept).
-fn with_code(word: u32, to: u32) -> u32 {
+fn with_code(word: usize, to: usize) -> usize {
     (word & !CODE) | to
 }
 
 /// The public state a state word stands for.
-fn state_of(word: u32) -> State {
+fn state_of(word: usize) -> State {
     match code(word) {
         PENDING => State::Pending,
         RUNNING => State::Running,
@@ -175,7 +180,7 @@ fn state_of(word: u32) -> State {
 }
 
 /// Whether a state word says done (a done code is final).
-fn is_done(word: u32) -> bool {
+fn is_done(word: usize) -> bool {
     state_of(word).is_done()
 }
 
@@ -236,10 +241,10 @@ struct AfterFinish<T> {
 /// small (under 128 bytes for small `T`, where glibc's allocator stays on its
 /// lock-free per-thread cache).
 pub(crate) struct Inner<T> {
-    /// The state word (see the module docs): the code and the `WRITING`
-    /// and `WAITING` flags. Done codes are final, so a done code read
-    /// anywhere is the truth.
-    state: AtomicU32,
+    /// The state word (see the module docs): the code, the `WRITING` and
+    /// `WAITING` flags, and the count of handles. Done codes are final, so a
+    /// done code read anywhere is the truth.
+    state: AtomicUsize,
     /// The outcome. Written only by the completer that set `WRITING`, and
     /// only while the code is not `FINISHED`; read (and moved out of) only
     /// once an Acquire load has seen `FINISHED`, under the slot's lock (or
@@ -259,6 +264,15 @@ pub(crate) struct Inner<T> {
 // docs). So `&Inner<T>` gives `&mut T` to one thread at a time, and
 // only needs `T: Send`, exactly as `Mutex<T>` is `Sync` when `T: Send`.
 unsafe impl<T: Send> Sync for Inner<T> {}
+
+/// The handles' count lives in the state word's high bits (see `shared.rs`).
+impl<T> Counted for Inner<T> {
+    const HANDLE: usize = HANDLE;
+
+    fn count_word(&self) -> &AtomicUsize {
+        &self.state
+    }
+}
 
 // A handle stays usable after a panic caught around it, as it was when all
 // of this lived in a `Mutex` (which is `RefUnwindSafe`): the cell only
@@ -281,7 +295,9 @@ pub struct Future<T> {
 /// [`TaskError::BrokenPromise`], so no reader can wait forever on a task that
 /// vanished (a worker that died, a queue that was dropped).
 pub struct Promise<T> {
-    inner: Shared<Inner<T>>,
+    /// Dropped by hand in `Drop`: a promise dropped unused lets go of its
+    /// handle in the same CAS that publishes the broken promise.
+    inner: ManuallyDrop<Shared<Inner<T>>>,
 }
 
 /// Creates a pending future and the promise that completes it.
@@ -293,8 +309,9 @@ pub struct Promise<T> {
 /// assert_eq!(future.result().unwrap(), 7);
 /// ```
 pub fn promise<T>() -> (Promise<T>, Future<T>) {
-    let inner = Shared::new(Inner {
-        state: AtomicU32::new(PENDING),
+    let (for_promise, for_future) = Shared::new_pair(Inner {
+        // Two handles: the promise's and the future's.
+        state: AtomicUsize::new(PENDING + 2 * HANDLE),
         outcome: UnsafeCell::new(Outcome::Vacant),
         slot: Mutex::new(Slot {
             listeners: None,
@@ -305,9 +322,9 @@ pub fn promise<T>() -> (Promise<T>, Future<T>) {
     });
     (
         Promise {
-            inner: inner.clone(),
+            inner: ManuallyDrop::new(for_promise),
         },
-        Future { inner },
+        Future { inner: for_future },
     )
 }
 
@@ -320,7 +337,7 @@ impl<T> Inner<T> {
     /// CAS, so a thread that sees `FINISHED` also sees the outcome written
     /// before it (and user code that checks `done()` without the lock sees
     /// what the completing thread did before completing).
-    fn word(&self) -> u32 {
+    fn word(&self) -> usize {
         self.state.load(Ordering::Acquire)
     }
 
@@ -338,7 +355,7 @@ impl<T> Inner<T> {
     /// Acquire: if the future was done, pairs with the completion's Release,
     /// so the caller may read the outcome. Release is not needed: a
     /// completer that sees `WAITING` takes the lock, which orders the rest.
-    fn listen(&self, _slot: &mut Slot<T>) -> u32 {
+    fn listen(&self, _slot: &mut Slot<T>) -> usize {
         self.state.fetch_or(WAITING, Ordering::Acquire)
     }
 
@@ -472,7 +489,7 @@ impl<T> Inner<T> {
     /// the cell and is about to make it done (no user code runs between its
     /// claim and its publication, so this waits a few instructions, unless
     /// that thread was preempted). Then the error, worded under the lock.
-    fn refuse(&self, mut word: u32) -> InvalidStateError {
+    fn refuse(&self, mut word: usize) -> InvalidStateError {
         while !is_done(word) {
             yield_now();
             word = self.word();
@@ -542,6 +559,14 @@ impl<T> Inner<T> {
     /// The completer's way out when `cancel()` won: the outcome it wrote is
     /// taken back (and dropped), and the refusal worded.
     fn take_back(&self) -> InvalidStateError {
+        self.take_back_outcome();
+        let mut slot = self.lock();
+        self.invalid_state(&mut slot)
+    }
+
+    /// Takes the outcome back out of the cell of a cancelled future, and
+    /// drops it. Only for the cell's writer, once `cancel()` won.
+    fn take_back_outcome(&self) {
         // SAFETY: this thread is the cell's only writer (it set `WRITING`,
         // or it is the promise's `drop`, see there), and the code is
         // Cancelled, not `FINISHED`, so no reader will ever access the cell.
@@ -549,8 +574,6 @@ impl<T> Inner<T> {
             .outcome
             .with_mut(|cell| unsafe { std::mem::replace(&mut *cell, Outcome::Vacant) });
         drop(outcome);
-        let mut slot = self.lock();
-        self.invalid_state(&mut slot)
     }
 
     /// Under the lock, right after the state became done: posts to every
@@ -970,7 +993,7 @@ impl<T> Promise<T> {
     /// A read handle to the future this promise completes.
     pub fn future(&self) -> Future<T> {
         Future {
-            inner: self.inner.clone(),
+            inner: Shared::clone(&self.inner),
         }
     }
 
@@ -1136,27 +1159,60 @@ impl<T> Promise<T> {
 impl<T> Drop for Promise<T> {
     fn drop(&mut self) {
         // The usual case: the future is done, and a done state is final, so
-        // the lock-free read is enough to know there is nothing to do.
-        let word = self.inner.word();
-        if is_done(word) {
-            return;
+        // the lock-free read is enough to know there is nothing to publish.
+        let mut word = self.inner.word();
+        if !is_done(word) {
+            // Not done, so no completer holds the cell: one that set
+            // `WRITING` always leaves the future done before its call
+            // returns, and no call on this promise is running (`drop` has it
+            // exclusively). And nobody else completes a future: only its
+            // promise does. So this thread is the cell's only writer, without
+            // claiming `WRITING` (one read-modify-write less for every
+            // promise dropped unused).
+            // SAFETY: as argued above, no other thread writes the cell, and
+            // nobody reads it before the code is FINISHED, which only this
+            // thread can now make it.
+            self.inner
+                .outcome
+                .with_mut(|cell| unsafe { *cell = Outcome::Broken });
+            // `Inner::publish`, with this handle let go of in the same CAS.
+            while !is_done(word) {
+                if word & WAITING != 0 {
+                    // An error means the future was cancelled meanwhile
+                    // (`publish_locked` took the outcome back): nothing to do.
+                    if let Ok(Some(after)) = self.inner.publish_locked() {
+                        self.inner.after_unlock(after, || self.future());
+                    }
+                    break;
+                }
+                // Release on success: publishes the outcome (as `publish`
+                // does) and this handle's uses of the value (as a handle's
+                // drop does). Relaxed on failure: the value feeds the next
+                // attempt.
+                match self.inner.state.compare_exchange(
+                    word,
+                    with_code(word, FINISHED) - HANDLE,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: this CAS took this handle off the count
+                        // with Release, having read `word`, and `inner` is
+                        // not used again.
+                        unsafe { Shared::released(&mut self.inner, word) };
+                        return;
+                    }
+                    Err(now) => word = now,
+                }
+            }
+            if is_done(word) && code(word) != FINISHED {
+                // `cancel()` won the race for the code: the outcome written
+                // above is taken back (nobody reads a cancelled future's cell).
+                self.inner.take_back_outcome();
+            }
         }
-        // Not done, so no completer holds the cell: one that set `WRITING`
-        // always leaves the future done before its call returns, and no
-        // call on this promise is running (`drop` has it exclusively). And
-        // nobody else completes a future: only its promise does. So this
-        // thread is the cell's only writer, without claiming `WRITING` (one
-        // read-modify-write less for every promise dropped unused).
-        // SAFETY: as argued above, no other thread writes the cell, and
-        // nobody reads it before `publish` makes the code FINISHED.
-        self.inner
-            .outcome
-            .with_mut(|cell| unsafe { *cell = Outcome::Broken });
-        // An error here means the future was cancelled meanwhile (`publish`
-        // took the outcome back): nothing to do.
-        if let Ok(Some(after)) = self.inner.publish() {
-            self.inner.after_unlock(after, || self.future());
-        }
+        // SAFETY: `inner` is dropped once, here, and not used again.
+        unsafe { ManuallyDrop::drop(&mut self.inner) }
     }
 }
 
@@ -1200,14 +1256,13 @@ impl<T> fmt::Debug for Promise<T> {
 mod tests {
     use super::*;
 
-    /// One `Inner` is allocated per task: keep it within glibc's per-thread
-    /// cache limit (a 128-byte chunk: 120 bytes of payload) with the
-    /// handles' counter (`shared.rs`), for small `T`.
+    /// One `Inner` is allocated per task (the handles' count is in its
+    /// state word): keep it within glibc's per-thread cache limit (a
+    /// 128-byte chunk: 120 bytes of payload), for small `T`.
     #[test]
     fn a_small_future_fits_the_allocator_fast_path() {
-        let handle_counter = std::mem::size_of::<usize>();
         assert!(
-            std::mem::size_of::<Inner<u64>>() + handle_counter <= 120,
+            std::mem::size_of::<Inner<u64>>() <= 120,
             "Inner<u64> grew to {} bytes",
             std::mem::size_of::<Inner<u64>>()
         );

@@ -11,8 +11,9 @@
 //! ## How it works
 //!
 //! * Each future keeps its state ([`State`]; the diagram is in the `state`
-//!   module and in `docs/future.md`) in one atomic word, with two flags:
-//!   "a completer holds the outcome cell" and "someone waits". Starting,
+//!   module and in `docs/future.md`) in one atomic word, with two flags
+//!   ("a completer holds the outcome cell", "someone waits") and the count
+//!   of handles (the promise and each future share one allocation). Starting,
 //!   cancelling and completing a future nobody waits on are one
 //!   compare-and-swap each, with no lock; the callbacks, waiters, wakers
 //!   and blocked readers live behind one mutex with one condition variable,

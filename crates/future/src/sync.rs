@@ -13,14 +13,14 @@
 pub(crate) use loom::cell::UnsafeCell;
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{fence, AtomicU32, AtomicUsize, Ordering},
+    atomic::{fence, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
 #[cfg(loom)]
 pub(crate) use loom::thread::yield_now;
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{fence, AtomicU32, AtomicUsize, Ordering},
+    atomic::{fence, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
 #[cfg(not(loom))]

@@ -390,6 +390,28 @@ fn a_failing_completion_races_the_installation_of_a_waiter() {
     });
 }
 
+/// The handle count lives in the state word: a promise dropped unused
+/// publishes `Broken` and lets go of its handle in one CAS, racing the
+/// future's last handle going away and a clone being made and read. Whoever
+/// is last frees the allocation (Miri checks the free; loom, that no access
+/// to the cell or the word is left unordered), and the clone reads the broken
+/// promise.
+#[test]
+fn a_promise_dropped_unused_races_the_other_handles() {
+    loom::model(|| {
+        let (p, f) = promise::<u8>();
+        let g = f.clone();
+        let dropper = thread::spawn(move || drop(f));
+        let reader = thread::spawn(move || g.into_result());
+        drop(p);
+        dropper.join().unwrap();
+        assert!(matches!(
+            reader.join().unwrap(),
+            Err(FutureError::Task(TaskError::BrokenPromise))
+        ));
+    });
+}
+
 // ---- Awaiting: the waker protocol (see `awaiting.rs`) ----
 
 /// A waker that does nothing (`Waker::noop` needs Rust 1.85; our MSRV is 1.80).
