@@ -11,7 +11,7 @@
 //!
 //! The whole fast path lives in one atomic word, `Inner::state` (the table
 //! of its bits and the argument for every transition are in
-//! `docs/future.md`, "The state word"):
+//! `docs/future.md`, "The state word, the cell and the lock"):
 //!
 //! | bits | name | meaning |
 //! |---|---|---|
@@ -29,9 +29,9 @@
 //!   outcome into the cell, and publishes it with one CAS to `FINISHED`
 //!   (Release). With nobody registered that is all: no lock, no syscall.
 //!   If `WAITING` is set, the same CAS is made under the lock, and the
-//!   listeners are drained there, as before this word existed. A cancel
-//!   that wins the race for the code leaves the completer its value back
-//!   (nobody reads the cell of a cancelled future).
+//!   listeners are drained there, as before this word existed. If a
+//!   cancel wins the race for the code, the completer takes its value back
+//!   out of the cell (nobody reads the cell of a cancelled future).
 //! * **A registration** (`add_done_callback`, `wait`/`as_completed`
 //!   installing their waiter, an `Awaiting` storing its waker, a reader
 //!   about to block) takes the lock and sets `WAITING` with one `fetch_or`.
