@@ -14,8 +14,9 @@
 //! (or `cancel()`, or a dropped promise) drains the wakers under the same
 //! lock and wakes them once the lock is released. So:
 //!
-//! * no wake-up is lost: "is it done?" and "store the waker" happen under
-//!   the lock that the completer takes to change the state and drain the
+//! * no wake-up is lost: "is it done?" (setting the state word's `WAITING`
+//!   bit) and "store the waker" happen under the lock, and a completer that
+//!   finds `WAITING` takes that lock to change the state and drain the
 //!   wakers, so either the poll sees the future done, or the completer sees
 //!   the waker;
 //! * no thread per future, no polling: a pending `Awaiting` costs one entry

@@ -1,81 +1,188 @@
 //! `Future<T>` (the read side) and `Promise<T>` (the write side), sharing one
-//! slot behind one mutex and one condition variable.
+//! allocation: a state word, the outcome, and (for those who wait) a mutex
+//! and a condition variable.
 //!
 //! This is CPython's `concurrent.futures.Future` with its two roles split:
 //! the executor holds the [`Promise`], completes it exactly once, and can
 //! never be confused with a reader; users hold [`Future`]s, as many clones as
-//! they like, all looking at the same slot.
+//! they like, all looking at the same outcome.
 //!
-//! ## The state word and the lock
+//! ## The state word
 //!
-//! The state lives in one atomic byte, `Inner::state`, which is the source
-//! of truth; the outcome, the listeners and the count of blocked readers live
-//! in the slot behind the mutex. Transitions are compare-and-swaps on the
-//! state word, and they come in two kinds:
+//! The whole fast path lives in one atomic word, `Inner::state` (the table
+//! of its bits and the argument for every transition are in
+//! `docs/future.md`, "The state word, the cell and the lock"):
 //!
-//! * **lock-free**, the two an executor makes once per task:
-//!   Pending -> Running and Cancelled -> CancelledAndNotified, both in
-//!   `Promise::set_running_or_notify_cancel`. Neither makes the future done
-//!   or undone, so nobody waiting for "done" needs to hear about them;
-//! * **under the lock**, every transition *to a done state* (cancel,
-//!   completion, a dropped promise). These must post to waiters, wake
-//!   blocked readers and hand over the callbacks, which all live under the
-//!   lock; each one CASes from the state it observed, so a lock-free
-//!   Pending -> Running racing with `cancel()` is decided by the CAS: exactly
-//!   one of them wins.
+//! | bits | name | meaning |
+//! |---|---|---|
+//! | 0-2 | the code | `PENDING`, `RUNNING`, `CANCELLED`, `FINISHED`, `CANCELLED_AND_NOTIFIED` |
+//! | 3 | `WRITING` | a completer has claimed the outcome cell (set once, never cleared) |
+//! | 4 | `WAITING` | someone registered under the lock (a callback, a waiter, a waker, a blocked reader): from then on, the move to a done state takes the lock (set once, never cleared) |
+//! | 5.. | handles | how many handles (the promise, each future) there are: `shared.rs` counts them here, so that a promise dropped unused publishes and lets go of its handle in one CAS |
 //!
-//! So whether the future is *done* changes only under the lock, which is
-//! what keeps the readers', waiters' and callbacks' protocols as simple as
-//! if every transition were locked: whoever holds the lock and sees "not
-//! done" knows that the completer, who will drain the listeners, has not run
-//! yet. An executor pays one CAS to start a task instead of a lock and an
-//! unlock.
+//! * **Start and cancel are one compare-and-swap each** on the code
+//!   (Pending -> Running, Cancelled -> CancelledAndNotified, Pending ->
+//!   Cancelled), whatever the flag bits say; a `cancel` that finds `WAITING`
+//!   makes its CAS under the lock instead, to hand over the listeners.
+//! * **A completion** claims the cell with `WRITING` (one `fetch_or`: the
+//!   first claimant is the only writer there will ever be), writes the
+//!   outcome into the cell, and publishes it with one CAS to `FINISHED`
+//!   (Release). With nobody registered that is all: no lock, no syscall.
+//!   If `WAITING` is set, the same CAS is made under the lock, and the
+//!   listeners are drained there, as before this word existed. If a
+//!   cancel wins the race for the code, the completer takes its value back
+//!   out of the cell (nobody reads the cell of a cancelled future).
+//! * **A registration** (`add_done_callback`, `wait`/`as_completed`
+//!   installing their waiter, an `Awaiting` storing its waker, a reader
+//!   about to block) takes the lock and sets `WAITING` with one `fetch_or`.
+//!   The `fetch_or` and the completion's CAS are ordered one way or the
+//!   other: either the `fetch_or` sees the future done (and the registrant
+//!   serves itself: runs the callback, posts to the waiter, reads the
+//!   value), or the CAS sees `WAITING` (it fails, reloads, and completes
+//!   under the lock, where it finds the registration). Never neither.
+//! * **A reader** that finds the future done (an Acquire load of the word)
+//!   reads the cell under the lock, because a done future's value can still
+//!   be moved out (`into_result` on one of several handles); the last handle
+//!   moves it out with no lock at all (`Shared::is_unique`).
 //!
-//! Every completion (`set_result` and friends, `set_outcome_deferred`, a
-//! dropped promise) goes through one function, `Inner::complete`; `cancel`
-//! makes its own CAS from Pending and shares the rest (`finish_locked`,
-//! then `after_unlock`).
-//!
-//! What must happen *after* a transition to done (waking blocked readers,
-//! posting to `wait`/`as_completed` waiters, running done-callbacks) is
-//! decided under the lock and done in this order: waiters are posted under
-//! the lock (so installation cannot miss them), blocked readers are
-//! notified, the lock is released, and only then do user callbacks run, so a
-//! callback may freely read or even wait on the future (or any other)
-//! without deadlocking.
+//! What must happen *after* a transition to done, when someone registered
+//! (waking blocked readers, posting to `wait`/`as_completed` waiters,
+//! running done-callbacks) is decided under the lock and done in this
+//! order: waiters are posted under the lock (so installation cannot miss
+//! them), blocked readers are notified, the lock is released, and only then
+//! do user callbacks run, so a callback may freely read or even wait on the
+//! future (or any other) without deadlocking.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
 use std::time::Duration;
 
 use crate::error::{short_type_name, FutureError, InvalidStateError, TaskError};
 use crate::report::{report_callback_panic, report_waker_panic};
+use crate::shared::{Counted, Shared};
 use crate::state::State;
 use crate::sync::{
-    deadline_after, lock, wait_until, Arc, AtomicU8, Condvar, Mutex, MutexGuard, Ordering,
+    deadline_after, lock, wait_until, yield_now, Arc, AtomicUsize, Condvar, Mutex, MutexGuard,
+    Ordering, UnsafeCell,
 };
 use crate::task_report::TaskReport;
 use crate::waiter::Waiter;
 
 type Callback<T> = Box<dyn FnOnce(&Future<T>) + Send + 'static>;
 
-/// What a finished future holds: the value (`None` once `into_result` has
-/// moved it out), or the error. The error is boxed: errors are rare, and a
-/// small slot keeps every future's allocation small (see `Inner`).
-type Outcome<T> = Result<Option<T>, Box<TaskError>>;
+/// What the outcome cell holds. A finished future holds `Value`, `Failed`
+/// or `Broken`, and `Value` becomes `Vacant` when a handle moves it out.
+enum Outcome<T> {
+    /// No value: not written yet, moved out by `into_result`, or taken back
+    /// by a completer that lost the race to `cancel()`.
+    Vacant,
+    /// The task's value.
+    Value(T),
+    /// The task's error. Boxed: errors are rare, and a small cell keeps
+    /// every future's allocation small (see `Inner`).
+    Failed(Box<TaskError>),
+    /// The promise was dropped before it completed
+    /// ([`TaskError::BrokenPromise`]): the one failure that every unused
+    /// promise pays, so it costs no allocation.
+    Broken,
+}
 
-/// The values of the state word. The first four are [`State`]'s own
-/// discriminants; `CANCELLED_AND_NOTIFIED` is Python's name for a
+impl<T> Outcome<T> {
+    fn from_result(result: Result<T, TaskError>) -> Self {
+        match result {
+            Ok(value) => Outcome::Value(value),
+            Err(TaskError::BrokenPromise) => Outcome::Broken,
+            Err(e) => Outcome::Failed(Box::new(e)),
+        }
+    }
+
+    /// Whether FIRST_EXCEPTION waiters count it (cancelled futures never do).
+    fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Failed(_) | Outcome::Broken)
+    }
+
+    /// The task's error, if it failed.
+    fn error(&self) -> Option<TaskError> {
+        match self {
+            Outcome::Failed(e) => Some((**e).clone()),
+            Outcome::Broken => Some(TaskError::BrokenPromise),
+            Outcome::Vacant | Outcome::Value(_) => None,
+        }
+    }
+
+    /// What `result()` returns: a clone of the value, or why there is none.
+    fn cloned(&self) -> Result<T, FutureError>
+    where
+        T: Clone,
+    {
+        match self {
+            Outcome::Value(value) => Ok(value.clone()),
+            other => Err(other
+                .error()
+                .map_or(FutureError::ValueTaken, FutureError::Task)),
+        }
+    }
+
+    /// What `into_result()` returns: the value moved out (leaving `Vacant`).
+    fn take(&mut self) -> Result<T, FutureError> {
+        match std::mem::replace(self, Outcome::Vacant) {
+            Outcome::Value(value) => Ok(value),
+            other => {
+                let error = other.error();
+                *self = other;
+                Err(error.map_or(FutureError::ValueTaken, FutureError::Task))
+            }
+        }
+    }
+}
+
+/// The codes of the state word (bits 0-2). The first four are [`State`]'s
+/// own discriminants; `CANCELLED_AND_NOTIFIED` is Python's name for a
 /// cancellation the executor has seen (through
 /// `set_running_or_notify_cancel`), which reads as Cancelled from outside
 /// and only makes a second acknowledgement an error, as in Python.
-const PENDING: u8 = State::Pending as u8;
-const RUNNING: u8 = State::Running as u8;
-const CANCELLED: u8 = State::Cancelled as u8;
-const FINISHED: u8 = State::Finished as u8;
-const CANCELLED_AND_NOTIFIED: u8 = 4;
+const PENDING: usize = State::Pending as usize;
+const RUNNING: usize = State::Running as usize;
+const CANCELLED: usize = State::Cancelled as usize;
+const FINISHED: usize = State::Finished as usize;
+const CANCELLED_AND_NOTIFIED: usize = 4;
+/// The bits of the word that hold the code.
+const CODE: usize = 0b111;
+/// A completer has claimed the outcome cell: the only one that ever will.
+const WRITING: usize = 1 << 3;
+/// Someone registered under the lock: the move to done must take the lock.
+const WAITING: usize = 1 << 4;
+/// One handle (the promise, or one future) in the count that the bits from
+/// here up hold (see `shared.rs`).
+const HANDLE: usize = 1 << 5;
+
+/// The code of a state word.
+fn code(word: usize) -> usize {
+    word & CODE
+}
+
+/// `word` with its code replaced by `to` (the flag bits kept).
+fn with_code(word: usize, to: usize) -> usize {
+    (word & !CODE) | to
+}
+
+/// The public state a state word stands for.
+fn state_of(word: usize) -> State {
+    match code(word) {
+        PENDING => State::Pending,
+        RUNNING => State::Running,
+        CANCELLED | CANCELLED_AND_NOTIFIED => State::Cancelled,
+        _ => State::Finished,
+    }
+}
+
+/// Whether a state word says done (a done code is final).
+fn is_done(word: usize) -> bool {
+    state_of(word).is_done()
+}
 
 /// Who to tell when the future is done. Most futures never get a callback
 /// or a waiter, so this lives behind an `Option<Box<..>>`: one word in the
@@ -95,10 +202,8 @@ struct Listeners<T> {
     next_waker_key: u64,
 }
 
+/// What lives behind the lock: only what waiting needs, and the report.
 struct Slot<T> {
-    /// `Some` once the state is Finished (set under the lock, before the
-    /// state word says so). A done future with no outcome was cancelled.
-    outcome: Option<Outcome<T>>,
     /// Drained on completion.
     listeners: Option<Box<Listeners<T>>>,
     /// Threads blocked in `result()` and friends. Completion only pays for a
@@ -110,32 +215,6 @@ struct Slot<T> {
 }
 
 impl<T> Slot<T> {
-    /// Python's repr, written from inside the lock (`state` read there).
-    fn repr(&self, state: State) -> String {
-        match &self.outcome {
-            Some(Ok(_)) => format!(
-                "<Future state=finished returned {}>",
-                short_type_name(std::any::type_name::<T>())
-            ),
-            Some(Err(e)) => format!("<Future state=finished raised {}>", e.name()),
-            None => format!("<Future state={state}>"),
-        }
-    }
-
-    /// `FINISHED: <Future state=finished returned i32>`, as Python words it.
-    fn invalid_state(&self, code: u8) -> InvalidStateError {
-        let word = match code {
-            PENDING => "PENDING",
-            RUNNING => "RUNNING",
-            CANCELLED => "CANCELLED",
-            CANCELLED_AND_NOTIFIED => "CANCELLED_AND_NOTIFIED",
-            _ => "FINISHED",
-        };
-        InvalidStateError {
-            message: format!("{word}: {}", self.repr(state_of(code))),
-        }
-    }
-
     fn listeners(&mut self) -> &mut Listeners<T> {
         self.listeners.get_or_insert_with(|| {
             Box::new(Listeners {
@@ -145,16 +224,6 @@ impl<T> Slot<T> {
                 next_waker_key: 0,
             })
         })
-    }
-}
-
-/// The public state a value of the state word stands for.
-fn state_of(code: u8) -> State {
-    match code {
-        PENDING => State::Pending,
-        RUNNING => State::Running,
-        CANCELLED | CANCELLED_AND_NOTIFIED => State::Cancelled,
-        _ => State::Finished,
     }
 }
 
@@ -172,16 +241,44 @@ struct AfterFinish<T> {
 /// small (under 128 bytes for small `T`, where glibc's allocator stays on its
 /// lock-free per-thread cache).
 pub(crate) struct Inner<T> {
+    /// The state word (see the module docs): the code, the `WRITING` and
+    /// `WAITING` flags, and the count of handles. Done codes are final, so a
+    /// done code read anywhere is the truth.
+    state: AtomicUsize,
+    /// The outcome. Written only by the completer that set `WRITING`, and
+    /// only while the code is not `FINISHED`; read (and moved out of) only
+    /// once an Acquire load has seen `FINISHED`, under the slot's lock (or
+    /// with the last handle, which nobody else can reach).
+    outcome: UnsafeCell<Outcome<T>>,
     slot: Mutex<Slot<T>>,
-    /// Signalled (broadcast) when the future becomes done.
+    /// Signalled (broadcast) when the future becomes done, if a reader is
+    /// blocked.
     done: Condvar,
-    /// The state (one of the `PENDING`.. constants): the source of truth,
-    /// changed only by compare-and-swap, and only to a done state under the
-    /// slot's lock (see the module docs). Read without the lock by
-    /// `state()`, `done()`, the spin before blocking and `Promise::drop`: a
-    /// done state is final, so a done state read anywhere is the truth.
-    state: AtomicU8,
 }
+
+// SAFETY: `Inner` is shared between threads through `Shared`. All of it is
+// `Sync` on its own except the outcome cell, which the state word guards: it
+// is written by one thread (the `WRITING` claimant) before the Release that
+// publishes `FINISHED`, and after that only under the slot's mutex, which
+// makes every later access exclusive (see `Inner::outcome` and the module
+// docs). So `&Inner<T>` gives `&mut T` to one thread at a time, and
+// only needs `T: Send`, exactly as `Mutex<T>` is `Sync` when `T: Send`.
+unsafe impl<T: Send> Sync for Inner<T> {}
+
+/// The handles' count lives in the state word's high bits (see `shared.rs`).
+impl<T> Counted for Inner<T> {
+    const HANDLE: usize = HANDLE;
+
+    fn count_word(&self) -> &AtomicUsize {
+        &self.state
+    }
+}
+
+// A handle stays usable after a panic caught around it, as it was when all
+// of this lived in a `Mutex` (which is `RefUnwindSafe`): the cell only
+// changes by whole writes and moves with no user code in between, and user
+// code (a `Clone` of the value) only ever sees a shared borrow of it.
+impl<T> std::panic::RefUnwindSafe for Inner<T> {}
 
 /// The read side of a task's outcome. Cheap to clone: clones share one slot.
 ///
@@ -189,7 +286,7 @@ pub(crate) struct Inner<T> {
 /// are handles to the same future), so futures can key a map, as the book's
 /// `to_do_map` does.
 pub struct Future<T> {
-    inner: Arc<Inner<T>>,
+    inner: Shared<Inner<T>>,
 }
 
 /// The write side: completed once by whoever runs the task.
@@ -198,7 +295,9 @@ pub struct Future<T> {
 /// [`TaskError::BrokenPromise`], so no reader can wait forever on a task that
 /// vanished (a worker that died, a queue that was dropped).
 pub struct Promise<T> {
-    inner: Arc<Inner<T>>,
+    /// Dropped by hand in `Drop`: a promise dropped unused lets go of its
+    /// handle in the same CAS that publishes the broken promise.
+    inner: ManuallyDrop<Shared<Inner<T>>>,
 }
 
 /// Creates a pending future and the promise that completes it.
@@ -210,21 +309,22 @@ pub struct Promise<T> {
 /// assert_eq!(future.result().unwrap(), 7);
 /// ```
 pub fn promise<T>() -> (Promise<T>, Future<T>) {
-    let inner = Arc::new(Inner {
+    let (for_promise, for_future) = Shared::new_pair(Inner {
+        // Two handles: the promise's and the future's.
+        state: AtomicUsize::new(PENDING + 2 * HANDLE),
+        outcome: UnsafeCell::new(Outcome::Vacant),
         slot: Mutex::new(Slot {
-            outcome: None,
             listeners: None,
             blocked_readers: 0,
             report: None,
         }),
         done: Condvar::new(),
-        state: AtomicU8::new(PENDING),
     });
     (
         Promise {
-            inner: inner.clone(),
+            inner: ManuallyDrop::new(for_promise),
         },
-        Future { inner },
+        Future { inner: for_future },
     )
 }
 
@@ -233,53 +333,81 @@ impl<T> Inner<T> {
         lock(&self.slot)
     }
 
-    /// The state word. Acquire: pairs with the Release half of the
-    /// transitions, so a thread that sees a done state also sees what the
-    /// transition's thread did before it (the outcome itself is read under
-    /// the lock, which orders it on its own; Acquire keeps lock-free
-    /// `done()` checks as strong as the lock for user code that relies on
-    /// them).
-    fn code(&self) -> u8 {
+    /// The state word. Acquire: pairs with the Release of the completion's
+    /// CAS, so a thread that sees `FINISHED` also sees the outcome written
+    /// before it (and user code that checks `done()` without the lock sees
+    /// what the completing thread did before completing).
+    fn word(&self) -> usize {
         self.state.load(Ordering::Acquire)
     }
 
     /// The public state, read without the lock.
     fn state(&self) -> State {
-        state_of(self.code())
+        state_of(self.word())
     }
 
-    /// Moves the state word from Pending (observed under the lock) to the
-    /// done state `to`. Only called with the slot locked, so the one change
-    /// that can race with it is the lock-free Pending -> Running, and the
-    /// CAS decides: false if the task started first (the state is then
-    /// Running).
+    /// Under the lock (`_slot` proves it is held): sets `WAITING` and
+    /// returns the word as it was. If it was not done, whoever makes it
+    /// done will take this lock to do so, and find what the caller
+    /// registers before releasing it; if it was done, nobody will drain the
+    /// listeners again, and the caller serves itself.
     ///
-    /// AcqRel on success: Release publishes this thread's writes (the
-    /// outcome) to lock-free readers that Acquire the done state; Acquire
-    /// is not needed for data (nothing is read from the racing thread) but
-    /// costs nothing on an RMW. Acquire on failure: the fresh value only
-    /// feeds the next attempt.
-    fn done_from_pending(&self, to: u8) -> bool {
-        self.state
-            .compare_exchange(PENDING, to, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+    /// Acquire: if the future was done, pairs with the completion's Release,
+    /// so the caller may read the outcome. Release is not needed: a
+    /// completer that sees `WAITING` takes the lock, which orders the rest.
+    fn listen(&self, _slot: &mut Slot<T>) -> usize {
+        self.state.fetch_or(WAITING, Ordering::Acquire)
     }
 
-    /// Moves the state word from `observed` (Pending or Running, read under
-    /// the lock) to Finished. Only called with the slot locked.
-    ///
-    /// From Running nobody else can move the state (the lock-free
-    /// transitions start from Pending or Cancelled, and every other one
-    /// takes the lock we hold), so a plain store does it, and the executor's
-    /// usual path (Running -> Finished) pays no extra read-modify-write.
-    /// Release: publishes the outcome written before it to lock-free readers
-    /// that Acquire a done state. From Pending the CAS decides a race with
-    /// the lock-free Pending -> Running; if that won, we finish from Running.
-    fn finish(&self, observed: u8) {
-        if observed == PENDING && self.done_from_pending(FINISHED) {
-            return;
+    /// Under the lock (`_slot` proves it is held), runs `f` on the outcome
+    /// if the future is finished; `None` if it is not (pending, running, or
+    /// cancelled: a cancelled future has no outcome).
+    fn with_outcome<R>(
+        &self,
+        _slot: &mut Slot<T>,
+        f: impl FnOnce(&mut Outcome<T>) -> R,
+    ) -> Option<R> {
+        if code(self.word()) != FINISHED {
+            return None;
         }
-        self.state.store(FINISHED, Ordering::Release);
+        // SAFETY: the Acquire load above saw FINISHED, so the completer's
+        // write of the cell happens-before this access, and the completer
+        // never touches the cell again once FINISHED is published. Every
+        // access after FINISHED is made here, under the slot's lock (which
+        // the caller holds), or through the last handle (`into_result`),
+        // which excludes every other thread. So this access is exclusive.
+        Some(self.outcome.with_mut(|outcome| f(unsafe { &mut *outcome })))
+    }
+
+    /// Python's repr, written from inside the lock.
+    fn repr(&self, slot: &mut Slot<T>) -> String {
+        let word = self.word();
+        let described = self.with_outcome(slot, |outcome| match outcome {
+            Outcome::Failed(e) => format!("<Future state=finished raised {}>", e.name()),
+            Outcome::Broken => format!(
+                "<Future state=finished raised {}>",
+                TaskError::BrokenPromise.name()
+            ),
+            Outcome::Value(_) | Outcome::Vacant => format!(
+                "<Future state=finished returned {}>",
+                short_type_name(std::any::type_name::<T>())
+            ),
+        });
+        described.unwrap_or_else(|| format!("<Future state={}>", state_of(word)))
+    }
+
+    /// `FINISHED: <Future state=finished returned i32>`, as Python words it.
+    fn invalid_state(&self, slot: &mut Slot<T>) -> InvalidStateError {
+        let word = match code(self.word()) {
+            PENDING => "PENDING",
+            RUNNING => "RUNNING",
+            CANCELLED => "CANCELLED",
+            CANCELLED_AND_NOTIFIED => "CANCELLED_AND_NOTIFIED",
+            _ => "FINISHED",
+        };
+        InvalidStateError {
+            message: format!("{word}: {}", self.repr(slot)),
+        }
     }
 
     /// Spins briefly, without the lock, in case the future is about to be
@@ -307,12 +435,19 @@ impl<T> Inner<T> {
             self.spin_until_done();
         }
         let mut slot = self.lock();
-        // Done-ness only changes under the lock, so this read is stable
-        // while we hold it.
         if self.state().is_done() {
             return Ok(slot);
         }
         let deadline = deadline_after(timeout);
+        if timeout == Some(Duration::ZERO) {
+            // A try-read registers nothing: later completions stay lock-free.
+            return Err(FutureError::Timeout(Duration::ZERO));
+        }
+        // From here on the completion takes this lock, and so sees
+        // `blocked_readers` counted before this thread sleeps.
+        if is_done(self.listen(&mut slot)) {
+            return Ok(slot);
+        }
         loop {
             slot.blocked_readers += 1;
             let (guard, in_time) = wait_until(&self.done, slot, deadline);
@@ -327,24 +462,118 @@ impl<T> Inner<T> {
         }
     }
 
-    /// The completion sequence, the one way a promise finishes its future
-    /// (`set_result` and friends, `set_outcome_deferred`, a dropped
-    /// promise): under the lock, if the future is not done yet, store the
-    /// outcome, then move the state word to Finished (with Release, for
-    /// lock-free readers of the state), then take the listeners. Returns
-    /// what is left to do once the lock is released (the lock is released
-    /// on return), or, if the future was already done, the error Python
-    /// raises, with nothing changed.
-    fn complete(&self, outcome: Outcome<T>) -> Result<AfterFinish<T>, InvalidStateError> {
-        let mut slot = self.lock();
-        let code = self.code();
-        if state_of(code).is_done() {
-            return Err(slot.invalid_state(code));
+    /// The completion, the one way a promise finishes its future
+    /// (`set_result` and friends, `set_outcome_deferred`): claim the cell
+    /// with `WRITING`, write the outcome, publish `FINISHED`. Returns what
+    /// is left to do once the lock is released (`None`: nobody registered,
+    /// nothing to do), or, if the future was already done (or another
+    /// completer got the cell first), the error Python raises, with
+    /// nothing changed.
+    fn complete(&self, outcome: Outcome<T>) -> Result<Option<AfterFinish<T>>, InvalidStateError> {
+        // Acquire: a done word read here leads to reading the outcome for
+        // the error message (under the lock, which `with_outcome` re-checks
+        // with its own Acquire load; this one only decides the path).
+        let before = self.state.fetch_or(WRITING, Ordering::Acquire);
+        if before & WRITING != 0 || is_done(before) {
+            return Err(self.refuse(before));
         }
-        let failed = outcome.is_err();
-        slot.outcome = Some(outcome);
-        self.finish(code);
-        Ok(self.finish_locked(&mut slot, failed))
+        // SAFETY: this thread set `WRITING` first (the fetch_or above saw it
+        // clear), and it is never cleared, so no other completer will ever
+        // write the cell; nobody reads it before `FINISHED` is published,
+        // which only `publish` below does, after this write.
+        self.outcome.with_mut(|cell| unsafe { *cell = outcome });
+        self.publish()
+    }
+
+    /// A completer that lost: the future is done, or another completer holds
+    /// the cell and is about to make it done (no user code runs between its
+    /// claim and its publication, so this waits a few instructions, unless
+    /// that thread was preempted). Then the error, worded under the lock.
+    fn refuse(&self, mut word: usize) -> InvalidStateError {
+        while !is_done(word) {
+            yield_now();
+            word = self.word();
+        }
+        let mut slot = self.lock();
+        self.invalid_state(&mut slot)
+    }
+
+    /// With the outcome written by the cell's only writer: moves the code
+    /// to `FINISHED`. Lock-free while nobody registered; under the lock (to
+    /// drain the listeners) once `WAITING` is set. If `cancel()` won the
+    /// race for the code (from Pending: it is the only other transition to
+    /// done), takes the outcome back out of the cell and refuses, as
+    /// Python's `set_result` on a cancelled future does.
+    fn publish(&self) -> Result<Option<AfterFinish<T>>, InvalidStateError> {
+        // Relaxed: the value only picks the path; each CAS re-checks it.
+        let mut word = self.state.load(Ordering::Relaxed);
+        while !is_done(word) {
+            if word & WAITING != 0 {
+                return self.publish_locked();
+            }
+            // Release on success: publishes the outcome written before it
+            // to whoever Acquires `FINISHED`. Relaxed on failure: the fresh
+            // value only feeds the next attempt.
+            match self.state.compare_exchange(
+                word,
+                with_code(word, FINISHED),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(None),
+                Err(now) => word = now,
+            }
+        }
+        Err(self.take_back())
+    }
+
+    /// `publish` once someone registered: the same CAS under the lock, then
+    /// the listeners drained. Under the lock nothing else can make the
+    /// future done (a `cancel` that sees `WAITING` takes the lock too); the
+    /// one change that can still race is the lock-free start (Pending ->
+    /// Running), and the CAS loop absorbs it.
+    fn publish_locked(&self) -> Result<Option<AfterFinish<T>>, InvalidStateError> {
+        let mut slot = self.lock();
+        let mut word = self.state.load(Ordering::Relaxed);
+        while !is_done(word) {
+            // Release on success, as in `publish`.
+            match self.state.compare_exchange(
+                word,
+                with_code(word, FINISHED),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    let failed = self
+                        .with_outcome(&mut slot, |outcome| outcome.is_failure())
+                        .unwrap_or(false);
+                    return Ok(Some(self.finish_locked(&mut slot, failed)));
+                }
+                Err(now) => word = now,
+            }
+        }
+        drop(slot);
+        Err(self.take_back())
+    }
+
+    /// The completer's way out when `cancel()` won: the outcome it wrote is
+    /// taken back (and dropped), and the refusal worded.
+    fn take_back(&self) -> InvalidStateError {
+        self.take_back_outcome();
+        let mut slot = self.lock();
+        self.invalid_state(&mut slot)
+    }
+
+    /// Takes the outcome back out of the cell of a cancelled future, and
+    /// drops it. Only for the cell's writer, once `cancel()` won.
+    fn take_back_outcome(&self) {
+        // SAFETY: this thread is the cell's only writer (it set `WRITING`,
+        // or it is the promise's `drop`, see there), and the code is
+        // Cancelled, not `FINISHED`, so no reader will ever access the cell.
+        let outcome = self
+            .outcome
+            .with_mut(|cell| unsafe { std::mem::replace(&mut *cell, Outcome::Vacant) });
+        drop(outcome);
     }
 
     /// Under the lock, right after the state became done: posts to every
@@ -387,7 +616,7 @@ impl<T> Inner<T> {
         for waker in after.wakers {
             // `wake` consumes the waker, so its drop is inside the catch too.
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
-                report_waker_panic(&self.repr(), payload);
+                report_waker_panic(&self.repr_locked(), payload);
             }
         }
         if !after.callbacks.is_empty() {
@@ -396,24 +625,15 @@ impl<T> Inner<T> {
     }
 
     /// Python's repr of this future, read under the lock.
-    fn repr(&self) -> String {
-        let slot = self.lock();
-        slot.repr(self.state())
+    fn repr_locked(&self) -> String {
+        let mut slot = self.lock();
+        self.repr(&mut slot)
     }
 }
 
 /// Spin rounds before blocking: 1 + 2 + ... + 2^(SPIN_STEPS-1) spin hints.
 #[cfg(not(loom))]
 const SPIN_STEPS: u32 = 7;
-
-/// What a reader gets for a done future's outcome (`None`: cancelled).
-fn outcome_into_result<T>(outcome: Option<Outcome<T>>) -> Result<T, FutureError> {
-    match outcome {
-        Some(Ok(value)) => value.ok_or(FutureError::ValueTaken),
-        Some(Err(e)) => Err(FutureError::Task(*e)),
-        None => Err(FutureError::Cancelled),
-    }
-}
 
 /// Runs done-callbacks in order, outside any lock. A panicking callback is
 /// caught and reported, and the ones after it still run (the report itself
@@ -455,22 +675,61 @@ impl<T> Future<T> {
     /// reader and every `wait`/`as_completed` call at once: unlike CPython,
     /// a hand-cancelled future counts as done right away (gh-92001).
     pub fn cancel(&self) -> bool {
-        let mut slot = self.inner.lock();
-        match self.inner.code() {
-            CANCELLED | CANCELLED_AND_NOTIFIED => true,
-            PENDING => {
-                // The CAS decides a race with an executor starting the task
-                // (lock-free, so possible even though we hold the lock).
-                if !self.inner.done_from_pending(CANCELLED) {
-                    return false; // it is Running now
-                }
-                let after = self.inner.finish_locked(&mut slot, false);
-                drop(slot);
-                self.inner.after_unlock(after, || self.clone());
-                true
+        // Relaxed: the value only picks the path; the CAS re-checks it.
+        let mut word = self.inner.state.load(Ordering::Relaxed);
+        loop {
+            match code(word) {
+                CANCELLED | CANCELLED_AND_NOTIFIED => return true,
+                PENDING => {}
+                _ => return false, // Running or Finished
             }
-            _ => false, // Running or Finished
+            if word & WAITING != 0 {
+                return self.cancel_locked();
+            }
+            // The CAS decides a race with an executor starting the task or
+            // a completer publishing: exactly one of them leaves Pending.
+            // Release on success: a thread that Acquires the Cancelled code
+            // sees what this thread did before cancelling (no data of ours
+            // rides on it; the Release keeps `cancelled()` as strong as the
+            // lock was). Relaxed on failure: the value feeds the next try.
+            match self.inner.state.compare_exchange(
+                word,
+                with_code(word, CANCELLED),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => word = now,
+            }
         }
+    }
+
+    /// `cancel` once someone registered: the same CAS under the lock, then
+    /// the listeners drained (as `Inner::publish_locked` does).
+    fn cancel_locked(&self) -> bool {
+        let mut slot = self.inner.lock();
+        let mut word = self.inner.state.load(Ordering::Relaxed);
+        loop {
+            match code(word) {
+                CANCELLED | CANCELLED_AND_NOTIFIED => return true,
+                PENDING => {}
+                _ => return false,
+            }
+            // Orderings as in `cancel`.
+            match self.inner.state.compare_exchange(
+                word,
+                with_code(word, CANCELLED),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => word = now,
+            }
+        }
+        let after = self.inner.finish_locked(&mut slot, false);
+        drop(slot);
+        self.inner.after_unlock(after, || self.clone());
+        true
     }
 
     /// Waits for the future to be done, at most `timeout` (`None`: forever).
@@ -500,14 +759,11 @@ impl<T> Future<T> {
     where
         T: Clone,
     {
-        let slot = self.inner.lock_done(timeout)?;
+        let mut slot = self.inner.lock_done(timeout)?;
         // Done: an outcome, or none because it was cancelled.
-        match &slot.outcome {
-            Some(Ok(Some(value))) => Ok(value.clone()),
-            Some(Ok(None)) => Err(FutureError::ValueTaken),
-            Some(Err(e)) => Err(FutureError::Task((**e).clone())),
-            None => Err(FutureError::Cancelled),
-        }
+        self.inner
+            .with_outcome(&mut slot, |outcome| outcome.cloned())
+            .unwrap_or(Err(FutureError::Cancelled))
     }
 
     /// Waits (forever) and moves the value out, without cloning it.
@@ -518,33 +774,34 @@ impl<T> Future<T> {
     pub fn into_result(self) -> Result<T, FutureError> {
         // The usual end of a pool task: the future is done and this is the
         // last handle (the promise is gone, no clones). Nobody else can reach
-        // the slot then, so the value is moved out without locking:
-        // `try_unwrap` checks "last handle" atomically (one RMW, where the
-        // locked path costs a lock, an unlock and the reference count), and
-        // `into_inner` takes no lock. Done-ness is read first because a
-        // pending future's last handle must wait, which needs the condvar.
-        if self.inner.state().is_done() {
-            match Arc::try_unwrap(self.inner) {
-                Ok(inner) => {
-                    let slot = inner
-                        .slot
-                        .into_inner()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    return outcome_into_result(slot.outcome);
-                }
-                Err(inner) => return Future { inner }.take_result(None),
+        // the cell then, so the value is moved out without locking (one
+        // load, where the locked path costs a lock and an unlock). Done-ness
+        // is read first because a pending future's last handle must wait,
+        // which needs the condvar.
+        let word = self.inner.word();
+        if is_done(word) && self.inner.is_unique() {
+            // A done code is final, so `word` still describes it.
+            if code(word) != FINISHED {
+                return Err(FutureError::Cancelled);
             }
+            // SAFETY: the Acquire load of `word` saw the completion's
+            // Release (the cell is written), and `is_unique` saw every other
+            // handle gone, with their last accesses ordered before this one
+            // (Acquire on its load, Release on their drops); and no handle
+            // can be made without this one. So this access is exclusive.
+            return self
+                .inner
+                .outcome
+                .with_mut(|cell| unsafe { (*cell).take() });
         }
         self.take_result(None)
     }
 
     fn take_result(&self, timeout: Option<Duration>) -> Result<T, FutureError> {
         let mut slot = self.inner.lock_done(timeout)?;
-        match &mut slot.outcome {
-            Some(Ok(value)) => value.take().ok_or(FutureError::ValueTaken),
-            Some(Err(e)) => Err(FutureError::Task((**e).clone())),
-            None => Err(FutureError::Cancelled),
-        }
+        self.inner
+            .with_outcome(&mut slot, Outcome::take)
+            .unwrap_or(Err(FutureError::Cancelled))
     }
 
     /// Waits (forever) and returns the task's error, or `None` if it
@@ -562,12 +819,10 @@ impl<T> Future<T> {
         &self,
         timeout: Option<Duration>,
     ) -> Result<Option<TaskError>, FutureError> {
-        let slot = self.inner.lock_done(timeout)?;
-        match &slot.outcome {
-            Some(Ok(_)) => Ok(None),
-            Some(Err(e)) => Ok(Some((**e).clone())),
-            None => Err(FutureError::Cancelled),
-        }
+        let mut slot = self.inner.lock_done(timeout)?;
+        self.inner
+            .with_outcome(&mut slot, |outcome| outcome.error())
+            .ok_or(FutureError::Cancelled)
     }
 
     /// Adds a callback to run once, when the future is done, on the thread
@@ -579,13 +834,16 @@ impl<T> Future<T> {
     where
         F: FnOnce(&Future<T>) + Send + 'static,
     {
-        let mut slot = self.inner.lock();
-        // Not done under the lock: the completer has not drained yet.
-        if !self.inner.state().is_done() {
-            slot.listeners().callbacks.push(Box::new(callback));
-            return;
+        // Already done: run it now, no lock needed.
+        if !self.done() {
+            let mut slot = self.inner.lock();
+            // Not done when `WAITING` went up: the completer will take the
+            // lock, after this push, and drain it.
+            if !is_done(self.inner.listen(&mut slot)) {
+                slot.listeners().callbacks.push(Box::new(callback));
+                return;
+            }
         }
-        drop(slot);
         run_callbacks(self, vec![Box::new(callback) as Callback<T>]);
     }
 
@@ -657,8 +915,11 @@ impl<T> Future<T> {
     /// if the future is already done. Returns true if a link was made.
     pub(crate) fn install_waiter(&self, waiter: &Arc<Waiter>, index: usize) -> bool {
         let mut slot = self.inner.lock();
-        if self.inner.state().is_done() {
-            let failed = matches!(slot.outcome, Some(Err(_)));
+        if is_done(self.inner.listen(&mut slot)) {
+            let failed = self
+                .inner
+                .with_outcome(&mut slot, |outcome| outcome.is_failure())
+                .unwrap_or(false);
             let waker = waiter.post(index, failed);
             drop(slot);
             if let Some(waker) = waker {
@@ -692,7 +953,7 @@ impl<T> Future<T> {
     /// future done, or completion sees the waker and wakes it.
     pub(crate) fn register_waker(&self, key: &mut Option<u64>, waker: &Waker) -> bool {
         let mut slot = self.inner.lock();
-        if self.inner.state().is_done() {
+        if is_done(self.inner.listen(&mut slot)) {
             return true;
         }
         let listeners = slot.listeners();
@@ -732,7 +993,7 @@ impl<T> Promise<T> {
     /// A read handle to the future this promise completes.
     pub fn future(&self) -> Future<T> {
         Future {
-            inner: self.inner.clone(),
+            inner: Shared::clone(&self.inner),
         }
     }
 
@@ -751,45 +1012,46 @@ impl<T> Promise<T> {
         // reads nothing a canceller wrote: a cancelled task is just skipped).
         // A CAS is atomic whatever its ordering, so a racing `cancel()`'s CAS
         // and this one are still ordered one way or the other: exactly one
-        // of them moves the state away from Pending.
-        let mut code = PENDING;
+        // of them moves the state away from Pending. The flag bits are kept
+        // as they are (a racing `fetch_or` makes the CAS retry).
+        let mut word = self.inner.state.load(Ordering::Relaxed);
         loop {
-            let next = match code {
+            let next = match code(word) {
                 PENDING => RUNNING,
                 CANCELLED => CANCELLED_AND_NOTIFIED,
                 _ => break,
             };
             match self.inner.state.compare_exchange(
-                code,
-                next,
+                word,
+                with_code(word, next),
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => return Ok(next == RUNNING),
-                Err(now) => code = now,
+                Err(now) => word = now,
             }
         }
         // Running, Finished or already acknowledged: an error, worded under
         // the lock (a Finished outcome is only readable there).
-        let slot = self.inner.lock();
-        Err(slot.invalid_state(self.inner.code()))
+        let mut slot = self.inner.lock();
+        Err(self.inner.invalid_state(&mut slot))
     }
 
     /// Completes the future with a value. Errs, keeping the first outcome,
     /// if the future is already finished or cancelled.
     pub fn set_result(&self, value: T) -> Result<(), InvalidStateError> {
-        self.complete(Ok(Some(value)), || ())
+        self.complete(Outcome::Value(value), || ())
     }
 
     /// Completes the future with an error. Errs, keeping the first outcome,
     /// if the future is already finished or cancelled.
     pub fn set_error(&self, error: TaskError) -> Result<(), InvalidStateError> {
-        self.complete(Err(Box::new(error)), || ())
+        self.complete(Outcome::from_result(Err(error)), || ())
     }
 
     /// Completes the future with `outcome`: the value, or the error.
     pub fn set_outcome(&self, outcome: Result<T, TaskError>) -> Result<(), InvalidStateError> {
-        self.complete(outcome.map(Some).map_err(Box::new), || ())
+        self.complete(Outcome::from_result(outcome), || ())
     }
 
     /// [`set_outcome`](Self::set_outcome) for executors that count their
@@ -818,7 +1080,7 @@ impl<T> Promise<T> {
         outcome: Result<T, TaskError>,
         before_callbacks: impl FnOnce(),
     ) -> Result<(), InvalidStateError> {
-        self.complete(outcome.map(Some).map_err(Box::new), before_callbacks)
+        self.complete(Outcome::from_result(outcome), before_callbacks)
     }
 
     /// [`set_outcome`](Self::set_outcome) for an executor whose completing
@@ -849,7 +1111,9 @@ impl<T> Promise<T> {
     where
         T: Send + 'static,
     {
-        let mut after = self.inner.complete(outcome.map(Some).map_err(Box::new))?;
+        let Some(mut after) = self.inner.complete(Outcome::from_result(outcome))? else {
+            return Ok(()); // nobody registered: no callback to defer
+        };
         let callbacks = std::mem::take(&mut after.callbacks);
         // No callbacks are left in `after`, so it never asks for the future.
         self.inner.after_unlock(after, || self.future());
@@ -880,13 +1144,14 @@ impl<T> Promise<T> {
         outcome: Outcome<T>,
         before_callbacks: impl FnOnce(),
     ) -> Result<(), InvalidStateError> {
-        let after = self.inner.complete(outcome)?;
-        // `after_unlock` asks for the future only when it has callbacks to
-        // run, right before running them: that is the hook's moment.
-        self.inner.after_unlock(after, || {
-            before_callbacks();
-            self.future()
-        });
+        if let Some(after) = self.inner.complete(outcome)? {
+            // `after_unlock` asks for the future only when it has callbacks
+            // to run, right before running them: that is the hook's moment.
+            self.inner.after_unlock(after, || {
+                before_callbacks();
+                self.future()
+            });
+        }
         Ok(())
     }
 }
@@ -894,14 +1159,60 @@ impl<T> Promise<T> {
 impl<T> Drop for Promise<T> {
     fn drop(&mut self) {
         // The usual case: the future is done, and a done state is final, so
-        // the lock-free read is enough to know there is nothing to do.
-        if self.inner.state().is_done() {
-            return;
+        // the lock-free read is enough to know there is nothing to publish.
+        let mut word = self.inner.word();
+        if !is_done(word) {
+            // Not done, so no completer holds the cell: one that set
+            // `WRITING` always leaves the future done before its call
+            // returns, and no call on this promise is running (`drop` has it
+            // exclusively). And nobody else completes a future: only its
+            // promise does. So this thread is the cell's only writer, without
+            // claiming `WRITING` (one read-modify-write less for every
+            // promise dropped unused).
+            // SAFETY: as argued above, no other thread writes the cell, and
+            // nobody reads it before the code is FINISHED, which only this
+            // thread can now make it.
+            self.inner
+                .outcome
+                .with_mut(|cell| unsafe { *cell = Outcome::Broken });
+            // `Inner::publish`, with this handle let go of in the same CAS.
+            while !is_done(word) {
+                if word & WAITING != 0 {
+                    // An error means the future was cancelled meanwhile
+                    // (`publish_locked` took the outcome back): nothing to do.
+                    if let Ok(Some(after)) = self.inner.publish_locked() {
+                        self.inner.after_unlock(after, || self.future());
+                    }
+                    break;
+                }
+                // Release on success: publishes the outcome (as `publish`
+                // does) and this handle's uses of the value (as a handle's
+                // drop does). Relaxed on failure: the value feeds the next
+                // attempt.
+                match self.inner.state.compare_exchange(
+                    word,
+                    with_code(word, FINISHED) - HANDLE,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: this CAS took this handle off the count
+                        // with Release, having read `word`, and `inner` is
+                        // not used again.
+                        unsafe { Shared::released(&mut self.inner, word) };
+                        return;
+                    }
+                    Err(now) => word = now,
+                }
+            }
+            if is_done(word) && code(word) != FINISHED {
+                // `cancel()` won the race for the code: the outcome written
+                // above is taken back (nobody reads a cancelled future's cell).
+                self.inner.take_back_outcome();
+            }
         }
-        // An error here means the future was cancelled meanwhile: nothing to do.
-        if let Ok(after) = self.inner.complete(Err(Box::new(TaskError::BrokenPromise))) {
-            self.inner.after_unlock(after, || self.future());
-        }
+        // SAFETY: `inner` is dropped once, here, and not used again.
+        unsafe { ManuallyDrop::drop(&mut self.inner) }
     }
 }
 
@@ -915,7 +1226,7 @@ impl<T> Clone for Future<T> {
 
 impl<T> PartialEq for Future<T> {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+        Shared::ptr_eq(&self.inner, &other.inner)
     }
 }
 
@@ -931,15 +1242,13 @@ impl<T> Hash for Future<T> {
 /// `<Future state=finished raised TaskPanicked>`.
 impl<T> fmt::Debug for Future<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let slot = self.inner.lock();
-        f.write_str(&slot.repr(self.inner.state()))
+        f.write_str(&self.inner.repr_locked())
     }
 }
 
 impl<T> fmt::Debug for Promise<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let slot = self.inner.lock();
-        write!(f, "Promise({})", slot.repr(self.inner.state()))
+        write!(f, "Promise({})", self.inner.repr_locked())
     }
 }
 
@@ -947,14 +1256,13 @@ impl<T> fmt::Debug for Promise<T> {
 mod tests {
     use super::*;
 
-    /// One `Inner` is allocated per task: keep it within glibc's per-thread
-    /// cache limit (a 128-byte chunk: 120 bytes of payload) with the `Arc`'s
-    /// two counters, for small `T`.
+    /// One `Inner` is allocated per task (the handles' count is in its
+    /// state word): keep it within glibc's per-thread cache limit (a
+    /// 128-byte chunk: 120 bytes of payload), for small `T`.
     #[test]
     fn a_small_future_fits_the_allocator_fast_path() {
-        let arc_counters = 2 * std::mem::size_of::<usize>();
         assert!(
-            std::mem::size_of::<Inner<u64>>() + arc_counters <= 120,
+            std::mem::size_of::<Inner<u64>>() <= 120,
             "Inner<u64> grew to {} bytes",
             std::mem::size_of::<Inner<u64>>()
         );

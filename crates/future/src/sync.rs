@@ -1,30 +1,53 @@
 //! The synchronisation primitives the crate is built on, swapped for loom's
 //! model-checked twins under `--cfg loom`.
 //!
-//! Everything shared between threads in this crate lives behind a [`Mutex`],
-//! except each future's state word (`Inner::state` in `future.rs`), and
-//! there is no `unsafe`: every happens-before edge that carries data comes
-//! from a lock release followed by a lock acquire. The state word moves
-//! lock-free only between states that are not done (Pending -> Running) or
-//! between two done ones (the cancellation acknowledgement); becoming done
-//! happens under the lock. That is what keeps the state machine small
-//! enough to read in one screen, and what loom checks.
+//! Each future keeps its whole fast path in one atomic word (`Inner::state`
+//! in `future.rs`) and its outcome in an [`UnsafeCell`] that the word guards;
+//! the mutex and the condition variable are touched only once someone has
+//! registered to wait (a bit in the word says so). `future.rs` and
+//! `docs/future.md` argue each transition; loom checks them, the cell
+//! accesses included (loom's `UnsafeCell` fails a model on any access that
+//! the word's orderings do not separate from another).
 //!
-//! One other exception: the trace recorder's event blocks
-//! (`trace/block.rs`), written by one thread and published by a `Release`
-//! store of their length, so that recording an event takes no lock; loom
-//! checks that protocol too.
+//! The trace recorder's event blocks (`trace/block.rs`) are written by one
+//! thread and published by a `Release` store of their length, so that
+//! recording an event takes no lock; loom checks that protocol too.
 
 #[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+#[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
+    atomic::{fence, AtomicU64, AtomicUsize, Ordering},
+    Arc, Condvar, Mutex, MutexGuard,
+};
+#[cfg(loom)]
+pub(crate) use loom::thread::yield_now;
+#[cfg(not(loom))]
+pub(crate) use std::sync::{
+    atomic::{fence, AtomicU64, AtomicUsize, Ordering},
     Arc, Condvar, Mutex, MutexGuard,
 };
 #[cfg(not(loom))]
-pub(crate) use std::sync::{
-    atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
-    Arc, Condvar, Mutex, MutexGuard,
-};
+pub(crate) use std::thread::yield_now;
+
+/// `std::cell::UnsafeCell` with loom's closure API, so that the same code
+/// runs under loom (whose cell checks every access) and without it (where
+/// this wrapper compiles away).
+#[cfg(not(loom))]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) fn new(value: T) -> Self {
+        UnsafeCell(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Calls `f` with a pointer to the value; the caller's protocol must
+    /// make the access exclusive.
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
 
 use std::time::Instant;
 

@@ -20,10 +20,12 @@
 //!
 //! # Why no completion is lost
 //!
-//! Installation checks the state and links the waiter under the future's lock,
-//! and completion changes the state and reads the links under the same lock.
-//! So either installation sees the future done (and posts the index itself),
-//! or completion sees the link (and posts it). Never neither, never both.
+//! Installation sets the future's `WAITING` bit (reading the state in the
+//! same `fetch_or`) and links the waiter under the future's lock; a
+//! completion that finds `WAITING` changes the state and reads the links
+//! under the same lock (see `future.rs`). So either installation sees the
+//! future done (and posts the index itself), or completion sees the link
+//! (and posts it). Never neither, never both.
 
 use std::collections::VecDeque;
 use std::task::Waker;

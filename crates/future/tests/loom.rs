@@ -229,6 +229,189 @@ fn into_result_races_with_the_promise_being_dropped() {
     });
 }
 
+// ---- The state word's flags: `WRITING` and `WAITING` (see `future.rs`) ----
+//
+// The outcome lives in a cell guarded by the word; loom's `UnsafeCell`
+// fails a model on any access to it that the word's orderings do not
+// separate from another (a write racing a read, two writes).
+
+/// A value that counts its drops, to show that an outcome is dropped exactly
+/// once whoever wins (the cell holds it, or the losing completer took it back).
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Two completers on one shared promise: the `WRITING` claim makes exactly
+/// one the cell's writer; the other waits for the outcome to be published and
+/// is refused in Python's words, and the winner's value is the one read.
+#[test]
+fn two_completers_race_for_the_cell() {
+    loom::model(|| {
+        let (p, f) = promise::<u8>();
+        let p = Arc::new(p);
+        let other = {
+            let p = p.clone();
+            thread::spawn(move || p.set_result(2))
+        };
+        let mine = p.set_result(1);
+        let theirs = other.join().unwrap();
+        assert_ne!(mine.is_ok(), theirs.is_ok());
+        let refused = mine.as_ref().err().or(theirs.as_ref().err()).unwrap();
+        assert!(
+            refused
+                .to_string()
+                .contains("FINISHED: <Future state=finished returned"),
+            "{refused}"
+        );
+        let expected = if mine.is_ok() { 1 } else { 2 };
+        assert_eq!(f.result().unwrap(), expected);
+    });
+}
+
+/// A lock-free completion against a lock-free cancel (nobody registered):
+/// exactly one wins, and a value whose completer lost is taken back out of
+/// the cell and dropped once, never read.
+#[test]
+fn a_lock_free_completion_races_a_lock_free_cancel_and_the_value_is_dropped_once() {
+    loom::model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (p, f) = promise::<Counted>();
+        let canceller = {
+            let f = f.clone();
+            thread::spawn(move || f.cancel())
+        };
+        let completed = p.set_result(Counted(drops.clone())).is_ok();
+        let cancelled = canceller.join().unwrap();
+        assert_ne!(completed, cancelled);
+        if cancelled {
+            assert_eq!(drops.load(Ordering::SeqCst), 1, "taken back and dropped");
+            assert!(matches!(f.into_result(), Err(FutureError::Cancelled)));
+        } else {
+            assert_eq!(drops.load(Ordering::SeqCst), 0);
+            drop(f.into_result().unwrap());
+            assert_eq!(drops.load(Ordering::SeqCst), 1);
+        }
+        drop(p);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A promise dropped unused (it writes `Broken` without claiming `WRITING`)
+/// against `cancel()`: one of them makes the future done, and every reader
+/// agrees with what `cancel` returned.
+#[test]
+fn a_dropped_promise_races_cancel() {
+    loom::model(|| {
+        let (p, f) = promise::<u8>();
+        let canceller = {
+            let f = f.clone();
+            thread::spawn(move || f.cancel())
+        };
+        drop(p);
+        let cancelled = canceller.join().unwrap();
+        match f.result() {
+            Err(FutureError::Cancelled) => assert!(cancelled),
+            Err(FutureError::Task(TaskError::BrokenPromise)) => assert!(!cancelled),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}
+
+/// `cancel()` with a callback registered (`WAITING` set, so the cancel takes
+/// the lock) against the executor starting the task: the callback runs once,
+/// with the future done, whichever won; and only when cancel won does it see
+/// a cancelled future before the completion.
+#[test]
+fn a_locked_cancel_races_the_start_and_serves_the_callback_once() {
+    loom::model(|| {
+        let (p, f) = promise::<u8>();
+        let calls = Arc::new(AtomicUsize::new(0));
+        {
+            let calls = calls.clone();
+            f.add_done_callback(move |fut| {
+                assert!(fut.done());
+                calls.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        let canceller = {
+            let f = f.clone();
+            thread::spawn(move || f.cancel())
+        };
+        let started = p.set_running_or_notify_cancel().unwrap();
+        let cancelled = canceller.join().unwrap();
+        assert_ne!(started, cancelled);
+        if started {
+            assert_eq!(calls.load(Ordering::SeqCst), 0);
+            p.set_result(1).unwrap();
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Two handles reading one finished outcome at once, one cloning it
+/// (`result`) and one moving it out (`into_result`, not the last handle):
+/// both go through the lock, so loom's cell sees no overlapping access, and
+/// the clone gets the value or `ValueTaken`, never a torn read.
+#[test]
+fn a_clone_and_a_move_of_the_value_never_overlap() {
+    loom::model(|| {
+        let (p, f) = promise::<u8>();
+        let g = f.clone();
+        let completer = thread::spawn(move || p.set_result(3).unwrap());
+        let mover = thread::spawn(move || g.into_result());
+        let cloned = f.result();
+        let moved = mover.join().unwrap();
+        completer.join().unwrap();
+        assert_eq!(moved.unwrap(), 3);
+        match cloned {
+            Ok(3) | Err(FutureError::ValueTaken) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}
+
+/// A lock-free completion against `wait` installing its waiter (`WAITING`
+/// set under the lock): the waiter is posted exactly once, by whichever of
+/// the two saw the other, and the error counts for FIRST_EXCEPTION.
+#[test]
+fn a_failing_completion_races_the_installation_of_a_waiter() {
+    loom::model(|| {
+        let (p, f) = promise::<u8>();
+        let completer =
+            thread::spawn(move || p.set_error(TaskError::Panicked("boom".into())).unwrap());
+        let split = wait([&f], None, ReturnWhen::FirstException);
+        assert_eq!(split.done.len(), 1);
+        completer.join().unwrap();
+        assert!(matches!(f.exception(), Ok(Some(TaskError::Panicked(_)))));
+    });
+}
+
+/// The handle count lives in the state word: a promise dropped unused
+/// publishes `Broken` and lets go of its handle in one CAS, racing the
+/// future's last handle going away and a clone being made and read. Whoever
+/// is last frees the allocation (Miri checks the free; loom, that no access
+/// to the cell or the word is left unordered), and the clone reads the broken
+/// promise.
+#[test]
+fn a_promise_dropped_unused_races_the_other_handles() {
+    loom::model(|| {
+        let (p, f) = promise::<u8>();
+        let g = f.clone();
+        let dropper = thread::spawn(move || drop(f));
+        let reader = thread::spawn(move || g.into_result());
+        drop(p);
+        dropper.join().unwrap();
+        assert!(matches!(
+            reader.join().unwrap(),
+            Err(FutureError::Task(TaskError::BrokenPromise))
+        ));
+    });
+}
+
 // ---- Awaiting: the waker protocol (see `awaiting.rs`) ----
 
 /// A waker that does nothing (`Waker::noop` needs Rust 1.85; our MSRV is 1.80).
