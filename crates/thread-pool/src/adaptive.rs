@@ -262,12 +262,12 @@ impl<X, T> Drop for Bag<X, T> {
     /// Drops the items never claimed (no runner and no iterator is left):
     /// the ranges still in `unclaimed` own them (`items.rs`).
     fn drop(&mut self) {
-        for range in std::mem::take(&mut self.state.get_mut().unclaimed) {
-            // SAFETY: the ranges were unclaimed, so the bag owned their
-            // items, and `&mut self` means no claim is left (a claim borrows
-            // the bag): we are their only owner.
-            unsafe { self.items.drop_range(range) }
-        }
+        let unclaimed = std::mem::take(&mut self.state.get_mut().unclaimed);
+        // SAFETY: the ranges were unclaimed, so the bag owned their items,
+        // and `&mut self` means no claim is left (a claim borrows the bag):
+        // we are their only owner. A panicking item still lets the others
+        // drop (`drop_ranges`).
+        unsafe { self.items.drop_ranges(unclaimed) }
     }
 }
 
@@ -417,14 +417,11 @@ impl<X: Send, T: Send> Source<T> for Bag<X, T> {
         contain(
             "thread-pool",
             "the drop of map items cancelled with their iterator",
-            || {
-                for range in dropped {
-                    // SAFETY: the ranges were unclaimed, so the bag owned
-                    // their items, and they left `unclaimed` under the lock:
-                    // we are their only owner.
-                    unsafe { self.items.drop_range(range) }
-                }
-            },
+            // SAFETY: the ranges were unclaimed, so the bag owned their
+            // items, and they left `unclaimed` under the lock: we are their
+            // only owner. A panicking item still lets the others drop
+            // (`drop_ranges`).
+            || unsafe { self.items.drop_ranges(dropped) },
         );
     }
 }
@@ -706,6 +703,59 @@ mod tests {
         bag.give_back(claim);
         drop(bag);
         assert_eq!(drops.load(Relaxed), 7);
+    }
+
+    /// An item that counts its drops and panics in its `Drop` if it is
+    /// `bad`.
+    struct PanicsOnDrop {
+        index: usize,
+        bad: usize,
+        drops: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Relaxed);
+            if self.index == self.bad {
+                panic!("item {} panics in its drop", self.index);
+            }
+        }
+    }
+
+    /// A bag of 100 `PanicsOnDrop` items whose unclaimed items are in two
+    /// ranges, 4..10 (a claim's rest, given back) then 10..100; item 5
+    /// panics when dropped.
+    fn bag_of_two_ranges() -> (Bag<PanicsOnDrop, ()>, Arc<std::sync::atomic::AtomicUsize>) {
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let input = (0..100).map(|index| PanicsOnDrop {
+            index,
+            bad: 5,
+            drops: drops.clone(),
+        });
+        let bag: Bag<PanicsOnDrop, ()> = Bag::new(input, |_| 1, Arc::new(AtomicBool::new(false)));
+        let mut claim = bag.claim(10).unwrap();
+        assert_eq!(claim.by_ref().take(4).count(), 4);
+        bag.give_back(claim);
+        assert_eq!(bag.state.lock().unclaimed, [4..10, 10..100]);
+        (bag, drops)
+    }
+
+    #[test]
+    fn a_panicking_drop_in_one_unclaimed_range_still_drops_the_other_ranges() {
+        // A cancel drops the unclaimed items (contained: it runs on the
+        // iterator's thread or a worker); the bag's own drop drops what is
+        // left and passes the panic on, as a `Vec` does. Either way an
+        // item that panics in its `Drop` costs only itself: the items of
+        // the ranges after it are dropped too, not leaked.
+        let (bag, drops) = bag_of_two_ranges();
+        bag.cancel();
+        assert_eq!(drops.load(Relaxed), 100, "the cancel leaked items");
+        drop(bag);
+
+        let (bag, drops) = bag_of_two_ranges();
+        let dropped = catch_unwind(AssertUnwindSafe(move || drop(bag)));
+        assert!(dropped.is_err(), "the item's panic was lost");
+        assert_eq!(drops.load(Relaxed), 100, "the bag's drop leaked items");
     }
 
     #[test]

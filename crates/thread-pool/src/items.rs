@@ -113,6 +113,42 @@ impl<X> Items<X> {
             ptr::drop_in_place(ptr::slice_from_raw_parts_mut(first, range.len()));
         }
     }
+
+    /// Drops the items of every range of `ranges` in place (user `Drop`
+    /// code: run it outside any lock). An item whose `Drop` panics costs
+    /// only itself: the rest of its range and the ranges after it are still
+    /// dropped, then the panic goes on, as with a `Vec`'s drop (and, as
+    /// there, a second panic meanwhile aborts).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Items::drop_range`], for every range.
+    pub(crate) unsafe fn drop_ranges(&self, ranges: impl IntoIterator<Item = Range<usize>>) {
+        /// The ranges not dropped yet; its own drop, which runs only if a
+        /// range's drop panicked, drops them.
+        struct Rest<'a, X, R: Iterator<Item = Range<usize>>> {
+            items: &'a Items<X>,
+            ranges: R,
+        }
+        impl<X, R: Iterator<Item = Range<usize>>> Drop for Rest<'_, X, R> {
+            fn drop(&mut self) {
+                for range in &mut self.ranges {
+                    // SAFETY: the caller of `drop_ranges` owns the range
+                    // and gave it up; the loop drops each range once.
+                    unsafe { self.items.drop_range(range) }
+                }
+            }
+        }
+        let mut rest = Rest {
+            items: self,
+            ranges: ranges.into_iter(),
+        };
+        while let Some(range) = rest.ranges.next() {
+            // SAFETY: as above; `next` moved past the range, so a panic
+            // here leaves only the ranges after it to `rest`.
+            unsafe { self.drop_range(range) }
+        }
+    }
 }
 
 /// One runner's claim: it owns the items `next..end` (module docs).
