@@ -54,7 +54,9 @@
 //! ## Python's rules, kept
 //!
 //! Every item is in the bag when `map` returns, and the runners are queued
-//! tasks, so a shutdown without `cancel_futures` still runs all of it.
+//! tasks, so a shutdown without `cancel_futures` still runs all of it. An
+//! input that panics: the items read before the panic run (CPython had
+//! submitted them), and `map` passes the panic on.
 //! Cancelling is what closing CPython's `result_iterator` does: a dropped
 //! (advanced) iterator empties the bag and stops the runners (below), so no
 //! item that had not started runs; the items running finish. The items are
@@ -81,6 +83,7 @@
 //! its cache (`Bag::must_stop` says why relaxed is enough), so the per-item
 //! path of a cheap map keeps its cost.
 
+use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -336,6 +339,18 @@ fn run<X, T>(bag: &Bag<X, T>, f: &(impl Fn(X) -> T + ?Sized)) {
     }
 }
 
+/// Reads the whole input; if the input panics, the items read before the
+/// panic and the panic's payload (`Adaptive::start` runs those items, then
+/// passes the panic on).
+fn read_input<X>(input: impl Iterator<Item = X>) -> (Vec<X>, Option<Box<dyn Any + Send>>) {
+    let mut items = Vec::new();
+    // AssertUnwindSafe: after a panic the input is dropped unread, and
+    // `items` holds the items read before it (`Vec::extend` keeps its
+    // length right when the iterator panics), which is all we look at.
+    let read = catch_unwind(AssertUnwindSafe(|| items.extend(input)));
+    (items, read.err())
+}
+
 /// How a runner's claim ended.
 enum Ended {
     /// Every item of it ran.
@@ -428,7 +443,8 @@ impl<X: Send, T: Send> Source<T> for Bag<X, T> {
 
 impl<T: Send + 'static> Adaptive<T> {
     /// Takes every item into the bag and submits the runners. Errs (with
-    /// the items dropped) if not one runner could be submitted.
+    /// the items dropped) if not one runner could be submitted. If the
+    /// input panics, the items read before it run and the panic goes on.
     pub(crate) fn start<X, F>(
         shared: Arc<Shared>,
         f: Arc<F>,
@@ -439,11 +455,35 @@ impl<T: Send + 'static> Adaptive<T> {
         F: Fn(X) -> T + Send + Sync + 'static,
     {
         let max_workers = shared.config.max_workers;
+        let (items, input_panic) = read_input(input);
         let bag = Arc::new(Bag::new(
-            input,
+            items.into_iter(),
             |total| max_workers.min(total),
             shared.queued_cancelled_flag(),
         ));
+        let started = Self::submit_runners(shared, bag, f);
+        if let Some(payload) = input_panic {
+            // CPython submits each item as it reads it, so the items read
+            // before the input raised run, and `map` raises. The runners
+            // are queued: dropping the never-advanced iterator (`started`
+            // goes here) cancels nothing, so they run those items.
+            drop(started);
+            std::panic::resume_unwind(payload);
+        }
+        started
+    }
+
+    /// Submits the runners of `bag`. Errs (with the items dropped) if not
+    /// one runner could be submitted.
+    fn submit_runners<X, F>(
+        shared: Arc<Shared>,
+        bag: Arc<Bag<X, T>>,
+        f: Arc<F>,
+    ) -> Result<Self, crate::shared::Refusal>
+    where
+        X: Send + 'static,
+        F: Fn(X) -> T + Send + Sync + 'static,
+    {
         let (total, runners) = (bag.items.len(), bag.runners);
         let mut submitted = 0;
         for _ in 0..runners {

@@ -539,3 +539,37 @@ fn the_timeout_counts_from_the_map_call_even_when_reading_the_input_is_slow() {
     );
     pool.shutdown(true, false);
 }
+
+#[test]
+fn a_panic_in_the_input_still_runs_the_items_read_before_it() {
+    // CPython submits each item as it reads it: when the input raises, `map`
+    // raises, and the futures already submitted run (nothing cancels them).
+    // The default map reads the whole input before it starts its runners,
+    // so on a panic in the input the items read before it must still run
+    // (and `map` passes the input's panic on).
+    let pool = ThreadPoolExecutor::new(2);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let input = (0..10u32).map(|x| {
+        if x == 5 {
+            panic!("the input fails at item 5");
+        }
+        x
+    });
+    let r = ran.clone();
+    let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.map(
+            move |_: u32| {
+                r.fetch_add(1, SeqCst);
+            },
+            input,
+        )
+    }));
+    let payload = call.err().expect("map returned although its input panicked");
+    assert_eq!(
+        payload.downcast_ref::<&str>().copied(),
+        Some("the input fails at item 5"),
+        "map passed on another panic"
+    );
+    pool.shutdown(true, false);
+    assert_eq!(ran.load(SeqCst), 5, "the items read before the panic did not all run");
+}
