@@ -143,7 +143,7 @@ impl<X> Items<X> {
             items: self,
             ranges: ranges.into_iter(),
         };
-        while let Some(range) = rest.ranges.next() {
+        for range in rest.ranges.by_ref() {
             // SAFETY: as above; `next` moved past the range, so a panic
             // here leaves only the ranges after it to `rest`.
             unsafe { self.drop_range(range) }

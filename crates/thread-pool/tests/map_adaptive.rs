@@ -498,13 +498,12 @@ fn the_timeout_counts_from_the_map_call_even_when_reading_the_input_is_slow() {
         }
         x
     };
-    let input = (0..4u32).map(|x| {
+    let input = (0..4u32).inspect(|&x| {
         if x == 3 {
             // The read of the input outlasts the timeout (a lower bound:
             // `sleep` never returns early).
             std::thread::sleep(TIMEOUT + TIMEOUT / 2);
         }
-        x
     });
     let done = Arc::new(AtomicBool::new(false));
     let first = std::thread::scope(|scope| {
@@ -549,11 +548,10 @@ fn a_panic_in_the_input_still_runs_the_items_read_before_it() {
     // (and `map` passes the input's panic on).
     let pool = ThreadPoolExecutor::new(2);
     let ran = Arc::new(AtomicUsize::new(0));
-    let input = (0..10u32).map(|x| {
+    let input = (0..10u32).inspect(|&x| {
         if x == 5 {
             panic!("the input fails at item 5");
         }
-        x
     });
     let r = ran.clone();
     let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -564,12 +562,16 @@ fn a_panic_in_the_input_still_runs_the_items_read_before_it() {
             input,
         )
     }));
-    let payload = call.err().expect("map returned although its input panicked");
+    let payload = call.expect_err("map returned although its input panicked");
     assert_eq!(
         payload.downcast_ref::<&str>().copied(),
         Some("the input fails at item 5"),
         "map passed on another panic"
     );
     pool.shutdown(true, false);
-    assert_eq!(ran.load(SeqCst), 5, "the items read before the panic did not all run");
+    assert_eq!(
+        ran.load(SeqCst),
+        5,
+        "the items read before the panic did not all run"
+    );
 }
