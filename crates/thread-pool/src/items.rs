@@ -267,6 +267,53 @@ mod tests {
     }
 
     #[test]
+    fn over_aligned_zero_sized_and_not_sync_items_are_each_dropped_once() {
+        // Items aligned to 64 bytes (more than an allocator's usual 16),
+        // zero-sized items with a `Drop`, and `!Sync` items (a `Cell`): the
+        // claims read each at its own address (Miri checks the alignment
+        // and the provenance) and drop each once.
+        #[repr(align(64))]
+        struct Wide(u8, Arc<AtomicUsize>);
+        impl Drop for Wide {
+            fn drop(&mut self) {
+                self.1.fetch_add(1, SeqCst);
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let items = Items::new((0..9).map(|i| Wide(i, drops.clone())).collect());
+        // SAFETY (here and below): the test owns every index and gives each
+        // range to one owner once.
+        let taken: Vec<u8> = unsafe { items.claim(0..4) }.map(|w| w.0).collect();
+        assert_eq!(taken, [0, 1, 2, 3]);
+        // SAFETY: see above.
+        unsafe { items.drop_ranges([4..6, 6..9]) };
+        assert_eq!(drops.load(SeqCst), 9);
+
+        static ZST_DROPS: AtomicUsize = AtomicUsize::new(0);
+        struct Zst;
+        impl Drop for Zst {
+            fn drop(&mut self) {
+                ZST_DROPS.fetch_add(1, SeqCst);
+            }
+        }
+        let items = Items::new((0..6).map(|_| Zst).collect());
+        // SAFETY: see above.
+        let mut claim = unsafe { items.claim(1..6) };
+        drop(claim.next());
+        drop(claim);
+        // SAFETY: see above.
+        unsafe { items.drop_range(0..1) };
+        assert_eq!(ZST_DROPS.load(SeqCst), 6);
+
+        let items = Items::new((0..3).map(std::cell::Cell::new).collect());
+        // SAFETY: see above.
+        let sum: i32 = unsafe { items.claim(0..3) }
+            .map(std::cell::Cell::into_inner)
+            .sum();
+        assert_eq!(sum, 3);
+    }
+
+    #[test]
     fn zero_sized_and_empty_inputs() {
         let items = Items::new(vec![(); 5]);
         // SAFETY: the test owns 0..5 and gives it to this claim only.
