@@ -110,8 +110,15 @@ impl TaskError {
 
     /// Turns a caught panic payload (from `std::panic::catch_unwind`) into a
     /// task error, keeping the panic message when it is a string.
+    ///
+    /// The payload is the user's value and its own `Drop` may panic: that
+    /// second panic is caught and its payload leaked (`drop_payload`), so
+    /// this never unwinds into the caller, which is usually a worker
+    /// handling the first panic.
     pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Self {
-        TaskError::Panicked(panic_message(&*payload))
+        let message = panic_message(&*payload);
+        crate::contain::drop_payload(payload);
+        TaskError::Panicked(message)
     }
 
     /// The name shown after `raised` in a future's `Debug` output, the

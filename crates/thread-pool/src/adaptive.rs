@@ -54,7 +54,9 @@
 //! ## Python's rules, kept
 //!
 //! Every item is in the bag when `map` returns, and the runners are queued
-//! tasks, so a shutdown without `cancel_futures` still runs all of it.
+//! tasks, so a shutdown without `cancel_futures` still runs all of it. An
+//! input that panics: the items read before the panic run (CPython had
+//! submitted them), and `map` passes the panic on.
 //! Cancelling is what closing CPython's `result_iterator` does: a dropped
 //! (advanced) iterator empties the bag and stops the runners (below), so no
 //! item that had not started runs; the items running finish. The items are
@@ -81,6 +83,7 @@
 //! its cache (`Bag::must_stop` says why relaxed is enough), so the per-item
 //! path of a cheap map keeps its cost.
 
+use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -262,12 +265,12 @@ impl<X, T> Drop for Bag<X, T> {
     /// Drops the items never claimed (no runner and no iterator is left):
     /// the ranges still in `unclaimed` own them (`items.rs`).
     fn drop(&mut self) {
-        for range in std::mem::take(&mut self.state.get_mut().unclaimed) {
-            // SAFETY: the ranges were unclaimed, so the bag owned their
-            // items, and `&mut self` means no claim is left (a claim borrows
-            // the bag): we are their only owner.
-            unsafe { self.items.drop_range(range) }
-        }
+        let unclaimed = std::mem::take(&mut self.state.get_mut().unclaimed);
+        // SAFETY: the ranges were unclaimed, so the bag owned their items,
+        // and `&mut self` means no claim is left (a claim borrows the bag):
+        // we are their only owner. A panicking item still lets the others
+        // drop (`drop_ranges`).
+        unsafe { self.items.drop_ranges(unclaimed) }
     }
 }
 
@@ -334,6 +337,18 @@ fn run<X, T>(bag: &Bag<X, T>, f: &(impl Fn(X) -> T + ?Sized)) {
         }
         want = next_claim(done, took);
     }
+}
+
+/// Reads the whole input; if the input panics, the items read before the
+/// panic and the panic's payload (`Adaptive::start` runs those items, then
+/// passes the panic on).
+fn read_input<X>(input: impl Iterator<Item = X>) -> (Vec<X>, Option<Box<dyn Any + Send>>) {
+    let mut items = Vec::new();
+    // AssertUnwindSafe: after a panic the input is dropped unread, and
+    // `items` holds the items read before it (`Vec::extend` keeps its
+    // length right when the iterator panics), which is all we look at.
+    let read = catch_unwind(AssertUnwindSafe(|| items.extend(input)));
+    (items, read.err())
 }
 
 /// How a runner's claim ended.
@@ -417,21 +432,19 @@ impl<X: Send, T: Send> Source<T> for Bag<X, T> {
         contain(
             "thread-pool",
             "the drop of map items cancelled with their iterator",
-            || {
-                for range in dropped {
-                    // SAFETY: the ranges were unclaimed, so the bag owned
-                    // their items, and they left `unclaimed` under the lock:
-                    // we are their only owner.
-                    unsafe { self.items.drop_range(range) }
-                }
-            },
+            // SAFETY: the ranges were unclaimed, so the bag owned their
+            // items, and they left `unclaimed` under the lock: we are their
+            // only owner. A panicking item still lets the others drop
+            // (`drop_ranges`).
+            || unsafe { self.items.drop_ranges(dropped) },
         );
     }
 }
 
 impl<T: Send + 'static> Adaptive<T> {
     /// Takes every item into the bag and submits the runners. Errs (with
-    /// the items dropped) if not one runner could be submitted.
+    /// the items dropped) if not one runner could be submitted. If the
+    /// input panics, the items read before it run and the panic goes on.
     pub(crate) fn start<X, F>(
         shared: Arc<Shared>,
         f: Arc<F>,
@@ -442,11 +455,35 @@ impl<T: Send + 'static> Adaptive<T> {
         F: Fn(X) -> T + Send + Sync + 'static,
     {
         let max_workers = shared.config.max_workers;
+        let (items, input_panic) = read_input(input);
         let bag = Arc::new(Bag::new(
-            input,
+            items.into_iter(),
             |total| max_workers.min(total),
             shared.queued_cancelled_flag(),
         ));
+        let started = Self::submit_runners(shared, bag, f);
+        if let Some(payload) = input_panic {
+            // CPython submits each item as it reads it, so the items read
+            // before the input raised run, and `map` raises. The runners
+            // are queued: dropping the never-advanced iterator (`started`
+            // goes here) cancels nothing, so they run those items.
+            drop(started);
+            std::panic::resume_unwind(payload);
+        }
+        started
+    }
+
+    /// Submits the runners of `bag`. Errs (with the items dropped) if not
+    /// one runner could be submitted.
+    fn submit_runners<X, F>(
+        shared: Arc<Shared>,
+        bag: Arc<Bag<X, T>>,
+        f: Arc<F>,
+    ) -> Result<Self, crate::shared::Refusal>
+    where
+        X: Send + 'static,
+        F: Fn(X) -> T + Send + Sync + 'static,
+    {
         let (total, runners) = (bag.items.len(), bag.runners);
         let mut submitted = 0;
         for _ in 0..runners {
@@ -706,6 +743,59 @@ mod tests {
         bag.give_back(claim);
         drop(bag);
         assert_eq!(drops.load(Relaxed), 7);
+    }
+
+    /// An item that counts its drops and panics in its `Drop` if it is
+    /// `bad`.
+    struct PanicsOnDrop {
+        index: usize,
+        bad: usize,
+        drops: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Relaxed);
+            if self.index == self.bad {
+                panic!("item {} panics in its drop", self.index);
+            }
+        }
+    }
+
+    /// A bag of 100 `PanicsOnDrop` items whose unclaimed items are in two
+    /// ranges, 4..10 (a claim's rest, given back) then 10..100; item 5
+    /// panics when dropped.
+    fn bag_of_two_ranges() -> (Bag<PanicsOnDrop, ()>, Arc<std::sync::atomic::AtomicUsize>) {
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let input = (0..100).map(|index| PanicsOnDrop {
+            index,
+            bad: 5,
+            drops: drops.clone(),
+        });
+        let bag: Bag<PanicsOnDrop, ()> = Bag::new(input, |_| 1, Arc::new(AtomicBool::new(false)));
+        let mut claim = bag.claim(10).unwrap();
+        assert_eq!(claim.by_ref().take(4).count(), 4);
+        bag.give_back(claim);
+        assert_eq!(bag.state.lock().unclaimed, [4..10, 10..100]);
+        (bag, drops)
+    }
+
+    #[test]
+    fn a_panicking_drop_in_one_unclaimed_range_still_drops_the_other_ranges() {
+        // A cancel drops the unclaimed items (contained: it runs on the
+        // iterator's thread or a worker); the bag's own drop drops what is
+        // left and passes the panic on, as a `Vec` does. Either way an
+        // item that panics in its `Drop` costs only itself: the items of
+        // the ranges after it are dropped too, not leaked.
+        let (bag, drops) = bag_of_two_ranges();
+        bag.cancel();
+        assert_eq!(drops.load(Relaxed), 100, "the cancel leaked items");
+        drop(bag);
+
+        let (bag, drops) = bag_of_two_ranges();
+        let dropped = catch_unwind(AssertUnwindSafe(move || drop(bag)));
+        assert!(dropped.is_err(), "the item's panic was lost");
+        assert_eq!(drops.load(Relaxed), 100, "the bag's drop leaked items");
     }
 
     #[test]

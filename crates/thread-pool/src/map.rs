@@ -194,6 +194,10 @@ where
         input: I,
         options: MapOptions,
     ) -> Result<Self, SubmitError> {
+        // The deadline counts from the call, before the input is read (the
+        // default map reads all of it here), as CPython takes `end_time`
+        // before it submits.
+        let deadline = options.timeout.and_then(|t| Instant::now().checked_add(t));
         let window = options
             .window
             .or(shared.config.map_window)
@@ -221,7 +225,7 @@ where
             window,
             chunk_size,
             timeout: options.timeout,
-            deadline: options.timeout.and_then(|t| Instant::now().checked_add(t)),
+            deadline,
             stopped: None,
             adaptive,
             advanced: false,

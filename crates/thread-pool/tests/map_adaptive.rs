@@ -477,3 +477,101 @@ fn cancel_futures_after_a_plain_shutdown_still_stops_a_running_map() {
     assert_eq!(values, [0, 1]);
     assert_eq!(cancelled, (2..100).collect::<Vec<_>>());
 }
+
+#[test]
+fn the_timeout_counts_from_the_map_call_even_when_reading_the_input_is_slow() {
+    // CPython takes `end_time` before it reads the input and submits. Here
+    // reading the input takes longer than the timeout, so the deadline has
+    // passed when `map` returns: the first `next()`, on an item that has
+    // not finished (item 0 is held on a gate), yields the timeout at once.
+    // The gate opens as soon as the consumer sleeps while item 0 runs (seen
+    // in /proc; the consumer sleeps only if it waits): a `next()` that waited for a deadline counted from after
+    // the read would then get item 0's value instead.
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+    let pool = ThreadPoolExecutor::new(1);
+    let (started, gate) = (Event::new(), Event::new());
+    let (s, g) = (started.clone(), gate.clone());
+    let f = move |x: u32| {
+        if x == 0 {
+            s.set();
+            assert!(g.wait(), "the test never opened the gate");
+        }
+        x
+    };
+    let input = (0..4u32).inspect(|&x| {
+        if x == 3 {
+            // The read of the input outlasts the timeout (a lower bound:
+            // `sleep` never returns early).
+            std::thread::sleep(TIMEOUT + TIMEOUT / 2);
+        }
+    });
+    let done = Arc::new(AtomicBool::new(false));
+    let first = std::thread::scope(|scope| {
+        let consumer = std::thread::Builder::new()
+            .name("map-deadline".into())
+            .spawn_scoped(scope, || {
+                let mut it = pool
+                    .map_with(f, input, thread_pool::MapOptions::new().timeout(TIMEOUT))
+                    .unwrap();
+                let first = it.next();
+                done.store(true, SeqCst);
+                first
+            })
+            .unwrap();
+        // Once item 0 runs, the read is over and the consumer is in
+        // `next()`. (Timed out at once, the consumer cancels the map and
+        // item 0 may never start.)
+        let slept = common::eventually(|| {
+            done.load(SeqCst)
+                || started.is_set()
+                    && common::os_thread_states("map-deadline")
+                        .iter()
+                        .any(|(_, state)| *state == 'S')
+        });
+        assert!(slept, "the consumer neither returned nor slept");
+        gate.set();
+        consumer.join().unwrap()
+    });
+    assert!(
+        matches!(first, Some(Err(FutureError::Timeout(_)))),
+        "the first item after the deadline: {first:?} (the timeout was counted from after the input was read)"
+    );
+    pool.shutdown(true, false);
+}
+
+#[test]
+fn a_panic_in_the_input_still_runs_the_items_read_before_it() {
+    // CPython submits each item as it reads it: when the input raises, `map`
+    // raises, and the futures already submitted run (nothing cancels them).
+    // The default map reads the whole input before it starts its runners,
+    // so on a panic in the input the items read before it must still run
+    // (and `map` passes the input's panic on).
+    let pool = ThreadPoolExecutor::new(2);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let input = (0..10u32).inspect(|&x| {
+        if x == 5 {
+            panic!("the input fails at item 5");
+        }
+    });
+    let r = ran.clone();
+    let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.map(
+            move |_: u32| {
+                r.fetch_add(1, SeqCst);
+            },
+            input,
+        )
+    }));
+    let payload = call.expect_err("map returned although its input panicked");
+    assert_eq!(
+        payload.downcast_ref::<&str>().copied(),
+        Some("the input fails at item 5"),
+        "map passed on another panic"
+    );
+    pool.shutdown(true, false);
+    assert_eq!(
+        ran.load(SeqCst),
+        5,
+        "the items read before the panic did not all run"
+    );
+}

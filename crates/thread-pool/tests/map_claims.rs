@@ -205,3 +205,38 @@ fn fold_over_a_windowed_or_chunked_map_is_the_plain_iteration() {
         check_doubled_with_panics(&out, 0);
     }
 }
+
+/// A panic payload whose own `Drop` panics (a user's value, ADVERSARY.md
+/// class 1).
+struct PayloadPanicsOnDrop;
+
+impl Drop for PayloadPanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("the payload's drop panics");
+    }
+}
+
+#[test]
+fn a_panic_payload_whose_drop_panics_fails_only_its_item() {
+    // Item 3 panics with a payload that panics again when dropped. That
+    // item yields its panic error; the items of its claim that ran keep
+    // their values, and the items after it still run (one runner: a lost
+    // runner would leave every later item `Cancelled`).
+    const N: u32 = 200;
+    let pool = ThreadPoolExecutor::new(1);
+    let f = |x: u32| {
+        if x == 3 {
+            std::panic::panic_any(PayloadPanicsOnDrop);
+        }
+        x * 2
+    };
+    let out: Vec<_> = pool.map(f, 0..N).unwrap().collect();
+    assert_eq!(out.len(), N as usize);
+    for (x, r) in out.iter().enumerate() {
+        match r {
+            Err(FutureError::Task(TaskError::Panicked(_))) if x == 3 => {}
+            Ok(v) if x != 3 => assert_eq!(*v, x as u32 * 2),
+            other => panic!("item {x}: {other:?}"),
+        }
+    }
+}
