@@ -16,6 +16,7 @@ use crate::error::CeleryError;
 use crate::id::new_task_id;
 use crate::json;
 use crate::limits::Limits;
+use crate::registry::excerpt;
 use crate::schedule::{format_iso8601, Timing};
 
 /// Kombu's separator inside binding entries and priority queue names.
@@ -166,8 +167,9 @@ impl TaskMessage {
             return Err(who.refuse(
                 CONTENT_DISALLOWED,
                 &format!(
-                    "content-type {ctype:?}: only application/json is supported \
-                     (set task_serializer='json')"
+                    "content-type {}: only application/json is supported \
+                     (set task_serializer='json')",
+                    excerpt(&format_args!("{ctype:?}"))
                 ),
             ));
         }
@@ -311,8 +313,9 @@ fn decompress(headers: &Value, body: Vec<u8>) -> Result<Vec<u8>, String> {
             read_bounded(bzip2::read::BzDecoder::new(body.as_slice()), "bzip2")
         }
         _ => Err(format!(
-            "compression {kind}: this worker reads zlib, gzip and bzip2 only \
-             (compression='zlib', 'gzip' or 'bzip2', or none)"
+            "compression {}: this worker reads zlib, gzip and bzip2 only \
+             (compression='zlib', 'gzip' or 'bzip2', or none)",
+            excerpt(kind)
         )),
     }
 }
@@ -508,6 +511,55 @@ mod tests {
         assert!(e.to_string().contains("only application/json"), "{e}");
         let redelivered = mark_redelivered(PYTHON_ADD.as_bytes()).unwrap();
         assert!(TaskMessage::parse(&redelivered).unwrap().redelivered);
+    }
+
+    /// A refusal (stored as the task's FAILURE, published, shown to a
+    /// Python client) quotes what the message says in part, as the
+    /// registry's refusals do: a content type, a compression or an eta of
+    /// a megabyte must not come back a megabyte long.
+    #[test]
+    fn a_refusal_quotes_a_huge_header_in_part() {
+        let huge = "x".repeat(1 << 20);
+        let mut messages = Vec::new();
+        let mut v: Value = serde_json::from_str(PYTHON_ADD).unwrap();
+        v["content-type"] = Value::String(huge.clone());
+        messages.push(serde_json::to_vec(&v).unwrap());
+        messages.push(with_body(b"[[], {}, {}]", &[("compression", json!(huge))]));
+        for raw in &messages {
+            let m = TaskMessage::parse(raw).unwrap_err().to_string();
+            assert!(m.len() < 2000, "{} bytes: {}...", m.len(), &m[..200]);
+        }
+        for header in ["eta", "expires"] {
+            for value in [json!(huge), json!([huge])] {
+                let raw = with_body(b"[[], {}, {}]", &[(header, value)]);
+                let msg = TaskMessage::parse(&raw).unwrap();
+                let Some(crate::meta::Outcome::Failure { message, .. }) =
+                    crate::schedule::refusal(&msg)
+                else {
+                    panic!("an {header} of a megabyte was not refused");
+                };
+                assert!(
+                    message.len() < 2000,
+                    "{} bytes: {}...",
+                    message.len(),
+                    &message[..200]
+                );
+            }
+        }
+        let mut long_name: Value = serde_json::from_str(PYTHON_ADD).unwrap();
+        long_name["headers"]["task"] = Value::String(huge.clone());
+        long_name["headers"]["eta"] = json!("not a date");
+        let msg = TaskMessage::parse(&serde_json::to_vec(&long_name).unwrap()).unwrap();
+        let Some(crate::meta::Outcome::Failure { message, .. }) = crate::schedule::refusal(&msg)
+        else {
+            panic!("a bad eta was not refused");
+        };
+        assert!(
+            message.len() < 2000,
+            "{} bytes: {}...",
+            message.len(),
+            &message[..200]
+        );
     }
 
     /// PYTHON_ADD with `body` (base64 of these bytes) and extra headers.

@@ -55,8 +55,9 @@ impl std::error::Error for TypeError {}
 const MAX_QUOTE: usize = 200;
 
 /// `value` as displayed, rendered only up to [`MAX_QUOTE`] bytes (cut at a
-/// character boundary, and said so).
-fn excerpt(value: &dyn Display) -> String {
+/// character boundary, and said so). Every refusal that quotes a message
+/// quotes it through this (here, `message`, `schedule`).
+pub(crate) fn excerpt(value: &dyn Display) -> String {
     struct Capped {
         out: String,
         cut: bool,
