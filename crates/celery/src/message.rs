@@ -562,6 +562,43 @@ mod tests {
         );
     }
 
+    /// The same for the refusals of a time limit and of a canvas (a chain
+    /// or callback this worker cannot honour): a megabyte in the message
+    /// comes back in part.
+    #[test]
+    fn a_refusal_of_limits_or_a_canvas_quotes_in_part() {
+        let huge = "x".repeat(1 << 20);
+        let short = |m: String| {
+            assert!(m.len() < 2000, "{} bytes: {}...", m.len(), &m[..200]);
+        };
+        let failure = |outcome: Option<crate::meta::Outcome>| match outcome {
+            Some(crate::meta::Outcome::Failure { message, .. }) => message,
+            other => panic!("not refused: {other:?}"),
+        };
+        for timelimit in [json!(huge), json!([huge, null]), json!([null, [huge]])] {
+            let raw = with_body(b"[[], {}, {}]", &[("timelimit", timelimit)]);
+            let msg = TaskMessage::parse(&raw).unwrap();
+            short(failure(crate::limits::refusal(&msg, false)));
+        }
+        let mut long_name: Value = serde_json::from_str(PYTHON_ADD).unwrap();
+        long_name["headers"]["task"] = Value::String(huge.clone());
+        long_name["headers"]["timelimit"] = json!("not a pair");
+        let msg = TaskMessage::parse(&serde_json::to_vec(&long_name).unwrap()).unwrap();
+        short(failure(crate::limits::refusal(&msg, false)));
+        short(failure(Some(crate::canvas::refused(&msg, "why"))));
+        let embeds = [
+            json!({"callbacks": [{"task": "t", "subtask_type": huge}]}),
+            json!({"callbacks": [{"task": huge, "args": 1}]}),
+            json!({"callbacks": [{"task": huge, "kwargs": 1}]}),
+            json!({"callbacks": [{"task": huge, "options": 1}]}),
+        ];
+        let msg = TaskMessage::parse(PYTHON_ADD.as_bytes()).unwrap();
+        for embed in embeds {
+            let why = crate::canvas::Embed::parse(&embed).err().expect("refused");
+            short(failure(Some(crate::canvas::refused(&msg, &why))));
+        }
+    }
+
     /// PYTHON_ADD with `body` (base64 of these bytes) and extra headers.
     fn with_body(body: &[u8], headers: &[(&str, Value)]) -> Vec<u8> {
         let mut v: Value = serde_json::from_str(PYTHON_ADD).unwrap();
