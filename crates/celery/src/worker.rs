@@ -1219,9 +1219,11 @@ for i = 1, n do
     end
     local checked = -1
     if ARGV[n + 5] == 'check' then checked = revoked(id) end
+    -- pcall: a list's key may hold another type (another program's).
     local more = 0
     for j = 1, n do
-      if redis.call('LLEN', KEYS[j]) > 0 then more = 1 break end
+      local len = redis.pcall('LLEN', KEYS[j])
+      if type(len) == 'number' and len > 0 then more = 1 break end
     end
     return {KEYS[i], raw, attempts, checked, id or false, more}
   end

@@ -296,3 +296,27 @@ fn the_fetch_script_counts_a_delivery_under_the_headers_id_only() {
         );
     }
 }
+
+/// After its pop the fetch script looks whether any list still holds a
+/// message (LLEN of each); a priority list's key holding another type
+/// (another program's hash) must not fail the script there either: its
+/// effects stay, so the popped message would sit unacked, never run, and
+/// be restored and fetched into the same error once its lease lapsed.
+#[test]
+fn a_priority_key_of_another_type_does_not_fail_the_fetch_after_its_pop() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let key = format!("rt{}3", celery::message::SEP);
+    redis
+        .connect()
+        .command(&[b"HSET", key.as_bytes(), b"field", b"value"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let ex = executor(&url);
+    let f = ex.submit_named::<_, i64>("rust.add", (4, 1)).unwrap();
+    let _worker = ThreadWorker::start(&url, &["rt"], 1);
+    // Hang guard: before the fix, the task never ran.
+    assert_eq!(f.result_timeout(LONG).unwrap(), 5);
+    assert_eq!(common::hlen_unacked(&redis), 0, "acked");
+}
