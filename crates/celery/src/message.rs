@@ -594,7 +594,7 @@ mod tests {
         ];
         let msg = TaskMessage::parse(PYTHON_ADD.as_bytes()).unwrap();
         for embed in embeds {
-            let why = crate::canvas::Embed::parse(&embed).err().expect("refused");
+            let why = crate::canvas::Embed::parse(&embed).expect_err("refused");
             short(failure(Some(crate::canvas::refused(&msg, &why))));
         }
     }
