@@ -748,8 +748,9 @@ impl Worker {
                     }
                 }
             }; // unlocked: the next idle runner fetches while this one runs
-               // Renewed from now on (the fetch script took the lease) until
-               // the job is dropped: acked, given back, or refused.
+
+            // Renewed from now on (the fetch script took the lease) until
+            // the job is dropped: acked, given back, or refused.
             let lease = self.leases.hold(&fetched.tag);
             let delivery = Delivery {
                 arrived: Instant::now(),
@@ -1847,8 +1848,9 @@ fn store_and_ack(
     give_up: &dyn Fn() -> bool,
 ) {
     job.lease.settling(); // acked below: its entry will go
-                          // Redis refuses an expiry past about 292 million years (milliseconds in
-                          // an i64); a FAILED SETEX inside MULTI would not stop the ack.
+
+    // Redis refuses an expiry past about 292 million years (milliseconds in
+    // an i64); a failed SETEX inside MULTI would not stop the ack.
     let ttl = expires.as_secs().clamp(1, MAX_RESULT_TTL).to_string();
     // The task's own record carries its report; a chain's later tasks
     // that share its outcome (`same_result`) did not run.
