@@ -37,6 +37,7 @@ use crate::chord::ChordBody;
 use crate::id::new_task_id;
 use crate::message::TaskMessage;
 use crate::meta::Outcome;
+use crate::registry::excerpt;
 
 /// How deep `link`s inside signatures' options may nest.
 const MAX_DEPTH: usize = 8;
@@ -156,14 +157,18 @@ pub fn refused(msg: &TaskMessage, why: &str) -> Outcome {
             "task {} ({}) did not run: {why}; this Rust worker supports chains, \
              link and link_error of single tasks, and chords whose body is a single \
              task or a group of single tasks",
-            msg.task, msg.id
+            excerpt(&msg.task),
+            excerpt(&msg.id)
         ),
         traceback: None,
     }
 }
 
 fn unsupported(what: &str) -> String {
-    format!("the message asks for a {what}, which this worker does not support")
+    format!(
+        "the message asks for a {}, which this worker does not support",
+        excerpt(&what)
+    )
 }
 
 /// A list of signatures (`null` or missing: none; one object: one).
@@ -192,20 +197,31 @@ impl Signature {
             .get("task")
             .and_then(Value::as_str)
             .ok_or_else(|| "a signature has no task name".to_string())?;
+        let quoted = || excerpt(&task); // it comes from the message
         let args = match sig.get("args") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(a)) => a.clone(),
-            Some(_) => return Err(format!("the args of signature {task} are not a list")),
+            Some(_) => return Err(format!("the args of signature {} are not a list", quoted())),
         };
         let kwargs = match sig.get("kwargs") {
             None | Some(Value::Null) => Value::Object(Map::new()),
             Some(k @ Value::Object(_)) => k.clone(),
-            Some(_) => return Err(format!("the kwargs of signature {task} are not a dict")),
+            Some(_) => {
+                return Err(format!(
+                    "the kwargs of signature {} are not a dict",
+                    quoted()
+                ))
+            }
         };
         let options = match sig.get("options") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(o)) => o.clone(),
-            Some(_) => return Err(format!("the options of signature {task} are not a dict")),
+            Some(_) => {
+                return Err(format!(
+                    "the options of signature {} are not a dict",
+                    quoted()
+                ))
+            }
         };
         if !options.get("chord").is_none_or(Value::is_null) {
             return Err(unsupported("chord"));

@@ -353,6 +353,15 @@ pub(crate) struct Health {
     last: Option<(Instant, f64)>,
 }
 
+/// What a heartbeat says when it sees Redis's clock jump `ahead` seconds.
+fn jump_warning(ahead: f64, period: Duration) -> String {
+    format!(
+        "celery-worker: Redis's clock jumped {ahead:.0} s ahead of this worker's: \
+         leases seem to have lapsed; restoring none for a lease period ({period:?}) \
+         while the live workers renew theirs"
+    )
+}
+
 impl Health {
     /// A renewal succeeded at `now`, when Redis's clock said `redis_now`
     /// (seconds).
@@ -362,9 +371,7 @@ impl Health {
             // jump that may have lapsed leases their workers still renew.
             let ahead = (redis_now - then) - now.saturating_duration_since(at).as_secs_f64();
             if ahead >= period.as_secs_f64() / 2.0 {
-                eprintln!(
-                    "celery-worker: Redis's clock jumped {ahead:.0} s ahead of this worker's:                      leases seem to have lapsed; restoring none for a lease period ({period:?})                      while the live workers renew theirs"
-                );
+                eprintln!("{}", jump_warning(ahead, period));
                 self.since = Some(now);
             }
         }
@@ -554,6 +561,15 @@ mod tests {
         let t3 = t2 + every;
         health.renewed(t3, 4670.0 + every.as_secs_f64() + 2.0, period);
         assert!(health.may_restore(t3, period));
+    }
+
+    /// The warning reads as one sentence (no runs of blanks from a
+    /// broken line continuation).
+    #[test]
+    fn the_jump_warning_has_no_runs_of_blanks() {
+        let m = jump_warning(3600.0, Duration::from_secs(30));
+        assert!(!m.contains("  "), "{m:?}");
+        assert!(m.contains("3600 s ahead") && m.contains("(30s)"), "{m}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ use serde_json::Value;
 
 use crate::message::TaskMessage;
 use crate::meta::Outcome;
+use crate::registry::excerpt;
 
 /// Where Celery's time-limit exceptions live (a Python client imports them
 /// from there, so `except TimeLimitExceeded` catches ours).
@@ -75,7 +76,10 @@ impl Limits {
             None | Some(Value::Null) => return limits,
             Some(Value::Array(pair)) if pair.len() == 2 => pair,
             Some(other) => {
-                limits.error = Some(format!("its timelimit header {other} is not [hard, soft]"));
+                limits.error = Some(format!(
+                    "its timelimit header {} is not [hard, soft]",
+                    excerpt(other)
+                ));
                 return limits;
             }
         };
@@ -87,7 +91,8 @@ impl Limits {
                     Some(s) if s > 0.0 && s.is_finite() => Some(s.min(MAX_LIMIT)),
                     _ => {
                         limits.error = Some(format!(
-                            "its {name} {v} is not a positive number of seconds"
+                            "its {name} {} is not a positive number of seconds",
+                            excerpt(v)
                         ));
                         None
                     }
@@ -123,7 +128,11 @@ pub fn refusal(msg: &TaskMessage, on_threads: bool) -> Option<Outcome> {
     Some(Outcome::Failure {
         exc_type: exc_type.to_string(),
         exc_module: Some("builtins".to_string()),
-        message: format!("task {} ({}) did not run: {why}", msg.task, msg.id),
+        message: format!(
+            "task {} ({}) did not run: {why}",
+            excerpt(&msg.task),
+            excerpt(&msg.id)
+        ),
         traceback: None,
     })
 }

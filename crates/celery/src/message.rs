@@ -16,6 +16,7 @@ use crate::error::CeleryError;
 use crate::id::new_task_id;
 use crate::json;
 use crate::limits::Limits;
+use crate::registry::excerpt;
 use crate::schedule::{format_iso8601, Timing};
 
 /// Kombu's separator inside binding entries and priority queue names.
@@ -166,8 +167,9 @@ impl TaskMessage {
             return Err(who.refuse(
                 CONTENT_DISALLOWED,
                 &format!(
-                    "content-type {ctype:?}: only application/json is supported \
-                     (set task_serializer='json')"
+                    "content-type {}: only application/json is supported \
+                     (set task_serializer='json')",
+                    excerpt(&format_args!("{ctype:?}"))
                 ),
             ));
         }
@@ -311,8 +313,9 @@ fn decompress(headers: &Value, body: Vec<u8>) -> Result<Vec<u8>, String> {
             read_bounded(bzip2::read::BzDecoder::new(body.as_slice()), "bzip2")
         }
         _ => Err(format!(
-            "compression {kind}: this worker reads zlib, gzip and bzip2 only \
-             (compression='zlib', 'gzip' or 'bzip2', or none)"
+            "compression {}: this worker reads zlib, gzip and bzip2 only \
+             (compression='zlib', 'gzip' or 'bzip2', or none)",
+            excerpt(kind)
         )),
     }
 }
@@ -544,6 +547,92 @@ mod tests {
         assert!(e.to_string().contains("only application/json"), "{e}");
         let redelivered = mark_redelivered(PYTHON_ADD.as_bytes()).unwrap();
         assert!(TaskMessage::parse(&redelivered).unwrap().redelivered);
+    }
+
+    /// A refusal (stored as the task's FAILURE, published, shown to a
+    /// Python client) quotes what the message says in part, as the
+    /// registry's refusals do: a content type, a compression or an eta of
+    /// a megabyte must not come back a megabyte long.
+    #[test]
+    fn a_refusal_quotes_a_huge_header_in_part() {
+        let huge = "x".repeat(1 << 20);
+        let mut messages = Vec::new();
+        let mut v: Value = serde_json::from_str(PYTHON_ADD).unwrap();
+        v["content-type"] = Value::String(huge.clone());
+        messages.push(serde_json::to_vec(&v).unwrap());
+        messages.push(with_body(b"[[], {}, {}]", &[("compression", json!(huge))]));
+        for raw in &messages {
+            let m = TaskMessage::parse(raw).unwrap_err().to_string();
+            assert!(m.len() < 2000, "{} bytes: {}...", m.len(), &m[..200]);
+        }
+        for header in ["eta", "expires"] {
+            for value in [json!(huge), json!([huge])] {
+                let raw = with_body(b"[[], {}, {}]", &[(header, value)]);
+                let msg = TaskMessage::parse(&raw).unwrap();
+                let Some(crate::meta::Outcome::Failure { message, .. }) =
+                    crate::schedule::refusal(&msg)
+                else {
+                    panic!("an {header} of a megabyte was not refused");
+                };
+                assert!(
+                    message.len() < 2000,
+                    "{} bytes: {}...",
+                    message.len(),
+                    &message[..200]
+                );
+            }
+        }
+        let mut long_name: Value = serde_json::from_str(PYTHON_ADD).unwrap();
+        long_name["headers"]["task"] = Value::String(huge.clone());
+        long_name["headers"]["eta"] = json!("not a date");
+        let msg = TaskMessage::parse(&serde_json::to_vec(&long_name).unwrap()).unwrap();
+        let Some(crate::meta::Outcome::Failure { message, .. }) = crate::schedule::refusal(&msg)
+        else {
+            panic!("a bad eta was not refused");
+        };
+        assert!(
+            message.len() < 2000,
+            "{} bytes: {}...",
+            message.len(),
+            &message[..200]
+        );
+    }
+
+    /// The same for the refusals of a time limit and of a canvas (a chain
+    /// or callback this worker cannot honour): a megabyte in the message
+    /// comes back in part.
+    #[test]
+    fn a_refusal_of_limits_or_a_canvas_quotes_in_part() {
+        let huge = "x".repeat(1 << 20);
+        let short = |m: String| {
+            assert!(m.len() < 2000, "{} bytes: {}...", m.len(), &m[..200]);
+        };
+        let failure = |outcome: Option<crate::meta::Outcome>| match outcome {
+            Some(crate::meta::Outcome::Failure { message, .. }) => message,
+            other => panic!("not refused: {other:?}"),
+        };
+        for timelimit in [json!(huge), json!([huge, null]), json!([null, [huge]])] {
+            let raw = with_body(b"[[], {}, {}]", &[("timelimit", timelimit)]);
+            let msg = TaskMessage::parse(&raw).unwrap();
+            short(failure(crate::limits::refusal(&msg, false)));
+        }
+        let mut long_name: Value = serde_json::from_str(PYTHON_ADD).unwrap();
+        long_name["headers"]["task"] = Value::String(huge.clone());
+        long_name["headers"]["timelimit"] = json!("not a pair");
+        let msg = TaskMessage::parse(&serde_json::to_vec(&long_name).unwrap()).unwrap();
+        short(failure(crate::limits::refusal(&msg, false)));
+        short(failure(Some(crate::canvas::refused(&msg, "why"))));
+        let embeds = [
+            json!({"callbacks": [{"task": "t", "subtask_type": huge}]}),
+            json!({"callbacks": [{"task": huge, "args": 1}]}),
+            json!({"callbacks": [{"task": huge, "kwargs": 1}]}),
+            json!({"callbacks": [{"task": huge, "options": 1}]}),
+        ];
+        let msg = TaskMessage::parse(PYTHON_ADD.as_bytes()).unwrap();
+        for embed in embeds {
+            let why = crate::canvas::Embed::parse(&embed).expect_err("refused");
+            short(failure(Some(crate::canvas::refused(&msg, &why))));
+        }
     }
 
     /// PYTHON_ADD with `body` (base64 of these bytes) and extra headers.

@@ -55,8 +55,9 @@ impl std::error::Error for TypeError {}
 const MAX_QUOTE: usize = 200;
 
 /// `value` as displayed, rendered only up to [`MAX_QUOTE`] bytes (cut at a
-/// character boundary, and said so).
-fn excerpt(value: &dyn Display) -> String {
+/// character boundary, and said so). Every refusal that quotes a message
+/// quotes it through this (here, `message`, `schedule`).
+pub(crate) fn excerpt(value: &dyn Display) -> String {
     struct Capped {
         out: String,
         cut: bool,
@@ -186,30 +187,34 @@ impl Registry {
     /// A `TypeError`, worded as Python's, for a keyword the task does not
     /// declare, a parameter given twice or one left out before a given one.
     pub fn bind(&self, name: &str, args: Value, kwargs: Value) -> Result<Value, TaskError> {
-        // The name and the values quoted come from the message.
-        let name = &excerpt(&name);
+        // The name and the values quoted come from the message: an error
+        // quotes them in part. The name is looked up whole.
+        let quoted = || excerpt(&name);
         let kwargs = match kwargs {
             Value::Null => return Ok(args),
             Value::Object(map) if map.is_empty() => return Ok(args),
             Value::Object(map) => map,
             other => {
                 return Err(type_error(format!(
-                    "{name}() got kwargs {}, not a dict",
+                    "{}() got kwargs {}, not a dict",
+                    quoted(),
                     excerpt(&other)
                 )))
             }
         };
         let Value::Array(mut args) = args else {
             return Err(type_error(format!(
-                "{name}() got args {}, not a list",
+                "{}() got args {}, not a list",
+                quoted(),
                 excerpt(&args)
             )));
         };
         let names = self.params.get(name).map(Vec::as_slice).unwrap_or_default();
         if args.len() > names.len() {
             return Err(type_error(format!(
-                "{name}() takes {} positional arguments but {} were given (with keyword \
+                "{}() takes {} positional arguments but {} were given (with keyword \
                  arguments, a Rust task reads only its declared parameters)",
+                quoted(),
                 names.len(),
                 args.len()
             )));
@@ -224,13 +229,15 @@ impl Registry {
                     ""
                 };
                 return Err(type_error(format!(
-                    "{name}() got an unexpected keyword argument '{}'{hint}",
+                    "{}() got an unexpected keyword argument '{}'{hint}",
+                    quoted(),
                     excerpt(&key)
                 )));
             };
             if slots[at].is_some() {
                 return Err(type_error(format!(
-                    "{name}() got multiple values for argument '{}'",
+                    "{}() got multiple values for argument '{}'",
+                    quoted(),
                     excerpt(&key)
                 )));
             }
@@ -244,7 +251,9 @@ impl Registry {
             .into_iter()
             .zip(names)
             .map(|(slot, n)| {
-                slot.ok_or_else(|| type_error(format!("{name}() missing required argument '{n}'")))
+                slot.ok_or_else(|| {
+                    type_error(format!("{}() missing required argument '{n}'", quoted()))
+                })
             })
             .collect::<Result<Vec<Value>, TaskError>>()
             .map(Value::Array)
@@ -358,6 +367,18 @@ mod tests {
         assert!(m.contains("declares no parameter names"), "{m}");
         let m = message("t.add", json!([1, 2, 3]), json!({"x": 3}));
         assert!(m.contains("takes 2 positional arguments but 3"), "{m}");
+    }
+
+    /// A task registered under a long name (longer than a refusal quotes)
+    /// binds its keyword arguments as any other: the name is cut only where
+    /// an error quotes it, never where the task's parameters are looked up.
+    #[test]
+    fn a_task_with_a_long_name_binds_its_keywords() {
+        let long = format!("tasks.{}", "n".repeat(300));
+        let mut r = Registry::new();
+        r.register(&long, add).params(&long, &["x", "y"]);
+        let bound = r.bind(&long, json!([1]), json!({"y": 2}));
+        assert_eq!(bound.map_err(|e| e.to_string()), Ok(json!([1, 2])));
     }
 
     /// A refused message's FAILURE (stored, published, shown to a Python

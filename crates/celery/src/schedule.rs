@@ -32,6 +32,7 @@ use serde_json::Value;
 
 use crate::message::TaskMessage;
 use crate::meta::Outcome;
+use crate::registry::excerpt;
 
 /// A message's `eta` and `expires`, as Unix times in seconds.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -53,13 +54,15 @@ impl Timing {
             Some(Value::String(s)) => match parse_iso8601(s) {
                 Ok(t) => Some(t),
                 Err(why) => {
-                    timing.error = Some(format!("its {name} header {s:?} {why}"));
+                    let s = excerpt(&format_args!("{s:?}"));
+                    timing.error = Some(format!("its {name} header {s} {why}"));
                     None
                 }
             },
             Some(other) => {
                 timing.error = Some(format!(
-                    "its {name} header {other} is not an ISO 8601 date string"
+                    "its {name} header {} is not an ISO 8601 date string",
+                    excerpt(other)
                 ));
                 None
             }
@@ -116,7 +119,11 @@ pub fn refusal(msg: &TaskMessage) -> Option<Outcome> {
     Some(Outcome::Failure {
         exc_type: "ValueError".to_string(),
         exc_module: Some("builtins".to_string()),
-        message: format!("task {} ({}) did not run: {why}", msg.task, msg.id),
+        message: format!(
+            "task {} ({}) did not run: {why}",
+            excerpt(&msg.task),
+            excerpt(&msg.id)
+        ),
         traceback: None,
     })
 }

@@ -762,8 +762,9 @@ impl Worker {
                     }
                 }
             }; // unlocked: the next idle runner fetches while this one runs
-               // Renewed from now on (the fetch script took the lease) until
-               // the job is dropped: acked, given back, or refused.
+
+            // Renewed from now on (the fetch script took the lease) until
+            // the job is dropped: acked, given back, or refused.
             let lease = self.leases.hold(&fetched.tag);
             let delivery = Delivery {
                 arrived: Instant::now(),
@@ -1125,11 +1126,17 @@ struct Leader {
 /// the script (its effects are not rolled back): the reads of keys another
 /// program may hold are `pcall`s.
 ///
-/// The id is found by a scan, not by decoding the message: cjson would
-/// build all of it as Lua values in Redis's memory (a 16 MiB JSON array
-/// took 272 MB there). An unescaped `"id"` key cannot stand inside a JSON
-/// string, and in kombu's envelope only the headers have one (a protocol 1
-/// message's id is inside its encoded body: not counted, as before).
+/// The id is found by a walk over the message's structure, not by
+/// decoding it: cjson would build all of it as Lua values in Redis's
+/// memory (a 16 MiB JSON array took 272 MB there). The walk steps from one
+/// bracket, comma, colon or quote to the next (a string is skipped whole,
+/// escapes and all) and keeps only the last key read at each depth, so it
+/// takes the `id` of the top object's `headers` and no other: not an `id`
+/// in an object nested in the headers, nor a key ending in `"id` (`"x\"id"`,
+/// whose escaped quote a text search would take for the key's start). It
+/// gives up (the message is not counted) past 20 000 steps, so a
+/// crafted message costs Redis a bounded time; a protocol 1 message's id
+/// is inside its encoded body: not counted, as before.
 ///
 /// And the revoke check, when `ARGV[n+5]` is `check` (the result backend
 /// is this very database): is there a REVOKED record under the task's id?
@@ -1141,10 +1148,57 @@ struct Leader {
 /// none does, the next fetch waits at once instead of asking first.
 const FETCH_SCRIPT: &str = r#"
 local n = #KEYS - 3
+-- The string value of `headers.id` (the last, as the worker's decoder
+-- takes), or nil. Bytes: 34 '"', 44 ',', 58 ':', 91 '[', 92 '\\',
+-- 93 ']', 123 '{', 125 '}'.
 local function task_id(raw)
-  local id = string.match(raw, '"id"%s*:%s*"([^"\\]*)"')
-  if id and #id > 0 and #id <= 255 then
-    return id
+  local steps = 20000
+  local pos, depth, headers = 1, 0, nil
+  local object, want_key, key = {}, {}, {}
+  local id = nil
+  while steps > 0 do
+    steps = steps - 1
+    local at = string.find(raw, '[{}%[%]",:]', pos)
+    if not at then return nil end
+    local c = string.byte(raw, at)
+    pos = at + 1
+    if c == 34 then
+      -- A string: its end is the first quote no backslash escapes.
+      local escaped = false
+      while true do
+        steps = steps - 1
+        if steps < 0 then return nil end
+        local q = string.find(raw, '["\\]', pos)
+        if not q then return nil end
+        if string.byte(raw, q) == 92 then
+          escaped, pos = true, q + 2
+        else
+          pos = q + 1
+          break
+        end
+      end
+      local text = (not escaped) and string.sub(raw, at + 1, pos - 2)
+      if want_key[depth] then
+        key[depth], want_key[depth] = text, false
+      elseif depth == headers and key[depth] == 'id' then
+        id = text or nil
+      end
+    elseif c == 123 or c == 91 then
+      if c == 123 and depth == 1 and object[1] and key[1] == 'headers' then
+        headers = 2
+      end
+      depth = depth + 1
+      object[depth], want_key[depth], key[depth] = c == 123, c == 123, nil
+    elseif c == 125 or c == 93 then
+      if depth == headers then
+        if id and #id > 0 and #id <= 255 then return id end
+        return nil
+      end
+      depth = depth - 1
+      if depth < 1 then return nil end
+    elseif c == 44 then
+      want_key[depth] = object[depth]
+    end
   end
   return nil
 end
@@ -1180,9 +1234,11 @@ for i = 1, n do
     end
     local checked = -1
     if ARGV[n + 5] == 'check' then checked = revoked(id) end
+    -- pcall: a list's key may hold another type (another program's).
     local more = 0
     for j = 1, n do
-      if redis.call('LLEN', KEYS[j]) > 0 then more = 1 break end
+      local len = redis.pcall('LLEN', KEYS[j])
+      if type(len) == 'number' and len > 0 then more = 1 break end
     end
     return {KEYS[i], raw, attempts, checked, id or false, more}
   end
@@ -1806,8 +1862,9 @@ fn store_and_ack(
     give_up: &dyn Fn() -> bool,
 ) {
     job.lease.settling(); // acked below: its entry will go
-                          // Redis refuses an expiry past about 292 million years (milliseconds in
-                          // an i64); a FAILED SETEX inside MULTI would not stop the ack.
+
+    // Redis refuses an expiry past about 292 million years (milliseconds in
+    // an i64); a failed SETEX inside MULTI would not stop the ack.
     let ttl = expires.as_secs().clamp(1, MAX_RESULT_TTL).to_string();
     // The task's own record carries its report; a chain's later tasks
     // that share its outcome (`same_result`) did not run.

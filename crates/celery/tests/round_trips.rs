@@ -248,3 +248,75 @@ fn a_key_of_another_type_does_not_fail_the_fetch(prefix: &str) {
     assert_eq!(f.result_timeout(LONG).unwrap(), 5);
     assert_eq!(common::hlen_unacked(&redis), 0, "acked");
 }
+
+/// The fetch script finds the task's id (for its delivery counter and its
+/// revoke check) without decoding the message: it must find the id in the
+/// headers, the one the worker runs the task under, and no other. A
+/// message whose headers carry, before their `id`, an object with an `id`
+/// of its own (a custom header from a producer that sorts its keys), or a
+/// key ending in `"id` (`"x\"id": ...`, valid JSON), must not count a
+/// delivery of another task (`attempts` would tell that task's client it
+/// was delivered when it was not).
+#[test]
+fn the_fetch_script_counts_a_delivery_under_the_headers_id_only() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let _worker = ThreadWorker::start(&url, &["rt"], 1);
+    let mut c = redis.connect();
+    let victims = [celery::id::new_task_id(), celery::id::new_task_id()];
+    let crafted = [
+        format!(r#""headers": {{"meta": {{"id": "{}"}}, "#, victims[0]),
+        format!(r#""headers": {{"x\"id": "{}", "#, victims[1]),
+    ];
+    for (victim, headers) in victims.iter().zip(&crafted) {
+        let mut msg = celery::TaskMessage::new("rust.add", serde_json::json!([4, 1]), "rt");
+        msg.id = celery::id::new_task_id();
+        let raw = msg.to_json().replacen(r#""headers":{"#, headers, 1);
+        assert_ne!(raw, msg.to_json(), "the headers were not found");
+        let _: serde_json::Value = serde_json::from_str(&raw).expect("still JSON");
+        c.command(&[b"LPUSH", b"rt", raw.as_bytes()]).unwrap();
+        let key = format!("celery-task-meta-{}", msg.id);
+        common::wait_until(LONG, "the crafted task's result", || {
+            c.command(&[b"EXISTS", key.as_bytes()]).unwrap() == Reply::Integer(1)
+        });
+        let count = |c: &mut celery::resp::Connection, id: &str| {
+            let key = celery::lease::attempts_key(id);
+            c.command(&[b"GET", key.as_bytes()]).unwrap().into_bytes()
+        };
+        assert_eq!(
+            count(&mut c, victim),
+            None,
+            "a delivery of task {} counted under {victim}, an id in its headers: {headers}",
+            msg.id
+        );
+        assert_eq!(
+            count(&mut c, &msg.id),
+            Some(b"1".to_vec()),
+            "the crafted task's own delivery"
+        );
+    }
+}
+
+/// After its pop the fetch script looks whether any list still holds a
+/// message (LLEN of each); a priority list's key holding another type
+/// (another program's hash) must not fail the script there either: its
+/// effects stay, so the popped message would sit unacked, never run, and
+/// be restored and fetched into the same error once its lease lapsed.
+#[test]
+fn a_priority_key_of_another_type_does_not_fail_the_fetch_after_its_pop() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let key = format!("rt{}3", celery::message::SEP);
+    redis
+        .connect()
+        .command(&[b"HSET", key.as_bytes(), b"field", b"value"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let ex = executor(&url);
+    let f = ex.submit_named::<_, i64>("rust.add", (4, 1)).unwrap();
+    let _worker = ThreadWorker::start(&url, &["rt"], 1);
+    // Hang guard: before the fix, the task never ran.
+    assert_eq!(f.result_timeout(LONG).unwrap(), 5);
+    assert_eq!(common::hlen_unacked(&redis), 0, "acked");
+}
