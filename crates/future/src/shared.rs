@@ -141,3 +141,68 @@ impl<T: Counted> Drop for Shared<T> {
         }
     }
 }
+
+// Not under Miri, which cannot start the child process the test watches.
+#[cfg(all(test, not(loom), not(miri), unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    /// A value whose count word starts where the caller says.
+    struct Word(AtomicUsize);
+
+    impl Counted for Word {
+        const HANDLE: usize = 1 << 5;
+
+        fn count_word(&self) -> &AtomicUsize {
+            &self.0
+        }
+    }
+
+    /// Set in the child process that `clone_aborts_before_the_count_wraps`
+    /// starts: then this test makes the clone that must abort.
+    const CHILD: &str = "SHARED_OVERFLOW_CHILD";
+
+    /// As `Arc`: `mem::forget` of clones in a loop must end in an abort,
+    /// never in a count that wraps into the value's own bits (and then a
+    /// free while handles remain). A loop would take 2^58 clones, so the
+    /// count starts just below the limit; the abort is watched from a child
+    /// process (this test binary, run again on this one test).
+    #[test]
+    fn clone_aborts_before_the_count_wraps() {
+        if std::env::var_os(CHILD).is_some() {
+            // Two handles counted, the word just under the limit: the next
+            // clone reads a word past it and must abort.
+            let start = usize::MAX / 2 - Word::HANDLE + 1;
+            let (a, b) = Shared::new_pair(Word(AtomicUsize::new(2 * Word::HANDLE)));
+            a.count_word().store(start, Ordering::Relaxed);
+            std::mem::forget(a.clone()); // word: start, below the limit
+            std::mem::forget(a.clone()); // word past the limit: aborts
+                                         // Not reached if the abort works; leave without freeing.
+            std::mem::forget((a, b));
+            println!("no abort");
+            return;
+        }
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "shared::tests::clone_aborts_before_the_count_wraps",
+            ])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .expect("running the test binary again as a child");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains("no abort"),
+            "the clone past the limit did not abort: {stdout}"
+        );
+        assert_eq!(
+            out.status.signal(),
+            Some(6),
+            "the child should die of SIGABRT, as Arc's overflow does: {:?}\n{stdout}",
+            out.status
+        );
+    }
+}

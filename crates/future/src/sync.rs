@@ -53,9 +53,13 @@ use std::time::Instant;
 
 /// Locks `mutex`, ignoring poisoning.
 ///
-/// No code in this crate panics while holding a lock (user callbacks always
-/// run after the guard is dropped), so a poisoned lock can only come from an
-/// allocation failure; the data is still consistent and we keep going.
+/// Done-callbacks and wakes always run after the guard is dropped, but some
+/// user code does run under a future's lock: the value's `Clone` in
+/// `result()` (reads and moves of the value take turns there), and an
+/// awaiting task's `Waker` clone and drop when it registers. If one of those
+/// panics, the lock is poisoned with the data still consistent (the `Clone`
+/// only borrowed the value; the waker list changes by whole entries), so we
+/// keep going (`tests/value_clone.rs`).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
