@@ -13,9 +13,23 @@
 //! items the runners move out in place, `items.rs`) and submits
 //! `min(max_workers, items)` *runner* tasks. A runner takes a *claim*, a run
 //! of consecutive items, from the front of the bag, applies `f` to each
-//! (under its own `catch_unwind`), hands the claim's results to the
-//! iterator, and takes the next claim, until the bag is empty. The iterator
-//! yields the results in input order, claim after claim.
+//! (under its own `catch_unwind`), publishes each result as it ends into
+//! the claim's *run* (`published.rs`), and takes the next claim, until the
+//! bag is empty. The iterator yields the results in input order, each as
+//! soon as it and every result before it are done: an item may wait for
+//! the consumer to take an earlier one, as with CPython's future per item.
+//!
+//! ## Waiting
+//!
+//! The iterator waits for the next result on the bag's condition variable.
+//! A claim is sized to take about `TARGET`, so it first waits for the
+//! claim's end (the runner closes the run under the lock and notifies), up
+//! to `SLOW`. A claim still running then has turned slow, or its next item
+//! waits for the consumer: from then on the iterator takes its results as
+//! they are published and, before each sleep, asks the runner to wake it
+//! when the one it needs is published (`published.rs`, "Waking the
+//! iterator"). So a cheap map costs one wake-up per claim, as before, and
+//! no result waits for the end of its claim for ever.
 //!
 //! ## The claim size (the policy)
 //!
@@ -39,7 +53,8 @@
 //! * **Cheap items** (a few ns): claims climb to about 50 us of work, tens of
 //!   thousands of items, so the per-claim costs (a lock, an allocation, a
 //!   wake-up of the iterator, 1-2 us) are a few percent, and the per-item
-//!   cost is the call itself plus moving its result.
+//!   cost is the call itself, moving its result, and publishing it (a
+//!   store of the count and a look at the iterator's request: `Waiting`).
 //! * **Slow items** (20 items that sleep 50 ms, 20 workers): every runner's
 //!   first claim is one item, and a runner that measured 50 ms per item
 //!   keeps claiming one, so the 20 items run side by side: about one sleep.
@@ -65,8 +80,8 @@
 //! runners and stops the running ones (below); a broken pool fails them the
 //! same way. The items no runner ran then yield `Cancelled` (or the broken
 //! pool's error), in order, between the results of the items that ran:
-//! each index looks for its piece first, since a runner that stopped
-//! leaves a gap before the pieces another runner delivered.
+//! each index looks for its run first, since a runner that stopped
+//! leaves a gap before the runs of another runner's later claims.
 //!
 //! ## Stopping
 //!
@@ -78,8 +93,8 @@
 //! broken pool: the pool dropped its queued work, and these items are
 //! queued work the queue does not hold). Once one is raised, the runner
 //! puts the item and the rest of its claim back (a cancelled bag drops
-//! them; otherwise the iterator reports them), delivers what it did and
-//! ends. The look is two relaxed loads of lines the runner already has in
+//! them; otherwise the iterator reports them), closes its run at what it
+//! did and ends. The look is two relaxed loads of lines the runner already has in
 //! its cache (`Bag::must_stop` says why relaxed is enough), so the per-item
 //! path of a cheap map keeps its cost.
 
@@ -449,7 +464,11 @@ impl<X: Send, T: Send> Source<T> for Bag<X, T> {
                 Some(current) => {
                     // Closed first: a closed run has published everything.
                     let ended = current.run().is_closed() || state.runners_gone == self.runners;
-                    if current.refresh() {
+                    // A running claim's results are taken only once it has
+                    // turned slow (or at the deadline): before, the claim's
+                    // end is near, and chasing its count item by item would
+                    // pull the runner's cache line back and forth for nothing.
+                    if (ended || slow || deadline_passed) && current.refresh() {
                         return Wait::Ready;
                     }
                     if ended {
@@ -630,12 +649,12 @@ impl<T> Adaptive<T> {
     /// Folds the current run's published values up to its next failure
     /// into `acc` in one go: the consumer's path that takes a claim whole
     /// (`Map::fold`), in one loop over the run's buffer, so a cheap `g` (a
-    /// sum) costs little per item. Looks for newly published ones first.
+    /// sum) costs little per item.
     pub(crate) fn fold_ready<B>(&mut self, acc: B, g: impl FnMut(B, T) -> B) -> B {
         let Some(reader) = self.reader.as_mut() else {
             return acc;
         };
-        reader.refresh();
+        // What the last look saw (`Bag::wait` decides when to look again).
         let (acc, n) = reader.fold_values(acc, g);
         self.next += n;
         acc
@@ -666,8 +685,8 @@ impl<T> Adaptive<T> {
             Wait::TimedOut => Some(Err(())),
             Wait::Orphaned => {
                 // This item never ran. Later ones may have: a runner that
-                // stopped leaves a gap before another runner's piece. So
-                // every index still looks for its piece first.
+                // stopped leaves a gap before another runner's run. So
+                // every index still looks for its run first.
                 let error = self.orphaned_error();
                 self.next += 1;
                 Some(Ok(Err(error)))
