@@ -492,6 +492,38 @@ mod tests {
     }
 
     #[test]
+    fn a_fold_that_panics_leaves_the_values_it_did_not_take_to_the_run() {
+        // The consumer's closure panics at the third value (a `for_each`
+        // that panics): the two values it took and the one it was given
+        // are its own; the other five stay in the run, and each of the
+        // eight is dropped exactly once.
+        let drops = Arc::new(Count::new(0));
+        let (run, mut writer) = Run::open(0, 8);
+        for i in 0..8 {
+            writer.push(Ok(Counted(i, drops.clone())));
+        }
+        writer.close();
+        let mut reader = Reader::new(run);
+        reader.refresh();
+        let folded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            reader.fold_values(0, |n, c: Counted| {
+                assert!(c.0 != 2, "the consumer gives up at 2");
+                n + 1
+            })
+        }));
+        assert!(folded.is_err());
+        assert_eq!(
+            drops.load(SeqCst),
+            3,
+            "taken: 0, 1 and the one it panicked on"
+        );
+        assert_eq!(reader.position(), 3);
+        assert_eq!(reader.next_value().map(|c| c.0), Some(3));
+        drop(reader);
+        assert_eq!(drops.load(SeqCst), 8);
+    }
+
+    #[test]
     fn a_reader_on_another_thread_sees_each_value_as_it_is_published() {
         // Small enough for Miri, whose race detector checks the hand-off:
         // the writer publishes one value at a time and waits until the
