@@ -13,9 +13,23 @@
 //! items the runners move out in place, `items.rs`) and submits
 //! `min(max_workers, items)` *runner* tasks. A runner takes a *claim*, a run
 //! of consecutive items, from the front of the bag, applies `f` to each
-//! (under its own `catch_unwind`), hands the claim's results to the
-//! iterator, and takes the next claim, until the bag is empty. The iterator
-//! yields the results in input order, claim after claim.
+//! (under its own `catch_unwind`), publishes each result as it ends into
+//! the claim's *run* (`published.rs`), and takes the next claim, until the
+//! bag is empty. The iterator yields the results in input order, each as
+//! soon as it and every result before it are done: an item may wait for
+//! the consumer to take an earlier one, as with CPython's future per item.
+//!
+//! ## Waiting
+//!
+//! The iterator waits for the next result on the bag's condition variable.
+//! A claim is sized to take about `TARGET`, so it first waits for the
+//! claim's end (the runner closes the run under the lock and notifies), up
+//! to `SLOW`. A claim still running then has turned slow, or its next item
+//! waits for the consumer: from then on the iterator takes its results as
+//! they are published and, before each sleep, asks the runner to wake it
+//! when the one it needs is published (`published.rs`, "Waking the
+//! iterator"). So a cheap map costs one wake-up per claim, as before, and
+//! no result waits for the end of its claim for ever.
 //!
 //! ## The claim size (the policy)
 //!
@@ -39,7 +53,8 @@
 //! * **Cheap items** (a few ns): claims climb to about 50 us of work, tens of
 //!   thousands of items, so the per-claim costs (a lock, an allocation, a
 //!   wake-up of the iterator, 1-2 us) are a few percent, and the per-item
-//!   cost is the call itself plus moving its result.
+//!   cost is the call itself, moving its result, and publishing it (a
+//!   store of the count and a look at the iterator's request: `Waiting`).
 //! * **Slow items** (20 items that sleep 50 ms, 20 workers): every runner's
 //!   first claim is one item, and a runner that measured 50 ms per item
 //!   keeps claiming one, so the 20 items run side by side: about one sleep.
@@ -65,8 +80,8 @@
 //! runners and stops the running ones (below); a broken pool fails them the
 //! same way. The items no runner ran then yield `Cancelled` (or the broken
 //! pool's error), in order, between the results of the items that ran:
-//! each index looks for its piece first, since a runner that stopped
-//! leaves a gap before the pieces another runner delivered.
+//! each index looks for its run first, since a runner that stopped
+//! leaves a gap before the runs of another runner's later claims.
 //!
 //! ## Stopping
 //!
@@ -78,8 +93,8 @@
 //! broken pool: the pool dropped its queued work, and these items are
 //! queued work the queue does not hold). Once one is raised, the runner
 //! puts the item and the rest of its claim back (a cancelled bag drops
-//! them; otherwise the iterator reports them), delivers what it did and
-//! ends. The look is two relaxed loads of lines the runner already has in
+//! them; otherwise the iterator reports them), closes its run at what it
+//! did and ends. The look is two relaxed loads of lines the runner already has in
 //! its cache (`Bag::must_stop` says why relaxed is enough), so the per-item
 //! path of a cheap map keeps its cost.
 
@@ -94,8 +109,10 @@ use std::time::{Duration, Instant};
 use future::{contain, promise, FutureError, TaskError};
 use parking_lot::{Condvar, Mutex};
 
+use crate::asymmetric::Fences;
 use crate::items::{Claim, Items};
 use crate::job::PromiseJob;
+use crate::published::{Reader, Run, Watch, Writer};
 use crate::raw::RawJob;
 use crate::shared::Shared;
 
@@ -117,29 +134,22 @@ pub(crate) fn guided_cap(remaining: usize, runners: usize) -> usize {
     (remaining / (2 * runners.max(1))).max(1)
 }
 
-/// The results of one claim: items `start .. start + len`.
-struct Piece<T> {
-    start: usize,
-    len: usize,
-    /// The values of the items that returned, in order.
-    values: Vec<T>,
-    /// The items that panicked, by index, in order.
-    failures: VecDeque<(usize, TaskError)>,
-}
-
 struct State<T> {
     /// The indexes of the unclaimed items, in input order (a claim given
     /// back goes in front). These ranges own their items (`items.rs`).
     unclaimed: VecDeque<Range<usize>>,
     remaining: usize,
-    /// Finished claims, by first index, until the iterator takes them.
-    pieces: BTreeMap<usize, Piece<T>>,
+    /// The claims' results, by first index, from the claim until the
+    /// iterator takes them (`published.rs`: they fill as the items end).
+    runs: BTreeMap<usize, Arc<Run<T>>>,
     /// Runner tasks that ended, ran or not (their closure was dropped).
     runners_gone: usize,
     /// The iterator was dropped or timed out: claim nothing more.
     cancelled: bool,
     /// Claims that turned slow and gave their rest back (for the tests).
     given_back: usize,
+    /// The iterator sleeps until the run at this index opens.
+    awaited_run: Option<usize>,
 }
 
 /// What the runners and the iterator share.
@@ -153,9 +163,12 @@ struct Bag<X, T> {
     /// The pool's `Shared::queued_cancelled`: `shutdown(cancel_futures)` or
     /// a broken pool dropped the queued work, this map's items included.
     pool_cancelled: Arc<AtomicBool>,
-    /// Signalled when a piece is delivered or a runner leaves.
+    /// Signalled when a run is opened or closed, when a result the
+    /// iterator watches for is published, and when a runner leaves.
     changed: Condvar,
     runners: usize,
+    /// The iterator's request to be woken by one result (`published.rs`).
+    watch: Watch,
 }
 
 impl<X, T> Bag<X, T> {
@@ -171,16 +184,18 @@ impl<X, T> Bag<X, T> {
             state: Mutex::new(State {
                 unclaimed: std::iter::once(0..total).collect(),
                 remaining: total,
-                pieces: BTreeMap::new(),
+                runs: BTreeMap::new(),
                 runners_gone: 0,
                 cancelled: false,
                 given_back: 0,
+                awaited_run: None,
             }),
             items,
             stop: AtomicBool::new(false),
             pool_cancelled,
             changed: Condvar::new(),
             runners: runners(total),
+            watch: Watch::new(Fences::new()),
         }
     }
 
@@ -248,9 +263,56 @@ impl<X, T> Bag<X, T> {
         state.unclaimed.push_front(rest);
     }
 
-    fn deliver(&self, piece: Piece<T>) {
+    /// A run for the results of the claim `start .. start + len`, where
+    /// the iterator finds it from now on.
+    fn open(&self, start: usize, len: usize) -> Writer<T> {
+        // Allocated outside the lock; its items are not started yet.
+        let (run, writer) = Run::open(start, len);
         let mut state = self.state.lock();
-        state.pieces.insert(piece.start, piece);
+        state.runs.insert(start, run);
+        let awaited = state.awaited_run == Some(start);
+        drop(state);
+        if awaited {
+            self.changed.notify_one();
+        }
+        writer
+    }
+
+    /// After publishing the results up to `end` (an index of the input):
+    /// wakes the iterator if it sleeps waiting for the last of them
+    /// (`published.rs`, "Waking the iterator": a compiler fence and the
+    /// look of a word that stays in this core's cache until the iterator
+    /// writes it).
+    #[inline]
+    fn published(&self, end: usize) {
+        if self.watch.published(end) {
+            self.wake_watcher();
+        }
+    }
+
+    #[cold]
+    fn wake_watcher(&self) {
+        // Through the lock: the iterator looks at the count and goes to
+        // sleep under it, so the notify cannot fall between the two.
+        drop(self.state.lock());
+        self.changed.notify_one();
+    }
+
+    /// The claim's end: nothing more is published in its run (an empty
+    /// run leaves the bag: its index goes back with the claim's rest).
+    fn close(&self, writer: Writer<T>) {
+        let mut state = self.state.lock();
+        if writer.len() == 0 {
+            let start = writer.run().start();
+            if state
+                .runs
+                .get(&start)
+                .is_some_and(|run| Arc::ptr_eq(run, writer.run()))
+            {
+                state.runs.remove(&start);
+            }
+        }
+        writer.close();
         drop(state);
         self.changed.notify_one();
     }
@@ -292,8 +354,7 @@ fn run<X, T>(bag: &Bag<X, T>, f: &(impl Fn(X) -> T + ?Sized)) {
         let (start, n) = (claim.start(), claim.len());
         let look_every = (n / 8).max(1);
         let mut until_look = look_every;
-        let mut values = Vec::with_capacity(n);
-        let mut failures = VecDeque::new();
+        let mut out = bag.open(start, n);
         let began = Instant::now();
         let mut done = 0;
         let ended = loop {
@@ -305,11 +366,11 @@ fn run<X, T>(bag: &Bag<X, T>, f: &(impl Fn(X) -> T + ?Sized)) {
             let Some(x) = claim.next() else {
                 break Ended::Done;
             };
-            match catch_unwind(AssertUnwindSafe(|| f(x))) {
-                Ok(value) => values.push(value),
-                Err(payload) => failures.push_back((start + done, TaskError::from_panic(payload))),
-            }
+            out.push(catch_unwind(AssertUnwindSafe(|| f(x))).map_err(TaskError::from_panic));
             done += 1;
+            // Each result reaches the iterator as it ends: the next item
+            // may wait for the consumer to take this one.
+            bag.published(start + done);
             until_look -= 1;
             if until_look == 0 {
                 until_look = look_every;
@@ -319,18 +380,13 @@ fn run<X, T>(bag: &Bag<X, T>, f: &(impl Fn(X) -> T + ?Sized)) {
             }
         };
         let stopped = matches!(ended, Ended::Stopped);
+        let took = began.elapsed();
+        // Closed first: an empty run leaves the bag before its index goes
+        // back with the rest (a new claim of it opens a run there).
+        bag.close(out);
         if !matches!(ended, Ended::Done) {
             // Stopped, or turned slow: the rest goes back for any runner.
             bag.give_back(claim);
-        }
-        let took = began.elapsed();
-        if done > 0 {
-            bag.deliver(Piece {
-                start,
-                len: done,
-                values,
-                failures,
-            });
         }
         if stopped {
             return;
@@ -368,21 +424,18 @@ pub(crate) struct Adaptive<T> {
     total: usize,
     /// The index of the next item to yield.
     next: usize,
-    /// The current piece: its end, its values, its failures; kept as plain
-    /// fields so that yielding a value is a compare and a pointer bump.
-    piece_end: usize,
-    values: std::vec::IntoIter<T>,
-    failures: VecDeque<(usize, TaskError)>,
-    /// The index of the current piece's next failure (`usize::MAX`: none).
-    next_failure: usize,
+    /// The run (a claim's results) that holds `next`, once found: yielding
+    /// one of its values is a compare and a read (`published.rs`).
+    reader: Option<Reader<T>>,
     /// Every runner is gone with items unrun: those yield this error (the
-    /// pieces of the items that ran are still yielded).
+    /// results of the items that ran are still yielded).
     orphaned: Option<FutureError>,
 }
 
-/// How waiting for the next piece ended.
-enum Wait<T> {
-    Piece(Piece<T>),
+/// How waiting for the next result ended.
+enum Wait {
+    /// `reader` holds it.
+    Ready,
     /// No runner is left to produce it.
     Orphaned,
     TimedOut,
@@ -390,29 +443,92 @@ enum Wait<T> {
 
 /// The iterator's view of the bag, without the item type.
 trait Source<T>: Send + Sync {
-    fn wait_piece(&self, start: usize, deadline: Option<Instant>) -> Wait<T>;
+    /// Waits until the result of item `next` is ready in `reader` (which
+    /// it replaces with the run that holds `next` once the current one
+    /// has nothing more), until `deadline`.
+    fn wait(&self, reader: &mut Option<Reader<T>>, next: usize, deadline: Option<Instant>) -> Wait;
     /// Claims nothing more and drops the unclaimed items.
     fn cancel(&self);
 }
 
 impl<X: Send, T: Send> Source<T> for Bag<X, T> {
-    fn wait_piece(&self, start: usize, deadline: Option<Instant>) -> Wait<T> {
+    fn wait(&self, reader: &mut Option<Reader<T>>, next: usize, deadline: Option<Instant>) -> Wait {
         let mut state = self.state.lock();
+        // The current run outlasted `SLOW` while we waited: from then on
+        // we ask for each of its results (module docs, "Waiting").
+        let mut slow = false;
+        let mut deadline_passed = false;
         loop {
-            if let Some(piece) = state.pieces.remove(&start) {
-                return Wait::Piece(piece);
-            }
-            if state.runners_gone == self.runners {
-                return Wait::Orphaned;
-            }
-            match deadline {
-                None => self.changed.wait(&mut state),
-                Some(deadline) => {
-                    if self.changed.wait_until(&mut state, deadline).timed_out()
-                        && !state.pieces.contains_key(&start)
-                    {
-                        return Wait::TimedOut;
+            // Where is item `next`'s result?
+            match reader {
+                Some(current) => {
+                    // Closed first: a closed run has published everything.
+                    let ended = current.run().is_closed() || state.runners_gone == self.runners;
+                    // A running claim's results are taken only once it has
+                    // turned slow (or at the deadline): before, the claim's
+                    // end is near, and chasing its count item by item would
+                    // pull the runner's cache line back and forth for nothing.
+                    if (ended || slow || deadline_passed) && current.refresh() {
+                        return Wait::Ready;
                     }
+                    if ended {
+                        // It stopped before `next`: the rest is in another run.
+                        *reader = None;
+                        slow = false;
+                        continue;
+                    }
+                }
+                None => {
+                    if let Some(run) = state.runs.remove(&next) {
+                        *reader = Some(Reader::new(run));
+                        continue;
+                    }
+                    if state.runners_gone == self.runners {
+                        return Wait::Orphaned;
+                    }
+                }
+            }
+            if deadline_passed {
+                return Wait::TimedOut;
+            }
+            let until = match (reader.is_some() && !slow, deadline) {
+                // Waiting for a running claim to end: it is sized to take
+                // `TARGET`, so it normally ends first; past `SLOW`, it has
+                // turned slow or its item waits for us.
+                (true, _) => {
+                    Some(deadline.map_or(Instant::now() + SLOW, |d| d.min(Instant::now() + SLOW)))
+                }
+                (false, deadline) => deadline,
+            };
+            if slow {
+                // Ask the runner for the result of `next`, then look once
+                // more: either we see it now or the runner sees the request.
+                self.watch.ask(next);
+                if reader.as_mut().is_some_and(Reader::refresh) {
+                    self.watch.clear();
+                    return Wait::Ready;
+                }
+            }
+            if reader.is_none() {
+                state.awaited_run = Some(next);
+            }
+            let timed_out = match until {
+                None => {
+                    self.changed.wait(&mut state);
+                    false
+                }
+                Some(until) => self.changed.wait_until(&mut state, until).timed_out(),
+            };
+            state.awaited_run = None;
+            if slow {
+                self.watch.clear();
+            }
+            if timed_out {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    // One more look, then the timeout.
+                    deadline_passed = true;
+                } else {
+                    slow = true;
                 }
             }
         }
@@ -514,45 +630,34 @@ impl<T: Send + 'static> Adaptive<T> {
             shared,
             total,
             next: 0,
-            piece_end: 0,
-            values: Vec::new().into_iter(),
-            failures: VecDeque::new(),
-            next_failure: usize::MAX,
+            reader: None,
             orphaned: None,
         })
     }
 }
 
 impl<T> Adaptive<T> {
-    /// The next value, if it is in the current piece and did not fail:
-    /// the per-item path of a cheap map, kept small.
+    /// The next value, if it is published in the current run and did not
+    /// fail: the per-item path of a cheap map, kept small.
     #[inline]
     pub(crate) fn next_ready(&mut self) -> Option<T> {
-        if self.next < self.piece_end && self.next != self.next_failure {
-            self.next += 1;
-            self.values.next()
-        } else {
-            None
-        }
+        let value = self.reader.as_mut()?.next_value()?;
+        self.next += 1;
+        Some(value)
     }
 
-    /// Folds the current piece's values up to its next failure (or its
-    /// end) into `acc` in one go: the consumer's path that takes a claim
-    /// whole (`Map::fold`). The loop is over the piece's own vector, with
-    /// no per-item bookkeeping, so a cheap `g` (a sum) can be vectorized.
+    /// Folds the current run's published values up to its next failure
+    /// into `acc` in one go: the consumer's path that takes a claim whole
+    /// (`Map::fold`), in one loop over the run's buffer, so a cheap `g` (a
+    /// sum) costs little per item.
     pub(crate) fn fold_ready<B>(&mut self, acc: B, g: impl FnMut(B, T) -> B) -> B {
-        let until = self.piece_end.min(self.next_failure);
-        if self.next >= until {
+        let Some(reader) = self.reader.as_mut() else {
             return acc;
-        }
-        let n = until - self.next;
-        self.next = until;
-        if n == self.values.len() {
-            // The whole rest of the piece: `IntoIter::fold` is a plain loop.
-            std::mem::take(&mut self.values).fold(acc, g)
-        } else {
-            (&mut self.values).take(n).fold(acc, g)
-        }
+        };
+        // What the last look saw (`Bag::wait` decides when to look again).
+        let (acc, n) = reader.fold_values(acc, g);
+        self.next += n;
+        acc
     }
 
     /// The next result in input order, waiting until `deadline`; `None` at
@@ -567,26 +672,21 @@ impl<T> Adaptive<T> {
         if self.next >= self.total {
             return None;
         }
-        if self.next < self.piece_end {
-            // The current piece's next item failed.
-            let (_, error) = self.failures.pop_front().expect("a failure at this index");
-            self.next_failure = self.failures.front().map_or(usize::MAX, |(i, _)| *i);
+        if let Some(error) = self.reader.as_mut().and_then(Reader::next_failure) {
+            // The current run's next item failed.
             self.next += 1;
             return Some(Ok(Err(FutureError::Task(error))));
         }
-        match self.source.wait_piece(self.next, deadline) {
-            Wait::Piece(piece) => {
-                self.piece_end = piece.start + piece.len;
-                self.values = piece.values.into_iter();
-                self.failures = piece.failures;
-                self.next_failure = self.failures.front().map_or(usize::MAX, |(i, _)| *i);
+        match self.source.wait(&mut self.reader, self.next, deadline) {
+            Wait::Ready => {
+                debug_assert_eq!(self.reader.as_ref().map(Reader::position), Some(self.next));
                 self.next(deadline)
             }
             Wait::TimedOut => Some(Err(())),
             Wait::Orphaned => {
                 // This item never ran. Later ones may have: a runner that
-                // stopped leaves a gap before another runner's piece. So
-                // every index still looks for its piece first.
+                // stopped leaves a gap before another runner's run. So
+                // every index still looks for its run first.
                 let error = self.orphaned_error();
                 self.next += 1;
                 Some(Ok(Err(error)))
@@ -647,6 +747,29 @@ mod tests {
         assert_eq!(next_claim(1, Duration::from_millis(50)), 1);
     }
 
+    /// Every run's results, by first index: what an iterator would take.
+    fn results<X, T>(bag: &Bag<X, T>) -> Vec<(usize, Vec<Result<T, TaskError>>)> {
+        let runs = std::mem::take(&mut bag.state.lock().runs);
+        runs.into_iter()
+            .map(|(start, run)| {
+                assert!(run.is_closed(), "a run left open");
+                let mut reader = Reader::new(run);
+                let mut out = Vec::new();
+                reader.refresh();
+                loop {
+                    if let Some(v) = reader.next_value() {
+                        out.push(Ok(v));
+                    } else if let Some(e) = reader.next_failure() {
+                        out.push(Err(e));
+                    } else {
+                        break;
+                    }
+                }
+                (start, out)
+            })
+            .collect()
+    }
+
     fn bag(n: usize, runners: usize) -> Bag<usize, usize> {
         Bag::new(0..n, |_| runners, Arc::new(AtomicBool::new(false)))
     }
@@ -666,25 +789,25 @@ mod tests {
             }
             x * 3
         });
-        let state = bag.state.lock();
-        assert!(state.given_back >= 1, "the slow claim kept its rest");
-        // The pieces tile 0..N, each item once, in order, with its value.
+        assert!(
+            bag.state.lock().given_back >= 1,
+            "the slow claim kept its rest"
+        );
+        // The runs tile 0..N, each item once, in order, with its value.
         let mut next = 0;
         let mut slow_piece = None;
         let mut after_slow = None;
-        for (&start, piece) in &state.pieces {
+        for (start, piece) in results(&bag) {
             assert_eq!(start, next);
-            assert_eq!(piece.values.len(), piece.len);
-            assert!(piece.failures.is_empty());
-            for (i, v) in piece.values.iter().enumerate() {
-                assert_eq!(*v, (start + i) * 3);
+            for (i, v) in piece.iter().enumerate() {
+                assert_eq!(*v.as_ref().unwrap(), (start + i) * 3);
             }
-            if (start..start + piece.len).contains(&SLOW_ITEM) {
-                slow_piece = Some(piece.len);
+            if (start..start + piece.len()).contains(&SLOW_ITEM) {
+                slow_piece = Some(piece.len());
             } else if slow_piece.is_some() && after_slow.is_none() {
-                after_slow = Some(piece.len);
+                after_slow = Some(piece.len());
             }
-            next += piece.len;
+            next += piece.len();
         }
         assert_eq!(next, N);
         // At least 300 us over the slow piece's items: the next claim fits
@@ -818,17 +941,15 @@ mod tests {
             s.spawn(|| run(&bag, &f));
             s.spawn(|| run(&bag, &f));
         });
-        let state = bag.state.lock();
         let mut values = 0;
-        for (&start, piece) in &state.pieces {
-            for (i, v) in piece.values.iter().enumerate() {
-                assert_eq!(*v, (start + i) * 2);
+        for (start, piece) in results(&bag) {
+            for (i, v) in piece.iter().enumerate() {
+                assert_eq!(*v.as_ref().unwrap(), (start + i) * 2);
             }
-            values += piece.values.len();
+            values += piece.len();
         }
         assert_eq!(values, ran.load(Relaxed));
         assert!(values < N, "the cancel stopped nothing");
-        drop(state);
         drop(bag);
         assert_eq!(drops.load(Relaxed), N);
     }

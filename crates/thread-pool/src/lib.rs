@@ -128,6 +128,7 @@
 #![warn(missing_docs)]
 
 mod adaptive;
+mod asymmetric;
 mod backoff;
 mod builder;
 mod error;
@@ -138,6 +139,7 @@ mod job;
 mod life;
 mod map;
 mod pacing;
+mod published;
 mod queue;
 mod raw;
 mod scope;

@@ -575,3 +575,41 @@ fn a_panic_in_the_input_still_runs_the_items_read_before_it() {
         "the items read before the panic did not all run"
     );
 }
+
+/// A map item that takes one of the consumer's permits: `Some(x)`, or
+/// `None` if it waited `HANG_GUARD` for one (the map would have hung).
+fn takes_a_permit(sem: &common::Semaphore) -> impl Fn(u32) -> Option<u32> + Send + Sync + 'static {
+    let sem = sem.clone();
+    move |x| sem.acquire().then_some(x)
+}
+
+/// Checks that every item got its permit, in order.
+fn check_every_item_got_a_permit(out: &[Option<u32>], n: u32) {
+    assert_eq!(out.len(), n as usize);
+    if let Some(first) = out.iter().position(Option::is_none) {
+        panic!(
+            "item {first} waited {:?} for a permit the consumer releases per result: \
+             the results before it never reached the iterator (the map hung)",
+            common::HANG_GUARD
+        );
+    }
+    assert!(out.iter().enumerate().all(|(i, v)| *v == Some(i as u32)));
+}
+
+#[test]
+fn an_item_that_waits_for_the_consumer_does_not_hang_the_map() {
+    // Review 6: one worker; each item takes one of 4 permits, and the
+    // consumer gives one back per result it gets. CPython (a future per
+    // item) goes on; a map whose results reach the iterator only when
+    // their whole claim ends hangs at the fifth item of a claim, which
+    // waits for the consumer, who waits for the four before it.
+    const N: u32 = 1000;
+    let pool = ThreadPoolExecutor::new(1);
+    let sem = common::Semaphore::new(4);
+    let mut out = Vec::new();
+    for r in pool.map(takes_a_permit(&sem), 0..N).unwrap() {
+        out.push(r.unwrap());
+        sem.release();
+    }
+    check_every_item_got_a_permit(&out, N);
+}

@@ -240,3 +240,30 @@ fn a_panic_payload_whose_drop_panics_fails_only_its_item() {
         }
     }
 }
+
+#[test]
+fn fold_over_items_that_wait_for_the_consumer_does_not_hang() {
+    // As `an_item_that_waits_for_the_consumer_does_not_hang_the_map`
+    // (map_adaptive.rs), through `fold`: the consumer gives a permit back
+    // per result, so `fold` must take each result as soon as it is done,
+    // not only whole claims.
+    const N: u32 = 1000;
+    let pool = ThreadPoolExecutor::new(1);
+    let sem = common::Semaphore::new(4);
+    let s = sem.clone();
+    let f = move |x: u32| s.acquire().then_some(x);
+    let out = pool.map(f, 0..N).unwrap().fold(Vec::new(), |mut out, r| {
+        out.push(r.unwrap());
+        sem.release();
+        out
+    });
+    assert_eq!(out.len(), N as usize);
+    if let Some(first) = out.iter().position(Option::is_none) {
+        panic!(
+            "item {first} waited {:?} for a permit the consumer releases per result: \
+             the results before it never reached the fold (the map hung)",
+            common::HANG_GUARD
+        );
+    }
+    assert!(out.iter().enumerate().all(|(i, v)| *v == Some(i as u32)));
+}

@@ -130,3 +130,45 @@ pub fn counting_initializer(
         Ok(())
     }
 }
+
+/// A counting semaphore (std `Mutex` + `Condvar`) whose `acquire` gives up
+/// after `HANG_GUARD`: from then on every `acquire` fails at once, so a map
+/// that would hang ends and its test fails, saying which item waited.
+#[derive(Clone)]
+pub struct Semaphore {
+    inner: Arc<(Mutex<(usize, bool)>, Condvar)>,
+}
+
+/// How long an `acquire` waits before the semaphore calls it a hang.
+pub const HANG_GUARD: Duration = Duration::from_secs(60);
+
+impl Semaphore {
+    pub fn new(permits: usize) -> Self {
+        Semaphore {
+            inner: Arc::new((Mutex::new((permits, false)), Condvar::new())),
+        }
+    }
+
+    /// Takes a permit; false if none came within `HANG_GUARD` (or an
+    /// earlier `acquire` already gave up).
+    pub fn acquire(&self) -> bool {
+        let guard = self.inner.0.lock().unwrap();
+        let (mut guard, _) = self
+            .inner
+            .1
+            .wait_timeout_while(guard, HANG_GUARD, |(permits, hung)| *permits == 0 && !*hung)
+            .unwrap();
+        if guard.1 || guard.0 == 0 {
+            guard.1 = true;
+            self.inner.1.notify_all();
+            return false;
+        }
+        guard.0 -= 1;
+        true
+    }
+
+    pub fn release(&self) {
+        self.inner.0.lock().unwrap().0 += 1;
+        self.inner.1.notify_all();
+    }
+}
