@@ -1215,8 +1215,10 @@ local function revoked(id)
   return 0
 end
 for i = 1, n do
-  local raw = redis.call('RPOP', KEYS[i])
-  if raw then
+  -- pcall: a key of another type (another program's) is skipped, not an
+  -- error that would fail every fetch while the lists before it are empty.
+  local raw = redis.pcall('RPOP', KEYS[i])
+  if type(raw) == 'string' then
     redis.call('ZADD', KEYS[n + 1], ARGV[2], ARGV[1])
     redis.call('HSET', KEYS[n + 2], ARGV[1], '[' .. raw .. ', "", ' .. ARGV[2 + i] .. ']')
     local t = redis.call('TIME')

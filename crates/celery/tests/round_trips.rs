@@ -320,3 +320,26 @@ fn a_priority_key_of_another_type_does_not_fail_the_fetch_after_its_pop() {
     assert_eq!(f.result_timeout(LONG).unwrap(), 5);
     assert_eq!(common::hlen_unacked(&redis), 0, "acked");
 }
+
+/// The pops themselves: a worker serving two queues, the first empty and
+/// its priority list's key holding another type, still fetches from the
+/// second (the pop of the wrong-type key is skipped, not an error that
+/// fails every fetch while the first queue is empty).
+#[test]
+fn a_priority_key_of_another_type_does_not_starve_the_next_queue() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let key = format!("rt{}3", celery::message::SEP);
+    redis
+        .connect()
+        .command(&[b"HSET", key.as_bytes(), b"field", b"value"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let ex = CeleryExecutor::builder(&url).queue("rb").connect().unwrap();
+    let f = ex.submit_named::<_, i64>("rust.add", (4, 2)).unwrap();
+    let _worker = ThreadWorker::start(&url, &["rt", "rb"], 1);
+    // Hang guard: before the fix, every fetch failed at the hash.
+    assert_eq!(f.result_timeout(LONG).unwrap(), 6);
+    assert_eq!(common::hlen_unacked(&redis), 0, "acked");
+}
