@@ -1337,6 +1337,12 @@ fn deliver(shared: &Shared, channel: &str, data: &[u8]) {
     let Some(id) = channel.strip_prefix("celery-task-meta-") else {
         return;
     };
+    // The pattern subscription also brings results of tasks this client
+    // no longer waits for (another client's under a colliding prefix, or
+    // anyone's publishing there): not parsed at all.
+    if !lock(&shared.pending).contains_key(id) {
+        return;
+    }
     match parse_final_reported(data) {
         Ok(Some(reported)) => shared.complete(id, reported),
         Ok(None) => {} // STARTED, RETRY: wait for the final state
