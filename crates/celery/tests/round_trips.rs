@@ -70,6 +70,17 @@ fn executor(url: &str) -> CeleryExecutor {
     CeleryExecutor::builder(url).queue("rt").connect().unwrap()
 }
 
+/// Stores a hash under `key`: another program's key, of a type the worker
+/// does not expect there.
+fn put_a_hash_at(redis: &RedisServer, key: &str) {
+    redis
+        .connect()
+        .command(&[b"HSET", key.as_bytes(), b"field", b"value"])
+        .unwrap()
+        .ok()
+        .unwrap();
+}
+
 fn add(ex: &CeleryExecutor, x: i64) {
     let f = ex.submit_named::<_, i64>("rust.add", (x, 1)).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), x + 1);
@@ -238,12 +249,7 @@ fn a_key_of_another_type_does_not_fail_the_fetch(prefix: &str) {
     let mut msg = celery::TaskMessage::new("rust.add", serde_json::json!([4, 1]), "rt");
     msg.id = celery::id::new_task_id();
     let key = format!("{prefix}{}", msg.id);
-    redis
-        .connect()
-        .command(&[b"HSET", key.as_bytes(), b"field", b"value"])
-        .unwrap()
-        .ok()
-        .unwrap();
+    put_a_hash_at(&redis, &key);
     let f = ex.send::<i64>(msg).unwrap();
     assert_eq!(f.result_timeout(LONG).unwrap(), 5);
     assert_eq!(common::hlen_unacked(&redis), 0, "acked");
@@ -307,12 +313,7 @@ fn a_priority_key_of_another_type_does_not_fail_the_fetch_after_its_pop() {
     let redis = RedisServer::start();
     let url = redis.url(0);
     let key = format!("rt{}3", celery::message::SEP);
-    redis
-        .connect()
-        .command(&[b"HSET", key.as_bytes(), b"field", b"value"])
-        .unwrap()
-        .ok()
-        .unwrap();
+    put_a_hash_at(&redis, &key);
     let ex = executor(&url);
     let f = ex.submit_named::<_, i64>("rust.add", (4, 1)).unwrap();
     let _worker = ThreadWorker::start(&url, &["rt"], 1);
@@ -330,12 +331,7 @@ fn a_priority_key_of_another_type_does_not_starve_the_next_queue() {
     let redis = RedisServer::start();
     let url = redis.url(0);
     let key = format!("rt{}3", celery::message::SEP);
-    redis
-        .connect()
-        .command(&[b"HSET", key.as_bytes(), b"field", b"value"])
-        .unwrap()
-        .ok()
-        .unwrap();
+    put_a_hash_at(&redis, &key);
     let ex = CeleryExecutor::builder(&url).queue("rb").connect().unwrap();
     let f = ex.submit_named::<_, i64>("rust.add", (4, 2)).unwrap();
     let _worker = ThreadWorker::start(&url, &["rt", "rb"], 1);
