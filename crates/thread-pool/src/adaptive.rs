@@ -150,6 +150,13 @@ struct State<T> {
     given_back: usize,
     /// The iterator sleeps until the run at this index opens.
     awaited_run: Option<usize>,
+    /// The first index of the run the iterator has seen outlast `SLOW`:
+    /// it takes that run's results as they are published, without
+    /// waiting `SLOW` again at each (module docs, "Waiting").
+    slow_run: Option<usize>,
+    /// Waits for a running claim's end that timed out at `SLOW` (for the
+    /// tests).
+    slow_waits: usize,
 }
 
 /// What the runners and the iterator share.
@@ -189,6 +196,8 @@ impl<X, T> Bag<X, T> {
                 cancelled: false,
                 given_back: 0,
                 awaited_run: None,
+                slow_run: None,
+                slow_waits: 0,
             }),
             items,
             stop: AtomicBool::new(false),
@@ -454,9 +463,12 @@ trait Source<T>: Send + Sync {
 impl<X: Send, T: Send> Source<T> for Bag<X, T> {
     fn wait(&self, reader: &mut Option<Reader<T>>, next: usize, deadline: Option<Instant>) -> Wait {
         let mut state = self.state.lock();
-        // The current run outlasted `SLOW` while we waited: from then on
-        // we ask for each of its results (module docs, "Waiting").
-        let mut slow = false;
+        // The current run outlasted `SLOW` (in this wait or an earlier
+        // one): from then on we ask for each of its results (module docs,
+        // "Waiting").
+        let mut slow = reader
+            .as_ref()
+            .is_some_and(|current| state.slow_run == Some(current.run().start()));
         let mut deadline_passed = false;
         loop {
             // Where is item `next`'s result?
@@ -474,6 +486,7 @@ impl<X: Send, T: Send> Source<T> for Bag<X, T> {
                     if ended {
                         // It stopped before `next`: the rest is in another run.
                         *reader = None;
+                        state.slow_run = None;
                         slow = false;
                         continue;
                     }
@@ -528,7 +541,11 @@ impl<X: Send, T: Send> Source<T> for Bag<X, T> {
                     // One more look, then the timeout.
                     deadline_passed = true;
                 } else {
+                    if !slow {
+                        state.slow_waits += 1;
+                    }
                     slow = true;
+                    state.slow_run = reader.as_ref().map(|current| current.run().start());
                 }
             }
         }
@@ -901,6 +918,43 @@ mod tests {
         bag.give_back(claim);
         assert_eq!(bag.state.lock().unclaimed, [4..10, 10..100]);
         (bag, drops)
+    }
+
+    #[test]
+    fn a_claim_that_outlasted_slow_is_not_waited_for_again_at_each_result() {
+        // Module docs, "Waiting": once a running claim has outlasted
+        // `SLOW`, the iterator takes its results as they are published. A
+        // claim whose items each wait for the consumer (review 6's
+        // semaphore) must not cost `SLOW` per result: the second result,
+        // published before the iterator asks for it, is taken at once.
+        let bag = bag(10, 1);
+        let mut writer = bag.open(0, 10);
+        writer.push(Ok(0));
+        bag.published(1);
+        let mut reader = None;
+        assert!(matches!(
+            Source::wait(&bag, &mut reader, 0, None),
+            Wait::Ready
+        ));
+        assert_eq!(reader.as_mut().and_then(Reader::next_value), Some(0));
+        assert_eq!(
+            bag.state.lock().slow_waits,
+            1,
+            "the first result waits SLOW"
+        );
+        writer.push(Ok(1));
+        bag.published(2);
+        assert!(matches!(
+            Source::wait(&bag, &mut reader, 1, None),
+            Wait::Ready
+        ));
+        assert_eq!(reader.as_mut().and_then(Reader::next_value), Some(1));
+        assert_eq!(
+            bag.state.lock().slow_waits,
+            1,
+            "the iterator waited SLOW again for a claim it knew was slow"
+        );
+        bag.close(writer);
     }
 
     #[test]
