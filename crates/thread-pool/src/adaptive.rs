@@ -450,6 +450,12 @@ enum Wait {
     TimedOut,
 }
 
+/// `SLOW` from now, or the deadline if it comes first.
+fn soon(deadline: Option<Instant>) -> Instant {
+    let soon = Instant::now() + SLOW;
+    deadline.map_or(soon, |d| d.min(soon))
+}
+
 /// The iterator's view of the bag, without the item type.
 trait Source<T>: Send + Sync {
     /// Waits until the result of item `next` is ready in `reader` (which
@@ -508,18 +514,22 @@ impl<X: Send, T: Send> Source<T> for Bag<X, T> {
                 // Waiting for a running claim to end: it is sized to take
                 // `TARGET`, so it normally ends first; past `SLOW`, it has
                 // turned slow or its item waits for us.
-                (true, _) => {
-                    Some(deadline.map_or(Instant::now() + SLOW, |d| d.min(Instant::now() + SLOW)))
-                }
+                (true, _) => Some(soon(deadline)),
                 (false, deadline) => deadline,
             };
+            let mut until = until;
             if slow {
                 // Ask the runner for the result of `next`, then look once
                 // more: either we see it now or the runner sees the request.
-                self.watch.ask(next);
+                let sure = self.watch.ask(next);
                 if reader.as_mut().is_some_and(Reader::refresh) {
                     self.watch.clear();
                     return Wait::Ready;
+                }
+                if !sure {
+                    // The fence pair was refused (`asymmetric.rs`): the
+                    // runner may miss the request, so look again at SLOW.
+                    until = Some(soon(deadline));
                 }
             }
             if reader.is_none() {

@@ -84,10 +84,13 @@ impl Watch {
     }
 
     /// The iterator, before it looks once more and sleeps: wake me when
-    /// the result of item `index` is published.
-    pub(crate) fn ask(&self, index: usize) {
+    /// the result of item `index` is published. Whether the wake-up is
+    /// sure: `false` when the fence pair no longer holds (`asymmetric.rs`),
+    /// and then the iterator must not sleep long without looking.
+    #[must_use]
+    pub(crate) fn ask(&self, index: usize) -> bool {
         self.until.store(index + 1, Relaxed);
-        self.fences.heavy();
+        self.fences.heavy()
     }
 
     /// The iterator is awake: no more wake-ups (a runner that still sees
@@ -710,7 +713,7 @@ mod loom_tests {
                     shared.took_first.store(true, Release);
                     continue;
                 }
-                shared.watch.ask(got.len());
+                assert!(shared.watch.ask(got.len()), "the SeqCst pair always holds");
                 if reader.refresh() {
                     shared.watch.clear();
                     continue;
