@@ -88,6 +88,7 @@ impl Fences {
 
 #[cfg(all(target_os = "linux", not(loom), not(miri)))]
 mod membarrier {
+    use std::io::Write;
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     use std::sync::OnceLock;
 
@@ -129,11 +130,14 @@ mod membarrier {
         if call(MEMBARRIER_CMD_PRIVATE_EXPEDITED) {
             return true;
         }
+        let error = std::io::Error::last_os_error();
         if !REFUSED.swap(true, Relaxed) {
-            eprintln!(
+            // Said once; `writeln!`, not `eprintln!`, which panics when
+            // stderr is a closed pipe (the map must go on).
+            let _ = writeln!(
+                std::io::stderr(),
                 "thread-pool: membarrier(PRIVATE_EXPEDITED) was refused after it was \
-                 registered ({}); maps now use SeqCst fences",
-                std::io::Error::last_os_error()
+                 registered ({error}); maps now use SeqCst fences"
             );
         }
         false
