@@ -150,6 +150,13 @@ struct State<T> {
     given_back: usize,
     /// The iterator sleeps until the run at this index opens.
     awaited_run: Option<usize>,
+    /// The first index of the run the iterator has seen outlast `SLOW`:
+    /// it takes that run's results as they are published, without
+    /// waiting `SLOW` again at each (module docs, "Waiting").
+    slow_run: Option<usize>,
+    /// Waits for a running claim's end that timed out at `SLOW` (for the
+    /// tests).
+    slow_waits: usize,
 }
 
 /// What the runners and the iterator share.
@@ -189,6 +196,8 @@ impl<X, T> Bag<X, T> {
                 cancelled: false,
                 given_back: 0,
                 awaited_run: None,
+                slow_run: None,
+                slow_waits: 0,
             }),
             items,
             stop: AtomicBool::new(false),
@@ -441,6 +450,12 @@ enum Wait {
     TimedOut,
 }
 
+/// `SLOW` from now, or the deadline if it comes first.
+fn soon(deadline: Option<Instant>) -> Instant {
+    let soon = Instant::now() + SLOW;
+    deadline.map_or(soon, |d| d.min(soon))
+}
+
 /// The iterator's view of the bag, without the item type.
 trait Source<T>: Send + Sync {
     /// Waits until the result of item `next` is ready in `reader` (which
@@ -454,9 +469,12 @@ trait Source<T>: Send + Sync {
 impl<X: Send, T: Send> Source<T> for Bag<X, T> {
     fn wait(&self, reader: &mut Option<Reader<T>>, next: usize, deadline: Option<Instant>) -> Wait {
         let mut state = self.state.lock();
-        // The current run outlasted `SLOW` while we waited: from then on
-        // we ask for each of its results (module docs, "Waiting").
-        let mut slow = false;
+        // The current run outlasted `SLOW` (in this wait or an earlier
+        // one): from then on we ask for each of its results (module docs,
+        // "Waiting").
+        let mut slow = reader
+            .as_ref()
+            .is_some_and(|current| state.slow_run == Some(current.run().start()));
         let mut deadline_passed = false;
         loop {
             // Where is item `next`'s result?
@@ -474,6 +492,7 @@ impl<X: Send, T: Send> Source<T> for Bag<X, T> {
                     if ended {
                         // It stopped before `next`: the rest is in another run.
                         *reader = None;
+                        state.slow_run = None;
                         slow = false;
                         continue;
                     }
@@ -495,18 +514,22 @@ impl<X: Send, T: Send> Source<T> for Bag<X, T> {
                 // Waiting for a running claim to end: it is sized to take
                 // `TARGET`, so it normally ends first; past `SLOW`, it has
                 // turned slow or its item waits for us.
-                (true, _) => {
-                    Some(deadline.map_or(Instant::now() + SLOW, |d| d.min(Instant::now() + SLOW)))
-                }
+                (true, _) => Some(soon(deadline)),
                 (false, deadline) => deadline,
             };
+            let mut until = until;
             if slow {
                 // Ask the runner for the result of `next`, then look once
                 // more: either we see it now or the runner sees the request.
-                self.watch.ask(next);
+                let sure = self.watch.ask(next);
                 if reader.as_mut().is_some_and(Reader::refresh) {
                     self.watch.clear();
                     return Wait::Ready;
+                }
+                if !sure {
+                    // The fence pair was refused (`asymmetric.rs`): the
+                    // runner may miss the request, so look again at SLOW.
+                    until = Some(soon(deadline));
                 }
             }
             if reader.is_none() {
@@ -528,7 +551,11 @@ impl<X: Send, T: Send> Source<T> for Bag<X, T> {
                     // One more look, then the timeout.
                     deadline_passed = true;
                 } else {
+                    if !slow {
+                        state.slow_waits += 1;
+                    }
                     slow = true;
+                    state.slow_run = reader.as_ref().map(|current| current.run().start());
                 }
             }
         }
@@ -901,6 +928,43 @@ mod tests {
         bag.give_back(claim);
         assert_eq!(bag.state.lock().unclaimed, [4..10, 10..100]);
         (bag, drops)
+    }
+
+    #[test]
+    fn a_claim_that_outlasted_slow_is_not_waited_for_again_at_each_result() {
+        // Module docs, "Waiting": once a running claim has outlasted
+        // `SLOW`, the iterator takes its results as they are published. A
+        // claim whose items each wait for the consumer (review 6's
+        // semaphore) must not cost `SLOW` per result: the second result,
+        // published before the iterator asks for it, is taken at once.
+        let bag = bag(10, 1);
+        let mut writer = bag.open(0, 10);
+        writer.push(Ok(0));
+        bag.published(1);
+        let mut reader = None;
+        assert!(matches!(
+            Source::wait(&bag, &mut reader, 0, None),
+            Wait::Ready
+        ));
+        assert_eq!(reader.as_mut().and_then(Reader::next_value), Some(0));
+        assert_eq!(
+            bag.state.lock().slow_waits,
+            1,
+            "the first result waits SLOW"
+        );
+        writer.push(Ok(1));
+        bag.published(2);
+        assert!(matches!(
+            Source::wait(&bag, &mut reader, 1, None),
+            Wait::Ready
+        ));
+        assert_eq!(reader.as_mut().and_then(Reader::next_value), Some(1));
+        assert_eq!(
+            bag.state.lock().slow_waits,
+            1,
+            "the iterator waited SLOW again for a claim it knew was slow"
+        );
+        bag.close(writer);
     }
 
     #[test]

@@ -24,7 +24,11 @@
 //!
 //! Where `membarrier` is missing or refused (another OS, an old kernel, a
 //! seccomp filter), [`Fences::new`] says so once and both sides use a plain
-//! `SeqCst` fence: correct, and slower per item. Loom and Miri model no
+//! `SeqCst` fence: correct, and slower per item. A filter installed after
+//! the registration (a sandbox that locks itself down after start-up)
+//! makes [`heavy`] fail on a map already running with the cheap pair: it
+//! then says so (`false`), its caller stops relying on a wake-up and looks
+//! again at intervals, and later maps use the `SeqCst` pair. Loom and Miri model no
 //! `membarrier`, so under them both sides are `SeqCst` fences too, which is
 //! what the pair stands for.
 
@@ -68,19 +72,30 @@ impl Fences {
     }
 
     /// The rare side: between the iterator's store of its waiting word and
-    /// its load of the result count, before it sleeps.
-    pub(crate) fn heavy(self) {
+    /// its load of the result count, before it sleeps. Whether the pair
+    /// holds: `false` if `membarrier` was refused after it was registered
+    /// (module docs), and then the runners' loads may miss the store.
+    #[must_use]
+    pub(crate) fn heavy(self) -> bool {
         if self.expedited {
-            membarrier::expedited();
+            membarrier::expedited()
         } else {
             fence(SeqCst);
+            true
         }
     }
 }
 
 #[cfg(all(target_os = "linux", not(loom), not(miri)))]
 mod membarrier {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     use std::sync::OnceLock;
+
+    /// A barrier was refused after the registration: later maps use the
+    /// `SeqCst` pair. (`Relaxed`: a map that misses it only tries the
+    /// barrier, and looks at the result.)
+    static REFUSED: AtomicBool = AtomicBool::new(false);
 
     // From linux/membarrier.h (libc has the syscall number, not these).
     const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
@@ -104,22 +119,28 @@ mod membarrier {
     pub(super) fn available() -> bool {
         static REGISTERED: OnceLock<bool> = OnceLock::new();
         *REGISTERED.get_or_init(|| call(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED))
+            && !REFUSED.load(Relaxed)
     }
 
-    /// A full barrier on every running thread of the process.
-    pub(super) fn expedited() {
-        // After a successful registration the command cannot fail (the
-        // kernel documents no error for it then). If it ever did, the
-        // ordering the light side relies on would be gone: stop rather
-        // than risk a hang.
-        if !call(MEMBARRIER_CMD_PRIVATE_EXPEDITED) {
-            eprintln!(
-                "thread-pool: membarrier(PRIVATE_EXPEDITED) failed after it was registered \
-                 ({}); the map's result hand-off is no longer ordered, aborting",
-                std::io::Error::last_os_error()
-            );
-            std::process::abort();
+    /// A full barrier on every running thread of the process; whether it
+    /// was made. After a successful registration the kernel refuses it
+    /// only under a seccomp filter installed since (on this thread): the
+    /// caller then cannot rely on the pair (module docs).
+    pub(super) fn expedited() -> bool {
+        if call(MEMBARRIER_CMD_PRIVATE_EXPEDITED) {
+            return true;
         }
+        let error = std::io::Error::last_os_error();
+        if !REFUSED.swap(true, Relaxed) {
+            // Said once; `writeln!`, not `eprintln!`, which panics when
+            // stderr is a closed pipe (the map must go on).
+            let _ = writeln!(
+                std::io::stderr(),
+                "thread-pool: membarrier(PRIVATE_EXPEDITED) was refused after it was \
+                 registered ({error}); maps now use SeqCst fences"
+            );
+        }
+        false
     }
 }
 
@@ -129,7 +150,7 @@ mod membarrier {
         false
     }
 
-    pub(super) fn expedited() {
+    pub(super) fn expedited() -> bool {
         unreachable!("no expedited barrier without membarrier")
     }
 }

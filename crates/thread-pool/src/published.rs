@@ -46,6 +46,7 @@
 
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
+use std::ops::Range;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
@@ -83,10 +84,13 @@ impl Watch {
     }
 
     /// The iterator, before it looks once more and sleeps: wake me when
-    /// the result of item `index` is published.
-    pub(crate) fn ask(&self, index: usize) {
+    /// the result of item `index` is published. Whether the wake-up is
+    /// sure: `false` when the fence pair no longer holds (`asymmetric.rs`),
+    /// and then the iterator must not sleep long without looking.
+    #[must_use]
+    pub(crate) fn ask(&self, index: usize) -> bool {
         self.until.store(index + 1, Relaxed);
-        self.fences.heavy();
+        self.fences.heavy()
     }
 
     /// The iterator is awake: no more wake-ups (a runner that still sees
@@ -170,38 +174,96 @@ impl<T> Run<T> {
 }
 
 impl<T> Drop for Run<T> {
-    /// Drops the values published and never taken; frees the buffer.
+    /// Drops the values published and never taken; frees the buffer. A
+    /// value that panics in its `Drop` costs only itself, as in a `Vec`:
+    /// the other values are still dropped and the buffer freed, then the
+    /// panic goes on.
     fn drop(&mut self) {
         let taken = self.taken.load(Relaxed);
         let published = self.published.load(Relaxed);
         let failures = std::mem::take(self.failures.get_mut());
+        // Declared first, so dropped last: after the values, even when
+        // one of their drops panics.
+        let _buffer = Buffer {
+            slots: self.slots,
+            capacity: self.capacity,
+        };
+        // The failed slots hold nothing: the values are the runs between them.
         let mut from = taken;
-        // The failed slots hold nothing: drop the runs of values between them.
-        let gaps = failures
-            .iter()
-            .map(|&(offset, _)| offset)
+        let ranges = failures
+            .into_iter()
+            .map(|(offset, _)| offset)
             .filter(|&offset| offset >= taken && offset < published)
-            .chain(std::iter::once(published));
-        for until in gaps {
-            // SAFETY: slots `from..until` are within the buffer, were
-            // published (so written with a value: the failed ones are the
-            // gaps skipped here) and not taken by the reader; neither side
-            // is left, so this is their only drop.
-            unsafe {
-                let first = self.slots.as_ptr().add(from).cast::<T>();
-                ptr::drop_in_place(ptr::slice_from_raw_parts_mut(first, until - from));
-            }
-            from = until + 1;
+            .chain(std::iter::once(published))
+            .map(move |until| {
+                let range = from..until;
+                from = until + 1;
+                range
+            });
+        let mut values = Values {
+            slots: self.slots,
+            ranges,
+        };
+        for range in values.ranges.by_ref() {
+            // SAFETY: the values published and not taken, between the
+            // failed slots, each range once (`drop_range`); `next` moved
+            // past it, so a panic here leaves only the later ones to
+            // `values`.
+            unsafe { drop_range(values.slots, range) }
         }
+    }
+}
+
+/// A run's buffer, freed when this goes (`Run`'s `Drop`).
+struct Buffer<T> {
+    slots: NonNull<MaybeUninit<T>>,
+    capacity: usize,
+}
+
+impl<T> Drop for Buffer<T> {
+    fn drop(&mut self) {
         // SAFETY: `slots` came from `Box::into_raw` of a boxed slice of
-        // `capacity` `MaybeUninit<T>`s, freed only here; `MaybeUninit`
-        // drops nothing, the values were dropped above.
+        // `capacity` `MaybeUninit<T>`s, freed only here (one `Buffer` per
+        // run, in its `Drop`); `MaybeUninit` drops nothing, the values
+        // were dropped before.
         drop(unsafe {
             Box::from_raw(ptr::slice_from_raw_parts_mut(
                 self.slots.as_ptr(),
                 self.capacity,
             ))
         });
+    }
+}
+
+/// The ranges of values a run's `Drop` has still to drop; its own drop,
+/// which runs only if a value's drop panicked, drops them.
+struct Values<T, R: Iterator<Item = Range<usize>>> {
+    slots: NonNull<MaybeUninit<T>>,
+    ranges: R,
+}
+
+/// Drops the values of `range`.
+///
+/// # Safety
+///
+/// The slots of `range` are within the buffer, were published with a
+/// value (not failed) and not taken, neither side is left, and each range
+/// is dropped once: this is their only drop.
+unsafe fn drop_range<T>(slots: NonNull<MaybeUninit<T>>, range: Range<usize>) {
+    // SAFETY: as the caller promised.
+    unsafe {
+        let first = slots.as_ptr().add(range.start).cast::<T>();
+        ptr::drop_in_place(ptr::slice_from_raw_parts_mut(first, range.len()));
+    }
+}
+
+impl<T, R: Iterator<Item = Range<usize>>> Drop for Values<T, R> {
+    fn drop(&mut self) {
+        for range in &mut self.ranges {
+            // SAFETY: as in `Run`'s `Drop`: the ranges not dropped yet,
+            // each once (the iterator moves past it).
+            unsafe { drop_range(self.slots, range) }
+        }
     }
 }
 
@@ -491,6 +553,41 @@ mod tests {
         }
     }
 
+    /// Counts its drops and panics in its `Drop` if its index is `bad`.
+    struct PanicsOnDrop(usize, usize, Arc<Count>);
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            self.2.fetch_add(1, SeqCst);
+            if self.0 == self.1 {
+                panic!("result {} panics in its drop", self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn a_result_that_panics_in_its_drop_costs_only_itself() {
+        // As a `Vec` does (and the bag's unclaimed items, `items.rs`): the
+        // run's `Drop` passes the panic on, and still drops the values
+        // after the one that panicked, past a failed slot, and frees the
+        // buffer (Miri's leak check sees a buffer left behind).
+        let drops = Arc::new(Count::new(0));
+        let (run, mut writer) = Run::open(0, 5);
+        writer.push(Ok(PanicsOnDrop(0, 0, drops.clone())));
+        writer.push(Ok(PanicsOnDrop(1, 0, drops.clone())));
+        writer.push(Err(failure(2)));
+        writer.push(Ok(PanicsOnDrop(3, 0, drops.clone())));
+        writer.push(Ok(PanicsOnDrop(4, 0, drops.clone())));
+        writer.close();
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(run)));
+        assert!(dropped.is_err(), "the result's panic was lost");
+        assert_eq!(
+            drops.load(SeqCst),
+            4,
+            "the values after the failed slot were leaked"
+        );
+    }
+
     #[test]
     fn a_fold_that_panics_leaves_the_values_it_did_not_take_to_the_run() {
         // The consumer's closure panics at the third value (a `for_each`
@@ -616,7 +713,7 @@ mod loom_tests {
                     shared.took_first.store(true, Release);
                     continue;
                 }
-                shared.watch.ask(got.len());
+                assert!(shared.watch.ask(got.len()), "the SeqCst pair always holds");
                 if reader.refresh() {
                     shared.watch.clear();
                     continue;
