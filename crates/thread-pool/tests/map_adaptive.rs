@@ -170,25 +170,6 @@ fn split(out: Vec<Result<u32, FutureError>>) -> (Vec<u32>, Vec<usize>) {
     (values, cancelled)
 }
 
-/// A map item that counts itself and blocks on `gate` if it is `hold`,
-/// saying so on `started` first.
-fn counted_holding(
-    ran: &Arc<AtomicUsize>,
-    hold: u32,
-    started: &Event,
-    gate: &Event,
-) -> impl Fn(u32) -> u32 + Send + Sync + 'static {
-    let (ran, started, gate) = (ran.clone(), started.clone(), gate.clone());
-    move |x| {
-        ran.fetch_add(1, SeqCst);
-        if x == hold {
-            started.set();
-            assert!(gate.wait(), "the test never opened the gate");
-        }
-        x
-    }
-}
-
 #[test]
 fn dropping_an_advanced_map_starts_nothing_more_of_the_running_claim() {
     // A runner looks for a cancellation before every item, not once per
@@ -200,7 +181,10 @@ fn dropping_an_advanced_map_starts_nothing_more_of_the_running_claim() {
     let pool = ThreadPoolExecutor::new(1);
     let (ran, started, gate) = (Arc::new(AtomicUsize::new(0)), Event::new(), Event::new());
     let mut it = pool
-        .map(counted_holding(&ran, HOLD, &started, &gate), 0..1000)
+        .map(
+            common::counted_holding(&ran, HOLD, &started, &gate),
+            0..1000,
+        )
         .unwrap();
     assert_eq!(it.next().unwrap().unwrap(), 0);
     assert!(started.wait(), "item {HOLD} never started");
@@ -224,7 +208,7 @@ fn cancel_futures_cancels_the_unstarted_items_of_a_running_map() {
     let pool = ThreadPoolExecutor::new(1);
     let (ran, started, gate) = (Arc::new(AtomicUsize::new(0)), Event::new(), Event::new());
     let mut it = pool
-        .map(counted_holding(&ran, 1, &started, &gate), 0..100)
+        .map(common::counted_holding(&ran, 1, &started, &gate), 0..100)
         .unwrap();
     let first = it.next().unwrap();
     assert!(started.wait(), "item 1 never started");
@@ -344,7 +328,7 @@ fn a_pool_that_breaks_during_a_map_fails_its_unstarted_items() {
         .unwrap();
     let ran = Arc::new(AtomicUsize::new(0));
     let mut it = pool
-        .map(counted_holding(&ran, 1, &started, &gate), 0..100)
+        .map(common::counted_holding(&ran, 1, &started, &gate), 0..100)
         .unwrap();
     assert_eq!(it.next().unwrap().unwrap(), 0);
     assert!(started.wait(), "item 1 never started");
@@ -431,7 +415,7 @@ fn a_timeout_during_a_claim_starts_nothing_more_of_it() {
     let (ran, started, gate) = (Arc::new(AtomicUsize::new(0)), Event::new(), Event::new());
     let it = pool
         .map_with(
-            counted_holding(&ran, HOLD, &started, &gate),
+            common::counted_holding(&ran, HOLD, &started, &gate),
             0..1000,
             thread_pool::MapOptions::new().timeout(std::time::Duration::from_millis(1)),
         )
@@ -462,7 +446,7 @@ fn cancel_futures_after_a_plain_shutdown_still_stops_a_running_map() {
     let pool = ThreadPoolExecutor::new(1);
     let (ran, started, gate) = (Arc::new(AtomicUsize::new(0)), Event::new(), Event::new());
     let it = pool
-        .map(counted_holding(&ran, 1, &started, &gate), 0..100)
+        .map(common::counted_holding(&ran, 1, &started, &gate), 0..100)
         .unwrap();
     assert!(started.wait(), "item 1 never started");
     pool.shutdown(false, false);
@@ -576,26 +560,6 @@ fn a_panic_in_the_input_still_runs_the_items_read_before_it() {
     );
 }
 
-/// A map item that takes one of the consumer's permits: `Some(x)`, or
-/// `None` if it waited `HANG_GUARD` for one (the map would have hung).
-fn takes_a_permit(sem: &common::Semaphore) -> impl Fn(u32) -> Option<u32> + Send + Sync + 'static {
-    let sem = sem.clone();
-    move |x| sem.acquire().then_some(x)
-}
-
-/// Checks that every item got its permit, in order.
-fn check_every_item_got_a_permit(out: &[Option<u32>], n: u32) {
-    assert_eq!(out.len(), n as usize);
-    if let Some(first) = out.iter().position(Option::is_none) {
-        panic!(
-            "item {first} waited {:?} for a permit the consumer releases per result: \
-             the results before it never reached the iterator (the map hung)",
-            common::HANG_GUARD
-        );
-    }
-    assert!(out.iter().enumerate().all(|(i, v)| *v == Some(i as u32)));
-}
-
 #[test]
 fn an_item_that_waits_for_the_consumer_does_not_hang_the_map() {
     // Review 6: one worker; each item takes one of 4 permits, and the
@@ -607,9 +571,9 @@ fn an_item_that_waits_for_the_consumer_does_not_hang_the_map() {
     let pool = ThreadPoolExecutor::new(1);
     let sem = common::Semaphore::new(4);
     let mut out = Vec::new();
-    for r in pool.map(takes_a_permit(&sem), 0..N).unwrap() {
+    for r in pool.map(common::takes_a_permit(&sem), 0..N).unwrap() {
         out.push(r.unwrap());
         sem.release();
     }
-    check_every_item_got_a_permit(&out, N);
+    common::check_every_item_got_a_permit(&out, N);
 }

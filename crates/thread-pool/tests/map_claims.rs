@@ -83,25 +83,6 @@ fn sum_of_a_cheap_map_is_right() {
     assert_eq!(sum, N * (N - 1));
 }
 
-/// A map item that counts itself and blocks on `gate` if it is `hold`,
-/// saying so on `started` first.
-fn counted_holding(
-    ran: &Arc<AtomicUsize>,
-    hold: u32,
-    started: &Event,
-    gate: &Event,
-) -> impl Fn(u32) -> u32 + Send + Sync + 'static {
-    let (ran, started, gate) = (ran.clone(), started.clone(), gate.clone());
-    move |x| {
-        ran.fetch_add(1, SeqCst);
-        if x == hold {
-            started.set();
-            assert!(gate.wait(), "the test never opened the gate");
-        }
-        x
-    }
-}
-
 #[test]
 fn a_consumer_that_panics_in_fold_cancels_the_unstarted_items() {
     // The consumer's closure panics at item 0 while the only runner is held
@@ -112,7 +93,10 @@ fn a_consumer_that_panics_in_fold_cancels_the_unstarted_items() {
     let pool = ThreadPoolExecutor::new(1);
     let (ran, started, gate) = (Arc::new(AtomicUsize::new(0)), Event::new(), Event::new());
     let it = pool
-        .map(counted_holding(&ran, HOLD, &started, &gate), 0..1000)
+        .map(
+            common::counted_holding(&ran, HOLD, &started, &gate),
+            0..1000,
+        )
         .unwrap();
     let s = started.clone();
     let consumer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
@@ -142,7 +126,7 @@ fn cancel_futures_during_a_fold_yields_the_unstarted_items_as_cancelled() {
     let pool = ThreadPoolExecutor::new(1);
     let (ran, started, gate) = (Arc::new(AtomicUsize::new(0)), Event::new(), Event::new());
     let mut it = pool
-        .map(counted_holding(&ran, 1, &started, &gate), 0..100)
+        .map(common::counted_holding(&ran, 1, &started, &gate), 0..100)
         .unwrap();
     assert_eq!(it.next().unwrap().unwrap(), 0);
     assert!(started.wait(), "item 1 never started");
@@ -170,7 +154,7 @@ fn a_timeout_during_a_fold_ends_it_and_starts_nothing_more() {
     let (ran, started, gate) = (Arc::new(AtomicUsize::new(0)), Event::new(), Event::new());
     let it = pool
         .map_with(
-            counted_holding(&ran, HOLD, &started, &gate),
+            common::counted_holding(&ran, HOLD, &started, &gate),
             0..1000,
             MapOptions::new().timeout(Duration::from_millis(1)),
         )
@@ -250,20 +234,11 @@ fn fold_over_items_that_wait_for_the_consumer_does_not_hang() {
     const N: u32 = 1000;
     let pool = ThreadPoolExecutor::new(1);
     let sem = common::Semaphore::new(4);
-    let s = sem.clone();
-    let f = move |x: u32| s.acquire().then_some(x);
-    let out = pool.map(f, 0..N).unwrap().fold(Vec::new(), |mut out, r| {
+    let map = pool.map(common::takes_a_permit(&sem), 0..N).unwrap();
+    let out = map.fold(Vec::new(), |mut out, r| {
         out.push(r.unwrap());
         sem.release();
         out
     });
-    assert_eq!(out.len(), N as usize);
-    if let Some(first) = out.iter().position(Option::is_none) {
-        panic!(
-            "item {first} waited {:?} for a permit the consumer releases per result: \
-             the results before it never reached the fold (the map hung)",
-            common::HANG_GUARD
-        );
-    }
-    assert!(out.iter().enumerate().all(|(i, v)| *v == Some(i as u32)));
+    common::check_every_item_got_a_permit(&out, N);
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -171,4 +172,43 @@ impl Semaphore {
         self.inner.0.lock().unwrap().0 += 1;
         self.inner.1.notify_all();
     }
+}
+
+/// A map item that counts itself and blocks on `gate` if it is `hold`,
+/// saying so on `started` first.
+pub fn counted_holding(
+    ran: &Arc<AtomicUsize>,
+    hold: u32,
+    started: &Event,
+    gate: &Event,
+) -> impl Fn(u32) -> u32 + Send + Sync + 'static {
+    let (ran, started, gate) = (ran.clone(), started.clone(), gate.clone());
+    move |x| {
+        ran.fetch_add(1, SeqCst);
+        if x == hold {
+            started.set();
+            assert!(gate.wait(), "the test never opened the gate");
+        }
+        x
+    }
+}
+
+/// A map item that takes one of the consumer's permits: `Some(x)`, or
+/// `None` if it waited `HANG_GUARD` for one (the map would have hung).
+pub fn takes_a_permit(sem: &Semaphore) -> impl Fn(u32) -> Option<u32> + Send + Sync + 'static {
+    let sem = sem.clone();
+    move |x| sem.acquire().then_some(x)
+}
+
+/// Checks that every item got its permit, in order.
+pub fn check_every_item_got_a_permit(out: &[Option<u32>], n: u32) {
+    assert_eq!(out.len(), n as usize);
+    if let Some(first) = out.iter().position(Option::is_none) {
+        panic!(
+            "item {first} waited {:?} for a permit the consumer releases per result: \
+             the results before it never reached the consumer (the map hung)",
+            HANG_GUARD
+        );
+    }
+    assert!(out.iter().enumerate().all(|(i, v)| *v == Some(i as u32)));
 }
