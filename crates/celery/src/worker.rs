@@ -1151,7 +1151,7 @@ local n = #KEYS - 3
 -- The string value of `headers.id` (the last, as the worker's decoder
 -- takes), or nil. Bytes: 34 '"', 44 ',', 58 ':', 91 '[', 92 '\\',
 -- 93 ']', 123 '{', 125 '}'.
-local function task_id(raw)
+local function task_id_walked(raw)
   local steps = 20000
   local pos, depth, headers = 1, 0, nil
   local object, want_key, key = {}, {}, {}
@@ -1201,6 +1201,21 @@ local function task_id(raw)
     end
   end
   return nil
+end
+-- A message of at most 64 KiB is decoded by cjson (C, about 4 us for a
+-- typical 1 KB message; the walk above takes about 25 us in Lua); a bigger
+-- one, or one cjson refuses, is walked (bounded), never decoded whole.
+local function task_id(raw)
+  if #raw <= 65536 then
+    local ok, m = pcall(cjson.decode, raw)
+    if ok then
+      local h = type(m) == 'table' and m.headers
+      local id = type(h) == 'table' and h.id
+      if type(id) == 'string' and #id > 0 and #id <= 255 then return id end
+      return nil
+    end
+  end
+  return task_id_walked(raw)
 end
 local function revoked(id)
   if not id then return -1 end

@@ -269,10 +269,15 @@ fn the_fetch_script_counts_a_delivery_under_the_headers_id_only() {
     let url = redis.url(0);
     let _worker = ThreadWorker::start(&url, &["rt"], 1);
     let mut c = redis.connect();
-    let victims = [celery::id::new_task_id(), celery::id::new_task_id()];
+    let victims: Vec<String> = (0..4).map(|_| celery::id::new_task_id()).collect();
+    // Unpadded, the script decodes the message (at most 64 KiB); padded
+    // past that, it walks it: both must find the headers' own id.
+    let pad = format!(r#""pad": "{}", "#, "x".repeat(70_000));
     let crafted = [
         format!(r#""headers": {{"meta": {{"id": "{}"}}, "#, victims[0]),
         format!(r#""headers": {{"x\"id": "{}", "#, victims[1]),
+        format!(r#""headers": {{{pad}"meta": {{"id": "{}"}}, "#, victims[2]),
+        format!(r#""headers": {{{pad}"x\"id": "{}", "#, victims[3]),
     ];
     for (victim, headers) in victims.iter().zip(&crafted) {
         let mut msg = celery::TaskMessage::new("rust.add", serde_json::json!([4, 1]), "rt");
